@@ -1,0 +1,188 @@
+"""Wavelet and colour transforms.
+
+Both wavelets are lifting schemes with whole-sample symmetric extension, as in
+JPEG 2000 Part 1: the integer 5/3 is reversible (lossless and near-lossless),
+the 9/7 is the irreversible CDF 9/7 (lossy). Any length works: a length-1 axis
+is left as it is, so tiny and 1-D images need no special case.
+
+A decomposition is a list: ``[LL, (HL, LH, HH) coarsest, ..., (HL, LH, HH) finest]``
+where HL is high-pass along columns (horizontal detail), LH along rows.
+Everything is vectorised with numpy slicing over the other axis.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+Bands = list  # [LL, (HL, LH, HH), ...]
+
+# CDF 9/7 lifting constants (JPEG 2000 Part 1, Annex F).
+_A, _B, _G, _D = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
+_K = 1.230174104914001
+
+
+def _pair_sum_right(s: np.ndarray, nd: int) -> np.ndarray:
+    """s[i] + s[i+1] for i < nd, mirroring past the end (x[n] = x[n-2])."""
+    if s.shape[0] > nd:
+        return s[:nd] + s[1:nd + 1]
+    nxt = np.concatenate([s[1:], s[-1:]])
+    return s + nxt
+
+
+def _pair_sum_left(d: np.ndarray, ns: int) -> np.ndarray:
+    """d[i-1] + d[i] for i < ns, mirroring at both ends."""
+    prev = np.concatenate([d[:1], d[:ns - 1]])
+    cur = d[:ns] if d.shape[0] >= ns else np.concatenate([d, d[-1:]])
+    return prev + cur
+
+
+def _fwd53(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = x[0::2].copy()
+    d = x[1::2].copy()
+    if d.shape[0] == 0:
+        return s, d
+    d -= _pair_sum_right(s, d.shape[0]) >> 1
+    s += (_pair_sum_left(d, s.shape[0]) + 2) >> 2
+    return s, d
+
+
+def _inv53(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+    n = s.shape[0] + d.shape[0]
+    x = np.empty((n,) + s.shape[1:], dtype=s.dtype)
+    if d.shape[0] == 0:
+        x[:] = s
+        return x
+    s = s - ((_pair_sum_left(d, s.shape[0]) + 2) >> 2)
+    d = d + (_pair_sum_right(s, d.shape[0]) >> 1)
+    x[0::2] = s
+    x[1::2] = d
+    return x
+
+
+def _fwd97(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = x[0::2].copy()
+    d = x[1::2].copy()
+    if d.shape[0] == 0:
+        return s, d
+    nd, ns = d.shape[0], s.shape[0]
+    d += _A * _pair_sum_right(s, nd)
+    s += _B * _pair_sum_left(d, ns)
+    d += _G * _pair_sum_right(s, nd)
+    s += _D * _pair_sum_left(d, ns)
+    s *= 1.0 / _K
+    d *= _K / 2.0
+    return s, d
+
+
+def _inv97(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+    n = s.shape[0] + d.shape[0]
+    x = np.empty((n,) + s.shape[1:], dtype=s.dtype)
+    if d.shape[0] == 0:
+        x[:] = s
+        return x
+    nd, ns = d.shape[0], s.shape[0]
+    s = s * _K
+    d = d * (2.0 / _K)
+    s -= _D * _pair_sum_left(d, ns)
+    d -= _G * _pair_sum_right(s, nd)
+    s -= _B * _pair_sum_left(d, ns)
+    d -= _A * _pair_sum_right(s, nd)
+    x[0::2] = s
+    x[1::2] = d
+    return x
+
+
+def _forward(img: np.ndarray, levels: int, step: Callable) -> Bands:
+    out: list = []
+    ll = img
+    for _ in range(levels):
+        lo, hi = step(ll)                       # along rows (axis 0)
+        ll_, hl = (a.T for a in step(lo.T))     # along columns
+        lh, hh = (a.T for a in step(hi.T))
+        out.append((np.ascontiguousarray(hl), np.ascontiguousarray(lh), np.ascontiguousarray(hh)))
+        ll = np.ascontiguousarray(ll_)
+    return [ll] + out[::-1]
+
+
+def _inverse(bands: Bands, step: Callable, upto: int | None = None) -> np.ndarray:
+    ll = bands[0]
+    details = bands[1:] if upto is None else bands[1:1 + upto]
+    for hl, lh, hh in details:
+        lo = step(ll.T, hl.T).T
+        hi = step(lh.T, hh.T).T
+        ll = step(lo, hi)
+    return ll
+
+
+def dwt53_forward(img: np.ndarray, levels: int) -> Bands:
+    return _forward(img.astype(np.int32, copy=False), levels, _fwd53)
+
+
+def dwt53_inverse(bands: Bands, upto: int | None = None) -> np.ndarray:
+    return _inverse(bands, _inv53, upto)
+
+
+def dwt97_forward(img: np.ndarray, levels: int) -> Bands:
+    return _forward(img.astype(np.float64), levels, _fwd97)
+
+
+def dwt97_inverse(bands: Bands, upto: int | None = None) -> np.ndarray:
+    return _inverse(bands, _inv97, upto)
+
+
+def band_shapes(rows: int, cols: int, levels: int) -> list:
+    """Shapes of every subband, in the order of a decomposition."""
+    out = []
+    h, w = rows, cols
+    for _ in range(levels):
+        hl = ((h + 1) // 2, w // 2)
+        lh = (h // 2, (w + 1) // 2)
+        hh = (h // 2, w // 2)
+        out.append((hl, lh, hh))
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return [(h, w)] + out[::-1]
+
+
+_GAIN_CACHE: dict = {}
+
+
+def synthesis_gains_97(levels: int) -> list:
+    """Energy (squared L2 norm) of each 9/7 synthesis basis function, per subband,
+    in decomposition order. Used to weight quantiser steps for equal MSE slope."""
+    if levels in _GAIN_CACHE:
+        return _GAIN_CACHE[levels]
+    n = 16 << levels
+    shapes = band_shapes(n, n, levels)
+    zero = [np.zeros(shapes[0])] + [tuple(np.zeros(s) for s in lvl) for lvl in shapes[1:]]
+    gains: list = []
+
+    def energy(bands):
+        return float(np.sum(dwt97_inverse(bands) ** 2))
+
+    b = [a.copy() if isinstance(a, np.ndarray) else tuple(x.copy() for x in a) for a in zero]
+    b[0][shapes[0][0] // 2, shapes[0][1] // 2] = 1.0
+    gains.append(energy(b))
+    for lvl in range(1, levels + 1):
+        g3 = []
+        for o in range(3):
+            b = [a.copy() if isinstance(a, np.ndarray) else tuple(x.copy() for x in a) for a in zero]
+            sh = shapes[lvl][o]
+            b[lvl][o][sh[0] // 2, sh[1] // 2] = 1.0
+            g3.append(energy(b))
+        gains.append(tuple(g3))
+    _GAIN_CACHE[levels] = gains
+    return gains
+
+
+def rct_forward(rgb: np.ndarray) -> np.ndarray:
+    """Reversible colour transform (JPEG 2000): int32 (…, 3) -> Y, Cb, Cr planes."""
+    r, g, b = (rgb[..., k].astype(np.int32) for k in range(3))
+    y = (r + 2 * g + b) >> 2
+    return np.stack([y, b - g, r - g], axis=-1)
+
+
+def rct_inverse(ycc: np.ndarray) -> np.ndarray:
+    y, cb, cr = (ycc[..., k].astype(np.int32) for k in range(3))
+    g = y - ((cb + cr) >> 2)
+    return np.stack([cr + g, g, cb + g], axis=-1)

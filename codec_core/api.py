@@ -1,0 +1,392 @@
+"""Public API: ``encode``, ``decode``, ``info``.
+
+See docs/FORMAT.md for the stream and ../README.md for examples. Arguments are
+checked here, once; everything below works on validated int32 arrays.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, overload
+
+import numpy as np
+
+from . import container as ct
+from . import pipeline as pl
+from .errors import CorruptStreamError, HlcError
+
+Mode = Literal["lossless", "near-lossless", "lossy"]
+
+#: Default pixel limit for ``decode`` (same as Pillow's decompression-bomb error
+#: threshold). Raise it, or pass ``max_pixels=None``, for files you trust.
+MAX_PIXELS = 2 * 89_478_485
+
+_AXES_NDIM = {"YX": 2, "YXC": 3, "ZYX": 3, "ZYXC": 4}
+_ECC_MAGIC = b"\x89HLE\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------- validation
+
+def _check_dtype(arr: np.ndarray) -> int:
+    dt = arr.dtype.newbyteorder("=") if arr.dtype.byteorder not in "=|" else arr.dtype
+    for code, d in enumerate(ct.DTYPES):
+        if dt == d:
+            return code
+    raise ValueError(f"unsupported dtype {arr.dtype}: HLC encodes uint8, int8, uint16 and int16 arrays")
+
+
+def _guess_axes(arr: np.ndarray, axes: str | None) -> str:
+    if axes is not None:
+        if axes not in _AXES_NDIM:
+            raise ValueError(f"axes={axes!r} is not one of {sorted(_AXES_NDIM)}")
+        if arr.ndim != _AXES_NDIM[axes]:
+            raise ValueError(f"axes={axes!r} needs a {_AXES_NDIM[axes]}-D array, got shape {arr.shape}")
+        if axes.endswith("C") and arr.shape[-1] != 3:
+            raise ValueError(f"axes={axes!r} needs 3 colour samples in the last axis, got shape {arr.shape}")
+        return axes
+    if arr.ndim == 1:
+        return "YX"
+    if arr.ndim == 2:
+        return "YX"
+    if arr.ndim == 3:
+        return "YXC" if arr.shape[-1] == 3 else "ZYX"
+    if arr.ndim == 4 and arr.shape[-1] == 3:
+        return "ZYXC"
+    raise ValueError(f"unsupported shape {arr.shape}: use (rows, cols), (rows, cols, 3), "
+                     "(frames, rows, cols) or (frames, rows, cols, 3), or pass axes=")
+
+
+def _to_fyxc(arr: np.ndarray, axes: str) -> np.ndarray:
+    a = arr.reshape(1, -1) if arr.ndim == 1 else arr
+    if axes == "YX":
+        a = a[None, :, :, None]
+    elif axes == "YXC":
+        a = a[None]
+    elif axes == "ZYX":
+        a = a[..., None]
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _value_limits(dtype: np.dtype, bits: int) -> tuple[int, int]:
+    if dtype.kind == "i":
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{name}={value} is out of range: allowed {lo}..{hi}")
+    return int(value)
+
+
+# --------------------------------------------------------------------- encode
+
+def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None = None,
+           max_error: int | None = None, bpp: float | None = None, psnr: float | None = None,
+           roi: Any = None, roi_max_error: int = 0, ecc: str | None = None,
+           axes: str | None = None, preprocess: str | None = None,
+           tile_size: int | None = None, threads: int | None = None) -> bytes:
+    """Compress an integer image to HLC bytes.
+
+    ``mode`` is "lossless" (bit-exact), "near-lossless" (every sample within
+    ``max_error``) or "lossy" (target ``bpp`` or ``psnr``, peak = max - min).
+    ``roi`` ("auto" or a boolean mask) keeps the region within ``roi_max_error``
+    in lossy mode. ``ecc`` ("low", "medium", "high") adds Reed-Solomon parity.
+    """
+    arr = np.asarray(arr)
+    dcode = _check_dtype(arr)
+    dtype = ct.DTYPES[dcode]
+    if arr.size == 0:
+        raise ValueError(f"cannot encode an empty array (shape {arr.shape})")
+    if mode not in ct.MODES:
+        raise ValueError(f"mode={mode!r} is not one of {ct.MODES}")
+    axes = _guess_axes(arr, axes)
+    nbits = 8 * dtype.itemsize
+    bits = nbits if bits_stored is None else _check_int("bits_stored", bits_stored, 1, nbits)
+    lo_lim, hi_lim = _value_limits(dtype, bits)
+    img = _to_fyxc(arr, axes)
+    vmin, vmax = int(img.min()), int(img.max())
+    if vmin < lo_lim or vmax > hi_lim:
+        raise ValueError(f"values {vmin}..{vmax} do not fit bits_stored={bits} for {dtype} "
+                         f"(allowed {lo_lim}..{hi_lim})")
+    if mode != "near-lossless" and max_error not in (None, 0):
+        raise ValueError(f"max_error is for mode='near-lossless', not mode={mode!r}")
+    if mode != "lossy" and (bpp is not None or psnr is not None):
+        raise ValueError(f"bpp and psnr are targets for mode='lossy', not mode={mode!r}")
+    if mode == "lossy":
+        if (bpp is None) == (psnr is None):
+            raise ValueError("mode='lossy' needs exactly one target: bpp=... or psnr=...")
+        if bpp is not None and not (isinstance(bpp, (int, float)) and 0 < bpp <= 64 and math.isfinite(bpp)):
+            raise ValueError(f"bpp={bpp!r} is out of range: allowed 0 < bpp <= 64")
+        if psnr is not None and not (isinstance(psnr, (int, float)) and 1 <= psnr <= 200):
+            raise ValueError(f"psnr={psnr!r} is out of range: allowed 1..200 dB")
+    if roi is not None and mode != "lossy":
+        raise ValueError(f"roi is used with mode='lossy' (mode={mode!r} already bounds every sample)")
+    if ecc is not None:
+        from . import ecc as _ecc
+        if ecc not in _ecc.ECC_LEVELS:
+            raise ValueError(f"ecc={ecc!r} is not one of {sorted(_ecc.ECC_LEVELS)} or None")
+    if preprocess not in (None, "denoise"):
+        raise ValueError(f"preprocess={preprocess!r}: allowed None or 'denoise'")
+    if preprocess == "denoise" and mode == "lossless":
+        raise ValueError("preprocess='denoise' changes pixels, so it is not allowed with mode='lossless'")
+    tile = pl.TILE if tile_size is None else _check_int("tile_size", tile_size, 16, 1 << 16)
+    if tile & (tile - 1):
+        raise ValueError(f"tile_size={tile} must be a power of two")
+    nthreads = pl.default_threads() if threads is None else _check_int("threads", threads, 1, 256)
+
+    frames, rows, cols, ch = img.shape
+    th, tw = min(tile, rows), min(tile, cols)
+    h = ct.Header(mode=ct.MODES.index(mode), dtype=dcode, bits_stored=bits, axes=list(_AXES_NDIM).index(axes),
+                  frames=frames, rows=rows, cols=cols, channels=ch, tile_rows=th, tile_cols=tw,
+                  levels=pl.choose_levels(th, tw), transform=0, colour=1 if ch == 3 else 0,
+                  max_error=0, vmin=vmin, vmax=vmax)
+    original = img
+    if preprocess == "denoise":
+        from . import roi as _roi
+        den = np.stack([_roi.denoise(arr_f[..., 0] if ch == 1 else arr_f, bits_stored=bits)
+                        for arr_f in img.astype(dtype)]).reshape(img.shape)
+        img = original = np.clip(den.astype(np.int32), vmin, vmax)
+        h.flags |= ct.FLAG_DENOISED
+    segments_head: list[bytes] = []
+    job = pl.EncodeJob(header=h, img=img, original=original, threads=nthreads)
+
+    if mode == "lossless":
+        table = pl.value_table_worthwhile(img, vmin, vmax) if ch == 1 else None
+        if table is not None:
+            h.flags |= ct.FLAG_VALUE_TABLE
+            job.img = np.searchsorted(table, img).astype(np.int32)
+            segments_head.append(pl.pack_value_table(table))
+        body = pl.encode_reversible(job)
+    elif mode == "near-lossless":
+        if max_error is None:
+            raise ValueError("mode='near-lossless' needs max_error=k (k >= 1)")
+        k = _check_int("max_error", max_error, 0, 65535)
+        h.max_error = k
+        job.img = (img - vmin + k) // (2 * k + 1)
+        body = pl.encode_reversible(job)
+    else:
+        body = _encode_lossy(job, arr, bpp, psnr, roi, roi_max_error, segments_head)
+    stream = ct.pack(h, segments_head + body)
+    if ecc is not None:
+        from . import ecc as _ecc
+        stream = _ecc.protect(stream, ecc)
+    return stream
+
+
+def _encode_lossy(job: pl.EncodeJob, arr: np.ndarray, bpp, psnr, roi, roi_max_error,
+                  segments_head: list) -> list[bytes]:
+    h = job.header
+    h.transform = 1
+    h.recon_offset = pl.quantize.RECON_OFFSET
+    if roi is not None:
+        e = _check_int("roi_max_error", roi_max_error, 0, 65535)
+        job.cmap, h.roi_block = _importance_map(roi, job, arr)
+        h.flags |= ct.FLAG_ROI
+        h.roi_max_error = e
+        h.class_mult = list(pl.CLASS_MULT)
+        npx = h.rows * h.cols
+        roi_px = sum(int(pl.pixel_classes(job.cmap[f], h.roi_block, (0, h.rows, 0, h.cols)).astype(bool).sum())
+                     for f in range(h.frames))
+        h.roi_fraction = roi_px / (npx * h.frames)
+        segments_head.append(pl.pack_class_map(job.cmap))
+    state = pl.LossyState(job)
+    span = max(1, h.vmax - h.vmin)
+    start = span / 64.0
+    head_bytes = len(ct.pack(h, segments_head)) + 8 * (1 + 3 * h.levels) + 8 * h.frames * h.n_tiles * h.channels * (h.levels + 2)
+
+    if bpp is not None:
+        target = bpp * h.rows * h.cols * h.frames / 8.0
+        cache: dict = {}
+
+        def size(step: float) -> float:
+            body, _ = state.encode(pl.quantize.subband_steps(step, h.levels))
+            cache[step] = body
+            return head_bytes + sum(map(len, body))
+
+        step = pl.quantize.search_step(size, target, start, want_at_most=True, tolerance=0.015,
+                                       log_value=True)
+        h.steps = pl.quantize.subband_steps(step, h.levels)
+        return cache[step]
+
+    orig = job.original
+    peak = float(span)
+
+    def quality(step: float) -> float:
+        steps = pl.quantize.subband_steps(step, h.levels)
+        q = state.quantised(steps)
+        base = state.reconstruct(q, steps)
+        if h.flags & ct.FLAG_ROI:
+            res = state.residuals(base)
+            e = h.roi_max_error
+            base = {k: np.clip(v + res[k] * (2 * e + 1), h.vmin, h.vmax) for k, v in base.items()}
+        se = 0.0
+        for (f, t), b in base.items():
+            y0, y1, x0, x1 = h.tile_box(t)
+            d = (orig[f, y0:y1, x0:x1, :] - b).astype(np.float64)
+            se += float(np.dot(d.ravel(), d.ravel()))
+        mse = se / orig.size
+        h.psnr_target = float(psnr)
+        return 200.0 if mse == 0 else 10 * math.log10(peak * peak / mse)
+
+    step = pl.quantize.search_step(quality, float(psnr), start, want_at_most=False, tolerance=0.05,
+                                   log_value=False)
+    h.steps = pl.quantize.subband_steps(step, h.levels)
+    body, _ = state.encode(h.steps)
+    return body
+
+
+def _importance_map(roi: Any, job: pl.EncodeJob, arr: np.ndarray) -> tuple[np.ndarray, int]:
+    h = job.header
+    if isinstance(roi, str):
+        if roi != "auto":
+            raise ValueError(f"roi={roi!r}: allowed None, 'auto' or a boolean mask")
+        from . import roi as _roi
+        maps = []
+        for f in range(h.frames):
+            frame = job.original[f].astype(ct.DTYPES[h.dtype])
+            frame = frame[..., 0] if h.channels == 1 else frame
+            maps.append(np.asarray(_roi.auto_importance_map(frame, bits_stored=h.bits_stored), np.uint8))
+        block = int(_roi.ROI_BLOCK)
+        want = (-(-h.rows // block), -(-h.cols // block))
+        cmap = np.stack(maps)
+        if cmap.shape[1:] != want or cmap.max(initial=0) > 2:
+            raise RuntimeError(f"automatic ROI returned a map of shape {cmap.shape[1:]}, expected {want}")
+        return cmap, block
+    mask = np.asarray(roi)
+    if mask.dtype != bool:
+        raise ValueError(f"roi mask must be a boolean array, got dtype {mask.dtype}")
+    shape = arr.shape if arr.ndim > 1 else (1,) + arr.shape
+    try:
+        full = np.broadcast_to(mask, shape)
+    except ValueError:
+        raise ValueError(f"roi mask of shape {mask.shape} does not broadcast to the image shape {arr.shape}") from None
+    m = _to_fyxc(full, ct.AXES[h.axes]).astype(bool).any(axis=-1)
+    b = pl.ROI_USER_BLOCK
+    by, bx = -(-h.rows // b), -(-h.cols // b)
+    padded = np.zeros((h.frames, by * b, bx * b), bool)
+    padded[:, :h.rows, :h.cols] = m
+    blocks = padded.reshape(h.frames, by, b, bx, b).any(axis=(2, 4))
+    return np.where(blocks, 2, 0).astype(np.uint8), b
+
+
+# --------------------------------------------------------------------- decode
+
+def _unwrap(data: Any, strict: bool) -> tuple[bytes, Any]:
+    if isinstance(data, memoryview):
+        data = data.tobytes()
+    elif isinstance(data, bytearray):
+        data = bytes(data)
+    elif not isinstance(data, bytes):
+        raise TypeError(f"decode() takes bytes, got {type(data).__name__}")
+    if len(data) >= 8 and (data[:8] == _ECC_MAGIC or (data[:8] != ct.MAGIC and _looks_protected(data))):
+        from . import ecc as _ecc
+        return _ecc.unprotect(data, strict=strict)
+    return data, None
+
+
+def _looks_protected(data: bytes) -> bool:
+    try:
+        from . import ecc as _ecc
+    except ImportError:
+        return False
+    try:
+        return bool(_ecc.is_protected(data))
+    except Exception:
+        return False
+
+
+@overload
+def decode(data: bytes, *, level: int = 0, frame: int | None = None, strict: Literal[True] = True,
+           max_pixels: int | None = ..., threads: int | None = None) -> np.ndarray: ...
+@overload
+def decode(data: bytes, *, level: int = 0, frame: int | None = None, strict: Literal[False],
+           max_pixels: int | None = ..., threads: int | None = None) -> tuple[np.ndarray, dict]: ...
+
+
+def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=None):
+    """Decode HLC bytes to an array of the original shape and dtype.
+
+    ``level=k`` returns 1/2^k resolution from the coarse subbands only;
+    ``frame=i`` decodes one frame. With ``strict=False`` damage is concealed
+    and ``(array, report)`` is returned; otherwise damage raises an HlcError.
+    """
+    report = pl.DecodeReport()
+    try:
+        stream, ecc_report = _unwrap(data, strict)
+        report.ecc = ecc_report
+        if ecc_report is not None and getattr(ecc_report, "codewords_failed", 0):
+            report.exact = False
+        limit = MAX_PIXELS if max_pixels == -1 else max_pixels
+        h, start = ct.parse_header(stream, None)
+        levels_ok = _check_int("level", level, 0, 64)
+        if levels_ok > h.levels:
+            raise ValueError(f"level={level} is beyond the {h.levels} wavelet levels in this stream")
+        if frame is not None:
+            f = _check_int("frame", frame, 0, h.frames - 1)
+            frames = [f]
+        else:
+            frames = list(range(h.frames))
+        if limit and len(frames) * h.rows * h.cols * h.channels > limit:
+            from .errors import DecompressionBombError
+            raise DecompressionBombError(
+                f"image claims {len(frames)}x{h.rows}x{h.cols}x{h.channels} samples, over the limit of "
+                f"{limit} (pass max_pixels=None to decode(), or raise codec_core.MAX_PIXELS, if you trust it)")
+        nthreads = pl.default_threads() if threads is None else _check_int("threads", threads, 1, 256)
+        out = pl.decode_stream(stream, h, start, level=level, frames=frames, strict=strict,
+                               threads=nthreads, report=report)
+    except (HlcError, ValueError, TypeError):
+        raise
+    except Exception as e:  # a bug or damage we did not foresee: never leak another type
+        raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
+    axes = ct.AXES[h.axes]
+    out = out.astype(h.np_dtype)
+    if frame is not None or axes in ("YX", "YXC"):
+        out = out[0]
+    if axes in ("YX", "ZYX"):
+        out = out[..., 0]
+    if strict:
+        return out
+    return out, report.as_dict()
+
+
+def info(data: bytes) -> dict:
+    """Header facts, cheap: no pixel is decoded."""
+    try:
+        stream, ecc_report = _unwrap(data, strict=False)
+        h, start = ct.parse_header(stream, None)
+    except (HlcError, TypeError):
+        raise
+    except Exception as e:
+        raise CorruptStreamError(f"header could not be read: {type(e).__name__}: {e}") from e
+    axes = ct.AXES[h.axes]
+    shape = {"YX": (h.rows, h.cols), "YXC": (h.rows, h.cols, 3), "ZYX": (h.frames, h.rows, h.cols),
+             "ZYXC": (h.frames, h.rows, h.cols, 3)}[axes]
+    layout = ct.segment_layout(h)
+    frame_sizes = []
+    for f in range(h.frames):
+        a = layout.plane(h, f, 0, 0)
+        b = layout.plane(h, f + 1, 0, 0) if f + 1 < h.frames else layout.count
+        frame_sizes.append(sum(n for n, _ in h.segments[a:b]))
+    mode = ct.MODES[h.mode]
+    d = {
+        "version": h.version, "shape": shape, "dtype": str(h.np_dtype), "bits_stored": h.bits_stored,
+        "axes": axes, "frames": h.frames, "rows": h.rows, "cols": h.cols, "channels": h.channels,
+        "mode": mode, "lossy": mode != "lossless" or bool(h.flags & ct.FLAG_DENOISED),
+        "max_error": 0 if mode == "lossless" else h.max_error if mode == "near-lossless" else None,
+        "transform": ct.TRANSFORMS[h.transform], "levels": h.levels,
+        "tile_shape": (h.tile_rows, h.tile_cols), "tiles": h.n_tiles,
+        "roi": bool(h.flags & ct.FLAG_ROI), "roi_fraction": h.roi_fraction if h.flags & ct.FLAG_ROI else 0.0,
+        "roi_max_error": h.roi_max_error if h.flags & ct.FLAG_ROI else None,
+        "preprocess": "denoise" if h.flags & ct.FLAG_DENOISED else None,
+        "value_range": (h.vmin, h.vmax), "compressed_size": len(data),
+        "frame_sizes": frame_sizes, "ecc": None, "ecc_overhead": 0.0,
+    }
+    if ecc_report is not None:
+        d["ecc"] = ecc_report.level
+        d["ecc_overhead"] = ecc_report.parity_bytes / max(1, ecc_report.protected_bytes)
+        d["ecc_report"] = vars(ecc_report)
+    d["bpp"] = 8.0 * len(data) / (h.rows * h.cols * h.frames)
+    d["compression_ratio"] = h.pixels * h.np_dtype.itemsize / len(data)
+    return d

@@ -1,0 +1,240 @@
+"""The HLC byte stream: signature, header, segment index, segments.
+
+Layout (all integers little-endian; details in docs/FORMAT.md)::
+
+    magic[8] = 89 48 4C 43 0D 0A 1A 0A     PNG-style: catches text-mode damage
+    u8  version
+    u32 header_length
+    header[header_length]                   fixed fields, steps, segment index
+    u32 crc32(version .. header)
+    segment 0, segment 1, ...               each checked by its CRC-32 in the index
+
+The order of segments is implied by the header (see :func:`segment_layout`), so a
+reader finds one frame, one tile or one resolution without touching the rest.
+Every claim is checked against the pixel limit and the stream length before
+anything large is allocated.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import (CorruptStreamError, DecompressionBombError, NotHlcError,
+                     TruncatedStreamError, UnsupportedStreamError)
+
+MAGIC = b"\x89HLC\r\n\x1a\n"
+VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+MODES = ("lossless", "near-lossless", "lossy")
+DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.uint16), np.dtype(np.int16))
+AXES = ("YX", "YXC", "ZYX", "ZYXC")
+TRANSFORMS = ("5/3", "9/7")
+
+FLAG_DENOISED = 1
+FLAG_VALUE_TABLE = 2
+FLAG_ROI = 4
+_KNOWN_FLAGS = FLAG_DENOISED | FLAG_VALUE_TABLE | FLAG_ROI
+
+_FIXED = struct.Struct("<BBBBIIIBIIBBBHiiBHHfff")
+_PREFIX = struct.Struct("<8sBI")
+_MAX_HEADER = 1 << 26
+
+
+@dataclass
+class Header:
+    mode: int
+    dtype: int
+    bits_stored: int
+    axes: int
+    frames: int
+    rows: int
+    cols: int
+    channels: int
+    tile_rows: int
+    tile_cols: int
+    levels: int
+    transform: int
+    colour: int
+    max_error: int
+    vmin: int
+    vmax: int
+    flags: int = 0
+    roi_max_error: int = 0
+    roi_block: int = 0
+    roi_fraction: float = 0.0
+    recon_offset: float = 0.0
+    psnr_target: float = 0.0
+    steps: list = field(default_factory=list)          # per band, decomposition order
+    class_mult: list = field(default_factory=list)     # step multiplier per importance class
+    segments: list = field(default_factory=list)       # [(length, crc32)]
+    version: int = VERSION
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def np_dtype(self) -> np.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def tiles_down(self) -> int:
+        return -(-self.rows // self.tile_rows)
+
+    @property
+    def tiles_across(self) -> int:
+        return -(-self.cols // self.tile_cols)
+
+    @property
+    def n_tiles(self) -> int:
+        return self.tiles_down * self.tiles_across
+
+    @property
+    def pixels(self) -> int:
+        return self.frames * self.rows * self.cols * self.channels
+
+    def tile_box(self, t: int) -> tuple[int, int, int, int]:
+        ty, tx = divmod(t, self.tiles_across)
+        y0, x0 = ty * self.tile_rows, tx * self.tile_cols
+        return y0, min(y0 + self.tile_rows, self.rows), x0, min(x0 + self.tile_cols, self.cols)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each segment sits in the index, derived from the header alone."""
+    value_table: int | None
+    roi_map: int | None
+    first_tile_segment: int
+    per_plane: int          # segments per (frame, tile, channel): levels + 1 (+1 residual)
+    count: int
+
+    def plane(self, h: Header, frame: int, tile: int, channel: int) -> int:
+        return self.first_tile_segment + ((frame * h.n_tiles + tile) * h.channels + channel) * self.per_plane
+
+
+def segment_layout(h: Header) -> Layout:
+    i = 0
+    vt = rm = None
+    if h.flags & FLAG_VALUE_TABLE:
+        vt, i = i, i + 1
+    if h.flags & FLAG_ROI:
+        rm, i = i, i + 1
+    per_plane = h.levels + 1 + (1 if h.flags & FLAG_ROI else 0)
+    return Layout(vt, rm, i, per_plane, i + h.frames * h.n_tiles * h.channels * per_plane)
+
+
+def pack(h: Header, segments: list[bytes]) -> bytes:
+    h.segments = [(len(s), zlib.crc32(s)) for s in segments]
+    body = _FIXED.pack(h.mode, h.dtype, h.bits_stored, h.axes, h.frames, h.rows, h.cols,
+                       h.channels, h.tile_rows, h.tile_cols, h.levels, h.transform, h.colour,
+                       h.max_error, h.vmin, h.vmax, h.flags, h.roi_max_error, h.roi_block,
+                       h.roi_fraction, h.recon_offset, h.psnr_target)
+    body += struct.pack("<B", len(h.steps)) + np.asarray(h.steps, "<f4").tobytes()
+    body += struct.pack("<B", len(h.class_mult)) + np.asarray(h.class_mult, "<f4").tobytes()
+    body += struct.pack("<I", len(segments)) + np.asarray(h.segments, "<u4").reshape(-1).tobytes()
+    prefix = _PREFIX.pack(MAGIC, VERSION, len(body))
+    crc = zlib.crc32(prefix[8:] + body)
+    return b"".join([prefix, body, struct.pack("<I", crc)] + segments)
+
+
+def parse_header(data: bytes, max_pixels: int | None = None) -> tuple[Header, int]:
+    """Parse and check the header; returns it and the offset of segment 0."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"expected bytes, got {type(data).__name__}")
+    mv = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
+    if len(mv) < 8 or bytes(mv[:8]) != MAGIC:
+        if len(mv) >= 4 and bytes(mv[1:4]) == b"HLC":
+            raise CorruptStreamError("the HLC signature is damaged (text-mode transfer?)", "signature")
+        raise NotHlcError("not an HLC stream: the first 8 bytes are not the HLC signature")
+    if len(mv) < _PREFIX.size:
+        raise TruncatedStreamError("stream ends inside the header", "header")
+    _, version, hlen = _PREFIX.unpack_from(mv, 0)
+    if version not in SUPPORTED_VERSIONS:
+        raise UnsupportedStreamError(f"HLC format version {version} is not supported "
+                                     f"(this decoder reads {SUPPORTED_VERSIONS})")
+    end = _PREFIX.size + hlen
+    if hlen > _MAX_HEADER or end + 4 > len(mv):
+        raise TruncatedStreamError(f"header claims {hlen} bytes but the stream has {len(mv)}", "header")
+    body = bytes(mv[_PREFIX.size:end])
+    (crc,) = struct.unpack_from("<I", mv, end)
+    if zlib.crc32(bytes(mv[8:end])) != crc:
+        raise CorruptStreamError("header CRC mismatch: the header is damaged", "header")
+    try:
+        h = _unpack_body(body, version)
+    except struct.error as e:
+        raise CorruptStreamError(f"malformed header: {e}", "header") from None
+    _validate(h, max_pixels)
+    layout = segment_layout(h)
+    if len(h.segments) != layout.count:
+        raise CorruptStreamError(f"segment index has {len(h.segments)} entries, header implies {layout.count}",
+                                 "header")
+    need = end + 4 + sum(n for n, _ in h.segments)
+    if need > len(mv):
+        raise TruncatedStreamError(f"stream is {len(mv)} bytes, segments need {need}", "segments")
+    return h, end + 4
+
+
+def _unpack_body(body: bytes, version: int) -> Header:
+    f = _FIXED.unpack_from(body, 0)
+    pos = _FIXED.size
+    (ns,) = struct.unpack_from("<B", body, pos)
+    steps = np.frombuffer(body, "<f4", ns, pos + 1).tolist()
+    pos += 1 + 4 * ns
+    (nc,) = struct.unpack_from("<B", body, pos)
+    mult = np.frombuffer(body, "<f4", nc, pos + 1).tolist()
+    pos += 1 + 4 * nc
+    (nseg,) = struct.unpack_from("<I", body, pos)
+    pos += 4
+    if pos + 8 * nseg > len(body):
+        raise CorruptStreamError("segment index runs past the header", "header")
+    segs = np.frombuffer(body, "<u4", 2 * nseg, pos).reshape(-1, 2).tolist()
+    return Header(*f, steps=steps, class_mult=mult, segments=[tuple(s) for s in segs], version=version)
+
+
+def _validate(h: Header, max_pixels: int | None) -> None:
+    def bad(msg: str) -> None:
+        raise CorruptStreamError(f"invalid header: {msg}", "header")
+
+    if h.mode >= len(MODES):
+        bad(f"unknown mode {h.mode}")
+    if h.dtype >= len(DTYPES):
+        bad(f"unknown dtype code {h.dtype}")
+    if not 1 <= h.bits_stored <= 8 * DTYPES[h.dtype].itemsize:
+        bad(f"bits stored {h.bits_stored} for {DTYPES[h.dtype]}")
+    if h.axes >= len(AXES) or h.channels not in (1, 3) or (h.channels == 3) != AXES[h.axes].endswith("C"):
+        bad("axes/channels do not agree")
+    if min(h.frames, h.rows, h.cols) < 1 or min(h.tile_rows, h.tile_cols) < 1:
+        bad("zero-sized image or tile")
+    if h.levels > 12 or h.transform >= len(TRANSFORMS) or h.colour > 1:
+        bad("unknown transform parameters")
+    if h.flags & ~_KNOWN_FLAGS:
+        raise UnsupportedStreamError(f"stream uses unknown feature flags {h.flags:#x}")
+    if h.vmin > h.vmax:
+        bad("value range")
+    if h.mode == 2 and len(h.steps) != 1 + 3 * h.levels:
+        bad("lossy stream without one step per subband")
+    if h.flags & FLAG_ROI and not 1 <= h.roi_block <= 4096:
+        bad("ROI block size")
+    if max_pixels and h.pixels > max_pixels:
+        raise DecompressionBombError(
+            f"image claims {h.frames}x{h.rows}x{h.cols}x{h.channels} = {h.pixels} samples, over the "
+            f"limit of {max_pixels} (pass max_pixels=None to decode(), or raise codec_core.MAX_PIXELS, "
+            "if you trust this file)")
+    if h.frames * h.n_tiles * h.channels > (1 << 24):
+        bad("too many tiles")
+
+
+def segment_offsets(h: Header, start: int) -> list[int]:
+    offs = [start]
+    for n, _ in h.segments:
+        offs.append(offs[-1] + n)
+    return offs
+
+
+def read_segment(data: bytes, h: Header, offsets: list[int], i: int) -> bytes:
+    """Bytes of segment ``i``; CorruptStreamError if its CRC does not match."""
+    seg = bytes(data[offsets[i]:offsets[i + 1]])
+    if zlib.crc32(seg) != h.segments[i][1]:
+        raise CorruptStreamError(f"segment {i} CRC mismatch", f"segment {i}")
+    return seg

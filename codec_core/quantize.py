@@ -1,0 +1,120 @@
+"""Dead-zone scalar quantisation of 9/7 subbands, steps and rate control.
+
+Subband steps follow the synthesis energy gains of the 9/7 (equal MSE slope at
+high rate): ``step_b = base / sqrt(G_b)``. Detail coefficients use a dead-zone
+quantiser (rounding offset < 1/2, so small coefficients are thresholded to zero)
+and are reconstructed below the interval midpoint, nearer the centroid of their
+roughly Laplacian distribution. The LL band is rounded to nearest.
+
+With an importance map, each coefficient's step is multiplied by the multiplier
+of the importance class of the image block it sits over.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from .transform import synthesis_gains_97
+
+# Rounding offset of the dead-zone quantiser and reconstruction offset (fractions of a step).
+DEADZONE_ROUNDING = 0.35
+RECON_OFFSET = 0.10
+
+
+def subband_steps(base: float, levels: int) -> list[float]:
+    gains = synthesis_gains_97(levels)
+    steps = [base / math.sqrt(gains[0])]
+    for g3 in gains[1:]:
+        steps.extend(base / math.sqrt(g) for g in g3)
+    return [float(np.float32(s)) for s in steps]  # as stored in the header
+
+
+def _band_list(bands: list) -> list[np.ndarray]:
+    out = [bands[0]]
+    for lvl in bands[1:]:
+        out.extend(lvl)
+    return out
+
+
+def _regroup(flat: list, levels: int) -> list:
+    return [flat[0]] + [tuple(flat[1 + 3 * i:4 + 3 * i]) for i in range(levels)]
+
+
+def quantise(bands: list, steps: list[float], levels: int, mult: list | None = None) -> list:
+    """Float bands -> int32 bands. ``mult``: per-band multiplier arrays (or None)."""
+    flat = _band_list(bands)
+    out = []
+    for b, (c, s) in enumerate(zip(flat, steps)):
+        step = s if mult is None else s * mult[b]
+        if b == 0:
+            q = np.rint(c / step)
+        else:
+            q = np.floor(np.abs(c) / step + DEADZONE_ROUNDING)
+            q = np.copysign(q, c)
+        out.append(q.astype(np.int32))
+    return _regroup(out, levels)
+
+
+def dequantise(qbands: list, steps: list[float], levels: int, recon_offset: float,
+               mult: list | None = None, upto: int | None = None) -> list:
+    flat = _band_list(qbands[:1 + (levels if upto is None else upto)])
+    out = []
+    for b, q in enumerate(flat):
+        step = steps[b] if mult is None else steps[b] * mult[b]
+        if b == 0:
+            out.append(q * np.asarray(step, np.float64))
+        else:
+            mag = (np.abs(q) + recon_offset) * step
+            out.append(np.where(q == 0, 0.0, np.copysign(mag, q)))
+    n = len(flat)
+    return [out[0]] + [tuple(out[1 + 3 * i:4 + 3 * i]) for i in range((n - 1) // 3)]
+
+
+def search_step(g: Callable[[float], float], target: float, start: float, *,
+                want_at_most: bool, tolerance: float, log_value: bool, max_iter: int = 16) -> float:
+    """Find the base step where ``g`` (decreasing in the step) crosses ``target``.
+
+    ``want_at_most``: return a step with ``g <= target`` (file size); otherwise one
+    with ``g >= target`` (PSNR). Brackets by doubling, then interpolates in
+    log-step (on log g for sizes, on g for PSNR, both nearly linear there).
+    Stops when the answer is within ``tolerance`` (relative for sizes, absolute
+    for PSNR) of the target. If the target is out of reach, returns the
+    nearest end.
+    """
+    a = b = start
+    va = vb = g(start)
+    n = 0
+    while va < target and n < 60:       # a: small step, high value
+        a /= 2.0
+        va = g(a)
+        n += 1
+    while vb > target and n < 60:       # b: large step, low value
+        b *= 2.0
+        vb = g(b)
+        n += 1
+    if va < target:
+        return a
+    if vb > target:
+        return b
+
+    def close(v: float) -> bool:
+        err = abs(v - target)
+        return err <= (tolerance * target if log_value else tolerance)
+
+    tr = (lambda v: math.log(max(v, 1e-12))) if log_value else (lambda v: v)
+    for _ in range(max_iter):
+        if close(vb if want_at_most else va) or math.log(b / a) < 1e-4:
+            break
+        ta, tb = tr(va), tr(vb)
+        frac = 0.5 if ta == tb else min(0.85, max(0.15, (ta - tr(target)) / (ta - tb)))
+        m = math.exp(math.log(a) + frac * (math.log(b) - math.log(a)))
+        vm = g(m)
+        if vm >= target:
+            a, va = m, vm
+        else:
+            b, vb = m, vm
+        if vm == target:
+            return m
+    return b if want_at_most else a

@@ -1,0 +1,396 @@
+"""Diagnostic-importance maps: automatic (CNN features + SVM), DICOM SEG masks, denoising.
+
+The automatic map labels each ``ROI_BLOCK`` × ``ROI_BLOCK`` block of an image as
+``BACKGROUND`` (air, outside the patient, padding, collimator shadow), ``BODY``
+(soft tissue) or ``DETAIL`` (edges, bone, fine structure, burned-in text).
+
+How it works (see ``models/MODEL_CARD.md``):
+
+1. The image is reduced to one channel (colour: mean of the channels), padded by
+   edge replication to a multiple of ``ROI_BLOCK`` and summarised per 4 × 4 cell by
+   the mean and the standard deviation, normalised by robust percentiles of the
+   image itself, so that bit depth, sign and window do not matter.
+2. A small CNN (``hlc_models/roi_features.onnx``) turns these two channels into a
+   feature vector per block.
+3. A scikit-learn SVM (``hlc_models/roi_svm.pkl``) classifies each block.
+4. Safety post-processing: a background region that does not touch the image
+   border is anatomy (lungs, bowel gas, cardiac chambers) and becomes ``BODY``;
+   blocks with colour (Doppler, annotations) are never background.
+
+The model files are verified against ``SHA256SUMS`` before they are loaded; a missing
+or altered file raises :class:`ModelIntegrityError`. onnxruntime, scikit-learn and
+scipy are imported only when a model is used, never at ``import codec_core``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BACKGROUND", "BODY", "DETAIL", "ROI_BLOCK", "CELL", "ModelIntegrityError",
+    "auto_importance_map", "denoise", "mask_from_seg", "model_dir", "set_model_dir",
+    "verify_models",
+]
+
+BACKGROUND, BODY, DETAIL = 0, 1, 2
+#: Block size of the automatic map in pixels. 16 keeps the map small (1/256 of the
+#: pixels, well under 1% of a stream) while following body contours closely enough
+#: that mixed blocks (always coded as BODY) cost little.
+ROI_BLOCK: int = 16
+#: Side of the cell the CNN sees as one input pixel (ROI_BLOCK / CELL cells per block).
+CELL: int = 4
+
+FEATURES_FILE = "roi_features.onnx"
+SVM_FILE = "roi_svm.pkl"
+DENOISER_FILE = "denoiser.onnx"
+SUMS_FILE = "SHA256SUMS"
+MODEL_FILES = (FEATURES_FILE, SVM_FILE, DENOISER_FILE)
+
+_SUPPORTED_DTYPES = (np.uint8, np.int8, np.uint16, np.int16)
+
+
+class ModelIntegrityError(RuntimeError):
+    """A bundled model file is missing or does not match its SHA-256 in SHA256SUMS."""
+
+
+# --------------------------------------------------------------------------- locating
+_model_dir_override: Path | None = None
+_lock = threading.Lock()
+_cache: dict[tuple[str, str], Any] = {}
+
+
+def set_model_dir(path: str | os.PathLike[str] | None) -> None:
+    """Load models from ``path`` instead of the installed ``hlc_models`` package.
+
+    ``None`` restores the default. Clears the cache of loaded models. Meant for tests
+    and for sites that ship their own validated models.
+    """
+    global _model_dir_override
+    with _lock:
+        _model_dir_override = None if path is None else Path(path)
+        _cache.clear()
+
+
+def model_dir() -> Path:
+    """The directory the models are loaded from.
+
+    Order: :func:`set_model_dir`, the ``HLC_MODEL_DIR`` environment variable, the
+    installed ``hlc_models`` package, then ``models/`` beside ``codec_core/`` in a
+    source tree.
+    """
+    if _model_dir_override is not None:
+        return _model_dir_override
+    env = os.environ.get("HLC_MODEL_DIR")
+    if env:
+        return Path(env)
+    try:
+        from importlib.resources import files
+
+        candidate = Path(str(files("hlc_models")))
+        if (candidate / SUMS_FILE).is_file():
+            return candidate
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def _expected_sums(directory: Path) -> dict[str, str]:
+    path = directory / SUMS_FILE
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelIntegrityError(f"model checksum file {path} is missing or unreadable: {exc}") from exc
+    sums: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            sums[parts[1].lstrip("*")] = parts[0].lower()
+    return sums
+
+
+def _verified_bytes(name: str) -> tuple[Path, bytes]:
+    """Read a model file and check it against SHA256SUMS; raise ModelIntegrityError."""
+    directory = model_dir()
+    sums = _expected_sums(directory)
+    path = directory / name
+    if name not in sums:
+        raise ModelIntegrityError(f"model file {name} has no entry in {directory / SUMS_FILE}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelIntegrityError(f"model file {path} is missing or unreadable: {exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sums[name]:
+        raise ModelIntegrityError(
+            f"model file {path} fails its SHA-256 check (expected {sums[name]}, got {digest}); "
+            "reinstall hlc-codec or run models/train.py")
+    return path, data
+
+
+def verify_models() -> dict[str, str]:
+    """Check every bundled model file; return {name: sha256}. Raises ModelIntegrityError."""
+    return {name: hashlib.sha256(_verified_bytes(name)[1]).hexdigest() for name in MODEL_FILES}
+
+
+def _cached(name: str, loader: Any) -> Any:
+    key = (str(model_dir()), name)
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+    value = loader(*_verified_bytes(name))
+    with _lock:
+        return _cache.setdefault(key, value)
+
+
+def _onnx_session(path: Path, data: bytes) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _svm(path: Path, data: bytes) -> Any:
+    import pickle
+
+    # The bytes were checked against SHA256SUMS just above: this is the only pickle
+    # HLC ever loads, and only after its hash matched.
+    return pickle.loads(data)  # noqa: S301
+
+
+# ------------------------------------------------------------------------ input prep
+def _as_luma(image: np.ndarray, bits_stored: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validate ``image``; return a 2-D float32 luma image and a colour spread (or None)."""
+    arr = np.asarray(image)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    if arr.dtype.type not in _SUPPORTED_DTYPES:
+        raise ValueError(f"image dtype {arr.dtype} is not supported; use uint8, int8, uint16 or int16")
+    if arr.ndim == 1:
+        arr = arr[np.newaxis, :]
+    colour = arr.ndim == 3 and arr.shape[-1] == 3
+    if not (arr.ndim == 2 or colour):
+        raise ValueError(f"image of shape {arr.shape} is not supported: pass one frame as "
+                         "(rows, cols) or (rows, cols, 3)")
+    if bits_stored is not None:
+        bits = int(bits_stored)
+        limit = arr.dtype.itemsize * 8
+        if not 1 <= bits <= limit:
+            raise ValueError(f"bits_stored={bits_stored} is outside 1..{limit} for dtype {arr.dtype}")
+        if arr.size:
+            signed = arr.dtype.kind == "i"
+            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            if int(arr.min()) < lo or int(arr.max()) > hi:
+                raise ValueError(f"image values lie outside the {bits} bits stored "
+                                 f"({lo}..{hi}) of dtype {arr.dtype}")
+    if colour:
+        chans = arr.astype(np.float32)
+        luma = chans.mean(axis=-1)
+        spread = chans.max(axis=-1) - chans.min(axis=-1)
+        return luma, spread
+    return arr.astype(np.float32), None
+
+
+def _pad_to_blocks(x: np.ndarray, block: int = ROI_BLOCK) -> np.ndarray:
+    rows, cols = x.shape
+    pr, pc = (-rows) % block, (-cols) % block
+    if pr or pc:
+        x = np.pad(x, ((0, pr), (0, pc)), mode="edge")
+    return x
+
+
+def cell_features(luma: np.ndarray) -> np.ndarray:
+    """Two-channel CNN input (1, 2, rows/CELL, cols/CELL) from a 2-D float image.
+
+    Channel 0: cell mean, robustly normalised to the image's 1st–99th percentile.
+    Channel 1: log of the cell standard deviation relative to the same range.
+    Shared by training (models/train.py) and inference, so that both see the same input.
+    """
+    x = _pad_to_blocks(np.asarray(luma, dtype=np.float32))
+    rows, cols = x.shape
+    cells = x.reshape(rows // CELL, CELL, cols // CELL, CELL)
+    mean = cells.mean(axis=(1, 3), dtype=np.float32)
+    var = (cells * cells).mean(axis=(1, 3), dtype=np.float32) - mean * mean
+    std = np.sqrt(np.maximum(var, 0.0))
+    flat = mean.ravel()
+    if flat.size > 65536:  # percentiles of a regular subsample: same result, far cheaper
+        flat = flat[:: flat.size // 65536]
+    lo, hi = np.percentile(flat, [1.0, 99.0])
+    span = float(hi - lo)
+    if not np.isfinite(span) or span <= 0:
+        span = float(flat.max() - flat.min()) or 1.0
+    norm_mean = np.clip((mean - lo) / span, -1.0, 2.0)
+    norm_std = np.log10(std / span + 1e-3) / 3.0 + 1.0   # 0 for flat, 1 at std == span
+    out = np.stack([norm_mean, norm_std])[np.newaxis].astype(np.float32)
+    return out
+
+
+# --------------------------------------------------------------------------- the map
+def _border_connected(background: np.ndarray) -> np.ndarray:
+    """Keep only background regions that touch the image border (4-connectivity)."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(background)
+    if count == 0:
+        return background
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    keep = np.zeros(count + 1, dtype=bool)
+    keep[np.unique(edge)] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def block_features(image: np.ndarray, *, bits_stored: int | None = None) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
+    """CNN features per block: (blocks_r * blocks_c, n_features), colour spread, grid shape."""
+    luma, spread = _as_luma(image, bits_stored)
+    rows, cols = luma.shape
+    grid = (-(-rows // ROI_BLOCK), -(-cols // ROI_BLOCK))
+    session = _cached(FEATURES_FILE, _onnx_session)
+    inp = cell_features(luma)
+    (feats,) = session.run(None, {session.get_inputs()[0].name: inp})
+    feats = feats[0].reshape(feats.shape[1], -1).T
+    return feats, spread, grid
+
+
+def auto_importance_map(image: np.ndarray, *, bits_stored: int | None = None) -> np.ndarray:
+    """Classify each ROI_BLOCK × ROI_BLOCK block as BACKGROUND, BODY or DETAIL.
+
+    ``image`` is 2-D (rows, cols) or colour (rows, cols, 3) of dtype uint8, int8,
+    uint16 or int16 (signed data natively; a 1-D array is one row). Returns a uint8
+    map of shape (ceil(rows / ROI_BLOCK), ceil(cols / ROI_BLOCK)).
+    Raises ValueError for unsupported input and ModelIntegrityError when a model file
+    is missing or altered.
+    """
+    luma, _ = _as_luma(image, bits_stored)
+    rows, cols = luma.shape
+    grid = (-(-rows // ROI_BLOCK), -(-cols // ROI_BLOCK))
+    if rows == 0 or cols == 0:
+        return np.zeros(grid, dtype=np.uint8)
+    feats, spread, grid = block_features(image, bits_stored=bits_stored)
+    svm = _cached(SVM_FILE, _svm)
+    labels = np.asarray(svm.predict(feats), dtype=np.uint8).reshape(grid)
+    if float(luma.max()) == float(luma.min()):
+        # One value everywhere: nothing to tell apart; code it as body (safe side).
+        return np.full(grid, BODY, dtype=np.uint8)
+    background = labels == BACKGROUND
+    if background.any():
+        enclosed = background & ~_border_connected(background)
+        labels[enclosed] = BODY
+    if spread is not None:
+        colourful = _block_max(spread, grid) > 24.0 * _value_scale(image)
+        labels[colourful & (labels == BACKGROUND)] = BODY
+    return labels
+
+
+def _value_scale(image: np.ndarray) -> float:
+    """1 for 8-bit data, 256 for 16-bit: a colour spread threshold scales with depth."""
+    return 1.0 if np.asarray(image).dtype.itemsize == 1 else 256.0
+
+
+def _block_max(x: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    x = _pad_to_blocks(x)
+    return x.reshape(grid[0], ROI_BLOCK, grid[1], ROI_BLOCK).max(axis=(1, 3))
+
+
+# ------------------------------------------------------------------------- denoising
+def denoise(image: np.ndarray, *, bits_stored: int | None = None) -> np.ndarray:
+    """Run the bundled CNN denoiser; return an array of the same shape and dtype.
+
+    The result stays within the input's value range (and within ``bits_stored``).
+    Colour images are denoised channel by channel. This is a lossy step: the codec
+    records it in the stream.
+    """
+    arr = np.asarray(image)
+    _as_luma(arr, bits_stored)  # validation only
+    if arr.ndim == 1:
+        return denoise(arr[np.newaxis, :], bits_stored=bits_stored)[0]
+    if arr.ndim == 3:
+        return np.stack([denoise(arr[..., c], bits_stored=bits_stored) for c in range(3)], axis=-1)
+    if arr.size == 0 or arr.min() == arr.max():
+        return arr.copy()
+    session = _cached(DENOISER_FILE, _onnx_session)
+    x = arr.astype(np.float32)
+    lo, hi = float(x.min()), float(x.max())
+    span = hi - lo
+    pad_r, pad_c = max(0, 8 - x.shape[0]), max(0, 8 - x.shape[1])
+    xin = np.pad((x - lo) / span, ((0, pad_r), (0, pad_c)), mode="reflect" if min(x.shape) > 1 else "edge")
+    (y,) = session.run(None, {session.get_inputs()[0].name: xin[np.newaxis, np.newaxis]})
+    y = y[0, 0, : x.shape[0], : x.shape[1]] * span + lo
+    return np.clip(np.rint(y), lo, hi).astype(arr.dtype)
+
+
+# ------------------------------------------------------------------------ DICOM SEG
+def mask_from_seg(seg_dataset: Any, image_shape: tuple[int, ...]) -> np.ndarray:
+    """Boolean ROI mask from a DICOM Segmentation (pydicom Dataset).
+
+    ``image_shape`` is the shape of the image the mask is for: (rows, cols),
+    (rows, cols, 3), (frames, rows, cols) or (frames, rows, cols, 3). All segments
+    are merged. A SEG with one frame per image frame maps frame to frame; a SEG whose
+    frames all belong to a single-frame image is merged into one mask. The result is
+    (rows, cols) or (frames, rows, cols). Raises ValueError naming both shapes when
+    the sizes or frame counts do not match, or when the dataset is not a SEG.
+    """
+    import pydicom  # noqa: F401  (lazy: only SEG users pay for it)
+
+    if getattr(seg_dataset, "Modality", None) != "SEG" or "PixelData" not in seg_dataset:
+        raise ValueError("mask_from_seg needs a DICOM Segmentation dataset (Modality SEG with pixel data)")
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) >= 3 and shape[-1] == 3 and len(shape) in (3, 4):
+        shape = shape[:-1]
+    if len(shape) not in (2, 3):
+        raise ValueError(f"image shape {tuple(image_shape)} is not (rows, cols) or (frames, rows, cols)")
+    rows, cols = int(seg_dataset.Rows), int(seg_dataset.Columns)
+    pixels = np.asarray(seg_dataset.pixel_array)
+    if pixels.ndim == 2:
+        pixels = pixels[np.newaxis]
+    seg_frames = pixels.shape[0]
+    if (rows, cols) != shape[-2:]:
+        raise ValueError(f"DICOM SEG frames are {rows}x{cols} ({seg_frames} frames) but the image "
+                         f"shape is {tuple(image_shape)}")
+    fractional = getattr(seg_dataset, "SegmentationType", "BINARY") == "FRACTIONAL"
+    present = pixels > (0 if not fractional else int(getattr(seg_dataset, "MaximumFractionalValue", 255)) // 2)
+    if len(shape) == 2:
+        return present.any(axis=0)
+    image_frames = shape[0]
+    # Map each SEG frame to an image frame through the Referenced Frame Number when
+    # present (per-frame functional groups), else by order.
+    frame_index = _referenced_frames(seg_dataset, seg_frames)
+    if frame_index is None:
+        if seg_frames == image_frames:
+            return present.copy()
+        segments = len(getattr(seg_dataset, "SegmentSequence", [])) or 1
+        if seg_frames == image_frames * segments:
+            return present.reshape(segments, image_frames, rows, cols).any(axis=0)
+        raise ValueError(f"DICOM SEG has {seg_frames} frames of {rows}x{cols} that cannot be matched to "
+                         f"the image shape {tuple(image_shape)} ({image_frames} frames)")
+    out = np.zeros((image_frames, rows, cols), dtype=bool)
+    for seg_i, img_i in enumerate(frame_index):
+        if not 0 <= img_i < image_frames:
+            raise ValueError(f"DICOM SEG frame {seg_i + 1} refers to image frame {img_i + 1} but the image "
+                             f"shape {tuple(image_shape)} has {image_frames} frames")
+        out[img_i] |= present[seg_i]
+    return out
+
+
+def _referenced_frames(ds: Any, seg_frames: int) -> list[int] | None:
+    """0-based image frame per SEG frame from ReferencedFrameNumber, or None if absent."""
+    groups = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
+    if not groups or len(groups) != seg_frames:
+        return None
+    out = []
+    for item in groups:
+        try:
+            ref = item.DerivationImageSequence[0].SourceImageSequence[0].ReferencedFrameNumber
+        except (AttributeError, IndexError):
+            return None
+        if isinstance(ref, (list, tuple)) or hasattr(ref, "__len__") and not isinstance(ref, str):
+            ref = ref[0]
+        out.append(int(ref) - 1)
+    return out

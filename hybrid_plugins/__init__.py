@@ -1,0 +1,85 @@
+"""Thin adapters that expose :mod:`codec_core` through Pillow, numcodecs/zarr and pydicom.
+
+After ``pip install`` nothing needs importing: numcodecs and zarr find the codecs
+through their entry points, and a start-up hook (``hlc_autoregister.pth``, see
+:mod:`hybrid_plugins._startup`) registers the Pillow and pydicom plugins the first
+time PIL or pydicom is imported. Set ``HLC_NO_AUTOREGISTER=1`` to switch the hook off.
+
+Frozen applications (PyInstaller and friends skip ``.pth`` files and entry points)
+call :func:`register` once at start-up::
+
+    import hybrid_plugins
+    hybrid_plugins.register()
+
+Importing this package is cheap: it imports neither the toolkits nor the codec.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "HLC_TRANSFER_SYNTAX_UID",
+    "HLC_MIME_TYPE",
+    "HLC_EXTENSION",
+    "register",
+    "register_pillow",
+    "register_pydicom",
+    "register_numcodecs",
+    "register_zarr",
+]
+
+#: Private DICOM Transfer Syntax UID of HLC-compressed Pixel Data (a UUID under the
+#: 2.25 root, generated once; never change it: files in the wild carry it).
+HLC_TRANSFER_SYNTAX_UID = "2.25.220595007392293823743213383891695951969"
+
+#: MIME type and file extension registered with Pillow.
+HLC_MIME_TYPE = "image/x-hlc"
+HLC_EXTENSION = ".hlc"
+
+
+def register_pillow() -> None:
+    """Register the ``.hlc`` reader and writer with Pillow (idempotent)."""
+    from . import pillow_plugin
+
+    pillow_plugin.register()
+
+
+def register_pydicom() -> None:
+    """Register the HLC transfer syntax, encoder and decoder with pydicom (idempotent)."""
+    from . import pydicom_plugin
+
+    pydicom_plugin.register()
+
+
+def register_numcodecs() -> None:
+    """Register :class:`~hybrid_plugins.numcodecs_codec.HybridCodec` with numcodecs (idempotent)."""
+    import numcodecs
+
+    from .numcodecs_codec import HybridCodec
+
+    numcodecs.register_codec(HybridCodec)
+
+
+def register_zarr() -> None:
+    """Register the zarr format 3 serializer ``"hlc"`` with zarr (idempotent)."""
+    from zarr.registry import register_codec
+
+    from .zarr_codec import HlcCodec
+
+    register_codec(HlcCodec.codec_name, HlcCodec)
+
+
+def register() -> None:
+    """Register every adapter explicitly, for applications that bypass entry points.
+
+    Safe to call more than once. A toolkit that is not installed is skipped.
+    """
+    for toolkit, register_one in (
+        ("PIL", register_pillow),
+        ("pydicom", register_pydicom),
+        ("numcodecs", register_numcodecs),
+        ("zarr", register_zarr),
+    ):
+        try:
+            __import__(toolkit)
+        except ImportError:
+            continue
+        register_one()

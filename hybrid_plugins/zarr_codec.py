@@ -1,0 +1,89 @@
+"""zarr format 3 array-to-bytes codec ``"hlc"``, used as ``serializer=``.
+
+>>> import zarr
+>>> from hybrid_plugins.zarr_codec import HlcCodec
+>>> z = zarr.create_array(store, shape=(4, 512, 512), chunks=(1, 512, 512), dtype="int16",
+...                       serializer=HlcCodec(mode="near-lossless", max_error=1), compressors=None)
+
+A bytes-to-bytes codec would lose the chunk shape, so HLC sits in the array-to-bytes
+slot. The codec is found through the ``zarr.codecs`` entry point (name ``"hlc"``), so
+arrays written with it open in a fresh process without importing this package. The
+chunk layout rules and the configuration are those of
+:class:`~hybrid_plugins.numcodecs_codec.HybridCodec`, which does the work.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from zarr.abc.codec import ArrayBytesCodec
+from zarr.core.common import parse_named_configuration
+
+from ._common import check_dtype
+from .numcodecs_codec import HybridCodec
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from zarr.core.array_spec import ArraySpec
+    from zarr.core.buffer import Buffer, NDBuffer
+
+__all__ = ["HlcCodec"]
+
+
+@dataclass(frozen=True)
+class HlcCodec(ArrayBytesCodec):
+    """HLC serializer for zarr format 3; arguments as for :func:`codec_core.encode`."""
+
+    codec_name = "hlc"
+    is_fixed_size = False
+
+    mode: str = "lossless"
+    max_error: int | None = None
+    bpp: float | None = None
+    psnr: float | None = None
+    bits_stored: int | None = None
+    roi: str | None = None
+    roi_max_error: int = 0
+    ecc: str | None = None
+    rgb: bool = False
+    _numcodec: HybridCodec = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # HybridCodec validates the arguments and holds the chunk rules.
+        object.__setattr__(self, "_numcodec", HybridCodec(**self._config()))
+
+    def _config(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        _, configuration = parse_named_configuration(data, cls.codec_name, require_configuration=False)
+        return cls(**(configuration or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.codec_name, "configuration": self._config()}
+
+    def validate(self, *, shape: tuple[int, ...], dtype: Any, chunk_grid: Any) -> None:
+        check_dtype(dtype.to_native_dtype())
+        chunk_shape = getattr(chunk_grid, "chunk_shape", None)
+        if self.rgb and chunk_shape is not None and (len(chunk_shape) < 3 or chunk_shape[-1] != 3):
+            raise ValueError(f"rgb=True needs chunks whose last axis is 3, got chunks {chunk_shape}")
+
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
+        raise NotImplementedError("HLC output size depends on the data")
+
+    def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+        data = self._numcodec.encode(chunk_array.as_numpy_array())
+        return chunk_spec.prototype.buffer.from_bytes(data)
+
+    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        arr = self._numcodec.decode(chunk_bytes.to_bytes()).reshape(chunk_spec.shape)
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(arr)
+
+    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+        return await asyncio.to_thread(self._encode_sync, chunk_array, chunk_spec)
+
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)

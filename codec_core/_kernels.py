@@ -13,7 +13,8 @@ quantised log of a weighted sum of the magnitudes of already-coded neighbours
 (W, N, NW, NE, WW, NN), the parent coefficient in the next coarser subband and
 the co-located coefficients of the subbands of the same level coded earlier.
 Where that whole neighbourhood is zero the coder switches to run mode and codes
-the length of the run of zeros instead (run-length coding of zeros); this is
+the length of the run of zeros instead (run-length coding of zeros; a run that
+reaches the end of the row has a token of its own); this is
 what makes flat background and coarsely quantised bands cheap and fast.
 
 This module is imported lazily (numba's import costs ~0.3 s); kernels release
@@ -272,7 +273,8 @@ def encode_band(band, parent, x1, x2, mask, st, out, raw, freq, tot, gbase):
                 r = 0
                 while j + r < W and band[i, j + r] == 0:
                     r += 1
-                _enc_uint(st, out, raw, freq, tot, gbase + CTX_RUN, r)
+                # 0 = the run reaches the row end (the common case in sparse bands)
+                _enc_uint(st, out, raw, freq, tot, gbase + CTX_RUN, 0 if j + r == W else r + 1)
                 j += r
                 if j < W:
                     v = np.int64(band[i, j])
@@ -303,6 +305,7 @@ def decode_band(band, parent, x1, x2, mask, dt, inp, raw, freq, tot, gbase):
             a = _activity(band, i, j, H, W, parent, x1, x2)
             if a == 0 and not use_mask:
                 r = _dec_uint(dt, inp, raw, freq, tot, gbase + CTX_RUN)
+                r = W - j if r == 0 else r - 1
                 if r > W - j:
                     r = W - j  # corrupt stream: clamp, CRC reports it
                 for k in range(r):

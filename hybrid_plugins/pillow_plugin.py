@@ -1,0 +1,227 @@
+"""Pillow plugin for ``.hlc`` files: ``Image.open``, ``im.save`` and ``save_all``.
+
+>>> from PIL import Image
+>>> im = Image.open("ct.hlc")            # header only: size, mode, n_frames
+>>> im.draft(None, (128, 128))           # decode a coarse resolution level instead
+>>> im.save("ct_nl.hlc", mode="near-lossless", max_error=2)
+
+Modes: ``L`` (uint8), ``I;16`` (uint16), ``I`` (int16 and int8) and ``RGB`` (uint8
+colour). Stacks are frames (``n_frames``/``seek``; ``save_all`` with
+``append_images``). ``_open`` reads no pixels; ``load()`` decodes through
+:func:`codec_core.decode`, one frame and one resolution level at a time.
+Save options are those of :func:`codec_core.encode`: ``mode``, ``max_error``,
+``bpp``, ``psnr``, ``roi`` (``"auto"``, a boolean array, or an ``L``/``1`` image, a
+list of them for ``save_all``), ``roi_max_error``, ``ecc``, ``bits_stored``,
+``preprocess``.
+
+Importing this module registers nothing by itself: call :func:`register` (the
+start-up hook and :func:`hybrid_plugins.register` do). :mod:`codec_core` is imported
+on the first open or save, so ``import PIL.Image`` stays fast.
+"""
+from __future__ import annotations
+
+from typing import IO, Any
+
+from PIL import Image, ImageFile, ImageSequence
+
+from . import HLC_EXTENSION, HLC_MIME_TYPE
+from ._common import MAGICS, core, describe_error
+
+__all__ = ["HlcImageFile", "register", "FORMAT"]
+
+FORMAT = "HLC"
+
+# (dtype, channels) of a stream -> (Pillow mode, raw mode used to unpack it)
+_READ_MODES = {
+    ("uint8", 1): ("L", "L"),
+    ("uint16", 1): ("I;16", "I;16"),
+    ("int16", 1): ("I", "I;16S"),
+    ("int8", 1): ("I", "I;8S"),
+    ("uint8", 3): ("RGB", "RGB"),
+}
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[:8] in MAGICS
+
+
+def _reduced(length: int, level: int) -> int:
+    """Samples along an axis at resolution `level` (the wavelet's low band is ceil(n/2))."""
+    return -(-length // (1 << level))
+
+
+class HlcImageFile(ImageFile.ImageFile):
+    format = FORMAT
+    format_description = "HLC hybrid lossy/lossless medical image"
+    _close_exclusive_fp_after_loading = False  # frames are decoded on demand
+
+    def _open(self) -> None:
+        hlc = core()
+        data = self.fp.read()
+        try:
+            meta = hlc.info(data)
+        except hlc.HlcError as exc:
+            raise SyntaxError(f"unreadable HLC header: {describe_error(exc)}") from exc
+        modes = _READ_MODES.get((meta["dtype"], meta["channels"]))
+        if modes is None:
+            raise SyntaxError(f"Pillow has no mode for {meta['channels']}-channel {meta['dtype']} images; "
+                              "read this file with codec_core.decode")
+        self._mode, self._rawmode = modes
+        self._full_size = (int(meta["cols"]), int(meta["rows"]))
+        self._levels = int(meta["levels"])
+        self._multi = meta["axes"] in ("ZYX", "ZYXC")
+        self.n_frames = int(meta["frames"]) if self._multi else 1
+        self.is_animated = self.n_frames > 1
+        self.info.update({"bits_stored": meta["bits_stored"], "hlc_mode": meta["mode"],
+                          "max_error": meta["max_error"], "lossy": meta["lossy"],
+                          "hlc_dtype": meta["dtype"]})
+        self._fp = self.fp
+        self._frame = 0
+        self._set_level(0)
+
+    def _set_level(self, level: int) -> None:
+        self._level = level
+        self._size = tuple(_reduced(n, level) for n in self._full_size)
+        frame = self._frame if self._multi else None
+        self.tile = [ImageFile._Tile("hlc", (0, 0, *self.size), 0, (self._rawmode, frame, level))]
+
+    def seek(self, frame: int) -> None:
+        if not self._seek_check(frame):
+            return
+        self._frame = frame
+        self.fp = self._fp
+        self._set_level(0)
+        Image._decompression_bomb_check(self.size)
+
+    def tell(self) -> int:
+        return self._frame
+
+    def draft(self, mode: str | None, size: tuple[int, int] | None) -> tuple[str, tuple[int, int, float, float]] | None:
+        """Pick the coarsest resolution level still at least `size`; `mode` is ignored."""
+        if not self.tile or size is None or self._level:
+            return None
+        level = 0
+        while (level < self._levels
+               and _reduced(self._full_size[0], level + 1) >= size[0]
+               and _reduced(self._full_size[1], level + 1) >= size[1]):
+            level += 1
+        if level == 0:
+            return None
+        self._set_level(level)
+        scale = 1 << level
+        return self.mode, (0, 0, self._full_size[0] / scale, self._full_size[1] / scale)
+
+    def reduce(self, factor: int | tuple[int, int], box: tuple[int, int, int, int] | None = None) -> Image.Image:
+        """``Image.reduce``; a power-of-two factor on an unloaded image decodes that level only."""
+        fx, fy = (factor, factor) if isinstance(factor, int) else factor
+        level = fx.bit_length() - 1
+        if (box is None and fx == fy and fx > 1 and fx == 1 << level and level <= self._levels
+                and self.tile and not self._level and self.fp is not None):
+            self.fp.seek(0)
+            arr = _decode(self.fp.read(), self._frame if self._multi else None, level)
+            size = (arr.shape[1], arr.shape[0])
+            return Image.frombuffer(self.mode, size, arr.tobytes(), "raw", self._rawmode, 0, 1)
+        return super().reduce(factor, box)
+
+
+def _decode(data: bytes, frame: int | None, level: int) -> Any:
+    """codec_core.decode with errors turned into the ones Pillow users expect."""
+    hlc = core()
+    try:
+        return hlc.decode(data, frame=frame, level=level)
+    except hlc.DecompressionBombError as exc:
+        raise Image.DecompressionBombError(describe_error(exc)) from exc
+    except hlc.HlcError as exc:
+        if ImageFile.LOAD_TRUNCATED_IMAGES:
+            try:  # best effort: conceal the damaged parts, as Pillow does for truncated files
+                return hlc.decode(data, frame=frame, level=level, strict=False)[0]
+            except hlc.HlcError:
+                pass
+        what = "image file is truncated" if isinstance(exc, hlc.TruncatedStreamError) else "broken HLC data"
+        raise OSError(f"{what}: {describe_error(exc)}") from exc
+
+
+class HlcDecoder(ImageFile.PyDecoder):
+    """Decodes a whole frame at one resolution level with codec_core."""
+
+    _pulls_fd = True
+
+    def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
+        rawmode, frame, level = self.args
+        assert self.fd is not None
+        arr = _decode(self.fd.read(), frame, level)
+        self.set_as_raw(arr.tobytes(), rawmode)
+        return -1, 0
+
+
+# ------------------------------------------------------------------------ save
+
+def _frame_array(frame: Image.Image) -> Any:
+    """Pixels of one Pillow frame as the integer array HLC stores."""
+    import numpy as np
+
+    if frame.mode in ("L", "RGB", "I;16"):
+        return np.asarray(frame)
+    if frame.mode == "I":
+        arr = np.asarray(frame)
+        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if frame.info.get("hlc_dtype") == "int8" and -128 <= lo and hi <= 127:
+            return arr.astype(np.int8)
+        if -32768 <= lo and hi <= 32767:
+            return arr.astype(np.int16)
+        if 0 <= lo and hi <= 65535:
+            return arr.astype(np.uint16)
+        raise ValueError(f"mode I values {lo}..{hi} do not fit 16 bits; HLC stores int16 or uint16")
+    raise OSError(f"cannot write mode {frame.mode} as HLC (convert to L, I;16, I or RGB)")
+
+
+def _roi_array(roi: Any) -> Any:
+    import numpy as np
+
+    if roi is None or isinstance(roi, str):
+        return roi
+    if isinstance(roi, Image.Image):
+        return np.asarray(roi.convert("L")) > 0
+    if isinstance(roi, (list, tuple)) and roi and isinstance(roi[0], Image.Image):
+        return np.stack([_roi_array(r) for r in roi])
+    return np.asarray(roi, dtype=bool)
+
+
+def _write(frames: list[Image.Image], fp: IO[bytes], options: dict[str, Any]) -> None:
+    import numpy as np
+
+    arrays = [_frame_array(f) for f in frames]
+    colour = frames[0].mode == "RGB"
+    if len(arrays) == 1:
+        arr, axes = arrays[0], "YXC" if colour else "YX"
+    else:
+        if any(a.shape != arrays[0].shape or a.dtype != arrays[0].dtype for a in arrays):
+            raise ValueError("save_all needs frames of one size and mode")
+        arr, axes = np.stack(arrays), "ZYXC" if colour else "ZYX"
+    fp.write(core().encode(
+        arr, options.get("mode", "lossless"), axes=axes,
+        bits_stored=options.get("bits_stored"), max_error=options.get("max_error"),
+        bpp=options.get("bpp"), psnr=options.get("psnr"), roi=_roi_array(options.get("roi")),
+        roi_max_error=options.get("roi_max_error", 0), ecc=options.get("ecc"),
+        preprocess=options.get("preprocess")))
+
+
+def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    _write([im], fp, im.encoderinfo)
+
+
+def _save_all(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    frames = [f.copy() for f in ImageSequence.Iterator(im)]
+    frames += list(im.encoderinfo.get("append_images", []))
+    im.seek(0)
+    _write(frames, fp, im.encoderinfo)
+
+
+def register() -> None:
+    """Register the reader, writer, decoder, extension and MIME type (idempotent)."""
+    Image.register_open(FORMAT, HlcImageFile, _accept)
+    Image.register_save(FORMAT, _save)
+    Image.register_save_all(FORMAT, _save_all)
+    Image.register_decoder("hlc", HlcDecoder)
+    Image.register_extension(FORMAT, HLC_EXTENSION)
+    Image.register_mime(FORMAT, HLC_MIME_TYPE)

@@ -20,7 +20,7 @@ Mode = Literal["lossless", "near-lossless", "lossy"]
 #: threshold). Raise it, or pass ``max_pixels=None``, for files you trust.
 MAX_PIXELS = 2 * 89_478_485
 
-_AXES_NDIM = {"YX": 2, "YXC": 3, "ZYX": 3, "ZYXC": 4}
+_AXES_NDIM = {"YX": 2, "YXC": 3, "ZYX": 3, "ZYXC": 4, "X": 1}
 _ECC_MAGIC = b"\x89HLE\r\n\x1a\n"
 
 
@@ -44,7 +44,7 @@ def _guess_axes(arr: np.ndarray, axes: str | None) -> str:
             raise ValueError(f"axes={axes!r} needs 3 colour samples in the last axis, got shape {arr.shape}")
         return axes
     if arr.ndim == 1:
-        return "YX"
+        return "X"
     if arr.ndim == 2:
         return "YX"
     if arr.ndim == 3:
@@ -56,8 +56,8 @@ def _guess_axes(arr: np.ndarray, axes: str | None) -> str:
 
 
 def _to_fyxc(arr: np.ndarray, axes: str) -> np.ndarray:
-    a = arr.reshape(1, -1) if arr.ndim == 1 else arr
-    if axes == "YX":
+    a = arr.reshape(1, -1) if axes == "X" else arr
+    if axes in ("YX", "X"):
         a = a[None, :, :, None]
     elif axes == "YXC":
         a = a[None]
@@ -342,10 +342,12 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
         raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
     axes = ct.AXES[h.axes]
     out = out.astype(h.np_dtype)
-    if frame is not None or axes in ("YX", "YXC"):
+    if frame is not None or axes in ("YX", "YXC", "X"):
         out = out[0]
-    if axes in ("YX", "ZYX"):
+    if axes in ("YX", "ZYX", "X"):
         out = out[..., 0]
+    if axes == "X":
+        out = out[0]
     if strict:
         return out
     return out, report.as_dict()
@@ -362,7 +364,7 @@ def info(data: bytes) -> dict:
         raise CorruptStreamError(f"header could not be read: {type(e).__name__}: {e}") from e
     axes = ct.AXES[h.axes]
     shape = {"YX": (h.rows, h.cols), "YXC": (h.rows, h.cols, 3), "ZYX": (h.frames, h.rows, h.cols),
-             "ZYXC": (h.frames, h.rows, h.cols, 3)}[axes]
+             "ZYXC": (h.frames, h.rows, h.cols, 3), "X": (h.cols,)}[axes]
     layout = ct.segment_layout(h)
     frame_sizes = []
     for f in range(h.frames):

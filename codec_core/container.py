@@ -31,7 +31,7 @@ SUPPORTED_VERSIONS = (1,)
 
 MODES = ("lossless", "near-lossless", "lossy")
 DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.uint16), np.dtype(np.int16))
-AXES = ("YX", "YXC", "ZYX", "ZYXC")
+AXES = ("YX", "YXC", "ZYX", "ZYXC", "X")
 TRANSFORMS = ("5/3", "9/7")
 
 FLAG_DENOISED = 1

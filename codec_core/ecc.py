@@ -37,7 +37,10 @@ PLAIN_MAGIC = b"\x89HLC\r\n\x1a\n"    # plain HLC stream (what protect() receive
 ECC_LEVELS: dict[str, int] = {"low": 16, "medium": 24, "high": 64}
 
 _VERSION = 1
-_CHUNK_LOG2 = 9                        # 512-byte CRC chunks: 0.8 % overhead, fine erasure grain
+# CRC chunk = interleave depth rounded down to a power of two, within 512 B .. 8 KiB: a bad
+# chunk then erases at most ~2 symbols of each codeword, CRC overhead stays <= 0.8 %, and
+# big streams do not pay one zlib call per 512 bytes on the clean path.
+_CHUNK_LOG2_MIN, _CHUNK_LOG2_MAX = 9, 13
 _HDR_FIELDS = struct.Struct("<BBBBQI")  # version, nsym, chunk_log2, flags, payload_len, payload_crc
 _HDR_DATA = _HDR_FIELDS.size + 4        # + CRC-32 of the fields = 20 bytes
 _HDR_NSYM = 12                          # each header copy is an RS(32, 20) codeword: fixes 6 bytes
@@ -132,7 +135,7 @@ def _parity(data: np.ndarray, nsym: int) -> np.ndarray:
     tab = _parity_tables(nsym)
     words = tab.shape[2]
     acc = np.zeros((m, words), np.uint64)
-    if m >= 2048:
+    if m >= 1024:
         # Wide matrices: one take per message row; per-call overhead is amortised.
         tmp = np.empty((m, words), np.uint64)
         for j in range(ke):
@@ -142,7 +145,7 @@ def _parity(data: np.ndarray, nsym: int) -> np.ndarray:
         # Narrow matrices: gather many rows per call from the flattened table.
         flat = tab.reshape(-1, words)
         base = ((ke - 1 - np.arange(ke, dtype=np.intp)) * 256)[:, None]
-        step = max(1, 65536 // ke)
+        step = max(1, (4 << 20) // (ke * words * 8))     # ~4 MB of gathered words per call
         for c0 in range(0, m, step):
             idx = data[:, c0:c0 + step] + base
             np.bitwise_xor.reduce(np.take(flat, idx, axis=0, mode="clip"), axis=0,
@@ -441,8 +444,10 @@ def protect(stream: bytes, level: str) -> bytes:
                          + ", ".join(repr(k) for k in ECC_LEVELS) + " (or None)")
     stream = _as_bytes(stream)
     nsym = ECC_LEVELS[level]
-    header = _Header(nsym, _CHUNK_LOG2, len(stream), zlib.crc32(stream))
-    geo = _geometry(nsym, _CHUNK_LOG2, len(stream))
+    n_cw = -(-len(stream) // (255 - nsym))
+    chunk_log2 = min(max(n_cw.bit_length() - 1, _CHUNK_LOG2_MIN), _CHUNK_LOG2_MAX)
+    header = _Header(nsym, chunk_log2, len(stream), zlib.crc32(stream))
+    geo = _geometry(nsym, chunk_log2, len(stream))
     body = np.empty(geo.body_len, np.uint8)
     body[:geo.payload_len] = np.frombuffer(stream, np.uint8)
     if geo.n_cw:

@@ -1,0 +1,347 @@
+"""codec_core: each mode keeps its promise on real DICOM images and on random arrays."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pydicom
+import pydicom.data
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import codec_core as hlc
+
+
+def dicom(name: str) -> np.ndarray:
+    # Always an exact name: get_testdata_files() without one goes to the network.
+    return pydicom.dcmread(pydicom.data.get_testdata_file(name)).pixel_array
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    mse = float(np.mean((a - b) ** 2))
+    peak = float(a.max() - a.min())
+    return math.inf if mse == 0 else 10 * math.log10(peak * peak / mse)
+
+
+REAL = ["CT_small.dcm", "MR_small.dcm", "693_UNCR.dcm", "JPEG2000_UNC.dcm", "emri_small.dcm"]
+
+
+@pytest.fixture(scope="module", params=REAL)
+def real_image(request) -> np.ndarray:
+    return dicom(request.param)
+
+
+# ------------------------------------------------------------------ lossless
+
+def test_lossless_is_bit_exact_on_real_images(real_image):
+    data = hlc.encode(real_image, mode="lossless")
+    out = hlc.decode(data)
+    assert out.dtype == real_image.dtype and out.shape == real_image.shape
+    assert np.array_equal(out, real_image)
+    assert len(data) < real_image.nbytes  # real images compress
+
+
+def test_lossless_colour_image_is_bit_exact():
+    rgb = dicom("US1_UNCR.dcm")[100:260, 200:390]
+    assert rgb.shape[-1] == 3
+    out = hlc.decode(hlc.encode(rgb))
+    assert np.array_equal(out, rgb)
+
+
+def test_lossless_colour_stack_axes_zyxc():
+    rgb = dicom("US1_UNCR.dcm")[:40, :50]
+    stack = np.stack([rgb, rgb[::-1], rgb[:, ::-1]])
+    data = hlc.encode(stack)
+    assert hlc.info(data)["axes"] == "ZYXC"
+    assert np.array_equal(hlc.decode(data), stack)
+    assert np.array_equal(hlc.decode(data, frame=1), stack[1])
+
+
+def test_multi_tile_image_round_trips_and_reports_tiles():
+    img = dicom("MR2_UNCR.dcm")[:700, :600]
+    data = hlc.encode(img, tile_size=256)
+    assert hlc.info(data)["tiles"] == 3 * 3
+    assert np.array_equal(hlc.decode(data), img)
+
+
+def test_big_endian_and_non_contiguous_inputs_encode_correctly():
+    img = dicom("CT_small.dcm")
+    be = img.astype(img.dtype.newbyteorder(">"))
+    assert np.array_equal(hlc.decode(hlc.encode(be)), img)
+    view = img[::2, 1::3]
+    assert np.array_equal(hlc.decode(hlc.encode(view)), view)
+
+
+_DTYPES = [np.uint8, np.int8, np.uint16, np.int16]
+
+
+@st.composite
+def images(draw):
+    dtype = np.dtype(draw(st.sampled_from(_DTYPES)))
+    bits = draw(st.integers(1, 8 * dtype.itemsize))
+    if dtype.kind == "i":
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    else:
+        lo, hi = 0, (1 << bits) - 1
+    kind = draw(st.sampled_from(["2d", "colour", "frames", "1d"]))
+    rows = draw(st.integers(1, 40))
+    cols = draw(st.integers(1, 40))
+    shape = {"2d": (rows, cols), "colour": (rows, cols, 3), "frames": (draw(st.integers(2, 3)), rows, cols),
+             "1d": (cols,)}[kind]
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    style = draw(st.sampled_from(["noise", "smooth", "constant", "extremes"]))
+    if style == "noise":
+        a = rng.integers(lo, hi + 1, size=shape)
+    elif style == "smooth":
+        a = np.cumsum(rng.integers(-2, 3, size=shape), axis=-1) + (lo + hi) // 2
+    elif style == "constant":
+        a = np.full(shape, rng.integers(lo, hi + 1))
+    else:
+        a = rng.choice([lo, hi], size=shape)
+    return np.clip(a, lo, hi).astype(dtype), bits
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(images())
+def test_property_lossless_bit_exact_any_dtype_bits_shape(case):
+    arr, bits = case
+    data = hlc.encode(arr, mode="lossless", bits_stored=bits)
+    out = hlc.decode(data)
+    assert out.dtype == arr.dtype and out.shape == arr.shape
+    assert np.array_equal(out, arr)
+    assert hlc.info(data)["bits_stored"] == bits
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(images(), st.sampled_from([1, 2, 3, 4, 7, 100]))
+def test_property_near_lossless_error_within_k(case, k):
+    arr, bits = case
+    out = hlc.decode(hlc.encode(arr, mode="near-lossless", max_error=k, bits_stored=bits))
+    assert out.dtype == arr.dtype and out.shape == arr.shape
+    assert int(np.abs(out.astype(np.int64) - arr.astype(np.int64)).max()) <= k
+
+
+# ------------------------------------------------------------- near-lossless
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_near_lossless_bound_holds_on_real_image_and_saves_bits(real_image, k):
+    data = hlc.encode(real_image, mode="near-lossless", max_error=k)
+    out = hlc.decode(data)
+    assert int(np.abs(out.astype(np.int64) - real_image).max()) <= k
+    assert len(data) < len(hlc.encode(real_image, mode="lossless"))
+    assert hlc.info(data)["max_error"] == k
+
+
+# --------------------------------------------------------------------- lossy
+
+@pytest.mark.parametrize("bpp", [0.25, 0.5, 1.0])
+def test_lossy_rate_control_hits_bpp_within_3_percent(bpp):
+    img = dicom("MR2_UNCR.dcm")[:512, :512]
+    data = hlc.encode(img, mode="lossy", bpp=bpp)
+    achieved = 8 * len(data) / img.size
+    assert abs(achieved - bpp) <= 0.03 * bpp, achieved
+
+
+@pytest.mark.parametrize("target", [40.0, 45.0, 50.0])
+def test_lossy_psnr_target_is_met(target):
+    img = dicom("CT_small.dcm")
+    out = hlc.decode(hlc.encode(img, mode="lossy", psnr=target))
+    got = psnr(img, out)
+    assert target <= got <= target + 1.5, got
+
+
+def test_lossy_quality_increases_with_rate():
+    img = dicom("MR_small.dcm")
+    p = [psnr(img, hlc.decode(hlc.encode(img, mode="lossy", bpp=r))) for r in (0.25, 0.5, 1.0, 2.0)]
+    assert p == sorted(p)
+
+
+def test_lossy_signed_image_keeps_dtype_and_range():
+    img = dicom("693_UNCR.dcm")
+    out = hlc.decode(hlc.encode(img, mode="lossy", bpp=0.5))
+    assert out.dtype == np.int16
+    assert out.min() >= img.min() and out.max() <= img.max()
+    assert psnr(img, out) > 35
+
+
+# ------------------------------------------------------------- hybrid ROI
+
+@pytest.mark.parametrize("e", [0, 1, 3])
+def test_roi_samples_within_roi_max_error_for_random_masks(e):
+    img = dicom("MR_small.dcm")
+    rng = np.random.default_rng(e)
+    mask = np.zeros(img.shape, bool)
+    for _ in range(4):
+        y, x = rng.integers(0, img.shape[0] - 10), rng.integers(0, img.shape[1] - 10)
+        mask[y:y + rng.integers(1, 20), x:x + rng.integers(1, 20)] = True
+    mask |= rng.random(img.shape) < 0.01
+    data = hlc.encode(img, mode="lossy", bpp=0.5, roi=mask, roi_max_error=e)
+    out = hlc.decode(data)
+    err = np.abs(out.astype(np.int64) - img)
+    assert int(err[mask].max()) <= e
+    assert int(err.max()) > e  # the background really is lossy
+    info = hlc.info(data)
+    assert info["roi"] and 0 < info["roi_fraction"] < 1 and info["roi_max_error"] == e
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_roi_all_true_and_all_false_masks_work(fill):
+    img = dicom("CT_small.dcm")
+    mask = np.full(img.shape, fill)
+    out = hlc.decode(hlc.encode(img, mode="lossy", psnr=40, roi=mask, roi_max_error=0))
+    if fill:
+        assert np.array_equal(out, img)
+    assert psnr(img, out) >= 40
+
+
+def test_roi_mask_shape_mismatch_names_both_shapes():
+    img = dicom("CT_small.dcm")
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(128, 128\)"):
+        hlc.encode(img, mode="lossy", bpp=1, roi=np.ones((3, 4), bool))
+    with pytest.raises(ValueError, match="boolean"):
+        hlc.encode(img, mode="lossy", bpp=1, roi=np.ones(img.shape, np.uint8))
+
+
+def test_roi_on_multi_frame_stack_with_2d_mask_broadcasts():
+    stack = dicom("emri_small.dcm")[:3]
+    mask = np.zeros(stack.shape[1:], bool)
+    mask[20:40, 10:30] = True
+    out = hlc.decode(hlc.encode(stack, mode="lossy", bpp=0.5, roi=mask, roi_max_error=0))
+    assert np.array_equal(out[:, mask], stack[:, mask])
+
+
+# ------------------------------------------------------- resolution, frames
+
+def test_decode_level_gives_reduced_resolution_from_coarse_bands():
+    img = dicom("MR2_UNCR.dcm")
+    data = hlc.encode(img)
+    for k in (1, 2, 3):
+        low = hlc.decode(data, level=k)
+        assert low.shape == (-(-img.shape[0] // 2**k), -(-img.shape[1] // 2**k))
+        ref = img.astype(float).reshape(low.shape[0], 2**k, low.shape[1], 2**k).mean(axis=(1, 3))
+        corr = np.corrcoef(ref.ravel(), low.astype(float).ravel())[0, 1]
+        assert corr > 0.93  # a faithful thumbnail, not just the right shape
+
+
+def test_decode_single_frame_of_a_stack():
+    stack = dicom("emri_small.dcm")
+    data = hlc.encode(stack)
+    assert np.array_equal(hlc.decode(data, frame=4), stack[4])
+    assert hlc.info(data)["frames"] == stack.shape[0]
+    assert len(hlc.info(data)["frame_sizes"]) == stack.shape[0]
+
+
+def test_info_reports_header_fields_without_decoding():
+    img = dicom("CT_small.dcm")
+    meta = hlc.info(hlc.encode(img, mode="near-lossless", max_error=2, bits_stored=16))
+    assert meta["shape"] == img.shape and meta["dtype"] == "int16"
+    assert meta["mode"] == "near-lossless" and meta["max_error"] == 2
+    assert meta["bits_stored"] == 16 and meta["version"] == hlc.VERSION
+    assert meta["ecc"] is None and meta["roi_fraction"] == 0.0
+
+
+def test_encoding_is_deterministic_and_thread_count_independent():
+    img = dicom("MR2_UNCR.dcm")[:600, :600]
+    a = hlc.encode(img, mode="lossy", bpp=0.5, tile_size=256, threads=1)
+    b = hlc.encode(img, mode="lossy", bpp=0.5, tile_size=256, threads=2)
+    assert a == b
+    assert np.array_equal(hlc.decode(a, threads=1), hlc.decode(a, threads=2))
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("arr, match", [
+    (np.zeros((4, 4), np.float32), "unsupported dtype float32"),
+    (np.zeros((4, 4), bool), "unsupported dtype bool"),
+    (np.zeros((4, 4), np.int32), "unsupported dtype int32"),
+    (np.zeros((0, 4), np.uint8), "empty"),
+    (np.zeros((2, 2, 2, 2, 2), np.uint8), "unsupported shape"),
+])
+def test_unsupported_arrays_raise_value_error_saying_what_is_allowed(arr, match):
+    with pytest.raises(ValueError, match=match):
+        hlc.encode(arr)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(mode="fast"), "mode"),
+    (dict(bits_stored=17), "bits_stored"),
+    (dict(bits_stored=4), "do not fit bits_stored=4"),
+    (dict(mode="near-lossless"), "max_error"),
+    (dict(mode="near-lossless", max_error=-1), "max_error"),
+    (dict(mode="lossy"), "exactly one target"),
+    (dict(mode="lossy", bpp=0.5, psnr=40), "exactly one target"),
+    (dict(mode="lossy", bpp=-1), "bpp"),
+    (dict(mode="lossless", bpp=1), "bpp"),
+    (dict(mode="lossless", max_error=2), "max_error"),
+    (dict(ecc="extreme"), "ecc"),
+    (dict(axes="XYZ"), "axes"),
+    (dict(mode="lossless", roi="auto"), "roi"),
+    (dict(mode="lossy", bpp=1, roi="everything"), "roi"),
+    (dict(preprocess="denoise"), "denoise"),
+])
+def test_bad_parameters_raise_value_error_naming_the_parameter(kwargs, match):
+    img = (np.arange(64 * 64) % 200).reshape(64, 64).astype(np.uint8)
+    img[0, 0] = 255
+    with pytest.raises(ValueError, match=match):
+        hlc.encode(img, **kwargs)
+
+
+def test_decode_bad_level_and_frame_are_value_errors():
+    data = hlc.encode(dicom("emri_small.dcm"))
+    with pytest.raises(ValueError, match="level"):
+        hlc.decode(data, level=20)
+    with pytest.raises(ValueError, match="frame"):
+        hlc.decode(data, frame=99)
+
+
+def test_truncated_and_bit_flipped_streams_raise_only_hlc_error():
+    img = dicom("CT_small.dcm")
+    data = hlc.encode(img)
+    rng = np.random.default_rng(1)
+    for n in list(range(0, 64)) + list(rng.integers(64, len(data), 40)):
+        with pytest.raises(hlc.HlcError):
+            hlc.decode(data[:n])
+    for pos in rng.integers(0, len(data), 200):
+        for bit in (0, 5):
+            bad = bytearray(data)
+            bad[pos] ^= 1 << bit
+            with pytest.raises(hlc.HlcError):
+                hlc.decode(bytes(bad))
+
+
+def test_not_hlc_bytes_and_text_mode_damage_are_named():
+    with pytest.raises(hlc.NotHlcError):
+        hlc.decode(b"GIF89a....")
+    data = hlc.encode(np.zeros((8, 8), np.uint8))
+    mangled = data.replace(b"\r\n", b"\n", 1)
+    with pytest.raises(hlc.HlcError, match="signature"):
+        hlc.decode(mangled)
+
+
+def test_decompression_bomb_is_refused_before_allocation():
+    data = hlc.encode(np.zeros((64, 64), np.uint8))
+    with pytest.raises(hlc.DecompressionBombError):
+        hlc.decode(data, max_pixels=1000)
+    assert hlc.decode(data, max_pixels=None).shape == (64, 64)
+
+
+def test_one_trailing_pad_byte_is_accepted():
+    img = dicom("CT_small.dcm")
+    assert np.array_equal(hlc.decode(hlc.encode(img) + b"\x00"), img)
+
+
+def test_damaged_tile_is_concealed_in_non_strict_mode_and_named_in_strict():
+    img = dicom("MR2_UNCR.dcm")[:512, :512]
+    data = bytearray(hlc.encode(img, tile_size=256))
+    data[len(data) // 2] ^= 0xFF  # lands inside one tile's segment
+    with pytest.raises(hlc.CorruptStreamError, match=r"frame 0 tile \d"):
+        hlc.decode(bytes(data))
+    out, report = hlc.decode(bytes(data), strict=False)
+    assert out.shape == img.shape and not report["exact"]
+    assert len(report["concealed"]) == 1
+    tiles_equal = [np.array_equal(out[y:y + 256, x:x + 256], img[y:y + 256, x:x + 256])
+                   for y in (0, 256) for x in (0, 256)]
+    assert sum(tiles_equal) == 3  # exactly one tile lost, the rest exact

@@ -2,8 +2,8 @@
 
 The wrapper adds RS(255, 255 - nsym) parity over GF(256) (reedsolo-compatible: primitive
 polynomial 0x11d, generator 2, first consecutive root 0), interleaved so that a burst is
-spread over many codewords, CRC-32 per 512-byte chunk of the transmitted bytes so that
-damaged chunks become erasures, and three RS-protected copies of its own header.  The
+spread over many codewords, a CRC-32 per chunk (512 B .. 8 KiB) of the transmitted bytes so
+that damaged chunks become erasures, and three RS-protected copies of its own header.  The
 byte layout is documented in docs/FORMAT_ECC.md.
 
 Speed: a clean stream is checked by the chunk CRCs plus the payload CRC (zlib, > 1 GB/s);
@@ -289,6 +289,8 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
 # ------------------------------------------------------------------------- wrapper
 @dataclass
 class EccReport:
+    """What unprotect() found.  bytes_corrected counts payload and parity bytes changed;
+    header_copies_damaged counts copies (of 3) not byte-identical to the header used."""
     level: str
     parity_bytes: int
     protected_bytes: int

@@ -1,0 +1,31 @@
+"""Every ```python block in README.md runs, in order, in one namespace."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_readme_starts_with_the_two_commands():
+    text = README.read_text(encoding="utf-8")
+    first = re.search(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S).group(1).strip().splitlines()
+    commands = [c for c in first if c.strip() and not c.lstrip().startswith("#")]
+    assert len(commands) == 2
+    assert "hlc demo" in commands[0] and "pytest" in commands[1]
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    install, run = (part.strip() for part in commands[1].split("&&"))
+    assert install in ci and run in ci
+
+
+def test_readme_python_snippets_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    blocks = python_blocks()
+    assert blocks, "README has no python examples"
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"README.md block {i}", "exec"), namespace)

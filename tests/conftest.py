@@ -1,0 +1,78 @@
+"""Shared fixtures.
+
+``wheel_python``: the python of a throw-away venv (with ``--system-site-packages``,
+so numpy, pydicom, zarr... come from the system) into which the wheel built from this
+checkout is installed. Tests that claim something about the *installed* package run
+their code with it, in a fresh process, from a temporary working directory so that the
+source tree cannot shadow the installed copy.
+
+``wheel_run``: run a Python snippet with ``wheel_python`` and return the completed
+process (stdout/stderr as text); fails the test with both streams on a non-zero exit.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Never copied into the build tree: VCS data, build leftovers, caches.
+_BUILD_IGNORE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
+                                       ".pytest_cache", ".hypothesis", "*.pyc", ".venv*")
+
+
+def _build_wheel(out_dir: Path, work: Path) -> Path:
+    """``pip wheel --no-deps`` of a copy of the checkout (keeps build/ out of the shared tree)."""
+    source = work / "src"
+    shutil.copytree(REPO, source, ignore=_BUILD_IGNORE)
+    base = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir), str(source)]
+    # Offline and fast when setuptools is installed; else let pip fetch the build requirements.
+    for cmd in (base[:4] + ["--no-build-isolation"] + base[4:], base):
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+        if proc.returncode == 0:
+            break
+    else:
+        pytest.fail(f"building the wheel failed:\n{proc.stdout}\n{proc.stderr}")
+    (wheel,) = out_dir.glob("hlc_codec-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def wheel_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Path of a venv python with the freshly built hlc-codec wheel installed."""
+    work = tmp_path_factory.mktemp("wheel")
+    wheel = _build_wheel(work / "dist", work)
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall",
+                    "--no-index", str(wheel)], check=True, cwd=work)
+    # The venv's copy must win over any (editable) install of the checkout in the system.
+    where = subprocess.run([str(python), "-c", "import codec_core, hybrid_plugins;"
+                            "print(codec_core.__file__); print(hybrid_plugins.__file__)"],
+                           capture_output=True, text=True, check=True, cwd=work).stdout.split()
+    assert all(Path(p).is_relative_to(venv) for p in where), where
+    return str(python)
+
+
+@pytest.fixture
+def wheel_run(wheel_python: str, tmp_path: Path):
+    """Run code with the installed wheel in a fresh process, cwd = a temporary directory."""
+
+    def run(code: str, *, env: dict[str, str] | None = None, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        full_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HLC_NO_AUTOREGISTER")}
+        full_env.update(env or {})
+        proc = subprocess.run([wheel_python, "-c", textwrap.dedent(code)], cwd=tmp_path, env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            pytest.fail(f"subprocess failed ({proc.returncode}):\n--- stdout\n{proc.stdout}\n"
+                        f"--- stderr\n{proc.stderr}")
+        return proc
+
+    return run

@@ -47,7 +47,6 @@ _HDR_NSYM = 12                          # each header copy is an RS(32, 20) code
 _HDR_SIZE = _HDR_DATA + _HDR_NSYM       # 32 bytes per copy
 _PREFIX = len(MAGIC) + _HDR_SIZE        # magic + copy A
 _OVERHEAD_FIXED = len(MAGIC) + 3 * _HDR_SIZE
-_MAX_NSYM = 128
 
 
 # ----------------------------------------------------------------------------- GF(256)
@@ -343,10 +342,7 @@ def _geometry(nsym: int, chunk_log2: int, payload_len: int) -> _Geometry:
 
 
 def _level_name(nsym: int) -> str:
-    for name, v in ECC_LEVELS.items():
-        if v == nsym:
-            return name
-    return f"rs{nsym}"
+    return next(name for name, v in ECC_LEVELS.items() if v == nsym)
 
 
 def _pack_header(h: _Header) -> bytes:
@@ -364,7 +360,9 @@ def _parse_header(raw: bytes) -> _Header | None:
     if zlib.crc32(fields) != struct.unpack_from("<I", raw, _HDR_FIELDS.size)[0]:
         return None
     version, nsym, chunk_log2, flags, plen, pcrc = _HDR_FIELDS.unpack(fields)
-    if version != _VERSION or flags != 0 or not 2 <= nsym <= _MAX_NSYM \
+    # Only the defined levels: each nsym costs a cached table of up to 4 MB, so arbitrary
+    # values from forged headers must not be able to grow the cache.
+    if version != _VERSION or flags != 0 or nsym not in ECC_LEVELS.values() \
             or not 6 <= chunk_log2 <= 16 or plen >= 1 << 48:
         return None    # a CRC-valid copy with impossible values is treated as damaged
     return _Header(nsym, chunk_log2, plen, pcrc)

@@ -343,12 +343,17 @@ def test_truncations_and_mutations_raise_only_hlc_errors():
             pass
 
 
-def test_forged_header_with_huge_length_does_not_allocate():
-    fields = ecc._HDR_FIELDS.pack(1, 24, 9, 0, (1 << 48) - 1, 0)
+def _forged_header(nsym: int, length: int) -> bytes:
+    fields = ecc._HDR_FIELDS.pack(1, nsym, 9, 0, length, 0)
     raw = fields + zlib.crc32(fields).to_bytes(4, "little")
-    hdr = raw + ecc._parity(np.frombuffer(raw, np.uint8)[:, None], ecc._HDR_NSYM)[:, 0].tobytes()
-    with pytest.raises(CorruptStreamError):
-        ecc.unprotect(ecc.MAGIC + hdr + b"\0" * 100)
+    return raw + ecc._parity(np.frombuffer(raw, np.uint8)[:, None], ecc._HDR_NSYM)[:, 0].tobytes()
+
+
+def test_forged_headers_are_refused_without_big_allocations():
+    with pytest.raises(CorruptStreamError):            # claims 256 TB
+        ecc.unprotect(ecc.MAGIC + _forged_header(24, (1 << 48) - 1) + b"\0" * 100)
+    with pytest.raises(CorruptStreamError):            # CRC-valid but undefined nsym
+        ecc.unprotect(ecc.MAGIC + _forged_header(100, 10) + b"\0" * 100)
 
 
 # ------------------------------------------------------------ through the public API

@@ -179,18 +179,19 @@ def _berlekamp_massey(seq: np.ndarray, nlen: np.ndarray, nsym: int) -> tuple[np.
         active = n < nlen
         if not active.any():
             break
+        w = min(n + 2, nsym + 1)       # deg C and deg x^m B are <= n + 1 here
         d = np.bitwise_xor.reduce(_MUL[c[:, :n + 1], seq[:, n::-1]], axis=1)
         d[~active] = 0
         nz = d != 0
         coef = _MUL[d, _INV[last_d]]
-        new_c = c ^ _MUL[coef[:, None], shifted]
+        new_c = c[:, :w] ^ _MUL[coef[:, None], shifted[:, :w]]
         swap = nz & (2 * length <= n)
         base = np.where(swap[:, None], c, shifted)
         shifted = np.zeros_like(base)
         shifted[:, 1:] = base[:, :-1]
         length = np.where(swap, n + 1 - length, length)
         last_d = np.where(swap, d, last_d)
-        c = np.where(nz[:, None], new_c, c)
+        c[:, :w] = np.where(nz[:, None], new_c, c[:, :w])
     return c, length
 
 
@@ -247,11 +248,18 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
     omega = _poly_mul_trunc(psi, synd, nsym, max_deg)               # evaluator
 
     # Chien search over the N positions (degree d = N-1-column).
+    # Rows sorted by degree so that term i is only evaluated for rows that have it
+    # (scattered errors give mostly degree 1-3 next to a few of degree nsym/2).
     apow = _apow()
+    order = np.argsort(-np.where(ok, deg, 0), kind="stable")
+    have = np.searchsorted(-np.where(ok, deg, 0)[order], -np.arange(max_deg + 1), side="right")
+    psi_sorted = psi[order]
     ev = np.zeros((m, n_len), np.uint8)
     for i in range(max_deg + 1):
-        ev ^= _MUL[psi[:, i:i + 1], apow[i, :n_len][None, :]]
-    roots = ev == 0
+        r = have[i]
+        ev[:r] ^= _MUL[psi_sorted[:r, i:i + 1], apow[i, :n_len][None, :]]
+    roots = np.empty_like(ev, dtype=bool)
+    roots[order] = ev == 0
     ok &= roots.sum(axis=1) == deg
     roots &= ok[:, None]
 

@@ -33,14 +33,16 @@ from numba import njit
 DIRECT = 8
 NSYM = DIRECT + 2 * 25
 # Adaptive frequency model: increment per coded symbol and rescale limit.
-INC = 24
-LIMIT = 1 << 16
+INC = 32
+LIMIT = 1 << 15
 # Contexts per model group: activity buckets, plus run-length and run-interrupt.
 NCTX_ACT = 36
 CTX_RUN = NCTX_ACT
 CTX_RUNI = NCTX_ACT + 1
 NCTX = NCTX_ACT + 2
 TOP = 1 << 24
+# Sign contexts: signs (-, 0, +) of the W and N neighbours.
+NSIGN_CTX = 9
 
 # Encoder state indices (int64 array of 8).
 E_LOW, E_RANGE, E_CACHE, E_CSIZE, E_POS, E_ACC, E_NBITS, E_RAWPOS = range(8)
@@ -51,6 +53,12 @@ D_CODE, D_RANGE, D_POS, D_ACC, D_NBITS, D_RAWPOS, D_OVER = 0, 1, 2, 3, 4, 5, 6
 def new_models(groups: int) -> tuple[np.ndarray, np.ndarray]:
     freq = np.ones((groups * NCTX, NSYM), dtype=np.int32)
     tot = np.full(groups * NCTX, NSYM, dtype=np.int32)
+    return freq, tot
+
+
+def new_sign_models(groups: int) -> tuple[np.ndarray, np.ndarray]:
+    freq = np.ones((groups * NSIGN_CTX, 2), dtype=np.int32)
+    tot = np.full(groups * NSIGN_CTX, 2, dtype=np.int32)
     return freq, tot
 
 
@@ -228,6 +236,13 @@ def _bucket(a):
 
 
 @njit(inline="always")
+def _sign_ctx(band, i, j):
+    w = band[i, j - 1] if j > 0 else 0
+    n = band[i - 1, j] if i > 0 else 0
+    return 3 * ((w > 0) - (w < 0) + 1) + (n > 0) - (n < 0) + 1
+
+
+@njit(inline="always")
 def _activity(band, i, j, H, W, parent, x1, x2):
     a = np.int64(0)
     if j > 0:
@@ -256,11 +271,12 @@ def _activity(band, i, j, H, W, parent, x1, x2):
 # ------------------------------------------------------------ band coder
 
 @njit(nogil=True, cache=True)
-def encode_band(band, parent, x1, x2, mask, st, out, raw, freq, tot, gbase):
+def encode_band(band, parent, x1, x2, mask, st, out, raw, freq, tot, gbase, sfreq, stot):
     """Code one subband (int32 2-D). ``mask`` (uint8 2-D or 0x0): code only where
     mask != 0 (other positions must hold 0 and are skipped; run mode is off)."""
     H, W = band.shape
     use_mask = mask.shape[0] > 0
+    sbase = (gbase // NCTX) * NSIGN_CTX
     for i in range(H):
         j = 0
         while j < W:
@@ -280,21 +296,22 @@ def encode_band(band, parent, x1, x2, mask, st, out, raw, freq, tot, gbase):
                     v = np.int64(band[i, j])
                     m = abs(v)
                     _enc_uint(st, out, raw, freq, tot, gbase + CTX_RUNI, m - 1)
-                    _put_bits(st, raw, 1 if v < 0 else 0, 1)
+                    _enc_sym(st, out, sfreq, stot, sbase + _sign_ctx(band, i, j), 1 if v < 0 else 0)
                     j += 1
                 continue
             v = np.int64(band[i, j])
             m = abs(v)
             _enc_uint(st, out, raw, freq, tot, gbase + _bucket(a), m)
             if m != 0:
-                _put_bits(st, raw, 1 if v < 0 else 0, 1)
+                _enc_sym(st, out, sfreq, stot, sbase + _sign_ctx(band, i, j), 1 if v < 0 else 0)
             j += 1
 
 
 @njit(nogil=True, cache=True)
-def decode_band(band, parent, x1, x2, mask, dt, inp, raw, freq, tot, gbase):
+def decode_band(band, parent, x1, x2, mask, dt, inp, raw, freq, tot, gbase, sfreq, stot):
     H, W = band.shape
     use_mask = mask.shape[0] > 0
+    sbase = (gbase // NCTX) * NSIGN_CTX
     for i in range(H):
         j = 0
         while j < W:
@@ -315,14 +332,14 @@ def decode_band(band, parent, x1, x2, mask, dt, inp, raw, freq, tot, gbase):
                     m = _dec_uint(dt, inp, raw, freq, tot, gbase + CTX_RUNI) + 1
                     if m > 0x3FFFFFFF:
                         m = 0x3FFFFFFF
-                    s = _get_bits(dt, raw, 1)
+                    s = _dec_sym(dt, inp, sfreq, stot, sbase + _sign_ctx(band, i, j))
                     band[i, j] = -m if s else m
                     j += 1
                 continue
             m = _dec_uint(dt, inp, raw, freq, tot, gbase + _bucket(a))
             if m > 0x3FFFFFFF:
                 m = 0x3FFFFFFF
-            if m != 0 and _get_bits(dt, raw, 1):
+            if m != 0 and _dec_sym(dt, inp, sfreq, stot, sbase + _sign_ctx(band, i, j)):
                 m = -m
             band[i, j] = m
             j += 1

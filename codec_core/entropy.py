@@ -58,16 +58,20 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 class _Encoder:
-    """One range coder + raw bit writer, grown and retried on overflow."""
+    """One range coder + raw bit writer; ``finish`` reports a too-small buffer."""
 
     def __init__(self, n_symbols: int) -> None:
         k = _k()
         self.k = k
-        self.cap = 2 * n_symbols + 64
-        self.freq, self.tot = k.new_models(_GROUPS)
+        self.models = _new_models(k)
         self.st = k.new_encoder()
-        self.out = np.empty(self.cap, np.uint8)
+        self.out = np.empty(2 * n_symbols + 64, np.uint8)
         self.raw = np.empty(3 * n_symbols + 64, np.uint8)
+
+    def band(self, band, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, mask=_EMPTY_MASK, group=0) -> None:
+        freq, tot, sfreq, stot = self.models
+        self.k.encode_band(band, parent, x1, x2, mask, self.st, self.out, self.raw,
+                           freq, tot, group * self.k.NCTX, sfreq, stot)
 
     def finish(self) -> bytes:
         self.k.finish_encoder(self.st, self.out, self.raw)
@@ -77,21 +81,31 @@ class _Encoder:
         return _varint(n_out) + self.out[:n_out].tobytes() + self.raw[:n_raw].tobytes()
 
 
-def _split_segment(seg: bytes) -> tuple[np.ndarray, np.ndarray]:
-    n_arith, pos = _read_varint(seg, 0)
-    if pos + n_arith > len(seg):
-        raise CorruptStreamError("coded segment shorter than its length field")
-    buf = np.frombuffer(seg, dtype=np.uint8)
-    return buf[pos:pos + n_arith], buf[pos + n_arith:]
+class _Decoder:
+    """Mirror of _Encoder over one segment's bytes."""
+
+    def __init__(self, seg: bytes) -> None:
+        k = _k()
+        self.k = k
+        n_arith, pos = _read_varint(seg, 0)
+        if pos + n_arith > len(seg):
+            raise CorruptStreamError("coded segment shorter than its length field")
+        buf = np.frombuffer(seg, dtype=np.uint8)
+        self.inp, self.raw = buf[pos:pos + n_arith], buf[pos + n_arith:]
+        self.dt = np.zeros(8, np.int64)
+        k.start_decoder(self.dt, self.inp)
+        self.models = _new_models(k)
+
+    def band(self, shape, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, mask=_EMPTY_MASK, group=0) -> np.ndarray:
+        out = np.empty(shape, np.int32)
+        freq, tot, sfreq, stot = self.models
+        self.k.decode_band(out, parent, x1, x2, mask, self.dt, self.inp, self.raw,
+                           freq, tot, group * self.k.NCTX, sfreq, stot)
+        return out
 
 
-def _decoder(seg: bytes):
-    k = _k()
-    inp, raw = _split_segment(seg)
-    dt = np.zeros(8, np.int64)
-    k.start_decoder(dt, inp)
-    freq, tot = k.new_models(_GROUPS)
-    return k, dt, inp, raw, freq, tot
+def _new_models(k) -> tuple:
+    return k.new_models(_GROUPS) + k.new_sign_models(_GROUPS)
 
 
 def _encode_with_retry(fn, n_symbols: int) -> bytes:
@@ -105,73 +119,53 @@ def _encode_with_retry(fn, n_symbols: int) -> bytes:
             scale *= 4
 
 
+def _as32(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
 def encode_decomposition(bands: list, levels: int) -> list[bytes]:
     """Code an integer decomposition; returns ``levels + 1`` segments."""
     k = _k()
-    segs = []
-    ll_res = k.med_residual(np.ascontiguousarray(bands[0], dtype=np.int32))
-
-    def code_ll(enc):
-        k.encode_band(ll_res, _EMPTY, _EMPTY, _EMPTY, _EMPTY_MASK, enc.st, enc.out, enc.raw,
-                      enc.freq, enc.tot, _G_LL * k.NCTX)
-
-    segs.append(_encode_with_retry(code_ll, ll_res.size))
+    ll_res = k.med_residual(_as32(bands[0]))
+    segs = [_encode_with_retry(lambda enc: enc.band(ll_res, group=_G_LL), ll_res.size)]
     for r in range(1, levels + 1):
-        hl, lh, hh = (np.ascontiguousarray(b, dtype=np.int32) for b in bands[r])
-        parents = bands[r - 1] if r > 1 else (_EMPTY, _EMPTY, _EMPTY)
-        g = _group_of(r, levels) * k.NCTX
+        hl, lh, hh = (_as32(b) for b in bands[r])
+        p = [_as32(b) for b in bands[r - 1]] if r > 1 else [_EMPTY] * 3
+        g = _group_of(r, levels)
 
-        def code_level(enc, hl=hl, lh=lh, hh=hh, parents=parents, g=g):
-            args = (enc.st, enc.out, enc.raw, enc.freq, enc.tot, g)
-            k.encode_band(hl, _as32(parents[0]), _EMPTY, _EMPTY, _EMPTY_MASK, *args)
-            k.encode_band(lh, _as32(parents[1]), hl, _EMPTY, _EMPTY_MASK, *args)
-            k.encode_band(hh, _as32(parents[2]), hl, lh, _EMPTY_MASK, *args)
+        def code_level(enc, hl=hl, lh=lh, hh=hh, p=p, g=g):
+            enc.band(hl, p[0], group=g)
+            enc.band(lh, p[1], hl, group=g)
+            enc.band(hh, p[2], hl, lh, group=g)
 
         segs.append(_encode_with_retry(code_level, hl.size + lh.size + hh.size))
     return segs
 
 
-def _as32(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.int32)
-
-
 def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
                          upto: int | None = None) -> list:
-    """Decode segments 0..upto (default all) into bands; missing levels are None."""
+    """Decode segments 0..upto (default all) into integer bands."""
+    k = _k()
     shapes = band_shapes(rows, cols, levels)
     upto = levels if upto is None else upto
-    k, dt, inp, raw, freq, tot = _decoder(segs[0])
-    res = np.empty(shapes[0], np.int32)
-    k.decode_band(res, _EMPTY, _EMPTY, _EMPTY, _EMPTY_MASK, dt, inp, raw, freq, tot, _G_LL * k.NCTX)
-    bands: list = [k.med_reconstruct(res)]
+    bands: list = [k.med_reconstruct(_Decoder(segs[0]).band(shapes[0], group=_G_LL))]
     for r in range(1, upto + 1):
-        k, dt, inp, raw, freq, tot = _decoder(segs[r])
-        hl, lh, hh = (np.empty(s, np.int32) for s in shapes[r])
-        parents = bands[r - 1] if r > 1 else (_EMPTY, _EMPTY, _EMPTY)
-        args = (dt, inp, raw, freq, tot, _group_of(r, levels) * k.NCTX)
-        k.decode_band(hl, parents[0], _EMPTY, _EMPTY, _EMPTY_MASK, *args)
-        k.decode_band(lh, parents[1], hl, _EMPTY, _EMPTY_MASK, *args)
-        k.decode_band(hh, parents[2], hl, lh, _EMPTY_MASK, *args)
+        dec = _Decoder(segs[r])
+        p = bands[r - 1] if r > 1 else (_EMPTY, _EMPTY, _EMPTY)
+        g = _group_of(r, levels)
+        hl = dec.band(shapes[r][0], p[0], group=g)
+        lh = dec.band(shapes[r][1], p[1], hl, group=g)
+        hh = dec.band(shapes[r][2], p[2], hl, lh, group=g)
         bands.append((hl, lh, hh))
     return bands
 
 
 def encode_masked_plane(values: np.ndarray, mask: np.ndarray) -> bytes:
     """Code an int32 plane only where ``mask`` is set (ROI residual layer)."""
-    k = _k()
     v = _as32(values)
     m = np.ascontiguousarray(mask, dtype=np.uint8)
-
-    def code(enc):
-        k.encode_band(v, _EMPTY, _EMPTY, _EMPTY, m, enc.st, enc.out, enc.raw,
-                      enc.freq, enc.tot, _G_RES * k.NCTX)
-
-    return _encode_with_retry(code, int(m.sum()) + 1)
+    return _encode_with_retry(lambda enc: enc.band(v, mask=m, group=_G_RES), int(m.sum()) + 1)
 
 
 def decode_masked_plane(seg: bytes, mask: np.ndarray) -> np.ndarray:
-    k, dt, inp, raw, freq, tot = _decoder(seg)
-    out = np.empty(mask.shape, np.int32)
-    k.decode_band(out, _EMPTY, _EMPTY, _EMPTY, np.ascontiguousarray(mask, dtype=np.uint8),
-                  dt, inp, raw, freq, tot, _G_RES * k.NCTX)
-    return out
+    return _Decoder(seg).band(mask.shape, mask=np.ascontiguousarray(mask, dtype=np.uint8), group=_G_RES)

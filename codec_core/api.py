@@ -153,7 +153,7 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     job = pl.EncodeJob(header=h, img=img, original=original, threads=nthreads)
 
     if mode == "lossless":
-        table = pl.value_table_worthwhile(img, vmin, vmax) if ch == 1 else None
+        table = pl.choose_value_table(img, vmin, vmax, h.levels)
         if table is not None:
             h.flags |= ct.FLAG_VALUE_TABLE
             job.img = np.searchsorted(table, img).astype(np.int32)

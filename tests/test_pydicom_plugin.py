@@ -1,0 +1,200 @@
+"""pydicom transfer syntax plugin, through the installed wheel in fresh processes.
+
+Files are compressed in one process and read back in another, so decoding relies on
+the start-up registration and on the UID read from the file, not on state left over
+from encoding.
+"""
+from __future__ import annotations
+
+import pytest
+
+UID = "2.25.220595007392293823743213383891695951969"
+
+PRELUDE = f"""
+import threading
+import numpy as np
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate, generate_fragments, generate_frames, parse_basic_offsets
+from pydicom.pixels import pixel_array
+UID = "{UID}"
+
+def original(name):
+    return pydicom.dcmread(get_testdata_file(name))
+"""
+
+
+@pytest.mark.parametrize("name", ["MR_small.dcm", "693_UNCR.dcm", "US1_UNCR.dcm", "emri_small.dcm",
+                                  "JPEG2000_UNC.dcm"])
+def test_lossless_compress_then_decode_in_a_fresh_process_is_bit_exact(wheel_run, name):
+    wheel_run(PRELUDE + f"""
+ds = original("{name}")
+ds.compress(UID, mode="lossless")
+assert ds.file_meta.TransferSyntaxUID == UID
+ds.save_as("out.dcm")
+""")
+    wheel_run(PRELUDE + f"""
+before = original("{name}")
+ref = before.pixel_array
+ds = pydicom.dcmread("out.dcm")
+assert ds.get("LossyImageCompression") == before.get("LossyImageCompression")
+assert ds.pixel_array.dtype == ref.dtype and (ds.pixel_array == ref).all()
+assert (pixel_array("out.dcm") == ref).all()
+""")
+
+
+def test_multi_frame_has_one_fragment_per_frame_and_decodes_single_frames(wheel_run):
+    wheel_run(PRELUDE + """
+ds = original("emri_small.dcm")
+ds.compress(UID)
+ds.save_as("mf.dcm")
+""")
+    wheel_run(PRELUDE + """
+import io
+ref = original("emri_small.dcm").pixel_array
+ds = pydicom.dcmread("mf.dcm")
+fp = io.BytesIO(ds.PixelData)
+offsets = parse_basic_offsets(fp)
+assert len(offsets) == 10 and offsets[0] == 0
+assert len(list(generate_fragments(fp))) == 10
+calls = []
+import codec_core
+real = codec_core.decode
+codec_core.decode = lambda *a, **k: calls.append(1) or real(*a, **k)
+for i in (0, 4, 9):
+    assert (pixel_array("mf.dcm", index=i) == ref[i]).all()
+assert len(calls) == 3, "one frame must decode without the others"
+""")
+
+
+def test_lossy_result_sets_lossy_attributes_and_a_new_sop_instance_uid(wheel_run):
+    wheel_run(PRELUDE + """
+ds = original("693_UNCR.dcm")
+ref = ds.pixel_array.copy()
+old_uid = ds.SOPInstanceUID
+ds.compress(UID, mode="near-lossless", max_error=2, generate_instance_uid=False)
+assert ds.LossyImageCompression == "01"
+assert ds.LossyImageCompressionMethod == "HLC_DWT"
+size = sum(len(f) for f in generate_frames(ds.PixelData, number_of_frames=1))
+assert abs(float(ds.LossyImageCompressionRatio) - ref.size * 2 / size) < 0.01 * ref.size * 2 / size
+assert ds.SOPInstanceUID != old_uid and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+ds.save_as("lossy.dcm")
+""")
+    wheel_run(PRELUDE + """
+ref = original("693_UNCR.dcm").pixel_array
+ds = pydicom.dcmread("lossy.dcm")
+assert ds.LossyImageCompression == "01"
+assert np.abs(ds.pixel_array.astype(int) - ref).max() <= 2
+""")
+
+
+def test_lossy_recompression_appends_ratio_and_method(wheel_run):
+    wheel_run(PRELUDE + """
+ds = original("MR_small.dcm")
+ds.LossyImageCompression = "01"
+ds.LossyImageCompressionRatio = "10"
+ds.LossyImageCompressionMethod = "ISO_10918_1"
+ds.compress(UID, mode="lossy", bpp=1.0)
+assert ds.LossyImageCompression == "01"
+assert [str(r) for r in ds.LossyImageCompressionRatio][0] == "10" and len(ds.LossyImageCompressionRatio) == 2
+assert list(ds.LossyImageCompressionMethod) == ["ISO_10918_1", "HLC_DWT"]
+""")
+
+
+def test_lossless_result_leaves_lossy_attributes_and_earlier_values_alone(wheel_run):
+    wheel_run(PRELUDE + """
+ds = original("MR_small.dcm")
+ds.compress(UID, mode="lossless", generate_instance_uid=False)
+assert "LossyImageCompression" not in ds and "LossyImageCompressionRatio" not in ds
+assert ds.SOPInstanceUID == original("MR_small.dcm").SOPInstanceUID
+ds = original("MR_small.dcm")
+ds.LossyImageCompression = "01"; ds.LossyImageCompressionRatio = "8"; ds.LossyImageCompressionMethod = "ISO_14495_1"
+ds.compress(UID, mode="lossless")
+assert (ds.LossyImageCompression, str(ds.LossyImageCompressionRatio), ds.LossyImageCompressionMethod) == \\
+    ("01", "8", "ISO_14495_1")
+""")
+
+
+def test_compress_from_an_array_also_marks_lossy(wheel_run):
+    wheel_run(PRELUDE + """
+ds = original("MR_small.dcm")
+arr = ds.pixel_array.copy()
+ds.compress(UID, arr, mode="near-lossless", max_error=1)
+assert ds.LossyImageCompression == "01"
+assert np.abs(ds.pixel_array.astype(int) - arr).max() <= 1
+""")
+
+
+def test_roi_mask_and_dicom_seg_keep_the_region_exact(wheel_run):
+    wheel_run(PRELUDE + """
+from codec_core.roi import mask_from_seg
+ct = original("693_UNCR.dcm")
+img = ct.pixel_array
+mask = np.zeros(img.shape, bool); mask[150:350, 100:300] = True
+ds = original("693_UNCR.dcm")
+ds.compress(UID, mode="lossy", bpp=0.4, roi=mask)
+out = ds.pixel_array
+assert (out[mask] == img[mask]).all() and ds.LossyImageCompression == "01"
+# A 3-frame image matching the geometry of the liver SEG in pydicom-data.
+seg = original("liver.dcm")
+ct.NumberOfFrames = 3
+ct.PixelData = np.stack([img, img[::-1], img[:, ::-1]]).tobytes()
+ref = ct.pixel_array.copy()
+ct.compress(UID, mode="lossy", bpp=0.4, roi=seg)
+seg_mask = mask_from_seg(seg, ref.shape)
+assert seg_mask.any() and (ct.pixel_array[seg_mask] == ref[seg_mask]).all()
+""")
+
+
+def test_decoder_accepts_one_trailing_pad_byte_per_fragment(wheel_run):
+    wheel_run(PRELUDE + """
+ds = original("emri_small.dcm")
+ref = ds.pixel_array.copy()
+ds.compress(UID)
+frames = [f + b"\\x00" if len(f) % 2 == 0 else f for f in generate_frames(ds.PixelData, number_of_frames=10)]
+ds.PixelData = encapsulate([f + b"\\x00" for f in frames])  # every fragment now carries padding
+ds.save_as("pad.dcm")
+assert (pixel_array("pad.dcm") == ref).all()
+""")
+
+
+def test_damaged_fragment_raises_an_error_naming_the_frame(wheel_run):
+    wheel_run(PRELUDE + """
+import codec_core
+ds = original("emri_small.dcm")
+ds.compress(UID)
+frames = list(generate_frames(ds.PixelData, number_of_frames=10))
+bad = bytearray(frames[6]); bad[len(bad) // 2] ^= 0x55
+frames[6] = bytes(bad)
+ds.PixelData = encapsulate(frames)
+ds.save_as("bad.dcm")
+assert pixel_array("bad.dcm", index=5).shape == (64, 64)       # other frames still decode
+for call in (lambda: pixel_array("bad.dcm", index=6), lambda: pydicom.dcmread("bad.dcm").pixel_array):
+    try:
+        call()
+        raise AssertionError("damage not reported")
+    except RuntimeError as e:
+        assert "frame 6" in str(e), str(e)
+""")
+
+
+def test_decoding_from_several_threads_gives_identical_frames(wheel_run):
+    wheel_run(PRELUDE + """
+ds = original("emri_small.dcm")
+ref = ds.pixel_array.copy()
+ds.compress(UID, mode="near-lossless", max_error=1)
+ds.save_as("t.dcm")
+expected = pixel_array("t.dcm")
+errors = []
+def work(k):
+    try:
+        for i in range(k, 10, 4):
+            assert (pixel_array("t.dcm", index=i) == expected[i]).all()
+        assert (pydicom.dcmread("t.dcm").pixel_array == expected).all()
+    except Exception as e:
+        errors.append(e)
+threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not errors, errors
+""")

@@ -194,16 +194,16 @@ def _encode_lossy(job: pl.EncodeJob, arr: np.ndarray, bpp, psnr, roi, roi_max_er
     state = pl.LossyState(job)
     span = max(1, h.vmax - h.vmin)
     start = span / 64.0
-    head_bytes = len(ct.pack(h, segments_head)) + 8 * (1 + 3 * h.levels) + 8 * h.frames * h.n_tiles * h.channels * (h.levels + 2)
 
     if bpp is not None:
         target = bpp * h.rows * h.cols * h.frames / 8.0
         cache: dict = {}
 
         def size(step: float) -> float:
-            body, _ = state.encode(pl.quantize.subband_steps(step, h.levels))
+            h.steps = pl.quantize.subband_steps(step, h.levels)
+            body, _ = state.encode(h.steps)
             cache[step] = body
-            return head_bytes + sum(map(len, body))
+            return len(ct.pack(h, segments_head + body))  # the exact final size
 
         step = pl.quantize.search_step(size, target, start, want_at_most=True, tolerance=0.015,
                                        log_value=True)

@@ -1,0 +1,372 @@
+"""Train the ROI models: CNN feature extractor + SVM block classifier, and the CNN denoiser.
+
+Run from the repository root::
+
+    pip install torch==2.13.0 onnx   # CPU wheel, development only
+    nice python models/train.py      # ~5 min on 2 cores; writes models/*.onnx, *.pkl, SHA256SUMS
+
+Seeded and single-threaded, so it regenerates the same weights on the same torch and
+scikit-learn versions. Steps:
+
+1. Corpus (models/corpus.py): real pydicom-data images with classical, modality-aware
+   pixel labels, split into training and held-out sets by acquisition.
+2. Augmentation of each training image: flips, 90° rotations, rescaling, intensity
+   windows and gamma, polarity inversion, noise, synthetic burned-in text.
+3. CNN (``RoiFeatureNet``) trained end to end on block labels with a temporary
+   linear head; exported to ONNX without the head (features per block).
+4. SVM (StandardScaler + LinearSVC) fitted on the CNN features of training blocks;
+   the background intercept is then lowered until ≤ 0.1% of training body pixels
+   fall in blocks predicted background (safety before compression).
+5. Denoiser (``DenoiseNet``): residual CNN trained on the training images with
+   synthetic Gaussian noise.
+6. Held-out evaluation (pixel level, through the exported ONNX + pickled SVM, i.e.
+   the code path of ``codec_core.roi.auto_importance_map``), written to
+   models/heldout_metrics.json.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from codec_core import roi  # noqa: E402
+from models import corpus  # noqa: E402
+
+SEED = 20250607
+AUG_PER_IMAGE = 24
+MAX_CELLS = 128          # CNN training crops: at most 128 × 128 cells (512 px)
+CNN_EPOCHS = 40
+DENOISE_STEPS = 1500
+SVM_BLOCKS = 30000
+SAFETY_BODY_LOSS = 0.002  # fraction of training body pixels allowed in background blocks
+
+
+# ---------------------------------------------------------------------- augmentation
+def _text_layer(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of a few random burned-in text strings."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.new("L", (shape[1], shape[0]), 0)
+    draw = ImageDraw.Draw(canvas)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 :/.-mmcmkVmAsHz"
+    for _ in range(int(rng.integers(1, 5))):
+        size = int(rng.integers(8, max(10, min(shape) // 12)))
+        font = ImageFont.load_default(size=size)
+        text = "".join(rng.choice(list(alphabet), size=int(rng.integers(3, 16))))
+        x = int(rng.integers(0, max(1, shape[1] - size * 4)))
+        y = int(rng.integers(0, max(1, shape[0] - size)))
+        draw.text((x, y), text, fill=255, font=font)
+    return np.asarray(canvas) > 0
+
+
+def augment(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One random variant: float luma image (any range) and its pixel labels."""
+    from scipy import ndimage
+    from skimage.transform import rescale
+
+    x = image.astype(np.float64)
+    if x.ndim == 3:
+        x = x.mean(axis=-1)
+    lab = labels
+    k = int(rng.integers(0, 4))
+    x, lab = np.rot90(x, k), np.rot90(lab, k)
+    if rng.random() < 0.5:
+        x, lab = x[:, ::-1], lab[:, ::-1]
+    s = float(np.exp(rng.uniform(np.log(0.5), np.log(1.3))))
+    if min(x.shape) * s >= 24 and max(x.shape) * s <= 1400:
+        x = rescale(x, s, order=1, preserve_range=True, anti_aliasing=s < 1)
+        lab = rescale(lab, s, order=0, preserve_range=True, anti_aliasing=False).astype(np.uint8)
+    x = np.ascontiguousarray(x)
+    lab = np.ascontiguousarray(lab)
+    lo, hi = float(x.min()), float(x.max())
+    span = hi - lo or 1.0
+    xn = (x - lo) / span
+    if rng.random() < 0.4:  # intensity window (as a display would clip)
+        a, b = sorted(rng.uniform(0.0, 1.0, 2))
+        if b - a > 0.2:
+            xn = np.clip((xn - a) / (b - a), 0, 1)
+    xn = xn ** float(np.exp(rng.uniform(-0.4, 0.4)))
+    if rng.random() < 0.2:  # polarity (MONOCHROME1 stored values)
+        xn = 1.0 - xn
+    if rng.random() < 0.5:
+        xn = xn + rng.normal(0, rng.uniform(0.002, 0.03), xn.shape)
+    if rng.random() < 0.4:
+        text = _text_layer(xn.shape, rng)
+        value = 1.0 if rng.random() < 0.8 else 0.0
+        xn = np.where(text, value, xn)
+        lab = np.where(ndimage.binary_dilation(text, iterations=1), corpus.DETAIL, lab).astype(np.uint8)
+    depth = int(rng.choice([255, 1023, 4095, 65535]))
+    xq = np.rint(np.clip(xn, -0.2, 1.2) * depth) - (depth // 2 if rng.random() < 0.3 else 0)
+    return xq.astype(np.float32), lab
+
+
+def make_examples(samples: list, n_aug: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(cell features (2, h, w), block labels (h/4, w/4), pixel labels) per variant."""
+    out = []
+    for s in samples:
+        variants = [(s.image.astype(np.float32).mean(axis=-1) if s.image.ndim == 3 else s.image.astype(np.float32), s.labels)]
+        variants += [augment(s.image, s.labels, rng) for _ in range(n_aug)]
+        for x, lab in variants:
+            feats = roi.cell_features(x)[0]
+            out.append((feats, corpus.block_labels(lab, roi.ROI_BLOCK), lab))
+    return out
+
+
+# ------------------------------------------------------------------------------ nets
+def build_nets():
+    import torch
+    from torch import nn
+
+    class RoiFeatureNet(nn.Module):
+        """2 × (H/4, W/4) cells -> 32 features per 16 × 16 block (H/16, W/16)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(2, 12, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(12, 24, 3, stride=2, padding=1), nn.ReLU(),
+                nn.Conv2d(24, 32, 3, stride=2, padding=1), nn.ReLU(),
+                nn.Conv2d(32, 32, 3, padding=2, dilation=2), nn.ReLU(),
+                nn.Conv2d(32, 32, 3, padding=4, dilation=4), nn.ReLU(),
+            )
+            self.head = nn.Conv2d(32, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+    class DenoiseNet(nn.Module):
+        """Residual denoiser on a [0, 1]-normalised image: returns the clean estimate."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(
+                nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(16, 1, 3, padding=1),
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x - self.net(x)
+
+    return RoiFeatureNet, DenoiseNet
+
+
+def _crop(feats: np.ndarray, blabels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    bpc = roi.ROI_BLOCK // roi.CELL
+    h, w = blabels.shape
+    mb = MAX_CELLS // bpc
+    r0 = int(rng.integers(0, h - mb + 1)) if h > mb else 0
+    c0 = int(rng.integers(0, w - mb + 1)) if w > mb else 0
+    return (feats[:, r0 * bpc:(r0 + mb) * bpc, c0 * bpc:(c0 + mb) * bpc],
+            blabels[r0:r0 + mb, c0:c0 + mb])
+
+
+def train_cnn(examples, rng: np.random.Generator):
+    import torch
+    from torch import nn
+
+    RoiFeatureNet, _ = build_nets()
+    net = RoiFeatureNet()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    # Body weighted up: calling anatomy background is the costly mistake.
+    lossf = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 1.0]))
+    steps = CNN_EPOCHS * len(examples)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    t0 = time.time()
+    for epoch in range(CNN_EPOCHS):
+        order = rng.permutation(len(examples))
+        total = 0.0
+        for i in order:
+            feats, blab, _ = examples[i]
+            f, b = _crop(feats, blab, rng)
+            x = torch.from_numpy(np.ascontiguousarray(f))[None]
+            y = torch.from_numpy(b.astype(np.int64))[None]
+            logits = net.head(net(x))
+            loss = lossf(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        print(f"cnn epoch {epoch}: loss {total / len(examples):.4f} ({time.time() - t0:.0f} s)", flush=True)
+    return net
+
+
+def train_denoiser(samples, rng: np.random.Generator):
+    import torch
+
+    _, DenoiseNet = build_nets()
+    net = DenoiseNet()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    images = []
+    for s in samples:
+        x = s.image.astype(np.float32)
+        x = x.mean(axis=-1) if x.ndim == 3 else x
+        if min(x.shape) >= 48:
+            images.append((x - x.min()) / max(float(x.max() - x.min()), 1.0))
+    t0 = time.time()
+    for step in range(DENOISE_STEPS):
+        batch = []
+        for _ in range(8):
+            img = images[int(rng.integers(len(images)))]
+            r = int(rng.integers(0, img.shape[0] - 48 + 1))
+            c = int(rng.integers(0, img.shape[1] - 48 + 1))
+            batch.append(img[r:r + 48, c:c + 48])
+        clean = torch.from_numpy(np.stack(batch)[:, None].copy())
+        sigma = torch.from_numpy(rng.uniform(0.003, 0.05, (8, 1, 1, 1)).astype(np.float32))
+        noise = torch.from_numpy(rng.normal(0, 1, clean.shape).astype(np.float32)) * sigma
+        loss = torch.mean((net(clean + noise) - clean) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 500 == 0:
+            print(f"denoiser step {step}: mse {float(loss):.2e} ({time.time() - t0:.0f} s)", flush=True)
+    return net
+
+
+def export_onnx(module, path: Path, channels: int) -> None:
+    import torch
+
+    module.eval()
+    dummy = torch.zeros(1, channels, 64, 64)
+    torch.onnx.export(module, dummy, str(path), input_names=["image"], output_names=["output"],
+                      dynamic_axes={"image": {2: "rows", 3: "cols"}, "output": {2: "rows", 3: "cols"}},
+                      opset_version=17, dynamo=False)
+    import onnx
+
+    model = onnx.load(str(path))
+    model.producer_version = ""   # keep the bytes independent of the torch build string
+    onnx.save(model, str(path))
+
+
+# ------------------------------------------------------------------------------- SVM
+def onnx_block_features(feats: np.ndarray) -> np.ndarray:
+    session = roi._cached(roi.FEATURES_FILE, roi._onnx_session)
+    (out,) = session.run(None, {"image": feats[None]})
+    return out[0].reshape(out.shape[1], -1).T
+
+
+def fit_svm(examples, rng: np.random.Generator):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    X, y, body_px = [], [], []
+    for feats, blab, plab in examples:
+        X.append(onnx_block_features(feats))
+        y.append(blab.ravel())
+        body_px.append(_body_pixels_per_block(plab, blab.shape).ravel())
+    X, y, body_px = np.concatenate(X), np.concatenate(y), np.concatenate(body_px)
+    pick = rng.choice(len(y), size=min(SVM_BLOCKS, len(y)), replace=False)
+    svm = make_pipeline(StandardScaler(), LinearSVC(C=0.5, class_weight={0: 1.0, 1: 2.0, 2: 1.0},
+                                                     max_iter=20000, random_state=SEED))
+    svm.fit(X[pick], y[pick])
+    # Safety calibration on training data: lower the background score until at most
+    # SAFETY_BODY_LOSS of body pixels would sit in blocks predicted background.
+    clf = svm[-1]
+    scores = svm.decision_function(X)
+    margin = scores[:, 0] - np.max(scores[:, 1:], axis=1)   # > 0: predicted background
+    total_body = body_px.sum()
+    order = np.argsort(-margin)
+    lost = np.cumsum(body_px[order])
+    allowed = np.searchsorted(lost, SAFETY_BODY_LOSS * total_body, side="right")
+    shift = 0.0
+    if allowed < len(order) and margin[order[allowed]] > 0:
+        shift = float(margin[order[allowed]]) + 1e-6
+    clf.intercept_ = clf.intercept_.copy()
+    clf.intercept_[0] -= shift
+    print(f"svm: {len(pick)} blocks, background intercept shifted by {shift:.3f}", flush=True)
+    return svm
+
+
+def _body_pixels_per_block(plab: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    b = roi.ROI_BLOCK
+    rows, cols = plab.shape
+    padded = np.zeros((grid[0] * b, grid[1] * b), dtype=bool)
+    padded[:rows, :cols] = plab != corpus.BACKGROUND
+    return padded.reshape(grid[0], b, grid[1], b).sum(axis=(1, 3))
+
+
+# ------------------------------------------------------------------------ evaluation
+def evaluate(samples) -> dict:
+    """Pixel-level confusion of auto_importance_map against the classical labels."""
+    per_image = []
+    conf = np.zeros((3, 3), dtype=np.int64)
+    for s in samples:
+        pred = roi.auto_importance_map(s.image)
+        px = np.kron(pred, np.ones((roi.ROI_BLOCK, roi.ROI_BLOCK), dtype=np.uint8))[: s.labels.shape[0], : s.labels.shape[1]]
+        c = np.zeros((3, 3), dtype=np.int64)
+        np.add.at(c, (s.labels.ravel(), px.ravel()), 1)
+        conf += c
+        per_image.append({"image": s.source.name, "frame": s.frame, "modality": s.modality,
+                          **_summary(c)})
+    return {"overall": _summary(conf), "confusion_true_by_pred": conf.tolist(), "images": per_image}
+
+
+def _summary(c: np.ndarray) -> dict:
+    body_true = c[1:].sum()
+    out = {"body_kept": float(c[1:, 1:].sum() / body_true) if body_true else None,
+           "background_recall": float(c[0, 0] / c[0].sum()) if c[0].sum() else None}
+    for k, name in enumerate(("background", "body", "detail")):
+        out[f"{name}_precision"] = float(c[k, k] / c[:, k].sum()) if c[:, k].sum() else None
+        out[f"{name}_recall"] = float(c[k, k] / c[k].sum()) if c[k].sum() else None
+    return out
+
+
+def write_sums() -> None:
+    lines = [f"{hashlib.sha256((HERE / n).read_bytes()).hexdigest()}  {n}\n" for n in roi.MODEL_FILES]
+    (HERE / roi.SUMS_FILE).write_text("".join(lines), encoding="ascii")
+
+
+def main() -> None:
+    import torch
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    rng = np.random.default_rng(SEED)
+    t0 = time.time()
+    train = corpus.load_corpus("train")
+    heldout = corpus.load_corpus("heldout")
+    print(f"corpus: {len(train)} training images, {len(heldout)} held out ({time.time() - t0:.0f} s)", flush=True)
+    examples = make_examples(train, AUG_PER_IMAGE, rng)
+    print(f"{len(examples)} training variants ({time.time() - t0:.0f} s)", flush=True)
+
+    net = train_cnn(examples, rng)
+    export_onnx(net, HERE / roi.FEATURES_FILE, 2)
+    denoiser = train_denoiser(train, rng)
+    export_onnx(denoiser, HERE / roi.DENOISER_FILE, 1)
+
+    # The SVM is fitted on features from the exported ONNX graph, the same numbers
+    # the codec computes at run time.
+    roi.set_model_dir(HERE)
+    (HERE / roi.SUMS_FILE).write_text(
+        f"{hashlib.sha256((HERE / roi.FEATURES_FILE).read_bytes()).hexdigest()}  {roi.FEATURES_FILE}\n",
+        encoding="ascii")
+    svm = fit_svm(examples, rng)
+    (HERE / roi.SVM_FILE).write_bytes(pickle.dumps(svm, protocol=4))
+    write_sums()
+    roi.set_model_dir(HERE)
+
+    metrics = {"train": evaluate(train)["overall"], "heldout": evaluate(heldout),
+               "training_seconds": round(time.time() - t0, 1),
+               "versions": {"torch": torch.__version__, "sklearn": __import__("sklearn").__version__}}
+    (HERE / "heldout_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    print(json.dumps(metrics["heldout"]["overall"], indent=1))
+    for row in metrics["heldout"]["images"]:
+        print(row["image"], row["frame"], f"body kept {row['body_kept']:.4f}",
+              f"bg recall {row['background_recall'] if row['background_recall'] is None else round(row['background_recall'], 3)}")
+    print(f"done in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

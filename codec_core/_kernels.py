@@ -46,7 +46,7 @@ NSIGN_CTX = 9
 
 # Encoder state indices (int64 array of 8).
 E_LOW, E_RANGE, E_CACHE, E_CSIZE, E_POS, E_ACC, E_NBITS, E_RAWPOS = range(8)
-# Decoder state indices (int64 array of 8).
+# Decoder state indices (int64 array of 8; the 8th is unused).
 D_CODE, D_RANGE, D_POS, D_ACC, D_NBITS, D_RAWPOS, D_OVER = 0, 1, 2, 3, 4, 5, 6
 
 
@@ -70,42 +70,24 @@ def new_encoder() -> np.ndarray:
 
 
 # ----------------------------------------------------------------- primitives
+# Coder state travels through the kernels as tuples of scalars, so LLVM keeps it
+# in registers (state held in arrays is reloaded around every buffer write).
+# Encoder E = (low, range, cache, cache_size, pos, acc, nbits, rawpos);
+# decoder D = (code, range, pos, acc, nbits, rawpos, overrun).
+
+_BITLEN = np.array([int(v).bit_length() for v in range(1 << 16)], dtype=np.uint8)
+
 
 @njit(inline="always")
 def _bitlen(v):
-    n = 0
-    while v >= 256:
-        v >>= 8
-        n += 8
-    while v > 0:
-        v >>= 1
-        n += 1
-    return n
-
-
-@njit(inline="always")
-def _emit(st, out, byte):
-    p = st[E_POS]
-    if p < out.shape[0]:
-        out[p] = byte
-    st[E_POS] = p + 1  # counted even past the end so the caller sees the overflow
-
-
-@njit(inline="always")
-def _shift_low(st, out):
-    low = st[E_LOW]
-    if low < 0xFF000000 or low >= 0x100000000:
-        carry = low >> 32
-        temp = st[E_CACHE]
-        while True:
-            _emit(st, out, (temp + carry) & 0xFF)
-            temp = 0xFF
-            st[E_CSIZE] -= 1
-            if st[E_CSIZE] == 0:
-                break
-        st[E_CACHE] = (low >> 24) & 0xFF
-    st[E_CSIZE] += 1
-    st[E_LOW] = (low & 0x00FFFFFF) << 8
+    if v < 65536:
+        return np.int64(_BITLEN[v])
+    n = 16
+    v >>= 16
+    while v >= 65536:
+        v >>= 16
+        n += 16
+    return n + np.int64(_BITLEN[v])
 
 
 @njit(inline="always")
@@ -122,107 +104,114 @@ def _update(freq, tot, ctx, s):
 
 
 @njit(inline="always")
-def _enc_sym(st, out, freq, tot, ctx, s):
+def _e_sym(E, out, freq, tot, ctx, s):
+    low, rng, cache, csize, pos, acc, nb, rp = E
     c = 0
     for k in range(s):
         c += freq[ctx, k]
-    r = st[E_RANGE] // tot[ctx]
-    st[E_LOW] += r * c
-    st[E_RANGE] = r * freq[ctx, s]
-    while st[E_RANGE] < TOP:
-        st[E_RANGE] <<= 8
-        _shift_low(st, out)
+    r = rng // tot[ctx]
+    low += r * c
+    rng = r * freq[ctx, s]
+    while rng < TOP:
+        rng <<= 8
+        # LZMA-style shift with carry propagation
+        if low < 0xFF000000 or low >= 0x100000000:
+            carry = low >> 32
+            temp = cache
+            while True:
+                if pos < out.shape[0]:
+                    out[pos] = (temp + carry) & 0xFF
+                pos += 1  # counted past the end too, so the caller sees the overflow
+                temp = 0xFF
+                csize -= 1
+                if csize == 0:
+                    break
+            cache = (low >> 24) & 0xFF
+        csize += 1
+        low = (low & 0x00FFFFFF) << 8
     _update(freq, tot, ctx, s)
+    return (low, rng, cache, csize, pos, acc, nb, rp)
 
 
 @njit(inline="always")
-def _next_byte(dt, inp):
-    p = dt[D_POS]
-    dt[D_POS] = p + 1
-    if p < inp.shape[0]:
-        return np.int64(inp[p])
-    dt[D_OVER] += 1
-    return np.int64(0)
+def _e_bits(E, raw, value, n):
+    # n <= 32; LSB-first accumulator
+    low, rng, cache, csize, pos, acc, nb, rp = E
+    acc |= value << nb
+    nb += n
+    while nb >= 8:
+        if rp < raw.shape[0]:
+            raw[rp] = acc & 0xFF
+        rp += 1
+        acc >>= 8
+        nb -= 8
+    return (low, rng, cache, csize, pos, acc, nb, rp)
 
 
 @njit(inline="always")
-def _dec_sym(dt, inp, freq, tot, ctx):
-    r = dt[D_RANGE] // tot[ctx]
-    v = dt[D_CODE] // r
-    if v >= tot[ctx]:
-        v = tot[ctx] - 1
+def _e_uint(E, out, raw, freq, tot, ctx, m):
+    if m < DIRECT:
+        return _e_sym(E, out, freq, tot, ctx, m)
+    e = _bitlen(m) - 1  # >= 3
+    msb = (m >> (e - 1)) & 1
+    E = _e_sym(E, out, freq, tot, ctx, DIRECT + 2 * (e - 3) + msb)
+    return _e_bits(E, raw, m & ((np.int64(1) << (e - 1)) - 1), e - 1)
+
+
+@njit(inline="always")
+def _d_sym(D, inp, freq, tot, ctx):
+    code, rng, pos, acc, nb, rp, over = D
+    r = rng // tot[ctx]
+    # find s with r*cum[s] <= code < r*cum[s+1] (no second division; a code past
+    # r*total, possible only in a damaged stream, lands on the last symbol)
     c = 0
     s = 0
     last = freq.shape[1] - 1
     while s < last:
         f = freq[ctx, s]
-        if c + f > v:
+        if code < r * (c + f):
             break
         c += f
         s += 1
-    dt[D_CODE] -= r * c
-    dt[D_RANGE] = r * freq[ctx, s]
-    while dt[D_RANGE] < TOP:
-        # mask keeps a corrupt stream's state bounded (no overflow, no UB)
-        dt[D_CODE] = ((dt[D_CODE] << 8) | _next_byte(dt, inp)) & 0xFFFFFFFFFF
-        dt[D_RANGE] <<= 8
-    _update(freq, tot, ctx, s)
-    return s
-
-
-@njit(inline="always")
-def _put_bits(st, raw, value, n):
-    # n <= 32; LSB-first accumulator
-    acc = st[E_ACC] | (value << st[E_NBITS])
-    nb = st[E_NBITS] + n
-    while nb >= 8:
-        p = st[E_RAWPOS]
-        if p < raw.shape[0]:
-            raw[p] = acc & 0xFF
-        st[E_RAWPOS] = p + 1
-        acc >>= 8
-        nb -= 8
-    st[E_ACC] = acc
-    st[E_NBITS] = nb
-
-
-@njit(inline="always")
-def _get_bits(dt, raw, n):
-    acc = dt[D_ACC]
-    nb = dt[D_NBITS]
-    while nb < n:
-        p = dt[D_RAWPOS]
-        if p < raw.shape[0]:
-            acc |= np.int64(raw[p]) << nb
+    code -= r * c
+    rng = r * freq[ctx, s]
+    while rng < TOP:
+        byte = np.int64(0)
+        if pos < inp.shape[0]:
+            byte = np.int64(inp[pos])
         else:
-            dt[D_OVER] += 1
-        dt[D_RAWPOS] = p + 1
+            over += 1
+        pos += 1
+        # the mask keeps a corrupt stream's state bounded (no overflow)
+        code = ((code << 8) | byte) & 0xFFFFFFFFFF
+        rng <<= 8
+    _update(freq, tot, ctx, s)
+    return (code, rng, pos, acc, nb, rp, over), s
+
+
+@njit(inline="always")
+def _d_bits(D, raw, n):
+    code, rng, pos, acc, nb, rp, over = D
+    while nb < n:
+        if rp < raw.shape[0]:
+            acc |= np.int64(raw[rp]) << nb
+        else:
+            over += 1
+        rp += 1
         nb += 8
     v = acc & ((np.int64(1) << n) - 1)
-    dt[D_ACC] = acc >> n
-    dt[D_NBITS] = nb - n
-    return v
+    return (code, rng, pos, acc >> n, nb - n, rp, over), v
 
 
 @njit(inline="always")
-def _enc_uint(st, out, raw, freq, tot, ctx, m):
-    if m < DIRECT:
-        _enc_sym(st, out, freq, tot, ctx, m)
-    else:
-        e = _bitlen(m) - 1  # >= 3
-        msb = (m >> (e - 1)) & 1
-        _enc_sym(st, out, freq, tot, ctx, DIRECT + 2 * (e - 3) + msb)
-        _put_bits(st, raw, m & ((np.int64(1) << (e - 1)) - 1), e - 1)
-
-
-@njit(inline="always")
-def _dec_uint(dt, inp, raw, freq, tot, ctx):
-    t = _dec_sym(dt, inp, freq, tot, ctx)
+def _d_uint(D, inp, raw, freq, tot, ctx):
+    D, t = _d_sym(D, inp, freq, tot, ctx)
     if t < DIRECT:
-        return np.int64(t)
+        return D, np.int64(t)
     e = (t - DIRECT) // 2 + 3
     msb = (t - DIRECT) & 1
-    return (np.int64(1) << e) | (np.int64(msb) << (e - 1)) | _get_bits(dt, raw, e - 1)
+    D, low_bits = _d_bits(D, raw, e - 1)
+    return D, (np.int64(1) << e) | (np.int64(msb) << (e - 1)) | low_bits
 
 
 @njit(inline="always")
@@ -277,6 +266,7 @@ def encode_band(band, parent, x1, x2, mask, st, out, raw, freq, tot, gbase, sfre
     H, W = band.shape
     use_mask = mask.shape[0] > 0
     sbase = (gbase // NCTX) * NSIGN_CTX
+    E = (st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7])
     for i in range(H):
         j = 0
         while j < W:
@@ -290,21 +280,22 @@ def encode_band(band, parent, x1, x2, mask, st, out, raw, freq, tot, gbase, sfre
                 while j + r < W and band[i, j + r] == 0:
                     r += 1
                 # 0 = the run reaches the row end (the common case in sparse bands)
-                _enc_uint(st, out, raw, freq, tot, gbase + CTX_RUN, 0 if j + r == W else r + 1)
+                E = _e_uint(E, out, raw, freq, tot, gbase + CTX_RUN, 0 if j + r == W else r + 1)
                 j += r
                 if j < W:
                     v = np.int64(band[i, j])
-                    m = abs(v)
-                    _enc_uint(st, out, raw, freq, tot, gbase + CTX_RUNI, m - 1)
-                    _enc_sym(st, out, sfreq, stot, sbase + _sign_ctx(band, i, j), 1 if v < 0 else 0)
+                    E = _e_uint(E, out, raw, freq, tot, gbase + CTX_RUNI, abs(v) - 1)
+                    E = _e_sym(E, out, sfreq, stot, sbase + _sign_ctx(band, i, j), 1 if v < 0 else 0)
                     j += 1
                 continue
             v = np.int64(band[i, j])
             m = abs(v)
-            _enc_uint(st, out, raw, freq, tot, gbase + _bucket(a), m)
+            E = _e_uint(E, out, raw, freq, tot, gbase + _bucket(a), m)
             if m != 0:
-                _enc_sym(st, out, sfreq, stot, sbase + _sign_ctx(band, i, j), 1 if v < 0 else 0)
+                E = _e_sym(E, out, sfreq, stot, sbase + _sign_ctx(band, i, j), 1 if v < 0 else 0)
             j += 1
+    for k in range(8):
+        st[k] = E[k]
 
 
 @njit(nogil=True, cache=True)
@@ -312,6 +303,7 @@ def decode_band(band, parent, x1, x2, mask, dt, inp, raw, freq, tot, gbase, sfre
     H, W = band.shape
     use_mask = mask.shape[0] > 0
     sbase = (gbase // NCTX) * NSIGN_CTX
+    D = (dt[0], dt[1], dt[2], dt[3], dt[4], dt[5], dt[6])
     for i in range(H):
         j = 0
         while j < W:
@@ -321,41 +313,56 @@ def decode_band(band, parent, x1, x2, mask, dt, inp, raw, freq, tot, gbase, sfre
                 continue
             a = _activity(band, i, j, H, W, parent, x1, x2)
             if a == 0 and not use_mask:
-                r = _dec_uint(dt, inp, raw, freq, tot, gbase + CTX_RUN)
+                D, r = _d_uint(D, inp, raw, freq, tot, gbase + CTX_RUN)
                 r = W - j if r == 0 else r - 1
                 if r > W - j:
-                    r = W - j  # corrupt stream: clamp, CRC reports it
+                    r = W - j  # corrupt stream: clamp, the CRC reports it
                 for k in range(r):
                     band[i, j + k] = 0
                 j += r
                 if j < W:
-                    m = _dec_uint(dt, inp, raw, freq, tot, gbase + CTX_RUNI) + 1
-                    if m > 0x3FFFFFFF:
-                        m = 0x3FFFFFFF
-                    s = _dec_sym(dt, inp, sfreq, stot, sbase + _sign_ctx(band, i, j))
+                    D, m = _d_uint(D, inp, raw, freq, tot, gbase + CTX_RUNI)
+                    m = min(m + 1, 0x3FFFFFFF)
+                    D, s = _d_sym(D, inp, sfreq, stot, sbase + _sign_ctx(band, i, j))
                     band[i, j] = -m if s else m
                     j += 1
                 continue
-            m = _dec_uint(dt, inp, raw, freq, tot, gbase + _bucket(a))
-            if m > 0x3FFFFFFF:
-                m = 0x3FFFFFFF
-            if m != 0 and _dec_sym(dt, inp, sfreq, stot, sbase + _sign_ctx(band, i, j)):
-                m = -m
+            D, m = _d_uint(D, inp, raw, freq, tot, gbase + _bucket(a))
+            m = min(m, 0x3FFFFFFF)
+            if m != 0:
+                D, s = _d_sym(D, inp, sfreq, stot, sbase + _sign_ctx(band, i, j))
+                if s:
+                    m = -m
             band[i, j] = m
             j += 1
+    for k in range(7):
+        dt[k] = D[k]
 
 
 @njit(nogil=True, cache=True)
 def finish_encoder(st, out, raw):
+    E = (st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7])
+    low, rng, cache, csize, pos, acc, nb, rp = E
     for _ in range(5):
-        _shift_low(st, out)
-    if st[E_NBITS] > 0:
-        p = st[E_RAWPOS]
-        if p < raw.shape[0]:
-            raw[p] = st[E_ACC] & 0xFF
-        st[E_RAWPOS] = p + 1
-        st[E_ACC] = 0
-        st[E_NBITS] = 0
+        if low < 0xFF000000 or low >= 0x100000000:
+            carry = low >> 32
+            temp = cache
+            while True:
+                if pos < out.shape[0]:
+                    out[pos] = (temp + carry) & 0xFF
+                pos += 1
+                temp = 0xFF
+                csize -= 1
+                if csize == 0:
+                    break
+            cache = (low >> 24) & 0xFF
+        csize += 1
+        low = (low & 0x00FFFFFF) << 8
+    if nb > 0:
+        if rp < raw.shape[0]:
+            raw[rp] = acc & 0xFF
+        rp += 1
+    st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = low, rng, cache, csize, pos, 0, 0, rp
 
 
 @njit(nogil=True, cache=True)
@@ -363,9 +370,12 @@ def start_decoder(dt, inp):
     dt[:] = 0
     dt[D_RANGE] = 0xFFFFFFFF
     code = np.int64(0)
-    for _ in range(5):
-        code = ((code << 8) | _next_byte(dt, inp)) & 0xFFFFFFFFFF
+    for p in range(5):
+        byte = np.int64(inp[p]) if p < inp.shape[0] else np.int64(0)
+        code = ((code << 8) | byte) & 0xFFFFFFFFFF
     dt[D_CODE] = code
+    dt[D_POS] = 5
+    dt[D_OVER] = max(0, 5 - inp.shape[0])
 
 
 # --------------------------------------------------- spatial prediction (LL)

@@ -1,0 +1,418 @@
+"""Reading images and writing results for the ``hlc`` command.
+
+Inputs are recognised by their first bytes, not their names: DICOM (any transfer
+syntax pydicom can decode, including HLC's own), ``.hlc`` streams, PNG and TIFF
+(8/16-bit) and ``.npy``. Outputs are chosen by extension.
+
+Every file is written through :func:`atomic_write`: the bytes go to a hidden
+temporary file in the destination directory, which is flushed, synced and renamed
+over the final name. A failed write (full disk, permission, interruption) leaves
+no partial output behind.
+
+pydicom, imagecodecs and tifffile are imported only by the functions that need them.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = [
+    "CliError", "UsageError", "Image", "TEMP_SUFFIX", "sniff", "read_image", "read_roi",
+    "atomic_write", "same_file", "check_not_input", "image_bytes", "new_dataset",
+    "encode_bytes", "decode_bytes", "is_hlc_dicom",
+]
+
+#: Suffix of the hidden temporary files; ``hlc batch`` removes leftovers of killed runs.
+TEMP_SUFFIX = ".hlc-partial"
+
+_HLC_MAGICS = (b"\x89HLC\r\n\x1a\n", b"\x89HLE\r\n\x1a\n")
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_NPY_MAGIC = b"\x93NUMPY"
+_SUPPORTED = ("uint8", "int8", "uint16", "int16")
+
+
+class CliError(Exception):
+    """A failure to report as one line (what is wrong, what to do); exit status 1."""
+
+    exit_code = 1
+
+
+class UsageError(CliError):
+    """A bad command line; exit status 2."""
+
+    exit_code = 2
+
+
+@dataclass
+class Image:
+    """An image as stored, with what the codec needs to know about it."""
+
+    array: np.ndarray
+    bits_stored: int
+    kind: str                      # "dicom", "hlc", "png", "tiff" or "npy"
+    path: str = ""
+    dataset: Any = field(default=None, repr=False)   # pydicom Dataset for DICOM input
+    stream: bytes | None = field(default=None, repr=False)  # the HLC bytes for .hlc input
+
+    @property
+    def axes(self) -> str:
+        a = self.array
+        if self.dataset is not None:
+            samples = int(self.dataset.get("SamplesPerPixel", 1) or 1)
+            frames = int(self.dataset.get("NumberOfFrames", 1) or 1)
+            multi = "NumberOfFrames" in self.dataset and frames > 1
+            if samples > 1:
+                return "ZYXC" if a.ndim == 4 or multi else "YXC"
+            return "ZYX" if a.ndim == 3 or multi else "YX"
+        if a.ndim == 2:
+            return "YX"
+        if a.ndim == 3:
+            return "YXC" if a.shape[-1] == 3 else "ZYX"
+        return "ZYXC"
+
+    @property
+    def frames(self) -> int:
+        return int(self.array.shape[0]) if self.axes.startswith("Z") else 1
+
+    def frame(self, index: int = 0) -> np.ndarray:
+        """One 2-D (or colour) frame."""
+        return self.array[index] if self.axes.startswith("Z") else self.array
+
+
+# ----------------------------------------------------------------------- reading
+
+def sniff(path: str) -> str:
+    """The kind of file at ``path`` from its first bytes: dicom, hlc, png, tiff, npy or ''."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except IsADirectoryError:
+        raise CliError(f"{path} is a directory: give a file (for a folder use 'hlc batch')") from None
+    except FileNotFoundError:
+        raise CliError(f"{path} does not exist: check the path") from None
+    except OSError as e:
+        raise CliError(f"cannot read {path}: {e.strerror or e}") from None
+    if head[:8] in _HLC_MAGICS:
+        return "hlc"
+    if head[128:132] == b"DICM":
+        return "dicom"
+    if head[:8] == _PNG_MAGIC:
+        return "png"
+    if head[:4] in _TIFF_MAGICS:
+        return "tiff"
+    if head[:6] == _NPY_MAGIC:
+        return "npy"
+    if path.lower().endswith((".dcm", ".dicom")) or _looks_like_raw_dicom(head):
+        return "dicom"
+    return ""
+
+
+def _looks_like_raw_dicom(head: bytes) -> bool:
+    """A DICOM dataset written without the 128-byte preamble starts with group 0x0008 or 0x0002."""
+    return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x02\x00") and head[4:6].isalpha()
+
+
+def _checked(arr: np.ndarray, path: str) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.dtype.name not in _SUPPORTED:
+        raise CliError(f"{path}: pixel type {arr.dtype} is not supported; HLC stores "
+                       f"{', '.join(_SUPPORTED)} images (convert the file first)")
+    if arr.ndim not in (2, 3, 4) or arr.size == 0 or (arr.ndim == 4 and arr.shape[-1] != 3):
+        raise CliError(f"{path}: image shape {arr.shape} is not (rows, cols), (rows, cols, 3), "
+                       "(frames, rows, cols) or (frames, rows, cols, 3)")
+    return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("="), copy=False))
+
+
+def register_pydicom() -> None:
+    """Make pydicom read and write the HLC transfer syntax (idempotent)."""
+    import hybrid_plugins
+
+    hybrid_plugins.register_pydicom()
+
+
+def read_dicom(path: str) -> Image:
+    """A DICOM file's pixel data as stored (see :func:`hlc_cli.corpus.load_dicom_array`)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    from .corpus import load_dicom_array
+
+    register_pydicom()
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError:
+        raise CliError(f"{path} is not a DICOM file (no DICM marker): give a DICOM, PNG, TIFF, "
+                       ".npy or .hlc file") from None
+    except Exception as e:
+        raise CliError(f"{path} could not be read as DICOM ({type(e).__name__}: {e}); "
+                       "the file may be truncated or damaged") from None
+    if "PixelData" not in ds:
+        raise CliError(f"{path} is a DICOM file without pixel data "
+                       f"({ds.get('Modality', 'no modality')}): nothing to compress")
+    try:
+        arr = load_dicom_array(ds)
+    except (ValueError, NotImplementedError, RuntimeError) as e:
+        raise CliError(f"{path}: pixel data could not be decoded ({e}); for JPEG syntaxes "
+                       "install pylibjpeg with its plugins") from None
+    bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8) or arr.dtype.itemsize * 8)
+    return Image(_checked(arr, path), bits, "dicom", path, dataset=ds)
+
+
+def read_image(path: str, *, bits_stored: int | None = None) -> Image:
+    """Read any supported input; ``.hlc`` streams are decoded."""
+    kind = sniff(path)
+    if kind == "dicom":
+        img = read_dicom(path)
+    elif kind == "hlc":
+        import codec_core as hlc
+
+        with open(path, "rb") as fh:
+            data = fh.read()
+        meta = hlc.info(data)
+        img = Image(_checked(hlc.decode(data), path), int(meta["bits_stored"]), "hlc", path,
+                    stream=data)
+    elif kind == "png":
+        import imagecodecs
+
+        with open(path, "rb") as fh:
+            arr = imagecodecs.png_decode(fh.read())
+        if arr.ndim == 3 and arr.shape[-1] in (2, 4):
+            raise CliError(f"{path} has an alpha channel: save it as grey or RGB without alpha")
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        img = Image(_checked(arr, path), arr.dtype.itemsize * 8, "png", path)
+    elif kind == "tiff":
+        import tifffile
+
+        arr = tifffile.imread(path)
+        img = Image(_checked(arr, path), arr.dtype.itemsize * 8, "tiff", path)
+    elif kind == "npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise CliError(f"{path} is not a plain .npy array ({e})") from None
+        img = Image(_checked(arr, path), np.asarray(arr).dtype.itemsize * 8, "npy", path)
+    else:
+        raise CliError(f"{path} is not a DICOM, PNG, TIFF, .npy or .hlc file: "
+                       "give one of those")
+    if bits_stored is not None:
+        img.bits_stored = bits_stored
+    return img
+
+
+def read_roi(spec: str, image: Image) -> Any:
+    """``--roi`` value: "auto", or a boolean mask from MASK.npy / MASK.png / SEG.dcm."""
+    if spec == "auto":
+        return "auto"
+    kind = sniff(spec)
+    if kind == "dicom":
+        import pydicom
+
+        from codec_core.roi import mask_from_seg
+
+        seg = pydicom.dcmread(spec)
+        try:
+            return np.asarray(mask_from_seg(seg, image.array.shape), dtype=bool)
+        except ValueError as e:
+            raise CliError(f"--roi {spec}: {e}") from None
+    if kind in ("npy", "png", "tiff"):
+        mask = read_image(spec).array
+        if mask.ndim == 3 and mask.shape[-1] == 3 and not image.axes.endswith("C"):
+            mask = mask.any(axis=-1)
+        mask = mask != 0
+        shape = image.array.shape
+        target = shape[:-1] if image.axes.endswith("C") else shape
+        try:
+            np.broadcast_to(mask, target)
+        except ValueError:
+            raise CliError(f"--roi {spec}: mask shape {mask.shape} does not fit the image "
+                           f"{shape}; make a mask of shape {target[-2:]}") from None
+        return mask
+    raise CliError(f"--roi {spec}: give 'auto', a mask (.npy or .png, non-zero = keep) "
+                   "or a DICOM SEG file")
+
+
+# ----------------------------------------------------------------------- writing
+
+def same_file(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` name the same file (following links)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_not_input(out: str, *inputs: str) -> None:
+    for src in inputs:
+        if src and same_file(out, src):
+            raise UsageError(f"output {out} is the input file: refusing to overwrite an "
+                             "original; choose another output name")
+
+
+def atomic_write(path: str, produce: bytes | Callable[[Any], None]) -> int:
+    """Write ``produce`` (bytes, or a function writing to a binary file) to ``path`` atomically.
+
+    Returns the number of bytes written. On any error the temporary file is removed
+    and the final name is untouched.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=TEMP_SUFFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(produce, (bytes, bytearray, memoryview)):
+                fh.write(produce)
+            else:
+                produce(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+            size = fh.tell()
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return size
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def is_hlc_dicom(ds: Any) -> bool:
+    from hybrid_plugins import HLC_TRANSFER_SYNTAX_UID
+
+    meta = getattr(ds, "file_meta", None)
+    return meta is not None and str(meta.get("TransferSyntaxUID", "")) == HLC_TRANSFER_SYNTAX_UID
+
+
+def new_dataset(image: Image) -> Any:
+    """A Secondary Capture dataset around a non-DICOM image (for ``.dcm`` output)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "OT"
+    ds.ConversionType = "WSD"
+    ds.PatientName = ""
+    ds.PatientID = ""
+    _set_pixels(ds, image.array, image.axes, image.bits_stored)
+    return ds
+
+
+def _set_pixels(ds: Any, arr: np.ndarray, axes: str, bits_stored: int) -> None:
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    colour = axes.endswith("C")
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    for kw in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+        if kw in ds:
+            del ds[kw]
+    ds.SamplesPerPixel = 3 if colour else 1
+    if colour:
+        ds.PlanarConfiguration = 0
+    if "PhotometricInterpretation" not in ds or colour != (ds.SamplesPerPixel == 3) or (
+            not colour and ds.PhotometricInterpretation not in ("MONOCHROME1", "MONOCHROME2",
+                                                                "PALETTE COLOR")):
+        ds.PhotometricInterpretation = "RGB" if colour else "MONOCHROME2"
+    if colour and str(ds.PhotometricInterpretation).startswith("YBR") \
+            and ds.PhotometricInterpretation != "YBR_FULL":
+        ds.PhotometricInterpretation = "YBR_FULL"  # samples as stored, no subsampling
+    ds.Rows, ds.Columns = int(arr.shape[-3 if colour else -2]), int(arr.shape[-2 if colour else -1])
+    if axes.startswith("Z"):
+        ds.NumberOfFrames = int(arr.shape[0])
+    ds.BitsAllocated = arr.dtype.itemsize * 8
+    ds.BitsStored = int(bits_stored)
+    ds.HighBit = int(bits_stored) - 1
+    ds.PixelRepresentation = 1 if arr.dtype.kind == "i" else 0
+    ds.PixelData = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).tobytes()
+    ds["PixelData"].VR = "OW" if ds.BitsAllocated > 8 else "OB"
+
+
+def dicom_bytes(ds: Any) -> bytes:
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def encode_bytes(image: Image, out_path: str, options: dict[str, Any]) -> bytes:
+    """The bytes of ``out_path``: an HLC stream, or a DICOM file in the HLC transfer syntax."""
+    if out_path.lower().endswith((".dcm", ".dicom")):
+        from hybrid_plugins import HLC_TRANSFER_SYNTAX_UID
+
+        register_pydicom()
+        if image.dataset is not None:
+            ds = image.dataset
+            if is_hlc_dicom(ds) or ds.file_meta.TransferSyntaxUID.is_compressed:
+                _set_pixels(ds, image.array, image.axes, image.bits_stored)
+        else:
+            ds = new_dataset(image)
+        opts = {k: v for k, v in options.items() if v is not None and k != "threads"}
+        ds.compress(HLC_TRANSFER_SYNTAX_UID, image.array, **opts)
+        return dicom_bytes(ds)
+    import codec_core as hlc
+
+    return hlc.encode(image.array, bits_stored=image.bits_stored, axes=image.axes, **options)
+
+
+def decode_bytes(image: Image, out_path: str) -> bytes:
+    """The bytes of ``out_path`` holding ``image`` uncompressed, chosen by extension."""
+    ext = os.path.splitext(out_path)[1].lower()
+    arr = image.array
+    if ext in (".dcm", ".dicom"):
+        if image.dataset is not None:
+            import copy
+
+            ds = copy.deepcopy(image.dataset)
+        else:
+            return dicom_bytes(new_dataset(image))
+        _set_pixels(ds, arr, image.axes, image.bits_stored)
+        return dicom_bytes(ds)
+    if ext == ".png":
+        import imagecodecs
+
+        if image.axes.startswith("Z"):
+            raise UsageError(f"{out_path}: PNG holds one frame and this image has "
+                             f"{arr.shape[0]}; write .tif, .npy or .dcm (or pass --frame)")
+        if arr.dtype.kind == "i":
+            raise UsageError(f"{out_path}: PNG cannot hold signed ({arr.dtype}) samples; "
+                             "write .tif, .npy or .dcm")
+        return bytes(imagecodecs.png_encode(arr))
+    if ext in (".tif", ".tiff"):
+        import tifffile
+
+        buf = io.BytesIO()
+        tifffile.imwrite(buf, arr, photometric="rgb" if image.axes.endswith("C") else "minisblack")
+        return buf.getvalue()
+    if ext == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        return buf.getvalue()
+    raise UsageError(f"{out_path}: unknown output type {ext or '(no extension)'}; "
+                     "use .dcm, .png, .tif or .npy")
+
+
+def image_bytes(image: Image) -> int:
+    """Raw stored bytes (itemsize x elements): the CR numerator."""
+    return int(image.array.nbytes)

@@ -1,0 +1,184 @@
+"""Pictures for the ``hlc`` command: ROI overlays, side-by-side panels, rate-distortion plots.
+
+Everything is returned as PNG bytes so that the HTML report can inline it. matplotlib
+(Agg backend, no display needed) is imported on first use.
+"""
+from __future__ import annotations
+
+import io
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = [
+    "CLASS_NAMES", "CLASS_COLOURS", "display", "class_fractions", "class_mask", "auto_mask",
+    "roi_overlay_png", "panels_png", "rd_plot_png",
+]
+
+CLASS_NAMES = ("background", "body", "detail")
+#: RGBA of each importance class in overlays (background is left clear).
+CLASS_COLOURS = ((0.0, 0.0, 0.0, 0.0), (0.15, 0.55, 1.0, 0.30), (1.0, 0.25, 0.1, 0.45))
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def display(arr: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
+    """An image scaled to 0..1 floats for viewing (0.5-99.5 percentile window by default)."""
+    a = np.asarray(arr, dtype=np.float64)
+    if window is None:
+        window = display_window(arr)
+    lo, hi = window
+    return np.clip((a - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+
+
+def display_window(arr: np.ndarray) -> tuple[float, float]:
+    a = np.asarray(arr, dtype=np.float64)
+    lo, hi = np.percentile(a, [0.5, 99.5]) if a.size > 1 else (float(a.min()), float(a.max()) + 1)
+    if hi <= lo:
+        lo, hi = float(a.min()), float(a.max())
+        if hi <= lo:
+            hi = lo + 1
+    return float(lo), float(hi)
+
+
+def class_mask(cmap: np.ndarray, shape: Sequence[int], block: int | None = None) -> np.ndarray:
+    """The per-block class map expanded to a per-pixel map of ``shape`` (rows, cols)."""
+    if block is None:
+        from codec_core.roi import ROI_BLOCK
+
+        block = int(ROI_BLOCK)
+    rows, cols = int(shape[0]), int(shape[1])
+    full = np.repeat(np.repeat(np.asarray(cmap), block, axis=0), block, axis=1)
+    return full[:rows, :cols]
+
+
+def class_fractions(cmap: np.ndarray, shape: Sequence[int]) -> dict[str, float]:
+    """Fraction of the pixels in each class."""
+    px = class_mask(cmap, shape)
+    return {name: float(np.mean(px == i)) for i, name in enumerate(CLASS_NAMES)}
+
+
+def auto_mask(image: Any) -> np.ndarray:
+    """Boolean ROI (body + detail) of every frame from the automatic importance map.
+
+    Shape (rows, cols) for one frame, (frames, rows, cols) for several.
+    """
+    from codec_core.roi import auto_importance_map
+
+    masks = []
+    for f in range(image.frames):
+        frame = image.frame(f)
+        cmap = np.asarray(auto_importance_map(frame, bits_stored=image.bits_stored))
+        masks.append(class_mask(cmap, frame.shape[:2]) > 0)
+    return masks[0] if image.frames == 1 else np.stack(masks)
+
+
+def _overlay_rgba(cmap: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    px = class_mask(cmap, shape)
+    colours = np.asarray(CLASS_COLOURS)
+    return colours[np.clip(px, 0, len(CLASS_COLOURS) - 1)]
+
+
+def _show(ax, frame: np.ndarray, window=None) -> None:
+    img = display(frame, window)
+    ax.imshow(img, cmap=None if img.ndim == 3 else "gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _legend(ax, cmap: np.ndarray, shape) -> None:
+    from matplotlib.patches import Patch
+
+    fr = class_fractions(cmap, shape)
+    handles = [Patch(facecolor=CLASS_COLOURS[i][:3] + (max(CLASS_COLOURS[i][3], 0.6),) if i else "none",
+                     edgecolor="black", label=f"{name} ({100 * fr[name]:.0f} %)")
+               for i, name in enumerate(CLASS_NAMES)]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8,
+              frameon=False)
+
+
+def _png(fig) -> bytes:
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def roi_overlay_png(frame: np.ndarray, cmap: np.ndarray, title: str = "") -> bytes:
+    """The image with the importance classes drawn over it, and a legend of the classes."""
+    plt = _plt()
+    rows, cols = frame.shape[:2]
+    scale = 6.0 / max(rows, cols)
+    fig, ax = plt.subplots(figsize=(max(cols * scale, 3.5), rows * scale + 0.8))
+    _show(ax, frame)
+    ax.imshow(_overlay_rgba(cmap, (rows, cols)), interpolation="nearest")
+    ax.set_title((title + "\n" if title else "") + "automatic importance map", fontsize=9)
+    _legend(ax, cmap, (rows, cols))
+    return _png(fig)
+
+
+def panels_png(original: np.ndarray, decoded: np.ndarray, cmap: np.ndarray | None,
+               caption: str = "") -> bytes:
+    """Original | decoded | |difference| | ROI, side by side, for one frame."""
+    plt = _plt()
+    n = 4 if cmap is not None else 3
+    rows, cols = original.shape[:2]
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2 * rows / max(cols, 1) + 0.9), layout="constrained")
+    window = display_window(original)
+    _show(axes[0], original, window)
+    axes[0].set_title("original", fontsize=9)
+    _show(axes[1], decoded, window)
+    axes[1].set_title("decoded", fontsize=9)
+    diff = np.abs(original.astype(np.float64) - decoded.astype(np.float64))
+    if diff.ndim == 3:
+        diff = diff.max(axis=-1)
+    peak = float(diff.max())
+    im = axes[2].imshow(diff, cmap="magma", vmin=0, vmax=max(peak, 1.0), interpolation="nearest")
+    axes[2].set_xticks([])
+    axes[2].set_yticks([])
+    axes[2].set_title(f"|difference| (max {peak:.0f})", fontsize=9)
+    fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.02)
+    if cmap is not None:
+        _show(axes[3], original, window)
+        axes[3].imshow(_overlay_rgba(cmap, (rows, cols)), interpolation="nearest")
+        axes[3].set_title("importance map", fontsize=9)
+        _legend(axes[3], cmap, (rows, cols))
+    if caption:
+        fig.suptitle(caption, fontsize=10)
+    return _png(fig)
+
+
+def rd_plot_png(curves: dict[str, list[tuple[float, float]]], title: str,
+                ylabel: str = "PSNR (dB, peak max - min)", points: dict[str, list] | None = None) -> bytes:
+    """Rate-distortion plot: one line per codec (bpp, quality), plus single marked points."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, pts in curves.items():
+        pts = sorted((x, y) for x, y in pts if y is not None and np.isfinite(y))
+        if not pts:
+            continue
+        style = dict(lw=2.2, marker="o") if label.startswith("HLC") else dict(lw=1.2, marker=".")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
+    for label, pts in (points or {}).items():
+        pts = [(x, y) for x, y in pts if y is not None and np.isfinite(y)]
+        if pts:
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker="*", s=140, zorder=5, label=label)
+    ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("bits per pixel (log scale)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)

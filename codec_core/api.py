@@ -12,7 +12,9 @@ import numpy as np
 
 from . import container as ct
 from . import pipeline as pl
-from .errors import CorruptStreamError, HlcError
+from .decoder import DecodeReport, decode_stream
+from .encoder import LossyCoder, Source, encode_reversible
+from .errors import CorruptStreamError, DecompressionBombError, HlcError
 
 Mode = Literal["lossless", "near-lossless", "lossy"]
 
@@ -56,14 +58,15 @@ def _guess_axes(arr: np.ndarray, axes: str | None) -> str:
 
 
 def _to_fyxc(arr: np.ndarray, axes: str) -> np.ndarray:
+    """A (frames, rows, cols, channels) view: no copy of the image is made."""
     a = arr.reshape(1, -1) if axes == "X" else arr
     if axes in ("YX", "X"):
-        a = a[None, :, :, None]
-    elif axes == "YXC":
-        a = a[None]
-    elif axes == "ZYX":
-        a = a[..., None]
-    return np.ascontiguousarray(a, dtype=np.int32)
+        return a[None, :, :, None]
+    if axes == "YXC":
+        return a[None]
+    if axes == "ZYX":
+        return a[..., None]
+    return a
 
 
 def _value_limits(dtype: np.dtype, bits: int) -> tuple[int, int]:
@@ -142,110 +145,88 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
                   frames=frames, rows=rows, cols=cols, channels=ch, tile_rows=th, tile_cols=tw,
                   levels=pl.choose_levels(th, tw), transform=0, colour=1 if ch == 3 else 0,
                   max_error=0, vmin=vmin, vmax=vmax)
-    original = img
     if preprocess == "denoise":
         from . import roi as _roi
-        den = np.stack([_roi.denoise(arr_f[..., 0] if ch == 1 else arr_f, bits_stored=bits)
-                        for arr_f in img.astype(dtype)]).reshape(img.shape)
-        img = original = np.clip(den.astype(np.int32), vmin, vmax)
+        den = [_roi.denoise(frame[..., 0] if ch == 1 else frame, bits_stored=bits) for frame in img]
+        img = np.clip(np.stack(den).reshape(img.shape), vmin, vmax).astype(dtype)
         h.flags |= ct.FLAG_DENOISED
-    segments_head: list[bytes] = []
-    job = pl.EncodeJob(header=h, img=img, original=original, threads=nthreads)
-
+    src = Source(image=img, header=h, threads=nthreads)
+    head: list[bytes] = []
     if mode == "lossless":
-        table = pl.choose_value_table(img, vmin, vmax, h.levels)
-        if table is not None:
+        src.table = pl.choose_value_table(img, vmin, vmax, h.levels)
+        if src.table is not None:
             h.flags |= ct.FLAG_VALUE_TABLE
-            job.img = np.searchsorted(table, img).astype(np.int32)
-            segments_head.append(pl.pack_value_table(table))
-        body = pl.encode_reversible(job)
+            head.append(pl.pack_value_table(src.table))
+        body = encode_reversible(src)
     elif mode == "near-lossless":
         if max_error is None:
             raise ValueError("mode='near-lossless' needs max_error=k (k >= 1)")
-        k = _check_int("max_error", max_error, 0, 65535)
-        h.max_error = k
-        job.img = (img - vmin + k) // (2 * k + 1)
-        body = pl.encode_reversible(job)
+        h.max_error = _check_int("max_error", max_error, 0, 65535)
+        body = encode_reversible(src)
     else:
-        body = _encode_lossy(job, arr, bpp, psnr, roi, roi_max_error, segments_head)
-    stream = ct.pack(h, segments_head + body)
+        body = _encode_lossy(src, arr, bpp, psnr, roi, roi_max_error, head)
+    stream = ct.pack(h, head + body)
     if ecc is not None:
         from . import ecc as _ecc
         stream = _ecc.protect(stream, ecc)
     return stream
 
 
-def _encode_lossy(job: pl.EncodeJob, arr: np.ndarray, bpp, psnr, roi, roi_max_error,
-                  segments_head: list) -> list[bytes]:
-    h = job.header
+def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error, head: list) -> list[bytes]:
+    h = src.header
     h.transform = 1
     h.recon_offset = pl.quantize.RECON_OFFSET
     if roi is not None:
         e = _check_int("roi_max_error", roi_max_error, 0, 65535)
-        job.cmap, h.roi_block = _importance_map(roi, job, arr)
+        src.cmap, h.roi_block = _importance_map(roi, src, arr)
         h.flags |= ct.FLAG_ROI
         h.roi_max_error = e
         h.class_mult = list(pl.CLASS_MULT)
-        npx = h.rows * h.cols
-        roi_px = sum(int(pl.pixel_classes(job.cmap[f], h.roi_block, (0, h.rows, 0, h.cols)).astype(bool).sum())
+        roi_px = sum(int((pl.pixel_classes(src.cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= 1).sum())
                      for f in range(h.frames))
-        h.roi_fraction = roi_px / (npx * h.frames)
-        segments_head.append(pl.pack_class_map(job.cmap))
-    state = pl.LossyState(job)
+        h.roi_fraction = roi_px / (h.rows * h.cols * h.frames)
+        head.append(pl.pack_class_map(src.cmap))
+    coder = LossyCoder(src)
     span = max(1, h.vmax - h.vmin)
     start = span / 64.0
-
     if bpp is not None:
         target = bpp * h.rows * h.cols * h.frames / 8.0
         cache: dict = {}
 
         def size(step: float) -> float:
             h.steps = pl.quantize.subband_steps(step, h.levels)
-            body, _ = state.encode(h.steps)
+            body = coder.encode(h.steps)
             cache[step] = body
-            return len(ct.pack(h, segments_head + body))  # the exact final size
+            return len(ct.pack(h, head + body))  # the exact final size
 
         step = pl.quantize.search_step(size, target, start, want_at_most=True, tolerance=0.015,
                                        log_value=True)
         h.steps = pl.quantize.subband_steps(step, h.levels)
         return cache[step]
 
-    orig = job.original
-    peak = float(span)
+    peak2 = float(span) ** 2
+    n = h.frames * h.rows * h.cols * h.channels
+    h.psnr_target = float(psnr)
 
     def quality(step: float) -> float:
-        steps = pl.quantize.subband_steps(step, h.levels)
-        q = state.quantised(steps)
-        base = state.reconstruct(q, steps)
-        if h.flags & ct.FLAG_ROI:
-            res = state.residuals(base)
-            e = h.roi_max_error
-            base = {k: np.clip(v + res[k] * (2 * e + 1), h.vmin, h.vmax) for k, v in base.items()}
-        se = 0.0
-        for (f, t), b in base.items():
-            y0, y1, x0, x1 = h.tile_box(t)
-            d = (orig[f, y0:y1, x0:x1, :] - b).astype(np.float64)
-            se += float(np.dot(d.ravel(), d.ravel()))
-        mse = se / orig.size
-        h.psnr_target = float(psnr)
-        return 200.0 if mse == 0 else 10 * math.log10(peak * peak / mse)
+        se = coder.squared_error(pl.quantize.subband_steps(step, h.levels))
+        return 200.0 if se == 0 else 10 * math.log10(peak2 * n / se)
 
     step = pl.quantize.search_step(quality, float(psnr), start, want_at_most=False, tolerance=0.05,
                                    log_value=False)
     h.steps = pl.quantize.subband_steps(step, h.levels)
-    body, _ = state.encode(h.steps)
-    return body
+    return coder.encode(h.steps)
 
 
-def _importance_map(roi: Any, job: pl.EncodeJob, arr: np.ndarray) -> tuple[np.ndarray, int]:
-    h = job.header
+def _importance_map(roi: Any, src: Source, arr: np.ndarray) -> tuple[np.ndarray, int]:
+    h = src.header
     if isinstance(roi, str):
         if roi != "auto":
             raise ValueError(f"roi={roi!r}: allowed None, 'auto' or a boolean mask")
         from . import roi as _roi
         maps = []
         for f in range(h.frames):
-            frame = job.original[f].astype(ct.DTYPES[h.dtype])
+            frame = src.image[f]
             frame = frame[..., 0] if h.channels == 1 else frame
             maps.append(np.asarray(_roi.auto_importance_map(frame, bits_stored=h.bits_stored), np.uint8))
         block = int(_roi.ROI_BLOCK)
@@ -262,7 +243,7 @@ def _importance_map(roi: Any, job: pl.EncodeJob, arr: np.ndarray) -> tuple[np.nd
         full = np.broadcast_to(mask, shape)
     except ValueError:
         raise ValueError(f"roi mask of shape {mask.shape} does not broadcast to the image shape {arr.shape}") from None
-    m = _to_fyxc(full, ct.AXES[h.axes]).astype(bool).any(axis=-1)
+    m = _to_fyxc(full, ct.AXES[h.axes]).any(axis=-1)
     b = pl.ROI_USER_BLOCK
     by, bx = -(-h.rows // b), -(-h.cols // b)
     padded = np.zeros((h.frames, by * b, bx * b), bool)
@@ -312,14 +293,14 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
     ``frame=i`` decodes one frame. With ``strict=False`` damage is concealed
     and ``(array, report)`` is returned; otherwise damage raises an HlcError.
     """
-    report = pl.DecodeReport()
+    report = DecodeReport()
     try:
         stream, ecc_report = _unwrap(data, strict)
         report.ecc = ecc_report
         if ecc_report is not None and getattr(ecc_report, "codewords_failed", 0):
             report.exact = False
         limit = MAX_PIXELS if max_pixels == -1 else max_pixels
-        h, start = ct.parse_header(stream, None)
+        h, start = ct.parse_header(stream, None, allow_truncated=not strict)
         levels_ok = _check_int("level", level, 0, 64)
         if levels_ok > h.levels:
             raise ValueError(f"level={level} is beyond the {h.levels} wavelet levels in this stream")
@@ -329,19 +310,17 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
         else:
             frames = list(range(h.frames))
         if limit and len(frames) * h.rows * h.cols * h.channels > limit:
-            from .errors import DecompressionBombError
             raise DecompressionBombError(
                 f"image claims {len(frames)}x{h.rows}x{h.cols}x{h.channels} samples, over the limit of "
                 f"{limit} (pass max_pixels=None to decode(), or raise codec_core.MAX_PIXELS, if you trust it)")
         nthreads = pl.default_threads() if threads is None else _check_int("threads", threads, 1, 256)
-        out = pl.decode_stream(stream, h, start, level=level, frames=frames, strict=strict,
+        out = decode_stream(stream, h, start, level=level, frames=frames, strict=strict,
                                threads=nthreads, report=report)
     except (HlcError, ValueError, TypeError):
         raise
     except Exception as e:  # a bug or damage we did not foresee: never leak another type
         raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
     axes = ct.AXES[h.axes]
-    out = out.astype(h.np_dtype)
     if frame is not None or axes in ("YX", "YXC", "X"):
         out = out[0]
     if axes in ("YX", "ZYX", "X"):
@@ -357,7 +336,7 @@ def info(data: bytes) -> dict:
     """Header facts, cheap: no pixel is decoded."""
     try:
         stream, ecc_report = _unwrap(data, strict=False)
-        h, start = ct.parse_header(stream, None)
+        h, start = ct.parse_header(stream, None, allow_truncated=True)
     except (HlcError, TypeError):
         raise
     except Exception as e:
@@ -384,6 +363,7 @@ def info(data: bytes) -> dict:
         "preprocess": "denoise" if h.flags & ct.FLAG_DENOISED else None,
         "value_range": (h.vmin, h.vmax), "compressed_size": len(data),
         "frame_sizes": frame_sizes, "ecc": None, "ecc_overhead": 0.0,
+        "complete": start + sum(n for n, _ in h.segments) <= len(stream),
     }
     if ecc_report is not None:
         d["ecc"] = ecc_report.level

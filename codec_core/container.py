@@ -138,8 +138,12 @@ def pack(h: Header, segments: list[bytes]) -> bytes:
     return b"".join([prefix, body, struct.pack("<I", crc)] + segments)
 
 
-def parse_header(data: bytes, max_pixels: int | None = None) -> tuple[Header, int]:
-    """Parse and check the header; returns it and the offset of segment 0."""
+def parse_header(data: bytes, max_pixels: int | None = None, *,
+                 allow_truncated: bool = False) -> tuple[Header, int]:
+    """Parse and check the header; returns it and the offset of segment 0.
+
+    With ``allow_truncated`` a stream that ends early is accepted here; the
+    segments it lacks are reported as damaged when they are read."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected bytes, got {type(data).__name__}")
     mv = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
@@ -170,7 +174,7 @@ def parse_header(data: bytes, max_pixels: int | None = None) -> tuple[Header, in
         raise CorruptStreamError(f"segment index has {len(h.segments)} entries, header implies {layout.count}",
                                  "header")
     need = end + 4 + sum(n for n, _ in h.segments)
-    if need > len(mv):
+    if need > len(mv) and not allow_truncated:
         raise TruncatedStreamError(f"stream is {len(mv)} bytes, segments need {need}", "segments")
     return h, end + 4
 
@@ -234,6 +238,9 @@ def segment_offsets(h: Header, start: int) -> list[int]:
 
 def read_segment(data: bytes, h: Header, offsets: list[int], i: int) -> bytes:
     """Bytes of segment ``i``; CorruptStreamError if its CRC does not match."""
+    if offsets[i + 1] > len(data):
+        raise TruncatedStreamError(f"segment {i} is cut off: the stream ends at byte {len(data)}",
+                                   f"segment {i}")
     seg = bytes(data[offsets[i]:offsets[i + 1]])
     if zlib.crc32(seg) != h.segments[i][1]:
         raise CorruptStreamError(f"segment {i} CRC mismatch", f"segment {i}")

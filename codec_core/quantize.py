@@ -47,11 +47,11 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
     flat = _band_list(bands)
     out = []
     for b, (c, s) in enumerate(zip(flat, steps)):
-        step = s if mult is None else s * mult[b]
+        step = np.float32(s) if mult is None else (s * mult[b]).astype(np.float32)
         if b == 0:
             q = np.rint(c / step)
         else:
-            q = np.floor(np.abs(c) / step + DEADZONE_ROUNDING)
+            q = np.floor(np.abs(c) / step + np.float32(DEADZONE_ROUNDING))
             q = np.copysign(q, c)
         out.append(q.astype(np.int32))
     return _regroup(out, levels)
@@ -63,11 +63,12 @@ def dequantise(qbands: list, steps: list[float], levels: int, recon_offset: floa
     out = []
     for b, q in enumerate(flat):
         step = steps[b] if mult is None else steps[b] * mult[b]
+        step = np.asarray(step, np.float32)
         if b == 0:
-            out.append(q * np.asarray(step, np.float64))
+            out.append(q * step)
         else:
-            mag = (np.abs(q) + recon_offset) * step
-            out.append(np.where(q == 0, 0.0, np.copysign(mag, q)))
+            mag = (np.abs(q).astype(np.float32) + np.float32(recon_offset)) * step
+            out.append(np.where(q == 0, np.float32(0), np.copysign(mag, q.astype(np.float32))))
     n = len(flat)
     return [out[0]] + [tuple(out[1 + 3 * i:4 + 3 * i]) for i in range((n - 1) // 3)]
 

@@ -1,0 +1,332 @@
+"""Compiled predictive (DPCM) coder for lossless and near-lossless planes (numba).
+
+One 2-D int32 plane is coded in raster order with the residual quantised in the
+loop (step ``2k + 1``; ``k = 0`` is lossless), as in JPEG-LS / CALIC near-lossless:
+every prediction and every context is computed from *reconstructed* samples, so
+the decoder follows the encoder exactly and every sample ends within ``±k``.
+
+Prediction
+    A blend of six simple predictors (N, W, W+N-NW, W+NE-N, (N+NE)/2 and the
+    LOCO-I median edge detector), each weighted by the inverse square of its
+    absolute error summed over the causal neighbours W, N, NW, NE (the
+    "blend" / JPEG XL weighted-predictor idea). The blend is corrected by the
+    running mean of its error in a bias context (activity bucket x 4-bit
+    texture pattern of N, W, NW, NE against the blend), as in CALIC.
+    Everything is integer arithmetic (fixed point, a reciprocal table), so the
+    decoder reproduces the encoder bit for bit on any machine.
+
+Coding
+    The quantised residual is zig-zag folded and coded as a hybrid-integer token
+    with the adaptive range coder of :mod:`codec_core._kernels` in one of
+    ``NACT`` contexts: the quantised log of a local activity (the magnitudes of
+    the quantised residuals at W, N, NW, NE, WW, NN and the local gradients in
+    units of the quantisation step).
+
+Run mode
+    Where the local gradients |NE-N|, |N-NW|, |NW-W| are all within ``k`` the
+    coder codes the length of the run of samples equal to W within ``±k``
+    (reconstructed as W), with a token of its own for "the run reaches the end
+    of the row"; the sample that interrupts a run is coded against W or N as in
+    JPEG-LS (two contexts). Run lengths use four contexts chosen by the length
+    of the previous run.
+
+Safety: the decoder reads zeros past the end of its input (the primitives), all
+decoded magnitudes are clamped before use, run lengths are clamped to the row
+and every reconstruction is clipped to ``[vmin, vmax]``, so any byte string
+decodes in bounded time without out-of-range indexing.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._kernels import NCTX, _bitlen, _d_uint, _e_uint, new_models
+
+# Context layout over two model groups (2 * NCTX contexts of the shared coder).
+NACT = 32                 # activity contexts of regular mode: 0 .. NACT-1
+CTX_RUN = NCTX            # 4 run-length contexts
+NRUN = 4
+CTX_RI = NCTX + NRUN      # 2 run-interruption contexts
+GROUPS = 2
+# Bias correction: NACT activity buckets x 16 texture patterns.
+NBIAS = NACT * 16
+BIAS_RESET = 64
+# Predictors in the blend.
+NPRED = 6
+FRAC = 2                  # fixed-point fraction bits of predictions
+_MAXU = 1 << 30           # clamp for decoded folded residuals
+_MAXPE = 1 << 28           # clamp of stored predictor errors (int32)
+_MAXC = 1 << 20           # clamp of the bias correction (fixed point)
+
+
+def new_plane_models():
+    return new_models(GROUPS)
+
+
+def _make_recip():
+    # weight of a predictor whose (scaled) local error sum is s: 2^24 / (1 + s)^2 shape
+    s = np.arange(1024, dtype=np.float64)
+    return np.maximum((float(1 << 26) / (1.0 + s / 4.0) ** 2).astype(np.int64), 1)
+
+
+RECIP = _make_recip()
+
+
+@njit(inline="always")
+def _act_bucket(a):
+    # quantised log2 with half steps, capped to NACT - 1
+    if a < 4:
+        return a
+    n = _bitlen(a)
+    b = 2 * n - 2 + ((a >> (n - 2)) & 1)
+    return b if b < NACT else NACT - 1
+
+
+@njit(inline="always")
+def _code(dec, E, D, out, rawout, inp, rawin, freq, tot, ctx, u):
+    """Encode ``u`` (encoder) or decode a value (decoder); returns (E, D, value)."""
+    if dec:
+        D, v = _d_uint(D, inp, rawin, freq, tot, ctx)
+        return E, D, (v if v < _MAXU else np.int64(_MAXU))
+    E = _e_uint(E, out, rawout, freq, tot, ctx, u)
+    return E, D, u
+
+
+@njit(inline="always")
+def _udiv(n, step, minv):
+    # n // step for n >= 0: multiply by a 2^40-scaled reciprocal, then fix up
+    if n >= (1 << 22):
+        return n // step
+    q = (n * minv) >> 40
+    if q * step > n:
+        q -= 1
+    elif (q + 1) * step <= n:
+        q += 1
+    return q
+
+
+@njit(inline="always")
+def _quant(e, k, step, minv):
+    """Residual quantiser with step 2k+1: |e - q * step| <= k."""
+    if k == 0:
+        return e
+    if e >= 0:
+        return _udiv(e + k, step, minv)
+    return -_udiv(k - e, step, minv)
+
+
+@njit(inline="always")
+def _zz(q):
+    return 2 * q if q >= 0 else -2 * q - 1
+
+
+@njit(inline="always")
+def _unzz(u):
+    return (u >> 1) if (u & 1) == 0 else -((u + 1) >> 1)
+
+
+@njit(nogil=True, cache=True)
+def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, tot, recip):
+    """Encode ``x`` (dec=False) or decode (dec=True) into ``P``.
+
+    ``P`` is the padded reconstruction, int32 (H + 2, W + 4); sample (i, j) lives
+    at P[i + 2, j + 2]. ``x`` (int32 H x W) is read only when encoding.
+    """
+    H = P.shape[0] - 2
+    W = P.shape[1] - 4
+    k = np.int64(k)
+    vmin = np.int64(vmin)
+    vmax = np.int64(vmax)
+    step = 2 * k + 1
+    # per-predictor absolute errors (fixed point) and |quantised residual|, two rows
+    PE = np.zeros((2, W + 4, NPRED), dtype=np.int32)
+    ssp = np.zeros(NPRED, dtype=np.int64)
+    R = np.zeros((2, W + 4), dtype=np.int64)
+    bsum = np.zeros(NBIAS, dtype=np.int64)
+    bcnt = np.zeros(NBIAS, dtype=np.int64)
+    bcorr = np.zeros(NBIAS, dtype=np.int64)
+    inv_step = (np.int64(65536) + step - 1) // step
+    minv = ((np.int64(1) << 40) + step - 1) // step
+    preds = np.zeros(NPRED, dtype=np.int64)
+    mid = (vmin + vmax) >> 1
+    E = (st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7])
+    D = (dt[0], dt[1], dt[2], dt[3], dt[4], dt[5], dt[6])
+    last_run = np.int64(0)
+    one = np.int64(1) << FRAC
+    half = one >> 1
+    for i in range(H):
+        pi = i + 2
+        cur = i & 1
+        prv = cur ^ 1
+        if i == 0:
+            P[1, 1] = mid
+            P[pi, 1] = mid
+            P[pi, 0] = mid
+        else:
+            P[pi, 1] = P[pi - 1, 2]
+            P[pi, 0] = P[pi - 1, 2]
+            P[pi - 1, W + 2] = P[pi - 1, W + 1]
+            P[pi - 1, W + 3] = P[pi - 1, W + 1]
+        R[cur, 1] = R[prv, 2]
+        for p in range(NPRED):
+            PE[cur, 1, p] = PE[prv, 2, p]
+        j = 0
+        while j < W:
+            pj = j + 2
+            if i == 0:
+                w0 = P[pi, pj - 1]
+                for c in range(pj - 1, pj + 2):
+                    P[0, c] = w0
+                    P[1, c] = w0
+            Wv = np.int64(P[pi, pj - 1])
+            Nv = np.int64(P[pi - 1, pj])
+            NWv = np.int64(P[pi - 1, pj - 1])
+            NEv = np.int64(P[pi - 1, pj + 1])
+            d1 = NEv - Nv
+            d2 = Nv - NWv
+            d3 = NWv - Wv
+            if abs(d1) <= k and abs(d2) <= k and abs(d3) <= k:
+                # ---------------------------------------------------- run mode
+                rv = Wv
+                if dec:
+                    E, D, t = _code(dec, E, D, out, rawout, inp, rawin, freq, tot, CTX_RUN + last_run, 0)
+                    r = W - j if t == 0 else t - 1
+                    if r > W - j:
+                        r = W - j
+                else:
+                    r = 0
+                    while j + r < W and abs(np.int64(x[i, j + r]) - rv) <= k:
+                        r += 1
+                    E, D, _ = _code(dec, E, D, out, rawout, inp, rawin, freq, tot, CTX_RUN + last_run,
+                          0 if j + r == W else r + 1)
+                for c in range(pj, pj + r):
+                    P[pi, c] = rv
+                    R[cur, c] = 0
+                    for p in range(NPRED):
+                        PE[cur, c, p] = 0
+                if i == 0 and r > 0:
+                    for c in range(pj, pj + r + 1):
+                        P[0, c] = rv
+                        P[1, c] = rv
+                last_run = 0 if r < 2 else (1 if r < 8 else (2 if r < 64 else 3))
+                j += r
+                if j >= W:
+                    break
+                # run interruption sample at column j
+                pj = j + 2
+                Nv = np.int64(P[pi - 1, pj])
+                ritype = 1 if abs(rv - Nv) <= k else 0
+                pred = rv if ritype else Nv
+                flip = (ritype == 0) and (rv > Nv)
+                if dec:
+                    E, D, u = _code(dec, E, D, out, rawout, inp, rawin, freq, tot, CTX_RI + ritype, 0)
+                    q = _unzz(u + ritype)
+                    if flip:
+                        q = -q
+                else:
+                    q = _quant(np.int64(x[i, j]) - pred, k, step, minv)
+                    qc = -q if flip else q
+                    E, D, _ = _code(dec, E, D, out, rawout, inp, rawin, freq, tot, CTX_RI + ritype, _zz(qc) - ritype)
+                rec = pred + q * step
+                if rec < vmin:
+                    rec = vmin
+                elif rec > vmax:
+                    rec = vmax
+                P[pi, pj] = rec
+                aq = abs(q)
+                R[cur, pj] = aq
+                for p in range(NPRED):
+                    PE[cur, pj, p] = min(abs(rec - pred) << FRAC, _MAXPE)
+                j += 1
+                continue
+            # -------------------------------------------------------- regular mode
+            WWv = np.int64(P[pi, pj - 2])
+            NNv = np.int64(P[pi - 2, pj])
+            # predictors (fixed point)
+            preds[0] = Nv << FRAC
+            preds[1] = Wv << FRAC
+            preds[2] = (Wv + Nv - NWv) << FRAC
+            preds[3] = (Wv + NEv - Nv) << FRAC
+            preds[4] = (Nv + NEv) << (FRAC - 1)
+            mx = max(Wv, Nv)
+            mn = min(Wv, Nv)
+            if NWv >= mx:
+                med = mn
+            elif NWv <= mn:
+                med = mx
+            else:
+                med = Wv + Nv - NWv
+            preds[5] = med << FRAC
+            # blend weights from the predictors' errors at W, N, NW, NE
+            smin = np.int64(1) << 62
+            for p in range(NPRED):
+                sp = (np.int64(PE[cur, pj - 1, p]) + PE[prv, pj, p]
+                      + PE[prv, pj - 1, p] + PE[prv, pj + 1, p])
+                ssp[p] = sp
+                smin = min(smin, sp)
+            sh = _bitlen(smin >> 8)
+            ssum = np.int64(0)
+            wsum = np.int64(0)
+            for p in range(NPRED):
+                wt = recip[min(ssp[p] >> sh, 1023)]
+                wsum += wt
+                ssum += wt * preds[p]
+            # IEEE division (exactly rounded, deterministic): ssum < 2^53, wsum < 2^32
+            blend = np.int64(np.floor(np.float64(ssum) / np.float64(wsum) + 0.5))
+            # activity context (units of the quantisation step)
+            g = abs(d1) + abs(d2) + abs(d3) + abs(Wv - WWv) + abs(Nv - NNv)
+            a = (2 * (R[cur, pj - 1] + R[prv, pj]) + R[prv, pj - 1] + R[prv, pj + 1]
+                 + R[cur, pj - 2]) * 2 + ((2 * g * inv_step) >> 16)
+            ctx = _act_bucket(a)
+            # bias correction
+            tex = ((Nv << FRAC) > blend) + 2 * ((Wv << FRAC) > blend) \
+                + 4 * ((NWv << FRAC) > blend) + 8 * ((NEv << FRAC) > blend)
+            bc = ctx * 16 + tex
+            pf = blend + bcorr[bc]
+            pred = (pf + half) >> FRAC
+            if pred < vmin:
+                pred = vmin
+            elif pred > vmax:
+                pred = vmax
+            if dec:
+                E, D, u = _code(dec, E, D, out, rawout, inp, rawin, freq, tot, ctx, 0)
+                q = _unzz(u)
+            else:
+                q = _quant(np.int64(x[i, j]) - pred, k, step, minv)
+                E, D, _ = _code(dec, E, D, out, rawout, inp, rawin, freq, tot, ctx, _zz(q))
+            rec = pred + q * step
+            if rec < vmin:
+                rec = vmin
+            elif rec > vmax:
+                rec = vmax
+            P[pi, pj] = rec
+            R[cur, pj] = abs(q)
+            rf = rec << FRAC
+            for p in range(NPRED):
+                PE[cur, pj, p] = min(abs(rf - preds[p]), _MAXPE)
+            # JPEG-LS style division-free bias update: bsum kept in (-cnt, 0]
+            cnt = bcnt[bc]
+            b = bsum[bc] + (rf - pf)
+            if cnt == BIAS_RESET:
+                b = b >> 1
+                cnt >>= 1
+            cnt += 1
+            if b <= -cnt:
+                b += cnt
+                if bcorr[bc] > -_MAXC:
+                    bcorr[bc] -= 1
+                if b <= -cnt:
+                    b = -cnt + 1
+            elif b > 0:
+                b -= cnt
+                if bcorr[bc] < _MAXC:
+                    bcorr[bc] += 1
+                if b > 0:
+                    b = 0
+            bsum[bc] = b
+            bcnt[bc] = cnt
+            j += 1
+    for c in range(8):
+        st[c] = E[c]
+    for c in range(7):
+        dt[c] = D[c]

@@ -1,0 +1,167 @@
+"""Decoding, one tile at a time, straight into an array of the output dtype.
+
+Damage is found by the per-segment CRCs. ``strict=True`` raises
+:class:`CorruptStreamError` naming the frame and tile; ``strict=False``
+conceals: a tile whose finer resolutions are lost is shown from its coarser
+ones (blurred), a tile lost whole is filled with the mean of the rest of its
+frame, and the report lists every such repair. Segments cut off by truncation
+count as damaged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import container as ct
+from . import entropy
+from .errors import CorruptStreamError
+from .pipeline import (band_multipliers, class_map_shape, finish_tile, map_threads, pixel_classes,
+                       reconstruct_lossy_plane, unpack_class_map, unpack_value_table)
+from .transform import band_shapes, dwt53_inverse, rct_inverse
+
+
+@dataclass
+class DecodeReport:
+    """What ``decode(strict=False)`` had to repair or could not recover."""
+    exact: bool = True
+    damaged_segments: list = field(default_factory=list)
+    concealed: list = field(default_factory=list)
+    ecc: object = None
+
+    def as_dict(self) -> dict:
+        d = {"exact": self.exact, "damaged_segments": sorted(self.damaged_segments),
+             "concealed": list(self.concealed)}
+        if self.ecc is not None:
+            d["ecc"] = self.ecc if isinstance(self.ecc, dict) else vars(self.ecc)
+        return d
+
+
+class _Reader:
+    """Segments by index, CRC-checked; damage is raised or recorded."""
+
+    def __init__(self, data: bytes, h: ct.Header, start: int, strict: bool, report: DecodeReport):
+        self.data, self.h, self.strict, self.report = data, h, strict, report
+        self.offsets = ct.segment_offsets(h, start)
+
+    def get(self, i: int) -> bytes:
+        return ct.read_segment(self.data, self.h, self.offsets, i)
+
+    def lost(self, what: str, i: int, why: Exception) -> None:
+        if self.strict:
+            raise CorruptStreamError(f"{what} is damaged: {why}", what) from None
+        self.report.exact = False
+        self.report.damaged_segments.append(i)
+
+
+def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: list[int],
+                  strict: bool, threads: int, report: DecodeReport) -> np.ndarray:
+    layout = ct.segment_layout(h)
+    rd = _Reader(data, h, start, strict, report)
+    scale = 1 << level
+    out = np.empty((len(frames), -(-h.rows // scale), -(-h.cols // scale), h.channels), h.np_dtype)
+
+    table = None
+    if layout.value_table is not None:
+        try:
+            table = unpack_value_table(rd.get(layout.value_table), h.vmin, h.vmax)
+        except CorruptStreamError as e:
+            rd.lost("value table", layout.value_table, e)
+    cmap = None
+    if layout.roi_map is not None:
+        try:
+            cmap = unpack_class_map(rd.get(layout.roi_map), class_map_shape(h))
+        except CorruptStreamError as e:
+            # without the map the lossy steps are unknown: nothing can be decoded
+            raise CorruptStreamError(f"importance map is damaged: {e}", "importance map") from None
+
+    def one(item: tuple[int, int, int]) -> tuple | None:
+        k, f, t = item
+        y0, y1, x0, x1 = h.tile_box(t)
+        where = f"frame {f} tile {t}"
+        classes = pixel_classes(cmap[f], h.roi_block, (y0, y1, x0, x1)) if cmap is not None else None
+        mult = band_multipliers(classes, h.levels, h.class_mult) if classes is not None else None
+        upto = h.levels - level
+        planes, whole_tile_lost = [], False
+        for c in range(h.channels):
+            first = layout.plane(h, f, t, c)
+            segs = []
+            for r in range(upto + 1):
+                try:
+                    segs.append(rd.get(first + r))
+                except CorruptStreamError as e:
+                    rd.lost(where, first + r, e)
+                    report.concealed.append(f"{where} channel {c}: " + (
+                        "lost, filled with the mean of its frame" if r == 0
+                        else f"resolutions from {r} on lost, shown blurred"))
+                    break
+            if not segs:
+                whole_tile_lost = True
+                planes.append(None)
+                continue
+            planes.append(_decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult))
+        if whole_tile_lost:
+            return (k, y0 // scale, x0 // scale, -(-(y1 - y0) // scale), -(-(x1 - x0) // scale))
+        tile = np.stack(planes, -1)
+        if h.mode == 2:
+            tile = finish_tile(tile, h)
+            if classes is not None and level == 0:
+                _apply_residual(tile, classes >= 1, h, rd, layout, f, t, where)
+        else:
+            tile = _finish_reversible(tile, h, table)
+        out[k, y0 // scale:y0 // scale + tile.shape[0], x0 // scale:x0 // scale + tile.shape[1]] = tile
+        return None
+
+    items = [(k, f, t) for k, f in enumerate(frames) for t in range(h.n_tiles)]
+    holes = [x for x in map_threads(one, items, threads) if x is not None]
+    if holes:
+        _fill_holes(out, holes)
+    return out
+
+
+def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: list | None) -> np.ndarray:
+    good = len(segs) - 1
+    bands = entropy.decode_decomposition(segs, th, tw, h.levels, upto=good)
+    shapes = band_shapes(th, tw, h.levels)
+    for r in range(good + 1, upto + 1):  # lost finer levels: zero detail (blurred tile)
+        bands.append(tuple(np.zeros(s, np.int32) for s in shapes[r]))
+    if h.mode == 2:
+        return reconstruct_lossy_plane(bands, h, h.steps, mult, upto)
+    return dwt53_inverse(bands, upto)
+
+
+def _finish_reversible(tile: np.ndarray, h: ct.Header, table: np.ndarray | None) -> np.ndarray:
+    if h.colour == 1:
+        tile = rct_inverse(np.clip(tile, -(1 << 20), 1 << 20))
+    if h.mode == 1:
+        k = h.max_error
+        tile = tile.astype(np.int64) * (2 * k + 1) + h.vmin
+    elif table is not None:
+        tile = table[np.clip(tile, 0, len(table) - 1)]
+    return np.clip(tile, h.vmin, h.vmax)
+
+
+def _apply_residual(tile: np.ndarray, roi: np.ndarray, h: ct.Header, rd: _Reader,
+                    layout: ct.Layout, f: int, t: int, where: str) -> None:
+    e = h.roi_max_error
+    for c in range(h.channels):
+        i = layout.plane(h, f, t, c) + h.levels + 1
+        try:
+            r = entropy.decode_masked_plane(rd.get(i), roi)
+        except CorruptStreamError as err:
+            rd.lost(f"{where} ROI residual", i, err)
+            rd.report.concealed.append(f"{where} channel {c}: ROI residual lost, ROI shown lossy")
+            continue
+        tile[..., c] = np.clip(tile[..., c] + r.astype(np.int64) * (2 * e + 1), h.vmin, h.vmax)
+
+
+def _fill_holes(out: np.ndarray, holes: list) -> None:
+    """Conceal wholly lost tiles with the mean of what survived in their frame."""
+    for k in sorted({hole[0] for hole in holes}):
+        lost = np.zeros(out.shape[1:3], bool)
+        for kk, y, x, hh, ww in holes:
+            if kk == k:
+                lost[y:y + hh, x:x + ww] = True
+        kept = out[k][~lost]
+        mean = np.rint(kept.mean(axis=0)) if kept.size else 0
+        out[k][lost] = mean

@@ -1,0 +1,131 @@
+"""Encoding, one tile at a time.
+
+``Source`` gives each tile's samples as int32, from the caller's array without
+copying the whole image. ``encode_reversible`` codes lossless and
+near-lossless streams; ``LossyCoder`` codes the 9/7 layer (and the ROI
+residual layer) for any base step, which is what rate control searches over.
+Forward transforms are recomputed per rate-control step instead of kept for
+every tile: that bounds memory by the tile size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import container as ct
+from . import entropy, quantize
+from .pipeline import (band_multipliers, finish_tile, map_threads, pixel_classes, planes,
+                       reconstruct_lossy_plane)
+from .transform import dwt53_forward, dwt97_forward, rct_forward
+
+
+@dataclass
+class Source:
+    """The image to code: a ``(frames, rows, cols, channels)`` view of the input."""
+    image: np.ndarray
+    header: ct.Header
+    table: np.ndarray | None = None     # lossless: code ranks in this value table
+    cmap: np.ndarray | None = None      # lossy hybrid: importance class per block
+    threads: int = 1
+
+    def samples(self, f: int, t: int) -> np.ndarray:
+        y0, y1, x0, x1 = self.header.tile_box(t)
+        return self.image[f, y0:y1, x0:x1, :].astype(np.int32)
+
+    def coded_samples(self, f: int, t: int) -> np.ndarray:
+        """What the reversible path transforms: ranks or pre-quantised samples."""
+        h = self.header
+        x = self.samples(f, t)
+        if self.table is not None:
+            x = np.searchsorted(self.table, x).astype(np.int32)
+        elif h.mode == 1:
+            k = h.max_error
+            x = (x - h.vmin + k) // (2 * k + 1)
+        return rct_forward(x) if h.colour == 1 else x
+
+    def roi(self, f: int, t: int) -> np.ndarray:
+        return pixel_classes(self.cmap[f], self.header.roi_block, self.header.tile_box(t))
+
+
+def encode_reversible(src: Source) -> list[bytes]:
+    """Lossless and near-lossless: the 5/3 of each plane, coded."""
+    h = src.header
+
+    def one(ft: tuple[int, int]) -> list[bytes]:
+        x = src.coded_samples(*ft)
+        segs: list[bytes] = []
+        for c in range(h.channels):
+            segs.extend(entropy.encode_decomposition(dwt53_forward(x[..., c], h.levels), h.levels))
+        return segs
+
+    return [s for segs in map_threads(one, planes(h), src.threads) for s in segs]
+
+
+class LossyCoder:
+    """The 9/7 layer (plus the ROI residual layer) of a source, at any step."""
+
+    def __init__(self, src: Source) -> None:
+        self.src = src
+        self.h = src.header
+
+    def _tile(self, f: int, t: int, steps: list) -> tuple:
+        """Quantised bands per channel, step multipliers and ROI pixels of one tile."""
+        h = self.h
+        x = self.src.samples(f, t)
+        if h.colour == 1:
+            x = rct_forward(x)
+        mult = roi = None
+        if self.src.cmap is not None:
+            classes = self.src.roi(f, t)
+            mult = band_multipliers(classes, h.levels, h.class_mult)
+            roi = classes >= 1
+        q = [quantize.quantise(dwt97_forward(x[..., c], h.levels), steps, h.levels, mult)
+             for c in range(h.channels)]
+        return q, mult, roi
+
+    def _base(self, q: list, steps: list, mult) -> np.ndarray:
+        """The lossy layer exactly as the decoder rebuilds it: int32 (rows, cols, Ch)."""
+        planes_ = [reconstruct_lossy_plane(qc, self.h, steps, mult) for qc in q]
+        return finish_tile(np.stack(planes_, -1), self.h)
+
+    def _residual(self, f: int, t: int, base: np.ndarray, roi: np.ndarray) -> np.ndarray:
+        """ROI residual quantised with step 2e+1, zero outside the ROI."""
+        e = self.h.roi_max_error
+        r = self.src.samples(f, t) - base
+        q = np.sign(r) * ((np.abs(r) + e) // (2 * e + 1))
+        q[~roi] = 0
+        return q.astype(np.int32)
+
+    def encode(self, steps: list) -> list[bytes]:
+        h = self.h
+
+        def one(ft: tuple[int, int]) -> list[bytes]:
+            f, t = ft
+            q, mult, roi = self._tile(f, t, steps)
+            res = self._residual(f, t, self._base(q, steps, mult), roi) if roi is not None else None
+            segs: list[bytes] = []
+            for c in range(h.channels):
+                segs.extend(entropy.encode_decomposition(q[c], h.levels))
+                if res is not None:
+                    segs.append(entropy.encode_masked_plane(res[..., c], roi))
+            return segs
+
+        return [s for segs in map_threads(one, planes(h), self.src.threads) for s in segs]
+
+    def squared_error(self, steps: list) -> float:
+        """Sum of squared errors of the decoded image at these steps (no entropy coding)."""
+        h = self.h
+        e = h.roi_max_error
+
+        def one(ft: tuple[int, int]) -> float:
+            f, t = ft
+            q, mult, roi = self._tile(f, t, steps)
+            base = self._base(q, steps, mult)
+            if roi is not None:
+                res = self._residual(f, t, base, roi)
+                base = np.clip(base + res * (2 * e + 1), h.vmin, h.vmax)
+            d = (self.src.samples(f, t) - base).astype(np.float64).ravel()
+            return float(np.dot(d, d))
+
+        return sum(map_threads(one, planes(h), self.src.threads))

@@ -368,7 +368,8 @@ def encode_bytes(image: Image, out_path: str, options: dict[str, Any]) -> bytes:
                 _set_pixels(ds, image.array, image.axes, image.bits_stored)
         else:
             ds = new_dataset(image)
-        opts = {k: v for k, v in options.items() if v is not None and k != "threads"}
+        # "threads" is forwarded too: the pydicom plugin passes runner options to the codec.
+        opts = {k: v for k, v in options.items() if v is not None}
         ds.compress(HLC_TRANSFER_SYNTAX_UID, image.array, **opts)
         return dicom_bytes(ds)
     import codec_core as hlc

@@ -340,6 +340,8 @@ def file_info(path: str) -> dict[str, Any]:
         d["sop_class"] = getattr(ds.SOPClassUID, "name", str(ds.get("SOPClassUID", "")))
         d["modality"] = str(ds.get("Modality", ""))
         d["frames"] = frames
+        if frames > 1:
+            d["axes"] = "Z" + d["axes"]
         d["shape"] = ((frames,) if frames > 1 else ()) + tuple(d["shape"])
         d["frame_sizes"] = [len(s) for s in streams]
         d["compressed_size"] = sum(d["frame_sizes"])
@@ -534,6 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit:
         raise
+    except BrokenPipeError:  # output piped into head & co: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except BaseException as e:  # noqa: BLE001 - every error becomes one line
         if debug:
             raise

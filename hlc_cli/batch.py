@@ -1,0 +1,370 @@
+"""``hlc batch``: convert a directory tree of DICOM files, in parallel and resumably.
+
+Guarantees:
+
+* originals are opened for reading only, and no output may name an input;
+* each output is written to a hidden temporary file beside it and renamed when it
+  is complete (:func:`hlc_cli.io.atomic_write`), so an output that exists is whole;
+  leftovers of a killed run are removed when the next run starts;
+* a finished output is skipped by the next run (resume); with ``--verify`` it is
+  decoded and checked first, and converted again if it fails;
+* one bad file never stops the batch: it is reported with its reason.
+
+Work runs in local processes (``concurrent.futures``) or on a dask.distributed
+cluster (``--scheduler``); in both cases each task is :func:`convert_one`, which
+never raises, and each worker runs the codec on one thread (the workers are the
+parallelism).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Iterator
+
+from .io import TEMP_SUFFIX, CliError, UsageError
+
+__all__ = ["Task", "Result", "plan", "convert_one", "verify_output", "run_batch", "remove_partials"]
+
+# A result's status: what happened to one input file.
+CONVERTED, DONE, VERIFIED, REPAIRED, SKIPPED, FAILED = (
+    "converted", "already done", "verified", "repaired", "skipped", "failed")
+
+
+@dataclass
+class Task:
+    src: str
+    dst: str
+    rel: str
+
+
+@dataclass
+class Result:
+    src: str
+    dst: str
+    status: str
+    reason: str = ""
+    bytes_in: int = 0
+    bytes_out: int = 0
+    seconds: float = 0.0
+    max_abs_error: int | None = None
+
+
+# ------------------------------------------------------------------ planning
+
+def _inside(child: str, parent: str) -> bool:
+    child, parent = os.path.realpath(child), os.path.realpath(parent)
+    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def output_name(rel: str, to: str) -> str:
+    if to == "hlc":
+        return os.path.splitext(rel)[0] + ".hlc"
+    root, ext = os.path.splitext(rel)
+    return rel if ext.lower() in (".dcm", ".dicom") else rel + ".dcm"
+
+
+def plan(src_dir: str, dst_dir: str, to: str) -> list[Task]:
+    """Every regular file under ``src_dir`` (hidden files and folders left out), sorted."""
+    if not os.path.isdir(src_dir):
+        raise UsageError(f"SRC {src_dir} is not a directory: give the folder to convert")
+    if _inside(dst_dir, src_dir):
+        raise UsageError(f"DST {dst_dir} is inside SRC {src_dir}: outputs would mix with the originals; "
+                         "choose a destination outside SRC")
+    tasks: list[Task] = []
+    for root, dirs, files in os.walk(src_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            src = os.path.join(root, name)
+            if not os.path.isfile(src):
+                continue
+            rel = os.path.relpath(src, src_dir)
+            tasks.append(Task(src, os.path.join(dst_dir, output_name(rel, to)), rel))
+    return tasks
+
+
+def remove_partials(dst_dir: str) -> int:
+    """Delete temporary files left by a killed run; returns how many."""
+    n = 0
+    for root, _dirs, files in os.walk(dst_dir):
+        for name in files:
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                try:
+                    os.unlink(os.path.join(root, name))
+                    n += 1
+                except OSError:
+                    pass
+    return n
+
+
+# ------------------------------------------------------------------ one file
+
+def _decoded_output(dst: str) -> tuple[Any, dict]:
+    """The decoded pixels of an output file and its header facts."""
+    from . import io
+
+    import codec_core as hlc
+
+    if dst.endswith(".hlc"):
+        with open(dst, "rb") as fh:
+            data = fh.read()
+        return hlc.decode(data, threads=1), hlc.info(data)
+    from pydicom.encaps import generate_frames
+
+    image = io.read_dicom(dst)
+    ds = image.dataset
+    if not io.is_hlc_dicom(ds):
+        raise CliError("the output is not in the HLC transfer syntax")
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    first = next(iter(generate_frames(ds.PixelData, number_of_frames=frames)))
+    return image.array, hlc.info(first)
+
+
+def verify_output(dst: str, original: Any, options: dict[str, Any]) -> tuple[str, int | None]:
+    """Decode ``dst`` and check it against ``original``; returns (problem or "", max error)."""
+    import numpy as np
+
+    try:
+        out, meta = _decoded_output(dst)
+    except Exception as e:  # damaged, truncated, not ours: all are verification failures
+        return f"output does not decode ({type(e).__name__}: {e})", None
+    a = original
+    if out.shape != a.shape or out.dtype != a.dtype:
+        return f"decoded {out.shape} {out.dtype}, the original is {a.shape} {a.dtype}", None
+    err = int(np.max(np.abs(out.astype(np.int64) - a.astype(np.int64))))
+    mode = options.get("mode", "lossless")
+    if meta.get("mode") != mode:
+        return (f"the output was made in mode {meta.get('mode')}, this run asks for {mode} "
+                "(use --overwrite to convert again)"), err
+    if mode == "lossless" and err:
+        return f"lossless output differs from the original (max error {err})", err
+    if mode == "near-lossless" and err > int(options["max_error"]):
+        return f"max error {err} exceeds --max-error {options['max_error']}", err
+    return "", err
+
+
+def convert_one(src: str, dst: str, options: dict[str, Any], verify: bool = False,
+                overwrite: bool = False) -> Result:
+    """Convert one file; never raises (every problem becomes the result's reason)."""
+    t0 = time.perf_counter()
+    res = Result(src, dst, FAILED)
+    try:
+        _convert(res, options, verify, overwrite)
+    except KeyboardInterrupt:
+        raise
+    except CliError as e:
+        res.reason = str(e)
+    except MemoryError:
+        res.reason = "out of memory"
+    except OSError as e:
+        res.reason = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+        res.reason = f"{type(e).__name__}: {e}"
+    res.reason = " ".join(res.reason.split())
+    if res.reason.startswith(src):  # the summary names the file already
+        res.reason = res.reason[len(src):].lstrip(":").strip().removeprefix("is ")
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _convert(res: Result, options: dict[str, Any], verify: bool, overwrite: bool) -> None:
+    from . import io
+
+    src, dst = res.src, res.dst
+    kind = io.sniff(src)
+    if kind != "dicom":
+        res.status, res.reason = SKIPPED, "not a DICOM file"
+        return
+    exists = os.path.exists(dst)
+    if exists and not overwrite and not verify:
+        res.status = DONE
+        res.bytes_out = os.path.getsize(dst)
+        return
+    if exists and io.same_file(dst, src):
+        raise CliError("the output would overwrite this input: refused")
+    image = io.read_dicom(src)
+    res.bytes_in = os.path.getsize(src)
+    found_damage = ""
+    if exists and not overwrite:  # verify an output finished by an earlier run
+        problem, err = verify_output(dst, image.array, options)
+        if not problem:
+            res.status, res.bytes_out, res.max_abs_error = VERIFIED, os.path.getsize(dst), err
+            return
+        found_damage = problem
+    data = io.encode_bytes(image, dst, dict(options, threads=1))
+    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    res.bytes_out = io.atomic_write(dst, data)
+    if verify:
+        problem, res.max_abs_error = verify_output(dst, image.array, options)
+        if problem:
+            os.unlink(dst)  # never leave an output that failed its check
+            raise CliError(f"verification failed, output removed: {problem}")
+    if found_damage:
+        res.status, res.reason = REPAIRED, f"existing output failed verification ({found_damage}); converted again"
+    else:
+        res.status = CONVERTED
+
+
+# ------------------------------------------------------------------ running
+
+def _local_results(tasks: list[Task], options: dict, verify: bool, overwrite: bool,
+                   workers: int) -> Iterator[Result]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # spawn: workers start clean (no inherited thread pools or locks), on every platform.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pending: set = set()
+    todo = iter(tasks)
+    try:
+        while True:
+            while len(pending) < 2 * workers:
+                t = next(todo, None)
+                if t is None:
+                    break
+                pending.add(pool.submit(convert_one, t.src, t.dst, options, verify, overwrite))
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                yield f.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _dask_results(tasks: list[Task], options: dict, verify: bool, overwrite: bool,
+                  address: str) -> Iterator[Result]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise CliError("--scheduler needs dask.distributed: pip install distributed") from None
+    try:
+        client = Client(address, timeout="15s")
+    except (OSError, TimeoutError) as e:
+        raise CliError(f"cannot reach the dask scheduler at {address} ({e}); check the address "
+                       "and that 'dask scheduler' is running") from None
+    try:
+        window = 4 * max(1, len(client.scheduler_info().get("workers", {})))
+        todo = iter(tasks)
+        ac = as_completed()
+        for t in (next(todo, None) for _ in range(window)):
+            if t is not None:
+                ac.add(client.submit(convert_one, t.src, t.dst, options, verify, overwrite, pure=False))
+        for fut in ac:
+            yield fut.result()
+            t = next(todo, None)
+            if t is not None:
+                ac.add(client.submit(convert_one, t.src, t.dst, options, verify, overwrite, pure=False))
+    finally:
+        client.close()
+
+
+def _quick_done(tasks: list[Task], verify: bool, overwrite: bool) -> tuple[list[Task], list[Result]]:
+    """Outputs that exist are done without asking a worker (unless they are to be checked)."""
+    if verify or overwrite:
+        return tasks, []
+    todo, done = [], []
+    for t in tasks:
+        if os.path.exists(t.dst):
+            done.append(Result(t.src, t.dst, DONE, bytes_out=os.path.getsize(t.dst)))
+        else:
+            todo.append(t)
+    return todo, done
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def summary_text(results: list[Result], seconds: float, where: str, interrupted: bool,
+                 removed: int) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    made = [r for r in results if r.status in (CONVERTED, REPAIRED)]
+    bin_, bout = sum(r.bytes_in for r in made), sum(r.bytes_out for r in made)
+    order = (CONVERTED, DONE, VERIFIED, REPAIRED, SKIPPED, FAILED)
+    lines = [f"{len(results)} files: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in order if counts.get(s) or s in (CONVERTED, FAILED))]
+    if made:
+        lines.append(f"converted {_fmt_bytes(bin_)} -> {_fmt_bytes(bout)} (ratio {bin_ / max(bout, 1):.2f}) "
+                     f"in {seconds:.1f} s, {len(made) / max(seconds, 1e-9):.2f} files/s, "
+                     f"{bin_ / 1e6 / max(seconds, 1e-9):.1f} MB/s on {where}")
+    else:
+        lines.append(f"{seconds:.1f} s on {where}")
+    if removed:
+        lines.append(f"removed {removed} partial file(s) left by an interrupted run")
+    for status, title in ((REPAIRED, "repaired"), (SKIPPED, "skipped"), (FAILED, "failed")):
+        bad = [r for r in results if r.status == status]
+        if bad:
+            lines.append(f"{title}:")
+            lines += [f"  {r.src}: {r.reason}" for r in bad]
+    if interrupted:
+        lines.append("interrupted: run the same command again to resume (finished files are skipped)")
+    return "\n".join(lines)
+
+
+def run_batch(args) -> int:
+    from .main import codec_options
+
+    options = codec_options(args)
+    if args.roi is not None and args.roi != "auto":
+        raise UsageError("in a batch --roi must be 'auto' (one mask cannot fit every image)")
+    if args.roi == "auto":
+        options["roi"] = "auto"
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.workers is not None and args.scheduler:
+        raise UsageError("--workers is for local processes; with --scheduler the cluster decides")
+    src, dst = args.source, args.destination
+    tasks = plan(src, dst, args.to)
+    os.makedirs(dst, exist_ok=True)
+    removed = remove_partials(dst)
+    if not tasks:
+        print(f"hlc batch: no files under {src}")
+        return 0
+    inputs = {os.path.realpath(t.src) for t in tasks}
+    clash = [t for t in tasks if os.path.realpath(t.dst) in inputs]
+    todo, results = _quick_done([t for t in tasks if t not in clash], args.verify, args.overwrite)
+    results += [Result(t.src, t.dst, FAILED, "the output would overwrite an input file: refused") for t in clash]
+    workers = args.workers or max(1, os.cpu_count() or 1)
+    where = f"dask scheduler {args.scheduler}" if args.scheduler else f"{workers} worker process(es)"
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), initial=len(results), unit="file", dynamic_ncols=True,
+               disable=True if args.no_progress else None, file=sys.stderr)
+    t0 = time.perf_counter()
+    interrupted = False
+    try:
+        if todo:
+            stream: Iterable[Result] = (
+                _dask_results(todo, options, args.verify, args.overwrite, args.scheduler) if args.scheduler
+                else _local_results(todo, options, args.verify, args.overwrite, min(workers, len(todo))))
+            for r in stream:
+                results.append(r)
+                bar.update(1)
+                if r.status == FAILED and not bar.disable:
+                    bar.write(f"failed: {r.src}: {r.reason}", file=sys.stderr)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    print(summary_text(results, seconds, where, interrupted, removed))
+    if args.json:
+        from .io import atomic_write
+
+        payload = {"seconds": seconds, "where": where, "options": {k: v for k, v in options.items()},
+                   "interrupted": interrupted, "results": [asdict(r) for r in results]}
+        atomic_write(args.json, json.dumps(payload, indent=1).encode())
+    if interrupted:
+        return 130
+    return 1 if any(r.status in (FAILED, REPAIRED) for r in results) else 0

@@ -1,0 +1,138 @@
+"""Thread safety and determinism.
+
+Encoding and decoding from 8 threads at once gives the same bytes and arrays as one
+thread; encoding is the same across runs and across ``threads=1/2``; decoding is the
+same whatever ``threads`` is. Streams are small enough that the kernels are busy in
+several threads at the same time (they release the GIL).
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+import codec_core as hlc
+
+
+def _dicom(name: str) -> np.ndarray:
+    return pydicom.dcmread(get_testdata_file(name)).pixel_array
+
+
+def _cases() -> list[tuple[str, np.ndarray, dict]]:
+    mr = _dicom("MR_small.dcm")
+    ct = _dicom("CT_small.dcm")
+    emri = _dicom("emri_small.dcm")[:4]
+    us = np.ascontiguousarray(_dicom("US1_UNCR.dcm")[100:196, 200:328])
+    roi = np.zeros(ct.shape, bool)
+    roi[30:90, 40:100] = True
+    return [
+        ("ct-lossless", ct, {"mode": "lossless", "tile_size": 32}),
+        ("mr-near", mr, {"mode": "near-lossless", "max_error": 2}),
+        ("ct-lossy-roi", ct, {"mode": "lossy", "bpp": 0.8, "roi": roi, "roi_max_error": 1, "tile_size": 64}),
+        ("emri-lossy", emri, {"mode": "lossy", "psnr": 42.0}),
+        ("us-lossless-ecc", us, {"mode": "lossless", "ecc": "medium"}),
+    ]
+
+
+CASES = _cases()
+
+
+def _run_together(fns: list, n_threads: int = 8) -> list:
+    """Start every call at the same moment (barrier), in ``n_threads`` threads."""
+    barrier = threading.Barrier(n_threads)
+
+    def call(fn):
+        barrier.wait()
+        return fn()
+
+    with ThreadPoolExecutor(n_threads) as ex:
+        return list(ex.map(call, fns))
+
+
+@pytest.mark.parametrize("name,arr,kw", CASES, ids=[c[0] for c in CASES])
+def test_eight_threads_encode_same_bytes_as_one(name, arr, kw):
+    ref = hlc.encode(arr, threads=1, **kw)
+    outs = _run_together([lambda t=t: hlc.encode(arr, threads=1 + t % 2, **kw) for t in range(8)])
+    assert all(o == ref for o in outs)
+
+
+@pytest.mark.parametrize("name,arr,kw", CASES, ids=[c[0] for c in CASES])
+def test_eight_threads_decode_same_arrays_as_one(name, arr, kw):
+    data = hlc.encode(arr, **kw)
+    ref = hlc.decode(data, threads=1)
+    calls = [lambda t=t: hlc.decode(data, threads=1 + t % 2) for t in range(8)]
+    for out in _run_together(calls):
+        assert out.dtype == ref.dtype and np.array_equal(out, ref)
+
+
+def test_mixed_encode_decode_info_and_levels_in_parallel():
+    """Different streams, levels, frames and strictness at once: no cross-talk."""
+    streams = [(hlc.encode(arr, **kw), arr) for _, arr, kw in CASES]
+    jobs, expect = [], []
+    for data, arr in streams:
+        for level in (0, 1):
+            jobs.append(lambda d=data, lv=level: hlc.decode(d, level=lv, threads=2))
+            expect.append(hlc.decode(data, level=level, threads=1))
+        jobs.append(lambda d=data: hlc.decode(d, strict=False)[0])
+        expect.append(hlc.decode(data))
+        jobs.append(lambda d=data: hlc.info(d)["shape"])
+        expect.append(hlc.info(data)["shape"])
+    outs = _run_together(jobs * 2, n_threads=8)
+    for got, want in zip(outs, expect * 2):
+        if isinstance(want, np.ndarray):
+            assert np.array_equal(got, want)
+        else:
+            assert got == want
+
+
+def test_damaged_streams_in_parallel_raise_the_same_error_as_in_one_thread():
+    data = bytearray(hlc.encode(CASES[0][1], **CASES[0][2]))
+    data[len(data) // 2] ^= 0x40
+    data = bytes(data)
+
+    def attempt():
+        try:
+            hlc.decode(data, threads=2)
+        except hlc.HlcError as e:
+            return type(e).__name__, str(e)
+        return None
+
+    ref = attempt()
+    assert ref is not None
+    assert _run_together([attempt] * 8) == [ref] * 8
+
+
+@pytest.mark.parametrize("name,arr,kw", CASES, ids=[c[0] for c in CASES])
+def test_deterministic_across_runs_and_thread_counts(name, arr, kw):
+    a = hlc.encode(arr, threads=1, **kw)
+    b = hlc.encode(arr, threads=2, **kw)
+    c = hlc.encode(np.array(arr, copy=True), threads=1, **kw)
+    assert a == b == c
+    d1, d2 = hlc.decode(a, threads=1), hlc.decode(a, threads=2)
+    assert np.array_equal(d1, d2)
+    if kw["mode"] == "lossless":
+        assert np.array_equal(d1, arr)
+
+
+def test_encoding_matches_a_separate_process():
+    """Same bytes in a fresh interpreter (no state carried between runs)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys, hashlib, pydicom; sys.path.insert(0, sys.argv[1]);"
+            "from pydicom.data import get_testdata_file as g; import codec_core as h;"
+            "a = pydicom.dcmread(g('CT_small.dcm')).pixel_array;"
+            "print(hashlib.sha256(h.encode(a, mode='lossy', bpp=0.8, threads=2)"
+            " + h.encode(a, mode='lossless')).hexdigest())")
+    out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True)
+    ct = _dicom("CT_small.dcm")
+    import hashlib
+    here = hashlib.sha256(hlc.encode(ct, mode="lossy", bpp=0.8, threads=1)
+                          + hlc.encode(ct, mode="lossless")).hexdigest()
+    assert out.stdout.strip() == here

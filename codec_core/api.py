@@ -143,7 +143,8 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     th, tw = min(tile, rows), min(tile, cols)
     h = ct.Header(mode=ct.MODES.index(mode), dtype=dcode, bits_stored=bits, axes=list(_AXES_NDIM).index(axes),
                   frames=frames, rows=rows, cols=cols, channels=ch, tile_rows=th, tile_cols=tw,
-                  levels=pl.choose_levels(th, tw), transform=0, colour=1 if ch == 3 else 0,
+                  levels=pl.choose_levels(th, tw), transform=0,
+                  colour=1 if ch == 3 and mode == "lossless" else 0,
                   max_error=0, vmin=vmin, vmax=vmax)
     if preprocess == "denoise":
         from . import roi as _roi

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import struct
+
 from . import container as ct
-from . import entropy
+from . import entropy, predictive
 from .errors import CorruptStreamError
 from .pipeline import (band_multipliers, class_map_shape, finish_tile, map_threads, pixel_classes,
                        reconstruct_lossy_plane, unpack_class_map, unpack_value_table)
-from .transform import band_shapes, dwt53_inverse, rct_inverse
+from .transform import band_shapes, dwt53_forward, dwt53_inverse, rct_inverse
 
 
 @dataclass
@@ -120,6 +122,21 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
 
 
 def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: list | None) -> np.ndarray:
+    if h.mode != 2:  # reversible planes start with the id of their coder
+        if not segs[0]:
+            raise CorruptStreamError("empty plane segment")
+        if segs[0][0] == 1:
+            if len(segs[0]) < 9:
+                raise CorruptStreamError("predictive plane header cut short")
+            lo, hi = struct.unpack_from("<ii", segs[0], 1)
+            if lo > hi or hi - lo > 1 << 24:
+                raise CorruptStreamError("predictive plane range is invalid")
+            x = predictive.decode_plane(segs[0][9:], th, tw, h.max_error if h.mode == 1 else 0, lo, hi)
+            # 1/2^k resolution: the 5/3 LL of the plane, exactly what the wavelet path gives
+            return dwt53_forward(x, h.levels - upto)[0] if upto < h.levels else x
+        if segs[0][0] != 0:
+            raise CorruptStreamError(f"unknown plane coder {segs[0][0]}")
+        segs = [segs[0][1:]] + segs[1:]
     good = len(segs) - 1
     bands = entropy.decode_decomposition(segs, th, tw, h.levels, upto=good)
     shapes = band_shapes(th, tw, h.levels)
@@ -133,10 +150,7 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
 def _finish_reversible(tile: np.ndarray, h: ct.Header, table: np.ndarray | None) -> np.ndarray:
     if h.colour == 1:
         tile = rct_inverse(np.clip(tile, -(1 << 20), 1 << 20))
-    if h.mode == 1:
-        k = h.max_error
-        tile = tile.astype(np.int64) * (2 * k + 1) + h.vmin
-    elif table is not None:
+    if table is not None:
         tile = table[np.clip(tile, 0, len(table) - 1)]
     return np.clip(tile, h.vmin, h.vmax)
 

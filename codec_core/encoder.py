@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import struct
+
 from . import container as ct
-from . import entropy, quantize
+from . import entropy, predictive, quantize
 from .pipeline import (band_multipliers, finish_tile, map_threads, pixel_classes, planes,
                        reconstruct_lossy_plane)
 from .transform import dwt53_forward, dwt97_forward, rct_forward
@@ -34,29 +36,47 @@ class Source:
         return self.image[f, y0:y1, x0:x1, :].astype(np.int32)
 
     def coded_samples(self, f: int, t: int) -> np.ndarray:
-        """What the reversible path transforms: ranks or pre-quantised samples."""
-        h = self.header
+        """What the reversible path codes: samples, ranks, or their RCT."""
         x = self.samples(f, t)
         if self.table is not None:
             x = np.searchsorted(self.table, x).astype(np.int32)
-        elif h.mode == 1:
-            k = h.max_error
-            x = (x - h.vmin + k) // (2 * k + 1)
-        return rct_forward(x) if h.colour == 1 else x
+        return rct_forward(x) if self.header.colour == 1 else x
 
     def roi(self, f: int, t: int) -> np.ndarray:
         return pixel_classes(self.cmap[f], self.header.roi_block, self.header.tile_box(t))
 
 
+CODER_WAVELET, CODER_PREDICTIVE = 0, 1
+
+
+def predictive_segments(plane: np.ndarray, k: int, lo: int, hi: int, levels: int) -> list[bytes]:
+    """A plane coded by the predictive coder: tag, range, data; finer resolutions empty."""
+    head = struct.pack("<Bii", CODER_PREDICTIVE, lo, hi)
+    return [head + predictive.encode_plane(plane, k, lo, hi)] + [b""] * levels
+
+
+def wavelet_segments(plane: np.ndarray, levels: int) -> list[bytes]:
+    segs = entropy.encode_decomposition(dwt53_forward(plane, levels), levels)
+    segs[0] = bytes([CODER_WAVELET]) + segs[0]
+    return segs
+
+
 def encode_reversible(src: Source) -> list[bytes]:
-    """Lossless and near-lossless: the 5/3 of each plane, coded."""
+    """Lossless: each plane by the 5/3 wavelet or the predictive coder, whichever
+    is smaller. Near-lossless: the predictive coder, residuals quantised in the loop."""
     h = src.header
 
     def one(ft: tuple[int, int]) -> list[bytes]:
         x = src.coded_samples(*ft)
         segs: list[bytes] = []
         for c in range(h.channels):
-            segs.extend(entropy.encode_decomposition(dwt53_forward(x[..., c], h.levels), h.levels))
+            plane = x[..., c]
+            if h.mode == 1:
+                segs.extend(predictive_segments(plane, h.max_error, h.vmin, h.vmax, h.levels))
+                continue
+            wav = wavelet_segments(plane, h.levels)
+            pred = predictive_segments(plane, 0, int(plane.min()), int(plane.max()), h.levels)
+            segs.extend(pred if sum(map(len, pred)) < sum(map(len, wav)) else wav)
         return segs
 
     return [s for segs in map_threads(one, planes(h), src.threads) for s in segs]

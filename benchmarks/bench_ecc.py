@@ -203,11 +203,10 @@ def main() -> None:
                 byte_errors(0.005)(rng, a)
                 damaged.append(a.tobytes())
             ts = []
-            for d in damaged:
+            for d in damaged:          # strict=False: "low" may (rightly) fail a codeword
                 t = time.perf_counter()
-                r, _ = ecc.unprotect(d)
+                ecc.unprotect(d, strict=False)
                 ts.append(time.perf_counter() - t)
-                assert r == s
             t_rep = statistics.median(ts)
             speed[(level, name)] = (mb / t_enc, mb / t_chk, mb / t_par, mb / t_rep)
             out(f"| {level} | {nsym} | {info['ecc_overhead'] * 100:.2f} % | "
@@ -217,22 +216,36 @@ def main() -> None:
 
     # ------------------------------------------------- cost inside the public codec
     out("## What ECC adds to the codec's own encode / decode time\n")
-    out("`codec_core.encode(arr, mode='lossless', ecc=...)` and `decode` vs. no ECC, "
-        f"median of {args.runs} runs, same process.\n")
-    out("| image | ecc | encode s | +% vs none | decode s | +% vs none |")
-    out("|---|---|---|---|---|---|")
+    reps = max(args.runs, 9)
+    out("`codec_core.encode(arr, mode='lossless', ecc=...)` and `decode` vs. no ECC, median of "
+        f"{reps} runs; the variants are timed round-robin (none, low, medium, high, none, ...) "
+        "so that load from other jobs on this shared machine hits all of them alike. "
+        "*direct* = the median time of `protect()` / `unprotect()` alone on that stream as a "
+        "share of the plain encode / decode time (the less noisy figure).\n")
+    out("| image | ecc | encode s | +% vs none | direct | decode s | +% vs none | direct |")
+    out("|---|---|---|---|---|---|---|---|")
+    variants = [None] + LEVELS
     for label, arr in (("CT 512² (693_UNCR)", ct), ("CR 1955×1841 (RG1_UNCR)", load("RG1_UNCR.dcm"))):
-        base_e = base_d = 0.0
-        for level in [None] + LEVELS:
-            data = hlc.encode(arr, mode="lossless", ecc=level)
-            te = median_time(lambda: hlc.encode(arr, mode="lossless", ecc=level), args.runs)
-            td = median_time(lambda: hlc.decode(data), args.runs)
-            if level is None:
-                base_e, base_d = te, td
-                out(f"| {label} | none | {te:.3f} | – | {td:.3f} | – |")
-            else:
-                out(f"| {label} | {level} | {te:.3f} | {100 * (te / base_e - 1):+.1f} % | "
-                    f"{td:.3f} | {100 * (td / base_d - 1):+.1f} % |")
+        datas = {lv: hlc.encode(arr, mode="lossless", ecc=lv) for lv in variants}
+        te: dict = {lv: [] for lv in variants}
+        td: dict = {lv: [] for lv in variants}
+        for _ in range(reps):
+            for lv in variants:
+                t = time.perf_counter()
+                hlc.encode(arr, mode="lossless", ecc=lv)
+                te[lv].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                hlc.decode(datas[lv])
+                td[lv].append(time.perf_counter() - t)
+        e0, d0 = statistics.median(te[None]), statistics.median(td[None])
+        out(f"| {label} | none | {e0:.3f} | – | – | {d0:.3f} | – | – |")
+        plain = datas[None]
+        for lv in LEVELS:
+            e, d = statistics.median(te[lv]), statistics.median(td[lv])
+            pe = median_time(lambda: ecc.protect(plain, lv), reps)
+            pd = median_time(lambda: ecc.unprotect(datas[lv]), reps)
+            out(f"| {label} | {lv} | {e:.3f} | {100 * (e / e0 - 1):+.1f} % | {100 * pe / e0:.1f} % "
+                f"| {d:.3f} | {100 * (d / d0 - 1):+.1f} % | {100 * pd / d0:.1f} % |")
     out("")
 
     # ------------------------------------------------------------------ recovery
@@ -257,35 +270,58 @@ def main() -> None:
         ("burst 8 KiB", burst(8192, 8192), n // 10),
         ("burst 16 KiB", burst(16384, 16384), n // 10),
     ]
+    medium_results: dict[tuple[str, str], tuple[int, int, int]] = {}
+    all_wrong = 0
+    medium_names = [small_name, "CT 512² lossless (693_UNCR)"]
     for name, s in ((small_name, small), ("CT 512² lossless (693_UNCR)", ct_ll)):
         out(f"### {name}: {len(s):,} B\n")
         prots = {lv: ecc.protect(s, lv) for lv in LEVELS}
         out("| damage | trials | " + " | ".join(LEVELS) + " |")
         out("|---|---|" + "---|" * len(LEVELS))
         for i, (label, fn, cnt) in enumerate(cases):
-            cells = [fmt(trials(prots[lv], s, fn, cnt, seed=1000 * i + j))
-                     for j, lv in enumerate(LEVELS)]
+            res = [trials(prots[lv], s, fn, cnt, seed=1000 * i + j) for j, lv in enumerate(LEVELS)]
+            medium_results[(name, label)] = res[LEVELS.index("medium")]
+            all_wrong += sum(r[2] for r in res)
+            cells = [fmt(r) for r in res]
             out(f"| {label} | {cnt} | " + " | ".join(cells) + " |")
             print(label, cells, flush=True)
-        cells = [fmt(burst_sweep(prots[lv], s, 2048, 61)) for lv in LEVELS]
-        out("| sweep 2 KiB every 61 B | all | " + " | ".join(cells) + " |")
+        res = [burst_sweep(prots[lv], s, 2048, 61) for lv in LEVELS]
+        medium_results[(name, "sweep")] = res[LEVELS.index("medium")]
+        all_wrong += sum(r[2] for r in res)
+        out("| sweep 2 KiB every 61 B | all | " + " | ".join(fmt(r) for r in res) + " |")
         out("")
 
     # ------------------------------------------------------------------ verdict
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**MISSED**"
+
     s_med = speed[("medium", small_name)]
     big = list(streams)[-1]
     b_med = speed[("medium", big)]
     ov = ecc.peek(ecc.protect(small, "medium"))
+    worst = min(speed[("medium", k)][0] for k in streams), min(speed[("medium", k)][1] for k in streams)
     out("## Targets (ecc='medium')\n")
     out(f"- Overhead ≤ 13 %: parity {ov['ecc_overhead'] * 100:.2f} %, everything added "
-        f"{ov['ecc_total_overhead'] * 100:.2f} % ({small_name}).")
+        f"(parity + CRCs + header copies) {ov['ecc_total_overhead'] * 100:.2f} % on the "
+        f"smallest stream — {verdict(ov['ecc_total_overhead'] <= 0.13)}.")
     out(f"- Parity encoding ≥ 100 MB/s: {s_med[0]:.0f} MB/s on the 64 KiB stream, "
-        f"{b_med[0]:.0f} MB/s on {big}.")
+        f"{b_med[0]:.0f} MB/s on {big}; slowest stream {worst[0]:.0f} MB/s — "
+        f"{verdict(worst[0] >= 100)}.")
     out(f"- Clean-stream check ≥ 300 MB/s: {s_med[1]:.0f} MB/s on the 64 KiB stream, "
-        f"{b_med[1]:.0f} MB/s on {big} (full parity recheck, used only after a CRC fails: "
-        f"{s_med[2]:.0f} / {b_med[2]:.0f} MB/s).")
-    out("- 0.5 % random byte errors, 1000/1000 and any single burst ≤ 2 KiB: see the "
-        "'bytes 0.5 %', 'burst' and 'sweep' rows above, column medium.")
+        f"{b_med[1]:.0f} MB/s on {big}; slowest {worst[1]:.0f} MB/s — {verdict(worst[1] >= 300)}. "
+        f"(The full parity recheck, run only once a CRC has failed, does "
+        f"{s_med[2]:.0f} / {b_med[2]:.0f} MB/s.)")
+    r05 = [medium_results[(nm, "bytes 0.5 %")] for nm in medium_names]
+    bursts = [medium_results[(nm, lab)] for nm in medium_names
+              for lab in ("burst 1 B–2 KiB", "burst 2 KiB", "sweep")]
+    out(f"- 0.5 % random byte errors: " + ", ".join(fmt(r) for r in r05) + " — "
+        + verdict(all(r[1] == r[2] == 0 for r in r05)) + ".")
+    out(f"- Any single burst ≤ 2 KiB in ≥ 64 KiB streams: " + ", ".join(fmt(r) for r in bursts)
+        + " — " + verdict(all(r[1] == r[2] == 0 for r in bursts)) + ". By construction a "
+        "burst of B bytes puts at most ⌈B/n⌉ + 1 errors in a codeword (n = interleave depth "
+        "≥ 255 for a 64 KiB stream at medium), i.e. ≤ 10 < 12 correctable, and hits at most "
+        "one of the three header copies.")
+    out(f"- Silent wrong output (all levels, all trials): {all_wrong} — {verdict(all_wrong == 0)}.")
     out(f"\nTotal benchmark time: {time.time() - t_start:.0f} s.")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")

@@ -7,9 +7,10 @@ that damaged chunks become erasures, and three RS-protected copies of its own he
 byte layout is documented in docs/FORMAT_ECC.md.
 
 Speed: a clean stream is checked by the chunk CRCs plus the payload CRC (zlib, > 1 GB/s);
-parity is computed with per-position lookup tables (numpy ``take`` + XOR over uint64
-words), and only codewords whose syndromes are non-zero go through the vectorised
-Berlekamp–Massey / Chien / Forney decoder below.  No numba, no reedsolo at run time.
+parity is computed with per-position lookup tables (XOR of uint64 words; a numba kernel
+compiled on first use, with a numpy ``take`` fallback), and only codewords whose
+syndromes are non-zero go through the vectorised Berlekamp–Massey / Chien / Forney
+decoder below (numpy).  No reedsolo at run time.
 """
 from __future__ import annotations
 
@@ -123,6 +124,33 @@ def _parity_to_syndrome(nsym: int) -> np.ndarray:
     return _EXP[(j * (nsym - 1 - p)) % 255]
 
 
+def _parity_kernel(data: np.ndarray, tab: np.ndarray, acc: np.ndarray) -> None:
+    """acc[i] ^= tab[p_j, data[j, i]] over message rows j; compiled with numba on demand."""
+    ke, m = data.shape
+    words = tab.shape[2]
+    for i0 in range(0, m, 1024):        # a block of acc stays in L1 across all rows
+        i1 = min(i0 + 1024, m)
+        for j in range(ke):
+            t = tab[ke - 1 - j]
+            for i in range(i0, i1):
+                v = data[j, i]
+                for w in range(words):
+                    acc[i, w] ^= t[v, w]
+
+
+@lru_cache(maxsize=None)
+def _compiled_kernel():
+    """numba version of _parity_kernel (~2x the numpy path), or None without numba.
+
+    Imported here, not at module level: ``import codec_core`` must not pay numba's ~0.3 s.
+    """
+    try:
+        from numba import njit
+        return njit(nogil=True, cache=True)(_parity_kernel)
+    except Exception:  # pragma: no cover - numba missing or broken: numpy path below
+        return None
+
+
 def _parity(data: np.ndarray, nsym: int) -> np.ndarray:
     """Parity of many codewords at once.
 
@@ -134,7 +162,10 @@ def _parity(data: np.ndarray, nsym: int) -> np.ndarray:
     tab = _parity_tables(nsym)
     words = tab.shape[2]
     acc = np.zeros((m, words), np.uint64)
-    if m >= 1024:
+    kernel = _compiled_kernel() if ke * m >= 16384 else None   # headers stay numpy-only
+    if kernel is not None:
+        kernel(np.ascontiguousarray(data), tab, acc)
+    elif m >= 1024:
         # Wide matrices: one take per message row; per-call overhead is amortised.
         tmp = np.empty((m, words), np.uint64)
         for j in range(ke):

@@ -54,6 +54,17 @@ def test_parity_matches_reedsolo(nsym):
 
 
 @pytest.mark.parametrize("nsym", sorted(ecc.ECC_LEVELS.values()))
+def test_numba_and_numpy_parity_agree(nsym, monkeypatch):
+    rng = np.random.default_rng(nsym)
+    for shape in ((255 - nsym, 300), (255 - nsym, 1500), (40, 2000)):
+        msgs = rng.integers(0, 256, shape, dtype=np.uint8)
+        fast = ecc._parity(msgs, nsym)
+        monkeypatch.setattr(ecc, "_compiled_kernel", lambda: None)
+        assert np.array_equal(fast, ecc._parity(msgs, nsym))
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("nsym", sorted(ecc.ECC_LEVELS.values()))
 def test_decoder_errors_and_erasures_at_capacity(nsym):
     rng = np.random.default_rng(100 + nsym)
     ke, m = 255 - nsym, 64

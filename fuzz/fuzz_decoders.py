@@ -188,6 +188,7 @@ class Parsed:
         self.trailer = data[off:]
         self.index_override: list | None = None   # (len, crc) pairs written as is
         self.extra_header = b""
+        self.body_cut: int | None = None         # header body cut to this length (CRC still fixed)
 
     def build(self, fix_header_crc: bool = True, fix_segment_crcs: bool = True) -> bytes:
         vals = []
@@ -207,6 +208,8 @@ class Parsed:
         body += struct.pack("<I", len(idx)) + (np.array(idx, np.int64).reshape(-1) & 0xFFFFFFFF).astype(
             "<u4").tobytes()
         body += self.extra_header
+        if self.body_cut is not None:
+            body = body[:self.body_cut]
         prefix = ct.MAGIC + struct.pack("<BI", self.version, len(body))
         crc = zlib.crc32(prefix[8:] + body)
         if not fix_header_crc:
@@ -476,9 +479,15 @@ class Mutator:
             elif k < 0.92:
                 self.m_index(p)
                 ops.append("index")
-            else:
+            elif k < 0.96:
                 p.trailer = r.randbytes(r.randint(0, 16))
                 ops.append("trailer")
+            else:
+                if r.random() < 0.5:
+                    p.body_cut = r.randrange(_FIXED.size + 12 + 4 * len(p.steps) + 4 * len(p.mult))
+                else:
+                    p.extra_header = r.randbytes(r.randint(1, 12))
+                ops.append("header-length")
         if r.random() < 0.03:
             fix_h = False
         if r.random() < 0.05:
@@ -855,6 +864,28 @@ def write_summary(stats: Stats, cmd: str, path: Path = RESULTS) -> None:
               "internal ones (the kernels allocate their outputs through numpy, so this covers the "
               "image-sized buffers); the watchdog measures wall time on a shared machine, so a call "
               "over the limit is re-run before it counts as a hang.", ""]
+    # every run is logged, so that batches (kept under ~20 CPU minutes each) add up
+    log_path = path.with_name("fuzz_runs.json")
+    import json
+    runs = json.loads(log_path.read_text()) if log_path.exists() and path == RESULTS else []
+    runs.append({"command": cmd, "executions": stats.executions, "inputs": stats.inputs,
+                 "crashes": sum(stats.crashes.values()), "crash_kinds": list(stats.crashes),
+                 "hangs": stats.hangs, "overalloc": stats.overalloc,
+                 "internal": sum(stats.internal.values()), "wall_s": round(stats.elapsed),
+                 "cpu_s": round(stats.cpu), "max_alloc_mib": round(stats.max_alloc / 2**20, 1),
+                 "date": time.strftime("%Y-%m-%d %H:%M")})
+    if path == RESULTS:
+        log_path.write_text(json.dumps(runs, indent=1))
+    head = ["## All recorded runs (benchmarks/results/fuzz_runs.json)", "",
+            "| date | executions | crashes | hangs | over-alloc | safety-net | wall s | CPU s | command |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    head += [f"| {r['date']} | {r['executions']:,} | {r['crashes']} | {r['hangs']} | {r['overalloc']} | "
+             f"{r['internal']} | {r['wall_s']} | {r['cpu_s']} | `{r['command']}` |" for r in runs]
+    head += [f"| **total** | **{sum(r['executions'] for r in runs):,}** | {sum(r['crashes'] for r in runs)} | "
+             f"{sum(r['hangs'] for r in runs)} | {sum(r['overalloc'] for r in runs)} | "
+             f"{sum(r['internal'] for r in runs)} | {sum(r['wall_s'] for r in runs)} | "
+             f"{sum(r['cpu_s'] for r in runs)} | |", "", "## Latest run", ""]
+    lines[2:2] = head
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 

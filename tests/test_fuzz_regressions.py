@@ -1,0 +1,137 @@
+"""Fuzz regressions: the crash corpus is replayed on every run, plus a short seeded fuzz run.
+
+tests/corpus/ holds every input that ever crashed a decoder, hung it, made it
+over-allocate, or reached decode's last-resort exception wrapper
+(fuzz/fuzz_decoders.py writes them). Each file goes through ``info``, ``decode`` at
+every level, strict and not, a single frame with two threads, and through the
+adapters: only HlcError (or the adapter's documented errors) may come out, fast.
+"""
+from __future__ import annotations
+
+import importlib.util
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import codec_core as hlc
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = sorted((ROOT / "tests" / "corpus").glob("*.hlc"))
+
+
+def _load_fuzzer():
+    spec = importlib.util.spec_from_file_location("fuzz_decoders", ROOT / "fuzz" / "fuzz_decoders.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+F = _load_fuzzer()
+
+#: (corpus file, adapter) pairs that fail because of a known bug in an adapter (not
+#: codec_core); they run as xfail so that the fix shows up as XPASS.
+KNOWN_ADAPTER_BUGS = {
+    ("crash-a88621f5cc2ef780.hlc", "pydicom"):
+        "pydicom_plugin._decode_frame formats arr.shape[1] of a valid 1-D stream: IndexError",
+}
+
+
+@pytest.fixture(scope="module")
+def adapters():
+    warnings.simplefilter("ignore")
+    return F.Adapters()
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.name for p in CORPUS])
+def test_corpus_file_gives_image_or_hlc_error_quickly(path):
+    failures = F.replay([path])
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.name for p in CORPUS])
+@pytest.mark.parametrize("adapter", ["pillow", "numcodecs", "pydicom"])
+def test_corpus_file_through_adapters(path, adapter, adapters):
+    if adapter not in adapters.names():
+        pytest.skip(f"{adapter} adapter not importable")
+    if (path.name, adapter) in KNOWN_ADAPTER_BUGS:
+        pytest.xfail(KNOWN_ADAPTER_BUGS[path.name, adapter])
+    t0 = time.perf_counter()
+    adapters.run(adapter, path.read_bytes())   # raises anything undocumented
+    assert time.perf_counter() - t0 < 2 * F.TIMEOUT
+
+
+def test_short_seeded_fuzz_run_finds_nothing():
+    """~2000 target calls of the structure-aware fuzzer (seeded, reproducible)."""
+    old = hlc.MAX_PIXELS
+    try:
+        stats = F.run(2000, seed=20240611, adapter_rate=0.0, quiet=True, small_seeds=True)
+    finally:
+        hlc.MAX_PIXELS = old
+        F._api.MAX_PIXELS = old
+    assert stats.executions >= 2000
+    assert not stats.crashes, stats.crashes
+    assert stats.hangs == 0 and stats.overalloc == 0
+    assert stats.deep > 300   # the mutations do get past the header checks
+    assert not stats.internal, f"internal errors behind HlcError: {dict(stats.internal)}"
+
+
+# ---------------------------------------------------- limits (decompression bombs)
+
+def _bomb(n: int, levels: int, tile: int | None = None, frames: int = 1) -> bytes:
+    """A valid header claiming an n x n image whose every segment is (nearly) empty.
+
+    With default 512 x 512 tiles such a stream is as dense as a real blank image
+    (~5,000 samples per byte, index included), which the limit rightly accepts; the
+    bombs are the ones with big tiles or few segments."""
+    from codec_core import container as ct
+    tile = tile or n
+    h = ct.Header(mode=0, dtype=2, bits_stored=16, axes=0 if frames == 1 else 2, frames=frames, rows=n, cols=n,
+                  channels=1, tile_rows=tile, tile_cols=tile, levels=levels, transform=0, colour=0,
+                  max_error=0, vmin=0, vmax=65535)
+    tiles = (-(-n // tile)) ** 2
+    plane = [b"\x00\x00"] + [b"\x00"] * levels   # coder id 0 (wavelet), then empty range-coder data
+    return ct.pack(h, plane * (frames * tiles))
+
+
+@pytest.mark.parametrize("n,levels,tile,frames", [(8192, 5, None, 1), (4096, 0, None, 1), (13000, 2, 4096, 1),
+                                                  (2048, 0, None, 40)])
+def test_tiny_stream_claiming_a_big_image_is_refused_at_once(n, levels, tile, frames):
+    data = _bomb(n, levels, tile, frames)
+    t0 = time.perf_counter()
+    with pytest.raises(hlc.DecompressionBombError):
+        hlc.decode(data)
+    assert time.perf_counter() - t0 < 0.5
+    assert hlc.info(data)["rows"] == n            # info reads the header, it does not decode
+
+
+def test_bomb_check_can_be_switched_off_for_trusted_data():
+    data = _bomb(1536, 2)
+    assert len(data) * hlc.api.MAX_SAMPLES_PER_BYTE < 1536 * 1536
+    with pytest.raises(hlc.DecompressionBombError):
+        hlc.decode(data)
+    assert hlc.decode(data, max_pixels=None).shape == (1536, 1536)
+
+
+@pytest.mark.parametrize("shape", [(2048, 2048), (20, 512, 512), (700, 900, 3)])
+def test_blank_images_are_not_mistaken_for_bombs(shape):
+    """The densest real output (constant images) stays well under the per-byte limit."""
+    arr = np.zeros(shape, np.uint8)
+    data = hlc.encode(arr)
+    assert arr.size <= hlc.api.MAX_SAMPLES_PER_BYTE * len(data) / 2   # 2x margin
+    assert np.array_equal(hlc.decode(data), arr)
+
+
+def test_pixel_limit_is_checked_before_allocation():
+    import tracemalloc
+    data = hlc.encode(np.zeros((300, 300), np.uint16) + 7)
+    tracemalloc.start()
+    try:
+        with pytest.raises(hlc.DecompressionBombError):
+            hlc.decode(data, max_pixels=300 * 300 - 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 300 * 300   # far less than one byte per sample: nothing image-sized

@@ -247,16 +247,11 @@ def _border_connected(background: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
-def block_features(image: np.ndarray, *, bits_stored: int | None = None) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
-    """CNN features per block: (blocks_r * blocks_c, n_features), colour spread, grid shape."""
-    luma, spread = _as_luma(image, bits_stored)
-    rows, cols = luma.shape
-    grid = (-(-rows // ROI_BLOCK), -(-cols // ROI_BLOCK))
+def block_features(luma: np.ndarray) -> np.ndarray:
+    """CNN features per block of a 2-D float image: (blocks_r * blocks_c, n_features)."""
     session = _cached(FEATURES_FILE, _onnx_session)
-    inp = cell_features(luma)
-    (feats,) = session.run(None, {session.get_inputs()[0].name: inp})
-    feats = feats[0].reshape(feats.shape[1], -1).T
-    return feats, spread, grid
+    (feats,) = session.run(None, {session.get_inputs()[0].name: cell_features(luma)})
+    return feats[0].reshape(feats.shape[1], -1).T
 
 
 def auto_importance_map(image: np.ndarray, *, bits_stored: int | None = None) -> np.ndarray:
@@ -266,21 +261,23 @@ def auto_importance_map(image: np.ndarray, *, bits_stored: int | None = None) ->
     uint16 or int16 (signed data natively; a 1-D array is one row). Returns a uint8
     map of shape (ceil(rows / ROI_BLOCK), ceil(cols / ROI_BLOCK)).
     Raises ValueError for unsupported input and ModelIntegrityError when a model file
-    is missing or altered.
+    is missing or altered (also for a one-value image, so that a broken install is
+    never silent).
     """
-    luma, _ = _as_luma(image, bits_stored)
+    luma, spread = _as_luma(image, bits_stored)
     rows, cols = luma.shape
     grid = (-(-rows // ROI_BLOCK), -(-cols // ROI_BLOCK))
     if rows == 0 or cols == 0:
         return np.zeros(grid, dtype=np.uint8)
-    feats, spread, grid = block_features(image, bits_stored=bits_stored)
+    feats = block_features(luma)
     svm = _cached(SVM_FILE, _svm)
-    labels = np.asarray(svm.predict(feats), dtype=np.uint8).reshape(grid)
     if float(luma.max()) == float(luma.min()):
         # One value everywhere: nothing to tell apart; code it as body (safe side).
         return np.full(grid, BODY, dtype=np.uint8)
+    labels = np.asarray(svm.predict(feats), dtype=np.uint8).reshape(grid)
     background = labels == BACKGROUND
     if background.any():
+        # Background must reach the border: enclosed "air" is lung, bowel gas, a chamber.
         enclosed = background & ~_border_connected(background)
         labels[enclosed] = BODY
     if spread is not None:

@@ -51,8 +51,8 @@ SOURCES: tuple[Source, ...] = (
     Source("MR_small.dcm", "mr-small", "train", all_body=True),
     Source("emri_small.dcm", "mr-emri", "heldout", (0, 5, 9), all_body=True),
     # CR
-    Source("RG1_UNCR.dcm", "cr-chest", "train", all_body=True),
-    Source("RG3_UNCR.dcm", "cr-extremity", "heldout"),
+    Source("RG1_UNCR.dcm", "cr-chest", "heldout", all_body=True),
+    Source("RG3_UNCR.dcm", "cr-extremity", "train"),
     # NM
     Source("JPEG2000_UNC.dcm", "nm-wholebody-1", "train"),
     Source("JPEG-LL.dcm", "nm-wholebody-2", "train"),
@@ -185,7 +185,12 @@ def classical_labels(image: np.ndarray, ds: object, all_body: bool = False) -> n
 
         lab, n = ndimage.label(body_main)
         for k in range(1, n + 1):
-            body_main |= convex_hull_image(lab == k)
+            part = lab == k
+            hull = convex_hull_image(part)
+            # Only a sector-like part: a hull much larger than the part means the
+            # part joins a header bar or graphics, and the hull would swallow air.
+            if hull.sum() <= 1.5 * part.sum():
+                body_main |= hull
     body_main = ndimage.binary_closing(body_main, iterations=3, border_value=0) | body_main
     body_main = ndimage.binary_fill_holes(body_main)
     body_main = ndimage.binary_dilation(body_main, iterations=2)

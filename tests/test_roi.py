@@ -1,0 +1,187 @@
+"""codec_core.roi: model integrity, the automatic map on real and odd images, DICOM SEG masks."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codec_core import roi
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path):
+    """A private copy of the bundled models that the loader is pointed at."""
+    for name in (*roi.MODEL_FILES, roi.SUMS_FILE):
+        shutil.copy(roi.model_dir() / name, tmp_path / name)
+    roi.set_model_dir(tmp_path)
+    yield tmp_path
+    roi.set_model_dir(None)
+
+
+def _ct_image() -> np.ndarray:
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    return pydicom.dcmread(get_testdata_file("693_UNCR.dcm")).pixel_array
+
+
+def test_bundled_models_pass_their_checksums():
+    sums = roi.verify_models()
+    assert set(sums) == set(roi.MODEL_FILES)
+
+
+@pytest.mark.parametrize("name", roi.MODEL_FILES)
+def test_altered_model_byte_raises_integrity_error_naming_the_file(model_copy: Path, name: str):
+    data = bytearray((model_copy / name).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (model_copy / name).write_bytes(bytes(data))
+    call = roi.denoise if name == roi.DENOISER_FILE else roi.auto_importance_map
+    with pytest.raises(roi.ModelIntegrityError, match=name):
+        call(np.zeros((32, 32), np.uint8) + np.arange(32, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("name", [*roi.MODEL_FILES, roi.SUMS_FILE])
+def test_missing_model_file_raises_integrity_error_naming_the_file(model_copy: Path, name: str):
+    (model_copy / name).unlink()
+    with pytest.raises(roi.ModelIntegrityError, match=name):
+        roi.verify_models()
+
+
+def test_map_on_ct_has_all_three_classes_and_background_in_corners():
+    img = _ct_image()
+    m = roi.auto_importance_map(img)
+    assert m.shape == (32, 32) and m.dtype == np.uint8
+    assert set(np.unique(m)) == {roi.BACKGROUND, roi.BODY, roi.DETAIL}
+    assert m[0, 0] == m[0, -1] == m[-1, 0] == m[-1, -1] == roi.BACKGROUND
+    assert (m[12:20, 12:20] != roi.BACKGROUND).all()   # the head's centre
+
+
+def test_map_is_deterministic_and_ignores_the_storage_offset():
+    img = _ct_image()
+    shifted = (img.astype(np.int32) + 2000).astype(np.uint16)
+    assert np.array_equal(roi.auto_importance_map(img), roi.auto_importance_map(img))
+    agree = (roi.auto_importance_map(img) == roi.auto_importance_map(shifted)).mean()
+    assert agree > 0.97
+
+
+@pytest.mark.parametrize("shape, dtype", [
+    ((1, 1), np.uint8), ((3, 5), np.int16), ((17, 33), np.uint16), ((1, 300), np.int8),
+    ((300,), np.uint8), ((64, 48, 3), np.uint8), ((31, 31, 3), np.uint16), ((0, 5), np.uint8),
+])
+def test_map_shape_on_odd_inputs(shape, dtype):
+    rng = np.random.default_rng(0)
+    info = np.iinfo(dtype)
+    img = rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+    m = roi.auto_importance_map(img)
+    rows, cols = (1, shape[0]) if len(shape) == 1 else shape[:2]
+    assert m.shape == (-(-rows // roi.ROI_BLOCK), -(-cols // roi.ROI_BLOCK))
+    assert m.dtype == np.uint8 and set(np.unique(m)) <= {0, 1, 2}
+
+
+def test_one_value_and_one_bit_images():
+    assert (roi.auto_importance_map(np.full((40, 40), 7, np.uint16)) == roi.BODY).all()
+    bits = np.zeros((64, 64), np.uint8)
+    bits[16:48, 16:48] = 1
+    m = roi.auto_importance_map(bits, bits_stored=1)
+    assert m.shape == (4, 4) and (m[1:3, 1:3] != roi.BACKGROUND).all()
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.float32), np.zeros((4, 4), np.uint32),
+                                 np.zeros((2, 4, 4), np.uint8), np.zeros((), np.uint8)])
+def test_unsupported_input_raises_value_error(bad):
+    with pytest.raises(ValueError):
+        roi.auto_importance_map(bad)
+
+
+def test_values_outside_bits_stored_raise_value_error():
+    with pytest.raises(ValueError, match="bits stored"):
+        roi.auto_importance_map(np.full((8, 8), 5000, np.uint16), bits_stored=12)
+
+
+def test_denoise_keeps_shape_dtype_and_range_and_reduces_noise():
+    rng = np.random.default_rng(1)
+    clean = np.tile(np.linspace(1000, 3000, 96), (80, 1))
+    noisy = np.clip(clean + rng.normal(0, 40, clean.shape), 0, 4095).astype(np.uint16)
+    out = roi.denoise(noisy, bits_stored=12)
+    assert out.shape == noisy.shape and out.dtype == noisy.dtype
+    assert out.min() >= noisy.min() and out.max() <= noisy.max()
+    assert np.abs(out - clean).mean() < np.abs(noisy - clean).mean()
+    for odd in (np.zeros((1, 1), np.int8), np.arange(15, dtype=np.int16).reshape(3, 5),
+                np.zeros((9, 9, 3), np.uint8) + 4):
+        assert roi.denoise(odd).shape == odd.shape
+
+
+def test_mask_from_seg_on_liver():
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    seg = pydicom.dcmread(get_testdata_file("liver.dcm"))
+    volume = roi.mask_from_seg(seg, (3, 512, 512))
+    assert volume.shape == (3, 512, 512) and volume.dtype == bool
+    assert volume.sum() == int((seg.pixel_array > 0).sum())
+    single = roi.mask_from_seg(seg, (512, 512))
+    assert single.shape == (512, 512) and np.array_equal(single, volume.any(axis=0))
+    with pytest.raises(ValueError, match=r"512x512.*\(256, 256\)"):
+        roi.mask_from_seg(seg, (256, 256))
+    with pytest.raises(ValueError, match="frames"):
+        roi.mask_from_seg(seg, (5, 512, 512))
+    with pytest.raises(ValueError, match="Segmentation"):
+        roi.mask_from_seg(pydicom.dcmread(get_testdata_file("CT_small.dcm")), (128, 128))
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_importing_codec_core_does_not_import_onnxruntime_or_sklearn():
+    proc = _run("""
+        import sys, codec_core, codec_core.roi
+        heavy = [m for m in ("onnxruntime", "sklearn", "torch") if m in sys.modules]
+        assert not heavy, heavy
+    """)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_decoding_an_auto_roi_stream_needs_neither_onnxruntime_nor_sklearn(tmp_path: Path):
+    hlc = pytest.importorskip("codec_core")
+    if not hasattr(hlc, "encode"):
+        pytest.skip("codec_core.encode not available yet")
+    img = _ct_image()
+    data = hlc.encode(img, mode="lossy", psnr=40, roi="auto", roi_max_error=0)
+    (tmp_path / "s.hlc").write_bytes(data)
+    proc = _run(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("onnxruntime", "sklearn"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import numpy as np, codec_core as hlc
+        out = hlc.decode(open({str(tmp_path / 's.hlc')!r}, "rb").read())
+        assert out.shape == {img.shape} and out.dtype == np.{img.dtype}
+    """)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_auto_roi_from_the_installed_wheel(wheel_run):
+    proc = wheel_run("""
+        import numpy as np, pydicom, codec_core as hlc, codec_core.roi as roi
+        from pydicom.data import get_testdata_file
+        assert "site-packages" in str(roi.model_dir()), roi.model_dir()
+        img = pydicom.dcmread(get_testdata_file("693_UNCR.dcm")).pixel_array
+        m = roi.auto_importance_map(img)
+        assert m.shape == (32, 32) and set(np.unique(m)) == {0, 1, 2}
+        if hasattr(hlc, "encode"):
+            out = hlc.decode(hlc.encode(img, mode="lossy", psnr=40, roi="auto", roi_max_error=0))
+            assert out.shape == img.shape
+        print("ok")
+    """)
+    assert "ok" in proc.stdout

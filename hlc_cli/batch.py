@@ -74,6 +74,8 @@ def plan(src_dir: str, dst_dir: str, to: str) -> list[Task]:
         raise UsageError(f"DST {dst_dir} is inside SRC {src_dir}: outputs would mix with the originals; "
                          "choose a destination outside SRC")
     tasks: list[Task] = []
+    # Absolute paths: dask workers do not share our working directory.
+    src_dir, dst_dir = os.path.abspath(src_dir), os.path.abspath(dst_dir)
     for root, dirs, files in os.walk(src_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
@@ -284,6 +286,12 @@ def _fmt_bytes(n: float) -> str:
     return ""
 
 
+def _shown(path: str) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def summary_text(results: list[Result], seconds: float, where: str, interrupted: bool,
                  removed: int) -> str:
     counts: dict[str, int] = {}
@@ -305,7 +313,7 @@ def summary_text(results: list[Result], seconds: float, where: str, interrupted:
         bad = [r for r in results if r.status == status]
         if bad:
             lines.append(f"{title}:")
-            lines += [f"  {r.src}: {r.reason}" for r in bad]
+            lines += [f"  {_shown(r.src)}: {r.reason}" for r in bad]
     if interrupted:
         lines.append("interrupted: run the same command again to resume (finished files are skipped)")
     return "\n".join(lines)
@@ -352,7 +360,7 @@ def run_batch(args) -> int:
                 results.append(r)
                 bar.update(1)
                 if r.status == FAILED and not bar.disable:
-                    bar.write(f"failed: {r.src}: {r.reason}", file=sys.stderr)
+                    bar.write(f"failed: {_shown(r.src)}: {r.reason}", file=sys.stderr)
     except KeyboardInterrupt:
         interrupted = True
     finally:

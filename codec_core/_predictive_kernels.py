@@ -18,9 +18,10 @@ Prediction
 Coding
     The quantised residual is zig-zag folded and coded as a hybrid-integer token
     with the adaptive range coder of :mod:`codec_core._kernels` in one of
-    ``NACT`` contexts: the quantised log of a local activity (the magnitudes of
-    the quantised residuals at W, N, NW, NE, WW, NN and the local gradients in
-    units of the quantisation step).
+    ``NACT`` contexts: the quantised log (half-octave steps) of a local activity,
+    2 * (2|qW| + 2|qN| + |qNW| + |qNE| + |qWW|) + 2 * (|NE-N| + |N-NW| + |NW-W| +
+    |W-WW| + |N-NN|) / (2k + 1), where q are the quantised residuals of the
+    neighbours (so the contexts mean the same at every k).
 
 Run mode
     Where the local gradients |NE-N|, |N-NW|, |NW-W| are all within ``k`` the
@@ -64,7 +65,8 @@ def new_plane_models():
 
 
 def _make_recip():
-    # weight of a predictor whose (scaled) local error sum is s: 2^24 / (1 + s)^2 shape
+    # weight of a predictor whose (scaled) local error sum is s: 2^26 / (1 + s/4)^2.
+    # With |samples| < 2^31 and a span <= 2^24 the weighted sum stays below 2^62.
     s = np.arange(1024, dtype=np.float64)
     return np.maximum((float(1 << 26) / (1.0 + s / 4.0) ** 2).astype(np.int64), 1)
 
@@ -271,7 +273,7 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
                 wt = recip[min(ssp[p] >> sh, 1023)]
                 wsum += wt
                 ssum += wt * preds[p]
-            # IEEE division (exactly rounded, deterministic): ssum < 2^53, wsum < 2^32
+            # IEEE division: exactly rounded, hence identical in encoder and decoder
             blend = np.int64(np.floor(np.float64(ssum) / np.float64(wsum) + 0.5))
             # activity context (units of the quantisation step)
             g = abs(d1) + abs(d2) + abs(d3) + abs(Wv - WWv) + abs(Nv - NNv)

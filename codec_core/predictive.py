@@ -7,6 +7,9 @@ decoded sample is within ``±k`` of the input (``k = 0``: bit-exact);
 decoder clips to them) and, like ``k`` and the shape, are not stored in the
 segment: the caller keeps them in its header.
 
+``encode_planes`` / ``decode_planes`` code the planes of a colour image, each
+later plane possibly as its difference from the reconstructed reference plane.
+
 The segment has the layout of :mod:`codec_core.entropy`:
 ``varint(len(arith)) arith raw``. The coder itself (blended prediction with
 bias correction, residual quantised in the loop with step ``2k + 1``, adaptive
@@ -15,14 +18,21 @@ context modelling, JPEG-LS-style run mode) is in
 """
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 from .entropy import _Decoder, _encode_with_retry
 from .errors import CorruptStreamError
 
+# Placeholders for the half of the coder state a call does not use. The kernel
+# serves both directions; matching array types keep it to one compiled version.
 _EMPTY_X = np.zeros((0, 0), dtype=np.int32)
-_EMPTY_U8 = np.frombuffer(b"", dtype=np.uint8)  # read-only, like a decoder's input
+_EMPTY_IN = np.frombuffer(b"", dtype=np.uint8)  # read-only, like a decoder's input
+_EMPTY_OUT = np.zeros(0, dtype=np.uint8)
+_DUMMY_STATE = np.zeros(8, dtype=np.int64)
 _LIMIT = 1 << 31
+_MAX_SPAN = 1 << 24  # keeps every folded residual inside the token alphabet
 
 
 def _pk():
@@ -34,13 +44,18 @@ def _check_params(k: int, vmin: int, vmax: int) -> tuple[int, int, int]:
     k, vmin, vmax = int(k), int(vmin), int(vmax)
     if k < 0 or k > 0xFFFF:
         raise ValueError(f"max error k must be in 0..65535, got {k}")
-    if not (-_LIMIT <= vmin <= vmax < _LIMIT):
-        raise ValueError(f"bad sample range [{vmin}, {vmax}]")
+    if not (-_LIMIT <= vmin <= vmax < _LIMIT) or vmax - vmin > _MAX_SPAN:
+        raise ValueError(f"sample range [{vmin}, {vmax}] not supported (span <= 2^24)")
     return k, vmin, vmax
 
 
-def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int) -> bytes:
-    """Code a 2-D integer plane with max error ``k``; returns one segment."""
+def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int, *,
+                 return_recon: bool = False):
+    """Code a 2-D integer plane with max error ``k``; returns one segment.
+
+    With ``return_recon=True`` returns ``(segment, reconstruction)``: the int32
+    plane the decoder will produce (for coding later planes against it).
+    """
     a = np.asarray(plane)
     if a.ndim != 2:
         raise ValueError("encode_plane expects a 2-D plane")
@@ -50,35 +65,38 @@ def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int) -> bytes:
         raise ValueError("plane has samples outside [vmin, vmax]")
     x = np.ascontiguousarray(a, dtype=np.int32)
     pk = _pk()
-    from . import _kernels as kk
+
+    P = np.zeros((rows + 2, cols + 4), dtype=np.int32)
 
     def fn(enc):
         freq, tot = pk.new_plane_models()
-        P = np.zeros((rows + 2, cols + 4), dtype=np.int32)
         if x.size:
             pk.code_plane(False, x, P, k, vmin, vmax, enc.st, enc.out, enc.raw,
-                          _DUMMY_DT, _EMPTY_U8, _EMPTY_U8, freq, tot, pk.RECIP)
+                          _DUMMY_STATE.copy(), _EMPTY_IN, _EMPTY_IN, freq, tot, pk.RECIP)
 
-    return _encode_with_retry(fn, max(x.size, 1))
-
-
-_DUMMY_DT = np.zeros(8, dtype=np.int64)
-_DUMMY_ST = np.zeros(8, dtype=np.int64)
+    seg = _encode_with_retry(fn, max(x.size, 1))
+    if return_recon:
+        return seg, np.ascontiguousarray(P[2:, 2:cols + 2])
+    return seg
 
 
 def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int) -> np.ndarray:
     """Decode one segment into an int32 ``(rows, cols)`` reconstruction.
 
     Raises :class:`CorruptStreamError` if the segment is malformed (bad length
-    field, data ending early, trailing bytes).
+    field, data ending early, trailing bytes) and, since they come from a
+    stream header, if ``k``, ``vmin``/``vmax`` or the shape are out of range.
     """
-    k, vmin, vmax = _check_params(k, vmin, vmax)
-    rows, cols = int(rows), int(cols)
-    if rows < 0 or cols < 0:
-        raise ValueError("negative shape")
     try:
-        seg = bytes(seg)
-    except Exception as exc:  # not bytes-like
+        k, vmin, vmax = _check_params(k, vmin, vmax)
+        rows, cols = int(rows), int(cols)
+        if rows < 0 or cols < 0:
+            raise ValueError("negative shape")
+    except (ValueError, TypeError) as exc:
+        raise CorruptStreamError(f"bad predictive plane parameters: {exc}") from exc
+    try:
+        seg = memoryview(seg).tobytes()
+    except TypeError as exc:  # not bytes-like
         raise CorruptStreamError("coded segment is not bytes-like") from exc
     dec = _Decoder(seg)  # raises CorruptStreamError on a bad length field
     pk = _pk()
@@ -86,7 +104,7 @@ def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int)
     P = np.zeros((rows + 2, cols + 4), dtype=np.int32)
     if rows and cols:
         freq, tot = pk.new_plane_models()
-        pk.code_plane(True, _EMPTY_X, P, k, vmin, vmax, _DUMMY_ST, _EMPTY_OUT, _EMPTY_OUT,
+        pk.code_plane(True, _EMPTY_X, P, k, vmin, vmax, _DUMMY_STATE.copy(), _EMPTY_OUT, _EMPTY_OUT,
                       dec.dt, dec.inp, dec.raw, freq, tot, pk.RECIP)
     over = int(dec.dt[kk.D_OVER])
     if over > 0 or int(dec.dt[kk.D_RAWPOS]) != dec.raw.shape[0]:
@@ -94,4 +112,64 @@ def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int)
     return np.ascontiguousarray(P[2:, 2:cols + 2])
 
 
-_EMPTY_OUT = np.zeros(0, dtype=np.uint8)
+# --------------------------------------------------------------- colour planes
+# Planes of one image coded in order; every plane after the reference may be
+# coded as its difference from the *reconstructed* reference (inter-channel
+# redundancy of RGB; the error bound holds because the reference is known
+# exactly to the decoder). Segment of a later plane:
+#   b"\x00" + plane segment                      (coded as is)
+#   b"\x01" + int32 lo + int32 hi + segment      (plane - ref, in [lo, hi])
+# The reference plane's segment is a plain plane segment.
+_HEAD = struct.Struct("<Bii")
+
+
+def encode_planes(planes: list, k: int, vmin: int, vmax: int, ref: int = 0) -> list[bytes]:
+    """Code same-shape planes (e.g. R, G, B) with max error ``k``; one segment each.
+
+    Plane ``ref`` is coded first on its own; each other plane is coded as is or
+    as its difference from the reconstructed reference, whichever has the
+    smaller total absolute gradient (a cheap proxy for the coded size).
+    """
+    planes = [np.asarray(p) for p in planes]
+    if not planes or any(p.shape != planes[0].shape or p.ndim != 2 for p in planes):
+        raise ValueError("encode_planes expects same-shape 2-D planes")
+    segs: list = [b""] * len(planes)
+    segs[ref], rec = encode_plane(planes[ref], k, vmin, vmax, return_recon=True)
+    for c, p in enumerate(planes):
+        if c == ref:
+            continue
+        x = p.astype(np.int64)
+        d = x - rec
+        if d.size and _activity(d) < _activity(x):
+            lo, hi = int(d.min()), int(d.max())
+            if hi - lo <= _MAX_SPAN:
+                segs[c] = _HEAD.pack(1, lo, hi) + encode_plane(d, k, lo, hi)
+                continue
+        segs[c] = b"\x00" + encode_plane(p, k, vmin, vmax)
+    return segs
+
+
+def decode_planes(segs: list, rows: int, cols: int, k: int, vmin: int, vmax: int,
+                  ref: int = 0) -> list[np.ndarray]:
+    """Inverse of :func:`encode_planes`; raises :class:`CorruptStreamError` on bad segments."""
+    if not 0 <= ref < len(segs):
+        raise CorruptStreamError("bad reference plane index")
+    out: list = [None] * len(segs)
+    out[ref] = rec = decode_plane(segs[ref], rows, cols, k, vmin, vmax)
+    for c, seg in enumerate(segs):
+        if c == ref:
+            continue
+        seg = memoryview(seg).tobytes() if not isinstance(seg, bytes) else seg
+        if seg[:1] == b"\x00":
+            out[c] = decode_plane(seg[1:], rows, cols, k, vmin, vmax)
+        elif seg[:1] == b"\x01" and len(seg) >= _HEAD.size:
+            _, lo, hi = _HEAD.unpack_from(seg)
+            d = decode_plane(seg[_HEAD.size:], rows, cols, k, lo, hi)
+            out[c] = np.clip(d.astype(np.int64) + rec, vmin, vmax).astype(np.int32)
+        else:
+            raise CorruptStreamError("bad colour plane header")
+    return out
+
+
+def _activity(a: np.ndarray) -> int:
+    return int(np.abs(np.diff(a, axis=0)).sum() + np.abs(np.diff(a, axis=1)).sum())

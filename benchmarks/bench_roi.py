@@ -131,13 +131,14 @@ def hybrid_section() -> list[str]:
 
         j2k_psnr = float("nan")
         try:
-            # Bisect the J2K compression ratio to the hybrid stream's size.
-            lo, hi = 1.0, 400.0
-            for _ in range(18):
-                mid = (lo * hi) ** 0.5
+            # imagecodecs' ``level`` is a quality (higher = larger): bisect it to the
+            # largest J2K 9/7 stream that is not larger than the hybrid stream.
+            lo, hi = 1.0, 160.0
+            for _ in range(20):
+                mid = (lo + hi) / 2
                 enc = imagecodecs.jpeg2k_encode(img, level=mid, reversible=False, numthreads=1)
-                lo, hi = (mid, hi) if len(enc) > len(data) else (lo, mid)
-            enc = imagecodecs.jpeg2k_encode(img, level=hi, reversible=False, numthreads=1)
+                lo, hi = (lo, mid) if len(enc) > len(data) else (mid, hi)
+            enc = imagecodecs.jpeg2k_encode(img, level=lo, reversible=False, numthreads=1)
             j2k_psnr = region_psnr(img, imagecodecs.jpeg2k_decode(enc), mask)
         except Exception as exc:  # noqa: BLE001
             print(f"J2K failed on {name}: {exc}")

@@ -358,6 +358,10 @@ def dicom_bytes(ds: Any) -> bytes:
 
 def encode_bytes(image: Image, out_path: str, options: dict[str, Any]) -> bytes:
     """The bytes of ``out_path``: an HLC stream, or a DICOM file in the HLC transfer syntax."""
+    if options.get("mode", "lossless") != "lossless" and image.dataset is not None \
+            and image.dataset.get("PhotometricInterpretation") == "PALETTE COLOR":
+        raise CliError(f"{image.path} is PALETTE COLOR: its pixels are indices into a colour table, "
+                       "so any error changes colours arbitrarily; use --mode lossless")
     if out_path.lower().endswith((".dcm", ".dicom")):
         from hybrid_plugins import HLC_TRANSFER_SYNTAX_UID
 

@@ -281,8 +281,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
             arr = hlc.decode(data, **kw)
         image = io.Image(arr, int(meta["bits_stored"]), "hlc", args.input)
     elif kind == "dicom":
-        if args.level:
-            raise io.UsageError("--level works on .hlc input only (DICOM frames decode at full size)")
+        if args.level or args.lenient:
+            raise io.UsageError("--level and --lenient work on .hlc input only; decode the DICOM file "
+                                "without them")
         image = io.read_dicom(args.input)
         if args.frame is not None:
             if not image.axes.startswith("Z") or not 0 <= args.frame < image.frames:

@@ -141,10 +141,13 @@ def panels_png(original: np.ndarray, decoded: np.ndarray, cmap: np.ndarray | Non
     if diff.ndim == 3:
         diff = diff.max(axis=-1)
     peak = float(diff.max())
-    im = axes[2].imshow(diff, cmap="magma", vmin=0, vmax=max(peak, 1.0), interpolation="nearest")
+    # A few large errors would make the rest invisible: scale to the 99.5th percentile.
+    top = max(float(np.percentile(diff, 99.5)), 1.0)
+    im = axes[2].imshow(diff, cmap="magma", vmin=0, vmax=top, interpolation="nearest")
     axes[2].set_xticks([])
     axes[2].set_yticks([])
-    axes[2].set_title(f"|difference| (max {peak:.0f})", fontsize=9)
+    axes[2].set_title(f"|difference| (max {peak:.0f}" + (f", scale to {top:.0f})" if top < peak else ")"),
+                      fontsize=9)
     fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.02)
     if cmap is not None:
         _show(axes[3], original, window)

@@ -96,8 +96,8 @@ def summary_rows(results) -> tuple[Sequence[str], list[list[str]]]:
         ll = [p.bpp for r in results for p in r.points if p.codec == c and p.family == "lossless" and p.bpp]
         refused = sum(1 for r in results for p in r.points
                       if p.codec == c and p.family == "lossless" and p.note.startswith("refused"))
-        cells = [c, fmt(sum(ll) / len(ll), 3) if ll else "-", f"{len(ll)}/{len(results)}"
-                 + (f" ({refused} refused)" if refused else "")]
+        cells = [c, fmt(sum(ll) / len(ll), 3) if ll else "-",
+                 (f"{len(ll)}/{len(results)}" if ll or refused else "-") + (f" ({refused} refused)" if refused else "")]
         for rate in (0.5, 1.0):
             vals = [interpolate_psnr(r.points, c, rate) for r in results]
             vals = [v for v in vals if v is not None]

@@ -31,10 +31,12 @@ PLAIN_MAGIC = b"\x89HLC\r\n\x1a\n"    # plain HLC stream (what protect() receive
 # Parity bytes per 255-byte codeword.  An RS codeword with nsym parity bytes corrects
 # nsym // 2 unknown byte errors or nsym erasures (2 * errors + erasures <= nsym).
 # medium = 24 (12 errors / codeword, 10.4 % parity): at 0.5 % random byte errors a
-# codeword sees 1.3 errors on average and P(> 12) ~ 1e-10 per codeword; a 2 KiB burst in a
-# 64 KiB stream (~280-way interleave) puts <= 8 errors in any codeword.  32 parity bytes
-# (the textbook RS(255,223)) would cost 14.3 % > the 13 % budget.  low = 16 (7 %) suits
-# clean links; high = 64 (33 %) survives ~5 % random byte errors.  See benchmarks/results/ecc.md.
+# codeword sees 1.3 errors on average and P(> 12) = 9e-10 per codeword; a burst of B bytes
+# puts at most ceil(B / n) + 1 errors in a codeword, n >= 255 for a 64 KiB stream, so <= 10
+# for 2 KiB (CRC erasures roughly double that reach).  32 parity bytes (the textbook
+# RS(255,223)) would cost 14.3 % > the 13 % budget.  low = 16 (6.7 %; P(> 8) = 7e-6 per
+# codeword, so ~0.2 % of 64 KiB streams fail at 0.5 % byte errors) suits cleaner links;
+# high = 64 (33.5 %) survives 5 % byte errors.  Measured: benchmarks/results/ecc.md.
 ECC_LEVELS: dict[str, int] = {"low": 16, "medium": 24, "high": 64}
 
 _VERSION = 1
@@ -594,7 +596,7 @@ def _repair(body: np.ndarray, bad_chunk: np.ndarray, geo: _Geometry, report: Ecc
     mat.reshape(-1)[:plen] = body[:plen]
     mat[ke:] = body[plen:].reshape(nsym, n)
     # Positions allowed to change: bytes inside chunks whose CRC failed.  CRC-32 misses a
-    # damaged 512-byte chunk with probability 2**-32, so a "correction" anywhere else is a
+    # damaged chunk with probability 2**-32, so a "correction" anywhere else is a
     # mis-correction.  The zero padding must never change either.
     suspect_body = np.repeat(bad_chunk, geo.chunk)[:geo.body_len]
     suspect = np.zeros((ke + nsym, n), bool)

@@ -85,7 +85,10 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
         mult = band_multipliers(classes, h.levels, h.class_mult) if classes is not None else None
         upto = h.levels - level
         planes, whole_tile_lost = [], False
-        for c in range(h.channels):
+        if h.mode == 1 and h.channels == 3:
+            planes = _decode_colour_predictive(rd, layout, f, t, y1 - y0, x1 - x0, upto, h, where)
+            whole_tile_lost = planes is None
+        for c in range(h.channels if not planes and not whole_tile_lost else 0):
             first = layout.plane(h, f, t, c)
             segs = []
             for r in range(upto + 1):
@@ -119,6 +122,27 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
     if holes:
         _fill_holes(out, holes)
     return out
+
+
+def _decode_colour_predictive(rd: _Reader, layout: ct.Layout, f: int, t: int, th: int, tw: int,
+                              upto: int, h: ct.Header, where: str) -> list | None:
+    """Near-lossless colour tile: the three planes depend on each other (G is the reference)."""
+    segs = []
+    for c in range(3):
+        i = layout.plane(h, f, t, c)
+        try:
+            seg = rd.get(i)
+        except CorruptStreamError as e:
+            rd.lost(where, i, e)
+            rd.report.concealed.append(f"{where}: colour planes lost, filled with the mean of its frame")
+            return None
+        if seg[:1] != b"\x02":
+            raise CorruptStreamError(f"{where}: unexpected plane coder in a colour tile", where)
+        segs.append(seg[1:])
+    planes = predictive.decode_planes(segs, th, tw, h.max_error, h.vmin, h.vmax, ref=1)
+    if upto < h.levels:
+        planes = [dwt53_forward(p, h.levels - upto)[0] for p in planes]
+    return planes
 
 
 def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: list | None) -> np.ndarray:

@@ -46,7 +46,7 @@ class Source:
         return pixel_classes(self.cmap[f], self.header.roi_block, self.header.tile_box(t))
 
 
-CODER_WAVELET, CODER_PREDICTIVE = 0, 1
+CODER_WAVELET, CODER_PREDICTIVE, CODER_PREDICTIVE_COLOUR = 0, 1, 2
 
 
 def predictive_segments(plane: np.ndarray, k: int, lo: int, hi: int, levels: int) -> list[bytes]:
@@ -69,6 +69,12 @@ def encode_reversible(src: Source) -> list[bytes]:
     def one(ft: tuple[int, int]) -> list[bytes]:
         x = src.coded_samples(*ft)
         segs: list[bytes] = []
+        if h.mode == 1 and h.channels == 3:
+            # R and B coded against the reconstructed G where that is cheaper
+            rgb = predictive.encode_planes([x[..., c] for c in range(3)], h.max_error, h.vmin, h.vmax, ref=1)
+            for seg in rgb:
+                segs.extend([bytes([CODER_PREDICTIVE_COLOUR]) + seg] + [b""] * h.levels)
+            return segs
         for c in range(h.channels):
             plane = x[..., c]
             if h.mode == 1:

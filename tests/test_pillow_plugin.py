@@ -206,8 +206,6 @@ except (OSError, UnidentifiedImageError):
 """)
 
 
-@pytest.mark.xfail(reason="codec_core.info/decode(strict=False) reject a truncated stream outright, "
-                          "so there is nothing to conceal", strict=False)
 def test_truncated_file_loads_with_load_truncated_images(wheel_run):
     wheel_run(IMAGES + """
 ImageFile.LOAD_TRUNCATED_IMAGES = True

@@ -50,10 +50,24 @@ E_LOW, E_RANGE, E_CACHE, E_CSIZE, E_POS, E_ACC, E_NBITS, E_RAWPOS = range(8)
 D_CODE, D_RANGE, D_POS, D_ACC, D_NBITS, D_RAWPOS, D_OVER = 0, 1, 2, 3, 4, 5, 6
 
 
+def _prior() -> np.ndarray:
+    """Initial counts per context: peaked at the token that the context's activity
+    suggests (activity ~ 14x a typical magnitude, bucket ~ 2 log2 of it), so the
+    first symbols of a context cost less than under a flat start."""
+    tokens = np.arange(NSYM)
+    prior = np.empty((NCTX, NSYM), np.int32)
+    for c in range(NCTX):
+        centre = max(0.0, (c - 4) / 2.0) if c < NCTX_ACT else 0.0
+        prior[c] = np.maximum(1, (48 * 0.55 ** np.abs(tokens - centre)).astype(np.int32))
+    return prior
+
+
+_PRIOR = _prior()
+
+
 def new_models(groups: int) -> tuple[np.ndarray, np.ndarray]:
-    freq = np.ones((groups * NCTX, NSYM), dtype=np.int32)
-    tot = np.full(groups * NCTX, NSYM, dtype=np.int32)
-    return freq, tot
+    freq = np.tile(_PRIOR, (groups, 1))
+    return freq, freq.sum(axis=1).astype(np.int32)
 
 
 def new_sign_models(groups: int) -> tuple[np.ndarray, np.ndarray]:

@@ -218,6 +218,10 @@ def _local_results(tasks: list[Task], options: dict, verify: bool, overwrite: bo
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    # The workers are the parallelism: keep each one's numeric libraries on one thread
+    # (set before the children import numpy). A value the user set wins.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     # spawn: workers start clean (no inherited thread pools or locks), on every platform.
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     pending: set = set()

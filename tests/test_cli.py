@@ -211,12 +211,15 @@ def test_roi_command_writes_overlay_png(tmp_path):
     (["decode", "bad.hlc", "x.npy"], 1, "damaged"),
     (["info", "{CT}"], 1, "not HLC"),
     (["encode", "copy.dcm", "copy.dcm"], 2, "refusing to overwrite"),
+    (["encode", "{OBXXXX1A.dcm}", "x.hlc", "--bpp", "1"], 1, "PALETTE COLOR"),
 ])
 def test_errors_are_one_line_with_exit_status(tmp_path, args, status, words):
     (tmp_path / "notes.txt").write_text("not an image\n")
     (tmp_path / "bad.hlc").write_bytes(b"\x89HLC\r\n\x1a\n" + bytes(range(256)) * 4)
     shutil.copy(data_file(CT), tmp_path / "copy.dcm")
-    proc = hlc(*[a.replace("{CT}", data_file(CT)) for a in args], cwd=tmp_path)
+    args = [data_file(a[1:-1]) if a.startswith("{") and a != "{CT}" else a.replace("{CT}", data_file(CT))
+            for a in args]
+    proc = hlc(*args, cwd=tmp_path)
     assert proc.returncode == status, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr

@@ -21,6 +21,10 @@ Mode = Literal["lossless", "near-lossless", "lossy"]
 #: Default pixel limit for ``decode`` (same as Pillow's decompression-bomb error
 #: threshold). Raise it, or pass ``max_pixels=None``, for files you trust.
 MAX_PIXELS = 2 * 89_478_485
+#: With the pixel limit on, a stream may claim at most this many samples per byte it
+#: holds (beyond a floor of 2**20), so decode time and memory stay proportional to the
+#: stream size. The densest real output, a constant image, is ~3,700 samples/byte.
+MAX_SAMPLES_PER_BYTE = 1 << 14
 
 _AXES_NDIM = {"YX": 2, "YXC": 3, "ZYX": 3, "ZYXC": 4, "X": 1}
 _ECC_MAGIC = b"\x89HLE\r\n\x1a\n"
@@ -154,7 +158,7 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     src = Source(image=img, header=h, threads=nthreads)
     head: list[bytes] = []
     if mode == "lossless":
-        src.table = pl.choose_value_table(img, vmin, vmax, h.levels)
+        src.table = pl.choose_value_table(img, vmin, vmax)
         if src.table is not None:
             h.flags |= ct.FLAG_VALUE_TABLE
             head.append(pl.pack_value_table(src.table))
@@ -314,9 +318,16 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
             raise DecompressionBombError(
                 f"image claims {len(frames)}x{h.rows}x{h.cols}x{h.channels} samples, over the limit of "
                 f"{limit} (pass max_pixels=None to decode(), or raise codec_core.MAX_PIXELS, if you trust it)")
+        if limit and len(frames) * h.rows * h.cols * h.channels > max(1 << 20, MAX_SAMPLES_PER_BYTE * len(stream)):
+            raise DecompressionBombError(
+                f"a {len(stream)}-byte stream claims {len(frames)}x{h.rows}x{h.cols}x{h.channels} samples, more "
+                f"than {MAX_SAMPLES_PER_BYTE} per byte (pass max_pixels=None to decode() if you trust it)")
         nthreads = pl.default_threads() if threads is None else _check_int("threads", threads, 1, 256)
-        out = decode_stream(stream, h, start, level=level, frames=frames, strict=strict,
-                               threads=nthreads, report=report)
+        try:
+            out = decode_stream(stream, h, start, level=level, frames=frames, strict=strict,
+                                threads=nthreads, report=report)
+        except (ValueError, TypeError) as e:  # raised by the stream's content, not by an argument
+            raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
     except (HlcError, ValueError, TypeError):
         raise
     except Exception as e:  # a bug or damage we did not foresee: never leak another type

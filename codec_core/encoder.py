@@ -61,6 +61,31 @@ def wavelet_segments(plane: np.ndarray, levels: int) -> list[bytes]:
     return segs
 
 
+SAMPLE_ABOVE = 1 << 16  # planes larger than this choose their coder on a sample
+
+
+def _smaller_coding(plane: np.ndarray, levels: int) -> list[bytes]:
+    """Lossless plane: the 5/3 wavelet or the predictive coder, whichever is smaller.
+
+    Small planes are coded both ways. Large ones are judged on their central
+    quarter (half the height and width: a contiguous block, since seams between
+    sampled strips would penalise the wavelet) and then coded once.
+    """
+    lo, hi = int(plane.min()), int(plane.max())
+    if plane.size <= SAMPLE_ABOVE:
+        wav = wavelet_segments(plane, levels)
+        pred = predictive_segments(plane, 0, lo, hi, levels)
+        return pred if sum(map(len, pred)) < sum(map(len, wav)) else wav
+    r, c = plane.shape
+    sample = np.ascontiguousarray(plane[r // 4:r // 4 + (r + 1) // 2, c // 4:c // 4 + (c + 1) // 2])
+    lv = min(levels, max(0, max(sample.shape).bit_length() - 4))
+    wav_cost = sum(map(len, wavelet_segments(sample, lv)))
+    pred_cost = len(predictive.encode_plane(sample, 0, lo, hi))
+    if pred_cost < wav_cost:
+        return predictive_segments(plane, 0, lo, hi, levels)
+    return wavelet_segments(plane, levels)
+
+
 def encode_reversible(src: Source) -> list[bytes]:
     """Lossless: each plane by the 5/3 wavelet or the predictive coder, whichever
     is smaller. Near-lossless: the predictive coder, residuals quantised in the loop."""
@@ -80,9 +105,7 @@ def encode_reversible(src: Source) -> list[bytes]:
             if h.mode == 1:
                 segs.extend(predictive_segments(plane, h.max_error, h.vmin, h.vmax, h.levels))
                 continue
-            wav = wavelet_segments(plane, h.levels)
-            pred = predictive_segments(plane, 0, int(plane.min()), int(plane.max()), h.levels)
-            segs.extend(pred if sum(map(len, pred)) < sum(map(len, wav)) else wav)
+            segs.extend(_smaller_coding(plane, h.levels))
         return segs
 
     return [s for segs in map_threads(one, planes(h), src.threads) for s in segs]

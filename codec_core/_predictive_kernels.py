@@ -31,6 +31,20 @@ Run mode
     JPEG-LS (two contexts). Run lengths use four contexts chosen by the length
     of the previous run.
 
+Masked coding (hybrid ROI)
+    With a non-empty ``mask`` (uint8, the plane's shape) only the samples where
+    it is set are coded; every other sample is reconstructed as
+    ``clip(base, vmin, vmax)`` (``base`` int32, known to both sides) and is an
+    ordinary neighbour for later predictions. A skipped sample gets, as its
+    |quantised residual| and as every predictor's error, the mean
+    ``|rec - base|`` of the samples coded so far (updated once per row, in step
+    units), so coded samples next to the base region see its uncertainty; it
+    does not update the bias correction. The blend gains three base-guided
+    predictors (the base B, B + (W - B_W), B + ((W - B_W) + (N - B_N)) / 2).
+    Runs end where the mask ends ("reaches the end" means the end of the masked
+    stretch of the row). A 0 x 0 mask means "code everything": the plain path,
+    byte-identical to the coder without masks.
+
 Safety: the decoder reads zeros past the end of its input (the primitives), all
 decoded magnitudes are clamped before use, run lengths are clamped to the row
 and every reconstruction is clipped to ``[vmin, vmax]``, so any byte string
@@ -54,6 +68,7 @@ NBIAS = NACT * 16
 BIAS_RESET = 64
 # Predictors in the blend.
 NPRED = 6
+NPRED_M = 9               # masked coding adds three base-guided predictors
 FRAC = 2                  # fixed-point fraction bits of predictions
 _MAXU = 1 << 30           # clamp for decoded folded residuals
 _MAXPE = 1 << 28           # clamp of stored predictor errors (int32)
@@ -66,7 +81,8 @@ def new_plane_models():
 
 def _make_recip():
     # weight of a predictor whose (scaled) local error sum is s: 2^26 / (1 + s/4)^2.
-    # With |samples| < 2^31 and a span <= 2^24 the weighted sum stays below 2^62.
+    # With |samples| < 2^31 and a span <= 2^24 each predictor is below 2^33.1 in
+    # fixed point, so the weighted sum of at most 9 stays below 2^62.2.
     s = np.arange(1024, dtype=np.float64)
     return np.maximum((float(1 << 26) / (1.0 + s / 4.0) ** 2).astype(np.int64), 1)
 
@@ -128,11 +144,14 @@ def _unzz(u):
 
 
 @njit(nogil=True, cache=True)
-def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, tot, recip):
+def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, tot, recip,
+               mask, base):
     """Encode ``x`` (dec=False) or decode (dec=True) into ``P``.
 
     ``P`` is the padded reconstruction, int32 (H + 2, W + 4); sample (i, j) lives
-    at P[i + 2, j + 2]. ``x`` (int32 H x W) is read only when encoding.
+    at P[i + 2, j + 2]. ``x`` (int32 H x W) is read only when encoding, and only
+    where coded. ``mask`` (uint8) / ``base`` (int32): H x W for masked coding,
+    both 0 x 0 for plain coding.
     """
     H = P.shape[0] - 2
     W = P.shape[1] - 4
@@ -141,19 +160,27 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
     vmax = np.int64(vmax)
     step = 2 * k + 1
     # per-predictor absolute errors (fixed point) and |quantised residual|, two rows
-    PE = np.zeros((2, W + 4, NPRED), dtype=np.int32)
-    ssp = np.zeros(NPRED, dtype=np.int64)
+    PE = np.zeros((2, W + 4, NPRED_M), dtype=np.int32)
+    ssp = np.zeros(NPRED_M, dtype=np.int64)
     R = np.zeros((2, W + 4), dtype=np.int64)
     bsum = np.zeros(NBIAS, dtype=np.int64)
     bcnt = np.zeros(NBIAS, dtype=np.int64)
     bcorr = np.zeros(NBIAS, dtype=np.int64)
     inv_step = (np.int64(65536) + step - 1) // step
     minv = ((np.int64(1) << 40) + step - 1) // step
-    preds = np.zeros(NPRED, dtype=np.int64)
+    preds = np.zeros(NPRED_M, dtype=np.int64)
     mid = (vmin + vmax) >> 1
     E = (st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7])
     D = (dt[0], dt[1], dt[2], dt[3], dt[4], dt[5], dt[6])
     last_run = np.int64(0)
+    masked = mask.shape[0] > 0
+    npred = NPRED_M if masked else NPRED
+    nxt = np.empty(W + 1, dtype=np.int64)  # masked: first skipped column >= j (or W)
+    nxt[W] = W
+    esum = np.int64(0)   # running sum / count of |rec - base| over coded samples
+    ecnt = np.int64(0)
+    skip_r = np.int64(0)
+    skip_pe = np.int64(0)
     one = np.int64(1) << FRAC
     half = one >> 1
     for i in range(H):
@@ -170,7 +197,14 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
             P[pi - 1, W + 2] = P[pi - 1, W + 1]
             P[pi - 1, W + 3] = P[pi - 1, W + 1]
         R[cur, 1] = R[prv, 2]
-        for p in range(NPRED):
+        if masked:
+            for c in range(W - 1, -1, -1):
+                nxt[c] = nxt[c + 1] if mask[i, c] else c
+            # a skipped sample's state: the mean |rec - base| of the coded samples
+            # so far as its |residual| (context) and as every predictor's error
+            skip_r = (esum // ecnt) // step if ecnt > 0 else 0
+            skip_pe = min((skip_r * step) << FRAC, _MAXPE)
+        for p in range(npred):
             PE[cur, 1, p] = PE[prv, 2, p]
         j = 0
         while j < W:
@@ -180,6 +214,16 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
                 for c in range(pj - 1, pj + 2):
                     P[0, c] = w0
                     P[1, c] = w0
+            if masked and not mask[i, j]:
+                # not coded: reconstructed as the base, an ordinary neighbour
+                rec = min(max(np.int64(base[i, j]), vmin), vmax)
+                P[pi, pj] = rec
+                R[cur, pj] = skip_r
+                for p in range(npred):
+                    PE[cur, pj, p] = skip_pe
+                j += 1
+                continue
+            send = nxt[j] if masked else W
             Wv = np.int64(P[pi, pj - 1])
             Nv = np.int64(P[pi - 1, pj])
             NWv = np.int64(P[pi - 1, pj - 1])
@@ -192,19 +236,19 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
                 rv = Wv
                 if dec:
                     E, D, t = _code(dec, E, D, out, rawout, inp, rawin, freq, tot, CTX_RUN + last_run, 0)
-                    r = W - j if t == 0 else t - 1
-                    if r > W - j:
-                        r = W - j
+                    r = send - j if t == 0 else t - 1
+                    if r > send - j:
+                        r = send - j
                 else:
                     r = 0
-                    while j + r < W and abs(np.int64(x[i, j + r]) - rv) <= k:
+                    while j + r < send and abs(np.int64(x[i, j + r]) - rv) <= k:
                         r += 1
                     E, D, _ = _code(dec, E, D, out, rawout, inp, rawin, freq, tot, CTX_RUN + last_run,
-                          0 if j + r == W else r + 1)
+                          0 if j + r == send else r + 1)
                 for c in range(pj, pj + r):
                     P[pi, c] = rv
                     R[cur, c] = 0
-                    for p in range(NPRED):
+                    for p in range(npred):
                         PE[cur, c, p] = 0
                 if i == 0 and r > 0:
                     for c in range(pj, pj + r + 1):
@@ -212,8 +256,8 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
                         P[1, c] = rv
                 last_run = 0 if r < 2 else (1 if r < 8 else (2 if r < 64 else 3))
                 j += r
-                if j >= W:
-                    break
+                if j >= send:
+                    continue
                 # run interruption sample at column j
                 pj = j + 2
                 Nv = np.int64(P[pi - 1, pj])
@@ -235,9 +279,12 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
                 elif rec > vmax:
                     rec = vmax
                 P[pi, pj] = rec
+                if masked:
+                    esum += abs(rec - min(max(np.int64(base[i, j]), vmin), vmax))
+                    ecnt += 1
                 aq = abs(q)
                 R[cur, pj] = aq
-                for p in range(NPRED):
+                for p in range(npred):
                     PE[cur, pj, p] = min(abs(rec - pred) << FRAC, _MAXPE)
                 j += 1
                 continue
@@ -259,9 +306,18 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
             else:
                 med = Wv + Nv - NWv
             preds[5] = med << FRAC
+            if masked:
+                # base-guided predictors: the base, and the base plus the
+                # neighbours' deviation from their base (W; mean of W and N)
+                bcur = min(max(np.int64(base[i, j]), vmin), vmax)
+                rw = Wv - min(max(np.int64(base[i, j - 1]), vmin), vmax) if j > 0 else 0
+                rn = Nv - min(max(np.int64(base[i - 1, j]), vmin), vmax) if i > 0 else 0
+                preds[6] = bcur << FRAC
+                preds[7] = (bcur + rw) << FRAC
+                preds[8] = ((2 * bcur + rw + rn) << FRAC) >> 1
             # blend weights from the predictors' errors at W, N, NW, NE
             smin = np.int64(1) << 62
-            for p in range(NPRED):
+            for p in range(npred):
                 sp = (np.int64(PE[cur, pj - 1, p]) + PE[prv, pj, p]
                       + PE[prv, pj - 1, p] + PE[prv, pj + 1, p])
                 ssp[p] = sp
@@ -269,7 +325,7 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
             sh = _bitlen(smin >> 8)
             ssum = np.int64(0)
             wsum = np.int64(0)
-            for p in range(NPRED):
+            for p in range(npred):
                 wt = recip[min(ssp[p] >> sh, 1023)]
                 wsum += wt
                 ssum += wt * preds[p]
@@ -301,10 +357,13 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
                 rec = vmin
             elif rec > vmax:
                 rec = vmax
+            if masked:
+                esum += abs(rec - min(max(np.int64(base[i, j]), vmin), vmax))
+                ecnt += 1
             P[pi, pj] = rec
             R[cur, pj] = abs(q)
             rf = rec << FRAC
-            for p in range(NPRED):
+            for p in range(npred):
                 PE[cur, pj, p] = min(abs(rf - preds[p]), _MAXPE)
             # JPEG-LS style division-free bias update: bsum kept in (-cnt, 0]
             cnt = bcnt[bc]

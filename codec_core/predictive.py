@@ -7,6 +7,12 @@ decoded sample is within ``±k`` of the input (``k = 0``: bit-exact);
 decoder clips to them) and, like ``k`` and the shape, are not stored in the
 segment: the caller keeps them in its header.
 
+``encode_plane_masked(plane, mask, base, k, vmin, vmax)`` /
+``decode_plane_masked(seg, mask, base, k, vmin, vmax)`` code only the samples
+where the boolean ``mask`` is set (hybrid ROI coding); the others are taken
+from ``base`` (known to the decoder, e.g. the decoded lossy layer), clipped to
+``[vmin, vmax]``, and serve as neighbours for the prediction.
+
 ``encode_planes`` / ``decode_planes`` code the planes of a colour image, each
 later plane possibly as its difference from the reconstructed reference plane.
 
@@ -31,6 +37,8 @@ _EMPTY_X = np.zeros((0, 0), dtype=np.int32)
 _EMPTY_IN = np.frombuffer(b"", dtype=np.uint8)  # read-only, like a decoder's input
 _EMPTY_OUT = np.zeros(0, dtype=np.uint8)
 _DUMMY_STATE = np.zeros(8, dtype=np.int64)
+_NO_MASK = np.zeros((0, 0), dtype=np.uint8)  # 0 x 0 mask: every sample is coded
+_NO_BASE = np.zeros((0, 0), dtype=np.int32)
 _LIMIT = 1 << 31
 _MAX_SPAN = 1 << 24  # keeps every folded residual inside the token alphabet
 
@@ -72,7 +80,8 @@ def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int, *,
         freq, tot = pk.new_plane_models()
         if x.size:
             pk.code_plane(False, x, P, k, vmin, vmax, enc.st, enc.out, enc.raw,
-                          _DUMMY_STATE.copy(), _EMPTY_IN, _EMPTY_IN, freq, tot, pk.RECIP)
+                          _DUMMY_STATE.copy(), _EMPTY_IN, _EMPTY_IN, freq, tot, pk.RECIP,
+                          _NO_MASK, _NO_BASE)
 
     seg = _encode_with_retry(fn, max(x.size, 1))
     if return_recon:
@@ -105,7 +114,86 @@ def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int)
     if rows and cols:
         freq, tot = pk.new_plane_models()
         pk.code_plane(True, _EMPTY_X, P, k, vmin, vmax, _DUMMY_STATE.copy(), _EMPTY_OUT, _EMPTY_OUT,
-                      dec.dt, dec.inp, dec.raw, freq, tot, pk.RECIP)
+                      dec.dt, dec.inp, dec.raw, freq, tot, pk.RECIP, _NO_MASK, _NO_BASE)
+    over = int(dec.dt[kk.D_OVER])
+    if over > 0 or int(dec.dt[kk.D_RAWPOS]) != dec.raw.shape[0]:
+        raise CorruptStreamError("coded plane segment is truncated or has trailing bytes")
+    return np.ascontiguousarray(P[2:, 2:cols + 2])
+
+
+# --------------------------------------------------------------- masked planes
+def _masked_inputs(mask, base, shape=None):
+    m = np.asarray(mask)
+    b = np.asarray(base)
+    if m.ndim != 2 or b.shape != m.shape or (shape is not None and m.shape != shape):
+        raise ValueError("mask and base must be 2-D and of the plane's shape")
+    if m.dtype != np.bool_:
+        raise ValueError("mask must be a boolean array")
+    if b.dtype.kind not in "iu":
+        raise ValueError("base must be an integer array")
+    if b.dtype.itemsize >= 4 and b.dtype != np.int32:  # saturate into int32 (the kernel clips
+        info = np.iinfo(b.dtype)                        # to [vmin, vmax] anyway)
+        b = np.clip(b, max(info.min, -_LIMIT), min(info.max, _LIMIT - 1))
+    return (np.ascontiguousarray(m, dtype=np.uint8), np.ascontiguousarray(b, dtype=np.int32))
+
+
+def encode_plane_masked(plane: np.ndarray, mask: np.ndarray, base: np.ndarray, k: int,
+                        vmin: int, vmax: int) -> bytes:
+    """Code the samples of ``plane`` where ``mask`` is True with max error ``k``.
+
+    Samples where ``mask`` is False are not coded: their reconstruction is
+    ``clip(base, vmin, vmax)``, known to the decoder, and they serve as ordinary
+    neighbours for the prediction and the contexts of the coded samples.
+    """
+    a = np.asarray(plane)
+    if a.ndim != 2:
+        raise ValueError("encode_plane_masked expects a 2-D plane")
+    k, vmin, vmax = _check_params(k, vmin, vmax)
+    m8, b32 = _masked_inputs(mask, base, a.shape)
+    rows, cols = a.shape
+    sel = a[m8.view(bool)]
+    if sel.size and (int(sel.min()) < vmin or int(sel.max()) > vmax):
+        raise ValueError("plane has samples inside the mask outside [vmin, vmax]")
+    # samples outside the mask are never read: replace them so the int32 cast is safe
+    x = np.ascontiguousarray(np.where(m8.view(bool), a.astype(np.int64), vmin), dtype=np.int32)
+    pk = _pk()
+    P = np.zeros((rows + 2, cols + 4), dtype=np.int32)
+
+    def fn(enc):
+        freq, tot = pk.new_plane_models()
+        if x.size:
+            pk.code_plane(False, x, P, k, vmin, vmax, enc.st, enc.out, enc.raw,
+                          _DUMMY_STATE.copy(), _EMPTY_IN, _EMPTY_IN, freq, tot, pk.RECIP,
+                          m8, b32)
+
+    return _encode_with_retry(fn, max(int(sel.size), 1))
+
+
+def decode_plane_masked(seg: bytes, mask: np.ndarray, base: np.ndarray, k: int,
+                        vmin: int, vmax: int) -> np.ndarray:
+    """Inverse of :func:`encode_plane_masked`: the int32 ``(rows, cols)`` reconstruction.
+
+    ``clip(base)`` outside the mask, the decoded samples inside. Raises
+    :class:`CorruptStreamError` on a malformed segment or bad parameters.
+    """
+    try:
+        k, vmin, vmax = _check_params(k, vmin, vmax)
+        m8, b32 = _masked_inputs(mask, base)
+    except (ValueError, TypeError) as exc:
+        raise CorruptStreamError(f"bad masked plane parameters: {exc}") from exc
+    try:
+        seg = memoryview(seg).tobytes()
+    except TypeError as exc:  # not bytes-like
+        raise CorruptStreamError("coded segment is not bytes-like") from exc
+    dec = _Decoder(seg)  # raises CorruptStreamError on a bad length field
+    pk = _pk()
+    from . import _kernels as kk
+    rows, cols = m8.shape
+    P = np.zeros((rows + 2, cols + 4), dtype=np.int32)
+    if rows and cols:
+        freq, tot = pk.new_plane_models()
+        pk.code_plane(True, _EMPTY_X, P, k, vmin, vmax, _DUMMY_STATE.copy(), _EMPTY_OUT, _EMPTY_OUT,
+                      dec.dt, dec.inp, dec.raw, freq, tot, pk.RECIP, m8, b32)
     over = int(dec.dt[kk.D_OVER])
     if over > 0 or int(dec.dt[kk.D_RAWPOS]) != dec.raw.shape[0]:
         raise CorruptStreamError("coded plane segment is truncated or has trailing bytes")

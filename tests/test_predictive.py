@@ -186,3 +186,143 @@ def test_colour_planes_max_error(k):
         bad[2] = junk
         with pytest.raises(CorruptStreamError):
             decode_planes(bad, *g.shape, k, 0, 255, ref=1)
+
+
+# ------------------------------------------------------- masked (hybrid ROI) coding
+from codec_core.predictive import decode_plane_masked, encode_plane_masked  # noqa: E402
+
+
+def _masks(shape, seed):
+    rng = np.random.default_rng(seed)
+    r, c = shape
+    y, x = np.mgrid[:r, :c]
+    blobs = np.zeros(shape, bool)
+    for _ in range(4):  # random discs
+        cy, cx, rad = rng.integers(0, r), rng.integers(0, c), rng.integers(2, max(3, min(r, c) // 4))
+        blobs |= (y - cy) ** 2 + (x - cx) ** 2 <= rad ** 2
+    ellipse = ((y - (r - 1) / 2) / (0.36 * r)) ** 2 + ((x - (c - 1) / 2) / (0.36 * c)) ** 2 <= 1
+    return {"blobs": blobs, "ellipse": ellipse, "scattered": rng.random(shape) < 0.05,
+            "half": rng.random(shape) < 0.5, "all": np.ones(shape, bool), "none": np.zeros(shape, bool)}
+
+
+def _lossy_base(a, seed):
+    # a smooth, biased approximation of the image (stand-in for the 9/7 base layer)
+    rng = np.random.default_rng(seed)
+    b = a.astype(np.int64)
+    b = (b + np.roll(b, 1, 0) + np.roll(b, 1, 1) + np.roll(b, (1, 1), (0, 1))) // 4
+    return (b + rng.integers(-6, 7, a.shape) + 3).astype(np.int32)
+
+
+def _masked_round_trip(a, mask, base, k, vmin, vmax):
+    seg = encode_plane_masked(a, mask, base, k, vmin, vmax)
+    assert isinstance(seg, bytes)
+    rec = decode_plane_masked(seg, mask, base, k, vmin, vmax)
+    assert rec.dtype == np.int32 and rec.shape == a.shape
+    err = np.abs(rec.astype(np.int64) - a.astype(np.int64))[mask]
+    assert int(err.max(initial=0)) <= k
+    assert np.array_equal(rec[~mask], np.clip(base, vmin, vmax)[~mask])
+    return seg, rec
+
+
+@pytest.mark.parametrize("name", ["MR_small", "CT_small"])
+@pytest.mark.parametrize("k", (0, 1, 3))
+def test_masked_max_error_inside_base_outside(name, k):
+    a = REAL[name]
+    vmin, vmax = int(a.min()), int(a.max())
+    base = _lossy_base(a, k)  # may exceed [vmin, vmax]: clipped on both sides
+    sizes = {}
+    for mname, m in _masks(a.shape, k).items():
+        sizes[mname], _ = _masked_round_trip(a, m, base, k, vmin, vmax)
+    assert len(sizes["none"]) < 8  # nothing coded
+    assert len(sizes["scattered"]) < len(sizes["half"]) < len(sizes["all"])
+
+
+def test_masked_samples_outside_mask_are_never_read():
+    a = REAL["CT_small"].astype(np.int64)
+    m = _masks(a.shape, 5)["blobs"]
+    base = _lossy_base(a, 5)
+    vmin, vmax = int(a[m].min()), int(a[m].max())
+    junk = np.where(m, a, np.int64(1) << 40)  # out of range (and of int32) outside the mask
+    seg = encode_plane_masked(junk, m, base, 1, vmin, vmax)
+    assert seg == encode_plane_masked(np.where(m, a, -7), m, base, 1, vmin, vmax)
+    rec = decode_plane_masked(seg, m, base, 1, vmin, vmax)
+    assert int(np.abs(rec - a)[m].max()) <= 1
+
+
+@pytest.mark.parametrize("k", (0, 3))
+def test_masked_tiny_shapes_and_extremes(k):
+    rng = np.random.default_rng(k + 40)
+    for shape in ((1, 1), (1, 37), (41, 1), (2, 2), (3, 50), (0, 4), (4, 0)):
+        for lo, hi in ((0, 1), (-32768, 32767)):
+            a = rng.integers(lo, hi + 1, size=shape).astype(np.int32)
+            base = rng.integers(lo - 5, hi + 6, size=shape).astype(np.int64)
+            for m in (rng.random(shape) < 0.5, np.ones(shape, bool), np.zeros(shape, bool)):
+                _masked_round_trip(a, m, base, k, lo, hi)
+    # flat ROI pixels (runs) between masked-out columns
+    a = np.full((9, 40), 100, np.int32)
+    m = np.ones(a.shape, bool)
+    m[:, 7::9] = False
+    m[4] = False
+    for v in (100, 3000):  # base equal to the ROI (runs across rows) or far from it
+        seg, _ = _masked_round_trip(a, m, np.full(a.shape, v, np.int32), k, 0, 4095)
+        assert len(seg) < (20 if v == 100 else 160)
+
+
+def test_masked_plain_path_unchanged_and_bad_arguments():
+    # the plain coder is the kernel with a 0 x 0 mask: streams fixed before the
+    # masked variant existed (sha256 prefixes of encode_plane segments)
+    import hashlib
+    a = REAL["MR_small"]
+    for k, digest in ((0, "7fc738b35e813c56"), (3, "92b4394d64bfdd4e")):
+        seg = encode_plane(a, k, int(a.min()), int(a.max()))
+        assert hashlib.sha256(seg).hexdigest()[:16] == digest
+    m = np.ones(a.shape, bool)
+    with pytest.raises(ValueError):
+        encode_plane_masked(a, m[:, 1:], a, 0, 0, 4095)  # shape
+    with pytest.raises(ValueError):
+        encode_plane_masked(a, m.astype(np.uint8), a, 0, 0, 4095)  # not boolean
+    with pytest.raises(ValueError):
+        encode_plane_masked(a, m, a, 0, 0, 10)  # ROI samples outside [vmin, vmax]
+    seg = encode_plane_masked(a, m, a, 0, 0, 4095)
+    for args in ((m[1:], a[1:], 0, 0, 4095), (m, a.astype(float), 0, 0, 4095), (m, a, -1, 0, 4095)):
+        with pytest.raises(CorruptStreamError):
+            decode_plane_masked(seg, *args)
+
+
+def _masked_decode_or_corrupt(seg, m, base, k, vmin, vmax):
+    try:
+        rec = decode_plane_masked(seg, m, base, k, vmin, vmax)
+    except CorruptStreamError:
+        return None
+    assert rec.shape == m.shape and rec.dtype == np.int32
+    assert rec.min(initial=vmin) >= vmin and rec.max(initial=vmax) <= vmax
+    assert np.array_equal(rec[~m], np.clip(base, vmin, vmax)[~m])
+    return rec
+
+
+def test_masked_random_and_damaged_segments_raise_only_corrupt_stream_error():
+    a = REAL["CT_small"]
+    vmin, vmax = -32768, 32767
+    rng = np.random.default_rng(9)
+    masks = _masks(a.shape, 9)
+    base = _lossy_base(a, 9)
+    for k in (0, 2):
+        m = masks["blobs"]
+        seg = encode_plane_masked(a, m, base, k, vmin, vmax)
+        for n in sorted(set([0, 1, 2, len(seg) - 1] + list(rng.integers(0, len(seg), 10)))):
+            with pytest.raises(CorruptStreamError):
+                decode_plane_masked(seg[:n], m, base, k, vmin, vmax)
+        with pytest.raises(CorruptStreamError):
+            decode_plane_masked(seg + b"\x00", m, base, k, vmin, vmax)
+        for _ in range(20):
+            b = bytearray(seg)
+            for p in rng.integers(0, len(b), 3):
+                b[p] ^= int(rng.integers(1, 256))
+            _masked_decode_or_corrupt(bytes(b), m, base, k, vmin, vmax)
+    for n in (0, 1, 5, 64, 4096):
+        for _ in range(6):
+            junk = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+            for mname in ("scattered", "half", "all", "none"):
+                _masked_decode_or_corrupt(junk, masks[mname], base, 4, 0, 4095)
+    with pytest.raises(CorruptStreamError):
+        decode_plane_masked(12345, masks["all"], base, 0, 0, 4095)

@@ -111,7 +111,7 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
         if h.mode == 2:
             tile = finish_tile(tile, h)
             if classes is not None and level == 0:
-                _apply_residual(tile, classes >= 1, h, rd, layout, f, t, where)
+                _apply_roi_layer(tile, classes >= 1, h, rd, layout, f, t, where)
         else:
             tile = _finish_reversible(tile, h, table)
         out[k, y0 // scale:y0 // scale + tile.shape[0], x0 // scale:x0 // scale + tile.shape[1]] = tile
@@ -179,18 +179,17 @@ def _finish_reversible(tile: np.ndarray, h: ct.Header, table: np.ndarray | None)
     return np.clip(tile, h.vmin, h.vmax)
 
 
-def _apply_residual(tile: np.ndarray, roi: np.ndarray, h: ct.Header, rd: _Reader,
+def _apply_roi_layer(tile: np.ndarray, roi: np.ndarray, h: ct.Header, rd: _Reader,
                     layout: ct.Layout, f: int, t: int, where: str) -> None:
-    e = h.roi_max_error
+    """Hybrid ROI layer: ROI samples decoded predictively over the base layer."""
     for c in range(h.channels):
         i = layout.plane(h, f, t, c) + h.levels + 1
         try:
-            r = entropy.decode_masked_plane(rd.get(i), roi)
+            tile[..., c] = predictive.decode_plane_masked(
+                rd.get(i), roi, np.ascontiguousarray(tile[..., c]), h.roi_max_error, h.vmin, h.vmax)
         except CorruptStreamError as err:
-            rd.lost(f"{where} ROI residual", i, err)
-            rd.report.concealed.append(f"{where} channel {c}: ROI residual lost, ROI shown lossy")
-            continue
-        tile[..., c] = np.clip(tile[..., c] + r.astype(np.int64) * (2 * e + 1), h.vmin, h.vmax)
+            rd.lost(f"{where} ROI layer", i, err)
+            rd.report.concealed.append(f"{where} channel {c}: ROI layer lost, ROI shown lossy")
 
 
 def _fill_holes(out: np.ndarray, holes: list) -> None:

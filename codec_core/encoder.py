@@ -2,8 +2,10 @@
 
 ``Source`` gives each tile's samples as int32, from the caller's array without
 copying the whole image. ``encode_reversible`` codes lossless and
-near-lossless streams; ``LossyCoder`` codes the 9/7 layer (and the ROI
-residual layer) for any base step, which is what rate control searches over.
+near-lossless streams; ``LossyCoder`` codes the 9/7 layer (and, in hybrid
+mode, the ROI layer: ROI samples coded predictively within ±e, with the decoded
+9/7 layer standing in for the pixels outside the ROI) for any base step, which
+is what rate control searches over.
 Forward transforms are recomputed per rate-control step instead of kept for
 every tile: that bounds memory by the tile size.
 """
@@ -112,7 +114,7 @@ def encode_reversible(src: Source) -> list[bytes]:
 
 
 class LossyCoder:
-    """The 9/7 layer (plus the ROI residual layer) of a source, at any step."""
+    """The 9/7 layer (plus the hybrid ROI layer) of a source, at any step."""
 
     def __init__(self, src: Source) -> None:
         self.src = src
@@ -138,43 +140,41 @@ class LossyCoder:
         planes_ = [reconstruct_lossy_plane(qc, self.h, steps, mult) for qc in q]
         return finish_tile(np.stack(planes_, -1), self.h)
 
-    def _residual(self, f: int, t: int, base: np.ndarray, roi: np.ndarray) -> np.ndarray:
-        """ROI residual quantised with step 2e+1, zero outside the ROI."""
-        e = self.h.roi_max_error
-        r = self.src.samples(f, t) - base
-        q = np.sign(r) * ((np.abs(r) + e) // (2 * e + 1))
-        q[~roi] = 0
-        return q.astype(np.int32)
-
     def encode(self, steps: list) -> list[bytes]:
         h = self.h
+        e = h.roi_max_error
 
         def one(ft: tuple[int, int]) -> list[bytes]:
             f, t = ft
             q, mult, roi = self._tile(f, t, steps)
-            res = self._residual(f, t, self._base(q, steps, mult), roi) if roi is not None else None
+            if roi is not None:
+                base, x = self._base(q, steps, mult), self.src.samples(f, t)
             segs: list[bytes] = []
             for c in range(h.channels):
                 segs.extend(entropy.encode_decomposition(q[c], h.levels))
-                if res is not None:
-                    segs.append(entropy.encode_masked_plane(res[..., c], roi))
+                if roi is not None:
+                    # ROI samples coded predictively from the original, the decoded
+                    # base standing in for every pixel outside the ROI
+                    segs.append(predictive.encode_plane_masked(x[..., c], roi, base[..., c], e, h.vmin, h.vmax))
             return segs
 
         return [s for segs in map_threads(one, planes(h), self.src.threads) for s in segs]
 
     def squared_error(self, steps: list) -> float:
-        """Sum of squared errors of the decoded image at these steps (no entropy coding)."""
+        """Sum of squared errors of the decoded image at these steps (no entropy coding).
+
+        ROI samples count as the mean square of an in-loop quantiser with step
+        2e+1, e(e+1)/3 (0 when the ROI is exact)."""
         h = self.h
         e = h.roi_max_error
 
         def one(ft: tuple[int, int]) -> float:
             f, t = ft
             q, mult, roi = self._tile(f, t, steps)
-            base = self._base(q, steps, mult)
-            if roi is not None:
-                res = self._residual(f, t, base, roi)
-                base = np.clip(base + res * (2 * e + 1), h.vmin, h.vmax)
-            d = (self.src.samples(f, t) - base).astype(np.float64).ravel()
-            return float(np.dot(d, d))
+            d = (self.src.samples(f, t) - self._base(q, steps, mult)).astype(np.float64)
+            if roi is None:
+                return float(np.dot(d.ravel(), d.ravel()))
+            outside = d[~roi]
+            return float(np.dot(outside.ravel(), outside.ravel())) + roi.sum() * h.channels * e * (e + 1) / 3
 
         return sum(map_threads(one, planes(h), self.src.threads))

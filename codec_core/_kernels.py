@@ -274,21 +274,16 @@ def _activity(band, i, j, H, W, parent, x1, x2):
 # ------------------------------------------------------------ band coder
 
 @njit(nogil=True, cache=True)
-def encode_band(band, parent, x1, x2, mask, st, out, raw, freq, tot, gbase, sfreq, stot):
-    """Code one subband (int32 2-D). ``mask`` (uint8 2-D or 0x0): code only where
-    mask != 0 (other positions must hold 0 and are skipped; run mode is off)."""
+def encode_band(band, parent, x1, x2, st, out, raw, freq, tot, gbase, sfreq, stot):
+    """Code one subband (int32 2-D) into the coder state ``st``."""
     H, W = band.shape
-    use_mask = mask.shape[0] > 0
     sbase = (gbase // NCTX) * NSIGN_CTX
     E = (st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7])
     for i in range(H):
         j = 0
         while j < W:
-            if use_mask and mask[i, j] == 0:
-                j += 1
-                continue
             a = _activity(band, i, j, H, W, parent, x1, x2)
-            if a == 0 and not use_mask:
+            if a == 0:
                 # run mode: zeros up to the next nonzero or the row end
                 r = 0
                 while j + r < W and band[i, j + r] == 0:
@@ -313,20 +308,15 @@ def encode_band(band, parent, x1, x2, mask, st, out, raw, freq, tot, gbase, sfre
 
 
 @njit(nogil=True, cache=True)
-def decode_band(band, parent, x1, x2, mask, dt, inp, raw, freq, tot, gbase, sfreq, stot):
+def decode_band(band, parent, x1, x2, dt, inp, raw, freq, tot, gbase, sfreq, stot):
     H, W = band.shape
-    use_mask = mask.shape[0] > 0
     sbase = (gbase // NCTX) * NSIGN_CTX
     D = (dt[0], dt[1], dt[2], dt[3], dt[4], dt[5], dt[6])
     for i in range(H):
         j = 0
         while j < W:
-            if use_mask and mask[i, j] == 0:
-                band[i, j] = 0
-                j += 1
-                continue
             a = _activity(band, i, j, H, W, parent, x1, x2)
-            if a == 0 and not use_mask:
+            if a == 0:
                 D, r = _d_uint(D, inp, raw, freq, tot, gbase + CTX_RUN)
                 r = W - j if r == 0 else r - 1
                 if r > W - j:

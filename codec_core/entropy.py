@@ -1,4 +1,4 @@
-"""Entropy coding of wavelet decompositions and masked residual planes.
+"""Entropy coding of wavelet decompositions.
 
 A decomposition is coded as one *segment per resolution*: segment 0 holds the
 LL band (as its median-edge-detector residual), segment r holds the three detail
@@ -16,10 +16,9 @@ from .errors import CorruptStreamError
 from .transform import band_shapes
 
 _EMPTY = np.zeros((0, 0), dtype=np.int32)
-_EMPTY_MASK = np.zeros((0, 0), dtype=np.uint8)
-# Model groups: LL, finest level, second finest, all coarser levels, residual planes.
-_G_LL, _G_L1, _G_L2, _G_LN, _G_RES = 0, 1, 2, 3, 4
-_GROUPS = 5
+# Model groups: LL, finest level, second finest, all coarser levels.
+_G_LL, _G_L1, _G_L2, _G_LN = 0, 1, 2, 3
+_GROUPS = 4
 
 
 def _k():
@@ -68,9 +67,9 @@ class _Encoder:
         self.out = np.empty(2 * n_symbols + 64, np.uint8)
         self.raw = np.empty(3 * n_symbols + 64, np.uint8)
 
-    def band(self, band, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, mask=_EMPTY_MASK, group=0) -> None:
+    def band(self, band, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, group=0) -> None:
         freq, tot, sfreq, stot = self.models
-        self.k.encode_band(band, parent, x1, x2, mask, self.st, self.out, self.raw,
+        self.k.encode_band(band, parent, x1, x2, self.st, self.out, self.raw,
                            freq, tot, group * self.k.NCTX, sfreq, stot)
 
     def finish(self) -> bytes:
@@ -96,10 +95,10 @@ class _Decoder:
         k.start_decoder(self.dt, self.inp)
         self.models = _new_models(k)
 
-    def band(self, shape, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, mask=_EMPTY_MASK, group=0) -> np.ndarray:
+    def band(self, shape, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, group=0) -> np.ndarray:
         out = np.empty(shape, np.int32)
         freq, tot, sfreq, stot = self.models
-        self.k.decode_band(out, parent, x1, x2, mask, self.dt, self.inp, self.raw,
+        self.k.decode_band(out, parent, x1, x2, self.dt, self.inp, self.raw,
                            freq, tot, group * self.k.NCTX, sfreq, stot)
         return out
 
@@ -158,14 +157,3 @@ def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
         hh = dec.band(shapes[r][2], p[2], hl, lh, group=g)
         bands.append((hl, lh, hh))
     return bands
-
-
-def encode_masked_plane(values: np.ndarray, mask: np.ndarray) -> bytes:
-    """Code an int32 plane only where ``mask`` is set (ROI residual layer)."""
-    v = _as32(values)
-    m = np.ascontiguousarray(mask, dtype=np.uint8)
-    return _encode_with_retry(lambda enc: enc.band(v, mask=m, group=_G_RES), int(m.sum()) + 1)
-
-
-def decode_masked_plane(seg: bytes, mask: np.ndarray) -> np.ndarray:
-    return _Decoder(seg).band(mask.shape, mask=np.ascontiguousarray(mask, dtype=np.uint8), group=_G_RES)

@@ -166,7 +166,7 @@ def parse_header(data: bytes, max_pixels: int | None = None, *,
         raise CorruptStreamError("header CRC mismatch: the header is damaged", "header")
     try:
         h = _unpack_body(body, version)
-    except struct.error as e:
+    except (struct.error, ValueError) as e:  # ValueError: np.frombuffer past a cut body
         raise CorruptStreamError(f"malformed header: {e}", "header") from None
     _validate(h, max_pixels)
     layout = segment_layout(h)
@@ -220,6 +220,18 @@ def _validate(h: Header, max_pixels: int | None) -> None:
         bad("lossy stream without one step per subband")
     if h.flags & FLAG_ROI and not 1 <= h.roi_block <= 4096:
         bad("ROI block size")
+    if h.colour == 1 and h.channels != 3:
+        bad("colour transform on a single-channel image")
+    if AXES[h.axes] in ("YX", "YXC", "X") and h.frames != 1 or AXES[h.axes] == "X" and h.rows != 1:
+        bad(f"axes {AXES[h.axes]} with {h.frames} frames of {h.rows} rows")
+    lo, hi = ((-(1 << (h.bits_stored - 1)), (1 << (h.bits_stored - 1)) - 1) if DTYPES[h.dtype].kind == "i"
+              else (0, (1 << h.bits_stored) - 1))
+    if h.vmin < lo or h.vmax > hi:
+        bad(f"value range {h.vmin}..{h.vmax} beyond {h.bits_stored} bits stored")
+    if h.mode == 2 and not all(0 < s < 1e30 for s in h.steps + h.class_mult) or not 0 <= h.recon_offset < 1:
+        bad("lossy steps, multipliers or reconstruction offset not finite and positive")
+    if h.flags & FLAG_ROI and (h.mode != 2 or len(h.class_mult) != 3):
+        bad("importance map without a lossy layer and one multiplier per class")
     if max_pixels and h.pixels > max_pixels:
         raise DecompressionBombError(
             f"image claims {h.frames}x{h.rows}x{h.cols}x{h.channels} = {h.pixels} samples, over the "

@@ -144,7 +144,7 @@ def machine_facts() -> list[str]:
             f"- Python {platform.python_version()}, numpy {np.__version__}, "
             f"{platform.system()} {platform.release()}",
             "- Single thread: NUMBA_NUM_THREADS=OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=1; "
-            "the ECC code itself is single-threaded numpy (no numba)."]
+            "the ECC code is single-threaded (numpy, plus one numba parity kernel compiled without parallelism)."]
 
 
 def main() -> None:

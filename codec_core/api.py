@@ -344,10 +344,31 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
     return out, report.as_dict()
 
 
+def _header_bytes(data: Any) -> tuple[bytes, dict | None]:
+    """Enough of the (unwrapped) stream to parse its header, and the ECC facts.
+
+    A protected stream is not repaired for this: the inner header is read from its
+    CRC-checked chunks, and only if one of those is damaged is the stream repaired."""
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if not isinstance(data, bytes):
+        raise TypeError(f"info() takes bytes, got {type(data).__name__}")
+    if not (len(data) >= 8 and (data[:8] == _ECC_MAGIC or (data[:8] != ct.MAGIC and _looks_protected(data)))):
+        return data, None
+    from . import ecc as _ecc
+    facts = _ecc.peek(data)
+    head = _ecc.payload_prefix(data, 13)
+    if head is not None and head[:8] == ct.MAGIC:
+        head = _ecc.payload_prefix(data, 17 + int.from_bytes(head[9:13], "little"))
+    if head is None:
+        head, _ = _ecc.unprotect(data, strict=False)
+    return head, facts
+
+
 def info(data: bytes) -> dict:
     """Header facts, cheap: no pixel is decoded."""
     try:
-        stream, ecc_report = _unwrap(data, strict=False)
+        stream, ecc_facts = _header_bytes(data)
         h, start = ct.parse_header(stream, None, allow_truncated=True)
     except (HlcError, TypeError):
         raise
@@ -377,10 +398,9 @@ def info(data: bytes) -> dict:
         "frame_sizes": frame_sizes, "ecc": None, "ecc_overhead": 0.0,
         "complete": start + sum(n for n, _ in h.segments) <= len(stream),
     }
-    if ecc_report is not None:
-        d["ecc"] = ecc_report.level
-        d["ecc_overhead"] = ecc_report.parity_bytes / max(1, ecc_report.protected_bytes)
-        d["ecc_report"] = vars(ecc_report)
+    if ecc_facts is not None:
+        d.update(ecc_facts)
+        d["complete"] = start + sum(n for n, _ in h.segments) <= ecc_facts["protected_bytes"]
     d["bpp"] = 8.0 * len(data) / (h.rows * h.cols * h.frames)
     d["compression_ratio"] = h.pixels * h.np_dtype.itemsize / len(data)
     return d

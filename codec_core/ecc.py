@@ -534,6 +534,36 @@ def peek(data: bytes) -> dict:
             "ecc_total_overhead": (geo.total_len - plen) / plen if plen else 0.0}
 
 
+def payload_prefix(data: bytes, n: int) -> bytes | None:
+    """The first ``n`` bytes of the protected stream, read without RS decoding.
+
+    The protected bytes travel unchanged inside CRC-checked chunks, so a reader
+    that wants only the inner header (``info()``) takes the chunks it needs.
+    Returns None if one of them fails its CRC (the caller then repairs the whole
+    stream with :func:`unprotect`)."""
+    data = _as_bytes(data)
+    _, geo, _ = _find_header(data)
+    n = min(n, geo.payload_len)
+    out = bytearray()
+    for start in range(0, n, geo.chunk):
+        length = min(geo.chunk, geo.body_len - start)
+        f0 = start + 4 * (start // geo.chunk)          # offset in the framed bytes
+
+        def framed(a: int, b: int) -> bytes:             # skip the middle header copy
+            pieces = []
+            for lo, hi, shift in ((a, min(b, geo.half), 0), (max(a, geo.half), b, _HDR_SIZE)):
+                if lo < hi:
+                    pieces.append(data[_PREFIX + lo + shift:_PREFIX + hi + shift])
+            return b"".join(pieces)
+
+        chunk = framed(f0, f0 + length)
+        crc = framed(f0 + length, f0 + length + 4)
+        if len(chunk) != length or len(crc) != 4 or zlib.crc32(chunk) != int.from_bytes(crc, "little"):
+            return None
+        out += chunk
+    return bytes(out[:n])
+
+
 def unprotect(data: bytes, *, strict: bool = True) -> tuple[bytes, EccReport]:
     """Check and repair a protected stream; return the original HLC stream and a report.
 

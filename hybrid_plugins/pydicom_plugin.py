@@ -215,9 +215,10 @@ def _decode_frame(src: bytes, runner: Any) -> Any:
         which = f"frame {index} (0-based) of {runner.number_of_frames}" if index is not None else "a frame"
         raise hlc.CorruptStreamError(f"HLC pixel data: {which} cannot be decoded: {describe_error(exc)}",
                                      where=f"frame {index}") from exc
-    if arr.shape[:2] != (runner.rows, runner.columns):
-        raise hlc.CorruptStreamError(f"HLC frame is {arr.shape[1]}x{arr.shape[0]} but the dataset says "
-                                     f"{runner.columns}x{runner.rows}")
+    want = (runner.rows, runner.columns) + ((3,) if runner.samples_per_pixel == 3 else ())
+    if arr.shape != want:
+        raise hlc.CorruptStreamError(f"HLC fragment holds an image of shape {arr.shape} but the dataset "
+                                     f"describes frames of shape {want}")
     if runner.samples_per_pixel == 3:
         runner.set_option("planar_configuration", 0)
     runner.set_option("bits_allocated", arr.dtype.itemsize * 8)

@@ -345,3 +345,17 @@ def test_damaged_tile_is_concealed_in_non_strict_mode_and_named_in_strict():
     tiles_equal = [np.array_equal(out[y:y + 256, x:x + 256], img[y:y + 256, x:x + 256])
                    for y in (0, 256) for x in (0, 256)]
     assert sum(tiles_equal) == 3  # exactly one tile lost, the rest exact
+
+
+def test_info_on_a_protected_stream_reads_the_header_without_repairing(monkeypatch):
+    from codec_core import ecc
+    img = dicom("CT_small.dcm")
+    data = hlc.encode(img, ecc="medium")
+
+    def no_repair(*args, **kwargs):
+        raise AssertionError("info() must not run the Reed-Solomon decoder on a clean stream")
+
+    monkeypatch.setattr(ecc, "unprotect", no_repair)
+    meta = hlc.info(data)
+    assert meta["ecc"] == "medium" and 0 < meta["ecc_overhead"] < 0.13
+    assert meta["shape"] == img.shape and meta["complete"]

@@ -93,13 +93,15 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
            max_error: int | None = None, bpp: float | None = None, psnr: float | None = None,
            roi: Any = None, roi_max_error: int = 0, ecc: str | None = None,
            axes: str | None = None, preprocess: str | None = None,
-           tile_size: int | None = None, threads: int | None = None) -> bytes:
+           tile_size: int | None = None, levels: int | None = None, threads: int | None = None) -> bytes:
     """Compress an integer image to HLC bytes.
 
     ``mode`` is "lossless" (bit-exact), "near-lossless" (every sample within
     ``max_error``) or "lossy" (target ``bpp`` or ``psnr``, peak = max - min).
     ``roi`` ("auto" or a boolean mask) keeps the region within ``roi_max_error``
     in lossy mode. ``ecc`` ("low", "medium", "high") adds Reed-Solomon parity.
+    ``levels`` sets the wavelet depth (default 5 for lossless and near-lossless,
+    so ``decode(level=k)`` reaches 1/32; 3 for lossy, which codes better).
     """
     arr = np.asarray(arr)
     dcode = _check_dtype(arr)
@@ -142,12 +144,13 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     if tile & (tile - 1):
         raise ValueError(f"tile_size={tile} must be a power of two")
     nthreads = pl.default_threads() if threads is None else _check_int("threads", threads, 1, 256)
+    nlevels = None if levels is None else _check_int("levels", levels, 0, 8)
 
     frames, rows, cols, ch = img.shape
     th, tw = min(tile, rows), min(tile, cols)
     h = ct.Header(mode=ct.MODES.index(mode), dtype=dcode, bits_stored=bits, axes=list(_AXES_NDIM).index(axes),
                   frames=frames, rows=rows, cols=cols, channels=ch, tile_rows=th, tile_cols=tw,
-                  levels=pl.choose_levels(th, tw), transform=0,
+                  levels=pl.choose_levels(th, tw, mode) if nlevels is None else nlevels, transform=0,
                   colour=1 if ch == 3 and mode == "lossless" else 0,
                   max_error=0, vmin=vmin, vmax=vmax)
     if preprocess == "denoise":

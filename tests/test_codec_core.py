@@ -359,3 +359,13 @@ def test_info_on_a_protected_stream_reads_the_header_without_repairing(monkeypat
     meta = hlc.info(data)
     assert meta["ecc"] == "medium" and 0 < meta["ecc_overhead"] < 0.13
     assert meta["shape"] == img.shape and meta["complete"]
+
+
+def test_levels_parameter_sets_the_wavelet_depth_and_thumbnail_reach():
+    img = dicom("MR2_UNCR.dcm")[:512, :512]
+    assert hlc.info(hlc.encode(img))["levels"] == 5
+    assert hlc.info(hlc.encode(img, mode="lossy", bpp=0.5))["levels"] == 3
+    data = hlc.encode(img, mode="lossy", bpp=0.5, levels=5)
+    assert hlc.decode(data, level=5).shape == (16, 16)
+    with pytest.raises(ValueError, match="levels"):
+        hlc.encode(img, levels=9)

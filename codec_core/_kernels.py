@@ -118,6 +118,25 @@ def _update(freq, tot, ctx, s):
 
 
 @njit(inline="always")
+def _shift_low(low, cache, csize, pos, out):
+    """LZMA-style output of the top byte of ``low``, with carry propagation."""
+    if low < 0xFF000000 or low >= 0x100000000:
+        carry = low >> 32
+        temp = cache
+        while True:
+            if pos < out.shape[0]:
+                out[pos] = (temp + carry) & 0xFF
+            pos += 1  # counted past the end too, so the caller sees the overflow
+            temp = 0xFF
+            csize -= 1
+            if csize == 0:
+                break
+        cache = (low >> 24) & 0xFF
+    csize += 1
+    return (low & 0x00FFFFFF) << 8, cache, csize, pos
+
+
+@njit(inline="always")
 def _e_sym(E, out, freq, tot, ctx, s):
     low, rng, cache, csize, pos, acc, nb, rp = E
     c = 0
@@ -128,21 +147,7 @@ def _e_sym(E, out, freq, tot, ctx, s):
     rng = r * freq[ctx, s]
     while rng < TOP:
         rng <<= 8
-        # LZMA-style shift with carry propagation
-        if low < 0xFF000000 or low >= 0x100000000:
-            carry = low >> 32
-            temp = cache
-            while True:
-                if pos < out.shape[0]:
-                    out[pos] = (temp + carry) & 0xFF
-                pos += 1  # counted past the end too, so the caller sees the overflow
-                temp = 0xFF
-                csize -= 1
-                if csize == 0:
-                    break
-            cache = (low >> 24) & 0xFF
-        csize += 1
-        low = (low & 0x00FFFFFF) << 8
+        low, cache, csize, pos = _shift_low(low, cache, csize, pos, out)
     _update(freq, tot, ctx, s)
     return (low, rng, cache, csize, pos, acc, nb, rp)
 
@@ -229,13 +234,13 @@ def _d_uint(D, inp, raw, freq, tot, ctx):
 
 
 @njit(inline="always")
-def _bucket(a):
+def _bucket(a, cap):
     # quantised log2 with half steps: 0 -> 0, 1 -> 1, 2 -> 2, 3 -> 3, 4..5 -> 4, 6..7 -> 5, ...
     if a < 4:
         return a
     n = _bitlen(a)
     b = 2 * n - 2 + ((a >> (n - 2)) & 1)
-    return b if b < NCTX_ACT else NCTX_ACT - 1
+    return b if b < cap else cap - 1
 
 
 @njit(inline="always")
@@ -299,7 +304,7 @@ def encode_band(band, parent, x1, x2, st, out, raw, freq, tot, gbase, sfreq, sto
                 continue
             v = np.int64(band[i, j])
             m = abs(v)
-            E = _e_uint(E, out, raw, freq, tot, gbase + _bucket(a), m)
+            E = _e_uint(E, out, raw, freq, tot, gbase + _bucket(a, NCTX_ACT), m)
             if m != 0:
                 E = _e_sym(E, out, sfreq, stot, sbase + _sign_ctx(band, i, j), 1 if v < 0 else 0)
             j += 1
@@ -331,7 +336,7 @@ def decode_band(band, parent, x1, x2, dt, inp, raw, freq, tot, gbase, sfreq, sto
                     band[i, j] = -m if s else m
                     j += 1
                 continue
-            D, m = _d_uint(D, inp, raw, freq, tot, gbase + _bucket(a))
+            D, m = _d_uint(D, inp, raw, freq, tot, gbase + _bucket(a, NCTX_ACT))
             m = min(m, 0x3FFFFFFF)
             if m != 0:
                 D, s = _d_sym(D, inp, sfreq, stot, sbase + _sign_ctx(band, i, j))
@@ -348,20 +353,7 @@ def finish_encoder(st, out, raw):
     E = (st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7])
     low, rng, cache, csize, pos, acc, nb, rp = E
     for _ in range(5):
-        if low < 0xFF000000 or low >= 0x100000000:
-            carry = low >> 32
-            temp = cache
-            while True:
-                if pos < out.shape[0]:
-                    out[pos] = (temp + carry) & 0xFF
-                pos += 1
-                temp = 0xFF
-                csize -= 1
-                if csize == 0:
-                    break
-            cache = (low >> 24) & 0xFF
-        csize += 1
-        low = (low & 0x00FFFFFF) << 8
+        low, cache, csize, pos = _shift_low(low, cache, csize, pos, out)
     if nb > 0:
         if rp < raw.shape[0]:
             raw[rp] = acc & 0xFF

@@ -55,7 +55,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._kernels import NCTX, _bitlen, _d_uint, _e_uint, new_models
+from ._kernels import NCTX, _bitlen, _bucket, _d_uint, _e_uint, new_models
 
 # Context layout over two model groups (2 * NCTX contexts of the shared coder).
 NACT = 32                 # activity contexts of regular mode: 0 .. NACT-1
@@ -88,16 +88,6 @@ def _make_recip():
 
 
 RECIP = _make_recip()
-
-
-@njit(inline="always")
-def _act_bucket(a):
-    # quantised log2 with half steps, capped to NACT - 1
-    if a < 4:
-        return a
-    n = _bitlen(a)
-    b = 2 * n - 2 + ((a >> (n - 2)) & 1)
-    return b if b < NACT else NACT - 1
 
 
 @njit(inline="always")
@@ -335,7 +325,7 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
             g = abs(d1) + abs(d2) + abs(d3) + abs(Wv - WWv) + abs(Nv - NNv)
             a = (2 * (R[cur, pj - 1] + R[prv, pj]) + R[prv, pj - 1] + R[prv, pj + 1]
                  + R[cur, pj - 2]) * 2 + ((2 * g * inv_step) >> 16)
-            ctx = _act_bucket(a)
+            ctx = _bucket(a, NACT)
             # bias correction
             tex = ((Nv << FRAC) > blend) + 2 * ((Wv << FRAC) > blend) \
                 + 4 * ((NWv << FRAC) > blend) + 8 * ((NEv << FRAC) > blend)

@@ -57,6 +57,21 @@ def _check_params(k: int, vmin: int, vmax: int) -> tuple[int, int, int]:
     return k, vmin, vmax
 
 
+def _encode(x: np.ndarray, k: int, vmin: int, vmax: int, mask: np.ndarray, base: np.ndarray,
+            n_coded: int) -> tuple[bytes, np.ndarray]:
+    """Run the kernel as an encoder; returns the segment and the padded reconstruction."""
+    pk = _pk()
+    P = np.zeros((x.shape[0] + 2, x.shape[1] + 4), dtype=np.int32)
+
+    def fn(enc):
+        freq, tot = pk.new_plane_models()
+        if x.size:
+            pk.code_plane(False, x, P, k, vmin, vmax, enc.st, enc.out, enc.raw,
+                          _DUMMY_STATE.copy(), _EMPTY_IN, _EMPTY_IN, freq, tot, pk.RECIP, mask, base)
+
+    return _encode_with_retry(fn, max(n_coded, 1)), P
+
+
 def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int, *,
                  return_recon: bool = False):
     """Code a 2-D integer plane with max error ``k``; returns one segment.
@@ -72,18 +87,7 @@ def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int, *,
     if a.size and (int(a.min()) < vmin or int(a.max()) > vmax):
         raise ValueError("plane has samples outside [vmin, vmax]")
     x = np.ascontiguousarray(a, dtype=np.int32)
-    pk = _pk()
-
-    P = np.zeros((rows + 2, cols + 4), dtype=np.int32)
-
-    def fn(enc):
-        freq, tot = pk.new_plane_models()
-        if x.size:
-            pk.code_plane(False, x, P, k, vmin, vmax, enc.st, enc.out, enc.raw,
-                          _DUMMY_STATE.copy(), _EMPTY_IN, _EMPTY_IN, freq, tot, pk.RECIP,
-                          _NO_MASK, _NO_BASE)
-
-    seg = _encode_with_retry(fn, max(x.size, 1))
+    seg, P = _encode(x, k, vmin, vmax, _NO_MASK, _NO_BASE, x.size)
     if return_recon:
         return seg, np.ascontiguousarray(P[2:, 2:cols + 2])
     return seg
@@ -156,17 +160,7 @@ def encode_plane_masked(plane: np.ndarray, mask: np.ndarray, base: np.ndarray, k
         raise ValueError("plane has samples inside the mask outside [vmin, vmax]")
     # samples outside the mask are never read: replace them so the int32 cast is safe
     x = np.ascontiguousarray(np.where(m8.view(bool), a.astype(np.int64), vmin), dtype=np.int32)
-    pk = _pk()
-    P = np.zeros((rows + 2, cols + 4), dtype=np.int32)
-
-    def fn(enc):
-        freq, tot = pk.new_plane_models()
-        if x.size:
-            pk.code_plane(False, x, P, k, vmin, vmax, enc.st, enc.out, enc.raw,
-                          _DUMMY_STATE.copy(), _EMPTY_IN, _EMPTY_IN, freq, tot, pk.RECIP,
-                          m8, b32)
-
-    return _encode_with_retry(fn, max(int(sel.size), 1))
+    return _encode(x, k, vmin, vmax, m8, b32, int(sel.size))[0]
 
 
 def decode_plane_masked(seg: bytes, mask: np.ndarray, base: np.ndarray, k: int,

@@ -47,17 +47,19 @@ def _fwd53(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s, d
 
 
-def _inv53(s: np.ndarray, d: np.ndarray) -> np.ndarray:
-    n = s.shape[0] + d.shape[0]
-    x = np.empty((n,) + s.shape[1:], dtype=s.dtype)
-    if d.shape[0] == 0:
-        x[:] = s
-        return x
-    s = s - ((_pair_sum_left(d, s.shape[0]) + 2) >> 2)
-    d = d + (_pair_sum_right(s, d.shape[0]) >> 1)
+def _interleave(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+    x = np.empty((s.shape[0] + d.shape[0],) + s.shape[1:], dtype=s.dtype)
     x[0::2] = s
     x[1::2] = d
     return x
+
+
+def _inv53(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+    if d.shape[0] == 0:
+        return s.copy()
+    s = s - ((_pair_sum_left(d, s.shape[0]) + 2) >> 2)
+    d = d + (_pair_sum_right(s, d.shape[0]) >> 1)
+    return _interleave(s, d)
 
 
 def _fwd97(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,11 +78,8 @@ def _fwd97(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _inv97(s: np.ndarray, d: np.ndarray) -> np.ndarray:
-    n = s.shape[0] + d.shape[0]
-    x = np.empty((n,) + s.shape[1:], dtype=s.dtype)
     if d.shape[0] == 0:
-        x[:] = s
-        return x
+        return s.copy()
     nd, ns = d.shape[0], s.shape[0]
     s = s * _K
     d = d * (2.0 / _K)
@@ -88,9 +87,7 @@ def _inv97(s: np.ndarray, d: np.ndarray) -> np.ndarray:
     d -= _G * _pair_sum_right(s, nd)
     s -= _B * _pair_sum_left(d, ns)
     d -= _A * _pair_sum_right(s, nd)
-    x[0::2] = s
-    x[1::2] = d
-    return x
+    return _interleave(s, d)
 
 
 def _forward(img: np.ndarray, levels: int, step: Callable) -> Bands:

@@ -159,12 +159,11 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
         img = np.clip(np.stack(den).reshape(img.shape), vmin, vmax).astype(dtype)
         h.flags |= ct.FLAG_DENOISED
     src = Source(image=img, header=h, threads=nthreads)
-    head: list[bytes] = []
     if mode == "lossless":
         src.table = pl.choose_value_table(img, vmin, vmax)
         if src.table is not None:
             h.flags |= ct.FLAG_VALUE_TABLE
-            head.append(pl.pack_value_table(src.table))
+            h.value_table = pl.pack_value_table(src.table)
         body = encode_reversible(src)
     elif mode == "near-lossless":
         if max_error is None:
@@ -172,15 +171,15 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
         h.max_error = _check_int("max_error", max_error, 0, 65535)
         body = encode_reversible(src)
     else:
-        body = _encode_lossy(src, arr, bpp, psnr, roi, roi_max_error, head)
-    stream = ct.pack(h, head + body)
+        body = _encode_lossy(src, arr, bpp, psnr, roi, roi_max_error)
+    stream = ct.pack(h, body)
     if ecc is not None:
         from . import ecc as _ecc
         stream = _ecc.protect(stream, ecc)
     return stream
 
 
-def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error, head: list) -> list[bytes]:
+def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -> list[bytes]:
     h = src.header
     h.transform = 1
     h.recon_offset = pl.quantize.RECON_OFFSET
@@ -193,7 +192,7 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error, h
         roi_px = sum(int((pl.pixel_classes(src.cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= 1).sum())
                      for f in range(h.frames))
         h.roi_fraction = roi_px / (h.rows * h.cols * h.frames)
-        head.append(pl.pack_class_map(src.cmap))
+        h.class_map = pl.pack_class_map(src.cmap)
     coder = LossyCoder(src)
     span = max(1, h.vmax - h.vmin)
     start = span / 64.0
@@ -205,7 +204,7 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error, h
             h.steps = pl.quantize.subband_steps(step, h.levels)
             body = coder.encode(h.steps)
             cache[step] = body
-            return len(ct.pack(h, head + body))  # the exact final size
+            return len(ct.pack(h, body))  # the exact final size
 
         step = pl.quantize.search_step(size, target, start, want_at_most=True, tolerance=0.015,
                                        log_value=True)
@@ -309,6 +308,8 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
             report.exact = False
         limit = MAX_PIXELS if max_pixels == -1 else max_pixels
         h, start = ct.parse_header(stream, None, allow_truncated=not strict)
+        if h.from_backup:
+            report.repaired.append("header damaged: read from its copy at the end of the stream")
         levels_ok = _check_int("level", level, 0, 64)
         if levels_ok > h.levels:
             raise ValueError(f"level={level} is beyond the {h.levels} wavelet levels in this stream")

@@ -8,9 +8,11 @@ Layout (all integers little-endian; details in docs/FORMAT.md)::
     header[header_length]                   fixed fields, steps, segment index
     u32 crc32(version .. header)
     segment 0, segment 1, ...               each checked by its CRC-32 in the index
+    backup: version .. crc32 again, u32 its length, "HLCb"
 
 The order of segments is implied by the header (see :func:`segment_layout`), so a
 reader finds one frame, one tile or one resolution without touching the rest.
+The header is repeated at the end, so a damaged byte in it costs nothing.
 Every claim is checked against the pixel limit and the stream length before
 anything large is allocated.
 """
@@ -39,6 +41,7 @@ FLAG_VALUE_TABLE = 2
 FLAG_ROI = 4
 _KNOWN_FLAGS = FLAG_DENOISED | FLAG_VALUE_TABLE | FLAG_ROI
 
+BACKUP_MARK = b"HLCb"
 _FIXED = struct.Struct("<BBBBIIIBIIBBBHiiBHHfff")
 _PREFIX = struct.Struct("<8sBI")
 _MAX_HEADER = 1 << 26
@@ -70,8 +73,11 @@ class Header:
     psnr_target: float = 0.0
     steps: list = field(default_factory=list)          # per band, decomposition order
     class_mult: list = field(default_factory=list)     # step multiplier per importance class
+    value_table: bytes = b""                           # packed value table (flag bit 1)
+    class_map: bytes = b""                             # packed importance map (flag bit 2)
     segments: list = field(default_factory=list)       # [(length, crc32)]
     version: int = VERSION
+    from_backup: bool = False                          # the header came from the copy at the end
 
     # ---------------------------------------------------------------- derived
     @property
@@ -103,25 +109,16 @@ class Header:
 @dataclass(frozen=True)
 class Layout:
     """Where each segment sits in the index, derived from the header alone."""
-    value_table: int | None
-    roi_map: int | None
-    first_tile_segment: int
-    per_plane: int          # segments per (frame, tile, channel): levels + 1 (+1 residual)
+    per_plane: int          # segments per (frame, tile, channel): levels + 1 (+1 ROI layer)
     count: int
 
     def plane(self, h: Header, frame: int, tile: int, channel: int) -> int:
-        return self.first_tile_segment + ((frame * h.n_tiles + tile) * h.channels + channel) * self.per_plane
+        return ((frame * h.n_tiles + tile) * h.channels + channel) * self.per_plane
 
 
 def segment_layout(h: Header) -> Layout:
-    i = 0
-    vt = rm = None
-    if h.flags & FLAG_VALUE_TABLE:
-        vt, i = i, i + 1
-    if h.flags & FLAG_ROI:
-        rm, i = i, i + 1
     per_plane = h.levels + 1 + (1 if h.flags & FLAG_ROI else 0)
-    return Layout(vt, rm, i, per_plane, i + h.frames * h.n_tiles * h.channels * per_plane)
+    return Layout(per_plane, h.frames * h.n_tiles * h.channels * per_plane)
 
 
 def pack(h: Header, segments: list[bytes]) -> bytes:
@@ -132,51 +129,90 @@ def pack(h: Header, segments: list[bytes]) -> bytes:
                        h.roi_fraction, h.recon_offset, h.psnr_target)
     body += struct.pack("<B", len(h.steps)) + np.asarray(h.steps, "<f4").tobytes()
     body += struct.pack("<B", len(h.class_mult)) + np.asarray(h.class_mult, "<f4").tobytes()
+    # side data lives in the header, under its CRC and its backup copy: a damaged
+    # byte there would otherwise cost every tile
+    body += struct.pack("<I", len(h.value_table)) + h.value_table
+    body += struct.pack("<I", len(h.class_map)) + h.class_map
     body += struct.pack("<I", len(segments)) + np.asarray(h.segments, "<u4").reshape(-1).tobytes()
     prefix = _PREFIX.pack(MAGIC, VERSION, len(body))
-    crc = zlib.crc32(prefix[8:] + body)
-    return b"".join([prefix, body, struct.pack("<I", crc)] + segments)
+    block = prefix[8:] + body + struct.pack("<I", zlib.crc32(prefix[8:] + body))
+    backup = block + struct.pack("<I", len(block)) + BACKUP_MARK
+    return b"".join([MAGIC, block] + segments + [backup])
 
 
 def parse_header(data: bytes, max_pixels: int | None = None, *,
                  allow_truncated: bool = False) -> tuple[Header, int]:
     """Parse and check the header; returns it and the offset of segment 0.
 
-    With ``allow_truncated`` a stream that ends early is accepted here; the
-    segments it lacks are reported as damaged when they are read."""
+    If the signature or the header is damaged, the copy at the end of the stream
+    is used (``Header.from_backup``). With ``allow_truncated`` a stream that ends
+    early is accepted here; the segments it lacks are reported as damaged when
+    they are read."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected bytes, got {type(data).__name__}")
     mv = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
-    if len(mv) < 8 or bytes(mv[:8]) != MAGIC:
-        if len(mv) >= 4 and bytes(mv[1:4]) == b"HLC":
-            raise CorruptStreamError("the HLC signature is damaged (text-mode transfer?)", "signature")
-        raise NotHlcError("not an HLC stream: the first 8 bytes are not the HLC signature")
-    if len(mv) < _PREFIX.size:
-        raise TruncatedStreamError("stream ends inside the header", "header")
-    _, version, hlen = _PREFIX.unpack_from(mv, 0)
-    if version not in SUPPORTED_VERSIONS:
-        raise UnsupportedStreamError(f"HLC format version {version} is not supported "
-                                     f"(this decoder reads {SUPPORTED_VERSIONS})")
-    end = _PREFIX.size + hlen
-    if hlen > _MAX_HEADER or end + 4 > len(mv):
-        raise TruncatedStreamError(f"header claims {hlen} bytes but the stream has {len(mv)}", "header")
-    body = bytes(mv[_PREFIX.size:end])
-    (crc,) = struct.unpack_from("<I", mv, end)
-    if zlib.crc32(bytes(mv[8:end])) != crc:
-        raise CorruptStreamError("header CRC mismatch: the header is damaged", "header")
     try:
-        h = _unpack_body(body, version)
-    except (struct.error, ValueError) as e:  # ValueError: np.frombuffer past a cut body
-        raise CorruptStreamError(f"malformed header: {e}", "header") from None
+        h, start = _parse_block(mv, 8, signature_ok=len(mv) >= 8 and bytes(mv[:8]) == MAGIC)
+    except (CorruptStreamError, NotHlcError, UnsupportedStreamError) as first:
+        backup = _backup_block(mv)
+        if backup is None:
+            raise first from None
+        h, _ = _parse_block(backup, 0, signature_ok=True)
+        h.from_backup = True
+        start = 8 + len(backup)
+        # trust the copy only if the data sits where it says (text-mode damage
+        # shifts everything: then the original error is the right one)
+        if h.segments and not _segment_matches(mv, start, h.segments[0]):
+            raise first from None
     _validate(h, max_pixels)
     layout = segment_layout(h)
     if len(h.segments) != layout.count:
         raise CorruptStreamError(f"segment index has {len(h.segments)} entries, header implies {layout.count}",
                                  "header")
-    need = end + 4 + sum(n for n, _ in h.segments)
+    need = start + sum(n for n, _ in h.segments)
     if need > len(mv) and not allow_truncated:
         raise TruncatedStreamError(f"stream is {len(mv)} bytes, segments need {need}", "segments")
+    return h, start
+
+
+def _parse_block(mv: memoryview, at: int, signature_ok: bool) -> tuple[Header, int]:
+    """The header block (version .. crc) starting at ``at``; returns it and its end."""
+    if not signature_ok:
+        if len(mv) >= 4 and bytes(mv[1:4]) == b"HLC":
+            raise CorruptStreamError("the HLC signature is damaged (text-mode transfer?)", "signature")
+        raise NotHlcError("not an HLC stream: the first 8 bytes are not the HLC signature")
+    if len(mv) < at + 5:
+        raise TruncatedStreamError("stream ends inside the header", "header")
+    version, hlen = struct.unpack_from("<BI", mv, at)
+    if version not in SUPPORTED_VERSIONS:
+        raise UnsupportedStreamError(f"HLC format version {version} is not supported "
+                                     f"(this decoder reads {SUPPORTED_VERSIONS})")
+    end = at + 5 + hlen
+    if hlen > _MAX_HEADER or end + 4 > len(mv):
+        raise TruncatedStreamError(f"header claims {hlen} bytes but the stream has {len(mv)}", "header")
+    (crc,) = struct.unpack_from("<I", mv, end)
+    if zlib.crc32(bytes(mv[at:end])) != crc:
+        raise CorruptStreamError("header CRC mismatch: the header is damaged", "header")
+    try:
+        h = _unpack_body(bytes(mv[at + 5:end]), version)
+    except (struct.error, ValueError) as e:  # ValueError: np.frombuffer past a cut body
+        raise CorruptStreamError(f"malformed header: {e}", "header") from None
     return h, end + 4
+
+
+def _segment_matches(mv: memoryview, start: int, entry: tuple) -> bool:
+    n, crc = entry
+    return start + n <= len(mv) and zlib.crc32(bytes(mv[start:start + n])) == crc
+
+
+def _backup_block(mv: memoryview) -> memoryview | None:
+    """The header copy at the end of the stream (one trailing pad byte allowed)."""
+    for end in (len(mv), len(mv) - 1):
+        if end >= 8 and bytes(mv[end - 4:end]) == BACKUP_MARK:
+            (n,) = struct.unpack_from("<I", mv, end - 8)
+            if 9 <= n <= end - 16:
+                return mv[end - 8 - n:end - 8]
+    return None
 
 
 def _unpack_body(body: bytes, version: int) -> Header:
@@ -188,12 +224,20 @@ def _unpack_body(body: bytes, version: int) -> Header:
     (nc,) = struct.unpack_from("<B", body, pos)
     mult = np.frombuffer(body, "<f4", nc, pos + 1).tolist()
     pos += 1 + 4 * nc
+    side = []
+    for _ in range(2):
+        (n,) = struct.unpack_from("<I", body, pos)
+        if pos + 4 + n > len(body):
+            raise CorruptStreamError("side data runs past the header", "header")
+        side.append(body[pos + 4:pos + 4 + n])
+        pos += 4 + n
     (nseg,) = struct.unpack_from("<I", body, pos)
     pos += 4
     if pos + 8 * nseg > len(body):
         raise CorruptStreamError("segment index runs past the header", "header")
     segs = np.frombuffer(body, "<u4", 2 * nseg, pos).reshape(-1, 2).tolist()
-    return Header(*f, steps=steps, class_mult=mult, segments=[tuple(s) for s in segs], version=version)
+    return Header(*f, steps=steps, class_mult=mult, value_table=side[0], class_map=side[1],
+                  segments=[tuple(s) for s in segs], version=version)
 
 
 def _validate(h: Header, max_pixels: int | None) -> None:
@@ -230,6 +274,8 @@ def _validate(h: Header, max_pixels: int | None) -> None:
         bad(f"value range {h.vmin}..{h.vmax} beyond {h.bits_stored} bits stored")
     if h.mode == 2 and not all(0 < s < 1e30 for s in h.steps + h.class_mult) or not 0 <= h.recon_offset < 1:
         bad("lossy steps, multipliers or reconstruction offset not finite and positive")
+    if bool(h.flags & FLAG_VALUE_TABLE) != bool(h.value_table) or bool(h.flags & FLAG_ROI) != bool(h.class_map):
+        bad("side data does not match the flags")
     if h.flags & FLAG_ROI and (h.mode != 2 or len(h.class_mult) != 3):
         bad("importance map without a lossy layer and one multiplier per class")
     if max_pixels and h.pixels > max_pixels:

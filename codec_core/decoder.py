@@ -29,11 +29,12 @@ class DecodeReport:
     exact: bool = True
     damaged_segments: list = field(default_factory=list)
     concealed: list = field(default_factory=list)
+    repaired: list = field(default_factory=list)
     ecc: object = None
 
     def as_dict(self) -> dict:
         d = {"exact": self.exact, "damaged_segments": sorted(self.damaged_segments),
-             "concealed": list(self.concealed)}
+             "concealed": list(self.concealed), "repaired": list(self.repaired)}
         if self.ecc is not None:
             d["ecc"] = self.ecc if isinstance(self.ecc, dict) else vars(self.ecc)
         return d
@@ -63,19 +64,8 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
     scale = 1 << level
     out = np.empty((len(frames), -(-h.rows // scale), -(-h.cols // scale), h.channels), h.np_dtype)
 
-    table = None
-    if layout.value_table is not None:
-        try:
-            table = unpack_value_table(rd.get(layout.value_table), h.vmin, h.vmax)
-        except CorruptStreamError as e:
-            rd.lost("value table", layout.value_table, e)
-    cmap = None
-    if layout.roi_map is not None:
-        try:
-            cmap = unpack_class_map(rd.get(layout.roi_map), class_map_shape(h))
-        except CorruptStreamError as e:
-            # without the map the lossy steps are unknown: nothing can be decoded
-            raise CorruptStreamError(f"importance map is damaged: {e}", "importance map") from None
+    table = unpack_value_table(h.value_table, h.vmin, h.vmax) if h.value_table else None
+    cmap = unpack_class_map(h.class_map, class_map_shape(h)) if h.class_map else None
 
     def one(item: tuple[int, int, int]) -> tuple | None:
         k, f, t = item

@@ -177,6 +177,11 @@ class Parsed:
         nc = body[pos]
         self.mult = list(struct.unpack_from(f"<{nc}f", body, pos + 1))
         pos += 1 + 4 * nc
+        self.side = []                    # value table, importance map (header side data)
+        for _ in range(2):
+            n = struct.unpack_from("<I", body, pos)[0]
+            self.side.append(body[pos + 4:pos + 4 + n])
+            pos += 4 + n
         nseg = struct.unpack_from("<I", body, pos)[0]
         idx = struct.unpack_from(f"<{2 * nseg}I", body, pos + 4)
         off = 13 + hlen + 4
@@ -201,6 +206,8 @@ class Parsed:
         body = _FIXED.pack(*vals)
         body += struct.pack("<B", len(self.steps) & 255) + struct.pack(f"<{len(self.steps)}f", *self.steps)
         body += struct.pack("<B", len(self.mult) & 255) + struct.pack(f"<{len(self.mult)}f", *self.mult)
+        for blob in self.side:
+            body += struct.pack("<I", len(blob)) + blob
         if self.index_override is not None:
             idx = self.index_override
         else:
@@ -221,6 +228,7 @@ class Parsed:
         new.__dict__.update(self.__dict__)
         new.fields, new.steps, new.mult, new.segments = (dict(self.fields), list(self.steps), list(self.mult),
                                                           list(self.segments))
+        new.side = list(self.side)
         return new
 
     def segment_count(self) -> int:
@@ -230,8 +238,7 @@ class Parsed:
         except ZeroDivisionError:
             return len(self.segments)
         per = f["levels"] + 1 + (1 if f["flags"] & 4 else 0)
-        head = (1 if f["flags"] & 2 else 0) + (1 if f["flags"] & 4 else 0)
-        return head + f["frames"] * tiles * f["channels"] * per
+        return f["frames"] * tiles * f["channels"] * per
 
 
 def unwrap_ecc(data: bytes) -> bytes | None:
@@ -412,20 +419,17 @@ class Mutator:
             self._special_segment(p)
 
     def _special_segment(self, p: Parsed):
-        """Fabricated value table / importance map segments."""
+        """Fabricated value table / importance map (header side data)."""
         r, f = self.rng, p.fields
-        if f["flags"] & 2 and p.segments and r.random() < 0.5:
+        if f["flags"] & 2 and r.random() < 0.5:
             n = r.choice([1, 2, 5, 255, 65536, 2**32 - 1, r.getrandbits(16)])
             first = r.choice([f["vmin"], f["vmin"] - 1, f["vmax"], 0, -2**31])
             gaps = np.frombuffer(r.randbytes(4 * min(n, 4096)), "<u4") % r.choice([1, 2, 100, 2**32 - 1])
-            p.segments[0] = struct.pack("<iI", first, n) + zlib.compress(gaps.astype("<u4").tobytes())
+            p.side[0] = struct.pack("<iI", first, n) + zlib.compress(gaps.astype("<u4").tobytes())
         elif f["flags"] & 4:
-            k = 1 if f["flags"] & 2 else 0
-            if k < len(p.segments):
-                size = r.choice([0, 1, 10, 64, 1000, 100000])
-                vals = bytes(r.choice([0, 1, 2, 2, 3, 255]) for _ in range(min(size, 2000))) * (
-                    1 + size // 2000)
-                p.segments[k] = zlib.compress(vals[:size])
+            size = r.choice([0, 1, 10, 64, 1000, 100000])
+            vals = bytes(r.choice([0, 1, 2, 2, 3, 255]) for _ in range(min(size, 2000))) * (1 + size // 2000)
+            p.side[1] = zlib.compress(vals[:size])
 
     def m_index(self, p: Parsed):
         r = self.rng
@@ -559,6 +563,8 @@ class Adapters:
                 return "numcodecs:" + type(e).__name__
             return None
         ds, encapsulate = self.pydicom
+        if len(data) < 2:
+            return "pydicom:skipped"  # pydicom's encapsulate() itself refuses fragments under 2 bytes
         ds.PixelData = encapsulate([data])
         try:
             ds.pixel_array  # noqa: B018
@@ -566,7 +572,7 @@ class Adapters:
             # pydicom wraps plugin errors in RuntimeError; the plugin turns every
             # HlcError into a message naming the frame. Anything else leaked.
             msg = str(e)
-            if "cannot be decoded" in msg or "HLC frame is" in msg or "HLC pixel data" in msg:
+            if "cannot be decoded" in msg or "HLC frame is" in msg or "HLC" in msg.partition("hlc:")[2]:
                 return "pydicom:RuntimeError"
             raise
         finally:

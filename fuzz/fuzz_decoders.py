@@ -729,6 +729,8 @@ def one_call(stats: Stats, wd: Watchdog, label: str, fn, data: bytes, claim: int
         if time.process_time() - c1 > TIMEOUT or time.perf_counter() - t1 > 5 * TIMEOUT:
             stats.hangs += 1
             stats.saved.append(str(save_corpus(data, "hang")))
+        else:  # kept for a look, not counted: a slow first call that a re-run did not confirm
+            save_corpus(data, "slow")
 
 
 def fuzz_one(stats: Stats, wd: Watchdog, rng: random.Random, data: bytes, adapters: Adapters | None,

@@ -147,7 +147,11 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     nlevels = None if levels is None else _check_int("levels", levels, 0, 8)
 
     frames, rows, cols, ch = img.shape
-    th, tw = min(tile, rows), min(tile, cols)
+    th = min(tile, rows)
+    # short images get wide tiles of about the same area (a 1 x N signal is not
+    # cut into thousands of 1 x 512 tiles); widths stay powers of two
+    wide = tile * (1 << max(0, (tile // th).bit_length() - 1))
+    tw = min(wide, cols)
     h = ct.Header(mode=ct.MODES.index(mode), dtype=dcode, bits_stored=bits, axes=list(_AXES_NDIM).index(axes),
                   frames=frames, rows=rows, cols=cols, channels=ch, tile_rows=th, tile_cols=tw,
                   levels=pl.choose_levels(th, tw, mode) if nlevels is None else nlevels, transform=0,
@@ -246,6 +250,8 @@ def _importance_map(roi: Any, src: Source, arr: np.ndarray) -> tuple[np.ndarray,
     if mask.dtype != bool:
         raise ValueError(f"roi mask must be a boolean array, got dtype {mask.dtype}")
     shape = arr.shape if arr.ndim > 1 else (1,) + arr.shape
+    if ct.AXES[h.axes].endswith("C") and mask.ndim == arr.ndim - 1:
+        mask = mask[..., None]  # a (rows, cols) mask covers all colour samples
     try:
         full = np.broadcast_to(mask, shape)
     except ValueError:

@@ -412,3 +412,17 @@ print('ok')
                          cwd=str(tmp_path), env={**__import__("os").environ,
                                                  "PYTHONPATH": str(__import__("pathlib").Path(hlc.__file__).parents[1])})
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+def test_a_long_1d_signal_is_not_cut_into_thin_tiles():
+    signal = np.zeros(1_000_000, np.uint8)
+    data = hlc.encode(signal)
+    assert signal.nbytes / len(data) > 500 and np.array_equal(hlc.decode(data), signal)
+
+
+def test_a_2d_mask_covers_every_colour_sample():
+    rgb = dicom("US1_UNCR.dcm")
+    mask = np.zeros(rgb.shape[:2], bool)
+    mask[100:200, 100:300] = True
+    out = hlc.decode(hlc.encode(rgb, mode="lossy", bpp=1.0, roi=mask))
+    assert np.array_equal(out[mask], rgb[mask])

@@ -118,7 +118,8 @@ def _encode_frame(src: bytes, runner: Any) -> bytes:
         max_error=runner.get_option("max_error"), bpp=runner.get_option("bpp"),
         psnr=runner.get_option("psnr"), roi=_frame_roi(runner, index),
         roi_max_error=runner.get_option("roi_max_error", 0), ecc=runner.get_option("ecc"),
-        preprocess=runner.get_option("preprocess"))
+        preprocess=runner.get_option("preprocess"), levels=runner.get_option("levels"),
+        threads=runner.get_option("threads"))
 
 
 def _calling_dataset() -> Any:

@@ -28,6 +28,11 @@ from codec_core import roi  # noqa: E402
 from models import corpus  # noqa: E402
 from models.train import evaluate  # noqa: E402
 
+# Measure the models of this source tree, not an installed hlc_models package
+# (roi.model_dir() prefers an installed wheel); HLC_MODEL_DIR still overrides.
+if not os.environ.get("HLC_MODEL_DIR"):
+    roi.set_model_dir(REPO / "models")
+
 HYBRID_IMAGES = ("693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "MR2_UNCR.dcm", "RG3_UNCR.dcm",
                  "explicit_VR-UN.dcm", "JPEG2000_UNC.dcm")
 

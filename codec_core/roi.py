@@ -13,9 +13,10 @@ How it works (see ``models/MODEL_CARD.md``):
 2. A small CNN (``hlc_models/roi_features.onnx``) turns these two channels into a
    feature vector per block.
 3. A scikit-learn SVM (``hlc_models/roi_svm.pkl``) classifies each block.
-4. Safety post-processing: a background region that does not touch the image
-   border is anatomy (lungs, bowel gas, cardiac chambers) and becomes ``BODY``;
-   blocks with colour (Doppler, annotations) are never background.
+4. Safety post-processing: background blocks far from the level of their
+   region's border blocks become ``BODY``; a background region that does not touch
+   the image border is anatomy (lungs, bowel gas, cardiac chambers) and becomes
+   ``BODY``; blocks with colour (Doppler, annotations) are never background.
 
 The model files are verified against ``SHA256SUMS`` before they are loaded; a missing
 or altered file raises :class:`ModelIntegrityError`. onnxruntime, scikit-learn and
@@ -44,6 +45,8 @@ BACKGROUND, BODY, DETAIL = 0, 1, 2
 ROI_BLOCK: int = 16
 #: Side of the cell the CNN sees as one input pixel (ROI_BLOCK / CELL cells per block).
 CELL: int = 4
+#: Channels of the CNN input computed by :func:`cell_features`.
+FEATURE_CHANNELS: int = 3
 
 FEATURES_FILE = "roi_features.onnx"
 SVM_FILE = "roi_svm.pkl"
@@ -207,10 +210,13 @@ def _pad_to_blocks(x: np.ndarray, block: int = ROI_BLOCK) -> np.ndarray:
 
 
 def cell_features(luma: np.ndarray) -> np.ndarray:
-    """Two-channel CNN input (1, 2, rows/CELL, cols/CELL) from a 2-D float image.
+    """CNN input (1, FEATURE_CHANNELS, rows/CELL, cols/CELL) from a 2-D float image.
 
     Channel 0: cell mean, robustly normalised to the image's 1st–99th percentile.
     Channel 1: log of the cell standard deviation relative to the same range.
+    Channel 2: log of the cell standard deviation relative to the image's own noise
+    floor (10th percentile of the cell standard deviations): air is at the floor
+    whatever the modality, bit depth or window; tissue texture lies above it.
     Shared by training (models/train.py) and inference, so that both see the same input.
     """
     x = _pad_to_blocks(np.asarray(luma, dtype=np.float32))
@@ -228,7 +234,13 @@ def cell_features(luma: np.ndarray) -> np.ndarray:
         span = float(flat.max() - flat.min()) or 1.0
     norm_mean = np.clip((mean - lo) / span, -1.0, 2.0)
     norm_std = np.log10(std / span + 1e-3) / 3.0 + 1.0   # 0 for flat, 1 at std == span
-    out = np.stack([norm_mean, norm_std])[np.newaxis].astype(np.float32)
+    sflat = std.ravel()
+    if sflat.size > 65536:
+        sflat = sflat[:: sflat.size // 65536]
+    eps = 1e-3 * span
+    floor = float(np.percentile(sflat, 10.0)) + eps
+    rel_std = np.clip(np.log10((std + eps) / floor) / 2.0, -1.0, 2.0)
+    out = np.stack([norm_mean, norm_std, rel_std])[np.newaxis].astype(np.float32)
     return out
 
 
@@ -249,9 +261,43 @@ def _border_connected(background: np.ndarray) -> np.ndarray:
 
 def block_features(luma: np.ndarray) -> np.ndarray:
     """CNN features per block of a 2-D float image: (blocks_r * blocks_c, n_features)."""
+    return _run_cnn(cell_features(luma))
+
+
+def _run_cnn(cells: np.ndarray) -> np.ndarray:
     session = _cached(FEATURES_FILE, _onnx_session)
-    (feats,) = session.run(None, {session.get_inputs()[0].name: cell_features(luma)})
+    (feats,) = session.run(None, {session.get_inputs()[0].name: cells})
     return feats[0].reshape(feats.shape[1], -1).T
+
+
+def _block_level(cells: np.ndarray) -> np.ndarray:
+    """Mean normalised level per block (channel 0 of cell_features averaged per block)."""
+    m = cells[0, 0]
+    k = ROI_BLOCK // CELL
+    return m.reshape(m.shape[0] // k, k, m.shape[1] // k, k).mean(axis=(1, 3))
+
+
+#: A background block whose level differs from the border level of its background
+#: region by more than this (fraction of the image's 1st–99th percentile range) is body.
+LEVEL_TOLERANCE = 0.4
+
+
+def _off_level(background: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Background blocks not at the level of their region's border blocks."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(background)
+    if count == 0:
+        return np.zeros_like(background)
+    edge = np.zeros_like(background)
+    edge[0], edge[-1], edge[:, 0], edge[:, -1] = True, True, True, True
+    ref = np.full(count + 1, np.nan)
+    for k in range(1, count + 1):
+        at_edge = (labels == k) & edge
+        if at_edge.any():
+            ref[k] = float(np.median(level[at_edge]))
+    diff = np.abs(level - ref[labels])
+    return background & (diff > LEVEL_TOLERANCE)
 
 
 def auto_importance_map(image: np.ndarray, *, bits_stored: int | None = None) -> np.ndarray:
@@ -269,13 +315,26 @@ def auto_importance_map(image: np.ndarray, *, bits_stored: int | None = None) ->
     grid = (-(-rows // ROI_BLOCK), -(-cols // ROI_BLOCK))
     if rows == 0 or cols == 0:
         return np.zeros(grid, dtype=np.uint8)
-    feats = block_features(luma)
+    cells = cell_features(luma)
+    feats = _run_cnn(cells)
     svm = _cached(SVM_FILE, _svm)
     if float(luma.max()) == float(luma.min()):
         # One value everywhere: nothing to tell apart; code it as body (safe side).
         return np.full(grid, BODY, dtype=np.uint8)
     labels = np.asarray(svm.predict(feats), dtype=np.uint8).reshape(grid)
+    return _post_rules(labels, spread, image, _block_level(cells))
+
+
+def _post_rules(labels: np.ndarray, spread: np.ndarray | None, image: np.ndarray,
+                level: np.ndarray) -> np.ndarray:
+    """Safety rules on the classifier's block labels (shared with models/train.py)."""
+    grid = labels.shape
     background = labels == BACKGROUND
+    if background.any():
+        # Background is at the level of its region's border: a bright patch inside
+        # dark air (or the reverse) is something, not air.
+        labels[_off_level(background, level)] = BODY
+        background = labels == BACKGROUND
     if background.any():
         # Background must reach the border: enclosed "air" is lung, bowel gas, a chamber.
         enclosed = background & ~_border_connected(background)

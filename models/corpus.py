@@ -42,7 +42,8 @@ SOURCES: tuple[Source, ...] = (
     Source("bad_sequence.dcm", "ct-neck", "train"),
     Source("explicit_VR-UN.dcm", "ct-abdomen", "heldout"),
     Source("J2K_pixelrep_mismatch.dcm", "ct-head-2", "train"),
-    Source("CT_small.dcm", "ct-small", "heldout"),
+    # CT_small is a crop inside the chest: its dark corners are lung, not air.
+    Source("CT_small.dcm", "ct-small", "heldout", all_body=True),
     Source("eCT_Supplemental.dcm", "ct-enhanced", "train", (0, 1)),
     # MR
     Source("MR2_UNCR.dcm", "mr-shoulder", "train"),
@@ -151,6 +152,7 @@ def classical_labels(image: np.ndarray, ds: object, all_body: bool = False) -> n
     slope = float(getattr(ds, "RescaleSlope", 1) or 1)
     intercept = getattr(ds, "RescaleIntercept", None)
     bone = np.zeros_like(x, dtype=bool)
+    ui_bright = np.zeros_like(x, dtype=bool)
     if modality == "CT" and intercept is not None:
         hu = xs * slope + float(intercept)
         raw = ndimage.median_filter(hu, 3)
@@ -174,10 +176,31 @@ def classical_labels(image: np.ndarray, ds: object, all_body: bool = False) -> n
             body = ~np.isin(lab, edge[edge > 0])
         elif modality == "US":
             # Ultrasound: the sector is speckle; outside is near-black (JPEG ringing aside).
-            us = ndimage.gaussian_filter(x, 3.0)
+            # Thin bright graphics (text, calipers) are opened away first so that they
+            # never join the sector; flat regions touching the border (UI bars, header
+            # panels) are graphics, not anatomy: speckle is never flat.
+            us = ndimage.gaussian_filter(ndimage.grey_opening(x, size=(5, 5)), 3.0)
             body = us > dark + 0.06 * (hi - dark)
+            mu = ndimage.uniform_filter(x, 7)
+            sd = np.sqrt(np.maximum(ndimage.uniform_filter(x * x, 7) - mu * mu, 0))
+            flat = ndimage.binary_opening(sd <= max(1.0, 0.01 * span), iterations=2)
+            lab, _ = ndimage.label(flat)
+            edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+            ui = _keep_large(np.isin(lab, edge[edge > 0]), 0.002, keep_largest=False)
+            holes = ndimage.binary_fill_holes(ui) & ~ui   # text inside a bar; not a sector
+            ui_bright = ui & body      # bars and panels above the display floor
+            body &= ~(ui | (holes & ~_keep_large(holes, 0.005, keep_largest=False)))
         else:
-            body = xs > dark + frac * (t_otsu - dark) + 3 * _noise_sigma(x)
+            t = dark + frac * (t_otsu - dark) + 3 * _noise_sigma(x)
+            if modality == "MR":
+                # Noise floor: robust statistics of the dark (air) cluster of the smoothed
+                # image. Dark muscle sits well above it but can fall below the Otsu rule.
+                air = xs[xs <= dark + 0.1 * (t_otsu - dark)]
+                if air.size > 0.05 * xs.size:
+                    med = float(np.median(air))
+                    mad = 1.4826 * float(np.median(np.abs(air - med)))
+                    t = min(t, max(med + 6.0 * mad, float(np.percentile(air, 99)) + 2.0 * mad))
+            body = xs > t
     body_main = _keep_large(body, 0.01)
     if modality == "US":
         # A scan sector or rectangle is convex: dark chambers and cysts inside it are anatomy.
@@ -189,7 +212,9 @@ def classical_labels(image: np.ndarray, ds: object, all_body: bool = False) -> n
             hull = convex_hull_image(part)
             # Only a sector-like part: a hull much larger than the part means the
             # part joins a header bar or graphics, and the hull would swallow air.
-            if hull.sum() <= 1.5 * part.sum():
+            # A hull that stays clear of UI bars is a sector whose dark (anechoic) parts
+            # sit at the display floor: they are anatomy too.
+            if hull.sum() <= 1.5 * part.sum() or (hull & ui_bright).sum() <= 0.05 * hull.sum():
                 body_main |= hull
     body_main = ndimage.binary_closing(body_main, iterations=3, border_value=0) | body_main
     body_main = ndimage.binary_fill_holes(body_main)
@@ -204,7 +229,8 @@ def classical_labels(image: np.ndarray, ds: object, all_body: bool = False) -> n
     outside = ~body_main
     marks = np.zeros_like(outside)
     if outside.any():
-        marks = outside & (xn > np.median(xn[outside]) + 0.15)
+        # Local contrast, not brightness: text on a light UI bar is darker than the bar.
+        marks = outside & (np.abs(xn - ndimage.median_filter(xn, 9)) > 0.15)
         marks = marks & ~_keep_large(marks, 0.01, keep_largest=False) if marks.any() else marks
         marks = ndimage.binary_dilation(marks, iterations=1)
     if all_body:

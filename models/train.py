@@ -29,6 +29,7 @@ import hashlib
 import json
 import pickle
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,7 +47,10 @@ MAX_CELLS = 128          # CNN training crops: at most 128 × 128 cells (512 px)
 CNN_EPOCHS = 40
 DENOISE_STEPS = 1500
 SVM_BLOCKS = 30000
-SAFETY_BODY_LOSS = 0.002  # fraction of training body pixels allowed in background blocks
+SAFETY_BODY_LOSS = 0.002  # fraction of out-of-fold body pixels allowed in background blocks
+SAFETY_IMAGE_LOSS = 0.005  # ... and on any single original out-of-fold image
+FOLDS = 4                 # cross-fitting folds (by acquisition) for the safety margin
+VAL_AUG = 6               # augmented variants per out-of-fold image used for calibration
 
 
 # ---------------------------------------------------------------------- augmentation
@@ -67,8 +71,12 @@ def _text_layer(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return np.asarray(canvas) > 0
 
 
-def augment(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One random variant: float luma image (any range) and its pixel labels."""
+def augment(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+            info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One random variant: float luma image (any range) and its pixel labels.
+
+    ``info`` (optional) receives the random choices, for diagnostics."""
+    info = {} if info is None else info
     from scipy import ndimage
     from skimage.transform import rescale
 
@@ -80,6 +88,30 @@ def augment(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> 
     x, lab = np.rot90(x, k), np.rot90(lab, k)
     if rng.random() < 0.5:
         x, lab = x[:, ::-1], lab[:, ::-1]
+    if rng.random() < 0.25 and min(x.shape) >= 96:
+        # A crop (40–90% per side): image edges that are not air.
+        h = int(x.shape[0] * rng.uniform(0.4, 0.9))
+        w = int(x.shape[1] * rng.uniform(0.4, 0.9))
+        r0 = int(rng.integers(0, x.shape[0] - h + 1))
+        c0 = int(rng.integers(0, x.shape[1] - w + 1))
+        x, lab = x[r0:r0 + h, c0:c0 + w], lab[r0:r0 + h, c0:c0 + w]
+        info["crop"] = True
+    if rng.random() < 0.25:
+        # Synthetic air border: the image's own dark level and background noise.
+        bg = x[lab == corpus.BACKGROUND]
+        level = float(np.percentile(bg if bg.size > 100 else x, 2 if bg.size > 100 else 0.5))
+        noise = 0.0
+        if bg.size > 100:   # robust spread of the darkest background (CT: padding or air)
+            dark = bg[bg <= np.percentile(bg, 30)]
+            noise = 1.4826 * float(np.median(np.abs(dark - np.median(dark))))
+        pads = [int(rng.integers(0, max(2, int(0.25 * n)))) * int(rng.random() < 0.6)
+                for n in (x.shape[0], x.shape[0], x.shape[1], x.shape[1])]
+        if any(pads):
+            info["pad"] = True
+            x = np.pad(x, ((pads[0], pads[1]), (pads[2], pads[3])), constant_values=np.nan)
+            lab = np.pad(lab, ((pads[0], pads[1]), (pads[2], pads[3])), constant_values=corpus.BACKGROUND)
+            hole = np.isnan(x)
+            x[hole] = level + noise * rng.standard_normal(int(hole.sum()))
     s = float(np.exp(rng.uniform(np.log(0.5), np.log(1.3))))
     if min(x.shape) * s >= 24 and max(x.shape) * s <= 1400:
         x = rescale(x, s, order=1, preserve_range=True, anti_aliasing=s < 1)
@@ -90,19 +122,25 @@ def augment(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> 
     span = hi - lo or 1.0
     xn = (x - lo) / span
     if rng.random() < 0.4:  # intensity window (as a display would clip)
-        a, b = sorted(rng.uniform(0.0, 1.0, 2))
+        # The low end stays near the bottom: a window that clips dark tissue to the
+        # black of air would make labels the image no longer supports.
+        a, b = rng.uniform(0.0, 0.05), rng.uniform(0.5, 1.0)
         if b - a > 0.2:
             xn = np.clip((xn - a) / (b - a), 0, 1)
+            info["window"] = round(float(a), 2)
     xn = xn ** float(np.exp(rng.uniform(-0.4, 0.4)))
     if rng.random() < 0.2:  # polarity (MONOCHROME1 stored values)
         xn = 1.0 - xn
+        info["invert"] = True
     if rng.random() < 0.5:
         xn = xn + rng.normal(0, rng.uniform(0.002, 0.03), xn.shape)
     if rng.random() < 0.4:
         text = _text_layer(xn.shape, rng)
+        info["text"] = True
         value = 1.0 if rng.random() < 0.8 else 0.0
+        visible = text & (np.abs(xn - value) > 0.1)   # black text on black air is not there
         xn = np.where(text, value, xn)
-        lab = np.where(ndimage.binary_dilation(text, iterations=1), corpus.DETAIL, lab).astype(np.uint8)
+        lab = np.where(ndimage.binary_dilation(visible, iterations=1), corpus.DETAIL, lab).astype(np.uint8)
     depth = int(rng.choice([255, 1023, 4095, 65535]))
     xq = np.rint(np.clip(xn, -0.2, 1.2) * depth) - (depth // 2 if rng.random() < 0.3 else 0)
     return xq.astype(np.float32), lab
@@ -126,12 +164,12 @@ def build_nets():
     from torch import nn
 
     class RoiFeatureNet(nn.Module):
-        """2 × (H/4, W/4) cells -> 32 features per 16 × 16 block (H/16, W/16)."""
+        """FEATURE_CHANNELS × (H/4, W/4) cells -> 32 features per 16 × 16 block (H/16, W/16)."""
 
         def __init__(self) -> None:
             super().__init__()
             self.body = nn.Sequential(
-                nn.Conv2d(2, 12, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(roi.FEATURE_CHANNELS, 12, 3, padding=1), nn.ReLU(),
                 nn.Conv2d(12, 24, 3, stride=2, padding=1), nn.ReLU(),
                 nn.Conv2d(24, 32, 3, stride=2, padding=1), nn.ReLU(),
                 nn.Conv2d(32, 32, 3, padding=2, dilation=2), nn.ReLU(),
@@ -270,22 +308,102 @@ def fit_svm(examples, rng: np.random.Generator):
     svm = make_pipeline(StandardScaler(), LinearSVC(C=0.5, class_weight={0: 1.0, 1: 2.0, 2: 1.0},
                                                      max_iter=20000, random_state=SEED))
     svm.fit(X[pick], y[pick])
-    # Safety calibration on training data: lower the background score until at most
-    # SAFETY_BODY_LOSS of body pixels would sit in blocks predicted background.
-    clf = svm[-1]
-    scores = svm.decision_function(X)
-    margin = scores[:, 0] - np.max(scores[:, 1:], axis=1)   # > 0: predicted background
-    total_body = body_px.sum()
-    order = np.argsort(-margin)
-    lost = np.cumsum(body_px[order])
-    allowed = np.searchsorted(lost, SAFETY_BODY_LOSS * total_body, side="right")
-    shift = 0.0
-    if allowed < len(order) and margin[order[allowed]] > 0:
-        shift = float(margin[order[allowed]]) + 1e-6
-    clf.intercept_ = clf.intercept_.copy()
-    clf.intercept_[0] -= shift
-    print(f"svm: {len(pick)} blocks, background intercept shifted by {shift:.3f}", flush=True)
+    print(f"svm: {len(pick)} blocks", flush=True)
     return svm
+
+
+def _as_stored(x: np.ndarray) -> np.ndarray:
+    """An augmented float variant as an unsigned integer image (offsets do not matter)."""
+    x = np.rint(x - np.nanmin(x))
+    return np.clip(x, 0, 65535).astype(np.uint16 if x.max() > 255 else np.uint8)
+
+
+def fold_of(groups: list[str]) -> dict[str, int]:
+    """Deterministic fold per acquisition group: round robin in corpus order, so every
+    fold mixes modalities and no acquisition is split."""
+    return {g: i % FOLDS for i, g in enumerate(groups)}
+
+
+def oof_cases(svm, held, rng: np.random.Generator) -> list[dict]:
+    """Unshifted SVM scores of a fold model on its held-in images (originals and
+    VAL_AUG augmented variants), with what the post-rules need."""
+    cases = []
+    for s in held:
+        variants = [(s.image, s.labels, True)]
+        for _ in range(VAL_AUG):
+            x, lab = augment(s.image, s.labels, rng)
+            variants.append((_as_stored(x), lab, False))
+        for img, lab, original in variants:
+            luma, spread = roi._as_luma(img, None)
+            grid = (-(-luma.shape[0] // roi.ROI_BLOCK), -(-luma.shape[1] // roi.ROI_BLOCK))
+            constant = float(luma.max()) == float(luma.min())
+            cells = roi.cell_features(luma)
+            scores = None if constant else svm.decision_function(roi._run_cnn(cells))
+            cases.append({"scores": scores, "grid": grid, "spread": spread, "image": img,
+                          "level": roi._block_level(cells),
+                          "labels": lab, "original": original, "name": s.source.name})
+    return cases
+
+
+def _shifted_map(case: dict, shift: float) -> np.ndarray:
+    if case["scores"] is None:
+        return np.full(case["grid"], roi.BODY, dtype=np.uint8)
+    sc = case["scores"].copy()
+    sc[:, 0] -= shift
+    labels = np.argmax(sc, axis=1).astype(np.uint8).reshape(case["grid"])
+    return roi._post_rules(labels, case["spread"], case["image"], case["level"])
+
+
+def calibrate(cases: list[dict]) -> dict:
+    """Safety margin from out-of-fold predictions (models that never saw the image),
+    through the post-rules of auto_importance_map.
+
+    The most permissive background-intercept shift for which at most SAFETY_BODY_LOSS
+    of all out-of-fold body pixels (originals and augmented variants) and at most
+    SAFETY_IMAGE_LOSS of any original image's body pixels fall in blocks predicted
+    background.
+    """
+    table = []
+    for shift in np.round(np.arange(-1.0, 6.001, 0.1), 2):
+        lost = body = bg_hit = bg = 0
+        worst, worst_name = 0.0, ""
+        for c in cases:
+            pred = _shifted_map(c, float(shift))
+            lab = c["labels"]
+            px = np.kron(pred, np.ones((roi.ROI_BLOCK, roi.ROI_BLOCK), np.uint8))[: lab.shape[0], : lab.shape[1]]
+            is_body = lab != corpus.BACKGROUND
+            l_img = int((is_body & (px == roi.BACKGROUND)).sum())
+            lost += l_img
+            body += int(is_body.sum())
+            bg_hit += int(((lab == corpus.BACKGROUND) & (px == roi.BACKGROUND)).sum())
+            bg += int((lab == corpus.BACKGROUND).sum())
+            if c["original"] and is_body.any() and l_img / is_body.sum() > worst:
+                worst, worst_name = l_img / is_body.sum(), c["name"]
+        table.append({"shift": float(shift), "body_lost": lost / max(body, 1), "worst_image_lost": worst,
+                      "worst_image": worst_name, "background_recall": bg_hit / max(bg, 1)})
+    ok = [r for r in table if r["body_lost"] <= SAFETY_BODY_LOSS and r["worst_image_lost"] <= SAFETY_IMAGE_LOSS]
+    chosen = min(ok, key=lambda r: r["shift"]) if ok else table[-1]
+    for r in table[::5]:
+        print(f"  shift {r['shift']:+.1f}: oof body lost {100 * r['body_lost']:.3f}% "
+              f"(worst image {100 * r['worst_image_lost']:.2f}% {r['worst_image']}), "
+              f"bg recall {100 * r['background_recall']:.1f}%")
+    print(f"calibration: background intercept shifted by {chosen['shift']:+.2f} "
+          f"(oof body lost {100 * chosen['body_lost']:.3f}%, bg recall {100 * chosen['background_recall']:.1f}%)",
+          flush=True)
+    return {"chosen": chosen, "table": table, "cases": len(cases)}
+
+
+def fit_features_and_svm(examples, rng: np.random.Generator, directory: Path):
+    """CNN (exported to ONNX in ``directory``) and the unshifted SVM on its features."""
+    net = train_cnn(examples, rng)
+    export_onnx(net, directory / roi.FEATURES_FILE, roi.FEATURE_CHANNELS)
+    (directory / roi.SUMS_FILE).write_text(
+        f"{hashlib.sha256((directory / roi.FEATURES_FILE).read_bytes()).hexdigest()}  {roi.FEATURES_FILE}\n",
+        encoding="ascii")
+    # The SVM is fitted on features from the exported ONNX graph, the same numbers
+    # the codec computes at run time.
+    roi.set_model_dir(directory)
+    return net, fit_svm(examples, rng)
 
 
 def _body_pixels_per_block(plab: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -338,26 +456,38 @@ def main() -> None:
     train = corpus.load_corpus("train")
     heldout = corpus.load_corpus("heldout")
     print(f"corpus: {len(train)} training images, {len(heldout)} held out ({time.time() - t0:.0f} s)", flush=True)
+
+    # 1. Cross-fitting: per fold, CNN + SVM on the other folds, scores on this fold.
+    groups = list(dict.fromkeys(s.source.group for s in train))
+    folds = fold_of(groups)
+    cases = []
+    for k in range(FOLDS):
+        fit = [s for s in train if folds[s.source.group] != k]
+        held = [s for s in train if folds[s.source.group] == k]
+        print(f"fold {k}: fit on {len(fit)}, calibrate on {[s.source.name for s in held]}", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            _, svm_k = fit_features_and_svm(make_examples(fit, AUG_PER_IMAGE, rng), rng, Path(tmp))
+            cases += oof_cases(svm_k, held, rng)
+            roi.set_model_dir(HERE)
+    calibration = calibrate(cases)
+    del cases
+
+    # 2. Final models on all training images, with the out-of-fold safety shift.
     examples = make_examples(train, AUG_PER_IMAGE, rng)
     print(f"{len(examples)} training variants ({time.time() - t0:.0f} s)", flush=True)
-
-    net = train_cnn(examples, rng)
-    export_onnx(net, HERE / roi.FEATURES_FILE, 2)
+    net, svm = fit_features_and_svm(examples, rng, HERE)
+    svm[-1].intercept_ = svm[-1].intercept_.copy()
+    svm[-1].intercept_[0] -= calibration["chosen"]["shift"]
     denoiser = train_denoiser(train, rng)
     export_onnx(denoiser, HERE / roi.DENOISER_FILE, 1)
-
-    # The SVM is fitted on features from the exported ONNX graph, the same numbers
-    # the codec computes at run time.
-    roi.set_model_dir(HERE)
-    (HERE / roi.SUMS_FILE).write_text(
-        f"{hashlib.sha256((HERE / roi.FEATURES_FILE).read_bytes()).hexdigest()}  {roi.FEATURES_FILE}\n",
-        encoding="ascii")
-    svm = fit_svm(examples, rng)
     (HERE / roi.SVM_FILE).write_bytes(pickle.dumps(svm, protocol=4))
     write_sums()
     roi.set_model_dir(HERE)
 
-    metrics = {"train": evaluate(train)["overall"], "heldout": evaluate(heldout),
+    metrics = {"train": evaluate(train)["overall"],
+               "calibration": {"chosen": calibration["chosen"], "cases": calibration["cases"],
+                               "folds": {g: k for g, k in folds.items()}},
+               "heldout": evaluate(heldout),
                "training_seconds": round(time.time() - t0, 1),
                "versions": {"torch": torch.__version__, "sklearn": __import__("sklearn").__version__}}
     (HERE / "heldout_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")

@@ -89,12 +89,16 @@ def search_step(g: Callable[[float], float], target: float, start: float, *,
     n = 0
     while va < target and n < 60:       # a: small step, high value
         a /= 2.0
-        va = g(a)
+        va, prev = g(a), va
         n += 1
+        if va == prev and n > 2:        # flat: the target is out of reach
+            break
     while vb > target and n < 60:       # b: large step, low value
         b *= 2.0
-        vb = g(b)
+        vb, prev = g(b), vb
         n += 1
+        if vb == prev and n > 2:        # e.g. a flat background already all zero
+            break
     if va < target:
         return a
     if vb > target:

@@ -106,7 +106,7 @@ def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int)
         if rows < 0 or cols < 0:
             raise ValueError("negative shape")
     except (ValueError, TypeError) as exc:
-        raise CorruptStreamError(f"bad predictive plane parameters: {exc}") from exc
+        raise CorruptStreamError(f"bad predictive plane parameters: {exc}") from None
     try:
         seg = memoryview(seg).tobytes()
     except TypeError as exc:  # not bytes-like
@@ -174,7 +174,7 @@ def decode_plane_masked(seg: bytes, mask: np.ndarray, base: np.ndarray, k: int,
         k, vmin, vmax = _check_params(k, vmin, vmax)
         m8, b32 = _masked_inputs(mask, base)
     except (ValueError, TypeError) as exc:
-        raise CorruptStreamError(f"bad masked plane parameters: {exc}") from exc
+        raise CorruptStreamError(f"bad masked plane parameters: {exc}") from None
     try:
         seg = memoryview(seg).tobytes()
     except TypeError as exc:  # not bytes-like

@@ -107,6 +107,12 @@ def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int)
             raise ValueError("negative shape")
     except (ValueError, TypeError) as exc:
         raise CorruptStreamError(f"bad predictive plane parameters: {exc}") from None
+    return _decode(seg, rows, cols, k, vmin, vmax, _NO_MASK, _NO_BASE)
+
+
+def _decode(seg, rows: int, cols: int, k: int, vmin: int, vmax: int, mask: np.ndarray,
+            base: np.ndarray) -> np.ndarray:
+    """Run the kernel as a decoder over one segment; returns the reconstruction."""
     try:
         seg = memoryview(seg).tobytes()
     except TypeError as exc:  # not bytes-like
@@ -118,9 +124,8 @@ def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int)
     if rows and cols:
         freq, tot = pk.new_plane_models()
         pk.code_plane(True, _EMPTY_X, P, k, vmin, vmax, _DUMMY_STATE.copy(), _EMPTY_OUT, _EMPTY_OUT,
-                      dec.dt, dec.inp, dec.raw, freq, tot, pk.RECIP, _NO_MASK, _NO_BASE)
-    over = int(dec.dt[kk.D_OVER])
-    if over > 0 or int(dec.dt[kk.D_RAWPOS]) != dec.raw.shape[0]:
+                      dec.dt, dec.inp, dec.raw, freq, tot, pk.RECIP, mask, base)
+    if int(dec.dt[kk.D_OVER]) > 0 or int(dec.dt[kk.D_RAWPOS]) != dec.raw.shape[0]:
         raise CorruptStreamError("coded plane segment is truncated or has trailing bytes")
     return np.ascontiguousarray(P[2:, 2:cols + 2])
 
@@ -175,23 +180,7 @@ def decode_plane_masked(seg: bytes, mask: np.ndarray, base: np.ndarray, k: int,
         m8, b32 = _masked_inputs(mask, base)
     except (ValueError, TypeError) as exc:
         raise CorruptStreamError(f"bad masked plane parameters: {exc}") from None
-    try:
-        seg = memoryview(seg).tobytes()
-    except TypeError as exc:  # not bytes-like
-        raise CorruptStreamError("coded segment is not bytes-like") from exc
-    dec = _Decoder(seg)  # raises CorruptStreamError on a bad length field
-    pk = _pk()
-    from . import _kernels as kk
-    rows, cols = m8.shape
-    P = np.zeros((rows + 2, cols + 4), dtype=np.int32)
-    if rows and cols:
-        freq, tot = pk.new_plane_models()
-        pk.code_plane(True, _EMPTY_X, P, k, vmin, vmax, _DUMMY_STATE.copy(), _EMPTY_OUT, _EMPTY_OUT,
-                      dec.dt, dec.inp, dec.raw, freq, tot, pk.RECIP, m8, b32)
-    over = int(dec.dt[kk.D_OVER])
-    if over > 0 or int(dec.dt[kk.D_RAWPOS]) != dec.raw.shape[0]:
-        raise CorruptStreamError("coded plane segment is truncated or has trailing bytes")
-    return np.ascontiguousarray(P[2:, 2:cols + 2])
+    return _decode(seg, m8.shape[0], m8.shape[1], k, vmin, vmax, m8, b32)
 
 
 # --------------------------------------------------------------- colour planes

@@ -60,7 +60,7 @@ def test_corpus_file_through_adapters(path, adapter, adapters):
         pytest.xfail(KNOWN_ADAPTER_BUGS[path.name, adapter])
     t0 = time.perf_counter()
     adapters.run(adapter, path.read_bytes())   # raises anything undocumented
-    assert time.perf_counter() - t0 < 2 * F.TIMEOUT
+    assert time.perf_counter() - t0 < 10 * F.TIMEOUT  # a hang guard, generous for a loaded machine
 
 
 def test_short_seeded_fuzz_run_finds_nothing():
@@ -103,7 +103,7 @@ def test_tiny_stream_claiming_a_big_image_is_refused_at_once(n, levels, tile, fr
     t0 = time.perf_counter()
     with pytest.raises(hlc.DecompressionBombError):
         hlc.decode(data)
-    assert time.perf_counter() - t0 < 0.5
+    assert time.perf_counter() - t0 < 5  # refused from the header (a hang guard, not a speed test)
     assert hlc.info(data)["rows"] == n            # info reads the header, it does not decode
 
 

@@ -267,28 +267,33 @@ def _importance_map(roi: Any, src: Source, arr: np.ndarray) -> tuple[np.ndarray,
 
 # --------------------------------------------------------------------- decode
 
-def _unwrap(data: Any, strict: bool) -> tuple[bytes, Any]:
-    if isinstance(data, memoryview):
-        data = data.tobytes()
-    elif isinstance(data, bytearray):
-        data = bytes(data)
-    elif not isinstance(data, bytes):
-        raise TypeError(f"decode() takes bytes, got {type(data).__name__}")
-    if len(data) >= 8 and (data[:8] == _ECC_MAGIC or (data[:8] != ct.MAGIC and _looks_protected(data))):
-        from . import ecc as _ecc
-        return _ecc.unprotect(data, strict=strict)
-    return data, None
+def _as_bytes(data: Any, caller: str) -> bytes:
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if not isinstance(data, bytes):
+        raise TypeError(f"{caller}() takes bytes, got {type(data).__name__}")
+    return data
 
 
-def _looks_protected(data: bytes) -> bool:
-    try:
-        from . import ecc as _ecc
-    except ImportError:
+def _is_protected(data: bytes) -> bool:
+    """An ECC-wrapped stream: its magic, or (magic damaged) a readable wrapper header."""
+    if len(data) < 8 or data[:8] == ct.MAGIC:
         return False
+    if data[:8] == _ECC_MAGIC:
+        return True
+    from . import ecc as _ecc
     try:
         return bool(_ecc.is_protected(data))
     except Exception:
         return False
+
+
+def _unwrap(data: Any, strict: bool) -> tuple[bytes, Any]:
+    data = _as_bytes(data, "decode")
+    if _is_protected(data):
+        from . import ecc as _ecc
+        return _ecc.unprotect(data, strict=strict)
+    return data, None
 
 
 @overload
@@ -316,19 +321,19 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
         h, start = ct.parse_header(stream, None, allow_truncated=not strict)
         if h.from_backup:
             report.repaired.append("header damaged: read from its copy at the end of the stream")
-        levels_ok = _check_int("level", level, 0, 64)
-        if levels_ok > h.levels:
+        if _check_int("level", level, 0, 64) > h.levels:
             raise ValueError(f"level={level} is beyond the {h.levels} wavelet levels in this stream")
         if frame is not None:
             f = _check_int("frame", frame, 0, h.frames - 1)
             frames = [f]
         else:
             frames = list(range(h.frames))
-        if limit and len(frames) * h.rows * h.cols * h.channels > limit:
+        samples = len(frames) * h.rows * h.cols * h.channels
+        if limit and samples > limit:
             raise DecompressionBombError(
                 f"image claims {len(frames)}x{h.rows}x{h.cols}x{h.channels} samples, over the limit of "
                 f"{limit} (pass max_pixels=None to decode(), or raise codec_core.MAX_PIXELS, if you trust it)")
-        if limit and len(frames) * h.rows * h.cols * h.channels > max(1 << 20, MAX_SAMPLES_PER_BYTE * len(stream)):
+        if limit and samples > max(1 << 20, MAX_SAMPLES_PER_BYTE * len(stream)):
             raise DecompressionBombError(
                 f"a {len(stream)}-byte stream claims {len(frames)}x{h.rows}x{h.cols}x{h.channels} samples, more "
                 f"than {MAX_SAMPLES_PER_BYTE} per byte (pass max_pixels=None to decode() if you trust it)")
@@ -359,11 +364,8 @@ def _header_bytes(data: Any) -> tuple[bytes, dict | None]:
 
     A protected stream is not repaired for this: the inner header is read from its
     CRC-checked chunks, and only if one of those is damaged is the stream repaired."""
-    if isinstance(data, (bytearray, memoryview)):
-        data = bytes(data)
-    if not isinstance(data, bytes):
-        raise TypeError(f"info() takes bytes, got {type(data).__name__}")
-    if not (len(data) >= 8 and (data[:8] == _ECC_MAGIC or (data[:8] != ct.MAGIC and _looks_protected(data)))):
+    data = _as_bytes(data, "info")
+    if not _is_protected(data):
         return data, None
     from . import ecc as _ecc
     facts = _ecc.peek(data)

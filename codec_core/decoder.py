@@ -20,7 +20,7 @@ from . import entropy, predictive
 from .errors import CorruptStreamError
 from .pipeline import (band_multipliers, class_map_shape, finish_tile, map_threads, pixel_classes,
                        reconstruct_lossy_plane, unpack_class_map, unpack_value_table)
-from .transform import band_shapes, dwt53_forward, dwt53_inverse, rct_inverse
+from .transform import band_shapes, dwt53_forward, dwt53_inverse
 
 
 @dataclass
@@ -103,7 +103,7 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
             if classes is not None and level == 0:
                 _apply_roi_layer(tile, classes >= 1, h, rd, layout, f, t, where)
         else:
-            tile = _finish_reversible(tile, h, table)
+            tile = finish_tile(tile, h, table)
         out[k, y0 // scale:y0 // scale + tile.shape[0], x0 // scale:x0 // scale + tile.shape[1]] = tile
         return None
 
@@ -159,14 +159,6 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
     if h.mode == 2:
         return reconstruct_lossy_plane(bands, h, h.steps, mult, upto)
     return dwt53_inverse(bands, upto)
-
-
-def _finish_reversible(tile: np.ndarray, h: ct.Header, table: np.ndarray | None) -> np.ndarray:
-    if h.colour == 1:
-        tile = rct_inverse(np.clip(tile, -(1 << 20), 1 << 20))
-    if table is not None:
-        tile = table[np.clip(tile, 0, len(table) - 1)]
-    return np.clip(tile, h.vmin, h.vmax)
 
 
 def _apply_roi_layer(tile: np.ndarray, roi: np.ndarray, h: ct.Header, rd: _Reader,

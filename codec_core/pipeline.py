@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import container as ct
-from . import entropy, predictive, quantize
+from . import predictive, quantize
 from .errors import CorruptStreamError
-from .transform import band_shapes, dwt53_forward, dwt97_inverse, rct_inverse
+from .transform import band_shapes, dwt97_inverse, rct_inverse
 
 TILE = 512
 MAX_LEVELS = 5
@@ -185,10 +185,13 @@ def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list 
     return np.rint(dwt97_inverse(deq)).astype(np.int64)
 
 
-def finish_tile(tile: np.ndarray, h: ct.Header) -> np.ndarray:
-    """Colour inverse and clipping of a reconstructed tile (int, (r, c, Ch))."""
+def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None) -> np.ndarray:
+    """Colour inverse, value-table lookup (ranks to values) and clipping of a
+    reconstructed tile (int, (r, c, Ch))."""
     if h.colour == 1:
         tile = rct_inverse(np.clip(tile, -(1 << 20), 1 << 20))
+    if table is not None:
+        tile = table[np.clip(tile, 0, len(table) - 1)]
     return np.clip(tile, h.vmin, h.vmax).astype(np.int32)
 
 

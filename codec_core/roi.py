@@ -393,8 +393,6 @@ def mask_from_seg(seg_dataset: Any, image_shape: tuple[int, ...]) -> np.ndarray:
     (rows, cols) or (frames, rows, cols). Raises ValueError naming both shapes when
     the sizes or frame counts do not match, or when the dataset is not a SEG.
     """
-    import pydicom  # noqa: F401  (lazy: only SEG users pay for it)
-
     if getattr(seg_dataset, "Modality", None) != "SEG" or "PixelData" not in seg_dataset:
         raise ValueError("mask_from_seg needs a DICOM Segmentation dataset (Modality SEG with pixel data)")
     shape = tuple(int(s) for s in image_shape)

@@ -67,8 +67,9 @@ def used_values(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray:
     used = np.zeros(vmax - vmin + 1, dtype=bool)
     flat = image.reshape(-1)
     for i in range(0, flat.size, 1 << 20):
-        chunk = flat[i:i + (1 << 20)].astype(np.int32) - vmin
-        used[np.unique(chunk)] = True
+        chunk = flat[i:i + (1 << 20)].astype(np.int32)
+        chunk -= vmin
+        used[chunk] = True  # a scatter: several times faster than np.unique
     return used
 
 
@@ -77,7 +78,7 @@ def choose_value_table(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray | 
 
     Coding ranks removes the gaps of a sparse histogram (padding far from the
     anatomy, rescaled data) but can break the smoothness of dense data, so the
-    choice is measured: every 4th band of 16 rows of the middle frame is coded
+    choice is measured: every 8th band of 16 rows of the middle frame is coded
     both ways with the predictive coder (fast, and blind to the seams between
     bands, which only matter to a wavelet).
     """
@@ -90,7 +91,7 @@ def choose_value_table(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray | 
     table = (np.flatnonzero(used) + vmin).astype(np.int32)
     frame = image[image.shape[0] // 2, :, :, 0]
     rows = np.arange(frame.shape[0])
-    sample = np.ascontiguousarray(frame[(rows // 16) % 4 == 0], dtype=np.int32)
+    sample = np.ascontiguousarray(frame[(rows // 16) % 8 == 0], dtype=np.int32)
     ranks = np.searchsorted(table, sample).astype(np.int32)
     # the table itself is charged in proportion to the share of the image sampled
     table_cost = len(pack_value_table(table)) * sample.size / image.size

@@ -202,18 +202,26 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -
     start = span / 64.0
     if bpp is not None:
         target = bpp * h.rows * h.cols * h.frames / 8.0
-        cache: dict = {}
+        # Only one coded body is kept: the one of the finest step whose file fits
+        # (the best answer seen, whichever step the search ends on).
+        fit: list = []
 
         def size(step: float) -> float:
             h.steps = pl.quantize.subband_steps(step, h.levels)
             body = coder.encode(h.steps)
-            cache[step] = body
-            return len(ct.pack(h, body))  # the exact final size
+            n = len(ct.pack(h, body))  # the exact final size
+            if n <= target and (not fit or step < fit[0]):
+                fit[:] = [step, body]
+            return n
 
         step = pl.quantize.search_step(size, target, start, want_at_most=True, tolerance=0.015,
                                        log_value=True)
+        if fit:
+            step, body = fit
+        else:  # the target is below the smallest possible file: the coarsest step tried
+            body = coder.encode(pl.quantize.subband_steps(step, h.levels))
         h.steps = pl.quantize.subband_steps(step, h.levels)
-        return cache[step]
+        return body
 
     peak2 = float(span) ** 2
     n = h.frames * h.rows * h.cols * h.channels

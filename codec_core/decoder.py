@@ -97,7 +97,7 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
             planes.append(_decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult))
         if whole_tile_lost:
             return (k, y0 // scale, x0 // scale, -(-(y1 - y0) // scale), -(-(x1 - x0) // scale))
-        tile = np.stack(planes, -1)
+        tile = planes[0][..., None] if len(planes) == 1 else np.stack(planes, -1)
         if h.mode == 2:
             tile = finish_tile(tile, h)
             if classes is not None and level == 0:

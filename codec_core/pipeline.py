@@ -182,17 +182,19 @@ def planes(h: ct.Header) -> list[tuple[int, int]]:
 
 def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list | None,
                             upto: int | None = None) -> np.ndarray:
-    deq = quantize.dequantise(qbands, steps, h.levels, h.recon_offset, mult, upto)
-    return np.rint(dwt97_inverse(deq)).astype(np.int64)
+    x = dwt97_inverse(quantize.dequantise(qbands, steps, h.levels, h.recon_offset, mult, upto))
+    np.rint(x, out=x)
+    np.clip(x, -(1 << 30), 1 << 30, out=x)  # a damaged stream's values still fit int32
+    return x.astype(np.int32)
 
 
 def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None) -> np.ndarray:
     """Colour inverse, value-table lookup (ranks to values) and clipping of a
-    reconstructed tile (int, (r, c, Ch))."""
+    reconstructed int32 tile (r, c, Ch), in place where it can be."""
     if h.colour == 1:
-        tile = rct_inverse(np.clip(tile, -(1 << 20), 1 << 20))
+        tile = rct_inverse(np.clip(tile, -(1 << 20), 1 << 20, out=tile))
     if table is not None:
-        tile = table[np.clip(tile, 0, len(table) - 1)]
-    return np.clip(tile, h.vmin, h.vmax).astype(np.int32)
+        tile = table[np.clip(tile, 0, len(table) - 1, out=tile)]
+    return np.clip(tile, h.vmin, h.vmax, out=tile)
 
 

@@ -21,6 +21,13 @@ from .transform import synthesis_gains_97
 # Rounding offset of the dead-zone quantiser and reconstruction offset (fractions of a step).
 DEADZONE_ROUNDING = 0.35
 RECON_OFFSET = 0.10
+# Thresholding: a detail coefficient quantised to +-1 with no nonzero neighbour in
+# its 3 x 3 window is set to zero when its magnitude is below this many steps.
+# Alone, it costs the end of a zero run plus a magnitude and a sign (~6-8 bits);
+# zeroing it adds (2(1 + RECON_OFFSET) t - (1 + RECON_OFFSET)^2) step^2 of squared
+# error at |c| = t step, which at the usual slope of ~0.1 step^2 per bit pays below
+# t ~ 0.85 (measured: +0.03 to +0.05 dB at equal rate on the corpus).
+ISOLATED_ZERO_BELOW = 0.85
 
 
 def subband_steps(base: float, levels: int) -> list[float]:
@@ -53,8 +60,24 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
         else:
             q = np.floor(np.abs(c) / step + np.float32(DEADZONE_ROUNDING))
             q = np.copysign(q, c)
-        out.append(q.astype(np.int32))
+        q = q.astype(np.int32)
+        out.append(q if b == 0 else _zero_isolated(q, c, step))
     return _regroup(out, levels)
+
+
+def _zero_isolated(q: np.ndarray, c: np.ndarray, step) -> np.ndarray:
+    """Threshold isolated small coefficients (see ISOLATED_ZERO_BELOW). Not where
+    the step is below one sample unit: there the decoder's rounding to integers,
+    not the step, sets the error, and the trade-off above does not hold."""
+    a = np.abs(q)
+    cand = (a == 1) & (np.abs(c) < np.float32(ISOLATED_ZERO_BELOW) * step) & (step >= 1.0)
+    if not cand.any():
+        return q
+    p = np.pad(a, 1)
+    ring = (p[:-2, :-2] + p[:-2, 1:-1] + p[:-2, 2:] + p[1:-1, :-2] + p[1:-1, 2:]
+            + p[2:, :-2] + p[2:, 1:-1] + p[2:, 2:])
+    q[cand & (ring == 0)] = 0
+    return q
 
 
 def dequantise(qbands: list, steps: list[float], levels: int, recon_offset: float,
@@ -67,8 +90,13 @@ def dequantise(qbands: list, steps: list[float], levels: int, recon_offset: floa
         if b == 0:
             out.append(q * step)
         else:
-            mag = (np.abs(q).astype(np.float32) + np.float32(recon_offset)) * step
-            out.append(np.where(q == 0, np.float32(0), np.copysign(mag, q.astype(np.float32))))
+            # in place, to keep one float band alive at a time (same IEEE operations)
+            mag = np.abs(q).astype(np.float32)
+            mag += np.float32(recon_offset)
+            mag *= step
+            mag[q == 0] = 0
+            np.negative(mag, out=mag, where=q < 0)
+            out.append(mag)
     n = len(flat)
     return [out[0]] + [tuple(out[1 + 3 * i:4 + 3 * i]) for i in range((n - 1) // 3)]
 

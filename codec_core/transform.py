@@ -63,8 +63,10 @@ def _inv53(s: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def _fwd97(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = x[0::2].copy()
-    d = x[1::2].copy()
+    # in place: s and d are views of x (dwt97_forward owns its float copy), which
+    # keeps the working set near one tile; the arithmetic is the same
+    s = x[0::2]
+    d = x[1::2]
     if d.shape[0] == 0:
         return s, d
     nd, ns = d.shape[0], s.shape[0]
@@ -81,8 +83,8 @@ def _inv97(s: np.ndarray, d: np.ndarray) -> np.ndarray:
     if d.shape[0] == 0:
         return s.copy()
     nd, ns = d.shape[0], s.shape[0]
-    s = s * _K
-    d = d * (2.0 / _K)
+    s *= _K  # in place: the inverse consumes its bands (half the peak memory)
+    d *= 2.0 / _K
     s -= _D * _pair_sum_left(d, ns)
     d -= _G * _pair_sum_right(s, nd)
     s -= _B * _pair_sum_left(d, ns)
@@ -176,12 +178,27 @@ def synthesis_gains_97(levels: int) -> list:
 
 def rct_forward(rgb: np.ndarray) -> np.ndarray:
     """Reversible colour transform (JPEG 2000): int32 (…, 3) -> Y, Cb, Cr planes."""
-    r, g, b = (rgb[..., k].astype(np.int32) for k in range(3))
-    y = (r + 2 * g + b) >> 2
-    return np.stack([y, b - g, r - g], axis=-1)
+    out = np.empty(rgb.shape, np.int32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    np.subtract(b, g, out=out[..., 1], dtype=np.int32)
+    np.subtract(r, g, out=out[..., 2], dtype=np.int32)
+    y = out[..., 0]
+    np.add(r, b, out=y, dtype=np.int32)
+    y += g
+    y += g
+    y >>= 2
+    return out
 
 
 def rct_inverse(ycc: np.ndarray) -> np.ndarray:
-    y, cb, cr = (ycc[..., k].astype(np.int32) for k in range(3))
-    g = y - ((cb + cr) >> 2)
-    return np.stack([cr + g, g, cb + g], axis=-1)
+    """Inverse of :func:`rct_forward`, in place on an int32 array."""
+    y, cb, cr = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    g = cb + cr
+    g >>= 2
+    np.subtract(y, g, out=g)  # G
+    cb += g                   # B
+    cr += g                   # R
+    ycc[..., 0] = cr  # channel order R, G, B: R first, then B over Cb, then G
+    ycc[..., 2] = cb
+    ycc[..., 1] = g
+    return ycc

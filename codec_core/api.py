@@ -214,7 +214,7 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -
                 fit[:] = [step, body]
             return n
 
-        step = pl.quantize.search_step(size, target, start, want_at_most=True, tolerance=0.015,
+        step = pl.quantize.search_step(size, target, start, want_at_most=True, tolerance=0.005,
                                        log_value=True)
         if fit:
             step, body = fit

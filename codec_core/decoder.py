@@ -74,11 +74,12 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
         classes = pixel_classes(cmap[f], h.roi_block, (y0, y1, x0, x1)) if cmap is not None else None
         mult = band_multipliers(classes, h.levels, h.class_mult) if classes is not None else None
         upto = h.levels - level
-        planes, whole_tile_lost = [], False
+        tile, whole_tile_lost = None, False
         if h.mode == 1 and h.channels == 3:
             planes = _decode_colour_predictive(rd, layout, f, t, y1 - y0, x1 - x0, upto, h, where)
             whole_tile_lost = planes is None
-        for c in range(h.channels if not planes and not whole_tile_lost else 0):
+            tile = None if whole_tile_lost else np.stack(planes, -1)
+        for c in range(h.channels if tile is None and not whole_tile_lost else 0):
             first = layout.plane(h, f, t, c)
             segs = []
             for r in range(upto + 1):
@@ -92,12 +93,16 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
                     break
             if not segs:
                 whole_tile_lost = True
-                planes.append(None)
                 continue
-            planes.append(_decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult))
+            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult)
+            if h.channels == 1:
+                tile = plane[..., None]
+            else:  # one int32 tile filled plane by plane (no list of planes, no stack copy)
+                if tile is None:
+                    tile = np.empty(plane.shape + (h.channels,), np.int32)
+                tile[..., c] = plane
         if whole_tile_lost:
             return (k, y0 // scale, x0 // scale, -(-(y1 - y0) // scale), -(-(x1 - x0) // scale))
-        tile = planes[0][..., None] if len(planes) == 1 else np.stack(planes, -1)
         if h.mode == 2:
             tile = finish_tile(tile, h)
             if classes is not None and level == 0:
@@ -157,7 +162,7 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
     for r in range(good + 1, upto + 1):  # lost finer levels: zero detail (blurred tile)
         bands.append(tuple(np.zeros(s, np.int32) for s in shapes[r]))
     if h.mode == 2:
-        return reconstruct_lossy_plane(bands, h, h.steps, mult, upto)
+        return reconstruct_lossy_plane(bands, h, h.steps, mult, upto, consume=True)
     return dwt53_inverse(bands, upto)
 
 

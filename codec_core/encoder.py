@@ -19,7 +19,7 @@ import struct
 
 from . import container as ct
 from . import entropy, predictive, quantize
-from .pipeline import (band_multipliers, finish_tile, map_threads, pixel_classes, planes,
+from .pipeline import (band_multipliers, finish_tile, lookup_in_place, map_threads, pixel_classes, planes,
                        reconstruct_lossy_plane)
 from .transform import dwt53_forward, dwt97_forward, rct_forward
 
@@ -53,7 +53,8 @@ class Source:
                 lut = np.zeros(int(self.table[-1]) - int(self.table[0]) + 1, np.int32)
                 lut[self.table - self.table[0]] = np.arange(len(self.table), dtype=np.int32)
                 self._ranks = lut
-            x = self._ranks[x - self.table[0]]
+            x -= self.table[0]
+            lookup_in_place(self._ranks, x)
         return rct_forward(x) if self.header.colour == 1 else x
 
     def roi(self, f: int, t: int) -> np.ndarray:
@@ -152,9 +153,11 @@ class LossyCoder:
     def _tile(self, f: int, t: int, steps: list) -> tuple:
         """Quantised bands per channel, step multipliers and ROI pixels of one tile."""
         h = self.h
-        x = self.src.samples(f, t)
         if h.colour == 1:
-            x = rct_forward(x)
+            x = rct_forward(self.src.samples(f, t))
+        else:  # the stored samples as they are: the 9/7 takes its own float copy
+            y0, y1, x0, x1 = h.tile_box(t)
+            x = self.src.image[f, y0:y1, x0:x1, :]
         mult = roi = None
         if self.src.cmap is not None:
             classes = self.src.roi(f, t)

@@ -28,7 +28,7 @@ import numpy as np
 from . import container as ct
 from . import predictive, quantize
 from .errors import CorruptStreamError
-from .transform import band_shapes, dwt97_inverse, rct_inverse
+from .transform import band_shapes, dwt97_inverse_rounded, rct_inverse
 
 TILE = 512
 MAX_LEVELS = 5
@@ -98,6 +98,14 @@ def choose_value_table(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray | 
     with_table = len(predictive.encode_plane(ranks, 0, 0, len(table) - 1)) + table_cost
     without = len(predictive.encode_plane(sample, 0, vmin, vmax))
     return table if with_table < without else None
+
+
+def lookup_in_place(lut: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x[...] = lut[x]`` a band of rows at a time: the temporary stays small
+    (np.take with ``out=x`` would copy the whole array twice)."""
+    for r in range(0, x.shape[0], 64):
+        x[r:r + 64] = lut[x[r:r + 64]]
+    return x
 
 
 def pack_value_table(table: np.ndarray) -> bytes:
@@ -181,11 +189,10 @@ def planes(h: ct.Header) -> list[tuple[int, int]]:
 
 
 def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list | None,
-                            upto: int | None = None) -> np.ndarray:
-    x = dwt97_inverse(quantize.dequantise(qbands, steps, h.levels, h.recon_offset, mult, upto))
-    np.rint(x, out=x)
-    np.clip(x, -(1 << 30), 1 << 30, out=x)  # a damaged stream's values still fit int32
-    return x.astype(np.int32)
+                            upto: int | None = None, consume: bool = False) -> np.ndarray:
+    """The decoded 9/7 plane, int32. ``consume``: free the integer bands on the way."""
+    deq = quantize.dequantise(qbands, steps, h.levels, h.recon_offset, mult, upto, consume)
+    return dwt97_inverse_rounded(deq)
 
 
 def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None) -> np.ndarray:
@@ -194,7 +201,7 @@ def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None)
     if h.colour == 1:
         tile = rct_inverse(np.clip(tile, -(1 << 20), 1 << 20, out=tile))
     if table is not None:
-        tile = table[np.clip(tile, 0, len(table) - 1, out=tile)]
+        lookup_in_place(table, np.clip(tile, 0, len(table) - 1, out=tile))
     return np.clip(tile, h.vmin, h.vmax, out=tile)
 
 

@@ -56,12 +56,17 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
     for b, (c, s) in enumerate(zip(flat, steps)):
         step = np.float32(s) if mult is None else (s * mult[b]).astype(np.float32)
         if b == 0:
-            q = np.rint(c / step)
-        else:
-            q = np.floor(np.abs(c) / step + np.float32(DEADZONE_ROUNDING))
-            q = np.copysign(q, c)
-        q = q.astype(np.int32)
-        out.append(q if b == 0 else _zero_isolated(q, c, step))
+            out.append(np.rint(c / step).astype(np.int32))
+            continue
+        # floor(|c| / step + rounding) with the sign of c, in place (one float temporary)
+        mag = np.abs(c)
+        mag /= step
+        mag += np.float32(DEADZONE_ROUNDING)
+        np.floor(mag, out=mag)
+        q = mag.astype(np.int32)
+        del mag
+        np.negative(q, out=q, where=c < 0)
+        out.append(_zero_isolated(q, c, step))
     return _regroup(out, levels)
 
 
@@ -73,18 +78,26 @@ def _zero_isolated(q: np.ndarray, c: np.ndarray, step) -> np.ndarray:
     cand = (a == 1) & (np.abs(c) < np.float32(ISOLATED_ZERO_BELOW) * step) & (step >= 1.0)
     if not cand.any():
         return q
-    p = np.pad(a, 1)
-    ring = (p[:-2, :-2] + p[:-2, 1:-1] + p[:-2, 2:] + p[1:-1, :-2] + p[1:-1, 2:]
-            + p[2:, :-2] + p[2:, 1:-1] + p[2:, 2:])
-    q[cand & (ring == 0)] = 0
+    p = np.pad(a != 0, 1)
+    ring = p[:-2, :-2] | p[:-2, 1:-1] | p[:-2, 2:] | p[1:-1, :-2]
+    ring |= p[1:-1, 2:]
+    ring |= p[2:, :-2]
+    ring |= p[2:, 1:-1]
+    ring |= p[2:, 2:]
+    q[cand & ~ring] = 0
     return q
 
 
 def dequantise(qbands: list, steps: list[float], levels: int, recon_offset: float,
-               mult: list | None = None, upto: int | None = None) -> list:
+               mult: list | None = None, upto: int | None = None, consume: bool = False) -> list:
+    """Integer bands -> float bands. ``consume``: empty ``qbands`` as it goes, so
+    that each integer band is freed once converted (the decoder's peak memory)."""
     flat = _band_list(qbands[:1 + (levels if upto is None else upto)])
+    if consume:
+        qbands.clear()
     out = []
-    for b, q in enumerate(flat):
+    for b in range(len(flat)):
+        q, flat[b] = flat[b], None
         step = steps[b] if mult is None else steps[b] * mult[b]
         step = np.asarray(step, np.float32)
         if b == 0:

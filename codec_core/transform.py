@@ -62,6 +62,13 @@ def _inv53(s: np.ndarray, d: np.ndarray) -> np.ndarray:
     return _interleave(s, d)
 
 
+def _add_scaled(x: np.ndarray, coef: float, pair: np.ndarray) -> None:
+    """x += coef * pair, scaling the (temporary) pair sum in place: one temporary
+    instead of two, and the same IEEE operations (-(c p) == (-c) p exactly)."""
+    pair *= coef
+    x += pair
+
+
 def _fwd97(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # in place: s and d are views of x (dwt97_forward owns its float copy), which
     # keeps the working set near one tile; the arithmetic is the same
@@ -70,26 +77,30 @@ def _fwd97(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if d.shape[0] == 0:
         return s, d
     nd, ns = d.shape[0], s.shape[0]
-    d += _A * _pair_sum_right(s, nd)
-    s += _B * _pair_sum_left(d, ns)
-    d += _G * _pair_sum_right(s, nd)
-    s += _D * _pair_sum_left(d, ns)
+    _add_scaled(d, _A, _pair_sum_right(s, nd))
+    _add_scaled(s, _B, _pair_sum_left(d, ns))
+    _add_scaled(d, _G, _pair_sum_right(s, nd))
+    _add_scaled(s, _D, _pair_sum_left(d, ns))
     s *= np.float32(1.0 / _K)
     d *= np.float32(_K / 2.0)
     return s, d
 
 
 def _inv97(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+    return _interleave(*_inv97_lift(s, d))
+
+
+def _inv97_lift(s: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if d.shape[0] == 0:
-        return s.copy()
+        return s.copy(), d
     nd, ns = d.shape[0], s.shape[0]
     s *= _K  # in place: the inverse consumes its bands (half the peak memory)
     d *= 2.0 / _K
-    s -= _D * _pair_sum_left(d, ns)
-    d -= _G * _pair_sum_right(s, nd)
-    s -= _B * _pair_sum_left(d, ns)
-    d -= _A * _pair_sum_right(s, nd)
-    return _interleave(s, d)
+    _add_scaled(s, -_D, _pair_sum_left(d, ns))
+    _add_scaled(d, -_G, _pair_sum_right(s, nd))
+    _add_scaled(s, -_B, _pair_sum_left(d, ns))
+    _add_scaled(d, -_A, _pair_sum_right(s, nd))
+    return s, d
 
 
 def _forward(img: np.ndarray, levels: int, step: Callable) -> Bands:
@@ -130,6 +141,39 @@ def dwt97_forward(img: np.ndarray, levels: int) -> Bands:
 
 def dwt97_inverse(bands: Bands, upto: int | None = None) -> np.ndarray:
     return _inverse(bands, _inv97, upto)
+
+
+def _rounded_into(out: np.ndarray, x: np.ndarray) -> None:
+    np.rint(x, out=x)
+    np.clip(x, -(1 << 30), 1 << 30, out=x)  # a damaged stream's values still fit int32
+    out[...] = x
+
+
+def dwt97_inverse_rounded(bands: Bands, upto: int | None = None) -> np.ndarray:
+    """``rint(dwt97_inverse(bands, upto))`` as int32, without the full-size float
+    array: the last lifting step writes its even and odd rows straight into the
+    integer result (same values; the float result of the 9/7 inverse is float64
+    when the LL band is, 8 bytes a sample). Consumes ``bands`` (the list is
+    emptied and the finest bands freed as soon as they are used)."""
+    details = bands[1:] if upto is None else bands[1:1 + upto]
+    if not details:
+        out = np.empty(bands[0].shape, np.int32)
+        _rounded_into(out, np.array(bands[0], np.float64))
+        return out
+    ll = _inverse(bands, _inv97, len(details) - 1)
+    hl, lh, hh = details[-1]
+    bands.clear()  # the finest bands are freed as soon as they are used
+    del details
+    lo = _inv97(ll.T, hl.T).T
+    del ll, hl
+    hi = _inv97(lh.T, hh.T).T
+    del lh, hh
+    s, d = _inv97_lift(lo, hi)
+    del lo, hi
+    out = np.empty((s.shape[0] + d.shape[0],) + s.shape[1:], np.int32)
+    _rounded_into(out[0::2], s)
+    _rounded_into(out[1::2], d)
+    return out
 
 
 def band_shapes(rows: int, cols: int, levels: int) -> list:

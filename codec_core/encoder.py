@@ -46,6 +46,9 @@ class Source:
 
     def coded_block(self, f: int, box: tuple[int, int, int, int]) -> np.ndarray:
         """What the reversible path codes: samples, ranks, or their RCT."""
+        if self.header.colour == 1:  # (no value table with colour) RCT from the stored samples
+            y0, y1, x0, x1 = box
+            return rct_forward(self.image[f, y0:y1, x0:x1, :])
         x = self.block(f, box)
         if self.table is not None:
             if self._ranks is None:
@@ -55,7 +58,7 @@ class Source:
                 self._ranks = lut
             x -= self.table[0]
             lookup_in_place(self._ranks, x)
-        return rct_forward(x) if self.header.colour == 1 else x
+        return x
 
     def roi(self, f: int, t: int) -> np.ndarray:
         return pixel_classes(self.cmap[f], self.header.roi_block, self.header.tile_box(t))
@@ -153,11 +156,11 @@ class LossyCoder:
     def _tile(self, f: int, t: int, steps: list) -> tuple:
         """Quantised bands per channel, step multipliers and ROI pixels of one tile."""
         h = self.h
+        # the stored samples as they are (the 9/7 takes its own float copy)
+        y0, y1, x0, x1 = h.tile_box(t)
+        x = self.src.image[f, y0:y1, x0:x1, :]
         if h.colour == 1:
-            x = rct_forward(self.src.samples(f, t))
-        else:  # the stored samples as they are: the 9/7 takes its own float copy
-            y0, y1, x0, x1 = h.tile_box(t)
-            x = self.src.image[f, y0:y1, x0:x1, :]
+            x = rct_forward(x)
         mult = roi = None
         if self.src.cmap is not None:
             classes = self.src.roi(f, t)

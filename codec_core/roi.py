@@ -373,14 +373,14 @@ def _refine(labels: np.ndarray, stats: tuple, spread: np.ndarray | None,
     near = ndimage.binary_dilation(background, structure=np.ones((3, 3), bool)) & (labels == BODY)
     if not near.any():
         return fine
-    mean, std, lo, span = stats
+    mean, std, _, span = stats
     bg_cells = fine == BACKGROUND
-    ref_cells = bg_cells
-    weight = ndimage.uniform_filter(ref_cells.astype(np.float32), REFINE_WINDOW, mode="constant")
+    # Statistics of the background cells near each cell (means over the window).
+    weight = ndimage.uniform_filter(bg_cells.astype(np.float32), REFINE_WINDOW, mode="constant")
     safe = np.maximum(weight, 1e-6)
-    ref_mean = ndimage.uniform_filter(np.where(ref_cells, mean, 0.0).astype(np.float32), REFINE_WINDOW,
+    ref_mean = ndimage.uniform_filter(np.where(bg_cells, mean, 0.0).astype(np.float32), REFINE_WINDOW,
                                       mode="constant") / safe
-    ref_std = ndimage.uniform_filter(np.where(ref_cells, std, 0.0).astype(np.float32), REFINE_WINDOW,
+    ref_std = ndimage.uniform_filter(np.where(bg_cells, std, 0.0).astype(np.float32), REFINE_WINDOW,
                                      mode="constant") / safe
     tol = REFINE_K * ref_std + REFINE_EPS * span
     at_level = (weight > 1e-3) & (std <= tol) & (np.abs(mean - ref_mean) <= tol)

@@ -1,13 +1,13 @@
 """Diagnostic-importance maps: automatic (CNN features + SVM), DICOM SEG masks, denoising.
 
-The automatic map labels each ``ROI_BLOCK`` × ``ROI_BLOCK`` block of an image as
+The automatic map labels each ``ROI_BLOCK`` × ``ROI_BLOCK`` cell of an image as
 ``BACKGROUND`` (air, outside the patient, padding, collimator shadow), ``BODY``
 (soft tissue) or ``DETAIL`` (edges, bone, fine structure, burned-in text).
 
 How it works (see ``models/MODEL_CARD.md``):
 
 1. The image is reduced to one channel (colour: mean of the channels), padded by
-   edge replication to a multiple of ``ROI_BLOCK`` and summarised per 4 × 4 cell by
+   edge replication to a multiple of ``CLASS_BLOCK`` and summarised per 4 × 4 cell by
    the mean and the standard deviation, normalised by robust percentiles of the
    image itself, so that bit depth, sign and window do not matter.
 2. A small CNN (``hlc_models/roi_features.onnx``) turns these two channels into a
@@ -17,6 +17,10 @@ How it works (see ``models/MODEL_CARD.md``):
    region's border blocks become ``BODY``; a background region that does not touch
    the image border is anatomy (lungs, bowel gas, cardiac chambers) and becomes
    ``BODY``; blocks with colour (Doppler, annotations) are never background.
+5. Edge refinement: the classifier's ``CLASS_BLOCK`` blocks are split into
+   ``ROI_BLOCK`` cells; cells of BODY blocks that border BACKGROUND and sit at the
+   level and noise of that background (and not next to a cell that does not) become
+   ``BACKGROUND``, so the map follows the body outline to 4 pixels.
 
 The model files are verified against ``SHA256SUMS`` before they are loaded; a missing
 or altered file raises :class:`ModelIntegrityError`. onnxruntime, scikit-learn and
@@ -39,12 +43,15 @@ __all__ = [
 ]
 
 BACKGROUND, BODY, DETAIL = 0, 1, 2
-#: Block size of the automatic map in pixels. 16 keeps the map small (1/256 of the
-#: pixels, well under 1% of a stream) while following body contours closely enough
-#: that mixed blocks (always coded as BODY) cost little.
-ROI_BLOCK: int = 16
-#: Side of the cell the CNN sees as one input pixel (ROI_BLOCK / CELL cells per block).
+#: Side of the cell the CNN sees as one input pixel (CLASS_BLOCK / CELL cells per block).
 CELL: int = 4
+#: Block the classifier labels (CNN features + SVM): 16 × 16 pixels.
+CLASS_BLOCK: int = 16
+#: Block size of the automatic map in pixels (one CELL). The classifier works on
+#: CLASS_BLOCK blocks; BODY blocks bordering BACKGROUND are then refined cell by cell
+#: (cells at the level and noise of the neighbouring background become BACKGROUND).
+#: The map is stored zlib-compressed in the stream: well under 1% of it.
+ROI_BLOCK: int = CELL
 #: Channels of the CNN input computed by :func:`cell_features`.
 FEATURE_CHANNELS: int = 3
 
@@ -201,7 +208,7 @@ def _as_luma(image: np.ndarray, bits_stored: int | None) -> tuple[np.ndarray, np
     return arr.astype(np.float32), None
 
 
-def _pad_to_blocks(x: np.ndarray, block: int = ROI_BLOCK) -> np.ndarray:
+def _pad_to_blocks(x: np.ndarray, block: int = CLASS_BLOCK) -> np.ndarray:
     rows, cols = x.shape
     pr, pc = (-rows) % block, (-cols) % block
     if pr or pc:
@@ -219,6 +226,12 @@ def cell_features(luma: np.ndarray) -> np.ndarray:
     whatever the modality, bit depth or window; tissue texture lies above it.
     Shared by training (models/train.py) and inference, so that both see the same input.
     """
+    return _cell_features(*_cell_stats(luma))
+
+
+def _cell_stats(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Mean and standard deviation per CELL × CELL cell (image padded to CLASS_BLOCK),
+    and the robust level range (1st percentile, 99th − 1st) of the cell means."""
     x = _pad_to_blocks(np.asarray(luma, dtype=np.float32))
     rows, cols = x.shape
     cells = x.reshape(rows // CELL, CELL, cols // CELL, CELL)
@@ -232,6 +245,10 @@ def cell_features(luma: np.ndarray) -> np.ndarray:
     span = float(hi - lo)
     if not np.isfinite(span) or span <= 0:
         span = float(flat.max() - flat.min()) or 1.0
+    return mean, std, float(lo), span
+
+
+def _cell_features(mean: np.ndarray, std: np.ndarray, lo: float, span: float) -> np.ndarray:
     norm_mean = np.clip((mean - lo) / span, -1.0, 2.0)
     norm_std = np.log10(std / span + 1e-3) / 3.0 + 1.0   # 0 for flat, 1 at std == span
     sflat = std.ravel()
@@ -273,7 +290,7 @@ def _run_cnn(cells: np.ndarray) -> np.ndarray:
 def _block_level(cells: np.ndarray) -> np.ndarray:
     """Mean normalised level per block (channel 0 of cell_features averaged per block)."""
     m = cells[0, 0]
-    k = ROI_BLOCK // CELL
+    k = CLASS_BLOCK // CELL
     return m.reshape(m.shape[0] // k, k, m.shape[1] // k, k).mean(axis=(1, 3))
 
 
@@ -303,6 +320,9 @@ def _off_level(background: np.ndarray, level: np.ndarray) -> np.ndarray:
 def auto_importance_map(image: np.ndarray, *, bits_stored: int | None = None) -> np.ndarray:
     """Classify each ROI_BLOCK × ROI_BLOCK block as BACKGROUND, BODY or DETAIL.
 
+    The classifier labels CLASS_BLOCK × CLASS_BLOCK blocks; the map returned is at
+    ROI_BLOCK (= CELL) resolution, refined at the body edge (see :func:`_refine`).
+
     ``image`` is 2-D (rows, cols) or colour (rows, cols, 3) of dtype uint8, int8,
     uint16 or int16 (signed data natively; a 1-D array is one row). Returns a uint8
     map of shape (ceil(rows / ROI_BLOCK), ceil(cols / ROI_BLOCK)).
@@ -312,17 +332,73 @@ def auto_importance_map(image: np.ndarray, *, bits_stored: int | None = None) ->
     """
     luma, spread = _as_luma(image, bits_stored)
     rows, cols = luma.shape
-    grid = (-(-rows // ROI_BLOCK), -(-cols // ROI_BLOCK))
+    out_grid = (-(-rows // ROI_BLOCK), -(-cols // ROI_BLOCK))
     if rows == 0 or cols == 0:
-        return np.zeros(grid, dtype=np.uint8)
-    cells = cell_features(luma)
+        return np.zeros(out_grid, dtype=np.uint8)
+    grid = (-(-rows // CLASS_BLOCK), -(-cols // CLASS_BLOCK))
+    stats = _cell_stats(luma)
+    cells = _cell_features(*stats)
     feats = _run_cnn(cells)
     svm = _cached(SVM_FILE, _svm)
     if float(luma.max()) == float(luma.min()):
         # One value everywhere: nothing to tell apart; code it as body (safe side).
-        return np.full(grid, BODY, dtype=np.uint8)
+        return np.full(out_grid, BODY, dtype=np.uint8)
     labels = np.asarray(svm.predict(feats), dtype=np.uint8).reshape(grid)
-    return _post_rules(labels, spread, image, _block_level(cells))
+    labels = _post_rules(labels, spread, image, _block_level(cells))
+    return _refine(labels, stats, spread, image)[: out_grid[0], : out_grid[1]]
+
+
+#: Edge refinement: a cell of a BODY block next to BACKGROUND becomes BACKGROUND when
+#: its mean and standard deviation are within REFINE_K × (the mean cell standard
+#: deviation of the nearby background) + REFINE_EPS × (level range) of that
+#: background, it is reached from the background through such cells (at most one
+#: block deep), and none of its 8 neighbours is a cell that fails the test.
+REFINE_K = 1.5
+REFINE_EPS = 0.005
+#: Window (cells) of the nearby background statistics.
+REFINE_WINDOW = 9
+
+
+def _refine(labels: np.ndarray, stats: tuple, spread: np.ndarray | None,
+            image: np.ndarray) -> np.ndarray:
+    """Cell map (CELL pixels per entry) from the CLASS_BLOCK map: BODY blocks
+    bordering BACKGROUND give up the cells that sit at the background's level."""
+    from scipy import ndimage
+
+    k = CLASS_BLOCK // CELL
+    fine = np.kron(labels, np.ones((k, k), np.uint8))
+    background = labels == BACKGROUND
+    if not background.any():
+        return fine
+    near = ndimage.binary_dilation(background, structure=np.ones((3, 3), bool)) & (labels == BODY)
+    if not near.any():
+        return fine
+    mean, std, _, span = stats
+    bg_cells = fine == BACKGROUND
+    # Statistics of the background cells near each cell (means over the window).
+    weight = ndimage.uniform_filter(bg_cells.astype(np.float32), REFINE_WINDOW, mode="constant")
+    safe = np.maximum(weight, 1e-6)
+    ref_mean = ndimage.uniform_filter(np.where(bg_cells, mean, 0.0).astype(np.float32), REFINE_WINDOW,
+                                      mode="constant") / safe
+    ref_std = ndimage.uniform_filter(np.where(bg_cells, std, 0.0).astype(np.float32), REFINE_WINDOW,
+                                     mode="constant") / safe
+    tol = REFINE_K * ref_std + REFINE_EPS * span
+    at_level = (weight > 1e-3) & (std <= tol) & (np.abs(mean - ref_mean) <= tol)
+    candidate = np.kron(near, np.ones((k, k), bool)) & at_level
+    reached = bg_cells.copy()
+    for _ in range(k):
+        new = candidate & ~reached & ndimage.binary_dilation(reached)
+        if not new.any():
+            break
+        reached |= new
+    grown = reached & ~bg_cells
+    failing = ~(reached | candidate)
+    grown &= ~ndimage.binary_dilation(failing, structure=np.ones((3, 3), bool))
+    if spread is not None:
+        # Colour is never background (same rule as the blocks, per cell).
+        grown &= ~(_block_max(spread, fine.shape, CELL) > 24.0 * _value_scale(image))
+    fine[grown] = BACKGROUND
+    return fine
 
 
 def _post_rules(labels: np.ndarray, spread: np.ndarray | None, image: np.ndarray,
@@ -350,9 +426,9 @@ def _value_scale(image: np.ndarray) -> float:
     return 1.0 if np.asarray(image).dtype.itemsize == 1 else 256.0
 
 
-def _block_max(x: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+def _block_max(x: np.ndarray, grid: tuple[int, int], block: int = CLASS_BLOCK) -> np.ndarray:
     x = _pad_to_blocks(x)
-    return x.reshape(grid[0], ROI_BLOCK, grid[1], ROI_BLOCK).max(axis=(1, 3))
+    return x.reshape(grid[0], block, grid[1], block).max(axis=(1, 3))
 
 
 # ------------------------------------------------------------------------- denoising

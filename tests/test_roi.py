@@ -57,10 +57,11 @@ def test_missing_model_file_raises_integrity_error_naming_the_file(model_copy: P
 def test_map_on_ct_has_all_three_classes_and_background_in_corners():
     img = _ct_image()
     m = roi.auto_importance_map(img)
-    assert m.shape == (32, 32) and m.dtype == np.uint8
+    k = 16 // roi.ROI_BLOCK
+    assert m.shape == (32 * k, 32 * k) and m.dtype == np.uint8
     assert set(np.unique(m)) == {roi.BACKGROUND, roi.BODY, roi.DETAIL}
     assert m[0, 0] == m[0, -1] == m[-1, 0] == m[-1, -1] == roi.BACKGROUND
-    assert (m[12:20, 12:20] != roi.BACKGROUND).all()   # the head's centre
+    assert (m[12 * k:20 * k, 12 * k:20 * k] != roi.BACKGROUND).all()   # the head's centre
 
 
 def test_map_is_deterministic_and_ignores_the_storage_offset():
@@ -90,7 +91,8 @@ def test_one_value_and_one_bit_images():
     bits = np.zeros((64, 64), np.uint8)
     bits[16:48, 16:48] = 1
     m = roi.auto_importance_map(bits, bits_stored=1)
-    assert m.shape == (4, 4) and (m[1:3, 1:3] != roi.BACKGROUND).all()
+    k = 16 // roi.ROI_BLOCK
+    assert m.shape == (4 * k, 4 * k) and (m[k:3 * k, k:3 * k] != roi.BACKGROUND).all()
 
 
 def test_cell_features_do_not_depend_on_gain_or_offset():
@@ -123,8 +125,9 @@ def test_air_border_added_to_a_ct_is_background():
     air = air + rng.normal(0, 5, air.shape).astype(np.int32)
     air[64:-64, 64:-64] = img
     m = roi.auto_importance_map(air.astype(img.dtype))
-    assert (m[:2] == roi.BACKGROUND).mean() > 0.9 and (m[-2:] == roi.BACKGROUND).mean() > 0.9
-    assert (m[16:24, 16:24] != roi.BACKGROUND).all()   # the head's centre
+    k = 16 // roi.ROI_BLOCK
+    assert (m[:2 * k] == roi.BACKGROUND).mean() > 0.9 and (m[-2 * k:] == roi.BACKGROUND).mean() > 0.9
+    assert (m[16 * k:24 * k, 16 * k:24 * k] != roi.BACKGROUND).all()   # the head's centre
 
 
 def test_shipped_heldout_metrics_meet_the_safety_target():
@@ -220,7 +223,8 @@ def test_auto_roi_from_the_installed_wheel(wheel_run):
         assert "site-packages" in str(roi.model_dir()), roi.model_dir()
         img = pydicom.dcmread(get_testdata_file("693_UNCR.dcm")).pixel_array
         m = roi.auto_importance_map(img)
-        assert m.shape == (32, 32) and set(np.unique(m)) == {0, 1, 2}
+        k = 16 // roi.ROI_BLOCK
+        assert m.shape == (32 * k, 32 * k) and set(np.unique(m)) == {0, 1, 2}
         if hasattr(hlc, "encode"):
             out = hlc.decode(hlc.encode(img, mode="lossy", psnr=40, roi="auto", roi_max_error=0))
             assert out.shape == img.shape

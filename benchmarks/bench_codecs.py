@@ -372,8 +372,9 @@ class Bench:
         try:
             crop = a[..., :16, :16, :] if im.axes.endswith("C") else a[..., :16, :16]
             self.hlc.decode(self.hlc.encode(np.ascontiguousarray(crop), im, mode="lossless"))
-            data, c.enc = _timed(lambda: self.hlc.encode(a, im, mode="lossless"), self.runs)
-            out, c.dec = _timed(lambda: self.hlc.decode(data), self.runs)
+            # threads=1: codec_core otherwise codes tiles on both cores by default
+            data, c.enc = _timed(lambda: self.hlc.encode(a, im, mode="lossless", threads=1), self.runs)
+            out, c.dec = _timed(lambda: self.hlc.decode(data, threads=1), self.runs)
             c.nbytes = len(data)
             c.bpp = M.bpp(c.nbytes, a.shape, im.axes)
             out = np.asarray(out)
@@ -495,10 +496,10 @@ class Bench:
                     c = Cell()
                     try:
                         t0 = time.perf_counter()
-                        data = self.hlc.encode(a, im, mode="lossy", bpp=r)
+                        data = self.hlc.encode(a, im, mode="lossy", bpp=r, threads=1)
                         c.enc = [time.perf_counter() - t0]
                         t0 = time.perf_counter()
-                        out = np.asarray(self.hlc.decode(data))
+                        out = np.asarray(self.hlc.decode(data, threads=1))
                         c.dec = [time.perf_counter() - t0]
                         if out.shape != a.shape or out.dtype != a.dtype:
                             raise RuntimeError(f"decoded {out.shape} {out.dtype}, expected {a.shape} {a.dtype}")
@@ -999,9 +1000,9 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
     w("")
     w(f"MB/s of raw stored bytes (itemsize × elements, 10^6 bytes) / median time of {b.runs} run(s); "
       "`numthreads=1` passed where the codec takes it (OpenJPEG, libjxl; OpenJPH, CharLS and zlib are "
-      "single-threaded); HLC with NUMBA_NUM_THREADS=1"
-      + (f" and decode({b.hlc.thread_kw}=…)" if b.hlc.thread_kw else "")
-      + ". Corpus figure = total raw bytes / sum of per-image median times. Multi-frame references: "
+      "single-threaded); HLC with NUMBA_NUM_THREADS=1, encode(threads=1) and decode(threads=1) "
+      "(before 2026-11-29 this table timed HLC with its default of two threads on multi-tile images)"
+      ". Corpus figure = total raw bytes / sum of per-image median times. Multi-frame references: "
       "all frames per run.")
     w("")
     w("| codec | encode MB/s | decode MB/s |")

@@ -38,12 +38,18 @@ def _pair_sum_left(d: np.ndarray, ns: int) -> np.ndarray:
 
 
 def _fwd53(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = x[0::2].copy()
-    d = x[1::2].copy()
+    # in place, like _fwd97: s and d are views of x (dwt53_forward owns its copy)
+    s = x[0::2]
+    d = x[1::2]
     if d.shape[0] == 0:
         return s, d
-    d -= _pair_sum_right(s, d.shape[0]) >> 1
-    s += (_pair_sum_left(d, s.shape[0]) + 2) >> 2
+    t = _pair_sum_right(s, d.shape[0])
+    t >>= 1
+    d -= t
+    t = _pair_sum_left(d, s.shape[0])
+    t += 2
+    t >>= 2
+    s += t
     return s, d
 
 
@@ -57,8 +63,13 @@ def _interleave(s: np.ndarray, d: np.ndarray) -> np.ndarray:
 def _inv53(s: np.ndarray, d: np.ndarray) -> np.ndarray:
     if d.shape[0] == 0:
         return s.copy()
-    s = s - ((_pair_sum_left(d, s.shape[0]) + 2) >> 2)
-    d = d + (_pair_sum_right(s, d.shape[0]) >> 1)
+    t = _pair_sum_left(d, s.shape[0])  # in place on the (consumed) bands
+    t += 2
+    t >>= 2
+    s -= t
+    t = _pair_sum_right(s, d.shape[0])
+    t >>= 1
+    d += t
     return _interleave(s, d)
 
 
@@ -116,17 +127,26 @@ def _forward(img: np.ndarray, levels: int, step: Callable) -> Bands:
 
 
 def _inverse(bands: Bands, step: Callable, upto: int | None = None) -> np.ndarray:
-    ll = bands[0]
-    details = bands[1:] if upto is None else bands[1:1 + upto]
-    for hl, lh, hh in details:
+    """Synthesis up to ``upto`` detail levels. Consumes ``bands``: the steps work in
+    place, the list is emptied and each band is freed as soon as it is used (the
+    decoder's peak memory)."""
+    n = len(bands) - 1 if upto is None else upto
+    ll, details = bands[0], bands[1:1 + n]
+    bands.clear()
+    for k in range(len(details)):
+        hl, lh, hh = details[k]
+        details[k] = None
         lo = step(ll.T, hl.T).T
+        del ll, hl
         hi = step(lh.T, hh.T).T
+        del lh, hh
         ll = step(lo, hi)
+        del lo, hi
     return ll
 
 
 def dwt53_forward(img: np.ndarray, levels: int) -> Bands:
-    return _forward(img.astype(np.int32, copy=False), levels, _fwd53)
+    return _forward(img.astype(np.int32), levels, _fwd53)  # a copy: lifting works in place
 
 
 def dwt53_inverse(bands: Bands, upto: int | None = None) -> np.ndarray:
@@ -155,15 +175,15 @@ def dwt97_inverse_rounded(bands: Bands, upto: int | None = None) -> np.ndarray:
     integer result (same values; the float result of the 9/7 inverse is float64
     when the LL band is, 8 bytes a sample). Consumes ``bands`` (the list is
     emptied and the finest bands freed as soon as they are used)."""
-    details = bands[1:] if upto is None else bands[1:1 + upto]
-    if not details:
+    n = len(bands) - 1 if upto is None else upto
+    if n == 0:
         out = np.empty(bands[0].shape, np.int32)
         _rounded_into(out, np.array(bands[0], np.float64))
+        bands.clear()
         return out
-    ll = _inverse(bands, _inv97, len(details) - 1)
-    hl, lh, hh = details[-1]
-    bands.clear()  # the finest bands are freed as soon as they are used
-    del details
+    hl, lh, hh = bands[n]
+    del bands[n:]
+    ll = _inverse(bands, _inv97)  # the coarser levels (consumed)
     lo = _inv97(ll.T, hl.T).T
     del ll, hl
     hi = _inv97(lh.T, hh.T).T

@@ -73,8 +73,8 @@ def predictive_segments(plane: np.ndarray, k: int, lo: int, hi: int, levels: int
     return [head + predictive.encode_plane(plane, k, lo, hi)] + [b""] * levels
 
 
-def wavelet_segments(plane: np.ndarray, levels: int) -> list[bytes]:
-    segs = entropy.encode_decomposition(dwt53_forward(plane, levels), levels)
+def wavelet_segments(plane: np.ndarray, levels: int, overwrite: bool = False) -> list[bytes]:
+    segs = entropy.encode_decomposition(dwt53_forward(plane, levels, overwrite), levels)
     segs[0] = bytes([CODER_WAVELET]) + segs[0]
     return segs
 
@@ -139,8 +139,8 @@ def encode_reversible(src: Source) -> list[bytes]:
                 segs.extend(_both_ways(plane, h.levels))
             elif coders[c] == CODER_PREDICTIVE:
                 segs.extend(predictive_segments(plane, 0, int(plane.min()), int(plane.max()), h.levels))
-            else:
-                segs.extend(wavelet_segments(plane, h.levels))
+            else:  # the plane is not needed afterwards: transformed in place
+                segs.extend(wavelet_segments(plane, h.levels, overwrite=True))
         return segs
 
     return [s for segs in map_threads(one, planes(h), src.threads) for s in segs]

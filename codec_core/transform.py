@@ -145,8 +145,11 @@ def _inverse(bands: Bands, step: Callable, upto: int | None = None) -> np.ndarra
     return ll
 
 
-def dwt53_forward(img: np.ndarray, levels: int) -> Bands:
-    return _forward(img.astype(np.int32), levels, _fwd53)  # a copy: lifting works in place
+def dwt53_forward(img: np.ndarray, levels: int, overwrite: bool = False) -> Bands:
+    """5/3 analysis. Lifting works in place: on a copy of ``img``, or on ``img``
+    itself (an int32 array the caller gives up) with ``overwrite=True``."""
+    x = img if overwrite and img.dtype == np.int32 else img.astype(np.int32)
+    return _forward(x, levels, _fwd53)
 
 
 def dwt53_inverse(bands: Bands, upto: int | None = None) -> np.ndarray:

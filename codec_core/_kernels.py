@@ -283,7 +283,8 @@ def encode_band(band, parent, x1, x2, st, out, raw, freq, tot, gbase, sfreq, sto
         r0, r1, r2, br = A[i], A[i + 1], A[i + 2], band[i]
         pi, i1, i2 = min(i >> 1, parent.shape[0] - 1), min(i, x1.shape[0] - 1), min(i, x2.shape[0] - 1)
         while j < W:
-            a = np.int64(3 * np.int64(r2[j + 1]) + r2[j] + 3 * np.int64(r1[j + 2]) + r1[j + 1] + r1[j + 3] + r0[j + 2])
+            a = np.int64(3 * np.int64(r2[j + 1]) + r2[j] + 3 * np.int64(r1[j + 2])
+                         + r1[j + 1] + r1[j + 3] + r0[j + 2])
             if hp:
                 a += 2 * abs(np.int64(parent[pi, min(j >> 1, parent.shape[1] - 1)]))
             if h1:
@@ -326,7 +327,8 @@ def decode_band(band, parent, x1, x2, dt, inp, raw, freq, tot, gbase, sfreq, sto
         r0, r1, r2, br = A[i], A[i + 1], A[i + 2], band[i]
         pi, i1, i2 = min(i >> 1, parent.shape[0] - 1), min(i, x1.shape[0] - 1), min(i, x2.shape[0] - 1)
         while j < W:
-            a = np.int64(3 * np.int64(r2[j + 1]) + r2[j] + 3 * np.int64(r1[j + 2]) + r1[j + 1] + r1[j + 3] + r0[j + 2])
+            a = np.int64(3 * np.int64(r2[j + 1]) + r2[j] + 3 * np.int64(r1[j + 2])
+                         + r1[j + 1] + r1[j + 3] + r0[j + 2])
             if hp:
                 a += 2 * abs(np.int64(parent[pi, min(j >> 1, parent.shape[1] - 1)]))
             if h1:

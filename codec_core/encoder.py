@@ -120,7 +120,8 @@ def encode_reversible(src: Source) -> list[bytes]:
     """Lossless: each plane by the 5/3 wavelet or the predictive coder, whichever
     is smaller. Near-lossless: the predictive coder, residuals quantised in the loop."""
     h = src.header
-    coders = choose_coders(src) if h.mode == 0 else []
+    largest = min(h.rows, h.tile_rows) * min(h.cols, h.tile_cols)
+    coders = choose_coders(src) if h.mode == 0 and largest > SAMPLE_ABOVE else []
 
     def one(ft: tuple[int, int]) -> list[bytes]:
         x = src.coded_samples(*ft)

@@ -178,7 +178,7 @@ def dwt97_inverse_rounded(bands: Bands, upto: int | None = None) -> np.ndarray:
     integer result (same values; the float result of the 9/7 inverse is float64
     when the LL band is, 8 bytes a sample). Consumes ``bands`` (the list is
     emptied and the finest bands freed as soon as they are used)."""
-    n = len(bands) - 1 if upto is None else upto
+    n = len(bands) - 1 if upto is None else min(upto, len(bands) - 1)
     if n == 0:
         out = np.empty(bands[0].shape, np.int32)
         _rounded_into(out, np.array(bands[0], np.float64))

@@ -1,0 +1,69 @@
+"""The transforms and the quantiser on their own: the in-place and memory-saving
+paths must give exactly what the plain definitions give."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codec_core import quantize
+from codec_core.transform import (dwt53_forward, dwt53_inverse, dwt97_forward, dwt97_inverse,
+                                  dwt97_inverse_rounded, rct_forward, rct_inverse)
+
+SHAPES = [(1, 1), (1, 17), (16, 1), (3, 5), (37, 91), (64, 64), (129, 70)]
+
+
+def _copy(bands: list) -> list:
+    return [bands[0].copy()] + [tuple(b.copy() for b in lvl) for lvl in bands[1:]]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_53_round_trip_is_exact_and_leaves_the_input_alone(shape):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(-40000, 40000, shape).astype(np.int32)
+    keep = x.copy()
+    levels = max(0, min(4, max(shape).bit_length() - 2))
+    bands = dwt53_forward(x, levels)
+    assert np.array_equal(x, keep)  # a copy is transformed unless overwrite=True
+    assert np.array_equal(dwt53_inverse(bands), keep)
+    # overwrite=True gives the same bands, working in the caller's array
+    again = dwt53_forward(x, levels, overwrite=True)
+    flat = lambda b: [b[0]] + [t for lvl in b[1:] for t in lvl]  # noqa: E731
+    assert all(np.array_equal(p, q) for p, q in zip(flat(again), flat(dwt53_forward(keep, levels))))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("upto", [None, 0, 1])
+def test_97_rounded_inverse_equals_rounding_the_float_inverse(shape, upto):
+    rng = np.random.default_rng(7 + sum(shape))
+    x = rng.integers(0, 4096, shape)
+    levels = max(0, min(3, max(shape).bit_length() - 2))
+    bands = dwt97_forward(x, levels)
+    bands[0] = bands[0].astype(np.float64)  # as the decoder dequantises LL
+    want = np.rint(dwt97_inverse(_copy(bands), upto))
+    got = dwt97_inverse_rounded(_copy(bands), upto)
+    assert got.dtype == np.int32
+    assert np.array_equal(got, want)
+
+
+def test_rct_round_trip_from_stored_samples():
+    rng = np.random.default_rng(3)
+    for dtype, hi in ((np.uint8, 255), (np.uint16, 65535), (np.int16, 32767)):
+        lo = -32768 if dtype == np.int16 else 0
+        rgb = rng.integers(lo, hi, (9, 11, 3)).astype(dtype)
+        assert np.array_equal(rct_inverse(rct_forward(rgb)), rgb.astype(np.int32))
+
+
+def test_isolated_small_coefficients_are_thresholded_and_others_kept():
+    step = 10.0
+    c = np.zeros((7, 7), np.float32)
+    c[1, 1] = 7.0    # isolated, 0.70 step: quantised to 1, then zeroed
+    c[5, 5] = 9.0    # isolated, 0.90 step: above the threshold, kept
+    c[3, 2] = 7.0    # 0.70 step but next to another nonzero: kept
+    c[3, 3] = -20.0
+    bands = [np.zeros((1, 1), np.float32), (c, np.zeros_like(c), np.zeros_like(c))]
+    steps = [step] * 4
+    q = quantize.quantise(bands, steps, 1)[1][0]
+    assert q[1, 1] == 0 and q[5, 5] == 1 and q[3, 2] == 1 and q[3, 3] == -2
+    # below one sample unit the decoder's rounding rules: nothing is thresholded
+    small = quantize.quantise([bands[0], (c / 20, np.zeros_like(c), np.zeros_like(c))], [0.5] * 4, 1)[1][0]
+    assert small[1, 1] == 1

@@ -204,20 +204,21 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -
         target = bpp * h.rows * h.cols * h.frames / 8.0
         # Only one coded body is kept: the one of the finest step whose file fits
         # (the best answer seen, whichever step the search ends on).
-        fit: list = []
+        fit_step, fit_body = math.inf, None
 
         def size(step: float) -> float:
+            nonlocal fit_step, fit_body
             h.steps = pl.quantize.subband_steps(step, h.levels)
             body = coder.encode(h.steps)
             n = len(ct.pack(h, body))  # the exact final size
-            if n <= target and (not fit or step < fit[0]):
-                fit[:] = [step, body]
+            if n <= target and step < fit_step:
+                fit_step, fit_body = step, body
             return n
 
         step = pl.quantize.search_step(size, target, start, want_at_most=True, tolerance=0.005,
                                        log_value=True)
-        if fit:
-            step, body = fit
+        if fit_body is not None:
+            step, body = fit_step, fit_body
         else:  # the target is below the smallest possible file: the coarsest step tried
             body = coder.encode(pl.quantize.subband_steps(step, h.levels))
         h.steps = pl.quantize.subband_steps(step, h.levels)

@@ -12,6 +12,7 @@ every tile: that bounds memory by the tile size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -32,14 +33,17 @@ class Source:
     table: np.ndarray | None = None     # lossless: code ranks in this value table
     cmap: np.ndarray | None = None      # lossy hybrid: importance class per block
     threads: int = 1
-    _ranks: np.ndarray | None = None    # value -> rank lookup (built from ``table``)
+
+    def stored(self, f: int, box: tuple[int, int, int, int]) -> np.ndarray:
+        """A view of the stored samples of frame ``f`` inside ``box`` (y0, y1, x0, x1)."""
+        y0, y1, x0, x1 = box
+        return self.image[f, y0:y1, x0:x1, :]
 
     def samples(self, f: int, t: int) -> np.ndarray:
         return self.block(f, self.header.tile_box(t))
 
     def block(self, f: int, box: tuple[int, int, int, int]) -> np.ndarray:
-        y0, y1, x0, x1 = box
-        return self.image[f, y0:y1, x0:x1, :].astype(np.int32)
+        return self.stored(f, box).astype(np.int32)
 
     def coded_samples(self, f: int, t: int) -> np.ndarray:
         return self.coded_block(f, self.header.tile_box(t))
@@ -47,18 +51,19 @@ class Source:
     def coded_block(self, f: int, box: tuple[int, int, int, int]) -> np.ndarray:
         """What the reversible path codes: samples, ranks, or their RCT."""
         if self.header.colour == 1:  # (no value table with colour) RCT from the stored samples
-            y0, y1, x0, x1 = box
-            return rct_forward(self.image[f, y0:y1, x0:x1, :])
+            return rct_forward(self.stored(f, box))
         x = self.block(f, box)
         if self.table is not None:
-            if self._ranks is None:
-                # a lookup table: many times faster than a binary search per sample
-                lut = np.zeros(int(self.table[-1]) - int(self.table[0]) + 1, np.int32)
-                lut[self.table - self.table[0]] = np.arange(len(self.table), dtype=np.int32)
-                self._ranks = lut
             x -= self.table[0]
             lookup_in_place(self._ranks, x)
         return x
+
+    @cached_property
+    def _ranks(self) -> np.ndarray:
+        """Value -> rank lookup of ``table``: many times faster than a binary search."""
+        lut = np.zeros(int(self.table[-1]) - int(self.table[0]) + 1, np.int32)
+        lut[self.table - self.table[0]] = np.arange(len(self.table), dtype=np.int32)
+        return lut
 
     def roi(self, f: int, t: int) -> np.ndarray:
         return pixel_classes(self.cmap[f], self.header.roi_block, self.header.tile_box(t))
@@ -82,10 +87,14 @@ def wavelet_segments(plane: np.ndarray, levels: int, overwrite: bool = False) ->
 SAMPLE_ABOVE = 1 << 16  # larger planes take the coder chosen for the whole image
 
 
+def _predictive_lossless(plane: np.ndarray, levels: int) -> list[bytes]:
+    return predictive_segments(plane, 0, int(plane.min()), int(plane.max()), levels)
+
+
 def _both_ways(plane: np.ndarray, levels: int) -> list[bytes]:
     """A small plane coded by the 5/3 wavelet and by the predictive coder: the smaller."""
     wav = wavelet_segments(plane, levels)
-    pred = predictive_segments(plane, 0, int(plane.min()), int(plane.max()), levels)
+    pred = _predictive_lossless(plane, levels)
     return pred if sum(map(len, pred)) < sum(map(len, wav)) else wav
 
 
@@ -117,8 +126,10 @@ def choose_coders(src: Source) -> list[int]:
 
 
 def encode_reversible(src: Source) -> list[bytes]:
-    """Lossless: each plane by the 5/3 wavelet or the predictive coder, whichever
-    is smaller. Near-lossless: the predictive coder, residuals quantised in the loop."""
+    """Lossless: each plane by the 5/3 wavelet or the predictive coder: small planes
+    whichever codes them smaller, large ones the coder chosen for the image
+    (:func:`choose_coders`). Near-lossless: the predictive coder, residuals
+    quantised in the loop."""
     h = src.header
     largest = min(h.rows, h.tile_rows) * min(h.cols, h.tile_cols)
     coders = choose_coders(src) if h.mode == 0 and largest > SAMPLE_ABOVE else []
@@ -139,7 +150,7 @@ def encode_reversible(src: Source) -> list[bytes]:
             elif plane.size <= SAMPLE_ABOVE:
                 segs.extend(_both_ways(plane, h.levels))
             elif coders[c] == CODER_PREDICTIVE:
-                segs.extend(predictive_segments(plane, 0, int(plane.min()), int(plane.max()), h.levels))
+                segs.extend(_predictive_lossless(plane, h.levels))
             else:  # the plane is not needed afterwards: transformed in place
                 segs.extend(wavelet_segments(plane, h.levels, overwrite=True))
         return segs
@@ -157,9 +168,7 @@ class LossyCoder:
     def _tile(self, f: int, t: int, steps: list) -> tuple:
         """Quantised bands per channel, step multipliers and ROI pixels of one tile."""
         h = self.h
-        # the stored samples as they are (the 9/7 takes its own float copy)
-        y0, y1, x0, x1 = h.tile_box(t)
-        x = self.src.image[f, y0:y1, x0:x1, :]
+        x = self.src.stored(f, h.tile_box(t))  # as stored: the 9/7 takes its own float copy
         if h.colour == 1:
             x = rct_forward(x)
         mult = roi = None

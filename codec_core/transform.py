@@ -126,10 +126,11 @@ def _forward(img: np.ndarray, levels: int, step: Callable) -> Bands:
     return [ll] + out[::-1]
 
 
-def _inverse(bands: Bands, step: Callable, upto: int | None = None) -> np.ndarray:
-    """Synthesis up to ``upto`` detail levels. Consumes ``bands``: the steps work in
-    place, the list is emptied and each band is freed as soon as it is used (the
-    decoder's peak memory)."""
+def _inverse(bands: Bands, step: Callable, upto: int | None = None,
+             last: Callable | None = None) -> np.ndarray:
+    """Synthesis up to ``upto`` detail levels; ``last`` (default ``step``) does the
+    very last step. Consumes ``bands``: the steps work in place, the list is emptied
+    and each band is freed as soon as it is used (the decoder's peak memory)."""
     n = len(bands) - 1 if upto is None else upto
     ll, details = bands[0], bands[1:1 + n]
     bands.clear()
@@ -140,7 +141,7 @@ def _inverse(bands: Bands, step: Callable, upto: int | None = None) -> np.ndarra
         del ll, hl
         hi = step(lh.T, hh.T).T
         del lh, hh
-        ll = step(lo, hi)
+        ll = (last or step)(lo, hi) if k == len(details) - 1 else step(lo, hi)
         del lo, hi
     return ll
 
@@ -172,31 +173,26 @@ def _rounded_into(out: np.ndarray, x: np.ndarray) -> None:
     out[...] = x
 
 
-def dwt97_inverse_rounded(bands: Bands, upto: int | None = None) -> np.ndarray:
-    """``rint(dwt97_inverse(bands, upto))`` as int32, without the full-size float
-    array: the last lifting step writes its even and odd rows straight into the
-    integer result (same values; the float result of the 9/7 inverse is float64
-    when the LL band is, 8 bytes a sample). Consumes ``bands`` (the list is
-    emptied and the finest bands freed as soon as they are used)."""
-    n = len(bands) - 1 if upto is None else min(upto, len(bands) - 1)
-    if n == 0:
-        out = np.empty(bands[0].shape, np.int32)
-        _rounded_into(out, np.array(bands[0], np.float64))
-        bands.clear()
-        return out
-    hl, lh, hh = bands[n]
-    del bands[n:]
-    ll = _inverse(bands, _inv97)  # the coarser levels (consumed)
-    lo = _inv97(ll.T, hl.T).T
-    del ll, hl
-    hi = _inv97(lh.T, hh.T).T
-    del lh, hh
-    s, d = _inv97_lift(lo, hi)
-    del lo, hi
+def _inv97_rounded(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """_inv97 with its even and odd rows rounded straight into an int32 result."""
+    s, d = _inv97_lift(s, d)
     out = np.empty((s.shape[0] + d.shape[0],) + s.shape[1:], np.int32)
     _rounded_into(out[0::2], s)
     _rounded_into(out[1::2], d)
     return out
+
+
+def dwt97_inverse_rounded(bands: Bands, upto: int | None = None) -> np.ndarray:
+    """``rint(dwt97_inverse(bands, upto))`` as int32, without the full-size float
+    array: the last lifting step writes into the integer result (same values; the
+    float result of the 9/7 inverse is float64 when the LL band is, 8 bytes a
+    sample). Consumes ``bands`` like :func:`dwt97_inverse`."""
+    x = _inverse(bands, _inv97, upto, last=_inv97_rounded)
+    if x.dtype != np.int32:  # no detail level: the LL band itself
+        out = np.empty(x.shape, np.int32)
+        _rounded_into(out, np.asarray(x, np.float64))
+        x = out
+    return x
 
 
 def band_shapes(rows: int, cols: int, levels: int) -> list:

@@ -102,6 +102,8 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     in lossy mode. ``ecc`` ("low", "medium", "high") adds Reed-Solomon parity.
     ``levels`` sets the wavelet depth (default 5 for lossless and near-lossless,
     so ``decode(level=k)`` reaches 1/32; 3 for lossy, which codes better).
+    ``tile_size`` (a power of two, default 512): larger tiles code a little better
+    at low rates, smaller ones need less memory.
     """
     arr = np.asarray(arr)
     dcode = _check_dtype(arr)
@@ -155,7 +157,7 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     h = ct.Header(mode=ct.MODES.index(mode), dtype=dcode, bits_stored=bits, axes=list(_AXES_NDIM).index(axes),
                   frames=frames, rows=rows, cols=cols, channels=ch, tile_rows=th, tile_cols=tw,
                   levels=pl.choose_levels(th, tw, mode) if nlevels is None else nlevels, transform=0,
-                  colour=1 if ch == 3 and mode == "lossless" else 0,
+                  colour=1 if ch == 3 and mode != "near-lossless" else 0,
                   max_error=0, vmin=vmin, vmax=vmax)
     if preprocess == "denoise":
         from . import roi as _roi
@@ -187,6 +189,8 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -
     h = src.header
     h.transform = 1
     h.recon_offset = pl.quantize.RECON_OFFSET
+    if h.colour == 1:
+        h.channel_mult = list(pl.quantize.RCT_CHANNEL_MULT)
     if roi is not None:
         e = _check_int("roi_max_error", roi_max_error, 0, 65535)
         src.cmap, h.roi_block = _importance_map(roi, src, arr)
@@ -410,7 +414,7 @@ def info(data: bytes) -> dict:
         "axes": axes, "frames": h.frames, "rows": h.rows, "cols": h.cols, "channels": h.channels,
         "mode": mode, "lossy": mode != "lossless" or bool(h.flags & ct.FLAG_DENOISED),
         "max_error": 0 if mode == "lossless" else h.max_error if mode == "near-lossless" else None,
-        "transform": ct.TRANSFORMS[h.transform], "levels": h.levels,
+        "transform": ct.TRANSFORMS[h.transform], "colour_transform": bool(h.colour), "levels": h.levels,
         "tile_shape": (h.tile_rows, h.tile_cols), "tiles": h.n_tiles,
         "roi": bool(h.flags & ct.FLAG_ROI), "roi_fraction": h.roi_fraction if h.flags & ct.FLAG_ROI else 0.0,
         "roi_max_error": h.roi_max_error if h.flags & ct.FLAG_ROI else None,

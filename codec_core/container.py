@@ -28,8 +28,8 @@ from .errors import (CorruptStreamError, DecompressionBombError, NotHlcError,
                      TruncatedStreamError, UnsupportedStreamError)
 
 MAGIC = b"\x89HLC\r\n\x1a\n"
-VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 MODES = ("lossless", "near-lossless", "lossy")
 DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.uint16), np.dtype(np.int16))
@@ -73,6 +73,7 @@ class Header:
     psnr_target: float = 0.0
     steps: list = field(default_factory=list)          # per band, decomposition order
     class_mult: list = field(default_factory=list)     # step multiplier per importance class
+    channel_mult: list = field(default_factory=list)   # v2: lossy step multiplier per channel (empty: 1)
     value_table: bytes = b""                           # packed value table (flag bit 1)
     class_map: bytes = b""                             # packed importance map (flag bit 2)
     segments: list = field(default_factory=list)       # [(length, crc32)]
@@ -129,6 +130,7 @@ def pack(h: Header, segments: list[bytes]) -> bytes:
                        h.roi_fraction, h.recon_offset, h.psnr_target)
     body += struct.pack("<B", len(h.steps)) + np.asarray(h.steps, "<f4").tobytes()
     body += struct.pack("<B", len(h.class_mult)) + np.asarray(h.class_mult, "<f4").tobytes()
+    body += struct.pack("<B", len(h.channel_mult)) + np.asarray(h.channel_mult, "<f4").tobytes()
     # side data lives in the header, under its CRC and its backup copy: a damaged
     # byte there would otherwise cost every tile
     body += struct.pack("<I", len(h.value_table)) + h.value_table
@@ -224,6 +226,11 @@ def _unpack_body(body: bytes, version: int) -> Header:
     (nc,) = struct.unpack_from("<B", body, pos)
     mult = np.frombuffer(body, "<f4", nc, pos + 1).tolist()
     pos += 1 + 4 * nc
+    chan: list = []
+    if version >= 2:
+        (nch,) = struct.unpack_from("<B", body, pos)
+        chan = np.frombuffer(body, "<f4", nch, pos + 1).tolist()
+        pos += 1 + 4 * nch
     side = []
     for _ in range(2):
         (n,) = struct.unpack_from("<I", body, pos)
@@ -236,7 +243,7 @@ def _unpack_body(body: bytes, version: int) -> Header:
     if pos + 8 * nseg > len(body):
         raise CorruptStreamError("segment index runs past the header", "header")
     segs = np.frombuffer(body, "<u4", 2 * nseg, pos).reshape(-1, 2).tolist()
-    return Header(*f, steps=steps, class_mult=mult, value_table=side[0], class_map=side[1],
+    return Header(*f, steps=steps, class_mult=mult, channel_mult=chan, value_table=side[0], class_map=side[1],
                   segments=[tuple(s) for s in segs], version=version)
 
 
@@ -272,8 +279,11 @@ def _validate(h: Header, max_pixels: int | None) -> None:
               else (0, (1 << h.bits_stored) - 1))
     if h.vmin < lo or h.vmax > hi:
         bad(f"value range {h.vmin}..{h.vmax} beyond {h.bits_stored} bits stored")
-    if h.mode == 2 and not all(0 < s < 1e30 for s in h.steps + h.class_mult) or not 0 <= h.recon_offset < 1:
+    if h.mode == 2 and not all(0 < s < 1e30 for s in h.steps + h.class_mult + h.channel_mult) \
+            or not 0 <= h.recon_offset < 1:
         bad("lossy steps, multipliers or reconstruction offset not finite and positive")
+    if h.channel_mult and (h.mode != 2 or len(h.channel_mult) != h.channels):
+        bad("channel step multipliers without a lossy layer and one multiplier per channel")
     if bool(h.flags & FLAG_VALUE_TABLE) != bool(h.value_table) or bool(h.flags & FLAG_ROI) != bool(h.class_map):
         bad("side data does not match the flags")
     if h.flags & FLAG_ROI and (h.mode != 2 or len(h.class_mult) != 3):

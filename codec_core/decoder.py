@@ -16,7 +16,7 @@ import numpy as np
 import struct
 
 from . import container as ct
-from . import entropy, predictive
+from . import entropy, predictive, quantize
 from .errors import CorruptStreamError
 from .pipeline import (band_multipliers, class_map_shape, finish_tile, map_threads, pixel_classes,
                        reconstruct_lossy_plane, unpack_class_map, unpack_value_table)
@@ -94,7 +94,7 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
             if not segs:
                 whole_tile_lost = True
                 continue
-            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult)
+            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult, c)
             if h.channels == 1:
                 tile = plane[..., None]
             else:  # one int32 tile filled plane by plane (no list of planes, no stack copy)
@@ -140,7 +140,8 @@ def _decode_colour_predictive(rd: _Reader, layout: ct.Layout, f: int, t: int, th
     return planes
 
 
-def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: list | None) -> np.ndarray:
+def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: list | None,
+                  channel: int) -> np.ndarray:
     if h.mode != 2:  # reversible planes start with the id of their coder
         if not segs[0]:
             raise CorruptStreamError("empty plane segment")
@@ -162,7 +163,8 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
     for r in range(good + 1, upto + 1):  # lost finer levels: zero detail (blurred tile)
         bands.append(tuple(np.zeros(s, np.int32) for s in shapes[r]))
     if h.mode == 2:
-        return reconstruct_lossy_plane(bands, h, h.steps, mult, upto, consume=True)
+        steps = quantize.channel_steps(h.steps, h.channel_mult, channel)
+        return reconstruct_lossy_plane(bands, h, steps, mult, upto, consume=True)
     return dwt53_inverse(bands, upto)
 
 

@@ -22,7 +22,7 @@ from . import container as ct
 from . import entropy, predictive, quantize
 from .pipeline import (band_multipliers, finish_tile, lookup_in_place, map_threads, pixel_classes, planes,
                        reconstruct_lossy_plane)
-from .transform import dwt53_forward, dwt97_forward, rct_forward
+from .transform import dwt53_forward, dwt97_forward, rct_channel, rct_forward
 
 
 @dataclass
@@ -169,20 +169,20 @@ class LossyCoder:
         """Quantised bands per channel, step multipliers and ROI pixels of one tile."""
         h = self.h
         x = self.src.stored(f, h.tile_box(t))  # as stored: the 9/7 takes its own float copy
-        if h.colour == 1:
-            x = rct_forward(x)
         mult = roi = None
         if self.src.cmap is not None:
             classes = self.src.roi(f, t)
             mult = band_multipliers(classes, h.levels, h.class_mult)
             roi = classes >= 1
-        q = [quantize.quantise(dwt97_forward(x[..., c], h.levels), steps, h.levels, mult)
+        q = [quantize.quantise(dwt97_forward(rct_channel(x, c) if h.colour == 1 else x[..., c], h.levels),
+                               quantize.channel_steps(steps, h.channel_mult, c), h.levels, mult, consume=True)
              for c in range(h.channels)]
         return q, mult, roi
 
     def _base(self, q: list, steps: list, mult) -> np.ndarray:
         """The lossy layer exactly as the decoder rebuilds it: int32 (rows, cols, Ch)."""
-        planes_ = [reconstruct_lossy_plane(qc, self.h, steps, mult) for qc in q]
+        planes_ = [reconstruct_lossy_plane(qc, self.h, quantize.channel_steps(steps, self.h.channel_mult, c),
+                                           mult) for c, qc in enumerate(q)]
         return finish_tile(np.stack(planes_, -1), self.h)
 
     def encode(self, steps: list) -> list[bytes]:

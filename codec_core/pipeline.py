@@ -191,7 +191,8 @@ def planes(h: ct.Header) -> list[tuple[int, int]]:
 def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list | None,
                             upto: int | None = None, consume: bool = False) -> np.ndarray:
     """The decoded 9/7 plane, int32. ``consume``: free the integer bands on the way."""
-    deq = quantize.dequantise(qbands, steps, h.levels, h.recon_offset, mult, upto, consume)
+    ll_dtype = np.float64 if h.version < 2 else np.float32
+    deq = quantize.dequantise(qbands, steps, h.levels, h.recon_offset, mult, upto, consume, ll_dtype)
     return dwt97_inverse_rounded(deq)
 
 

@@ -38,6 +38,22 @@ def subband_steps(base: float, levels: int) -> list[float]:
     return [float(np.float32(s)) for s in steps]  # as stored in the header
 
 
+# Lossy colour goes through the RCT (Y = (R + 2G + B) / 4, Cb = B - G, Cr = R - G).
+# An error e in Y returns in all of R, G, B (energy 3); an error in Cb or Cr returns
+# as -e/4 in G and R, 3e/4 in B (energy 1/16 + 1/16 + 9/16 = 11/16). Equal MSE slope
+# in RGB therefore wants the chroma steps sqrt(3 / (11/16)) = sqrt(48/11) times the
+# luma steps (format v2 stores these per-channel multipliers).
+RCT_CHANNEL_MULT = (1.0, math.sqrt(48 / 11), math.sqrt(48 / 11))
+
+
+def channel_steps(steps: list[float], channel_mult: list, c: int) -> list[float]:
+    """The subband steps of channel ``c`` (encoder and decoder use this one rule)."""
+    if not channel_mult:
+        return steps
+    m = channel_mult[c]
+    return [float(np.float32(s * m)) for s in steps]
+
+
 def _band_list(bands: list) -> list[np.ndarray]:
     out = [bands[0]]
     for lvl in bands[1:]:
@@ -49,11 +65,16 @@ def _regroup(flat: list, levels: int) -> list:
     return [flat[0]] + [tuple(flat[1 + 3 * i:4 + 3 * i]) for i in range(levels)]
 
 
-def quantise(bands: list, steps: list[float], levels: int, mult: list | None = None) -> list:
-    """Float bands -> int32 bands. ``mult``: per-band multiplier arrays (or None)."""
+def quantise(bands: list, steps: list[float], levels: int, mult: list | None = None,
+             consume: bool = False) -> list:
+    """Float bands -> int32 bands. ``mult``: per-band multiplier arrays (or None).
+    ``consume``: empty ``bands`` as it goes, each float band freed once quantised."""
     flat = _band_list(bands)
+    if consume:
+        bands.clear()
     out = []
-    for b, (c, s) in enumerate(zip(flat, steps)):
+    for b, s in enumerate(steps):
+        c, flat[b] = flat[b], None
         step = np.float32(s) if mult is None else (s * mult[b]).astype(np.float32)
         if b == 0:
             out.append(np.rint(c / step).astype(np.int32))
@@ -89,9 +110,13 @@ def _zero_isolated(q: np.ndarray, c: np.ndarray, step) -> np.ndarray:
 
 
 def dequantise(qbands: list, steps: list[float], levels: int, recon_offset: float,
-               mult: list | None = None, upto: int | None = None, consume: bool = False) -> list:
+               mult: list | None = None, upto: int | None = None, consume: bool = False,
+               ll_dtype: type = np.float32) -> list:
     """Integer bands -> float bands. ``consume``: empty ``qbands`` as it goes, so
-    that each integer band is freed once converted (the decoder's peak memory)."""
+    that each integer band is freed once converted (the decoder's peak memory).
+    ``ll_dtype``: float32 from format v2 on; v1 decoders rebuilt the LL band in
+    float64, which then carried the low-pass half of every synthesis step (twice the
+    memory), and v1 streams keep decoding that way."""
     flat = _band_list(qbands[:1 + (levels if upto is None else upto)])
     if consume:
         qbands.clear()
@@ -101,7 +126,7 @@ def dequantise(qbands: list, steps: list[float], levels: int, recon_offset: floa
         step = steps[b] if mult is None else steps[b] * mult[b]
         step = np.asarray(step, np.float32)
         if b == 0:
-            out.append(q * step)
+            out.append(np.multiply(q, step, dtype=ll_dtype))
         else:
             # in place, to keep one float band alive at a time (same IEEE operations)
             mag = np.abs(q).astype(np.float32)

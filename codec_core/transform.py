@@ -242,14 +242,25 @@ def synthesis_gains_97(levels: int) -> list:
 def rct_forward(rgb: np.ndarray) -> np.ndarray:
     """Reversible colour transform (JPEG 2000): int32 (…, 3) -> Y, Cb, Cr planes."""
     out = np.empty(rgb.shape, np.int32)
+    for c in range(3):
+        rct_channel(rgb, c, out[..., c])
+    return out
+
+
+def rct_channel(rgb: np.ndarray, c: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Channel ``c`` (0 Y, 1 Cb, 2 Cr) of :func:`rct_forward`, as int32, alone: the
+    lossy coder transforms one plane at a time instead of holding all three."""
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    np.subtract(b, g, out=out[..., 1], dtype=np.int32)
-    np.subtract(r, g, out=out[..., 2], dtype=np.int32)
-    y = out[..., 0]
-    np.add(r, b, out=y, dtype=np.int32)
-    y += g
-    y += g
-    y >>= 2
+    if out is None:
+        out = np.empty(rgb.shape[:-1], np.int32)
+    if c == 1:
+        return np.subtract(b, g, out=out, dtype=np.int32)
+    if c == 2:
+        return np.subtract(r, g, out=out, dtype=np.int32)
+    np.add(r, b, out=out, dtype=np.int32)
+    out += g
+    out += g
+    out >>= 2
     return out
 
 

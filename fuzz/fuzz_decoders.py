@@ -163,7 +163,7 @@ _RANGES = {"B": (0, 255), "H": (0, 65535), "I": (0, 2**32 - 1), "i": (-2**31, 2*
 
 
 class Parsed:
-    """A plain version-1 stream split into fields, steps, multipliers and segments."""
+    """A plain stream (version 1 or 2) split into fields, steps, multipliers and segments."""
 
     def __init__(self, data: bytes):
         hlen = struct.unpack_from("<I", data, 9)[0]
@@ -177,6 +177,11 @@ class Parsed:
         nc = body[pos]
         self.mult = list(struct.unpack_from(f"<{nc}f", body, pos + 1))
         pos += 1 + 4 * nc
+        self.chan: list = []              # v2: per-channel step multipliers
+        if self.version >= 2:
+            nch = body[pos]
+            self.chan = list(struct.unpack_from(f"<{nch}f", body, pos + 1))
+            pos += 1 + 4 * nch
         self.side = []                    # value table, importance map (header side data)
         for _ in range(2):
             n = struct.unpack_from("<I", body, pos)[0]
@@ -206,6 +211,8 @@ class Parsed:
         body = _FIXED.pack(*vals)
         body += struct.pack("<B", len(self.steps) & 255) + struct.pack(f"<{len(self.steps)}f", *self.steps)
         body += struct.pack("<B", len(self.mult) & 255) + struct.pack(f"<{len(self.mult)}f", *self.mult)
+        if self.version >= 2:
+            body += struct.pack("<B", len(self.chan) & 255) + struct.pack(f"<{len(self.chan)}f", *self.chan)
         for blob in self.side:
             body += struct.pack("<I", len(blob)) + blob
         if self.index_override is not None:
@@ -229,6 +236,7 @@ class Parsed:
         new.fields, new.steps, new.mult, new.segments = (dict(self.fields), list(self.steps), list(self.mult),
                                                           list(self.segments))
         new.side = list(self.side)
+        new.chan = list(self.chan)
         return new
 
     def segment_count(self) -> int:
@@ -349,6 +357,8 @@ class Mutator:
                 f["channels"] = 4 - f["channels"] if f["channels"] in (1, 3) else 1
                 f["axes"] = {0: 1, 1: 0, 2: 3, 3: 2, 4: 1}.get(f["axes"], 0)
                 f["colour"] = 1 if f["channels"] == 3 else 0
+                if p.chan and r.random() < 0.8:
+                    p.chan = [1.0] * f["channels"]
             elif what == "swap":
                 f["rows"], f["cols"] = f["cols"], f["rows"]
                 f["tile_rows"], f["tile_cols"] = f["tile_cols"], f["tile_rows"]
@@ -371,7 +381,7 @@ class Mutator:
 
     def m_steps(self, p: Parsed):
         r = self.rng
-        lst = p.steps if (r.random() < 0.7 or not p.mult) else p.mult
+        lst = r.choice([p.steps] * 6 + [x for x in (p.mult, p.chan) if x] * 2 or [p.steps])
         c = r.random()
         if c < 0.6 and lst:
             lst[r.randrange(len(lst))] = r.choice(FLOATS)
@@ -488,7 +498,7 @@ class Mutator:
                 ops.append("trailer")
             else:
                 if r.random() < 0.5:
-                    p.body_cut = r.randrange(_FIXED.size + 12 + 4 * len(p.steps) + 4 * len(p.mult))
+                    p.body_cut = r.randrange(_FIXED.size + 13 + 4 * (len(p.steps) + len(p.mult) + len(p.chan)))
                 else:
                     p.extra_header = r.randbytes(r.randint(1, 12))
                 ops.append("header-length")

@@ -167,6 +167,30 @@ def test_lossy_signed_image_keeps_dtype_and_range():
     assert psnr(img, out) > 35
 
 
+def test_lossy_colour_goes_through_the_colour_transform():
+    # grey stored as RGB: after the RCT both chroma planes are zero and nearly free,
+    # so the colour file is about the size of the grey one (coded as three separate
+    # channels it would be ~3x), at the same quality
+    grey = dicom("US1_UNCR.dcm")[..., 1]
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    g = hlc.encode(grey, mode="lossy", psnr=38)
+    c = hlc.encode(rgb, mode="lossy", psnr=38)
+    assert len(c) < 1.2 * len(g)
+    assert psnr(rgb, hlc.decode(c)) >= 38
+    h = hlc.info(c)
+    assert h["colour_transform"] and h["version"] >= 2
+
+
+def test_lossy_colour_chroma_steps_follow_the_rct_energy():
+    from codec_core import container, quantize
+    img = dicom("US1_UNCR.dcm")
+    hdr, _ = container.parse_header(hlc.encode(img, mode="lossy", bpp=1.0))
+    assert hdr.colour == 1
+    assert hdr.channel_mult == pytest.approx([1.0, math.sqrt(48 / 11), math.sqrt(48 / 11)], rel=1e-6)
+    assert quantize.channel_steps(hdr.steps, hdr.channel_mult, 2)[0] == pytest.approx(
+        hdr.steps[0] * math.sqrt(48 / 11), rel=1e-6)
+
+
 # ------------------------------------------------------------- hybrid ROI
 
 @pytest.mark.parametrize("e", [0, 1, 3])
@@ -315,6 +339,20 @@ def test_truncated_and_bit_flipped_streams_raise_only_hlc_error_or_decode_exactl
             # only damage the codec can undo is allowed through: a header byte
             # (read from its copy at the end) or a byte of that copy
             assert np.array_equal(out, img), f"byte {pos} damaged, wrong image returned"
+
+
+@pytest.mark.parametrize("mode, mult", [("lossless", [1.0, 2.0, 2.0]), ("lossy", [1.0, 2.0]),
+                                        ("lossy", [1.0, float("nan"), 2.0])])
+def test_forged_channel_step_multipliers_are_refused(mode, mult):
+    from codec_core import container
+    img = dicom("US1_UNCR.dcm")[:64, :64]
+    data = hlc.encode(img, mode=mode, **({"bpp": 1.0} if mode == "lossy" else {}))
+    h, start = container.parse_header(data)
+    offsets = container.segment_offsets(h, start)
+    segs = [data[offsets[i]:offsets[i + 1]] for i in range(len(h.segments))]
+    h.channel_mult = mult
+    with pytest.raises(hlc.CorruptStreamError, match="multiplier"):
+        hlc.decode(container.pack(h, segs))
 
 
 def test_not_hlc_bytes_and_text_mode_damage_are_named():

@@ -97,7 +97,9 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     """Compress an integer image to HLC bytes.
 
     ``mode`` is "lossless" (bit-exact), "near-lossless" (every sample within
-    ``max_error``) or "lossy" (target ``bpp`` or ``psnr``, peak = max - min).
+    ``max_error``) or "lossy" (target ``bpp`` or ``psnr``, peak = max - min; where
+    the near-lossless coder at some max error does better than the 9/7, the stream
+    is that, and says so in ``info()``).
     ``roi`` ("auto" or a boolean mask) keeps the region within ``roi_max_error``
     in lossy mode. ``ecc`` ("low", "medium", "high") adds Reed-Solomon parity.
     ``levels`` sets the wavelet depth (default 5 for lossless and near-lossless,
@@ -179,6 +181,8 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     else:
         body = _encode_lossy(src, arr, bpp, psnr, roi, roi_max_error)
     stream = ct.pack(h, body)
+    if mode == "lossy" and roi is None and TRY_NEAR_LOSSLESS:
+        stream = _near_lossless_if_better(src, stream, bpp, psnr) or stream
     if ecc is not None:
         from . import ecc as _ecc
         stream = _ecc.protect(stream, ecc)
@@ -240,6 +244,67 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -
                                    log_value=False)
     h.steps = pl.quantize.subband_steps(step, h.levels)
     return coder.encode(h.steps)
+
+
+# Lossy mode has a second coder: the near-lossless predictive coder at the max error k
+# that meets the target, kept when it beats the 9/7 (a smaller error at the size
+# asked for, or a smaller file at the PSNR asked for). Images with few distinct
+# values or large flat areas (CT with padding, overlays, ultrasound) often code far
+# better that way; the stream then says near-lossless, with its max error.
+TRY_NEAR_LOSSLESS = True
+
+
+def _near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr: float | None) -> bytes | None:
+    h0 = src.header
+    n = h0.frames * h0.rows * h0.cols * h0.channels
+    streams: dict[int, bytes] = {}
+
+    def stream(k: int) -> bytes:
+        if k not in streams:
+            h = ct.Header(mode=1, dtype=h0.dtype, bits_stored=h0.bits_stored, axes=h0.axes, frames=h0.frames,
+                          rows=h0.rows, cols=h0.cols, channels=h0.channels, tile_rows=h0.tile_rows,
+                          tile_cols=h0.tile_cols, levels=pl.choose_levels(h0.tile_rows, h0.tile_cols),
+                          transform=0, colour=0, max_error=k, vmin=h0.vmin, vmax=h0.vmax,
+                          flags=h0.flags & ct.FLAG_DENOISED)
+            streams[k] = ct.pack(h, encode_reversible(Source(image=src.image, header=h, threads=src.threads)))
+        return streams[k]
+
+    def k_near(mse: float) -> int:
+        # errors within +-k, spread about evenly, have a mean square near k(k+1)/3
+        return min(65535, max(1, math.ceil(math.sqrt(3 * mse))))
+
+    if bpp is not None:
+        # the smallest k that fits (sizes fall as k grows), if it fits at all
+        target = bpp * h0.rows * h0.cols * h0.frames / 8.0
+        lossy_se = _squared_error(lossy, src)
+        lo, hi = 1, k_near(lossy_se / n)
+        if len(stream(hi)) > target:
+            return None
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if len(stream(mid)) <= target else (mid + 1, hi)
+        return streams[lo] if _squared_error(streams[lo], src) < lossy_se else None
+    # psnr: the largest k that meets it (the error grows with k); every k with k^2
+    # within the allowed mean square does, and none much beyond k_near is likely to
+    allowed = float(max(1, h0.vmax - h0.vmin)) ** 2 * n / 10 ** (psnr / 10)
+    lo, hi = int(math.isqrt(int(allowed / n))), min(65535, 2 * k_near(allowed / n))
+    if len(stream(hi)) >= len(lossy):  # the near-lossless file cannot be the smaller one
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if _squared_error(stream(mid), src) <= allowed else (lo, mid - 1)
+    return streams[lo] if lo and len(streams[lo]) < len(lossy) else None
+
+
+def _squared_error(stream: bytes, src: Source) -> float:
+    """Sum of squared errors of a stream against the source, a frame at a time."""
+    out = decode(stream, threads=src.threads).reshape(src.image.shape)
+    se = 0.0
+    for f in range(out.shape[0]):
+        d = out[f].astype(np.float64)
+        d -= src.image[f]
+        se += float(np.dot(d.ravel(), d.ravel()))
+    return se
 
 
 def _importance_map(roi: Any, src: Source, arr: np.ndarray) -> tuple[np.ndarray, int]:

@@ -22,7 +22,7 @@ from . import container as ct
 from . import entropy, predictive, quantize
 from .pipeline import (band_multipliers, finish_tile, lookup_in_place, map_threads, pixel_classes, planes,
                        reconstruct_lossy_plane)
-from .transform import dwt53_forward, dwt97_forward, rct_channel, rct_forward
+from .transform import dwt53_forward, dwt97_forward, rct_channel
 
 
 @dataclass
@@ -40,19 +40,14 @@ class Source:
         return self.image[f, y0:y1, x0:x1, :]
 
     def samples(self, f: int, t: int) -> np.ndarray:
-        return self.block(f, self.header.tile_box(t))
+        return self.stored(f, self.header.tile_box(t)).astype(np.int32)
 
-    def block(self, f: int, box: tuple[int, int, int, int]) -> np.ndarray:
-        return self.stored(f, box).astype(np.int32)
-
-    def coded_samples(self, f: int, t: int) -> np.ndarray:
-        return self.coded_block(f, self.header.tile_box(t))
-
-    def coded_block(self, f: int, box: tuple[int, int, int, int]) -> np.ndarray:
-        """What the reversible path codes: samples, ranks, or their RCT."""
+    def coded_plane(self, f: int, box: tuple[int, int, int, int], c: int) -> np.ndarray:
+        """Channel ``c`` of what the reversible path codes (samples, ranks, or their
+        RCT), as a new int32 plane: one plane at a time is all a tile needs."""
         if self.header.colour == 1:  # (no value table with colour) RCT from the stored samples
-            return rct_forward(self.stored(f, box))
-        x = self.block(f, box)
+            return rct_channel(self.stored(f, box), c)
+        x = self.stored(f, box)[..., c].astype(np.int32)
         if self.table is not None:
             x -= self.table[0]
             lookup_in_place(self._ranks, x)
@@ -117,9 +112,8 @@ def choose_coders(src: Source) -> list[int]:
     for qy in centres:
         for qx in centres:
             y0, x0 = (h.rows * qy) // 4 - sr // 2, (h.cols * qx) // 4 - sc // 2
-            x = src.coded_block(h.frames // 2, (y0, y0 + sr, x0, x0 + sc))
             for c in range(h.channels):
-                sample = np.ascontiguousarray(x[..., c])
+                sample = src.coded_plane(h.frames // 2, (y0, y0 + sr, x0, x0 + sc), c)
                 wav[c] += sum(map(len, wavelet_segments(sample, lv)))
                 pred[c] += len(predictive.encode_plane(sample, 0, int(sample.min()), int(sample.max())))
     return [CODER_PREDICTIVE if p < w else CODER_WAVELET for p, w in zip(pred, wav)]
@@ -135,16 +129,17 @@ def encode_reversible(src: Source) -> list[bytes]:
     coders = choose_coders(src) if h.mode == 0 and largest > SAMPLE_ABOVE else []
 
     def one(ft: tuple[int, int]) -> list[bytes]:
-        x = src.coded_samples(*ft)
+        f, box = ft[0], h.tile_box(ft[1])
         segs: list[bytes] = []
         if h.mode == 1 and h.channels == 3:
             # R and B coded against the reconstructed G where that is cheaper
-            rgb = predictive.encode_planes([x[..., c] for c in range(3)], h.max_error, h.vmin, h.vmax, ref=1)
+            rgb = predictive.encode_planes([src.coded_plane(f, box, c) for c in range(3)],
+                                           h.max_error, h.vmin, h.vmax, ref=1)
             for seg in rgb:
                 segs.extend([bytes([CODER_PREDICTIVE_COLOUR]) + seg] + [b""] * h.levels)
             return segs
         for c in range(h.channels):
-            plane = x[..., c]
+            plane = src.coded_plane(f, box, c)
             if h.mode == 1:
                 segs.extend(predictive_segments(plane, h.max_error, h.vmin, h.vmax, h.levels))
             elif plane.size <= SAMPLE_ABOVE:
@@ -153,6 +148,7 @@ def encode_reversible(src: Source) -> list[bytes]:
                 segs.extend(_predictive_lossless(plane, h.levels))
             else:  # the plane is not needed afterwards: transformed in place
                 segs.extend(wavelet_segments(plane, h.levels, overwrite=True))
+            del plane
         return segs
 
     return [s for segs in map_threads(one, planes(h), src.threads) for s in segs]

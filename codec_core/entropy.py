@@ -59,13 +59,17 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
 class _Encoder:
     """One range coder + raw bit writer; ``finish`` reports a too-small buffer."""
 
-    def __init__(self, n_symbols: int) -> None:
+    def __init__(self, n_symbols: int, raw_bits: int) -> None:
         k = _k()
         self.k = k
         self.models = _new_models(k)
         self.st = k.new_encoder()
-        self.out = np.empty(2 * n_symbols + 64, np.uint8)
-        self.raw = np.empty(3 * n_symbols + 64, np.uint8)
+        # Sized for real data, not the worst case (the encoder's largest buffers, up
+        # to 5 bytes a sample before): a byte per symbol for the modelled tokens and
+        # signs, and raw_bits per symbol for the raw low bits. A segment that needs
+        # more is coded again with larger buffers (finish() reports the overflow).
+        self.out = np.empty(n_symbols + 1024, np.uint8)
+        self.raw = np.empty(n_symbols * raw_bits // 8 + 1024, np.uint8)
 
     def band(self, band, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, group=0) -> None:
         freq, tot, sfreq, stot = self.models
@@ -107,15 +111,25 @@ def _new_models(k) -> tuple:
     return k.new_models(_GROUPS) + k.new_sign_models(_GROUPS)
 
 
-def _encode_with_retry(fn, n_symbols: int) -> bytes:
+def raw_bits_for(max_value: int) -> int:
+    """Raw bits per symbol that values (magnitudes, run lengths) up to ``max_value``
+    can need: a hybrid integer of bit length n sends n - 2 low bits raw."""
+    return max(0, int(max_value).bit_length() - 2)
+
+
+def _encode_with_retry(fn, n_symbols: int, raw_bits: int) -> bytes:
     scale = 1
     while True:
-        enc = _Encoder(n_symbols * scale)
+        enc = _Encoder(n_symbols * scale, raw_bits)
         fn(enc)
         try:
             return enc.finish()
         except OverflowError:
             scale *= 4
+
+
+def _max_abs(a: np.ndarray) -> int:
+    return max(int(a.max(initial=0)), -int(a.min(initial=0)))
 
 
 def _as32(a: np.ndarray) -> np.ndarray:
@@ -126,9 +140,11 @@ def encode_decomposition(bands: list, levels: int) -> list[bytes]:
     """Code an integer decomposition; returns ``levels + 1`` segments."""
     k = _k()
     ll_res = k.med_residual(_as32(bands[0]))
-    segs = [_encode_with_retry(lambda enc: enc.band(ll_res, group=_G_LL), ll_res.size)]
+    segs = [_encode_with_retry(lambda enc: enc.band(ll_res, group=_G_LL), ll_res.size,
+                               raw_bits_for(max(_max_abs(ll_res), ll_res.shape[-1] + 1)))]
     for r in range(1, levels + 1):
         hl, lh, hh = (_as32(b) for b in bands[r])
+        top = max(_max_abs(hl), _max_abs(lh), _max_abs(hh), lh.shape[-1] + 1)  # values, or runs
         p = [_as32(b) for b in bands[r - 1]] if r > 1 else [_EMPTY] * 3
         g = _group_of(r, levels)
 
@@ -137,7 +153,7 @@ def encode_decomposition(bands: list, levels: int) -> list[bytes]:
             enc.band(lh, p[1], hl, group=g)
             enc.band(hh, p[2], hl, lh, group=g)
 
-        segs.append(_encode_with_retry(code_level, hl.size + lh.size + hh.size))
+        segs.append(_encode_with_retry(code_level, hl.size + lh.size + hh.size, raw_bits_for(top)))
     return segs
 
 

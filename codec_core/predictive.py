@@ -28,7 +28,7 @@ import struct
 
 import numpy as np
 
-from .entropy import _Decoder, _encode_with_retry
+from .entropy import _Decoder, _encode_with_retry, raw_bits_for
 from .errors import CorruptStreamError
 
 # Placeholders for the half of the coder state a call does not use. The kernel
@@ -69,7 +69,9 @@ def _encode(x: np.ndarray, k: int, vmin: int, vmax: int, mask: np.ndarray, base:
             pk.code_plane(False, x, P, k, vmin, vmax, enc.st, enc.out, enc.raw,
                           _DUMMY_STATE.copy(), _EMPTY_IN, _EMPTY_IN, freq, tot, pk.RECIP, mask, base)
 
-    return _encode_with_retry(fn, max(n_coded, 1)), P
+    # residuals are folded into the range; run lengths are at most a row
+    top = max(2 * (vmax - vmin) + 2, x.shape[1] + 1)
+    return _encode_with_retry(fn, max(n_coded, 1), raw_bits_for(top)), P
 
 
 def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int, *,

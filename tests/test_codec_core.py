@@ -167,10 +167,11 @@ def test_lossy_signed_image_keeps_dtype_and_range():
     assert psnr(img, out) > 35
 
 
-def test_lossy_colour_goes_through_the_colour_transform():
+def test_lossy_colour_goes_through_the_colour_transform(monkeypatch):
     # grey stored as RGB: after the RCT both chroma planes are zero and nearly free,
     # so the colour file is about the size of the grey one (coded as three separate
-    # channels it would be ~3x), at the same quality
+    # channels it would be ~3x), at the same quality (9/7 path only)
+    monkeypatch.setattr(hlc.api, "TRY_NEAR_LOSSLESS", False)
     grey = dicom("US1_UNCR.dcm")[..., 1]
     rgb = np.repeat(grey[..., None], 3, axis=-1)
     g = hlc.encode(grey, mode="lossy", psnr=38)
@@ -179,6 +180,30 @@ def test_lossy_colour_goes_through_the_colour_transform():
     assert psnr(rgb, hlc.decode(c)) >= 38
     h = hlc.info(c)
     assert h["colour_transform"] and h["version"] >= 2
+
+
+@pytest.mark.parametrize("target", [dict(bpp=0.5), dict(psnr=50.0)])
+def test_lossy_takes_the_near_lossless_coder_where_it_beats_the_wavelet(monkeypatch, target):
+    # a CT pair with 147 distinct values and 61% zero padding: the predictive coder
+    # at max error k beats the 9/7 by several dB at the same size
+    img = dicom("eCT_Supplemental.dcm")
+    data = hlc.encode(img, mode="lossy", **target)
+    monkeypatch.setattr(hlc.api, "TRY_NEAR_LOSSLESS", False)
+    wavelet = hlc.encode(img, mode="lossy", **target)
+    meta, out = hlc.info(data), hlc.decode(data)
+    assert meta["mode"] == "near-lossless" and meta["lossy"] and hlc.info(wavelet)["mode"] == "lossy"
+    assert np.abs(out.astype(np.int32) - img).max() <= meta["max_error"]
+    if "bpp" in target:
+        assert 8 * len(data) / img.size <= target["bpp"]
+        assert psnr(img, out) > psnr(img, hlc.decode(wavelet)) + 3
+    else:
+        assert psnr(img, out) >= target["psnr"] and len(data) < len(wavelet)
+
+
+def test_lossy_keeps_the_wavelet_where_it_is_better():
+    img = dicom("MR2_UNCR.dcm")[:512, :512]
+    for kw in (dict(bpp=0.5), dict(psnr=40.0)):
+        assert hlc.info(hlc.encode(img, mode="lossy", **kw))["transform"] == "9/7"
 
 
 def test_lossy_colour_chroma_steps_follow_the_rct_energy():

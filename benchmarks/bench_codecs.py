@@ -504,6 +504,9 @@ class Bench:
                         if out.shape != a.shape or out.dtype != a.dtype:
                             raise RuntimeError(f"decoded {out.shape} {out.dtype}, expected {a.shape} {a.dtype}")
                         self._quality(c, im, out, len(data))
+                        meta = self.hlc.mod.info(data)  # which of its two coders the encoder kept
+                        c.param = ("9/7" if meta["mode"] == "lossy"
+                                   else f"predictive, max error {meta['max_error']}")
                     except Exception as e:
                         c = Cell(note=f"error: {_short(e)}")
                         self.problems.append(f"HLC lossy {r} bpp failed on {im.name}: {_short(e)}")
@@ -955,7 +958,9 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
     # -------------------------------------------------------------- lossy
     w("## Lossy at 0.25, 0.5 and 1.0 bpp")
     w("")
-    w("HLC: `encode(mode='lossy', bpp=r)` (its own rate control). JPEG 2000 9/7: OpenJPEG irreversible, "
+    w("HLC: `encode(mode='lossy', bpp=r)` (its own rate control; the parameter column says which coder the "
+      "encoder kept: the 9/7, or the near-lossless predictive coder at the max error that fits, when that "
+      "gives the higher PSNR). JPEG 2000 9/7: OpenJPEG irreversible, "
       "`level` = fixed-quality PSNR parameter searched so the file is ≤ the target and as close as possible; "
       "JPEG XL: libjxl VarDCT default effort, `distance` searched the same way (`bitspersample` = bits stored). "
       "PSNR uses peak = max − min of the original; nominal PSNR uses 2^bits_stored − 1 (inflated on images that "
@@ -990,7 +995,8 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
                 if c.bpp is None:
                     w(f"| {n} | {lbl} | {c.note or 'n/a'} | | | | | |")
                     continue
-                par = "" if c.param is None else (f"level={c.param}" if key == "j2k97" else f"distance={c.param}")
+                par = ("" if c.param is None else c.param if key == "hlc"
+                       else f"level={c.param}" if key == "j2k97" else f"distance={c.param}")
                 w(f"| {n} | {lbl} | {c.text()} | {_fmt(c.psnr, 2)} | {_fmt(c.psnr_nom, 2)} | {_fmt(c.ssim, 4)} | "
                   f"{_fmt(c.max_err)} | {par} |")
         w("")

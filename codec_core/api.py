@@ -276,7 +276,7 @@ def _near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr:
     if bpp is not None:
         # the smallest k that fits (sizes fall as k grows), if it fits at all
         target = bpp * h0.rows * h0.cols * h0.frames / 8.0
-        lossy_se = _squared_error(lossy, src)
+        lossy_se = LossyCoder(src).squared_error(src.header.steps)  # tile by tile, no decode
         lo, hi = 1, k_near(lossy_se / n)
         if len(stream(hi)) > target:
             return None
@@ -297,14 +297,10 @@ def _near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr:
 
 
 def _squared_error(stream: bytes, src: Source) -> float:
-    """Sum of squared errors of a stream against the source, a frame at a time."""
-    out = decode(stream, threads=src.threads).reshape(src.image.shape)
-    se = 0.0
-    for f in range(out.shape[0]):
-        d = out[f].astype(np.float64)
-        d -= src.image[f]
-        se += float(np.dot(d.ravel(), d.ravel()))
-    return se
+    """Sum of squared errors of a (near-lossless) stream against the source: decoded
+    a frame at a time, compared in bands of rows (no image-sized float array)."""
+    return sum(pl.squared_error(decode(stream, frame=f, threads=src.threads).reshape(src.image.shape[1:]),
+                                src.image[f]) for f in range(src.header.frames))
 
 
 def _importance_map(roi: Any, src: Source, arr: np.ndarray) -> tuple[np.ndarray, int]:

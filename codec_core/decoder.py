@@ -74,12 +74,20 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
         classes = pixel_classes(cmap[f], h.roi_block, (y0, y1, x0, x1)) if cmap is not None else None
         mult = band_multipliers(classes, h.levels, h.class_mult) if classes is not None else None
         upto = h.levels - level
+        ys, xs = y0 // scale, x0 // scale
+        hole = (k, ys, xs, -(-(y1 - y0) // scale), -(-(x1 - x0) // scale))  # a wholly lost tile
         tile, whole_tile_lost = None, False
         if h.mode == 1 and h.channels == 3:
             planes = _decode_colour_predictive(rd, layout, f, t, y1 - y0, x1 - x0, upto, h, where)
-            whole_tile_lost = planes is None
-            tile = None if whole_tile_lost else np.stack(planes, -1)
-        for c in range(h.channels if tile is None and not whole_tile_lost else 0):
+            if planes is None:
+                return hole
+            # each plane straight into the output (no int32 colour tile); clipped as
+            # finish_tile would (near-lossless has no colour transform, no value table)
+            for c in range(3):
+                p, planes[c] = planes[c], None
+                out[k, ys:ys + p.shape[0], xs:xs + p.shape[1], c] = np.clip(p, h.vmin, h.vmax, out=p)
+            return None
+        for c in range(h.channels):
             first = layout.plane(h, f, t, c)
             segs = []
             for r in range(upto + 1):
@@ -102,14 +110,14 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
                     tile = np.empty(plane.shape + (h.channels,), np.int32)
                 tile[..., c] = plane
         if whole_tile_lost:
-            return (k, y0 // scale, x0 // scale, -(-(y1 - y0) // scale), -(-(x1 - x0) // scale))
+            return hole
         if h.mode == 2:
             tile = finish_tile(tile, h)
             if classes is not None and level == 0:
                 _apply_roi_layer(tile, classes >= 1, h, rd, layout, f, t, where)
         else:
             tile = finish_tile(tile, h, table)
-        out[k, y0 // scale:y0 // scale + tile.shape[0], x0 // scale:x0 // scale + tile.shape[1]] = tile
+        out[k, ys:ys + tile.shape[0], xs:xs + tile.shape[1]] = tile
         return None
 
     items = [(k, f, t) for k, f in enumerate(frames) for t in range(h.n_tiles)]

@@ -21,7 +21,7 @@ import struct
 from . import container as ct
 from . import entropy, predictive, quantize
 from .pipeline import (band_multipliers, finish_tile, lookup_in_place, map_threads, pixel_classes, planes,
-                       reconstruct_lossy_plane)
+                       reconstruct_lossy_plane, squared_error)
 from .transform import dwt53_forward, dwt97_forward, rct_channel
 
 
@@ -133,7 +133,8 @@ def encode_reversible(src: Source) -> list[bytes]:
         segs: list[bytes] = []
         if h.mode == 1 and h.channels == 3:
             # R and B coded against the reconstructed G where that is cheaper
-            rgb = predictive.encode_planes([src.coded_plane(f, box, c) for c in range(3)],
+            # (views of the stored samples: each becomes int32 only while it is coded)
+            rgb = predictive.encode_planes([src.stored(f, box)[..., c] for c in range(3)],
                                            h.max_error, h.vmin, h.vmax, ref=1)
             for seg in rgb:
                 segs.extend([bytes([CODER_PREDICTIVE_COLOUR]) + seg] + [b""] * h.levels)
@@ -175,11 +176,21 @@ class LossyCoder:
              for c in range(h.channels)]
         return q, mult, roi
 
-    def _base(self, q: list, steps: list, mult) -> np.ndarray:
-        """The lossy layer exactly as the decoder rebuilds it: int32 (rows, cols, Ch)."""
-        planes_ = [reconstruct_lossy_plane(qc, self.h, quantize.channel_steps(steps, self.h.channel_mult, c),
-                                           mult) for c, qc in enumerate(q)]
-        return finish_tile(np.stack(planes_, -1), self.h)
+    def _base(self, q: list, steps: list, mult, consume: bool = False) -> np.ndarray:
+        """The lossy layer exactly as the decoder rebuilds it: int32 (rows, cols, Ch),
+        filled plane by plane. ``consume``: free the bands of ``q`` on the way."""
+        tile = None
+        for c in range(len(q)):
+            qc = q[c] if not consume else q[c][:]
+            if consume:
+                q[c].clear()
+            plane = reconstruct_lossy_plane(qc, self.h, quantize.channel_steps(steps, self.h.channel_mult, c),
+                                            mult, consume=consume)
+            if tile is None:
+                tile = np.empty(plane.shape + (len(q),), np.int32)
+            tile[..., c] = plane
+            del plane, qc
+        return finish_tile(tile, self.h)
 
     def encode(self, steps: list) -> list[bytes]:
         h = self.h
@@ -212,10 +223,10 @@ class LossyCoder:
         def one(ft: tuple[int, int]) -> float:
             f, t = ft
             q, mult, roi = self._tile(f, t, steps)
-            d = (self.src.samples(f, t) - self._base(q, steps, mult)).astype(np.float64)
+            base = self._base(q, steps, mult, consume=True)
+            x = self.src.stored(f, h.tile_box(t))
             if roi is None:
-                return float(np.dot(d.ravel(), d.ravel()))
-            outside = d[~roi]
-            return float(np.dot(outside.ravel(), outside.ravel())) + roi.sum() * h.channels * e * (e + 1) / 3
+                return squared_error(base, x)
+            return squared_error(base, x, ~roi) + roi.sum() * h.channels * e * (e + 1) / 3
 
         return sum(map_threads(one, planes(h), self.src.threads))

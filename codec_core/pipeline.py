@@ -183,6 +183,19 @@ def band_multipliers(classes: np.ndarray, levels: int, mults: list) -> list:
 
 # ------------------------------------------------------------- shared tiles
 
+def squared_error(a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> float:
+    """Sum of (a - b)^2 over the first two axes' ``keep`` pixels (all if None),
+    in bands of rows: no float copy of the whole image or tile."""
+    total = 0.0
+    for y in range(0, a.shape[0], 64):
+        d = a[y:y + 64].astype(np.float64)
+        d -= b[y:y + 64]
+        if keep is not None:
+            d = d[keep[y:y + 64]]
+        total += float(np.dot(d.ravel(), d.ravel()))
+    return total
+
+
 def planes(h: ct.Header) -> list[tuple[int, int]]:
     """Every (frame, tile) of the stream, in stream order."""
     return [(f, t) for f in range(h.frames) for t in range(h.n_tiles)]

@@ -211,8 +211,8 @@ def encode_planes(planes: list, k: int, vmin: int, vmax: int, ref: int = 0) -> l
     for c, p in enumerate(planes):
         if c == ref:
             continue
-        x = p.astype(np.int64)
-        d = x - rec
+        x = p.astype(np.int32, copy=False)  # samples and references fit 17 bits: no overflow
+        d = np.subtract(x, rec, dtype=np.int32)
         if d.size and _activity(d) < _activity(x):
             lo, hi = int(d.min()), int(d.max())
             if hi - lo <= _MAX_SPAN:
@@ -245,4 +245,10 @@ def decode_planes(segs: list, rows: int, cols: int, k: int, vmin: int, vmax: int
 
 
 def _activity(a: np.ndarray) -> int:
-    return int(np.abs(np.diff(a, axis=0)).sum() + np.abs(np.diff(a, axis=1)).sum())
+    """Total absolute gradient, in bands of rows (small temporaries; exact integers)."""
+    total = 0
+    for y in range(0, a.shape[0], 64):
+        band = a[y:y + 65]  # one row of overlap for the vertical differences
+        total += int(np.abs(np.diff(band, axis=0)).sum(dtype=np.int64))
+        total += int(np.abs(np.diff(a[y:y + 64], axis=1)).sum(dtype=np.int64))
+    return total

@@ -135,7 +135,7 @@ def pack(h: Header, segments: list[bytes]) -> bytes:
     # byte there would otherwise cost every tile
     body += struct.pack("<I", len(h.value_table)) + h.value_table
     body += struct.pack("<I", len(h.class_map)) + h.class_map
-    body += struct.pack("<I", len(segments)) + np.asarray(h.segments, "<u4").reshape(-1).tobytes()
+    body += _pack_index(h.segments)
     prefix = _PREFIX.pack(MAGIC, VERSION, len(body))
     block = prefix[8:] + body + struct.pack("<I", zlib.crc32(prefix[8:] + body))
     backup = block + struct.pack("<I", len(block)) + BACKUP_MARK
@@ -238,13 +238,70 @@ def _unpack_body(body: bytes, version: int) -> Header:
             raise CorruptStreamError("side data runs past the header", "header")
         side.append(body[pos + 4:pos + 4 + n])
         pos += 4 + n
+    segs = _unpack_index(body, pos, version)
+    return Header(*f, steps=steps, class_mult=mult, channel_mult=chan, value_table=side[0], class_map=side[1],
+                  segments=segs, version=version)
+
+
+def varint(n: int) -> bytes:
+    """Unsigned LEB128."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def read_varint(buf, pos: int, what: str) -> tuple[int, int]:
+    """Read a LEB128 value below 2^35 at ``pos``; returns it and the next position."""
+    n = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 28:
+            raise CorruptStreamError(f"bad {what}")
+        b = buf[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, pos
+
+
+def _pack_index(segments: list) -> bytes:
+    """v2 segment index: u32 count, then per segment varint(length) and, unless the
+    segment is empty, its u32 CRC-32 (small segments are common: half the size of
+    the fixed 8-byte entries of v1, which the header's backup copy doubles)."""
+    out = bytearray(struct.pack("<I", len(segments)))
+    for n, crc in segments:
+        out += varint(n)
+        if n:
+            out += struct.pack("<I", crc)
+    return bytes(out)
+
+
+def _unpack_index(body: bytes, pos: int, version: int) -> list:
     (nseg,) = struct.unpack_from("<I", body, pos)
     pos += 4
-    if pos + 8 * nseg > len(body):
+    if pos + (8 if version < 2 else 1) * nseg > len(body):
         raise CorruptStreamError("segment index runs past the header", "header")
-    segs = np.frombuffer(body, "<u4", 2 * nseg, pos).reshape(-1, 2).tolist()
-    return Header(*f, steps=steps, class_mult=mult, channel_mult=chan, value_table=side[0], class_map=side[1],
-                  segments=[tuple(s) for s in segs], version=version)
+    if version < 2:  # (u32 length, u32 crc) pairs
+        return [tuple(s) for s in np.frombuffer(body, "<u4", 2 * nseg, pos).reshape(-1, 2).tolist()]
+    segs = []
+    for _ in range(nseg):
+        n, pos = read_varint(body, pos, "segment index entry")
+        crc = 0
+        if n:
+            if pos + 4 > len(body):
+                raise CorruptStreamError("segment index runs past the header", "header")
+            (crc,) = struct.unpack_from("<I", body, pos)
+            pos += 4
+        if n >= 1 << 32:
+            raise CorruptStreamError("segment length beyond 32 bits", "header")
+        segs.append((n, crc))
+    return segs
 
 
 def _validate(h: Header, max_pixels: int | None) -> None:

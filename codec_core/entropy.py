@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .container import read_varint, varint
 from .errors import CorruptStreamError
 from .transform import band_shapes
 
@@ -29,31 +30,6 @@ def _k():
 def _group_of(resolution: int, levels: int) -> int:
     level = levels - resolution + 1  # 1 = finest
     return _G_L1 if level == 1 else _G_L2 if level == 2 else _G_LN
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 35:
-            raise CorruptStreamError("bad length field in a coded segment")
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n, pos
 
 
 class _Encoder:
@@ -81,7 +57,7 @@ class _Encoder:
         n_out, n_raw = int(self.st[self.k.E_POS]), int(self.st[self.k.E_RAWPOS])
         if n_out > self.out.shape[0] or n_raw > self.raw.shape[0]:
             raise OverflowError  # caller retries with bigger buffers (never in practice)
-        return _varint(n_out) + self.out[:n_out].tobytes() + self.raw[:n_raw].tobytes()
+        return varint(n_out) + self.out[:n_out].tobytes() + self.raw[:n_raw].tobytes()
 
 
 class _Decoder:
@@ -90,7 +66,7 @@ class _Decoder:
     def __init__(self, seg: bytes) -> None:
         k = _k()
         self.k = k
-        n_arith, pos = _read_varint(seg, 0)
+        n_arith, pos = read_varint(seg, 0, "length field in a coded segment")
         if pos + n_arith > len(seg):
             raise CorruptStreamError("coded segment shorter than its length field")
         buf = np.frombuffer(seg, dtype=np.uint8)
@@ -148,6 +124,10 @@ def encode_decomposition(bands: list, levels: int) -> list[bytes]:
         p = [_as32(b) for b in bands[r - 1]] if r > 1 else [_EMPTY] * 3
         g = _group_of(r, levels)
 
+        if not (hl.any() or lh.any() or hh.any()):
+            segs.append(b"")  # v2: an empty segment is a level of zeros (7+ bytes saved)
+            continue
+
         def code_level(enc, hl=hl, lh=lh, hh=hh, p=p, g=g):
             enc.band(hl, p[0], group=g)
             enc.band(lh, p[1], hl, group=g)
@@ -165,6 +145,9 @@ def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
     upto = levels if upto is None else upto
     bands: list = [k.med_reconstruct(_Decoder(segs[0]).band(shapes[0], group=_G_LL))]
     for r in range(1, upto + 1):
+        if not segs[r]:
+            bands.append(tuple(np.zeros(sh, np.int32) for sh in shapes[r]))
+            continue
         dec = _Decoder(segs[r])
         p = bands[r - 1] if r > 1 else (_EMPTY, _EMPTY, _EMPTY)
         g = _group_of(r, levels)

@@ -187,12 +187,10 @@ class Parsed:
             n = struct.unpack_from("<I", body, pos)[0]
             self.side.append(body[pos + 4:pos + 4 + n])
             pos += 4 + n
-        nseg = struct.unpack_from("<I", body, pos)[0]
-        idx = struct.unpack_from(f"<{2 * nseg}I", body, pos + 4)
+        idx = [(n, crc) for n, crc in ct._unpack_index(body, pos, self.version)]
         off = 13 + hlen + 4
         self.segments = []
-        for i in range(nseg):
-            n = idx[2 * i]
+        for n, _ in idx:
             self.segments.append(data[off:off + n])
             off += n
         self.trailer = data[off:]
@@ -219,8 +217,11 @@ class Parsed:
             idx = self.index_override
         else:
             idx = [(len(s), zlib.crc32(s) if fix_segment_crcs else 0) for s in self.segments]
-        body += struct.pack("<I", len(idx)) + (np.array(idx, np.int64).reshape(-1) & 0xFFFFFFFF).astype(
-            "<u4").tobytes()
+        idx = [(int(n) & 0xFFFFFFFF, int(c) & 0xFFFFFFFF) for n, c in idx]
+        if self.version >= 2:
+            body += ct._pack_index(idx)
+        else:
+            body += struct.pack("<I", len(idx)) + np.array(idx, "<u4").reshape(-1).tobytes()
         body += self.extra_header
         if self.body_cut is not None:
             body = body[:self.body_cut]

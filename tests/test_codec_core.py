@@ -366,6 +366,31 @@ def test_truncated_and_bit_flipped_streams_raise_only_hlc_error_or_decode_exactl
             assert np.array_equal(out, img), f"byte {pos} damaged, wrong image returned"
 
 
+@pytest.mark.parametrize("kwargs", [dict(mode="lossless"), dict(mode="lossy", bpp=0.25)])
+def test_v2_segment_index_is_a_length_varint_and_a_crc_unless_empty(kwargs):
+    from codec_core import container
+    img = dicom("emri_small.dcm")  # 10 frames of 64 x 64: dozens of tiny segments
+    data = hlc.encode(img, **kwargs)
+    h, start = container.parse_header(data)
+    index = 4 + sum(len(container.varint(n)) + (4 if n else 0) for n, _ in h.segments)
+    body = (container._FIXED.size + 3 + 4 * (len(h.steps) + len(h.class_mult) + len(h.channel_mult))
+            + 8 + len(h.value_table) + len(h.class_map) + index)
+    assert h.version == 2 and start == 8 + 5 + body + 4
+    assert hlc.decode(data).shape == img.shape
+
+
+def test_all_zero_detail_levels_are_coded_as_empty_segments(monkeypatch):
+    monkeypatch.setattr(hlc.api, "TRY_NEAR_LOSSLESS", False)  # the 9/7 path itself
+    from codec_core import container
+    img = np.full((3, 64, 64), 300, np.uint16)
+    img[1] = 500  # flat frames: nothing but the LL band to code
+    data = hlc.encode(img, mode="lossy", bpp=0.5)
+    h, _ = container.parse_header(data)
+    assert hlc.info(data)["transform"] == "9/7"
+    assert sum(1 for n, _ in h.segments if n == 0) == 3 * h.levels
+    assert np.array_equal(hlc.decode(data), img)
+
+
 @pytest.mark.parametrize("mode, mult", [("lossless", [1.0, 2.0, 2.0]), ("lossy", [1.0, 2.0]),
                                         ("lossy", [1.0, float("nan"), 2.0])])
 def test_forged_channel_step_multipliers_are_refused(mode, mult):

@@ -278,7 +278,7 @@ def _near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr:
         target = bpp * h0.rows * h0.cols * h0.frames / 8.0
         lossy_se = LossyCoder(src).squared_error(src.header.steps)  # tile by tile, no decode
         lo, hi = 1, k_near(lossy_se / n)
-        if len(stream(hi)) > target:
+        if _unlikely(src, hi, bpp) or len(stream(hi)) > target:
             return None
         while lo < hi:
             mid = (lo + hi) // 2
@@ -288,12 +288,31 @@ def _near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr:
     # within the allowed mean square does, and none much beyond k_near is likely to
     allowed = float(max(1, h0.vmax - h0.vmin)) ** 2 * n / 10 ** (psnr / 10)
     lo, hi = int(math.isqrt(int(allowed / n))), min(65535, 2 * k_near(allowed / n))
-    if len(stream(hi)) >= len(lossy):  # the near-lossless file cannot be the smaller one
+    lossy_bpp = 8.0 * len(lossy) / (h0.frames * h0.rows * h0.cols)
+    if _unlikely(src, hi, lossy_bpp) or len(stream(hi)) >= len(lossy):  # it cannot be the smaller file
         return None
     while lo < hi:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if _squared_error(stream(mid), src) <= allowed else (lo, mid - 1)
     return streams[lo] if lo and len(streams[lo]) < len(lossy) else None
+
+
+def _unlikely(src: Source, k: int, bpp: float) -> bool:
+    """Whether the near-lossless coder at max error k is plainly bigger than ``bpp``,
+    judged on a 4 x 4 grid of 64 x 64 blocks spread over the middle frame (body and
+    background alike), so that a large image the 9/7 codes better is not coded whole
+    a second time. Small frames are not judged (coding them whole costs little)."""
+    h, b = src.header, 64
+    if h.rows < 8 * b or h.cols < 8 * b:
+        return False
+    f = h.frames // 2
+    rows = [np.concatenate([src.image[f, (h.rows * (2 * i + 1)) // 8 - b // 2:(h.rows * (2 * i + 1)) // 8 + b // 2,
+                                      (h.cols * (2 * j + 1)) // 8 - b // 2:(h.cols * (2 * j + 1)) // 8 + b // 2]
+                            for j in range(4)], axis=1) for i in range(4)]
+    sample = np.concatenate(rows, axis=0)
+    data = encode(sample[..., 0] if h.channels == 1 else sample, mode="near-lossless", max_error=k,
+                  bits_stored=h.bits_stored, threads=1)
+    return 8.0 * len(data) / (16 * b * b) > 1.3 * bpp
 
 
 def _squared_error(stream: bytes, src: Source) -> float:

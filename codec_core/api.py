@@ -15,6 +15,7 @@ from . import pipeline as pl
 from .decoder import DecodeReport, decode_stream
 from .encoder import LossyCoder, Source, encode_reversible
 from .errors import CorruptStreamError, DecompressionBombError, HlcError
+from .transform import synthesis_gains_97
 
 Mode = Literal["lossless", "near-lossless", "lossy"]
 
@@ -276,13 +277,23 @@ def _near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr:
     if bpp is not None:
         # the smallest k that fits (sizes fall as k grows), if it fits at all
         target = bpp * h0.rows * h0.cols * h0.frames / 8.0
-        lossy_se = LossyCoder(src).squared_error(src.header.steps)  # tile by tile, no decode
-        lo, hi = 1, k_near(lossy_se / n)
+        # the 9/7's mean square error is below 0.42 base^2 (a coefficient zeroed by the
+        # dead zone errs by at most 0.65 of its step), so no useful k exceeds ~1.13 base:
+        # judge that k on a sample before spending a pass on the exact error
+        base = h0.steps[0] * math.sqrt(synthesis_gains_97(h0.levels)[0])
+        if _unlikely(src, k_near(0.42 * base * base), bpp):
+            return None
+        # then the k whose error matches the 9/7's, from up to 8 of its tiles
+        items = pl.planes(h0)
+        items = items[::-(-len(items) // 8)]
+        px = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in (h0.tile_box(t) for _, t in items)) * h0.channels
+        lo, hi = 1, k_near(LossyCoder(src).squared_error(h0.steps, items) / px)
         if _unlikely(src, hi, bpp) or len(stream(hi)) > target:
             return None
         while lo < hi:
             mid = (lo + hi) // 2
             lo, hi = (lo, mid) if len(stream(mid)) <= target else (mid + 1, hi)
+        lossy_se = LossyCoder(src).squared_error(h0.steps)  # the exact error, tile by tile
         return streams[lo] if _squared_error(streams[lo], src) < lossy_se else None
     # psnr: the largest k that meets it (the error grows with k); every k with k^2
     # within the allowed mean square does, and none much beyond k_near is likely to
@@ -300,19 +311,24 @@ def _near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr:
 def _unlikely(src: Source, k: int, bpp: float) -> bool:
     """Whether the near-lossless coder at max error k is plainly bigger than ``bpp``,
     judged on a 4 x 4 grid of 64 x 64 blocks spread over the middle frame (body and
-    background alike), so that a large image the 9/7 codes better is not coded whole
-    a second time. Small frames are not judged (coding them whole costs little)."""
+    background alike) or, in a stack of smaller frames, on four frames spread over it,
+    so that an image the 9/7 codes better is not coded whole a second time. A single
+    small frame is not judged (coding it whole costs little)."""
     h, b = src.header, 64
-    if h.rows < 8 * b or h.cols < 8 * b:
+    if h.rows >= 8 * b and h.cols >= 8 * b:
+        f = h.frames // 2
+        ys = [(h.rows * (2 * i + 1)) // 8 - b // 2 for i in range(4)]
+        xs = [(h.cols * (2 * j + 1)) // 8 - b // 2 for j in range(4)]
+        sample = np.concatenate([np.concatenate([src.image[f, y:y + b, x:x + b] for x in xs], axis=1)
+                                 for y in ys], axis=0)[None]
+    elif h.frames >= 8:
+        sample = src.image[[(h.frames * (2 * i + 1)) // 8 for i in range(4)]]
+    else:
         return False
-    f = h.frames // 2
-    rows = [np.concatenate([src.image[f, (h.rows * (2 * i + 1)) // 8 - b // 2:(h.rows * (2 * i + 1)) // 8 + b // 2,
-                                      (h.cols * (2 * j + 1)) // 8 - b // 2:(h.cols * (2 * j + 1)) // 8 + b // 2]
-                            for j in range(4)], axis=1) for i in range(4)]
-    sample = np.concatenate(rows, axis=0)
+    axes = "ZYX" if h.channels == 1 else "ZYXC"
     data = encode(sample[..., 0] if h.channels == 1 else sample, mode="near-lossless", max_error=k,
-                  bits_stored=h.bits_stored, threads=1)
-    return 8.0 * len(data) / (16 * b * b) > 1.3 * bpp
+                  bits_stored=h.bits_stored, threads=1, axes=axes)
+    return 8.0 * len(data) / (sample.shape[0] * sample.shape[1] * sample.shape[2]) > 1.3 * bpp
 
 
 def _squared_error(stream: bytes, src: Source) -> float:

@@ -212,8 +212,9 @@ class LossyCoder:
 
         return [s for segs in map_threads(one, planes(h), self.src.threads) for s in segs]
 
-    def squared_error(self, steps: list) -> float:
-        """Sum of squared errors of the decoded image at these steps (no entropy coding).
+    def squared_error(self, steps: list, items: list | None = None) -> float:
+        """Sum of squared errors of the decoded image at these steps (no entropy coding),
+        over every (frame, tile) or only over ``items``.
 
         ROI samples count as the mean square of an in-loop quantiser with step
         2e+1, e(e+1)/3 (0 when the ROI is exact)."""
@@ -229,4 +230,4 @@ class LossyCoder:
                 return squared_error(base, x)
             return squared_error(base, x, ~roi) + roi.sum() * h.channels * e * (e + 1) / 3
 
-        return sum(map_threads(one, planes(h), self.src.threads))
+        return sum(map_threads(one, planes(h) if items is None else items, self.src.threads))

@@ -23,27 +23,18 @@ _K = 1.230174104914001
 
 
 def _pair_sum_right(s: np.ndarray, nd: int) -> np.ndarray:
-    """s[i] + s[i+1] for i < nd, mirroring past the end (x[n] = x[n-2]); one new
-    array (the lifting steps' only temporary)."""
-    t = np.empty((nd,) + s.shape[1:], s.dtype)
+    """s[i] + s[i+1] for i < nd, mirroring past the end (x[n] = x[n-2])."""
     if s.shape[0] > nd:
-        return np.add(s[:nd], s[1:nd + 1], out=t)
-    np.add(s[:nd - 1], s[1:nd], out=t[:nd - 1])
-    np.add(s[nd - 1], s[nd - 1], out=t[nd - 1])
-    return t
+        return s[:nd] + s[1:nd + 1]
+    nxt = np.concatenate([s[1:], s[-1:]])
+    return s + nxt
 
 
 def _pair_sum_left(d: np.ndarray, ns: int) -> np.ndarray:
-    """d[i-1] + d[i] for i < ns, mirroring at both ends; one new array."""
-    nd = d.shape[0]
-    t = np.empty((ns,) + d.shape[1:], d.dtype)
-    m = min(nd, ns)
-    t[:m] = d[:m]
-    if ns > nd:  # ns = nd + 1: the mirror of d past its end is its last row
-        t[nd:] = d[nd - 1:]
-    t[0] += d[0]
-    t[1:] += d[:ns - 1]
-    return t
+    """d[i-1] + d[i] for i < ns, mirroring at both ends."""
+    prev = np.concatenate([d[:1], d[:ns - 1]])
+    cur = d[:ns] if d.shape[0] >= ns else np.concatenate([d, d[-1:]])
+    return prev + cur
 
 
 def _fwd53(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -180,16 +180,12 @@ class LossyCoder:
         """The lossy layer exactly as the decoder rebuilds it: int32 (rows, cols, Ch),
         filled plane by plane. ``consume``: free the bands of ``q`` on the way."""
         tile = None
-        for c in range(len(q)):
-            qc = q[c] if not consume else q[c][:]
-            if consume:
-                q[c].clear()
-            plane = reconstruct_lossy_plane(qc, self.h, quantize.channel_steps(steps, self.h.channel_mult, c),
+        for c in range(len(q)):  # (with consume, dequantise empties q[c] itself)
+            plane = reconstruct_lossy_plane(q[c], self.h, quantize.channel_steps(steps, self.h.channel_mult, c),
                                             mult, consume=consume)
             if tile is None:
                 tile = np.empty(plane.shape + (len(q),), np.int32)
             tile[..., c] = plane
-            del plane, qc
         return finish_tile(tile, self.h)
 
     def encode(self, steps: list) -> list[bytes]:

@@ -120,13 +120,13 @@ def encode_decomposition(bands: list, levels: int) -> list[bytes]:
                                raw_bits_for(max(_max_abs(ll_res), ll_res.shape[-1] + 1)))]
     for r in range(1, levels + 1):
         hl, lh, hh = (_as32(b) for b in bands[r])
-        top = max(_max_abs(hl), _max_abs(lh), _max_abs(hh), lh.shape[-1] + 1)  # values, or runs
-        p = [_as32(b) for b in bands[r - 1]] if r > 1 else [_EMPTY] * 3
-        g = _group_of(r, levels)
-
-        if not (hl.any() or lh.any() or hh.any()):
+        mag = max(_max_abs(hl), _max_abs(lh), _max_abs(hh))
+        if mag == 0:
             segs.append(b"")  # v2: an empty segment is a level of zeros (7+ bytes saved)
             continue
+        top = max(mag, lh.shape[-1] + 1)  # the largest value coded: a magnitude or a run
+        p = [_as32(b) for b in bands[r - 1]] if r > 1 else [_EMPTY] * 3
+        g = _group_of(r, levels)
 
         def code_level(enc, hl=hl, lh=lh, hh=hh, p=p, g=g):
             enc.band(hl, p[0], group=g)

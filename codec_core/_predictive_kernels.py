@@ -139,12 +139,16 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
     """Encode ``x`` (dec=False) or decode (dec=True) into ``P``.
 
     ``P`` is the padded reconstruction, int32 (H + 2, W + 4); sample (i, j) lives
-    at P[i + 2, j + 2]. ``x`` (int32 H x W) is read only when encoding, and only
+    at P[i + 2, j + 2]. An encoder may pass a 3-row P instead: the kernel then
+    keeps only the rows it reads (i, i - 1, i - 2) in it, as a ring.
+    ``x`` (int32 H x W) is read only when encoding, and only
     where coded. ``mask`` (uint8) / ``base`` (int32): H x W for masked coding,
     both 0 x 0 for plain coding.
     """
-    H = P.shape[0] - 2
+    H = x.shape[0] if not dec else P.shape[0] - 2
     W = P.shape[1] - 4
+    # encoding with a 3-row P: a ring of rows (the reconstruction is not kept)
+    ring = P.shape[0] < H + 2
     k = np.int64(k)
     vmin = np.int64(vmin)
     vmax = np.int64(vmax)
@@ -175,17 +179,18 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
     half = one >> 1
     for i in range(H):
         pi = i + 2
+        r0, r1, r2 = (pi % 3, (pi - 1) % 3, (pi - 2) % 3) if ring else (pi, pi - 1, pi - 2)
         cur = i & 1
         prv = cur ^ 1
         if i == 0:
-            P[1, 1] = mid
-            P[pi, 1] = mid
-            P[pi, 0] = mid
+            P[r1, 1] = mid
+            P[r0, 1] = mid
+            P[r0, 0] = mid
         else:
-            P[pi, 1] = P[pi - 1, 2]
-            P[pi, 0] = P[pi - 1, 2]
-            P[pi - 1, W + 2] = P[pi - 1, W + 1]
-            P[pi - 1, W + 3] = P[pi - 1, W + 1]
+            P[r0, 1] = P[r1, 2]
+            P[r0, 0] = P[r1, 2]
+            P[r1, W + 2] = P[r1, W + 1]
+            P[r1, W + 3] = P[r1, W + 1]
         R[cur, 1] = R[prv, 2]
         if masked:
             for c in range(W - 1, -1, -1):
@@ -200,24 +205,24 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
         while j < W:
             pj = j + 2
             if i == 0:
-                w0 = P[pi, pj - 1]
+                w0 = P[r0, pj - 1]
                 for c in range(pj - 1, pj + 2):
-                    P[0, c] = w0
-                    P[1, c] = w0
+                    P[r2, c] = w0
+                    P[r1, c] = w0
             if masked and not mask[i, j]:
                 # not coded: reconstructed as the base, an ordinary neighbour
                 rec = min(max(np.int64(base[i, j]), vmin), vmax)
-                P[pi, pj] = rec
+                P[r0, pj] = rec
                 R[cur, pj] = skip_r
                 for p in range(npred):
                     PE[cur, pj, p] = skip_pe
                 j += 1
                 continue
             send = nxt[j] if masked else W
-            Wv = np.int64(P[pi, pj - 1])
-            Nv = np.int64(P[pi - 1, pj])
-            NWv = np.int64(P[pi - 1, pj - 1])
-            NEv = np.int64(P[pi - 1, pj + 1])
+            Wv = np.int64(P[r0, pj - 1])
+            Nv = np.int64(P[r1, pj])
+            NWv = np.int64(P[r1, pj - 1])
+            NEv = np.int64(P[r1, pj + 1])
             d1 = NEv - Nv
             d2 = Nv - NWv
             d3 = NWv - Wv
@@ -236,21 +241,21 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
                     E, D, _ = _code(dec, E, D, out, rawout, inp, rawin, freq, tot, CTX_RUN + last_run,
                           0 if j + r == send else r + 1)
                 for c in range(pj, pj + r):
-                    P[pi, c] = rv
+                    P[r0, c] = rv
                     R[cur, c] = 0
                     for p in range(npred):
                         PE[cur, c, p] = 0
                 if i == 0 and r > 0:
                     for c in range(pj, pj + r + 1):
-                        P[0, c] = rv
-                        P[1, c] = rv
+                        P[r2, c] = rv
+                        P[r1, c] = rv
                 last_run = 0 if r < 2 else (1 if r < 8 else (2 if r < 64 else 3))
                 j += r
                 if j >= send:
                     continue
                 # run interruption sample at column j
                 pj = j + 2
-                Nv = np.int64(P[pi - 1, pj])
+                Nv = np.int64(P[r1, pj])
                 ritype = 1 if abs(rv - Nv) <= k else 0
                 pred = rv if ritype else Nv
                 flip = (ritype == 0) and (rv > Nv)
@@ -268,7 +273,7 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
                     rec = vmin
                 elif rec > vmax:
                     rec = vmax
-                P[pi, pj] = rec
+                P[r0, pj] = rec
                 if masked:
                     esum += abs(rec - min(max(np.int64(base[i, j]), vmin), vmax))
                     ecnt += 1
@@ -279,8 +284,8 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
                 j += 1
                 continue
             # -------------------------------------------------------- regular mode
-            WWv = np.int64(P[pi, pj - 2])
-            NNv = np.int64(P[pi - 2, pj])
+            WWv = np.int64(P[r0, pj - 2])
+            NNv = np.int64(P[r2, pj])
             # predictors (fixed point)
             preds[0] = Nv << FRAC
             preds[1] = Wv << FRAC
@@ -350,7 +355,7 @@ def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, 
             if masked:
                 esum += abs(rec - min(max(np.int64(base[i, j]), vmin), vmax))
                 ecnt += 1
-            P[pi, pj] = rec
+            P[r0, pj] = rec
             R[cur, pj] = abs(q)
             rf = rec << FRAC
             for p in range(npred):

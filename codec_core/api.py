@@ -106,7 +106,9 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     ``levels`` sets the wavelet depth (default 5 for lossless and near-lossless,
     so ``decode(level=k)`` reaches 1/32; 3 for lossy, which codes better).
     ``tile_size`` (a power of two, default 512): larger tiles code a little better
-    at low rates, smaller ones need less memory.
+    at low rates, smaller ones need less memory. ``threads`` (default: up to two,
+    one for small images, whose working memory a second tile would double) codes
+    tiles in parallel; the bytes are the same for any number.
     """
     arr = np.asarray(arr)
     dcode = _check_dtype(arr)
@@ -148,7 +150,7 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     tile = pl.TILE if tile_size is None else _check_int("tile_size", tile_size, 16, 1 << 16)
     if tile & (tile - 1):
         raise ValueError(f"tile_size={tile} must be a power of two")
-    nthreads = pl.default_threads() if threads is None else _check_int("threads", threads, 1, 256)
+    nthreads = None if threads is None else _check_int("threads", threads, 1, 256)
     nlevels = None if levels is None else _check_int("levels", levels, 0, 8)
 
     frames, rows, cols, ch = img.shape
@@ -167,7 +169,7 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
         den = [_roi.denoise(frame[..., 0] if ch == 1 else frame, bits_stored=bits) for frame in img]
         img = np.clip(np.stack(den).reshape(img.shape), vmin, vmax).astype(dtype)
         h.flags |= ct.FLAG_DENOISED
-    src = Source(image=img, header=h, threads=nthreads)
+    src = Source(image=img, header=h, threads=pl.auto_threads(h, frames) if nthreads is None else nthreads)
     if mode == "lossless":
         src.table = pl.choose_value_table(img, vmin, vmax)
         if src.table is not None:
@@ -419,6 +421,8 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
     ``level=k`` returns 1/2^k resolution from the coarse subbands only;
     ``frame=i`` decodes one frame. With ``strict=False`` damage is concealed
     and ``(array, report)`` is returned; otherwise damage raises an HlcError.
+    ``threads`` as in :func:`encode` (tiles decoded in parallel; default: up to
+    two, one for small images).
     """
     report = DecodeReport()
     try:
@@ -446,7 +450,7 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
             raise DecompressionBombError(
                 f"a {len(stream)}-byte stream claims {len(frames)}x{h.rows}x{h.cols}x{h.channels} samples, more "
                 f"than {MAX_SAMPLES_PER_BYTE} per byte (pass max_pixels=None to decode() if you trust it)")
-        nthreads = pl.default_threads() if threads is None else _check_int("threads", threads, 1, 256)
+        nthreads = pl.auto_threads(h, len(frames)) if threads is None else _check_int("threads", threads, 1, 256)
         try:
             out = decode_stream(stream, h, start, level=level, frames=frames, strict=strict,
                                 threads=nthreads, report=report)

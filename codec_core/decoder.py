@@ -18,7 +18,7 @@ import struct
 from . import container as ct
 from . import entropy, predictive, quantize
 from .errors import CorruptStreamError
-from .pipeline import (band_multipliers, class_map_shape, finish_tile, map_threads, pixel_classes,
+from .pipeline import (band_multipliers, class_map_shape, finish_tile, map_threads, new_tile, pixel_classes,
                        reconstruct_lossy_plane, unpack_class_map, unpack_value_table)
 from .transform import band_shapes, dwt53_forward, dwt53_inverse
 
@@ -105,10 +105,11 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
             plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult, c)
             if h.channels == 1:
                 tile = plane[..., None]
-            else:  # one int32 tile filled plane by plane (no list of planes, no stack copy)
+            else:  # one tile filled plane by plane (no list of planes, no stack copy)
                 if tile is None:
-                    tile = np.empty(plane.shape + (h.channels,), np.int32)
+                    tile = new_tile(plane.shape, h)
                 tile[..., c] = plane
+            del plane  # before the next plane is decoded
         if whole_tile_lost:
             return hole
         if h.mode == 2:

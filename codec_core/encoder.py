@@ -20,7 +20,7 @@ import struct
 
 from . import container as ct
 from . import entropy, predictive, quantize
-from .pipeline import (band_multipliers, finish_tile, lookup_in_place, map_threads, pixel_classes, planes,
+from .pipeline import (band_multipliers, finish_tile, lookup_in_place, map_threads, new_tile, pixel_classes, planes,
                        reconstruct_lossy_plane, squared_error)
 from .transform import dwt53_forward, dwt97_forward, rct_channel
 
@@ -177,15 +177,16 @@ class LossyCoder:
         return q, mult, roi
 
     def _base(self, q: list, steps: list, mult, consume: bool = False) -> np.ndarray:
-        """The lossy layer exactly as the decoder rebuilds it: int32 (rows, cols, Ch),
+        """The lossy layer exactly as the decoder rebuilds it: (rows, cols, Ch),
         filled plane by plane. ``consume``: free the bands of ``q`` on the way."""
         tile = None
         for c in range(len(q)):  # (with consume, dequantise empties q[c] itself)
             plane = reconstruct_lossy_plane(q[c], self.h, quantize.channel_steps(steps, self.h.channel_mult, c),
                                             mult, consume=consume)
             if tile is None:
-                tile = np.empty(plane.shape + (len(q),), np.int32)
+                tile = new_tile(plane.shape, self.h)
             tile[..., c] = plane
+            del plane
         return finish_tile(tile, self.h)
 
     def encode(self, steps: list) -> list[bytes]:

@@ -52,6 +52,21 @@ def default_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+#: Working memory of one tile in flight, in bytes per sample (its int32 or float32
+#: plane and the bands copied out of it). threads=None gives a small image one
+#: thread: another tile in flight would double the working memory (past 4x the
+#: raw image) to save a few milliseconds; large images and stacks use every core.
+TILE_WORK_BYTES = 8
+
+
+def auto_threads(h: ct.Header, frames: int) -> int:
+    """Threads for ``threads=None``: up to :func:`default_threads`, as many tiles in
+    flight as fit in twice the raw size of the ``frames`` frames coded."""
+    raw = frames * h.rows * h.cols * h.channels * np.dtype(h.np_dtype).itemsize
+    work = TILE_WORK_BYTES * min(h.rows, h.tile_rows) * min(h.cols, h.tile_cols) * h.channels
+    return max(1, min(default_threads(), (2 * raw) // max(1, work)))
+
+
 def map_threads(fn, items: list, threads: int) -> list:
     """``[fn(x) for x in items]``, on up to ``threads`` threads (kernels release the GIL)."""
     if threads <= 1 or len(items) <= 1:
@@ -209,11 +224,25 @@ def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list 
     return dwt97_inverse_rounded(deq)
 
 
+#: Colour tiles of data up to this many bits are assembled as int16: the RCT of b-bit
+#: samples lies within +-2^b, and a clip to +-2^13 keeps the inverse RCT's sums in
+#: int16 while leaving room for a lossy layer's ringing (half the memory of int32).
+NARROW_COLOUR_BITS = 12
+
+
+def new_tile(shape: tuple[int, int], h: ct.Header) -> np.ndarray:
+    """Empty (rows, cols, Ch) tile that reconstructed planes are copied into."""
+    narrow = h.channels > 1 and h.bits_stored <= NARROW_COLOUR_BITS
+    return np.empty(tuple(shape) + (h.channels,), np.int16 if narrow else np.int32)
+
+
 def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None) -> np.ndarray:
     """Colour inverse, value-table lookup (ranks to values) and clipping of a
-    reconstructed int32 tile (r, c, Ch), in place where it can be."""
+    reconstructed tile (r, c, Ch; int32, or int16 from :func:`new_tile`), in place
+    where it can be."""
     if h.colour == 1:
-        tile = rct_inverse(np.clip(tile, -(1 << 20), 1 << 20, out=tile))
+        lim = (1 << 13) if tile.dtype == np.int16 else (1 << 20)
+        tile = rct_inverse(np.clip(tile, -lim, lim, out=tile))
     if table is not None:
         lookup_in_place(table, np.clip(tile, 0, len(table) - 1, out=tile))
     return np.clip(tile, h.vmin, h.vmax, out=tile)

@@ -58,10 +58,12 @@ def _check_params(k: int, vmin: int, vmax: int) -> tuple[int, int, int]:
 
 
 def _encode(x: np.ndarray, k: int, vmin: int, vmax: int, mask: np.ndarray, base: np.ndarray,
-            n_coded: int) -> tuple[bytes, np.ndarray]:
-    """Run the kernel as an encoder; returns the segment and the padded reconstruction."""
+            n_coded: int, recon: bool = False) -> tuple[bytes, np.ndarray]:
+    """Run the kernel as an encoder; returns the segment and the padded
+    reconstruction (``recon=True``) or the kernel's last three rows of it (a
+    ring: no second plane-sized array when the reconstruction is not wanted)."""
     pk = _pk()
-    P = np.zeros((x.shape[0] + 2, x.shape[1] + 4), dtype=np.int32)
+    P = np.zeros((x.shape[0] + 2 if recon else 3, x.shape[1] + 4), dtype=np.int32)
 
     def fn(enc):
         freq, tot = pk.new_plane_models()
@@ -89,14 +91,15 @@ def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int, *,
     if a.size and (int(a.min()) < vmin or int(a.max()) > vmax):
         raise ValueError("plane has samples outside [vmin, vmax]")
     x = np.ascontiguousarray(a, dtype=np.int32)
-    seg, P = _encode(x, k, vmin, vmax, _NO_MASK, _NO_BASE, x.size)
+    seg, P = _encode(x, k, vmin, vmax, _NO_MASK, _NO_BASE, x.size, recon=return_recon)
     if return_recon:
         return seg, np.ascontiguousarray(P[2:, 2:cols + 2])
     return seg
 
 
 def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int) -> np.ndarray:
-    """Decode one segment into an int32 ``(rows, cols)`` reconstruction.
+    """Decode one segment into an int32 ``(rows, cols)`` reconstruction (a view
+    into the kernel's padded plane: no copy, the decoder's peak memory).
 
     Raises :class:`CorruptStreamError` if the segment is malformed (bad length
     field, data ending early, trailing bytes) and, since they come from a
@@ -129,7 +132,7 @@ def _decode(seg, rows: int, cols: int, k: int, vmin: int, vmax: int, mask: np.nd
                       dec.dt, dec.inp, dec.raw, freq, tot, pk.RECIP, mask, base)
     if int(dec.dt[kk.D_OVER]) > 0 or int(dec.dt[kk.D_RAWPOS]) != dec.raw.shape[0]:
         raise CorruptStreamError("coded plane segment is truncated or has trailing bytes")
-    return np.ascontiguousarray(P[2:, 2:cols + 2])
+    return P[2:, 2:cols + 2]
 
 
 # --------------------------------------------------------------- masked planes
@@ -238,7 +241,8 @@ def decode_planes(segs: list, rows: int, cols: int, k: int, vmin: int, vmax: int
         elif seg[:1] == b"\x01" and len(seg) >= _HEAD.size:
             _, lo, hi = _HEAD.unpack_from(seg)
             d = decode_plane(seg[_HEAD.size:], rows, cols, k, lo, hi)
-            out[c] = np.clip(d.astype(np.int64) + rec, vmin, vmax).astype(np.int32)
+            d += rec  # in place: a difference and its reference fit 25 bits
+            out[c] = np.clip(d, vmin, vmax, out=d)
         else:
             raise CorruptStreamError("bad colour plane header")
     return out

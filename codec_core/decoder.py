@@ -102,7 +102,12 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
             if not segs:
                 whole_tile_lost = True
                 continue
-            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult, c)
+            # a lossy one-channel tile without ROI layer is rounded straight into the output
+            direct = out[k, ys:ys + hole[3], xs:xs + hole[4], 0] if h.mode == 2 and h.channels == 1 \
+                and classes is None else None
+            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult, c, direct)
+            if direct is not None:
+                return None
             if h.channels == 1:
                 tile = plane[..., None]
             else:  # one tile filled plane by plane (no list of planes, no stack copy)
@@ -150,7 +155,7 @@ def _decode_colour_predictive(rd: _Reader, layout: ct.Layout, f: int, t: int, th
 
 
 def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: list | None,
-                  channel: int) -> np.ndarray:
+                  channel: int, out: np.ndarray | None = None) -> np.ndarray:
     if h.mode != 2:  # reversible planes start with the id of their coder
         if not segs[0]:
             raise CorruptStreamError("empty plane segment")
@@ -173,7 +178,7 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
         bands.append(tuple(np.zeros(s, np.int32) for s in shapes[r]))
     if h.mode == 2:
         steps = quantize.channel_steps(h.steps, h.channel_mult, channel)
-        return reconstruct_lossy_plane(bands, h, steps, mult, upto, consume=True)
+        return reconstruct_lossy_plane(bands, h, steps, mult, upto, consume=True, out=out)
     return dwt53_inverse(bands, upto)
 
 

@@ -176,9 +176,17 @@ class LossyCoder:
              for c in range(h.channels)]
         return q, mult, roi
 
-    def _base(self, q: list, steps: list, mult, consume: bool = False) -> np.ndarray:
+    def _base(self, q: list, steps: list, mult, consume: bool = False,
+              like: np.ndarray | None = None) -> np.ndarray:
         """The lossy layer exactly as the decoder rebuilds it: (rows, cols, Ch),
-        filled plane by plane. ``consume``: free the bands of ``q`` on the way."""
+        filled plane by plane. ``consume``: free the bands of ``q`` on the way.
+        ``like`` (the stored samples of the tile): one channel without ROI is
+        rounded straight into an array of their type, as the decoder does."""
+        if like is not None and len(q) == 1 and mult is None:
+            out = np.empty(like.shape[:2], like.dtype)
+            reconstruct_lossy_plane(q[0], self.h, quantize.channel_steps(steps, self.h.channel_mult, 0),
+                                    None, consume=consume, out=out)
+            return out[..., None]
         tile = None
         for c in range(len(q)):  # (with consume, dequantise empties q[c] itself)
             plane = reconstruct_lossy_plane(q[c], self.h, quantize.channel_steps(steps, self.h.channel_mult, c),
@@ -221,8 +229,8 @@ class LossyCoder:
         def one(ft: tuple[int, int]) -> float:
             f, t = ft
             q, mult, roi = self._tile(f, t, steps)
-            base = self._base(q, steps, mult, consume=True)
             x = self.src.stored(f, h.tile_box(t))
+            base = self._base(q, steps, mult, consume=True, like=x)
             if roi is None:
                 return squared_error(base, x)
             return squared_error(base, x, ~roi) + roi.sum() * h.channels * e * (e + 1) / 3

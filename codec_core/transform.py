@@ -97,8 +97,11 @@ def _add_scaled(x: np.ndarray, coef: float, pair: np.ndarray) -> None:
 def _fwd97(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # in place: s and d are views of x (dwt97_forward owns its float copy), which
     # keeps the working set near one tile; the arithmetic is the same
-    s = x[0::2]
-    d = x[1::2]
+    return _fwd97_lift(x[0::2], x[1::2])
+
+
+def _fwd97_lift(s: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 9/7 analysis lifting, in place on even samples ``s`` and odd ``d``."""
     if d.shape[0] == 0:
         return s, d
     nd, ns = d.shape[0], s.shape[0]
@@ -172,40 +175,61 @@ def dwt53_inverse(bands: Bands, upto: int | None = None) -> np.ndarray:
 
 
 def dwt97_forward(img: np.ndarray, levels: int) -> Bands:
-    # float32 halves the working memory; every step is an IEEE elementwise
-    # operation, so results are the same on every platform.
-    return _forward(img.astype(np.float32), levels, _fwd97)
+    """9/7 analysis of ``img`` (any numeric type; not modified), in float32.
+
+    float32 halves the working memory; every step is an IEEE elementwise
+    operation, so results are the same on every platform. Each level splits its
+    input into float even and odd rows (one plane together) and copies out the
+    bands of one half before lifting the other: 1.5 planes at the peak, where a
+    float copy of the tile plus its copied-out bands had been 2."""
+    if levels == 0:
+        return [img.astype(np.float32)]
+    out: list = []
+    ll = img
+    for _ in range(levels):
+        lo, hi = _fwd97_lift(ll[0::2].astype(np.float32), ll[1::2].astype(np.float32))  # rows
+        del ll
+        ll, hl = (np.ascontiguousarray(a.T) for a in _fwd97(lo.T))  # columns of the low half
+        del lo
+        lh, hh = (np.ascontiguousarray(a.T) for a in _fwd97(hi.T))
+        del hi
+        out.append((hl, lh, hh))
+    return [ll] + out[::-1]
 
 
 def dwt97_inverse(bands: Bands, upto: int | None = None) -> np.ndarray:
     return _inverse(bands, _inv97, upto)
 
 
-def _rounded_into(out: np.ndarray, x: np.ndarray) -> None:
+_INT32_SAFE = (-(1 << 30), 1 << 30)  # a damaged stream's values still fit int32
+
+
+def _rounded_into(out: np.ndarray, x: np.ndarray, bounds: tuple) -> None:
     np.rint(x, out=x)
-    np.clip(x, -(1 << 30), 1 << 30, out=x)  # a damaged stream's values still fit int32
+    np.clip(x, bounds[0], bounds[1], out=x)
     out[...] = x
 
 
-def _inv97_rounded(s: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """_inv97 with its even and odd rows rounded straight into an int32 result."""
-    s, d = _inv97_lift(s, d)
-    out = np.empty((s.shape[0] + d.shape[0],) + s.shape[1:], np.int32)
-    _rounded_into(out[0::2], s)
-    _rounded_into(out[1::2], d)
-    return out
+def dwt97_inverse_rounded(bands: Bands, upto: int | None = None, out: np.ndarray | None = None,
+                          bounds: tuple = _INT32_SAFE) -> np.ndarray:
+    """``clip(rint(dwt97_inverse(bands, upto)), *bounds)`` as int32, or written into
+    ``out`` (any integer array of the result's shape, e.g. the decoder's output:
+    no integer plane at all), without the full-size float array: the last lifting
+    step writes its even and odd rows straight into the integer result (same
+    values; the float result of the 9/7 inverse is float64 when the LL band is, 8
+    bytes a sample). Consumes ``bands`` like :func:`dwt97_inverse`."""
+    def last(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+        s, d = _inv97_lift(s, d)
+        res = np.empty((s.shape[0] + d.shape[0],) + s.shape[1:], np.int32) if out is None else out
+        _rounded_into(res[0::2], s, bounds)
+        _rounded_into(res[1::2], d, bounds)
+        return res
 
-
-def dwt97_inverse_rounded(bands: Bands, upto: int | None = None) -> np.ndarray:
-    """``rint(dwt97_inverse(bands, upto))`` as int32, without the full-size float
-    array: the last lifting step writes into the integer result (same values; the
-    float result of the 9/7 inverse is float64 when the LL band is, 8 bytes a
-    sample). Consumes ``bands`` like :func:`dwt97_inverse`."""
-    x = _inverse(bands, _inv97, upto, last=_inv97_rounded)
-    if x.dtype != np.int32:  # no detail level: the LL band itself
-        out = np.empty(x.shape, np.int32)
-        _rounded_into(out, np.asarray(x, np.float64))
-        x = out
+    x = _inverse(bands, _inv97, upto, last=last)
+    if x is not out and (out is not None or x.dtype != np.int32):  # no detail level: the LL band
+        res = np.empty(x.shape, np.int32) if out is None else out
+        _rounded_into(res, np.asarray(x, np.float64), bounds)
+        x = res
     return x
 
 

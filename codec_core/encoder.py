@@ -22,7 +22,7 @@ from . import container as ct
 from . import entropy, predictive, quantize
 from .pipeline import (band_multipliers, finish_tile, lookup_in_place, map_threads, new_tile, pixel_classes, planes,
                        reconstruct_lossy_plane, squared_error)
-from .transform import dwt53_forward, dwt97_forward, rct_channel
+from .transform import dwt53_forward, dwt97_forward, rct_channel, split_forward
 
 
 @dataclass
@@ -42,12 +42,14 @@ class Source:
     def samples(self, f: int, t: int) -> np.ndarray:
         return self.stored(f, self.header.tile_box(t)).astype(np.int32)
 
-    def coded_plane(self, f: int, box: tuple[int, int, int, int], c: int) -> np.ndarray:
+    def coded_plane(self, f: int, box: tuple[int, int, int, int], c: int,
+                    rows: slice = slice(None)) -> np.ndarray:
         """Channel ``c`` of what the reversible path codes (samples, ranks, or their
-        RCT), as a new int32 plane: one plane at a time is all a tile needs."""
+        RCT), as a new int32 plane: one plane at a time is all a tile needs.
+        ``rows`` selects rows of the box (the wavelet takes even and odd apart)."""
         if self.header.colour == 1:  # (no value table with colour) RCT from the stored samples
-            return rct_channel(self.stored(f, box), c)
-        x = self.stored(f, box)[..., c].astype(np.int32)
+            return rct_channel(self.stored(f, box)[rows], c)
+        x = self.stored(f, box)[rows, :, c].astype(np.int32)
         if self.table is not None:
             x -= self.table[0]
             lookup_in_place(self._ranks, x)
@@ -73,8 +75,14 @@ def predictive_segments(plane: np.ndarray, k: int, lo: int, hi: int, levels: int
     return [head + predictive.encode_plane(plane, k, lo, hi)] + [b""] * levels
 
 
-def wavelet_segments(plane: np.ndarray, levels: int, overwrite: bool = False) -> list[bytes]:
-    segs = entropy.encode_decomposition(dwt53_forward(plane, levels, overwrite), levels)
+def wavelet_segments(plane: np.ndarray | list, levels: int) -> list[bytes]:
+    """A plane coded by the 5/3 wavelet; ``plane`` may also be a list [even rows,
+    odd rows] of int32 arrays, which the transform consumes (less memory)."""
+    if isinstance(plane, list):
+        bands = split_forward(plane, levels, "5/3")
+    else:
+        bands = dwt53_forward(plane, levels)
+    segs = entropy.encode_decomposition(bands, levels)
     segs[0] = bytes([CODER_WAVELET]) + segs[0]
     return segs
 
@@ -140,15 +148,22 @@ def encode_reversible(src: Source) -> list[bytes]:
                 segs.extend([bytes([CODER_PREDICTIVE_COLOUR]) + seg] + [b""] * h.levels)
             return segs
         for c in range(h.channels):
+            big = h.mode == 0 and (box[1] - box[0]) * (box[3] - box[2]) > SAMPLE_ABOVE
+            if big and coders[c] == CODER_WAVELET and h.levels > 0:
+                # even and odd rows made apart: the whole plane never exists
+                halves = [src.coded_plane(f, box, c, slice(0, None, 2)),
+                          src.coded_plane(f, box, c, slice(1, None, 2))]
+                segs.extend(wavelet_segments(halves, h.levels))  # (empties halves)
+                continue
             plane = src.coded_plane(f, box, c)
             if h.mode == 1:
                 segs.extend(predictive_segments(plane, h.max_error, h.vmin, h.vmax, h.levels))
-            elif plane.size <= SAMPLE_ABOVE:
+            elif not big:
                 segs.extend(_both_ways(plane, h.levels))
             elif coders[c] == CODER_PREDICTIVE:
                 segs.extend(_predictive_lossless(plane, h.levels))
-            else:  # the plane is not needed afterwards: transformed in place
-                segs.extend(wavelet_segments(plane, h.levels, overwrite=True))
+            else:  # no wavelet level (levels=0)
+                segs.extend(wavelet_segments(plane, h.levels))
             del plane
         return segs
 

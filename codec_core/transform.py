@@ -50,8 +50,11 @@ def _pair_sum_left(d: np.ndarray, ns: int) -> np.ndarray:
 
 def _fwd53(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # in place, like _fwd97: s and d are views of x (dwt53_forward owns its copy)
-    s = x[0::2]
-    d = x[1::2]
+    return _fwd53_lift(x[0::2], x[1::2])
+
+
+def _fwd53_lift(s: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 5/3 analysis lifting, in place on even samples ``s`` and odd ``d``."""
     if d.shape[0] == 0:
         return s, d
     t = _pair_sum_right(s, d.shape[0])
@@ -131,18 +134,6 @@ def _inv97_lift(s: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s, d
 
 
-def _forward(img: np.ndarray, levels: int, step: Callable) -> Bands:
-    out: list = []
-    ll = img
-    for _ in range(levels):
-        lo, hi = step(ll)                       # along rows (axis 0)
-        ll_, hl = (a.T for a in step(lo.T))     # along columns
-        lh, hh = (a.T for a in step(hi.T))
-        out.append((np.ascontiguousarray(hl), np.ascontiguousarray(lh), np.ascontiguousarray(hh)))
-        ll = np.ascontiguousarray(ll_)
-    return [ll] + out[::-1]
-
-
 def _inverse(bands: Bands, step: Callable, upto: int | None = None,
              last: Callable | None = None) -> np.ndarray:
     """Synthesis up to ``upto`` detail levels; ``last`` (default ``step``) does the
@@ -163,11 +154,11 @@ def _inverse(bands: Bands, step: Callable, upto: int | None = None,
     return ll
 
 
-def dwt53_forward(img: np.ndarray, levels: int, overwrite: bool = False) -> Bands:
-    """5/3 analysis. Lifting works in place: on a copy of ``img``, or on ``img``
-    itself (an int32 array the caller gives up) with ``overwrite=True``."""
-    x = img if overwrite and img.dtype == np.int32 else img.astype(np.int32)
-    return _forward(x, levels, _fwd53)
+def dwt53_forward(img: np.ndarray, levels: int) -> Bands:
+    """5/3 analysis of ``img`` (not modified); see :func:`split_forward`."""
+    if levels == 0:
+        return [img.astype(np.int32)]
+    return split_forward([img[0::2].astype(np.int32), img[1::2].astype(np.int32)], levels, "5/3")
 
 
 def dwt53_inverse(bands: Bands, upto: int | None = None) -> np.ndarray:
@@ -178,23 +169,40 @@ def dwt97_forward(img: np.ndarray, levels: int) -> Bands:
     """9/7 analysis of ``img`` (any numeric type; not modified), in float32.
 
     float32 halves the working memory; every step is an IEEE elementwise
-    operation, so results are the same on every platform. Each level splits its
-    input into float even and odd rows (one plane together) and copies out the
-    bands of one half before lifting the other: 1.5 planes at the peak, where a
-    float copy of the tile plus its copied-out bands had been 2."""
+    operation, so results are the same on every platform."""
     if levels == 0:
         return [img.astype(np.float32)]
+    return split_forward([img[0::2].astype(np.float32), img[1::2].astype(np.float32)], levels, "9/7")
+
+
+def split_forward(halves: list, levels: int, wavelet: str) -> Bands:
+    """Analysis (``levels`` >= 1) of the plane whose even rows are ``halves[0]`` and
+    odd rows ``halves[1]`` (int32 for "5/3", float32 for "9/7"). Consumes them:
+    the list is emptied and the arrays are worked on in place and freed.
+
+    Same bands as the in-place transform of the whole plane, with less memory:
+    each level's two halves are lifted along the rows, then one half's bands are
+    copied out and freed before the other's are made: 1.5 planes at the peak,
+    where a plane plus its copied-out bands had been 2. A caller that builds the
+    two halves itself (the lossless coder, from the stored samples) never holds
+    the whole plane at all."""
+    step, lift = (_fwd53, _fwd53_lift) if wavelet == "5/3" else (_fwd97, _fwd97_lift)
+    even, odd = halves
+    halves.clear()
     out: list = []
-    ll = img
-    for _ in range(levels):
-        lo, hi = _fwd97_lift(ll[0::2].astype(np.float32), ll[1::2].astype(np.float32))  # rows
-        del ll
-        ll, hl = (np.ascontiguousarray(a.T) for a in _fwd97(lo.T))  # columns of the low half
+    while True:
+        lo, hi = lift(even, odd)                                     # along rows
+        del even, odd
+        ll, hl = (np.ascontiguousarray(a.T) for a in step(lo.T))    # columns of the low half
         del lo
-        lh, hh = (np.ascontiguousarray(a.T) for a in _fwd97(hi.T))
+        lh, hh = (np.ascontiguousarray(a.T) for a in step(hi.T))
         del hi
         out.append((hl, lh, hh))
-    return [ll] + out[::-1]
+        levels -= 1
+        if levels == 0:
+            return [ll] + out[::-1]
+        even, odd = ll[0::2].copy(), ll[1::2].copy()
+        del ll
 
 
 def dwt97_inverse(bands: Bands, upto: int | None = None) -> np.ndarray:

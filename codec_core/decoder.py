@@ -102,10 +102,10 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
             if not segs:
                 whole_tile_lost = True
                 continue
-            # a lossy one-channel tile without ROI layer is rounded straight into the output
-            direct = out[k, ys:ys + hole[3], xs:xs + hole[4], 0] if h.mode == 2 and h.channels == 1 \
-                and classes is None else None
-            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult, c, direct)
+            # a one-channel tile without ROI layer is finished straight into the output
+            direct = out[k, ys:ys + hole[3], xs:xs + hole[4], 0] if h.channels == 1 and classes is None \
+                else None
+            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult, c, direct, table)
             if direct is not None:
                 return None
             if h.channels == 1:
@@ -155,7 +155,9 @@ def _decode_colour_predictive(rd: _Reader, layout: ct.Layout, f: int, t: int, th
 
 
 def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: list | None,
-                  channel: int, out: np.ndarray | None = None) -> np.ndarray:
+                  channel: int, out: np.ndarray | None = None, table: np.ndarray | None = None) -> np.ndarray:
+    """One plane of a tile, int32; or, with ``out`` (a one-channel tile's place in the
+    output), finished (value table, clipping) and written there."""
     if h.mode != 2:  # reversible planes start with the id of their coder
         if not segs[0]:
             raise CorruptStreamError("empty plane segment")
@@ -167,7 +169,11 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
                 raise CorruptStreamError("predictive plane range is invalid")
             x = predictive.decode_plane(segs[0][9:], th, tw, h.max_error if h.mode == 1 else 0, lo, hi)
             # 1/2^k resolution: the 5/3 LL of the plane, exactly what the wavelet path gives
-            return dwt53_forward(x, h.levels - upto)[0] if upto < h.levels else x
+            x = dwt53_forward(x, h.levels - upto)[0] if upto < h.levels else x
+            if out is not None:
+                out[...] = finish_tile(x[..., None], h, table)[..., 0]
+                return out
+            return x
         if segs[0][0] != 0:
             raise CorruptStreamError(f"unknown plane coder {segs[0][0]}")
         segs = [segs[0][1:]] + segs[1:]
@@ -179,7 +185,9 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
     if h.mode == 2:
         steps = quantize.channel_steps(h.steps, h.channel_mult, channel)
         return reconstruct_lossy_plane(bands, h, steps, mult, upto, consume=True, out=out)
-    return dwt53_inverse(bands, upto)
+    if out is None:
+        return dwt53_inverse(bands, upto)
+    return dwt53_inverse(bands, upto, out, lambda a: finish_tile(a[..., None], h, table)[..., 0])
 
 
 def _apply_roi_layer(tile: np.ndarray, roi: np.ndarray, h: ct.Header, rd: _Reader,

@@ -78,7 +78,14 @@ def _interleave(s: np.ndarray, d: np.ndarray) -> np.ndarray:
 def _inv53(s: np.ndarray, d: np.ndarray) -> np.ndarray:
     if d.shape[0] == 0:
         return s.copy()
-    t = _pair_sum_left(d, s.shape[0])  # in place on the (consumed) bands
+    return _interleave(*_inv53_lift(s, d))
+
+
+def _inv53_lift(s: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 5/3 synthesis lifting, in place on the (consumed) bands ``s`` and ``d``."""
+    if d.shape[0] == 0:
+        return s, d
+    t = _pair_sum_left(d, s.shape[0])
     t += 2
     t >>= 2
     s -= t
@@ -86,8 +93,7 @@ def _inv53(s: np.ndarray, d: np.ndarray) -> np.ndarray:
     t = _pair_sum_right(s, d.shape[0])
     t >>= 1
     d += t
-    del t  # freed before the interleaved copy (the decoder's peak)
-    return _interleave(s, d)
+    return s, d  # (the temporary is freed before the interleaved copy: the decoder's peak)
 
 
 def _add_scaled(x: np.ndarray, coef: float, pair: np.ndarray) -> None:
@@ -161,8 +167,27 @@ def dwt53_forward(img: np.ndarray, levels: int) -> Bands:
     return split_forward([img[0::2].astype(np.int32), img[1::2].astype(np.int32)], levels, "5/3")
 
 
-def dwt53_inverse(bands: Bands, upto: int | None = None) -> np.ndarray:
-    return _inverse(bands, _inv53, upto)
+def dwt53_inverse(bands: Bands, upto: int | None = None, out: np.ndarray | None = None,
+                  finish: Callable | None = None) -> np.ndarray:
+    """5/3 synthesis (consumes ``bands``), int32; or, with ``out`` (an integer
+    array of the result's shape, e.g. the decoder's output), written into it, each
+    half of the last step first passed in place through ``finish`` (the decoder's
+    value lookup and clipping): no int32 plane of the whole tile."""
+    if out is None:
+        return _inverse(bands, _inv53, upto)
+    done = finish or (lambda a: a)
+
+    def last(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+        s, d = _inv53_lift(s, d)
+        out[0::2] = done(s)
+        del s
+        out[1::2] = done(d)
+        return out
+
+    x = _inverse(bands, _inv53, upto, last=last)
+    if x is not out:  # no detail level: the LL band itself
+        out[...] = done(x)
+    return out
 
 
 def dwt97_forward(img: np.ndarray, levels: int) -> Bands:

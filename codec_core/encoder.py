@@ -22,7 +22,7 @@ from . import container as ct
 from . import entropy, predictive, quantize
 from .pipeline import (band_multipliers, finish_tile, lookup_in_place, map_threads, new_tile, pixel_classes, planes,
                        reconstruct_lossy_plane, squared_error)
-from .transform import dwt53_forward, dwt97_forward, rct_channel, split_forward
+from .transform import dwt53_forward, rct_channel, split_forward
 
 
 @dataclass
@@ -177,40 +177,49 @@ class LossyCoder:
         self.src = src
         self.h = src.header
 
-    def _tile(self, f: int, t: int, steps: list) -> tuple:
-        """Quantised bands per channel, step multipliers and ROI pixels of one tile."""
-        h = self.h
-        x = self.src.stored(f, h.tile_box(t))  # as stored: the 9/7 takes its own float copy
-        mult = roi = None
-        if self.src.cmap is not None:
-            classes = self.src.roi(f, t)
-            mult = band_multipliers(classes, h.levels, h.class_mult)
-            roi = classes >= 1
-        q = [quantize.quantise(dwt97_forward(rct_channel(x, c) if h.colour == 1 else x[..., c], h.levels),
-                               quantize.channel_steps(steps, h.channel_mult, c), h.levels, mult, consume=True)
-             for c in range(h.channels)]
-        return q, mult, roi
+    def _classes(self, f: int, t: int) -> tuple:
+        """Step multipliers per band and ROI pixels of one tile (None, None without ROI)."""
+        if self.src.cmap is None:
+            return None, None
+        classes = self.src.roi(f, t)
+        return band_multipliers(classes, self.h.levels, self.h.class_mult), classes >= 1
 
-    def _base(self, q: list, steps: list, mult, consume: bool = False,
+    def _quantised(self, f: int, t: int, c: int, steps: list, mult) -> list:
+        """Quantised 9/7 bands of channel ``c`` of one tile. The transform is fed
+        the even and odd rows apart, each made float (or RCT, then float) from
+        the stored samples: no whole-tile copy of the plane."""
+        h = self.h
+        x = self.src.stored(f, h.tile_box(t))
+
+        def rows(sel: slice) -> np.ndarray:
+            part = x[sel]
+            return (rct_channel(part, c) if h.colour == 1 else part[..., c]).astype(np.float32)
+
+        bands = (split_forward([rows(slice(0, None, 2)), rows(slice(1, None, 2))], h.levels, "9/7")
+                 if h.levels else [rows(slice(None))])
+        return quantize.quantise(bands, quantize.channel_steps(steps, h.channel_mult, c), h.levels, mult,
+                                 consume=True)
+
+    def _base(self, q, steps: list, mult, consume: bool = False,
               like: np.ndarray | None = None) -> np.ndarray:
         """The lossy layer exactly as the decoder rebuilds it: (rows, cols, Ch),
-        filled plane by plane. ``consume``: free the bands of ``q`` on the way.
-        ``like`` (the stored samples of the tile): one channel without ROI is
+        filled plane by plane from ``q`` (the channels' quantised bands, a list or
+        an iterator making each when asked). ``consume``: free the bands on the
+        way. ``like`` (the stored samples of the tile): one channel without ROI is
         rounded straight into an array of their type, as the decoder does."""
-        if like is not None and len(q) == 1 and mult is None:
-            out = np.empty(like.shape[:2], like.dtype)
-            reconstruct_lossy_plane(q[0], self.h, quantize.channel_steps(steps, self.h.channel_mult, 0),
-                                    None, consume=consume, out=out)
-            return out[..., None]
+        h = self.h
         tile = None
-        for c in range(len(q)):  # (with consume, dequantise empties q[c] itself)
-            plane = reconstruct_lossy_plane(q[c], self.h, quantize.channel_steps(steps, self.h.channel_mult, c),
-                                            mult, consume=consume)
+        for c, qc in enumerate(q):  # (with consume, dequantise empties qc itself)
+            chan_steps = quantize.channel_steps(steps, h.channel_mult, c)
+            if like is not None and h.channels == 1 and mult is None:
+                return reconstruct_lossy_plane(qc, h, chan_steps, None, consume=consume, dtype=like.dtype)[..., None]
+            plane = reconstruct_lossy_plane(qc, h, chan_steps, mult, consume=consume)
+            del qc
             if tile is None:
-                tile = new_tile(plane.shape, self.h)
+                tile = new_tile(plane.shape, h)
             tile[..., c] = plane
             del plane
-        return finish_tile(tile, self.h)
+        return finish_tile(tile, h)
 
     def encode(self, steps: list) -> list[bytes]:
         h = self.h
@@ -218,16 +227,19 @@ class LossyCoder:
 
         def one(ft: tuple[int, int]) -> list[bytes]:
             f, t = ft
-            q, mult, roi = self._tile(f, t, steps)
-            if roi is not None:
-                base, x = self._base(q, steps, mult), self.src.samples(f, t)
+            mult, roi = self._classes(f, t)
             segs: list[bytes] = []
+            if roi is None:  # channel by channel: one channel's bands alive at a time
+                for c in range(h.channels):
+                    segs.extend(entropy.encode_decomposition(self._quantised(f, t, c, steps, mult), h.levels))
+                return segs
+            q = [self._quantised(f, t, c, steps, mult) for c in range(h.channels)]
+            base, x = self._base(q, steps, mult), self.src.samples(f, t)
             for c in range(h.channels):
                 segs.extend(entropy.encode_decomposition(q[c], h.levels))
-                if roi is not None:
-                    # ROI samples coded predictively from the original, the decoded
-                    # base standing in for every pixel outside the ROI
-                    segs.append(predictive.encode_plane_masked(x[..., c], roi, base[..., c], e, h.vmin, h.vmax))
+                # ROI samples coded predictively from the original, the decoded
+                # base standing in for every pixel outside the ROI
+                segs.append(predictive.encode_plane_masked(x[..., c], roi, base[..., c], e, h.vmin, h.vmax))
             return segs
 
         return [s for segs in map_threads(one, planes(h), self.src.threads) for s in segs]
@@ -243,9 +255,10 @@ class LossyCoder:
 
         def one(ft: tuple[int, int]) -> float:
             f, t = ft
-            q, mult, roi = self._tile(f, t, steps)
+            mult, roi = self._classes(f, t)
             x = self.src.stored(f, h.tile_box(t))
-            base = self._base(q, steps, mult, consume=True, like=x)
+            qs = (self._quantised(f, t, c, steps, mult) for c in range(h.channels))  # one at a time
+            base = self._base(qs, steps, mult, consume=True, like=x)
             if roi is None:
                 return squared_error(base, x)
             return squared_error(base, x, ~roi) + roi.sum() * h.channels * e * (e + 1) / 3

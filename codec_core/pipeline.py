@@ -218,15 +218,16 @@ def planes(h: ct.Header) -> list[tuple[int, int]]:
 
 def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list | None,
                             upto: int | None = None, consume: bool = False,
-                            out: np.ndarray | None = None) -> np.ndarray:
+                            out: np.ndarray | None = None, dtype: type | None = None) -> np.ndarray:
     """The decoded 9/7 plane, int32; or, clipped to [vmin, vmax] as finish_tile
-    would, written into ``out`` (a one-channel image's output: no int32 plane).
+    would, written into ``out`` (a one-channel image's output) or into a new
+    array of ``dtype`` (the image's own type): no int32 plane.
     ``consume``: free the integer bands on the way."""
     ll_dtype = np.float64 if h.version < 2 else np.float32
     deq = quantize.dequantise(qbands, steps, h.levels, h.recon_offset, mult, upto, consume, ll_dtype)
-    if out is None:
+    if out is None and dtype is None:
         return dwt97_inverse_rounded(deq)
-    return dwt97_inverse_rounded(deq, out=out, bounds=(h.vmin, h.vmax))
+    return dwt97_inverse_rounded(deq, out=out, bounds=(h.vmin, h.vmax), dtype=dtype or np.int32)
 
 
 #: Colour tiles of data up to this many bits are assembled as int16: the RCT of b-bit

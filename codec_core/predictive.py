@@ -214,13 +214,16 @@ def encode_planes(planes: list, k: int, vmin: int, vmax: int, ref: int = 0) -> l
     for c, p in enumerate(planes):
         if c == ref:
             continue
-        x = p.astype(np.int32, copy=False)  # samples and references fit 17 bits: no overflow
-        d = np.subtract(x, rec, dtype=np.int32)
-        if d.size and _activity(d) < _activity(x):
+        x = p.astype(np.int32)  # samples and references fit 17 bits: no overflow
+        plain = _activity(x)
+        d = np.subtract(x, rec, out=x)  # in place: the plane itself is coded from p
+        del x
+        if d.size and _activity(d) < plain:
             lo, hi = int(d.min()), int(d.max())
             if hi - lo <= _MAX_SPAN:
                 segs[c] = _HEAD.pack(1, lo, hi) + encode_plane(d, k, lo, hi)
                 continue
+        del d
         segs[c] = b"\x00" + encode_plane(p, k, vmin, vmax)
     return segs
 

@@ -68,7 +68,8 @@ def _regroup(flat: list, levels: int) -> list:
 def quantise(bands: list, steps: list[float], levels: int, mult: list | None = None,
              consume: bool = False) -> list:
     """Float bands -> int32 bands. ``mult``: per-band multiplier arrays (or None).
-    ``consume``: empty ``bands`` as it goes, each float band freed once quantised."""
+    ``consume``: empty ``bands`` as it goes; each contiguous float32 band is then
+    overwritten by its own integers (same 4 bytes a sample: no second set of bands)."""
     flat = _band_list(bands)
     if consume:
         bands.clear()
@@ -81,25 +82,39 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
             continue
         # floor(|c| / step + rounding) with the sign of c, in place (one float temporary)
         mag = np.abs(c)
+        small = _isolated_candidates(mag, step)  # needs |c|: before c is overwritten
+        negative = c < 0
         mag /= step
         mag += np.float32(DEADZONE_ROUNDING)
         np.floor(mag, out=mag)
-        q = mag.astype(np.int32)
+        in_place = consume and c.dtype == np.float32 and c.flags.c_contiguous
+        q = c.view(np.int32) if in_place else np.empty(c.shape, np.int32)
+        del c
+        np.copyto(q, mag, casting="unsafe")
         del mag
-        np.negative(q, out=q, where=c < 0)
-        out.append(_zero_isolated(q, c, step))
+        np.negative(q, out=q, where=negative)
+        del negative
+        out.append(_zero_isolated(q, small))
     return _regroup(out, levels)
 
 
-def _zero_isolated(q: np.ndarray, c: np.ndarray, step) -> np.ndarray:
-    """Threshold isolated small coefficients (see ISOLATED_ZERO_BELOW). Not where
-    the step is below one sample unit: there the decoder's rounding to integers,
-    not the step, sets the error, and the trade-off above does not hold."""
-    a = np.abs(q)
-    cand = (a == 1) & (np.abs(c) < np.float32(ISOLATED_ZERO_BELOW) * step) & (step >= 1.0)
+def _isolated_candidates(mag: np.ndarray, step) -> np.ndarray | None:
+    """Where |c| (``mag``) is below ISOLATED_ZERO_BELOW steps; None where the step is
+    below one sample unit: there the decoder's rounding to integers, not the step,
+    sets the error, and the trade-off of ISOLATED_ZERO_BELOW does not hold."""
+    small = (mag < np.float32(ISOLATED_ZERO_BELOW) * step) & (step >= 1.0)
+    return small if small.any() else None
+
+
+def _zero_isolated(q: np.ndarray, small: np.ndarray | None) -> np.ndarray:
+    """Threshold isolated small coefficients (see ISOLATED_ZERO_BELOW): +-1 values
+    at ``small`` positions with no nonzero neighbour become 0."""
+    if small is None:
+        return q
+    cand = small & (np.abs(q) == 1)
     if not cand.any():
         return q
-    p = np.pad(a != 0, 1)
+    p = np.pad(q != 0, 1)
     ring = p[:-2, :-2] | p[:-2, 1:-1] | p[:-2, 2:] | p[1:-1, :-2]
     ring |= p[1:-1, 2:]
     ring |= p[2:, :-2]

@@ -49,7 +49,7 @@ def _pair_sum_left(d: np.ndarray, ns: int) -> np.ndarray:
 
 
 def _fwd53(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # in place, like _fwd97: s and d are views of x (dwt53_forward owns its copy)
+    # in place, like _fwd97: s and d are views of x (split_forward's half)
     return _fwd53_lift(x[0::2], x[1::2])
 
 
@@ -104,8 +104,7 @@ def _add_scaled(x: np.ndarray, coef: float, pair: np.ndarray) -> None:
 
 
 def _fwd97(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # in place: s and d are views of x (dwt97_forward owns its float copy), which
-    # keeps the working set near one tile; the arithmetic is the same
+    # in place: s and d are views of x (split_forward's half, which it owns)
     return _fwd97_lift(x[0::2], x[1::2])
 
 
@@ -244,23 +243,27 @@ def _rounded_into(out: np.ndarray, x: np.ndarray, bounds: tuple) -> None:
 
 
 def dwt97_inverse_rounded(bands: Bands, upto: int | None = None, out: np.ndarray | None = None,
-                          bounds: tuple = _INT32_SAFE) -> np.ndarray:
-    """``clip(rint(dwt97_inverse(bands, upto)), *bounds)`` as int32, or written into
-    ``out`` (any integer array of the result's shape, e.g. the decoder's output:
-    no integer plane at all), without the full-size float array: the last lifting
-    step writes its even and odd rows straight into the integer result (same
-    values; the float result of the 9/7 inverse is float64 when the LL band is, 8
-    bytes a sample). Consumes ``bands`` like :func:`dwt97_inverse`."""
+                          bounds: tuple = _INT32_SAFE, dtype: type = np.int32) -> np.ndarray:
+    """``clip(rint(dwt97_inverse(bands, upto)), *bounds)`` as ``dtype``, or written
+    into ``out`` (any integer array of the result's shape, e.g. the decoder's
+    output: no integer plane at all), without the full-size float array: the last
+    lifting step writes its even and odd rows straight into the integer result,
+    made only then (same values; the float result of the 9/7 inverse is float64
+    when the LL band is, 8 bytes a sample). Consumes ``bands`` like
+    :func:`dwt97_inverse`."""
+    def result(shape: tuple) -> np.ndarray:
+        return np.empty(shape, dtype) if out is None else out
+
     def last(s: np.ndarray, d: np.ndarray) -> np.ndarray:
         s, d = _inv97_lift(s, d)
-        res = np.empty((s.shape[0] + d.shape[0],) + s.shape[1:], np.int32) if out is None else out
+        res = result((s.shape[0] + d.shape[0],) + s.shape[1:])
         _rounded_into(res[0::2], s, bounds)
         _rounded_into(res[1::2], d, bounds)
         return res
 
     x = _inverse(bands, _inv97, upto, last=last)
-    if x is not out and (out is not None or x.dtype != np.int32):  # no detail level: the LL band
-        res = np.empty(x.shape, np.int32) if out is None else out
+    if x.dtype.kind == "f":  # no detail level: the LL band itself
+        res = result(x.shape)
         _rounded_into(res, np.asarray(x, np.float64), bounds)
         x = res
     return x

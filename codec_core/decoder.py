@@ -102,17 +102,21 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
             if not segs:
                 whole_tile_lost = True
                 continue
-            # a one-channel tile without ROI layer is finished straight into the output
-            direct = out[k, ys:ys + hole[3], xs:xs + hole[4], 0] if h.channels == 1 and classes is None \
-                else None
+            # a one-channel tile without ROI layer is finished straight into the output;
+            # a lossy colour plane is rounded straight into its channel of the tile
+            direct = None
+            if h.channels == 1 and classes is None:
+                direct = out[k, ys:ys + hole[3], xs:xs + hole[4], 0]
+            elif h.channels > 1:
+                if tile is None:  # one tile filled plane by plane (no list of planes, no stack copy)
+                    tile = new_tile(hole[3:], h)
+                direct = tile[..., c] if h.mode == 2 else None
             plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult, c, direct, table)
-            if direct is not None:
-                return None
             if h.channels == 1:
+                if direct is not None:
+                    return None
                 tile = plane[..., None]
-            else:  # one tile filled plane by plane (no list of planes, no stack copy)
-                if tile is None:
-                    tile = new_tile(plane.shape, h)
+            elif direct is None:
                 tile[..., c] = plane
             del plane  # before the next plane is decoded
         if whole_tile_lost:

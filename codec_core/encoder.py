@@ -39,9 +39,6 @@ class Source:
         y0, y1, x0, x1 = box
         return self.image[f, y0:y1, x0:x1, :]
 
-    def samples(self, f: int, t: int) -> np.ndarray:
-        return self.stored(f, self.header.tile_box(t)).astype(np.int32)
-
     def coded_plane(self, f: int, box: tuple[int, int, int, int], c: int,
                     rows: slice = slice(None)) -> np.ndarray:
         """Channel ``c`` of what the reversible path codes (samples, ranks, or their
@@ -200,25 +197,21 @@ class LossyCoder:
         return quantize.quantise(bands, quantize.channel_steps(steps, h.channel_mult, c), h.levels, mult,
                                  consume=True)
 
-    def _base(self, q, steps: list, mult, consume: bool = False,
-              like: np.ndarray | None = None) -> np.ndarray:
-        """The lossy layer exactly as the decoder rebuilds it: (rows, cols, Ch),
-        filled plane by plane from ``q`` (the channels' quantised bands, a list or
-        an iterator making each when asked). ``consume``: free the bands on the
-        way. ``like`` (the stored samples of the tile): one channel without ROI is
-        rounded straight into an array of their type, as the decoder does."""
+    def _base(self, q, steps: list, mult, like: np.ndarray, consume: bool = False) -> np.ndarray:
+        """The lossy layer exactly as the decoder rebuilds it: (rows, cols, Ch), each
+        plane from ``q`` (the channels' quantised bands, a list or an iterator
+        making each when asked) rounded straight into its channel. ``like``: the
+        stored samples of the tile (one channel without ROI comes back in their
+        type, as the decoder gives it). ``consume``: free the bands on the way."""
         h = self.h
-        tile = None
+        if h.channels == 1 and mult is None:
+            return reconstruct_lossy_plane(next(iter(q)), h, quantize.channel_steps(steps, h.channel_mult, 0),
+                                           None, consume=consume, dtype=like.dtype)[..., None]
+        tile = new_tile(like.shape[:2], h)
         for c, qc in enumerate(q):  # (with consume, dequantise empties qc itself)
-            chan_steps = quantize.channel_steps(steps, h.channel_mult, c)
-            if like is not None and h.channels == 1 and mult is None:
-                return reconstruct_lossy_plane(qc, h, chan_steps, None, consume=consume, dtype=like.dtype)[..., None]
-            plane = reconstruct_lossy_plane(qc, h, chan_steps, mult, consume=consume)
+            reconstruct_lossy_plane(qc, h, quantize.channel_steps(steps, h.channel_mult, c), mult,
+                                    consume=consume, out=tile[..., c])
             del qc
-            if tile is None:
-                tile = new_tile(plane.shape, h)
-            tile[..., c] = plane
-            del plane
         return finish_tile(tile, h)
 
     def encode(self, steps: list) -> list[bytes]:
@@ -234,7 +227,8 @@ class LossyCoder:
                     segs.extend(entropy.encode_decomposition(self._quantised(f, t, c, steps, mult), h.levels))
                 return segs
             q = [self._quantised(f, t, c, steps, mult) for c in range(h.channels)]
-            base, x = self._base(q, steps, mult), self.src.samples(f, t)
+            x = self.src.stored(f, h.tile_box(t))
+            base = self._base(q, steps, mult, x)
             for c in range(h.channels):
                 segs.extend(entropy.encode_decomposition(q[c], h.levels))
                 # ROI samples coded predictively from the original, the decoded
@@ -258,7 +252,7 @@ class LossyCoder:
             mult, roi = self._classes(f, t)
             x = self.src.stored(f, h.tile_box(t))
             qs = (self._quantised(f, t, c, steps, mult) for c in range(h.channels))  # one at a time
-            base = self._base(qs, steps, mult, consume=True, like=x)
+            base = self._base(qs, steps, mult, x, consume=True)
             if roi is None:
                 return squared_error(base, x)
             return squared_error(base, x, ~roi) + roi.sum() * h.channels * e * (e + 1) / 3

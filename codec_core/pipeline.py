@@ -219,21 +219,31 @@ def planes(h: ct.Header) -> list[tuple[int, int]]:
 def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list | None,
                             upto: int | None = None, consume: bool = False,
                             out: np.ndarray | None = None, dtype: type | None = None) -> np.ndarray:
-    """The decoded 9/7 plane, int32; or, clipped to [vmin, vmax] as finish_tile
-    would, written into ``out`` (a one-channel image's output) or into a new
-    array of ``dtype`` (the image's own type): no int32 plane.
+    """The decoded 9/7 plane, int32; or written into ``out`` (a one-channel image's
+    output, or a channel of a :func:`new_tile`) or into a new array of ``dtype``
+    (the image's own type), clipped as :func:`finish_tile` would: no int32 plane.
     ``consume``: free the integer bands on the way."""
     ll_dtype = np.float64 if h.version < 2 else np.float32
     deq = quantize.dequantise(qbands, steps, h.levels, h.recon_offset, mult, upto, consume, ll_dtype)
     if out is None and dtype is None:
         return dwt97_inverse_rounded(deq)
-    return dwt97_inverse_rounded(deq, out=out, bounds=(h.vmin, h.vmax), dtype=dtype or np.int32)
+    if h.colour == 1:  # colour-transformed values: the clip finish_tile applies before the inverse RCT
+        lim = _rct_limit(out.dtype if out is not None else np.dtype(dtype))
+        bounds = (-lim, lim)
+    else:
+        bounds = (h.vmin, h.vmax)
+    return dwt97_inverse_rounded(deq, out=out, bounds=bounds, dtype=dtype or np.int32)
 
 
 #: Colour tiles of data up to this many bits are assembled as int16: the RCT of b-bit
 #: samples lies within +-2^b, and a clip to +-2^13 keeps the inverse RCT's sums in
 #: int16 while leaving room for a lossy layer's ringing (half the memory of int32).
 NARROW_COLOUR_BITS = 12
+
+
+def _rct_limit(dtype: np.dtype) -> int:
+    """Clip of colour-transformed values before the inverse RCT (keeps its sums in range)."""
+    return (1 << 13) if dtype == np.int16 else (1 << 20)
 
 
 def new_tile(shape: tuple[int, int], h: ct.Header) -> np.ndarray:
@@ -247,7 +257,7 @@ def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None)
     reconstructed tile (r, c, Ch; int32, or int16 from :func:`new_tile`), in place
     where it can be."""
     if h.colour == 1:
-        lim = (1 << 13) if tile.dtype == np.int16 else (1 << 20)
+        lim = _rct_limit(tile.dtype)
         tile = rct_inverse(np.clip(tile, -lim, lim, out=tile))
     if table is not None:
         lookup_in_place(table, np.clip(tile, 0, len(table) - 1, out=tile))

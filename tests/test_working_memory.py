@@ -116,3 +116,35 @@ def test_colour_tiles_narrow_or_wide_round_trip(bits):
     lossy = hlc.decode(hlc.encode(a, mode="lossy", bpp=2.0, bits_stored=bits))
     assert lossy.dtype == a.dtype and lossy.shape == a.shape
     assert int(lossy.max()) <= int(a.max()) and int(lossy.min()) >= int(a.min())
+
+
+def test_quantise_in_place_equals_the_copying_quantiser():
+    from codec_core import quantize
+    img = _real("693_UNCR.dcm")[:300, :257]
+    steps = quantize.subband_steps(3.0, 3)
+    keep = transform.dwt97_forward(img, 3)
+    ref = quantize.quantise(keep, steps, 3)                  # bands kept (a copy is quantised)
+    bands = transform.dwt97_forward(img, 3)
+    hl = bands[-1][0]
+    got = quantize.quantise(bands, steps, 3, consume=True)  # each band overwritten by its integers
+    assert bands == []
+    assert got[-1][0].base is hl or np.shares_memory(got[-1][0], hl)
+    assert np.array_equal(got[0], ref[0])
+    for a, b in zip(got[1:], ref[1:]):
+        for x, y in zip(a, b):
+            assert x.dtype == np.int32 and np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("name", ["US1_UNCR.dcm", "693_UNCR.dcm"])
+def test_lossy_psnr_mode_and_hybrid_still_meet_their_bounds(name):
+    a = _real(name)
+    d = hlc.encode(a, mode="lossy", psnr=45)
+    out = hlc.decode(d)
+    err = (out.astype(np.float64) - a) ** 2
+    peak = float(a.max()) - float(a.min())
+    assert 10 * np.log10(peak ** 2 / err.mean()) >= 45 - 0.05
+    if a.ndim == 2:
+        mask = np.zeros(a.shape, bool)
+        mask[100:300, 150:400] = True
+        h = hlc.decode(hlc.encode(a, mode="lossy", bpp=0.5, roi=mask, roi_max_error=1))
+        assert np.abs(h[mask].astype(np.int64) - a[mask]).max() <= 1

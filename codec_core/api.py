@@ -102,7 +102,8 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     the near-lossless coder at some max error does better than the 9/7, the stream
     is that, and says so in ``info()``).
     ``roi`` ("auto" or a boolean mask) keeps the region within ``roi_max_error``
-    in lossy mode. ``ecc`` ("low", "medium", "high") adds Reed-Solomon parity.
+    in lossy mode (where coding the whole image within that error is smaller, the
+    stream is that: lossless or near-lossless, with no ROI in ``info()``). ``ecc`` ("low", "medium", "high") adds Reed-Solomon parity.
     ``levels`` sets the wavelet depth (default 5 for lossless and near-lossless,
     so ``decode(level=k)`` reaches 1/32; 3 for lossy, which codes better).
     ``tile_size`` (a power of two, default 512): larger tiles code a little better
@@ -186,6 +187,9 @@ def encode(arr: np.ndarray, mode: Mode = "lossless", *, bits_stored: int | None 
     stream = ct.pack(h, body)
     if mode == "lossy" and roi is None and TRY_NEAR_LOSSLESS:
         stream = _near_lossless_if_better(src, stream, bpp, psnr) or stream
+    elif roi is not None and preprocess is None and WHOLE_IMAGE_IF_SMALLER:
+        stream = _whole_image_if_smaller(arr, stream, h, psnr, bits_stored=bits, axes=axes,
+                                         tile_size=tile_size, threads=threads) or stream
     if ecc is not None:
         from . import ecc as _ecc
         stream = _ecc.protect(stream, ecc)
@@ -308,6 +312,23 @@ def _near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if _squared_error(stream(mid), src) <= allowed else (lo, mid - 1)
     return streams[lo] if lo and len(streams[lo]) < len(lossy) else None
+
+
+# Hybrid mode: where the ROI covers most of an image, or the background is nearly
+# as cheap to keep exact as to code lossy, coding the whole image within
+# roi_max_error (lossless for 0) can be the smaller file. It keeps every promise of
+# the hybrid (ROI within the error, background within it too), so it is kept then;
+# the stream says lossless or near-lossless, and info() reports no ROI.
+WHOLE_IMAGE_IF_SMALLER = True
+
+
+def _whole_image_if_smaller(arr: np.ndarray, hybrid: bytes, h: ct.Header, psnr: float | None,
+                            **kw: Any) -> bytes | None:
+    e = h.roi_max_error
+    if psnr is not None and e > 0 and 20 * math.log10(max(1, h.vmax - h.vmin) / e) < psnr:
+        return None  # (errors within +-e: PSNR >= 20 log10(peak / e); below the target it may fail)
+    whole = encode(arr, "near-lossless", max_error=e, **kw) if e else encode(arr, "lossless", **kw)
+    return whole if len(whole) < len(hybrid) else None
 
 
 def _unlikely(src: Source, k: int, bpp: float) -> bool:

@@ -237,13 +237,38 @@ def test_roi_samples_within_roi_max_error_for_random_masks(e):
 
 
 @pytest.mark.parametrize("fill", [True, False])
-def test_roi_all_true_and_all_false_masks_work(fill):
+def test_roi_all_true_and_all_false_masks_work(fill, monkeypatch):
+    monkeypatch.setattr(hlc.api, "WHOLE_IMAGE_IF_SMALLER", False)  # the hybrid layers themselves
     img = dicom("CT_small.dcm")
     mask = np.full(img.shape, fill)
-    out = hlc.decode(hlc.encode(img, mode="lossy", psnr=40, roi=mask, roi_max_error=0))
+    data = hlc.encode(img, mode="lossy", psnr=40, roi=mask, roi_max_error=0)
+    assert hlc.info(data)["roi"] and hlc.info(data)["roi_fraction"] == float(fill)
+    out = hlc.decode(data)
     if fill:
         assert np.array_equal(out, img)
     assert psnr(img, out) >= 40
+
+
+def test_hybrid_keeps_the_whole_image_within_the_error_when_that_is_smaller():
+    img = dicom("CT_small.dcm")
+    everything = np.ones(img.shape, bool)  # an ROI of the whole image: its layers cost more than lossless
+    data = hlc.encode(img, mode="lossy", psnr=40, roi=everything, roi_max_error=0)
+    assert hlc.info(data)["mode"] == "lossless" and not hlc.info(data)["roi"]
+    assert data == hlc.encode(img, mode="lossless")
+    assert np.array_equal(hlc.decode(data), img)
+    near = hlc.encode(img, mode="lossy", bpp=4.0, roi=everything, roi_max_error=2)
+    assert hlc.info(near)["mode"] == "near-lossless" and hlc.info(near)["max_error"] == 2
+    assert np.abs(hlc.decode(near).astype(np.int64) - img).max() <= 2
+    # a PSNR target above what errors of +-e guarantee: the hybrid is kept
+    peak = float(img.max()) - float(img.min())
+    strict = 20 * np.log10(peak / 2) + 1
+    kept = hlc.encode(img, mode="lossy", psnr=strict, roi=everything, roi_max_error=2)
+    assert hlc.info(kept)["roi"]
+    # a small ROI on a real image: the hybrid is the smaller file and is kept
+    small = np.zeros(img.shape, bool)
+    small[40:80, 40:80] = True
+    hybrid = hlc.encode(img, mode="lossy", psnr=40, roi=small, roi_max_error=0)
+    assert hlc.info(hybrid)["roi"] and len(hybrid) < len(hlc.encode(img, mode="lossless"))
 
 
 def test_roi_mask_shape_mismatch_names_both_shapes():

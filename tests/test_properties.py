@@ -11,6 +11,8 @@ and small tiles so that images span several tiles. Example counts keep the file 
 """
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -101,11 +103,16 @@ def roi_cases(draw):
 
 
 @settings(max_examples=150, **_FAST)
-@given(roi_cases())
-def test_lossy_roi_samples_are_within_roi_max_error(case):
+@given(roi_cases(), st.booleans())
+def test_lossy_roi_samples_are_within_roi_max_error(case, whole_if_smaller):
+    # whole_if_smaller=False: the hybrid layers themselves, whatever their size;
+    # True: the default, where a smaller whole-image stream within e may be kept
     arr, bits, tile, mask, e, (key, value) = case
-    data = hlc.encode(arr, mode="lossy", bits_stored=bits, tile_size=tile, roi=mask, roi_max_error=e,
-                      **{key: value})
+    with mock.patch.object(hlc.api, "WHOLE_IMAGE_IF_SMALLER", whole_if_smaller):
+        data = hlc.encode(arr, mode="lossy", bits_stored=bits, tile_size=tile, roi=mask, roi_max_error=e,
+                          **{key: value})
+    if not whole_if_smaller:
+        assert hlc.info(data)["roi"]
     out = hlc.decode(data)
     assert out.dtype == arr.dtype and out.shape == arr.shape
     full = np.broadcast_to(mask, arr.shape)
@@ -118,6 +125,11 @@ def test_lossy_roi_samples_are_within_roi_max_error(case):
 @settings(max_examples=60, **_FAST)
 @given(arrays(max_side=40), st.sampled_from(["lossless", "near-lossless", "lossy", "lossy-roi"]))
 def test_encoding_is_deterministic_across_runs_and_thread_counts(case, mode):
+    with mock.patch.object(hlc.api, "WHOLE_IMAGE_IF_SMALLER", False):  # "lossy-roi": the hybrid layers
+        _deterministic(case, mode)
+
+
+def _deterministic(case, mode):
     arr, bits, tile = case
     kw: dict = {"bits_stored": bits, "tile_size": tile}
     if mode == "near-lossless":

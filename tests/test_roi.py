@@ -195,12 +195,14 @@ def test_importing_codec_core_does_not_import_onnxruntime_or_sklearn():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_decoding_an_auto_roi_stream_needs_neither_onnxruntime_nor_sklearn(tmp_path: Path):
+def test_decoding_an_auto_roi_stream_needs_neither_onnxruntime_nor_sklearn(tmp_path: Path, monkeypatch):
     hlc = pytest.importorskip("codec_core")
     if not hasattr(hlc, "encode"):
         pytest.skip("codec_core.encode not available yet")
     img = _ct_image()
+    monkeypatch.setattr(hlc.api, "WHOLE_IMAGE_IF_SMALLER", False)  # a stream with its ROI layer
     data = hlc.encode(img, mode="lossy", psnr=40, roi="auto", roi_max_error=0)
+    assert hlc.info(data)["roi"]
     (tmp_path / "s.hlc").write_bytes(data)
     proc = _run(f"""
         import sys

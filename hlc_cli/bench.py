@@ -158,12 +158,23 @@ def hlc_points(image: Image, measure: Measure, runs: int, quick: bool) -> tuple[
     import codec_core as hlc
 
     a, bits, axes = image.array, image.bits_stored, image.axes
+    last: dict = {}
 
     def enc(**kw):
-        return lambda: [hlc.encode(a, bits_stored=bits, axes=axes, threads=1, **kw)]
+        def run() -> list:
+            last["stream"] = hlc.encode(a, bits_stored=bits, axes=axes, threads=1, **kw)
+            return [last["stream"]]
+        return run
 
     def dec(streams):
         return hlc.decode(streams[0], threads=1)
+
+    def kept(p: Point) -> Point:
+        """Name the coder of the stream where encode kept another than the one asked for."""
+        info = hlc.info(last["stream"]) if "stream" in last else None
+        if info is not None and p.family in ("lossy", "hybrid") and not info["roi"] and info["mode"] != "lossy":
+            p.setting += f" (kept: {info['mode']}" + (f" k={info['max_error']})" if info["max_error"] else ")")
+        return p
 
     out: list[Point] = []
     p, _ = measure(Point("HLC", "lossless", "lossless"), enc(mode="lossless"), dec, runs)
@@ -174,12 +185,12 @@ def hlc_points(image: Image, measure: Measure, runs: int, quick: bool) -> tuple[
         out.append(p)
     for r in (LOSSY_BPP[1:] if quick else LOSSY_BPP):
         p, _ = measure(Point("HLC", f"lossy {r:g} bpp", "lossy"), enc(mode="lossy", bpp=r), dec)
-        out.append(p)
+        out.append(kept(p))
     p, _ = measure(Point("HLC", "lossy 45 dB", "lossy"), enc(mode="lossy", psnr=45.0), dec)
-    out.append(p)
+    out.append(kept(p))
     p, hybrid = measure(Point("HLC", f"hybrid {HYBRID_BPP:g} bpp, auto ROI exact", "hybrid"),
                         enc(mode="lossy", bpp=HYBRID_BPP, roi="auto", roi_max_error=0), dec)
-    out.append(p)
+    out.append(kept(p))
     return out, hybrid
 
 

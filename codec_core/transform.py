@@ -199,6 +199,10 @@ def dwt97_forward(img: np.ndarray, levels: int) -> Bands:
     return split_forward([img[0::2].astype(np.float32), img[1::2].astype(np.float32)], levels, "9/7")
 
 
+#: Columns lifted together along the rows in :func:`split_forward`.
+LIFT_STRIP = 128
+
+
 def split_forward(halves: list, levels: int, wavelet: str) -> Bands:
     """Analysis (``levels`` >= 1) of the plane whose even rows are ``halves[0]`` and
     odd rows ``halves[1]`` (int32 for "5/3", float32 for "9/7"). Consumes them:
@@ -215,7 +219,11 @@ def split_forward(halves: list, levels: int, wavelet: str) -> Bands:
     halves.clear()
     out: list = []
     while True:
-        lo, hi = lift(even, odd)                                     # along rows
+        # along rows, a strip of columns at a time: the lifting temporaries are a
+        # strip, not a half plane (columns are independent; same values)
+        for c in range(0, even.shape[1], LIFT_STRIP):
+            lift(even[:, c:c + LIFT_STRIP], odd[:, c:c + LIFT_STRIP])
+        lo, hi = even, odd
         del even, odd
         ll, hl = (np.ascontiguousarray(a.T) for a in step(lo.T))    # columns of the low half
         del lo

@@ -74,8 +74,9 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
         classes = pixel_classes(cmap[f], h.roi_block, (y0, y1, x0, x1)) if cmap is not None else None
         mult = band_multipliers(classes, h.levels, h.class_mult) if classes is not None else None
         upto = h.levels - level
-        ys, xs = y0 // scale, x0 // scale
-        hole = (k, ys, xs, -(-(y1 - y0) // scale), -(-(x1 - x0) // scale))  # a wholly lost tile
+        ys, xs = y0 // scale, x0 // scale  # the tile's place and size in the output
+        oh, ow = -(-(y1 - y0) // scale), -(-(x1 - x0) // scale)
+        hole = (k, ys, xs, oh, ow)  # a wholly lost tile
         tile, whole_tile_lost = None, False
         if h.mode == 1 and h.channels == 3:
             planes = _decode_colour_predictive(rd, layout, f, t, y1 - y0, x1 - x0, upto, h, where)
@@ -106,10 +107,10 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
             # a lossy colour plane is rounded straight into its channel of the tile
             direct = None
             if h.channels == 1 and classes is None:
-                direct = out[k, ys:ys + hole[3], xs:xs + hole[4], 0]
+                direct = out[k, ys:ys + oh, xs:xs + ow, 0]
             elif h.channels > 1:
                 if tile is None:  # one tile filled plane by plane (no list of planes, no stack copy)
-                    tile = new_tile(hole[3:], h)
+                    tile = new_tile((oh, ow), h)
                 direct = tile[..., c] if h.mode == 2 else None
             plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult, c, direct, table)
             if h.channels == 1:

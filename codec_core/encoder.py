@@ -12,7 +12,7 @@ every tile: that bounds memory by the tile size.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from . import container as ct
 from . import entropy, predictive, quantize
 from .pipeline import (band_multipliers, finish_tile, lookup_in_place, map_threads, new_tile, pixel_classes, planes,
                        reconstruct_lossy_plane, squared_error)
-from .transform import dwt53_forward, rct_channel, split_forward
+from .transform import dwt53_forward, forward, rct_channel
 
 
 @dataclass
@@ -72,13 +72,8 @@ def predictive_segments(plane: np.ndarray, k: int, lo: int, hi: int, levels: int
     return [head + predictive.encode_plane(plane, k, lo, hi)] + [b""] * levels
 
 
-def wavelet_segments(plane: np.ndarray | list, levels: int) -> list[bytes]:
-    """A plane coded by the 5/3 wavelet; ``plane`` may also be a list [even rows,
-    odd rows] of int32 arrays, which the transform consumes (less memory)."""
-    if isinstance(plane, list):
-        bands = split_forward(plane, levels, "5/3")
-    else:
-        bands = dwt53_forward(plane, levels)
+def wavelet_segments(bands: list, levels: int) -> list[bytes]:
+    """A plane's 5/3 decomposition coded: tag, then one segment per resolution."""
     segs = entropy.encode_decomposition(bands, levels)
     segs[0] = bytes([CODER_WAVELET]) + segs[0]
     return segs
@@ -93,7 +88,7 @@ def _predictive_lossless(plane: np.ndarray, levels: int) -> list[bytes]:
 
 def _both_ways(plane: np.ndarray, levels: int) -> list[bytes]:
     """A small plane coded by the 5/3 wavelet and by the predictive coder: the smaller."""
-    wav = wavelet_segments(plane, levels)
+    wav = wavelet_segments(dwt53_forward(plane, levels), levels)
     pred = _predictive_lossless(plane, levels)
     return pred if sum(map(len, pred)) < sum(map(len, wav)) else wav
 
@@ -119,7 +114,7 @@ def choose_coders(src: Source) -> list[int]:
             y0, x0 = (h.rows * qy) // 4 - sr // 2, (h.cols * qx) // 4 - sc // 2
             for c in range(h.channels):
                 sample = src.coded_plane(h.frames // 2, (y0, y0 + sr, x0, x0 + sc), c)
-                wav[c] += sum(map(len, wavelet_segments(sample, lv)))
+                wav[c] += sum(map(len, wavelet_segments(dwt53_forward(sample, lv), lv)))
                 pred[c] += len(predictive.encode_plane(sample, 0, int(sample.min()), int(sample.max())))
     return [CODER_PREDICTIVE if p < w else CODER_WAVELET for p, w in zip(pred, wav)]
 
@@ -146,21 +141,19 @@ def encode_reversible(src: Source) -> list[bytes]:
             return segs
         for c in range(h.channels):
             big = h.mode == 0 and (box[1] - box[0]) * (box[3] - box[2]) > SAMPLE_ABOVE
-            if big and coders[c] == CODER_WAVELET and h.levels > 0:
-                # even and odd rows made apart: the whole plane never exists
-                halves = [src.coded_plane(f, box, c, slice(0, None, 2)),
-                          src.coded_plane(f, box, c, slice(1, None, 2))]
-                segs.extend(wavelet_segments(halves, h.levels))  # (empties halves)
+            if big and coders[c] == CODER_WAVELET:
+                # its rows made from the stored samples as the transform asks: the
+                # whole plane never exists
+                rows = partial(src.coded_plane, f, box, c)
+                segs.extend(wavelet_segments(forward(rows, h.levels, "5/3"), h.levels))
                 continue
             plane = src.coded_plane(f, box, c)
             if h.mode == 1:
                 segs.extend(predictive_segments(plane, h.max_error, h.vmin, h.vmax, h.levels))
-            elif not big:
-                segs.extend(_both_ways(plane, h.levels))
-            elif coders[c] == CODER_PREDICTIVE:
+            elif big:
                 segs.extend(_predictive_lossless(plane, h.levels))
-            else:  # no wavelet level (levels=0)
-                segs.extend(wavelet_segments(plane, h.levels))
+            else:
+                segs.extend(_both_ways(plane, h.levels))
             del plane
         return segs
 
@@ -192,10 +185,8 @@ class LossyCoder:
             part = x[sel]
             return (rct_channel(part, c) if h.colour == 1 else part[..., c]).astype(np.float32)
 
-        bands = (split_forward([rows(slice(0, None, 2)), rows(slice(1, None, 2))], h.levels, "9/7")
-                 if h.levels else [rows(slice(None))])
-        return quantize.quantise(bands, quantize.channel_steps(steps, h.channel_mult, c), h.levels, mult,
-                                 consume=True)
+        return quantize.quantise(forward(rows, h.levels, "9/7"), quantize.channel_steps(steps, h.channel_mult, c),
+                                 h.levels, mult, consume=True)
 
     def _base(self, q, steps: list, mult, like: np.ndarray, consume: bool = False) -> np.ndarray:
         """The lossy layer exactly as the decoder rebuilds it: (rows, cols, Ch), each

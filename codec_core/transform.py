@@ -159,11 +159,19 @@ def _inverse(bands: Bands, step: Callable, upto: int | None = None,
     return ll
 
 
-def dwt53_forward(img: np.ndarray, levels: int) -> Bands:
-    """5/3 analysis of ``img`` (not modified); see :func:`split_forward`."""
+def forward(rows: Callable[[slice], np.ndarray], levels: int, wavelet: str) -> Bands:
+    """Analysis ("5/3" or "9/7") of the plane whose rows ``sel`` ``rows(sel)`` returns
+    as a new array (int32 for "5/3", float32 for "9/7") that the transform consumes.
+    The even and odd rows are asked for apart (:func:`split_forward`), so a caller
+    that makes them from its stored samples never builds the whole plane."""
     if levels == 0:
-        return [img.astype(np.int32)]
-    return split_forward([img[0::2].astype(np.int32), img[1::2].astype(np.int32)], levels, "5/3")
+        return [rows(slice(None))]
+    return split_forward([rows(slice(0, None, 2)), rows(slice(1, None, 2))], levels, wavelet)
+
+
+def dwt53_forward(img: np.ndarray, levels: int) -> Bands:
+    """5/3 analysis of ``img`` (not modified)."""
+    return forward(lambda sel: img[sel].astype(np.int32), levels, "5/3")
 
 
 def dwt53_inverse(bands: Bands, upto: int | None = None, out: np.ndarray | None = None,
@@ -194,9 +202,7 @@ def dwt97_forward(img: np.ndarray, levels: int) -> Bands:
 
     float32 halves the working memory; every step is an IEEE elementwise
     operation, so results are the same on every platform."""
-    if levels == 0:
-        return [img.astype(np.float32)]
-    return split_forward([img[0::2].astype(np.float32), img[1::2].astype(np.float32)], levels, "9/7")
+    return forward(lambda sel: img[sel].astype(np.float32), levels, "9/7")
 
 
 #: Columns lifted together along the rows in :func:`split_forward`.
@@ -211,9 +217,8 @@ def split_forward(halves: list, levels: int, wavelet: str) -> Bands:
     Same bands as the in-place transform of the whole plane, with less memory:
     each level's two halves are lifted along the rows, then one half's bands are
     copied out and freed before the other's are made: 1.5 planes at the peak,
-    where a plane plus its copied-out bands had been 2. A caller that builds the
-    two halves itself (the lossless coder, from the stored samples) never holds
-    the whole plane at all."""
+    where a plane plus its copied-out bands had been 2. Through :func:`forward`,
+    a caller that makes the two halves itself never holds the whole plane."""
     step, lift = (_fwd53, _fwd53_lift) if wavelet == "5/3" else (_fwd97, _fwd97_lift)
     even, odd = halves
     halves.clear()

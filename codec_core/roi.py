@@ -299,22 +299,44 @@ def _block_level(cells: np.ndarray) -> np.ndarray:
 LEVEL_TOLERANCE = 0.4
 
 
-def _off_level(background: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """Background blocks not at the level of their region's border blocks."""
+def _one_value_blocks(stats: tuple, grid: tuple[int, int]) -> np.ndarray:
+    """Blocks whose pixels all have one value (every cell flat, all at the same mean)."""
+    mean, std = stats[0], stats[1]
+    k = CLASS_BLOCK // CELL
+    m = mean.reshape(grid[0], k, grid[1], k)
+    return (std.reshape(grid[0], k, grid[1], k).max(axis=(1, 3)) == 0) & (m.max(axis=(1, 3)) == m.min(axis=(1, 3)))
+
+
+def _off_level(background: np.ndarray, level: np.ndarray, one_value: np.ndarray) -> np.ndarray:
+    """Background blocks not at the level of their region's edge blocks.
+
+    The field of view ends at the image border and at the scanner's padding: blocks
+    of one value at the image's lowest level (CT's -2000 outside the reconstruction
+    circle). The reference is the median level of the region's edge blocks that are
+    not of one value (air has noise; a one-value block next to the padding says
+    nothing about the level of the air), else of its border blocks as they are. So
+    a padded CT's air, far above the padding, is still air. The padding itself is
+    never made BODY by this rule (it holds no anatomy, and without it the air would
+    not reach the border)."""
     from scipy import ndimage
 
     labels, count = ndimage.label(background)
     if count == 0:
         return np.zeros_like(background)
-    edge = np.zeros_like(background)
-    edge[0], edge[-1], edge[:, 0], edge[:, -1] = True, True, True, True
+    padding = one_value & (level <= level.min())
+    border = np.zeros_like(background)
+    border[0], border[-1], border[:, 0], border[:, -1] = True, True, True, True
+    edge = (border | ndimage.binary_dilation(padding)) & ~one_value
     ref = np.full(count + 1, np.nan)
     for k in range(1, count + 1):
-        at_edge = (labels == k) & edge
+        region = labels == k
+        at_edge = region & edge
+        if not at_edge.any():
+            at_edge = region & border
         if at_edge.any():
             ref[k] = float(np.median(level[at_edge]))
     diff = np.abs(level - ref[labels])
-    return background & (diff > LEVEL_TOLERANCE)
+    return background & (diff > LEVEL_TOLERANCE) & ~padding
 
 
 def auto_importance_map(image: np.ndarray, *, bits_stored: int | None = None) -> np.ndarray:
@@ -344,7 +366,7 @@ def auto_importance_map(image: np.ndarray, *, bits_stored: int | None = None) ->
         # One value everywhere: nothing to tell apart; code it as body (safe side).
         return np.full(out_grid, BODY, dtype=np.uint8)
     labels = np.asarray(svm.predict(feats), dtype=np.uint8).reshape(grid)
-    labels = _post_rules(labels, spread, image, _block_level(cells))
+    labels = _post_rules(labels, spread, image, _block_level(cells), _one_value_blocks(stats, grid))
     return _refine(labels, stats, spread, image)[: out_grid[0], : out_grid[1]]
 
 
@@ -402,14 +424,14 @@ def _refine(labels: np.ndarray, stats: tuple, spread: np.ndarray | None,
 
 
 def _post_rules(labels: np.ndarray, spread: np.ndarray | None, image: np.ndarray,
-                level: np.ndarray) -> np.ndarray:
+                level: np.ndarray, one_value: np.ndarray) -> np.ndarray:
     """Safety rules on the classifier's block labels (shared with models/train.py)."""
     grid = labels.shape
     background = labels == BACKGROUND
     if background.any():
         # Background is at the level of its region's border: a bright patch inside
         # dark air (or the reverse) is something, not air.
-        labels[_off_level(background, level)] = BODY
+        labels[_off_level(background, level, one_value)] = BODY
         background = labels == BACKGROUND
     if background.any():
         # Background must reach the border: enclosed "air" is lung, bowel gas, a chamber.

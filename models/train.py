@@ -402,6 +402,7 @@ def oof_cases(svm, held, rng: np.random.Generator) -> list[dict]:
             scores = None if constant else svm.decision_function(roi._run_cnn(cells))
             cases.append({"scores": scores, "grid": grid, "out_grid": out_grid, "stats": stats,
                           "spread": spread, "image": img, "level": roi._block_level(cells),
+                          "one_value": roi._one_value_blocks(stats, grid),
                           "labels": lab, "original": original, "name": s.source.name})
     return cases
 
@@ -414,7 +415,7 @@ def _shifted_map(case: dict, shift: float) -> np.ndarray:
     sc = case["scores"].copy()
     sc[:, 0] -= shift
     labels = np.argmax(sc, axis=1).astype(np.uint8).reshape(case["grid"])
-    labels = roi._post_rules(labels, case["spread"], case["image"], case["level"])
+    labels = roi._post_rules(labels, case["spread"], case["image"], case["level"], case["one_value"])
     fine = roi._refine(labels, case["stats"], case["spread"], case["image"])
     return fine[: case["out_grid"][0], : case["out_grid"][1]]
 

@@ -111,9 +111,52 @@ def test_background_must_sit_at_its_border_level():
     level = np.zeros((6, 6))
     level[2:4, 2:4] = 1.0
     level[0, :] = 0.3          # within tolerance of the border level: stays background
-    out = roi._post_rules(labels.copy(), None, np.zeros((96, 96), np.uint8), level)
+    out = roi._post_rules(labels.copy(), None, np.zeros((96, 96), np.uint8), level, np.zeros((6, 6), bool))
     assert (out[2:4, 2:4] == roi.BODY).all()
     assert (out[0] == roi.BACKGROUND).all() and out[5, 5] == roi.BACKGROUND
+
+
+def test_air_above_the_scanner_padding_stays_background():
+    # A padded CT: -2000 padding (one value, the image minimum) around the
+    # reconstruction circle, air at -1000 inside it, far above the padding's level.
+    # The field of view ends at the padding, so the air's reference level is the
+    # air next to the padding, not the padding: the air stays background, a bright
+    # patch in it becomes BODY, and the padding is never made BODY.
+    labels = np.zeros((8, 8), np.uint8)
+    padding = np.zeros((8, 8), bool)
+    padding[:2], padding[-2:], padding[:, :2], padding[:, -2:] = True, True, True, True
+    level = np.where(padding, 0.0, 0.5)
+    level[3:5, 3:5] = 1.0
+    image = np.zeros((128, 128), np.int16)
+    out = roi._post_rules(labels.copy(), None, image, level, padding)   # padding: one value
+    assert (out[3:5, 3:5] == roi.BODY).all()
+    assert (out[padding] == roi.BACKGROUND).all() and out[2, 2] == roi.BACKGROUND and out[5, 6] == roi.BACKGROUND
+    # Without the padding the border level is the padding's: the air would be BODY.
+    old = roi._post_rules(labels.copy(), None, image, level, np.zeros((8, 8), bool))
+    assert (old[2:6, 2:6] == roi.BODY).all()
+
+
+def test_one_value_blocks():
+    rng = np.random.default_rng(5)
+    img = np.full((128, 128), -2000, np.int16)
+    yy, xx = np.mgrid[:128, :128]
+    inside = (yy - 64) ** 2 + (xx - 64) ** 2 < 50 ** 2
+    img[inside] = (-1000 + rng.normal(0, 20, inside.sum())).astype(np.int16)
+    img[48:80, 48:80] = 40                      # one value inside: four blocks
+    flat = roi._one_value_blocks(roi._cell_stats(img.astype(np.float32)), (8, 8))
+    outside = (~inside).reshape(8, 16, 8, 16).all(axis=(1, 3))
+    assert outside.sum() >= 4 and flat[3:5, 3:5].all()
+    assert flat.tolist() == (outside | np.pad(np.ones((2, 2), bool), 3)).tolist()
+
+
+def test_a_one_value_patch_next_to_padding_is_not_the_air_level():
+    # 1-bit style: a bright one-value square inside one-value padding. It is not air
+    # (air has noise), so the reference stays the padding's level: the square is BODY.
+    labels = np.zeros((6, 6), np.uint8)
+    level = np.zeros((6, 6))
+    level[2:4, 2:4] = 1.0
+    out = roi._post_rules(labels.copy(), None, np.zeros((96, 96), np.uint8), level, np.ones((6, 6), bool))
+    assert (out[2:4, 2:4] == roi.BODY).all() and (out[0] == roi.BACKGROUND).all()
 
 
 @pytest.mark.xfail(strict=False, reason="known limitation (models/MODEL_CARD.md): a synthetic noisy border "

@@ -366,8 +366,64 @@ def auto_importance_map(image: np.ndarray, *, bits_stored: int | None = None) ->
         # One value everywhere: nothing to tell apart; code it as body (safe side).
         return np.full(out_grid, BODY, dtype=np.uint8)
     labels = np.asarray(svm.predict(feats), dtype=np.uint8).reshape(grid)
-    labels = _post_rules(labels, spread, image, _block_level(cells), _one_value_blocks(stats, grid))
-    return _refine(labels, stats, spread, image)[: out_grid[0], : out_grid[1]]
+    return _finish(labels, stats, spread, image, _block_level(cells),
+                   _one_value_blocks(stats, grid))[: out_grid[0], : out_grid[1]]
+
+
+def _finish(labels: np.ndarray, stats: tuple, spread: np.ndarray | None, image: np.ndarray,
+            level: np.ndarray, one_value: np.ndarray) -> np.ndarray:
+    """The cell map from the classifier's block labels: safety rules, background
+    growth, edge refinement (shared with models/train.py, which calibrates the
+    safety shift through exactly this)."""
+    labels = _post_rules(labels, spread, image, level, one_value)
+    labels = _grow_background(labels, stats, spread, image)
+    return _refine(labels, stats, spread, image)
+
+
+#: Background growth: a BODY block joins a neighbouring background region when every
+#: cell of it is within GROW_K × (the region's median cell standard deviation) +
+#: REFINE_EPS × (level range) of the region's median cell level, with a standard
+#: deviation no larger than that (the air of the region: its noisy cells; padding of
+#: one value says nothing about the air's level or noise).
+GROW_K = 1.0
+#: Regions with fewer noisy cells than this have no reliable air statistics: no growth.
+GROW_MIN_CELLS = 16
+
+
+def _grow_background(labels: np.ndarray, stats: tuple, spread: np.ndarray | None,
+                     image: np.ndarray) -> np.ndarray:
+    """Background regions take in the BODY blocks, connected to them through such
+    blocks, that are all air at the region's own level and noise: air the classifier
+    left as body at its safety shift (around the head in a padded CT, beside the
+    table), however far from the first background blocks."""
+    from scipy import ndimage
+
+    background = labels == BACKGROUND
+    if not background.any():
+        return labels
+    mean, std, _, span = stats
+    k = CLASS_BLOCK // CELL
+    g0, g1 = labels.shape
+    cell_mean = mean.reshape(g0, k, g1, k)
+    cell_std = std.reshape(g0, k, g1, k)
+    body = labels == BODY
+    if spread is not None:  # colour is never background
+        body &= ~(_block_max(spread, labels.shape) > 24.0 * _value_scale(image))
+    regions, count = ndimage.label(background)
+    for r in range(1, count + 1):
+        region = regions == r
+        m = cell_mean.transpose(0, 2, 1, 3)[region].ravel()
+        sd = cell_std.transpose(0, 2, 1, 3)[region].ravel()
+        noisy = sd > 0
+        if noisy.sum() < GROW_MIN_CELLS:
+            continue
+        ref_mean, ref_std = float(np.median(m[noisy])), float(np.median(sd[noisy]))
+        tol = GROW_K * ref_std + REFINE_EPS * span
+        air = ((np.abs(cell_mean - ref_mean) <= tol) & (cell_std <= tol)).all(axis=(1, 3)) & body
+        grown = ndimage.binary_propagation(region, mask=region | air) & air
+        labels[grown] = BACKGROUND
+        body &= ~grown
+    return labels
 
 
 #: Edge refinement: a cell of a BODY block next to BACKGROUND becomes BACKGROUND when

@@ -409,14 +409,13 @@ def oof_cases(svm, held, rng: np.random.Generator) -> list[dict]:
 
 def _shifted_map(case: dict, shift: float) -> np.ndarray:
     """The map auto_importance_map would return with the background intercept lowered
-    by ``shift`` (same post-rules and edge refinement)."""
+    by ``shift`` (same post-rules, background growth and edge refinement)."""
     if case["scores"] is None:
         return np.full(case["out_grid"], roi.BODY, dtype=np.uint8)
     sc = case["scores"].copy()
     sc[:, 0] -= shift
     labels = np.argmax(sc, axis=1).astype(np.uint8).reshape(case["grid"])
-    labels = roi._post_rules(labels, case["spread"], case["image"], case["level"], case["one_value"])
-    fine = roi._refine(labels, case["stats"], case["spread"], case["image"])
+    fine = roi._finish(labels, case["stats"], case["spread"], case["image"], case["level"], case["one_value"])
     return fine[: case["out_grid"][0], : case["out_grid"][1]]
 
 

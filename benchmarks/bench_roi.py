@@ -101,6 +101,7 @@ def speed_section() -> list[str]:
 def hybrid_section() -> list[str]:
     import codec_core as hlc
     from codec_core import metrics
+    from codec_core.pipeline import pack_class_map
 
     if not hasattr(hlc, "encode"):
         return ["## Hybrid coding", "", "codec_core.encode is not available yet.", ""]
@@ -111,9 +112,9 @@ def hybrid_section() -> list[str]:
              "*hybrid layers* is the stream with its lossy and ROI layers; *kept* is what `encode` returns: "
              "the whole image coded lossless instead where that is the smaller file "
              "(`codec_core.api.WHOLE_IMAGE_IF_SMALLER`). The other columns describe the kept stream.", "",
-             "| image | ROI % | hybrid layers / lossless | kept | size / lossless | CR | ROI PSNR | non-ROI PSNR | "
+             "| image | ROI % | map in the hybrid layers | hybrid layers / lossless | kept | size / lossless | CR | ROI PSNR | non-ROI PSNR | "
              "ROI SSIM | non-ROI SSIM | max err ROI | max err non-ROI | J2K 9/7 ROI PSNR (same size) | gain |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in HYBRID_IMAGES:
         img = corpus.load_image(corpus.Source(name, "", ""), 0)[0]
         try:
@@ -121,6 +122,7 @@ def hybrid_section() -> list[str]:
             hlc.api.WHOLE_IMAGE_IF_SMALLER = False
             try:
                 layers = len(hlc.encode(img, mode="lossy", psnr=40, roi="auto", roi_max_error=0))
+                map_bytes = len(pack_class_map(roi.auto_importance_map(img)[None]))  # as stored
             finally:
                 hlc.api.WHOLE_IMAGE_IF_SMALLER = True
             data = hlc.encode(img, mode="lossy", psnr=40, roi="auto", roi_max_error=0)
@@ -158,7 +160,8 @@ def hybrid_section() -> list[str]:
             print(f"J2K failed on {name}: {exc}")
         rp = region_psnr(img, out, mask)
         lines.append(
-            f"| {name} | {100 * mask.mean():.1f} | {layers / lossless:.3f} | {kept} | {len(data) / lossless:.3f} | "
+            f"| {name} | {100 * mask.mean():.1f} | {map_bytes} B, {100 * map_bytes / layers:.2f}% | "
+            f"{layers / lossless:.3f} | {kept} | {len(data) / lossless:.3f} | "
             f"{img.nbytes / len(data):.1f} | "
             f"{rp:.2f} | {region_psnr(img, out, ~mask):.2f} | {metrics.ssim(img, out, mask=mask):.4f} | "
             f"{metrics.ssim(img, out, mask=~mask):.4f} | {region_max(img, out, mask)} | "

@@ -192,6 +192,28 @@ def test_air_border_added_to_a_ct_is_background():
     assert (m[16 * k:24 * k, 16 * k:24 * k] != roi.BACKGROUND).all()   # the head's centre
 
 
+@pytest.mark.parametrize("name", ["693_UNCR.dcm", "US1_UNCR.dcm", "MR2_UNCR.dcm"])
+def test_the_safety_calibration_sees_the_map_the_codec_makes(name, monkeypatch):
+    # models/train.py chooses the safety shift from maps it rebuilds out of SVM scores;
+    # with the shipped SVM (its shift already in the intercept) and no further shift,
+    # that map must be the one auto_importance_map returns, post-rules, growth and
+    # refinement included, or the calibrated safety would not be the codec's.
+    pytest.importorskip("pydicom")
+    sys.path.insert(0, str(REPO))
+    from models import corpus, train
+
+    monkeypatch.setattr(train, "VAL_AUG", 0)
+    src = next(s for s in corpus.SOURCES if s.name == name)
+    img, ds = corpus.load_image(src, 0)
+    sample = corpus.Sample(src, 0, img, corpus.classical_labels(img, ds), "")
+    roi.set_model_dir(REPO / "models")
+    try:
+        (case,) = train.oof_cases(roi._cached(roi.SVM_FILE, roi._svm), [sample], np.random.default_rng(0))
+        assert np.array_equal(train._shifted_map(case, 0.0), roi.auto_importance_map(img))
+    finally:
+        roi.set_model_dir(None)
+
+
 def test_shipped_heldout_metrics_meet_the_safety_target():
     import json
 

@@ -98,6 +98,17 @@ def speed_section() -> list[str]:
             f"sklearn loaded: {out[2]}) | < 300 ms, neither loaded |", ""]
 
 
+#: The background's own PSNR in the hybrid runs (issue 4: "a lossy background at PSNR ≥ 40 dB").
+BACKGROUND_PSNR = 40.0
+
+
+def _psnr_for_background(roi_mask: np.ndarray) -> float:
+    """The all-pixel PSNR to ask ``encode`` for so that the background alone is at
+    BACKGROUND_PSNR: with an exact ROI the squared error is all in the background."""
+    background = int((~roi_mask).sum())
+    return BACKGROUND_PSNR + (10 * np.log10(roi_mask.size / background) if background else 0.0)
+
+
 def hybrid_section() -> list[str]:
     import codec_core as hlc
     from codec_core import metrics
@@ -107,32 +118,35 @@ def hybrid_section() -> list[str]:
         return ["## Hybrid coding", "", "codec_core.encode is not available yet.", ""]
     import imagecodecs
 
-    lines = ["## Hybrid coding: roi=\"auto\", roi_max_error=0, lossy background at PSNR 40 dB", "",
-             "PSNR peak = max − min of the original. ROI = BODY + DETAIL blocks of the auto map.", "",
+    lines = ["## Hybrid coding: roi=\"auto\", roi_max_error=0, lossy background at PSNR 40 dB (its own)", "",
+             "PSNR peak = max − min of the original. ROI = BODY + DETAIL blocks of the auto map. "
+             "The background's own PSNR is held at 40 dB: `encode`'s `psnr` counts every pixel and the ROI "
+             "is exact, so the PSNR asked is 40 + 10·log10(pixels / background pixels) (column *asked*).", "",
              "*hybrid layers* is the stream with its lossy and ROI layers; *kept* is what `encode` returns: "
              "the whole image coded lossless instead where that is the smaller file "
              "(`codec_core.api.WHOLE_IMAGE_IF_SMALLER`). The other columns describe the kept stream.", "",
-             "| image | ROI % | map in the hybrid layers | hybrid layers / lossless | kept | size / lossless | CR | ROI PSNR | non-ROI PSNR | "
+             "| image | ROI % | asked | map in the hybrid layers | hybrid layers / lossless | kept | size / lossless | CR | ROI PSNR | non-ROI PSNR | "
              "ROI SSIM | non-ROI SSIM | max err ROI | max err non-ROI | J2K 9/7 ROI PSNR (same size) | gain |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in HYBRID_IMAGES:
         img = corpus.load_image(corpus.Source(name, "", ""), 0)[0]
+        cmap = roi.auto_importance_map(img)
+        mask = np.kron(cmap != roi.BACKGROUND, np.ones((roi.ROI_BLOCK, roi.ROI_BLOCK), bool))[: img.shape[0], : img.shape[1]]
+        asked = _psnr_for_background(mask)
         try:
             lossless = len(hlc.encode(img, mode="lossless"))
             hlc.api.WHOLE_IMAGE_IF_SMALLER = False
             try:
-                layers = len(hlc.encode(img, mode="lossy", psnr=40, roi="auto", roi_max_error=0))
-                map_bytes = len(pack_class_map(roi.auto_importance_map(img)[None]))  # as stored
+                layers = len(hlc.encode(img, mode="lossy", psnr=asked, roi="auto", roi_max_error=0))
+                map_bytes = len(pack_class_map(cmap[None]))  # as stored
             finally:
                 hlc.api.WHOLE_IMAGE_IF_SMALLER = True
-            data = hlc.encode(img, mode="lossy", psnr=40, roi="auto", roi_max_error=0)
+            data = hlc.encode(img, mode="lossy", psnr=asked, roi="auto", roi_max_error=0)
             kept = "hybrid" if hlc.info(data)["roi"] else hlc.info(data)["mode"]
         except Exception as exc:  # report, do not hide
             lines.append(f"| {name} | failed: {type(exc).__name__}: {exc} |")
             continue
         out = hlc.decode(data)
-        cmap = roi.auto_importance_map(img)
-        mask = np.kron(cmap != roi.BACKGROUND, np.ones((roi.ROI_BLOCK, roi.ROI_BLOCK), bool))[: img.shape[0], : img.shape[1]]
         peak = float(img.max()) - float(img.min())
 
         def region_psnr(a, b, m):
@@ -160,7 +174,7 @@ def hybrid_section() -> list[str]:
             print(f"J2K failed on {name}: {exc}")
         rp = region_psnr(img, out, mask)
         lines.append(
-            f"| {name} | {100 * mask.mean():.1f} | {map_bytes} B, {100 * map_bytes / layers:.2f}% | "
+            f"| {name} | {100 * mask.mean():.1f} | {asked:.2f} | {map_bytes} B, {100 * map_bytes / layers:.2f}% | "
             f"{layers / lossless:.3f} | {kept} | {len(data) / lossless:.3f} | "
             f"{img.nbytes / len(data):.1f} | "
             f"{rp:.2f} | {region_psnr(img, out, ~mask):.2f} | {metrics.ssim(img, out, mask=mask):.4f} | "
@@ -179,7 +193,7 @@ def ceiling_section() -> list[str]:
     import codec_core as hlc
 
     lines = ["## Ceiling: hybrid size with the reference mask (what a perfect map would give)", "",
-             "Same settings (roi_max_error=0, background at PSNR 40 dB, hybrid layers always kept), "
+             "Same settings (roi_max_error=0, the background's own PSNR 40 dB, hybrid layers always kept), "
              "ROI = the reference labels' body + detail pixels (`models/corpus.py`, the labels the "
              "safety and recall figures are measured against) passed as a boolean mask.", "",
              "| image | modality | reference ROI % | auto ROI % | hybrid layers / lossless, reference mask | "
@@ -188,16 +202,18 @@ def ceiling_section() -> list[str]:
         img, ds = corpus.load_image(corpus.Source(name, "", ""), 0)
         mask = corpus.classical_labels(img, ds) != corpus.BACKGROUND
         auto = roi.auto_importance_map(img) != roi.BACKGROUND
+        auto_px = np.kron(auto, np.ones((roi.ROI_BLOCK, roi.ROI_BLOCK), bool))[: img.shape[0], : img.shape[1]]
         lossless = len(hlc.encode(img, mode="lossless"))
         sizes = []
         hlc.api.WHOLE_IMAGE_IF_SMALLER = False
         try:
-            for m in (mask, "auto"):
-                sizes.append(len(hlc.encode(img, mode="lossy", psnr=40, roi=m, roi_max_error=0)) / lossless)
+            for m, roi_mask in ((mask, mask), ("auto", auto_px)):
+                sizes.append(len(hlc.encode(img, mode="lossy", psnr=_psnr_for_background(roi_mask), roi=m,
+                                            roi_max_error=0)) / lossless)
         finally:
             hlc.api.WHOLE_IMAGE_IF_SMALLER = True
         lines.append(f"| {name} | {getattr(ds, 'Modality', '?')} | {100 * mask.mean():.1f} | "
-                     f"{100 * auto.mean():.1f} | {sizes[0]:.3f} | {sizes[1]:.3f} |")
+                     f"{100 * auto_px.mean():.1f} | {sizes[0]:.3f} | {sizes[1]:.3f} |")
     return lines + [""]
 
 

@@ -155,6 +155,23 @@ def test_background_grows_through_air_only():
     assert (out[tissue] != roi.BACKGROUND).all() and out[3, 3] == roi.DETAIL and out[4, 4] == roi.BODY
 
 
+def test_only_the_largest_background_regions_grow():
+    # 70 background regions, each over its own column of air (tissue between them):
+    # the work is bounded, so only the GROW_MAX_REGIONS largest grow.
+    rng = np.random.default_rng(8)
+    n = 70
+    img = rng.normal(100, 5, (64, 2 * n * 16))
+    for c in range(1, 2 * n, 2):
+        img[:, c * 16:(c + 1) * 16] = rng.normal(2000, 40, (64, 16))
+    labels = np.full((4, 2 * n), roi.BODY, np.uint8)
+    labels[0, ::2] = roi.BACKGROUND
+    labels[1, :12:2] = roi.BACKGROUND            # the first six regions are larger
+    out = roi._grow_background(labels.copy(), roi._cell_stats(img.astype(np.float32)), None, img)
+    grown = (out[3, ::2] == roi.BACKGROUND)
+    assert roi.GROW_MAX_REGIONS < n and grown.sum() == roi.GROW_MAX_REGIONS and grown[:6].all()
+    assert (out[:, 1::2] == roi.BODY).all()
+
+
 def test_one_value_blocks():
     rng = np.random.default_rng(5)
     img = np.full((128, 128), -2000, np.int16)

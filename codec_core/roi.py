@@ -8,13 +8,13 @@ How it works (see ``models/MODEL_CARD.md``):
 
 1. The image is reduced to one channel (colour: mean of the channels), padded by
    edge replication to a multiple of ``CLASS_BLOCK`` and summarised per 4 × 4 cell by
-   the mean and the standard deviation, normalised by robust percentiles of the
-   image itself, so that bit depth, sign and window do not matter.
-2. A small CNN (``hlc_models/roi_features.onnx``) turns these two channels into a
+   the mean and the standard deviation (three channels, :func:`cell_features`),
+   normalised by the image itself, so that bit depth, sign and window do not matter.
+2. A small CNN (``hlc_models/roi_features.onnx``) turns these channels into a
    feature vector per block.
 3. A scikit-learn SVM (``hlc_models/roi_svm.pkl``) classifies each block.
 4. Safety post-processing: background blocks far from the level of their
-   region's border blocks become ``BODY``; a background region that does not touch
+   region's edge blocks (at the image border or the scanner's padding) become ``BODY``; a background region that does not touch
    the image border is anatomy (lungs, bowel gas, cardiac chambers) and becomes
    ``BODY``; blocks with colour (Doppler, annotations) are never background.
 5. Background growth: each background region takes in the BODY blocks connected

@@ -102,6 +102,13 @@ def speed_section() -> list[str]:
 BACKGROUND_PSNR = 40.0
 
 
+def _roi_pixels(cmap: np.ndarray, shape: tuple) -> np.ndarray:
+    """The pixels an automatic map keeps (BODY or DETAIL), as the codec reads the map."""
+    from codec_core.pipeline import pixel_classes
+
+    return pixel_classes(cmap, roi.ROI_BLOCK, (0, shape[0], 0, shape[1])) != roi.BACKGROUND
+
+
 def _psnr_for_background(roi_mask: np.ndarray) -> float:
     """The all-pixel PSNR to ask ``encode`` for so that the background alone is at
     BACKGROUND_PSNR: with an exact ROI the squared error is all in the background."""
@@ -131,7 +138,7 @@ def hybrid_section() -> list[str]:
     for name in HYBRID_IMAGES:
         img = corpus.load_image(corpus.Source(name, "", ""), 0)[0]
         cmap = roi.auto_importance_map(img)
-        mask = np.kron(cmap != roi.BACKGROUND, np.ones((roi.ROI_BLOCK, roi.ROI_BLOCK), bool))[: img.shape[0], : img.shape[1]]
+        mask = _roi_pixels(cmap, img.shape)
         asked = _psnr_for_background(mask)
         try:
             lossless = len(hlc.encode(img, mode="lossless"))
@@ -201,8 +208,7 @@ def ceiling_section() -> list[str]:
     for name in HYBRID_IMAGES:
         img, ds = corpus.load_image(corpus.Source(name, "", ""), 0)
         mask = corpus.classical_labels(img, ds) != corpus.BACKGROUND
-        auto = roi.auto_importance_map(img) != roi.BACKGROUND
-        auto_px = np.kron(auto, np.ones((roi.ROI_BLOCK, roi.ROI_BLOCK), bool))[: img.shape[0], : img.shape[1]]
+        auto_px = _roi_pixels(roi.auto_importance_map(img), img.shape)
         lossless = len(hlc.encode(img, mode="lossless"))
         sizes = []
         hlc.api.WHOLE_IMAGE_IF_SMALLER = False

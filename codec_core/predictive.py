@@ -214,10 +214,9 @@ def encode_planes(planes: list, k: int, vmin: int, vmax: int, ref: int = 0) -> l
     for c, p in enumerate(planes):
         if c == ref:
             continue
-        x = p.astype(np.int32)  # samples and references fit 17 bits: no overflow
-        plain = _activity(x)
-        d = np.subtract(x, rec, out=x)  # in place: the plane itself is coded from p
-        del x
+        d = p.astype(np.int32)  # samples and references fit 17 bits: no overflow
+        plain = _activity(d)
+        d -= rec  # in place: the plane itself is coded from p
         if d.size and _activity(d) < plain:
             lo, hi = int(d.min()), int(d.max())
             if hi - lo <= _MAX_SPAN:

@@ -1,8 +1,10 @@
 """Shared fixtures.
 
-``wheel_python``: the python of a throw-away venv (with ``--system-site-packages``,
-so numpy, pydicom, zarr... come from the system) into which the wheel built from this
-checkout is installed. Tests that claim something about the *installed* package run
+``wheel_python``: the python of a throw-away venv into which the wheel built from this
+checkout is installed. Its other packages (numpy, pydicom, zarr...) are those of the
+Python running the tests, whether that is a system Python or itself a venv: a ``.pth``
+file in the new venv lists the runner's site directories (after the venv's own, so the
+wheel's copy of HLC wins). Tests that claim something about the *installed* package run
 their code with it, in a fresh process, from a temporary working directory so that the
 source tree cannot shadow the installed copy.
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import textwrap
@@ -42,14 +45,35 @@ def _build_wheel(out_dir: Path, work: Path) -> Path:
     return wheel
 
 
+def _runner_site_dirs() -> list[str]:
+    """The runner's site directories, in its own order (venv, then any base it shares)."""
+    dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    dirs += [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    return list(dict.fromkeys(d for d in dirs if os.path.isdir(d)))
+
+
+def _share_runner_packages(python: Path) -> None:
+    """Make the runner's installed packages importable in the venv of `python`.
+
+    Plain path lines, not ``site.addsitedir``: the runner's own ``.pth`` files (an
+    editable install of this checkout, its start-up hook) must not run in the venv.
+    """
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "_hlc_test_runner_packages.pth").write_text("\n".join(_runner_site_dirs()) + "\n")
+
+
 @pytest.fixture(scope="session")
 def wheel_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Path of a venv python with the freshly built hlc-codec wheel installed."""
     work = tmp_path_factory.mktemp("wheel")
     wheel = _build_wheel(work / "dist", work)
     venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    # Not --system-site-packages: from a venv runner that would expose the *base*
+    # interpreter's packages, not the runner's.
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    _share_runner_packages(python)
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall",
                     "--no-index", str(wheel)], check=True, cwd=work)
     # The venv's copy must win over any (editable) install of the checkout in the system.

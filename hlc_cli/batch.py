@@ -277,7 +277,7 @@ def _dask_results(tasks: list[Task], options: dict, verify: bool, overwrite: boo
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise CliError("--scheduler needs dask.distributed: pip install distributed") from None
+        raise CliError("--scheduler needs dask.distributed: pip install 'hlc-codec[cluster]'") from None
     compile_kernels_here()  # (helps workers on this machine; remote ones compile their own)
     try:
         client = Client(address, timeout="15s")

@@ -100,3 +100,10 @@ def wheel_run(wheel_python: str, tmp_path: Path):
         return proc
 
     return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that builds and installs the wheel is slow (``-m "not slow"`` skips them)."""
+    for item in items:
+        if {"wheel_python", "wheel_run"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -70,3 +70,34 @@ def test_isolated_small_coefficients_are_thresholded_and_others_kept():
     # below one sample unit the decoder's rounding rules: nothing is thresholded
     small = quantize.quantise([bands[0], (c / 20, np.zeros_like(c), np.zeros_like(c))], [0.5] * 4, 1)[1][0]
     assert small[1, 1] == 1
+
+
+# PyWavelets as the reference: its 'bior4.4' and 'bior2.2' are the CDF 9/7 and LeGall
+# 5/3 filter banks; mode 'reflect' is the whole-sample symmetric extension JPEG 2000
+# (and HLC) use, so the borders must agree too. pywt pads its output by the filter
+# half-length (2 for 9/7, 1 for 5/3) and normalises each 1-D pass by sqrt(2) where
+# HLC's lowpass has unit gain: LL is 2x ours, the detail bands -1, -1 and 2x (9/7)
+# or 1/2x (5/3) in HLC's order (LH, HL, HH).
+@pytest.mark.parametrize("shape", [(64, 64), (37, 91), (5, 3), (2, 9)])
+def test_97_analysis_equals_pywavelets_bior44(shape):
+    import pywt
+    x = np.random.default_rng(sum(shape)).normal(size=shape) * 1000
+    ll, (lh, hl, hh) = dwt97_forward(x, 1)
+    ca, (ch, cv, cd) = pywt.dwt2(x, "bior4.4", mode="reflect")
+    for ours, ref, scale in ((ll, ca, 2), (lh, cv, -2), (hl, ch, -2), (hh, cd, 2)):
+        ref = ref[2:2 + ours.shape[0], 2:2 + ours.shape[1]]
+        assert ref.shape == ours.shape
+        np.testing.assert_allclose(scale * ours, ref, rtol=1e-5, atol=1e-3)  # float32 lifting
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (37, 91), (5, 3), (2, 9)])
+def test_reversible_53_is_the_linear_53_of_pywavelets_up_to_its_rounding(shape):
+    import pywt
+    x = np.rint(np.random.default_rng(sum(shape)).normal(size=shape) * 1000).astype(np.int32)
+    ll, (lh, hl, hh) = dwt53_forward(x, 1)
+    ca, (ch, cv, cd) = pywt.dwt2(x.astype(float), "bior2.2", mode="reflect")
+    # floor() in each lifting step errs by < 1 sample unit; LL carries two passes' worth
+    for ours, ref, scale, tol in ((ll, ca, 2, 4.0), (lh, cv, -1, 1.5), (hl, ch, -1, 1.5), (hh, cd, 0.5, 0.5 + 1e-9)):
+        ref = ref[1:1 + ours.shape[0], 1:1 + ours.shape[1]]
+        assert ref.shape == ours.shape
+        assert np.abs(scale * ours - ref).max() <= tol

@@ -13,7 +13,7 @@ from codec_core import container as ct
 
 
 def _real(name: str) -> np.ndarray:
-    pydicom = pytest.importorskip("pydicom")
+    import pydicom
     from pydicom.data import get_testdata_file
     return pydicom.dcmread(get_testdata_file(name)).pixel_array
 

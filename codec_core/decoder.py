@@ -18,8 +18,8 @@ import struct
 from . import container as ct
 from . import entropy, predictive, quantize
 from .errors import CorruptStreamError
-from .pipeline import (band_multipliers, class_map_shape, finish_tile, map_threads, new_tile, pixel_classes,
-                       reconstruct_lossy_plane, unpack_class_map, unpack_value_table)
+from .pipeline import (area_reduce, band_multipliers, class_map_shape, finish_tile, lookup_in_place, map_threads,
+                       new_tile, pixel_classes, reconstruct_lossy_plane, unpack_class_map, unpack_value_table)
 from .transform import band_shapes, dwt53_forward, dwt53_inverse
 
 
@@ -67,7 +67,8 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
     table = unpack_value_table(h.value_table, h.vmin, h.vmax) if h.value_table else None
     cmap = unpack_class_map(h.class_map, class_map_shape(h)) if h.class_map else None
 
-    def one(item: tuple[int, int, int]) -> tuple | None:
+    def decode_tile(item: tuple[int, int, int]) -> tuple | None:
+        """Decode one tile into ``out``; a wholly lost tile is returned as a hole."""
         k, f, t = item
         y0, y1, x0, x1 = h.tile_box(t)
         where = f"frame {f} tile {t}"
@@ -88,10 +89,13 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
                 p, planes[c] = planes[c], None
                 out[k, ys:ys + p.shape[0], xs:xs + p.shape[1], c] = np.clip(p, h.vmin, h.vmax, out=p)
             return None
+        # ranks are not values: a rank-coded plane's thumbnail is made from its values,
+        # so all its resolutions are read (averaging ranks darkens mixed blocks)
+        read_upto = h.levels if table is not None else upto
         for c in range(h.channels):
             first = layout.plane(h, f, t, c)
             segs = []
-            for r in range(upto + 1):
+            for r in range(read_upto + 1):
                 try:
                     segs.append(rd.get(first + r))
                 except CorruptStreamError as e:
@@ -112,9 +116,10 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
                 if tile is None:  # one tile filled plane by plane (no list of planes, no stack copy)
                     tile = new_tile((oh, ow), h)
                 direct = tile[..., c] if h.mode == 2 else None
-            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult, c, direct, table)
+            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult, c, direct, table, level)
             if h.channels == 1:
                 if direct is not None:
+                    _recentre_thumbnail(direct, segs, level, h, table)
                     return None
                 tile = plane[..., None]
             elif direct is None:
@@ -128,11 +133,13 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
                 _apply_roi_layer(tile, classes >= 1, h, rd, layout, f, t, where)
         else:
             tile = finish_tile(tile, h, table)
-        out[k, ys:ys + tile.shape[0], xs:xs + tile.shape[1]] = tile
+        region = out[k, ys:ys + tile.shape[0], xs:xs + tile.shape[1]]
+        region[...] = tile
+        _recentre_thumbnail(region, segs, level, h, table)
         return None
 
     items = [(k, f, t) for k, f in enumerate(frames) for t in range(h.n_tiles)]
-    holes = [x for x in map_threads(one, items, threads) if x is not None]
+    holes = [x for x in map_threads(decode_tile, items, threads) if x is not None]
     if holes:
         _fill_holes(out, holes)
     return out
@@ -155,14 +162,20 @@ def _decode_colour_predictive(rd: _Reader, layout: ct.Layout, f: int, t: int, th
         segs.append(seg[1:])
     planes = predictive.decode_planes(segs, th, tw, h.max_error, h.vmin, h.vmax, ref=1)
     if upto < h.levels:
-        planes = [dwt53_forward(p, h.levels - upto)[0] for p in planes]
+        planes = [area_reduce(p, h.levels - upto) for p in planes]
     return planes
 
 
 def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: list | None,
-                  channel: int, out: np.ndarray | None = None, table: np.ndarray | None = None) -> np.ndarray:
-    """One plane of a tile, int32; or, with ``out`` (a one-channel tile's place in the
-    output), finished (value table, clipping) and written there."""
+                  channel: int, out: np.ndarray | None = None, table: np.ndarray | None = None,
+                  level: int = 0) -> np.ndarray:
+    """One plane of a tile at 1/2^level resolution, int32; or, with ``out`` (a
+    one-channel tile's place in the output), finished (value table, clipping) and
+    written there.
+
+    Thumbnails: a wavelet plane gives its 5/3 LL band (its coarse segments only); a
+    plane decoded whole (predictive, or coded as ranks of a value table, for which
+    ``segs`` holds every resolution) gives the area mean of its values."""
     if h.mode != 2:  # reversible planes start with the id of their coder
         if not segs[0]:
             raise CorruptStreamError("empty plane segment")
@@ -173,8 +186,8 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
             if lo > hi or hi - lo > 1 << 24:
                 raise CorruptStreamError("predictive plane range is invalid")
             x = predictive.decode_plane(segs[0][9:], th, tw, h.max_error if h.mode == 1 else 0, lo, hi)
-            # 1/2^k resolution: the 5/3 LL of the plane, exactly what the wavelet path gives
-            x = dwt53_forward(x, h.levels - upto)[0] if upto < h.levels else x
+            if level:
+                x, table = _thumbnail(x, level, table), None
             if out is not None:
                 out[...] = finish_tile(x[..., None], h, table)[..., 0]
                 return out
@@ -183,6 +196,8 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
             raise CorruptStreamError(f"unknown plane coder {segs[0][0]}")
         segs = [segs[0][1:]] + segs[1:]
     good = len(segs) - 1
+    if table is not None and level:
+        upto = h.levels  # the whole plane, to average values rather than ranks
     bands = entropy.decode_decomposition(segs, th, tw, h.levels, upto=good)
     shapes = band_shapes(th, tw, h.levels)
     for r in range(good + 1, upto + 1):  # lost finer levels: zero detail (blurred tile)
@@ -190,9 +205,41 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
     if h.mode == 2:
         steps = quantize.channel_steps(h.steps, h.channel_mult, channel)
         return reconstruct_lossy_plane(bands, h, steps, mult, upto, consume=True, out=out)
+    if table is not None and level:
+        x = _thumbnail(dwt53_inverse(bands), level, table)
+        if out is not None:
+            out[...] = finish_tile(x[..., None], h)[..., 0]
+            return out
+        return x
     if out is None:
         return dwt53_inverse(bands, upto)
     return dwt53_inverse(bands, upto, out, lambda a: finish_tile(a[..., None], h, table)[..., 0])
+
+
+def _recentre_thumbnail(region: np.ndarray, segs: list, level: int, h: ct.Header,
+                        table: np.ndarray | None) -> None:
+    """Move a wavelet tile's thumbnail to the centres of the blocks it stands for.
+
+    The LL band's sample i sits on input sample 2^k i, but a reduced image's pixel
+    stands for the block 2^k i .. 2^k (i + 1) - 1, centred (2^k - 1) / 2 further on:
+    a shift of (2^k - 1) / 2^(k+1) of a thumbnail pixel, made by linear interpolation
+    (edge samples repeated at the tile's far edges). Without it a level-3 thumbnail of
+    a sharp MR correlates 0.93 with the block means, below plain decimation; with it
+    0.99. Planes decoded whole were already reduced to block means."""
+    if not level or table is not None or (h.mode != 2 and segs[0][:1] != b"\x00"):
+        return
+    f = ((1 << level) - 1) / (1 << (level + 1))
+    y = region.astype(np.float32)  # a thumbnail-sized copy; 16-bit values are exact in float32
+    y[:-1] += f * (y[1:] - y[:-1])
+    y[:, :-1] += f * (y[:, 1:] - y[:, :-1])
+    region[...] = np.rint(y)  # between two stored values: stays within the type and range
+
+
+def _thumbnail(x: np.ndarray, level: int, table: np.ndarray | None) -> np.ndarray:
+    """Area mean of a whole decoded plane, after mapping ranks to values."""
+    if table is not None:
+        x = lookup_in_place(table, np.clip(x, 0, len(table) - 1, out=x))
+    return area_reduce(x, level)
 
 
 def _apply_roi_layer(tile: np.ndarray, roi: np.ndarray, h: ct.Header, rd: _Reader,

@@ -115,6 +115,20 @@ def choose_value_table(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray | 
     return table if with_table < without else None
 
 
+def area_reduce(x: np.ndarray, level: int) -> np.ndarray:
+    """1/2^level resolution of a plane of sample values: the rounded mean of each
+    2^level x 2^level block (partial blocks at the edges over the samples they have).
+
+    The thumbnail of a plane decoded whole (predictive planes, rank-coded planes): a
+    box filter is what image viewers reduce with, and unlike the 5/3 LL it needs no
+    rounding per level."""
+    s = 1 << level
+    starts_y, starts_x = np.arange(0, x.shape[0], s), np.arange(0, x.shape[1], s)
+    sums = np.add.reduceat(np.add.reduceat(x.astype(np.int64), starts_y, axis=0), starts_x, axis=1)
+    counts = np.outer(np.minimum(s, x.shape[0] - starts_y), np.minimum(s, x.shape[1] - starts_x))
+    return np.floor_divide(2 * sums + counts, 2 * counts).astype(np.int32)  # round half up
+
+
 def lookup_in_place(lut: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``x[...] = lut[x]`` a band of rows at a time: the temporary stays small
     (np.take with ``out=x`` would copy the whole array twice)."""

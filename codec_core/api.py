@@ -311,7 +311,9 @@ def _near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr:
     while lo < hi:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if _squared_error(stream(mid), src) <= allowed else (lo, mid - 1)
-    return streams[lo] if lo and len(streams[lo]) < len(lossy) else None
+    # lo may be the starting k, never coded if every k tried above it failed (k^2 <= the
+    # allowed mean square meets the target by itself): stream() codes it then
+    return stream(lo) if lo and len(stream(lo)) < len(lossy) else None
 
 
 # Hybrid mode: where the ROI covers most of an image, or the background is nearly

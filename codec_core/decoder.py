@@ -4,7 +4,8 @@ Damage is found by the per-segment CRCs. ``strict=True`` raises
 :class:`CorruptStreamError` naming the frame and tile; ``strict=False``
 conceals: a tile whose finer resolutions are lost is shown from its coarser
 ones (blurred), a tile lost whole is filled with the mean of the rest of its
-frame, and the report lists every such repair. Segments cut off by truncation
+frame (with the middle of the stored value range if nothing of the frame is left),
+and the report lists every such repair. Segments cut off by truncation
 count as damaged.
 """
 from __future__ import annotations
@@ -21,6 +22,10 @@ from .errors import CorruptStreamError
 from .pipeline import (area_reduce, band_multipliers, class_map_shape, finish_tile, lookup_in_place, map_threads,
                        new_tile, pixel_classes, reconstruct_lossy_plane, unpack_class_map, unpack_value_table)
 from .transform import band_shapes, dwt53_forward, dwt53_inverse
+
+
+_FILLED_MEAN = "filled with the mean of its frame"
+_FILLED_MIDDLE = "filled with the middle of its value range (nothing of its frame is left)"
 
 
 @dataclass
@@ -101,7 +106,7 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
                 except CorruptStreamError as e:
                     rd.lost(where, first + r, e)
                     report.concealed.append(f"{where} channel {c}: " + (
-                        "lost, filled with the mean of its frame" if r == 0
+                        f"lost, {_FILLED_MEAN}" if r == 0
                         else f"resolutions from {r} on lost, shown blurred"))
                     break
             if not segs:
@@ -141,7 +146,7 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
     items = [(k, f, t) for k, f in enumerate(frames) for t in range(h.n_tiles)]
     holes = [x for x in map_threads(decode_tile, items, threads) if x is not None]
     if holes:
-        _fill_holes(out, holes)
+        _fill_holes(out, holes, h, frames, report)
     return out
 
 
@@ -155,7 +160,7 @@ def _decode_colour_predictive(rd: _Reader, layout: ct.Layout, f: int, t: int, th
             seg = rd.get(i)
         except CorruptStreamError as e:
             rd.lost(where, i, e)
-            rd.report.concealed.append(f"{where}: colour planes lost, filled with the mean of its frame")
+            rd.report.concealed.append(f"{where}: colour planes lost, {_FILLED_MEAN}")
             return None
         if seg[:1] != b"\x02":
             raise CorruptStreamError(f"{where}: unexpected plane coder in a colour tile", where)
@@ -255,13 +260,20 @@ def _apply_roi_layer(tile: np.ndarray, roi: np.ndarray, h: ct.Header, rd: _Reade
             rd.report.concealed.append(f"{where} channel {c}: ROI layer lost, ROI shown lossy")
 
 
-def _fill_holes(out: np.ndarray, holes: list) -> None:
-    """Conceal wholly lost tiles with the mean of what survived in their frame."""
+def _fill_holes(out: np.ndarray, holes: list, h: ct.Header, frames: list, report: DecodeReport) -> None:
+    """Conceal wholly lost tiles with the mean of what survived in their frame. If
+    nothing did, that mean does not exist: the middle of the header's value range is
+    used (a value the image can hold), and the frame's report lines say so."""
     for k in sorted({hole[0] for hole in holes}):
         lost = np.zeros(out.shape[1:3], bool)
         for kk, y, x, hh, ww in holes:
             if kk == k:
                 lost[y:y + hh, x:x + ww] = True
         kept = out[k][~lost]
-        mean = np.rint(kept.mean(axis=0)) if kept.size else 0
-        out[k][lost] = mean
+        if kept.size:
+            out[k][lost] = np.rint(kept.mean(axis=0))
+            continue
+        out[k][lost] = (h.vmin + h.vmax) // 2
+        tag = f"frame {frames[k]} tile "
+        report.concealed = [line.replace(_FILLED_MEAN, _FILLED_MIDDLE) if line.startswith(tag) else line
+                            for line in report.concealed]

@@ -2,13 +2,15 @@
 
 >>> from PIL import Image
 >>> im = Image.open("ct.hlc")            # header only: size, mode, n_frames
->>> im.draft(None, (128, 128))           # decode a coarse resolution level instead
+>>> im.draft("L", (128, 128))            # a coarse resolution level, as 8-bit grey
 >>> im.save("ct_nl.hlc", mode="near-lossless", max_error=2)
 
 Modes: ``L`` (uint8), ``I;16`` (uint16), ``I`` (int16 and int8) and ``RGB`` (uint8
 colour). Stacks are frames (``n_frames``/``seek``; ``save_all`` with
-``append_images``). ``_open`` reads no pixels; ``load()`` decodes through
-:func:`codec_core.decode`, one frame and one resolution level at a time.
+``append_images``). ``_open`` reads the header block only; ``load()`` decodes through
+:func:`codec_core.decode`, one frame and one resolution level at a time, and closes a
+file Pillow opened from a path, as Pillow's plugins do (a stack keeps it for ``seek``,
+as an animated PNG does). ``verify()`` checks every CRC without decoding, as PNG's.
 Save options are those of :func:`codec_core.encode`: ``mode``, ``max_error``,
 ``bpp``, ``psnr``, ``roi`` (``"auto"``, a boolean array, or an ``L``/``1`` image, a
 list of them for ``save_all``), ``roi_max_error``, ``ecc``, ``bits_stored``,
@@ -45,6 +47,15 @@ def _accept(prefix: bytes) -> bool:
     return prefix[:8] in MAGICS
 
 
+def _header_size(prefix: bytes) -> int | None:
+    """Bytes from the start of a plain HLC stream to the end of its header block:
+    magic[8], version u8, u32 H, body[H], u32 CRC (docs/FORMAT.md, section 1); None
+    if `prefix` (its first 13 bytes) is not the start of one."""
+    if len(prefix) < 13 or prefix[:8] != MAGICS[0]:
+        return None
+    return 17 + int.from_bytes(prefix[9:13], "little")
+
+
 def _reduced(length: int, level: int) -> int:
     """Samples along an axis at resolution `level` (the wavelet's low band is ceil(n/2))."""
     return -(-length // (1 << level))
@@ -53,43 +64,63 @@ def _reduced(length: int, level: int) -> int:
 class HlcImageFile(ImageFile.ImageFile):
     format = FORMAT
     format_description = "HLC hybrid lossy/lossless medical image"
-    _close_exclusive_fp_after_loading = False  # frames are decoded on demand
 
     def _open(self) -> None:
-        hlc = core()
-        data = self.fp.read()
-        try:
-            meta = hlc.info(data)
-        except hlc.HlcError as exc:
-            raise SyntaxError(f"unreadable HLC header: {describe_error(exc)}") from exc
+        meta = self._read_header()
         modes = _READ_MODES.get((meta["dtype"], meta["channels"]))
         if modes is None:
             raise SyntaxError(f"Pillow has no mode for {meta['channels']}-channel {meta['dtype']} images; "
                               "read this file with codec_core.decode")
         self._mode, self._rawmode = modes
+        self._stream_mode = self._mode
+        self._value_range = tuple(meta["value_range"])
         self._full_size = (int(meta["cols"]), int(meta["rows"]))
         self._levels = int(meta["levels"])
         self._multi = meta["axes"] in ("ZYX", "ZYXC")
         self.n_frames = int(meta["frames"]) if self._multi else 1
         self.is_animated = self.n_frames > 1
+        # ImageFile.load() closes a file it opened from a path once the pixels are in, as
+        # for PNG; a stack keeps it for seek() (as an animated PNG or a GIF does)
+        self._close_exclusive_fp_after_loading = self.n_frames == 1
         self.info.update({"bits_stored": meta["bits_stored"], "hlc_mode": meta["mode"],
                           "max_error": meta["max_error"], "lossy": meta["lossy"],
                           "hlc_dtype": meta["dtype"]})
         self._fp = self.fp
         self._frame = 0
+        self._drafted = False
         self._set_level(0)
+
+    def _read_header(self) -> dict:
+        """info() of the header block, the only bytes read. The whole file is read when
+        that fails (a damaged header is read from its copy at the end of the stream) and
+        for a Reed-Solomon protected file (its wrapper is unwrapped whole)."""
+        hlc = core()
+        head = self.fp.read(13)
+        size = _header_size(head)
+        if size is not None:
+            try:
+                return hlc.info(head + ImageFile._safe_read(self.fp, size - len(head)))
+            except (OSError, hlc.HlcError):  # OSError: the file ends inside the header
+                pass
+        self.fp.seek(0)
+        try:
+            return hlc.info(self.fp.read())
+        except hlc.HlcError as exc:
+            raise SyntaxError(f"unreadable HLC header: {describe_error(exc)}") from exc
 
     def _set_level(self, level: int) -> None:
         self._level = level
         self._size = tuple(_reduced(n, level) for n in self._full_size)
         frame = self._frame if self._multi else None
-        self.tile = [ImageFile._Tile("hlc", (0, 0, *self.size), 0, (self._rawmode, frame, level))]
+        args = (self._rawmode, frame, level, self._value_range)
+        self.tile = [ImageFile._Tile("hlc", (0, 0, *self.size), 0, args)]
 
     def seek(self, frame: int) -> None:
         if not self._seek_check(frame):
             return
         self._frame = frame
         self.fp = self._fp
+        self._mode, self._drafted = self._stream_mode, False  # a draft was for the frame before
         self._set_level(0)
         Image._decompression_bomb_check(self.size)
 
@@ -97,31 +128,68 @@ class HlcImageFile(ImageFile.ImageFile):
         return self._frame
 
     def draft(self, mode: str | None, size: tuple[int, int] | None) -> tuple[str, tuple[int, int, float, float]] | None:
-        """Pick the coarsest resolution level still at least `size`; `mode` is ignored."""
-        if not self.tile or size is None or self._level:
+        """As JPEG's draft: the coarsest resolution level still at least `size`, and
+        mode "L" from any other mode (JPEG gives "L" from colour): colour through
+        Pillow's own conversion, 16-bit and int8 grey with the stored value range
+        (``info()["value_range"]``, from the header) mapped linearly onto 0..255. Other
+        modes are not changed. Returns the mode and the box of the original image in
+        the drafted one, as JPEG does; None once loaded, or on a second call."""
+        if not self.tile or self._drafted:
             return None
+        self._drafted = True
+        if mode == "L":
+            self._mode = "L"
         level = 0
-        while (level < self._levels
+        while (size and level < self._levels
                and _reduced(self._full_size[0], level + 1) >= size[0]
                and _reduced(self._full_size[1], level + 1) >= size[1]):
             level += 1
-        if level == 0:
-            return None
         self._set_level(level)
         scale = 1 << level
         return self.mode, (0, 0, self._full_size[0] / scale, self._full_size[1] / scale)
+
+    def verify(self) -> None:
+        """Check every CRC of the file (the header, every segment, and the Reed-Solomon
+        wrapper of a protected file) without decoding a pixel, as PNG's verify() checks
+        its chunks: SyntaxError for a damaged file, OSError for a truncated one. Damage
+        the stream repairs itself (a header read from its copy, bytes the parity
+        corrects) passes: the pixels come out exact. As for every Pillow image, open
+        the file again to load it afterwards."""
+        if self.fp is None:
+            raise RuntimeError("verify must be called directly after open")
+        hlc = core()
+        self.fp.seek(0)
+        try:
+            _check_crcs(self.fp.read())
+        except hlc.TruncatedStreamError as exc:
+            raise OSError(f"image file is truncated: {describe_error(exc)}") from exc
+        except hlc.HlcError as exc:
+            raise SyntaxError(f"broken HLC file: {describe_error(exc)}") from exc
+        super().verify()
 
     def reduce(self, factor: int | tuple[int, int], box: tuple[int, int, int, int] | None = None) -> Image.Image:
         """``Image.reduce``; a power-of-two factor on an unloaded image decodes that level only."""
         fx, fy = (factor, factor) if isinstance(factor, int) else factor
         level = fx.bit_length() - 1
         if (box is None and fx == fy and fx > 1 and fx == 1 << level and level <= self._levels
-                and self.tile and not self._level and self.fp is not None):
+                and self.tile and not self._drafted and self.fp is not None):
             self.fp.seek(0)
             arr = _decode(self.fp.read(), self._frame if self._multi else None, level)
             size = (arr.shape[1], arr.shape[0])
             return Image.frombuffer(self.mode, size, arr.tobytes(), "raw", self._rawmode, 0, 1)
         return super().reduce(factor, box)
+
+
+def _check_crcs(data: bytes) -> None:
+    """Raise the HlcError decode() would for damage a CRC finds, decoding nothing."""
+    from codec_core import container, ecc
+
+    if ecc.is_protected(data):
+        data, _ = ecc.unprotect(data, strict=True)
+    h, start = container.parse_header(data)
+    offsets = container.segment_offsets(h, start)
+    for i in range(len(h.segments)):
+        container.read_segment(data, h, offsets, i)
 
 
 def _decode(data: bytes, frame: int | None, level: int) -> Any:
@@ -147,11 +215,25 @@ class HlcDecoder(ImageFile.PyDecoder):
     _pulls_fd = True
 
     def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
-        rawmode, frame, level = self.args
+        rawmode, frame, level, value_range = self.args
         assert self.fd is not None
         arr = _decode(self.fd.read(), frame, level)
+        if self.mode == "L" and rawmode != "L":  # draft("L")
+            arr, rawmode = _grey8(arr, value_range), "L"
         self.set_as_raw(arr.tobytes(), rawmode)
         return -1, 0
+
+
+def _grey8(arr: Any, value_range: tuple[int, int]) -> Any:
+    """8-bit grey for draft("L"): colour as Image.convert("L") makes it, grey values
+    with the stored range mapped linearly onto 0..255."""
+    import numpy as np
+
+    if arr.ndim == 3:
+        return np.asarray(Image.fromarray(arr).convert("L"))
+    lo, hi = value_range
+    scale = 255 / (hi - lo) if hi > lo else 0.0
+    return np.rint((arr.astype(np.float32) - lo) * scale).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------ save

@@ -9,7 +9,10 @@ A bytes-to-bytes codec would lose the chunk shape, so HLC sits in the array-to-b
 slot. The codec is found through the ``zarr.codecs`` entry point (name ``"hlc"``), so
 arrays written with it open in a fresh process without importing this package. The
 chunk layout rules and the configuration are those of
-:class:`~hybrid_plugins.numcodecs_codec.HybridCodec`, which does the work.
+:class:`~hybrid_plugins.numcodecs_codec.HybridCodec`, which does the work; so is the
+handling of edge chunks (zarr pads them to the chunk shape with the fill value: in
+lossy mode only the part before a constant margin is coded, so the lossy target is
+met on the real samples; see that module).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import asyncio
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
 
@@ -75,7 +79,10 @@ class HlcCodec(ArrayBytesCodec):
         raise NotImplementedError("HLC output size depends on the data")
 
     def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
-        data = self._numcodec.encode(chunk_array.as_numpy_array())
+        # zarr 3 hands the serializer the chunk as an array and reshapes what decode
+        # returns to the chunk shape in C order, so the image is coded, not its memory:
+        # a Fortran-ordered chunk (order="F", or after a transpose codec) is made C-ordered.
+        data = self._numcodec.encode(np.ascontiguousarray(chunk_array.as_numpy_array()))
         return chunk_spec.prototype.buffer.from_bytes(data)
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:

@@ -1,10 +1,26 @@
-"""Pillow ``.hlc`` plugin, exercised through the installed wheel in fresh processes.
+"""Pillow ``.hlc`` plugin.
 
-Images are real DICOM pixels from pydicom-data (always by exact file name).
+The tests that take ``wheel_run`` exercise the installed wheel in fresh processes. The
+toolkit-convention tests (header-only open, verify, closing the file, draft, truncated
+files) run in this process and compare each behaviour with what Pillow's own PNG (or,
+for draft, JPEG) plugin does in the same situation. Images are real DICOM pixels from
+pydicom-data (always by exact file name).
 """
 from __future__ import annotations
 
+import gc
+import io
+import warnings
+
+import numpy as np
+import pydicom
 import pytest
+from PIL import Image, ImageFile
+from pydicom.data import get_testdata_file
+
+import codec_core as hlc
+from codec_core import container
+from hybrid_plugins import pillow_plugin
 
 # Snippet run first in every subprocess: a few real images as arrays.
 IMAGES = """
@@ -241,3 +257,213 @@ for t in threads: t.join()
 assert not errors, errors
 assert len(results) == 12 and all((r == expected).all() for r in results)
 """)
+
+
+# ------------------------------------------------ conventions, compared with PNG
+
+def _dicom(name: str) -> np.ndarray:
+    return pydicom.dcmread(get_testdata_file(name)).pixel_array
+
+
+CT16 = _dicom("693_UNCR.dcm")
+CT16 = (CT16.astype(np.int32) - CT16.min()).astype(np.uint16)  # I;16, which PNG stores too
+MR = _dicom("MR_small.dcm")                                     # int16, 64 x 64, one tile
+
+
+pillow_plugin.register()  # as the start-up hook does in a user's process (idempotent)
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _segment_end(data: bytes) -> int:
+    """Offset just past the last segment (the header copy follows)."""
+    backup = int.from_bytes(data[-8:-4], "little")
+    return len(data) - 8 - backup
+
+
+class CountingFile(io.BytesIO):
+    """A file that counts the bytes read from it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        out = super().read(size)
+        self.bytes_read += len(out)
+        return out
+
+
+def test_open_reads_the_header_block_only_like_png():
+    data, png = hlc.encode(CT16), _png(CT16)
+    header = pillow_plugin._header_size(data[:13])
+    assert header < len(data) // 20
+    for blob, most in ((data, 16 + header), (png, len(png) // 20)):   # 16: Image.open's prefix
+        f = CountingFile(blob)
+        im = Image.open(f)
+        assert im.size == (512, 512) and im.mode == "I;16"
+        assert f.bytes_read <= most, (im.format, f.bytes_read)
+        assert np.array_equal(np.asarray(im), CT16)
+
+
+def test_open_with_a_damaged_header_reads_the_copy_at_the_end():
+    data = bytearray(hlc.encode(MR))
+    data[20] ^= 0xFF
+    f = CountingFile(bytes(data))
+    im = Image.open(f)
+    assert f.bytes_read > len(data) and np.array_equal(np.asarray(im), MR)
+
+
+def _damage(data: bytes, at: int) -> bytes:
+    bad = bytearray(data)
+    bad[at] ^= 0x10
+    return bytes(bad)
+
+
+def test_verify_checks_every_crc_without_decoding_like_png(monkeypatch):
+    data, png = hlc.encode(CT16, tile_size=256), _png(CT16)
+    idat = png.index(b"IDAT") + 4
+    real_decode = hlc.decode
+    monkeypatch.setattr(hlc, "decode", lambda *a, **k: pytest.fail("verify() decoded pixels"))
+    cases = {  # HLC: a byte in the first segment, the last segment (last tile's finest level)
+        "segment 0": (_damage(data, pillow_plugin._header_size(data[:13]) + 3), _damage(png, idat + 10)),
+        "last segment": (_damage(data, _segment_end(data) - 1), _damage(png, idat + 200)),
+    }
+    for what, (bad_hlc, bad_png) in cases.items():
+        errors = []
+        for blob in (bad_hlc, bad_png):
+            im = Image.open(io.BytesIO(blob))
+            with pytest.raises(Exception) as err:
+                im.verify()
+            errors.append(err.type)
+        assert errors == [SyntaxError, SyntaxError], what      # PNG: "broken PNG file (bad ... checksum)"
+    for blob in (data, png):                                  # cut short: OSError for both
+        im = Image.open(io.BytesIO(blob[: len(blob) * 3 // 4]))
+        with pytest.raises(OSError):
+            im.verify()
+    for blob in (data, png):                                  # intact: passes, and the file is let go
+        im = Image.open(io.BytesIO(blob))
+        im.verify()
+        assert im.fp is None
+        with pytest.raises(RuntimeError, match="directly after open"):
+            im.verify()
+    monkeypatch.setattr(hlc, "decode", real_decode)
+    with pytest.raises(hlc.CorruptStreamError):               # the damage verify found is real
+        hlc.decode(cases["last segment"][0])
+
+
+def test_verify_passes_damage_the_stream_repairs_itself():
+    # a header byte (read from its copy at the end) and bytes the Reed-Solomon parity
+    # corrects: the pixels come out exact, so the file is not broken
+    header_hit = _damage(hlc.encode(MR), 20)
+    protected = hlc.encode(MR, ecc="medium")
+    parity_hit = _damage(protected, len(protected) // 2)
+    for blob in (header_hit, parity_hit):
+        Image.open(io.BytesIO(blob)).verify()
+        assert np.array_equal(hlc.decode(blob), MR)
+
+
+def _unclosed_warnings(path: str) -> list[str]:
+    """ResourceWarnings of opening `path`, loading it and dropping the image."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        im = Image.open(path)
+        im.load()
+        del im
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_load_closes_a_file_opened_from_a_path_like_png(tmp_path):
+    (tmp_path / "x.hlc").write_bytes(hlc.encode(CT16))
+    (tmp_path / "x.png").write_bytes(_png(CT16))
+    for name in ("x.hlc", "x.png"):
+        with Image.open(tmp_path / name) as im:
+            fp = im.fp
+            im.load()
+            assert fp.closed and im.fp is None, name
+        assert _unclosed_warnings(str(tmp_path / name)) == [], name
+
+
+def test_a_stack_keeps_its_file_for_seek_like_an_animated_png(tmp_path):
+    stack = _dicom("emri_small.dcm")[:3]
+    (tmp_path / "s.hlc").write_bytes(hlc.encode(stack))
+    Image.fromarray(stack[0]).save(tmp_path / "s.png", save_all=True,
+                                   append_images=[Image.fromarray(f) for f in stack[1:]])
+    for name in ("s.hlc", "s.png"):
+        im = Image.open(tmp_path / name)
+        fp = im.fp
+        im.load()
+        assert not fp.closed, name            # a later seek() reads from it
+        im.seek(2)
+        assert np.array_equal(np.asarray(im), stack[2]), name
+        im.close()
+        assert fp.closed, name
+
+
+def _jpeg(image: Image.Image) -> Image.Image:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG")
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def test_draft_honours_mode_l_and_says_which_mode_it_chose_like_jpeg():
+    rgb = _dicom("US1_UNCR.dcm")                                 # 640 x 480 colour
+    hlc_rgb = Image.open(io.BytesIO(hlc.encode(rgb)))
+    jpeg_rgb = _jpeg(Image.fromarray(rgb))
+    for im in (jpeg_rgb, hlc_rgb):                               # colour -> L, at 1/4 size
+        assert im.draft("L", (160, 120)) == ("L", (0, 0, 160.0, 120.0)), im.format
+        assert im.mode == "L" and im.size == (160, 120)
+        assert im.draft("L", (80, 60)) is None                   # a second call changes nothing
+    expected = Image.fromarray(hlc.decode(hlc.encode(rgb), level=2)).convert("L")
+    assert np.array_equal(np.asarray(hlc_rgb), np.asarray(expected))
+
+    grey = np.ascontiguousarray((CT16[:, :500] >> 4).clip(0, 255).astype(np.uint8))
+    jpeg_l, hlc_l = _jpeg(Image.fromarray(grey)), Image.open(io.BytesIO(hlc.encode(grey)))
+    for im in (jpeg_l, hlc_l):                                   # a mode neither can give: unchanged, and said
+        assert im.draft("RGB", None) == ("L", (0, 0, 500, 512)), im.format
+        assert im.mode == "L"
+        im.load()
+        assert im.draft("L", None) is None                       # after load(): no effect
+
+    data = hlc.encode(CT16)                                      # 16-bit -> L: the stored range onto 0..255
+    im = Image.open(io.BytesIO(data))
+    assert im.draft("L", (128, 128)) == ("L", (0, 0, 128.0, 128.0)) and im.mode == "L"
+    lo, hi = hlc.info(data)["value_range"]
+    level2 = hlc.decode(data, level=2).astype(np.float64)
+    assert np.array_equal(np.asarray(im), np.rint((level2 - lo) * 255 / (hi - lo)).astype(np.uint8))
+
+
+def test_truncated_one_tile_file_conceals_as_its_report_says(monkeypatch):
+    data = hlc.encode(MR)                                        # one tile, all of it in segment 0
+    cut = data[: len(data) * 3 // 4]
+    png = _png(MR.astype(np.uint16))
+    cut_png = png[: len(png) * 3 // 4]
+    for blob in (cut, cut_png):                                   # both: OSError on load
+        with pytest.raises(OSError):
+            Image.open(io.BytesIO(blob)).load()
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    png_pixels = Image.open(io.BytesIO(cut_png))
+    png_pixels.load()
+    assert np.asarray(png_pixels)[-1].max() == 0                  # PNG leaves what is missing black
+    pixels = np.asarray(Image.open(io.BytesIO(cut)))
+    same, report = hlc.decode(cut, strict=False)
+    assert np.array_equal(pixels, same)
+    lo, hi = hlc.info(data)["value_range"]
+    assert report["concealed"] == ["frame 0 tile 0 channel 0: lost, filled with the middle of its value "
+                                   "range (nothing of its frame is left)"]
+    assert (pixels == (lo + hi) // 2).all()                        # was 0, below the stored 127..2145
+
+
+def test_a_lost_tile_is_filled_with_the_mean_of_its_frame_as_reported():
+    data = hlc.encode(CT16, tile_size=256)                        # 4 tiles; lose tile 0 (its LL segment)
+    _, start = container.parse_header(data)
+    out, report = hlc.decode(_damage(data, start + 5), strict=False)
+    assert report["concealed"] == ["frame 0 tile 0 channel 0: lost, filled with the mean of its frame"]
+    rest = CT16.copy().astype(np.float64)
+    rest[:256, :256] = np.nan
+    assert (out[:256, :256] == np.rint(np.nanmean(rest))).all()

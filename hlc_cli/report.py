@@ -13,14 +13,18 @@ import platform
 from typing import Any, Iterable, Sequence
 
 __all__ = ["fmt", "markdown_table", "metric_rows_markdown", "bench_markdown", "demo_markdown",
-           "bench_html", "png_data_uri"]
+           "hybrid_summary", "bench_html", "png_data_uri"]
+
+#: What the note "offset to unsigned (N)" of a reference codec's row means.
+OFFSET_FOOTNOTE = ("offset to unsigned (N): the codec takes unsigned samples only, so the signed image "
+                   "was given to it as uint16 with N = -min added, and N subtracted after decoding.")
 
 DEFINITIONS = (
     "bpp = 8 x compressed bytes / (rows x cols x frames); CR = raw stored bytes / compressed bytes; "
     "PSNR uses peak = max - min of the original; nominal PSNR uses 2^bits_stored - 1, which is "
     "inflated on images that use part of their range, so read it beside the max error; "
     "SSIM: Gaussian window sigma 1.5, data range max - min; ROI = body + detail blocks of the "
-    "automatic importance map; speeds are single-thread MB/s of raw stored bytes."
+    "automatic importance map; speeds are single-thread MB/s of raw stored bytes; " + OFFSET_FOOTNOTE
 )
 
 
@@ -65,15 +69,13 @@ def metric_rows_markdown(res: dict[str, Any]) -> str:
 
 
 _POINT_HEADER = ("codec", "setting", "bpp", "CR", "PSNR dB", "nominal dB", "SSIM", "ROI SSIM",
-                 "non-ROI SSIM", "max err", "ROI max err", "enc MB/s", "dec MB/s")
+                 "non-ROI SSIM", "max err", "ROI max err", "enc MB/s", "dec MB/s", "note")
 
 
 def _point_row(p) -> list[str]:
-    if p.note and p.bpp is None:
-        return [p.codec, p.setting, p.note] + [""] * (len(_POINT_HEADER) - 3)
     return [p.codec, p.setting, fmt(p.bpp, 3), fmt(p.cr, 2), fmt(p.psnr), fmt(p.psnr_nominal),
             fmt(p.ssim, 4), fmt(p.ssim_roi, 4), fmt(p.ssim_background, 4), fmt(p.max_abs_error),
-            fmt(p.max_abs_error_roi), fmt(p.encode_mbps, 1), fmt(p.decode_mbps, 1)]
+            fmt(p.max_abs_error_roi), fmt(p.encode_mbps, 1), fmt(p.decode_mbps, 1), p.note]
 
 
 def image_heading(r) -> str:
@@ -133,14 +135,36 @@ def demo_markdown(r) -> str:
         rows.append([p.setting, p.nbytes, fmt(p.bpp, 3), fmt(p.cr, 2), fmt(p.psnr), fmt(p.psnr_nominal),
                      fmt(p.max_abs_error), fmt(p.max_abs_error_roi), fmt(p.ssim, 4), fmt(1000 * p.seconds, 0)])
     refs = [p for p in r.points if p.codec != "HLC" and p.family in ("lossless", "near-lossless")]
-    ref_rows = [[p.codec, p.setting, fmt(p.bpp, 3) if p.bpp else p.note, fmt(p.max_abs_error)] for p in refs]
-    out = [image_heading(r), "", markdown_table(head, rows), "",
-           "PSNR: peak = max - min of the image; nominal: peak = 2^bits_stored - 1 (inflated, "
-           "read it with the max error). time = encode + decode, one thread.", ""]
+    ref_rows = [[p.codec, p.setting, fmt(p.bpp, 3), fmt(p.max_abs_error), p.note] for p in refs]
+    out = [image_heading(r), "", markdown_table(head, rows), ""]
+    summary = hybrid_summary(r)
+    if summary:
+        out += [summary, ""]
+    out += ["PSNR: peak = max - min of the image; nominal: peak = 2^bits_stored - 1 (inflated, "
+            "read it with the max error). time = encode + decode, one thread.", ""]
     if ref_rows:
         out += ["References on the same image (imagecodecs):", "",
-                markdown_table(("codec", "setting", "bpp", "max err"), ref_rows)]
+                markdown_table(("codec", "setting", "bpp", "max err", "note"), ref_rows)]
+        if any(p.note.startswith("offset") for p in refs):
+            out += ["", OFFSET_FOOTNOTE]
     return "\n".join(out)
+
+
+def hybrid_summary(r) -> str:
+    """One sentence on what the hybrid bought: its size against lossless, the ROI kept."""
+    hybrid = next((p for p in r.points if p.codec == "HLC" and p.family == "hybrid" and p.bpp), None)
+    lossless = next((p for p in r.points if p.codec == "HLC" and p.family == "lossless" and p.bpp), None)
+    if hybrid is None or lossless is None or r.roi_fraction is None:
+        return ""
+    roi = f"the automatic ROI ({100 * r.roi_fraction:.0f} % of the pixels)"
+    if "(kept:" in hybrid.setting:
+        return (f"Hybrid: {roi} covers so much that coding every pixel within the ROI's bound was smaller, "
+                f"so the hybrid is the {hybrid.setting.split('(kept: ', 1)[1].rstrip(')')} stream "
+                f"({hybrid.bpp:.3f} bpp).")
+    kept = "exact" if hybrid.max_abs_error_roi == 0 else f"within {fmt(hybrid.max_abs_error_roi)}"
+    return (f"Hybrid: {hybrid.bpp:.3f} bpp, {hybrid.bpp / lossless.bpp:.2f} x the lossless size "
+            f"({lossless.bpp:.3f} bpp), with {roi} {kept} and the rest lossy: PSNR {fmt(hybrid.psnr)} dB "
+            f"over the whole image, max error {fmt(hybrid.max_abs_error)}.")
 
 
 def png_data_uri(png: bytes) -> str:
@@ -191,10 +215,12 @@ def bench_html(results, skipped: Sequence[str], *, title: str, command: str, ela
                   "<p class=\"meta\">PSNR at a rate is read off each codec's lossy curve (linear in log bpp).</p>"]
     for i, r in enumerate(results):
         parts.append(f'<h2 id="image-{i}">{esc(image_heading(r))}</h2>')
+        summary = hybrid_summary(r)
+        if summary:
+            parts.append(f"<p>{esc(summary)}</p>")
         if r.rd_png:
             parts.append(f'<figure><img src="{png_data_uri(r.rd_png)}" alt="rate-distortion plot of {esc(r.name)}">'
-                         f"<figcaption>PSNR (peak max - min) against bpp; HLC in bold lines, the hybrid point "
-                         f"as a star.</figcaption></figure>")
+                         f"<figcaption>{esc(r.rd_caption)}</figcaption></figure>")
         if r.panels_png:
             parts.append(f'<figure><img src="{png_data_uri(r.panels_png)}" alt="original, decoded, difference '
                          f'and ROI of {esc(r.name)}"><figcaption>{esc(r.panels_caption)}</figcaption></figure>')

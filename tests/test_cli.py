@@ -279,13 +279,50 @@ def test_bench_on_a_folder_writes_markdown_and_self_contained_html(tmp_path):
     assert "rate-distortion plot of mr.dcm" in html and "original, decoded, difference and ROI" in html
 
 
-def test_demo_prints_every_mode_and_writes_the_report(tmp_path):
+def _rows(markdown: str, first: str) -> list[list[str]]:
+    """Cells of the Markdown table rows whose first cell starts with ``first``."""
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in markdown.splitlines()
+            if line.startswith("|") and line.strip("| ").startswith(first)]
+
+
+def _pixels_near(png: bytes, colour: str, tolerance: int = 30) -> int:
+    """How many pixels of a PNG are within ``tolerance`` of ``colour`` (#rrggbb) in every channel."""
+    from PIL import Image
+
+    with Image.open(BytesIO(png)) as im:
+        rgb = np.asarray(im.convert("RGB"), dtype=int)
+    target = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(rgb - target) <= tolerance).all(axis=-1).sum())
+
+
+def test_demo_prints_every_mode_and_shows_the_hybrid(tmp_path):
     # (how long it takes is measured by benchmarks, not asserted here)
+    from hlc_cli.render import HYBRID_STAR, ROI_OUTLINE
+
     proc = ok(hlc("demo", "-o", "demo.html", cwd=tmp_path, timeout=600))
+    out = proc.stdout
     for word in ("lossless", "near-lossless", "lossy", "hybrid", "bpp", "CR", "PSNR", "nominal",
                  "max err", "time"):
-        assert word in proc.stdout, word
-    assert len(_report_images((tmp_path / "demo.html").read_text())) == 2
+        assert word in out, word
+    # the hybrid is a hybrid (not the lossless stream kept), plainly smaller, its ROI exact
+    (lossless,) = _rows(out, "lossless")
+    (hybrid,) = _rows(out, "hybrid")
+    assert "kept" not in hybrid[0]
+    assert float(hybrid[2]) < 0.8 * float(lossless[2]), (hybrid, lossless)
+    assert hybrid[7] == "0" and int(hybrid[6]) > 0  # ROI max err 0, errors outside it
+    # every reference ran: signed samples offset to unsigned where a codec needs it, and said
+    assert "refused" not in out and "error:" not in out
+    for codec in ("JPEG-LS", "PNG"):
+        (row,) = _rows(out, codec + " ")[:1]
+        assert float(row[2]) > 0 and row[4].startswith("offset to unsigned"), row
+    html = (tmp_path / "demo.html").read_text()
+    rd, panels = _report_images(html)
+    assert _pixels_near(rd, HYBRID_STAR) > 30  # the star
+    assert _pixels_near(panels, ROI_OUTLINE) > 200  # the ROI outline
+    assert "offset to unsigned" in html and "refused" not in html
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", html)
+    assert len(captions) == 2 and "as a star" in captions[0] and "outlined" in captions[1]
+    assert all(html.count(c) == 1 for c in captions)  # each caption once (not also a title in the picture)
 
 
 def test_installed_console_script_runs(wheel_python, tmp_path):

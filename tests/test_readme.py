@@ -22,10 +22,10 @@ def test_readme_starts_with_the_two_commands():
     assert "README.md" in ci and "python3 -m venv" in ci
 
 
-def test_readme_python_snippets_run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
+def test_readme_python_snippets_run(wheel_run):
+    # as a reader runs them: the installed package, a fresh process, one namespace
     blocks = python_blocks()
     assert blocks, "README has no python examples"
-    for i, block in enumerate(blocks):
-        exec(compile(block, f"README.md block {i}", "exec"), namespace)
+    script = "\n".join(f"exec(compile({block!r}, 'README.md block {i}', 'exec'), ns)"
+                       for i, block in enumerate(blocks))
+    wheel_run("ns = {}\n" + script, timeout=600)

@@ -446,6 +446,7 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
     two, one for small images).
     """
     report = DecodeReport()
+    _load_kernels()
     try:
         stream, ecc_report = _unwrap(data, strict)
         report.ecc = ecc_report
@@ -479,7 +480,11 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
             raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
     except (HlcError, ValueError, TypeError):
         raise
+    except ImportError:  # the installation, not the stream
+        raise
     except Exception as e:  # a bug or damage we did not foresee: never leak another type
+        if type(e).__module__.startswith("numba"):  # compiling a kernel failed: not damage either
+            raise
         raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
     axes = ct.AXES[h.axes]
     if frame is not None or axes in ("YX", "YXC", "X"):
@@ -491,6 +496,12 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
     if strict:
         return out
     return out, report.as_dict()
+
+
+def _load_kernels() -> None:
+    """Import the compiled kernels (numba) before decode's damage handling: a
+    failure there is a problem of the installation, never a damaged stream."""
+    from . import _kernels, _predictive_kernels  # noqa: F401
 
 
 def _header_bytes(data: Any) -> tuple[bytes, dict | None]:

@@ -215,6 +215,10 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -
     coder = LossyCoder(src)
     span = max(1, h.vmax - h.vmin)
     start = span / 64.0
+    # the finest step the search may try: the largest magnitude the 9/7 sees is a
+    # sample's, or a colour difference (B - G, R - G) of up to the span
+    peak = max(abs(h.vmin), abs(h.vmax), span if h.colour == 1 else 0)
+    floor = pl.quantize.step_floor(h.levels, peak)
     if bpp is not None:
         target = bpp * h.rows * h.cols * h.frames / 8.0
         # Only one coded body is kept: the one of the finest step whose file fits
@@ -231,7 +235,7 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -
             return n
 
         step = pl.quantize.search_step(size, target, start, want_at_most=True, tolerance=0.005,
-                                       log_value=True)
+                                       log_value=True, floor=floor)
         if fit_body is not None:
             step, body = fit_step, fit_body
         else:  # the target is below the smallest possible file: the coarsest step tried
@@ -248,7 +252,7 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -
         return 200.0 if se == 0 else 10 * math.log10(peak2 * n / se)
 
     step = pl.quantize.search_step(quality, float(psnr), start, want_at_most=False, tolerance=0.05,
-                                   log_value=False)
+                                   log_value=False, floor=floor)
     h.steps = pl.quantize.subband_steps(step, h.levels)
     return coder.encode(h.steps)
 
@@ -311,7 +315,9 @@ def _near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr:
     while lo < hi:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if _squared_error(stream(mid), src) <= allowed else (lo, mid - 1)
-    return streams[lo] if lo and len(streams[lo]) < len(lossy) else None
+    # (lo may be the first k, never coded: every k with k^2 within the allowed mean
+    # square meets the target, so that one is not checked)
+    return stream(lo) if lo and len(stream(lo)) < len(lossy) else None
 
 
 # Hybrid mode: where the ROI covers most of an image, or the background is nearly

@@ -493,7 +493,7 @@ def _record(stats: Stats, seed: int, n: int, res: dict) -> None:
             save_case(seed, n, f"fail-{seed}-{n}")
         print(f"FAIL case {seed}:{n}: {res.get('what')}\n{res.get('detail', '')}", flush=True)
         return
-    stats.outcomes[f"{res['mode']} {'bad ' + res['bad'] if res['bad'] else res['content']}"] += 1
+    stats.outcomes[f"bad argument: {res['bad']}" if res["bad"] else f"{res['mode']} {res['content']}"] += 1
     if "bpp_over" in res:
         stats.bpp_cases += 1
         stats.bpp_over += res["bpp_over"]
@@ -669,7 +669,13 @@ def write_summary(stats: Stats, cmd: str, seed: int, start: int, workers: int) -
               f"the re-run: {len(stats.slow)} {stats.slow[:10] if stats.slow else ''}",
               f"- slowest case: {stats.max_t:.2f} s (case {seed}:{stats.max_t_case})",
               f"- lossy size targets not met (file > bpp; ECC excluded): {stats.bpp_over} of {stats.bpp_cases}",
-              f"- lossy PSNR targets not met (no ROI, no denoise): {stats.psnr_under} of {stats.psnr_cases}", ""]
+              f"- lossy PSNR targets not met (no ROI, no denoise): {stats.psnr_under} of {stats.psnr_cases}", "",
+              "Targets are not guarantees, and these are counted, not failed. Most images here are tiny, "
+              "and a stream's header and index alone take ~100 bytes: below that no bpp can be met. The "
+              "PSNR misses are 16-bit images with few distinct values and targets above ~125 dB (exact "
+              "reconstruction needed): search_step stops halving when two steps give the same PSNR (its "
+              "test for an out-of-reach target), which such images can do by coincidence; the old "
+              "search behaved the same (same steps, same bytes), so it is left for a follow-up.", ""]
     if stats.failures or stats.crashes or stats.hangs:
         lines += ["## Problems", ""]
         lines += [f"- case {seed}:{n}: {what}: `{str(d)[:300]}`" for n, what, d in stats.failures]

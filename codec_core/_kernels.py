@@ -27,7 +27,9 @@ overflow instead of writing past its output buffer.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ._numba_cache import CACHE  # before numba: where (and whether) kernels are cached
+from numba import njit  # noqa: E402
 
 # Token alphabet (hybrid integers): 8 direct values + 2 tokens per exponent 3..27.
 DIRECT = 8
@@ -251,7 +253,7 @@ def _sign_ctx(band, row, i, j):
     return 3 * ((w > 0) - (w < 0) + 1) + (n > 0) - (n < 0) + 1
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=CACHE)
 def _padded_abs(band):
     """|band| with 2 rows of zeros above and 2 columns of zeros either side: the
     band coders read the neighbours' magnitudes from it without bounds tests.
@@ -270,7 +272,7 @@ def _padded_abs(band):
 
 # ------------------------------------------------------------ band coder
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=CACHE)
 def encode_band(band, parent, x1, x2, st, out, raw, freq, tot, gbase, sfreq, stot):
     """Code one subband (int32 2-D) into the coder state ``st``."""
     H, W = band.shape
@@ -315,7 +317,7 @@ def encode_band(band, parent, x1, x2, st, out, raw, freq, tot, gbase, sfreq, sto
         st[k] = E[k]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=CACHE)
 def decode_band(band, parent, x1, x2, dt, inp, raw, freq, tot, gbase, sfreq, stot):
     H, W = band.shape
     sbase = (gbase // NCTX) * NSIGN_CTX
@@ -364,7 +366,7 @@ def decode_band(band, parent, x1, x2, dt, inp, raw, freq, tot, gbase, sfreq, sto
         dt[k] = D[k]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=CACHE)
 def finish_encoder(st, out, raw):
     E = (st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7])
     low, rng, cache, csize, pos, acc, nb, rp = E
@@ -377,7 +379,7 @@ def finish_encoder(st, out, raw):
     st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = low, rng, cache, csize, pos, 0, 0, rp
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=CACHE)
 def start_decoder(dt, inp):
     dt[:] = 0
     dt[D_RANGE] = 0xFFFFFFFF
@@ -392,7 +394,7 @@ def start_decoder(dt, inp):
 
 # --------------------------------------------------- spatial prediction (LL)
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=CACHE)
 def med_residual(x):
     """LOCO-I median edge detector residual of a 2-D int32 array."""
     H, W = x.shape
@@ -403,7 +405,7 @@ def med_residual(x):
     return e
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=CACHE)
 def med_reconstruct(e):
     H, W = e.shape
     x = np.empty((H, W), dtype=np.int32)

@@ -53,7 +53,9 @@ decodes in bounded time without out-of-range indexing.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ._numba_cache import CACHE  # before numba: where (and whether) kernels are cached
+from numba import njit  # noqa: E402
 
 from ._kernels import NCTX, _bitlen, _bucket, _d_uint, _e_uint, new_models
 
@@ -133,7 +135,7 @@ def _unzz(u):
     return (u >> 1) if (u & 1) == 0 else -((u + 1) >> 1)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=CACHE)
 def code_plane(dec, x, P, k, vmin, vmax, st, out, rawout, dt, inp, rawin, freq, tot, recip,
                mask, base):
     """Encode ``x`` (dec=False) or decode (dec=True) into ``P``.

@@ -215,6 +215,10 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -
     coder = LossyCoder(src)
     span = max(1, h.vmax - h.vmin)
     start = span / 64.0
+    # the finest step the search may try: the largest magnitude the 9/7 sees is a
+    # sample's, or a colour difference (B - G, R - G) of up to the span
+    peak = max(abs(h.vmin), abs(h.vmax), span if h.colour == 1 else 0)
+    floor = pl.quantize.step_floor(h.levels, peak)
     if bpp is not None:
         target = bpp * h.rows * h.cols * h.frames / 8.0
         # Only one coded body is kept: the one of the finest step whose file fits
@@ -231,7 +235,7 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -
             return n
 
         step = pl.quantize.search_step(size, target, start, want_at_most=True, tolerance=0.005,
-                                       log_value=True)
+                                       log_value=True, floor=floor)
         if fit_body is not None:
             step, body = fit_step, fit_body
         else:  # the target is below the smallest possible file: the coarsest step tried
@@ -248,7 +252,7 @@ def _encode_lossy(src: Source, arr: np.ndarray, bpp, psnr, roi, roi_max_error) -
         return 200.0 if se == 0 else 10 * math.log10(peak2 * n / se)
 
     step = pl.quantize.search_step(quality, float(psnr), start, want_at_most=False, tolerance=0.05,
-                                   log_value=False)
+                                   log_value=False, floor=floor)
     h.steps = pl.quantize.subband_steps(step, h.levels)
     return coder.encode(h.steps)
 
@@ -448,6 +452,7 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
     two, one for small images).
     """
     report = DecodeReport()
+    _load_kernels()
     try:
         stream, ecc_report = _unwrap(data, strict)
         report.ecc = ecc_report
@@ -481,7 +486,11 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
             raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
     except (HlcError, ValueError, TypeError):
         raise
+    except ImportError:  # the installation, not the stream
+        raise
     except Exception as e:  # a bug or damage we did not foresee: never leak another type
+        if type(e).__module__.startswith("numba"):  # compiling a kernel failed: not damage either
+            raise
         raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
     axes = ct.AXES[h.axes]
     if frame is not None or axes in ("YX", "YXC", "X"):
@@ -493,6 +502,12 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
     if strict:
         return out
     return out, report.as_dict()
+
+
+def _load_kernels() -> None:
+    """Import the compiled kernels (numba) before decode's damage handling: a
+    failure there is a problem of the installation, never a damaged stream."""
+    from . import _kernels, _predictive_kernels  # noqa: F401
 
 
 def _header_bytes(data: Any) -> tuple[bytes, dict | None]:

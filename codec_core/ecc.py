@@ -147,8 +147,9 @@ def _compiled_kernel():
     Imported here, not at module level: ``import codec_core`` must not pay numba's ~0.3 s.
     """
     try:
+        from ._numba_cache import CACHE  # before numba: where (and whether) kernels are cached
         from numba import njit
-        return njit(nogil=True, cache=True)(_parity_kernel)
+        return njit(nogil=True, cache=CACHE)(_parity_kernel)
     except Exception:  # pragma: no cover - numba missing or broken: numpy path below
         return None
 

@@ -17,6 +17,11 @@ from .errors import CorruptStreamError
 from .transform import band_shapes
 
 _EMPTY = np.zeros((0, 0), dtype=np.int32)
+#: The token alphabet (``_kernels.NSYM``) codes magnitudes below 2^28; the LL band is
+#: coded as its MED residual, up to twice its largest magnitude. Every coefficient
+#: handed to the coder must therefore be below 2^27 (checked before coding: a larger
+#: one would index past the models' tables in the compiled coder).
+MAX_COEFFICIENT = 1 << 27
 # Model groups: LL, finest level, second finest, all coarser levels.
 _G_LL, _G_L1, _G_L2, _G_LN = 0, 1, 2, 3
 _GROUPS = 4
@@ -35,17 +40,22 @@ def _group_of(resolution: int, levels: int) -> int:
 class _Encoder:
     """One range coder + raw bit writer; ``finish`` reports a too-small buffer."""
 
-    def __init__(self, n_symbols: int, raw_bits: int) -> None:
+    def __init__(self, n_symbols: int, raw_bits: int, worst_case: bool = False) -> None:
         k = _k()
         self.k = k
         self.models = _new_models(k)
         self.st = k.new_encoder()
-        # Sized for real data, not the worst case (the encoder's largest buffers, up
-        # to 5 bytes a sample before): a byte per symbol for the modelled tokens and
-        # signs, and raw_bits per symbol for the raw low bits. A segment that needs
-        # more is coded again with larger buffers (finish() reports the overflow).
-        self.out = np.empty(n_symbols + 1024, np.uint8)
-        self.raw = np.empty(n_symbols * raw_bits // 8 + 1024, np.uint8)
+        if worst_case:
+            n_out, n_raw = worst_case_sizes(n_symbols, raw_bits)
+        else:
+            # Sized for real data (the worst case is 6 bytes a value): a byte per
+            # value for the modelled tokens and signs, and raw_bits per value for the
+            # raw low bits. A segment that needs more is coded again into buffers of
+            # the worst-case size (finish() reports the overflow; the kernels count
+            # bytes past the end instead of writing them).
+            n_out, n_raw = n_symbols + 1024, n_symbols * raw_bits // 8 + 1024
+        self.out = np.empty(n_out, np.uint8)
+        self.raw = np.empty(n_raw, np.uint8)
 
     def band(self, band, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, group=0) -> None:
         freq, tot, sfreq, stot = self.models
@@ -56,8 +66,19 @@ class _Encoder:
         self.k.finish_encoder(self.st, self.out, self.raw)
         n_out, n_raw = int(self.st[self.k.E_POS]), int(self.st[self.k.E_RAWPOS])
         if n_out > self.out.shape[0] or n_raw > self.raw.shape[0]:
-            raise OverflowError  # caller retries with bigger buffers (never in practice)
+            raise OverflowError  # caller codes again with worst-case buffers
         return varint(n_out) + self.out[:n_out].tobytes() + self.raw[:n_raw].tobytes()
+
+
+def worst_case_sizes(n_values: int, raw_bits: int) -> tuple[int, int]:
+    """Bytes of range-coder output and of raw bits that ``n_values`` coded values can
+    take at most. A value costs at most 3 modelled symbols (band coder: a run token,
+    the token of the value that ends it and a sign; predictive coder: 2 tokens), and
+    a symbol at most 2 bytes: models are rescaled before their total passes 2^15, so
+    the range shrinks by at most 2^15 per symbol and is renormalised by at most 2
+    byte shifts. Each value sends at most 2 raw fields (a run length, a magnitude) of
+    at most ``raw_bits`` bits. Plus the coder's 5 flush bytes and slack."""
+    return 6 * n_values + 64, (2 * n_values * raw_bits + 7) // 8 + 64
 
 
 class _Decoder:
@@ -94,14 +115,22 @@ def raw_bits_for(max_value: int) -> int:
 
 
 def _encode_with_retry(fn, n_symbols: int, raw_bits: int) -> bytes:
-    scale = 1
-    while True:
-        enc = _Encoder(n_symbols * scale, raw_bits)
+    """``fn(encoder)`` codes a segment; coded again, once, into worst-case buffers if
+    the first ones (sized for real data) were too small."""
+    for worst_case in (False, True):
+        enc = _Encoder(n_symbols, raw_bits, worst_case)
         fn(enc)
         try:
             return enc.finish()
         except OverflowError:
-            scale *= 4
+            pass
+    raise RuntimeError(f"internal error: a segment of {n_symbols} values overflowed its worst-case buffers")
+
+
+def _check_coefficients(mag: int) -> None:
+    if mag >= MAX_COEFFICIENT:
+        raise RuntimeError(f"internal error: a coefficient of magnitude {mag} is beyond the entropy coder's "
+                           f"limit of {MAX_COEFFICIENT}")
 
 
 def _max_abs(a: np.ndarray) -> int:
@@ -115,12 +144,15 @@ def _as32(a: np.ndarray) -> np.ndarray:
 def encode_decomposition(bands: list, levels: int) -> list[bytes]:
     """Code an integer decomposition; returns ``levels + 1`` segments."""
     k = _k()
-    ll_res = k.med_residual(_as32(bands[0]))
+    ll = _as32(bands[0])
+    _check_coefficients(_max_abs(ll))
+    ll_res = k.med_residual(ll)
     segs = [_encode_with_retry(lambda enc: enc.band(ll_res, group=_G_LL), ll_res.size,
                                raw_bits_for(max(_max_abs(ll_res), ll_res.shape[-1] + 1)))]
     for r in range(1, levels + 1):
         hl, lh, hh = (_as32(b) for b in bands[r])
         mag = max(_max_abs(hl), _max_abs(lh), _max_abs(hh))
+        _check_coefficients(mag)
         if mag == 0:
             segs.append(b"")  # v2: an empty segment is a level of zeros (7+ bytes saved)
             continue

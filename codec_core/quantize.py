@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from .entropy import MAX_COEFFICIENT
 from .transform import synthesis_gains_97
 
 # Rounding offset of the dead-zone quantiser and reconstruction offset (fractions of a step).
@@ -78,7 +79,9 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
         c, flat[b] = flat[b], None
         step = np.float32(s) if mult is None else (s * mult[b]).astype(np.float32)
         if b == 0:
-            out.append(np.rint(c / step).astype(np.int32))
+            ll = np.rint(c / step)
+            _check_magnitude(np.abs(ll), step)
+            out.append(ll.astype(np.int32))
             continue
         # floor(|c| / step + rounding) with the sign of c, in place (one float temporary)
         mag = np.abs(c)
@@ -87,6 +90,7 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
         mag /= step
         mag += np.float32(DEADZONE_ROUNDING)
         np.floor(mag, out=mag)
+        _check_magnitude(mag, step)
         in_place = consume and c.dtype == np.float32 and c.flags.c_contiguous
         q = c.view(np.int32) if in_place else np.empty(c.shape, np.int32)
         del c
@@ -154,8 +158,34 @@ def dequantise(qbands: list, steps: list[float], levels: int, recon_offset: floa
     return [out[0]] + [tuple(out[1 + 3 * i:4 + 3 * i]) for i in range((n - 1) // 3)]
 
 
+def step_floor(levels: int, peak: int) -> float:
+    """The finest base step rate control may try for samples (or colour-transformed
+    planes) of magnitude up to ``peak``: one whose quantised coefficients are sure to
+    stay below half of :data:`entropy.MAX_COEFFICIENT`.
+
+    A 9/7 coefficient is at most 2 peak (the largest L1 norm of a 2-D analysis basis
+    function is 1.38^2 = 1.91) and band b is quantised with base / sqrt(G_b) (step
+    multipliers only make steps coarser). Below this floor the reconstruction is
+    exact to within rounding anyway, so nothing is lost; without it the search for a
+    size target on a near-empty image halved the step some 30 times, until the
+    coefficients overflowed the coder's token tables (memory corruption, a hang)."""
+    gains = synthesis_gains_97(levels)
+    largest = max([gains[0]] + [g for g3 in gains[1:] for g in g3])
+    return 2.0 * max(1, peak) * math.sqrt(largest) / (MAX_COEFFICIENT // 2)
+
+
+def _check_magnitude(mag: np.ndarray, step) -> None:
+    """Refuse quantised magnitudes the entropy coder cannot take (and that the int32
+    cast would wrap), instead of letting them reach the compiled coder."""
+    top = float(mag.max(initial=0))
+    if not top < MAX_COEFFICIENT:  # (also catches NaN)
+        raise RuntimeError(f"internal error: a quantised coefficient of {top:.3g} (step {float(np.min(step)):.3g}) "
+                           f"is beyond the entropy coder's limit of {MAX_COEFFICIENT}: the step is too fine")
+
+
 def search_step(g: Callable[[float], float], target: float, start: float, *,
-                want_at_most: bool, tolerance: float, log_value: bool, max_iter: int = 16) -> float:
+                want_at_most: bool, tolerance: float, log_value: bool, floor: float = 0.0,
+                max_iter: int = 16, max_bracket: int = 24) -> float:
     """Find the base step where ``g`` (decreasing in the step) crosses ``target``.
 
     ``want_at_most``: return a step with ``g <= target`` (file size); otherwise one
@@ -163,18 +193,19 @@ def search_step(g: Callable[[float], float], target: float, start: float, *,
     log-step (on log g for sizes, on g for PSNR, both nearly linear there).
     Stops when the answer is within ``tolerance`` (relative for sizes, absolute
     for PSNR) of the target. If the target is out of reach, returns the
-    nearest end.
+    nearest end. No step below ``floor`` (:func:`step_floor`) is tried, and ``g``
+    is called at most ``1 + max_bracket + max_iter`` times.
     """
-    a = b = start
+    a = b = start = max(start, floor)
     va = vb = g(start)
     n = 0
-    while va < target and n < 60:       # a: small step, high value
-        a /= 2.0
+    while va < target and n < max_bracket and a > floor:  # a: small step, high value
+        a = max(a / 2.0, floor)
         va, prev = g(a), va
         n += 1
         if va == prev and n > 2:        # flat: the target is out of reach
             break
-    while vb > target and n < 60:       # b: large step, low value
+    while vb > target and n < max_bracket:                 # b: large step, low value
         b *= 2.0
         vb, prev = g(b), vb
         n += 1

@@ -113,7 +113,8 @@ def _decoded_output(dst: str) -> tuple[Any, list[bytes]]:
     """The decoded pixels of an output file (found by its content) and its HLC streams.
 
     A DICOM output is parsed afresh from the file and decoded through
-    ``pydicom.pixels.pixel_array(path)``, as a user's pydicom would.
+    ``pydicom.pixels.pixel_array(path)``, as a user's pydicom would
+    (:func:`hlc_cli.io.read_back_dicom`).
     """
     from . import io
 
@@ -175,16 +176,16 @@ def verify_output(dst: str, original: Any, options: dict[str, Any],
     if not set(made) <= set(allowed):
         return (f"the output was made in mode {', '.join(made)}, this run asks for {mode} "
                 "(use --overwrite to convert again)"), err
+    if mode == "lossless" and err:
+        return f"lossless output differs from the original (max error {err})", err
+    if mode == "near-lossless" and err > int(options["max_error"]):
+        return f"max error {err} exceeds --max-error {options['max_error']}", err
     parts = [diff] if len(streams) == 1 else list(diff)  # a DICOM file has a stream per frame
     for i, (meta, part) in enumerate(zip(metas, parts)):
         bound = {"lossless": 0, "near-lossless": meta["max_error"]}.get(meta["mode"])
         if bound is not None and int(part.max(initial=0)) > bound:
             return (f"stream {i} decodes with error {int(part.max())} where its header promises "
                     f"at most {bound}"), err
-    if mode == "lossless" and err:
-        return f"lossless output differs from the original (max error {err})", err
-    if mode == "near-lossless" and err > int(options["max_error"]):
-        return f"max error {err} exceeds --max-error {options['max_error']}", err
     if options.get("roi") is not None:
         grey = diff.max(axis=-1) if colour else diff
         keep = np.zeros(grey.shape, bool)
@@ -196,9 +197,9 @@ def verify_output(dst: str, original: Any, options: dict[str, Any],
         regions = [np.ones(sh, bool) if r is None else r
                    for r, sh in zip((_stream_roi(s) for s in streams), shapes)]
         keep |= regions[0] if len(regions) == 1 else np.stack(regions)
-        roi_err = int(grey[keep].max(initial=0))
-        if roi_err > int(options.get("roi_max_error", 0)):
-            return f"error {roi_err} inside the ROI exceeds --roi-max-error {options.get('roi_max_error', 0)}", err
+        roi_err, bound = int(grey[keep].max(initial=0)), int(options.get("roi_max_error", 0))
+        if roi_err > bound:
+            return f"error {roi_err} inside the ROI exceeds --roi-max-error {bound}", err
     return "", err
 
 
@@ -270,9 +271,15 @@ def _convert(res: Result, options: dict[str, Any], verify: bool, overwrite: bool
     data = io.encode_bytes(image, dst, dict(options, threads=1))
     os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
     # Every new output is read back before it takes its name; one that fails is
-    # removed, and an earlier output of the same name stays as it was.
+    # removed, and so is an earlier output that failed verification (a later run
+    # would take it for a finished one).
     checked: dict[str, Any] = {}
-    res.bytes_out = io.atomic_write(dst, data, check_written(image.array, options, colour, checked))
+    try:
+        res.bytes_out = io.atomic_write(dst, data, check_written(image.array, options, colour, checked))
+    except CliError:
+        if found_damage:
+            os.unlink(dst)
+        raise
     res.max_abs_error = checked.get("max_abs_error")
     if found_damage:
         res.status, res.reason = REPAIRED, f"existing output failed verification ({found_damage}); converted again"

@@ -23,6 +23,7 @@ import numpy as np
 
 __all__ = [
     "CliError", "UsageError", "Image", "TEMP_SUFFIX", "sniff", "read_image", "read_roi",
+    "read_dataset", "check_pixel_source", "read_dicom", "read_back_dicom",
     "atomic_write", "same_file", "check_not_input", "image_bytes", "new_dataset",
     "encode_bytes", "decode_bytes", "is_hlc_dicom",
 ]
@@ -213,13 +214,21 @@ def read_dicom(path: str) -> Image:
     return Image(_checked(arr, path), bits, "dicom", path, dataset=ds)
 
 
+def _read_as(ds: Any) -> set[tuple[bool, bool]]:
+    """How pydicom found the not yet decoded elements of `ds` encoded: (implicit VR, little endian)."""
+    from pydicom.dataelem import RawDataElement
+
+    raw = (ds.get_item(tag) for tag in ds.keys())
+    return {(e.is_implicit_VR, e.is_little_endian) for e in raw if isinstance(e, RawDataElement)}
+
+
 def read_back_dicom(path: str) -> tuple[np.ndarray, list[bytes]]:
     """An HLC DICOM file read as a user's pydicom reads it: its pixels, and its HLC frames.
 
-    A fresh parse of the file: the dataset must come out explicit VR little endian at
-    every level (pydicom reads a mislabelled body with only a warning), and the pixels
-    are decoded by ``pydicom.pixels.pixel_array(path, raw=True)``, which reads the file meta
-    itself (the path that fails on a malformed file).
+    A fresh parse of the file, whose data set must be encoded explicit VR little endian
+    at every level (pydicom reads any other encoding with a mere warning, nested items
+    silently); the pixels are decoded by ``pydicom.pixels.pixel_array(path, raw=True)``,
+    which reads the file meta itself (the path that fails on a malformed file).
     """
     from pydicom.encaps import generate_frames
     from pydicom.pixels import pixel_array
@@ -228,8 +237,12 @@ def read_back_dicom(path: str) -> tuple[np.ndarray, list[bytes]]:
     if not is_hlc_dicom(ds):
         raise CliError(f"the output is in transfer syntax {ds.file_meta.get('TransferSyntaxUID')}, "
                        "not HLC")
-    datasets = [ds] + [item for elem in ds.iterall() if elem.VR == "SQ" for item in elem.value]
-    if any(d.original_encoding != (False, True) for d in datasets):
+    found = _read_as(ds)
+    if found == {(False, True)}:  # (then the items: read as implicit VR, the body may not parse)
+        for elem in ds.iterall():
+            for item in elem.value if elem.VR == "SQ" else ():
+                found |= _read_as(item)
+    if found != {(False, True)}:
         raise CliError("the output's data set is not encoded explicit VR little endian, as its "
                        "transfer syntax says")
     frames = int(ds.get("NumberOfFrames", 1) or 1)

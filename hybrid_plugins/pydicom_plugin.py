@@ -23,11 +23,12 @@ Pass that object, not the digits as a ``str``: from a ``str`` pydicom makes a UI
 without an encoding, and its writer then falls back to the source's encoding (an
 implicit VR source comes out implicit VR under a transfer syntax that says explicit,
 a malformed file). With only the string at hand, write with
-``ds.save_as(path, implicit_vr=False, little_endian=True)``. A big endian source's
-pixels are decoded by pydicom before encoding (pydicom hands encoders the raw bytes
-as if they were little endian), and its other binary values (OW, OF, OL, OD, OV:
-palette and LUT data, overlays) are byte-swapped, which pydicom's writer leaves to
-the caller (:func:`as_explicit_little_endian`).
+``ds.save_as(path, implicit_vr=False, little_endian=True)``. The pixels of a big
+endian, 1-bit or YBR_FULL_422 source are decoded by pydicom before encoding (pydicom
+hands encoders raw bytes as little endian samples, one per pixel and sample), and a
+dataset being compressed is readied for its new encoding
+(:func:`as_explicit_little_endian`: big endian OW/OF/... values such as palettes and
+LUTs are byte-swapped, which pydicom's writer leaves to the caller).
 
 **Lossy results.** Encoding a dataset (``ds.compress(uid)``) that turns out lossy
 sets Lossy Image Compression "01", appends the ratio and method to earlier values and

@@ -312,3 +312,132 @@ def test_hlc_decode_output_passes_dciodvfy(written, name):
     _, output = written["outputs"][f"{name}.hlc_encode"]
     found = dciodvfy(Path(output.replace(".hlc_encode.dcm", ".decoded.dcm")).read_bytes())
     assert problems(found, source_report(name)) == [], "\n".join(found)
+
+
+# --------------------------------------------------------------------- the CLI's guards
+
+def _bad_sources(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """Source files the CLI must refuse: {file: (words the error must hold, ...)}."""
+    import pydicom
+
+    (tmp_path / "notes.dcm").write_text("not DICOM at all\n")
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds.PixelData += bytes(256)                      # more bytes than 64 x 64 x 16 bits
+    ds.save_as(tmp_path / "too_long.dcm")
+    for name in ("rtplan.dcm", "MR_truncated.dcm", "ExplVR_BigEndNoMeta.dcm", "meta_missing_tsyntax.dcm",
+                 "rtdose.dcm"):
+        shutil.copy(get_testdata_file(name), tmp_path / name)
+    return {
+        "notes.dcm": "is not a DICOM file",
+        "too_long.dcm": "Pixel Data holds 8448 bytes",
+        "rtplan.dcm": "without pixel data",
+        "MR_truncated.dcm": "Pixel Data holds 8130 bytes",
+        "ExplVR_BigEndNoMeta.dcm": "without File Meta Information",
+        "meta_missing_tsyntax.dcm": "no File Meta Information Transfer Syntax UID",
+        "rtdose.dcm": "HLC stores 1 to 16 bits",
+    }
+
+
+def test_bad_sources_give_one_line_naming_the_file_and_nothing_is_written(tmp_path):
+    from test_cli import hlc
+
+    src = tmp_path / "src"
+    src.mkdir()
+    bad = _bad_sources(src)
+    for name, words in bad.items():
+        proc = hlc("encode", src / name, "out.dcm", cwd=tmp_path)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1, (name, proc.stderr)
+        assert name in lines[0] and words in lines[0] and "unexpected" not in lines[0], lines[0]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["src"], name
+    proc = hlc("batch", src, "out", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 1 and f"{len(bad)} failed" in proc.stdout, proc.stdout
+    for name, words in bad.items():
+        line = next(line for line in proc.stdout.splitlines() if line.strip().startswith(f"src/{name}:"))
+        assert words.removeprefix("is ") in line, line
+    assert not any((tmp_path / "out").rglob("*")), "batch wrote something"
+
+
+def test_info_on_a_text_file_named_dcm_is_a_one_line_error(tmp_path):
+    from test_cli import hlc
+
+    (tmp_path / "x.dcm").write_text("hello\n")
+    proc = hlc("info", "x.dcm", cwd=tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "unexpected" not in proc.stderr, proc.stderr
+    assert "x.dcm is not a DICOM file" in lines[0]
+
+
+def _implicit_vr_copy(path: Path) -> bytes:
+    """The file rewritten as the old defect wrote it: implicit VR body, HLC's UID in the meta."""
+    import pydicom
+    from pydicom.filebase import DicomBytesIO
+
+    ds = pydicom.dcmread(path)
+    buf = DicomBytesIO()
+    pydicom.dcmwrite(buf, ds, implicit_vr=True, little_endian=True, force_encoding=True)
+    return buf.getvalue()
+
+
+def test_an_output_that_fails_its_read_back_is_never_written(tmp_path):
+    import hybrid_plugins
+
+    from hlc_cli import io
+    from hlc_cli.batch import check_written
+    from test_cli import dicom_pixels, hlc
+
+    src = get_testdata_file("MR_small_implicit.dcm")
+    assert hlc("encode", src, "good.dcm", "-q", cwd=tmp_path).returncode == 0
+    original = dicom_pixels(src)
+    hybrid_plugins.register_pydicom()
+    bad = _implicit_vr_copy(tmp_path / "good.dcm")
+    before = (tmp_path / "good.dcm").read_bytes()
+    for target in ("new.dcm", "good.dcm"):              # a new name, and over an existing file
+        with pytest.raises(io.CliError, match="not encoded explicit VR little endian"):
+            io.atomic_write(str(tmp_path / target), bad, check_written(original, {"mode": "lossless"}, False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.dcm"]
+    assert (tmp_path / "good.dcm").read_bytes() == before
+    # the check also holds the pixels to the bound asked
+    with pytest.raises(io.CliError, match="differs from the original"):
+        io.atomic_write(str(tmp_path / "new.dcm"), before, check_written(original + 1, {"mode": "lossless"}, False))
+
+
+def test_batch_verify_rereads_outputs_and_converts_a_malformed_one_again(tmp_path):
+    from test_cli import hlc
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("MR_small_implicit.dcm", "MR_small_bigendian.dcm"):
+        shutil.copy(get_testdata_file(name), src / name)
+    assert hlc("batch", src, "out", "--no-progress", cwd=tmp_path).returncode == 0
+    victim = tmp_path / "out" / "MR_small_implicit.dcm"
+    victim.write_bytes(_implicit_vr_copy(victim))
+    proc = hlc("batch", src, "out", "--verify", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 1 and "1 repaired" in proc.stdout and "1 verified" in proc.stdout, proc.stdout
+    assert "not encoded explicit VR little endian" in proc.stdout
+    again = hlc("batch", src, "out", "--verify", "--no-progress", cwd=tmp_path)
+    assert again.returncode == 0 and "2 verified" in again.stdout, again.stdout
+
+
+def test_read_back_holds_the_roi_to_its_bound(tmp_path):
+    import numpy as np
+
+    import codec_core
+
+    from hlc_cli.batch import _stream_roi, verify_output
+    from test_cli import dicom_pixels
+
+    img = dicom_pixels(get_testdata_file("693_UNCR.dcm"))     # (the whole of smaller images is ROI)
+    mask = np.zeros(img.shape, bool)
+    mask[150:350, 100:300] = True
+    for roi in (mask, "auto"):
+        path = tmp_path / "h.hlc"
+        path.write_bytes(codec_core.encode(img, mode="lossy", bpp=0.4, roi=roi, roi_max_error=1))
+        options = {"mode": "lossy", "bpp": 0.4, "roi": roi, "roi_max_error": 1}
+        problem, err = verify_output(str(path), img, options)
+        assert problem == "" and err > 1
+        keep = mask if roi is mask else _stream_roi(path.read_bytes())   # "auto": the stream's region
+        assert keep.any() and not keep.all()
+        worse = img.copy()
+        worse[keep] += 3                                 # as if the ROI had not been kept
+        assert "inside the ROI exceeds --roi-max-error 1" in verify_output(str(path), worse, options)[0]

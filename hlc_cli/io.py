@@ -424,8 +424,6 @@ def _set_pixels(ds: Any, arr: np.ndarray, axes: str, bits_stored: int) -> None:
         if kw in ds:
             del ds[kw]
     ds.SamplesPerPixel = 3 if colour else 1
-    if colour:
-        ds.PlanarConfiguration = 0
     if "PhotometricInterpretation" not in ds or colour != (ds.SamplesPerPixel == 3) or (
             not colour and ds.PhotometricInterpretation not in ("MONOCHROME1", "MONOCHROME2",
                                                                 "PALETTE COLOR")):
@@ -441,6 +439,12 @@ def _set_pixels(ds: Any, arr: np.ndarray, axes: str, bits_stored: int) -> None:
     ds.BitsStored = int(bits_stored)
     ds.HighBit = int(bits_stored) - 1
     ds.PixelRepresentation = 1 if arr.dtype.kind == "i" else 0
+    if colour:
+        # YBR_FULL colour-by-plane: the US image IODs require it (PS3.3 C.8.5.6.1.16),
+        # the others allow either.
+        ds.PlanarConfiguration = 1 if ds.PhotometricInterpretation == "YBR_FULL" else 0
+        if ds.PlanarConfiguration:
+            arr = np.moveaxis(arr, -1, -3)
     if ds.get("BitsAllocated") == 1 and bits_stored == 1 and arr.dtype == np.uint8:
         # 1-bit data (a binary SEG, whose IOD requires Bits Allocated 1) stays packed
         from pydicom.pixels import pack_bits

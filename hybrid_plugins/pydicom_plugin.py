@@ -295,6 +295,7 @@ def _describe_stored(ds: Any) -> None:
     as_explicit_little_endian(ds)
     if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
         ds.PhotometricInterpretation = "YBR_FULL"  # HLC keeps every sample of every pixel
+        ds.PlanarConfiguration = 1  # (what the US image IODs require with YBR_FULL)
 
 
 class HlcEncoder(_encoders.Encoder):
@@ -321,10 +322,9 @@ class HlcEncoder(_encoders.Encoder):
         for data in super().iter_encode(source, **options):
             yield tally.add(data)
         if ds is not None:
-            ratio = tally.ratio(ds)  # of the source's Bits Allocated
             _describe_stored(ds)
             if tally.lossy:
-                _mark_lossy(ds, ratio)
+                _mark_lossy(ds, tally.ratio(ds))
         elif tally.lossy:
             warnings.warn(
                 "HLC compressed the array lossily, and pydicom gives the encoder no dataset "

@@ -6,8 +6,11 @@ Guarantees:
 * each output is written to a hidden temporary file beside it and renamed when it
   is complete (:func:`hlc_cli.io.atomic_write`), so an output that exists is whole;
   leftovers of a killed run are removed when the next run starts;
+* every output is read back (a fresh parse of the file, its pixels compared with
+  the original within the error bound asked) before it takes its name; one that
+  fails is not written and the file is reported as failed;
 * a finished output is skipped by the next run (resume); with ``--verify`` it is
-  decoded and checked first, and converted again if it fails;
+  read back and checked the same way first, and converted again if it fails;
 * one bad file never stops the batch: it is reported with its reason.
 
 Work runs in local processes (``concurrent.futures``) or on a dask.distributed
@@ -26,7 +29,8 @@ from typing import Any, Iterable, Iterator
 
 from .io import TEMP_SUFFIX, CliError, UsageError
 
-__all__ = ["Task", "Result", "plan", "convert_one", "verify_output", "run_batch", "remove_partials"]
+__all__ = ["Task", "Result", "plan", "convert_one", "verify_output", "check_written", "run_batch",
+           "remove_partials"]
 
 # A result's status: what happened to one input file.
 CONVERTED, DONE, VERIFIED, REPAIRED, SKIPPED, FAILED = (
@@ -105,48 +109,114 @@ def remove_partials(dst_dir: str) -> int:
 
 # ------------------------------------------------------------------ one file
 
-def _decoded_output(dst: str) -> tuple[Any, dict]:
-    """The decoded pixels of an output file and its header facts."""
+def _decoded_output(dst: str) -> tuple[Any, list[bytes]]:
+    """The decoded pixels of an output file (found by its content) and its HLC streams.
+
+    A DICOM output is parsed afresh from the file and decoded through
+    ``pydicom.pixels.pixel_array(path)``, as a user's pydicom would
+    (:func:`hlc_cli.io.read_back_dicom`).
+    """
     from . import io
 
     import codec_core as hlc
 
-    if dst.endswith(".hlc"):
+    if io.sniff(dst) == "hlc":
         with open(dst, "rb") as fh:
             data = fh.read()
-        return hlc.decode(data, threads=1), hlc.info(data)
-    from pydicom.encaps import generate_frames
-
-    image = io.read_dicom(dst)
-    ds = image.dataset
-    if not io.is_hlc_dicom(ds):
-        raise CliError("the output is not in the HLC transfer syntax")
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    first = next(iter(generate_frames(ds.PixelData, number_of_frames=frames)))
-    return image.array, hlc.info(first)
+        return hlc.decode(data, threads=1), [data]
+    return io.read_back_dicom(dst)
 
 
-def verify_output(dst: str, original: Any, options: dict[str, Any]) -> tuple[str, int | None]:
-    """Decode ``dst`` and check it against ``original``; returns (problem or "", max error)."""
+def _stream_roi(stream: bytes) -> Any:
+    """The pixels a hybrid stream keeps within its ROI error, shaped as its image
+    without colour samples; None for a stream without an ROI."""
     import numpy as np
 
+    import codec_core as hlc
+    from codec_core import container, ecc, pipeline
+
+    if not hlc.info(stream)["roi"]:
+        return None
+    if stream[:8] != container.MAGIC:  # Reed-Solomon protected
+        stream, _ = ecc.unprotect(stream)
+    h, _ = container.parse_header(stream)
+    cmap = pipeline.unpack_class_map(h.class_map, pipeline.class_map_shape(h))
+    keep = np.stack([pipeline.pixel_classes(cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= 1
+                     for f in range(h.frames)])
+    return keep if container.AXES[h.axes].startswith("Z") else keep[0]
+
+
+def verify_output(dst: str, original: Any, options: dict[str, Any],
+                  colour: bool = False) -> tuple[str, int | None]:
+    """Read ``dst`` back and check it against ``original``; returns (problem or "", max error).
+
+    The output must decode to the original's shape and dtype, every stream within the
+    bound its header promises, and within what ``options`` ask: exact for lossless,
+    ``max_error`` for near-lossless, ``roi_max_error`` inside the ROI (a mask given in
+    ``options["roi"]``, and the region each hybrid stream records). ``colour``: the
+    last axis holds the samples of a pixel.
+    """
+    import numpy as np
+
+    import codec_core as hlc
+
     try:
-        out, meta = _decoded_output(dst)
+        out, streams = _decoded_output(dst)
+        metas = [hlc.info(s) for s in streams]
     except Exception as e:  # damaged, truncated, not ours: all are verification failures
-        return f"output does not decode ({type(e).__name__}: {e})", None
+        return f"output does not decode ({type(e).__name__}: {' '.join(str(e).split())})", None
     a = original
     if out.shape != a.shape or out.dtype != a.dtype:
         return f"decoded {out.shape} {out.dtype}, the original is {a.shape} {a.dtype}", None
-    err = int(np.max(np.abs(out.astype(np.int64) - a.astype(np.int64))))
+    diff = np.abs(out.astype(np.int64) - a.astype(np.int64))
+    err = int(diff.max(initial=0))
     mode = options.get("mode", "lossless")
-    if meta.get("mode") != mode:
-        return (f"the output was made in mode {meta.get('mode')}, this run asks for {mode} "
+    made = sorted({m["mode"] for m in metas})
+    allowed = {"lossless": ["lossless"], "near-lossless": ["lossless", "near-lossless"]}.get(mode, made)
+    if not set(made) <= set(allowed):
+        return (f"the output was made in mode {', '.join(made)}, this run asks for {mode} "
                 "(use --overwrite to convert again)"), err
     if mode == "lossless" and err:
         return f"lossless output differs from the original (max error {err})", err
     if mode == "near-lossless" and err > int(options["max_error"]):
         return f"max error {err} exceeds --max-error {options['max_error']}", err
+    parts = [diff] if len(streams) == 1 else list(diff)  # a DICOM file has a stream per frame
+    for i, (meta, part) in enumerate(zip(metas, parts)):
+        bound = {"lossless": 0, "near-lossless": meta["max_error"]}.get(meta["mode"])
+        if bound is not None and int(part.max(initial=0)) > bound:
+            return (f"stream {i} decodes with error {int(part.max())} where its header promises "
+                    f"at most {bound}"), err
+    if options.get("roi") is not None:
+        grey = diff.max(axis=-1) if colour else diff
+        keep = np.zeros(grey.shape, bool)
+        if not isinstance(options["roi"], str):
+            keep |= np.broadcast_to(np.asarray(options["roi"], bool), grey.shape)
+        # A stream without an ROI holds the whole image within roi_max_error (the
+        # codec does that when it is the smaller file): all of it is kept then.
+        shapes = [p.shape[:-1] if colour else p.shape for p in parts]
+        regions = [np.ones(sh, bool) if r is None else r
+                   for r, sh in zip((_stream_roi(s) for s in streams), shapes)]
+        keep |= regions[0] if len(regions) == 1 else np.stack(regions)
+        roi_err, bound = int(grey[keep].max(initial=0)), int(options.get("roi_max_error", 0))
+        if roi_err > bound:
+            return f"error {roi_err} inside the ROI exceeds --roi-max-error {bound}", err
     return "", err
+
+
+def check_written(original: Any, options: dict[str, Any], colour: bool,
+                  result: dict[str, Any] | None = None) -> Any:
+    """An ``atomic_write`` check: the temporary output must pass :func:`verify_output`.
+
+    The largest error found is stored in ``result["max_abs_error"]``.
+    """
+    def check(tmp: str) -> None:
+        problem, err = verify_output(tmp, original, options, colour)
+        if result is not None:
+            result["max_abs_error"] = err
+        if problem:
+            raise CliError(f"the output failed its read-back check and was not written: {problem}")
+
+    return check
 
 
 def convert_one(src: str, dst: str, options: dict[str, Any], verify: bool = False,
@@ -191,20 +261,26 @@ def _convert(res: Result, options: dict[str, Any], verify: bool, overwrite: bool
     image = io.read_dicom(src)
     res.bytes_in = os.path.getsize(src)
     found_damage = ""
+    colour = image.axes.endswith("C")
     if exists and not overwrite:  # verify an output finished by an earlier run
-        problem, err = verify_output(dst, image.array, options)
+        problem, err = verify_output(dst, image.array, options, colour)
         if not problem:
             res.status, res.bytes_out, res.max_abs_error = VERIFIED, os.path.getsize(dst), err
             return
         found_damage = problem
     data = io.encode_bytes(image, dst, dict(options, threads=1))
     os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-    res.bytes_out = io.atomic_write(dst, data)
-    if verify:
-        problem, res.max_abs_error = verify_output(dst, image.array, options)
-        if problem:
-            os.unlink(dst)  # never leave an output that failed its check
-            raise CliError(f"verification failed, output removed: {problem}")
+    # Every new output is read back before it takes its name; one that fails is
+    # removed, and so is an earlier output that failed verification (a later run
+    # would take it for a finished one).
+    checked: dict[str, Any] = {}
+    try:
+        res.bytes_out = io.atomic_write(dst, data, check_written(image.array, options, colour, checked))
+    except CliError:
+        if found_damage:
+            os.unlink(dst)
+        raise
+    res.max_abs_error = checked.get("max_abs_error")
     if found_damage:
         res.status, res.reason = REPAIRED, f"existing output failed verification ({found_damage}); converted again"
     else:

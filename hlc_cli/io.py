@@ -23,6 +23,7 @@ import numpy as np
 
 __all__ = [
     "CliError", "UsageError", "Image", "TEMP_SUFFIX", "sniff", "read_image", "read_roi",
+    "read_dataset", "check_pixel_source", "read_dicom", "read_back_dicom",
     "atomic_write", "same_file", "check_not_input", "image_bytes", "new_dataset",
     "encode_bytes", "decode_bytes", "is_hlc_dicom",
 ]
@@ -138,32 +139,118 @@ def register_pydicom() -> None:
     hybrid_plugins.register_pydicom()
 
 
-def read_dicom(path: str) -> Image:
-    """A DICOM file's pixel data as stored (see :func:`hlc_cli.corpus.load_dicom_array`)."""
+def read_dataset(path: str) -> Any:
+    """``pydicom.dcmread(path)``; a file that is not DICOM, or does not parse, is a CliError."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    from .corpus import load_dicom_array
-
     register_pydicom()
     try:
-        ds = pydicom.dcmread(path)
+        return pydicom.dcmread(path)
     except InvalidDicomError:
-        raise CliError(f"{path} is not a DICOM file (no DICM marker): give a DICOM, PNG, TIFF, "
-                       ".npy or .hlc file") from None
+        # A data set written without preamble and meta starts with group 8 (or 2).
+        with open(path, "rb") as fh:
+            group = fh.read(2)
+        if group in (b"\x08\x00", b"\x00\x08", b"\x02\x00", b"\x00\x02"):
+            raise CliError(f"{path} is a DICOM data set without File Meta Information (no DICM "
+                           "marker): cannot tell its transfer syntax") from None
+        raise CliError(f"{path} is not a DICOM file (no DICM marker)") from None
     except Exception as e:
         raise CliError(f"{path} could not be read as DICOM ({type(e).__name__}: {e}); "
                        "the file may be truncated or damaged") from None
+
+
+def check_pixel_source(ds: Any, path: str) -> None:
+    """One-line errors for a dataset whose pixel data cannot be what it claims to be."""
     if "PixelData" not in ds:
+        if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+            raise CliError(f"{path} holds floating point pixel data: HLC stores integer samples")
         raise CliError(f"{path} is a DICOM file without pixel data "
                        f"({ds.get('Modality', 'no modality')}): nothing to compress")
+    tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    if not tsyntax:
+        raise CliError(f"{path} has no File Meta Information Transfer Syntax UID (0002,0010): "
+                       "cannot tell how its pixel data are encoded")
+    from pydicom.uid import UID
+
+    if not UID(tsyntax).is_transfer_syntax:
+        raise CliError(f"{path} is in transfer syntax {tsyntax}, which pydicom does not know")
+    bits = max(int(ds.get("BitsStored", 0) or 0), int(ds.get("BitsAllocated", 0) or 0))
+    if bits > 16:
+        raise CliError(f"{path} has {bits}-bit samples (Bits Allocated {ds.get('BitsAllocated')}, "
+                       f"Bits Stored {ds.get('BitsStored')}): HLC stores 1 to 16 bits per sample")
+    if UID(tsyntax).is_compressed:
+        return  # the decoder checks each frame against the image attributes
+    from pydicom.pixels.utils import get_expected_length
+
+    try:
+        expected = get_expected_length(ds, unit="bytes")
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise CliError(f"{path}: the image attributes are incomplete or invalid ({e})") from None
+    actual = len(ds.PixelData)
+    if actual != expected and not (expected % 2 and actual == expected + 1):  # one pad byte
+        frames = ds.get("NumberOfFrames", 1)
+        raise CliError(f"{path}: Pixel Data holds {actual} bytes, but {ds.Rows} rows x {ds.Columns} "
+                       f"columns x {ds.SamplesPerPixel} samples x {frames} frame(s) at Bits Allocated "
+                       f"{ds.BitsAllocated} need {expected}: the file is truncated or its image "
+                       "attributes are wrong")
+
+
+def read_dicom(path: str) -> Image:
+    """A DICOM file's pixel data as stored (see :func:`hlc_cli.corpus.load_dicom_array`)."""
+    from .corpus import load_dicom_array
+
+    ds = read_dataset(path)
+    check_pixel_source(ds, path)
     try:
         arr = load_dicom_array(ds)
-    except (ValueError, NotImplementedError, RuntimeError) as e:
-        raise CliError(f"{path}: pixel data could not be decoded ({e}); for JPEG syntaxes "
-                       "install pylibjpeg with its plugins") from None
+    except (ValueError, NotImplementedError, RuntimeError, AttributeError, KeyError) as e:
+        hint = ""
+        if ds.file_meta.TransferSyntaxUID.is_compressed:
+            hint = "; for JPEG syntaxes install pylibjpeg with its plugins"
+        raise CliError(f"{path}: pixel data could not be decoded ({' '.join(str(e).split())})"
+                       f"{hint}") from None
     bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8) or arr.dtype.itemsize * 8)
     return Image(_checked(arr, path), bits, "dicom", path, dataset=ds)
+
+
+def _read_as(ds: Any) -> set[tuple[bool, bool]]:
+    """How pydicom found the not yet decoded elements of `ds` encoded: (implicit VR, little endian)."""
+    from pydicom.dataelem import RawDataElement
+
+    raw = (ds.get_item(tag) for tag in ds.keys())
+    return {(e.is_implicit_VR, e.is_little_endian) for e in raw if isinstance(e, RawDataElement)}
+
+
+def read_back_dicom(path: str) -> tuple[np.ndarray, list[bytes]]:
+    """An HLC DICOM file read as a user's pydicom reads it: its pixels, and its HLC frames.
+
+    A fresh parse of the file, whose data set must be encoded explicit VR little endian
+    at every level (pydicom reads any other encoding with a mere warning, nested items
+    silently); the pixels are decoded by ``pydicom.pixels.pixel_array(path, raw=True)``,
+    which reads the file meta itself (the path that fails on a malformed file).
+    """
+    from pydicom.encaps import generate_frames
+    from pydicom.pixels import pixel_array
+
+    ds = read_dataset(path)
+    if not is_hlc_dicom(ds):
+        raise CliError(f"the output is in transfer syntax {ds.file_meta.get('TransferSyntaxUID')}, "
+                       "not HLC")
+    found = _read_as(ds)
+    if found == {(False, True)}:  # (then the items: read as implicit VR, the body may not parse)
+        for elem in ds.iterall():
+            for item in elem.value if elem.VR == "SQ" else ():
+                found |= _read_as(item)
+    if found != {(False, True)}:
+        raise CliError("the output's data set is not encoded explicit VR little endian, as its "
+                       "transfer syntax says")
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    offsets = None
+    if "ExtendedOffsetTable" in ds:
+        offsets = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    streams = list(generate_frames(ds.PixelData, number_of_frames=frames, extended_offsets=offsets))
+    return np.asarray(pixel_array(path, raw=True)), streams  # raw: samples as stored
 
 
 def read_image(path: str, *, bits_stored: int | None = None) -> Image:
@@ -214,11 +301,9 @@ def read_roi(spec: str, image: Image) -> Any:
         return "auto"
     kind = sniff(spec)
     if kind == "dicom":
-        import pydicom
-
         from codec_core.roi import mask_from_seg
 
-        seg = pydicom.dcmread(spec)
+        seg = read_dataset(spec)
         try:
             return np.asarray(mask_from_seg(seg, image.array.shape), dtype=bool)
         except ValueError as e:
@@ -257,11 +342,14 @@ def check_not_input(out: str, *inputs: str) -> None:
                              "original; choose another output name")
 
 
-def atomic_write(path: str, produce: bytes | Callable[[Any], None]) -> int:
+def atomic_write(path: str, produce: bytes | Callable[[Any], None],
+                 check: Callable[[str], None] | None = None) -> int:
     """Write ``produce`` (bytes, or a function writing to a binary file) to ``path`` atomically.
 
-    Returns the number of bytes written. On any error the temporary file is removed
-    and the final name is untouched.
+    ``check``, if given, is called with the name of the complete temporary file before
+    it is renamed: it reads the file back and raises if it is not right. Returns the
+    number of bytes written. On any error (``check``'s included) the temporary file
+    is removed and the final name is untouched.
     """
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
@@ -275,6 +363,8 @@ def atomic_write(path: str, produce: bytes | Callable[[Any], None]) -> int:
             fh.flush()
             os.fsync(fh.fileno())
             size = fh.tell()
+        if check is not None:
+            check(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
@@ -293,10 +383,10 @@ def _umask() -> int:
 
 
 def is_hlc_dicom(ds: Any) -> bool:
-    from hybrid_plugins import HLC_TRANSFER_SYNTAX_UID
+    from hybrid_plugins import HLC_UID_STRING
 
     meta = getattr(ds, "file_meta", None)
-    return meta is not None and str(meta.get("TransferSyntaxUID", "")) == HLC_TRANSFER_SYNTAX_UID
+    return meta is not None and str(meta.get("TransferSyntaxUID", "")) == HLC_UID_STRING
 
 
 def new_dataset(image: Image) -> Any:
@@ -322,37 +412,61 @@ def new_dataset(image: Image) -> Any:
 
 
 def _set_pixels(ds: Any, arr: np.ndarray, axes: str, bits_stored: int) -> None:
+    """Make ``arr`` the dataset's pixel data, native explicit VR little endian."""
     from pydicom.uid import ExplicitVRLittleEndian
 
+    from hybrid_plugins.pydicom_plugin import as_explicit_little_endian
+
     colour = axes.endswith("C")
+    as_explicit_little_endian(ds)  # (while the transfer syntax still says what the values are)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     for kw in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
         if kw in ds:
             del ds[kw]
     ds.SamplesPerPixel = 3 if colour else 1
-    if colour:
-        ds.PlanarConfiguration = 0
     if "PhotometricInterpretation" not in ds or colour != (ds.SamplesPerPixel == 3) or (
             not colour and ds.PhotometricInterpretation not in ("MONOCHROME1", "MONOCHROME2",
                                                                 "PALETTE COLOR")):
         ds.PhotometricInterpretation = "RGB" if colour else "MONOCHROME2"
-    if colour and str(ds.PhotometricInterpretation).startswith("YBR") \
+    if colour and ds.PhotometricInterpretation in ("YBR_ICT", "YBR_RCT"):
+        ds.PhotometricInterpretation = "RGB"  # JPEG 2000 decoders undo the component transform
+    elif colour and str(ds.PhotometricInterpretation).startswith("YBR") \
             and ds.PhotometricInterpretation != "YBR_FULL":
         ds.PhotometricInterpretation = "YBR_FULL"  # samples as stored, no subsampling
     ds.Rows, ds.Columns = int(arr.shape[-3 if colour else -2]), int(arr.shape[-2 if colour else -1])
     if axes.startswith("Z"):
         ds.NumberOfFrames = int(arr.shape[0])
-    ds.BitsAllocated = arr.dtype.itemsize * 8
     ds.BitsStored = int(bits_stored)
     ds.HighBit = int(bits_stored) - 1
     ds.PixelRepresentation = 1 if arr.dtype.kind == "i" else 0
-    ds.PixelData = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).tobytes()
+    if colour:
+        # YBR_FULL colour-by-plane: the US image IODs require it (PS3.3 C.8.5.6.1.16),
+        # the others allow either.
+        ds.PlanarConfiguration = 1 if ds.PhotometricInterpretation == "YBR_FULL" else 0
+        if ds.PlanarConfiguration:
+            arr = np.moveaxis(arr, -1, -3)
+    if ds.get("BitsAllocated") == 1 and bits_stored == 1 and arr.dtype == np.uint8:
+        # 1-bit data (a binary SEG, whose IOD requires Bits Allocated 1) stays packed
+        from pydicom.pixels import pack_bits
+
+        ds.PixelData = pack_bits(arr)
+    else:
+        ds.BitsAllocated = arr.dtype.itemsize * 8
+        ds.PixelData = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).tobytes()
     ds["PixelData"].VR = "OW" if ds.BitsAllocated > 8 else "OB"
 
 
-def dicom_bytes(ds: Any) -> bytes:
+def dicom_bytes(ds: Any, source: str = "") -> bytes:
+    """The dataset (read from ``source``) as a DICOM file, in the encoding its Transfer
+    Syntax UID says."""
+    import pydicom
+
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    try:
+        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    except (ValueError, TypeError, KeyError) as e:
+        raise CliError(f"{source or 'the image'}: its attributes cannot be written as DICOM "
+                       f"({' '.join(str(e).split())})") from None
     return buf.getvalue()
 
 
@@ -367,15 +481,20 @@ def encode_bytes(image: Image, out_path: str, options: dict[str, Any]) -> bytes:
 
         register_pydicom()
         if image.dataset is not None:
+            # The pixels as read (whatever the source's transfer syntax and byte
+            # order) become native little endian pixel data, so that compress()
+            # encodes the dataset itself, which records a lossy result in it.
             ds = image.dataset
-            if is_hlc_dicom(ds) or ds.file_meta.TransferSyntaxUID.is_compressed:
-                _set_pixels(ds, image.array, image.axes, image.bits_stored)
+            _set_pixels(ds, image.array, image.axes, image.bits_stored)
         else:
             ds = new_dataset(image)
         # "threads" is forwarded too: the pydicom plugin passes runner options to the codec.
         opts = {k: v for k, v in options.items() if v is not None}
-        ds.compress(HLC_TRANSFER_SYNTAX_UID, image.array, **opts)
-        return dicom_bytes(ds)
+        try:
+            ds.compress(HLC_TRANSFER_SYNTAX_UID, **opts)
+        except RuntimeError as e:  # pydicom's wrapping of the plugin's error
+            raise CliError(f"{image.path}: HLC could not encode it ({' '.join(str(e).split())})") from None
+        return dicom_bytes(ds, image.path)
     import codec_core as hlc
 
     return hlc.encode(image.array, bits_stored=image.bits_stored, axes=image.axes, **options)
@@ -393,7 +512,7 @@ def decode_bytes(image: Image, out_path: str) -> bytes:
         else:
             return dicom_bytes(new_dataset(image))
         _set_pixels(ds, arr, image.axes, image.bits_stored)
-        return dicom_bytes(ds)
+        return dicom_bytes(ds, image.path)
     if ext == ".png":
         import imagecodecs
 

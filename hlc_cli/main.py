@@ -191,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a dask.distributed scheduler (e.g. tcp://host:8786) instead")
     p.add_argument("--verify", action="store_true",
-                   help="decode every output and compare it with its original (also re-checks "
-                        "outputs finished by earlier runs)")
+                   help="also read back outputs finished by earlier runs and convert again those "
+                        "that fail (every new output is always read back and compared with its "
+                        "original before it is written)")
     p.add_argument("--overwrite", action="store_true", help="convert again files that already have an output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", metavar="FILE", help="also write the per-file results as JSON")
@@ -261,7 +262,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     data = io.encode_bytes(image, args.output, opts)
     seconds = time.perf_counter() - t0
-    io.atomic_write(args.output, data)
+    # Read back before the output takes its name: a file that does not decode to the
+    # image within the bound asked is never written.
+    from .batch import check_written
+
+    io.atomic_write(args.output, data, check_written(image.array, opts, image.axes.endswith("C")))
     if not args.quiet:
         from codec_core.metrics import bpp
 
@@ -342,14 +347,12 @@ def file_info(path: str) -> dict[str, Any]:
         d["container"] = "hlc"
         return d
     if kind == "dicom":
-        import pydicom
         from pydicom.encaps import generate_frames
 
         import codec_core as hlc
 
-        io.register_pydicom()
-        ds = pydicom.dcmread(path)
-        ts = ds.file_meta.get("TransferSyntaxUID", "")
+        ds = io.read_dataset(path)
+        ts = getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "")
         if not io.is_hlc_dicom(ds):
             raise io.CliError(f"{path} is DICOM in transfer syntax {ts} ({getattr(ts, 'name', '')}), "
                               "not HLC: compress it with 'hlc encode'")

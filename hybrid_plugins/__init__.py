@@ -12,11 +12,13 @@ call :func:`register` once at start-up::
     hybrid_plugins.register()
 
 Importing this package is cheap: it imports neither the toolkits nor the codec.
+``HLC_TRANSFER_SYNTAX_UID`` is made on first use (see :func:`__getattr__`).
 """
 from __future__ import annotations
 
 __all__ = [
     "HLC_TRANSFER_SYNTAX_UID",
+    "HLC_UID_STRING",
     "HLC_MIME_TYPE",
     "HLC_EXTENSION",
     "register",
@@ -26,13 +28,41 @@ __all__ = [
     "register_zarr",
 ]
 
-#: Private DICOM Transfer Syntax UID of HLC-compressed Pixel Data (a UUID under the
-#: 2.25 root, generated once; never change it: files in the wild carry it).
-HLC_TRANSFER_SYNTAX_UID = "2.25.220595007392293823743213383891695951969"
+#: Private DICOM Transfer Syntax UID of HLC-compressed Pixel Data, as a plain string
+#: (a UUID under the 2.25 root, generated once; never change it: files in the wild
+#: carry it). Give pydicom ``HLC_TRANSFER_SYNTAX_UID`` instead.
+HLC_UID_STRING = "2.25.220595007392293823743213383891695951969"
 
 #: MIME type and file extension registered with Pillow.
 HLC_MIME_TYPE = "image/x-hlc"
 HLC_EXTENSION = ".hlc"
+
+
+def __getattr__(name: str) -> str:
+    """``HLC_TRANSFER_SYNTAX_UID``: the UID to pass to ``Dataset.compress``.
+
+    With pydicom installed it is a ``pydicom.uid.UID`` that carries its encoding
+    (explicit VR little endian); without pydicom, the plain string. pydicom is
+    imported only when the name is first used, so ``import hybrid_plugins`` stays
+    cheap. The encoding matters: ``compress()`` copies it from a UID object into
+    the dataset's Transfer Syntax UID, and pydicom's writer needs it to write the
+    dataset as explicit VR little endian. From a plain string it cannot (see
+    :mod:`hybrid_plugins.pydicom_plugin`).
+    """
+    if name != "HLC_TRANSFER_SYNTAX_UID":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        import pydicom  # noqa: F401
+    except ImportError:
+        value = HLC_UID_STRING
+    else:
+        from .pydicom_plugin import HLC_TRANSFER_SYNTAX_UID as value
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"HLC_TRANSFER_SYNTAX_UID"})
 
 
 def register_pillow() -> None:

@@ -13,28 +13,62 @@ Encoding options (keyword arguments of ``compress``) are those of
 Segmentation dataset whose frames match the image.
 
 Each frame is one HLC stream in its own fragment, with a Basic Offset Table (pydicom's
-``encapsulate``), so one frame decodes without the others. A lossy result gets Lossy
-Image Compression "01", its ratio and method appended to earlier values, and a new
-SOP Instance UID (PS3.3 C.7.6.1.1.5); a lossless result leaves those alone.
+``encapsulate``), so one frame decodes without the others.
 
-pydicom 3.0 has no public registry for pixel-data codecs: :func:`register` adds the
-transfer syntax with ``pydicom.uid.register_transfer_syntax`` and puts an encoder and
-a decoder into pydicom's ``_PIXEL_DATA_ENCODERS`` / ``_PIXEL_DATA_DECODERS`` tables
-(private names; the tests pin pydicom 3.0 and check the registration).
+**Source encodings.** Any uncompressed source works: implicit or explicit VR, little
+or big endian, deflated, or a compressed file after ``decompress()``. What is written
+is explicit VR little endian throughout, because :data:`HLC_TRANSFER_SYNTAX_UID` is a
+``UID`` that carries that encoding and ``compress()`` copies it into the dataset.
+Pass that object, not the digits as a ``str``: from a ``str`` pydicom makes a UID
+without an encoding, and its writer then falls back to the source's encoding (an
+implicit VR source comes out implicit VR under a transfer syntax that says explicit,
+a malformed file). With only the string at hand, write with
+``ds.save_as(path, implicit_vr=False, little_endian=True)``. The pixels of a big
+endian, 1-bit or YBR_FULL_422 source are decoded by pydicom before encoding (pydicom
+hands encoders raw bytes as little endian samples, one per pixel and sample), and a
+dataset being compressed is readied for its new encoding
+(:func:`as_explicit_little_endian`: big endian OW/OF/... values such as palettes and
+LUTs are byte-swapped, which pydicom's writer leaves to the caller).
+
+**Lossy results.** Encoding a dataset (``ds.compress(uid)``) that turns out lossy
+sets Lossy Image Compression "01", appends the ratio and method to earlier values and
+gives a new SOP Instance UID (PS3.3 C.7.6.1.1.5); a lossless result leaves those
+alone. With ``ds.compress(uid, arr)`` pydicom hands the encoder the array only, so a
+lossy result warns (:class:`LossyNotRecordedWarning`) and the caller marks the
+dataset with :func:`mark_lossy` after ``compress()``.
+
+**Registration.** :func:`register` uses pydicom's public API where it has one:
+``pydicom.uid.register_transfer_syntax`` for the transfer syntax, and the
+``raw_element_value`` hook (:mod:`pydicom.hooks`) so that a Transfer Syntax UID read
+from a file is the registered UID object: ``pydicom.pixels.pixel_array(path)`` reads
+the file meta itself and needs the UID's encoding. pydicom allows one callback per
+hook; the plugin wraps the callback in place when it registers, and a callback
+registered later replaces it (call :func:`register` again afterwards). pydicom 3.0
+has no public registry of pixel data codecs: :func:`_install_codecs` is the one place
+that writes pydicom's private tables, and it fails with an error naming the table if
+pydicom changes them.
 """
 from __future__ import annotations
 
-import sys
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from pydicom.pixels.decoders import base as _decoders
 from pydicom.pixels.encoders import base as _encoders
+from pydicom.uid import UID
 
-from . import HLC_TRANSFER_SYNTAX_UID
+from . import HLC_UID_STRING
 from ._common import core, describe_error
 
-__all__ = ["HLC_TRANSFER_SYNTAX_UID", "LOSSY_METHOD", "register", "is_available"]
+__all__ = ["HLC_TRANSFER_SYNTAX_UID", "LOSSY_METHOD", "LossyNotRecordedWarning", "mark_lossy",
+           "register", "is_available"]
+
+#: The HLC transfer syntax as a pydicom UID that carries its encoding (explicit VR,
+#: little endian). ``UID(HLC_TRANSFER_SYNTAX_UID)`` copies the encoding, so it
+#: survives ``compress()`` and the ``deepcopy`` of the file meta in ``dcmwrite``.
+HLC_TRANSFER_SYNTAX_UID = UID(HLC_UID_STRING)
+HLC_TRANSFER_SYNTAX_UID.set_private_encoding(False, True)
 
 PLUGIN_LABEL = "hlc"
 #: Value written to Lossy Image Compression Method (0028,2114) (CS, at most 16 chars).
@@ -46,6 +80,10 @@ DECODER_DEPENDENCIES = {HLC_TRANSFER_SYNTAX_UID: ("numpy", "hlc-codec")}
 # Runner option names this plugin keeps for itself while a dataset is encoded.
 _FRAME_COUNTER = "hlc_next_frame"
 _ROI_MASK = "hlc_roi_mask"
+
+
+class LossyNotRecordedWarning(UserWarning):
+    """A lossy HLC result from ``compress(uid, arr)``: the dataset is not marked yet."""
 
 
 def is_available(uid: str) -> bool:
@@ -122,22 +160,44 @@ def _encode_frame(src: bytes, runner: Any) -> bytes:
         threads=runner.get_option("threads"))
 
 
-def _calling_dataset() -> Any:
-    """The dataset ``pydicom.pixels.compress(ds, uid, arr=...)`` is working on, if any.
+def _is_big_endian(ds: Any) -> bool:
+    """True when the dataset's pixel data (and other binary values) are big endian."""
+    tsyntax = ds.get("file_meta", {}).get("TransferSyntaxUID")
+    if tsyntax is not None and UID(tsyntax).is_transfer_syntax:
+        return not UID(tsyntax).is_little_endian
+    return ds.original_encoding[1] is False
 
-    With ``arr=`` pydicom hands the encoder only the array; the dataset that will
-    receive the pixel data is a local of ``compress`` two frames up the stack.
+
+# Binary VRs whose values pydicom keeps as raw bytes in the file's byte order, and
+# the size of the numbers they hold. (OB and UN are bytes, or of unknown structure.)
+_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+_PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
+
+
+def as_explicit_little_endian(ds: Any) -> None:
+    """Ready every value of `ds` to be written explicit VR little endian, in place.
+
+    pydicom's writer copies raw (not yet decoded) elements as they were read when the
+    dataset's own encoding does not change, nested sequence items included, and it
+    never byte-swaps OW, OF, OL, OD or OV values (see ``dcmwrite``'s warning). So
+    every element is decoded here (a raw sequence of implicit VR items, or a raw
+    element read without its VR, would otherwise be copied as it is), and a big endian
+    dataset's binary values (palettes, LUTs, overlays) are swapped, after which the
+    dataset is told that its values are little endian (``save_as`` refuses to change
+    the byte order of a dataset read as big endian). Pixel data is left alone: the
+    caller replaces it.
     """
-    from pydicom.dataset import Dataset
+    import numpy as np
 
-    frame = sys._getframe(2)
-    for _ in range(4):
-        if frame is None:
-            break
-        if frame.f_code.co_name == "compress" and isinstance(frame.f_locals.get("ds"), Dataset):
-            return frame.f_locals["ds"]
-        frame = frame.f_back
-    return None
+    big = _is_big_endian(ds)
+    for elem in ds.iterall():  # (iterating decodes raw elements, at every level)
+        size = _WORD_SIZES.get(elem.VR) if big else None
+        if size and elem.tag not in _PIXEL_TAGS and isinstance(elem.value, bytes) and elem.value:
+            usable = len(elem.value) - len(elem.value) % size
+            words = np.frombuffer(elem.value, f">u{size}", count=usable // size)
+            elem.value = words.astype(f"<u{size}").tobytes() + elem.value[usable:]
+    if big:
+        ds.set_original_encoding(False, True)
 
 
 def _mark_lossy(ds: Any, ratio: float) -> None:
@@ -164,25 +224,113 @@ def _mark_lossy(ds: Any, ratio: float) -> None:
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
 
 
+class _Tally:
+    """Whether any frame is lossy, and the raw and encoded sizes, frame by frame."""
+
+    def __init__(self) -> None:
+        self.lossy, self.samples, self.encoded = False, 0, 0
+
+    def add(self, stream: bytes) -> bytes:
+        meta = core().info(stream)
+        self.lossy = self.lossy or bool(meta["lossy"])
+        self.samples += meta["rows"] * meta["cols"] * meta["channels"]
+        self.encoded += len(stream)
+        return stream
+
+    def ratio(self, ds: Any) -> float:
+        return self.samples * int(ds.get("BitsAllocated", 16)) / 8 / max(1, self.encoded)
+
+
+def mark_lossy(ds: Any) -> bool:
+    """Record a lossy HLC compression in `ds`; call it once, right after ``compress``.
+
+    For ``ds.compress(HLC_TRANSFER_SYNTAX_UID, arr, ...)``, where pydicom gives the
+    encoder no dataset to mark. Reads the HLC frames now in Pixel Data; if any is
+    lossy (near-lossless included), sets Lossy Image Compression "01", appends the
+    ratio and method to earlier values and gives a new SOP Instance UID, as encoding
+    a dataset does. Returns True if the data are lossy, False (nothing changed) if not.
+    """
+    from pydicom.encaps import generate_frames
+
+    tsyntax = ds.get("file_meta", {}).get("TransferSyntaxUID")
+    if tsyntax != HLC_UID_STRING:
+        raise ValueError(f"mark_lossy: the Transfer Syntax UID is {tsyntax!r}, not HLC's; call it "
+                         "after ds.compress(HLC_TRANSFER_SYNTAX_UID, ...)")
+    offsets = None
+    if "ExtendedOffsetTable" in ds:
+        offsets = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    tally = _Tally()
+    for stream in generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1),
+                                  extended_offsets=offsets):
+        tally.add(stream)
+    if tally.lossy:
+        _mark_lossy(ds, tally.ratio(ds))
+    return tally.lossy
+
+
+def _runner_source(src: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The source to give pydicom's encode runner, and its options.
+
+    The runner hands encoders a dataset's raw pixel bytes as little endian samples,
+    one per pixel and sample. That is wrong for big endian data, for packed 1-bit
+    data and for YBR_FULL_422 (two luminance samples share a pair of chroma samples):
+    for those, the pixels pydicom decodes are encoded instead.
+    """
+    from pydicom.dataset import Dataset
+
+    if not isinstance(src, Dataset) or not (
+            _is_big_endian(src) or src.get("BitsAllocated") == 1
+            or src.get("PhotometricInterpretation") == "YBR_FULL_422"):
+        return src, kwargs
+    from pydicom.pixels import as_pixel_options, pixel_array
+
+    return pixel_array(src, raw=True), {**as_pixel_options(src), **kwargs}
+
+
+def _describe_stored(ds: Any) -> None:
+    """Make a dataset whose pixels were just encoded describe what HLC stores.
+
+    (Bits Allocated stays: the decoder gives pydicom the size of what it decodes.)
+    """
+    as_explicit_little_endian(ds)
+    if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
+        ds.PhotometricInterpretation = "YBR_FULL"  # HLC keeps every sample of every pixel
+        ds.PlanarConfiguration = 1  # (what the US image IODs require with YBR_FULL)
+
+
 class HlcEncoder(_encoders.Encoder):
-    """pydicom Encoder that also records lossy compression in the dataset."""
+    """pydicom Encoder that takes any uncompressed source and records lossy compression.
+
+    ``iter_encode`` (what ``compress()`` calls) changes the dataset it is given once
+    every frame is encoded, because ``compress()`` is about to make it an explicit VR
+    little endian HLC dataset: its values are made ready for that
+    (:func:`as_explicit_little_endian`), a YBR_FULL_422 image becomes YBR_FULL (HLC
+    keeps every sample), and a lossy result is marked.
+    ``encode(ds, index)`` changes nothing.
+    """
+
+    def encode(self, src: Any, index: int | None = None, **kwargs: Any) -> bytes:
+        src, kwargs = _runner_source(src, kwargs)
+        return super().encode(src, index=index, **kwargs)
 
     def iter_encode(self, src: Any, **kwargs: Any) -> Iterator[bytes]:
         from pydicom.dataset import Dataset
 
-        ds = src if isinstance(src, Dataset) else _calling_dataset()
-        hlc = core()
-        lossy, encoded, raw = False, 0, 0
-        frames = super().iter_encode(src, **kwargs)
-        for data in frames:
-            encoded += len(data)
-            meta = hlc.info(data)
-            lossy = lossy or meta["lossy"]
-            raw += meta["rows"] * meta["cols"] * meta["channels"]
-            yield data
-        if lossy and ds is not None:
-            bits_allocated = int(ds.get("BitsAllocated", 16))
-            _mark_lossy(ds, raw * bits_allocated / 8 / max(1, encoded))
+        ds = src if isinstance(src, Dataset) else None
+        source, options = _runner_source(src, kwargs)
+        tally = _Tally()
+        for data in super().iter_encode(source, **options):
+            yield tally.add(data)
+        if ds is not None:
+            _describe_stored(ds)
+            if tally.lossy:
+                _mark_lossy(ds, tally.ratio(ds))
+        elif tally.lossy:
+            warnings.warn(
+                "HLC compressed the array lossily, and pydicom gives the encoder no dataset "
+                "to mark: call hybrid_plugins.pydicom_plugin.mark_lossy(ds) after compress() "
+                "to set Lossy Image Compression, its ratio and method, and a new SOP Instance UID",
+                LossyNotRecordedWarning, stacklevel=2)
 
 
 # ---------------------------------------------------------------------- decode
@@ -259,39 +407,60 @@ class HlcDecoder(_decoders.Decoder):
 
 # ------------------------------------------------------------------- register
 
-def _resolve_uid_values(uid: Any) -> None:
-    """Make UI values read from files come back as the registered HLC UID object.
+def _resolve_transfer_syntax_on_read() -> None:
+    """Make the HLC Transfer Syntax UID read from a file the registered UID object.
 
-    ``pydicom.pixels.pixel_array(path)`` reads the Transfer Syntax UID itself and asks
-    it for its VR encoding; a plain ``UID("2.25...")`` has none. Wrapping the UI value
-    converter (one string comparison per UI element) fixes that for every reader.
+    ``pydicom.pixels.pixel_array(path)`` and ``iter_pixels(path)`` read the file meta
+    themselves and ask the UID for its encoding; a UID made from the file's bytes has
+    none. The ``raw_element_value`` hook is wrapped: every value still comes from the
+    callback that was there, and only a UI value equal to the HLC UID is replaced, by
+    the registered object (an equal string).
     """
-    from pydicom.valuerep import VR
-    from pydicom.values import converters
+    from pydicom.hooks import hooks
 
-    convert = converters[VR.UI]
-    if getattr(convert, "hlc_resolves", None) == uid:
+    previous = hooks.raw_element_value
+    if getattr(previous, "hlc_wraps", None) is not None:
         return
 
-    def convert_ui(byte_string: bytes, is_little_endian: bool, struct_format: str | None = None) -> Any:
-        value = convert(byte_string, is_little_endian, struct_format)
-        return uid if value == uid else value
+    def raw_element_value(raw: Any, data: dict[str, Any], **kwargs: Any) -> None:
+        previous(raw, data, **kwargs)
+        if data.get("VR") == "UI" and data.get("value") == HLC_UID_STRING:
+            data["value"] = HLC_TRANSFER_SYNTAX_UID
 
-    convert_ui.hlc_resolves = uid  # type: ignore[attr-defined]
-    converters[VR.UI] = convert_ui
+    raw_element_value.hlc_wraps = previous  # type: ignore[attr-defined]
+    hooks.register_callback("raw_element_value", raw_element_value)
+
+
+#: pydicom's private codec tables, (module, name): pydicom 3.0 has no public registry.
+PRIVATE_TABLES = ((_decoders, "_PIXEL_DATA_DECODERS"), (_encoders, "_PIXEL_DATA_ENCODERS"))
+
+
+def _install_codecs() -> None:
+    """Put the HLC decoder and encoder into pydicom's private tables (idempotent).
+
+    The only place that touches private pydicom names. A table that is missing or no
+    longer maps UIDs to ``(coder, version)`` pairs raises, naming the table.
+    """
+    import pydicom
+
+    for (module, name), (cls, function) in zip(PRIVATE_TABLES, ((HlcDecoder, "_decode_frame"),
+                                                                (HlcEncoder, "_encode_frame"))):
+        table = getattr(module, name, None)
+        if not isinstance(table, dict) or not all(isinstance(v, tuple) and len(v) == 2
+                                                  for v in table.values()):
+            raise RuntimeError(f"pydicom {pydicom.__version__} changed its private table "
+                               f"{module.__name__}.{name}, where the HLC plugin registers its "
+                               "codec: use pydicom 3.0.x, or an hlc-codec release that supports it")
+        if HLC_TRANSFER_SYNTAX_UID not in table:
+            coder = cls(HLC_TRANSFER_SYNTAX_UID)
+            coder.add_plugin(PLUGIN_LABEL, (__name__, function))
+            table[HLC_TRANSFER_SYNTAX_UID] = (coder, PLUGIN_LABEL)
 
 
 def register() -> None:
     """Register the transfer syntax, the encoder and the decoder with pydicom (idempotent)."""
-    from pydicom.uid import UID, register_transfer_syntax
+    from pydicom.uid import register_transfer_syntax
 
-    uid = register_transfer_syntax(UID(HLC_TRANSFER_SYNTAX_UID), implicit_vr=False, little_endian=True)
-    _resolve_uid_values(uid)
-    if uid not in _decoders._PIXEL_DATA_DECODERS:
-        decoder = HlcDecoder(uid)
-        decoder.add_plugin(PLUGIN_LABEL, (__name__, "_decode_frame"))
-        _decoders._PIXEL_DATA_DECODERS[uid] = (decoder, "hlc")
-    if uid not in _encoders._PIXEL_DATA_ENCODERS:
-        encoder = HlcEncoder(uid)
-        encoder.add_plugin(PLUGIN_LABEL, (__name__, "_encode_frame"))
-        _encoders._PIXEL_DATA_ENCODERS[uid] = (encoder, "hlc")
+    register_transfer_syntax(HLC_TRANSFER_SYNTAX_UID, implicit_vr=False, little_endian=True)
+    _resolve_transfer_syntax_on_read()
+    _install_codecs()

@@ -61,16 +61,95 @@ def test_first_pydicom_import_registers_transfer_syntax_and_codecs(wheel_run):
 
 
 def test_pydicom_private_tables_hold_hlc_entries_on_pinned_pydicom(wheel_run):
-    # pydicom has no public codec registry; the plugin writes its private tables.
+    # pydicom 3.0 has no public codec registry: the plugin writes two private tables,
+    # all in _install_codecs. When pydicom changes them this fails, naming the table.
     wheel_run(f"""
         import pydicom
+        from pydicom.pixels import get_decoder, get_encoder
+        from hybrid_plugins.pydicom_plugin import PRIVATE_TABLES, HlcDecoder, HlcEncoder
         assert pydicom.__version__.startswith("3.0."), pydicom.__version__
-        from pydicom.pixels.decoders.base import _PIXEL_DATA_DECODERS
-        from pydicom.pixels.encoders.base import _PIXEL_DATA_ENCODERS
-        from hybrid_plugins.pydicom_plugin import HlcDecoder, HlcEncoder
-        assert isinstance(_PIXEL_DATA_DECODERS["{HLC_UID}"][0], HlcDecoder)
-        assert isinstance(_PIXEL_DATA_ENCODERS["{HLC_UID}"][0], HlcEncoder)
+        names = [f"{{module.__name__}}.{{name}}" for module, name in PRIVATE_TABLES]
+        assert names == ["pydicom.pixels.decoders.base._PIXEL_DATA_DECODERS",
+                         "pydicom.pixels.encoders.base._PIXEL_DATA_ENCODERS"], names
+        for (module, name), cls, lookup in zip(PRIVATE_TABLES, (HlcDecoder, HlcEncoder),
+                                               (get_decoder, get_encoder)):
+            table = getattr(module, name, None)
+            where = f"{{module.__name__}}.{{name}}"
+            assert isinstance(table, dict), f"pydicom changed its private table {{where}}"
+            entry = table.get("{HLC_UID}")
+            assert isinstance(entry, tuple) and isinstance(entry[0], cls), f"no HLC entry in {{where}}"
+            assert lookup("{HLC_UID}") is entry[0], f"pydicom no longer looks codecs up in {{where}}"
     """)
+
+
+def test_a_changed_private_table_is_a_loud_error_naming_it(wheel_run):
+    wheel_run("""
+        from pydicom.pixels.encoders import base
+        from hybrid_plugins import pydicom_plugin
+        del base._PIXEL_DATA_ENCODERS
+        try:
+            pydicom_plugin._install_codecs()
+            raise AssertionError("a missing table went unnoticed")
+        except RuntimeError as e:
+            assert "pydicom.pixels.encoders.base._PIXEL_DATA_ENCODERS" in str(e), e
+    """, env=OFF)
+
+
+def test_uid_values_read_from_files_are_untouched_except_the_hlc_uid(wheel_run):
+    # The raw_element_value hook is wrapped so that the HLC Transfer Syntax UID read
+    # from a file carries its encoding; every other value must come out exactly as
+    # pydicom's own callback makes it.
+    wheel_run(f"""
+        import pydicom
+        from pydicom.dataelem import RawDataElement
+        from pydicom.hooks import hooks
+        from pydicom.tag import Tag
+        import hybrid_plugins
+
+        made = []
+        def own(raw, data, **kwargs):               # a stand-in for pydicom's callback
+            data["value"] = raw.value.decode().rstrip("\\0 ") if raw.VR == "UI" else raw.value
+            made.append(data["value"])
+        hooks.register_callback("raw_element_value", own)
+        hybrid_plugins.register()
+        hybrid_plugins.register()                   # idempotent: wraps once
+        assert hooks.raw_element_value.hlc_wraps is own
+
+        def convert(tag, vr, value):
+            raw = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+            data = {{"VR": vr}}
+            hooks.raw_element_value(raw, data, encoding=None, ds=None)
+            return data["value"]
+
+        hlc = b"{HLC_UID}\\0"
+        for tag, vr, value in [(0x00020010, "UI", b"1.2.840.10008.1.2\\0"),
+                               (0x00080016, "UI", b"1.2.840.10008.5.1.4.1.1.4"),
+                               (0x00020010, "UI", b"1.2.840.10008.1.2.4.90"),
+                               (0x00081150, "UI", b"{HLC_UID}.1\\0"),
+                               (0x00200010, "SH", hlc), (0x00081030, "LO", hlc),
+                               (0x00091010, "UN", hlc), (0x00090010, "OB", hlc)]:
+            out = convert(tag, vr, value)
+            assert out is made[-1], (tag, vr, value)   # the very object pydicom's callback made
+
+        for tag in (0x00020010, 0x00041512):          # Transfer Syntax UID, and one in a DICOMDIR
+            out = convert(tag, "UI", hlc)
+            assert out == "{HLC_UID}" and out is not made[-1] and out.is_transfer_syntax
+            assert (out.is_implicit_VR, out.is_little_endian) == (False, True)
+    """, env=OFF)
+
+
+def test_reading_any_file_gives_the_same_values_with_the_plugin_registered(wheel_run):
+    code = """
+        import pydicom, sys
+        from pydicom.data import get_testdata_file
+        out = []
+        for name in ("CT_small.dcm", "rtplan.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm"):
+            ds = pydicom.dcmread(get_testdata_file(name))
+            out += [f"{name} {e.tag} {e.VR} {type(e.value).__name__} {e.value!r}" for e in ds.iterall()]
+            out += [f"{name} meta {e.tag} {e.value!r}" for e in ds.file_meta]
+        print("\\n".join(out))
+    """
+    assert wheel_run(code).stdout == wheel_run(code, env=OFF).stdout
 
 
 def test_off_switch_leaves_pillow_and_pydicom_untouched(wheel_run):

@@ -1,19 +1,35 @@
-"""Build hook: ship ``hlc_autoregister.pth`` at the top level of the wheel.
+"""Build hooks: the compiled kernels, and ``hlc_autoregister.pth`` at the top of the wheel.
 
-Everything else about the package is declared in pyproject.toml. The ``.pth`` file
-lands in site-packages next to the packages; Python runs its single ``import`` line
-at start-up, which installs the lazy Pillow/pydicom registration hook described in
-``hybrid_plugins/_startup.py``.
+Everything else about the package is declared in pyproject.toml.
+
+* ``codec_core._hlc``: the entropy coders' kernels, in C (codec_core/_native/). They are
+  compiled here, once, when the package is built or installed (gcc or clang and the
+  Python headers); nothing is compiled or cached at run time. Only the buffer protocol
+  is used, so the build needs no numpy.
+* The ``.pth`` file lands in site-packages next to the packages; Python runs its single
+  ``import`` line at start-up, which installs the lazy Pillow/pydicom registration hook
+  described in ``hybrid_plugins/_startup.py``.
 """
 from __future__ import annotations
 
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 PTH_NAME = "hlc_autoregister.pth"
 PTH_SOURCE = os.path.join("hybrid_plugins", PTH_NAME)
+NATIVE = os.path.join("codec_core", "_native")
+
+KERNELS = Extension(
+    "codec_core._hlc",
+    sources=[os.path.join(NATIVE, name) for name in ("module.c", "bandcoder.c", "predictive.c")],
+    depends=[os.path.join(NATIVE, name) for name in ("kernels.h", "rangecoder.h")],
+    # -ffp-contract=off: the predictive blend's one float division must round the same
+    # way on every machine (no fused multiply-add), so streams are identical everywhere
+    extra_compile_args=["-O2", "-std=c99", "-ffp-contract=off", "-fno-strict-aliasing"],
+    libraries=["m"],
+)
 
 
 class BuildPyWithStartupHook(build_py):
@@ -27,4 +43,4 @@ class BuildPyWithStartupHook(build_py):
         return [*super().get_outputs(include_bytecode), os.path.join(self.build_lib, PTH_NAME)]
 
 
-setup(cmdclass={"build_py": BuildPyWithStartupHook})
+setup(cmdclass={"build_py": BuildPyWithStartupHook}, ext_modules=[KERNELS])

@@ -4,8 +4,9 @@
 >>> data = hlc.encode(image, mode="lossless")      # doctest: +SKIP
 >>> hlc.decode(data)                                # doctest: +SKIP
 
-Importing this package is cheap: numba kernels load on first use, and the ROI
-models (onnxruntime, scikit-learn) only when ``roi="auto"`` is asked for.
+Importing this package is cheap: the compiled kernels (C, built at install) load on
+first use, and the ROI models (onnxruntime, scikit-learn) only when ``roi="auto"`` is
+asked for.
 """
 from __future__ import annotations
 

@@ -489,8 +489,6 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
     except ImportError:  # the installation, not the stream
         raise
     except Exception as e:  # a bug or damage we did not foresee: never leak another type
-        if type(e).__module__.startswith("numba"):  # compiling a kernel failed: not damage either
-            raise
         raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
     axes = ct.AXES[h.axes]
     if frame is not None or axes in ("YX", "YXC", "X"):
@@ -505,7 +503,7 @@ def decode(data, *, level=0, frame=None, strict=True, max_pixels=-1, threads=Non
 
 
 def _load_kernels() -> None:
-    """Import the compiled kernels (numba) before decode's damage handling: a
+    """Import the compiled kernels (C) before decode's damage handling: a
     failure there is a problem of the installation, never a damaged stream."""
     from . import _kernels, _predictive_kernels  # noqa: F401
 

@@ -7,8 +7,8 @@ that damaged chunks become erasures, and three RS-protected copies of its own he
 byte layout is documented in docs/FORMAT_ECC.md.
 
 Speed: a clean stream is checked by the chunk CRCs plus the payload CRC (zlib, > 1 GB/s);
-parity is computed with per-position lookup tables (XOR of uint64 words; a numba kernel
-compiled on first use, with a numpy ``take`` fallback), and only codewords whose
+parity is computed with per-position lookup tables (XOR of uint64 words, in C), and
+only codewords whose
 syndromes are non-zero go through the vectorised Berlekamp–Massey / Chien / Forney
 decoder below (numpy).  No reedsolo at run time.
 """
@@ -126,63 +126,21 @@ def _parity_to_syndrome(nsym: int) -> np.ndarray:
     return _EXP[(j * (nsym - 1 - p)) % 255]
 
 
-def _parity_kernel(data: np.ndarray, tab: np.ndarray, acc: np.ndarray) -> None:
-    """acc[i] ^= tab[p_j, data[j, i]] over message rows j; compiled with numba on demand."""
-    ke, m = data.shape
-    words = tab.shape[2]
-    for i0 in range(0, m, 1024):        # a block of acc stays in L1 across all rows
-        i1 = min(i0 + 1024, m)
-        for j in range(ke):
-            t = tab[ke - 1 - j]
-            for i in range(i0, i1):
-                v = data[j, i]
-                for w in range(words):
-                    acc[i, w] ^= t[v, w]
-
-
-@lru_cache(maxsize=None)
-def _compiled_kernel():
-    """numba version of _parity_kernel (~2x the numpy path), or None without numba.
-
-    Imported here, not at module level: ``import codec_core`` must not pay numba's ~0.3 s.
-    """
-    try:
-        from ._numba_cache import CACHE  # before numba: where (and whether) kernels are cached
-        from numba import njit
-        return njit(nogil=True, cache=CACHE)(_parity_kernel)
-    except Exception:  # pragma: no cover - numba missing or broken: numpy path below
-        return None
-
-
 def _parity(data: np.ndarray, nsym: int) -> np.ndarray:
     """Parity of many codewords at once.
 
     ``data`` is (k_eff, m) uint8: row j holds message symbol j (highest degree first) of m
     codewords; k_eff <= 255 - nsym (shorter messages are shortened codewords, as in
     reedsolo).  Returns (nsym, m) uint8, byte-identical to ``RSCodec(nsym).encode``.
+    The table XOR runs in C (codec_core/_native/module.c: ``parity``).
     """
+    from ._kernels import parity
+
     ke, m = data.shape
     tab = _parity_tables(nsym)
-    words = tab.shape[2]
-    acc = np.zeros((m, words), np.uint64)
-    kernel = _compiled_kernel() if ke * m >= 16384 else None   # headers stay numpy-only
-    if kernel is not None:
-        kernel(np.ascontiguousarray(data), tab, acc)
-    elif m >= 1024:
-        # Wide matrices: one take per message row; per-call overhead is amortised.
-        tmp = np.empty((m, words), np.uint64)
-        for j in range(ke):
-            np.take(tab[ke - 1 - j], data[j], axis=0, out=tmp, mode="clip")
-            acc ^= tmp
-    elif ke and m:
-        # Narrow matrices: gather many rows per call from the flattened table.
-        flat = tab.reshape(-1, words)
-        base = ((ke - 1 - np.arange(ke, dtype=np.intp)) * 256)[:, None]
-        step = max(1, (4 << 20) // (ke * words * 8))     # ~4 MB of gathered words per call
-        for c0 in range(0, m, step):
-            idx = data[:, c0:c0 + step] + base
-            np.bitwise_xor.reduce(np.take(flat, idx, axis=0, mode="clip"), axis=0,
-                                  out=acc[c0:c0 + step])
+    acc = np.zeros((m, tab.shape[2]), np.uint64)
+    if ke and m:
+        parity(np.ascontiguousarray(data, np.uint8), tab, acc)
     return np.ascontiguousarray(acc.view(np.uint8)[:, :nsym].T)
 
 

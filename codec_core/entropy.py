@@ -28,7 +28,7 @@ _GROUPS = 4
 
 
 def _k():
-    from . import _kernels  # lazy: numba costs ~0.3 s to import
+    from . import _kernels  # the compiled kernels, loaded on first use
     return _kernels
 
 

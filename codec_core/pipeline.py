@@ -3,7 +3,7 @@ importance maps, step multipliers and the lossy reconstruction.
 
 The image is seen as ``(frames, rows, cols, channels)``. Every
 (frame, tile, channel) *plane* is coded independently, so tiles decode in
-parallel threads (the numba kernels release the GIL), damage stays inside one
+parallel threads (the compiled kernels release the GIL), damage stays inside one
 tile, and a single frame or resolution is read without the rest. Both sides
 work one tile at a time, so memory grows with the tile, not the image.
 

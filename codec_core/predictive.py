@@ -44,7 +44,7 @@ _MAX_SPAN = 1 << 24  # keeps every folded residual inside the token alphabet
 
 
 def _pk():
-    from . import _predictive_kernels  # lazy: numba is slow to import
+    from . import _predictive_kernels  # the compiled kernel, loaded on first use
     return _predictive_kernels
 
 

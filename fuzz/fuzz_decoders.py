@@ -64,6 +64,11 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "fuzz"))
+import sanitized  # noqa: E402
+
+sanitized.install()  # the sanitized kernels when HLC_SANITIZED_KERNELS names them (see --sanitized)
+
 import codec_core as hlc  # noqa: E402
 from codec_core import api as _api  # noqa: E402
 from codec_core import container as ct  # noqa: E402
@@ -920,7 +925,14 @@ def main(argv=None) -> int:
     ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--replay", nargs="*", help="replay files (default: tests/corpus/*) and exit")
+    ap.add_argument("--sanitized", action="store_true",
+                    help="run with the compiled kernels built with AddressSanitizer and UBSan (fuzz/sanitized.py)")
     args = ap.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if args.sanitized and not os.environ.get(sanitized.ENV):
+        # libasan must be preloaded before the interpreter starts: run this command again
+        env = sanitized.environment(sanitized.build())
+        os.execve(sys.executable, [sys.executable, __file__, *argv], env)
     if args.replay is not None:
         warnings.simplefilter("ignore")
         paths = [Path(p) for p in args.replay] or sorted(CORPUS.glob("*.hlc"))
@@ -928,7 +940,7 @@ def main(argv=None) -> int:
         print("\n".join(fails) or f"{len(paths)} files: no failures")
         return 1 if fails else 0
     stats = run(args.iterations, args.seed, args.adapter_rate, time_limit=args.time_limit)
-    cmd = "python fuzz/fuzz_decoders.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python fuzz/fuzz_decoders.py " + " ".join(argv)
     write_summary(stats, cmd, Path(args.out))
     print(Path(args.out).read_text())
     return 1 if stats.crashes or stats.hangs or stats.overalloc else 0

@@ -23,9 +23,9 @@ case with a bad argument must raise ValueError, and nothing else. Whether lossy
 targets were met (file within bpp, PSNR at least the target) is counted, not
 failed: a target may be out of reach.
 
-Cases run in worker processes with numba's bounds checking on (NUMBA_BOUNDSCHECK=1,
-kernels compiled into a cache directory of their own, so that no bounds-checked
-kernel reaches the normal cache). A case over 10 s is run once more in a fresh
+Cases run in worker processes that use the compiled kernels built with
+AddressSanitizer and UndefinedBehaviorSanitizer (fuzz/sanitized.py: an access out of
+bounds or an overflow aborts the worker at once, which counts as a crash). A case over 10 s is run once more in a fresh
 worker and counted as a hang if it is slow again; a worker that dies (a signal, an
 abort) is a crash. Failing cases are saved to fuzz/encoder_corpus/ (the image and
 the options, .npz), which tests/test_encoder_fuzz_corpus.py replays.
@@ -339,6 +339,8 @@ def guarantee_problem(image: np.ndarray, kw: dict, out: np.ndarray, meta: dict, 
 
 def worker_main() -> None:
     """Read case numbers ("seed n" lines) on stdin, answer a JSON line each."""
+    import sanitized
+    sanitized.install()  # the sanitized kernels, when the campaign built them
     warnings.simplefilter("ignore")
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing else may write to the result pipe
@@ -357,7 +359,7 @@ def worker_main() -> None:
 
 
 def warm_up() -> None:
-    """Compile (or load) every kernel before the first timed case."""
+    """Run every kernel once before the first timed case (first-call costs: imports, caches)."""
     import codec_core as hlc
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 4096, (40, 40)).astype(np.uint16)
@@ -407,8 +409,12 @@ class Worker:
         self.log.close()
 
 
-def worker_env(cache_dir: str) -> dict:
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT))
+def worker_env() -> dict:
+    """The workers' environment: the sanitized kernels (built once per campaign)."""
+    import sanitized
+    module = sanitized.build(os.environ.get("HLC_FUZZ_SANITIZED_DIR"))
+    env = sanitized.environment(module)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "fuzz")])
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
@@ -435,8 +441,7 @@ class Stats:
 def campaign(cases: int, seed: int, start: int = 0, workers: int = 1, time_limit: float | None = None,
              quiet: bool = False) -> Stats:
     """Cases ``start .. start + cases - 1`` of ``seed``, spread over ``workers`` processes."""
-    cache = os.environ.get("HLC_FUZZ_NUMBA_CACHE") or str(Path(tempfile.gettempdir()) / "hlc-fuzz-boundscheck-cache")
-    env = worker_env(cache)
+    env = worker_env()
     stats = Stats()
     pool = [Worker(env) for _ in range(workers)]
     busy: dict = {}   # worker index -> (n, started)
@@ -649,8 +654,8 @@ def write_summary(stats: Stats, cmd: str, seed: int, start: int, workers: int) -
     tot = {k: sum(r[k] for r in runs) for k in ("executions", "failures", "crashes", "hangs", "wall_s")}
     lines = ["# Fuzzing the HLC encoder", "",
              "`fuzz/fuzz_encoder.py`: generated images and options, one `encode` per execution, its output "
-             "decoded and checked against the mode's guarantee; worker processes with numba bounds checking on "
-             f"(NUMBA_BOUNDSCHECK=1); a case over {TIMEOUT:.0f} s is re-run in a fresh worker and counted as a "
+             "decoded and checked against the mode's guarantee; worker processes with the compiled kernels "
+             f"built with AddressSanitizer and UBSan (fuzz/sanitized.py); a case over {TIMEOUT:.0f} s is re-run in a fresh worker and counted as a "
              "hang if slow again. Each run below is a distinct range of case numbers.", "",
              "| date | seed | cases | executions | failures | crashes | hangs | slow, not confirmed | wall s | "
              "workers | command |", "|---|---|---|---|---|---|---|---|---|---|---|"]

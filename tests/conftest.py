@@ -26,14 +26,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Never copied into the build tree: VCS data, build leftovers, caches.
 _BUILD_IGNORE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
-                                       ".pytest_cache", ".hypothesis", "*.pyc", ".venv*")
+                                       ".pytest_cache", ".hypothesis", "*.pyc", ".venv*", "*.so")
 
 
-def _build_wheel(out_dir: Path, work: Path) -> Path:
-    """``pip wheel --no-deps`` of a copy of the checkout (keeps build/ out of the shared tree)."""
+def _build_wheel(out_dir: Path, work: Path, python: str = sys.executable) -> Path:
+    """``pip wheel --no-deps`` of a copy of the checkout (keeps build/ out of the shared tree),
+    built by ``python`` (the wheel holds the compiled kernels of that interpreter)."""
     source = work / "src"
     shutil.copytree(REPO, source, ignore=_BUILD_IGNORE)
-    base = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir), str(source)]
+    base = [python, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir), str(source)]
     # Offline and fast when setuptools is installed; else let pip fetch the build requirements.
     for cmd in (base[:4] + ["--no-build-isolation"] + base[4:], base):
         proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)

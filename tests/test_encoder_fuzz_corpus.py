@@ -44,7 +44,7 @@ def test_corpus_case_encodes_within_its_guarantee(path):
 
 def test_short_seeded_encoder_fuzz_run_finds_nothing():
     """200 generated cases, in this process (the campaign runs them in workers with
-    numba's bounds checks on)."""
+    the sanitized kernels)."""
     warnings.simplefilter("ignore")
     bad = []
     for n in range(200):

@@ -1,0 +1,30 @@
+/* The compiled kernels of codec_core (see module.c for the Python side). */
+#ifndef HLC_KERNELS_H
+#define HLC_KERNELS_H
+
+#include <stdint.h>
+
+#include "rangecoder.h"
+
+#define NCTX_ACT 36                 /* band coder: activity contexts per model group */
+#define NCTX (NCTX_ACT + 2)         /* + run length and run end */
+#define NSIGN_CTX 9
+#define HLC_NACT 32                 /* predictive coder: activity contexts of regular mode */
+
+int hlc_encode_band(const int32_t *band, int H, int W, const int32_t *parent, int ph, int pw,
+                    const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
+                    Encoder *e, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot);
+int hlc_decode_band(int32_t *band, int H, int W, const int32_t *parent, int ph, int pw,
+                    const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
+                    Decoder *d, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot);
+void hlc_med_residual(const int32_t *x, int32_t *e, int H, int W);
+void hlc_med_reconstruct(const int32_t *e, int32_t *x, int H, int W);
+
+int hlc_encode_plane(const int32_t *x, int H, int W, int32_t *P, int ring, int64_t k, int64_t vmin, int64_t vmax,
+                     Encoder *e, int32_t *freq, int32_t *tot, const int64_t *recip,
+                     const uint8_t *mask, const int32_t *base);
+int hlc_decode_plane(int H, int W, int32_t *P, int64_t k, int64_t vmin, int64_t vmax,
+                     Decoder *d, int32_t *freq, int32_t *tot, const int64_t *recip,
+                     const uint8_t *mask, const int32_t *base);
+
+#endif

@@ -1,0 +1,344 @@
+/* Python glue of the compiled kernels: codec_core._hlc.
+ *
+ * Arrays arrive through the buffer protocol (numpy arrays, C-contiguous); every shape
+ * and type is checked here, so the kernels can index without bounds tests. Coder state
+ * lives in small int64 arrays owned by the caller, so one coder can span several calls
+ * (all subbands of one resolution level). The GIL is released while a kernel runs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "kernels.h"
+
+/* ------------------------------------------------------------ buffer checks */
+
+typedef struct { Py_buffer view; int held; } Arr;
+
+static void release(Arr *a, int n) {
+    for (int i = 0; i < n; i++)
+        if (a[i].held) PyBuffer_Release(&a[i].view);
+}
+
+/* type: 'i' int32, 'q' int64, 'Q' uint64, 'B' uint8. ndim: required number of dimensions. */
+static int get(PyObject *obj, Arr *a, const char *name, char type, int ndim, int writable) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &a->view, flags) < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: a C-contiguous%s array is needed", name, writable ? " writable" : "");
+        return -1;
+    }
+    a->held = 1;
+    const char *f = a->view.format ? a->view.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    Py_ssize_t size = a->view.itemsize;
+    int ok = type == 'B' ? (*f == 'B' && size == 1)
+           : type == 'i' ? ((*f == 'i' || *f == 'l') && size == 4)
+           : type == 'Q' ? ((*f == 'Q' || *f == 'L') && size == 8)
+           : ((*f == 'q' || *f == 'l') && size == 8);
+    if (!ok || a->view.ndim != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a %d-D %s array", name, ndim,
+                     type == 'B' ? "uint8" : type == 'i' ? "int32" : type == 'Q' ? "uint64" : "int64");
+        return -1;
+    }
+    return 0;
+}
+
+static Py_ssize_t dim(Arr *a, int k) { return a->view.shape[k]; }
+
+static int check(int ok, const char *message) {
+    if (!ok) PyErr_SetString(PyExc_ValueError, message);
+    return ok ? 0 : -1;
+}
+
+/* Models: frequencies (contexts, nsym) int32 and totals (contexts,) int32. */
+static int get_models(PyObject *of, PyObject *ot, Arr *f, Arr *t, int nsym, int first, int count) {
+    if (get(of, f, "freq", 'i', 2, 1) || get(ot, t, "tot", 'i', 1, 1)) return -1;
+    return check(dim(f, 1) == nsym && dim(t, 0) == dim(f, 0) && first >= 0 && first + count <= dim(f, 0),
+                 "model arrays do not hold the contexts asked for");
+}
+
+/* ------------------------------------------------------------ coder state */
+
+static Encoder load_encoder(const int64_t *st, Arr *out, Arr *raw) {
+    Encoder e = {(uint64_t)st[0], (uint64_t)st[3], (uint64_t)st[4], (uint64_t)st[5], (uint64_t)st[7],
+                 (uint32_t)st[1], (uint32_t)st[2], (int)st[6],
+                 out->view.buf, (size_t)out->view.len, raw->view.buf, (size_t)raw->view.len};
+    return e;
+}
+
+static void store_encoder(int64_t *st, const Encoder *e) {
+    st[0] = (int64_t)e->low; st[1] = e->range; st[2] = e->cache; st[3] = (int64_t)e->cache_size;
+    st[4] = (int64_t)e->pos; st[5] = (int64_t)e->acc; st[6] = e->nbits; st[7] = (int64_t)e->rawpos;
+}
+
+static Decoder load_decoder(const int64_t *dt, Arr *in, Arr *raw) {
+    Decoder d = {(uint64_t)dt[0], (uint64_t)dt[2], (uint64_t)dt[3], (uint64_t)dt[5], (uint64_t)dt[6],
+                 (uint32_t)dt[1], (int)dt[4],
+                 in->view.buf, (size_t)in->view.len, raw->view.buf, (size_t)raw->view.len};
+    return d;
+}
+
+static void store_decoder(int64_t *dt, const Decoder *d) {
+    dt[0] = (int64_t)d->code; dt[1] = d->range; dt[2] = (int64_t)d->pos; dt[3] = (int64_t)d->acc;
+    dt[4] = d->nbits; dt[5] = (int64_t)d->rawpos; dt[6] = (int64_t)d->overrun;
+}
+
+static int check_state(Arr *s, int n) { return check(dim(s, 0) >= n, "coder state array too short"); }
+
+/* A state array must describe a sane coder: a damaged or foreign one is refused. */
+static int check_encoder(const int64_t *st) {
+    return check(st[1] > 0 && st[1] <= 0xFFFFFFFFll && st[2] >= 0 && st[2] <= 0xFF && st[3] >= 1
+                 && st[4] >= 0 && st[6] >= 0 && st[6] < 8 && st[7] >= 0 && st[0] >= 0 && st[0] < (1ll << 40),
+                 "invalid encoder state");
+}
+
+static int check_decoder(const int64_t *dt) {
+    return check(dt[1] > 0 && dt[1] <= 0xFFFFFFFFll && dt[2] >= 0 && dt[4] >= 0 && dt[4] < 64 && dt[5] >= 0
+                 && dt[6] >= 0 && dt[0] >= 0, "invalid decoder state");
+}
+
+/* ------------------------------------------------------------ band coder */
+
+static PyObject *py_band(PyObject *args, int decoding) {
+    PyObject *o[12];
+    int gbase;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOiOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
+                          &gbase, &o[10], &o[11]))
+        return NULL;
+    Arr a[11]; memset(a, 0, sizeof a);  /* band, parent, x1, x2, state, out/in, raw, freq, tot, sfreq, stot */
+    PyObject *result = NULL;
+    if (get(o[0], &a[0], "band", 'i', 2, decoding) || get(o[1], &a[1], "parent", 'i', 2, 0)
+        || get(o[2], &a[2], "x1", 'i', 2, 0) || get(o[3], &a[3], "x2", 'i', 2, 0)
+        || get(o[4], &a[4], "state", 'q', 1, 1) || check_state(&a[4], 8)
+        || get(o[5], &a[5], decoding ? "input" : "output", 'B', 1, !decoding)
+        || get(o[6], &a[6], "raw", 'B', 1, !decoding)
+        || get_models(o[7], o[8], &a[7], &a[8], HLC_NSYM, gbase, NCTX)
+        || get_models(o[10], o[11], &a[9], &a[10], 2, (gbase / NCTX) * NSIGN_CTX, NSIGN_CTX))
+        goto done;
+    if (check(dim(&a[0], 0) < (1 << 30) && dim(&a[0], 1) < (1 << 30), "band too large")) goto done;
+    int64_t *state = a[4].view.buf;
+    if (decoding ? check_decoder(state) : check_encoder(state)) goto done;
+    int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1), rc;
+    const int32_t *p = a[1].view.buf, *x1 = a[2].view.buf, *x2 = a[3].view.buf;
+    /* a reference band with no sample (0 x n) is no reference: both sizes 0 */
+    int ph = (int)dim(&a[1], 0), pw = (int)dim(&a[1], 1), h1 = (int)dim(&a[2], 0), w1 = (int)dim(&a[2], 1);
+    int h2 = (int)dim(&a[3], 0), w2 = (int)dim(&a[3], 1);
+    if (!ph || !pw) ph = pw = 0;
+    if (!h1 || !w1) h1 = w1 = 0;
+    if (!h2 || !w2) h2 = w2 = 0;
+    if (decoding) {
+        Decoder d = load_decoder(state, &a[5], &a[6]);
+        Py_BEGIN_ALLOW_THREADS
+        rc = hlc_decode_band(a[0].view.buf, H, W, p, ph, pw, x1, h1, w1, x2, h2, w2, &d,
+                             a[7].view.buf, a[8].view.buf, gbase, a[9].view.buf, a[10].view.buf);
+        Py_END_ALLOW_THREADS
+        store_decoder(state, &d);
+    } else {
+        Encoder e = load_encoder(state, &a[5], &a[6]);
+        Py_BEGIN_ALLOW_THREADS
+        rc = hlc_encode_band(a[0].view.buf, H, W, p, ph, pw, x1, h1, w1, x2, h2, w2, &e,
+                             a[7].view.buf, a[8].view.buf, gbase, a[9].view.buf, a[10].view.buf);
+        Py_END_ALLOW_THREADS
+        store_encoder(state, &e);
+    }
+    if (rc) PyErr_NoMemory();
+    else result = Py_NewRef(Py_None);
+done:
+    release(a, 11);
+    return result;
+}
+
+static PyObject *py_encode_band(PyObject *self, PyObject *args) { return py_band(args, 0); }
+static PyObject *py_decode_band(PyObject *self, PyObject *args) { return py_band(args, 1); }
+
+static PyObject *py_finish_encoder(PyObject *self, PyObject *args) {
+    PyObject *o[3];
+    if (!PyArg_ParseTuple(args, "OOO", &o[0], &o[1], &o[2])) return NULL;
+    Arr a[3]; memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (!get(o[0], &a[0], "state", 'q', 1, 1) && !check_state(&a[0], 8) && !check_encoder(a[0].view.buf)
+        && !get(o[1], &a[1], "output", 'B', 1, 1) && !get(o[2], &a[2], "raw", 'B', 1, 1)) {
+        int64_t *st = a[0].view.buf;
+        Encoder e = load_encoder(st, &a[1], &a[2]);
+        for (int k = 0; k < 5; k++) enc_shift_low(&e);
+        if (e.nbits > 0) {
+            if (e.rawpos < e.raw_cap) e.raw[e.rawpos] = (uint8_t)e.acc;
+            e.rawpos++;
+        }
+        e.acc = 0;
+        e.nbits = 0;
+        store_encoder(st, &e);
+        result = Py_NewRef(Py_None);
+    }
+    release(a, 3);
+    return result;
+}
+
+static PyObject *py_start_decoder(PyObject *self, PyObject *args) {
+    PyObject *o[2];
+    if (!PyArg_ParseTuple(args, "OO", &o[0], &o[1])) return NULL;
+    Arr a[2]; memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (!get(o[0], &a[0], "state", 'q', 1, 1) && !check_state(&a[0], 7) && !get(o[1], &a[1], "input", 'B', 1, 0)) {
+        int64_t *dt = a[0].view.buf;
+        const uint8_t *in = a[1].view.buf;
+        Py_ssize_t n = a[1].view.len;
+        memset(dt, 0, sizeof(int64_t) * 7);
+        dt[1] = 0xFFFFFFFFll;
+        uint64_t code = 0;
+        for (int p = 0; p < 5; p++) code = ((code << 8) | (p < n ? in[p] : 0)) & 0xFFFFFFFFFFull;
+        dt[0] = (int64_t)code;
+        dt[2] = 5;
+        dt[6] = n < 5 ? 5 - n : 0;
+        result = Py_NewRef(Py_None);
+    }
+    release(a, 2);
+    return result;
+}
+
+static PyObject *py_med(PyObject *args, int reconstruct) {
+    PyObject *o[2];
+    if (!PyArg_ParseTuple(args, "OO", &o[0], &o[1])) return NULL;
+    Arr a[2]; memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (!get(o[0], &a[0], "input", 'i', 2, 0) && !get(o[1], &a[1], "output", 'i', 2, 1)
+        && !check(dim(&a[0], 0) == dim(&a[1], 0) && dim(&a[0], 1) == dim(&a[1], 1), "shapes differ")
+        && !check(a[0].view.buf != a[1].view.buf, "output must not be the input")) {
+        int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1);
+        Py_BEGIN_ALLOW_THREADS
+        if (reconstruct) hlc_med_reconstruct(a[0].view.buf, a[1].view.buf, H, W);
+        else hlc_med_residual(a[0].view.buf, a[1].view.buf, H, W);
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    release(a, 2);
+    return result;
+}
+
+static PyObject *py_med_residual(PyObject *self, PyObject *args) { return py_med(args, 0); }
+static PyObject *py_med_reconstruct(PyObject *self, PyObject *args) { return py_med(args, 1); }
+
+/* ------------------------------------------------------------ predictive coder */
+
+/* code_plane(decoding, x, P, k, vmin, vmax, enc_state, out, raw_out, dec_state, in, raw_in,
+              freq, tot, recip, mask, base): the unused half (encoder or decoder) gets empty arrays. */
+static PyObject *py_code_plane(PyObject *self, PyObject *args) {
+    PyObject *o[17];
+    int decoding;
+    long long k, vmin, vmax;
+    if (!PyArg_ParseTuple(args, "pOOLLLOOOOOOOOOOO", &decoding, &o[1], &o[2], &k, &vmin, &vmax, &o[6], &o[7],
+                          &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &o[14], &o[15], &o[16]))
+        return NULL;
+    Arr a[11]; memset(a, 0, sizeof a);  /* x, P, enc state, out, raw out, dec state, in, raw in, freq, tot, recip */
+    Arr m[2]; memset(m, 0, sizeof m);   /* mask, base */
+    PyObject *result = NULL;
+    if (get(o[1], &a[0], "x", 'i', 2, 0) || get(o[2], &a[1], "P", 'i', 2, 1)
+        || get(o[6], &a[2], "encoder state", 'q', 1, 1) || check_state(&a[2], 8)
+        || get(o[7], &a[3], "output", 'B', 1, !decoding) || get(o[8], &a[4], "raw output", 'B', 1, !decoding)
+        || get(o[9], &a[5], "decoder state", 'q', 1, 1) || check_state(&a[5], 7)
+        || get(o[10], &a[6], "input", 'B', 1, 0) || get(o[11], &a[7], "raw input", 'B', 1, 0)
+        || get_models(o[12], o[13], &a[8], &a[9], HLC_NSYM, 0, 2 * NCTX)
+        || get(o[14], &a[10], "recip", 'q', 1, 0) || check(dim(&a[10], 0) >= 1024, "recip table too short")
+        || get(o[15], &m[0], "mask", 'B', 2, 0) || get(o[16], &m[1], "base", 'i', 2, 0))
+        goto done;
+    int W = (int)dim(&a[1], 1) - 4;
+    int H = decoding ? (int)dim(&a[1], 0) - 2 : (int)dim(&a[0], 0);
+    int ring = !decoding && dim(&a[1], 0) < H + 2;
+    int masked = dim(&m[0], 0) > 0;
+    if (check(W >= 0 && H >= 0 && W < (1 << 30) && H < (1 << 30), "P must be (rows + 2, cols + 4)")
+        || check(decoding || (dim(&a[0], 1) == W && (ring ? dim(&a[1], 0) == 3 : dim(&a[1], 0) == H + 2)),
+                 "x and P shapes do not match")
+        || check(!masked || (dim(&m[0], 0) == H && dim(&m[0], 1) == W && dim(&m[1], 0) == H && dim(&m[1], 1) == W),
+                 "mask and base must be 0 x 0 or the plane's shape")
+        || check(k >= 0 && k <= 0xFFFF && vmin <= vmax && vmax - vmin <= (1ll << 24)
+                 && vmin >= -(1ll << 31) && vmax < (1ll << 31), "k, vmin or vmax out of range")
+        || (decoding ? check_decoder(a[5].view.buf) : check_encoder(a[2].view.buf)))
+        goto done;
+    int rc;
+    const uint8_t *mask = masked ? m[0].view.buf : NULL;
+    const int32_t *base = masked ? m[1].view.buf : NULL;
+    if (decoding) {
+        Decoder d = load_decoder(a[5].view.buf, &a[6], &a[7]);
+        Py_BEGIN_ALLOW_THREADS
+        rc = hlc_decode_plane(H, W, a[1].view.buf, k, vmin, vmax, &d, a[8].view.buf, a[9].view.buf,
+                              a[10].view.buf, mask, base);
+        Py_END_ALLOW_THREADS
+        store_decoder(a[5].view.buf, &d);
+    } else {
+        Encoder e = load_encoder(a[2].view.buf, &a[3], &a[4]);
+        Py_BEGIN_ALLOW_THREADS
+        rc = hlc_encode_plane(a[0].view.buf, H, W, a[1].view.buf, ring, k, vmin, vmax, &e, a[8].view.buf,
+                              a[9].view.buf, a[10].view.buf, mask, base);
+        Py_END_ALLOW_THREADS
+        store_encoder(a[2].view.buf, &e);
+    }
+    if (rc) PyErr_NoMemory();
+    else result = Py_NewRef(Py_None);
+done:
+    release(a, 11);
+    release(m, 2);
+    return result;
+}
+
+/* ------------------------------------------------------------ Reed-Solomon parity */
+
+/* parity(data, tab, acc): acc[i] ^= tab[ke - 1 - j][data[j, i]] over message rows j.
+   data (ke, m) uint8; tab (rows >= ke, 256, words) uint64; acc (m, words) uint64. */
+static PyObject *py_parity(PyObject *self, PyObject *args) {
+    PyObject *o[3];
+    if (!PyArg_ParseTuple(args, "OOO", &o[0], &o[1], &o[2])) return NULL;
+    Arr a[3];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (!get(o[0], &a[0], "data", 'B', 2, 0) && !get(o[1], &a[1], "tab", 'Q', 3, 0)
+        && !get(o[2], &a[2], "acc", 'Q', 2, 1)
+        && !check(dim(&a[1], 0) >= dim(&a[0], 0) && dim(&a[1], 1) == 256 && dim(&a[2], 0) == dim(&a[0], 1)
+                  && dim(&a[2], 1) == dim(&a[1], 2), "parity arrays do not match")) {
+        Py_ssize_t ke = dim(&a[0], 0), m = dim(&a[0], 1), words = dim(&a[1], 2);
+        const uint8_t *data = a[0].view.buf;
+        const uint64_t *tab = a[1].view.buf;
+        uint64_t *acc = a[2].view.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i0 = 0; i0 < m; i0 += 1024) {  /* a block of acc stays in L1 across rows */
+            Py_ssize_t i1 = i0 + 1024 < m ? i0 + 1024 : m;
+            for (Py_ssize_t j = 0; j < ke; j++) {
+                const uint64_t *t = tab + (size_t)(ke - 1 - j) * 256 * words;
+                const uint8_t *row = data + (size_t)j * m;
+                for (Py_ssize_t i = i0; i < i1; i++) {
+                    const uint64_t *entry = t + (size_t)row[i] * words;
+                    for (Py_ssize_t w = 0; w < words; w++) acc[(size_t)i * words + w] ^= entry[w];
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    release(a, 3);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"encode_band", py_encode_band, METH_VARARGS, "Code one subband into the encoder state."},
+    {"decode_band", py_decode_band, METH_VARARGS, "Decode one subband from the decoder state."},
+    {"finish_encoder", py_finish_encoder, METH_VARARGS, "Flush the range coder and the raw bits."},
+    {"start_decoder", py_start_decoder, METH_VARARGS, "Initialise a decoder state over its input."},
+    {"med_residual", py_med_residual, METH_VARARGS, "LOCO-I median edge detector residual."},
+    {"med_reconstruct", py_med_reconstruct, METH_VARARGS, "Inverse of med_residual."},
+    {"code_plane", py_code_plane, METH_VARARGS, "Encode or decode one predictive plane."},
+    {"parity", py_parity, METH_VARARGS, "Reed-Solomon parity of many codewords (table XOR)."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hlc", "HLC's compiled kernels.", -1, methods};
+
+/* The constants the Python side builds its model arrays with (tests/test_kernels.py). */
+PyMODINIT_FUNC PyInit__hlc(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddIntConstant(m, "DIRECT", HLC_DIRECT) || PyModule_AddIntConstant(m, "NSYM", HLC_NSYM)
+        || PyModule_AddIntConstant(m, "INC", HLC_INC) || PyModule_AddIntConstant(m, "LIMIT", HLC_LIMIT)
+        || PyModule_AddIntConstant(m, "NCTX", NCTX) || PyModule_AddIntConstant(m, "NSIGN_CTX", NSIGN_CTX)
+        || PyModule_AddIntConstant(m, "NACT", HLC_NACT)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

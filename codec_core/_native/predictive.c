@@ -1,0 +1,362 @@
+/* Predictive (DPCM) plane coder for lossless and near-lossless planes (format v1/v2).
+ *
+ * A 2-D plane is coded in raster order with the residual quantised in the loop
+ * (step 2k + 1; k = 0 is lossless), as in JPEG-LS / CALIC near-lossless: every
+ * prediction and context comes from reconstructed samples, so the decoder follows
+ * the encoder exactly and every sample ends within +-k.
+ *
+ * Prediction: a blend of six predictors (N, W, W+N-NW, W+NE-N, (N+NE)/2, the LOCO-I
+ * median), each weighted by the inverse square of its error summed over the causal
+ * neighbours W, N, NW, NE, corrected by the running mean of the blend's error in a
+ * bias context (activity x the 4-bit texture of N, W, NW, NE against the blend).
+ * Coding: the zig-zag folded residual as a hybrid integer in one of NACT activity
+ * contexts. Run mode where the gradients NE-N, N-NW, NW-W are all within k: the
+ * length of the run of samples equal to W within +-k, then the interrupting sample
+ * against W or N (two contexts), as in JPEG-LS.
+ * Masked coding (the hybrid's ROI layer): only samples where `mask` is set are coded;
+ * the others are clip(base) and ordinary neighbours; the blend gains three
+ * base-guided predictors. See codec_core/predictive.py for the full description.
+ *
+ * One function serves both directions (`decoding` is a compile-time constant in each
+ * caller). Any byte string decodes in bounded time without out-of-range indexing:
+ * decoded values are clamped, runs are clamped to the row, reconstructions clipped.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "rangecoder.h"
+
+#define NACT HLC_NACT
+#define CTX_RUN NCTX               /* 4 run-length contexts (by the last run length) */
+#define CTX_RUN_INTERRUPT (NCTX + 4)
+#define NPRED_PLAIN 6
+#define NPRED_MASKED 9
+#define NBIAS (NACT * 16)
+#define BIAS_RESET 64
+#define FRAC 2                     /* fixed-point fraction bits of predictions */
+#define ONE ((int64_t)1 << FRAC)    /* fixed point: v * ONE (a left shift of a negative value is undefined in C) */
+#define MAX_FOLDED (1ll << 30)     /* clamp of decoded folded residuals */
+#define MAX_PRED_ERROR (1 << 28)   /* clamp of stored predictor errors (int32) */
+#define MAX_BIAS (1 << 20)         /* clamp of the bias correction */
+#define RECIP_SIZE 1024
+
+static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+static inline int64_t clip64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline uint64_t zigzag(int64_t q) { return q >= 0 ? (uint64_t)(2 * q) : (uint64_t)(-2 * q - 1); }
+static inline int64_t unzigzag(uint64_t u) { return (u & 1) == 0 ? (int64_t)(u >> 1) : -(int64_t)((u + 1) >> 1); }
+
+/* Residual quantiser with step 2k + 1: |e - q * step| <= k. */
+static inline int64_t quantise(int64_t e, int64_t k, int64_t step) {
+    if (k == 0) return e;
+    return e >= 0 ? (e + k) / step : -((k - e) / step);
+}
+
+/* Everything the coder carries from sample to sample. */
+typedef struct {
+    int H, W, npred, masked;
+    int64_t k, step, vmin, vmax, inv_step;
+    int32_t *P;         /* padded reconstruction: sample (i, j) at row i + 2 (mod 3 in a ring), column j + 2 */
+    int ring;           /* P holds 3 rows (encoder without reconstruction) */
+    int32_t *pred_err;  /* [2][W + 4][NPRED_MASKED]: each predictor's |error|, this row and the last */
+    int64_t *resid;     /* [2][W + 4]: |quantised residual|, this row and the last */
+    int64_t bias_sum[NBIAS], bias_count[NBIAS], bias[NBIAS];
+    const int64_t *recip;
+    const uint8_t *mask; const int32_t *base;
+    int64_t err_sum, err_count;  /* masked: sum and count of |rec - base| over coded samples */
+    int last_run;
+    Encoder *e; Decoder *d;
+    Model *models;      /* model c of the plane = models[c] */
+} Plane;
+
+static inline int32_t *prow(Plane *s, int i) {  /* padded row of sample row i (i >= -2) */
+    int r = i + 2;
+    return s->P + (size_t)(s->ring ? r % 3 : r) * (s->W + 4);
+}
+static inline int32_t *perr(Plane *s, int parity, int pj) {
+    return s->pred_err + ((size_t)parity * (s->W + 4) + pj) * NPRED_MASKED;
+}
+static inline int64_t *resid(Plane *s, int parity) { return s->resid + (size_t)parity * (s->W + 4); }
+static inline int64_t base_at(const Plane *s, int i, int j) {
+    return clip64(s->base[(size_t)i * s->W + j], s->vmin, s->vmax);
+}
+
+/* Code value `u` in model `ctx` (encoder) or decode one (decoder). */
+static inline __attribute__((always_inline)) uint64_t code_value(int decoding, Plane *s, int ctx, uint64_t u) {
+    if (decoding) {
+        uint64_t v = dec_uint(s->d, s->models[ctx]);
+        return v < (uint64_t)MAX_FOLDED ? v : (uint64_t)MAX_FOLDED;
+    }
+    enc_uint(s->e, s->models[ctx], u);
+    return u;
+}
+
+/* Set the neighbours of row i before its first sample (left padding, the row above
+   on the first row, the right padding of the row above). */
+static void start_row(Plane *s, int i) {
+    int32_t *cur = prow(s, i), *up = prow(s, i - 1);
+    int W = s->W;
+    if (i == 0) {
+        int64_t mid = (s->vmin + s->vmax) >> 1;
+        up[1] = (int32_t)mid;
+        cur[1] = (int32_t)mid;
+        cur[0] = (int32_t)mid;
+    } else {
+        cur[1] = up[2];
+        cur[0] = up[2];
+        up[W + 2] = up[W + 1];
+        up[W + 3] = up[W + 1];
+    }
+    int c = i & 1, p = c ^ 1;
+    resid(s, c)[1] = resid(s, p)[2];
+    for (int k = 0; k < s->npred; k++) perr(s, c, 1)[k] = perr(s, p, 2)[k];
+}
+
+/* State of a sample: reconstruction, |quantised residual|, every predictor's error. */
+static inline void set_sample(Plane *s, int i, int pj, int64_t rec, int64_t aq, int64_t pe) {
+    prow(s, i)[pj] = (int32_t)rec;
+    resid(s, i & 1)[pj] = aq;
+    int32_t *e = perr(s, i & 1, pj);
+    for (int k = 0; k < s->npred; k++) e[k] = (int32_t)pe;
+}
+
+/* Reconstruction of quantised residual q against pred, and the masked error sum. */
+static inline int64_t reconstruct(Plane *s, int i, int j, int64_t pred, int64_t q) {
+    int64_t rec = clip64(pred + q * s->step, s->vmin, s->vmax);
+    if (s->masked) {
+        s->err_sum += abs64(rec - base_at(s, i, j));
+        s->err_count++;
+    }
+    return rec;
+}
+
+/* Run mode at (i, j): the run of samples equal to W within +-k, up to `end`, then the
+   sample that interrupts it. Returns the next column. */
+static inline __attribute__((always_inline)) int code_run(int decoding, Plane *s, const int32_t *x,
+                                                          int i, int j, int end) {
+    int32_t *cur = prow(s, i), *up = prow(s, i - 1);
+    int pj = j + 2;
+    int64_t rv = cur[pj - 1];
+    int r;
+    if (decoding) {
+        uint64_t t = code_value(1, s, CTX_RUN + s->last_run, 0);
+        r = t == 0 || t - 1 > (uint64_t)(end - j) ? end - j : (int)(t - 1);
+    } else {
+        const int32_t *xr = x + (size_t)i * s->W;
+        r = 0;
+        while (j + r < end && abs64((int64_t)xr[j + r] - rv) <= s->k) r++;
+        code_value(0, s, CTX_RUN + s->last_run, j + r == end ? 0 : (uint64_t)r + 1);
+    }
+    for (int c = pj; c < pj + r; c++) set_sample(s, i, c, rv, 0, 0);
+    if (i == 0 && r > 0) {  /* the first row is its own row above */
+        int32_t *up2 = prow(s, -2);
+        for (int c = pj; c <= pj + r; c++) { up2[c] = (int32_t)rv; up[c] = (int32_t)rv; }
+    }
+    s->last_run = r < 2 ? 0 : r < 8 ? 1 : r < 64 ? 2 : 3;
+    j += r;
+    if (j >= end) return j;
+    /* the interrupting sample, against W (if N is close to it) or N */
+    pj = j + 2;
+    int64_t nv = up[pj];
+    int type = abs64(rv - nv) <= s->k;
+    int64_t pred = type ? rv : nv;
+    int flip = !type && rv > nv;
+    int64_t q;
+    if (decoding) {
+        q = unzigzag(code_value(1, s, CTX_RUN_INTERRUPT + type, 0) + (uint64_t)type);
+        if (flip) q = -q;
+    } else {
+        q = quantise((int64_t)x[(size_t)i * s->W + j] - pred, s->k, s->step);
+        code_value(0, s, CTX_RUN_INTERRUPT + type, zigzag(flip ? -q : q) - (uint64_t)type);
+    }
+    int64_t rec = reconstruct(s, i, j, pred, q);
+    set_sample(s, i, pj, rec, abs64(q), min64(abs64(rec - pred) * ONE, MAX_PRED_ERROR));
+    return j + 1;
+}
+
+/* The blended prediction (fixed point, FRAC bits) of sample (i, j) and the predictors. */
+static inline int64_t blend(Plane *s, int i, int j, int64_t w, int64_t n, int64_t nw, int64_t ne,
+                            int64_t *preds) {
+    int pj = j + 2, c = i & 1, p = c ^ 1;
+    preds[0] = n * ONE;
+    preds[1] = w * ONE;
+    preds[2] = (w + n - nw) * ONE;
+    preds[3] = (w + ne - n) * ONE;
+    preds[4] = (n + ne) * (ONE / 2);
+    int64_t mx = max64(w, n), mn = min64(w, n);
+    preds[5] = (nw >= mx ? mn : nw <= mn ? mx : w + n - nw) * ONE;
+    if (s->masked) {  /* the base, and the base plus the neighbours' deviation from theirs */
+        int64_t b = base_at(s, i, j);
+        int64_t rw = j > 0 ? w - base_at(s, i, j - 1) : 0;
+        int64_t rn = i > 0 ? n - base_at(s, i - 1, j) : 0;
+        preds[6] = b * ONE;
+        preds[7] = (b + rw) * ONE;
+        preds[8] = ((2 * b + rw + rn) * ONE) >> 1;  /* >> of a negative value: arithmetic (floor) */
+    }
+    /* weights: inverse square of each predictor's error at W, N, NW, NE */
+    int64_t sums[NPRED_MASKED], smin = (int64_t)1 << 62;
+    const int32_t *ew = perr(s, c, pj - 1), *en = perr(s, p, pj), *enw = perr(s, p, pj - 1), *ene = perr(s, p, pj + 1);
+    for (int k = 0; k < s->npred; k++) {
+        sums[k] = (int64_t)ew[k] + en[k] + enw[k] + ene[k];
+        smin = min64(smin, sums[k]);
+    }
+    int shift = bit_length((uint64_t)(smin >> 8));
+    int64_t weighted = 0, total = 0;
+    for (int k = 0; k < s->npred; k++) {
+        int64_t wt = s->recip[min64(sums[k] >> shift, RECIP_SIZE - 1)];
+        total += wt;
+        weighted += wt * preds[k];
+    }
+    /* IEEE division, exactly rounded: identical in encoder and decoder on any machine */
+    return (int64_t)floor((double)weighted / (double)total + 0.5);
+}
+
+/* JPEG-LS style division-free bias update; the sum is kept in (-count, 0]. */
+static inline void update_bias(Plane *s, int bc, int64_t err) {
+    int64_t count = s->bias_count[bc], sum = s->bias_sum[bc] + err;
+    if (count == BIAS_RESET) {
+        sum >>= 1;
+        count >>= 1;
+    }
+    count++;
+    if (sum <= -count) {
+        sum += count;
+        if (s->bias[bc] > -MAX_BIAS) s->bias[bc]--;
+        if (sum <= -count) sum = -count + 1;
+    } else if (sum > 0) {
+        sum -= count;
+        if (s->bias[bc] < MAX_BIAS) s->bias[bc]++;
+        if (sum > 0) sum = 0;
+    }
+    s->bias_sum[bc] = sum;
+    s->bias_count[bc] = count;
+}
+
+/* Regular mode at (i, j). */
+static inline __attribute__((always_inline)) void code_regular(int decoding, Plane *s, const int32_t *x, int i, int j) {
+    int pj = j + 2, c = i & 1, p = c ^ 1;
+    int32_t *cur = prow(s, i), *up = prow(s, i - 1), *up2 = prow(s, i - 2);
+    int64_t w = cur[pj - 1], n = up[pj], nw = up[pj - 1], ne = up[pj + 1];
+    int64_t ww = cur[pj - 2], nn = up2[pj];
+    int64_t preds[NPRED_MASKED];
+    int64_t bl = blend(s, i, j, w, n, nw, ne, preds);
+    /* activity context, in units of the quantisation step */
+    int64_t g = abs64(ne - n) + abs64(n - nw) + abs64(nw - w) + abs64(w - ww) + abs64(n - nn);
+    const int64_t *rc = resid(s, c), *rp = resid(s, p);
+    int64_t a = (2 * (rc[pj - 1] + rp[pj]) + rp[pj - 1] + rp[pj + 1] + rc[pj - 2]) * 2
+                + ((2 * g * s->inv_step) >> 16);
+    int ctx = activity_bucket((uint64_t)a, NACT);
+    int tex = (n * ONE > bl) + 2 * (w * ONE > bl) + 4 * (nw * ONE > bl) + 8 * (ne * ONE > bl);
+    int bc = ctx * 16 + tex;
+    int64_t pf = bl + s->bias[bc];
+    int64_t pred = clip64((pf + ONE / 2) >> FRAC, s->vmin, s->vmax);  /* floor of the rounded value */
+    int64_t q;
+    if (decoding) {
+        q = unzigzag(code_value(1, s, ctx, 0));
+    } else {
+        q = quantise((int64_t)x[(size_t)i * s->W + j] - pred, s->k, s->step);
+        code_value(0, s, ctx, zigzag(q));
+    }
+    int64_t rec = reconstruct(s, i, j, pred, q);
+    cur[pj] = (int32_t)rec;
+    resid(s, c)[pj] = abs64(q);
+    int64_t rf = rec * ONE;
+    int32_t *e = perr(s, c, pj);
+    for (int k = 0; k < s->npred; k++) e[k] = (int32_t)min64(abs64(rf - preds[k]), MAX_PRED_ERROR);
+    update_bias(s, bc, rf - pf);
+}
+
+static inline __attribute__((always_inline)) int code_plane(int decoding, Plane *s, const int32_t *x) {
+    int H = s->H, W = s->W;
+    int *next_skip = malloc(sizeof(int) * (size_t)(W + 1));  /* masked: first skipped column >= j */
+    if (!next_skip) return -1;
+    next_skip[W] = W;
+    for (int i = 0; i < H; i++) {
+        start_row(s, i);
+        int64_t skip_r = 0, skip_pe = 0;
+        if (s->masked) {
+            const uint8_t *m = s->mask + (size_t)i * W;
+            for (int c = W - 1; c >= 0; c--) next_skip[c] = m[c] ? next_skip[c + 1] : c;
+            /* a skipped sample's state: the mean |rec - base| of the coded samples so
+               far, as its |residual| (context) and as every predictor's error */
+            skip_r = s->err_count > 0 ? (s->err_sum / s->err_count) / s->step : 0;
+            skip_pe = min64(skip_r * s->step * ONE, MAX_PRED_ERROR);
+        }
+        int32_t *cur = prow(s, i), *up = prow(s, i - 1), *up2 = prow(s, i - 2);
+        int j = 0;
+        while (j < W) {
+            int pj = j + 2;
+            if (i == 0) {  /* the first row's row above is its left neighbour, repeated */
+                int32_t w0 = cur[pj - 1];
+                for (int c = pj - 1; c < pj + 2; c++) { up2[c] = w0; up[c] = w0; }
+            }
+            if (s->masked && !s->mask[(size_t)i * W + j]) {
+                set_sample(s, i, pj, base_at(s, i, j), skip_r, skip_pe);
+                j++;
+                continue;
+            }
+            int end = s->masked ? next_skip[j] : W;
+            int64_t w = cur[pj - 1], n = up[pj], nw = up[pj - 1], ne = up[pj + 1];
+            if (abs64(ne - n) <= s->k && abs64(n - nw) <= s->k && abs64(nw - w) <= s->k) {
+                j = code_run(decoding, s, x, i, j, end);
+            } else {
+                code_regular(decoding, s, x, i, j);
+                j++;
+            }
+        }
+    }
+    free(next_skip);
+    return 0;
+}
+
+static int setup(Plane *s, int H, int W, int64_t k, int64_t vmin, int64_t vmax, int32_t *P, int ring,
+                 const int64_t *recip, const uint8_t *mask, const int32_t *base, Model *models) {
+    memset(s, 0, sizeof *s);
+    s->H = H; s->W = W; s->k = k; s->step = 2 * k + 1; s->vmin = vmin; s->vmax = vmax;
+    s->inv_step = (65536 + s->step - 1) / s->step;
+    s->P = P; s->ring = ring; s->recip = recip; s->mask = mask; s->base = base;
+    s->masked = mask != NULL;
+    s->npred = s->masked ? NPRED_MASKED : NPRED_PLAIN;
+    s->models = models;
+    s->pred_err = calloc((size_t)2 * (W + 4) * NPRED_MASKED, sizeof(int32_t));
+    s->resid = calloc((size_t)2 * (W + 4), sizeof(int64_t));
+    return s->pred_err && s->resid ? 0 : -1;
+}
+
+static void teardown(Plane *s) {
+    free(s->pred_err);
+    free(s->resid);
+}
+
+static void plane_models(Model *models, int32_t *freq, int32_t *tot) {
+    for (int c = 0; c < 2 * NCTX; c++) models[c] = model_at(freq, tot, HLC_NSYM, c);
+}
+
+int hlc_encode_plane(const int32_t *x, int H, int W, int32_t *P, int ring, int64_t k, int64_t vmin, int64_t vmax,
+                     Encoder *e, int32_t *freq, int32_t *tot, const int64_t *recip,
+                     const uint8_t *mask, const int32_t *base) {
+    Model models[2 * NCTX];
+    Plane s;
+    plane_models(models, freq, tot);
+    int rc = setup(&s, H, W, k, vmin, vmax, P, ring, recip, mask, base, models);
+    s.e = e;
+    if (rc == 0) rc = code_plane(0, &s, x);
+    teardown(&s);
+    return rc;
+}
+
+int hlc_decode_plane(int H, int W, int32_t *P, int64_t k, int64_t vmin, int64_t vmax,
+                     Decoder *d, int32_t *freq, int32_t *tot, const int64_t *recip,
+                     const uint8_t *mask, const int32_t *base) {
+    Model models[2 * NCTX];
+    Plane s;
+    plane_models(models, freq, tot);
+    int rc = setup(&s, H, W, k, vmin, vmax, P, 0, recip, mask, base, models);
+    s.d = d;
+    if (rc == 0) rc = code_plane(1, &s, NULL);
+    teardown(&s);
+    return rc;
+}

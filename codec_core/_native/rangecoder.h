@@ -1,0 +1,177 @@
+/* Adaptive multi-symbol range coder and hybrid-integer tokens (stream format v1/v2).
+ *
+ * The range coder is LZMA's (32-bit range, carry propagated through a cached byte).
+ * A model is a row of symbol frequencies and their total; each coded symbol adds INC
+ * to its frequency and the row is halved when the total passes LIMIT.
+ *
+ * Magnitudes are coded as hybrid integers (in the style of JPEG XL): 0..7 are their
+ * own token; a larger value codes its exponent and the bit below its leading one as
+ * the token, and its remaining low bits go raw to a separate bit stream.
+ *
+ * Safety: the encoder never writes past its buffers (it keeps counting, so the caller
+ * sees an overflow and retries with larger ones); the decoder reads zeros past the end
+ * of its input and counts the overrun, so any byte string decodes in bounded time.
+ */
+#ifndef HLC_RANGECODER_H
+#define HLC_RANGECODER_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define HLC_DIRECT 8                       /* tokens 0..7 are the values themselves */
+#define HLC_NSYM (HLC_DIRECT + 2 * 25)     /* + two tokens per exponent 3..27 */
+#define HLC_INC 32
+#define HLC_LIMIT (1 << 15)
+#define HLC_TOP (1u << 24)
+
+typedef struct {
+    uint64_t low, cache_size, pos, acc, rawpos;
+    uint32_t range, cache;
+    int nbits;
+    uint8_t *out; size_t out_cap;
+    uint8_t *raw; size_t raw_cap;
+} Encoder;
+
+typedef struct {
+    uint64_t code, pos, acc, rawpos, overrun;
+    uint32_t range;
+    int nbits;
+    const uint8_t *in; size_t in_len;
+    const uint8_t *raw; size_t raw_len;
+} Decoder;
+
+/* One adaptive model: `nsym` frequencies and their total. */
+typedef struct { int32_t *freq; int32_t *tot; int nsym; } Model;
+
+static inline Model model_at(int32_t *freq, int32_t *tot, int nsym, int ctx) {
+    Model m = {freq + (size_t)ctx * nsym, tot + ctx, nsym};
+    return m;
+}
+
+static inline int bit_length(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
+
+static inline void model_update(Model m, int s) {
+    m.freq[s] += HLC_INC;
+    int32_t total = *m.tot + HLC_INC;
+    if (total > HLC_LIMIT) {
+        total = 0;
+        for (int k = 0; k < m.nsym; k++) {
+            int32_t f = (m.freq[k] + 1) >> 1;
+            m.freq[k] = f;
+            total += f;
+        }
+    }
+    *m.tot = total;
+}
+
+/* ------------------------------------------------------------------ encoder */
+
+static inline void enc_shift_low(Encoder *e) {
+    if (e->low < 0xFF000000ull || e->low >= 0x100000000ull) {
+        uint32_t carry = (uint32_t)(e->low >> 32);
+        uint32_t byte = e->cache;
+        do {
+            if (e->pos < e->out_cap) e->out[e->pos] = (uint8_t)(byte + carry);
+            e->pos++;  /* counted past the end too: the caller sees the overflow */
+            byte = 0xFF;
+        } while (--e->cache_size != 0);
+        e->cache = (uint32_t)((e->low >> 24) & 0xFF);
+    }
+    e->cache_size++;
+    e->low = (e->low & 0x00FFFFFFull) << 8;
+}
+
+static inline void enc_symbol(Encoder *e, Model m, int s) {
+    uint32_t cum = 0;
+    for (int k = 0; k < s; k++) cum += (uint32_t)m.freq[k];
+    uint32_t r = e->range / (uint32_t)*m.tot;
+    e->low += (uint64_t)r * cum;
+    e->range = r * (uint32_t)m.freq[s];
+    while (e->range < HLC_TOP) {
+        e->range <<= 8;
+        enc_shift_low(e);
+    }
+    model_update(m, s);
+}
+
+static inline void enc_raw_bits(Encoder *e, uint64_t value, int n) {  /* n <= 32, LSB first */
+    e->acc |= value << e->nbits;
+    e->nbits += n;
+    while (e->nbits >= 8) {
+        if (e->rawpos < e->raw_cap) e->raw[e->rawpos] = (uint8_t)e->acc;
+        e->rawpos++;
+        e->acc >>= 8;
+        e->nbits -= 8;
+    }
+}
+
+static inline void enc_uint(Encoder *e, Model m, uint64_t v) {
+    if (v < HLC_DIRECT) {
+        enc_symbol(e, m, (int)v);
+        return;
+    }
+    int ex = bit_length(v) - 1;  /* >= 3 */
+    int below = (int)((v >> (ex - 1)) & 1);
+    enc_symbol(e, m, HLC_DIRECT + 2 * (ex - 3) + below);
+    enc_raw_bits(e, v & ((1ull << (ex - 1)) - 1), ex - 1);
+}
+
+/* ------------------------------------------------------------------ decoder */
+
+static inline int dec_symbol(Decoder *d, Model m) {
+    uint32_t r = d->range / (uint32_t)*m.tot;
+    /* s with r*cum[s] <= code < r*cum[s+1]; a code past r*total (damaged streams
+       only) lands on the last symbol */
+    uint64_t cum = 0;
+    int s = 0;
+    while (s < m.nsym - 1) {
+        uint64_t next = cum + (uint64_t)m.freq[s];
+        if (d->code < (uint64_t)r * next) break;
+        cum = next;
+        s++;
+    }
+    d->code -= (uint64_t)r * cum;
+    d->range = r * (uint32_t)m.freq[s];
+    while (d->range < HLC_TOP) {
+        uint64_t byte = 0;
+        if (d->pos < d->in_len) byte = d->in[d->pos];
+        else d->overrun++;
+        d->pos++;
+        d->code = ((d->code << 8) | byte) & 0xFFFFFFFFFFull;  /* bounded on damaged input */
+        d->range <<= 8;
+    }
+    model_update(m, s);
+    return s;
+}
+
+static inline uint64_t dec_raw_bits(Decoder *d, int n) {
+    while (d->nbits < n) {
+        if (d->rawpos < d->raw_len) d->acc |= (uint64_t)d->raw[d->rawpos] << d->nbits;
+        else d->overrun++;
+        d->rawpos++;
+        d->nbits += 8;
+    }
+    uint64_t v = d->acc & ((1ull << n) - 1);
+    d->acc >>= n;
+    d->nbits -= n;
+    return v;
+}
+
+static inline uint64_t dec_uint(Decoder *d, Model m) {
+    int t = dec_symbol(d, m);
+    if (t < HLC_DIRECT) return (uint64_t)t;
+    int ex = (t - HLC_DIRECT) / 2 + 3;
+    uint64_t below = (uint64_t)((t - HLC_DIRECT) & 1);
+    uint64_t low = dec_raw_bits(d, ex - 1);
+    return (1ull << ex) | (below << (ex - 1)) | low;
+}
+
+/* Quantised log2 with half steps: 0, 1, 2, 3, then 4..5 -> 4, 6..7 -> 5, 8..11 -> 6, ... */
+static inline int activity_bucket(uint64_t a, int cap) {
+    if (a < 4) return (int)a;
+    int n = bit_length(a);
+    int b = 2 * n - 2 + (int)((a >> (n - 2)) & 1);
+    return b < cap ? b : cap - 1;
+}
+
+#endif

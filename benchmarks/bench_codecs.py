@@ -56,7 +56,7 @@ import numpy as np  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+    sys.path.append(REPO)  # the installed package first; the checkout if none
 
 NEAR_KS = (1, 2, 4)
 LOSSY_RATES = (0.25, 0.5, 1.0)

@@ -28,7 +28,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # the installed package first; the checkout if none
 
 import codec_core as hlc  # noqa: E402
 from codec_core import ecc  # noqa: E402

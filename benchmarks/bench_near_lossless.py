@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+    sys.path.append(REPO)  # the installed package first; the checkout if none
 
 import codec_core  # noqa: E402
 from codec_core.predictive import decode_plane, decode_planes, encode_plane, encode_planes  # noqa: E402

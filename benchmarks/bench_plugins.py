@@ -33,7 +33,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # the installed package first; the checkout if none
 
 import numpy as np  # noqa: E402
 import pydicom  # noqa: E402

@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.append(str(REPO))  # the installed package first; the checkout (models/) too
 
 from codec_core import roi  # noqa: E402
 from models import corpus  # noqa: E402

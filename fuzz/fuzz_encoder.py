@@ -55,7 +55,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+    sys.path.append(str(ROOT))  # the installed package first; the checkout if none
 
 import numpy as np  # noqa: E402
 
@@ -414,7 +414,7 @@ def worker_env() -> dict:
     import sanitized
     module = sanitized.build(os.environ.get("HLC_FUZZ_SANITIZED_DIR"))
     env = sanitized.environment(module)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "fuzz")])
+    env["PYTHONPATH"] = str(ROOT / "fuzz")  # the harness's modules; codec_core as installed
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 

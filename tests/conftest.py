@@ -24,6 +24,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The tests exercise the installed package (pip builds its compiled kernels). ``python -m
+# pytest`` from the checkout puts the checkout first on sys.path, where the kernels are
+# not built; take it off, so that an import finds the installed copy (an editable install
+# finds the checkout through its own finder, kernels built in place).
+sys.path[:] = [p for p in sys.path if p not in ("", ".") and Path(p).resolve() != REPO]
+try:
+    import codec_core._hlc  # noqa: F401
+except ImportError as exc:
+    raise pytest.UsageError(f"codec_core is not installed with its compiled kernels ({exc}): run "
+                            "python -m pip install '.[test]' first (or pip install -e '.[test]')") from None
 # Never copied into the build tree: VCS data, build leftovers, caches.
 _BUILD_IGNORE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
                                        ".pytest_cache", ".hypothesis", "*.pyc", ".venv*", "*.so")

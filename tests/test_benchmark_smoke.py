@@ -18,7 +18,6 @@ SCRIPT = REPO / "benchmarks" / "bench_codecs.py"
 def test_bench_codecs_quick_writes_report(tmp_path):
     out = tmp_path / "RESULTS.md"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--images", "emri_small.dcm", "--out", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,

@@ -25,7 +25,7 @@ COMMANDS = ("encode", "decode", "info", "roi", "compare", "bench", "demo", "batc
 
 def hlc_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env.pop("PYTHONPATH", None)  # the installed package, as a user runs it
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 

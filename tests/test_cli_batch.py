@@ -158,7 +158,6 @@ def test_batch_write_errors_stop_only_that_file_and_leave_no_partial(tmp_path, a
 
 def test_batch_on_a_dask_local_cluster(tmp_path, archive, monkeypatch):
     import distributed
-    monkeypatch.setenv("PYTHONPATH", hlc_env()["PYTHONPATH"])   # the workers import hlc_cli
     (archive / "broken.dcm").unlink()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:

@@ -46,30 +46,3 @@ def test_an_encoder_never_writes_past_its_buffers_and_reports_the_overflow():
     _hlc.finish_encoder(st, out, raw)
     assert st[_kernels.E_POS] > out.size and st[_kernels.E_RAWPOS] > raw.size  # the caller sees it
     assert (memory[80:1000] == 0xAA).all() and (memory[1040:] == 0xAA).all()
-
-
-def test_kernels_release_the_gil():
-    # two threads decoding big planes overlap (the decoder's tiles rely on it)
-    import threading
-    import time
-
-    import codec_core as hlc
-    img = np.random.default_rng(1).normal(2000, 400, (1024, 1024)).clip(0, 4095).astype(np.uint16)
-    data = hlc.encode(img, tile_size=1024)
-    t0 = time.perf_counter()
-    hlc.decode(data, threads=1)
-    one = time.perf_counter() - t0
-    box: list = []
-
-    def run():
-        box.append(hlc.decode(data, threads=1))
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    both = time.perf_counter() - t0
-    assert all(np.array_equal(b, img) for b in box)
-    assert both < 1.8 * one, (one, both)  # serialised by the GIL it would be ~2x

@@ -216,7 +216,7 @@ def test_the_safety_calibration_sees_the_map_the_codec_makes(name, monkeypatch):
     # that map must be the one auto_importance_map returns, post-rules, growth and
     # refinement included, or the calibrated safety would not be the codec's.
     import pydicom  # noqa: F401
-    sys.path.insert(0, str(REPO))
+    sys.path.append(str(REPO))  # the training recipe runs from the checkout (not installed)
     from models import corpus, train
 
     monkeypatch.setattr(train, "VAL_AUG", 0)

@@ -24,6 +24,9 @@ ECC_LEVELS = ("low", "medium", "high")
 #: earlier default, the ROI is the whole image and the hybrid is the lossless stream.)
 DEMO_IMAGE = "explicit_VR-UN.dcm"
 
+#: ``hlc info``'s exit status for a stream shorter than its header says.
+EXIT_INCOMPLETE = 3
+
 DESCRIPTION = """\
 HLC: hybrid lossy/lossless compression for medical images.
 
@@ -127,7 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
     p = command("info", "Show a compressed file's header: shape, mode, max error, ROI, ECC, frame sizes.",
-                "  hlc info ct.hlc\n  hlc info ct_hlc.dcm --json | jq .frame_sizes")
+                "  hlc info ct.hlc\n  hlc info ct_hlc.dcm --json | jq .frame_sizes\n"
+                "\nbpp and compression ratio count the HLC data only (for DICOM, the pixel data's\n"
+                "fragments; the file size is shown beside). A file shorter than its header says\n"
+                "is shown as 'complete: no'.\n"
+                f"\nexit status: 0 the file is complete; {EXIT_INCOMPLETE} it is cut short (its header is still\n"
+                "shown); 1 it cannot be read.")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
 
@@ -181,7 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
                 "\nEach output is written to a hidden temporary name and renamed when complete,\n"
                 "so a killed run leaves no half-written file; run the same command again to\n"
                 "resume (finished files are skipped). Originals are only read. Files that are\n"
-                "not DICOM are reported and skipped. Exit status 1 if any file failed.")
+                "not DICOM are reported and skipped.\n"
+                "\nAn output is checked for the guarantee asked, not for the coder kept: it must\n"
+                "decode to the original's shape and type, exact for lossless, within K for\n"
+                "--max-error K, the ROI within --roi-max-error. A lossy target (--bpp, --psnr)\n"
+                "is a goal, not a bound: the hybrid may keep the lossless stream when that is\n"
+                "smaller, and any output that decodes within the bounds passes --verify (use\n"
+                "--overwrite to encode again at another target).\n"
+                "\nCtrl-C, kill (SIGTERM) and a hang-up (SIGHUP) end the workers, remove their\n"
+                "partial files and print the summary (and write --json).\n"
+                "\nexit status: 0 every file done; 1 a file failed, or an earlier output failed\n"
+                "--verify and was converted again; 2 bad command line; 128 + the signal's number\n"
+                "when stopped: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.")
     p.add_argument("source", metavar="SRC")
     p.add_argument("destination", metavar="DST")
     _add_codec_options(p)
@@ -192,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run on a dask.distributed scheduler (e.g. tcp://host:8786) instead")
     p.add_argument("--verify", action="store_true",
                    help="also read back outputs finished by earlier runs and convert again those "
-                        "that fail (every new output is always read back and compared with its "
-                        "original before it is written)")
+                        "that do not decode within the bounds asked (every new output is always "
+                        "read back and compared with its original before it is written)")
     p.add_argument("--overwrite", action="store_true", help="convert again files that already have an output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", metavar="FILE", help="also write the per-file results as JSON")
@@ -268,15 +287,16 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     io.atomic_write(args.output, data, check_written(image.array, opts, image.axes.endswith("C")))
     if not args.quiet:
-        from codec_core.metrics import bpp
-
-        raw = io.image_bytes(image)
         what = opts["mode"] + (f" (max error {opts['max_error']})" if "max_error" in opts else "")
         if "roi" in opts:
             what += f", ROI {args.roi} within {opts['roi_max_error']}"
+        d = file_info(args.output)  # the figures of the HLC data, as 'hlc info' gives them
+        size = _fmt_bytes(d["compressed_size"])
+        if d["container"] == "dicom":
+            size += f" of pixel data (file {_fmt_bytes(d['file_size'])})"
         print(f"{args.input} -> {args.output}: {_shape_text(image.array)}, {what}; "
-              f"{_fmt_bytes(raw)} -> {_fmt_bytes(len(data))}, {bpp(len(data), image.array.shape, image.axes):.3f} bpp, "
-              f"CR {raw / len(data):.2f}, {seconds:.2f} s")
+              f"{_fmt_bytes(io.image_bytes(image))} -> {size}, {d['bpp']:.3f} bpp, "
+              f"CR {d['compression_ratio']:.2f}, {seconds:.2f} s")
     return 0
 
 
@@ -333,8 +353,32 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bytes_needed(stream: bytes, meta: dict[str, Any]) -> int:
+    """How long ``stream`` should be, from its header (``meta`` its ``codec_core.info``):
+    what its segments need, as the decoder measures it, or an ECC wrapper's length."""
+    if meta["ecc"]:
+        # (info() gives the wrapper's size only as its overhead over the payload)
+        return round(meta["protected_bytes"] * (1 + meta["ecc_total_overhead"]))
+    from codec_core import container
+
+    h, start = container.parse_header(stream, None, allow_truncated=True)
+    return start + sum(n for n, _ in h.segments)
+
+
+def _add_completeness(d: dict[str, Any], streams: list[bytes], infos: list[dict[str, Any]]) -> None:
+    """``complete`` and ``bytes_needed`` of a file's HLC streams (info() alone misses a
+    cut ECC stream: the header it reads is whole)."""
+    needed = [_bytes_needed(s, i) for s, i in zip(streams, infos)]
+    d["bytes_needed"] = sum(needed)
+    d["complete"] = all(i["complete"] and len(s) >= n for s, i, n in zip(streams, infos, needed))
+
+
 def file_info(path: str) -> dict[str, Any]:
-    """``codec_core.info`` of an .hlc file, or of each frame of an HLC DICOM file."""
+    """``codec_core.info`` of an .hlc file, or of each frame of an HLC DICOM file.
+
+    ``compressed_size``, ``bpp`` and ``compression_ratio`` count the HLC data only (a
+    DICOM file's pixel data fragments); ``file_size`` is the whole file's.
+    """
     from . import io
 
     kind = io.sniff(path)
@@ -342,9 +386,12 @@ def file_info(path: str) -> dict[str, Any]:
         import codec_core as hlc
 
         with open(path, "rb") as fh:
-            d = hlc.info(fh.read())
+            data = fh.read()
+        d = hlc.info(data)
         d["file"] = path
         d["container"] = "hlc"
+        d["file_size"] = len(data)
+        _add_completeness(d, [data], [d])
         return d
     if kind == "dicom":
         from pydicom.encaps import generate_frames
@@ -356,6 +403,8 @@ def file_info(path: str) -> dict[str, Any]:
         if not io.is_hlc_dicom(ds):
             raise io.CliError(f"{path} is DICOM in transfer syntax {ts} ({getattr(ts, 'name', '')}), "
                               "not HLC: compress it with 'hlc encode'")
+        if "PixelData" not in ds:  # (pydicom drops an element the file ends in)
+            raise io.CliError(f"{path} has no pixel data: the file is cut short or damaged")
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         streams = list(generate_frames(ds.PixelData, number_of_frames=frames))
         d = hlc.info(streams[0])
@@ -378,6 +427,8 @@ def file_info(path: str) -> dict[str, Any]:
             d["roi_fraction"] = sum(i["roi_fraction"] for i in infos) / frames
         d["lossy"] = any(i["lossy"] for i in infos)
         d["lossy_image_compression"] = str(ds.get("LossyImageCompression", ""))
+        d["file_size"] = os.path.getsize(path)
+        _add_completeness(d, streams, infos)
         d.pop("ecc_report", None)
         return d
     raise io.CliError(f"{path} is not an .hlc stream or an HLC DICOM file"
@@ -386,27 +437,33 @@ def file_info(path: str) -> dict[str, Any]:
 
 def cmd_info(args: argparse.Namespace) -> int:
     d = file_info(args.file)
+    status = 0 if d["complete"] else EXIT_INCOMPLETE
     if args.json:
         print(json.dumps(d, indent=2, default=str))
-        return 0
-    order = ["file", "container", "transfer_syntax", "modality", "version", "shape", "dtype",
+        return status
+    order = ["file", "container", "transfer_syntax", "modality", "version", "complete", "shape", "dtype",
              "bits_stored", "axes", "mode", "lossy", "max_error", "roi", "roi_fraction",
              "roi_max_error", "ecc", "ecc_overhead", "preprocess", "transform", "levels",
              "tile_shape", "tiles", "value_range", "compressed_size", "bpp", "compression_ratio",
-             "frame_sizes"]
+             "file_size", "frame_sizes"]
+    if d["container"] == "hlc":
+        order.remove("file_size")  # the stream is the file
     width = max(len(k) for k in order)
     for k in order:
         if k not in d:
             continue
         v = d[k]
-        if k in ("roi_fraction", "ecc_overhead") and isinstance(v, float):
+        if k == "complete":
+            v = "yes" if v else (f"no — the stream is cut short; {d['compressed_size']} of "
+                                 f"{d['bytes_needed']} bytes")
+        elif k in ("roi_fraction", "ecc_overhead") and isinstance(v, float):
             v = f"{100 * v:.1f} %"
         elif isinstance(v, float):
             v = f"{v:.4g}"
         elif k == "frame_sizes" and len(v) > 12:
             v = f"{v[:12]} ... ({len(v)} frames)"
         print(f"{k.replace('_', ' '):<{width}}  {v}")
-    return 0
+    return status
 
 
 def cmd_roi(args: argparse.Namespace) -> int:
@@ -561,11 +618,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = f"{PROG} {args.command}"
     try:
         return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if debug:
             raise
         print(f"{name}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", 2)  # 130 for Ctrl-C (SIGINT); hlc batch: 143, 129 too
     except SystemExit:
         raise
     except BrokenPipeError:  # output piped into head & co: stop quietly

@@ -129,6 +129,48 @@ def test_encode_to_dicom_keeps_attributes_and_bounds_the_error(tmp_path):
     assert "near-lossless" in text and "frame sizes" in text
 
 
+def test_encode_to_dicom_reports_bpp_and_cr_of_the_pixel_data_with_the_file_size(tmp_path):
+    # the attributes around the pixel data are not compressed data
+    out = ok(hlc("encode", data_file(CT), "ct_hlc.dcm", "--bpp", "1", cwd=tmp_path)).stdout
+    meta = json.loads(ok(hlc("info", "ct_hlc.dcm", "--json", cwd=tmp_path)).stdout)
+    pixel_data, size = sum(meta["frame_sizes"]), (tmp_path / "ct_hlc.dcm").stat().st_size
+    assert meta["compressed_size"] == pixel_data and meta["file_size"] == size > pixel_data + 1000
+    m = re.search(r"-> ([\d.]+) KB of pixel data \(file ([\d.]+) KB\), ([\d.]+) bpp, CR ([\d.]+)", out)
+    assert m, out
+    assert float(m[1]) == pytest.approx(pixel_data / 1000, abs=0.05)
+    assert float(m[2]) == pytest.approx(size / 1000, abs=0.05)
+    assert float(m[3]) == pytest.approx(8 * pixel_data / (128 * 128), abs=5e-4) == pytest.approx(meta["bpp"])
+    assert float(m[4]) == pytest.approx(2 * 128 * 128 / pixel_data, abs=5e-3)
+
+
+@pytest.mark.parametrize("ecc", [None, "medium"])
+def test_info_shows_a_stream_cut_short_and_exits_3(tmp_path, ecc):
+    ok(hlc("encode", data_file(CT), "ct.hlc", *(["--ecc", ecc] if ecc else []), cwd=tmp_path))
+    whole = (tmp_path / "ct.hlc").read_bytes()
+    assert re.search(r"^complete +yes$", ok(hlc("info", "ct.hlc", cwd=tmp_path)).stdout, re.M)
+    needed = json.loads(ok(hlc("info", "ct.hlc", "--json", cwd=tmp_path)).stdout)["bytes_needed"]
+    assert needed == len(whole) if ecc else len(whole) // 2 < needed <= len(whole)
+    half = len(whole) // 2
+    (tmp_path / "cut.hlc").write_bytes(whole[:half])
+    text = hlc("info", "cut.hlc", cwd=tmp_path)
+    assert text.returncode == 3, text.stdout + text.stderr
+    assert re.search(rf"^complete +no — the stream is cut short; {half} of {needed} bytes$", text.stdout, re.M)
+    js = hlc("info", "cut.hlc", "--json", cwd=tmp_path)
+    assert js.returncode == 3
+    meta = json.loads(js.stdout)
+    assert meta["complete"] is False and meta["compressed_size"] == half and meta["bytes_needed"] == needed
+    assert "3 it is cut short" in ok(hlc("info", "--help", cwd=tmp_path)).stdout
+
+
+def test_info_on_a_dicom_file_cut_in_its_pixel_data_says_so(tmp_path):
+    ok(hlc("encode", data_file(CT), "ct_hlc.dcm", cwd=tmp_path))
+    whole = (tmp_path / "ct_hlc.dcm").read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(whole[: len(whole) * 4 // 5])
+    proc = hlc("info", "cut.dcm", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "cut.dcm has no pixel data: the file is cut short" in proc.stderr.strip().splitlines()[-1]
+
+
 def test_png_tiff_and_npy_inputs_round_trip_bit_exact(tmp_path):
     import imagecodecs
     import tifffile

@@ -1,10 +1,15 @@
-"""``hlc batch`` end to end: bad files, resume after an interruption, --verify, dask, write errors."""
+"""``hlc batch`` end to end: bad files, resume after an interruption, signals, --verify,
+every example shown to users, dask, write errors."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
+import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -18,6 +23,8 @@ import pytest
 from test_cli import CT, EMRI, MR, data_file, dicom_pixels, hlc, hlc_env
 
 TEMP_SUFFIX = ".hlc-partial"
+TESTS = Path(__file__).resolve().parent
+UN = "explicit_VR-UN.dcm"   # 512 x 512 CT with air around the body: a real hybrid
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -72,6 +79,26 @@ def test_batch_refuses_a_destination_inside_the_source(tmp_path, archive):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def gated_batch(args: list, cwd: Path, gated: str, **kw) -> subprocess.Popen:
+    """``hlc batch ARGS`` whose worker holds the input named ``gated`` (with a partial
+    output beside it) for as long as the test runs: it cannot finish before a signal
+    (tests/batch_gate.py)."""
+    env = hlc_env()
+    env["PYTHONPATH"] += os.pathsep + str(TESTS)
+    env.update(HLC_TEST_GATED=gated, HLC_TEST_GATE=str(cwd / "gate-never-opened"))
+    code = "import sys, batch_gate; sys.exit(batch_gate.main(sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", code, "batch", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def wait_for(condition, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the batch made no progress"
+        time.sleep(0.02)
+
+
 def test_batch_interrupted_then_resumed_finishes_with_whole_files_only(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -81,13 +108,10 @@ def test_batch_interrupted_then_resumed_finishes_with_whole_files_only(tmp_path)
     out.mkdir()
     stale = out / f".ct05.dcm.x1y2z3{TEMP_SUFFIX}"   # left by a run killed earlier
     stale.write_bytes(b"half a file")
-    args = [sys.executable, "-m", "hlc_cli.main", "batch", str(src), str(out), "--workers", "1",
-            "--bpp", "1", "--roi", "auto", "--to", "hlc", "--no-progress"]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=hlc_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while not list(out.glob("*.hlc")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
+    args = [src, out, "--workers", "1", "--bpp", "1", "--roi", "auto", "--to", "hlc", "--no-progress"]
+    # ct09 is held until the signal: the batch cannot have finished when it lands
+    proc = gated_batch(args, tmp_path, "ct09.dcm", start_new_session=True)
+    wait_for(lambda: list(out.glob("*.hlc")), proc)
     os.killpg(proc.pid, signal.SIGINT)                 # Ctrl-C: the whole process group
     stdout, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, stdout
@@ -99,10 +123,93 @@ def test_batch_interrupted_then_resumed_finishes_with_whole_files_only(tmp_path)
 
     for p in done:                                     # whatever exists is complete
         codec_core.decode(p.read_bytes())
-    again = hlc(*args[3:], cwd=tmp_path)
+    again = hlc("batch", *args, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"{len(done)} already done" in again.stdout
     assert len(list(out.glob("*.hlc"))) == 10 and not partials(out)
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every live process: pid -> (parent pid, start time); psutil if installed, else /proc."""
+    try:
+        import psutil
+    except ImportError:
+        table = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue                           # ended meanwhile
+                if fields[0] != "Z":                   # a zombie has ended
+                    table[int(entry.name)] = (int(fields[1]), fields[19])
+        return table
+    return {p.pid: (p.info["ppid"], str(p.info["create_time"]))
+            for p in psutil.process_iter(["ppid", "create_time", "status"])
+            if p.info["status"] != psutil.STATUS_ZOMBIE}
+
+
+def descendants(pid: int) -> set[tuple[int, str]]:
+    """(pid, start time) of every process whose parent chain includes ``pid``."""
+    table = _processes()
+    found, parents = set(), {pid}
+    while True:
+        new = {(p, start) for p, (ppid, start) in table.items() if ppid in parents} - found
+        if not new:
+            return found
+        found |= new
+        parents = {p for p, _ in new}
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_kill_ends_the_workers_and_writes_the_summary_and_report(tmp_path, sig, status):
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    for i in range(6):
+        shutil.copy(data_file(CT), src / f"ct{i}.dcm")
+    shutil.copy(data_file(CT), src / "a_held.dcm")     # first in line: a worker holds it
+    before = tree_digest(src)
+    proc = gated_batch([src, out, "--workers", "2", "--no-progress", "--json", "report.json"], tmp_path,
+                       "a_held.dcm")
+    wait_for(lambda: list(out.glob("*.dcm")) and partials(out), proc)
+    children = descendants(proc.pid)                   # the two workers (and multiprocessing's tracker)
+    assert len(children) >= 2, children
+    os.kill(proc.pid, sig)                             # the main process only, as `kill PID` does
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == status, stdout + stderr
+    assert f"interrupted ({sig.name}): run the same command again" in stdout, stdout
+    assert re.search(r"^\d+ of 7 files: \d+ converted", stdout, re.M), stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["interrupted"] and report["signal"] == sig.name
+    def left() -> set[tuple[int, str]]:
+        return children & {(p, start) for p, (_, start) in _processes().items()}
+
+    deadline = time.monotonic() + 10                   # nothing left running (the tracker
+    while left() and time.monotonic() < deadline:      # ends when its pipe closes)
+        time.sleep(0.05)
+    assert not left() and not descendants(proc.pid), left()
+    assert not partials(out)                           # the held worker's partial output too
+    assert tree_digest(src) == before                  # originals untouched
+    done = sorted(out.glob("*.dcm"))
+    assert 1 <= len(done) < 7 and not (out / "a_held.dcm").exists()
+    for p in done:                                     # whatever exists is complete
+        assert np.array_equal(dicom_pixels(p), dicom_pixels(src / p.name)), p.name
+    reported = {Path(r["dst"]).name for r in report["results"] if r["status"] == "converted"}
+    assert reported <= {p.name for p in done}
+
+
+def test_a_signal_ignored_when_the_batch_starts_stays_ignored():
+    # `nohup hlc batch ...` ignores SIGHUP: a hang-up must not stop that batch
+    from hlc_cli.batch import stop_signals
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_signals():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def test_verify_catches_a_corrupted_output_and_converts_it_again(tmp_path, archive):
@@ -140,7 +247,29 @@ def test_verify_output_rejects_bad_outputs(tmp_path):
     path.write_bytes(stream)
     assert verify_output(str(path), img, {"mode": "near-lossless", "max_error": 3})[0] == ""
     assert "exceeds" in verify_output(str(path), img, {"mode": "near-lossless", "max_error": 1})[0]
-    assert "mode" in verify_output(str(path), img, {"mode": "lossless"})[0]
+    assert "differs" in verify_output(str(path), img, {"mode": "lossless"})[0]
+
+
+def test_verify_output_checks_the_bounds_asked_not_the_coder_kept(tmp_path):
+    """The encoder may keep a lossless or near-lossless stream where a lossy or hybrid one
+    was asked for: it keeps every promise, so it passes; a stream that breaks one fails."""
+    from hlc_cli.batch import verify_output
+
+    import codec_core
+
+    img = dicom_pixels(data_file(MR))
+    path = tmp_path / "mr.hlc"
+    hybrid = {"mode": "lossy", "bpp": 0.75, "roi": "auto", "roi_max_error": 0}
+    path.write_bytes(codec_core.encode(img, mode="lossless"))
+    for options in (hybrid, {"mode": "lossy", "psnr": 40}, {"mode": "near-lossless", "max_error": 2},
+                    {"mode": "lossless"}):
+        assert verify_output(str(path), img, options)[0] == "", options
+    path.write_bytes(codec_core.encode(img, mode="near-lossless", max_error=2))
+    assert verify_output(str(path), img, {"mode": "lossy", "bpp": 0.75})[0] == ""
+    assert "inside the ROI" in verify_output(str(path), img, hybrid)[0]  # no ROI kept exact
+    assert verify_output(str(path), img, dict(hybrid, roi_max_error=2))[0] == ""
+    path.write_bytes(codec_core.encode(img, mode="lossy", bpp=0.5))
+    assert "exceeds --max-error" in verify_output(str(path), img, {"mode": "near-lossless", "max_error": 1})[0]
 
 
 def test_batch_write_errors_stop_only_that_file_and_leave_no_partial(tmp_path, archive):
@@ -181,3 +310,125 @@ def test_batch_compiles_the_kernels_before_its_workers_start(tmp_path):
     index = {p.name.split("-")[0] for p in cache.rglob("*.nbi")}
     for kernel in ("_kernels.encode_band", "_kernels.decode_band", "_predictive_kernels.code_plane"):
         assert kernel in index, sorted(index)
+
+
+# ------------------------------------------------------------------ every example shown to users
+
+def batch_examples() -> list[str]:
+    """Every ``hlc batch`` command line of ``hlc batch --help``, ``hlc --help`` and
+    README.md, in that order (a new example is tested without a change here)."""
+    from hlc_cli.main import main
+
+    texts = []
+    for argv in (["batch", "--help"], ["--help"]):
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown), contextlib.suppress(SystemExit):
+            main(argv)
+        texts.append(shown.getvalue())
+    texts.append((TESTS.parent / "README.md").read_text(encoding="utf-8"))
+    lines = [m.split("#")[0].strip() for text in texts
+             for m in re.findall(r"^\s*(hlc batch .*)$", text, re.M)]
+    return list(dict.fromkeys(lines))
+
+
+EXAMPLES = batch_examples()
+
+
+def test_the_examples_are_found():
+    assert len(EXAMPLES) >= 5, EXAMPLES
+    assert "hlc batch in/ out/ --bpp 0.75 --roi auto --verify" in EXAMPLES
+
+
+@pytest.fixture
+def example_archive(archive: Path) -> Path:
+    """The archive, with a 512 x 512 CT whose hybrid is not the lossless stream."""
+    shutil.copy(data_file(UN), archive / "series" / "abdomen.dcm")
+    return archive
+
+
+EXAMPLE_IMAGES = GOOD + ("series/abdomen.dcm",)
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler():
+    import distributed
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", hlc_env()["PYTHONPATH"])   # the workers import hlc_cli
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster:
+            yield cluster.scheduler_address
+
+
+def example_args(example: str, src: Path, dst: Path, request) -> list[str]:
+    """The example's arguments with its SRC and DST replaced, and its scheduler address
+    by a local cluster's."""
+    args = shlex.split(example)[2:]
+    args[:2] = [str(src), str(dst)]
+    if "--scheduler" in args:
+        args[args.index("--scheduler") + 1] = request.getfixturevalue("dask_scheduler")
+    return args
+
+
+def listed(stdout: str, title: str) -> list[str]:
+    """The files the summary lists under ``title:``."""
+    m = re.search(rf"^{title}:\n((?:  .*\n?)*)", stdout, re.M)
+    return [line.split(":")[0].strip() for line in m.group(1).splitlines()] if m else []
+
+
+def check_example_run(proc: subprocess.CompletedProcess, src: Path) -> None:
+    """Exit status 1 from the broken input, the only file failed; the text file skipped."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [Path(p).name for p in listed(proc.stdout, "failed")] == ["broken.dcm"], proc.stdout
+    assert [Path(p).name for p in listed(proc.stdout, "skipped")] == ["notes.txt"], proc.stdout
+    assert "repaired" not in proc.stdout and "Traceback" not in proc.stderr
+
+
+def check_outputs(args: list[str], src: Path, dst: Path) -> None:
+    """Every image has its output, decoding within every bound the example asks."""
+    from hlc_cli.batch import output_name, verify_output
+    from hlc_cli.main import build_parser, codec_options
+
+    import codec_core
+
+    parsed = build_parser().parse_args(["batch", *args])
+    options = codec_options(parsed)
+    if parsed.roi:
+        options["roi"] = parsed.roi
+    bound = {"lossless": 0, "near-lossless": options.get("max_error")}.get(options["mode"])
+    for rel in EXAMPLE_IMAGES:
+        out = dst / output_name(rel, parsed.to)
+        original = dicom_pixels(src / rel)
+        back = codec_core.decode(out.read_bytes()) if parsed.to == "hlc" else dicom_pixels(out)
+        assert back.shape == original.shape and back.dtype == original.dtype, rel
+        if bound is not None:
+            assert np.abs(back.astype(int) - original).max() <= bound, rel
+        assert verify_output(str(out), original, options)[0] == "", rel
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_batch_example_passes_as_written(tmp_path, example_archive, example, request):
+    before = tree_digest(example_archive)
+    args = example_args(example, example_archive, tmp_path / "out", request)
+    proc = hlc("batch", *args, cwd=tmp_path, timeout=300)
+    check_example_run(proc, example_archive)
+    assert "6 files: 4 converted" in proc.stdout, proc.stdout
+    check_outputs(args, example_archive, tmp_path / "out")
+    assert tree_digest(example_archive) == before
+
+
+def test_the_examples_in_turn_on_one_archive_keep_every_output(tmp_path, example_archive, request):
+    """As a user going down the list: each run finds the outputs of the ones before,
+    whatever coder made them; none is rejected, converted again or removed."""
+    dst = tmp_path / "out"
+    seen: set[Path] = set()
+    for example in EXAMPLES:
+        args = example_args(example, example_archive, dst, request)
+        proc = hlc("batch", *args, cwd=tmp_path, timeout=300)
+        check_example_run(proc, example_archive)
+        outputs = {p for p in dst.rglob("*") if p.is_file()}
+        assert seen <= outputs, (example, seen - outputs)
+        seen = outputs
+        if "--verify" in args:
+            assert "4 verified" in proc.stdout or "4 converted" in proc.stdout, proc.stdout
+        check_outputs(args, example_archive, dst)

@@ -346,34 +346,6 @@ def stop_signals() -> Iterator[Callable[[], None]]:
             signal.signal(s, handler)
 
 
-def compile_kernels_here() -> None:
-    """Compile (or load) the codec's numba kernels in this process, before workers start.
-
-    The kernels are cached on disk (numba ``cache=True``); worker processes that all
-    compile them at once on a fresh install race to write the same cache files, which
-    numba does not guard against (numba issue #4807: a worker can crash). Done here
-    first, the workers only read a complete cache. Every coder path is run once on a
-    small grey and colour image; a failure is left for the real conversions to report.
-    """
-    import numpy as np
-
-    import codec_core as hlc
-
-    rng = np.random.default_rng(0)
-    grey = rng.integers(0, 4096, (40, 40)).astype(np.uint16)
-    colour = rng.integers(0, 256, (40, 40, 3)).astype(np.uint8)
-    mask = np.zeros(grey.shape, bool)
-    mask[10:30, 10:30] = True
-    try:
-        for img in (grey, colour):
-            for kw in ({"mode": "lossless"}, {"mode": "near-lossless", "max_error": 1},
-                       {"mode": "lossy", "bpp": 1.0}):
-                hlc.decode(hlc.encode(img, **kw))
-        hlc.decode(hlc.encode(grey, mode="lossy", bpp=1.0, roi=mask))  # the masked ROI coder
-    except Exception:  # noqa: BLE001 - the conversions themselves report real problems
-        pass
-
-
 def _local_results(tasks: list[Task], options: dict, verify: bool, overwrite: bool,
                    workers: int) -> Iterator[Result]:
     import multiprocessing
@@ -381,10 +353,8 @@ def _local_results(tasks: list[Task], options: dict, verify: bool, overwrite: bo
 
     # The workers are the parallelism: keep each one's numeric libraries on one thread
     # (set before the children import numpy). A value the user set wins.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    if workers > 1:
-        compile_kernels_here()
     # spawn: workers start clean (no inherited thread pools or locks), on every platform.
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     pending: set = set()
@@ -421,7 +391,6 @@ def _dask_results(tasks: list[Task], options: dict, verify: bool, overwrite: boo
         from distributed import Client, as_completed
     except ImportError:
         raise CliError("--scheduler needs dask.distributed: pip install 'hlc-codec[cluster]'") from None
-    compile_kernels_here()  # (helps workers on this machine; remote ones compile their own)
     try:
         client = Client(address, timeout="15s")
     except (OSError, TimeoutError) as e:

@@ -298,20 +298,6 @@ def test_batch_on_a_dask_local_cluster(tmp_path, archive, monkeypatch):
         assert np.array_equal(dicom_pixels(tmp_path / "out" / rel), dicom_pixels(archive / rel)), rel
 
 
-def test_batch_compiles_the_kernels_before_its_workers_start(tmp_path):
-    # Workers compiling at once on a fresh install race on numba's cache files
-    # (numba #4807); the parent fills the cache first. Here: into an empty cache dir.
-    cache = tmp_path / "numba-cache"
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
-    code = "from hlc_cli.batch import compile_kernels_here; compile_kernels_here()"
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[1])
-    assert proc.returncode == 0, proc.stderr
-    index = {p.name.split("-")[0] for p in cache.rglob("*.nbi")}
-    for kernel in ("_kernels.encode_band", "_kernels.decode_band", "_predictive_kernels.code_plane"):
-        assert kernel in index, sorted(index)
-
-
 # ------------------------------------------------------------------ every example shown to users
 
 def batch_examples() -> list[str]:

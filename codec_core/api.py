@@ -557,11 +557,17 @@ def info(data: bytes) -> dict:
         "preprocess": "denoise" if h.flags & ct.FLAG_DENOISED else None,
         "value_range": (h.vmin, h.vmax), "compressed_size": len(data),
         "frame_sizes": frame_sizes, "ecc": None, "ecc_overhead": 0.0,
-        "complete": start + sum(n for n, _ in h.segments) <= len(stream),
+        # the bytes every segment needs (all of an ECC wrapper), and whether they are there
+        "bytes_needed": start + sum(n for n, _ in h.segments),
     }
+    complete = d["bytes_needed"] <= len(stream)
     if ecc_facts is not None:
-        d.update(ecc_facts)
-        d["complete"] = start + sum(n for n, _ in h.segments) <= ecc_facts["protected_bytes"]
+        facts = dict(ecc_facts)
+        complete = d["bytes_needed"] <= facts["protected_bytes"]  # the protected stream is whole
+        d["bytes_needed"] = facts.pop("ecc_total_bytes")           # and so is its wrapper:
+        complete = complete and d["bytes_needed"] <= len(data)
+        d.update(facts)
+    d["complete"] = complete
     d["bpp"] = 8.0 * len(data) / (h.rows * h.cols * h.frames)
     d["compression_ratio"] = h.pixels * h.np_dtype.itemsize / len(data)
     return d

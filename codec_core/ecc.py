@@ -490,7 +490,8 @@ def peek(data: bytes) -> dict:
             "ecc_overhead": parity / plen if plen else 0.0,
             "protected_bytes": plen,
             "ecc_parity_bytes": parity,
-            "ecc_total_overhead": (geo.total_len - plen) / plen if plen else 0.0}
+            "ecc_total_overhead": (geo.total_len - plen) / plen if plen else 0.0,
+            "ecc_total_bytes": geo.total_len}
 
 
 def payload_prefix(data: bytes, n: int) -> bytes | None:

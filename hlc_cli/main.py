@@ -353,24 +353,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bytes_needed(stream: bytes, meta: dict[str, Any]) -> int:
-    """How long ``stream`` should be, from its header (``meta`` its ``codec_core.info``):
-    what its segments need, as the decoder measures it, or an ECC wrapper's length."""
-    if meta["ecc"]:
-        # (info() gives the wrapper's size only as its overhead over the payload)
-        return round(meta["protected_bytes"] * (1 + meta["ecc_total_overhead"]))
-    from codec_core import container
-
-    h, start = container.parse_header(stream, None, allow_truncated=True)
-    return start + sum(n for n, _ in h.segments)
-
-
-def _add_completeness(d: dict[str, Any], streams: list[bytes], infos: list[dict[str, Any]]) -> None:
-    """``complete`` and ``bytes_needed`` of a file's HLC streams (info() alone misses a
-    cut ECC stream: the header it reads is whole)."""
-    needed = [_bytes_needed(s, i) for s, i in zip(streams, infos)]
-    d["bytes_needed"] = sum(needed)
-    d["complete"] = all(i["complete"] and len(s) >= n for s, i, n in zip(streams, infos, needed))
+def _add_completeness(d: dict[str, Any], infos: list[dict[str, Any]]) -> None:
+    """``complete`` and ``bytes_needed`` of a file's HLC streams (one per DICOM frame)."""
+    d["bytes_needed"] = sum(i["bytes_needed"] for i in infos)
+    d["complete"] = all(i["complete"] for i in infos)
 
 
 def file_info(path: str) -> dict[str, Any]:
@@ -391,7 +377,7 @@ def file_info(path: str) -> dict[str, Any]:
         d["file"] = path
         d["container"] = "hlc"
         d["file_size"] = len(data)
-        _add_completeness(d, [data], [d])
+        _add_completeness(d, [d])
         return d
     if kind == "dicom":
         from pydicom.encaps import generate_frames
@@ -428,7 +414,7 @@ def file_info(path: str) -> dict[str, Any]:
         d["lossy"] = any(i["lossy"] for i in infos)
         d["lossy_image_compression"] = str(ds.get("LossyImageCompression", ""))
         d["file_size"] = os.path.getsize(path)
-        _add_completeness(d, streams, infos)
+        _add_completeness(d, infos)
         d.pop("ecc_report", None)
         return d
     raise io.CliError(f"{path} is not an .hlc stream or an HLC DICOM file"

@@ -557,3 +557,13 @@ def test_a_2d_mask_covers_every_colour_sample():
     mask[100:200, 100:300] = True
     out = hlc.decode(hlc.encode(rgb, mode="lossy", bpp=1.0, roi=mask))
     assert np.array_equal(out[mask], rgb[mask])
+
+
+@pytest.mark.parametrize("ecc", [None, "low", "high"])
+def test_info_says_whether_the_stream_is_whole(ecc):
+    data = hlc.encode(dicom("CT_small.dcm"), ecc=ecc)
+    meta = hlc.info(data)
+    assert meta["complete"] and meta["bytes_needed"] <= len(data)
+    for cut in (len(data) // 2, meta["bytes_needed"] - 1):
+        short = hlc.info(data[:cut])
+        assert not short["complete"] and short["bytes_needed"] == meta["bytes_needed"]

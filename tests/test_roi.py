@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import sys
 import textwrap
 from pathlib import Path
@@ -283,7 +284,9 @@ def test_mask_from_seg_on_liver():
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO,
+    # cwd outside the checkout: ``-c`` puts the cwd first on sys.path, and the tests use
+    # the installed package
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tempfile.gettempdir(),
                           capture_output=True, text=True, timeout=120)
 
 

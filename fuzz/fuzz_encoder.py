@@ -62,6 +62,7 @@ import numpy as np  # noqa: E402
 CORPUS = ROOT / "fuzz" / "encoder_corpus"
 RESULTS = ROOT / "benchmarks" / "results" / "fuzz_encoder.md"
 RUNS = ROOT / "benchmarks" / "results" / "fuzz_encoder.json"
+CHECKS = "ASan + UBSan (C kernels)"
 TIMEOUT = 10.0          # seconds: a case over this is a hang (once confirmed)
 WARMUP_TIMEOUT = 900.0  # a fresh worker compiles every kernel with bounds checks first
 DTYPES = ("uint8", "int8", "uint16", "int16")
@@ -649,21 +650,23 @@ def write_summary(stats: Stats, cmd: str, seed: int, start: int, workers: int) -
                  "psnr_under_target": [stats.psnr_under, stats.psnr_cases],
                  "slowest_case_s": round(stats.max_t, 2), "slowest_case": f"{seed}:{stats.max_t_case}",
                  "failure_kinds": sorted({w for _, w, _ in stats.failures}),
-                 "date": time.strftime("%Y-%m-%d %H:%M")})
+                 "checks": CHECKS, "date": time.strftime("%Y-%m-%d %H:%M")})
     RUNS.write_text(json.dumps(runs, indent=1))
     tot = {k: sum(r[k] for r in runs) for k in ("executions", "failures", "crashes", "hangs", "wall_s")}
     lines = ["# Fuzzing the HLC encoder", "",
              "`fuzz/fuzz_encoder.py`: generated images and options, one `encode` per execution, its output "
-             "decoded and checked against the mode's guarantee; worker processes with the compiled kernels "
-             f"built with AddressSanitizer and UBSan (fuzz/sanitized.py); a case over {TIMEOUT:.0f} s is re-run in a fresh worker and counted as a "
-             "hang if slow again. Each run below is a distinct range of case numbers.", "",
+             "decoded and checked against the mode's guarantee, in worker processes whose kernels check "
+             "every access (*checks*: since the C kernels, AddressSanitizer and UBSan builds, fuzz/sanitized.py; "
+             f"before, numba's bounds checks); a case over {TIMEOUT:.0f} s is re-run in a fresh worker and counted "
+             "as a hang if slow again. Each run below is a distinct range of case numbers.", "",
              "| date | seed | cases | executions | failures | crashes | hangs | slow, not confirmed | wall s | "
-             "workers | command |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "workers | checks | command |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['date']} | {r['seed']} | {r['cases'][0]}..{r['cases'][1] - 1} | {r['executions']:,} | "
               f"{r['failures']} | {r['crashes']} | {r['hangs']} | {r['slow_not_confirmed']} | {r['wall_s']} | "
-              f"{r['workers']} | `{r['command']}` |" for r in runs]
+              f"{r['workers']} | {r.get('checks', 'numba bounds checks (numba kernels)')} | `{r['command']}` |"
+              for r in runs]
     lines += [f"| **total** | | | **{tot['executions']:,}** | {tot['failures']} | {tot['crashes']} | "
-              f"{tot['hangs']} | | {tot['wall_s']} | | |", "", "## Latest run", "",
+              f"{tot['hangs']} | | {tot['wall_s']} | | | |", "", "## Latest run", "",
               f"Command: `{cmd}` (seed {seed}, cases {start}..{start + stats.executions - 1})", "",
               f"- executions (encode + decode + info of one generated case): **{stats.executions:,}** in "
               f"{stats.elapsed:.0f} s wall ({stats.executions / max(stats.elapsed, 1e-9):.1f}/s, {workers} worker(s), "

@@ -1137,7 +1137,7 @@ def main(argv: list[str] | None = None) -> int:
         _speed_child(json.loads(argv[1]))
         return 0
 
-    from hlc_cli.corpus import BENCH_CORPUS, CORPUS, QUICK_CORPUS, load_corpus
+    from codec_core.cli.corpus import BENCH_CORPUS, CORPUS, QUICK_CORPUS, load_corpus
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

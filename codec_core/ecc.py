@@ -22,11 +22,13 @@ from functools import lru_cache
 import numpy as np
 
 from .errors import CorruptStreamError, TruncatedStreamError, UncorrectableError
+from .format import ECC_LEVELS, ECC_MAGIC
+from .format import MAGIC as PLAIN
 
 __all__ = ["ECC_LEVELS", "EccReport", "MAGIC", "is_protected", "peek", "protect", "unprotect"]
 
-MAGIC = b"\x89HLE\r\n\x1a\n"          # protected stream; PNG-style like the plain stream's
-PLAIN_MAGIC = b"\x89HLC\r\n\x1a\n"    # plain HLC stream (what protect() receives)
+MAGIC = ECC_MAGIC          # protected stream; PNG-style like the plain stream's
+PLAIN_MAGIC = PLAIN        # plain HLC stream (what protect() receives)
 
 # Parity bytes per 255-byte codeword.  An RS codeword with nsym parity bytes corrects
 # nsym // 2 unknown byte errors or nsym erasures (2 * errors + erasures <= nsym).
@@ -37,7 +39,7 @@ PLAIN_MAGIC = b"\x89HLC\r\n\x1a\n"    # plain HLC stream (what protect() receive
 # RS(255,223)) would cost 14.3 % > the 13 % budget.  low = 16 (6.7 %; P(> 8) = 7e-6 per
 # codeword, so ~0.2 % of 64 KiB streams fail at 0.5 % byte errors) suits cleaner links;
 # high = 64 (33.5 %) survives 5 % byte errors.  Measured: benchmarks/results/ecc.md.
-ECC_LEVELS: dict[str, int] = {"low": 16, "medium": 24, "high": 64}
+# (The table itself, ECC_LEVELS, is in codec_core/format.py.)
 
 _VERSION = 1
 # CRC chunk = interleave depth rounded down to a power of two, within 512 B .. 8 KiB: a bad

@@ -4,7 +4,7 @@ Guarantees:
 
 * originals are opened for reading only, and no output may name an input;
 * each output is written to a hidden temporary file beside it and renamed when it
-  is complete (:func:`hlc_cli.io.atomic_write`), so an output that exists is whole;
+  is complete (:func:`codec_core.cli.io.atomic_write`), so an output that exists is whole;
   leftovers of a killed run are removed when the next run starts;
 * every output is read back (a fresh parse of the file, its pixels compared with
   the original within the error bound asked) before it takes its name; one that
@@ -130,7 +130,7 @@ def _decoded_output(dst: str) -> tuple[Any, list[bytes]]:
 
     A DICOM output is parsed afresh from the file and decoded through
     ``pydicom.pixels.pixel_array(path)``, as a user's pydicom would
-    (:func:`hlc_cli.io.read_back_dicom`).
+    (:func:`codec_core.cli.io.read_back_dicom`).
     """
     from . import io
 

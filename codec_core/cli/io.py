@@ -197,7 +197,7 @@ def check_pixel_source(ds: Any, path: str) -> None:
 
 
 def read_dicom(path: str) -> Image:
-    """A DICOM file's pixel data as stored (see :func:`hlc_cli.corpus.load_dicom_array`)."""
+    """A DICOM file's pixel data as stored (see :func:`codec_core.cli.corpus.load_dicom_array`)."""
     from .corpus import load_dicom_array
 
     ds = read_dataset(path)

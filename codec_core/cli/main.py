@@ -1,6 +1,6 @@
 """The ``hlc`` command: convert, inspect, compare, report, and batch-convert archives.
 
-Entry point :func:`main` (console script ``hlc``; also ``python -m hlc_cli.main``).
+Entry point :func:`main` (console script ``hlc``; also ``python -m codec_core.cli.main``).
 This module imports only the standard library at start-up, so ``hlc --help`` is
 fast; numpy, pydicom, matplotlib and dask are imported inside the commands that use
 them.

@@ -11,14 +11,16 @@ colour). Stacks are frames (``n_frames``/``seek``; ``save_all`` with
 :func:`codec_core.decode`, one frame and one resolution level at a time, and closes a
 file Pillow opened from a path, as Pillow's plugins do (a stack keeps it for ``seek``,
 as an animated PNG does). ``verify()`` checks every CRC without decoding, as PNG's.
-Save options are those of :func:`codec_core.encode`: ``mode``, ``max_error``,
-``bpp``, ``psnr``, ``roi`` (``"auto"``, a boolean array, or an ``L``/``1`` image, a
-list of them for ``save_all``), ``roi_max_error``, ``ecc``, ``bits_stored``,
-``preprocess``.
+Save options are those :mod:`codec_core.options` offers to Pillow (read from
+``im.encoderinfo`` by the table's names): ``mode``, ``max_error``, ``bpp``, ``psnr``,
+``bits_stored``, ``roi`` (``"auto"``, a boolean array, or an ``L``/``1`` image, a
+list of them for ``save_all``), ``roi_max_error``, ``ecc``, ``preprocess``.
 
 Importing this module registers nothing by itself: call :func:`register` (the
-start-up hook and :func:`hybrid_plugins.register` do). :mod:`codec_core` is imported
-on the first open or save, so ``import PIL.Image`` stays fast.
+start-up hook and :func:`hybrid_plugins.register` do). Only the format's names and the
+options table are imported with it (:mod:`codec_core.format`, :mod:`codec_core.options`:
+the standard library only); the codec and numpy load on the first open or save, so
+``import PIL.Image`` stays fast.
 """
 from __future__ import annotations
 
@@ -26,7 +28,10 @@ from typing import IO, Any
 
 from PIL import Image, ImageFile, ImageSequence
 
-from . import HLC_EXTENSION, HLC_MIME_TYPE
+from codec_core.format import PREFIX, header_end
+from codec_core.options import PILLOW, EncodeOptions, options_for
+
+from ._constants import HLC_EXTENSION, HLC_MIME_TYPE
 from ._common import MAGICS, core, describe_error
 
 __all__ = ["HlcImageFile", "register", "FORMAT"]
@@ -45,15 +50,6 @@ _READ_MODES = {
 
 def _accept(prefix: bytes) -> bool:
     return prefix[:8] in MAGICS
-
-
-def _header_size(prefix: bytes) -> int | None:
-    """Bytes from the start of a plain HLC stream to the end of its header block:
-    magic[8], version u8, u32 H, body[H], u32 CRC (docs/FORMAT.md, section 1); None
-    if `prefix` (its first 13 bytes) is not the start of one."""
-    if len(prefix) < 13 or prefix[:8] != MAGICS[0]:
-        return None
-    return 17 + int.from_bytes(prefix[9:13], "little")
 
 
 def _reduced(length: int, level: int) -> int:
@@ -95,8 +91,8 @@ class HlcImageFile(ImageFile.ImageFile):
         that fails (a damaged header is read from its copy at the end of the stream) and
         for a Reed-Solomon protected file (its wrapper is unwrapped whole)."""
         hlc = core()
-        head = self.fp.read(13)
-        size = _header_size(head)
+        head = self.fp.read(PREFIX.size)
+        size = header_end(head)  # (the header block of a plain stream: docs/FORMAT.md, section 1)
         if size is not None:
             try:
                 return hlc.info(head + ImageFile._safe_read(self.fp, size - len(head)))
@@ -280,12 +276,9 @@ def _write(frames: list[Image.Image], fp: IO[bytes], options: dict[str, Any]) ->
         if any(a.shape != arrays[0].shape or a.dtype != arrays[0].dtype for a in arrays):
             raise ValueError("save_all needs frames of one size and mode")
         arr, axes = np.stack(arrays), "ZYXC" if colour else "ZYX"
-    fp.write(core().encode(
-        arr, options.get("mode", "lossless"), axes=axes,
-        bits_stored=options.get("bits_stored"), max_error=options.get("max_error"),
-        bpp=options.get("bpp"), psnr=options.get("psnr"), roi=_roi_array(options.get("roi")),
-        roi_max_error=options.get("roi_max_error", 0), ecc=options.get("ecc"),
-        preprocess=options.get("preprocess")))
+    values = {opt.name: options.get(opt.name, opt.default) for opt in options_for(PILLOW)}
+    values["roi"] = _roi_array(values["roi"])
+    fp.write(core().encode_with(arr, EncodeOptions(axes=axes, **values)))
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:

@@ -7,10 +7,11 @@
 >>> ds.save_as("ct_hlc.dcm")
 >>> pydicom.pixels.pixel_array("ct_hlc.dcm", index=0)    # one frame, others untouched
 
-Encoding options (keyword arguments of ``compress``) are those of
-:func:`codec_core.encode`: ``mode``, ``max_error``, ``bpp``, ``psnr``, ``roi``,
-``roi_max_error``, ``ecc``, ``preprocess``. ``roi`` may also be a DICOM
-Segmentation dataset whose frames match the image.
+Encoding options (keyword arguments of ``compress``, which pydicom hands the encoder
+as runner options) are those :mod:`codec_core.options` offers to pydicom: ``mode``,
+``max_error``, ``bpp``, ``psnr``, ``roi``, ``roi_max_error``, ``ecc``, ``preprocess``,
+``levels``, ``threads``; the bits stored are the dataset's. ``roi`` may also be a
+DICOM Segmentation dataset whose frames match the image.
 
 Each frame is one HLC stream in its own fragment, with a Basic Offset Table (pydicom's
 ``encapsulate``), so one frame decodes without the others.
@@ -58,7 +59,9 @@ from pydicom.pixels.decoders import base as _decoders
 from pydicom.pixels.encoders import base as _encoders
 from pydicom.uid import UID
 
-from . import HLC_UID_STRING
+from codec_core.options import PYDICOM, EncodeOptions, options_for
+
+from ._constants import HLC_UID_STRING
 from ._common import core, describe_error
 
 __all__ = ["HLC_TRANSFER_SYNTAX_UID", "LOSSY_METHOD", "LossyNotRecordedWarning", "mark_lossy",
@@ -151,13 +154,9 @@ def _encode_frame(src: bytes, runner: Any) -> bytes:
     index = runner.get_option(_FRAME_COUNTER, 0)  # pydicom encodes frames in order
     runner.set_option(_FRAME_COUNTER, index + 1)
     arr, axes = _frame_array(src, runner)
-    return core().encode(
-        arr, runner.get_option("mode", "lossless"), axes=axes, bits_stored=runner.bits_stored,
-        max_error=runner.get_option("max_error"), bpp=runner.get_option("bpp"),
-        psnr=runner.get_option("psnr"), roi=_frame_roi(runner, index),
-        roi_max_error=runner.get_option("roi_max_error", 0), ecc=runner.get_option("ecc"),
-        preprocess=runner.get_option("preprocess"), levels=runner.get_option("levels"),
-        threads=runner.get_option("threads"))
+    values = {opt.name: runner.get_option(opt.name, opt.default) for opt in options_for(PYDICOM)}
+    values["roi"] = _frame_roi(runner, index)
+    return core().encode_with(arr, EncodeOptions(axes=axes, bits_stored=runner.bits_stored, **values))
 
 
 def _is_big_endian(ds: Any) -> bool:

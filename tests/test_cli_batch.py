@@ -373,7 +373,7 @@ def check_example_run(proc: subprocess.CompletedProcess, src: Path) -> None:
 def check_outputs(args: list[str], src: Path, dst: Path) -> None:
     """Every image has its output, decoding within every bound the example asks."""
     from codec_core.cli.batch import output_name, verify_output
-    from codec_core.cli.main import build_parser, codec_options
+    from codec_core.cli.parser import build_parser, codec_options
 
     import codec_core
 

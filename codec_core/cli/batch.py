@@ -474,7 +474,7 @@ def run_batch(args) -> int:
 
 
 def _run_batch(args, check_stopped: Callable[[], None]) -> int:
-    from .main import codec_options
+    from .parser import codec_options
 
     options = codec_options(args)
     if args.roi is not None and args.roi != "auto":

@@ -86,7 +86,7 @@ def image_heading(r) -> str:
 
 def summary_rows(results) -> tuple[Sequence[str], list[list[str]]]:
     """Mean lossless bpp per codec, and PSNR at 0.5 and 1 bpp (interpolated on each curve)."""
-    from .bench import interpolate_psnr
+    from .results import interpolate_psnr
 
     codecs: list[str] = []
     for r in results:

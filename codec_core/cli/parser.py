@@ -1,0 +1,296 @@
+"""The ``hlc`` command line's parser: its commands, their flags and examples, and the
+compression options the flags give.
+
+Standard library only (plus :mod:`codec_core.options` and :mod:`codec_core.format`,
+which import nothing heavy), so that ``hlc --help`` is fast. The compression flags
+come from the options table (codec_core/options.py): a new option the table offers
+the command line appears here, with its help, and reaches the codec, with no change
+to this module.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from codec_core.options import CLI, EncodeOptions, OptionError, flag, options_for, render
+
+__all__ = ["PROG", "DEMO_IMAGE", "EXIT_INCOMPLETE", "build_parser", "add_codec_options", "codec_options"]
+
+PROG = "hlc"
+#: ``hlc demo``'s image: an abdominal CT slice from pydicom-data (512 x 512 int16, JPEG 2000
+#: lossless, which Pillow decodes; held out from the ROI models' training) with air and the
+#: table around the body, so that the hybrid has background to compress: the automatic ROI
+#: is 59 % of the pixels and the hybrid 0.67x the lossless size. (On CT_small.dcm, the
+#: earlier default, the ROI is the whole image and the hybrid is the lossless stream.)
+DEMO_IMAGE = "explicit_VR-UN.dcm"
+
+#: ``hlc info``'s exit status for a stream shorter than its header says.
+EXIT_INCOMPLETE = 3
+
+DESCRIPTION = """\
+HLC: hybrid lossy/lossless compression for medical images.
+
+commands:
+  demo      compress a real CT image in every mode, the hybrid too; print figures, write a report
+  encode    compress a DICOM, PNG, TIFF or .npy image to .hlc or to an HLC DICOM file
+  decode    decompress .hlc or HLC DICOM to DICOM, PNG, TIFF or .npy
+  info      show a compressed file's header: mode, max error, ROI, ECC, frame sizes
+  roi       draw the automatic importance map over an image
+  compare   quality and size of a decoded image against its original
+  bench     HLC against JPEG 2000 / HTJ2K / JPEG-LS / JPEG XL / PNG, with an HTML report
+  batch     convert a directory tree of DICOM files, in parallel, resumably
+
+Run 'hlc COMMAND --help' for the options and examples of each command.
+Add --debug to any command to see the full traceback of an error.
+"""
+
+EPILOG = """\
+examples:
+  hlc demo
+  hlc encode ct.dcm ct.hlc
+  hlc encode ct.dcm ct_hlc.dcm --mode lossy --bpp 0.5 --roi auto
+  hlc decode ct.hlc ct.png
+  hlc info ct.hlc --json
+  hlc batch /archive/in /archive/out --mode near-lossless --max-error 2 --verify
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line that says what to do, exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30)
+
+
+def add_codec_options(p: argparse.ArgumentParser) -> None:
+    """The compression flags: every option the options table offers the command line
+    (codec_core/options.py), with its help text; their defaults are the table's,
+    filled in by :func:`codec_options` (None here, so the mode can be inferred)."""
+    g = p.add_argument_group("compression")
+    for opt in options_for(CLI):
+        g.add_argument(flag(opt.name), dest=opt.name, type=opt.parse, choices=opt.choices, metavar=opt.metavar,
+                       help=opt.cli_help or render(opt.help, CLI))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hlc`` parser: global flags, then one sub-parser per command."""
+    parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=_formatter)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in (_encode_command, _decode_command, _info_command, _roi_command, _compare_command,
+                _bench_command, _demo_command, _batch_command):
+        add(sub)
+    return parser
+
+
+def command(sub: Any, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
+    """A command's sub-parser, with its examples and --debug."""
+    p = sub.add_parser(name, help=summary, description=summary, formatter_class=_formatter,
+                       epilog="examples:\n" + examples)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    return p
+
+
+def _encode_command(sub: Any) -> None:
+    p = command(sub, "encode", "Compress an image to .hlc, or to a DICOM file in the HLC transfer syntax.",
+                "  hlc encode ct.dcm ct.hlc                                  # lossless\n"
+                "  hlc encode ct.dcm ct.hlc --max-error 2                    # near-lossless\n"
+                "  hlc encode ct.dcm ct.hlc --bpp 0.5 --roi auto             # hybrid: ROI exact\n"
+                "  hlc encode ct.dcm ct_hlc.dcm --psnr 45 --ecc medium       # DICOM output\n"
+                "  hlc encode xray.png xray.hlc --roi mask.png --bpp 1 --roi-max-error 1\n"
+                "\nIN: DICOM (any transfer syntax pydicom decodes), PNG/TIFF (8/16-bit), .npy.\n"
+                "OUT: .hlc, or .dcm for DICOM with all the input's attributes kept.")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("output", metavar="OUT")
+    add_codec_options(p)
+    p.add_argument("--bits-stored", type=int, metavar="N",
+                   help="bits used per sample for non-DICOM input (default: the dtype's)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+
+def _decode_command(sub: Any) -> None:
+    p = command(sub, "decode", "Decompress .hlc or HLC DICOM to DICOM (explicit VR little endian), PNG, TIFF or .npy.",
+                "  hlc decode ct.hlc ct.dcm\n"
+                "  hlc decode ct_hlc.dcm ct.png                # 16-bit PNG when the data needs it\n"
+                "  hlc decode ct_hlc.dcm ct_view.png --display # 8-bit, as a viewer shows it\n"
+                "  hlc decode mr.hlc mr_thumb.tif --level 2    # quarter size, coarse bands only\n"
+                "  hlc decode damaged.hlc best.npy --lenient   # conceal damage, report it")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("output", metavar="OUT")
+    p.add_argument("--level", type=int, default=0, metavar="K",
+                   help=".hlc input: decode at 1/2^K resolution")
+    p.add_argument("--frame", type=int, metavar="I", help="decode frame I only (0-based)")
+    p.add_argument("--lenient", action="store_true",
+                   help="conceal damage that cannot be repaired instead of failing, and report it")
+    p.add_argument("--display", action="store_true",
+                   help="write the 8-bit picture a viewer shows (PNG or TIFF) instead of the stored values: "
+                        "the DICOM window or VOI LUT (else a percentile window), MONOCHROME1 inverted, "
+                        "palette colour and YBR as RGB")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+
+def _info_command(sub: Any) -> None:
+    p = command(sub, "info", "Show a compressed file's header: shape, mode, max error, ROI, ECC, frame sizes.",
+                "  hlc info ct.hlc\n  hlc info ct_hlc.dcm --json | jq .frame_sizes\n"
+                "\nbpp and compression ratio count the HLC data only (for DICOM, the pixel data's\n"
+                "fragments; the file size is shown beside). A file shorter than its header says\n"
+                "is shown as 'complete: no'.\n"
+                f"\nexit status: 0 the file is complete; {EXIT_INCOMPLETE} it is cut short (its header is still\n"
+                "shown); 1 it cannot be read.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+
+
+def _roi_command(sub: Any) -> None:
+    p = command(sub, "roi", "Draw the automatic importance map over an image (shown as a viewer shows it), "
+                       "with the class legend.",
+                "  hlc roi ct.dcm -o ct_roi.png\n  hlc roi mr_series.dcm -o frame5.png --frame 5")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("-o", "--output", required=True, metavar="OVERLAY.png")
+    p.add_argument("--frame", type=int, default=0, metavar="I", help="frame of a multi-frame image")
+    p.add_argument("--json", action="store_true", help="print class fractions as JSON")
+
+
+def _compare_command(sub: Any) -> None:
+    p = command(sub, "compare", "Quality and size of DECODED against ORIGINAL (any supported files).",
+                "  hlc compare ct.dcm ct.hlc                  # .hlc is decoded; bpp/CR from its size\n"
+                "  hlc compare ct.dcm ct_decoded.png --roi mask.npy\n"
+                "  hlc compare ct.dcm ct.hlc --json")
+    p.add_argument("original", metavar="ORIGINAL")
+    p.add_argument("decoded", metavar="DECODED")
+    p.add_argument("--roi", metavar="auto|MASK|SEG.dcm", help="also report ROI / non-ROI figures")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _bench_command(sub: Any) -> None:
+    p = command(sub, "bench", "Benchmark HLC against the imagecodecs codecs on a folder of DICOM files.",
+                "  hlc bench                         # pydicom-data images (several minutes)\n"
+                "  hlc bench --quick                 # three small images\n"
+                "  hlc bench /data/ct -o ct.html --md ct.md\n"
+                "\nPrints Markdown tables and writes an HTML report (no network needed to view it)\n"
+                "with rate-distortion plots and original / decoded / difference / ROI images.")
+    p.add_argument("directory", metavar="DIR", nargs="?",
+                   help="folder searched recursively for DICOM files (default: pydicom-data images)")
+    p.add_argument("-o", "--output", default="hlc-bench-report.html", metavar="REPORT.html")
+    p.add_argument("--md", metavar="FILE.md", help="also write the Markdown to a file")
+    p.add_argument("--quick", action="store_true", help="three small pydicom-data images, fewer points")
+    p.add_argument("--images", metavar="NAMES", help="comma-separated pydicom-data file names")
+    p.add_argument("--runs", type=int, default=3, metavar="N",
+                   help="timing runs per lossless/near-lossless point (median; default 3)")
+    p.add_argument("--no-references", action="store_true", help="HLC only (no imagecodecs codecs)")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N images from DIR")
+
+
+def _demo_command(sub: Any) -> None:
+    p = command(sub, "demo", f"Compress a real CT image (pydicom-data {DEMO_IMAGE}) in every mode, the hybrid "
+                "(automatic ROI exact, the rest lossy) too, against JPEG 2000, JPEG-LS, PNG and JPEG XL; "
+                "write the report.",
+                "  hlc demo\n  hlc demo -o /tmp/demo.html\n  hlc demo --image MR_small.dcm")
+    p.add_argument("-o", "--output", default="hlc-demo-report.html", metavar="REPORT.html")
+    p.add_argument("--image", default=DEMO_IMAGE, metavar="FILE",
+                   help=f"a DICOM file or pydicom-data name instead of {DEMO_IMAGE}")
+
+
+def _batch_command(sub: Any) -> None:
+    p = command(sub, "batch", "Convert a directory tree of DICOM files, in parallel and resumably.",
+                "  hlc batch in/ out/                                  # lossless, HLC DICOM files\n"
+                "  hlc batch in/ out/ --bpp 0.75 --roi auto --verify   # hybrid, checked\n"
+                "  hlc batch in/ out/ --to hlc --workers 2\n"
+                "  hlc batch in/ out/ --scheduler tcp://10.0.0.5:8786  # a dask.distributed cluster\n"
+                "\nEach output is written to a hidden temporary name and renamed when complete,\n"
+                "so a killed run leaves no half-written file; run the same command again to\n"
+                "resume (finished files are skipped). Originals are only read. Files that are\n"
+                "not DICOM are reported and skipped.\n"
+                "\nAn output is checked for the guarantee asked, not for the coder kept: it must\n"
+                "decode to the original's shape and type, exact for lossless, within K for\n"
+                "--max-error K, the ROI within --roi-max-error. A lossy target (--bpp, --psnr)\n"
+                "is a goal, not a bound: the hybrid may keep the lossless stream when that is\n"
+                "smaller, and any output that decodes within the bounds passes --verify (use\n"
+                "--overwrite to encode again at another target).\n"
+                "\nCtrl-C, kill (SIGTERM) and a hang-up (SIGHUP) end the workers, remove their\n"
+                "partial files and print the summary (and write --json).\n"
+                "\nexit status: 0 every file done; 1 a file failed, or an earlier output failed\n"
+                "--verify and was converted again; 2 bad command line; 128 + the signal's number\n"
+                "when stopped: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.")
+    p.add_argument("source", metavar="SRC")
+    p.add_argument("destination", metavar="DST")
+    add_codec_options(p)
+    p.add_argument("--to", choices=("dcm", "hlc"), default="dcm",
+                   help="dcm: DICOM in the HLC transfer syntax, same names (default); hlc: .hlc streams")
+    p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: CPU count)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a dask.distributed scheduler (e.g. tcp://host:8786) instead")
+    p.add_argument("--verify", action="store_true",
+                   help="also read back outputs finished by earlier runs and convert again those "
+                        "that do not decode within the bounds asked (every new output is always "
+                        "read back and compared with its original before it is written)")
+    p.add_argument("--overwrite", action="store_true", help="convert again files that already have an output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", metavar="FILE", help="also write the per-file results as JSON")
+
+
+# ------------------------------------------------------------------ options
+
+def codec_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``codec_core.encode`` keywords of the compression options (roi left as given)."""
+    from .io import UsageError
+
+    mode = args.mode
+    if mode is None:
+        mode = "lossy" if (args.bpp is not None or args.psnr is not None) else (
+            "near-lossless" if args.max_error is not None else "lossless")
+    if mode == "near-lossless" and args.max_error is None:
+        raise UsageError("--mode near-lossless needs --max-error K (for example --max-error 2)")
+    if mode != "near-lossless" and args.max_error is not None:
+        raise UsageError(f"--max-error is for --mode near-lossless, not {mode}")
+    if mode == "lossy" and (args.bpp is None) == (args.psnr is None):
+        raise UsageError("--mode lossy needs exactly one target: --bpp R or --psnr DB")
+    if mode != "lossy" and (args.bpp is not None or args.psnr is not None):
+        raise UsageError(f"--bpp and --psnr are targets for --mode lossy, not {mode}")
+    if args.roi is not None and mode != "lossy":
+        raise UsageError(f"--roi needs a lossy target (--bpp or --psnr); {mode} already bounds every sample")
+    if args.max_error is not None and args.max_error < 1:
+        raise UsageError("--max-error must be at least 1 (use --mode lossless for 0)")
+    if args.roi_max_error < 0:
+        raise UsageError("--roi-max-error must be 0 or more")
+    opts: dict[str, Any] = {"mode": mode}
+    for key in ("max_error", "bpp", "psnr", "ecc"):
+        if getattr(args, key) is not None:
+            opts[key] = getattr(args, key)
+    if args.roi is not None:
+        opts["roi_max_error"] = args.roi_max_error
+    return opts
+
+
+def codec_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``codec_core.encode`` keywords of the compression flags (``roi`` left out: the
+    command reads its mask or SEG), checked by :class:`~codec_core.options.EncodeOptions`.
+
+    The mode, when not given, is lossy with --bpp or --psnr, near-lossless with
+    --max-error, else lossless. Two rules are the command line's own: --max-error is at
+    least 1 (0 is --mode lossless) and --roi-max-error is never negative."""
+    from .io import UsageError
+
+    given = {opt.name: getattr(args, opt.name) for opt in options_for(CLI) if getattr(args, opt.name) is not None}
+    mode = given.pop("mode", None)
+    if mode is None:
+        mode = "lossy" if ("bpp" in given or "psnr" in given) else (
+            "near-lossless" if "max_error" in given else "lossless")
+    if "roi" in given:
+        given["roi"] = "auto"  # (a stand-in for the mask or SEG the command reads: the same checks)
+    try:
+        options = EncodeOptions(mode=mode, **given)
+    except OptionError as e:
+        raise UsageError(e.render(CLI)) from None
+    if options.max_error is not None and options.max_error < 1:
+        raise UsageError("--max-error must be at least 1 (use --mode lossless for 0)")
+    if options.roi_max_error < 0:
+        raise UsageError("--roi-max-error must be 0 or more")
+    opts = options.explicit()
+    opts.pop("roi", None)
+    return opts

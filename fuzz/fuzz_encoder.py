@@ -54,17 +54,16 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # the installed package first; the checkout if none
 
 import numpy as np  # noqa: E402
+
+from codec_core.format import DTYPES, value_limits  # noqa: E402
 
 CORPUS = ROOT / "fuzz" / "encoder_corpus"
 RESULTS = ROOT / "benchmarks" / "results" / "fuzz_encoder.md"
 RUNS = ROOT / "benchmarks" / "results" / "fuzz_encoder.json"
 TIMEOUT = 10.0          # seconds: a case over this is a hang (once confirmed)
 WARMUP_TIMEOUT = 900.0  # a fresh worker compiles every kernel with bounds checks first
-DTYPES = ("uint8", "int8", "uint16", "int16")
 CONTENTS = ("constant", "sparse", "extreme", "noise", "narrow", "smooth", "huge-range", "few-values",
             "impulse", "binary")
 
@@ -72,9 +71,7 @@ CONTENTS = ("constant", "sparse", "extreme", "noise", "narrow", "smooth", "huge-
 # ------------------------------------------------------------------ cases
 
 def _limits(dtype: np.dtype, bits: int) -> tuple[int, int]:
-    if dtype.kind == "i":
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1
+    return value_limits(bits, dtype.kind == "i")
 
 
 def _pick(rng: np.random.Generator, options: list):

@@ -16,8 +16,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import (CorruptStreamError, DecompressionBombError, HlcError, NotHlcError,
-                     TruncatedStreamError, UncorrectableError, UnsupportedStreamError)
+from .errors import (
+    CorruptStreamError,
+    DecompressionBombError,
+    HlcError,
+    NotHlcError,
+    TruncatedStreamError,
+    UncorrectableError,
+    UnsupportedStreamError,
+)
 from .format import MAGIC, MODES, VERSION
 
 __version__ = "0.1.0"

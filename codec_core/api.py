@@ -10,7 +10,7 @@ below works on validated arrays.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -18,10 +18,12 @@ from . import container as ct
 from . import pipeline as pl
 from .decoder import DecodeReport, decode_stream
 from .errors import CorruptStreamError, DecompressionBombError, HlcError
-from .format import AXES, ECC_MAGIC, MAGIC, Mode, check_axes, guess_axes, header_end, image_shape, to_fyxc, \
-    value_limits
+from .format import AXES, ECC_MAGIC, MAGIC, Mode, check_axes, guess_axes, header_end, image_shape, to_fyxc, value_limits
 from .options import EncodeOptions, describe
 from .strategy import CheckedImage, encode_image
+
+if TYPE_CHECKING:
+    from .ecc import EccReport
 
 ModeName = Literal["lossless", "near-lossless", "lossy"]
 
@@ -132,7 +134,7 @@ def _is_protected(data: bytes) -> bool:
         return False
 
 
-def _unwrap(data: Any, strict: bool) -> tuple[bytes, Any]:
+def _unwrap(data: Any, strict: bool) -> tuple[bytes, EccReport | None]:
     data = _as_bytes(data, "decode")
     if _is_protected(data):
         from . import ecc as _ecc
@@ -185,7 +187,7 @@ def _decode(data: Any, level: Any, frame: Any, strict: bool, limit: int | None, 
     """The frames asked for, (frames, rows, cols, channels), once every claim is checked."""
     stream, ecc_report = _unwrap(data, strict)
     report.ecc = ecc_report
-    if ecc_report is not None and getattr(ecc_report, "codewords_failed", 0):
+    if ecc_report is not None and ecc_report.codewords_failed:
         report.exact = False
     h, start = ct.parse_header(stream, None, allow_truncated=not strict)
     if h.from_backup:

@@ -25,11 +25,34 @@ from typing import NoReturn
 
 import numpy as np
 
-from .errors import (CorruptStreamError, DecompressionBombError, NotHlcError,
-                     TruncatedStreamError, UnsupportedStreamError)
-from .format import (AXES, BACKUP_MARK, COLOUR_SAMPLES, FLAG_DENOISED, FLAG_ROI,  # noqa: F401 (re-exported)
-                     FLAG_VALUE_TABLE, HEADER_FIELDS, IMPORTANCE_CLASSES, KNOWN_FLAGS, MAGIC, MODES, PREFIX,
-                     SUPPORTED_VERSIONS, TRANSFORMS, VERSION, ColourTransform, Mode, Version, value_limits)
+from .errors import (
+    CorruptStreamError,
+    DecompressionBombError,
+    NotHlcError,
+    TruncatedStreamError,
+    UnsupportedStreamError,
+)
+from .format import (  # noqa: F401 (re-exported)
+    AXES,
+    BACKUP_MARK,
+    COLOUR_SAMPLES,
+    FLAG_DENOISED,
+    FLAG_ROI,
+    FLAG_VALUE_TABLE,
+    HEADER_FIELDS,
+    IMPORTANCE_CLASSES,
+    KNOWN_FLAGS,
+    MAGIC,
+    MODES,
+    PREFIX,
+    SUPPORTED_VERSIONS,
+    TRANSFORMS,
+    VERSION,
+    ColourTransform,
+    Mode,
+    Version,
+    value_limits,
+)
 from .format import DTYPES as DTYPES_BY_NAME
 
 #: numpy dtypes of the sample types (:data:`format.DTYPES`), in code order.
@@ -210,7 +233,7 @@ def _backup_block(mv: memoryview) -> memoryview | None:
 
 
 def _unpack_body(body: bytes, version: int) -> Header:
-    fixed = dict(zip(_FIXED_NAMES, _FIXED.unpack_from(body, 0)))
+    fixed = dict(zip(_FIXED_NAMES, _FIXED.unpack_from(body, 0), strict=True))
     pos = _FIXED.size
     (ns,) = struct.unpack_from("<B", body, pos)
     steps = np.frombuffer(body, "<f4", ns, pos + 1).tolist()

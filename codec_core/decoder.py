@@ -18,10 +18,20 @@ from . import container as ct
 from . import entropy, predictive, quantize
 from .errors import CorruptStreamError
 from .format import RANGE_HEAD, Mode, PlaneCoder, plane_coder
-from .pipeline import (area_reduce, band_multipliers, class_map_shape, finish_tile, lookup_in_place, map_threads,
-                       new_tile, pixel_classes, reconstruct_lossy_plane, unpack_class_map, unpack_value_table)
+from .pipeline import (
+    area_reduce,
+    band_multipliers,
+    class_map_shape,
+    finish_tile,
+    lookup_in_place,
+    map_threads,
+    new_tile,
+    pixel_classes,
+    reconstruct_lossy_plane,
+    unpack_class_map,
+    unpack_value_table,
+)
 from .transform import band_shapes, dwt53_forward, dwt53_inverse
-
 
 _FILLED_MEAN = "filled with the mean of its frame"
 _FILLED_MIDDLE = "filled with the middle of its value range (nothing of its frame is left)"
@@ -189,10 +199,12 @@ class _TileDecoder:
                     return None
                 tile = plane[..., None]
             elif direct is None:
+                assert tile is not None  # (made above: a tile of several channels)
                 tile[..., c] = plane
             del plane  # before the next plane is decoded
         if whole_tile_lost:
             return tl.hole
+        assert tile is not None  # (every channel was decoded)
         self._finish(tl, tile, segs)
         return None
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def _gf_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 _EXP, _LOG, _MUL, _INV = _gf_tables()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _apow() -> np.ndarray:
     """_apow()[i, d] = alpha**(-i*d): evaluates polynomials at X^-1 for X = alpha**d."""
     i = np.arange(256)[:, None]
@@ -85,7 +85,7 @@ def _apow() -> np.ndarray:
     return _EXP[(-(i * d)) % 255]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _generator(nsym: int) -> np.ndarray:
     """prod_{i<nsym} (x - alpha**i), highest degree first (reedsolo's rs_generator_poly)."""
     g = np.ones(1, np.uint8)
@@ -97,7 +97,7 @@ def _generator(nsym: int) -> np.ndarray:
     return g
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parity_tables(nsym: int) -> np.ndarray:
     """tables[p, v] = parity contributed by symbol v at degree nsym + p, as uint64 words.
 
@@ -120,7 +120,7 @@ def _parity_tables(nsym: int) -> np.ndarray:
     return np.ascontiguousarray(tab).view(np.uint64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parity_to_syndrome(nsym: int) -> np.ndarray:
     """V[p, j] = alpha**(j * (nsym-1-p)): parity-difference -> syndromes."""
     p = np.arange(nsym)[:, None]
@@ -199,7 +199,28 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
     deg(Psi) distinct roots inside the codeword and the result re-encodes to itself, so a
     beyond-capacity pattern is either reported as failed or (rarely, as with any RS
     decoder) turned into a different valid codeword, which the caller's CRCs catch.
+    The steps, each vectorised over the rows: syndromes, erasure locator, error locator
+    (Berlekamp–Massey on the Forney syndromes), Chien search, Forney magnitudes, check.
     """
+    synd = _syndromes(rx, nsym)
+    gamma, rho, max_rho = _erasure_locator(erase, rx.shape, nsym)
+    lam, length, ok = _error_locator(gamma, synd, rho, max_rho, nsym)
+    max_len = int(length[ok].max()) if ok.any() else 0
+    psi = _poly_mul_trunc(lam, gamma, nsym + 1, max_len)            # errata locator
+    deg = nsym - np.argmax(psi[:, ::-1] != 0, axis=1)
+    max_deg = int(deg[ok].max()) if ok.any() else 0
+    omega = _poly_mul_trunc(psi, synd, nsym, max_deg)               # evaluator
+    roots = _chien(psi, deg, ok, max_deg, rx.shape[1])
+    ok &= roots.sum(axis=1) == deg
+    roots &= ok[:, None]
+    fixed = _forney(rx, roots, psi, omega, ok, max_deg, nsym, erase)
+    _verify(fixed, ok, nsym)
+    fixed[~ok] = rx[~ok]
+    return fixed, ok, fixed != rx
+
+
+def _syndromes(rx: np.ndarray, nsym: int) -> np.ndarray:
+    """(m, nsym) syndromes, from the difference between received and recomputed parity."""
     m, n_len = rx.shape
     ke = n_len - nsym
     delta = _parity(np.ascontiguousarray(rx[:, :ke].T), nsym).T ^ rx[:, ke:]
@@ -207,8 +228,14 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
     synd = np.zeros((m, nsym), np.uint8)
     for p in range(nsym):
         synd ^= _MUL[delta[:, p:p + 1], vand[p][None, :]]
+    return synd
 
-    # Erasure locator Gamma(x) = prod (1 + X_e x), X_e = alpha**degree.
+
+def _erasure_locator(erase: np.ndarray | None, shape: tuple[int, int], nsym: int
+                     ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Gamma(x) = prod (1 + X_e x), X_e = alpha**degree, per row; the erasures per row
+    (rho) and the most any usable row has."""
+    m, n_len = shape
     gamma = np.zeros((m, nsym + 1), np.uint8)
     gamma[:, 0] = 1
     rho = np.zeros(m, np.int64)
@@ -226,24 +253,27 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
             xe[er, rank] = _EXP[(n_len - 1 - ej) % 255]
             for e in range(max_rho):
                 gamma[:, 1:] ^= _MUL[xe[:, e:e + 1], gamma[:, :-1]]
-    # Forney syndromes: erasure-free syndrome sequence T_rho .. T_{nsym-1}.
+    return gamma, rho, max_rho
+
+
+def _error_locator(gamma: np.ndarray, synd: np.ndarray, rho: np.ndarray, max_rho: int,
+                   nsym: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lambda by Berlekamp–Massey on the erasure-free (Forney) syndromes
+    T_rho .. T_{nsym-1}; its length, and the rows within the code's capacity."""
     fsyn = _poly_mul_trunc(gamma, synd, nsym, max_rho)
     idx = rho[:, None] + np.arange(nsym)[None, :]
     seq = np.take_along_axis(fsyn, np.minimum(idx, nsym - 1), axis=1)
     seq[idx >= nsym] = 0
     nlen = np.maximum(nsym - rho, 0)
     lam, length = _berlekamp_massey(seq, nlen, nsym)
-    ok = (rho <= nsym) & (2 * length <= nlen)
+    return lam, length, (rho <= nsym) & (2 * length <= nlen)
 
-    max_len = int(length[ok].max()) if ok.any() else 0
-    psi = _poly_mul_trunc(lam, gamma, nsym + 1, max_len)            # errata locator
-    deg = nsym - np.argmax(psi[:, ::-1] != 0, axis=1)
-    max_deg = int(deg[ok].max()) if ok.any() else 0
-    omega = _poly_mul_trunc(psi, synd, nsym, max_deg)               # evaluator
 
-    # Chien search over the N positions (degree d = N-1-column).
-    # Rows sorted by degree so that term i is only evaluated for rows that have it
-    # (scattered errors give mostly degree 1-3 next to a few of degree nsym/2).
+def _chien(psi: np.ndarray, deg: np.ndarray, ok: np.ndarray, max_deg: int, n_len: int) -> np.ndarray:
+    """(m, N) roots of the errata locator over the N positions (degree d = N-1-column).
+    Rows sorted by degree so that term i is only evaluated for rows that have it
+    (scattered errors give mostly degree 1-3 next to a few of degree nsym/2)."""
+    m = psi.shape[0]
     apow = _apow()
     order = np.argsort(-np.where(ok, deg, 0), kind="stable")
     have = np.searchsorted(-np.where(ok, deg, 0)[order], -np.arange(max_deg + 1), side="right")
@@ -254,10 +284,15 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
         ev[:r] ^= _MUL[psi_sorted[:r, i:i + 1], apow[i, :n_len][None, :]]
     roots = np.empty_like(ev, dtype=bool)
     roots[order] = ev == 0
-    ok &= roots.sum(axis=1) == deg
-    roots &= ok[:, None]
+    return roots
 
-    # Forney (first root 0): e = X * Omega(X^-1) / Psi'(X^-1).
+
+def _forney(rx: np.ndarray, roots: np.ndarray, psi: np.ndarray, omega: np.ndarray, ok: np.ndarray,
+            max_deg: int, nsym: int, erase: np.ndarray | None) -> np.ndarray:
+    """The codewords with the errata corrected (first root 0: e = X Omega(X^-1) / Psi'(X^-1));
+    rows whose magnitudes are inconsistent are marked not ``ok`` (in place)."""
+    n_len = rx.shape[1]
+    apow = _apow()
     rr, dd = np.nonzero(roots)
     om = np.zeros(len(rr), np.uint8)
     for i in range(nsym):
@@ -276,15 +311,17 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
     keep = ok[rr]
     fixed = rx.copy()
     fixed[rr[keep], cols[keep]] ^= mag[keep]
+    return fixed
 
-    # Verify: the result must be a codeword (re-encode and compare the parity).
+
+def _verify(fixed: np.ndarray, ok: np.ndarray, nsym: int) -> None:
+    """Rows of ``fixed`` that are not codewords (re-encoded parity differs) are not ``ok``."""
     sel = np.nonzero(ok)[0]
     if len(sel):
+        ke = fixed.shape[1] - nsym
         sub = fixed[sel]
         reenc = _parity(np.ascontiguousarray(sub[:, :ke].T), nsym).T
         ok[sel[np.any(reenc != sub[:, ke:], axis=1)]] = False
-    fixed[~ok] = rx[~ok]
-    return fixed, ok, fixed != rx
 
 
 # ------------------------------------------------------------------------- wrapper
@@ -400,7 +437,7 @@ def _frame(body: np.ndarray, chunk: int) -> np.ndarray:
     """Append the CRC-32 of each chunk after it: chunk0 crc0 chunk1 crc1 ..."""
     t = len(body)
     n_chunks = -(-t // chunk)
-    mv = memoryview(body)
+    mv = body.data  # (a memoryview of the bytes)
     crcs = np.array([zlib.crc32(mv[i:i + chunk]) for i in range(0, t, chunk)], "<u4")
     crcs = crcs.view(np.uint8).reshape(n_chunks, 4)
     out = np.empty(t + 4 * n_chunks, np.uint8)
@@ -426,7 +463,7 @@ def _unframe(framed: np.ndarray, geo: _Geometry) -> tuple[np.ndarray, np.ndarray
     if t % chunk:
         body[full * chunk:] = framed[full * (chunk + 4):-4]
         stored[-1] = framed[-4:]
-    mv = memoryview(body)
+    mv = body.data  # (a memoryview of the bytes)
     crcs = np.array([zlib.crc32(mv[i:i + chunk]) for i in range(0, t, chunk)], "<u4")
     return body, crcs != stored.view("<u4").reshape(-1)
 
@@ -558,7 +595,7 @@ def unprotect(data: bytes, *, strict: bool = True) -> tuple[bytes, EccReport]:
                        codewords_total=geo.n_cw, codewords_repaired=0, codewords_failed=0,
                        header_copies_damaged=int(hdr_damaged))
     plen = geo.payload_len
-    if not bad_chunk.any() and zlib.crc32(body[:plen]) == header.payload_crc:
+    if not bad_chunk.any() and zlib.crc32(body[:plen].data) == header.payload_crc:
         return body[:plen].tobytes(), report        # clean path: CRCs only
 
     if geo.n_cw:

@@ -19,8 +19,17 @@ import numpy as np
 from . import container as ct
 from . import entropy, predictive, quantize
 from .format import RANGE_HEAD, ColourTransform, Mode, PlaneCoder
-from .pipeline import (band_multipliers, finish_tile, lookup_in_place, map_threads, new_tile, pixel_classes, planes,
-                       reconstruct_lossy_plane, squared_error)
+from .pipeline import (
+    band_multipliers,
+    finish_tile,
+    lookup_in_place,
+    map_threads,
+    new_tile,
+    pixel_classes,
+    planes,
+    reconstruct_lossy_plane,
+    squared_error,
+)
 from .transform import dwt53_forward, forward, rct_channel
 
 
@@ -54,11 +63,14 @@ class Source:
     @cached_property
     def _ranks(self) -> np.ndarray:
         """Value -> rank lookup of ``table``: many times faster than a binary search."""
-        lut = np.zeros(int(self.table[-1]) - int(self.table[0]) + 1, np.int32)
-        lut[self.table - self.table[0]] = np.arange(len(self.table), dtype=np.int32)
+        table = self.table
+        assert table is not None  # (asked for only with a value table)
+        lut = np.zeros(int(table[-1]) - int(table[0]) + 1, np.int32)
+        lut[table - table[0]] = np.arange(len(table), dtype=np.int32)
         return lut
 
     def roi(self, f: int, t: int) -> np.ndarray:
+        assert self.cmap is not None  # (asked for only in hybrid mode)
         return pixel_classes(self.cmap[f], self.header.roi_block, self.header.tile_box(t))
 
 
@@ -112,7 +124,7 @@ def choose_coders(src: Source) -> list[PlaneCoder]:
                 sample = src.coded_plane(h.frames // 2, (y0, y0 + sr, x0, x0 + sc), c)
                 wav[c] += sum(map(len, wavelet_segments(dwt53_forward(sample, lv), lv)))
                 pred[c] += len(predictive.encode_plane(sample, 0, int(sample.min()), int(sample.max())))
-    return [PlaneCoder.PREDICTIVE if p < w else PlaneCoder.WAVELET for p, w in zip(pred, wav)]
+    return [PlaneCoder.PREDICTIVE if p < w else PlaneCoder.WAVELET for p, w in zip(pred, wav, strict=True)]
 
 
 def encode_reversible(src: Source) -> list[bytes]:

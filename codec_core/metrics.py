@@ -75,7 +75,7 @@ def image_geometry(shape_or_array: Any, axes: str | None = None) -> tuple[int, i
             f"axes must be one of 'YX', 'YXC', 'ZYX', 'ZYXC' matching the array's "
             f"{len(shape)} dimensions, got {axes!r} for shape {shape}"
         )
-    dims = dict(zip(axes, shape))
+    dims = dict(zip(axes, shape, strict=True))
     return dims.get("Z", 1), dims.get("Y", 1), dims.get("X", 1), dims.get("C", 1)
 
 
@@ -236,7 +236,7 @@ def ssim(
     if mask is None:
         return float(np.mean([smap[f][interior].mean() for f in range(nf)]))
 
-    m = np.asarray(mask, dtype=bool)
+    m: Any = np.asarray(mask, dtype=bool)
     _, _, _, nch = image_geometry(a.shape, axes)
     if nch > 1 and m.ndim == a.ndim and m.shape[-1] in (1, nch):
         m = m.any(axis=-1)  # a per-sample colour mask selects the pixel

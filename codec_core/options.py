@@ -28,8 +28,9 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from .format import AXES, ECC_LEVELS, MAX_BITS, MODES, Mode
 
@@ -292,5 +293,5 @@ def _check_roi(o: EncodeOptions) -> None:
     import numpy as np  # (only for a mask: importing this module stays cheap)
 
     dtype = np.asarray(o.roi).dtype
-    if dtype != bool:
+    if dtype != np.bool_:
         raise OptionError(f"roi mask must be a boolean array, got dtype {dtype}", {})

@@ -24,6 +24,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import container as ct
 from . import predictive, quantize
@@ -233,7 +234,7 @@ def planes(h: ct.Header) -> list[tuple[int, int]]:
 
 def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list | None,
                             upto: int | None = None, consume: bool = False,
-                            out: np.ndarray | None = None, dtype: type | None = None) -> np.ndarray:
+                            out: np.ndarray | None = None, dtype: DTypeLike | None = None) -> np.ndarray:
     """The decoded 9/7 plane, int32; or written into ``out`` (a one-channel image's
     output, or a channel of a :func:`new_tile`) or into a new array of ``dtype``
     (the image's own type), clipped as :func:`finish_tile` would: no int32 plane.
@@ -242,7 +243,7 @@ def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list 
     deq = quantize.dequantise(qbands, steps, h.levels, h.recon_offset, mult, upto, consume, ll_dtype)
     if out is None and dtype is None:
         return dwt97_inverse_rounded(deq)
-    if h.colour == ColourTransform.RCT:  # colour-transformed values: the clip finish_tile applies before the inverse RCT
+    if h.colour == ColourTransform.RCT:  # colour-transformed values: finish_tile's clip before the inverse RCT
         lim = _rct_limit(out.dtype if out is not None else np.dtype(dtype))
         bounds = (-lim, lim)
     else:

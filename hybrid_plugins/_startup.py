@@ -74,11 +74,11 @@ class RegisterOnImportFinder:
                 break
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _RegisteringLoader(spec.loader, register_name)
+        spec.loader = _RegisteringLoader(spec.loader, register_name)  # type: ignore[assignment]  # a wrapper
         return spec
 
     def uninstall(self) -> None:
-        try:
+        try:  # noqa: SIM105 (contextlib is not imported at start-up for this)
             sys.meta_path.remove(self)
         except ValueError:
             pass

@@ -169,7 +169,7 @@ def _open_envelope(data: bytes) -> np.ndarray:
     shape = struct.unpack_from(f"<{n}I", data, 10)
     box = struct.unpack_from(f"<{n}I", data, 10 + 4 * n)
     (value,) = struct.unpack_from("<i", data, 10 + 8 * n)
-    if code >= len(SUPPORTED_DTYPES) or n > _MAX_AXES or any(b > s for b, s in zip(box, shape)):
+    if code >= len(SUPPORTED_DTYPES) or n > _MAX_AXES or any(b > s for b, s in zip(box, shape, strict=True)):
         raise hlc.CorruptStreamError("invalid chunk envelope", "envelope")
     dtype = np.dtype(SUPPORTED_DTYPES[code])
     if not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:

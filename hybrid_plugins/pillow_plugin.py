@@ -27,12 +27,13 @@ from __future__ import annotations
 from typing import IO, Any
 
 from PIL import Image, ImageFile, ImageSequence
+from PIL._util import DeferredError
 
 from codec_core.format import PREFIX, header_end
 from codec_core.options import PILLOW, EncodeOptions, options_for
 
-from ._constants import HLC_EXTENSION, HLC_MIME_TYPE
 from ._common import MAGICS, core, describe_error
+from ._constants import HLC_EXTENSION, HLC_MIME_TYPE
 
 __all__ = ["HlcImageFile", "register", "FORMAT"]
 
@@ -81,6 +82,7 @@ class HlcImageFile(ImageFile.ImageFile):
         self.info.update({"bits_stored": meta["bits_stored"], "hlc_mode": meta["mode"],
                           "max_error": meta["max_error"], "lossy": meta["lossy"],
                           "hlc_dtype": meta["dtype"]})
+        assert self.fp is not None
         self._fp = self.fp
         self._frame = 0
         self._drafted = False
@@ -91,22 +93,24 @@ class HlcImageFile(ImageFile.ImageFile):
         that fails (a damaged header is read from its copy at the end of the stream) and
         for a Reed-Solomon protected file (its wrapper is unwrapped whole)."""
         hlc = core()
-        head = self.fp.read(PREFIX.size)
+        fp = self.fp
+        assert fp is not None
+        head = fp.read(PREFIX.size)
         size = header_end(head)  # (the header block of a plain stream: docs/FORMAT.md, section 1)
         if size is not None:
             try:
-                return hlc.info(head + ImageFile._safe_read(self.fp, size - len(head)))
+                return hlc.info(head + ImageFile._safe_read(fp, size - len(head)))
             except (OSError, hlc.HlcError):  # OSError: the file ends inside the header
                 pass
-        self.fp.seek(0)
+        fp.seek(0)
         try:
-            return hlc.info(self.fp.read())
+            return hlc.info(fp.read())
         except hlc.HlcError as exc:
             raise SyntaxError(f"unreadable HLC header: {describe_error(exc)}") from exc
 
     def _set_level(self, level: int) -> None:
         self._level = level
-        self._size = tuple(_reduced(n, level) for n in self._full_size)
+        self._size = (_reduced(self._full_size[0], level), _reduced(self._full_size[1], level))
         frame = self._frame if self._multi else None
         args = (self._rawmode, frame, level, self._value_range)
         self.tile = [ImageFile._Tile("hlc", (0, 0, *self.size), 0, args)]
@@ -115,6 +119,8 @@ class HlcImageFile(ImageFile.ImageFile):
         if not self._seek_check(frame):
             return
         self._frame = frame
+        if isinstance(self._fp, DeferredError):  # (closed: as Pillow's own plugins do)
+            raise self._fp.ex
         self.fp = self._fp
         self._mode, self._drafted = self._stream_mode, False  # a draft was for the frame before
         self._set_level(0)
@@ -210,7 +216,7 @@ class HlcDecoder(ImageFile.PyDecoder):
 
     _pulls_fd = True
 
-    def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
+    def decode(self, buffer: bytes | bytearray | memoryview | Image.SupportsArrayInterface) -> tuple[int, int]:
         rawmode, frame, level, value_range = self.args
         assert self.fd is not None
         arr = _decode(self.fd.read(), frame, level)
@@ -243,11 +249,11 @@ def _frame_array(frame: Image.Image) -> Any:
     if frame.mode == "I":
         arr = np.asarray(frame)
         lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
-        if frame.info.get("hlc_dtype") == "int8" and -128 <= lo and hi <= 127:
+        if frame.info.get("hlc_dtype") == "int8" and lo >= -128 and hi <= 127:
             return arr.astype(np.int8)
-        if -32768 <= lo and hi <= 32767:
+        if lo >= -32768 and hi <= 32767:
             return arr.astype(np.int16)
-        if 0 <= lo and hi <= 65535:
+        if lo >= 0 and hi <= 65535:
             return arr.astype(np.uint16)
         raise ValueError(f"mode I values {lo}..{hi} do not fit 16 bits; HLC stores int16 or uint16")
     raise OSError(f"cannot write mode {frame.mode} as HLC (convert to L, I;16, I or RGB)")

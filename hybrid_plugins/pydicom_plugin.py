@@ -61,8 +61,8 @@ from pydicom.uid import UID
 
 from codec_core.options import PYDICOM, EncodeOptions, options_for
 
-from ._constants import HLC_UID_STRING
 from ._common import core, describe_error
+from ._constants import HLC_UID_STRING
 
 __all__ = ["HLC_TRANSFER_SYNTAX_UID", "LOSSY_METHOD", "LossyNotRecordedWarning", "mark_lossy",
            "register", "is_available"]
@@ -383,9 +383,9 @@ class HlcDecoder(_decoders.Decoder):
 
     def _resolve(self, src: Any) -> None:
         file_meta = getattr(src, "file_meta", None)
-        if file_meta is not None and file_meta.get("TransferSyntaxUID") == self.UID:
-            if file_meta.TransferSyntaxUID is not self.UID:
-                file_meta.TransferSyntaxUID = self.UID
+        if file_meta is not None and file_meta.get("TransferSyntaxUID") == self.UID \
+                and file_meta.TransferSyntaxUID is not self.UID:
+            file_meta.TransferSyntaxUID = self.UID
 
     def as_array(self, src: Any, **kwargs: Any) -> Any:
         self._resolve(src)
@@ -443,7 +443,7 @@ def _install_codecs() -> None:
     import pydicom
 
     for (module, name), (cls, function) in zip(PRIVATE_TABLES, ((HlcDecoder, "_decode_frame"),
-                                                                (HlcEncoder, "_encode_frame"))):
+                                                                (HlcEncoder, "_encode_frame")), strict=True):
         table = getattr(module, name, None)
         if not isinstance(table, dict) or not all(isinstance(v, tuple) and len(v) == 2
                                                   for v in table.values()):

@@ -33,8 +33,6 @@ from ._common import check_dtype
 from .numcodecs_codec import HybridCodec
 
 if TYPE_CHECKING:
-    from typing import Self
-
     from zarr.core.array_spec import ArraySpec
     from zarr.core.buffer import Buffer, NDBuffer
 
@@ -74,7 +72,7 @@ class HlcCodec(ArrayBytesCodec):
         return hash(tuple(sorted(self.configuration.items())))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
+    def from_dict(cls, data: dict[str, Any]) -> HlcCodec:
         _, configuration = parse_named_configuration(data, cls.codec_name, require_configuration=False)
         return cls(**(configuration or {}))
 

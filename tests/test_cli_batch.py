@@ -84,7 +84,7 @@ def gated_batch(args: list, cwd: Path, gated: str, **kw) -> subprocess.Popen:
     output beside it) for as long as the test runs: it cannot finish before a signal
     (tests/batch_gate.py)."""
     env = hlc_env()
-    env["PYTHONPATH"] += os.pathsep + str(TESTS)
+    env["PYTHONPATH"] = str(TESTS)  # batch_gate; the package itself as installed
     env.update(HLC_TEST_GATED=gated, HLC_TEST_GATE=str(cwd / "gate-never-opened"))
     code = "import sys, batch_gate; sys.exit(batch_gate.main(sys.argv[1:]))"
     return subprocess.Popen([sys.executable, "-c", code, "batch", *map(str, args)], cwd=cwd, env=env,
@@ -340,7 +340,7 @@ def dask_scheduler():
     import distributed
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", hlc_env()["PYTHONPATH"])   # the workers import codec_core.cli
+        mp.delenv("PYTHONPATH", raising=False)   # the workers import the installed package
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                       dashboard_address=None) as cluster:
             yield cluster.scheduler_address

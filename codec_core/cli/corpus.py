@@ -16,8 +16,9 @@ pydicom (and, for compressed transfer syntaxes, pylibjpeg) are imported lazily.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 

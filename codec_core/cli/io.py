@@ -13,11 +13,13 @@ pydicom, imagecodecs and tifffile are imported only by the functions that need t
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -218,7 +220,7 @@ def _read_as(ds: Any) -> set[tuple[bool, bool]]:
     """How pydicom found the not yet decoded elements of `ds` encoded: (implicit VR, little endian)."""
     from pydicom.dataelem import RawDataElement
 
-    raw = (ds.get_item(tag) for tag in ds.keys())
+    raw = (ds.get_item(tag) for tag in ds.keys())  # noqa: SIM118 (a Dataset iterates elements, not tags)
     return {(e.is_implicit_VR, e.is_little_endian) for e in raw if isinstance(e, RawDataElement)}
 
 
@@ -309,7 +311,7 @@ def read_roi(spec: str, image: Image) -> Any:
         except ValueError as e:
             raise CliError(f"--roi {spec}: {e}") from None
     if kind in ("npy", "png", "tiff"):
-        mask = read_image(spec).array
+        mask: Any = read_image(spec).array
         if mask.ndim == 3 and mask.shape[-1] == 3 and not image.axes.endswith("C"):
             mask = mask.any(axis=-1)
         mask = mask != 0
@@ -368,10 +370,8 @@ def atomic_write(path: str, produce: bytes | Callable[[Any], None],
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     return size
 

@@ -13,9 +13,11 @@ import json
 import os
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .parser import EXIT_INCOMPLETE, PROG, build_parser, codec_options
+
 
 def _fmt_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
@@ -329,11 +331,9 @@ def _one_line(e: BaseException) -> tuple[str, int]:
 
     if isinstance(e, CliError):
         return str(e), e.exit_code
-    try:
-        from codec_core import HlcError
-    except Exception:  # pragma: no cover - codec_core broken
-        HlcError = ()  # type: ignore[assignment]
-    if HlcError and isinstance(e, HlcError):
+    from codec_core.errors import HlcError
+
+    if isinstance(e, HlcError):
         return (f"{e} (the file is damaged or not HLC; 'hlc decode --lenient' recovers what "
                 "can be recovered)"), 1
     if isinstance(e, MemoryError):

@@ -237,37 +237,6 @@ def _batch_command(sub: Any) -> None:
 # ------------------------------------------------------------------ options
 
 def codec_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``codec_core.encode`` keywords of the compression options (roi left as given)."""
-    from .io import UsageError
-
-    mode = args.mode
-    if mode is None:
-        mode = "lossy" if (args.bpp is not None or args.psnr is not None) else (
-            "near-lossless" if args.max_error is not None else "lossless")
-    if mode == "near-lossless" and args.max_error is None:
-        raise UsageError("--mode near-lossless needs --max-error K (for example --max-error 2)")
-    if mode != "near-lossless" and args.max_error is not None:
-        raise UsageError(f"--max-error is for --mode near-lossless, not {mode}")
-    if mode == "lossy" and (args.bpp is None) == (args.psnr is None):
-        raise UsageError("--mode lossy needs exactly one target: --bpp R or --psnr DB")
-    if mode != "lossy" and (args.bpp is not None or args.psnr is not None):
-        raise UsageError(f"--bpp and --psnr are targets for --mode lossy, not {mode}")
-    if args.roi is not None and mode != "lossy":
-        raise UsageError(f"--roi needs a lossy target (--bpp or --psnr); {mode} already bounds every sample")
-    if args.max_error is not None and args.max_error < 1:
-        raise UsageError("--max-error must be at least 1 (use --mode lossless for 0)")
-    if args.roi_max_error < 0:
-        raise UsageError("--roi-max-error must be 0 or more")
-    opts: dict[str, Any] = {"mode": mode}
-    for key in ("max_error", "bpp", "psnr", "ecc"):
-        if getattr(args, key) is not None:
-            opts[key] = getattr(args, key)
-    if args.roi is not None:
-        opts["roi_max_error"] = args.roi_max_error
-    return opts
-
-
-def codec_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``codec_core.encode`` keywords of the compression flags (``roi`` left out: the
     command reads its mask or SEG), checked by :class:`~codec_core.options.EncodeOptions`.
 

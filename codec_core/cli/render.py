@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import textwrap
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -155,7 +156,7 @@ def panels_png(original: np.ndarray, decoded: np.ndarray, cmap: np.ndarray | Non
     bar = fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.02, extend="max" if top < peak else "neither")
     bar.set_label("error, in stored values", fontsize=8)
     bar.ax.tick_params(labelsize=7)
-    if roi is not None:
+    if roi is not None and cmap is not None:
         _outline(axes[1], roi)
         _outline(axes[2], roi)
         _show(axes[3], view(original))

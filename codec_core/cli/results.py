@@ -27,7 +27,7 @@ class Point:
     ssim: float | None = None
     ssim_roi: float | None = None
     ssim_background: float | None = None
-    max_abs_error: int | None = None
+    max_abs_error: int | float | None = None
     max_abs_error_roi: int | None = None
     encode_mbps: float | None = None
     decode_mbps: float | None = None
@@ -75,8 +75,8 @@ def rd_marks(points: list[Point]) -> dict[str, list[tuple[float, float]]]:
 
 def rd_rates(points: list[Point]) -> dict[str, float]:
     """HLC lossless, which has no PSNR to plot: its rate, drawn as a vertical line."""
-    return {"HLC lossless": p.bpp for p in points
-            if p.codec == "HLC" and p.family == "lossless" and p.bpp is not None}
+    rates = [p.bpp for p in points if p.codec == "HLC" and p.family == "lossless" and p.bpp is not None]
+    return {"HLC lossless": rates[-1]} if rates else {}
 
 
 def rd_caption(points: list[Point]) -> str:
@@ -97,7 +97,7 @@ def interpolate_psnr(points: list[Point], codec: str, bpp: float) -> float | Non
     """PSNR of ``codec``'s lossy curve at ``bpp`` (linear in log bpp; None outside the curve)."""
     pts = sorted((p.bpp, p.psnr) for p in points if p.codec == codec and p.family == "lossy"
                  and p.bpp and p.psnr is not None and math.isfinite(p.psnr))
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
         if x0 <= bpp <= x1 and x1 > x0:
             t = (math.log(bpp) - math.log(x0)) / (math.log(x1) - math.log(x0))
             return y0 + t * (y1 - y0)

@@ -22,8 +22,17 @@ from __future__ import annotations
 from .classify import BACKGROUND, BODY, DETAIL, ROI_BLOCK, auto_importance_map
 from .denoiser import denoise
 from .features import CELL, CLASS_BLOCK, FEATURE_CHANNELS, block_features, cell_features
-from .model_files import (DENOISER_FILE, FEATURES_FILE, MODEL_FILES, SUMS_FILE, SVM_FILE, ModelIntegrityError,
-                          model_dir, set_model_dir, verify_models)
+from .model_files import (
+                          DENOISER_FILE,
+                          FEATURES_FILE,
+                          MODEL_FILES,
+                          SUMS_FILE,
+                          SVM_FILE,
+                          ModelIntegrityError,
+                          model_dir,
+                          set_model_dir,
+                          verify_models,
+)
 from .seg import mask_from_seg
 
 __all__ = [

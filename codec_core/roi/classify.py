@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import (CELL, CLASS_BLOCK, as_luma, block_level, cell_stats, features_from_stats, pad_to_blocks,
-                       run_cnn)
+from .features import CELL, CLASS_BLOCK, as_luma, block_level, cell_stats, features_from_stats, pad_to_blocks, run_cnn
 from .model_files import SVM_FILE, cached, load_svm
 
 BACKGROUND, BODY, DETAIL = 0, 1, 2

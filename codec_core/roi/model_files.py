@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 FEATURES_FILE = "roi_features.onnx"
 SVM_FILE = "roi_svm.pkl"

@@ -37,7 +37,7 @@ def mask_from_seg(seg_dataset: Any, image_shape: tuple[int, ...]) -> np.ndarray:
     fractional = getattr(seg_dataset, "SegmentationType", "BINARY") == "FRACTIONAL"
     present = pixels > (0 if not fractional else int(getattr(seg_dataset, "MaximumFractionalValue", 255)) // 2)
     if len(shape) == 2:
-        return present.any(axis=0)
+        return np.asarray(present.any(axis=0))
     image_frames = shape[0]
     # Map each SEG frame to an image frame through the Referenced Frame Number when
     # present (per-frame functional groups), else by order.
@@ -47,7 +47,7 @@ def mask_from_seg(seg_dataset: Any, image_shape: tuple[int, ...]) -> np.ndarray:
             return present.copy()
         segments = len(getattr(seg_dataset, "SegmentSequence", [])) or 1
         if seg_frames == image_frames * segments:
-            return present.reshape(segments, image_frames, rows, cols).any(axis=0)
+            return np.asarray(present.reshape(segments, image_frames, rows, cols).any(axis=0))
         raise ValueError(f"DICOM SEG has {seg_frames} frames of {rows}x{cols} that cannot be matched to "
                          f"the image shape {tuple(image_shape)} ({image_frames} frames)")
     out = np.zeros((image_frames, rows, cols), dtype=bool)

@@ -364,32 +364,52 @@ class Bench:
             self.problems.append(f"{ref.label} round trip is NOT bit-exact on {im.name}")
         return c
 
+    # ------------------------------------------------------------ HLC cells
+    def _hlc_cell(self, what: str, im, measure: Callable[[Cell], None]) -> Cell:
+        """HLC's cell of a table: ``measure`` fills it; an error becomes its note and a problem."""
+        if not self.hlc.ok:
+            return Cell(note="n/a")
+        c = Cell()
+        try:
+            measure(c)
+        except Exception as e:
+            c = Cell(note=f"error: {_short(e)}")
+            self.problems.append(f"HLC {what} failed on {im.name}: {_short(e)}")
+        return c
+
+    def _hlc_near(self, c: Cell, im, k: int) -> None:
+        a = im.array
+        t0 = time.perf_counter()
+        data = self.hlc.encode(a, im, mode="near-lossless", max_error=k)
+        c.enc = [time.perf_counter() - t0]
+        out = np.asarray(self.hlc.decode(data))
+        c.nbytes = len(data)
+        c.bpp = M.bpp(c.nbytes, a.shape, im.axes)
+        c.max_err = M.max_abs_error(a, out)
+        if c.max_err > k:
+            self.problems.append(f"HLC near-lossless k={k} has max error {c.max_err} on {im.name}")
+
+    def _hlc_lossy(self, c: Cell, im, r: float) -> None:
+        a = im.array
+        t0 = time.perf_counter()
+        data = self.hlc.encode(a, im, mode="lossy", bpp=r, threads=1)
+        c.enc = [time.perf_counter() - t0]
+        t0 = time.perf_counter()
+        out = np.asarray(self.hlc.decode(data, threads=1))
+        c.dec = [time.perf_counter() - t0]
+        if out.shape != a.shape or out.dtype != a.dtype:
+            raise RuntimeError(f"decoded {out.shape} {out.dtype}, expected {a.shape} {a.dtype}")
+        self._quality(c, im, out, len(data))
+        meta = self.hlc.mod.info(data)  # which of its two coders the encoder kept
+        c.param = "9/7" if meta["mode"] == "lossy" else f"predictive, max error {meta['max_error']}"
+
     # ------------------------------------------------------------ near-lossless
     def run_near(self) -> None:
         for im in self.images:
             a = im.array
             for k in NEAR_KS:
                 row: dict[str, Cell] = {}
-                # HLC
-                if self.hlc.ok:
-                    c = Cell()
-                    try:
-                        t0 = time.perf_counter()
-                        data = self.hlc.encode(a, im, mode="near-lossless", max_error=k)
-                        c.enc = [time.perf_counter() - t0]
-                        out = np.asarray(self.hlc.decode(data))
-                        c.nbytes = len(data)
-                        c.bpp = M.bpp(c.nbytes, a.shape, im.axes)
-                        c.max_err = M.max_abs_error(a, out)
-                        if c.max_err > k:
-                            self.problems.append(
-                                f"HLC near-lossless k={k} has max error {c.max_err} on {im.name}")
-                    except Exception as e:
-                        c = Cell(note=f"error: {_short(e)}")
-                        self.problems.append(f"HLC near-lossless k={k} failed on {im.name}: {_short(e)}")
-                    row["hlc"] = c
-                else:
-                    row["hlc"] = Cell(note="n/a")
+                row["hlc"] = self._hlc_cell(f"near-lossless k={k}", im, lambda c, k=k: self._hlc_near(c, im, k))
                 # JPEG-LS NEAR=k
                 near = refs.jpegls_near(k)
                 frames = _frames(a, im.axes)
@@ -438,28 +458,7 @@ class Bench:
             for r in LOSSY_RATES:
                 target = int(math.floor(r * im.pixels / 8))
                 row: dict[str, Cell] = {}
-                # HLC
-                if self.hlc.ok:
-                    c = Cell()
-                    try:
-                        t0 = time.perf_counter()
-                        data = self.hlc.encode(a, im, mode="lossy", bpp=r, threads=1)
-                        c.enc = [time.perf_counter() - t0]
-                        t0 = time.perf_counter()
-                        out = np.asarray(self.hlc.decode(data, threads=1))
-                        c.dec = [time.perf_counter() - t0]
-                        if out.shape != a.shape or out.dtype != a.dtype:
-                            raise RuntimeError(f"decoded {out.shape} {out.dtype}, expected {a.shape} {a.dtype}")
-                        self._quality(c, im, out, len(data))
-                        meta = self.hlc.mod.info(data)  # which of its two coders the encoder kept
-                        c.param = ("9/7" if meta["mode"] == "lossy"
-                                   else f"predictive, max error {meta['max_error']}")
-                    except Exception as e:
-                        c = Cell(note=f"error: {_short(e)}")
-                        self.problems.append(f"HLC lossy {r} bpp failed on {im.name}: {_short(e)}")
-                    row["hlc"] = c
-                else:
-                    row["hlc"] = Cell(note="n/a")
+                row["hlc"] = self._hlc_cell(f"lossy {r} bpp", im, lambda c, r=r: self._hlc_lossy(c, im, r))
 
                 # JPEG 2000 9/7: level = quality (PSNR dB, OpenJPEG fixed-quality mode)
                 def j2k_enc(q, src=frames):

@@ -17,7 +17,7 @@ import numpy as np
 from . import container as ct
 from . import entropy, predictive, quantize
 from .errors import CorruptStreamError
-from .format import RANGE_HEAD, Mode, PlaneCoder, plane_coder
+from .format import RANGE_HEAD, ROI_CLASS, Mode, PlaneCoder, plane_coder
 from .pipeline import (
     area_reduce,
     band_multipliers,
@@ -214,7 +214,7 @@ class _TileDecoder:
         if h.mode == Mode.LOSSY:
             tile = finish_tile(tile, h)
             if tl.classes is not None and self.level == 0:
-                _apply_roi_layer(tile, tl.classes >= 1, h, self.rd, self.layout, tl.f, tl.t, tl.where)
+                _apply_roi_layer(tile, tl.classes >= ROI_CLASS, h, self.rd, self.layout, tl.f, tl.t, tl.where)
         else:
             tile = finish_tile(tile, h, self.table)
         region = self.out[tl.k, tl.ys:tl.ys + tile.shape[0], tl.xs:tl.xs + tile.shape[1]]

@@ -22,7 +22,7 @@ from functools import cache, lru_cache
 import numpy as np
 
 from .errors import CorruptStreamError, TruncatedStreamError, UncorrectableError
-from .format import ECC_LEVELS, ECC_MAGIC
+from .format import ECC_FLAGS, ECC_LEVELS, ECC_MAGIC, ECC_VERSION
 from .format import MAGIC as PLAIN
 
 __all__ = ["ECC_LEVELS", "EccReport", "MAGIC", "is_protected", "peek", "protect", "unprotect"]
@@ -41,7 +41,6 @@ PLAIN_MAGIC = PLAIN        # plain HLC stream (what protect() receives)
 # high = 64 (33.5 %) survives 5 % byte errors.  Measured: benchmarks/results/ecc.md.
 # (The table itself, ECC_LEVELS, is in codec_core/format.py.)
 
-_VERSION = 1
 # CRC chunk = interleave depth rounded down to a power of two, within 512 B .. 8 KiB: a bad
 # chunk then erases at most ~2 symbols of each codeword, CRC overhead stays <= 0.8 %, and
 # big streams do not pay one zlib call per 512 bytes on the clean path.
@@ -385,7 +384,7 @@ def _level_name(nsym: int) -> str:
 
 
 def _pack_header(h: _Header) -> bytes:
-    fields = _HDR_FIELDS.pack(_VERSION, h.nsym, h.chunk_log2, 0, h.payload_len, h.payload_crc)
+    fields = _HDR_FIELDS.pack(ECC_VERSION, h.nsym, h.chunk_log2, ECC_FLAGS, h.payload_len, h.payload_crc)
     data = fields + struct.pack("<I", zlib.crc32(fields))
     par = _parity(np.frombuffer(data, np.uint8)[:, None], _HDR_NSYM)[:, 0]
     return data + par.tobytes()
@@ -401,7 +400,7 @@ def _parse_header(raw: bytes) -> _Header | None:
     version, nsym, chunk_log2, flags, plen, pcrc = _HDR_FIELDS.unpack(fields)
     # Only the defined levels: each nsym costs a cached table of up to 4 MB, so arbitrary
     # values from forged headers must not be able to grow the cache.
-    if version != _VERSION or flags != 0 or nsym not in ECC_LEVELS.values() \
+    if version != ECC_VERSION or flags != ECC_FLAGS or nsym not in ECC_LEVELS.values() \
             or not 6 <= chunk_log2 <= 16 or plen >= 1 << 48:
         return None    # a CRC-valid copy with impossible values is treated as damaged
     return _Header(nsym, chunk_log2, plen, pcrc)

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import container as ct
 from . import entropy, predictive, quantize
-from .format import RANGE_HEAD, ColourTransform, Mode, PlaneCoder
+from .format import RANGE_HEAD, ROI_CLASS, ColourTransform, Mode, PlaneCoder
 from .pipeline import (
     band_multipliers,
     finish_tile,
@@ -186,7 +186,7 @@ class LossyCoder:
         if self.src.cmap is None:
             return None, None
         classes = self.src.roi(f, t)
-        return band_multipliers(classes, self.h.levels, self.h.class_mult), classes >= 1
+        return band_multipliers(classes, self.h.levels, self.h.class_mult), classes >= ROI_CLASS
 
     def _quantised(self, f: int, t: int, c: int, steps: list, mult) -> list:
         """Quantised 9/7 bands of channel ``c`` of one tile. The transform is fed

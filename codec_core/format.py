@@ -46,6 +46,10 @@ class Version(IntEnum):
 VERSION = int(Version.V2)
 SUPPORTED_VERSIONS = tuple(int(v) for v in Version)
 
+#: The Reed-Solomon wrapper's own version, and its flags byte (no flag is defined:
+#: any other value is a damaged or unknown wrapper), docs/FORMAT_ECC.md.
+ECC_VERSION = 1
+ECC_FLAGS = 0
 #: Reed-Solomon protection levels: parity bytes per 255-byte codeword (the ``nsym``
 #: the wrapper's header stores; why these values: codec_core/ecc.py).
 ECC_LEVELS: dict[str, int] = {"low": 16, "medium": 24, "high": 64}
@@ -127,8 +131,19 @@ FLAG_VALUE_TABLE = HeaderFlag.VALUE_TABLE
 FLAG_ROI = HeaderFlag.ROI
 KNOWN_FLAGS = int(FLAG_DENOISED | FLAG_VALUE_TABLE | FLAG_ROI)
 
-#: Importance classes of the map (background, body, detail): one step multiplier each.
-IMPORTANCE_CLASSES = 3
+class Importance(IntEnum):
+    """A block's class in the importance map (hybrid streams): one step multiplier each.
+    Body and detail are the region of interest."""
+
+    BACKGROUND = 0
+    BODY = 1
+    DETAIL = 2
+
+
+#: Importance classes of the map (background, body, detail).
+IMPORTANCE_CLASSES = len(Importance)
+#: The lowest class inside the region of interest: ``classes >= ROI_CLASS`` is the ROI.
+ROI_CLASS = Importance.BODY
 
 
 class PlaneCoder(IntEnum):

@@ -29,7 +29,7 @@ from numpy.typing import DTypeLike
 from . import container as ct
 from . import predictive, quantize
 from .errors import CorruptStreamError
-from .format import ColourTransform, Mode, Version
+from .format import ColourTransform, Importance, Mode, Version
 from .transform import band_shapes, dwt97_inverse_rounded, rct_inverse
 
 TILE = 512
@@ -178,7 +178,7 @@ def unpack_class_map(seg: bytes, shape: tuple) -> np.ndarray:
         raw = d.decompress(seg, n)
     except zlib.error:
         raise CorruptStreamError("importance map damaged (zlib)", "importance map") from None
-    if len(raw) != n or max(raw, default=0) > 2:
+    if len(raw) != n or max(raw, default=0) > max(Importance):
         raise CorruptStreamError("importance map damaged", "importance map")
     return np.frombuffer(raw, np.uint8).reshape(shape)
 

@@ -35,7 +35,17 @@ from . import container as ct
 from . import pipeline as pl
 from .decoder import decode_frame
 from .encoder import LossyCoder, Source, encode_reversible
-from .format import AXES, COLOUR_SAMPLES, FLAG_DENOISED, FLAG_ROI, FLAG_VALUE_TABLE, ColourTransform, Mode, Transform
+from .format import (
+    AXES,
+    COLOUR_SAMPLES,
+    FLAG_DENOISED,
+    FLAG_ROI,
+    FLAG_VALUE_TABLE,
+    ROI_CLASS,
+    ColourTransform,
+    Mode,
+    Transform,
+)
 from .options import EncodeOptions
 from .transform import synthesis_gains_97
 
@@ -141,7 +151,7 @@ def _set_up_roi(src: Source, image: CheckedImage, opts: EncodeOptions) -> None:
     h.flags |= FLAG_ROI
     h.roi_max_error = opts.roi_max_error
     h.class_mult = list(pl.CLASS_MULT)
-    roi_px = sum(int((pl.pixel_classes(src.cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= 1).sum())
+    roi_px = sum(int((pl.pixel_classes(src.cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= ROI_CLASS).sum())
                  for f in range(h.frames))
     h.roi_fraction = roi_px / (h.rows * h.cols * h.frames)
     h.class_map = pl.pack_class_map(src.cmap)

@@ -161,6 +161,9 @@ def make_seeds(small: bool = False) -> list[tuple[str, bytes]]:
 _FIXED = struct.Struct("<" + "".join(code for _, code in HEADER_FIELDS))
 FIELDS = [name for name, _ in HEADER_FIELDS]
 _FMT = _FIXED.format[1:]
+#: Structured mutations of a parsed stream (Mutator.m_NAME), by a uniform draw k: the
+#: first whose bound k is below.
+_STRUCTURED = ((0.2, "field"), (0.45, "geometry"), (0.55, "steps"), (0.85, "segment"), (0.92, "index"))
 _RANGES = {"B": (0, 255), "H": (0, 65535), "I": (0, 2**32 - 1), "i": (-2**31, 2**31 - 1)}
 
 
@@ -481,30 +484,20 @@ class Mutator:
         fix_h, fix_s = True, True
         for _ in range(r.choice([1, 1, 1, 2, 2, 3])):
             k = r.random()
-            if k < 0.2:
-                self.m_field(p)
-                ops.append("field")
-            elif k < 0.45:
-                self.m_geometry(p)
-                ops.append("geometry")
-            elif k < 0.55:
-                self.m_steps(p)
-                ops.append("steps")
-            elif k < 0.85:
-                self.m_segment(p)
-                ops.append("segment")
-            elif k < 0.92:
-                self.m_index(p)
-                ops.append("index")
+            # the structured mutations, each below its threshold of k
+            op = next((name for below, name in _STRUCTURED if k < below), None)
+            if op is not None:
+                getattr(self, f"m_{op}")(p)
             elif k < 0.96:
                 p.trailer = r.randbytes(r.randint(0, 16))
-                ops.append("trailer")
+                op = "trailer"
             else:
                 if r.random() < 0.5:
                     p.body_cut = r.randrange(_FIXED.size + 13 + 4 * (len(p.steps) + len(p.mult) + len(p.chan)))
                 else:
                     p.extra_header = r.randbytes(r.randint(1, 12))
-                ops.append("header-length")
+                op = "header-length"
+            ops.append(op)
         if r.random() < 0.03:
             fix_h = False
         if r.random() < 0.05:

@@ -51,8 +51,9 @@ pydicom changes them.
 """
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydicom.pixels.decoders import base as _decoders
@@ -373,35 +374,32 @@ def _decode_frame(src: bytes, runner: Any) -> Any:
     return arr.tobytes()
 
 
+def _resolving(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A Decoder method that first gives the source the registered HLC UID object."""
+    @functools.wraps(method)
+    def resolving(self: HlcDecoder, src: Any, **kwargs: Any) -> Any:
+        file_meta = getattr(src, "file_meta", None)
+        if file_meta is not None and file_meta.get("TransferSyntaxUID") == self.UID \
+                and file_meta.TransferSyntaxUID is not self.UID:
+            file_meta.TransferSyntaxUID = self.UID
+        return method(self, src, **kwargs)
+
+    return resolving
+
+
 class HlcDecoder(_decoders.Decoder):
     """pydicom Decoder that resolves the transfer syntax UID read from a file.
 
     A file read in a fresh process carries the UID as a plain ``UID`` without the
     private encoding registered for it, so pydicom would call it "not a transfer
-    syntax"; the dataset is given the registered UID object before decoding.
+    syntax"; each of pydicom's four decoding entry points gives the dataset the
+    registered UID object first.
     """
 
-    def _resolve(self, src: Any) -> None:
-        file_meta = getattr(src, "file_meta", None)
-        if file_meta is not None and file_meta.get("TransferSyntaxUID") == self.UID \
-                and file_meta.TransferSyntaxUID is not self.UID:
-            file_meta.TransferSyntaxUID = self.UID
-
-    def as_array(self, src: Any, **kwargs: Any) -> Any:
-        self._resolve(src)
-        return super().as_array(src, **kwargs)
-
-    def as_buffer(self, src: Any, **kwargs: Any) -> Any:
-        self._resolve(src)
-        return super().as_buffer(src, **kwargs)
-
-    def iter_array(self, src: Any, **kwargs: Any) -> Any:
-        self._resolve(src)
-        return super().iter_array(src, **kwargs)
-
-    def iter_buffer(self, src: Any, **kwargs: Any) -> Any:
-        self._resolve(src)
-        return super().iter_buffer(src, **kwargs)
+    as_array = _resolving(_decoders.Decoder.as_array)
+    as_buffer = _resolving(_decoders.Decoder.as_buffer)
+    iter_array = _resolving(_decoders.Decoder.iter_array)
+    iter_buffer = _resolving(_decoders.Decoder.iter_buffer)
 
 
 # ------------------------------------------------------------------- register

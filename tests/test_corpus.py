@@ -1,4 +1,4 @@
-"""codec_core.cli.corpus: every DESIGN.md corpus image loads as stored."""
+"""codec_core.cli.corpus: every corpus image loads as stored."""
 from __future__ import annotations
 
 import numpy as np

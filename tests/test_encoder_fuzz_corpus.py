@@ -9,7 +9,6 @@ magnitude check, and worst-case output buffers.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import time
 import warnings
@@ -19,19 +18,13 @@ import numpy as np
 import pytest
 
 import codec_core as hlc
+import fuzzers
 from codec_core import entropy, quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_fuzzer():
-    spec = importlib.util.spec_from_file_location("fuzz_encoder", ROOT / "fuzz" / "fuzz_encoder.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-F = _load_fuzzer()
+F = fuzzers.load("fuzz_encoder")
 CORPUS = sorted(F.CORPUS.glob("*.npz"))
 
 

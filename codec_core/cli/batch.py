@@ -151,6 +151,7 @@ def _stream_roi(stream: bytes) -> Any:
 
     import codec_core as hlc
     from codec_core import container, ecc, pipeline
+    from codec_core.format import ROI_CLASS
 
     if not hlc.info(stream)["roi"]:
         return None
@@ -158,7 +159,7 @@ def _stream_roi(stream: bytes) -> Any:
         stream, _ = ecc.unprotect(stream)
     h, _ = container.parse_header(stream)
     cmap = pipeline.unpack_class_map(h.class_map, pipeline.class_map_shape(h))
-    keep = np.stack([pipeline.pixel_classes(cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= 1
+    keep = np.stack([pipeline.pixel_classes(cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= ROI_CLASS
                      for f in range(h.frames)])
     return keep if container.AXES[h.axes].startswith("Z") else keep[0]
 

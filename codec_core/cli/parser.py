@@ -55,6 +55,97 @@ examples:
 """
 
 
+#: Each command's summary (its --help description and its line in ``hlc --help``), and the
+#: examples and notes its --help ends with.
+_HELP: dict[str, tuple[str, str]] = {
+    "encode": (
+        "Compress an image to .hlc, or to a DICOM file in the HLC transfer syntax.",
+        """\
+  hlc encode ct.dcm ct.hlc                                  # lossless
+  hlc encode ct.dcm ct.hlc --max-error 2                    # near-lossless
+  hlc encode ct.dcm ct.hlc --bpp 0.5 --roi auto             # hybrid: ROI exact
+  hlc encode ct.dcm ct_hlc.dcm --psnr 45 --ecc medium       # DICOM output
+  hlc encode xray.png xray.hlc --roi mask.png --bpp 1 --roi-max-error 1
+
+IN: DICOM (any transfer syntax pydicom decodes), PNG/TIFF (8/16-bit), .npy.
+OUT: .hlc, or .dcm for DICOM with all the input's attributes kept."""),
+    "decode": (
+        "Decompress .hlc or HLC DICOM to DICOM (explicit VR little endian), PNG, TIFF or .npy.",
+        """\
+  hlc decode ct.hlc ct.dcm
+  hlc decode ct_hlc.dcm ct.png                # 16-bit PNG when the data needs it
+  hlc decode ct_hlc.dcm ct_view.png --display # 8-bit, as a viewer shows it
+  hlc decode mr.hlc mr_thumb.tif --level 2    # quarter size, coarse bands only
+  hlc decode damaged.hlc best.npy --lenient   # conceal damage, report it"""),
+    "info": (
+        "Show a compressed file's header: shape, mode, max error, ROI, ECC, frame sizes.",
+        f"""\
+  hlc info ct.hlc
+  hlc info ct_hlc.dcm --json | jq .frame_sizes
+
+bpp and compression ratio count the HLC data only (for DICOM, the pixel data's
+fragments; the file size is shown beside). A file shorter than its header says
+is shown as 'complete: no'.
+
+exit status: 0 the file is complete; {EXIT_INCOMPLETE} it is cut short (its header is still
+shown); 1 it cannot be read."""),
+    "roi": (
+        "Draw the automatic importance map over an image (shown as a viewer shows it), with the class "
+        "legend.",
+        """\
+  hlc roi ct.dcm -o ct_roi.png
+  hlc roi mr_series.dcm -o frame5.png --frame 5"""),
+    "compare": (
+        "Quality and size of DECODED against ORIGINAL (any supported files).",
+        """\
+  hlc compare ct.dcm ct.hlc                  # .hlc is decoded; bpp/CR from its size
+  hlc compare ct.dcm ct_decoded.png --roi mask.npy
+  hlc compare ct.dcm ct.hlc --json"""),
+    "bench": (
+        "Benchmark HLC against the imagecodecs codecs on a folder of DICOM files.",
+        """\
+  hlc bench                         # pydicom-data images (several minutes)
+  hlc bench --quick                 # three small images
+  hlc bench /data/ct -o ct.html --md ct.md
+
+Prints Markdown tables and writes an HTML report (no network needed to view it)
+with rate-distortion plots and original / decoded / difference / ROI images."""),
+    "demo": (
+        f"Compress a real CT image (pydicom-data {DEMO_IMAGE}) in every mode, the hybrid (automatic ROI "
+        f"exact, the rest lossy) too, against JPEG 2000, JPEG-LS, PNG and JPEG XL; write the report.",
+        """\
+  hlc demo
+  hlc demo -o /tmp/demo.html
+  hlc demo --image MR_small.dcm"""),
+    "batch": (
+        "Convert a directory tree of DICOM files, in parallel and resumably.",
+        """\
+  hlc batch in/ out/                                  # lossless, HLC DICOM files
+  hlc batch in/ out/ --bpp 0.75 --roi auto --verify   # hybrid, checked
+  hlc batch in/ out/ --to hlc --workers 2
+  hlc batch in/ out/ --scheduler tcp://10.0.0.5:8786  # a dask.distributed cluster
+
+Each output is written to a hidden temporary name and renamed when complete,
+so a killed run leaves no half-written file; run the same command again to
+resume (finished files are skipped). Originals are only read. Files that are
+not DICOM are reported and skipped.
+
+An output is checked for the guarantee asked, not for the coder kept: it must
+decode to the original's shape and type, exact for lossless, within K for
+--max-error K, the ROI within --roi-max-error. A lossy target (--bpp, --psnr)
+is a goal, not a bound: the hybrid may keep the lossless stream when that is
+smaller, and any output that decodes within the bounds passes --verify (use
+--overwrite to encode again at another target).
+
+Ctrl-C, kill (SIGTERM) and a hang-up (SIGHUP) end the workers, remove their
+partial files and print the summary (and write --json).
+
+exit status: 0 every file done; 1 a file failed, or an earlier output failed
+--verify and was converted again; 2 bad command line; 128 + the signal's number
+when stopped: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP."""),
+}
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line that says what to do, exit status 2."""
 
@@ -88,135 +179,91 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def command(sub: Any, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
-    """A command's sub-parser, with its examples and --debug."""
+def command(sub: Any, name: str) -> argparse.ArgumentParser:
+    """A command's sub-parser, with its summary, its examples and --debug."""
+    summary, examples = _HELP[name]
     p = sub.add_parser(name, help=summary, description=summary, formatter_class=_formatter,
                        epilog="examples:\n" + examples)
-    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    _switch(p, "--debug", help="show the traceback of an error")
     return p
 
 
+def _switch(p: argparse.ArgumentParser, *flags: str, help: str) -> None:
+    """An on/off flag."""
+    p.add_argument(*flags, action="store_true", help=help)
+
+
 def _encode_command(sub: Any) -> None:
-    p = command(sub, "encode", "Compress an image to .hlc, or to a DICOM file in the HLC transfer syntax.",
-                "  hlc encode ct.dcm ct.hlc                                  # lossless\n"
-                "  hlc encode ct.dcm ct.hlc --max-error 2                    # near-lossless\n"
-                "  hlc encode ct.dcm ct.hlc --bpp 0.5 --roi auto             # hybrid: ROI exact\n"
-                "  hlc encode ct.dcm ct_hlc.dcm --psnr 45 --ecc medium       # DICOM output\n"
-                "  hlc encode xray.png xray.hlc --roi mask.png --bpp 1 --roi-max-error 1\n"
-                "\nIN: DICOM (any transfer syntax pydicom decodes), PNG/TIFF (8/16-bit), .npy.\n"
-                "OUT: .hlc, or .dcm for DICOM with all the input's attributes kept.")
+    p = command(sub, "encode")
     p.add_argument("input", metavar="IN")
     p.add_argument("output", metavar="OUT")
     add_codec_options(p)
     p.add_argument("--bits-stored", type=int, metavar="N",
                    help="bits used per sample for non-DICOM input (default: the dtype's)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    _switch(p, "-q", "--quiet", help="print nothing on success")
 
 
 def _decode_command(sub: Any) -> None:
-    p = command(sub, "decode", "Decompress .hlc or HLC DICOM to DICOM (explicit VR little endian), PNG, TIFF or .npy.",
-                "  hlc decode ct.hlc ct.dcm\n"
-                "  hlc decode ct_hlc.dcm ct.png                # 16-bit PNG when the data needs it\n"
-                "  hlc decode ct_hlc.dcm ct_view.png --display # 8-bit, as a viewer shows it\n"
-                "  hlc decode mr.hlc mr_thumb.tif --level 2    # quarter size, coarse bands only\n"
-                "  hlc decode damaged.hlc best.npy --lenient   # conceal damage, report it")
+    p = command(sub, "decode")
     p.add_argument("input", metavar="IN")
     p.add_argument("output", metavar="OUT")
     p.add_argument("--level", type=int, default=0, metavar="K",
                    help=".hlc input: decode at 1/2^K resolution")
     p.add_argument("--frame", type=int, metavar="I", help="decode frame I only (0-based)")
-    p.add_argument("--lenient", action="store_true",
-                   help="conceal damage that cannot be repaired instead of failing, and report it")
-    p.add_argument("--display", action="store_true",
-                   help="write the 8-bit picture a viewer shows (PNG or TIFF) instead of the stored values: "
-                        "the DICOM window or VOI LUT (else a percentile window), MONOCHROME1 inverted, "
-                        "palette colour and YBR as RGB")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    _switch(p, "--lenient",
+            help="conceal damage that cannot be repaired instead of failing, and report it")
+    _switch(p, "--display",
+            help="write the 8-bit picture a viewer shows (PNG or TIFF) instead of the stored values: "
+                 "the DICOM window or VOI LUT (else a percentile window), MONOCHROME1 inverted, "
+                 "palette colour and YBR as RGB")
+    _switch(p, "-q", "--quiet", help="print nothing on success")
 
 
 def _info_command(sub: Any) -> None:
-    p = command(sub, "info", "Show a compressed file's header: shape, mode, max error, ROI, ECC, frame sizes.",
-                "  hlc info ct.hlc\n  hlc info ct_hlc.dcm --json | jq .frame_sizes\n"
-                "\nbpp and compression ratio count the HLC data only (for DICOM, the pixel data's\n"
-                "fragments; the file size is shown beside). A file shorter than its header says\n"
-                "is shown as 'complete: no'.\n"
-                f"\nexit status: 0 the file is complete; {EXIT_INCOMPLETE} it is cut short (its header is still\n"
-                "shown); 1 it cannot be read.")
+    p = command(sub, "info")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    _switch(p, "--json", help="print JSON (for scripts)")
 
 
 def _roi_command(sub: Any) -> None:
-    p = command(sub, "roi", "Draw the automatic importance map over an image (shown as a viewer shows it), "
-                       "with the class legend.",
-                "  hlc roi ct.dcm -o ct_roi.png\n  hlc roi mr_series.dcm -o frame5.png --frame 5")
+    p = command(sub, "roi")
     p.add_argument("input", metavar="IN")
     p.add_argument("-o", "--output", required=True, metavar="OVERLAY.png")
     p.add_argument("--frame", type=int, default=0, metavar="I", help="frame of a multi-frame image")
-    p.add_argument("--json", action="store_true", help="print class fractions as JSON")
+    _switch(p, "--json", help="print class fractions as JSON")
 
 
 def _compare_command(sub: Any) -> None:
-    p = command(sub, "compare", "Quality and size of DECODED against ORIGINAL (any supported files).",
-                "  hlc compare ct.dcm ct.hlc                  # .hlc is decoded; bpp/CR from its size\n"
-                "  hlc compare ct.dcm ct_decoded.png --roi mask.npy\n"
-                "  hlc compare ct.dcm ct.hlc --json")
+    p = command(sub, "compare")
     p.add_argument("original", metavar="ORIGINAL")
     p.add_argument("decoded", metavar="DECODED")
     p.add_argument("--roi", metavar="auto|MASK|SEG.dcm", help="also report ROI / non-ROI figures")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    _switch(p, "--json", help="print JSON")
 
 
 def _bench_command(sub: Any) -> None:
-    p = command(sub, "bench", "Benchmark HLC against the imagecodecs codecs on a folder of DICOM files.",
-                "  hlc bench                         # pydicom-data images (several minutes)\n"
-                "  hlc bench --quick                 # three small images\n"
-                "  hlc bench /data/ct -o ct.html --md ct.md\n"
-                "\nPrints Markdown tables and writes an HTML report (no network needed to view it)\n"
-                "with rate-distortion plots and original / decoded / difference / ROI images.")
+    p = command(sub, "bench")
     p.add_argument("directory", metavar="DIR", nargs="?",
                    help="folder searched recursively for DICOM files (default: pydicom-data images)")
     p.add_argument("-o", "--output", default="hlc-bench-report.html", metavar="REPORT.html")
     p.add_argument("--md", metavar="FILE.md", help="also write the Markdown to a file")
-    p.add_argument("--quick", action="store_true", help="three small pydicom-data images, fewer points")
+    _switch(p, "--quick", help="three small pydicom-data images, fewer points")
     p.add_argument("--images", metavar="NAMES", help="comma-separated pydicom-data file names")
     p.add_argument("--runs", type=int, default=3, metavar="N",
                    help="timing runs per lossless/near-lossless point (median; default 3)")
-    p.add_argument("--no-references", action="store_true", help="HLC only (no imagecodecs codecs)")
+    _switch(p, "--no-references", help="HLC only (no imagecodecs codecs)")
     p.add_argument("--limit", type=int, metavar="N", help="at most N images from DIR")
 
 
 def _demo_command(sub: Any) -> None:
-    p = command(sub, "demo", f"Compress a real CT image (pydicom-data {DEMO_IMAGE}) in every mode, the hybrid "
-                "(automatic ROI exact, the rest lossy) too, against JPEG 2000, JPEG-LS, PNG and JPEG XL; "
-                "write the report.",
-                "  hlc demo\n  hlc demo -o /tmp/demo.html\n  hlc demo --image MR_small.dcm")
+    p = command(sub, "demo")
     p.add_argument("-o", "--output", default="hlc-demo-report.html", metavar="REPORT.html")
     p.add_argument("--image", default=DEMO_IMAGE, metavar="FILE",
                    help=f"a DICOM file or pydicom-data name instead of {DEMO_IMAGE}")
 
 
 def _batch_command(sub: Any) -> None:
-    p = command(sub, "batch", "Convert a directory tree of DICOM files, in parallel and resumably.",
-                "  hlc batch in/ out/                                  # lossless, HLC DICOM files\n"
-                "  hlc batch in/ out/ --bpp 0.75 --roi auto --verify   # hybrid, checked\n"
-                "  hlc batch in/ out/ --to hlc --workers 2\n"
-                "  hlc batch in/ out/ --scheduler tcp://10.0.0.5:8786  # a dask.distributed cluster\n"
-                "\nEach output is written to a hidden temporary name and renamed when complete,\n"
-                "so a killed run leaves no half-written file; run the same command again to\n"
-                "resume (finished files are skipped). Originals are only read. Files that are\n"
-                "not DICOM are reported and skipped.\n"
-                "\nAn output is checked for the guarantee asked, not for the coder kept: it must\n"
-                "decode to the original's shape and type, exact for lossless, within K for\n"
-                "--max-error K, the ROI within --roi-max-error. A lossy target (--bpp, --psnr)\n"
-                "is a goal, not a bound: the hybrid may keep the lossless stream when that is\n"
-                "smaller, and any output that decodes within the bounds passes --verify (use\n"
-                "--overwrite to encode again at another target).\n"
-                "\nCtrl-C, kill (SIGTERM) and a hang-up (SIGHUP) end the workers, remove their\n"
-                "partial files and print the summary (and write --json).\n"
-                "\nexit status: 0 every file done; 1 a file failed, or an earlier output failed\n"
-                "--verify and was converted again; 2 bad command line; 128 + the signal's number\n"
-                "when stopped: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.")
+    p = command(sub, "batch")
     p.add_argument("source", metavar="SRC")
     p.add_argument("destination", metavar="DST")
     add_codec_options(p)
@@ -225,12 +272,12 @@ def _batch_command(sub: Any) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: CPU count)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a dask.distributed scheduler (e.g. tcp://host:8786) instead")
-    p.add_argument("--verify", action="store_true",
-                   help="also read back outputs finished by earlier runs and convert again those "
-                        "that do not decode within the bounds asked (every new output is always "
-                        "read back and compared with its original before it is written)")
-    p.add_argument("--overwrite", action="store_true", help="convert again files that already have an output")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _switch(p, "--verify",
+            help="also read back outputs finished by earlier runs and convert again those "
+                 "that do not decode within the bounds asked (every new output is always "
+                 "read back and compared with its original before it is written)")
+    _switch(p, "--overwrite", help="convert again files that already have an output")
+    _switch(p, "--no-progress", help="no progress bar")
     p.add_argument("--json", metavar="FILE", help="also write the per-file results as JSON")
 
 

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..format import Importance
 from .features import CELL, CLASS_BLOCK, as_luma, block_level, cell_stats, features_from_stats, pad_to_blocks, run_cnn
 from .model_files import SVM_FILE, cached, load_svm
 
-BACKGROUND, BODY, DETAIL = 0, 1, 2
+#: The classes of the map (codec_core.format.Importance), as plain ints for numpy.
+BACKGROUND, BODY, DETAIL = (int(c) for c in Importance)
 #: Block size of the automatic map in pixels (one CELL). The classifier works on
 #: CLASS_BLOCK blocks; BODY blocks bordering BACKGROUND are then refined cell by cell
 #: (cells at the level and noise of the neighbouring background become BACKGROUND).

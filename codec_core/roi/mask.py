@@ -2,8 +2,8 @@
 
 ``roi="auto"``: the automatic map of every frame (:func:`~codec_core.roi.classify.
 auto_importance_map`, ``ROI_BLOCK`` pixels a class). A boolean mask: rasterised to
-blocks of ``ROI_USER_BLOCK`` pixels, a block in the ROI (class 2) where any of its
-pixels is. Either way the decoder needs only the map, which the stream carries.
+blocks of ``ROI_USER_BLOCK`` pixels, a block in the ROI (class DETAIL) where any of
+its pixels is. Either way the decoder needs only the map, which the stream carries.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..format import to_fyxc
+from ..format import Importance, to_fyxc
 from ..pipeline import ROI_USER_BLOCK
 
 
@@ -38,7 +38,7 @@ def _automatic(pixels: np.ndarray, bits_stored: int) -> tuple[np.ndarray, int]:
     block = int(ROI_BLOCK)
     want = (-(-rows // block), -(-cols // block))
     cmap = np.stack(maps)
-    if cmap.shape[1:] != want or cmap.max(initial=0) > 2:
+    if cmap.shape[1:] != want or cmap.max(initial=0) > max(Importance):
         raise RuntimeError(f"automatic ROI returned a map of shape {cmap.shape[1:]}, expected {want}")
     return cmap, block
 
@@ -59,4 +59,4 @@ def _rasterised(mask: np.ndarray, coded: tuple[int, ...], axes: str, shape: tupl
     padded = np.zeros((frames, by * b, bx * b), bool)
     padded[:, :rows, :cols] = m
     blocks = padded.reshape(frames, by, b, bx, b).any(axis=(2, 4))
-    return np.where(blocks, 2, 0).astype(np.uint8)
+    return np.where(blocks, Importance.DETAIL, Importance.BACKGROUND).astype(np.uint8)

@@ -629,7 +629,7 @@ FOUND = [
     "exact, in a smaller file (tests/test_encoder_fuzz_corpus.py).",
     "Lossy PSNR target on a 3 x 5 int8 noise image (case 7:264): KeyError in the near-lossless "
     "alternative when the smallest max error it settled on had never been coded; a real image too "
-    "(emri_small, psnr=50, levels=7). Fixed in api._near_lossless_if_better. Corpus: fixed-7-264-*.",
+    "(emri_small, psnr=50, levels=7). Fixed in the near-lossless alternative (now codec_core/strategy.py). Corpus: fixed-7-264-*.",
     "Lossy with levels=8 (case 7:161, 4 x 27 x 3): 30-70 s in the first encode of a process, computing "
     "the 9/7 synthesis gains on a 4096 x 4096 image (7 levels: ~7 s); over the 10 s hang limit. Fixed: "
     "depths beyond 5 take their gains from 1-D basis functions (milliseconds; depths up to 5, the "

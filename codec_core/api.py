@@ -18,14 +18,25 @@ from . import container as ct
 from . import pipeline as pl
 from .decoder import DecodeReport, decode_stream
 from .errors import CorruptStreamError, DecompressionBombError, HlcError
-from .format import AXES, ECC_MAGIC, MAGIC, Mode, check_axes, guess_axes, header_end, image_shape, to_fyxc, value_limits
+from .format import (
+    AXES,
+    ECC_MAGIC,
+    MAGIC,
+    Mode,
+    ModeName,
+    check_axes,
+    guess_axes,
+    header_end,
+    image_shape,
+    to_fyxc,
+    value_limits,
+)
 from .options import EncodeOptions, describe
 from .strategy import CheckedImage, encode_image
 
 if TYPE_CHECKING:
     from .ecc import EccReport
 
-ModeName = Literal["lossless", "near-lossless", "lossy"]
 
 #: Default pixel limit for ``decode`` (same as Pillow's decompression-bomb error
 #: threshold). Raise it, or pass ``max_pixels=None``, for files you trust.

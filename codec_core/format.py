@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 # ----------------------------------------------------------------- signatures
 
@@ -88,8 +88,10 @@ class Mode(IntEnum):
         return cls(MODES.index(label))
 
 
-#: Mode labels, in code order: ``MODES[Mode.LOSSY] == "lossy"``.
-MODES = ("lossless", "near-lossless", "lossy")
+#: The modes' labels, as ``encode(mode=...)`` takes them, in code order:
+#: ``MODES[Mode.LOSSY] == "lossy"``.
+ModeName = Literal["lossless", "near-lossless", "lossy"]
+MODES: tuple[str, ...] = get_args(ModeName)
 
 
 class Transform(IntEnum):

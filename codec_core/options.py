@@ -170,7 +170,7 @@ def render(template: str, style: str = "api", values: dict[str, Any] | None = No
     the option given ``text``; ``{name=!}`` the option with its value in ``values``.
     The API style writes ``bpp``, ``bpp=...``, ``mode='lossy'``; the command line's
     ``--bpp``, ``--bpp R``, ``--mode lossy``."""
-    def one(m: re.Match[str]) -> str:
+    def reference(m: re.Match[str]) -> str:
         name, has_value, text = m.group(1), m.group(2), m.group(3)
         if style == CLI:
             if not has_value:
@@ -183,7 +183,7 @@ def render(template: str, style: str = "api", values: dict[str, Any] | None = No
             return f"{name}={values[name]!r}"
         return f"{name}={text!r}" if text else f"{name}=..."
 
-    return _REF.sub(one, template)
+    return _REF.sub(reference, template)
 
 
 class OptionError(ValueError):

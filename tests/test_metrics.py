@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -170,4 +171,4 @@ def test_metrics_module_imports_only_numpy():
         "bad = [k for k in ('scipy', 'skimage', 'onnxruntime', 'sklearn', 'codec_core.api') if k in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tempfile.gettempdir())  # (the installed package)

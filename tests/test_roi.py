@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -228,7 +229,8 @@ def test_the_safety_calibration_sees_the_map_the_codec_makes(name, monkeypatch):
     sample = corpus.Sample(src, 0, img, corpus.classical_labels(img, ds), "")
     roi.set_model_dir(REPO / "models")
     try:
-        (case,) = train.oof_cases(model_files.cached(model_files.SVM_FILE, model_files.load_svm), [sample], np.random.default_rng(0))
+        svm = model_files.cached(model_files.SVM_FILE, model_files.load_svm)
+        (case,) = train.oof_cases(svm, [sample], np.random.default_rng(0))
         assert np.array_equal(train._shifted_map(case, 0.0), roi.auto_importance_map(img))
     finally:
         roi.set_model_dir(None)
@@ -286,7 +288,9 @@ def test_mask_from_seg_on_liver():
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO,
+    # cwd outside the checkout: ``-c`` puts the cwd first on sys.path, and the tests use
+    # the installed package
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tempfile.gettempdir(),
                           capture_output=True, text=True, timeout=120)
 
 

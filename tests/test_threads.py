@@ -128,7 +128,9 @@ def test_encoding_matches_a_separate_process():
             "a = pydicom.dcmread(g('CT_small.dcm')).pixel_array;"
             "print(hashlib.sha256(h.encode(a, mode='lossy', bpp=0.8, threads=2)"
             " + h.encode(a, mode='lossless')).hexdigest())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    import tempfile  # (cwd outside the checkout: -c puts the cwd first on sys.path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tempfile.gettempdir())
     ct = _dicom("CT_small.dcm")
     import hashlib
     here = hashlib.sha256(hlc.encode(ct, mode="lossy", bpp=0.8, threads=1)

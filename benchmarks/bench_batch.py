@@ -65,7 +65,7 @@ def calibrate() -> float:
 
 def run_once(src: str, dst: str, workers: int, extra: list[str]) -> float:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH", "")) if p))
-    cmd = [sys.executable, "-m", "hlc_cli.main", "batch", src, dst, "--workers", str(workers),
+    cmd = [sys.executable, "-m", "codec_core.cli.main", "batch", src, dst, "--workers", str(workers),
            "--no-progress", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -5,8 +5,8 @@
     python benchmarks/bench_codecs.py --quick --out /tmp/r.md
     python benchmarks/bench_codecs.py --images MR2_UNCR.dcm,693_UNCR.dcm
 
-Sections (definitions from docs/DESIGN.md "How results are measured", computed with
-codec_core.metrics):
+Sections (definitions in docs/METRICS.md, computed with codec_core.metrics; the
+reference codecs are those of codec_core/cli/references.py, which ``hlc bench`` uses too):
 
 * lossless bpp: HLC vs JPEG 2000 5/3 (OpenJPEG), HTJ2K (OpenJPH), JPEG-LS (CharLS),
   JPEG XL lossless effort 9, PNG; every reference stream is decoded and checked
@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import os
 
-# Single-thread figures: fix the thread pools before numpy/numba/codec_core load.
+# Single-thread figures: fix the thread pools before numpy and codec_core load.
 _CHILD = os.environ.get("HLC_BENCH_CHILD_THREADS")
-for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = _CHILD or "1"
 
 import argparse  # noqa: E402
@@ -53,10 +53,11 @@ from typing import Any, Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from codec_core import metrics as M  # noqa: E402
+from codec_core.cli import references as refs  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-if REPO not in sys.path:
-    sys.path.append(REPO)  # the installed package first; the checkout if none
 
 NEAR_KS = (1, 2, 4)
 LOSSY_RATES = (0.25, 0.5, 1.0)
@@ -66,26 +67,6 @@ SAT = "§"
 
 
 # ============================================================================ helpers
-def _load_metrics():
-    """codec_core.metrics without requiring the rest of codec_core to import."""
-    try:
-        from codec_core import metrics  # type: ignore
-
-        return metrics
-    except Exception:  # codec_core/__init__ broken while under development
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location(
-            "_hlc_metrics", os.path.join(REPO, "codec_core", "metrics.py")
-        )
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-
-
-M = _load_metrics()
-
-
 def _fmt(x: Any, nd: int = 3) -> str:
     if x is None:
         return "n/a"
@@ -107,8 +88,7 @@ def _mean(xs) -> float | None:
 
 
 def _short(e: BaseException) -> str:
-    s = f"{type(e).__name__}: {e}".replace("\n", " ").replace("|", "/")
-    return s if len(s) <= 90 else s[:87] + "..."
+    return refs.short_error(e, 90)
 
 
 def _timed(fn: Callable[[], Any], runs: int) -> tuple[Any, list[float]]:
@@ -127,12 +107,7 @@ def _timed(fn: Callable[[], Any], runs: int) -> tuple[Any, list[float]]:
     return out, times
 
 
-def _frames(a: np.ndarray, axes: str) -> list[np.ndarray]:
-    return [np.ascontiguousarray(a[i]) for i in range(a.shape[0])] if axes.startswith("Z") else [a]
-
-
-def _stack(frames: list[np.ndarray], axes: str) -> np.ndarray:
-    return np.stack(frames) if axes.startswith("Z") else frames[0]
+_frames, _stack = refs.frames_of, refs.stack_frames
 
 
 def _offset(im) -> int:
@@ -140,11 +115,10 @@ def _offset(im) -> int:
 
 
 def _to_unsigned(a: np.ndarray, off: int) -> np.ndarray:
-    return (a.astype(np.int32) + off).astype(np.uint16 if a.dtype.itemsize == 2 else np.uint8)
+    return refs.to_unsigned(a, off, np.uint16 if a.dtype.itemsize == 2 else np.uint8)
 
 
-def _from_unsigned(a: np.ndarray, off: int, dtype) -> np.ndarray:
-    return (a.astype(np.int32) - off).astype(dtype)
+_from_unsigned = refs.from_unsigned
 
 
 # ======================================================================= references
@@ -156,36 +130,10 @@ class Ref:
     decode: Callable[[bytes], np.ndarray]
 
 
-def _refs_lossless(ic) -> list[Ref]:
-    refs = [
-        Ref(
-            "j2k53", "JPEG 2000 5/3 (OpenJPEG)",
-            lambda f, im: ic.jpeg2k_encode(
-                f, level=0, reversible=True, bitspersample=im.bits_stored, numthreads=1
-            ),
-            lambda b: ic.jpeg2k_decode(b, numthreads=1),
-        ),
-    ]
-    if getattr(getattr(ic, "HTJ2K", None), "available", False):
-        refs.append(
-            Ref(
-                "htj2k", "HTJ2K (OpenJPH)",
-                lambda f, im: ic.htj2k_encode(f, reversible=True),
-                lambda b: ic.htj2k_decode(b),
-            )
-        )
-    refs += [
-        Ref("jls", "JPEG-LS (CharLS)", lambda f, im: ic.jpegls_encode(f), ic.jpegls_decode),
-        Ref(
-            "jxl9", "JPEG XL lossless e9",
-            lambda f, im: ic.jpegxl_encode(
-                f, lossless=True, effort=9, bitspersample=im.bits_stored, numthreads=1
-            ),
-            lambda b: ic.jpegxl_decode(b, numthreads=1),
-        ),
-        Ref("png", "PNG (zlib level 9)", lambda f, im: ic.png_encode(f, level=9), ic.png_decode),
-    ]
-    return refs
+def _refs_lossless() -> list[Ref]:
+    """The lossless rows of codec_core/cli/references.py (JPEG XL at effort 9)."""
+    return [Ref(r.key, r.label, lambda f, im, r=r: r.encode(f, im.bits_stored), r.decode)
+            for r in refs.lossless_references(jpegxl_effort=9)]
 
 
 def _encode_frames(ref_encode, frames, im) -> list[bytes]:
@@ -347,8 +295,8 @@ class Bench:
 
     # ---------------------------------------------------------------- lossless
     def run_lossless(self) -> None:
-        refs = _refs_lossless(self.ic)
-        self.lossless_refs = refs
+        lossless = _refs_lossless()
+        self.lossless_refs = lossless
         for im in self.images:
             row: dict[str, Cell] = {}
             a = im.array
@@ -357,7 +305,7 @@ class Bench:
                 row["hlc"] = self._hlc_lossless(im)
             else:
                 row["hlc"] = Cell(note="n/a")
-            for ref in refs:
+            for ref in lossless:
                 row[ref.key] = self._ref_lossless(ref, im)
             self.lossless[im.name] = row
             self.log(
@@ -416,48 +364,68 @@ class Bench:
             self.problems.append(f"{ref.label} round trip is NOT bit-exact on {im.name}")
         return c
 
+    # ------------------------------------------------------------ HLC cells
+    def _hlc_cell(self, what: str, im, measure: Callable[[Cell], None]) -> Cell:
+        """HLC's cell of a table: ``measure`` fills it; an error becomes its note and a problem."""
+        if not self.hlc.ok:
+            return Cell(note="n/a")
+        c = Cell()
+        try:
+            measure(c)
+        except Exception as e:
+            c = Cell(note=f"error: {_short(e)}")
+            self.problems.append(f"HLC {what} failed on {im.name}: {_short(e)}")
+        return c
+
+    def _hlc_near(self, c: Cell, im, k: int) -> None:
+        a = im.array
+        t0 = time.perf_counter()
+        data = self.hlc.encode(a, im, mode="near-lossless", max_error=k)
+        c.enc = [time.perf_counter() - t0]
+        out = np.asarray(self.hlc.decode(data))
+        c.nbytes = len(data)
+        c.bpp = M.bpp(c.nbytes, a.shape, im.axes)
+        c.max_err = M.max_abs_error(a, out)
+        if c.max_err > k:
+            self.problems.append(f"HLC near-lossless k={k} has max error {c.max_err} on {im.name}")
+
+    def _hlc_lossy(self, c: Cell, im, r: float) -> None:
+        a = im.array
+        t0 = time.perf_counter()
+        data = self.hlc.encode(a, im, mode="lossy", bpp=r, threads=1)
+        c.enc = [time.perf_counter() - t0]
+        t0 = time.perf_counter()
+        out = np.asarray(self.hlc.decode(data, threads=1))
+        c.dec = [time.perf_counter() - t0]
+        if out.shape != a.shape or out.dtype != a.dtype:
+            raise RuntimeError(f"decoded {out.shape} {out.dtype}, expected {a.shape} {a.dtype}")
+        self._quality(c, im, out, len(data))
+        meta = self.hlc.mod.info(data)  # which of its two coders the encoder kept
+        c.param = "9/7" if meta["mode"] == "lossy" else f"predictive, max error {meta['max_error']}"
+
     # ------------------------------------------------------------ near-lossless
     def run_near(self) -> None:
-        ic = self.ic
         for im in self.images:
             a = im.array
             for k in NEAR_KS:
                 row: dict[str, Cell] = {}
-                # HLC
-                if self.hlc.ok:
-                    c = Cell()
-                    try:
-                        t0 = time.perf_counter()
-                        data = self.hlc.encode(a, im, mode="near-lossless", max_error=k)
-                        c.enc = [time.perf_counter() - t0]
-                        out = np.asarray(self.hlc.decode(data))
-                        c.nbytes = len(data)
-                        c.bpp = M.bpp(c.nbytes, a.shape, im.axes)
-                        c.max_err = M.max_abs_error(a, out)
-                        if c.max_err > k:
-                            self.problems.append(
-                                f"HLC near-lossless k={k} has max error {c.max_err} on {im.name}")
-                    except Exception as e:
-                        c = Cell(note=f"error: {_short(e)}")
-                        self.problems.append(f"HLC near-lossless k={k} failed on {im.name}: {_short(e)}")
-                    row["hlc"] = c
-                else:
-                    row["hlc"] = Cell(note="n/a")
+                row["hlc"] = self._hlc_cell(f"near-lossless k={k}", im, lambda c, k=k: self._hlc_near(c, im, k))
                 # JPEG-LS NEAR=k
+                near = refs.jpegls_near(k)
                 frames = _frames(a, im.axes)
                 c = Cell()
                 off = 0
                 if im.signed:
                     try:
-                        ic.jpegls_encode(np.ascontiguousarray(frames[0][:16, :16]), level=k)
+                        near.encode(np.ascontiguousarray(frames[0][:16, :16]), im.bits_stored)
                     except Exception as e:
                         c.note = "refused"
                         self.refusals.add((f"JPEG-LS NEAR={k}", _short(e)))
                         off = _offset(im)
                 try:
                     src = [_to_unsigned(f, off) for f in frames] if off else frames
-                    streams = [bytes(ic.jpegls_encode(f, level=k)) for f in src]
-                    outs = [np.asarray(ic.jpegls_decode(s)) for s in streams]
+                    streams = [near.encode(f, im.bits_stored) for f in src]
+                    outs = [near.decode(s) for s in streams]
                     if off:
                         outs = [_from_unsigned(o, off, a.dtype) for o in outs]
                     c.nbytes = sum(map(len, streams))
@@ -484,55 +452,29 @@ class Bench:
         return c
 
     def run_lossy(self) -> None:
-        ic = self.ic
         for im in self.images:
             a = im.array
             frames = _frames(a, im.axes)
             for r in LOSSY_RATES:
                 target = int(math.floor(r * im.pixels / 8))
                 row: dict[str, Cell] = {}
-                # HLC
-                if self.hlc.ok:
-                    c = Cell()
-                    try:
-                        t0 = time.perf_counter()
-                        data = self.hlc.encode(a, im, mode="lossy", bpp=r, threads=1)
-                        c.enc = [time.perf_counter() - t0]
-                        t0 = time.perf_counter()
-                        out = np.asarray(self.hlc.decode(data, threads=1))
-                        c.dec = [time.perf_counter() - t0]
-                        if out.shape != a.shape or out.dtype != a.dtype:
-                            raise RuntimeError(f"decoded {out.shape} {out.dtype}, expected {a.shape} {a.dtype}")
-                        self._quality(c, im, out, len(data))
-                        meta = self.hlc.mod.info(data)  # which of its two coders the encoder kept
-                        c.param = ("9/7" if meta["mode"] == "lossy"
-                                   else f"predictive, max error {meta['max_error']}")
-                    except Exception as e:
-                        c = Cell(note=f"error: {_short(e)}")
-                        self.problems.append(f"HLC lossy {r} bpp failed on {im.name}: {_short(e)}")
-                    row["hlc"] = c
-                else:
-                    row["hlc"] = Cell(note="n/a")
+                row["hlc"] = self._hlc_cell(f"lossy {r} bpp", im, lambda c, r=r: self._hlc_lossy(c, im, r))
 
                 # JPEG 2000 9/7: level = quality (PSNR dB, OpenJPEG fixed-quality mode)
                 def j2k_enc(q, src=frames):
-                    return [bytes(ic.jpeg2k_encode(f, level=q, reversible=False,
-                                                   bitspersample=im.bits_stored, numthreads=1))
-                            for f in src]
+                    return [refs.jpeg2k_97(q).encode(f, im.bits_stored) for f in src]
                 row["j2k97"] = self._lossy_ref(
                     im, frames, target, j2k_enc,
-                    lambda s: np.asarray(ic.jpeg2k_decode(s, numthreads=1)),
+                    refs.jpeg2k_97(0).decode,
                     lo=1.0, hi=6.03 * im.bits_stored + 80.0, increasing=True,
                     label="JPEG 2000 9/7")
 
                 # JPEG XL: distance (smaller = better), searched in log(distance)
                 def jxl_enc(ld, src=frames, bits=im.bits_stored):
-                    return [bytes(ic.jpegxl_encode(f, distance=float(math.exp(ld)),
-                                                   bitspersample=bits, numthreads=1))
-                            for f in src]
+                    return [refs.jpegxl_lossy(float(math.exp(ld))).encode(f, bits) for f in src]
                 row["jxl"] = self._lossy_ref(
                     im, frames, target, jxl_enc,
-                    lambda s: np.asarray(ic.jpegxl_decode(s, numthreads=1)),
+                    refs.jpegxl_lossy(1.0).decode,
                     lo=math.log(0.01), hi=math.log(25.0), increasing=False,
                     label="JPEG XL lossy")
                 self.lossy[r][im.name] = row
@@ -695,7 +637,7 @@ def _mem_child(spec: dict) -> None:
     peak_ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     del out
     gc.collect()
-    # 2) tracemalloc: Python/numpy allocations only (not numba NRT / native buffers)
+    # 2) tracemalloc: Python/numpy allocations only (not the C kernels' native buffers)
     tracemalloc.start()
     out = op()
     _, tpeak = tracemalloc.get_traced_memory()
@@ -714,7 +656,7 @@ def _speed_child(spec: dict) -> None:
 
     threads = spec["threads"]
     kw = {}
-    note = f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}"
+    note = f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
     for name in ("threads", "numthreads", "num_threads", "workers"):
         try:
             if name in inspect.signature(codec_core.decode).parameters:
@@ -781,7 +723,7 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
     images = b.images
     names = [im.name for im in images]
     L = b.lossless
-    refs = b.lossless_refs
+    lossless_refs = b.lossless_refs
     signed_names = {im.name for im in images if im.signed}
     unsigned = [n for n in names if n not in signed_names]
     vers = ic.version(dict)
@@ -834,7 +776,7 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
     w("|---|---|---|---|")
     if m_j2k is not None:
         w(f"| lossless mean bpp ≤ 0.95 × JPEG 2000 5/3 | {_fmt(m_hlc)} | 0.95 × {_fmt(m_j2k)} = {_fmt(0.95 * m_j2k)} "
-          f"(DESIGN.md table: 3.045) | {_pass(None if m_hlc is None else m_hlc <= 0.95 * m_j2k)} |")
+          f"| {_pass(None if m_hlc is None else m_hlc <= 0.95 * m_j2k)} |")
     if m_jls is not None:
         w(f"| lossless mean bpp ≤ JPEG-LS (all images, {DAGGER} for signed) | {_fmt(m_hlc)} | {_fmt(m_jls)} | "
           f"{_pass(None if m_hlc is None else m_hlc <= m_jls)} |")
@@ -914,7 +856,7 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
       "(bytes summed); HLC codes the whole array. Every stream was decoded and compared bit-exact "
       "(see *exact* below).")
     w("")
-    cols = [("hlc", "HLC")] + [(r.key, r.label) for r in refs]
+    cols = [("hlc", "HLC")] + [(r.key, r.label) for r in lossless_refs]
     w("| image | shape | dtype / bits | " + " | ".join(lbl for _, lbl in cols) + " |")
     w("|---|---|---|" + "---|" * len(cols))
     for im in images:
@@ -1006,7 +948,7 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
     w("")
     w(f"MB/s of raw stored bytes (itemsize × elements, 10^6 bytes) / median time of {b.runs} run(s); "
       "`numthreads=1` passed where the codec takes it (OpenJPEG, libjxl; OpenJPH, CharLS and zlib are "
-      "single-threaded); HLC with NUMBA_NUM_THREADS=1, encode(threads=1) and decode(threads=1) "
+      "single-threaded); HLC with encode(threads=1) and decode(threads=1) "
       "(before 2026-11-29 this table timed HLC with its default of two threads on multi-tile images)"
       ". Corpus figure = total raw bytes / sum of per-image median times. Multi-frame references: "
       "all frames per run.")
@@ -1048,13 +990,13 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
         w("Not measured" + ("" if b.hlc.ok else " (codec_core not usable)") + ".")
     else:
         w("One fresh subprocess per measurement. The image (or the stream) is loaded and a small crop is "
-          "encoded/decoded first (JIT compilation and lazy imports excluded); then the kernel's resident-set "
+          "encoded/decoded first (lazy imports excluded); then the kernel's resident-set "
           "high-water mark is reset (`/proc/self/clear_refs` = 5) and the operation runs. "
-          "**Peak extra = VmHWM after − VmRSS before**, i.e. everything the operation touches: numpy, numba "
-          "and native buffers, including the output (the decoded image itself counts 1× for decode). "
+          "**Peak extra = VmHWM after − VmRSS before**, i.e. everything the operation touches: numpy "
+          "and the C kernels' buffers, including the output (the decoded image itself counts 1× for decode). "
           "glibc `MALLOC_MMAP_THRESHOLD_=131072` so large buffers are mapped and unmapped on demand. "
-          "The tracemalloc column is the Python/numpy-only peak of a second run (it misses numba and native "
-          "allocations). Shown as multiples of the raw image size."
+          "The tracemalloc column is the Python/numpy-only peak of a second run (it misses the C kernels' "
+          "native allocations). Shown as multiples of the raw image size."
           + ("" if b.memory_method == "rss" else " (clear_refs unavailable: peak since process start)"))
         w("")
         keys = []
@@ -1137,7 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
         _speed_child(json.loads(argv[1]))
         return 0
 
-    from hlc_cli.corpus import BENCH_CORPUS, CORPUS, QUICK_CORPUS, load_corpus
+    from codec_core.cli.corpus import BENCH_CORPUS, CORPUS, QUICK_CORPUS, load_corpus
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -21,14 +21,12 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
 import argparse  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.append(str(ROOT))  # the installed package first; the checkout if none
 
 import codec_core as hlc  # noqa: E402
 from codec_core import ecc  # noqa: E402
@@ -257,7 +255,7 @@ def main() -> None:
 
     # ------------------------------------------------------------------ recovery
     out("## Recovery (bit-exact stream after `unprotect(strict=True)`)\n")
-    out(f"Seeded trials; each cell is recovered/trials. Byte errors: each byte independently "
+    out("Seeded trials; each cell is recovered/trials. Byte errors: each byte independently "
         "replaced by a different random value. Bit errors: each bit flipped independently. "
         "Burst: a run of random bytes at a uniformly random offset (anywhere, including the "
         "magic and header copies). *sweep*: a 2 KiB random burst starting at every 61st offset.\n")
@@ -326,9 +324,9 @@ def main() -> None:
     r05 = [medium_results[(nm, "bytes 0.5 %")] for nm in medium_names]
     bursts = [medium_results[(nm, lab)] for nm in medium_names
               for lab in ("burst 1 B–2 KiB", "burst 2 KiB", "sweep")]
-    out(f"- 0.5 % random byte errors: " + ", ".join(fmt(r) for r in r05) + " — "
+    out("- 0.5 % random byte errors: " + ", ".join(fmt(r) for r in r05) + " — "
         + verdict(all(r[1] == r[2] == 0 for r in r05)) + ".")
-    out(f"- Any single burst ≤ 2 KiB in ≥ 64 KiB streams: " + ", ".join(fmt(r) for r in bursts)
+    out("- Any single burst ≤ 2 KiB in ≥ 64 KiB streams: " + ", ".join(fmt(r) for r in bursts)
         + " — " + verdict(all(r[1] == r[2] == 0 for r in bursts)) + ". By construction a "
         "burst of B bytes puts at most ⌈B/n⌉ + 1 errors in a codeword (n = interleave depth "
         "≥ 255 for a 64 KiB stream at medium), i.e. ≤ 10 < 12 correctable, and hits at most "

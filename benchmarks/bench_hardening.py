@@ -21,13 +21,10 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
@@ -114,7 +111,6 @@ def leak(calls: int = 10_000) -> dict:
 
 _CHILD = r"""
 import gc, json, sys, threading, time, tracemalloc
-sys.path.insert(0, sys.argv[1])
 import numpy as np, psutil
 sys.path.insert(0, sys.argv[1] + "/benchmarks")
 import bench_hardening as B

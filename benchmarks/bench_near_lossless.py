@@ -44,8 +44,6 @@ import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-if REPO not in sys.path:
-    sys.path.append(REPO)  # the installed package first; the checkout if none
 
 import codec_core  # noqa: E402
 from codec_core.predictive import decode_plane, decode_planes, encode_plane, encode_planes  # noqa: E402
@@ -138,8 +136,6 @@ def run_hlc(a, k, reps, lib=codec_core):
 
 def run_jls(a, k, reps):
     """Returns (bytes, enc s, dec s, mark) or None when CharLS refuses the image."""
-    import imagecodecs
-
     mark = ""
     ps = planes(a)
     if a.dtype.kind == "i":
@@ -156,10 +152,11 @@ def run_jls_offset(a, k, reps):
 
 
 def _jls(ps, k, reps):
-    import imagecodecs
+    from codec_core.cli.references import jpegls_near
 
-    segs, te = timed(lambda: [imagecodecs.jpegls_encode(p, level=k) for p in ps], reps)
-    recs, td = timed(lambda: [imagecodecs.jpegls_decode(s) for s in segs], reps)
+    jls = jpegls_near(k)  # (the reference codecs' table; bits stored are not CharLS's to take)
+    segs, te = timed(lambda: [jls.encode(p, 0) for p in ps], reps)
+    recs, td = timed(lambda: [jls.decode(s) for s in segs], reps)
     for r, p in zip(recs, ps):
         check(r, p, k, "JPEG-LS")
     return sum(len(s) for s in segs), te, td

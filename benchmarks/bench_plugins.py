@@ -28,12 +28,10 @@ import copy  # noqa: E402
 import io  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.append(str(ROOT))  # the installed package first; the checkout if none
 
 import numpy as np  # noqa: E402
 import pydicom  # noqa: E402

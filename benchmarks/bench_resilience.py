@@ -21,9 +21,9 @@ import numpy as np
 import pydicom
 import pydicom.data
 
+import codec_core as hlc  # (the installed package: pip install -e . for this checkout's)
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # this checkout's codec_core, not an installed copy
-import codec_core as hlc  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "resilience.md"
 CASES = [("MR2_UNCR.dcm", 256), ("RG1_UNCR.dcm", 512)]

@@ -3,7 +3,7 @@
     python benchmarks/bench_roi.py            # writes benchmarks/results/roi.md
 
 1. Held-out accuracy: pixel-level confusion of ``auto_importance_map`` against the
-   classical labels of models/corpus.py on the images held out from training.
+   classical labels of models/training/corpus.py on the images held out from training.
 2. Speed: auto map on 512 × 512 and 2048 × 2048, single thread, median of 5 runs
    (after one warm-up call that loads the models); import time of codec_core.
 3. Hybrid coding (when codec_core.encode supports roi="auto"): ROI / non-ROI PSNR and
@@ -22,14 +22,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.append(str(REPO))  # the installed package first; the checkout (models/) too
+# The training recipe (models/training: its corpus and evaluation) is not installed:
+# it is imported from the checkout, behind the installed packages.
+sys.path.append(str(REPO))
 
 from codec_core import roi  # noqa: E402
-from models import corpus  # noqa: E402
-from models.train import evaluate  # noqa: E402
+from codec_core.cli import references as refs  # noqa: E402
+from models.training import corpus  # noqa: E402
+from models.training.train import evaluate  # noqa: E402
 
-# Measure the models of this source tree, not an installed hlc_models package
-# (roi.model_dir() prefers an installed wheel); HLC_MODEL_DIR still overrides.
+# Measure the models of this source tree, not those of an installed codec_core.models
+# (roi.model_dir() prefers the installed package); HLC_MODEL_DIR still overrides.
 if not os.environ.get("HLC_MODEL_DIR"):
     roi.set_model_dir(REPO / "models")
 
@@ -123,15 +126,13 @@ def hybrid_section() -> list[str]:
 
     if not hasattr(hlc, "encode"):
         return ["## Hybrid coding", "", "codec_core.encode is not available yet.", ""]
-    import imagecodecs
-
     lines = ["## Hybrid coding: roi=\"auto\", roi_max_error=0, lossy background at PSNR 40 dB (its own)", "",
              "PSNR peak = max − min of the original. ROI = BODY + DETAIL blocks of the auto map. "
              "The background's own PSNR is held at 40 dB: `encode`'s `psnr` counts every pixel and the ROI "
              "is exact, so the PSNR asked is 40 + 10·log10(pixels / background pixels) (column *asked*).", "",
              "*hybrid layers* is the stream with its lossy and ROI layers; *kept* is what `encode` returns: "
              "the whole image coded lossless instead where that is the smaller file "
-             "(`codec_core.api.WHOLE_IMAGE_IF_SMALLER`). The other columns describe the kept stream.", "",
+             "(the option `whole_image_if_smaller`). The other columns describe the kept stream.", "",
              "| image | ROI % | asked | map in the hybrid layers | hybrid layers / lossless | kept | size / lossless | CR | ROI PSNR | non-ROI PSNR | "
              "ROI SSIM | non-ROI SSIM | max err ROI | max err non-ROI | J2K 9/7 ROI PSNR (same size) | gain |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -142,12 +143,9 @@ def hybrid_section() -> list[str]:
         asked = _psnr_for_background(mask)
         try:
             lossless = len(hlc.encode(img, mode="lossless"))
-            hlc.api.WHOLE_IMAGE_IF_SMALLER = False
-            try:
-                layers = len(hlc.encode(img, mode="lossy", psnr=asked, roi="auto", roi_max_error=0))
-                map_bytes = len(pack_class_map(cmap[None]))  # as stored
-            finally:
-                hlc.api.WHOLE_IMAGE_IF_SMALLER = True
+            layers = len(hlc.encode(img, mode="lossy", psnr=asked, roi="auto", roi_max_error=0,
+                                    whole_image_if_smaller=False))
+            map_bytes = len(pack_class_map(cmap[None]))  # as stored
             data = hlc.encode(img, mode="lossy", psnr=asked, roi="auto", roi_max_error=0)
             kept = "hybrid" if hlc.info(data)["roi"] else hlc.info(data)["mode"]
         except Exception as exc:  # report, do not hide
@@ -173,10 +171,10 @@ def hybrid_section() -> list[str]:
             lo, hi = 1.0, 160.0
             for _ in range(20):
                 mid = (lo + hi) / 2
-                enc = imagecodecs.jpeg2k_encode(img, level=mid, reversible=False, numthreads=1)
+                enc = refs.jpeg2k_97(mid).encode(img, None)
                 lo, hi = (lo, mid) if len(enc) > len(data) else (mid, hi)
-            enc = imagecodecs.jpeg2k_encode(img, level=lo, reversible=False, numthreads=1)
-            j2k_psnr = region_psnr(img, imagecodecs.jpeg2k_decode(enc), mask)
+            j2k = refs.jpeg2k_97(lo)
+            j2k_psnr = region_psnr(img, j2k.decode(j2k.encode(img, None)), mask)
         except Exception as exc:  # noqa: BLE001
             print(f"J2K failed on {name}: {exc}")
         rp = region_psnr(img, out, mask)
@@ -194,14 +192,14 @@ def hybrid_section() -> list[str]:
 
 def ceiling_section() -> list[str]:
     """What a perfect map could give: the hybrid layers with the reference labels of
-    models/corpus.py (body + detail pixels, a boolean mask) as the ROI. The ROI layer
+    models/training/corpus.py (body + detail pixels, a boolean mask) as the ROI. The ROI layer
     costs about the lossless cost of the ROI pixels, so this bounds the size any map
     that keeps the anatomy exact can reach."""
     import codec_core as hlc
 
     lines = ["## Ceiling: hybrid size with the reference mask (what a perfect map would give)", "",
              "Same settings (roi_max_error=0, the background's own PSNR 40 dB, hybrid layers always kept), "
-             "ROI = the reference labels' body + detail pixels (`models/corpus.py`, the labels the "
+             "ROI = the reference labels' body + detail pixels (`models/training/corpus.py`, the labels the "
              "safety and recall figures are measured against) passed as a boolean mask.", "",
              "| image | modality | reference ROI % | auto ROI % | hybrid layers / lossless, reference mask | "
              "hybrid layers / lossless, auto map |", "|---|---|---|---|---|---|"]
@@ -211,13 +209,9 @@ def ceiling_section() -> list[str]:
         auto_px = _roi_pixels(roi.auto_importance_map(img), img.shape)
         lossless = len(hlc.encode(img, mode="lossless"))
         sizes = []
-        hlc.api.WHOLE_IMAGE_IF_SMALLER = False
-        try:
-            for m, roi_mask in ((mask, mask), ("auto", auto_px)):
-                sizes.append(len(hlc.encode(img, mode="lossy", psnr=_psnr_for_background(roi_mask), roi=m,
-                                            roi_max_error=0)) / lossless)
-        finally:
-            hlc.api.WHOLE_IMAGE_IF_SMALLER = True
+        for m, roi_mask in ((mask, mask), ("auto", auto_px)):
+            sizes.append(len(hlc.encode(img, mode="lossy", psnr=_psnr_for_background(roi_mask), roi=m,
+                                        roi_max_error=0, whole_image_if_smaller=False)) / lossless)
         lines.append(f"| {name} | {getattr(ds, 'Modality', '?')} | {100 * mask.mean():.1f} | "
                      f"{100 * auto_px.mean():.1f} | {sizes[0]:.3f} | {sizes[1]:.3f} |")
     return lines + [""]

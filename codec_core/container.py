@@ -21,30 +21,48 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 
-from .errors import (CorruptStreamError, DecompressionBombError, NotHlcError,
-                     TruncatedStreamError, UnsupportedStreamError)
+from .errors import (
+    CorruptStreamError,
+    DecompressionBombError,
+    NotHlcError,
+    TruncatedStreamError,
+    UnsupportedStreamError,
+)
+from .format import (  # noqa: F401 (re-exported)
+    AXES,
+    BACKUP_MARK,
+    COLOUR_SAMPLES,
+    FLAG_DENOISED,
+    FLAG_ROI,
+    FLAG_VALUE_TABLE,
+    HEADER_FIELDS,
+    IMPORTANCE_CLASSES,
+    KNOWN_FLAGS,
+    MAGIC,
+    MODES,
+    PREFIX,
+    SUPPORTED_VERSIONS,
+    TRANSFORMS,
+    VERSION,
+    ColourTransform,
+    Mode,
+    Version,
+    value_limits,
+)
+from .format import DTYPES as DTYPES_BY_NAME
 
-MAGIC = b"\x89HLC\r\n\x1a\n"
-VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+#: numpy dtypes of the sample types (:data:`format.DTYPES`), in code order.
+DTYPES = tuple(np.dtype(name) for name in DTYPES_BY_NAME)
 
-MODES = ("lossless", "near-lossless", "lossy")
-DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.uint16), np.dtype(np.int16))
-AXES = ("YX", "YXC", "ZYX", "ZYXC", "X")
-TRANSFORMS = ("5/3", "9/7")
-
-FLAG_DENOISED = 1
-FLAG_VALUE_TABLE = 2
-FLAG_ROI = 4
-_KNOWN_FLAGS = FLAG_DENOISED | FLAG_VALUE_TABLE | FLAG_ROI
-
-BACKUP_MARK = b"HLCb"
-_FIXED = struct.Struct("<BBBBIIIBIIBBBHiiBHHfff")
-_PREFIX = struct.Struct("<8sBI")
+_FIXED = struct.Struct("<" + "".join(code for _, code in HEADER_FIELDS))
+_FIXED_NAMES = tuple(name for name, _ in HEADER_FIELDS)
 _MAX_HEADER = 1 << 26
+#: Deepest decomposition a header may claim.
+MAX_HEADER_LEVELS = 12
 
 
 @dataclass
@@ -124,10 +142,7 @@ def segment_layout(h: Header) -> Layout:
 
 def pack(h: Header, segments: list[bytes]) -> bytes:
     h.segments = [(len(s), zlib.crc32(s)) for s in segments]
-    body = _FIXED.pack(h.mode, h.dtype, h.bits_stored, h.axes, h.frames, h.rows, h.cols,
-                       h.channels, h.tile_rows, h.tile_cols, h.levels, h.transform, h.colour,
-                       h.max_error, h.vmin, h.vmax, h.flags, h.roi_max_error, h.roi_block,
-                       h.roi_fraction, h.recon_offset, h.psnr_target)
+    body = _FIXED.pack(*(getattr(h, name) for name in _FIXED_NAMES))
     body += struct.pack("<B", len(h.steps)) + np.asarray(h.steps, "<f4").tobytes()
     body += struct.pack("<B", len(h.class_mult)) + np.asarray(h.class_mult, "<f4").tobytes()
     body += struct.pack("<B", len(h.channel_mult)) + np.asarray(h.channel_mult, "<f4").tobytes()
@@ -136,7 +151,7 @@ def pack(h: Header, segments: list[bytes]) -> bytes:
     body += struct.pack("<I", len(h.value_table)) + h.value_table
     body += struct.pack("<I", len(h.class_map)) + h.class_map
     body += _pack_index(h.segments)
-    prefix = _PREFIX.pack(MAGIC, VERSION, len(body))
+    prefix = PREFIX.pack(MAGIC, VERSION, len(body))
     block = prefix[8:] + body + struct.pack("<I", zlib.crc32(prefix[8:] + body))
     backup = block + struct.pack("<I", len(block)) + BACKUP_MARK
     return b"".join([MAGIC, block] + segments + [backup])
@@ -218,7 +233,7 @@ def _backup_block(mv: memoryview) -> memoryview | None:
 
 
 def _unpack_body(body: bytes, version: int) -> Header:
-    f = _FIXED.unpack_from(body, 0)
+    fixed = dict(zip(_FIXED_NAMES, _FIXED.unpack_from(body, 0), strict=True))
     pos = _FIXED.size
     (ns,) = struct.unpack_from("<B", body, pos)
     steps = np.frombuffer(body, "<f4", ns, pos + 1).tolist()
@@ -227,7 +242,7 @@ def _unpack_body(body: bytes, version: int) -> Header:
     mult = np.frombuffer(body, "<f4", nc, pos + 1).tolist()
     pos += 1 + 4 * nc
     chan: list = []
-    if version >= 2:
+    if version >= Version.V2:
         (nch,) = struct.unpack_from("<B", body, pos)
         chan = np.frombuffer(body, "<f4", nch, pos + 1).tolist()
         pos += 1 + 4 * nch
@@ -239,7 +254,7 @@ def _unpack_body(body: bytes, version: int) -> Header:
         side.append(body[pos + 4:pos + 4 + n])
         pos += 4 + n
     segs = _unpack_index(body, pos, version)
-    return Header(*f, steps=steps, class_mult=mult, channel_mult=chan, value_table=side[0], class_map=side[1],
+    return Header(**fixed, steps=steps, class_mult=mult, channel_mult=chan, value_table=side[0], class_map=side[1],
                   segments=segs, version=version)
 
 
@@ -285,9 +300,10 @@ def _pack_index(segments: list) -> bytes:
 def _unpack_index(body: bytes, pos: int, version: int) -> list:
     (nseg,) = struct.unpack_from("<I", body, pos)
     pos += 4
-    if pos + (8 if version < 2 else 1) * nseg > len(body):
+    v1 = version < Version.V2
+    if pos + (8 if v1 else 1) * nseg > len(body):
         raise CorruptStreamError("segment index runs past the header", "header")
-    if version < 2:  # (u32 length, u32 crc) pairs
+    if v1:  # (u32 length, u32 crc) pairs
         return [tuple(s) for s in np.frombuffer(body, "<u4", 2 * nseg, pos).reshape(-1, 2).tolist()]
     segs = []
     for _ in range(nseg):
@@ -304,54 +320,73 @@ def _unpack_index(body: bytes, pos: int, version: int) -> list:
     return segs
 
 
-def _validate(h: Header, max_pixels: int | None) -> None:
-    def bad(msg: str) -> None:
-        raise CorruptStreamError(f"invalid header: {msg}", "header")
+def _bad(msg: str) -> NoReturn:
+    raise CorruptStreamError(f"invalid header: {msg}", "header")
 
-    if h.mode >= len(MODES):
-        bad(f"unknown mode {h.mode}")
-    if h.dtype >= len(DTYPES):
-        bad(f"unknown dtype code {h.dtype}")
-    if not 1 <= h.bits_stored <= 8 * DTYPES[h.dtype].itemsize:
-        bad(f"bits stored {h.bits_stored} for {DTYPES[h.dtype]}")
-    if h.axes >= len(AXES) or h.channels not in (1, 3) or (h.channels == 3) != AXES[h.axes].endswith("C"):
-        bad("axes/channels do not agree")
-    if min(h.frames, h.rows, h.cols) < 1 or min(h.tile_rows, h.tile_cols) < 1:
-        bad("zero-sized image or tile")
-    if h.levels > 12 or h.transform >= len(TRANSFORMS) or h.colour > 1:
-        bad("unknown transform parameters")
-    if h.flags & ~_KNOWN_FLAGS:
-        raise UnsupportedStreamError(f"stream uses unknown feature flags {h.flags:#x}")
-    if h.vmin > h.vmax:
-        bad("value range")
-    if h.mode == 2 and len(h.steps) != 1 + 3 * h.levels:
-        bad("lossy stream without one step per subband")
-    if h.flags & FLAG_ROI and not 1 <= h.roi_block <= 4096:
-        bad("ROI block size")
-    if h.colour == 1 and h.channels != 3:
-        bad("colour transform on a single-channel image")
-    if AXES[h.axes] in ("YX", "YXC", "X") and h.frames != 1 or AXES[h.axes] == "X" and h.rows != 1:
-        bad(f"axes {AXES[h.axes]} with {h.frames} frames of {h.rows} rows")
-    lo, hi = ((-(1 << (h.bits_stored - 1)), (1 << (h.bits_stored - 1)) - 1) if DTYPES[h.dtype].kind == "i"
-              else (0, (1 << h.bits_stored) - 1))
-    if h.vmin < lo or h.vmax > hi:
-        bad(f"value range {h.vmin}..{h.vmax} beyond {h.bits_stored} bits stored")
-    if h.mode == 2 and not all(0 < s < 1e30 for s in h.steps + h.class_mult + h.channel_mult) \
-            or not 0 <= h.recon_offset < 1:
-        bad("lossy steps, multipliers or reconstruction offset not finite and positive")
-    if h.channel_mult and (h.mode != 2 or len(h.channel_mult) != h.channels):
-        bad("channel step multipliers without a lossy layer and one multiplier per channel")
-    if bool(h.flags & FLAG_VALUE_TABLE) != bool(h.value_table) or bool(h.flags & FLAG_ROI) != bool(h.class_map):
-        bad("side data does not match the flags")
-    if h.flags & FLAG_ROI and (h.mode != 2 or len(h.class_mult) != 3):
-        bad("importance map without a lossy layer and one multiplier per class")
+
+def _validate(h: Header, max_pixels: int | None) -> None:
+    """Every check of docs/FORMAT.md §1, in this order (the first failure is reported)."""
+    _check_codes(h)
+    _check_layout(h)
+    _check_lossy(h)
     if max_pixels and h.pixels > max_pixels:
         raise DecompressionBombError(
             f"image claims {h.frames}x{h.rows}x{h.cols}x{h.channels} = {h.pixels} samples, over the "
             f"limit of {max_pixels} (pass max_pixels=None to decode(), or raise codec_core.MAX_PIXELS, "
             "if you trust this file)")
     if h.frames * h.n_tiles * h.channels > (1 << 24):
-        bad("too many tiles")
+        _bad("too many tiles")
+
+
+def _check_codes(h: Header) -> None:
+    """Every code is known; geometry and value range are not empty."""
+    if h.mode >= len(MODES):
+        _bad(f"unknown mode {h.mode}")
+    if h.dtype >= len(DTYPES):
+        _bad(f"unknown dtype code {h.dtype}")
+    if not 1 <= h.bits_stored <= 8 * DTYPES[h.dtype].itemsize:
+        _bad(f"bits stored {h.bits_stored} for {DTYPES[h.dtype]}")
+    if h.axes >= len(AXES) or h.channels not in (1, COLOUR_SAMPLES) \
+            or (h.channels == COLOUR_SAMPLES) != AXES[h.axes].endswith("C"):
+        _bad("axes/channels do not agree")
+    if min(h.frames, h.rows, h.cols) < 1 or min(h.tile_rows, h.tile_cols) < 1:
+        _bad("zero-sized image or tile")
+    if h.levels > MAX_HEADER_LEVELS or h.transform >= len(TRANSFORMS) or h.colour > max(ColourTransform):
+        _bad("unknown transform parameters")
+    if h.flags & ~KNOWN_FLAGS:
+        raise UnsupportedStreamError(f"stream uses unknown feature flags {h.flags:#x}")
+    if h.vmin > h.vmax:
+        _bad("value range")
+
+
+def _check_layout(h: Header) -> None:
+    """Steps, ROI block, colour transform, frames and value range agree with each other."""
+    if h.mode == Mode.LOSSY and len(h.steps) != 1 + 3 * h.levels:
+        _bad("lossy stream without one step per subband")
+    if h.flags & FLAG_ROI and not 1 <= h.roi_block <= 4096:
+        _bad("ROI block size")
+    if h.colour == ColourTransform.RCT and h.channels != COLOUR_SAMPLES:
+        _bad("colour transform on a single-channel image")
+    axes = AXES[h.axes]
+    if axes in ("YX", "YXC", "X") and h.frames != 1 or axes == "X" and h.rows != 1:
+        _bad(f"axes {axes} with {h.frames} frames of {h.rows} rows")
+    lo, hi = value_limits(h.bits_stored, DTYPES[h.dtype].kind == "i")
+    if h.vmin < lo or h.vmax > hi:
+        _bad(f"value range {h.vmin}..{h.vmax} beyond {h.bits_stored} bits stored")
+
+
+def _check_lossy(h: Header) -> None:
+    """The lossy layer's steps and multipliers, and the side data the flags announce."""
+    lossy = h.mode == Mode.LOSSY
+    if lossy and not all(0 < s < 1e30 for s in h.steps + h.class_mult + h.channel_mult) \
+            or not 0 <= h.recon_offset < 1:
+        _bad("lossy steps, multipliers or reconstruction offset not finite and positive")
+    if h.channel_mult and (not lossy or len(h.channel_mult) != h.channels):
+        _bad("channel step multipliers without a lossy layer and one multiplier per channel")
+    if bool(h.flags & FLAG_VALUE_TABLE) != bool(h.value_table) or bool(h.flags & FLAG_ROI) != bool(h.class_map):
+        _bad("side data does not match the flags")
+    if h.flags & FLAG_ROI and (not lossy or len(h.class_mult) != IMPORTANCE_CLASSES):
+        _bad("importance map without a lossy layer and one multiplier per class")
 
 
 def segment_offsets(h: Header, start: int) -> list[int]:

@@ -14,15 +14,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import struct
-
 from . import container as ct
 from . import entropy, predictive, quantize
 from .errors import CorruptStreamError
-from .pipeline import (area_reduce, band_multipliers, class_map_shape, finish_tile, lookup_in_place, map_threads,
-                       new_tile, pixel_classes, reconstruct_lossy_plane, unpack_class_map, unpack_value_table)
+from .format import RANGE_HEAD, ROI_CLASS, Mode, PlaneCoder, plane_coder
+from .pipeline import (
+    area_reduce,
+    band_multipliers,
+    class_map_shape,
+    finish_tile,
+    lookup_in_place,
+    map_threads,
+    new_tile,
+    pixel_classes,
+    reconstruct_lossy_plane,
+    unpack_class_map,
+    unpack_value_table,
+)
 from .transform import band_shapes, dwt53_forward, dwt53_inverse
-
 
 _FILLED_MEAN = "filled with the mean of its frame"
 _FILLED_MIDDLE = "filled with the middle of its value range (nothing of its frame is left)"
@@ -64,90 +73,153 @@ class _Reader:
 
 def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: list[int],
                   strict: bool, threads: int, report: DecodeReport) -> np.ndarray:
-    layout = ct.segment_layout(h)
-    rd = _Reader(data, h, start, strict, report)
+    """The frames ``frames`` of a parsed stream at 1/2^level resolution, as an array
+    (frames, rows, cols, channels) of the image's dtype; damage raised or concealed."""
     scale = 1 << level
     out = np.empty((len(frames), -(-h.rows // scale), -(-h.cols // scale), h.channels), h.np_dtype)
-
-    table = unpack_value_table(h.value_table, h.vmin, h.vmax) if h.value_table else None
-    cmap = unpack_class_map(h.class_map, class_map_shape(h)) if h.class_map else None
-
-    def decode_tile(item: tuple[int, int, int]) -> tuple | None:
-        """Decode one tile into ``out``; a wholly lost tile is returned as a hole."""
-        k, f, t = item
-        y0, y1, x0, x1 = h.tile_box(t)
-        where = f"frame {f} tile {t}"
-        classes = pixel_classes(cmap[f], h.roi_block, (y0, y1, x0, x1)) if cmap is not None else None
-        mult = band_multipliers(classes, h.levels, h.class_mult) if classes is not None else None
-        upto = h.levels - level
-        ys, xs = y0 // scale, x0 // scale  # the tile's place and size in the output
-        oh, ow = -(-(y1 - y0) // scale), -(-(x1 - x0) // scale)
-        hole = (k, ys, xs, oh, ow)  # a wholly lost tile
-        tile, whole_tile_lost = None, False
-        if h.mode == 1 and h.channels == 3:
-            planes = _decode_colour_predictive(rd, layout, f, t, y1 - y0, x1 - x0, upto, h, where)
-            if planes is None:
-                return hole
-            # each plane straight into the output (no int32 colour tile); clipped as
-            # finish_tile would (near-lossless has no colour transform, no value table)
-            for c in range(3):
-                p, planes[c] = planes[c], None
-                out[k, ys:ys + p.shape[0], xs:xs + p.shape[1], c] = np.clip(p, h.vmin, h.vmax, out=p)
-            return None
-        # ranks are not values: a rank-coded plane's thumbnail is made from its values,
-        # so all its resolutions are read (averaging ranks darkens mixed blocks)
-        read_upto = h.levels if table is not None else upto
-        for c in range(h.channels):
-            first = layout.plane(h, f, t, c)
-            segs = []
-            for r in range(read_upto + 1):
-                try:
-                    segs.append(rd.get(first + r))
-                except CorruptStreamError as e:
-                    rd.lost(where, first + r, e)
-                    report.concealed.append(f"{where} channel {c}: " + (
-                        f"lost, {_FILLED_MEAN}" if r == 0
-                        else f"resolutions from {r} on lost, shown blurred"))
-                    break
-            if not segs:
-                whole_tile_lost = True
-                continue
-            # a one-channel tile without ROI layer is finished straight into the output;
-            # a lossy colour plane is rounded straight into its channel of the tile
-            direct = None
-            if h.channels == 1 and classes is None:
-                direct = out[k, ys:ys + oh, xs:xs + ow, 0]
-            elif h.channels > 1:
-                if tile is None:  # one tile filled plane by plane (no list of planes, no stack copy)
-                    tile = new_tile((oh, ow), h)
-                direct = tile[..., c] if h.mode == 2 else None
-            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, mult, c, direct, table, level)
-            if h.channels == 1:
-                if direct is not None:
-                    _recentre_thumbnail(direct, segs, level, h, table)
-                    return None
-                tile = plane[..., None]
-            elif direct is None:
-                tile[..., c] = plane
-            del plane  # before the next plane is decoded
-        if whole_tile_lost:
-            return hole
-        if h.mode == 2:
-            tile = finish_tile(tile, h)
-            if classes is not None and level == 0:
-                _apply_roi_layer(tile, classes >= 1, h, rd, layout, f, t, where)
-        else:
-            tile = finish_tile(tile, h, table)
-        region = out[k, ys:ys + tile.shape[0], xs:xs + tile.shape[1]]
-        region[...] = tile
-        _recentre_thumbnail(region, segs, level, h, table)
-        return None
-
+    tiles = _TileDecoder(_Reader(data, h, start, strict, report), out, level)
     items = [(k, f, t) for k, f in enumerate(frames) for t in range(h.n_tiles)]
-    holes = [x for x in map_threads(decode_tile, items, threads) if x is not None]
+    holes = [x for x in map_threads(tiles.decode, items, threads) if x is not None]
     if holes:
         _fill_holes(out, holes, h, frames, report)
     return out
+
+
+def decode_frame(stream: bytes, frame: int, threads: int) -> np.ndarray:
+    """Frame ``frame`` (rows, cols, channels) of a plain stream this process has just
+    made (the encoder's strategies measure their candidates): strict, no pixel limit."""
+    h, start = ct.parse_header(stream)
+    return decode_stream(stream, h, start, level=0, frames=[frame], strict=True, threads=threads,
+                         report=DecodeReport())[0]
+
+
+@dataclass(frozen=True)
+class _Tile:
+    """One tile to decode: where it is in the stream and in the output."""
+    k: int                      # index of its frame in the output
+    f: int                      # its frame in the stream
+    t: int                      # its tile number
+    box: tuple[int, int, int, int]
+    where: str                  # "frame f tile t", for reports and errors
+    classes: np.ndarray | None  # importance class of each pixel (hybrid)
+    mult: list | None           # step multipliers per band (hybrid)
+    ys: int                     # its place and size in the output
+    xs: int
+    oh: int
+    ow: int
+
+    @property
+    def hole(self) -> tuple[int, int, int, int, int]:
+        """What :func:`_fill_holes` needs of a wholly lost tile."""
+        return self.k, self.ys, self.xs, self.oh, self.ow
+
+
+class _TileDecoder:
+    """Decodes tiles of one stream into ``out`` (one call per tile, from any thread)."""
+
+    def __init__(self, rd: _Reader, out: np.ndarray, level: int) -> None:
+        h = rd.h
+        self.rd, self.h, self.out, self.level = rd, h, out, level
+        self.layout = ct.segment_layout(h)
+        self.table = unpack_value_table(h.value_table, h.vmin, h.vmax) if h.value_table else None
+        self.cmap = unpack_class_map(h.class_map, class_map_shape(h)) if h.class_map else None
+
+    def _tile(self, item: tuple[int, int, int]) -> _Tile:
+        k, f, t = item
+        h, scale = self.h, 1 << self.level
+        y0, y1, x0, x1 = box = h.tile_box(t)
+        classes = pixel_classes(self.cmap[f], h.roi_block, box) if self.cmap is not None else None
+        mult = band_multipliers(classes, h.levels, h.class_mult) if classes is not None else None
+        return _Tile(k, f, t, box, f"frame {f} tile {t}", classes, mult, y0 // scale, x0 // scale,
+                     -(-(y1 - y0) // scale), -(-(x1 - x0) // scale))
+
+    def decode(self, item: tuple[int, int, int]) -> tuple | None:
+        """Decode one tile into ``out``; a wholly lost tile is returned as a hole."""
+        tile = self._tile(item)
+        if self.h.mode == Mode.NEAR_LOSSLESS and self.h.channels == 3:
+            return self._colour_predictive(tile)
+        return self._planes(tile)
+
+    def _colour_predictive(self, tl: _Tile) -> tuple | None:
+        """A near-lossless colour tile, each plane straight into the output (no int32
+        colour tile); clipped as finish_tile would (near-lossless has no colour
+        transform, no value table)."""
+        h, (y0, y1, x0, x1) = self.h, tl.box
+        planes = _decode_colour_predictive(self.rd, self.layout, tl.f, tl.t, y1 - y0, x1 - x0,
+                                           h.levels - self.level, h, tl.where)
+        if planes is None:
+            return tl.hole
+        for c in range(3):
+            p, planes[c] = planes[c], None
+            self.out[tl.k, tl.ys:tl.ys + p.shape[0], tl.xs:tl.xs + p.shape[1], c] = np.clip(p, h.vmin, h.vmax, out=p)
+        return None
+
+    def _segments(self, tl: _Tile, c: int) -> list[bytes]:
+        """The resolution segments of channel ``c`` that are intact, up to the first lost
+        one (reported). Ranks are not values: a rank-coded plane's thumbnail is made from
+        its values, so all its resolutions are read (averaging ranks darkens mixed blocks)."""
+        h, rd = self.h, self.rd
+        read_upto = h.levels if self.table is not None else h.levels - self.level
+        first = self.layout.plane(h, tl.f, tl.t, c)
+        segs = []
+        for r in range(read_upto + 1):
+            try:
+                segs.append(rd.get(first + r))
+            except CorruptStreamError as e:
+                rd.lost(tl.where, first + r, e)
+                rd.report.concealed.append(f"{tl.where} channel {c}: " + (
+                    f"lost, {_FILLED_MEAN}" if r == 0 else f"resolutions from {r} on lost, shown blurred"))
+                break
+        return segs
+
+    def _planes(self, tl: _Tile) -> tuple | None:
+        """A tile plane by plane: a one-channel tile without ROI layer is finished
+        straight into the output; a lossy colour plane is rounded straight into its
+        channel of the tile (one tile filled plane by plane: no list of planes, no
+        stack copy)."""
+        h, level = self.h, self.level
+        (y0, y1, x0, x1), upto = tl.box, h.levels - level
+        tile, segs, whole_tile_lost = None, [], False
+        for c in range(h.channels):
+            segs = self._segments(tl, c)
+            if not segs:
+                whole_tile_lost = True
+                continue
+            direct = None
+            if h.channels == 1 and tl.classes is None:
+                direct = self.out[tl.k, tl.ys:tl.ys + tl.oh, tl.xs:tl.xs + tl.ow, 0]
+            elif h.channels > 1:
+                if tile is None:
+                    tile = new_tile((tl.oh, tl.ow), h)
+                direct = tile[..., c] if h.mode == Mode.LOSSY else None
+            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, tl.mult, c, direct, self.table, level)
+            if h.channels == 1:
+                if direct is not None:
+                    _recentre_thumbnail(direct, segs, level, h, self.table)
+                    return None
+                tile = plane[..., None]
+            elif direct is None:
+                assert tile is not None  # (made above: a tile of several channels)
+                tile[..., c] = plane
+            del plane  # before the next plane is decoded
+        if whole_tile_lost:
+            return tl.hole
+        assert tile is not None  # (every channel was decoded)
+        self._finish(tl, tile, segs)
+        return None
+
+    def _finish(self, tl: _Tile, tile: np.ndarray, segs: list[bytes]) -> None:
+        """Colour inverse, value table, clipping and the ROI layer; into the output."""
+        h = self.h
+        if h.mode == Mode.LOSSY:
+            tile = finish_tile(tile, h)
+            if tl.classes is not None and self.level == 0:
+                _apply_roi_layer(tile, tl.classes >= ROI_CLASS, h, self.rd, self.layout, tl.f, tl.t, tl.where)
+        else:
+            tile = finish_tile(tile, h, self.table)
+        region = self.out[tl.k, tl.ys:tl.ys + tile.shape[0], tl.xs:tl.xs + tile.shape[1]]
+        region[...] = tile
+        _recentre_thumbnail(region, segs, self.level, h, self.table)
 
 
 def _decode_colour_predictive(rd: _Reader, layout: ct.Layout, f: int, t: int, th: int, tw: int,
@@ -162,7 +234,7 @@ def _decode_colour_predictive(rd: _Reader, layout: ct.Layout, f: int, t: int, th
             rd.lost(where, i, e)
             rd.report.concealed.append(f"{where}: colour planes lost, {_FILLED_MEAN}")
             return None
-        if seg[:1] != b"\x02":
+        if plane_coder(seg) != PlaneCoder.PREDICTIVE_COLOUR:
             raise CorruptStreamError(f"{where}: unexpected plane coder in a colour tile", where)
         segs.append(seg[1:])
     planes = predictive.decode_planes(segs, th, tw, h.max_error, h.vmin, h.vmax, ref=1)
@@ -181,24 +253,14 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
     Thumbnails: a wavelet plane gives its 5/3 LL band (its coarse segments only); a
     plane decoded whole (predictive, or coded as ranks of a value table, for which
     ``segs`` holds every resolution) gives the area mean of its values."""
-    if h.mode != 2:  # reversible planes start with the id of their coder
-        if not segs[0]:
+    if h.mode != Mode.LOSSY:  # reversible planes start with the id of their coder
+        coder = plane_coder(segs[0])
+        if coder is None:
             raise CorruptStreamError("empty plane segment")
-        if segs[0][0] == 1:
-            if len(segs[0]) < 9:
-                raise CorruptStreamError("predictive plane header cut short")
-            lo, hi = struct.unpack_from("<ii", segs[0], 1)
-            if lo > hi or hi - lo > 1 << 24:
-                raise CorruptStreamError("predictive plane range is invalid")
-            x = predictive.decode_plane(segs[0][9:], th, tw, h.max_error if h.mode == 1 else 0, lo, hi)
-            if level:
-                x, table = _thumbnail(x, level, table), None
-            if out is not None:
-                out[...] = finish_tile(x[..., None], h, table)[..., 0]
-                return out
-            return x
-        if segs[0][0] != 0:
-            raise CorruptStreamError(f"unknown plane coder {segs[0][0]}")
+        if coder == PlaneCoder.PREDICTIVE:
+            return _decode_predictive_plane(segs[0], th, tw, h, out, table, level)
+        if coder != PlaneCoder.WAVELET:
+            raise CorruptStreamError(f"unknown plane coder {coder}")
         segs = [segs[0][1:]] + segs[1:]
     good = len(segs) - 1
     if table is not None and level:
@@ -207,7 +269,7 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
     shapes = band_shapes(th, tw, h.levels)
     for r in range(good + 1, upto + 1):  # lost finer levels: zero detail (blurred tile)
         bands.append(tuple(np.zeros(s, np.int32) for s in shapes[r]))
-    if h.mode == 2:
+    if h.mode == Mode.LOSSY:
         steps = quantize.channel_steps(h.steps, h.channel_mult, channel)
         return reconstruct_lossy_plane(bands, h, steps, mult, upto, consume=True, out=out)
     if table is not None and level:
@@ -221,6 +283,25 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
     return dwt53_inverse(bands, upto, out, lambda a: finish_tile(a[..., None], h, table)[..., 0])
 
 
+def _decode_predictive_plane(seg: bytes, th: int, tw: int, h: ct.Header, out: np.ndarray | None,
+                             table: np.ndarray | None, level: int) -> np.ndarray:
+    """A plane coded by the predictive coder (i32 lo, i32 hi, one segment), as
+    :func:`_decode_plane` returns it; a thumbnail is the area mean of the whole plane."""
+    if len(seg) < RANGE_HEAD.size:
+        raise CorruptStreamError("predictive plane header cut short")
+    _, lo, hi = RANGE_HEAD.unpack_from(seg)
+    if lo > hi or hi - lo > 1 << 24:
+        raise CorruptStreamError("predictive plane range is invalid")
+    x = predictive.decode_plane(seg[RANGE_HEAD.size:], th, tw,
+                                h.max_error if h.mode == Mode.NEAR_LOSSLESS else 0, lo, hi)
+    if level:
+        x, table = _thumbnail(x, level, table), None
+    if out is not None:
+        out[...] = finish_tile(x[..., None], h, table)[..., 0]
+        return out
+    return x
+
+
 def _recentre_thumbnail(region: np.ndarray, segs: list, level: int, h: ct.Header,
                         table: np.ndarray | None) -> None:
     """Move a wavelet tile's thumbnail to the centres of the blocks it stands for.
@@ -231,7 +312,7 @@ def _recentre_thumbnail(region: np.ndarray, segs: list, level: int, h: ct.Header
     (edge samples repeated at the tile's far edges). Without it a level-3 thumbnail of
     a sharp MR correlates 0.93 with the block means, below plain decimation; with it
     0.99. Planes decoded whole were already reduced to block means."""
-    if not level or table is not None or (h.mode != 2 and segs[0][:1] != b"\x00"):
+    if not level or table is not None or (h.mode != Mode.LOSSY and plane_coder(segs[0]) != PlaneCoder.WAVELET):
         return
     f = ((1 << level) - 1) / (1 << (level + 1))
     y = region.astype(np.float32)  # a thumbnail-sized copy; 16-bit values are exact in float32

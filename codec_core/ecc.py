@@ -17,16 +17,18 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
 from .errors import CorruptStreamError, TruncatedStreamError, UncorrectableError
+from .format import ECC_FLAGS, ECC_LEVELS, ECC_MAGIC, ECC_VERSION
+from .format import MAGIC as PLAIN
 
 __all__ = ["ECC_LEVELS", "EccReport", "MAGIC", "is_protected", "peek", "protect", "unprotect"]
 
-MAGIC = b"\x89HLE\r\n\x1a\n"          # protected stream; PNG-style like the plain stream's
-PLAIN_MAGIC = b"\x89HLC\r\n\x1a\n"    # plain HLC stream (what protect() receives)
+MAGIC = ECC_MAGIC          # protected stream; PNG-style like the plain stream's
+PLAIN_MAGIC = PLAIN        # plain HLC stream (what protect() receives)
 
 # Parity bytes per 255-byte codeword.  An RS codeword with nsym parity bytes corrects
 # nsym // 2 unknown byte errors or nsym erasures (2 * errors + erasures <= nsym).
@@ -37,9 +39,8 @@ PLAIN_MAGIC = b"\x89HLC\r\n\x1a\n"    # plain HLC stream (what protect() receive
 # RS(255,223)) would cost 14.3 % > the 13 % budget.  low = 16 (6.7 %; P(> 8) = 7e-6 per
 # codeword, so ~0.2 % of 64 KiB streams fail at 0.5 % byte errors) suits cleaner links;
 # high = 64 (33.5 %) survives 5 % byte errors.  Measured: benchmarks/results/ecc.md.
-ECC_LEVELS: dict[str, int] = {"low": 16, "medium": 24, "high": 64}
+# (The table itself, ECC_LEVELS, is in codec_core/format.py.)
 
-_VERSION = 1
 # CRC chunk = interleave depth rounded down to a power of two, within 512 B .. 8 KiB: a bad
 # chunk then erases at most ~2 symbols of each codeword, CRC overhead stays <= 0.8 %, and
 # big streams do not pay one zlib call per 512 bytes on the clean path.
@@ -75,7 +76,7 @@ def _gf_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 _EXP, _LOG, _MUL, _INV = _gf_tables()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _apow() -> np.ndarray:
     """_apow()[i, d] = alpha**(-i*d): evaluates polynomials at X^-1 for X = alpha**d."""
     i = np.arange(256)[:, None]
@@ -83,7 +84,7 @@ def _apow() -> np.ndarray:
     return _EXP[(-(i * d)) % 255]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _generator(nsym: int) -> np.ndarray:
     """prod_{i<nsym} (x - alpha**i), highest degree first (reedsolo's rs_generator_poly)."""
     g = np.ones(1, np.uint8)
@@ -95,7 +96,7 @@ def _generator(nsym: int) -> np.ndarray:
     return g
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parity_tables(nsym: int) -> np.ndarray:
     """tables[p, v] = parity contributed by symbol v at degree nsym + p, as uint64 words.
 
@@ -118,7 +119,7 @@ def _parity_tables(nsym: int) -> np.ndarray:
     return np.ascontiguousarray(tab).view(np.uint64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parity_to_syndrome(nsym: int) -> np.ndarray:
     """V[p, j] = alpha**(j * (nsym-1-p)): parity-difference -> syndromes."""
     p = np.arange(nsym)[:, None]
@@ -197,7 +198,28 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
     deg(Psi) distinct roots inside the codeword and the result re-encodes to itself, so a
     beyond-capacity pattern is either reported as failed or (rarely, as with any RS
     decoder) turned into a different valid codeword, which the caller's CRCs catch.
+    The steps, each vectorised over the rows: syndromes, erasure locator, error locator
+    (Berlekamp–Massey on the Forney syndromes), Chien search, Forney magnitudes, check.
     """
+    synd = _syndromes(rx, nsym)
+    gamma, rho, max_rho = _erasure_locator(erase, rx.shape, nsym)
+    lam, length, ok = _error_locator(gamma, synd, rho, max_rho, nsym)
+    max_len = int(length[ok].max()) if ok.any() else 0
+    psi = _poly_mul_trunc(lam, gamma, nsym + 1, max_len)            # errata locator
+    deg = nsym - np.argmax(psi[:, ::-1] != 0, axis=1)
+    max_deg = int(deg[ok].max()) if ok.any() else 0
+    omega = _poly_mul_trunc(psi, synd, nsym, max_deg)               # evaluator
+    roots = _chien(psi, deg, ok, max_deg, rx.shape[1])
+    ok &= roots.sum(axis=1) == deg
+    roots &= ok[:, None]
+    fixed = _forney(rx, roots, psi, omega, ok, max_deg, nsym, erase)
+    _verify(fixed, ok, nsym)
+    fixed[~ok] = rx[~ok]
+    return fixed, ok, fixed != rx
+
+
+def _syndromes(rx: np.ndarray, nsym: int) -> np.ndarray:
+    """(m, nsym) syndromes, from the difference between received and recomputed parity."""
     m, n_len = rx.shape
     ke = n_len - nsym
     delta = _parity(np.ascontiguousarray(rx[:, :ke].T), nsym).T ^ rx[:, ke:]
@@ -205,8 +227,14 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
     synd = np.zeros((m, nsym), np.uint8)
     for p in range(nsym):
         synd ^= _MUL[delta[:, p:p + 1], vand[p][None, :]]
+    return synd
 
-    # Erasure locator Gamma(x) = prod (1 + X_e x), X_e = alpha**degree.
+
+def _erasure_locator(erase: np.ndarray | None, shape: tuple[int, int], nsym: int
+                     ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Gamma(x) = prod (1 + X_e x), X_e = alpha**degree, per row; the erasures per row
+    (rho) and the most any usable row has."""
+    m, n_len = shape
     gamma = np.zeros((m, nsym + 1), np.uint8)
     gamma[:, 0] = 1
     rho = np.zeros(m, np.int64)
@@ -224,24 +252,27 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
             xe[er, rank] = _EXP[(n_len - 1 - ej) % 255]
             for e in range(max_rho):
                 gamma[:, 1:] ^= _MUL[xe[:, e:e + 1], gamma[:, :-1]]
-    # Forney syndromes: erasure-free syndrome sequence T_rho .. T_{nsym-1}.
+    return gamma, rho, max_rho
+
+
+def _error_locator(gamma: np.ndarray, synd: np.ndarray, rho: np.ndarray, max_rho: int,
+                   nsym: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lambda by Berlekamp–Massey on the erasure-free (Forney) syndromes
+    T_rho .. T_{nsym-1}; its length, and the rows within the code's capacity."""
     fsyn = _poly_mul_trunc(gamma, synd, nsym, max_rho)
     idx = rho[:, None] + np.arange(nsym)[None, :]
     seq = np.take_along_axis(fsyn, np.minimum(idx, nsym - 1), axis=1)
     seq[idx >= nsym] = 0
     nlen = np.maximum(nsym - rho, 0)
     lam, length = _berlekamp_massey(seq, nlen, nsym)
-    ok = (rho <= nsym) & (2 * length <= nlen)
+    return lam, length, (rho <= nsym) & (2 * length <= nlen)
 
-    max_len = int(length[ok].max()) if ok.any() else 0
-    psi = _poly_mul_trunc(lam, gamma, nsym + 1, max_len)            # errata locator
-    deg = nsym - np.argmax(psi[:, ::-1] != 0, axis=1)
-    max_deg = int(deg[ok].max()) if ok.any() else 0
-    omega = _poly_mul_trunc(psi, synd, nsym, max_deg)               # evaluator
 
-    # Chien search over the N positions (degree d = N-1-column).
-    # Rows sorted by degree so that term i is only evaluated for rows that have it
-    # (scattered errors give mostly degree 1-3 next to a few of degree nsym/2).
+def _chien(psi: np.ndarray, deg: np.ndarray, ok: np.ndarray, max_deg: int, n_len: int) -> np.ndarray:
+    """(m, N) roots of the errata locator over the N positions (degree d = N-1-column).
+    Rows sorted by degree so that term i is only evaluated for rows that have it
+    (scattered errors give mostly degree 1-3 next to a few of degree nsym/2)."""
+    m = psi.shape[0]
     apow = _apow()
     order = np.argsort(-np.where(ok, deg, 0), kind="stable")
     have = np.searchsorted(-np.where(ok, deg, 0)[order], -np.arange(max_deg + 1), side="right")
@@ -252,10 +283,15 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
         ev[:r] ^= _MUL[psi_sorted[:r, i:i + 1], apow[i, :n_len][None, :]]
     roots = np.empty_like(ev, dtype=bool)
     roots[order] = ev == 0
-    ok &= roots.sum(axis=1) == deg
-    roots &= ok[:, None]
+    return roots
 
-    # Forney (first root 0): e = X * Omega(X^-1) / Psi'(X^-1).
+
+def _forney(rx: np.ndarray, roots: np.ndarray, psi: np.ndarray, omega: np.ndarray, ok: np.ndarray,
+            max_deg: int, nsym: int, erase: np.ndarray | None) -> np.ndarray:
+    """The codewords with the errata corrected (first root 0: e = X Omega(X^-1) / Psi'(X^-1));
+    rows whose magnitudes are inconsistent are marked not ``ok`` (in place)."""
+    n_len = rx.shape[1]
+    apow = _apow()
     rr, dd = np.nonzero(roots)
     om = np.zeros(len(rr), np.uint8)
     for i in range(nsym):
@@ -274,15 +310,17 @@ def _correct(rx: np.ndarray, nsym: int, erase: np.ndarray | None = None
     keep = ok[rr]
     fixed = rx.copy()
     fixed[rr[keep], cols[keep]] ^= mag[keep]
+    return fixed
 
-    # Verify: the result must be a codeword (re-encode and compare the parity).
+
+def _verify(fixed: np.ndarray, ok: np.ndarray, nsym: int) -> None:
+    """Rows of ``fixed`` that are not codewords (re-encoded parity differs) are not ``ok``."""
     sel = np.nonzero(ok)[0]
     if len(sel):
+        ke = fixed.shape[1] - nsym
         sub = fixed[sel]
         reenc = _parity(np.ascontiguousarray(sub[:, :ke].T), nsym).T
         ok[sel[np.any(reenc != sub[:, ke:], axis=1)]] = False
-    fixed[~ok] = rx[~ok]
-    return fixed, ok, fixed != rx
 
 
 # ------------------------------------------------------------------------- wrapper
@@ -346,7 +384,7 @@ def _level_name(nsym: int) -> str:
 
 
 def _pack_header(h: _Header) -> bytes:
-    fields = _HDR_FIELDS.pack(_VERSION, h.nsym, h.chunk_log2, 0, h.payload_len, h.payload_crc)
+    fields = _HDR_FIELDS.pack(ECC_VERSION, h.nsym, h.chunk_log2, ECC_FLAGS, h.payload_len, h.payload_crc)
     data = fields + struct.pack("<I", zlib.crc32(fields))
     par = _parity(np.frombuffer(data, np.uint8)[:, None], _HDR_NSYM)[:, 0]
     return data + par.tobytes()
@@ -362,7 +400,7 @@ def _parse_header(raw: bytes) -> _Header | None:
     version, nsym, chunk_log2, flags, plen, pcrc = _HDR_FIELDS.unpack(fields)
     # Only the defined levels: each nsym costs a cached table of up to 4 MB, so arbitrary
     # values from forged headers must not be able to grow the cache.
-    if version != _VERSION or flags != 0 or nsym not in ECC_LEVELS.values() \
+    if version != ECC_VERSION or flags != ECC_FLAGS or nsym not in ECC_LEVELS.values() \
             or not 6 <= chunk_log2 <= 16 or plen >= 1 << 48:
         return None    # a CRC-valid copy with impossible values is treated as damaged
     return _Header(nsym, chunk_log2, plen, pcrc)
@@ -398,7 +436,7 @@ def _frame(body: np.ndarray, chunk: int) -> np.ndarray:
     """Append the CRC-32 of each chunk after it: chunk0 crc0 chunk1 crc1 ..."""
     t = len(body)
     n_chunks = -(-t // chunk)
-    mv = memoryview(body)
+    mv = body.data  # (a memoryview of the bytes)
     crcs = np.array([zlib.crc32(mv[i:i + chunk]) for i in range(0, t, chunk)], "<u4")
     crcs = crcs.view(np.uint8).reshape(n_chunks, 4)
     out = np.empty(t + 4 * n_chunks, np.uint8)
@@ -424,7 +462,7 @@ def _unframe(framed: np.ndarray, geo: _Geometry) -> tuple[np.ndarray, np.ndarray
     if t % chunk:
         body[full * chunk:] = framed[full * (chunk + 4):-4]
         stored[-1] = framed[-4:]
-    mv = memoryview(body)
+    mv = body.data  # (a memoryview of the bytes)
     crcs = np.array([zlib.crc32(mv[i:i + chunk]) for i in range(0, t, chunk)], "<u4")
     return body, crcs != stored.view("<u4").reshape(-1)
 
@@ -556,7 +594,7 @@ def unprotect(data: bytes, *, strict: bool = True) -> tuple[bytes, EccReport]:
                        codewords_total=geo.n_cw, codewords_repaired=0, codewords_failed=0,
                        header_copies_damaged=int(hdr_damaged))
     plen = geo.payload_len
-    if not bad_chunk.any() and zlib.crc32(body[:plen]) == header.payload_crc:
+    if not bad_chunk.any() and zlib.crc32(body[:plen].data) == header.payload_crc:
         return body[:plen].tobytes(), report        # clean path: CRCs only
 
     if geo.n_cw:

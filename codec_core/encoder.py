@@ -16,12 +16,20 @@ from functools import cached_property, partial
 
 import numpy as np
 
-import struct
-
 from . import container as ct
 from . import entropy, predictive, quantize
-from .pipeline import (band_multipliers, finish_tile, lookup_in_place, map_threads, new_tile, pixel_classes, planes,
-                       reconstruct_lossy_plane, squared_error)
+from .format import RANGE_HEAD, ROI_CLASS, ColourTransform, Mode, PlaneCoder
+from .pipeline import (
+    band_multipliers,
+    finish_tile,
+    lookup_in_place,
+    map_threads,
+    new_tile,
+    pixel_classes,
+    planes,
+    reconstruct_lossy_plane,
+    squared_error,
+)
 from .transform import dwt53_forward, forward, rct_channel
 
 
@@ -44,7 +52,7 @@ class Source:
         """Channel ``c`` of what the reversible path codes (samples, ranks, or their
         RCT), as a new int32 plane: one plane at a time is all a tile needs.
         ``rows`` selects rows of the box (the wavelet takes even and odd apart)."""
-        if self.header.colour == 1:  # (no value table with colour) RCT from the stored samples
+        if self.header.colour == ColourTransform.RCT:  # (no value table with colour) RCT from the stored samples
             return rct_channel(self.stored(f, box)[rows], c)
         x = self.stored(f, box)[rows, :, c].astype(np.int32)
         if self.table is not None:
@@ -55,27 +63,27 @@ class Source:
     @cached_property
     def _ranks(self) -> np.ndarray:
         """Value -> rank lookup of ``table``: many times faster than a binary search."""
-        lut = np.zeros(int(self.table[-1]) - int(self.table[0]) + 1, np.int32)
-        lut[self.table - self.table[0]] = np.arange(len(self.table), dtype=np.int32)
+        table = self.table
+        assert table is not None  # (asked for only with a value table)
+        lut = np.zeros(int(table[-1]) - int(table[0]) + 1, np.int32)
+        lut[table - table[0]] = np.arange(len(table), dtype=np.int32)
         return lut
 
     def roi(self, f: int, t: int) -> np.ndarray:
+        assert self.cmap is not None  # (asked for only in hybrid mode)
         return pixel_classes(self.cmap[f], self.header.roi_block, self.header.tile_box(t))
-
-
-CODER_WAVELET, CODER_PREDICTIVE, CODER_PREDICTIVE_COLOUR = 0, 1, 2
 
 
 def predictive_segments(plane: np.ndarray, k: int, lo: int, hi: int, levels: int) -> list[bytes]:
     """A plane coded by the predictive coder: tag, range, data; finer resolutions empty."""
-    head = struct.pack("<Bii", CODER_PREDICTIVE, lo, hi)
+    head = RANGE_HEAD.pack(PlaneCoder.PREDICTIVE, lo, hi)
     return [head + predictive.encode_plane(plane, k, lo, hi)] + [b""] * levels
 
 
 def wavelet_segments(bands: list, levels: int) -> list[bytes]:
     """A plane's 5/3 decomposition coded: tag, then one segment per resolution."""
     segs = entropy.encode_decomposition(bands, levels)
-    segs[0] = bytes([CODER_WAVELET]) + segs[0]
+    segs[0] = PlaneCoder.WAVELET.tag + segs[0]
     return segs
 
 
@@ -93,7 +101,7 @@ def _both_ways(plane: np.ndarray, levels: int) -> list[bytes]:
     return pred if sum(map(len, pred)) < sum(map(len, wav)) else wav
 
 
-def choose_coders(src: Source) -> list[int]:
+def choose_coders(src: Source) -> list[PlaneCoder]:
     """Lossless: the coder of each channel's large planes, judged on samples.
 
     One choice per image rather than per tile: on the corpus a per-tile choice
@@ -116,7 +124,7 @@ def choose_coders(src: Source) -> list[int]:
                 sample = src.coded_plane(h.frames // 2, (y0, y0 + sr, x0, x0 + sc), c)
                 wav[c] += sum(map(len, wavelet_segments(dwt53_forward(sample, lv), lv)))
                 pred[c] += len(predictive.encode_plane(sample, 0, int(sample.min()), int(sample.max())))
-    return [CODER_PREDICTIVE if p < w else CODER_WAVELET for p, w in zip(pred, wav)]
+    return [PlaneCoder.PREDICTIVE if p < w else PlaneCoder.WAVELET for p, w in zip(pred, wav, strict=True)]
 
 
 def encode_reversible(src: Source) -> list[bytes]:
@@ -126,38 +134,44 @@ def encode_reversible(src: Source) -> list[bytes]:
     quantised in the loop."""
     h = src.header
     largest = min(h.rows, h.tile_rows) * min(h.cols, h.tile_cols)
-    coders = choose_coders(src) if h.mode == 0 and largest > SAMPLE_ABOVE else []
+    coders = choose_coders(src) if h.mode == Mode.LOSSLESS and largest > SAMPLE_ABOVE else []
 
-    def one(ft: tuple[int, int]) -> list[bytes]:
-        f, box = ft[0], h.tile_box(ft[1])
-        segs: list[bytes] = []
-        if h.mode == 1 and h.channels == 3:
-            # R and B coded against the reconstructed G where that is cheaper
-            # (views of the stored samples: each becomes int32 only while it is coded)
-            rgb = predictive.encode_planes([src.stored(f, box)[..., c] for c in range(3)],
-                                           h.max_error, h.vmin, h.vmax, ref=1)
-            for seg in rgb:
-                segs.extend([bytes([CODER_PREDICTIVE_COLOUR]) + seg] + [b""] * h.levels)
-            return segs
-        for c in range(h.channels):
-            big = h.mode == 0 and (box[1] - box[0]) * (box[3] - box[2]) > SAMPLE_ABOVE
-            if big and coders[c] == CODER_WAVELET:
-                # its rows made from the stored samples as the transform asks: the
-                # whole plane never exists
-                rows = partial(src.coded_plane, f, box, c)
-                segs.extend(wavelet_segments(forward(rows, h.levels, "5/3"), h.levels))
-                continue
-            plane = src.coded_plane(f, box, c)
-            if h.mode == 1:
-                segs.extend(predictive_segments(plane, h.max_error, h.vmin, h.vmax, h.levels))
-            elif big:
-                segs.extend(_predictive_lossless(plane, h.levels))
-            else:
-                segs.extend(_both_ways(plane, h.levels))
-            del plane
-        return segs
+    def code_tile(ft: tuple[int, int]) -> list[bytes]:
+        if h.mode == Mode.NEAR_LOSSLESS and h.channels == 3:
+            return _colour_tile_segments(src, ft[0], h.tile_box(ft[1]))
+        return [s for c in range(h.channels) for s in _plane_segments(src, ft[0], h.tile_box(ft[1]), c, coders)]
 
-    return [s for segs in map_threads(one, planes(h), src.threads) for s in segs]
+    return [s for segs in map_threads(code_tile, planes(h), src.threads) for s in segs]
+
+
+def _colour_tile_segments(src: Source, f: int, box: tuple[int, int, int, int]) -> list[bytes]:
+    """Near-lossless colour: R and B coded against the reconstructed G where that is
+    cheaper (views of the stored samples: each becomes int32 only while it is coded)."""
+    h = src.header
+    rgb = predictive.encode_planes([src.stored(f, box)[..., c] for c in range(3)],
+                                   h.max_error, h.vmin, h.vmax, ref=1)
+    segs: list[bytes] = []
+    for seg in rgb:
+        segs.extend([PlaneCoder.PREDICTIVE_COLOUR.tag + seg] + [b""] * h.levels)
+    return segs
+
+
+def _plane_segments(src: Source, f: int, box: tuple[int, int, int, int], c: int,
+                    coders: list[PlaneCoder]) -> list[bytes]:
+    """The segments of one reversible plane, by the coder its size and mode ask for."""
+    h = src.header
+    big = h.mode == Mode.LOSSLESS and (box[1] - box[0]) * (box[3] - box[2]) > SAMPLE_ABOVE
+    if big and coders[c] == PlaneCoder.WAVELET:
+        # its rows made from the stored samples as the transform asks: the
+        # whole plane never exists
+        rows = partial(src.coded_plane, f, box, c)
+        return wavelet_segments(forward(rows, h.levels, "5/3"), h.levels)
+    plane = src.coded_plane(f, box, c)
+    if h.mode == Mode.NEAR_LOSSLESS:
+        return predictive_segments(plane, h.max_error, h.vmin, h.vmax, h.levels)
+    if big:
+        return _predictive_lossless(plane, h.levels)
+    return _both_ways(plane, h.levels)
 
 
 class LossyCoder:
@@ -172,7 +186,7 @@ class LossyCoder:
         if self.src.cmap is None:
             return None, None
         classes = self.src.roi(f, t)
-        return band_multipliers(classes, self.h.levels, self.h.class_mult), classes >= 1
+        return band_multipliers(classes, self.h.levels, self.h.class_mult), classes >= ROI_CLASS
 
     def _quantised(self, f: int, t: int, c: int, steps: list, mult) -> list:
         """Quantised 9/7 bands of channel ``c`` of one tile. The transform is fed
@@ -183,7 +197,7 @@ class LossyCoder:
 
         def rows(sel: slice) -> np.ndarray:
             part = x[sel]
-            return (rct_channel(part, c) if h.colour == 1 else part[..., c]).astype(np.float32)
+            return (rct_channel(part, c) if h.colour == ColourTransform.RCT else part[..., c]).astype(np.float32)
 
         return quantize.quantise(forward(rows, h.levels, "9/7"), quantize.channel_steps(steps, h.channel_mult, c),
                                  h.levels, mult, consume=True)
@@ -206,28 +220,29 @@ class LossyCoder:
         return finish_tile(tile, h)
 
     def encode(self, steps: list) -> list[bytes]:
+        """Every segment of the 9/7 layer (and ROI layer) at these steps, in stream order."""
+        return [s for segs in map_threads(partial(self._tile_segments, steps), planes(self.h), self.src.threads)
+                for s in segs]
+
+    def _tile_segments(self, steps: list, ft: tuple[int, int]) -> list[bytes]:
         h = self.h
-        e = h.roi_max_error
-
-        def one(ft: tuple[int, int]) -> list[bytes]:
-            f, t = ft
-            mult, roi = self._classes(f, t)
-            segs: list[bytes] = []
-            if roi is None:  # channel by channel: one channel's bands alive at a time
-                for c in range(h.channels):
-                    segs.extend(entropy.encode_decomposition(self._quantised(f, t, c, steps, mult), h.levels))
-                return segs
-            q = [self._quantised(f, t, c, steps, mult) for c in range(h.channels)]
-            x = self.src.stored(f, h.tile_box(t))
-            base = self._base(q, steps, mult, x)
+        f, t = ft
+        mult, roi = self._classes(f, t)
+        segs: list[bytes] = []
+        if roi is None:  # channel by channel: one channel's bands alive at a time
             for c in range(h.channels):
-                segs.extend(entropy.encode_decomposition(q[c], h.levels))
-                # ROI samples coded predictively from the original, the decoded
-                # base standing in for every pixel outside the ROI
-                segs.append(predictive.encode_plane_masked(x[..., c], roi, base[..., c], e, h.vmin, h.vmax))
+                segs.extend(entropy.encode_decomposition(self._quantised(f, t, c, steps, mult), h.levels))
             return segs
-
-        return [s for segs in map_threads(one, planes(h), self.src.threads) for s in segs]
+        q = [self._quantised(f, t, c, steps, mult) for c in range(h.channels)]
+        x = self.src.stored(f, h.tile_box(t))
+        base = self._base(q, steps, mult, x)
+        for c in range(h.channels):
+            segs.extend(entropy.encode_decomposition(q[c], h.levels))
+            # ROI samples coded predictively from the original, the decoded
+            # base standing in for every pixel outside the ROI
+            segs.append(predictive.encode_plane_masked(x[..., c], roi, base[..., c], h.roi_max_error,
+                                                       h.vmin, h.vmax))
+        return segs
 
     def squared_error(self, steps: list, items: list | None = None) -> float:
         """Sum of squared errors of the decoded image at these steps (no entropy coding),
@@ -235,17 +250,17 @@ class LossyCoder:
 
         ROI samples count as the mean square of an in-loop quantiser with step
         2e+1, e(e+1)/3 (0 when the ROI is exact)."""
+        return sum(map_threads(partial(self._tile_squared_error, steps),
+                               planes(self.h) if items is None else items, self.src.threads))
+
+    def _tile_squared_error(self, steps: list, ft: tuple[int, int]) -> float:
         h = self.h
         e = h.roi_max_error
-
-        def one(ft: tuple[int, int]) -> float:
-            f, t = ft
-            mult, roi = self._classes(f, t)
-            x = self.src.stored(f, h.tile_box(t))
-            qs = (self._quantised(f, t, c, steps, mult) for c in range(h.channels))  # one at a time
-            base = self._base(qs, steps, mult, x, consume=True)
-            if roi is None:
-                return squared_error(base, x)
-            return squared_error(base, x, ~roi) + roi.sum() * h.channels * e * (e + 1) / 3
-
-        return sum(map_threads(one, planes(h) if items is None else items, self.src.threads))
+        f, t = ft
+        mult, roi = self._classes(f, t)
+        x = self.src.stored(f, h.tile_box(t))
+        qs = (self._quantised(f, t, c, steps, mult) for c in range(h.channels))  # one at a time
+        base = self._base(qs, steps, mult, x, consume=True)
+        if roi is None:
+            return squared_error(base, x)
+        return squared_error(base, x, ~roi) + roi.sum() * h.channels * e * (e + 1) / 3

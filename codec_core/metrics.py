@@ -1,4 +1,4 @@
-"""Image-quality and size metrics, exactly as defined in DESIGN.md.
+"""Image-quality and size metrics, exactly as defined in docs/METRICS.md.
 
 * ``bpp`` = 8 x compressed bytes / (rows x cols x frames), all channels together.
 * ``compression_ratio`` (CR) = raw stored bytes (itemsize x elements) / compressed bytes.
@@ -16,10 +16,10 @@
   interior when that leaves any pixels.  Colour images are averaged over channels,
   multi-frame images over frames.
 
-Axes follow the codec contract: 2-D is (rows, cols); 3-D with a last axis of 3 is
-colour (rows, cols, 3); other 3-D is (frames, rows, cols); 4-D is
-(frames, rows, cols, 3); ``axes="YX" | "YXC" | "ZYX" | "ZYXC"`` overrides the guess.
-1-D arrays are treated as one row.
+Axes follow the codec contract (:func:`codec_core.format.guess_axes`): 2-D is (rows,
+cols); 3-D with a last axis of 3 is colour (rows, cols, 3); other 3-D is (frames,
+rows, cols); 4-D is (frames, rows, cols, 3); ``axes="YX" | "YXC" | "ZYX" | "ZYXC"``
+overrides the guess. 1-D arrays are treated as one row.
 
 Only numpy is used (no scipy), and nothing heavy happens at import time.
 """
@@ -29,6 +29,8 @@ import math
 from typing import Any
 
 import numpy as np
+
+from .format import AXES, guess_axes
 
 __all__ = [
     "mse",
@@ -51,31 +53,18 @@ _K2 = 0.03
 
 
 # --------------------------------------------------------------------------- shapes
-def _guess_axes(shape: tuple[int, ...]) -> str:
-    nd = len(shape)
-    if nd == 1:
-        return "X"
-    if nd == 2:
-        return "YX"
-    if nd == 3:
-        return "YXC" if shape[-1] == 3 else "ZYX"
-    if nd == 4:
-        return "ZYXC"
-    raise ValueError(f"arrays must have 1 to 4 dimensions, got shape {shape}")
-
-
 def image_geometry(shape_or_array: Any, axes: str | None = None) -> tuple[int, int, int, int]:
     """Return (frames, rows, cols, channels) for an array or a shape."""
     shape = tuple(int(s) for s in getattr(shape_or_array, "shape", shape_or_array))
     if axes is None:
-        axes = _guess_axes(shape)
+        axes = guess_axes(shape)
     axes = axes.upper()
-    if axes not in ("X", "YX", "YXC", "ZYX", "ZYXC") or len(axes) != len(shape):
+    if axes not in AXES or len(axes) != len(shape):
         raise ValueError(
             f"axes must be one of 'YX', 'YXC', 'ZYX', 'ZYXC' matching the array's "
             f"{len(shape)} dimensions, got {axes!r} for shape {shape}"
         )
-    dims = dict(zip(axes, shape))
+    dims = dict(zip(axes, shape, strict=True))
     return dims.get("Z", 1), dims.get("Y", 1), dims.get("X", 1), dims.get("C", 1)
 
 
@@ -236,7 +225,7 @@ def ssim(
     if mask is None:
         return float(np.mean([smap[f][interior].mean() for f in range(nf)]))
 
-    m = np.asarray(mask, dtype=bool)
+    m: Any = np.asarray(mask, dtype=bool)
     _, _, _, nch = image_geometry(a.shape, axes)
     if nch > 1 and m.ndim == a.ndim and m.shape[-1] in (1, nch):
         m = m.any(axis=-1)  # a per-sample colour mask selects the pixel
@@ -292,7 +281,7 @@ def compare(
     axes: str | None = None,
     with_ssim: bool = True,
 ) -> dict[str, Any]:
-    """All the figures DESIGN.md asks for, in one dict.
+    """All the figures of docs/METRICS.md for one decoded image, in one dict.
 
     Keys: ``psnr`` (peak max - min), ``psnr_nominal`` (peak 2**bits_stored - 1),
     ``mse``, ``max_abs_error``, ``ssim`` and, with a mask, ``ssim_roi`` and

@@ -24,10 +24,12 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import container as ct
 from . import predictive, quantize
 from .errors import CorruptStreamError
+from .format import ColourTransform, Importance, Mode, Version
 from .transform import band_shapes, dwt97_inverse_rounded, rct_inverse
 
 TILE = 512
@@ -40,12 +42,12 @@ ROI_USER_BLOCK = 8
 CLASS_MULT = (1.0, 4.0, 4.0)
 
 
-def choose_levels(tile_rows: int, tile_cols: int, mode: str = "lossless") -> int:
+def choose_levels(tile_rows: int, tile_cols: int, mode: Mode = Mode.LOSSLESS) -> int:
     """Default wavelet depth. Reversible streams keep 5 levels for thumbnails down
     to 1/32; lossy streams use 3, since their LL band, coded with spatial
     prediction, beats further decomposition (+0.2 dB measured on the corpus)."""
     n = max(tile_rows, tile_cols)
-    return max(0, min(MAX_LOSSY_LEVELS if mode == "lossy" else MAX_LEVELS, n.bit_length() - 4))
+    return max(0, min(MAX_LOSSY_LEVELS if mode == Mode.LOSSY else MAX_LEVELS, n.bit_length() - 4))
 
 
 def default_threads() -> int:
@@ -176,7 +178,7 @@ def unpack_class_map(seg: bytes, shape: tuple) -> np.ndarray:
         raw = d.decompress(seg, n)
     except zlib.error:
         raise CorruptStreamError("importance map damaged (zlib)", "importance map") from None
-    if len(raw) != n or max(raw, default=0) > 2:
+    if len(raw) != n or max(raw, default=0) > max(Importance):
         raise CorruptStreamError("importance map damaged", "importance map")
     return np.frombuffer(raw, np.uint8).reshape(shape)
 
@@ -232,16 +234,16 @@ def planes(h: ct.Header) -> list[tuple[int, int]]:
 
 def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list | None,
                             upto: int | None = None, consume: bool = False,
-                            out: np.ndarray | None = None, dtype: type | None = None) -> np.ndarray:
+                            out: np.ndarray | None = None, dtype: DTypeLike | None = None) -> np.ndarray:
     """The decoded 9/7 plane, int32; or written into ``out`` (a one-channel image's
     output, or a channel of a :func:`new_tile`) or into a new array of ``dtype``
     (the image's own type), clipped as :func:`finish_tile` would: no int32 plane.
     ``consume``: free the integer bands on the way."""
-    ll_dtype = np.float64 if h.version < 2 else np.float32
+    ll_dtype = np.float64 if h.version < Version.V2 else np.float32
     deq = quantize.dequantise(qbands, steps, h.levels, h.recon_offset, mult, upto, consume, ll_dtype)
     if out is None and dtype is None:
         return dwt97_inverse_rounded(deq)
-    if h.colour == 1:  # colour-transformed values: the clip finish_tile applies before the inverse RCT
+    if h.colour == ColourTransform.RCT:  # colour-transformed values: finish_tile's clip before the inverse RCT
         lim = _rct_limit(out.dtype if out is not None else np.dtype(dtype))
         bounds = (-lim, lim)
     else:
@@ -270,7 +272,7 @@ def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None)
     """Colour inverse, value-table lookup (ranks to values) and clipping of a
     reconstructed tile (r, c, Ch; int32, or int16 from :func:`new_tile`), in place
     where it can be."""
-    if h.colour == 1:
+    if h.colour == ColourTransform.RCT:
         lim = _rct_limit(tile.dtype)
         tile = rct_inverse(np.clip(tile, -lim, lim, out=tile))
     if table is not None:

@@ -24,12 +24,11 @@ context modelling, JPEG-LS-style run mode) is in
 """
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 
 from .entropy import _Decoder, _encode_with_retry, raw_bits_for
 from .errors import CorruptStreamError
+from .format import RANGE_HEAD, ColourPlane
 
 # Placeholders for the half of the coder state a call does not use. The kernel
 # serves both directions; matching array types keep it to one compiled version.
@@ -193,10 +192,9 @@ def decode_plane_masked(seg: bytes, mask: np.ndarray, base: np.ndarray, k: int,
 # coded as its difference from the *reconstructed* reference (inter-channel
 # redundancy of RGB; the error bound holds because the reference is known
 # exactly to the decoder). Segment of a later plane:
-#   b"\x00" + plane segment                      (coded as is)
-#   b"\x01" + int32 lo + int32 hi + segment      (plane - ref, in [lo, hi])
+#   ColourPlane.PLAIN + plane segment                  (coded as is)
+#   ColourPlane.DIFFERENCE + i32 lo + i32 hi + segment (plane - ref, in [lo, hi]; format.RANGE_HEAD)
 # The reference plane's segment is a plain plane segment.
-_HEAD = struct.Struct("<Bii")
 
 
 def encode_planes(planes: list, k: int, vmin: int, vmax: int, ref: int = 0) -> list[bytes]:
@@ -220,10 +218,10 @@ def encode_planes(planes: list, k: int, vmin: int, vmax: int, ref: int = 0) -> l
         if d.size and _activity(d) < plain:
             lo, hi = int(d.min()), int(d.max())
             if hi - lo <= _MAX_SPAN:
-                segs[c] = _HEAD.pack(1, lo, hi) + encode_plane(d, k, lo, hi)
+                segs[c] = RANGE_HEAD.pack(ColourPlane.DIFFERENCE, lo, hi) + encode_plane(d, k, lo, hi)
                 continue
         del d
-        segs[c] = b"\x00" + encode_plane(p, k, vmin, vmax)
+        segs[c] = bytes([ColourPlane.PLAIN]) + encode_plane(p, k, vmin, vmax)
     return segs
 
 
@@ -238,11 +236,12 @@ def decode_planes(segs: list, rows: int, cols: int, k: int, vmin: int, vmax: int
         if c == ref:
             continue
         seg = memoryview(seg).tobytes() if not isinstance(seg, bytes) else seg
-        if seg[:1] == b"\x00":
+        kind = seg[0] if seg else None
+        if kind == ColourPlane.PLAIN:
             out[c] = decode_plane(seg[1:], rows, cols, k, vmin, vmax)
-        elif seg[:1] == b"\x01" and len(seg) >= _HEAD.size:
-            _, lo, hi = _HEAD.unpack_from(seg)
-            d = decode_plane(seg[_HEAD.size:], rows, cols, k, lo, hi)
+        elif kind == ColourPlane.DIFFERENCE and len(seg) >= RANGE_HEAD.size:
+            _, lo, hi = RANGE_HEAD.unpack_from(seg)
+            d = decode_plane(seg[RANGE_HEAD.size:], rows, cols, k, lo, hi)
             d += rec  # in place: a difference and its reference fit 25 bits
             out[c] = np.clip(d, vmin, vmax, out=d)
         else:

@@ -12,7 +12,7 @@ of the importance class of the image block it sits over.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -55,11 +55,18 @@ def channel_steps(steps: list[float], channel_mult: list, c: int) -> list[float]
     return [float(np.float32(s * m)) for s in steps]
 
 
-def _band_list(bands: list) -> list[np.ndarray]:
-    out = [bands[0]]
+def _band_list(bands: list) -> list[np.ndarray | None]:
+    out: list[np.ndarray | None] = [bands[0]]
     for lvl in bands[1:]:
         out.extend(lvl)
     return out
+
+
+def _take(items: list[np.ndarray | None], i: int) -> np.ndarray:
+    """``items[i]``, released from the list (so that it is freed once its user is done)."""
+    item, items[i] = items[i], None
+    assert item is not None
+    return item
 
 
 def _regroup(flat: list, levels: int) -> list:
@@ -76,7 +83,7 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
         bands.clear()
     out = []
     for b, s in enumerate(steps):
-        c, flat[b] = flat[b], None
+        c = _take(flat, b)
         step = np.float32(s) if mult is None else (s * mult[b]).astype(np.float32)
         if b == 0:
             ll = np.rint(c / step)
@@ -141,7 +148,7 @@ def dequantise(qbands: list, steps: list[float], levels: int, recon_offset: floa
         qbands.clear()
     out = []
     for b in range(len(flat)):
-        q, flat[b] = flat[b], None
+        q = _take(flat, b)
         step = steps[b] if mult is None else steps[b] * mult[b]
         step = np.asarray(step, np.float32)
         if b == 0:

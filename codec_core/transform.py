@@ -11,9 +11,11 @@ Everything is vectorised with numpy slicing over the other axis.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 Bands = list  # [LL, (HL, LH, HH), ...]
 
@@ -256,7 +258,7 @@ def _rounded_into(out: np.ndarray, x: np.ndarray, bounds: tuple) -> None:
 
 
 def dwt97_inverse_rounded(bands: Bands, upto: int | None = None, out: np.ndarray | None = None,
-                          bounds: tuple = _INT32_SAFE, dtype: type = np.int32) -> np.ndarray:
+                          bounds: tuple = _INT32_SAFE, dtype: DTypeLike = np.int32) -> np.ndarray:
     """``clip(rint(dwt97_inverse(bands, upto)), *bounds)`` as ``dtype``, or written
     into ``out`` (any integer array of the result's shape, e.g. the decoder's
     output: no integer plane at all), without the full-size float array: the last
@@ -318,7 +320,7 @@ def synthesis_gains_97(levels: int) -> list:
     def energy(bands):
         return float(np.sum(dwt97_inverse(bands) ** 2))
 
-    b = [a.copy() if isinstance(a, np.ndarray) else tuple(x.copy() for x in a) for a in zero]
+    b: list[Any] = [a.copy() if isinstance(a, np.ndarray) else tuple(x.copy() for x in a) for a in zero]
     b[0][shapes[0][0] // 2, shapes[0][1] // 2] = 1.0
     gains.append(energy(b))
     for lvl in range(1, levels + 1):
@@ -345,7 +347,7 @@ def _separable_gains_97(levels: int) -> list:
         """Energy of the 1-D synthesis function of a coefficient at depth j (lowpass or
         highpass), from a column signal: (n, 1) keeps the transform on one axis."""
         shapes = band_shapes(n, 1, j)
-        bands = [np.zeros(shapes[0])] + [tuple(np.zeros(s) for s in lvl) for lvl in shapes[1:]]
+        bands: list[Any] = [np.zeros(shapes[0])] + [tuple(np.zeros(s) for s in lvl) for lvl in shapes[1:]]
         band = bands[1][1] if high else bands[0]  # LH: highpass along the rows
         band[band.shape[0] // 2, 0] = 1.0
         return float(np.sum(dwt97_inverse(bands) ** 2))

@@ -59,8 +59,6 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # the installed package first; the checkout if none
 
 import numpy as np  # noqa: E402
 
@@ -72,6 +70,7 @@ sanitized.install()  # the sanitized kernels when HLC_SANITIZED_KERNELS names th
 import codec_core as hlc  # noqa: E402
 from codec_core import api as _api  # noqa: E402
 from codec_core import container as ct  # noqa: E402
+from codec_core.format import ECC_MAGIC, HEADER_FIELDS  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
 RESULTS = ROOT / "benchmarks" / "results" / "fuzz.md"
@@ -84,7 +83,6 @@ FUZZ_MAX_PIXELS = 1 << 22
 ALLOC_PER_SAMPLE = 64
 ALLOC_SLACK = 16 << 20
 TIMEOUT = 2.0
-ECC_MAGIC = b"\x89HLE\r\n\x1a\n"
 
 # ----------------------------------------------------------------------- seeds
 
@@ -159,11 +157,13 @@ def make_seeds(small: bool = False) -> list[tuple[str, bytes]]:
 
 # ----------------------------------------------------- stream (de)construction
 
-_FIXED = struct.Struct("<BBBBIIIBIIBBBHiiBHHfff")
-FIELDS = ["mode", "dtype", "bits_stored", "axes", "frames", "rows", "cols", "channels", "tile_rows",
-          "tile_cols", "levels", "transform", "colour", "max_error", "vmin", "vmax", "flags",
-          "roi_max_error", "roi_block", "roi_fraction", "recon_offset", "psnr_target"]
+# the header's fixed fields, by name, as the format lists them (codec_core/format.py)
+_FIXED = struct.Struct("<" + "".join(code for _, code in HEADER_FIELDS))
+FIELDS = [name for name, _ in HEADER_FIELDS]
 _FMT = _FIXED.format[1:]
+#: Structured mutations of a parsed stream (Mutator.m_NAME), by a uniform draw k: the
+#: first whose bound k is below.
+_STRUCTURED = ((0.2, "field"), (0.45, "geometry"), (0.55, "steps"), (0.85, "segment"), (0.92, "index"))
 _RANGES = {"B": (0, 255), "H": (0, 65535), "I": (0, 2**32 - 1), "i": (-2**31, 2**31 - 1)}
 
 
@@ -484,30 +484,20 @@ class Mutator:
         fix_h, fix_s = True, True
         for _ in range(r.choice([1, 1, 1, 2, 2, 3])):
             k = r.random()
-            if k < 0.2:
-                self.m_field(p)
-                ops.append("field")
-            elif k < 0.45:
-                self.m_geometry(p)
-                ops.append("geometry")
-            elif k < 0.55:
-                self.m_steps(p)
-                ops.append("steps")
-            elif k < 0.85:
-                self.m_segment(p)
-                ops.append("segment")
-            elif k < 0.92:
-                self.m_index(p)
-                ops.append("index")
+            # the structured mutations, each below its threshold of k
+            op = next((name for below, name in _STRUCTURED if k < below), None)
+            if op is not None:
+                getattr(self, f"m_{op}")(p)
             elif k < 0.96:
                 p.trailer = r.randbytes(r.randint(0, 16))
-                ops.append("trailer")
+                op = "trailer"
             else:
                 if r.random() < 0.5:
                     p.body_cut = r.randrange(_FIXED.size + 13 + 4 * (len(p.steps) + len(p.mult) + len(p.chan)))
                 else:
                     p.extra_header = r.randbytes(r.randint(1, 12))
-                ops.append("header-length")
+                op = "header-length"
+            ops.append(op)
         if r.random() < 0.03:
             fix_h = False
         if r.random() < 0.05:

@@ -54,10 +54,10 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # the installed package first; the checkout if none
 
 import numpy as np  # noqa: E402
+
+from codec_core.format import DTYPES, value_limits  # noqa: E402
 
 CORPUS = ROOT / "fuzz" / "encoder_corpus"
 RESULTS = ROOT / "benchmarks" / "results" / "fuzz_encoder.md"
@@ -65,7 +65,6 @@ RUNS = ROOT / "benchmarks" / "results" / "fuzz_encoder.json"
 CHECKS = "ASan + UBSan (C kernels)"
 TIMEOUT = 10.0          # seconds: a case over this is a hang (once confirmed)
 WARMUP_TIMEOUT = 900.0  # a fresh worker compiles every kernel with bounds checks first
-DTYPES = ("uint8", "int8", "uint16", "int16")
 CONTENTS = ("constant", "sparse", "extreme", "noise", "narrow", "smooth", "huge-range", "few-values",
             "impulse", "binary")
 
@@ -73,9 +72,7 @@ CONTENTS = ("constant", "sparse", "extreme", "noise", "narrow", "smooth", "huge-
 # ------------------------------------------------------------------ cases
 
 def _limits(dtype: np.dtype, bits: int) -> tuple[int, int]:
-    if dtype.kind == "i":
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1
+    return value_limits(bits, dtype.kind == "i")
 
 
 def _pick(rng: np.random.Generator, options: list):
@@ -633,7 +630,7 @@ FOUND = [
     "exact, in a smaller file (tests/test_encoder_fuzz_corpus.py).",
     "Lossy PSNR target on a 3 x 5 int8 noise image (case 7:264): KeyError in the near-lossless "
     "alternative when the smallest max error it settled on had never been coded; a real image too "
-    "(emri_small, psnr=50, levels=7). Fixed in api._near_lossless_if_better. Corpus: fixed-7-264-*.",
+    "(emri_small, psnr=50, levels=7). Fixed in the near-lossless alternative (now codec_core/strategy.py). Corpus: fixed-7-264-*.",
     "Lossy with levels=8 (case 7:161, 4 x 27 x 3): 30-70 s in the first encode of a process, computing "
     "the 9/7 synthesis gains on a 4096 x 4096 image (7 levels: ~7 s); over the 10 s hang limit. Fixed: "
     "depths beyond 5 take their gains from 1-D basis functions (milliseconds; depths up to 5, the "

@@ -28,14 +28,7 @@ __all__ = [
     "register_zarr",
 ]
 
-#: Private DICOM Transfer Syntax UID of HLC-compressed Pixel Data, as a plain string
-#: (a UUID under the 2.25 root, generated once; never change it: files in the wild
-#: carry it). Give pydicom ``HLC_TRANSFER_SYNTAX_UID`` instead.
-HLC_UID_STRING = "2.25.220595007392293823743213383891695951969"
-
-#: MIME type and file extension registered with Pillow.
-HLC_MIME_TYPE = "image/x-hlc"
-HLC_EXTENSION = ".hlc"
+from ._constants import HLC_EXTENSION, HLC_MIME_TYPE, HLC_UID_STRING
 
 
 def __getattr__(name: str) -> str:

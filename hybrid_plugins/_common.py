@@ -2,20 +2,20 @@
 
 Nothing here knows about a particular toolkit, and nothing here is codec logic: the
 functions only translate array layouts and messages between the toolkits and
-:mod:`codec_core`.
+:mod:`codec_core`. The format's facts (signatures, sample types) come from
+:mod:`codec_core.format`, which is cheap to import (no numpy, no codec).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from codec_core.format import DTYPES as SUPPORTED_DTYPES
+from codec_core.format import SIGNATURES as MAGICS
+
 if TYPE_CHECKING:
     import numpy as np
 
-#: dtypes :func:`codec_core.encode` accepts.
-SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16")
-
-#: Both signatures a stream may start with (plain, and Reed-Solomon protected).
-MAGICS = (b"\x89HLC\r\n\x1a\n", b"\x89HLE\r\n\x1a\n")
+__all__ = ["SUPPORTED_DTYPES", "MAGICS", "core", "check_dtype", "as_frames", "describe_error"]
 
 
 def core() -> Any:

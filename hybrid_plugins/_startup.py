@@ -8,7 +8,7 @@ imported; then it wraps that module's loader so that, right after the module has
 executed, the matching ``hybrid_plugins.register_*`` function runs. Once both
 toolkits have been seen the finder removes itself.
 
-Cost at start-up: this module plus ``hybrid_plugins/__init__``; nothing else is
+Cost at start-up: this module plus ``hybrid_plugins/__init__`` (and its ``_constants``); nothing else is
 imported (no numpy, no toolkit). ``HLC_NO_AUTOREGISTER=1`` switches the hook off.
 """
 from __future__ import annotations
@@ -74,11 +74,11 @@ class RegisterOnImportFinder:
                 break
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _RegisteringLoader(spec.loader, register_name)
+        spec.loader = _RegisteringLoader(spec.loader, register_name)  # type: ignore[assignment]  # a wrapper
         return spec
 
     def uninstall(self) -> None:
-        try:
+        try:  # noqa: SIM105 (contextlib is not imported at start-up for this)
             sys.meta_path.remove(self)
         except ValueError:
             pass

@@ -11,23 +11,29 @@ colour). Stacks are frames (``n_frames``/``seek``; ``save_all`` with
 :func:`codec_core.decode`, one frame and one resolution level at a time, and closes a
 file Pillow opened from a path, as Pillow's plugins do (a stack keeps it for ``seek``,
 as an animated PNG does). ``verify()`` checks every CRC without decoding, as PNG's.
-Save options are those of :func:`codec_core.encode`: ``mode``, ``max_error``,
-``bpp``, ``psnr``, ``roi`` (``"auto"``, a boolean array, or an ``L``/``1`` image, a
-list of them for ``save_all``), ``roi_max_error``, ``ecc``, ``bits_stored``,
-``preprocess``.
+Save options are those :mod:`codec_core.options` offers to Pillow (read from
+``im.encoderinfo`` by the table's names): ``mode``, ``max_error``, ``bpp``, ``psnr``,
+``bits_stored``, ``roi`` (``"auto"``, a boolean array, or an ``L``/``1`` image, a
+list of them for ``save_all``), ``roi_max_error``, ``ecc``, ``preprocess``.
 
 Importing this module registers nothing by itself: call :func:`register` (the
-start-up hook and :func:`hybrid_plugins.register` do). :mod:`codec_core` is imported
-on the first open or save, so ``import PIL.Image`` stays fast.
+start-up hook and :func:`hybrid_plugins.register` do). Only the format's names and the
+options table are imported with it (:mod:`codec_core.format`, :mod:`codec_core.options`:
+the standard library only); the codec and numpy load on the first open or save, so
+``import PIL.Image`` stays fast.
 """
 from __future__ import annotations
 
 from typing import IO, Any
 
 from PIL import Image, ImageFile, ImageSequence
+from PIL._util import DeferredError
 
-from . import HLC_EXTENSION, HLC_MIME_TYPE
+from codec_core.format import PREFIX, header_end
+from codec_core.options import PILLOW, EncodeOptions, options_for
+
 from ._common import MAGICS, core, describe_error
+from ._constants import HLC_EXTENSION, HLC_MIME_TYPE
 
 __all__ = ["HlcImageFile", "register", "FORMAT"]
 
@@ -45,15 +51,6 @@ _READ_MODES = {
 
 def _accept(prefix: bytes) -> bool:
     return prefix[:8] in MAGICS
-
-
-def _header_size(prefix: bytes) -> int | None:
-    """Bytes from the start of a plain HLC stream to the end of its header block:
-    magic[8], version u8, u32 H, body[H], u32 CRC (docs/FORMAT.md, section 1); None
-    if `prefix` (its first 13 bytes) is not the start of one."""
-    if len(prefix) < 13 or prefix[:8] != MAGICS[0]:
-        return None
-    return 17 + int.from_bytes(prefix[9:13], "little")
 
 
 def _reduced(length: int, level: int) -> int:
@@ -85,6 +82,7 @@ class HlcImageFile(ImageFile.ImageFile):
         self.info.update({"bits_stored": meta["bits_stored"], "hlc_mode": meta["mode"],
                           "max_error": meta["max_error"], "lossy": meta["lossy"],
                           "hlc_dtype": meta["dtype"]})
+        assert self.fp is not None
         self._fp = self.fp
         self._frame = 0
         self._drafted = False
@@ -95,22 +93,24 @@ class HlcImageFile(ImageFile.ImageFile):
         that fails (a damaged header is read from its copy at the end of the stream) and
         for a Reed-Solomon protected file (its wrapper is unwrapped whole)."""
         hlc = core()
-        head = self.fp.read(13)
-        size = _header_size(head)
+        fp = self.fp
+        assert fp is not None
+        head = fp.read(PREFIX.size)
+        size = header_end(head)  # (the header block of a plain stream: docs/FORMAT.md, section 1)
         if size is not None:
             try:
-                return hlc.info(head + ImageFile._safe_read(self.fp, size - len(head)))
+                return hlc.info(head + ImageFile._safe_read(fp, size - len(head)))
             except (OSError, hlc.HlcError):  # OSError: the file ends inside the header
                 pass
-        self.fp.seek(0)
+        fp.seek(0)
         try:
-            return hlc.info(self.fp.read())
+            return hlc.info(fp.read())
         except hlc.HlcError as exc:
             raise SyntaxError(f"unreadable HLC header: {describe_error(exc)}") from exc
 
     def _set_level(self, level: int) -> None:
         self._level = level
-        self._size = tuple(_reduced(n, level) for n in self._full_size)
+        self._size = (_reduced(self._full_size[0], level), _reduced(self._full_size[1], level))
         frame = self._frame if self._multi else None
         args = (self._rawmode, frame, level, self._value_range)
         self.tile = [ImageFile._Tile("hlc", (0, 0, *self.size), 0, args)]
@@ -119,6 +119,8 @@ class HlcImageFile(ImageFile.ImageFile):
         if not self._seek_check(frame):
             return
         self._frame = frame
+        if isinstance(self._fp, DeferredError):  # (closed: as Pillow's own plugins do)
+            raise self._fp.ex
         self.fp = self._fp
         self._mode, self._drafted = self._stream_mode, False  # a draft was for the frame before
         self._set_level(0)
@@ -214,7 +216,7 @@ class HlcDecoder(ImageFile.PyDecoder):
 
     _pulls_fd = True
 
-    def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
+    def decode(self, buffer: bytes | bytearray | memoryview | Image.SupportsArrayInterface) -> tuple[int, int]:
         rawmode, frame, level, value_range = self.args
         assert self.fd is not None
         arr = _decode(self.fd.read(), frame, level)
@@ -247,11 +249,11 @@ def _frame_array(frame: Image.Image) -> Any:
     if frame.mode == "I":
         arr = np.asarray(frame)
         lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
-        if frame.info.get("hlc_dtype") == "int8" and -128 <= lo and hi <= 127:
+        if frame.info.get("hlc_dtype") == "int8" and lo >= -128 and hi <= 127:
             return arr.astype(np.int8)
-        if -32768 <= lo and hi <= 32767:
+        if lo >= -32768 and hi <= 32767:
             return arr.astype(np.int16)
-        if 0 <= lo and hi <= 65535:
+        if lo >= 0 and hi <= 65535:
             return arr.astype(np.uint16)
         raise ValueError(f"mode I values {lo}..{hi} do not fit 16 bits; HLC stores int16 or uint16")
     raise OSError(f"cannot write mode {frame.mode} as HLC (convert to L, I;16, I or RGB)")
@@ -280,12 +282,9 @@ def _write(frames: list[Image.Image], fp: IO[bytes], options: dict[str, Any]) ->
         if any(a.shape != arrays[0].shape or a.dtype != arrays[0].dtype for a in arrays):
             raise ValueError("save_all needs frames of one size and mode")
         arr, axes = np.stack(arrays), "ZYXC" if colour else "ZYX"
-    fp.write(core().encode(
-        arr, options.get("mode", "lossless"), axes=axes,
-        bits_stored=options.get("bits_stored"), max_error=options.get("max_error"),
-        bpp=options.get("bpp"), psnr=options.get("psnr"), roi=_roi_array(options.get("roi")),
-        roi_max_error=options.get("roi_max_error", 0), ecc=options.get("ecc"),
-        preprocess=options.get("preprocess")))
+    values = {opt.name: options.get(opt.name, opt.default) for opt in options_for(PILLOW)}
+    values["roi"] = _roi_array(values["roi"])
+    fp.write(core().encode_with(arr, EncodeOptions(axes=axes, **values)))
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:

@@ -7,10 +7,11 @@
 >>> ds.save_as("ct_hlc.dcm")
 >>> pydicom.pixels.pixel_array("ct_hlc.dcm", index=0)    # one frame, others untouched
 
-Encoding options (keyword arguments of ``compress``) are those of
-:func:`codec_core.encode`: ``mode``, ``max_error``, ``bpp``, ``psnr``, ``roi``,
-``roi_max_error``, ``ecc``, ``preprocess``. ``roi`` may also be a DICOM
-Segmentation dataset whose frames match the image.
+Encoding options (keyword arguments of ``compress``, which pydicom hands the encoder
+as runner options) are those :mod:`codec_core.options` offers to pydicom: ``mode``,
+``max_error``, ``bpp``, ``psnr``, ``roi``, ``roi_max_error``, ``ecc``, ``preprocess``,
+``levels``, ``threads``; the bits stored are the dataset's. ``roi`` may also be a
+DICOM Segmentation dataset whose frames match the image.
 
 Each frame is one HLC stream in its own fragment, with a Basic Offset Table (pydicom's
 ``encapsulate``), so one frame decodes without the others.
@@ -50,16 +51,19 @@ pydicom changes them.
 """
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydicom.pixels.decoders import base as _decoders
 from pydicom.pixels.encoders import base as _encoders
 from pydicom.uid import UID
 
-from . import HLC_UID_STRING
+from codec_core.options import PYDICOM, EncodeOptions, options_for
+
 from ._common import core, describe_error
+from ._constants import HLC_UID_STRING
 
 __all__ = ["HLC_TRANSFER_SYNTAX_UID", "LOSSY_METHOD", "LossyNotRecordedWarning", "mark_lossy",
            "register", "is_available"]
@@ -151,13 +155,9 @@ def _encode_frame(src: bytes, runner: Any) -> bytes:
     index = runner.get_option(_FRAME_COUNTER, 0)  # pydicom encodes frames in order
     runner.set_option(_FRAME_COUNTER, index + 1)
     arr, axes = _frame_array(src, runner)
-    return core().encode(
-        arr, runner.get_option("mode", "lossless"), axes=axes, bits_stored=runner.bits_stored,
-        max_error=runner.get_option("max_error"), bpp=runner.get_option("bpp"),
-        psnr=runner.get_option("psnr"), roi=_frame_roi(runner, index),
-        roi_max_error=runner.get_option("roi_max_error", 0), ecc=runner.get_option("ecc"),
-        preprocess=runner.get_option("preprocess"), levels=runner.get_option("levels"),
-        threads=runner.get_option("threads"))
+    values = {opt.name: runner.get_option(opt.name, opt.default) for opt in options_for(PYDICOM)}
+    values["roi"] = _frame_roi(runner, index)
+    return core().encode_with(arr, EncodeOptions(axes=axes, bits_stored=runner.bits_stored, **values))
 
 
 def _is_big_endian(ds: Any) -> bool:
@@ -374,35 +374,32 @@ def _decode_frame(src: bytes, runner: Any) -> Any:
     return arr.tobytes()
 
 
+def _resolving(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A Decoder method that first gives the source the registered HLC UID object."""
+    @functools.wraps(method)
+    def resolving(self: HlcDecoder, src: Any, **kwargs: Any) -> Any:
+        file_meta = getattr(src, "file_meta", None)
+        if file_meta is not None and file_meta.get("TransferSyntaxUID") == self.UID \
+                and file_meta.TransferSyntaxUID is not self.UID:
+            file_meta.TransferSyntaxUID = self.UID
+        return method(self, src, **kwargs)
+
+    return resolving
+
+
 class HlcDecoder(_decoders.Decoder):
     """pydicom Decoder that resolves the transfer syntax UID read from a file.
 
     A file read in a fresh process carries the UID as a plain ``UID`` without the
     private encoding registered for it, so pydicom would call it "not a transfer
-    syntax"; the dataset is given the registered UID object before decoding.
+    syntax"; each of pydicom's four decoding entry points gives the dataset the
+    registered UID object first.
     """
 
-    def _resolve(self, src: Any) -> None:
-        file_meta = getattr(src, "file_meta", None)
-        if file_meta is not None and file_meta.get("TransferSyntaxUID") == self.UID:
-            if file_meta.TransferSyntaxUID is not self.UID:
-                file_meta.TransferSyntaxUID = self.UID
-
-    def as_array(self, src: Any, **kwargs: Any) -> Any:
-        self._resolve(src)
-        return super().as_array(src, **kwargs)
-
-    def as_buffer(self, src: Any, **kwargs: Any) -> Any:
-        self._resolve(src)
-        return super().as_buffer(src, **kwargs)
-
-    def iter_array(self, src: Any, **kwargs: Any) -> Any:
-        self._resolve(src)
-        return super().iter_array(src, **kwargs)
-
-    def iter_buffer(self, src: Any, **kwargs: Any) -> Any:
-        self._resolve(src)
-        return super().iter_buffer(src, **kwargs)
+    as_array = _resolving(_decoders.Decoder.as_array)
+    as_buffer = _resolving(_decoders.Decoder.as_buffer)
+    iter_array = _resolving(_decoders.Decoder.iter_array)
+    iter_buffer = _resolving(_decoders.Decoder.iter_buffer)
 
 
 # ------------------------------------------------------------------- register
@@ -444,7 +441,7 @@ def _install_codecs() -> None:
     import pydicom
 
     for (module, name), (cls, function) in zip(PRIVATE_TABLES, ((HlcDecoder, "_decode_frame"),
-                                                                (HlcEncoder, "_encode_frame"))):
+                                                                (HlcEncoder, "_encode_frame")), strict=True):
         table = getattr(module, name, None)
         if not isinstance(table, dict) or not all(isinstance(v, tuple) and len(v) == 2
                                                   for v in table.values()):

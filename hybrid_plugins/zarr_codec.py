@@ -13,11 +13,16 @@ chunk layout rules and the configuration are those of
 handling of edge chunks (zarr pads them to the chunk shape with the fill value: in
 lossy mode only the part before a constant margin is coded, so the lossy target is
 met on the real samples; see that module).
+
+The codec keeps its configuration as a dict, as zarr's own wrappers of numcodecs
+codecs do (``zarr.codecs.numcodecs``): its keys are HybridCodec's, which come from
+the options table of :mod:`codec_core.options`, so an option added there needs no
+change here. Options read as attributes too (``codec.mode``).
 """
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,51 +33,56 @@ from ._common import check_dtype
 from .numcodecs_codec import HybridCodec
 
 if TYPE_CHECKING:
-    from typing import Self
-
     from zarr.core.array_spec import ArraySpec
     from zarr.core.buffer import Buffer, NDBuffer
 
 __all__ = ["HlcCodec"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class HlcCodec(ArrayBytesCodec):
-    """HLC serializer for zarr format 3; arguments as for :func:`codec_core.encode`."""
+    """HLC serializer for zarr format 3; arguments as for
+    :class:`~hybrid_plugins.numcodecs_codec.HybridCodec` (``mode``, the encode options,
+    ``rgb``)."""
 
     codec_name = "hlc"
     is_fixed_size = False
 
-    mode: str = "lossless"
-    max_error: int | None = None
-    bpp: float | None = None
-    psnr: float | None = None
-    bits_stored: int | None = None
-    roi: str | None = None
-    roi_max_error: int = 0
-    ecc: str | None = None
-    rgb: bool = False
-    _numcodec: HybridCodec = field(init=False, repr=False, compare=False)
+    configuration: dict[str, Any]
+    _numcodec: HybridCodec = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        # HybridCodec validates the arguments and holds the chunk rules.
-        object.__setattr__(self, "_numcodec", HybridCodec(**self._config()))
+    def __init__(self, **configuration: Any) -> None:
+        # HybridCodec checks the arguments and holds the chunk rules; its configuration,
+        # every option with its default filled in, is this codec's
+        numcodec = HybridCodec(**configuration)
+        config = numcodec.get_config()
+        del config["id"]
+        object.__setattr__(self, "configuration", config)
+        object.__setattr__(self, "_numcodec", numcodec)
 
-    def _config(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+    def __getattr__(self, name: str) -> Any:
+        if name in ("configuration", "_numcodec"):  # (not set yet)
+            raise AttributeError(name)
+        try:
+            return self.configuration[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.configuration.items())))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
+    def from_dict(cls, data: dict[str, Any]) -> HlcCodec:
         _, configuration = parse_named_configuration(data, cls.codec_name, require_configuration=False)
         return cls(**(configuration or {}))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.codec_name, "configuration": self._config()}
+        return {"name": self.codec_name, "configuration": dict(self.configuration)}
 
     def validate(self, *, shape: tuple[int, ...], dtype: Any, chunk_grid: Any) -> None:
         check_dtype(dtype.to_native_dtype())
         chunk_shape = getattr(chunk_grid, "chunk_shape", None)
-        if self.rgb and chunk_shape is not None and (len(chunk_shape) < 3 or chunk_shape[-1] != 3):
+        if self._numcodec.rgb and chunk_shape is not None and (len(chunk_shape) < 3 or chunk_shape[-1] != 3):
             raise ValueError(f"rgb=True needs chunks whose last axis is 3, got chunks {chunk_shape}")
 
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:

@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 
-from hlc_cli import batch, main as cli
+from codec_core.cli import batch, main as cli
 
 _convert_one = batch.convert_one  # the real one: workers import this module afresh
 

@@ -1,4 +1,4 @@
-"""The ``hlc`` command end to end, through subprocesses (``python -m hlc_cli.main``).
+"""The ``hlc`` command end to end, through subprocesses (``python -m codec_core.cli.main``).
 
 Images are small pydicom-data files (CT_small 128x128 int16, MR_small 64x64 int16,
 emri_small 10x64x64 uint16), looked up by exact name.
@@ -32,7 +32,7 @@ def hlc_env() -> dict[str, str]:
 
 def hlc(*args, cwd: Path, timeout: float = 120, **kw) -> subprocess.CompletedProcess[str]:
     """Run ``hlc ARGS`` in a fresh interpreter and return the finished process."""
-    return subprocess.run([sys.executable, "-m", "hlc_cli.main", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "codec_core.cli.main", *map(str, args)], cwd=cwd,
                           env=hlc_env(), capture_output=True, text=True, timeout=timeout, **kw)
 
 
@@ -52,7 +52,7 @@ def data_file(name: str) -> str:
 def dicom_pixels(path) -> np.ndarray:
     import hybrid_plugins
 
-    from hlc_cli.corpus import load_dicom_array
+    from codec_core.cli.corpus import load_dicom_array
 
     hybrid_plugins.register_pydicom()
     return load_dicom_array(str(path))
@@ -69,8 +69,10 @@ def test_help_lists_every_command_without_importing_heavy_libraries(tmp_path):
     proc = ok(hlc("--help", cwd=tmp_path))
     for name in COMMANDS:
         assert re.search(rf"^\s+{name}\s", proc.stdout, re.M), name
-    code = ("import sys, hlc_cli.main as m; m.build_parser(); "
-            "print([x for x in ('numpy', 'matplotlib', 'dask', 'distributed', 'pydicom', 'codec_core') "
+    # (the command line is codec_core.cli: the package itself is imported, and is cheap;
+    # the codec proper, codec_core.api, is not)
+    code = ("import sys, codec_core.cli.main as m; m.build_parser(); "
+            "print([x for x in ('numpy', 'matplotlib', 'dask', 'distributed', 'pydicom', 'codec_core.api') "
             "if x in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], env=hlc_env(), capture_output=True, text=True,
                          cwd=tmp_path, check=True).stdout
@@ -79,7 +81,7 @@ def test_help_lists_every_command_without_importing_heavy_libraries(tmp_path):
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_with_examples(command, capsys):
-    from hlc_cli.main import main
+    from codec_core.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -339,7 +341,7 @@ def _pixels_near(png: bytes, colour: str, tolerance: int = 30) -> int:
 
 def test_demo_prints_every_mode_and_shows_the_hybrid(tmp_path):
     # (how long it takes is measured by benchmarks, not asserted here)
-    from hlc_cli.render import HYBRID_STAR, ROI_OUTLINE
+    from codec_core.cli.render import HYBRID_STAR, ROI_OUTLINE
 
     proc = ok(hlc("demo", "-o", "demo.html", cwd=tmp_path, timeout=600))
     out = proc.stdout

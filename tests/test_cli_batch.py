@@ -200,7 +200,7 @@ def test_kill_ends_the_workers_and_writes_the_summary_and_report(tmp_path, sig, 
 
 def test_a_signal_ignored_when_the_batch_starts_stays_ignored():
     # `nohup hlc batch ...` ignores SIGHUP: a hang-up must not stop that batch
-    from hlc_cli.batch import stop_signals
+    from codec_core.cli.batch import stop_signals
 
     before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
@@ -234,7 +234,7 @@ def test_verify_catches_a_corrupted_output_and_converts_it_again(tmp_path, archi
 
 
 def test_verify_output_rejects_bad_outputs(tmp_path):
-    from hlc_cli.batch import verify_output
+    from codec_core.cli.batch import verify_output
 
     import codec_core
 
@@ -253,7 +253,7 @@ def test_verify_output_rejects_bad_outputs(tmp_path):
 def test_verify_output_checks_the_bounds_asked_not_the_coder_kept(tmp_path):
     """The encoder may keep a lossless or near-lossless stream where a lossy or hybrid one
     was asked for: it keeps every promise, so it passes; a stream that breaks one fails."""
-    from hlc_cli.batch import verify_output
+    from codec_core.cli.batch import verify_output
 
     import codec_core
 
@@ -303,7 +303,7 @@ def test_batch_on_a_dask_local_cluster(tmp_path, archive, monkeypatch):
 def batch_examples() -> list[str]:
     """Every ``hlc batch`` command line of ``hlc batch --help``, ``hlc --help`` and
     README.md, in that order (a new example is tested without a change here)."""
-    from hlc_cli.main import main
+    from codec_core.cli.main import main
 
     texts = []
     for argv in (["batch", "--help"], ["--help"]):
@@ -372,8 +372,8 @@ def check_example_run(proc: subprocess.CompletedProcess, src: Path) -> None:
 
 def check_outputs(args: list[str], src: Path, dst: Path) -> None:
     """Every image has its output, decoding within every bound the example asks."""
-    from hlc_cli.batch import output_name, verify_output
-    from hlc_cli.main import build_parser, codec_options
+    from codec_core.cli.batch import output_name, verify_output
+    from codec_core.cli.parser import build_parser, codec_options
 
     import codec_core
 

@@ -171,11 +171,10 @@ def test_lossy_colour_goes_through_the_colour_transform(monkeypatch):
     # grey stored as RGB: after the RCT both chroma planes are zero and nearly free,
     # so the colour file is about the size of the grey one (coded as three separate
     # channels it would be ~3x), at the same quality (9/7 path only)
-    monkeypatch.setattr(hlc.api, "TRY_NEAR_LOSSLESS", False)
     grey = dicom("US1_UNCR.dcm")[..., 1]
     rgb = np.repeat(grey[..., None], 3, axis=-1)
-    g = hlc.encode(grey, mode="lossy", psnr=38)
-    c = hlc.encode(rgb, mode="lossy", psnr=38)
+    g = hlc.encode(grey, mode="lossy", psnr=38, try_near_lossless=False)
+    c = hlc.encode(rgb, mode="lossy", psnr=38, try_near_lossless=False)
     assert len(c) < 1.2 * len(g)
     assert psnr(rgb, hlc.decode(c)) >= 38
     h = hlc.info(c)
@@ -183,13 +182,12 @@ def test_lossy_colour_goes_through_the_colour_transform(monkeypatch):
 
 
 @pytest.mark.parametrize("target", [dict(bpp=0.5), dict(psnr=50.0)])
-def test_lossy_takes_the_near_lossless_coder_where_it_beats_the_wavelet(monkeypatch, target):
+def test_lossy_takes_the_near_lossless_coder_where_it_beats_the_wavelet(target):
     # a CT pair with 147 distinct values and 61% zero padding: the predictive coder
     # at max error k beats the 9/7 by several dB at the same size
     img = dicom("eCT_Supplemental.dcm")
     data = hlc.encode(img, mode="lossy", **target)
-    monkeypatch.setattr(hlc.api, "TRY_NEAR_LOSSLESS", False)
-    wavelet = hlc.encode(img, mode="lossy", **target)
+    wavelet = hlc.encode(img, mode="lossy", try_near_lossless=False, **target)
     meta, out = hlc.info(data), hlc.decode(data)
     assert meta["mode"] == "near-lossless" and meta["lossy"] and hlc.info(wavelet)["mode"] == "lossy"
     assert np.abs(out.astype(np.int32) - img).max() <= meta["max_error"]
@@ -237,11 +235,11 @@ def test_roi_samples_within_roi_max_error_for_random_masks(e):
 
 
 @pytest.mark.parametrize("fill", [True, False])
-def test_roi_all_true_and_all_false_masks_work(fill, monkeypatch):
-    monkeypatch.setattr(hlc.api, "WHOLE_IMAGE_IF_SMALLER", False)  # the hybrid layers themselves
+def test_roi_all_true_and_all_false_masks_work(fill):
     img = dicom("CT_small.dcm")
     mask = np.full(img.shape, fill)
-    data = hlc.encode(img, mode="lossy", psnr=40, roi=mask, roi_max_error=0)
+    data = hlc.encode(img, mode="lossy", psnr=40, roi=mask, roi_max_error=0,
+                      whole_image_if_smaller=False)  # the hybrid layers themselves
     assert hlc.info(data)["roi"] and hlc.info(data)["roi_fraction"] == float(fill)
     out = hlc.decode(data)
     if fill:
@@ -422,12 +420,11 @@ def test_v2_segment_index_is_a_length_varint_and_a_crc_unless_empty(kwargs):
     assert hlc.decode(data).shape == img.shape
 
 
-def test_all_zero_detail_levels_are_coded_as_empty_segments(monkeypatch):
-    monkeypatch.setattr(hlc.api, "TRY_NEAR_LOSSLESS", False)  # the 9/7 path itself
+def test_all_zero_detail_levels_are_coded_as_empty_segments():
     from codec_core import container
     img = np.full((3, 64, 64), 300, np.uint16)
     img[1] = 500  # flat frames: nothing but the LL band to code
-    data = hlc.encode(img, mode="lossy", bpp=0.5)
+    data = hlc.encode(img, mode="lossy", bpp=0.5, try_near_lossless=False)  # the 9/7 path itself
     h, _ = container.parse_header(data)
     assert hlc.info(data)["transform"] == "9/7"
     assert sum(1 for n, _ in h.segments if n == 0) == 3 * h.levels

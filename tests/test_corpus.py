@@ -1,4 +1,4 @@
-"""hlc_cli.corpus: every DESIGN.md corpus image loads as stored."""
+"""codec_core.cli.corpus: every corpus image loads as stored."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 import pydicom.data  # noqa: F401  (declared dependency: a missing one must fail, not skip)
 
-from hlc_cli import corpus  # noqa: E402
+from codec_core.cli import corpus  # noqa: E402
 
 # name: (shape, dtype, bits_stored, signed, modality, axes)
 EXPECTED = {

@@ -20,11 +20,11 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 #: Imported only by an optional feature, and the extra that installs it.
 OPTIONAL = {
-    ("hlc_cli/batch.py", "distributed"): "cluster",     # hlc batch --scheduler
-    ("models/train.py", "torch"): "train",               # the training recipe
-    ("models/train.py", "onnx"): "train",
-    ("models/train.py", "scikit-image"): "train",
-    ("models/corpus.py", "scikit-image"): "train",
+    ("codec_core/cli/batch.py", "distributed"): "cluster",     # hlc batch --scheduler
+    ("models/training/train.py", "torch"): "train",               # the training recipe
+    ("models/training/train.py", "onnx"): "train",
+    ("models/training/train.py", "scikit-image"): "train",
+    ("models/training/corpus.py", "scikit-image"): "train",
 }
 #: Needed at run time without an import statement in our code.
 NOT_IMPORTED = {
@@ -65,7 +65,7 @@ def _top_level_imports(path: Path) -> set[str]:
 
 def _third_party_imports() -> dict[tuple[str, str], str]:
     """{(file relative to the repo, distribution): module} for every third-party import."""
-    own = set(PYPROJECT["tool"]["setuptools"]["packages"]) | {"models"}
+    own = {p.split(".")[0] for p in PYPROJECT["tool"]["setuptools"]["packages"]} | {"models"}
     dists = importlib.metadata.packages_distributions()
     found = {}
     for path in _shipped_sources():

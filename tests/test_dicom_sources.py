@@ -95,11 +95,11 @@ for name in names:
             pydicom.dcmwrite(target, ds, enforce_file_format=path == "dcmwrite_enforce")
 """
 
-# Every CLI call goes through hlc_cli.main.main, as the console script does.
+# Every CLI call goes through codec_core.cli.main.main, as the console script does.
 WRITE_CLI = """
 import sys
 from pydicom.data import get_testdata_file
-from hlc_cli.main import main
+from codec_core.cli.main import main
 out, names = sys.argv[1], sys.argv[2:]
 for name in names:
     status = main(["encode", str(get_testdata_file(name)), f"{out}/{name}.hlc_encode.dcm", "-q"])
@@ -190,7 +190,7 @@ def written(wheel_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict
     _run(wheel_python, WRITE_CLI, str(out), *names, cwd=work)
     for name in names:
         shutil.copy(get_testdata_file(name), src / name)
-    _run(wheel_python, "import sys; from hlc_cli.main import main; sys.exit(main(sys.argv[1:]))",
+    _run(wheel_python, "import sys; from codec_core.cli.main import main; sys.exit(main(sys.argv[1:]))",
          "batch", str(src), str(work / "batch"), "--workers", "2", "--no-progress", cwd=work)
     for name in names:
         shutil.move(work / "batch" / name, out / f"{name}.hlc_batch.dcm")
@@ -390,8 +390,8 @@ def _implicit_vr_copy(path: Path) -> bytes:
 def test_an_output_that_fails_its_read_back_is_never_written(tmp_path):
     import hybrid_plugins
 
-    from hlc_cli import io
-    from hlc_cli.batch import check_written
+    from codec_core.cli import io
+    from codec_core.cli.batch import check_written
     from test_cli import dicom_pixels, hlc
 
     src = get_testdata_file("MR_small_implicit.dcm")
@@ -432,7 +432,7 @@ def test_read_back_holds_the_roi_to_its_bound(tmp_path):
 
     import codec_core
 
-    from hlc_cli.batch import _stream_roi, verify_output
+    from codec_core.cli.batch import _stream_roi, verify_output
     from test_cli import dicom_pixels
 
     img = dicom_pixels(get_testdata_file("693_UNCR.dcm"))     # (the whole of smaller images is ROI)

@@ -1,4 +1,4 @@
-"""The display path (hlc_cli.display): what `hlc roi`, the report and `hlc decode --display` show.
+"""The display path (codec_core.cli.display): what `hlc roi`, the report and `hlc decode --display` show.
 
 Checked against the standard's own rules and pydicom's functions, on pydicom-data files
 looked up by exact name: RG3_UNCR (CR, MONOCHROME1), MR-SIEMENS-DICOM-WithOverlays (two
@@ -16,8 +16,8 @@ import pytest
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
-from hlc_cli.corpus import load_dicom_array
-from hlc_cli.display import viewer
+from codec_core.cli.corpus import load_dicom_array
+from codec_core.cli.display import viewer
 
 from test_cli import data_file, hlc, ok
 

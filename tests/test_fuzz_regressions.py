@@ -8,7 +8,6 @@ adapters: only HlcError (or the adapter's documented errors) may come out, fast.
 """
 from __future__ import annotations
 
-import importlib.util
 import time
 import warnings
 from pathlib import Path
@@ -17,19 +16,13 @@ import numpy as np
 import pytest
 
 import codec_core as hlc
+import fuzzers
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = sorted((ROOT / "tests" / "corpus").glob("*.hlc"))
 
 
-def _load_fuzzer():
-    spec = importlib.util.spec_from_file_location("fuzz_decoders", ROOT / "fuzz" / "fuzz_decoders.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-F = _load_fuzzer()
+F = fuzzers.load("fuzz_decoders")
 
 #: (corpus file, adapter) pairs that fail because of a known bug in an adapter (not
 #: codec_core); they run as xfail so that the fix shows up as XPASS.

@@ -364,7 +364,7 @@ def test_zarr_lossy_edge_chunks_meet_the_psnr_target_on_their_real_samples(zarr_
 
 def test_lossy_psnr_chunk_of_mostly_background_encodes():
     # an interior 200 x 200 chunk of MR2 (background noise, 0..214) raised KeyError in the
-    # near-lossless alternative of the lossy coder (codec_core.api._near_lossless_if_better)
+    # near-lossless alternative of the lossy coder (codec_core.strategy.near_lossless_if_better)
     chunk = np.ascontiguousarray(_dicom("MR2_UNCR.dcm")[600:800, 600:800])
     codec = HybridCodec(mode="lossy", psnr=45)
     assert _psnr(chunk, codec.decode(codec.encode(chunk))) >= 45

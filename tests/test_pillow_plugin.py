@@ -19,6 +19,7 @@ from PIL import Image, ImageFile
 from pydicom.data import get_testdata_file
 
 import codec_core as hlc
+from codec_core.format import header_end
 from codec_core import container
 from hybrid_plugins import pillow_plugin
 
@@ -300,7 +301,7 @@ class CountingFile(io.BytesIO):
 
 def test_open_reads_the_header_block_only_like_png():
     data, png = hlc.encode(CT16), _png(CT16)
-    header = pillow_plugin._header_size(data[:13])
+    header = header_end(data[:13])
     assert header < len(data) // 20
     for blob, most in ((data, 16 + header), (png, len(png) // 20)):   # 16: Image.open's prefix
         f = CountingFile(blob)
@@ -330,7 +331,7 @@ def test_verify_checks_every_crc_without_decoding_like_png(monkeypatch):
     real_decode = hlc.decode
     monkeypatch.setattr(hlc, "decode", lambda *a, **k: pytest.fail("verify() decoded pixels"))
     cases = {  # HLC: a byte in the first segment, the last segment (last tile's finest level)
-        "segment 0": (_damage(data, pillow_plugin._header_size(data[:13]) + 3), _damage(png, idat + 10)),
+        "segment 0": (_damage(data, header_end(data[:13]) + 3), _damage(png, idat + 10)),
         "last segment": (_damage(data, _segment_end(data) - 1), _damage(png, idat + 200)),
     }
     for what, (bad_hlc, bad_png) in cases.items():

@@ -11,8 +11,6 @@ and small tiles so that images span several tiles. Example counts keep the file 
 """
 from __future__ import annotations
 
-from unittest import mock
-
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -108,9 +106,8 @@ def test_lossy_roi_samples_are_within_roi_max_error(case, whole_if_smaller):
     # whole_if_smaller=False: the hybrid layers themselves, whatever their size;
     # True: the default, where a smaller whole-image stream within e may be kept
     arr, bits, tile, mask, e, (key, value) = case
-    with mock.patch.object(hlc.api, "WHOLE_IMAGE_IF_SMALLER", whole_if_smaller):
-        data = hlc.encode(arr, mode="lossy", bits_stored=bits, tile_size=tile, roi=mask, roi_max_error=e,
-                          **{key: value})
+    data = hlc.encode(arr, mode="lossy", bits_stored=bits, tile_size=tile, roi=mask, roi_max_error=e,
+                      whole_image_if_smaller=whole_if_smaller, **{key: value})
     if not whole_if_smaller:
         assert hlc.info(data)["roi"]
     out = hlc.decode(data)
@@ -125,8 +122,7 @@ def test_lossy_roi_samples_are_within_roi_max_error(case, whole_if_smaller):
 @settings(max_examples=60, **_FAST)
 @given(arrays(max_side=40), st.sampled_from(["lossless", "near-lossless", "lossy", "lossy-roi"]))
 def test_encoding_is_deterministic_across_runs_and_thread_counts(case, mode):
-    with mock.patch.object(hlc.api, "WHOLE_IMAGE_IF_SMALLER", False):  # "lossy-roi": the hybrid layers
-        _deterministic(case, mode)
+    _deterministic(case, mode)
 
 
 def _deterministic(case, mode):
@@ -139,6 +135,7 @@ def _deterministic(case, mode):
         if mode == "lossy-roi":
             kw["roi"] = np.ones(arr.shape, bool)
             kw["roi_max_error"] = 1
+            kw["whole_image_if_smaller"] = False  # the hybrid layers themselves
     m = mode.replace("-roi", "")
     a = hlc.encode(arr, mode=m, threads=1, **kw)
     b = hlc.encode(arr, mode=m, threads=2, **kw)

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import tempfile
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from codec_core import roi
+from codec_core.roi import classify, features, model_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,7 +114,7 @@ def test_background_must_sit_at_its_border_level():
     level = np.zeros((6, 6))
     level[2:4, 2:4] = 1.0
     level[0, :] = 0.3          # within tolerance of the border level: stays background
-    out = roi._post_rules(labels.copy(), None, np.zeros((96, 96), np.uint8), level, np.zeros((6, 6), bool))
+    out = classify.post_rules(labels.copy(), None, np.zeros((96, 96), np.uint8), level, np.zeros((6, 6), bool))
     assert (out[2:4, 2:4] == roi.BODY).all()
     assert (out[0] == roi.BACKGROUND).all() and out[5, 5] == roi.BACKGROUND
 
@@ -129,11 +131,11 @@ def test_air_above_the_scanner_padding_stays_background():
     level = np.where(padding, 0.0, 0.5)
     level[3:5, 3:5] = 1.0
     image = np.zeros((128, 128), np.int16)
-    out = roi._post_rules(labels.copy(), None, image, level, padding)   # padding: one value
+    out = classify.post_rules(labels.copy(), None, image, level, padding)   # padding: one value
     assert (out[3:5, 3:5] == roi.BODY).all()
     assert (out[padding] == roi.BACKGROUND).all() and out[2, 2] == roi.BACKGROUND and out[5, 6] == roi.BACKGROUND
     # Without the padding the border level is the padding's: the air would be BODY.
-    old = roi._post_rules(labels.copy(), None, image, level, np.zeros((8, 8), bool))
+    old = classify.post_rules(labels.copy(), None, image, level, np.zeros((8, 8), bool))
     assert (old[2:6, 2:6] == roi.BODY).all()
 
 
@@ -149,7 +151,7 @@ def test_background_grows_through_air_only():
     labels = np.full((8, 8), roi.BODY, np.uint8)
     labels[0] = roi.BACKGROUND
     labels[3, 3] = roi.DETAIL
-    out = roi._grow_background(labels.copy(), roi._cell_stats(img.astype(np.float32)), None, img)
+    out = classify.grow_background(labels.copy(), features.cell_stats(img.astype(np.float32)), None, img)
     tissue = np.zeros((8, 8), bool)
     tissue[2:6, 2:6] = True
     assert (out[~tissue] == roi.BACKGROUND).all()
@@ -167,9 +169,9 @@ def test_only_the_largest_background_regions_grow():
     labels = np.full((4, 2 * n), roi.BODY, np.uint8)
     labels[0, ::2] = roi.BACKGROUND
     labels[1, :12:2] = roi.BACKGROUND            # the first six regions are larger
-    out = roi._grow_background(labels.copy(), roi._cell_stats(img.astype(np.float32)), None, img)
+    out = classify.grow_background(labels.copy(), features.cell_stats(img.astype(np.float32)), None, img)
     grown = (out[3, ::2] == roi.BACKGROUND)
-    assert roi.GROW_MAX_REGIONS < n and grown.sum() == roi.GROW_MAX_REGIONS and grown[:6].all()
+    assert classify.GROW_MAX_REGIONS < n and grown.sum() == classify.GROW_MAX_REGIONS and grown[:6].all()
     assert (out[:, 1::2] == roi.BODY).all()
 
 
@@ -180,7 +182,7 @@ def test_one_value_blocks():
     inside = (yy - 64) ** 2 + (xx - 64) ** 2 < 50 ** 2
     img[inside] = (-1000 + rng.normal(0, 20, inside.sum())).astype(np.int16)
     img[48:80, 48:80] = 40                      # one value inside: four blocks
-    flat = roi._one_value_blocks(roi._cell_stats(img.astype(np.float32)), (8, 8))
+    flat = classify.one_value_blocks(features.cell_stats(img.astype(np.float32)), (8, 8))
     outside = (~inside).reshape(8, 16, 8, 16).all(axis=(1, 3))
     assert outside.sum() >= 4 and flat[3:5, 3:5].all()
     assert flat.tolist() == (outside | np.pad(np.ones((2, 2), bool), 3)).tolist()
@@ -192,7 +194,7 @@ def test_a_one_value_patch_next_to_padding_is_not_the_air_level():
     labels = np.zeros((6, 6), np.uint8)
     level = np.zeros((6, 6))
     level[2:4, 2:4] = 1.0
-    out = roi._post_rules(labels.copy(), None, np.zeros((96, 96), np.uint8), level, np.ones((6, 6), bool))
+    out = classify.post_rules(labels.copy(), None, np.zeros((96, 96), np.uint8), level, np.ones((6, 6), bool))
     assert (out[2:4, 2:4] == roi.BODY).all() and (out[0] == roi.BACKGROUND).all()
 
 
@@ -212,13 +214,15 @@ def test_air_border_added_to_a_ct_is_background():
 
 @pytest.mark.parametrize("name", ["693_UNCR.dcm", "US1_UNCR.dcm", "MR2_UNCR.dcm"])
 def test_the_safety_calibration_sees_the_map_the_codec_makes(name, monkeypatch):
-    # models/train.py chooses the safety shift from maps it rebuilds out of SVM scores;
-    # with the shipped SVM (its shift already in the intercept) and no further shift,
-    # that map must be the one auto_importance_map returns, post-rules, growth and
+    # models/training/train.py chooses the safety shift from maps it rebuilds out of SVM
+    # scores; with the shipped SVM (its shift already in the intercept) and no further
+    # shift, that map must be the one auto_importance_map returns, post-rules, growth and
     # refinement included, or the calibrated safety would not be the codec's.
     import pydicom  # noqa: F401
-    sys.path.append(str(REPO))  # the training recipe runs from the checkout (not installed)
-    from models import corpus, train
+    # the training recipe is not installed: it is imported from the checkout, behind
+    # the installed packages, as `python -m models.training.train` in the checkout does
+    monkeypatch.setattr(sys, "path", [*sys.path, str(REPO)])
+    from models.training import corpus, train
 
     monkeypatch.setattr(train, "VAL_AUG", 0)
     src = next(s for s in corpus.SOURCES if s.name == name)
@@ -226,7 +230,8 @@ def test_the_safety_calibration_sees_the_map_the_codec_makes(name, monkeypatch):
     sample = corpus.Sample(src, 0, img, corpus.classical_labels(img, ds), "")
     roi.set_model_dir(REPO / "models")
     try:
-        (case,) = train.oof_cases(roi._cached(roi.SVM_FILE, roi._svm), [sample], np.random.default_rng(0))
+        svm = model_files.cached(model_files.SVM_FILE, model_files.load_svm)
+        (case,) = train.oof_cases(svm, [sample], np.random.default_rng(0))
         assert np.array_equal(train._shifted_map(case, 0.0), roi.auto_importance_map(img))
     finally:
         roi.set_model_dir(None)
@@ -303,8 +308,8 @@ def test_decoding_an_auto_roi_stream_needs_neither_onnxruntime_nor_sklearn(tmp_p
     import codec_core as hlc
 
     img = _ct_image()
-    monkeypatch.setattr(hlc.api, "WHOLE_IMAGE_IF_SMALLER", False)  # a stream with its ROI layer
-    data = hlc.encode(img, mode="lossy", psnr=40, roi="auto", roi_max_error=0)
+    data = hlc.encode(img, mode="lossy", psnr=40, roi="auto", roi_max_error=0,
+                      whole_image_if_smaller=False)  # a stream with its ROI layer
     assert hlc.info(data)["roi"]
     (tmp_path / "s.hlc").write_bytes(data)
     proc = _run(f"""

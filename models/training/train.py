@@ -1,14 +1,14 @@
 """Train the ROI models: CNN feature extractor + SVM block classifier, and the CNN denoiser.
 
-Run from the repository root::
+Run from the repository root, as a module (this training package is not installed)::
 
-    pip install torch==2.13.0 onnx   # CPU wheel, development only
-    nice python models/train.py      # ~5 min on 2 cores; writes models/*.onnx, *.pkl, SHA256SUMS
+    pip install ".[train]"                  # torch (CPU wheel), onnx: development only
+    nice python -m models.training.train    # ~5 min on 2 cores; writes models/*.onnx, *.pkl, SHA256SUMS
 
 Seeded and single-threaded, so it regenerates the same weights on the same torch and
 scikit-learn versions. Steps:
 
-1. Corpus (models/corpus.py): real pydicom-data images with classical, modality-aware
+1. Corpus (models/training/corpus.py): real pydicom-data images with classical, modality-aware
    pixel labels, split into training and held-out sets by acquisition.
 2. Augmentation of each training image: flips, 90° rotations, rescaling, intensity
    windows and gamma, polarity inversion, noise, synthetic burned-in text, air
@@ -32,18 +32,20 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from codec_core import roi
+from codec_core.roi import classify, features, model_files
 
-from codec_core import roi  # noqa: E402
-from models import corpus  # noqa: E402
+from . import corpus
+
+#: The repository's models/ folder: where the model files are written (installed as
+#: the data of codec_core.models).
+HERE = Path(__file__).resolve().parents[1]
 
 SEED = 20250607
 AUG_PER_IMAGE = 24
@@ -341,7 +343,7 @@ def export_onnx(module, path: Path, channels: int) -> None:
 
 # ------------------------------------------------------------------------------- SVM
 def onnx_block_features(feats: np.ndarray) -> np.ndarray:
-    session = roi._cached(roi.FEATURES_FILE, roi._onnx_session)
+    session = model_files.cached(roi.FEATURES_FILE, model_files.onnx_session)
     (out,) = session.run(None, {"image": feats[None]})
     return out[0].reshape(out.shape[1], -1).T
 
@@ -393,16 +395,16 @@ def oof_cases(svm, held, rng: np.random.Generator) -> list[dict]:
             x, lab = augment(s.image, s.labels, rng, air=False)
             variants.append((_as_stored(x), lab, False))
         for img, lab, original in variants:
-            luma, spread = roi._as_luma(img, None)
+            luma, spread = features.as_luma(img, None)
             grid = (-(-luma.shape[0] // roi.CLASS_BLOCK), -(-luma.shape[1] // roi.CLASS_BLOCK))
             out_grid = (-(-luma.shape[0] // roi.ROI_BLOCK), -(-luma.shape[1] // roi.ROI_BLOCK))
             constant = float(luma.max()) == float(luma.min())
-            stats = roi._cell_stats(luma)
-            cells = roi._cell_features(*stats)
-            scores = None if constant else svm.decision_function(roi._run_cnn(cells))
+            stats = features.cell_stats(luma)
+            cells = features.features_from_stats(*stats)
+            scores = None if constant else svm.decision_function(features.run_cnn(cells))
             cases.append({"scores": scores, "grid": grid, "out_grid": out_grid, "stats": stats,
-                          "spread": spread, "image": img, "level": roi._block_level(cells),
-                          "one_value": roi._one_value_blocks(stats, grid),
+                          "spread": spread, "image": img, "level": features.block_level(cells),
+                          "one_value": classify.one_value_blocks(stats, grid),
                           "labels": lab, "original": original, "name": s.source.name})
     return cases
 
@@ -415,7 +417,7 @@ def _shifted_map(case: dict, shift: float) -> np.ndarray:
     sc = case["scores"].copy()
     sc[:, 0] -= shift
     labels = np.argmax(sc, axis=1).astype(np.uint8).reshape(case["grid"])
-    fine = roi._finish(labels, case["stats"], case["spread"], case["image"], case["level"], case["one_value"])
+    fine = classify.finish(labels, case["stats"], case["spread"], case["image"], case["level"], case["one_value"])
     return fine[: case["out_grid"][0], : case["out_grid"][1]]
 
 

@@ -2,14 +2,15 @@
 
 Everything is returned as PNG bytes so that the HTML report can inline it. matplotlib
 (Agg backend, no display needed) is imported on first use. Images arrive as display
-pictures (uint8 grey or RGB, from :mod:`hlc_cli.display`) or with the
-:class:`~hlc_cli.display.View` that makes them: nothing here chooses a window.
+pictures (uint8 grey or RGB, from :mod:`codec_core.cli.display`) or with the
+:class:`~codec_core.cli.display.View` that makes them: nothing here chooses a window.
 """
 from __future__ import annotations
 
 import io
 import textwrap
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -126,7 +127,7 @@ def _wrap(text: str, width: int = 70) -> str:
 def panels_png(original: np.ndarray, decoded: np.ndarray, cmap: np.ndarray | None, view) -> bytes:
     """Original | decoded | |difference| | importance map, side by side, for one frame.
 
-    ``view`` (a :class:`~hlc_cli.display.View` of the original) shows both images
+    ``view`` (a :class:`~codec_core.cli.display.View` of the original) shows both images
     alike. The ROI (body + detail) is outlined on the decoded image and on the
     difference. The caption belongs to the page, not to the picture.
     """
@@ -155,7 +156,7 @@ def panels_png(original: np.ndarray, decoded: np.ndarray, cmap: np.ndarray | Non
     bar = fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.02, extend="max" if top < peak else "neither")
     bar.set_label("error, in stored values", fontsize=8)
     bar.ax.tick_params(labelsize=7)
-    if roi is not None:
+    if roi is not None and cmap is not None:
         _outline(axes[1], roi)
         _outline(axes[2], roi)
         _show(axes[3], view(original))

@@ -13,13 +13,17 @@ pydicom, imagecodecs and tifffile are imported only by the functions that need t
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+
+from codec_core.format import DTYPES, SIGNATURES, guess_axes
 
 __all__ = [
     "CliError", "UsageError", "Image", "TEMP_SUFFIX", "sniff", "read_image", "read_roi",
@@ -31,11 +35,9 @@ __all__ = [
 #: Suffix of the hidden temporary files; ``hlc batch`` removes leftovers of killed runs.
 TEMP_SUFFIX = ".hlc-partial"
 
-_HLC_MAGICS = (b"\x89HLC\r\n\x1a\n", b"\x89HLE\r\n\x1a\n")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _NPY_MAGIC = b"\x93NUMPY"
-_SUPPORTED = ("uint8", "int8", "uint16", "int16")
 
 
 class CliError(Exception):
@@ -63,19 +65,11 @@ class Image:
 
     @property
     def axes(self) -> str:
-        a = self.array
         if self.dataset is not None:
-            samples = int(self.dataset.get("SamplesPerPixel", 1) or 1)
-            frames = int(self.dataset.get("NumberOfFrames", 1) or 1)
-            multi = "NumberOfFrames" in self.dataset and frames > 1
-            if samples > 1:
-                return "ZYXC" if a.ndim == 4 or multi else "YXC"
-            return "ZYX" if a.ndim == 3 or multi else "YX"
-        if a.ndim == 2:
-            return "YX"
-        if a.ndim == 3:
-            return "YXC" if a.shape[-1] == 3 else "ZYX"
-        return "ZYXC"
+            from .corpus import dicom_axes
+
+            return dicom_axes(self.dataset, self.array)
+        return guess_axes(self.array.shape)
 
     @property
     def frames(self) -> int:
@@ -99,7 +93,7 @@ def sniff(path: str) -> str:
         raise CliError(f"{path} does not exist: check the path") from None
     except OSError as e:
         raise CliError(f"cannot read {path}: {e.strerror or e}") from None
-    if head[:8] in _HLC_MAGICS:
+    if head[:8] in SIGNATURES:
         return "hlc"
     if head[128:132] == b"DICM":
         return "dicom"
@@ -123,9 +117,9 @@ def _checked(arr: np.ndarray, path: str) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
-    if arr.dtype.name not in _SUPPORTED:
+    if arr.dtype.name not in DTYPES:
         raise CliError(f"{path}: pixel type {arr.dtype} is not supported; HLC stores "
-                       f"{', '.join(_SUPPORTED)} images (convert the file first)")
+                       f"{', '.join(DTYPES)} images (convert the file first)")
     if arr.ndim not in (2, 3, 4) or arr.size == 0 or (arr.ndim == 4 and arr.shape[-1] != 3):
         raise CliError(f"{path}: image shape {arr.shape} is not (rows, cols), (rows, cols, 3), "
                        "(frames, rows, cols) or (frames, rows, cols, 3)")
@@ -197,7 +191,7 @@ def check_pixel_source(ds: Any, path: str) -> None:
 
 
 def read_dicom(path: str) -> Image:
-    """A DICOM file's pixel data as stored (see :func:`hlc_cli.corpus.load_dicom_array`)."""
+    """A DICOM file's pixel data as stored (see :func:`codec_core.cli.corpus.load_dicom_array`)."""
     from .corpus import load_dicom_array
 
     ds = read_dataset(path)
@@ -218,7 +212,7 @@ def _read_as(ds: Any) -> set[tuple[bool, bool]]:
     """How pydicom found the not yet decoded elements of `ds` encoded: (implicit VR, little endian)."""
     from pydicom.dataelem import RawDataElement
 
-    raw = (ds.get_item(tag) for tag in ds.keys())
+    raw = (ds.get_item(tag) for tag in ds.keys())  # noqa: SIM118 (a Dataset iterates elements, not tags)
     return {(e.is_implicit_VR, e.is_little_endian) for e in raw if isinstance(e, RawDataElement)}
 
 
@@ -309,7 +303,7 @@ def read_roi(spec: str, image: Image) -> Any:
         except ValueError as e:
             raise CliError(f"--roi {spec}: {e}") from None
     if kind in ("npy", "png", "tiff"):
-        mask = read_image(spec).array
+        mask: Any = read_image(spec).array
         if mask.ndim == 3 and mask.shape[-1] == 3 and not image.axes.endswith("C"):
             mask = mask.any(axis=-1)
         mask = mask != 0
@@ -368,10 +362,8 @@ def atomic_write(path: str, produce: bytes | Callable[[Any], None],
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     return size
 

@@ -10,7 +10,8 @@ import datetime as _dt
 import html as _html
 import math
 import platform
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 __all__ = ["fmt", "markdown_table", "metric_rows_markdown", "bench_markdown", "demo_markdown",
            "hybrid_summary", "bench_html", "png_data_uri"]
@@ -47,7 +48,7 @@ def fmt(x: Any, nd: int = 2) -> str:
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     rows = [[str(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)) + " |"  # noqa: E731
     out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in rows]
     return "\n".join(out)
@@ -86,7 +87,7 @@ def image_heading(r) -> str:
 
 def summary_rows(results) -> tuple[Sequence[str], list[list[str]]]:
     """Mean lossless bpp per codec, and PSNR at 0.5 and 1 bpp (interpolated on each curve)."""
-    from .bench import interpolate_psnr
+    from .results import interpolate_psnr
 
     codecs: list[str] = []
     for r in results:
@@ -95,14 +96,14 @@ def summary_rows(results) -> tuple[Sequence[str], list[list[str]]]:
                 codecs.append(p.codec)
     rows = []
     for c in codecs:
-        ll = [p.bpp for r in results for p in r.points if p.codec == c and p.family == "lossless" and p.bpp]
+        ll = [p.bpp for r in results for p in r.points
+              if p.codec == c and p.family == "lossless" and p.bpp is not None and p.bpp]
         refused = sum(1 for r in results for p in r.points
                       if p.codec == c and p.family == "lossless" and p.note.startswith("refused"))
         cells = [c, fmt(sum(ll) / len(ll), 3) if ll else "-",
                  (f"{len(ll)}/{len(results)}" if ll or refused else "-") + (f" ({refused} refused)" if refused else "")]
         for rate in (0.5, 1.0):
-            vals = [interpolate_psnr(r.points, c, rate) for r in results]
-            vals = [v for v in vals if v is not None]
+            vals = [v for v in (interpolate_psnr(r.points, c, rate) for r in results) if v is not None]
             cells.append(f"{sum(vals) / len(vals):.2f} ({len(vals)})" if vals else "-")
         rows.append(cells)
     header = ("codec", "lossless mean bpp", "images", "PSNR at 0.5 bpp (n)", "PSNR at 1 bpp (n)")
@@ -181,7 +182,8 @@ def _html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], hlc_first_
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;\
+max-width:1200px;color:#222;padding:0 1em}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;font-size:0.85em;margin:0.8em 0}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f0f0f0}

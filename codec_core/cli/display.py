@@ -27,8 +27,9 @@ attributes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -343,7 +344,7 @@ def _colour_view(reference: np.ndarray, ds: Any, photometric: str, bits_stored: 
 # ------------------------------------------------------------------ hlc decode --display
 
 def display_output(image: Any, frame: int = 0, note: Callable[[str], None] = print) -> Any:
-    """An :class:`hlc_cli.io.Image` replaced by its display picture (uint8), to write as PNG
+    """An :class:`codec_core.cli.io.Image` replaced by its display picture (uint8), to write as PNG
     or TIFF. Every frame is shown through one view (the file's window, or one robust
     window of all frames, so frames stay comparable); ``frame`` picks the functional
     groups of enhanced files. Each note is passed to ``note``."""

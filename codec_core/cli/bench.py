@@ -4,9 +4,10 @@ For each image HLC is run at its operating points (lossless, near-lossless k = 1
 lossy at several bpp and at 45 dB, hybrid with the automatic ROI kept exact and the rest
 at 45 dB) and the reference codecs are swept over their quality parameter, so that every
 codec gives a rate-distortion curve. Codecs that take unsigned samples only are run on
-signed images offset to unsigned, as their users do, and the table says so. Figures
-follow DESIGN.md ("How results are measured") through :mod:`codec_core.metrics`; speeds
-are single-thread MB/s of raw stored bytes.
+signed images offset to unsigned, as their users do, and the table says so. The
+reference codecs are those of :mod:`codec_core.cli.references`, shared with the
+benchmark scripts. Figures follow docs/METRICS.md through :mod:`codec_core.metrics`;
+speeds are single-thread MB/s of raw stored bytes.
 
 This is the user-facing comparison that ships with the package. The full, rate-matched
 benchmark of record is ``benchmarks/bench_codecs.py`` (source tree only), which
@@ -19,12 +20,15 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from . import references as refs
 from .io import CliError, Image
+from .parser import DEMO_IMAGE
+from .results import ImageResult, Point, rd_caption, rd_curves, rd_marks, rd_rates
 
 NEAR_KS = (1, 2, 4)
 LOSSY_BPP = (0.25, 0.5, 1.0, 2.0)
@@ -33,50 +37,10 @@ LOSSY_BPP = (0.25, 0.5, 1.0, 2.0)
 #: asking, and the rate control would then give the rest nothing (a flat background
 #: thousands of values off).
 HYBRID_PSNR = 45.0
-#: imagecodecs codecs that take unsigned samples only.
-UNSIGNED_ONLY = ("JPEG-LS", "PNG", "JPEG XL")
 #: Reference sweeps: JPEG 2000 9/7 PSNR targets (peak max - min; OpenJPEG's own quality
 #: parameter uses the nominal peak, so the offset between the two is added) and JPEG XL distance.
 J2K_PSNR = (30.0, 35.0, 40.0, 45.0, 50.0, 55.0, 60.0)
 JXL_DISTANCES = (8.0, 4.0, 2.0, 1.0, 0.5, 0.25)
-
-
-@dataclass
-class Point:
-    """One operating point of one codec on one image."""
-
-    codec: str
-    setting: str
-    family: str                   # lossless | near-lossless | lossy | hybrid
-    nbytes: int | None = None
-    bpp: float | None = None
-    cr: float | None = None
-    psnr: float | None = None
-    psnr_nominal: float | None = None
-    ssim: float | None = None
-    ssim_roi: float | None = None
-    ssim_background: float | None = None
-    max_abs_error: int | None = None
-    max_abs_error_roi: int | None = None
-    encode_mbps: float | None = None
-    decode_mbps: float | None = None
-    seconds: float | None = None    # encode + decode wall time
-    note: str = ""
-
-
-@dataclass
-class ImageResult:
-    name: str
-    shape: tuple
-    dtype: str
-    bits_stored: int
-    modality: str
-    points: list[Point] = field(default_factory=list)
-    panels_png: bytes | None = None
-    panels_caption: str = ""
-    rd_png: bytes | None = None
-    rd_caption: str = ""
-    roi_fraction: float | None = None
 
 
 # ---------------------------------------------------------------- measuring
@@ -89,19 +53,6 @@ def _median_time(fn: Callable[[], Any], runs: int) -> tuple[Any, float]:
         out = fn()
         times.append(time.perf_counter() - t0)
     return out, statistics.median(times)
-
-
-def _short(e: BaseException) -> str:
-    s = f"{type(e).__name__}: {e}".replace("\n", " ").replace("|", "/")
-    return s if len(s) <= 80 else s[:77] + "..."
-
-
-def _frames(a: np.ndarray, axes: str) -> list[np.ndarray]:
-    return [np.ascontiguousarray(x) for x in a] if axes.startswith("Z") else [a]
-
-
-def _stack(frames: list[np.ndarray], axes: str) -> np.ndarray:
-    return np.stack(frames) if axes.startswith("Z") else frames[0]
 
 
 class Measure:
@@ -124,7 +75,7 @@ class Measure:
             # The reference codecs that cannot store signed samples say so only vaguely
             # (a point noted "offset to unsigned" was given unsigned samples: not that).
             point.note = (f"refused {im.array.dtype} input" if im.array.dtype.kind == "i" and not point.note
-                          else "error: " + _short(e))
+                          else "error: " + refs.short_error(e))
             return point, None
         out = np.asarray(out)
         if out.shape != im.array.shape:
@@ -201,69 +152,53 @@ def hlc_points(image: Image, measure: Measure, runs: int, quick: bool) -> tuple[
     return out, hybrid
 
 
-def reference_points(image: Image, measure: Measure, runs: int, quick: bool) -> list[Point]:
-    """The imagecodecs codecs, frame by frame, each swept over its quality parameter."""
-    import imagecodecs as ic
+class _ReferenceRun:
+    """The reference codecs on one image, frame by frame; signed images go to the codecs
+    that take unsigned samples only offset by -min (as uint16), the offset added back
+    after decoding (the codec's file would carry it beside the stream)."""
 
-    a, bits, axes = image.array, image.bits_stored, image.axes
-    frames = _frames(a, axes)
-    # Signed images go to the unsigned-only codecs offset by -min as uint16, the offset
-    # added back after decoding (the codec's file would carry it beside the stream).
-    low = int(a.min())
-    offset = a.dtype.kind == "i"
-    ubits = max(1, (int(a.max()) - low).bit_length()) if offset else bits
+    def __init__(self, image: Image, measure: Measure, runs: int) -> None:
+        a = image.array
+        self.image, self.measure, self.runs = image, measure, runs
+        self.frames = refs.frames_of(a, image.axes)
+        self.low = int(a.min())
+        self.offset = a.dtype.kind == "i"
+        self.ubits = max(1, (int(a.max()) - self.low).bit_length()) if self.offset else image.bits_stored
 
-    def shifted(codec: str) -> bool:
-        return offset and codec in UNSIGNED_ONLY
-
-    def point(codec: str, setting: str, family: str) -> Point:
-        return Point(codec, setting, family, note=f"offset to unsigned ({-low:+d})" if shifted(codec) else "")
-
-    def run(p: Point, encode, decode, runs: int = 1) -> Point:
-        shift = shifted(p.codec)
+    def __call__(self, ref: refs.Reference, setting: str, family: str, timed: bool = False) -> Point:
+        shift = self.offset and ref.unsigned_only
+        point = Point(ref.name, setting, family, note=f"offset to unsigned ({-self.low:+d})" if shift else "")
+        bits = self.ubits if ref.unsigned_only else self.image.bits_stored
+        a, axes = self.image.array, self.image.axes
 
         def enc() -> list[bytes]:
-            return [bytes(encode((f.astype(np.int32) - low).astype(np.uint16) if shift else f)) for f in frames]
+            return [ref.encode(refs.to_unsigned(f, -self.low) if shift else f, bits) for f in self.frames]
 
         def dec(streams: list[bytes]) -> np.ndarray:
-            out = [np.asarray(decode(s)) for s in streams]
-            return _stack([(x.astype(np.int32) + low).astype(a.dtype) for x in out] if shift else out, axes)
+            out = [ref.decode(s) for s in streams]
+            return refs.stack_frames([refs.from_unsigned(x, -self.low, a.dtype) for x in out] if shift else out, axes)
 
-        return measure(p, enc, dec, runs)[0]
+        return self.measure(point, enc, dec, self.runs if timed else 1)[0]
 
-    out: list[Point] = []
-    lossless = [
-        ("JPEG 2000 5/3", lambda f: ic.jpeg2k_encode(f, level=0, reversible=True, bitspersample=bits,
-                                                     numthreads=1), lambda s: ic.jpeg2k_decode(s, numthreads=1)),
-        ("JPEG-LS", ic.jpegls_encode, ic.jpegls_decode),
-        ("PNG", lambda f: ic.png_encode(f, level=9), ic.png_decode),
-    ]
-    if getattr(getattr(ic, "HTJ2K", None), "available", False):
-        lossless.insert(1, ("HTJ2K", lambda f: ic.htj2k_encode(f, reversible=True), ic.htj2k_decode))
-    if not quick:
-        lossless.append(("JPEG XL", lambda f: ic.jpegxl_encode(f, lossless=True, effort=7,
-                                                                bitspersample=ubits, numthreads=1),
-                         lambda s: ic.jpegxl_decode(s, numthreads=1)))
-    for name, e, d in lossless:
-        out.append(run(point(name, "lossless", "lossless"), e, d, runs))
+
+def reference_points(image: Image, measure: Measure, runs: int, quick: bool) -> list[Point]:
+    """The imagecodecs codecs, frame by frame, each swept over its quality parameter."""
+    run = _ReferenceRun(image, measure, runs)
+    lossless = refs.lossless_references(jpegxl_effort=None if quick else 7)
+    lossless.sort(key=lambda r: r.name == "JPEG XL")  # (JPEG XL last, as it always was here)
+    out = [run(ref, "lossless", "lossless", timed=True) for ref in lossless]
     for k in NEAR_KS:
-        out.append(run(point("JPEG-LS", f"NEAR={k}", "near-lossless"),
-                       lambda f, k=k: ic.jpegls_encode(f, level=k), ic.jpegls_decode, runs))
+        out.append(run(refs.jpegls_near(k), f"NEAR={k}", "near-lossless", timed=True))
         if out[-1].bpp is None:
             break
-    span = max(1, int(a.max()) - low)
-    gain = 20 * math.log10((2 ** bits - 1) / span)
+    a, bits = image.array, image.bits_stored
+    gain = 20 * math.log10((2 ** bits - 1) / max(1, int(a.max()) - int(a.min())))
     for t in (J2K_PSNR[::2] if quick else J2K_PSNR):
-        out.append(run(point("JPEG 2000 9/7", f"target {t:g} dB", "lossy"),
-                       lambda f, q=t + gain: ic.jpeg2k_encode(f, level=q, reversible=False,
-                                                              bitspersample=bits, numthreads=1),
-                       lambda s: ic.jpeg2k_decode(s, numthreads=1)))
+        out.append(run(refs.jpeg2k_97(t + gain), f"target {t:g} dB", "lossy"))
         if out[-1].bpp is None:
             break
     for dist in (JXL_DISTANCES[::2] if quick else JXL_DISTANCES):
-        out.append(run(point("JPEG XL", f"distance {dist:g}", "lossy"),
-                       lambda f, d=dist: ic.jpegxl_encode(f, distance=d, bitspersample=ubits, numthreads=1),
-                       lambda s: ic.jpegxl_decode(s, numthreads=1)))
+        out.append(run(refs.jpegxl_lossy(dist), f"distance {dist:g}", "lossy"))
         if out[-1].bpp is None:
             break
     return out
@@ -288,7 +223,7 @@ def run_image(image: Image, name: str, *, runs: int, quick: bool, references: bo
         mask = render.auto_mask(im)
         res.roi_fraction = float(np.mean(mask))
     except Exception as e:
-        log(f"  automatic ROI unavailable on {name}: {_short(e)}")
+        log(f"  automatic ROI unavailable on {name}: {refs.short_error(e)}")
     measure = Measure(im, mask)
     points, hybrid = hlc_points(im, measure, runs, quick)
     res.points += points
@@ -322,63 +257,6 @@ def run_image(image: Image, name: str, *, runs: int, quick: bool, references: bo
                                     points=rd_marks(res.points), rates=rd_rates(res.points))
     res.rd_caption = rd_caption(res.points)
     return res
-
-
-def rd_curves(points: list[Point]) -> dict[str, list[tuple[float, float]]]:
-    """Lossy and near-lossless curves per codec (finite PSNR only)."""
-    curves: dict[str, list[tuple[float, float]]] = {}
-    for p in points:
-        if p.bpp is None or p.psnr is None or not math.isfinite(p.psnr):
-            continue
-        if p.family == "lossy":
-            label = f"{p.codec} lossy"
-        elif p.family == "near-lossless":
-            label = f"{p.codec} near-lossless"
-        else:
-            continue
-        curves.setdefault(label, []).append((p.bpp, p.psnr))
-    return curves
-
-
-def rd_marks(points: list[Point]) -> dict[str, list[tuple[float, float]]]:
-    """The hybrid point(s): a star each (none where the hybrid kept a lossless stream)."""
-    return {f"HLC {p.setting}": [(p.bpp, p.psnr)] for p in points
-            if p.codec == "HLC" and p.family == "hybrid" and p.bpp is not None and p.psnr is not None
-            and math.isfinite(p.psnr)}
-
-
-def rd_rates(points: list[Point]) -> dict[str, float]:
-    """HLC lossless, which has no PSNR to plot: its rate, drawn as a vertical line."""
-    return {"HLC lossless": p.bpp for p in points
-            if p.codec == "HLC" and p.family == "lossless" and p.bpp is not None}
-
-
-def rd_caption(points: list[Point]) -> str:
-    """What the rate-distortion plot shows, including why a promised mark is missing."""
-    parts = ["PSNR (peak max - min) against bits per pixel (log scale); HLC in bold lines"]
-    hybrid = next((p for p in points if p.codec == "HLC" and p.family == "hybrid"), None)
-    if rd_marks(points):
-        parts.append("the hybrid (automatic ROI exact, the rest at the PSNR asked) as a star")
-    elif hybrid is not None:
-        why = hybrid.note or "its stream is lossless (the ROI covered too much to gain), with no finite PSNR"
-        parts.append(f"no hybrid star: {why}")
-    if rd_rates(points):
-        parts.append("HLC lossless as a dashed vertical line")
-    return "; ".join(parts) + "."
-
-
-def interpolate_psnr(points: list[Point], codec: str, bpp: float) -> float | None:
-    """PSNR of ``codec``'s lossy curve at ``bpp`` (linear in log bpp; None outside the curve)."""
-    pts = sorted((p.bpp, p.psnr) for p in points if p.codec == codec and p.family == "lossy"
-                 and p.bpp and p.psnr is not None and math.isfinite(p.psnr))
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-        if x0 <= bpp <= x1 and x1 > x0:
-            t = (math.log(bpp) - math.log(x0)) / (math.log(x1) - math.log(x0))
-            return y0 + t * (y1 - y0)
-    for x, y in pts:
-        if abs(x - bpp) <= 0.01 * bpp:
-            return y
-    return None
 
 
 # ---------------------------------------------------------------- inputs
@@ -475,8 +353,9 @@ def run_bench(args) -> int:
 
 
 def _warm_up(array: np.ndarray) -> float:
-    """One untimed round trip per mode on a corner of the image, so the table's
-    times measure coding, not numba compiling (first run) or loading its cache."""
+    """One untimed round trip per mode on a corner of the image, so the table's times
+    measure coding, not the first call's loading (numpy, the compiled kernels' module,
+    the ROI models)."""
     import codec_core as hlc
 
     t0 = time.perf_counter()
@@ -495,8 +374,6 @@ def run_demo(args) -> int:
 
     if not args.output.lower().endswith((".html", ".htm")):
         raise UsageError(f"-o {args.output}: the report is HTML; use a .html name")
-    from .main import DEMO_IMAGE
-
     name = args.image or DEMO_IMAGE
     t0 = time.perf_counter()
     image = load_named(name)
@@ -506,7 +383,7 @@ def run_demo(args) -> int:
           f"({image.array.nbytes} raw bytes)\n")
     t_warm = _warm_up(image.array)
     if t_warm > 1.0:
-        print(f"(prepared the codec's compiled kernels in {t_warm:.1f} s: once per installation)\n")
+        print(f"(loaded the codec and its models in {t_warm:.1f} s)\n")
     res = run_image(image, label, runs=1, quick=True, references=True, log=lambda m: None)
     print(report.demo_markdown(res))
     html = report.bench_html([res], [], title=f"HLC demo: {label}", command="hlc demo",

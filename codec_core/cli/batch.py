@@ -4,7 +4,7 @@ Guarantees:
 
 * originals are opened for reading only, and no output may name an input;
 * each output is written to a hidden temporary file beside it and renamed when it
-  is complete (:func:`hlc_cli.io.atomic_write`), so an output that exists is whole;
+  is complete (:func:`codec_core.cli.io.atomic_write`), so an output that exists is whole;
   leftovers of a killed run are removed when the next run starts;
 * every output is read back (a fresh parse of the file, its pixels compared with
   the original within the error bound asked) before it takes its name; one that
@@ -39,9 +39,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .io import TEMP_SUFFIX, CliError, UsageError
 
@@ -130,11 +131,11 @@ def _decoded_output(dst: str) -> tuple[Any, list[bytes]]:
 
     A DICOM output is parsed afresh from the file and decoded through
     ``pydicom.pixels.pixel_array(path)``, as a user's pydicom would
-    (:func:`hlc_cli.io.read_back_dicom`).
+    (:func:`codec_core.cli.io.read_back_dicom`).
     """
-    from . import io
-
     import codec_core as hlc
+
+    from . import io
 
     if io.sniff(dst) == "hlc":
         with open(dst, "rb") as fh:
@@ -150,6 +151,7 @@ def _stream_roi(stream: bytes) -> Any:
 
     import codec_core as hlc
     from codec_core import container, ecc, pipeline
+    from codec_core.format import ROI_CLASS
 
     if not hlc.info(stream)["roi"]:
         return None
@@ -157,7 +159,7 @@ def _stream_roi(stream: bytes) -> Any:
         stream, _ = ecc.unprotect(stream)
     h, _ = container.parse_header(stream)
     cmap = pipeline.unpack_class_map(h.class_map, pipeline.class_map_shape(h))
-    keep = np.stack([pipeline.pixel_classes(cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= 1
+    keep = np.stack([pipeline.pixel_classes(cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= ROI_CLASS
                      for f in range(h.frames)])
     return keep if container.AXES[h.axes].startswith("Z") else keep[0]
 
@@ -194,7 +196,7 @@ def verify_output(dst: str, original: Any, options: dict[str, Any],
     if mode == "near-lossless" and err > int(options["max_error"]):
         return f"max error {err} exceeds --max-error {options['max_error']}", err
     parts = [diff] if len(streams) == 1 else list(diff)  # a DICOM file has a stream per frame
-    for i, (meta, part) in enumerate(zip(metas, parts)):
+    for i, (meta, part) in enumerate(zip(metas, parts, strict=False)):
         bound = {"lossless": 0, "near-lossless": meta["max_error"]}.get(meta["mode"])
         if bound is not None and int(part.max(initial=0)) > bound:
             return (f"stream {i} decodes with error {int(part.max())} where its header promises "
@@ -208,7 +210,7 @@ def verify_output(dst: str, original: Any, options: dict[str, Any],
         # codec does that when it is the smaller file): all of it is kept then.
         shapes = [p.shape[:-1] if colour else p.shape for p in parts]
         regions = [np.ones(sh, bool) if r is None else r
-                   for r, sh in zip((_stream_roi(s) for s in streams), shapes)]
+                   for r, sh in zip((_stream_roi(s) for s in streams), shapes, strict=False)]
         keep |= regions[0] if len(regions) == 1 else np.stack(regions)
         roi_err, bound = int(grey[keep].max(initial=0)), int(options.get("roi_max_error", 0))
         if roi_err > bound:
@@ -347,7 +349,7 @@ def stop_signals() -> Iterator[Callable[[], None]]:
 
 
 def _local_results(tasks: list[Task], options: dict, verify: bool, overwrite: bool,
-                   workers: int) -> Iterator[Result]:
+                   workers: int) -> Generator[Result, None, None]:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -386,7 +388,7 @@ def _local_results(tasks: list[Task], options: dict, verify: bool, overwrite: bo
 
 
 def _dask_results(tasks: list[Task], options: dict, verify: bool, overwrite: bool,
-                  address: str) -> Iterator[Result]:
+                  address: str) -> Generator[Result, None, None]:
     try:
         from distributed import Client, as_completed
     except ImportError:
@@ -448,7 +450,8 @@ def summary_text(results: list[Result], total: int, seconds: float, where: str,
     bin_, bout = sum(r.bytes_in for r in made), sum(r.bytes_out for r in made)
     order = (CONVERTED, DONE, VERIFIED, REPAIRED, SKIPPED, FAILED)
     of = f" of {total}" if len(results) < total else ""  # (a stopped batch)
-    lines = [f"{len(results)}{of} files: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in order if counts.get(s) or s in (CONVERTED, FAILED))]
+    shown = [s for s in order if counts.get(s) or s in (CONVERTED, FAILED)]
+    lines = [f"{len(results)}{of} files: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in shown)]
     if made:
         lines.append(f"converted {_fmt_bytes(bin_)} -> {_fmt_bytes(bout)} (ratio {bin_ / max(bout, 1):.2f}) "
                      f"in {seconds:.1f} s, {len(made) / max(seconds, 1e-9):.2f} files/s, "
@@ -474,17 +477,7 @@ def run_batch(args) -> int:
 
 
 def _run_batch(args, check_stopped: Callable[[], None]) -> int:
-    from .main import codec_options
-
-    options = codec_options(args)
-    if args.roi is not None and args.roi != "auto":
-        raise UsageError("in a batch --roi must be 'auto' (one mask cannot fit every image)")
-    if args.roi == "auto":
-        options["roi"] = "auto"
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if args.workers is not None and args.scheduler:
-        raise UsageError("--workers is for local processes; with --scheduler the cluster decides")
+    options = _batch_options(args)
     src, dst = args.source, args.destination
     tasks = plan(src, dst, args.to)
     os.makedirs(dst, exist_ok=True)
@@ -498,16 +491,51 @@ def _run_batch(args, check_stopped: Callable[[], None]) -> int:
     results += [Result(t.src, t.dst, FAILED, "the output would overwrite an input file: refused") for t in clash]
     workers = args.workers or max(1, os.cpu_count() or 1)
     where = f"dask scheduler {args.scheduler}" if args.scheduler else f"{workers} worker process(es)"
+    t0 = time.perf_counter()
+    stopped_by = _convert_all(todo, results, len(tasks), options, args, workers, check_stopped)
+    seconds = time.perf_counter() - t0
+    # The report first: after a hang-up the terminal may take no summary.
+    if args.json:
+        from .io import atomic_write
 
+        payload = {"seconds": seconds, "where": where, "options": dict(options),
+                   "interrupted": stopped_by is not None, "signal": stopped_by.name if stopped_by else None,
+                   "results": [asdict(r) for r in results]}
+        atomic_write(args.json, json.dumps(payload, indent=1).encode())
+    print(summary_text(results, len(tasks), seconds, where, stopped_by, removed), flush=True)
+    if stopped_by:
+        return 128 + stopped_by
+    return 1 if any(r.status in (FAILED, REPAIRED) for r in results) else 0
+
+
+def _batch_options(args) -> dict[str, Any]:
+    """The codec's keywords for every file, and the checks of the batch's own flags."""
+    from .parser import codec_options
+
+    options = codec_options(args)
+    if args.roi is not None and args.roi != "auto":
+        raise UsageError("in a batch --roi must be 'auto' (one mask cannot fit every image)")
+    if args.roi == "auto":
+        options["roi"] = "auto"
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.workers is not None and args.scheduler:
+        raise UsageError("--workers is for local processes; with --scheduler the cluster decides")
+    return options
+
+
+def _convert_all(todo: list[Task], results: list[Result], total: int, options: dict, args, workers: int,
+                 check_stopped: Callable[[], None]) -> signal.Signals | None:
+    """Convert ``todo`` on the workers, appending to ``results`` with a progress bar;
+    returns the signal that stopped the batch, if one did (the workers' partial files
+    then removed)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(tasks), initial=len(results), unit="file", dynamic_ncols=True,
+    bar = tqdm(total=total, initial=len(results), unit="file", dynamic_ncols=True,
                disable=True if args.no_progress else None, file=sys.stderr)
-    t0 = time.perf_counter()
-    stopped_by = None  # the signal that stopped the batch
     try:
         if todo:
-            stream: Iterator[Result] = (
+            stream: Generator[Result, None, None] = (
                 _dask_results(todo, options, args.verify, args.overwrite, args.scheduler) if args.scheduler
                 else _local_results(todo, options, args.verify, args.overwrite, min(workers, len(todo))))
             with closing(stream):  # (a signal between two results ends the workers too)
@@ -518,20 +546,8 @@ def _run_batch(args, check_stopped: Callable[[], None]) -> int:
                         bar.write(f"failed: {_shown(r.src)}: {r.reason}", file=sys.stderr)
                     check_stopped()
     except KeyboardInterrupt as e:
-        stopped_by = signal.Signals(getattr(e, "signum", signal.SIGINT))
-        remove_partials(dst)  # those of the workers just ended
+        remove_partials(args.destination)  # those of the workers just ended
+        return signal.Signals(getattr(e, "signum", signal.SIGINT))
     finally:
         bar.close()
-    seconds = time.perf_counter() - t0
-    # The report first: after a hang-up the terminal may take no summary.
-    if args.json:
-        from .io import atomic_write
-
-        payload = {"seconds": seconds, "where": where, "options": {k: v for k, v in options.items()},
-                   "interrupted": stopped_by is not None, "signal": stopped_by.name if stopped_by else None,
-                   "results": [asdict(r) for r in results]}
-        atomic_write(args.json, json.dumps(payload, indent=1).encode())
-    print(summary_text(results, len(tasks), seconds, where, stopped_by, removed), flush=True)
-    if stopped_by:
-        return 128 + stopped_by
-    return 1 if any(r.status in (FAILED, REPAIRED) for r in results) else 0
+    return None

@@ -16,8 +16,9 @@ pydicom (and, for compressed transfer syntaxes, pylibjpeg) are imported lazily.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ __all__ = [
     "load_corpus",
 ]
 
-#: Every pydicom-data file named in DESIGN.md ("Corpus for development and tests").
+#: The development and test corpus: pydicom-data files, by exact name.
 CORPUS: tuple[str, ...] = (
     "693_UNCR.dcm",                      # CT 512x512, 14-bit signed
     "MR2_UNCR.dcm",                      # MR 1024x1024, 12-bit
@@ -113,7 +114,9 @@ def _read(path_or_dataset: Any):
     return pydicom.dcmread(path_or_dataset)
 
 
-def _axes(ds, arr: np.ndarray) -> str:
+def dicom_axes(ds: Any, arr: np.ndarray) -> str:
+    """The layout of a DICOM data set's pixel array: colour by Samples per Pixel,
+    frames by Number of Frames (a one-frame multi-frame object keeps its Z axis)."""
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     multi = "NumberOfFrames" in ds and frames > 1
@@ -137,7 +140,7 @@ def load_dicom(path_or_dataset: Any, name: str | None = None) -> CorpusImage:
         modality=str(ds.get("Modality", "") or ""),
         signed=int(ds.get("PixelRepresentation", 0) or 0) == 1,
         photometric=str(ds.get("PhotometricInterpretation", "") or ""),
-        axes=_axes(ds, arr),
+        axes=dicom_axes(ds, arr),
     )
 
 

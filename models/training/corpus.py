@@ -1,6 +1,6 @@
 """Training corpus and classical, modality-aware labels for the ROI models.
 
-Development-time only (used by ``models/train.py`` and ``benchmarks/bench_roi.py``);
+Development-time only (used by ``models/training/train.py`` and ``benchmarks/bench_roi.py``);
 the codec never imports this module. Images come from pydicom's test data by exact
 file name (``get_testdata_file(NAME)``; listing the whole data set would hit the
 network). Images are grouped by source so that copies and crops of one acquisition

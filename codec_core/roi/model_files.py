@@ -1,0 +1,145 @@
+"""The bundled model files: where they are, their SHA-256 check, and loading them once.
+
+The models are installed as data of :mod:`codec_core.models` (the repository's
+``models/`` folder): ``roi_features.onnx`` (the CNN feature extractor),
+``roi_svm.pkl`` (the block classifier) and ``denoiser.onnx``, listed with their
+SHA-256 in ``SHA256SUMS`` and described in ``models/MODEL_CARD.md``. Every file is
+checked against its sum before it is loaded; a missing or altered file raises
+:class:`ModelIntegrityError`. onnxruntime and scikit-learn are imported only when a
+model is loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FEATURES_FILE = "roi_features.onnx"
+SVM_FILE = "roi_svm.pkl"
+DENOISER_FILE = "denoiser.onnx"
+SUMS_FILE = "SHA256SUMS"
+MODEL_FILES = (FEATURES_FILE, SVM_FILE, DENOISER_FILE)
+#: The package the model files are installed in (the repository's models/ folder).
+MODELS_PACKAGE = "codec_core.models"
+
+
+class ModelIntegrityError(RuntimeError):
+    """A bundled model file is missing or does not match its SHA-256 in SHA256SUMS."""
+
+
+class _Store:
+    """The directory chosen by :func:`set_model_dir` and the models loaded from it."""
+
+    def __init__(self) -> None:
+        self.override: Path | None = None
+        self.lock = threading.Lock()
+        self.loaded: dict[tuple[str, str], Any] = {}
+
+
+_STORE = _Store()
+
+
+def set_model_dir(path: str | os.PathLike[str] | None) -> None:
+    """Load models from ``path`` instead of the installed :mod:`codec_core.models`.
+
+    ``None`` restores the default. Clears the cache of loaded models. Meant for tests
+    and for sites that ship their own validated models.
+    """
+    with _STORE.lock:
+        _STORE.override = None if path is None else Path(path)
+        _STORE.loaded.clear()
+
+
+def model_dir() -> Path:
+    """The directory the models are loaded from.
+
+    Order: :func:`set_model_dir`, the ``HLC_MODEL_DIR`` environment variable, the
+    installed :mod:`codec_core.models` package, then ``models/`` beside ``codec_core/``
+    in a source tree that is not installed.
+    """
+    if _STORE.override is not None:
+        return _STORE.override
+    env = os.environ.get("HLC_MODEL_DIR")
+    if env:
+        return Path(env)
+    try:
+        from importlib.resources import files
+
+        candidate = Path(str(files(MODELS_PACKAGE)))
+        if (candidate / SUMS_FILE).is_file():
+            return candidate
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+def _expected_sums(directory: Path) -> dict[str, str]:
+    path = directory / SUMS_FILE
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelIntegrityError(f"model checksum file {path} is missing or unreadable: {exc}") from exc
+    sums: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            sums[parts[1].lstrip("*")] = parts[0].lower()
+    return sums
+
+
+def verified_bytes(name: str) -> tuple[Path, bytes]:
+    """Read a model file and check it against SHA256SUMS; raise ModelIntegrityError."""
+    directory = model_dir()
+    sums = _expected_sums(directory)
+    path = directory / name
+    if name not in sums:
+        raise ModelIntegrityError(f"model file {name} has no entry in {directory / SUMS_FILE}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelIntegrityError(f"model file {path} is missing or unreadable: {exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sums[name]:
+        raise ModelIntegrityError(
+            f"model file {path} fails its SHA-256 check (expected {sums[name]}, got {digest}); "
+            "reinstall hlc-codec or run python -m models.training.train in the repository")
+    return path, data
+
+
+def verify_models() -> dict[str, str]:
+    """Check every bundled model file; return {name: sha256}. Raises ModelIntegrityError."""
+    return {name: hashlib.sha256(verified_bytes(name)[1]).hexdigest() for name in MODEL_FILES}
+
+
+def cached(name: str, loader: Callable[[Path, bytes], Any]) -> Any:
+    """The model file ``name`` loaded by ``loader(path, verified bytes)``, once per directory."""
+    key = (str(model_dir()), name)
+    with _STORE.lock:
+        if key in _STORE.loaded:
+            return _STORE.loaded[key]
+    value = loader(*verified_bytes(name))
+    with _STORE.lock:
+        return _STORE.loaded.setdefault(key, value)
+
+
+def onnx_session(path: Path, data: bytes) -> Any:
+    """An onnxruntime session on one thread (the codec's threads are the parallelism)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def load_svm(path: Path, data: bytes) -> Any:
+    """The pickled scikit-learn classifier."""
+    import pickle
+
+    # The bytes were checked against SHA256SUMS just above: this is the only pickle
+    # HLC ever loads, and only after its hash matched.
+    return pickle.loads(data)  # noqa: S301

@@ -1,0 +1,328 @@
+"""How ``encode`` makes a stream from a checked image: the header, rate control, and
+the choice between coders.
+
+:func:`encode_image` is the internal entry point: :mod:`codec_core.api` calls it
+once the arguments are checked, and the strategies below call it again for the
+other coder they try (never the public ``encode``, which would check everything
+anew). It sets up the header (tiling, levels, colour transform), codes the body in
+the mode asked, and then, driven by two options:
+
+* ``try_near_lossless`` (lossy without ROI): the near-lossless predictive coder at
+  the max error k that meets the target, kept when it beats the 9/7 (a smaller
+  error at the size asked for, or a smaller file at the PSNR asked for). Images with
+  few distinct values or large flat areas (CT with padding, overlays, ultrasound)
+  often code far better that way; the stream then says near-lossless, with its max
+  error.
+* ``whole_image_if_smaller`` (hybrid): where the ROI covers most of an image, or the
+  background is nearly as cheap to keep exact as to code lossy, coding the whole
+  image within roi_max_error (lossless for 0) can be the smaller file. It keeps
+  every promise of the hybrid (ROI within the error, background within it too), so
+  it is kept then; the stream says lossless or near-lossless, and info() reports no
+  ROI.
+
+Rate control (:func:`encode_lossy`) searches the 9/7's base step for the size or
+PSNR asked for.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import container as ct
+from . import pipeline as pl
+from .decoder import decode_frame
+from .encoder import LossyCoder, Source, encode_reversible
+from .format import (
+    AXES,
+    COLOUR_SAMPLES,
+    FLAG_DENOISED,
+    FLAG_ROI,
+    FLAG_VALUE_TABLE,
+    ROI_CLASS,
+    ColourTransform,
+    Mode,
+    Transform,
+)
+from .options import EncodeOptions
+from .transform import synthesis_gains_97
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """An image the API has checked against the options, as the coders take it."""
+    pixels: np.ndarray          # (frames, rows, cols, channels) view of the caller's array
+    dtype: int                  # the header's dtype code
+    bits_stored: int
+    axes: str
+    vmin: int
+    vmax: int
+    shape: tuple[int, ...]      # the caller's array's shape (an ROI mask broadcasts to it)
+
+
+def encode_image(image: CheckedImage, opts: EncodeOptions) -> bytes:
+    """The plain stream (no ECC wrapper) of ``image`` with ``opts``."""
+    h = new_header(image, opts)
+    pixels = image.pixels
+    if opts.preprocess == "denoise":
+        pixels = _denoised(image)
+        h.flags |= FLAG_DENOISED
+    frames = pixels.shape[0]
+    src = Source(image=pixels, header=h, threads=pl.auto_threads(h, frames) if opts.threads is None else opts.threads)
+    mode = opts.coding_mode
+    if mode == Mode.LOSSLESS:
+        src.table = pl.choose_value_table(pixels, image.vmin, image.vmax)
+        if src.table is not None:
+            h.flags |= FLAG_VALUE_TABLE
+            h.value_table = pl.pack_value_table(src.table)
+        body = encode_reversible(src)
+    elif mode == Mode.NEAR_LOSSLESS:
+        assert opts.max_error is not None  # (the options require it)
+        h.max_error = opts.max_error
+        body = encode_reversible(src)
+    else:
+        body = encode_lossy(src, image, opts)
+    stream = ct.pack(h, body)
+    if mode == Mode.LOSSY and opts.roi is None and opts.try_near_lossless:
+        stream = near_lossless_if_better(src, stream, opts.bpp, opts.psnr) or stream
+    elif opts.roi is not None and opts.preprocess is None and opts.whole_image_if_smaller:
+        stream = whole_image_if_smaller(image, stream, h, opts) or stream
+    return stream
+
+
+def new_header(image: CheckedImage, opts: EncodeOptions) -> ct.Header:
+    """The header before coding: geometry, tiles, levels, colour transform."""
+    frames, rows, cols, ch = image.pixels.shape
+    mode = opts.coding_mode
+    tile = pl.TILE if opts.tile_size is None else opts.tile_size
+    th = min(tile, rows)
+    # short images get wide tiles of about the same area (a 1 x N signal is not
+    # cut into thousands of 1 x 512 tiles); widths stay powers of two
+    wide = tile * (1 << max(0, (tile // th).bit_length() - 1))
+    tw = min(wide, cols)
+    colour = ch == COLOUR_SAMPLES and mode != Mode.NEAR_LOSSLESS
+    return ct.Header(mode=mode, dtype=image.dtype, bits_stored=image.bits_stored, axes=AXES.index(image.axes),
+                     frames=frames, rows=rows, cols=cols, channels=ch, tile_rows=th, tile_cols=tw,
+                     levels=pl.choose_levels(th, tw, mode) if opts.levels is None else opts.levels,
+                     transform=Transform.DWT53, colour=ColourTransform.RCT if colour else ColourTransform.NONE,
+                     max_error=0, vmin=image.vmin, vmax=image.vmax)
+
+
+def _denoised(image: CheckedImage) -> np.ndarray:
+    from .roi import denoise
+
+    img, ch = image.pixels, image.pixels.shape[-1]
+    den = [denoise(frame[..., 0] if ch == 1 else frame, bits_stored=image.bits_stored) for frame in img]
+    return np.clip(np.stack(den).reshape(img.shape), image.vmin, image.vmax).astype(img.dtype)
+
+
+# --------------------------------------------------------------------- rate control
+
+def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions) -> list[bytes]:
+    """The 9/7 layer (and, with an ROI, the ROI layer) at the step that meets the target."""
+    h = src.header
+    h.transform = Transform.DWT97
+    h.recon_offset = pl.quantize.RECON_OFFSET
+    if h.colour == ColourTransform.RCT:
+        h.channel_mult = list(pl.quantize.RCT_CHANNEL_MULT)
+    if opts.roi is not None:
+        _set_up_roi(src, image, opts)
+    coder = LossyCoder(src)
+    span = max(1, h.vmax - h.vmin)
+    start = span / 64.0
+    # the finest step the search may try: the largest magnitude the 9/7 sees is a
+    # sample's, or a colour difference (B - G, R - G) of up to the span
+    peak = max(abs(h.vmin), abs(h.vmax), span if h.colour == ColourTransform.RCT else 0)
+    floor = pl.quantize.step_floor(h.levels, peak)
+    if opts.bpp is not None:
+        return _search_size(coder, opts.bpp, start, floor)
+    assert opts.psnr is not None  # (lossy options have exactly one target)
+    return _search_quality(coder, opts.psnr, start, floor)
+
+
+def _set_up_roi(src: Source, image: CheckedImage, opts: EncodeOptions) -> None:
+    """The importance map and the ROI fields of the header."""
+    from .roi.mask import importance_map
+
+    h = src.header
+    src.cmap, h.roi_block = importance_map(opts.roi, src.image, h.bits_stored, image.axes, image.shape)
+    h.flags |= FLAG_ROI
+    h.roi_max_error = opts.roi_max_error
+    h.class_mult = list(pl.CLASS_MULT)
+    roi_px = sum(int((pl.pixel_classes(src.cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= ROI_CLASS).sum())
+                 for f in range(h.frames))
+    h.roi_fraction = roi_px / (h.rows * h.cols * h.frames)
+    h.class_map = pl.pack_class_map(src.cmap)
+
+
+def _search_size(coder: LossyCoder, bpp: float, start: float, floor: float) -> list[bytes]:
+    """The body of the finest step whose whole file fits ``bpp`` (the best answer seen,
+    whichever step the search ends on): only that one coded body is kept."""
+    h = coder.h
+    target = bpp * h.rows * h.cols * h.frames / 8.0
+    fit: list = [math.inf, None]  # the finest step that fits, and its body
+
+    def size(step: float) -> float:
+        h.steps = pl.quantize.subband_steps(step, h.levels)
+        body = coder.encode(h.steps)
+        n = len(ct.pack(h, body))  # the exact final size
+        if n <= target and step < fit[0]:
+            fit[:] = [step, body]
+        return n
+
+    step = pl.quantize.search_step(size, target, start, want_at_most=True, tolerance=0.005,
+                                   log_value=True, floor=floor)
+    if fit[1] is not None:
+        step, body = fit
+    else:  # the target is below the smallest possible file: the coarsest step tried
+        body = coder.encode(pl.quantize.subband_steps(step, h.levels))
+    h.steps = pl.quantize.subband_steps(step, h.levels)
+    return body
+
+
+def _search_quality(coder: LossyCoder, psnr: float, start: float, floor: float) -> list[bytes]:
+    """The body of a step whose PSNR (peak max - min) meets ``psnr``."""
+    h = coder.h
+    peak2 = float(max(1, h.vmax - h.vmin)) ** 2
+    n = h.frames * h.rows * h.cols * h.channels
+    h.psnr_target = float(psnr)
+
+    def quality(step: float) -> float:
+        se = coder.squared_error(pl.quantize.subband_steps(step, h.levels))
+        return 200.0 if se == 0 else 10 * math.log10(peak2 * n / se)
+
+    step = pl.quantize.search_step(quality, float(psnr), start, want_at_most=False, tolerance=0.05,
+                                   log_value=False, floor=floor)
+    h.steps = pl.quantize.subband_steps(step, h.levels)
+    return coder.encode(h.steps)
+
+
+# --------------------------------------------------------------------- coder choice
+
+def _k_near(mse: float) -> int:
+    """The max error whose quantisation error matches ``mse``: errors within +-k,
+    spread about evenly, have a mean square near k(k+1)/3."""
+    return min(65535, max(1, math.ceil(math.sqrt(3 * mse))))
+
+
+class _NearLosslessStreams:
+    """Near-lossless streams of a lossy source's image, coded once per max error."""
+
+    def __init__(self, src: Source) -> None:
+        self.src = src
+        self.coded: dict[int, bytes] = {}
+
+    def __call__(self, k: int) -> bytes:
+        if k not in self.coded:
+            h0, src = self.src.header, self.src
+            h = ct.Header(mode=Mode.NEAR_LOSSLESS, dtype=h0.dtype, bits_stored=h0.bits_stored, axes=h0.axes,
+                          frames=h0.frames, rows=h0.rows, cols=h0.cols, channels=h0.channels,
+                          tile_rows=h0.tile_rows, tile_cols=h0.tile_cols,
+                          levels=pl.choose_levels(h0.tile_rows, h0.tile_cols), transform=Transform.DWT53,
+                          colour=ColourTransform.NONE, max_error=k, vmin=h0.vmin, vmax=h0.vmax,
+                          flags=h0.flags & FLAG_DENOISED)
+            self.coded[k] = ct.pack(h, encode_reversible(Source(image=src.image, header=h, threads=src.threads)))
+        return self.coded[k]
+
+
+def near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr: float | None) -> bytes | None:
+    """The near-lossless stream at the max error that meets the target, if it does
+    better than the 9/7 stream ``lossy``; else None."""
+    stream = _NearLosslessStreams(src)
+    if bpp is not None:
+        return _near_lossless_at_size(src, stream, bpp)
+    assert psnr is not None
+    return _near_lossless_at_quality(src, stream, lossy, psnr)
+
+
+def _near_lossless_at_size(src: Source, stream: Callable[[int], bytes], bpp: float) -> bytes | None:
+    """The smallest k that fits (sizes fall as k grows), if it fits at all, and if its
+    error is below the 9/7's."""
+    h0 = src.header
+    target = bpp * h0.rows * h0.cols * h0.frames / 8.0
+    # the 9/7's mean square error is below 0.42 base^2 (a coefficient zeroed by the
+    # dead zone errs by at most 0.65 of its step), so no useful k exceeds ~1.13 base:
+    # judge that k on a sample before spending a pass on the exact error
+    base = h0.steps[0] * math.sqrt(synthesis_gains_97(h0.levels)[0])
+    if unlikely(src, _k_near(0.42 * base * base), bpp):
+        return None
+    # then the k whose error matches the 9/7's, from up to 8 of its tiles
+    items = pl.planes(h0)
+    items = items[::-(-len(items) // 8)]
+    px = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in (h0.tile_box(t) for _, t in items)) * h0.channels
+    lo, hi = 1, _k_near(LossyCoder(src).squared_error(h0.steps, items) / px)
+    if unlikely(src, hi, bpp) or len(stream(hi)) > target:
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if len(stream(mid)) <= target else (mid + 1, hi)
+    lossy_se = LossyCoder(src).squared_error(h0.steps)  # the exact error, tile by tile
+    return stream(lo) if _squared_error(stream(lo), src) < lossy_se else None
+
+
+def _near_lossless_at_quality(src: Source, stream: Callable[[int], bytes], lossy: bytes,
+                              psnr: float) -> bytes | None:
+    """The largest k that meets the PSNR (the error grows with k), if its file is the
+    smaller: every k with k^2 within the allowed mean square does, and none much
+    beyond _k_near is likely to."""
+    h0 = src.header
+    n = h0.frames * h0.rows * h0.cols * h0.channels
+    allowed = float(max(1, h0.vmax - h0.vmin)) ** 2 * n / 10 ** (psnr / 10)
+    lo, hi = int(math.isqrt(int(allowed / n))), min(65535, 2 * _k_near(allowed / n))
+    lossy_bpp = 8.0 * len(lossy) / (h0.frames * h0.rows * h0.cols)
+    if unlikely(src, hi, lossy_bpp) or len(stream(hi)) >= len(lossy):  # it cannot be the smaller file
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if _squared_error(stream(mid), src) <= allowed else (lo, mid - 1)
+    # lo may be the starting k, never coded if every k tried above it failed (k^2 <= the
+    # allowed mean square meets the target by itself): stream() codes it then
+    return stream(lo) if lo and len(stream(lo)) < len(lossy) else None
+
+
+def whole_image_if_smaller(image: CheckedImage, hybrid: bytes, h: ct.Header, opts: EncodeOptions) -> bytes | None:
+    """The whole image coded within roi_max_error (lossless for 0), if smaller than the
+    hybrid stream and sure to meet a PSNR target; else None."""
+    e = h.roi_max_error
+    if opts.psnr is not None and e > 0 and 20 * math.log10(max(1, h.vmax - h.vmin) / e) < opts.psnr:
+        return None  # (errors within +-e: PSNR >= 20 log10(peak / e); below the target it may fail)
+    whole = EncodeOptions(mode="near-lossless" if e else "lossless", max_error=e or None,
+                          bits_stored=opts.bits_stored, axes=opts.axes, tile_size=opts.tile_size,
+                          threads=opts.threads)
+    stream = encode_image(image, whole)
+    return stream if len(stream) < len(hybrid) else None
+
+
+def unlikely(src: Source, k: int, bpp: float) -> bool:
+    """Whether the near-lossless coder at max error k is plainly bigger than ``bpp``,
+    judged on a 4 x 4 grid of 64 x 64 blocks spread over the middle frame (body and
+    background alike) or, in a stack of smaller frames, on four frames spread over it,
+    so that an image the 9/7 codes better is not coded whole a second time. A single
+    small frame is not judged (coding it whole costs little)."""
+    h, b = src.header, 64
+    if h.rows >= 8 * b and h.cols >= 8 * b:
+        f = h.frames // 2
+        ys = [(h.rows * (2 * i + 1)) // 8 - b // 2 for i in range(4)]
+        xs = [(h.cols * (2 * j + 1)) // 8 - b // 2 for j in range(4)]
+        sample = np.concatenate([np.concatenate([src.image[f, y:y + b, x:x + b] for x in xs], axis=1)
+                                 for y in ys], axis=0)[None]
+    elif h.frames >= 8:
+        sample = src.image[[(h.frames * (2 * i + 1)) // 8 for i in range(4)]]
+    else:
+        return False
+    axes = "ZYX" if h.channels == 1 else "ZYXC"
+    checked = CheckedImage(pixels=sample, dtype=h.dtype, bits_stored=h.bits_stored, axes=axes,
+                           vmin=int(sample.min()), vmax=int(sample.max()),
+                           shape=sample.shape[:-1] if h.channels == 1 else sample.shape)
+    data = encode_image(checked, EncodeOptions(mode="near-lossless", max_error=k, bits_stored=h.bits_stored,
+                                               threads=1, axes=axes))
+    return 8.0 * len(data) / (sample.shape[0] * sample.shape[1] * sample.shape[2]) > 1.3 * bpp
+
+
+def _squared_error(stream: bytes, src: Source) -> float:
+    """Sum of squared errors of a (near-lossless) stream against the source: decoded
+    a frame at a time, compared in bands of rows (no image-sized float array)."""
+    return sum(pl.squared_error(decode_frame(stream, f, src.threads), src.image[f])
+               for f in range(src.header.frames))

@@ -90,13 +90,30 @@ def used_values(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray:
     return used
 
 
+#: The value-table choice codes at most about this many samples, each way.
+TABLE_SAMPLE = 1 << 14
+
+
+def table_sample(frame: np.ndarray) -> np.ndarray:
+    """The samples the value-table choice codes: up to 8 bands of 16 rows spread
+    evenly down the frame, each cut to the central ``TABLE_SAMPLE / 128`` columns
+    or more (padding sits at the edges; what decides is the body's histogram)."""
+    rows, cols = frame.shape
+    nb = max(1, min(8, rows // 16))
+    width = min(cols, max(64, TABLE_SAMPLE // (16 * nb)))
+    x0 = (cols - width) // 2
+    starts = [min(rows - 16, (rows * (2 * b + 1)) // (2 * nb) - 8) if rows >= 16 else 0 for b in range(nb)]
+    return np.ascontiguousarray(np.concatenate([frame[max(0, y):max(0, y) + 16, x0:x0 + width] for y in starts]),
+                                dtype=np.int32)
+
+
 def choose_value_table(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray | None:
     """Sorted distinct values, if coding ranks instead of values is cheaper.
 
     Coding ranks removes the gaps of a sparse histogram (padding far from the
     anatomy, rescaled data) but can break the smoothness of dense data, so the
-    choice is measured: every 8th band of 16 rows of the middle frame is coded
-    both ways with the predictive coder (fast, and blind to the seams between
+    choice is measured: a sample of the middle frame (:func:`table_sample`) is
+    coded both ways with the predictive coder (fast, and blind to the seams between
     bands, which only matter to a wavelet).
     """
     span = vmax - vmin + 1
@@ -106,9 +123,7 @@ def choose_value_table(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray | 
     if int(used.sum()) > span * 0.9:
         return None
     table = (np.flatnonzero(used) + vmin).astype(np.int32)
-    frame = image[image.shape[0] // 2, :, :, 0]
-    rows = np.arange(frame.shape[0])
-    sample = np.ascontiguousarray(frame[(rows // 16) % 8 == 0], dtype=np.int32)
+    sample = table_sample(image[image.shape[0] // 2, :, :, 0])
     ranks = np.searchsorted(table, sample).astype(np.int32)
     # the table itself is charged in proportion to the share of the image sampled
     table_cost = len(pack_value_table(table)) * sample.size / image.size

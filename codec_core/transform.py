@@ -161,18 +161,66 @@ def _inverse(bands: Bands, step: Callable, upto: int | None = None,
     return ll
 
 
-def forward(rows: Callable[[slice], np.ndarray], levels: int, wavelet: str) -> Bands:
+def forward(rows: Callable[[slice], np.ndarray], levels: int, wavelet: str, samples: int | None = None) -> Bands:
     """Analysis ("5/3" or "9/7") of the plane whose rows ``sel`` ``rows(sel)`` returns
     as a new array (int32 for "5/3", float32 for "9/7") that the transform consumes.
     The even and odd rows are asked for apart (:func:`split_forward`), so a caller
-    that makes them from its stored samples never builds the whole plane."""
+    that makes them from its stored samples never builds the whole plane; a 5/3
+    plane of at most ``C53_MAX`` ``samples`` is made whole for the compiled kernel."""
     if levels == 0:
         return [rows(slice(None))]
+    if wavelet == "5/3" and samples is not None and samples <= C53_MAX:
+        return _c53_forward(rows(slice(None)), levels)
     return split_forward([rows(slice(0, None, 2)), rows(slice(1, None, 2))], levels, wavelet)
+
+
+#: Planes up to this many samples take the compiled 5/3 (codec_core/_native/
+#: transform53.c), which works on a whole int32 plane plus its bands; larger ones
+#: (a tile size the caller raised) the numpy lifting of :func:`split_forward`, which
+#: holds 1.5 planes at its peak.
+C53_MAX = 1 << 22
+
+
+def _c53_forward(x: np.ndarray, levels: int) -> Bands:
+    """5/3 analysis in the compiled kernel, consuming the int32 plane ``x``."""
+    from ._hlc import fwd53
+
+    out: list = []
+    for _ in range(levels):
+        fwd53(x)
+        out.append(tuple(np.ascontiguousarray(x[r::2, c::2]) for r, c in ((0, 1), (1, 0), (1, 1))))
+        x = np.ascontiguousarray(x[0::2, 0::2])
+    return [x] + out[::-1]
+
+
+def _c53_level(ll: np.ndarray, hl: np.ndarray, lh: np.ndarray, hh: np.ndarray) -> np.ndarray:
+    """One 5/3 synthesis level in the compiled kernel: the bands interleaved, lifted."""
+    from ._hlc import inv53
+
+    x = np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]), np.int32)
+    for (r, c), band in zip(((0, 0), (0, 1), (1, 0), (1, 1)), (ll, hl, lh, hh), strict=True):
+        x[r::2, c::2] = band
+    inv53(x)
+    return x
+
+
+def _c53_inverse(bands: Bands, upto: int | None) -> np.ndarray:
+    """5/3 synthesis of ``upto`` detail levels in the compiled kernel (consumes ``bands``)."""
+    n = len(bands) - 1 if upto is None else upto
+    ll, details = bands[0], bands[1:1 + n]
+    bands.clear()
+    for k in range(len(details)):
+        hl, lh, hh = details[k]
+        details[k] = None
+        ll = _c53_level(ll, hl, lh, hh)
+        del hl, lh, hh
+    return np.ascontiguousarray(ll, dtype=np.int32)
 
 
 def dwt53_forward(img: np.ndarray, levels: int) -> Bands:
     """5/3 analysis of ``img`` (not modified)."""
+    if levels and img.size <= C53_MAX:
+        return _c53_forward(np.array(img, dtype=np.int32, order="C"), levels)
     return forward(lambda sel: img[sel].astype(np.int32), levels, "5/3")
 
 
@@ -182,6 +230,13 @@ def dwt53_inverse(bands: Bands, upto: int | None = None, out: np.ndarray | None 
     array of the result's shape, e.g. the decoder's output), written into it, each
     half of the last step first passed in place through ``finish`` (the decoder's
     value lookup and clipping): no int32 plane of the whole tile."""
+    size = sum(b.size for b in bands[:1]) + sum(b.size for d in bands[1:] for b in d)
+    if size <= C53_MAX:
+        x = _c53_inverse(bands, upto)
+        if out is None:
+            return x
+        out[...] = finish(x) if finish else x
+        return out
     if out is None:
         return _inverse(bands, _inv53, upto)
     done = finish or (lambda a: a)

@@ -101,3 +101,38 @@ def test_reversible_53_is_the_linear_53_of_pywavelets_up_to_its_rounding(shape):
         ref = ref[1:1 + ours.shape[0], 1:1 + ours.shape[1]]
         assert ref.shape == ours.shape
         assert np.abs(scale * ours - ref).max() <= tol
+
+
+# ------------------------------------------------ the compiled 5/3 against numpy's
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from codec_core import transform  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.integers(1, 70), cols=st.integers(1, 70), levels=st.integers(1, 5),
+       bits=st.sampled_from([1, 8, 12, 16, 24, 31]), seed=st.integers(0, 2**31), upto=st.integers(0, 5))
+def test_compiled_53_equals_the_numpy_lifting_bit_for_bit(rows, cols, levels, bits, seed, upto):
+    """Any shape, depth up to int32's (where numpy's sums wrap, as a damaged stream's
+    coefficients can make them), any number of levels decoded."""
+    x = np.random.default_rng(seed).integers(-(1 << (bits - 1)), 1 << (bits - 1), (rows, cols)).astype(np.int32)
+    ref = split_forward([x[0::2].copy(), x[1::2].copy()], levels, "5/3")
+    got = dwt53_forward(x, levels)
+    flat = lambda b: [b[0]] + [t for lvl in b[1:] for t in lvl]  # noqa: E731
+    assert all(np.array_equal(p, q) for p, q in zip(flat(ref), flat(got), strict=True))
+    upto = min(upto, levels)
+    want = transform._inverse(_copy(ref), transform._inv53, upto)
+    assert np.array_equal(dwt53_inverse(_copy(ref), upto), want)
+    if bits < 31:  # (no wrap-around) the synthesis undoes the analysis
+        assert np.array_equal(dwt53_inverse(got), x)
+
+
+def test_large_planes_take_the_numpy_lifting_with_the_same_result(monkeypatch):
+    x = np.random.default_rng(5).integers(0, 4096, (67, 45)).astype(np.int32)
+    compiled = dwt53_forward(x, 3)
+    monkeypatch.setattr(transform, "C53_MAX", 16)  # as if the plane were larger than the limit
+    flat = lambda b: [b[0]] + [t for lvl in b[1:] for t in lvl]  # noqa: E731
+    assert all(np.array_equal(p, q) for p, q in zip(flat(dwt53_forward(x, 3)), flat(compiled), strict=True))
+    assert np.array_equal(dwt53_inverse(_copy(compiled)), x)

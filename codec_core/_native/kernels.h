@@ -17,6 +17,8 @@ int hlc_encode_band(const int32_t *band, int H, int W, const int32_t *parent, in
 int hlc_decode_band(int32_t *band, int H, int W, const int32_t *parent, int ph, int pw,
                     const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
                     Decoder *d, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot);
+void hlc_fwd53(int32_t *x, int H, int W);
+void hlc_inv53(int32_t *x, int H, int W);
 void hlc_med_residual(const int32_t *x, int32_t *e, int H, int W);
 void hlc_med_reconstruct(const int32_t *e, int32_t *x, int H, int W);
 

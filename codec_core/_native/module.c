@@ -217,6 +217,28 @@ static PyObject *py_med(PyObject *args, int reconstruct) {
 static PyObject *py_med_residual(PyObject *self, PyObject *args) { return py_med(args, 0); }
 static PyObject *py_med_reconstruct(PyObject *self, PyObject *args) { return py_med(args, 1); }
 
+/* fwd53(x) / inv53(x): one 5/3 level in place on a writable 2-D int32 plane. */
+static PyObject *py_wavelet53(PyObject *args, int inverse) {
+    PyObject *o;
+    if (!PyArg_ParseTuple(args, "O", &o)) return NULL;
+    Arr a; memset(&a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (!get(o, &a, "plane", 'i', 2, 1)
+        && !check(dim(&a, 0) < (1 << 30) && dim(&a, 1) < (1 << 30), "plane too large")) {
+        int H = (int)dim(&a, 0), W = (int)dim(&a, 1);
+        Py_BEGIN_ALLOW_THREADS
+        if (inverse) hlc_inv53(a.view.buf, H, W);
+        else hlc_fwd53(a.view.buf, H, W);
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    release(&a, 1);
+    return result;
+}
+
+static PyObject *py_fwd53(PyObject *self, PyObject *args) { return py_wavelet53(args, 0); }
+static PyObject *py_inv53(PyObject *self, PyObject *args) { return py_wavelet53(args, 1); }
+
 /* ------------------------------------------------------------ predictive coder */
 
 /* code_plane(decoding, x, P, k, vmin, vmax, enc_state, out, raw_out, dec_state, in, raw_in,
@@ -321,6 +343,8 @@ static PyMethodDef methods[] = {
     {"decode_band", py_decode_band, METH_VARARGS, "Decode one subband from the decoder state."},
     {"finish_encoder", py_finish_encoder, METH_VARARGS, "Flush the range coder and the raw bits."},
     {"start_decoder", py_start_decoder, METH_VARARGS, "Initialise a decoder state over its input."},
+    {"fwd53", py_fwd53, METH_VARARGS, "One 5/3 analysis level in place (interleaved bands)."},
+    {"inv53", py_inv53, METH_VARARGS, "One 5/3 synthesis level in place (interleaved bands)."},
     {"med_residual", py_med_residual, METH_VARARGS, "LOCO-I median edge detector residual."},
     {"med_reconstruct", py_med_reconstruct, METH_VARARGS, "Inverse of med_residual."},
     {"code_plane", py_code_plane, METH_VARARGS, "Encode or decode one predictive plane."},

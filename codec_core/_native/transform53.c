@@ -1,0 +1,70 @@
+/* The reversible 5/3 wavelet, one level in place (stream format v1/v2).
+ *
+ * The same lifting as codec_core/transform.py (JPEG 2000 Part 1, whole-sample
+ * symmetric extension) on an interleaved plane: even rows/columns are the low-pass
+ * half, odd ones the high-pass half. Analysis lifts along the rows axis first (pairs
+ * of rows), then along each row; synthesis undoes it in the opposite order, so both
+ * match the numpy steps bit for bit. Sums wrap modulo 2^32 as numpy's int32 do (only
+ * a damaged stream's coefficients get that large): the arithmetic is unsigned, the
+ * shifts arithmetic on the wrapped value.
+ *
+ * Why C: in numpy each lifting step is a pass over a temporary; here each level is
+ * two passes over the plane, and a band never makes an extra round trip.
+ */
+#include <stdint.h>
+
+#include "kernels.h"
+
+static inline int32_t add(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
+static inline int32_t sub(int32_t a, int32_t b) { return (int32_t)((uint32_t)a - (uint32_t)b); }
+/* the predict and update terms: (a + b) >> 1 and (a + b + 2) >> 2 */
+static inline int32_t half(int32_t a, int32_t b) { return add(a, b) >> 1; }
+static inline int32_t quarter(int32_t a, int32_t b) { return add(add(a, b), 2) >> 2; }
+
+/* One row of n samples, stride 1. */
+static void fwd_row(int32_t *x, int n) {
+    if (n < 2) return;
+    for (int i = 1; i < n; i += 2) x[i] = sub(x[i], half(x[i - 1], x[i + 1 < n ? i + 1 : i - 1]));
+    x[0] = add(x[0], quarter(x[1], x[1]));
+    for (int i = 2; i < n; i += 2) x[i] = add(x[i], quarter(x[i - 1], x[i + 1 < n ? i + 1 : i - 1]));
+}
+
+static void inv_row(int32_t *x, int n) {
+    if (n < 2) return;
+    x[0] = sub(x[0], quarter(x[1], x[1]));
+    for (int i = 2; i < n; i += 2) x[i] = sub(x[i], quarter(x[i - 1], x[i + 1 < n ? i + 1 : i - 1]));
+    for (int i = 1; i < n; i += 2) x[i] = add(x[i], half(x[i - 1], x[i + 1 < n ? i + 1 : i - 1]));
+}
+
+/* Row r of the plane minus (or plus) a term of rows a and b, across all W columns:
+   the rows-axis lifting, a row at a time so the compiler vectorises it. */
+static void lift_rows(int32_t *r, const int32_t *a, const int32_t *b, int W, int update, int sign) {
+    for (int j = 0; j < W; j++) {
+        int32_t t = update ? quarter(a[j], b[j]) : half(a[j], b[j]);
+        r[j] = sign > 0 ? add(r[j], t) : sub(r[j], t);
+    }
+}
+
+void hlc_fwd53(int32_t *x, int H, int W) {
+    size_t s = (size_t)W;
+    if (H >= 2) {
+        for (int i = 1; i < H; i += 2) lift_rows(x + i * s, x + (i - 1) * s, x + (i + 1 < H ? i + 1 : i - 1) * s, W, 0, -1);
+        for (int i = 0; i < H; i += 2) {
+            const int32_t *a = x + (i > 0 ? i - 1 : 1) * s, *b = x + (i + 1 < H ? i + 1 : i - 1) * s;
+            lift_rows(x + i * s, a, b, W, 1, 1);
+        }
+    }
+    for (int i = 0; i < H; i++) fwd_row(x + i * s, W);
+}
+
+void hlc_inv53(int32_t *x, int H, int W) {
+    size_t s = (size_t)W;
+    for (int i = 0; i < H; i++) inv_row(x + i * s, W);
+    if (H >= 2) {
+        for (int i = 0; i < H; i += 2) {
+            const int32_t *a = x + (i > 0 ? i - 1 : 1) * s, *b = x + (i + 1 < H ? i + 1 : i - 1) * s;
+            lift_rows(x + i * s, a, b, W, 1, -1);
+        }
+        for (int i = 1; i < H; i += 2) lift_rows(x + i * s, x + (i - 1) * s, x + (i + 1 < H ? i + 1 : i - 1) * s, W, 0, 1);
+    }
+}

@@ -141,24 +141,43 @@ def _inv97_lift(s: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s, d
 
 
-def _inverse(bands: Bands, step: Callable, upto: int | None = None,
-             last: Callable | None = None) -> np.ndarray:
-    """Synthesis up to ``upto`` detail levels; ``last`` (default ``step``) does the
-    very last step. Consumes ``bands``: the steps work in place, the list is emptied
-    and each band is freed as soon as it is used (the decoder's peak memory)."""
+def _levels_up(bands: Bands, upto: int | None, level: Callable) -> np.ndarray:
+    """Synthesis up to ``upto`` detail levels, ``level(parts, last)`` doing one from
+    ``parts = [ll, hl, lh, hh]``. Consumes ``bands``: the list is emptied and only
+    ``parts`` holds a level's bands, so ``level`` can free each as soon as it is used
+    (the decoder's peak memory)."""
     n = len(bands) - 1 if upto is None else upto
     ll, details = bands[0], bands[1:1 + n]
     bands.clear()
     for k in range(len(details)):
-        hl, lh, hh = details[k]
+        parts = [ll, *details[k]]
         details[k] = None
+        del ll
+        ll = level(parts, k == len(details) - 1)
+    return ll
+
+
+def _take(parts: list, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bands i and j of ``parts``, removed from it."""
+    a, b = parts[i], parts[j]
+    parts[i] = parts[j] = None
+    return a, b
+
+
+def _inverse(bands: Bands, step: Callable, upto: int | None = None,
+             last: Callable | None = None) -> np.ndarray:
+    """Synthesis by the numpy lifting ``step``; ``last`` (default ``step``) does the
+    very last step (see :func:`_levels_up`)."""
+    def level(parts: list, final: bool) -> np.ndarray:
+        ll, hl = _take(parts, 0, 1)
         lo = step(ll.T, hl.T).T
         del ll, hl
+        lh, hh = _take(parts, 2, 3)
         hi = step(lh.T, hh.T).T
         del lh, hh
-        ll = (last or step)(lo, hi) if k == len(details) - 1 else step(lo, hi)
-        del lo, hi
-    return ll
+        return (last or step)(lo, hi) if final else step(lo, hi)
+
+    return _levels_up(bands, upto, level)
 
 
 def forward(rows: Callable[[slice], np.ndarray], levels: int, wavelet: str, samples: int | None = None) -> Bands:
@@ -206,14 +225,7 @@ def _c53_level(ll: np.ndarray, hl: np.ndarray, lh: np.ndarray, hh: np.ndarray) -
 
 def _c53_inverse(bands: Bands, upto: int | None) -> np.ndarray:
     """5/3 synthesis of ``upto`` detail levels in the compiled kernel (consumes ``bands``)."""
-    n = len(bands) - 1 if upto is None else upto
-    ll, details = bands[0], bands[1:1 + n]
-    bands.clear()
-    for k in range(len(details)):
-        hl, lh, hh = details[k]
-        details[k] = None
-        ll = _c53_level(ll, hl, lh, hh)
-        del hl, lh, hh
+    ll = _levels_up(bands, upto, lambda parts, final: _c53_level(*parts))
     return np.ascontiguousarray(ll, dtype=np.int32)
 
 

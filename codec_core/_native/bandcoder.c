@@ -107,18 +107,13 @@ static inline __attribute__((always_inline)) int code_band(
     return 0;
 }
 
-int hlc_encode_band(const int32_t *band, int H, int W, const int32_t *parent, int ph, int pw,
-                    const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
-                    Encoder *e, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot) {
+int hlc_code_band(int decoding, int32_t *band, int H, int W, const int32_t *parent, int ph, int pw,
+                  const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
+                  Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot) {
     RefBand p = {parent, ph, pw}, a = {x1, h1, w1}, b = {x2, h2, w2};
-    return code_band(0, (int32_t *)band, H, W, p, a, b, e, NULL, freq, tot, gbase, sfreq, stot);
-}
-
-int hlc_decode_band(int32_t *band, int H, int W, const int32_t *parent, int ph, int pw,
-                    const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
-                    Decoder *d, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot) {
-    RefBand p = {parent, ph, pw}, a = {x1, h1, w1}, b = {x2, h2, w2};
-    return code_band(1, band, H, W, p, a, b, NULL, d, freq, tot, gbase, sfreq, stot);
+    /* two specialisations: `decoding` is a constant inside each */
+    if (decoding) return code_band(1, band, H, W, p, a, b, NULL, d, freq, tot, gbase, sfreq, stot);
+    return code_band(0, band, H, W, p, a, b, e, NULL, freq, tot, gbase, sfreq, stot);
 }
 
 /* ------------------------------------------------------ LL band: MED prediction */

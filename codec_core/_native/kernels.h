@@ -11,12 +11,11 @@
 #define NSIGN_CTX 9
 #define HLC_NACT 32                 /* predictive coder: activity contexts of regular mode */
 
-int hlc_encode_band(const int32_t *band, int H, int W, const int32_t *parent, int ph, int pw,
-                    const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
-                    Encoder *e, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot);
-int hlc_decode_band(int32_t *band, int H, int W, const int32_t *parent, int ph, int pw,
-                    const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
-                    Decoder *d, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot);
+/* One subband, encoded (decoding = 0: band is read, e used) or decoded (1: band is
+   written, d used). */
+int hlc_code_band(int decoding, int32_t *band, int H, int W, const int32_t *parent, int ph, int pw,
+                  const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
+                  Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot);
 void hlc_fwd53(int32_t *x, int H, int W);
 void hlc_inv53(int32_t *x, int H, int W);
 void hlc_med_residual(const int32_t *x, int32_t *e, int H, int W);

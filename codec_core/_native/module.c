@@ -125,21 +125,16 @@ static PyObject *py_band(PyObject *args, int decoding) {
     if (!ph || !pw) ph = pw = 0;
     if (!h1 || !w1) h1 = w1 = 0;
     if (!h2 || !w2) h2 = w2 = 0;
-    if (decoding) {
-        Decoder d = load_decoder(state, &a[5], &a[6]);
-        Py_BEGIN_ALLOW_THREADS
-        rc = hlc_decode_band(a[0].view.buf, H, W, p, ph, pw, x1, h1, w1, x2, h2, w2, &d,
-                             a[7].view.buf, a[8].view.buf, gbase, a[9].view.buf, a[10].view.buf);
-        Py_END_ALLOW_THREADS
-        store_decoder(state, &d);
-    } else {
-        Encoder e = load_encoder(state, &a[5], &a[6]);
-        Py_BEGIN_ALLOW_THREADS
-        rc = hlc_encode_band(a[0].view.buf, H, W, p, ph, pw, x1, h1, w1, x2, h2, w2, &e,
-                             a[7].view.buf, a[8].view.buf, gbase, a[9].view.buf, a[10].view.buf);
-        Py_END_ALLOW_THREADS
-        store_encoder(state, &e);
-    }
+    Encoder e = {0};
+    Decoder d = {0};
+    if (decoding) d = load_decoder(state, &a[5], &a[6]);
+    else e = load_encoder(state, &a[5], &a[6]);
+    Py_BEGIN_ALLOW_THREADS
+    rc = hlc_code_band(decoding, a[0].view.buf, H, W, p, ph, pw, x1, h1, w1, x2, h2, w2, &e, &d,
+                       a[7].view.buf, a[8].view.buf, gbase, a[9].view.buf, a[10].view.buf);
+    Py_END_ALLOW_THREADS
+    if (decoding) store_decoder(state, &d);
+    else store_encoder(state, &e);
     if (rc) PyErr_NoMemory();
     else result = Py_NewRef(Py_None);
 done:

@@ -73,7 +73,7 @@ OUT: .hlc, or .dcm for DICOM with all the input's attributes kept."""),
         "Decompress .hlc or HLC DICOM to DICOM (explicit VR little endian), PNG, TIFF or .npy.",
         """\
   hlc decode ct.hlc ct.dcm
-  hlc decode ct_hlc.dcm ct.png                # 16-bit PNG when the data needs it
+  hlc decode ct_hlc.dcm ct.tif                # 16-bit TIFF (PNG: unsigned data only)
   hlc decode ct_hlc.dcm ct_view.png --display # 8-bit, as a viewer shows it
   hlc decode mr.hlc mr_thumb.tif --level 2    # quarter size, coarse bands only
   hlc decode damaged.hlc best.npy --lenient   # conceal damage, report it"""),
@@ -99,7 +99,7 @@ shown); 1 it cannot be read."""),
         "Quality and size of DECODED against ORIGINAL (any supported files).",
         """\
   hlc compare ct.dcm ct.hlc                  # .hlc is decoded; bpp/CR from its size
-  hlc compare ct.dcm ct_decoded.png --roi mask.npy
+  hlc compare ct.dcm ct.tif --roi mask.npy
   hlc compare ct.dcm ct.hlc --json"""),
     "bench": (
         "Benchmark HLC against the imagecodecs codecs on a folder of DICOM files.",

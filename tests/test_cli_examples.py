@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli import data_file, hlc_env
 
 from codec_core.cli.parser import _HELP
-from test_cli import data_file, hlc_env
 
 COMMANDS = ("encode", "decode", "info", "roi", "compare")
 

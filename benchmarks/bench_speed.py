@@ -199,7 +199,7 @@ STAGES = (  # (stage, the module file and functions that enter it)
     ("band coder (C, with its Python driver)", "entropy.py", ("encode_decomposition", "decode_decomposition")),
     ("predictive coder (C, with its Python driver)", "predictive.py",
      ("encode_plane", "decode_plane", "encode_planes", "decode_planes")),
-    ("5/3 transform (numpy)", "transform.py", ("forward", "dwt53_forward", "dwt53_inverse")),
+    ("5/3 transform (C kernel, numpy band copies)", "transform.py", ("forward", "dwt53_forward", "dwt53_inverse")),
 )
 
 

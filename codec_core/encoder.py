@@ -125,31 +125,37 @@ def choose_coders(src: Source) -> list[PlaneCoder]:
     h = src.header
     sr, sc = min(h.rows, CHOICE_BLOCK), min(h.cols, CHOICE_BLOCK)
     lv = min(h.levels, max(0, max(sr, sc).bit_length() - 4))
+    corners = {(min(max(0, (h.rows * qy) // 4 - sr // 2), h.rows - sr),
+                min(max(0, (h.cols * qx) // 4 - sc // 2), h.cols - sc)) for qy in (1, 3) for qx in (1, 3)}
     wav, pred = np.zeros(h.channels), np.zeros(h.channels)
-    for qy in (1, 3):
-        for qx in (1, 3):
-            y0 = min(max(0, (h.rows * qy) // 4 - sr // 2), h.rows - sr)
-            x0 = min(max(0, (h.cols * qx) // 4 - sc // 2), h.cols - sc)
-            for c in range(h.channels):
-                sample = src.coded_plane(h.frames // 2, (y0, y0 + sr, x0, x0 + sc), c)
-                wav[c] += sum(map(len, wavelet_segments(dwt53_forward(sample, lv), lv)))
-                pred[c] += len(predictive.encode_plane(sample, 0, int(sample.min()), int(sample.max())))
+    for y0, x0 in sorted(corners):  # (a frame of one block side or less: one block)
+        for c in range(h.channels):
+            sample = src.coded_plane(h.frames // 2, (y0, y0 + sr, x0, x0 + sc), c)
+            wav[c] += sum(map(len, wavelet_segments(dwt53_forward(sample, lv), lv)))
+            pred[c] += len(predictive.encode_plane(sample, 0, int(sample.min()), int(sample.max())))
     # a channel whose blocks are (nearly) constant, as the chroma of a grey
     # ultrasound, cannot judge (headers decide): it takes the choice of all channels
-    judged = wav * 8 >= 0.1 * 4 * sr * sc
+    judged = wav * 8 >= 0.1 * len(corners) * sr * sc
     pred, wav = np.where(judged, pred, pred.sum()), np.where(judged, wav, wav.sum())
     return [PlaneCoder.PREDICTIVE if p < PREDICTIVE_MARGIN * w else PlaneCoder.WAVELET
             for p, w in zip(pred, wav, strict=True)]
 
 
+def _uses_choice(h: ct.Header, samples: int) -> bool:
+    """Lossless planes of more than ``SAMPLE_ABOVE`` samples, and every plane of a
+    multi-frame image, take the coder chosen for the image (:func:`choose_coders`):
+    coding each small frame both ways cost twice its coding. A single small plane
+    is coded both ways and the smaller kept."""
+    return h.mode == Mode.LOSSLESS and (samples > SAMPLE_ABOVE or h.frames > 1)
+
+
 def encode_reversible(src: Source) -> list[bytes]:
-    """Lossless: each plane by the 5/3 wavelet or the predictive coder: small planes
-    whichever codes them smaller, large ones the coder chosen for the image
-    (:func:`choose_coders`). Near-lossless: the predictive coder, residuals
+    """Lossless: each plane by the 5/3 wavelet or the predictive coder, as
+    :func:`_uses_choice` says. Near-lossless: the predictive coder, residuals
     quantised in the loop."""
     h = src.header
     largest = min(h.rows, h.tile_rows) * min(h.cols, h.tile_cols)
-    coders = choose_coders(src) if h.mode == Mode.LOSSLESS and largest > SAMPLE_ABOVE else []
+    coders = choose_coders(src) if _uses_choice(h, largest) else []
 
     def code_tile(ft: tuple[int, int]) -> list[bytes]:
         if h.mode == Mode.NEAR_LOSSLESS and h.channels == 3:
@@ -175,17 +181,17 @@ def _plane_segments(src: Source, f: int, box: tuple[int, int, int, int], c: int,
                     coders: list[PlaneCoder]) -> list[bytes]:
     """The segments of one reversible plane, by the coder its size and mode ask for."""
     h = src.header
-    big = h.mode == Mode.LOSSLESS and (box[1] - box[0]) * (box[3] - box[2]) > SAMPLE_ABOVE
-    if big and coders[c] == PlaneCoder.WAVELET:
+    samples = (box[1] - box[0]) * (box[3] - box[2])
+    chosen = _uses_choice(h, samples)
+    if chosen and coders[c] == PlaneCoder.WAVELET:
         # its rows made from the stored samples as the transform asks: the
         # whole plane never exists
         rows = partial(src.coded_plane, f, box, c)
-        samples = (box[1] - box[0]) * (box[3] - box[2])
         return wavelet_segments(forward(rows, h.levels, "5/3", samples), h.levels)
     plane = src.coded_plane(f, box, c)
     if h.mode == Mode.NEAR_LOSSLESS:
         return predictive_segments(plane, h.max_error, h.vmin, h.vmax, h.levels)
-    if big:
+    if chosen:
         return _predictive_lossless(plane, h.levels)
     return _both_ways(plane, h.levels)
 

@@ -91,7 +91,7 @@ def used_values(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray:
 
 
 #: The value-table choice codes at most about this many samples, each way.
-TABLE_SAMPLE = 1 << 14
+TABLE_SAMPLE = 1 << 13
 
 
 def table_sample(frame: np.ndarray) -> np.ndarray:

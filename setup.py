@@ -26,8 +26,10 @@ KERNELS = Extension(
     sources=[os.path.join(NATIVE, name) for name in ("module.c", "bandcoder.c", "predictive.c", "transform53.c")],
     depends=[os.path.join(NATIVE, name) for name in ("kernels.h", "rangecoder.h")],
     # -ffp-contract=off: the predictive blend's one float division must round the same
-    # way on every machine (no fused multiply-add), so streams are identical everywhere
-    extra_compile_args=["-O2", "-std=c99", "-ffp-contract=off", "-fno-strict-aliasing"],
+    # way on every machine (no fused multiply-add), so streams are identical everywhere;
+    # -O3 (no -march: the build may move to another machine): 18-25% fewer instructions
+    # per decoded sample than -O2 (callgrind, 693_UNCR and RG3_UNCR), same bytes
+    extra_compile_args=["-O3", "-std=c99", "-ffp-contract=off", "-fno-strict-aliasing"],
     libraries=["m"],
 )
 

@@ -24,6 +24,9 @@ from test_cli import CT, EMRI, MR, data_file, dicom_pixels, hlc, hlc_env
 
 TEMP_SUFFIX = ".hlc-partial"
 TESTS = Path(__file__).resolve().parent
+# A guard against a batch that never ends after its signal, not a speed figure: on a
+# 2-core machine shared with other jobs, ending two spawned workers once took over 60 s.
+HANG = 240
 UN = "explicit_VR-UN.dcm"   # 512 x 512 CT with air around the body: a real hybrid
 
 
@@ -113,7 +116,7 @@ def test_batch_interrupted_then_resumed_finishes_with_whole_files_only(tmp_path)
     proc = gated_batch(args, tmp_path, "ct09.dcm", start_new_session=True)
     wait_for(lambda: list(out.glob("*.hlc")), proc)
     os.killpg(proc.pid, signal.SIGINT)                 # Ctrl-C: the whole process group
-    stdout, _ = proc.communicate(timeout=60)
+    stdout, _ = proc.communicate(timeout=HANG)
     assert proc.returncode == 130, stdout
     assert "interrupted" in stdout and "run the same command again" in stdout
     done = sorted(out.glob("*.hlc"))
@@ -175,7 +178,7 @@ def test_kill_ends_the_workers_and_writes_the_summary_and_report(tmp_path, sig, 
     children = descendants(proc.pid)                   # the two workers (and multiprocessing's tracker)
     assert len(children) >= 2, children
     os.kill(proc.pid, sig)                             # the main process only, as `kill PID` does
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = proc.communicate(timeout=HANG)
     assert proc.returncode == status, stdout + stderr
     assert f"interrupted ({sig.name}): run the same command again" in stdout, stdout
     assert re.search(r"^\d+ of 7 files: \d+ converted", stdout, re.M), stdout

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         files, size = make_tree(src, args.copies)
         load_before = os.getloadavg()
         capacity_before = calibrate()
-        run_once(src, os.path.join(tmp, "warm"), 1, extra)   # numba cache, page cache
+        run_once(src, os.path.join(tmp, "warm"), 1, extra)   # page cache, first imports
         times: dict[int, list[float]] = {1: [], 2: []}
         for r in range(args.runs):
             for w in (1, 2):

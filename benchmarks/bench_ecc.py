@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
@@ -141,8 +141,8 @@ def machine_facts() -> list[str]:
             f"load average at start {load[0]:.2f})",
             f"- Python {platform.python_version()}, numpy {np.__version__}, "
             f"{platform.system()} {platform.release()}",
-            "- Single thread: NUMBA_NUM_THREADS=OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=1; "
-            "the ECC code is single-threaded (numpy, plus one numba parity kernel compiled without parallelism)."]
+            "- Single thread: OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=1; "
+            "the ECC code is single-threaded (numpy, plus one compiled C parity kernel)."]
 
 
 def main() -> None:

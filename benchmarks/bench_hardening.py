@@ -7,8 +7,8 @@
   200-frame 256 x 256 stack, as multiples of the raw size (target <= 4x).
 
 Peak memory is measured in a fresh process per case: RSS sampled every 2 ms by a
-thread, minus the RSS just before the call (input array already allocated, numba
-kernels already compiled), and tracemalloc's peak (numpy and Python allocations).
+thread, minus the RSS just before the call (input array already allocated, the
+compiled kernels already loaded), and tracemalloc's peak (numpy and Python allocations).
 
     python benchmarks/bench_hardening.py            # writes benchmarks/results/hardening.md
 """

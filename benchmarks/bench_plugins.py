@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
@@ -137,7 +137,7 @@ def main() -> None:
     for name in IMAGES:
         arr, paths, (ds, fresh) = paths_for(name)
         for direction, fns in paths.items():
-            for fn in fns.values():  # warm-up: numba load, first-call caches
+            for fn in fns.values():  # warm-up: lazy imports, first-call caches
                 if fn.__name__ == "pydicom_encode":
                     fresh.append(copy.deepcopy(ds))
                 fn()

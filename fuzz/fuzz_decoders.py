@@ -26,7 +26,7 @@ small tiles), mutated by:
 
 Per target call: a 2 s watchdog (a call over 2 s is re-run to confirm, then kept as
 a hang), peak allocation via tracemalloc against the header's claim and the pixel
-limit (numba's own allocations are not traced; process max RSS is checked as a
+limit (the C kernels' own work buffers are not traced; process max RSS is checked as a
 second, coarse signal), and the exception type. Anything other than an HlcError
 (or the adapter's documented error types) is a crash. HlcErrors raised by
 decode's last-resort ``except Exception`` wrapper are counted separately as
@@ -725,8 +725,8 @@ def one_call(stats: Stats, wd: Watchdog, label: str, fn, data: bytes, claim: int
     if dt > stats.max_time:
         stats.max_time, stats.max_time_what = dt, f"{label}, claim {claim} samples, {len(data)} B input"
     if dt > TIMEOUT:
-        # confirm: the machine is shared (wall time is noisy) and a first call may compile a
-        # numba kernel; a hang is a re-run that burns over TIMEOUT of CPU (or 5x in wall time)
+        # confirm: the machine is shared (wall time is noisy); a hang is a re-run that
+        # burns over TIMEOUT of CPU (or 5x in wall time)
         t1, c1 = time.perf_counter(), time.process_time()
         try:
             fn()
@@ -876,8 +876,8 @@ def write_summary(stats: Stats, cmd: str, path: Path = RESULTS) -> None:
     if stats.saved:
         lines += ["", "## Inputs saved to tests/corpus/", ""]
         lines += [f"- {Path(s).name}" for s in sorted(set(stats.saved))]
-    lines += ["", "Limits of the method: tracemalloc sees numpy and Python allocations, not numba's "
-              "internal ones (the kernels allocate their outputs through numpy, so this covers the "
+    lines += ["", "Limits of the method: tracemalloc sees numpy and Python allocations, not the C "
+              "kernels' work buffers (the kernels write their outputs into numpy arrays, so this covers the "
               "image-sized buffers); the watchdog measures wall time on a shared machine, so a call "
               "over the limit is re-run before it counts as a hang.", ""]
     # every run is logged, so that batches (kept under ~20 CPU minutes each) add up

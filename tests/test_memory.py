@@ -51,7 +51,7 @@ def test_rss_stays_within_5_percent_over_3000_decodes():
                 except hlc.HlcError:
                     pass
 
-    work(400)  # warm-up: numba dispatch, caches, allocator pools
+    work(400)  # warm-up: lazy imports, caches, allocator pools
     before = _rss()
     work(3000)
     after = _rss()

@@ -58,16 +58,27 @@ SLOTS = ct.REGION_SEGMENTS - 1
 DEFAULT_BACKGROUND_PSNR = 40.0
 #: A whole-image ``bpp`` or ``psnr`` never takes the background below this PSNR.
 BACKGROUND_PSNR_FLOOR = 30.0
+#: The first rate the background's 9/7 layer is tried at (bits per pixel of the image).
+FIRST_BPP = 0.05
 #: The background PSNR is met from above within this much (dB).
 PSNR_TOLERANCE = 0.1
 #: ``decode(level=k)`` of a region stream: the area mean, down to 1/2^MAX_LEVEL.
 MAX_LEVEL = 8
 NO_BOUND = 0xFFFF
 UNUSED = 0xFF
+#: The map's fourth class: background padding, every pixel one value (stored in the
+#: block), exact. Large flat areas of the background (the outside of a CT
+#: reconstruction circle, a scanner's padding) are found by the encoder.
+FLAT = IMPORTANCE_CLASSES
+MAP_CLASSES = FLAT + 1
+#: Flat padding is marked only where it is solid (an opening by a square this wide)
+#: and covers at least this share of the image.
+FLAT_OPENING = 5
+FLAT_MIN_SHARE = 0.01
 CLASS_NAMES = {Importance.DETAIL: "detail", Importance.BODY: "body", Importance.BACKGROUND: "background"}
 
 _HEAD = struct.Struct("<BI")            # block version, length of the rest
-_TARGET = struct.Struct("<BfH")         # target kind, target value, map block size
+_TARGET = struct.Struct("<BfHi")        # target kind, target value, map block size, flat value
 _SLOT = struct.Struct("<BHB")           # classes (bit c: class c), bound (NO_BOUND: lossy), coder (stream mode)
 _REACHED = struct.Struct("<ffI")        # per class: fraction of pixels, PSNR (inf: exact), max error
 
@@ -117,9 +128,10 @@ class RegionBlock:
     map_stream: bytes
     slots: list[Slot]
     reached: list[tuple[float, float, int]] = field(default_factory=list)  # per class
+    flat: int = 0               # the value of FLAT pixels
 
     def pack(self) -> bytes:
-        body = _TARGET.pack(self.target, self.value, self.block)
+        body = _TARGET.pack(self.target, self.value, self.block, self.flat)
         body += struct.pack("<I", len(self.map_stream)) + self.map_stream
         for i in range(SLOTS):
             s = self.slots[i] if i < len(self.slots) else None
@@ -141,7 +153,7 @@ def unpack_block(seg: bytes) -> RegionBlock:
         if _HEAD.size + n > len(seg):
             raise CorruptStreamError("region block runs past its segment", "region block")
         pos = _HEAD.size
-        kind, value, block = _TARGET.unpack_from(seg, pos)
+        kind, value, block, flat = _TARGET.unpack_from(seg, pos)
         pos += _TARGET.size
         (m,) = struct.unpack_from("<I", seg, pos)
         map_stream = bytes(seg[pos + 4:pos + 4 + m])
@@ -163,7 +175,7 @@ def unpack_block(seg: bytes) -> RegionBlock:
     covered = [c for s in slots for c in s.classes]
     if len(covered) != len(set(covered)) or bits >> IMPORTANCE_CLASSES or not 1 <= block <= 4096:
         raise CorruptStreamError("region block: layer slots overlap or name unknown classes", "region block")
-    return RegionBlock(target, value, block, map_stream, slots, reached)
+    return RegionBlock(target, value, block, map_stream, slots, reached, flat)
 
 
 # ----------------------------------------------------------------- fills
@@ -280,27 +292,81 @@ class _Encoder:
     def psnr(self, se: float, n: int) -> float:
         return math.inf if se == 0 else 10 * math.log10(self.peak ** 2 * n / se)
 
+    def background_psnr(self, decoded: np.ndarray, where: np.ndarray) -> float:
+        """PSNR over the background (FLAT included, exact) of ``decoded`` in ``where``."""
+        se, _ = self.squared_error(decoded, where)
+        n = int(np.isin(self.classes, (Importance.BACKGROUND, FLAT)).sum()) * self.pixels.shape[-1]
+        return self.psnr(se, n)
+
     # -- the lossy background layer
     def lossy_at_psnr(self, filled: np.ndarray, where: np.ndarray, want: float) -> tuple[bytes, np.ndarray]:
-        """The smallest lossy stream of ``filled`` tried whose samples in ``where`` reach
-        ``want`` dB, aiming at want .. want + PSNR_TOLERANCE (lossless if none does)."""
-        inner_peak = float(max(1, int(filled.max()) - int(filled.min())))
-        ask = want + 20 * math.log10(inner_peak / self.peak)
-        best: tuple[bytes, np.ndarray] | None = None
-        for _ in range(6):
-            asked = min(200.0, max(1.0, ask))
-            s = self.code(filled, mode="lossy", psnr=asked)
-            d = self.decoded(s)
-            got = self.psnr(*self.squared_error(d, where))
-            if got >= want and (best is None or len(s) < len(best[0])):
-                best = (s, d)
-            if want <= got <= want + PSNR_TOLERANCE or asked >= 200.0 and got < want:
+        """The smaller of the 9/7 (:meth:`wavelet_at_psnr`) and the near-lossless coder
+        (:meth:`near_lossless_at_psnr`) at the background PSNR ``want``."""
+        wavelet = self.wavelet_at_psnr(filled, where, want)
+        near = self.near_lossless_at_psnr(filled, where, want, len(wavelet[0]))
+        return near if near is not None and len(near[0]) < len(wavelet[0]) else wavelet
+
+    def _measured(self, stream: bytes, where: np.ndarray) -> tuple[bytes, np.ndarray, float]:
+        d = self.decoded(stream)
+        return stream, d, self.background_psnr(d, where)
+
+    def wavelet_at_psnr(self, filled: np.ndarray, where: np.ndarray, want: float) -> tuple[bytes, np.ndarray]:
+        """The smallest 9/7 stream of ``filled`` tried whose background (``where``, and
+        FLAT) reaches ``want`` dB, aiming at want .. want + PSNR_TOLERANCE.
+
+        Searched by size, from :data:`FIRST_BPP`: the PSNR is nearly linear in log
+        size, and the size search is fine-grained (lossy mode's PSNR search lands on
+        one of the steps it tries, 0.2 dB apart on a background, and costs 4 x more).
+        Stops when a size asked for gives a stream already tried (a few hundred bytes
+        of background can jump 1 dB a byte)."""
+        pixels = filled.shape[0] * filled.shape[1] * filled.shape[2]
+        tried = [self._measured(self.code(filled, mode="lossy", bpp=FIRST_BPP, try_near_lossless=False), where)]
+        for _ in range(10):
+            ok = [t for t in tried if t[2] >= want]
+            if ok and min(t[2] for t in ok) <= want + PSNR_TOLERANCE:
                 break
-            ask += want + PSNR_TOLERANCE / 3 - got
-        if best is None:
-            s = self.code(filled)
-            best = (s, self.decoded(s))
-        return best
+            lo = max((t for t in tried if t[2] < want), key=lambda t: t[2], default=None)
+            hi = min(ok, key=lambda t: len(t[0]), default=None)
+            aim = want + PSNR_TOLERANCE / 2
+            if lo is not None and hi is not None:  # interpolate in log size
+                a, b = math.log(len(lo[0])), math.log(len(hi[0]))
+                size = math.exp(a + (b - a) * (aim - lo[2]) / max(1e-9, hi[2] - lo[2]))
+            else:  # extrapolate: the slope of the last two (dB per doubling), else 6
+                t = lo or hi
+                assert t is not None
+                slope = 6.0
+                if len(tried) > 1 and len(tried[-1][0]) != len(tried[-2][0]):
+                    (s1, _, p1), (s2, _, p2) = tried[-2:]
+                    slope = min(12.0, max(0.3, (p2 - p1) / math.log2(len(s2) / len(s1))))
+                size = len(t[0]) * 2 ** ((aim - t[2]) / slope)
+            size = max(size, 1.0)
+            if size * 8.0 / pixels > 64:
+                break
+            s = self.code(filled, mode="lossy", bpp=size * 8.0 / pixels, try_near_lossless=False)
+            if any(s == t[0] for t in tried):
+                break
+            tried.append(self._measured(s, where))
+        ok = [t for t in tried if t[2] >= want]
+        if not ok:
+            return self.code(filled), filled
+        s, d, _ = min(ok, key=lambda t: len(t[0]))
+        return s, d
+
+    def near_lossless_at_psnr(self, filled: np.ndarray, where: np.ndarray, want: float,
+                              beat: int) -> tuple[bytes, np.ndarray] | None:
+        """The near-lossless stream at the largest k whose background reaches ``want``
+        dB (errors within +-k have a mean square near k(k+1)/3), if smaller than ``beat``."""
+        k = int(math.sqrt(3 * self.peak ** 2 / 10 ** (want / 10)))
+        for _ in range(4):
+            if k < 1:
+                return None
+            s, d, got = self._measured(self.code(filled, mode="near-lossless", max_error=k), where)
+            if len(s) >= beat:
+                return None
+            if got >= want:
+                return s, d
+            k = int(k * 10 ** ((got - want) / 20)) if k > 1 else 0
+        return None
 
 
 def encode_regions(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray, header: ct.Header) -> bytes:
@@ -310,16 +376,17 @@ def encode_regions(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
 
     frames, rows, cols, _ = pixels.shape
     cmap, block = importance_map(opts.roi, pixels, image.bits_stored, image.axes, image.shape, block=1)
-    classes = pixel_classes(cmap, block, rows, cols)
+    classes = np.array(pixel_classes(cmap, block, rows, cols), np.uint8)  # the map is kept per pixel
+    flat = _mark_flat(pixels, classes)
     enc = _Encoder(image, opts, pixels, classes)
     target, value = target_of(opts)
     e = opts.roi_max_error
     bounds: dict[int, int | None] = {
         Importance.DETAIL: e, Importance.BODY: e if opts.body_max_error is None else opts.body_max_error,
-              Importance.BACKGROUND: opts.background_max_error}
-    present = set(np.flatnonzero(np.bincount(classes.ravel(), minlength=IMPORTANCE_CLASSES)).tolist())
+        Importance.BACKGROUND: opts.background_max_error}
+    present = set(np.flatnonzero(np.bincount(classes.ravel(), minlength=MAP_CLASSES)).tolist())
     slots = _plan(bounds, present)
-    rb = RegionBlock(target, value, block, _map_stream(cmap), slots)
+    rb = RegionBlock(target, value, 1, _map_stream(classes), slots, flat=flat)
     layers = _code_layers(enc, slots, target, value, len(rb.map_stream))
     stream, whole_psnr = _pack(header, rb, enc, layers, classes)
     if opts.whole_image_if_smaller and opts.preprocess is None:
@@ -335,6 +402,24 @@ def encode_regions(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
         warnings.warn(f"psnr={value} is above what the hybrid reaches with its ROI bound: {whole_psnr:.2f} dB "
                       "(info() reports what each region got)", stacklevel=4)
     return stream
+
+
+def _mark_flat(pixels: np.ndarray, classes: np.ndarray) -> int:
+    """Mark solid areas of the background's most common value FLAT (in ``classes``);
+    returns that value (0, nothing marked, for colour images or too little padding)."""
+    from scipy.ndimage import binary_opening
+
+    bg = classes == Importance.BACKGROUND
+    if pixels.shape[-1] != 1 or bg.sum() < FLAT_MIN_SHARE * bg.size:
+        return 0
+    values, counts = np.unique(pixels[..., 0][bg], return_counts=True)
+    v = int(values[np.argmax(counts)])
+    square = np.ones((FLAT_OPENING, FLAT_OPENING), bool)
+    solid = np.stack([binary_opening(bg[f] & (pixels[f, :, :, 0] == v), square) for f in range(bg.shape[0])])
+    if solid.sum() < FLAT_MIN_SHARE * bg.size:
+        return 0
+    classes[solid] = FLAT
+    return v
 
 
 def _plan(bounds: dict[int, int | None], present: set[int]) -> list[Slot]:
@@ -390,7 +475,7 @@ def _background(enc: _Encoder, filled: np.ndarray, where: np.ndarray, target: Ta
     if budget > 64:
         s = enc.code(filled, mode="lossy", bpp=min(64.0, 8.0 * budget / (frames * rows * cols)))
         d = enc.decoded(s)
-        if enc.psnr(*enc.squared_error(d, where)) >= BACKGROUND_PSNR_FLOOR:
+        if enc.background_psnr(d, where) >= BACKGROUND_PSNR_FLOOR:
             return s, d
     return enc.lossy_at_psnr(filled, where, BACKGROUND_PSNR_FLOOR)
 
@@ -400,7 +485,7 @@ def _background_psnr_for(enc: _Encoder, where: np.ndarray, roi_se: float, psnr: 
     counted (the floor if that is lower; warned when the ROI's error alone misses it)."""
     allowed = enc.peak ** 2 * enc.pixels.size / 10 ** (psnr / 10)
     left = allowed - roi_se
-    n_bg = int(where.sum()) * enc.pixels.shape[-1]
+    n_bg = int(np.isin(enc.classes, (Importance.BACKGROUND, FLAT)).sum()) * enc.pixels.shape[-1]
     if left <= 0:  # (the ROI's error alone misses it: the background lossless; encode_regions warns)
         return 200.0
     return max(BACKGROUND_PSNR_FLOOR, enc.psnr(left, n_bg))
@@ -487,7 +572,7 @@ def unpack_map(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
                 if len(lengths) != n or lengths.sum() != cols:
                     raise CorruptStreamError("importance map: runs do not fill a row", "importance map")
             if n == 0 or starts[0] != 0 or (np.diff(starts) <= 0).any() or starts[-1] >= cols \
-                    or labels.max() >= IMPORTANCE_CLASSES or len(starts) != n:
+                    or labels.max() >= MAP_CLASSES or len(starts) != n:
                 raise CorruptStreamError("importance map: invalid runs", "importance map")
             out[f, r] = np.repeat(labels, np.diff(np.append(starts, cols))).astype(np.uint8)
     return out
@@ -498,12 +583,13 @@ def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[
     """The stream (header, region block with what each class reached, layer streams)
     and the whole image's PSNR."""
     merged = np.empty_like(enc.pixels)
+    merged[classes == FLAT] = rb.flat
     for slot, (_, decoded) in zip(rb.slots, layers, strict=True):
         sel = np.isin(classes, slot.classes)
         merged[sel] = decoded[sel]
     rb.reached = []
     for c in range(IMPORTANCE_CLASSES):
-        where = classes == c
+        where = np.isin(classes, (c, FLAT) if c == Importance.BACKGROUND else (c,))
         if not where.any():
             rb.reached.append((0.0, 0.0, 0))
             continue
@@ -515,7 +601,7 @@ def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[
     h.flags |= FLAG_REGIONS
     h.roi_max_error = enc.opts.roi_max_error
     h.roi_block = rb.block
-    h.roi_fraction = float((classes >= ROI_CLASS).mean())
+    h.roi_fraction = float(np.isin(classes, (Importance.BODY, Importance.DETAIL)).mean())
     h.psnr_target = rb.value
     h.tile_rows, h.tile_cols = h.rows, h.cols
     segs = [rb.pack()] + [s for s, _ in layers] + [b""] * (SLOTS - len(layers))
@@ -531,8 +617,10 @@ def _whole_if_smaller(enc: _Encoder, hybrid: bytes, target: Target, value: float
     psnr_target = target in (Target.DEFAULT, Target.BACKGROUND_PSNR, Target.PSNR)
     if psnr_target and e and 20 * math.log10(enc.peak / e) < value:  # (not guaranteed by +-e: measured)
         whole_image = target == Target.PSNR
-        where = np.ones_like(enc.classes, bool) if whole_image else enc.classes == Importance.BACKGROUND
-        if enc.psnr(*enc.squared_error(enc.decoded(whole), where)) < value:
+        decoded = enc.decoded(whole)
+        got = enc.psnr(*enc.squared_error(decoded, np.ones_like(enc.classes, bool))) if whole_image else \
+            enc.background_psnr(decoded, np.isin(enc.classes, (Importance.BACKGROUND, FLAT)))
+        if got < value:
             return None
     return whole
 
@@ -563,7 +651,8 @@ def stream_classes(stream: bytes) -> np.ndarray:
     """The class of every pixel (frames, rows, cols) of a plain region stream."""
     h, start = ct.parse_header(stream)
     rb = region_block(stream, h, start)
-    return pixel_classes(class_map(rb, h), rb.block, h.rows, h.cols)
+    classes = pixel_classes(class_map(rb, h), rb.block, h.rows, h.cols)
+    return np.where(classes == FLAT, np.uint8(Importance.BACKGROUND), classes)
 
 
 def decode_regions(stream: bytes, h: ct.Header, start: int, *, level: int, frames: list[int], strict: bool,
@@ -584,6 +673,9 @@ def decode_regions(stream: bytes, h: ct.Header, start: int, *, level: int, frame
         rb, classes = None, None
     shape = (h.frames, h.rows, h.cols, h.channels)
     done = np.zeros((len(frames), h.rows, h.cols), bool)
+    if rb is not None and classes is not None:
+        done = classes == FLAT
+        out[done] = np.clip(rb.flat, h.vmin, h.vmax)
     first = None
     for i in range(SLOTS if rb is None else len(rb.slots)):
         try:
@@ -623,16 +715,18 @@ def facts(rb: RegionBlock, h: ct.Header) -> dict[str, Any]:
     layer_of = {c: i for i, s in enumerate(rb.slots) for c in s.classes}
     for c in (Importance.DETAIL, Importance.BODY, Importance.BACKGROUND):
         frac, psnr, err = rb.reached[c] if rb.reached else (0.0, 0.0, 0)
-        if c not in layer_of:
-            continue
-        i = layer_of[c]
-        slot = rb.slots[i]
-        regions[CLASS_NAMES[c]] = {
-            "fraction": frac, "max_error_bound": slot.bound, "psnr": psnr, "max_error": err,
-            "coder": Mode(slot.coder).label if slot.coder < len(Mode) else "unknown",
-            "layer": i, "layer_bytes": h.segments[1 + i][0]}
+        if c in layer_of:
+            i = layer_of[c]
+            slot = rb.slots[i]
+            regions[CLASS_NAMES[c]] = {
+                "fraction": frac, "max_error_bound": slot.bound, "psnr": psnr, "max_error": err,
+                "coder": Mode(slot.coder).label if slot.coder < len(Mode) else "unknown",
+                "layer": i, "layer_bytes": h.segments[1 + i][0]}
+        elif frac > 0:  # a background that is all flat padding: exact, no layer
+            regions[CLASS_NAMES[c]] = {"fraction": frac, "max_error_bound": 0, "psnr": psnr, "max_error": err,
+                                       "coder": "flat", "layer": None, "layer_bytes": 0}
     return {"regions": regions, "target": {"name": TARGET_NAMES[rb.target], "value": rb.value},
-            "map_block": rb.block, "map_bytes": len(rb.map_stream)}
+            "map_block": rb.block, "map_bytes": len(rb.map_stream), "flat_value": rb.flat}
 
 
 def is_regions(h: ct.Header) -> bool:

@@ -322,25 +322,8 @@ class _Encoder:
         pixels = filled.shape[0] * filled.shape[1] * filled.shape[2]
         tried = [self._measured(self.code(filled, mode="lossy", bpp=FIRST_BPP, try_near_lossless=False), where)]
         for _ in range(10):
-            ok = [t for t in tried if t[2] >= want]
-            if ok and min(t[2] for t in ok) <= want + PSNR_TOLERANCE:
-                break
-            lo = max((t for t in tried if t[2] < want), key=lambda t: t[2], default=None)
-            hi = min(ok, key=lambda t: len(t[0]), default=None)
-            aim = want + PSNR_TOLERANCE / 2
-            if lo is not None and hi is not None:  # interpolate in log size
-                a, b = math.log(len(lo[0])), math.log(len(hi[0]))
-                size = math.exp(a + (b - a) * (aim - lo[2]) / max(1e-9, hi[2] - lo[2]))
-            else:  # extrapolate: the slope of the last two (dB per doubling), else 6
-                t = lo or hi
-                assert t is not None
-                slope = 6.0
-                if len(tried) > 1 and len(tried[-1][0]) != len(tried[-2][0]):
-                    (s1, _, p1), (s2, _, p2) = tried[-2:]
-                    slope = min(12.0, max(0.3, (p2 - p1) / math.log2(len(s2) / len(s1))))
-                size = len(t[0]) * 2 ** ((aim - t[2]) / slope)
-            size = max(size, 1.0)
-            if size * 8.0 / pixels > 64:
+            size = _next_size(tried, want)
+            if size is None or size * 8.0 / pixels > 64:
                 break
             s = self.code(filled, mode="lossy", bpp=size * 8.0 / pixels, try_near_lossless=False)
             if any(s == t[0] for t in tried):
@@ -367,6 +350,34 @@ class _Encoder:
                 return s, d
             k = int(k * 10 ** ((got - want) / 20)) if k > 1 else 0
         return None
+
+
+def _next_size(tried: list, want: float) -> float | None:
+    """The next size to try for a background PSNR of ``want`` .. want + PSNR_TOLERANCE
+    (None: done). ``tried``: (stream, decoded, PSNR) so far. Between a failing and a
+    passing size: interpolated in log size (PSNR ~ linear there), kept inside the
+    bracket; beyond one side: the slope of the last two (1..12 dB a doubling), at
+    most 4 x."""
+    ok = [t for t in tried if t[2] >= want]
+    if ok and min(t[2] for t in ok) <= want + PSNR_TOLERANCE:
+        return None
+    lo = max((t for t in tried if t[2] < want), key=lambda t: len(t[0]), default=None)
+    hi = min(ok, key=lambda t: len(t[0]), default=None)
+    aim = want + PSNR_TOLERANCE / 2
+    if lo is not None and hi is not None:
+        a, b = math.log(len(lo[0])), math.log(len(hi[0]))
+        if b - a < 0.002:
+            return None
+        top = min(hi[2], want + 12.0)  # (an exact stream's PSNR is infinite)
+        frac = min(0.8, max(0.2, (aim - lo[2]) / max(1e-9, top - lo[2])))
+        return math.exp(a + frac * (b - a))
+    t = lo or hi
+    assert t is not None
+    slope = 6.0
+    if len(tried) > 1 and len(tried[-1][0]) != len(tried[-2][0]) and math.isfinite(tried[-1][2] + tried[-2][2]):
+        (s1, _, p1), (s2, _, p2) = tried[-2:]
+        slope = min(12.0, max(1.0, (p2 - p1) / math.log2(len(s2) / len(s1))))
+    return max(1.0, len(t[0]) * min(4.0, max(0.25, 2 ** ((aim - t[2]) / slope))))
 
 
 def encode_regions(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray, header: ct.Header) -> bytes:

@@ -80,7 +80,8 @@ class EncodeOptions:
         "(a {bpp} or {psnr} target, peak = max - min; where the near-lossless coder does better "
         "the stream is that, and says so in info())", choices=MODES, frontends=EVERY,
         cli_help="lossless (bit-exact), near-lossless (|error| <= --max-error) or lossy (--bpp or --psnr "
-                 "target). Default: lossy if --bpp/--psnr is given, near-lossless if --max-error is, else lossless")
+                 "target; with --roi, the hybrid). Default: lossy if --bpp/--psnr/--roi is given, near-lossless if "
+                 "--max-error is, else lossless")
     max_error: int | None = _option(
         None, "near-lossless bound on every sample", parse=int, metavar="K", frontends=EVERY)
     bpp: float | None = _option(

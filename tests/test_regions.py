@@ -337,3 +337,22 @@ print('ok')
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                          cwd=str(tmp_path))
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+def test_dicom_lossy_attributes_say_what_each_region_got():
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    import hybrid_plugins
+    from hybrid_plugins import HLC_TRANSFER_SYNTAX_UID
+    from hybrid_plugins.pydicom_plugin import HYBRID_METHOD
+
+    hybrid_plugins.register()
+    ds = pydicom.dcmread(get_testdata_file("693_UNCR.dcm"))
+    mask = np.zeros((512, 512), bool)
+    mask[100:400, 100:400] = True
+    ds.compress(HLC_TRANSFER_SYNTAX_UID, mode="lossy", roi=mask, background_psnr=40)
+    assert ds.LossyImageCompression == "01" and ds.LossyImageCompressionMethod == HYBRID_METHOD
+    text = str(ds.DerivationDescription)
+    assert text.startswith("HLC hybrid: detail ") and "lossless exact" in text and "background" in text
+    assert "PSNR 40.0 dB" in text

@@ -60,7 +60,7 @@ def accuracy_section() -> list[str]:
         lines.append(f"| {name} | {_pct(o[name + '_precision'])} | {_pct(o[name + '_recall'])} |")
     lines += ["", "Confusion (rows: label, columns: prediction; pixels):", "", "| | bg | body | detail |",
               "|---|---|---|---|"]
-    for name, row in zip(("bg", "body", "detail"), res["confusion_true_by_pred"]):
+    for name, row in zip(("bg", "body", "detail"), res["confusion_true_by_pred"], strict=True):
         lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
     lines += ["", "| image | modality | body kept | background recall |", "|---|---|---|---|"]
     for r in res["images"]:
@@ -170,17 +170,16 @@ def measure_image(name: str, frame: int) -> list[dict]:
 
     import codec_core as hlc
     from codec_core import metrics
-    from codec_core.regions import constant_fill
+    from codec_core.regions import constant_fill, stream_classes
 
     img, reference, modality, split = _load(name, frame)
     peak = float(img.max()) - float(img.min())
     lossless = len(hlc.encode(img, mode="lossless"))
-    auto = _roi_pixels(roi.auto_importance_map(img), img.shape)
     rows = []
     for e in BOUNDS:
         whole = len(_bounded(img, e))
         limit = len(_bounded(constant_fill(img[None, :, :, None], reference[None])[0, :, :, 0], e))
-        for label, given, used in (("reference", reference, reference), ("auto", "auto", auto)):
+        for label, given in (("reference", reference), ("auto", "auto")):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 t = time.perf_counter()
@@ -188,6 +187,8 @@ def measure_image(name: str, frame: int) -> list[dict]:
                 seconds = time.perf_counter() - t
             out = hlc.decode(data)
             meta = hlc.info(data)
+            # the ROI the encoder used: the stream's map (everything for a whole-image stream)
+            used = stream_classes(data)[0] > 0 if meta["roi"] else np.ones(img.shape, bool)
             j2k = _j2k_at_size(img, len(data))
             r = dict(image=name, modality=modality, split=split, map=label, e=e, lossless=lossless, whole=whole,
                      limit=limit, size=len(data), kept="hybrid" if meta["roi"] else meta["mode"],
@@ -198,7 +199,8 @@ def measure_image(name: str, frame: int) -> list[dict]:
                      own_bg_psnr=_region_psnr(img, out, ~used, peak),
                      roi_ssim=metrics.ssim(img, out, mask=reference), bg_ssim=metrics.ssim(img, out, mask=~reference))
             if j2k is not None:
-                r.update(j2k_roi_psnr=_region_psnr(img, j2k, reference, peak), j2k_roi_max=_region_max(img, j2k, reference),
+                r.update(j2k_roi_psnr=_region_psnr(img, j2k, reference, peak),
+                         j2k_roi_max=_region_max(img, j2k, reference),
                          j2k_bg_psnr=_region_psnr(img, j2k, ~reference, peak),
                          j2k_roi_ssim=metrics.ssim(img, j2k, mask=reference),
                          j2k_bg_ssim=metrics.ssim(img, j2k, mask=~reference))

@@ -288,8 +288,9 @@ def codec_options(args: argparse.Namespace) -> dict[str, Any]:
     command reads its mask or SEG), checked by :class:`~codec_core.options.EncodeOptions`.
 
     The mode, when not given, is lossy with --bpp, --psnr or --roi (and the hybrid's
-    background targets), near-lossless with --max-error, else lossless. Two rules are the command line's own: --max-error is at
-    least 1 (0 is --mode lossless) and --roi-max-error is never negative."""
+    background targets), near-lossless with --max-error, else lossless. Two rules are
+    the command line's own: --max-error is at least 1 (0 is --mode lossless) and
+    --roi-max-error is never negative."""
     from .io import UsageError
 
     given = {opt.name: getattr(args, opt.name) for opt in options_for(CLI) if getattr(args, opt.name) is not None}

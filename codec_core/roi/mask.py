@@ -44,19 +44,23 @@ def _as_labels(roi: np.ndarray) -> np.ndarray:
 
 
 def _automatic(pixels: np.ndarray, bits_stored: int) -> tuple[np.ndarray, int]:
+    """The classifier's map of every frame, per pixel, its exterior air carved out
+    (:func:`~codec_core.roi.exterior.carve_exterior`)."""
+    from ..pipeline import pixel_classes
     from .classify import ROI_BLOCK, auto_importance_map
+    from .exterior import carve_exterior
 
     frames, rows, cols, channels = pixels.shape
+    block = int(ROI_BLOCK)
+    want = (-(-rows // block), -(-cols // block))
     maps = []
     for frame in pixels:
         frame = frame[..., 0] if channels == 1 else frame
-        maps.append(np.asarray(auto_importance_map(frame, bits_stored=bits_stored), np.uint8))
-    block = int(ROI_BLOCK)
-    want = (-(-rows // block), -(-cols // block))
-    cmap = np.stack(maps)
-    if cmap.shape[1:] != want or cmap.max(initial=0) > max(Importance):
-        raise RuntimeError(f"automatic ROI returned a map of shape {cmap.shape[1:]}, expected {want}")
-    return cmap, block
+        cmap = np.asarray(auto_importance_map(frame, bits_stored=bits_stored), np.uint8)
+        if cmap.shape != want or cmap.max(initial=0) > max(Importance):
+            raise RuntimeError(f"automatic ROI returned a map of shape {cmap.shape}, expected {want}")
+        maps.append(carve_exterior(pixel_classes(cmap, block, (0, rows, 0, cols)), frame))
+    return np.stack(maps), 1
 
 
 def _rasterised(mask: np.ndarray, coded: tuple[int, ...], axes: str, shape: tuple[int, ...],

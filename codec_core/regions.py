@@ -615,8 +615,16 @@ def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[
     h.roi_fraction = float(np.isin(classes, (Importance.BODY, Importance.DETAIL)).mean())
     h.psnr_target = rb.value
     h.tile_rows, h.tile_cols = h.rows, h.cols
-    segs = [rb.pack()] + [s for s, _ in layers] + [b""] * (SLOTS - len(layers))
+    segs = [rb.pack()] + [without_backup(s) for s, _ in layers] + [b""] * (SLOTS - len(layers))
     return ct.pack(h, segs), enc.psnr(*enc.squared_error(merged, np.ones_like(classes, bool)))
+
+
+def without_backup(stream: bytes) -> bytes:
+    """A layer stream without the copy of its header at its end: inside a region stream
+    the segment's CRC and the region stream's own header copy protect it (~100 bytes a
+    layer; the decoder reads the header at the start and never needs the copy)."""
+    h, start = ct.parse_header(stream)
+    return stream[:start + sum(n for n, _ in h.segments)]
 
 
 def _whole_if_smaller(enc: _Encoder, hybrid: bytes, target: Target, value: float, e: int) -> bytes | None:

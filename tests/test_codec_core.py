@@ -7,6 +7,7 @@ import numpy as np
 import pydicom
 import pydicom.data
 import pytest
+from blocked_imports import BLOCK_MODELS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -526,13 +527,7 @@ def test_decoding_needs_neither_onnxruntime_nor_scikit_learn(tmp_path):
     mask[20:80, 30:90] = True
     (tmp_path / "hybrid.hlc").write_bytes(hlc.encode(img, mode="lossy", bpp=1.0, roi=mask))
     np.save(tmp_path / "expected.npy", hlc.decode((tmp_path / "hybrid.hlc").read_bytes()))
-    script = f"""
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('onnxruntime', 'sklearn'):
-            raise ImportError(name + ' is blocked in this test')
-sys.meta_path.insert(0, Block())
+    script = BLOCK_MODELS + f"""
 import numpy as np, codec_core as hlc
 out = hlc.decode(open({str(tmp_path / 'hybrid.hlc')!r}, 'rb').read())
 assert np.array_equal(out, np.load({str(tmp_path / 'expected.npy')!r}))

@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 import pytest
+from blocked_imports import BLOCK_MODELS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -319,13 +320,7 @@ def test_every_region_stream_variant_decodes_without_onnxruntime_and_sklearn(tmp
     for name, data in variants.items():
         (tmp_path / f"{name}.hlc").write_bytes(data)
         np.save(tmp_path / f"{name}.npy", hlc.decode(data))
-    script = f"""
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('onnxruntime', 'sklearn'):
-            raise ImportError(name + ' is blocked in this test')
-sys.meta_path.insert(0, Block())
+    script = BLOCK_MODELS + f"""
 import numpy as np, codec_core as hlc
 for name in {sorted(variants)!r}:
     data = open({str(tmp_path)!r} + '/' + name + '.hlc', 'rb').read()

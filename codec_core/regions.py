@@ -306,9 +306,10 @@ class _Encoder:
         near = self.near_lossless_at_psnr(filled, where, want, len(wavelet[0]))
         return near if near is not None and len(near[0]) < len(wavelet[0]) else wavelet
 
-    def _measured(self, stream: bytes, where: np.ndarray) -> tuple[bytes, np.ndarray, float]:
-        d = self.decoded(stream)
-        return stream, d, self.background_psnr(d, where)
+    def _measured(self, stream: bytes, where: np.ndarray) -> tuple[bytes, None, float]:
+        """A stream and its background PSNR (its decoded image is not kept: a search
+        tries up to a dozen, and only the one kept is decoded again)."""
+        return stream, None, self.background_psnr(self.decoded(stream), where)
 
     def wavelet_at_psnr(self, filled: np.ndarray, where: np.ndarray, want: float) -> tuple[bytes, np.ndarray]:
         """The smallest 9/7 stream of ``filled`` tried whose background (``where``, and
@@ -332,8 +333,8 @@ class _Encoder:
         ok = [t for t in tried if t[2] >= want]
         if not ok:
             return self.code(filled), filled
-        s, d, _ = min(ok, key=lambda t: len(t[0]))
-        return s, d
+        s = min(ok, key=lambda t: len(t[0]))[0]
+        return s, self.decoded(s)
 
     def near_lossless_at_psnr(self, filled: np.ndarray, where: np.ndarray, want: float,
                               beat: int) -> tuple[bytes, np.ndarray] | None:
@@ -343,11 +344,11 @@ class _Encoder:
         for _ in range(4):
             if k < 1:
                 return None
-            s, d, got = self._measured(self.code(filled, mode="near-lossless", max_error=k), where)
+            s, _, got = self._measured(self.code(filled, mode="near-lossless", max_error=k), where)
             if len(s) >= beat:
                 return None
             if got >= want:
-                return s, d
+                return s, self.decoded(s)
             k = int(k * 10 ** ((got - want) / 20)) if k > 1 else 0
         return None
 

@@ -94,7 +94,8 @@ class EncodeOptions:
     roi: Any = field(default=None, compare=False, metadata={"option": dict(
         parse=str, frontends=EVERY, choices=None, metavar="auto|MASK|SEG.dcm",
         help="hybrid (lossy only): keep a region within {roi_max_error}: 'auto' (found by the bundled "
-             "CNN + SVM models), a boolean mask, or a label image (0 background, 1 body, 2 detail); the "
+             "CNN + SVM models), a boolean mask, a label image (0 background, 1 body, 2 detail) or a DICOM SEG "
+             "dataset (every segment detail); the "
              "background gets its own target ({background_psnr}, default 40 dB, or {background_max_error}); "
              "where coding the whole image within {roi_max_error} is smaller, the stream is that "
              "(lossless or near-lossless, no ROI in info())",
@@ -308,7 +309,9 @@ def _check_roi(o: EncodeOptions) -> None:
     _check_region_targets(o)
     if isinstance(o.roi, str):
         if o.roi != "auto":
-            _fail("{roi=!}: allowed None, 'auto', a boolean mask or a label image", o)
+            _fail("{roi=!}: allowed None, 'auto', a boolean mask, a label image or a DICOM SEG dataset", o)
+        return
+    if getattr(o.roi, "Modality", None) == "SEG":  # a DICOM SEG dataset (checked against the image when coded)
         return
     import numpy as np  # (only for a mask: importing this module stays cheap)
 

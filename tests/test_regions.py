@@ -351,3 +351,19 @@ def test_dicom_lossy_attributes_say_what_each_region_got():
     text = str(ds.DerivationDescription)
     assert text.startswith("HLC hybrid: detail ") and "lossless exact" in text and "background" in text
     assert "PSNR 40.0 dB" in text
+
+
+def test_a_dicom_seg_is_an_roi_and_a_mismatched_one_names_roi():
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    seg = pydicom.dcmread(get_testdata_file("liver.dcm"))  # 3 frames of 512 x 512
+    rng = np.random.default_rng(5)
+    stack = (np.cumsum(rng.integers(-3, 4, size=(3, 512, 512)), axis=2) + 2000).astype(np.uint16)
+    data = hlc.encode(stack, mode="lossy", roi=seg, background_psnr=35, whole_image_if_smaller=False)
+    keep = seg.pixel_array > 0
+    assert np.array_equal(hlc.decode(data)[keep], stack[keep])
+    with pytest.raises(ValueError, match=r"^roi: DICOM SEG has 3 frames"):
+        hlc.encode(stack[:2], mode="lossy", roi=seg)
+    with pytest.raises(ValueError, match=r"^roi: DICOM SEG frames are 512x512"):
+        hlc.encode(stack[0, :256, :256], mode="lossy", roi=seg)

@@ -28,6 +28,13 @@ def importance_map(roi: Any, pixels: np.ndarray, bits_stored: int, axes: str,
     (``block`` pixels a side for masks and labels; the automatic map has its own)."""
     if isinstance(roi, str):  # "auto" (the options allow no other string)
         return _automatic(pixels, bits_stored)
+    if getattr(roi, "Modality", None) == "SEG":  # every segment of a DICOM SEG is detail
+        from .seg import mask_from_seg
+
+        try:
+            roi = mask_from_seg(roi, shape)
+        except ValueError as e:
+            raise ValueError(f"roi: {e}") from None
     return _rasterised(_as_labels(np.asarray(roi)), pixels.shape, axes, shape, block), block
 
 

@@ -229,10 +229,15 @@ def test_numcodecs_check_repr(monkeypatch):
     # the helper evaluates the statement among numcodecs' own names; a third-party codec
     # is added to them
     monkeypatch.setattr(nc, "HybridCodec", HybridCodec, raising=False)
-    nc.check_repr("HybridCodec(bits_stored=None, bpp=None, ecc=None, max_error=None, mode='lossless', "
+    nc.check_repr("HybridCodec(background_max_error=None, background_psnr=None, bits_stored=None, "
+                  "body_max_error=None, bpp=None, ecc=None, max_error=None, mode='lossless', "
                   "psnr=None, rgb=False, roi=None, roi_max_error=0)")
-    nc.check_repr("HybridCodec(bits_stored=12, bpp=None, ecc='low', max_error=2, mode='near-lossless', "
+    nc.check_repr("HybridCodec(background_max_error=None, background_psnr=None, bits_stored=12, "
+                  "body_max_error=None, bpp=None, ecc='low', max_error=2, mode='near-lossless', "
                   "psnr=None, rgb=False, roi=None, roi_max_error=0)")
+    nc.check_repr("HybridCodec(background_max_error=None, background_psnr=38.0, bits_stored=None, "
+                  "body_max_error=None, bpp=None, ecc=None, max_error=None, mode='lossy', "
+                  "psnr=None, rgb=False, roi='auto', roi_max_error=0)")
 
 
 def test_numcodecs_check_err_encode_object_buffer():

@@ -62,6 +62,14 @@ def _air_level(values: np.ndarray) -> tuple[float, float, int | None]:
     return med, max(sigma, 0.5), padding
 
 
+def _square(mask: np.ndarray, size: int, filter1d) -> np.ndarray:
+    """Erosion (minimum_filter1d) or dilation (maximum_filter1d) of a boolean mask by a
+    square, as two 1-D passes on bytes: ~10 x faster than scipy's binary morphology
+    with a square structure (which the 100 ms budget of a 512 x 512 map needs)."""
+    x = filter1d(mask.view(np.uint8), size, axis=0)
+    return filter1d(x, size, axis=1).view(bool)
+
+
 def carve_exterior(classes: np.ndarray, frame: np.ndarray) -> np.ndarray:
     """``classes`` (rows, cols; the map per pixel) with the exterior air of ``frame``
     (rows, cols, single channel) made BACKGROUND. Returns a new array."""
@@ -81,7 +89,7 @@ def carve_exterior(classes: np.ndarray, frame: np.ndarray) -> np.ndarray:
     air = np.abs(x - med) <= max(AIR_SIGMAS * sigma, RANGE_SHARE * float(hi - lo))
     if padding is not None:
         air |= frame == padding
-    air = ndimage.binary_opening(air, np.ones((3, 3), bool))
+    air = _square(_square(air, 3, ndimage.minimum_filter1d), 3, ndimage.maximum_filter1d)  # opening
     labels, count = ndimage.label(air | background)
     touching = np.zeros(count + 1, bool)
     touching[np.unique(labels[background])] = True
@@ -92,6 +100,6 @@ def carve_exterior(classes: np.ndarray, frame: np.ndarray) -> np.ndarray:
         return out
     out[carved] = Importance.BACKGROUND
     roi = out != Importance.BACKGROUND
-    rim = ndimage.binary_dilation(roi, np.ones((2 * MARGIN + 1, 2 * MARGIN + 1), bool)) & ~roi & carved
+    rim = _square(roi, 2 * MARGIN + 1, ndimage.maximum_filter1d) & ~roi & carved
     out[rim] = Importance.BODY
     return out

@@ -416,18 +416,30 @@ def encode_regions(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
     return stream
 
 
+def _opening(mask: np.ndarray, size: int) -> np.ndarray:
+    """Opening of a 2-D mask by a ``size`` square (outside the image counts as unset),
+    in numpy: a hybrid with a mask needs no scipy."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    def along(x: np.ndarray, axis: int, erode: bool) -> np.ndarray:
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (size // 2, size // 2)
+        window = sliding_window_view(np.pad(x, pad, constant_values=False), size, axis=axis)
+        return np.asarray(window.all(axis=-1) if erode else window.any(axis=-1))
+
+    eroded = along(along(mask, 0, True), 1, True)
+    return along(along(eroded, 0, False), 1, False)
+
+
 def _mark_flat(pixels: np.ndarray, classes: np.ndarray) -> int:
     """Mark solid areas of the background's most common value FLAT (in ``classes``);
     returns that value (0, nothing marked, for colour images or too little padding)."""
-    from scipy.ndimage import binary_opening
-
     bg = classes == Importance.BACKGROUND
     if pixels.shape[-1] != 1 or bg.sum() < FLAT_MIN_SHARE * bg.size:
         return 0
     values, counts = np.unique(pixels[..., 0][bg], return_counts=True)
     v = int(values[np.argmax(counts)])
-    square = np.ones((FLAT_OPENING, FLAT_OPENING), bool)
-    solid = np.stack([binary_opening(bg[f] & (pixels[f, :, :, 0] == v), square) for f in range(bg.shape[0])])
+    solid = np.stack([_opening(bg[f] & (pixels[f, :, :, 0] == v), FLAT_OPENING) for f in range(bg.shape[0])])
     if solid.sum() < FLAT_MIN_SHARE * bg.size:
         return 0
     classes[solid] = FLAT

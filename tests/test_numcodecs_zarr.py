@@ -43,7 +43,8 @@ from hybrid_plugins.numcodecs_codec import HybridCodec
 codec = HybridCodec(mode="lossy", psnr=45.0, roi="auto", roi_max_error=1, ecc="low")
 config = codec.get_config()
 assert config == {"id": "hlc", "mode": "lossy", "max_error": None, "bpp": None, "psnr": 45.0,
-                  "bits_stored": None, "roi": "auto", "roi_max_error": 1, "ecc": "low", "rgb": False}
+                  "bits_stored": None, "roi": "auto", "roi_max_error": 1, "body_max_error": None,
+                  "background_psnr": None, "background_max_error": None, "ecc": "low", "rgb": False}
 again = numcodecs.get_codec(dict(config))
 assert again.get_config() == config and type(again) is HybridCodec
 assert repr(again) == repr(codec)

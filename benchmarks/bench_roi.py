@@ -338,8 +338,9 @@ Done (no retraining: `codec_core/roi/exterior.py`, chosen on training images onl
 hybrid's map is the classifier's map per pixel with the exterior air carved out (air-like
 pixels connected to the map's own background). Held-out CT/MR/CR: body kept 100% on every
 image (before and after); background recall explicit_VR-UN 69.5% -> 78.3%, MR-SIEMENS 83.5%
--> 91.1%. Hybrid size with the auto map against the reference mask at e = 0: 693_UNCR 1.76
--> 1.41, explicit_VR-UN 1.37 -> 1.27 (mean over the 8 images 1.20, target 1.10).
+-> 91.1%. Hybrid size with the auto map against the reference mask at e = 0, before and
+after the carving (same code otherwise): 693_UNCR 1.68 -> 1.41, explicit_VR-UN 1.34 -> 1.27
+(mean over the 8 images 1.20, target 1.10).
 
 Left, in order of measured size:
 1. Radiograph collimator shadow (RG3_UNCR 1.46): a second flat level touching the border;

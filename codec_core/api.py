@@ -203,14 +203,17 @@ def _decode(data: Any, level: Any, frame: Any, strict: bool, limit: int | None, 
     h, start = ct.parse_header(stream, None, allow_truncated=not strict)
     if h.from_backup:
         report.repaired.append("header damaged: read from its copy at the end of the stream")
-    if _check_int("level", level, 0, 64) > h.levels:
-        raise ValueError(f"level={level} is beyond the {h.levels} wavelet levels in this stream")
+    regions = bool(h.flags & ct.FLAG_REGIONS)
+    levels = _regions().MAX_LEVEL if regions else h.levels
+    if _check_int("level", level, 0, 64) > levels:
+        raise ValueError(f"level={level} is beyond the {levels} wavelet levels in this stream")
     frames = list(range(h.frames)) if frame is None else [_check_int("frame", frame, 0, h.frames - 1)]
     _check_claims(h, len(frames), len(stream), limit)
     nthreads = pl.auto_threads(h, len(frames)) if threads is None else _check_int("threads", threads, 1, 256)
+    decode_any = _regions().decode_regions if regions else decode_stream
     try:
-        out = decode_stream(stream, h, start, level=level, frames=frames, strict=strict,
-                            threads=nthreads, report=report)
+        out = decode_any(stream, h, start, level=level, frames=frames, strict=strict,
+                         threads=nthreads, report=report)
     except (ValueError, TypeError) as e:  # raised by the stream's content, not by an argument
         raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
     return out, h
@@ -227,6 +230,13 @@ def _check_claims(h: ct.Header, frames: int, size: int, limit: int | None) -> No
         raise DecompressionBombError(
             f"a {size}-byte stream claims {frames}x{h.rows}x{h.cols}x{h.channels} samples, more "
             f"than {MAX_SAMPLES_PER_BYTE} per byte (pass max_pixels=None to decode() if you trust it)")
+
+
+def _regions() -> Any:
+    """codec_core.regions, imported when a stream or an encode needs it."""
+    from . import regions
+
+    return regions
 
 
 def _load_kernels() -> None:
@@ -259,12 +269,16 @@ def _header_facts(h: ct.Header, start: int) -> dict[str, Any]:
     axes = AXES[h.axes]
     layout = ct.segment_layout(h)
     frame_sizes = []
+    regions = bool(h.flags & ct.FLAG_REGIONS)
     for f in range(h.frames):
+        if regions:  # (layers code every frame together: their bytes shared out evenly)
+            frame_sizes.append(sum(n for n, _ in h.segments) // h.frames)
+            continue
         a = layout.plane(h, f, 0, 0)
         b = layout.plane(h, f + 1, 0, 0) if f + 1 < h.frames else layout.count
         frame_sizes.append(sum(n for n, _ in h.segments[a:b]))
     mode = Mode(h.mode)
-    roi = bool(h.flags & ct.FLAG_ROI)
+    roi = bool(h.flags & (ct.FLAG_ROI | ct.FLAG_REGIONS))
     return {
         "version": h.version, "shape": image_shape(axes, h.frames, h.rows, h.cols), "dtype": str(h.np_dtype),
         "bits_stored": h.bits_stored, "axes": axes, "frames": h.frames, "rows": h.rows, "cols": h.cols,
@@ -283,6 +297,20 @@ def _header_facts(h: ct.Header, start: int) -> dict[str, Any]:
     }
 
 
+def _region_facts(data: Any, stream: bytes, h: ct.Header, start: int) -> dict[str, Any]:
+    """What each region of a region-layer hybrid got (its block, segment 0, is read)."""
+    regions = _regions()
+    need = start + h.segments[0][0]
+    if len(stream) < need and _is_protected(_as_bytes(data, "info")):
+        from . import ecc as _ecc
+        stream = _ecc.payload_prefix(data, need) or _ecc.unprotect(data, strict=False)[0]
+    try:
+        block = regions.region_block(stream, h, start)
+    except HlcError:
+        return {"regions": None}
+    return regions.facts(block, h)
+
+
 def info(data: bytes) -> dict:
     """Header facts, cheap: no pixel is decoded."""
     try:
@@ -293,6 +321,8 @@ def info(data: bytes) -> dict:
     except Exception as e:
         raise CorruptStreamError(f"header could not be read: {type(e).__name__}: {e}") from e
     d = _header_facts(h, start)
+    if h.flags & ct.FLAG_REGIONS:
+        d.update(_region_facts(data, stream, h, start))
     d["compressed_size"] = len(data)
     complete = d["bytes_needed"] <= len(stream)
     if ecc_facts is not None:

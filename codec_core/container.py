@@ -37,6 +37,7 @@ from .format import (  # noqa: F401 (re-exported)
     BACKUP_MARK,
     COLOUR_SAMPLES,
     FLAG_DENOISED,
+    FLAG_REGIONS,
     FLAG_ROI,
     FLAG_VALUE_TABLE,
     HEADER_FIELDS,
@@ -135,7 +136,14 @@ class Layout:
         return ((frame * h.n_tiles + tile) * h.channels + channel) * self.per_plane
 
 
+#: A region-layer hybrid (flag REGIONS) has this many segments, whatever its geometry:
+#: the region block, then one stream per layer slot (codec_core/regions.py, docs/FORMAT.md §6).
+REGION_SEGMENTS = 4
+
+
 def segment_layout(h: Header) -> Layout:
+    if h.flags & FLAG_REGIONS:
+        return Layout(REGION_SEGMENTS, REGION_SEGMENTS)
     per_plane = h.levels + 1 + (1 if h.flags & FLAG_ROI else 0)
     return Layout(per_plane, h.frames * h.n_tiles * h.channels * per_plane)
 
@@ -387,6 +395,8 @@ def _check_lossy(h: Header) -> None:
         _bad("side data does not match the flags")
     if h.flags & FLAG_ROI and (not lossy or len(h.class_mult) != IMPORTANCE_CLASSES):
         _bad("importance map without a lossy layer and one multiplier per class")
+    if h.flags & FLAG_REGIONS and (not lossy or h.flags & (FLAG_ROI | FLAG_VALUE_TABLE) or h.levels):
+        _bad("region layers in a stream that is not a plain lossy header")
 
 
 def segment_offsets(h: Header, start: int) -> list[int]:

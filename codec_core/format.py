@@ -126,12 +126,14 @@ class HeaderFlag(IntEnum):
     DENOISED = 1        # denoised before coding (a lossy step)
     VALUE_TABLE = 2     # lossless ranks in a value table (side data in the header)
     ROI = 4             # importance map and ROI layer
+    REGIONS = 8         # hybrid by region layers: a region block and one stream per layer (codec_core/regions.py)
 
 
 FLAG_DENOISED = HeaderFlag.DENOISED
 FLAG_VALUE_TABLE = HeaderFlag.VALUE_TABLE
 FLAG_ROI = HeaderFlag.ROI
-KNOWN_FLAGS = int(FLAG_DENOISED | FLAG_VALUE_TABLE | FLAG_ROI)
+FLAG_REGIONS = HeaderFlag.REGIONS
+KNOWN_FLAGS = int(FLAG_DENOISED | FLAG_VALUE_TABLE | FLAG_ROI | FLAG_REGIONS)
 
 class Importance(IntEnum):
     """A block's class in the importance map (hybrid streams): one step multiplier each.

@@ -80,7 +80,8 @@ class EncodeOptions:
         "(a {bpp} or {psnr} target, peak = max - min; where the near-lossless coder does better "
         "the stream is that, and says so in info())", choices=MODES, frontends=EVERY,
         cli_help="lossless (bit-exact), near-lossless (|error| <= --max-error) or lossy (--bpp or --psnr "
-                 "target). Default: lossy if --bpp/--psnr is given, near-lossless if --max-error is, else lossless")
+                 "target; with --roi, the hybrid). Default: lossy if --bpp/--psnr/--roi is given, near-lossless if "
+                 "--max-error is, else lossless")
     max_error: int | None = _option(
         None, "near-lossless bound on every sample", parse=int, metavar="K", frontends=EVERY)
     bpp: float | None = _option(
@@ -93,12 +94,26 @@ class EncodeOptions:
     roi: Any = field(default=None, compare=False, metadata={"option": dict(
         parse=str, frontends=EVERY, choices=None, metavar="auto|MASK|SEG.dcm",
         help="hybrid (lossy only): keep a region within {roi_max_error}: 'auto' (found by the bundled "
-             "CNN + SVM models) or a boolean mask; where coding the whole image within that error is "
-             "smaller, the stream is that (lossless or near-lossless, no ROI in info())",
+             "CNN + SVM models), a boolean mask, a label image (0 background, 1 body, 2 detail) or a DICOM SEG "
+             "dataset (every segment detail); the "
+             "background gets its own target ({background_psnr}, default 40 dB, or {background_max_error}); "
+             "where coding the whole image within {roi_max_error} is smaller, the stream is that "
+             "(lossless or near-lossless, no ROI in info())",
         cli_help="hybrid (lossy only): keep a region within --roi-max-error; 'auto' finds it (CNN + SVM), "
                  "MASK is .npy/.png (non-zero = keep), SEG.dcm a DICOM SEG")})
     roi_max_error: int = _option(
         0, "largest error allowed inside the ROI (default 0: exact)", parse=int, metavar="K", frontends=EVERY)
+    body_max_error: int | None = _option(
+        None, "hybrid: largest error allowed in the body (the ROI's importance class BODY, from roi='auto' "
+        "or a label image) when it may be larger than in the detail (default: {roi_max_error})",
+        parse=int, metavar="K", frontends=EVERY)
+    background_psnr: float | None = _option(
+        None, "hybrid: the background's own target, the PSNR in dB of the background samples alone "
+        "(peak = max - min of the image); default 40 dB when a hybrid has no target", parse=float,
+        metavar="DB", frontends=EVERY)
+    background_max_error: int | None = _option(
+        None, "hybrid: every background sample within this error (at least {roi_max_error}); the "
+        "background's target instead of {background_psnr}", parse=int, metavar="E", frontends=EVERY)
     ecc: str | None = _option(
         None, "add Reed-Solomon parity against transmission errors", choices=tuple(ECC_LEVELS), frontends=EVERY)
     preprocess: str | None = _option(
@@ -244,8 +259,10 @@ def _check_mode(o: EncodeOptions) -> None:
     if mode != Mode.LOSSY and (o.bpp is not None or o.psnr is not None):
         _fail("{bpp} and {psnr} are targets for {mode=lossy}, not {mode=!}", o)
     if mode == Mode.LOSSY:
-        if (o.bpp is None) == (o.psnr is None):
+        if o.roi is None and (o.bpp is None) == (o.psnr is None):
             _fail("{mode=lossy} needs exactly one target: {bpp=} or {psnr=}", o)
+        if o.bpp is not None and o.psnr is not None:
+            _fail("{mode=lossy} takes one target: {bpp=} or {psnr=}, not both", o)
         if o.bpp is not None and not (isinstance(o.bpp, (int, float)) and 0 < o.bpp <= 64 and math.isfinite(o.bpp)):
             _fail("{bpp=!} is out of range: allowed 0 < bpp <= 64", o)
         if o.psnr is not None and not (isinstance(o.psnr, (int, float)) and 1 <= o.psnr <= 200):
@@ -281,17 +298,48 @@ def _check_sizes(o: EncodeOptions) -> None:
 
 
 def _check_roi(o: EncodeOptions) -> None:
-    """An ROI is "auto" or a boolean mask (checked against the image when it is coded),
-    and its bound an integer; without an ROI the bound is not used."""
+    """An ROI is "auto", a boolean mask or a label image (checked against the image when
+    it is coded), and its bounds integers; without an ROI the bounds are not used."""
     if o.roi is None:
+        for name in ("background_psnr", "background_max_error", "body_max_error"):
+            if getattr(o, name) is not None:
+                _fail(f"{{{name}}} is for a hybrid: it needs {{roi=}} (and {{mode=lossy}})", o)
         return
     _integer(o, "roi_max_error", 0, 65535)
+    _check_region_targets(o)
     if isinstance(o.roi, str):
         if o.roi != "auto":
-            _fail("{roi=!}: allowed None, 'auto' or a boolean mask", o)
+            _fail("{roi=!}: allowed None, 'auto', a boolean mask, a label image or a DICOM SEG dataset", o)
+        return
+    if getattr(o.roi, "Modality", None) == "SEG":  # a DICOM SEG dataset (checked against the image when coded)
         return
     import numpy as np  # (only for a mask: importing this module stays cheap)
 
     dtype = np.asarray(o.roi).dtype
-    if dtype != np.bool_:
-        raise OptionError(f"roi mask must be a boolean array, got dtype {dtype}", {})
+    if dtype != np.bool_ and dtype.kind not in "ui":
+        raise OptionError(f"roi must be a boolean mask or an integer label image, got dtype {dtype}", {})
+
+
+def _check_region_targets(o: EncodeOptions) -> None:
+    """The body's bound and the background's target: at most one target in all
+    (bpp, psnr, background_psnr, background_max_error), bounds that grow outwards."""
+    if o.body_max_error is not None:
+        _integer(o, "body_max_error", 0, 65535)
+        if o.body_max_error < o.roi_max_error:
+            _fail("{body_max_error=!} is below {roi_max_error=!}: the body may not be kept closer than the detail", o)
+    if o.background_psnr is not None and o.background_max_error is not None:
+        _fail("give one background target: {background_psnr=} or {background_max_error=}, not both", o)
+    for name in ("background_psnr", "background_max_error"):
+        if getattr(o, name) is not None and (o.bpp is not None or o.psnr is not None):
+            _fail(f"{{{name}}} is the background's target; {{bpp}} and {{psnr}} target the whole image: "
+                  "give one of them", o)
+    if o.background_psnr is not None and not (
+            isinstance(o.background_psnr, (int, float)) and not isinstance(o.background_psnr, bool)
+            and 1 <= o.background_psnr <= 200):
+        _fail("{background_psnr=!} is out of range: allowed 1..200 dB", o)
+    if o.background_max_error is not None:
+        _integer(o, "background_max_error", 0, 65535)
+        inner = o.roi_max_error if o.body_max_error is None else o.body_max_error
+        if o.background_max_error < inner:
+            _fail("{background_max_error=!} is below the ROI's bound ({roi_max_error=!}"
+                  + (", {body_max_error=!}" if o.body_max_error is not None else "") + ")", o)

@@ -13,7 +13,8 @@ the mode asked, and then, driven by two options:
   few distinct values or large flat areas (CT with padding, overlays, ultrasound)
   often code far better that way; the stream then says near-lossless, with its max
   error.
-* ``whole_image_if_smaller`` (hybrid): where the ROI covers most of an image, or the
+* ``whole_image_if_smaller`` (hybrid, :mod:`codec_core.regions`, which codes every
+  hybrid as region layers): where the ROI covers most of an image, or the
   background is nearly as cheap to keep exact as to code lossy, coding the whole
   image within roi_max_error (lossless for 0) can be the smaller file. It keeps
   every promise of the hybrid (ROI within the error, background within it too), so
@@ -69,6 +70,10 @@ def encode_image(image: CheckedImage, opts: EncodeOptions) -> bytes:
     if opts.preprocess == "denoise":
         pixels = _denoised(image)
         h.flags |= FLAG_DENOISED
+    if opts.roi is not None:  # the hybrid: region layers (codec_core/regions.py)
+        from .regions import encode_regions
+
+        return encode_regions(image, opts, pixels, h)
     frames = pixels.shape[0]
     src = Source(image=pixels, header=h, threads=pl.auto_threads(h, frames) if opts.threads is None else opts.threads)
     mode = opts.coding_mode
@@ -85,10 +90,8 @@ def encode_image(image: CheckedImage, opts: EncodeOptions) -> bytes:
     else:
         body = encode_lossy(src, image, opts)
     stream = ct.pack(h, body)
-    if mode == Mode.LOSSY and opts.roi is None and opts.try_near_lossless:
+    if mode == Mode.LOSSY and opts.try_near_lossless:
         stream = near_lossless_if_better(src, stream, opts.bpp, opts.psnr) or stream
-    elif opts.roi is not None and opts.preprocess is None and opts.whole_image_if_smaller:
-        stream = whole_image_if_smaller(image, stream, h, opts) or stream
     return stream
 
 
@@ -127,8 +130,6 @@ def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions) -> list[
     h.recon_offset = pl.quantize.RECON_OFFSET
     if h.colour == ColourTransform.RCT:
         h.channel_mult = list(pl.quantize.RCT_CHANNEL_MULT)
-    if opts.roi is not None:
-        _set_up_roi(src, image, opts)
     coder = LossyCoder(src)
     span = max(1, h.vmax - h.vmin)
     start = span / 64.0
@@ -140,21 +141,6 @@ def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions) -> list[
         return _search_size(coder, opts.bpp, start, floor)
     assert opts.psnr is not None  # (lossy options have exactly one target)
     return _search_quality(coder, opts.psnr, start, floor)
-
-
-def _set_up_roi(src: Source, image: CheckedImage, opts: EncodeOptions) -> None:
-    """The importance map and the ROI fields of the header."""
-    from .roi.mask import importance_map
-
-    h = src.header
-    src.cmap, h.roi_block = importance_map(opts.roi, src.image, h.bits_stored, image.axes, image.shape)
-    h.flags |= FLAG_ROI
-    h.roi_max_error = opts.roi_max_error
-    h.class_mult = list(pl.CLASS_MULT)
-    roi_px = sum(int((pl.pixel_classes(src.cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= ROI_CLASS).sum())
-                 for f in range(h.frames))
-    h.roi_fraction = roi_px / (h.rows * h.cols * h.frames)
-    h.class_map = pl.pack_class_map(src.cmap)
 
 
 def _search_size(coder: LossyCoder, bpp: float, start: float, floor: float) -> list[bytes]:
@@ -280,19 +266,6 @@ def _near_lossless_at_quality(src: Source, stream: Callable[[int], bytes], lossy
     # lo may be the starting k, never coded if every k tried above it failed (k^2 <= the
     # allowed mean square meets the target by itself): stream() codes it then
     return stream(lo) if lo and len(stream(lo)) < len(lossy) else None
-
-
-def whole_image_if_smaller(image: CheckedImage, hybrid: bytes, h: ct.Header, opts: EncodeOptions) -> bytes | None:
-    """The whole image coded within roi_max_error (lossless for 0), if smaller than the
-    hybrid stream and sure to meet a PSNR target; else None."""
-    e = h.roi_max_error
-    if opts.psnr is not None and e > 0 and 20 * math.log10(max(1, h.vmax - h.vmin) / e) < opts.psnr:
-        return None  # (errors within +-e: PSNR >= 20 log10(peak / e); below the target it may fail)
-    whole = EncodeOptions(mode="near-lossless" if e else "lossless", max_error=e or None,
-                          bits_stored=opts.bits_stored, axes=opts.axes, tile_size=opts.tile_size,
-                          threads=opts.threads)
-    stream = encode_image(image, whole)
-    return stream if len(stream) < len(hybrid) else None
 
 
 def unlikely(src: Source, k: int, bpp: float) -> bool:

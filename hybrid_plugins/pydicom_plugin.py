@@ -65,7 +65,7 @@ from codec_core.options import PYDICOM, EncodeOptions, options_for
 from ._common import core, describe_error
 from ._constants import HLC_UID_STRING
 
-__all__ = ["HLC_TRANSFER_SYNTAX_UID", "LOSSY_METHOD", "LossyNotRecordedWarning", "mark_lossy",
+__all__ = ["HLC_TRANSFER_SYNTAX_UID", "LOSSY_METHOD", "HYBRID_METHOD", "LossyNotRecordedWarning", "mark_lossy",
            "register", "is_available"]
 
 #: The HLC transfer syntax as a pydicom UID that carries its encoding (explicit VR,
@@ -77,6 +77,9 @@ HLC_TRANSFER_SYNTAX_UID.set_private_encoding(False, True)
 PLUGIN_LABEL = "hlc"
 #: Value written to Lossy Image Compression Method (0028,2114) (CS, at most 16 chars).
 LOSSY_METHOD = "HLC_DWT"
+#: The method of a hybrid (region layers): each region's coder and what it got are
+#: written to Derivation Description (0008,2111).
+HYBRID_METHOD = "HLC_HYBRID"
 
 ENCODER_DEPENDENCIES = {HLC_TRANSFER_SYNTAX_UID: ("numpy", "hlc-codec")}
 DECODER_DEPENDENCIES = {HLC_TRANSFER_SYNTAX_UID: ("numpy", "hlc-codec")}
@@ -200,8 +203,9 @@ def as_explicit_little_endian(ds: Any) -> None:
         ds.set_original_encoding(False, True)
 
 
-def _mark_lossy(ds: Any, ratio: float) -> None:
-    """Lossy Image Compression attributes, appended as PS3.3 C.7.6.1.1.5 asks."""
+def _mark_lossy(ds: Any, ratio: float, regions: str = "") -> None:
+    """Lossy Image Compression attributes, appended as PS3.3 C.7.6.1.1.5 asks; for a
+    hybrid, the method HLC_HYBRID and what each region got in Derivation Description."""
     from pydicom.uid import generate_uid
 
     def values(keyword: str) -> list[str]:
@@ -215,7 +219,10 @@ def _mark_lossy(ds: Any, ratio: float) -> None:
     methods = values("LossyImageCompressionMethod") if earlier else []
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionRatio = [*ratios, f"{ratio:.6g}"[:16]]
-    ds.LossyImageCompressionMethod = [*methods, LOSSY_METHOD]
+    ds.LossyImageCompressionMethod = [*methods, HYBRID_METHOD if regions else LOSSY_METHOD]
+    if regions:
+        earlier_text = str(ds.get("DerivationDescription", "") or "")
+        ds.DerivationDescription = ((earlier_text + "; ") if earlier_text else "")[:1024 - len(regions)] + regions
     # A lossy image is a new image: it needs a new SOP Instance UID even when the
     # caller asked pydicom to keep the old one (generate_instance_uid=False).
     if "SOPInstanceUID" in ds:
@@ -224,15 +231,27 @@ def _mark_lossy(ds: Any, ratio: float) -> None:
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
 
 
+def region_summary(meta: dict) -> str:
+    """What each region of a hybrid stream got, as one line of text (``info()``'s regions)."""
+    parts = []
+    for name, r in meta["regions"].items():
+        got = "exact" if r["max_error"] == 0 else (f"max error {r['max_error']}, PSNR {r['psnr']:.1f} dB")
+        parts.append(f"{name} {100 * r['fraction']:.1f}% {r['coder']} {got}")
+    return "HLC hybrid: " + "; ".join(parts)
+
+
 class _Tally:
     """Whether any frame is lossy, and the raw and encoded sizes, frame by frame."""
 
     def __init__(self) -> None:
         self.lossy, self.samples, self.encoded = False, 0, 0
+        self.regions = ""
 
     def add(self, stream: bytes) -> bytes:
         meta = core().info(stream)
         self.lossy = self.lossy or bool(meta["lossy"])
+        if meta.get("regions") and not self.regions:  # (the first hybrid frame speaks for the rest)
+            self.regions = region_summary(meta)
         self.samples += meta["rows"] * meta["cols"] * meta["channels"]
         self.encoded += len(stream)
         return stream
@@ -264,7 +283,7 @@ def mark_lossy(ds: Any) -> bool:
                                   extended_offsets=offsets):
         tally.add(stream)
     if tally.lossy:
-        _mark_lossy(ds, tally.ratio(ds))
+        _mark_lossy(ds, tally.ratio(ds), tally.regions)
     return tally.lossy
 
 
@@ -324,7 +343,7 @@ class HlcEncoder(_encoders.Encoder):
         if ds is not None:
             _describe_stored(ds)
             if tally.lossy:
-                _mark_lossy(ds, tally.ratio(ds))
+                _mark_lossy(ds, tally.ratio(ds), tally.regions)
         elif tally.lossy:
             warnings.warn(
                 "HLC compressed the array lossily, and pydicom gives the encoder no dataset "

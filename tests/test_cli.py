@@ -246,7 +246,7 @@ def test_roi_command_writes_overlay_png(tmp_path):
 @pytest.mark.parametrize("args, status, words", [
     (["encode", "missing.dcm", "x.hlc"], 1, "does not exist"),
     (["encode", "{CT}", "x.hlc", "--mode", "lossy"], 2, "--bpp"),
-    (["encode", "{CT}", "x.hlc", "--roi", "auto"], 2, "lossy"),
+    (["encode", "{CT}", "x.hlc", "--mode", "lossless", "--roi", "auto"], 2, "lossy"),
     (["encode", "{CT}", "x.txt"], 2, ".hlc"),
     (["encode", "{CT}", "x.hlc", "--bogus"], 2, "unrecognized"),
     (["encode", "notes.txt", "x.hlc"], 1, "not a DICOM, PNG, TIFF"),

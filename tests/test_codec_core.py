@@ -7,6 +7,7 @@ import numpy as np
 import pydicom
 import pydicom.data
 import pytest
+from blocked_imports import BLOCK_MODELS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -257,11 +258,12 @@ def test_hybrid_keeps_the_whole_image_within_the_error_when_that_is_smaller():
     near = hlc.encode(img, mode="lossy", bpp=4.0, roi=everything, roi_max_error=2)
     assert hlc.info(near)["mode"] == "near-lossless" and hlc.info(near)["max_error"] == 2
     assert np.abs(hlc.decode(near).astype(np.int64) - img).max() <= 2
-    # a PSNR target above what errors of +-e guarantee: the hybrid is kept
+    # a PSNR target above what errors of +-e guarantee: the whole image is kept only if
+    # it measures up (here it does: its errors are mostly below e)
     peak = float(img.max()) - float(img.min())
     strict = 20 * np.log10(peak / 2) + 1
     kept = hlc.encode(img, mode="lossy", psnr=strict, roi=everything, roi_max_error=2)
-    assert hlc.info(kept)["roi"]
+    assert hlc.info(kept)["roi"] or psnr(img, hlc.decode(kept)) >= strict
     # a small ROI on a real image: the hybrid is the smaller file and is kept
     small = np.zeros(img.shape, bool)
     small[40:80, 40:80] = True
@@ -274,7 +276,9 @@ def test_roi_mask_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"\(3, 4\).*\(128, 128\)"):
         hlc.encode(img, mode="lossy", bpp=1, roi=np.ones((3, 4), bool))
     with pytest.raises(ValueError, match="boolean"):
-        hlc.encode(img, mode="lossy", bpp=1, roi=np.ones(img.shape, np.uint8))
+        hlc.encode(img, mode="lossy", bpp=1, roi=np.ones(img.shape, np.float32))
+    with pytest.raises(ValueError, match="roi label image holds the label 7"):
+        hlc.encode(img, mode="lossy", bpp=1, roi=np.full(img.shape, 7, np.uint8))
 
 
 def test_roi_on_multi_frame_stack_with_2d_mask_broadcasts():
@@ -523,13 +527,7 @@ def test_decoding_needs_neither_onnxruntime_nor_scikit_learn(tmp_path):
     mask[20:80, 30:90] = True
     (tmp_path / "hybrid.hlc").write_bytes(hlc.encode(img, mode="lossy", bpp=1.0, roi=mask))
     np.save(tmp_path / "expected.npy", hlc.decode((tmp_path / "hybrid.hlc").read_bytes()))
-    script = f"""
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('onnxruntime', 'sklearn'):
-            raise ImportError(name + ' is blocked in this test')
-sys.meta_path.insert(0, Block())
+    script = BLOCK_MODELS + f"""
 import numpy as np, codec_core as hlc
 out = hlc.decode(open({str(tmp_path / 'hybrid.hlc')!r}, 'rb').read())
 assert np.array_equal(out, np.load({str(tmp_path / 'expected.npy')!r}))

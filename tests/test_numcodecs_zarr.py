@@ -43,7 +43,8 @@ from hybrid_plugins.numcodecs_codec import HybridCodec
 codec = HybridCodec(mode="lossy", psnr=45.0, roi="auto", roi_max_error=1, ecc="low")
 config = codec.get_config()
 assert config == {"id": "hlc", "mode": "lossy", "max_error": None, "bpp": None, "psnr": 45.0,
-                  "bits_stored": None, "roi": "auto", "roi_max_error": 1, "ecc": "low", "rgb": False}
+                  "bits_stored": None, "roi": "auto", "roi_max_error": 1, "body_max_error": None,
+                  "background_psnr": None, "background_max_error": None, "ecc": "low", "rgb": False}
 again = numcodecs.get_codec(dict(config))
 assert again.get_config() == config and type(again) is HybridCodec
 assert repr(again) == repr(codec)
@@ -229,10 +230,15 @@ def test_numcodecs_check_repr(monkeypatch):
     # the helper evaluates the statement among numcodecs' own names; a third-party codec
     # is added to them
     monkeypatch.setattr(nc, "HybridCodec", HybridCodec, raising=False)
-    nc.check_repr("HybridCodec(bits_stored=None, bpp=None, ecc=None, max_error=None, mode='lossless', "
+    nc.check_repr("HybridCodec(background_max_error=None, background_psnr=None, bits_stored=None, "
+                  "body_max_error=None, bpp=None, ecc=None, max_error=None, mode='lossless', "
                   "psnr=None, rgb=False, roi=None, roi_max_error=0)")
-    nc.check_repr("HybridCodec(bits_stored=12, bpp=None, ecc='low', max_error=2, mode='near-lossless', "
+    nc.check_repr("HybridCodec(background_max_error=None, background_psnr=None, bits_stored=12, "
+                  "body_max_error=None, bpp=None, ecc='low', max_error=2, mode='near-lossless', "
                   "psnr=None, rgb=False, roi=None, roi_max_error=0)")
+    nc.check_repr("HybridCodec(background_max_error=None, background_psnr=38.0, bits_stored=None, "
+                  "body_max_error=None, bpp=None, ecc=None, max_error=None, mode='lossy', "
+                  "psnr=None, rgb=False, roi='auto', roi_max_error=0)")
 
 
 def test_numcodecs_check_err_encode_object_buffer():

@@ -158,9 +158,14 @@ def _stream_roi(stream: bytes) -> Any:
     if stream[:8] != container.MAGIC:  # Reed-Solomon protected
         stream, _ = ecc.unprotect(stream)
     h, _ = container.parse_header(stream)
-    cmap = pipeline.unpack_class_map(h.class_map, pipeline.class_map_shape(h))
-    keep = np.stack([pipeline.pixel_classes(cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= ROI_CLASS
-                     for f in range(h.frames)])
+    if h.flags & container.FLAG_REGIONS:  # region layers: the map is in the region block
+        from codec_core.regions import stream_classes
+
+        keep = stream_classes(stream) >= ROI_CLASS
+    else:
+        cmap = pipeline.unpack_class_map(h.class_map, pipeline.class_map_shape(h))
+        keep = np.stack([pipeline.pixel_classes(cmap[f], h.roi_block, (0, h.rows, 0, h.cols)) >= ROI_CLASS
+                         for f in range(h.frames)])
     return keep if container.AXES[h.axes].startswith("Z") else keep[0]
 
 

@@ -216,6 +216,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         elif k == "frame_sizes" and len(v) > 12:
             v = f"{v[:12]} ... ({len(v)} frames)"
         print(f"{k.replace('_', ' '):<{width}}  {v}")
+    for name, r in (d.get("regions") or {}).items():  # a hybrid by region layers: what each region got
+        bound = "its target" if r["max_error_bound"] is None else f"within {r['max_error_bound']}"
+        psnr = "inf" if r["psnr"] == float("inf") else f"{r['psnr']:.2f} dB"
+        print(f"{'region ' + name:<{width}}  {100 * r['fraction']:.1f} %, {r['coder']} ({bound}), "
+              f"{r['layer_bytes']} B, PSNR {psnr}, max error {r['max_error']}")
+    if d.get("target"):
+        print(f"{'region target':<{width}}  {d['target']['name']} {d['target']['value']:g}")
     return status
 
 

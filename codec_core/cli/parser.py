@@ -287,15 +287,17 @@ def codec_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``codec_core.encode`` keywords of the compression flags (``roi`` left out: the
     command reads its mask or SEG), checked by :class:`~codec_core.options.EncodeOptions`.
 
-    The mode, when not given, is lossy with --bpp or --psnr, near-lossless with
-    --max-error, else lossless. Two rules are the command line's own: --max-error is at
-    least 1 (0 is --mode lossless) and --roi-max-error is never negative."""
+    The mode, when not given, is lossy with --bpp, --psnr or --roi (and the hybrid's
+    background targets), near-lossless with --max-error, else lossless. Two rules are
+    the command line's own: --max-error is at least 1 (0 is --mode lossless) and
+    --roi-max-error is never negative."""
     from .io import UsageError
 
     given = {opt.name: getattr(args, opt.name) for opt in options_for(CLI) if getattr(args, opt.name) is not None}
     mode = given.pop("mode", None)
     if mode is None:
-        mode = "lossy" if ("bpp" in given or "psnr" in given) else (
+        lossy = ("bpp", "psnr", "roi", "background_psnr", "background_max_error", "body_max_error")
+        mode = "lossy" if any(name in given for name in lossy) else (
             "near-lossless" if "max_error" in given else "lossless")
     if "roi" in given:
         given["roi"] = "auto"  # (a stand-in for the mask or SEG the command reads: the same checks)

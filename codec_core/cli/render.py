@@ -54,17 +54,19 @@ def class_fractions(cmap: np.ndarray, shape: Sequence[int]) -> dict[str, float]:
 
 
 def auto_mask(image: Any) -> np.ndarray:
-    """Boolean ROI (body + detail) of every frame from the automatic importance map.
+    """Boolean ROI (body + detail) of every frame as the hybrid's ``roi="auto"`` makes
+    it (the automatic map per pixel, exterior air carved out: codec_core.roi.mask).
 
     Shape (rows, cols) for one frame, (frames, rows, cols) for several.
     """
-    from codec_core.roi import auto_importance_map
+    from codec_core.roi.mask import importance_map
 
     masks = []
     for f in range(image.frames):
-        frame = image.frame(f)
-        cmap = np.asarray(auto_importance_map(frame, bits_stored=image.bits_stored))
-        masks.append(class_mask(cmap, frame.shape[:2]) > 0)
+        frame = np.asarray(image.frame(f))
+        pixels = frame[None, :, :, None] if frame.ndim == 2 else frame[None]
+        cmap, block = importance_map("auto", pixels, image.bits_stored, "YX", frame.shape[:2])
+        masks.append(class_mask(cmap[0], frame.shape[:2], block) > 0)
     return masks[0] if image.frames == 1 else np.stack(masks)
 
 

@@ -1,0 +1,369 @@
+"""The hybrid by region layers (codec_core/regions.py, issue 20).
+
+* per-region bounds on random label images, bit depths and e / e_body / E triples
+  (property tests): detail within e, body within e_body, background within E;
+* a background PSNR target is met (and, on a real image, within 0.1 dB);
+* the hybrid is never larger than the whole image coded within +-e;
+* every new stream variant decodes with onnxruntime and scikit-learn unimportable;
+* the options' bad input, the map's row runs, damage.
+"""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from blocked_imports import BLOCK_MODELS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import codec_core as hlc
+from codec_core import regions
+
+_FAST = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def dicom(name: str) -> np.ndarray:
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    return pydicom.dcmread(get_testdata_file(name)).pixel_array
+
+
+def _err(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(np.int64) - b.astype(np.int64))
+
+
+def _psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray, peak: float) -> float:
+    se = float((_err(a, b)[where].astype(np.float64) ** 2).sum())
+    return math.inf if se == 0 else 10 * math.log10(peak ** 2 * int(where.sum()) / se)
+
+
+@st.composite
+def labelled_images(draw):
+    """An image (2-D, colour or a stack; any dtype and bits stored), a label image
+    (0 background, 1 body, 2 detail) of blobs or noise, and e <= e_body <= E."""
+    dtype = np.dtype(draw(st.sampled_from([np.uint8, np.int8, np.uint16, np.int16])))
+    bits = draw(st.integers(1, 8 * dtype.itemsize))
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if dtype.kind == "i" else (0, (1 << bits) - 1)
+    rows, cols = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    kind = draw(st.sampled_from(["2d", "2d", "colour", "frames"]))
+    shape = {"2d": (rows, cols), "colour": (rows, cols, 3), "frames": (2, rows, cols)}[kind]
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    base = rng.integers(lo, hi + 1)
+    img = np.clip(base + np.cumsum(rng.integers(-40, 41, size=shape), axis=-1), lo, hi).astype(dtype)
+    spatial = shape[:-1] if kind == "colour" else shape
+    labels = np.zeros(spatial, np.uint8)
+    if draw(st.booleans()):  # blobs: a body with detail inside
+        labels[..., rows // 4:rows - rows // 4, cols // 5:] = 1
+        labels[..., rows // 3:rows // 2 + 1, cols // 3:cols // 2 + 1] = 2
+    else:
+        labels = rng.integers(0, 3, size=spatial).astype(np.uint8)
+    e = draw(st.sampled_from([0, 0, 1, 3]))
+    eb = e + draw(st.sampled_from([0, 0, 2]))
+    big = draw(st.sampled_from([None, 0, 5, 60]))
+    return img, bits, labels, e, eb, (None if big is None else eb + big)
+
+
+@settings(max_examples=120, **_FAST)
+@given(labelled_images(), st.booleans())
+def test_every_region_keeps_its_bound(case, whole_if_smaller):
+    img, bits, labels, e, eb, big_e = case
+    target = {"background_max_error": big_e} if big_e is not None else {"background_psnr": 35.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = hlc.encode(img, mode="lossy", bits_stored=bits, roi=labels, roi_max_error=e, body_max_error=eb,
+                          whole_image_if_smaller=whole_if_smaller, **target)
+    out = hlc.decode(data)
+    assert out.dtype == img.dtype and out.shape == img.shape
+    lab = labels[..., None] if labels.shape != img.shape else labels
+    err = _err(out, img)
+    for cls, bound in ((2, e), (1, eb), (0, big_e)):
+        where = np.broadcast_to(lab == cls, img.shape)
+        if bound is not None and where.any():
+            assert int(err[where].max()) <= bound, (cls, bound)
+    bg = np.broadcast_to(lab == 0, img.shape)
+    if big_e is None and bg.any():
+        peak = float(max(1, int(img.max()) - int(img.min())))
+        assert _psnr(out, img, bg, peak) >= 35.0
+    if not whole_if_smaller:
+        assert hlc.info(data)["roi"] == bool((labels > 0).any()) or not (labels > 0).any()
+
+
+@settings(max_examples=60, **_FAST)
+@given(labelled_images())
+def test_the_hybrid_is_never_larger_than_the_whole_image_within_e(case):
+    # (whenever the whole image within +-e meets the background's target: a max error
+    # E >= e always does, a PSNR when errors of +-e guarantee it)
+    img, bits, labels, e, _, big_e = case
+    peak = max(1, int(img.max()) - int(img.min()))
+    target = {"background_max_error": big_e} if big_e is not None else \
+        {"background_psnr": min(40.0, 20 * math.log10(peak / e)) if e else 40.0}
+    if target.get("background_psnr", 1.0) < 1.0:
+        target = {"background_max_error": e}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = hlc.encode(img, mode="lossy", bits_stored=bits, roi=labels > 0, roi_max_error=e, **target)
+    whole = hlc.encode(img, mode="near-lossless", max_error=e, bits_stored=bits) if e else \
+        hlc.encode(img, mode="lossless", bits_stored=bits)
+    assert len(data) <= len(whole)
+
+
+@pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR2_UNCR.dcm"])
+def test_the_background_psnr_is_met_within_a_tenth_of_a_db(name):
+    img = dicom(name)
+    if img.shape[0] > 512:
+        img = img[::2, ::2]
+    mask = np.zeros(img.shape, bool)
+    r, c = img.shape
+    mask[r // 4:3 * r // 4, c // 4:3 * c // 4] = True
+    data = hlc.encode(img, mode="lossy", roi=mask, roi_max_error=0, background_psnr=40.0,
+                      whole_image_if_smaller=False)
+    out = hlc.decode(data)
+    got = _psnr(out, img, ~mask, float(img.max()) - float(img.min()))
+    assert 40.0 <= got <= 40.1
+    meta = hlc.info(data)
+    assert meta["regions"]["background"]["psnr"] == pytest.approx(got, abs=1e-3)
+    assert meta["regions"]["detail"]["max_error"] == 0 and meta["target"]["name"] == "background_psnr"
+
+
+def test_background_max_error_is_met_exactly_and_reported():
+    img = dicom("explicit_VR-UN.dcm")
+    mask = np.zeros(img.shape, bool)
+    mask[100:400, 80:420] = True
+    data = hlc.encode(img, mode="lossy", roi=mask, roi_max_error=1, background_max_error=25)
+    out = hlc.decode(data)
+    assert int(_err(out, img)[mask].max()) <= 1 and int(_err(out, img)[~mask].max()) <= 25
+    assert int(_err(out, img)[~mask].max()) == 25  # the bound is used, not wasted
+    bg = hlc.info(data)["regions"]["background"]
+    assert bg["max_error_bound"] == 25 and bg["max_error"] == 25 and bg["coder"] == "near-lossless"
+
+
+def test_a_hybrid_without_a_target_keeps_its_background_at_40_db():
+    img = dicom("693_UNCR.dcm")
+    mask = np.zeros(img.shape, bool)
+    mask[128:384, 128:384] = True
+    data = hlc.encode(img, mode="lossy", roi=mask)
+    meta = hlc.info(data)
+    assert meta["target"] == {"name": "background_psnr (default)", "value": regions.DEFAULT_BACKGROUND_PSNR}
+    got = _psnr(hlc.decode(data), img, ~mask, float(img.max()) - float(img.min()))
+    assert got >= regions.DEFAULT_BACKGROUND_PSNR
+
+
+def test_an_unreachable_bpp_warns_and_keeps_the_background_above_the_floor():
+    img = dicom("693_UNCR.dcm")
+    mask = np.zeros(img.shape, bool)
+    mask[64:448, 64:448] = True
+    with pytest.warns(UserWarning, match="bpp=0.25 is below what the hybrid reaches"):
+        data = hlc.encode(img, mode="lossy", roi=mask, bpp=0.25, whole_image_if_smaller=False)
+    out = hlc.decode(data)
+    assert _psnr(out, img, ~mask, float(img.max()) - float(img.min())) >= regions.BACKGROUND_PSNR_FLOOR
+    assert hlc.info(data)["bpp"] > 0.25 and np.array_equal(out[mask], img[mask])
+
+
+def test_a_reachable_bpp_is_met():
+    img = dicom("693_UNCR.dcm")
+    mask = np.zeros(img.shape, bool)
+    mask[200:300, 200:300] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = hlc.encode(img, mode="lossy", roi=mask, bpp=1.0)
+    assert hlc.info(data)["bpp"] <= 1.0 and np.array_equal(hlc.decode(data)[mask], img[mask])
+
+
+def test_a_whole_image_psnr_counts_the_roi_error():
+    img = dicom("693_UNCR.dcm")
+    mask = np.zeros(img.shape, bool)
+    mask[128:384, 128:384] = True
+    data = hlc.encode(img, mode="lossy", roi=mask, roi_max_error=2, psnr=45.0, whole_image_if_smaller=False)
+    out = hlc.decode(data)
+    peak = float(img.max()) - float(img.min())
+    assert _psnr(out, img, np.ones(img.shape, bool), peak) >= 45.0
+    assert int(_err(out, img)[mask].max()) <= 2
+
+
+def test_three_levels_from_a_label_image():
+    img = dicom("693_UNCR.dcm")
+    labels = np.zeros(img.shape, np.uint8)
+    labels[64:448, 64:448] = 1
+    labels[200:300, 200:300] = 2
+    data = hlc.encode(img, mode="lossy", roi=labels, roi_max_error=0, body_max_error=3, background_psnr=38)
+    out, err = hlc.decode(data), None
+    err = _err(out, img)
+    assert err[labels == 2].max() == 0 and err[labels == 1].max() <= 3
+    meta = hlc.info(data)["regions"]
+    assert meta["detail"]["coder"] == "lossless" and meta["body"]["coder"] == "near-lossless"
+    assert meta["detail"]["layer"] != meta["body"]["layer"]
+    # equal bounds share one layer
+    one = hlc.info(hlc.encode(img, mode="lossy", roi=labels, roi_max_error=1))["regions"]
+    assert one["detail"]["layer"] == one["body"]["layer"]
+
+
+def test_the_outside_of_a_reconstruction_circle_is_flat_and_exact():
+    img = dicom("693_UNCR.dcm")  # padded with -2000 outside the circle
+    body = img > -500
+    data = hlc.encode(img, mode="lossy", roi=body, background_psnr=40, whole_image_if_smaller=False)
+    out = hlc.decode(data)
+    meta = hlc.info(data)
+    assert meta["flat_value"] == -2000
+    outside = img == -2000
+    assert (out[outside] == -2000).mean() > 0.9
+    classes = regions.stream_classes(data)[0]
+    assert set(np.unique(classes)) <= {0, 1, 2}  # flat padding is background to its readers
+
+
+def test_all_roi_and_all_background_masks():
+    img = dicom("CT_small.dcm")
+    everything = hlc.encode(img, mode="lossy", roi=np.ones(img.shape, bool), whole_image_if_smaller=False)
+    assert np.array_equal(hlc.decode(everything), img)
+    assert set(hlc.info(everything)["regions"]) == {"detail"}
+    nothing = hlc.encode(img, mode="lossy", roi=np.zeros(img.shape, bool), background_psnr=45,
+                         whole_image_if_smaller=False)
+    meta = hlc.info(nothing)
+    assert set(meta["regions"]) == {"background"} and meta["roi_fraction"] == 0.0
+    assert meta["regions"]["background"]["psnr"] >= 45
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    (dict(mode="lossy", bpp=1.0, background_psnr=40), "background_psnr"),
+    (dict(mode="lossy", psnr=40.0, roi="auto", background_psnr=40), "background_psnr"),
+    (dict(mode="lossy", roi="auto", background_psnr=40, background_max_error=5), "one background target"),
+    (dict(mode="lossy", roi="auto", roi_max_error=3, background_max_error=2), "background_max_error=2"),
+    (dict(mode="lossy", roi="auto", roi_max_error=3, body_max_error=1), "body_max_error=1"),
+    (dict(mode="lossy", roi="auto", body_max_error=4, background_max_error=2), "background_max_error=2"),
+    (dict(mode="lossy", roi="auto", background_psnr=0.5), "background_psnr=0.5"),
+    (dict(mode="lossy", roi="auto", bpp=1.0, psnr=40.0), "not both"),
+    (dict(mode="lossless", background_max_error=2), "background_max_error"),
+])
+def test_bad_region_options_name_the_parameter(options, match):
+    img = np.zeros((16, 16), np.uint8)
+    with pytest.raises(ValueError, match=match):
+        hlc.encode(img, **options)
+
+
+def test_a_label_image_with_unknown_labels_is_refused():
+    img = np.zeros((16, 16), np.uint8)
+    with pytest.raises(ValueError, match="roi label image holds the label 3"):
+        hlc.encode(img, mode="lossy", roi=np.full((16, 16), 3, np.uint8))
+    with pytest.raises(ValueError, match="roi label image holds the label -1"):
+        hlc.encode(img, mode="lossy", roi=np.full((16, 16), -1, np.int16))
+
+
+@settings(max_examples=80, **_FAST)
+@given(st.integers(1, 3), st.integers(1, 30), st.integers(1, 30), st.integers(0, 2**32 - 1))
+def test_the_map_round_trips_as_row_runs(frames, rows, cols, seed):
+    rng = np.random.default_rng(seed)
+    m = rng.integers(0, regions.MAP_CLASSES, size=(frames, rows, cols)).astype(np.uint8)
+    if seed & 1:  # blobs rather than noise
+        m = np.repeat(np.repeat(m[:, ::4, ::4], 4, axis=1), 4, axis=2)[:, :rows, :cols]
+        m = np.ascontiguousarray(m)
+    assert np.array_equal(regions.unpack_map(regions.pack_map(m), m.shape), m)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_damaged_map_raises_a_stream_error(seed):
+    rng = np.random.default_rng(seed)
+    m = np.zeros((1, 20, 20), np.uint8)
+    m[0, 5:15, 3:17] = 2
+    packed = bytearray(regions.pack_map(m))
+    packed[rng.integers(0, len(packed))] ^= 1 << int(rng.integers(0, 8))
+    try:
+        out = regions.unpack_map(bytes(packed), m.shape)
+    except hlc.HlcError:
+        return
+    assert out.shape == m.shape and out.max() < regions.MAP_CLASSES
+
+
+def test_a_damaged_layer_is_concealed_when_not_strict():
+    img = dicom("CT_small.dcm")
+    mask = np.zeros(img.shape, bool)
+    mask[30:90, 30:90] = True
+    data = bytearray(hlc.encode(img, mode="lossy", roi=mask, whole_image_if_smaller=False))
+    h, start = hlc.container.parse_header(bytes(data))
+    layer = start + h.segments[0][0] + h.segments[1][0] // 2  # inside the ROI layer
+    data[layer] ^= 0xFF
+    with pytest.raises(hlc.HlcError):
+        hlc.decode(bytes(data))
+    out, report = hlc.decode(bytes(data), strict=False)
+    assert out.shape == img.shape and not report["exact"]
+
+
+def test_thumbnails_and_single_frames_of_a_region_stream():
+    stack = dicom("emri_small.dcm")[:3]
+    mask = np.zeros(stack.shape[1:], bool)
+    mask[16:48, 16:48] = True
+    data = hlc.encode(stack, mode="lossy", roi=mask, whole_image_if_smaller=False)
+    full = hlc.decode(data)
+    assert np.array_equal(hlc.decode(data, frame=1), full[1])
+    assert hlc.decode(data, level=2).shape == (3, 16, 16)
+    assert np.array_equal(full[:, mask], stack[:, mask])
+
+
+def test_every_region_stream_variant_decodes_without_onnxruntime_and_sklearn(tmp_path):
+    ct = dicom("693_UNCR.dcm")
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[64:448, 64:448] = 1
+    labels[200:300, 200:300] = 2
+    rgb = np.stack([ct[::4, ::4] // 16 + 2000 + 300 * c for c in range(3)], axis=-1).astype(np.uint16)
+    variants = {
+        "lossy-background": hlc.encode(ct, mode="lossy", roi=labels > 0, whole_image_if_smaller=False),
+        "bounded-background": hlc.encode(ct, mode="lossy", roi=labels > 0, background_max_error=20,
+                                         whole_image_if_smaller=False),
+        "three-levels": hlc.encode(ct, mode="lossy", roi=labels, body_max_error=2, whole_image_if_smaller=False),
+        "auto": hlc.encode(ct, mode="lossy", roi="auto", whole_image_if_smaller=False),
+        "colour": hlc.encode(rgb, mode="lossy", roi=labels[::4, ::4] > 0, whole_image_if_smaller=False),
+        "ecc": hlc.encode(ct, mode="lossy", roi=labels > 0, ecc="low", whole_image_if_smaller=False),
+    }
+    for name, data in variants.items():
+        (tmp_path / f"{name}.hlc").write_bytes(data)
+        np.save(tmp_path / f"{name}.npy", hlc.decode(data))
+    script = BLOCK_MODELS + f"""
+import numpy as np, codec_core as hlc
+for name in {sorted(variants)!r}:
+    data = open({str(tmp_path)!r} + '/' + name + '.hlc', 'rb').read()
+    assert hlc.info(data)['roi'], name
+    assert np.array_equal(hlc.decode(data), np.load({str(tmp_path)!r} + '/' + name + '.npy')), name
+assert 'onnxruntime' not in sys.modules and 'sklearn' not in sys.modules
+print('ok')
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=str(tmp_path))
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+def test_dicom_lossy_attributes_say_what_each_region_got():
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    import hybrid_plugins
+    from hybrid_plugins import HLC_TRANSFER_SYNTAX_UID
+    from hybrid_plugins.pydicom_plugin import HYBRID_METHOD
+
+    hybrid_plugins.register()
+    ds = pydicom.dcmread(get_testdata_file("693_UNCR.dcm"))
+    mask = np.zeros((512, 512), bool)
+    mask[100:400, 100:400] = True
+    ds.compress(HLC_TRANSFER_SYNTAX_UID, mode="lossy", roi=mask, background_psnr=40)
+    assert ds.LossyImageCompression == "01" and ds.LossyImageCompressionMethod == HYBRID_METHOD
+    text = str(ds.DerivationDescription)
+    assert text.startswith("HLC hybrid: detail ") and "lossless exact" in text and "background" in text
+    assert "PSNR 40.0 dB" in text
+
+
+def test_a_dicom_seg_is_an_roi_and_a_mismatched_one_names_roi():
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    seg = pydicom.dcmread(get_testdata_file("liver.dcm"))  # 3 frames of 512 x 512
+    rng = np.random.default_rng(5)
+    stack = (np.cumsum(rng.integers(-3, 4, size=(3, 512, 512)), axis=2) + 2000).astype(np.uint16)
+    data = hlc.encode(stack, mode="lossy", roi=seg, background_psnr=35, whole_image_if_smaller=False)
+    keep = seg.pixel_array > 0
+    assert np.array_equal(hlc.decode(data)[keep], stack[keep])
+    with pytest.raises(ValueError, match=r"^roi: DICOM SEG has 3 frames"):
+        hlc.encode(stack[:2], mode="lossy", roi=seg)
+    with pytest.raises(ValueError, match=r"^roi: DICOM SEG frames are 512x512"):
+        hlc.encode(stack[0, :256, :256], mode="lossy", roi=seg)

@@ -65,6 +65,7 @@ class CheckedImage:
 def encode_image(image: CheckedImage, opts: EncodeOptions) -> bytes:
     """The plain stream (no ECC wrapper) of ``image`` with ``opts``."""
     h = new_header(image, opts)
+    h.backup = True if opts.ecc is not None else None  # (None: the container's size rule)
     pixels = image.pixels
     if opts.preprocess == "denoise":
         pixels = _denoised(image)
@@ -222,7 +223,7 @@ class _NearLosslessStreams:
                           tile_rows=h0.tile_rows, tile_cols=h0.tile_cols,
                           levels=pl.choose_levels(h0.tile_rows, h0.tile_cols), transform=Transform.DWT53,
                           colour=ColourTransform.NONE, max_error=k, vmin=h0.vmin, vmax=h0.vmax,
-                          flags=h0.flags & FLAG_DENOISED)
+                          flags=h0.flags & FLAG_DENOISED, backup=h0.backup)
             self.coded[k] = ct.pack(h, encode_reversible(Source(image=src.image, header=h, threads=src.threads)))
         return self.coded[k]
 
@@ -290,7 +291,7 @@ def whole_image_if_smaller(image: CheckedImage, hybrid: bytes, h: ct.Header, opt
         return None  # (errors within +-e: PSNR >= 20 log10(peak / e); below the target it may fail)
     whole = EncodeOptions(mode="near-lossless" if e else "lossless", max_error=e or None,
                           bits_stored=opts.bits_stored, axes=opts.axes, tile_size=opts.tile_size,
-                          threads=opts.threads)
+                          threads=opts.threads, ecc=opts.ecc)
     stream = encode_image(image, whole)
     return stream if len(stream) < len(hybrid) else None
 

@@ -23,10 +23,11 @@ NATIVE = os.path.join("codec_core", "_native")
 
 KERNELS = Extension(
     "codec_core._hlc",
-    sources=[os.path.join(NATIVE, name) for name in ("module.c", "bandcoder.c", "predictive.c")],
+    sources=[os.path.join(NATIVE, name) for name in ("module.c", "bandcoder.c", "predictive.c", "wavelet97.c")],
     depends=[os.path.join(NATIVE, name) for name in ("kernels.h", "rangecoder.h")],
     # -ffp-contract=off: the predictive blend's one float division must round the same
-    # way on every machine (no fused multiply-add), so streams are identical everywhere
+    # way on every machine (no fused multiply-add), so streams are identical everywhere;
+    # and the lossy synthesis (wavelet97.c) must give the numpy reference's floats exactly
     extra_compile_args=["-O2", "-std=c99", "-ffp-contract=off", "-fno-strict-aliasing"],
     libraries=["m"],
 )

@@ -106,9 +106,9 @@ def run_hlc(a, bits, r, runs) -> dict:
         meta = hlc.info(data)
         cell["coder"] = "9/7" if meta["mode"] == "lossy" else f"near-lossless k={meta['max_error']}"
         if key == "hlc97" and runs:
-            cell["enc_s"] = median_time(lambda: hlc.encode(a, mode="lossy", bpp=r, bits_stored=bits, threads=1, **kw),
-                                        runs)
-            cell["dec_s"] = median_time(lambda: hlc.decode(data, threads=1), runs)
+            cell["enc_s"] = median_time(lambda kw=kw: hlc.encode(a, mode="lossy", bpp=r, bits_stored=bits, threads=1,
+                                                                 **kw), runs)
+            cell["dec_s"] = median_time(lambda data=data: hlc.decode(data, threads=1), runs)
         res[key] = cell
     return res
 
@@ -144,11 +144,6 @@ def run_image(name: str, args) -> dict:
     a, bits, signed = load(name)
     row: dict = {"name": name, "modality": IMAGES[name], "shape": list(a.shape), "bits": bits,
                  "raw_bytes": int(a.nbytes), "rates": {}}
-    # AVIF takes up to 12 bits: images whose range fits are offset by -min where
-    # their values do not fit as they are (signed, or above 4095)
-    lo_v, top = int(a.min()), int(a.max())
-    avif_off = 0 if lo_v >= 0 and refs.avif_bits(top) else -lo_v
-    avif_bits = refs.avif_bits(top + avif_off)
     for r in RATES:
         budget = int(math.floor(r * a.shape[0] * a.shape[1] / 8))
         cells = run_hlc(a, bits, r, args.runs)
@@ -157,7 +152,12 @@ def run_image(name: str, args) -> dict:
                                    args.runs)
             cells["jxl"] = run_ref(a, bits, signed, budget, lambda ld: refs.jpegxl_lossy(math.exp(ld)),
                                    math.log(0.01), math.log(25.0), False)
-            cells["avif"] = (run_ref(a, bits, signed, budget, lambda q: refs.avif_lossy(q, avif_bits), 0.0, 100.0,
+            # AVIF takes up to 12 bits: images whose range fits are offset by -min where
+            # their values do not fit as they are (signed, or above 4095)
+            lo_v, top = int(a.min()), int(a.max())
+            avif_off = 0 if lo_v >= 0 and refs.avif_bits(top) else -lo_v
+            avif_bits = refs.avif_bits(top + avif_off)
+            cells["avif"] = (run_ref(a, bits, signed, budget, lambda q, b=avif_bits: refs.avif_lossy(q, b), 0.0, 100.0,
                                      True, off=avif_off) if avif_bits
                              else {"error": f"range {lo_v}..{top}: over 12 bits"})
         row["rates"][str(r)] = cells

@@ -46,6 +46,10 @@ def cases() -> dict:
         "lossy_rgb_psnr40": (rgb, dict(mode="lossy", psnr=40.0)),
         "hybrid_ct_mask_e0": (ct, dict(mode="lossy", bpp=1.0, roi=mask, roi_max_error=0)),
         "lossless_ct_ecc_medium": (ct, dict(mode="lossless", ecc="medium")),
+        # v3 and later: a lossy stream of several tiles (its header's copy at the end)
+        # and a small one at a low rate (no copy)
+        "lossy_nm_tiles_bpp05": (nm, dict(mode="lossy", bpp=0.5, tile_size=64, try_near_lossless=False)),
+        "lossy_mr_bpp025": (mr, dict(mode="lossy", bpp=0.25, try_near_lossless=False)),
     }
 
 

@@ -23,14 +23,18 @@ NATIVE = os.path.join("codec_core", "_native")
 
 KERNELS = Extension(
     "codec_core._hlc",
-    sources=[os.path.join(NATIVE, name) for name in ("module.c", "bandcoder.c", "predictive.c", "wavelet97.c")],
+    sources=[os.path.join(NATIVE, name) for name in ("module.c", "bandcoder.c", "predictive.c")],
     depends=[os.path.join(NATIVE, name) for name in ("kernels.h", "rangecoder.h")],
     # -ffp-contract=off: the predictive blend's one float division must round the same
-    # way on every machine (no fused multiply-add), so streams are identical everywhere;
-    # and the lossy synthesis (wavelet97.c) must give the numpy reference's floats exactly
+    # way on every machine (no fused multiply-add), so streams are identical everywhere
     extra_compile_args=["-O2", "-std=c99", "-ffp-contract=off", "-fno-strict-aliasing"],
     libraries=["m"],
 )
+
+
+# The lossy decoder's dequantisation and inverse 9/7 (issue 18): float32 operations in the
+# numpy reference's order, so -ffp-contract=off above keeps them bit-identical to it.
+KERNELS.sources.append(os.path.join(NATIVE, "wavelet97.c"))
 
 
 class BuildPyWithStartupHook(build_py):

@@ -233,9 +233,10 @@ def _rate_table(rows, r, before) -> list:
 def _summary(rows, before) -> list:
     L = ["## Summary", "",
          "Means of PSNR (dB) over the images each codec coded; Δ = HLC − reference on the images both coded; "
-         "wins = images where HLC ≥ the reference. Where AVIF's file is lossless (synthetic OT images at 0.5 and 1.0 bpp) "
-         "it is left out of the AVIF mean and Δ (n counts the rest). `≥ 128²`: without the 64 × 64 images, where JPEG 2000's "
-         "own overhead leaves it almost nothing (its PSNR there is meaningless, and inflates every mean).", "",
+         "wins = images where HLC ≥ the reference. Where AVIF's file is lossless (synthetic OT images at 0.5 "
+         "and 1.0 bpp) it is left out of the AVIF mean and Δ (n counts the rest). `≥ 128²`: without the "
+         "64 × 64 images, where JPEG 2000's own overhead leaves it almost nothing (its PSNR there is "
+         "meaningless, and inflates every mean).", "",
          "| bpp | set | n | HLC 9/7 | before 9/7 | HLC (default) | J2K 9/7 | HLC 9/7 − J2K | wins 9/7 ≥ J2K | "
          "wins HLC ≥ J2K | JPEG XL | AVIF (n) | HLC 9/7 − AVIF |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -53,23 +53,31 @@ CONTEXTS = 14
 
 
 def _bin(a: np.ndarray, per_octave: int, n: int) -> np.ndarray:
-    """Log-spaced bin of each magnitude (0 for zeros), clipped to 1 .. n - 1."""
-    out = np.zeros(a.shape, np.int64)
+    """Log-spaced bin of each magnitude (0 for zeros), clipped to 1 .. n - 1, int32."""
+    out = np.zeros(a.shape, np.int32)
     nz = a > 0
     v = np.log2(a[nz], dtype=np.float32)
     v *= per_octave
-    out[nz] = np.clip(np.floor(v).astype(np.int64) + OCTAVES * per_octave + 1, 1, n - 1)
+    np.floor(v, out=v)
+    v += OCTAVES * per_octave + 1
+    out[nz] = np.clip(v, 1, n - 1)
     return out
 
 
-def _neighbourhood(mag: np.ndarray) -> np.ndarray:
-    """(3|W| + 3|N| + |NW| + |NE|) / 8 of a band's magnitudes (0 outside the band)."""
-    p = np.pad(mag, ((1, 0), (1, 1)))
+def _neighbourhood(mag: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """(3|W| + 3|N| + |NW| + |NE|) / 8 of rows of magnitudes ``mag`` whose row above
+    is ``above`` (zeros above the band; 0 outside it)."""
+    p = np.pad(np.concatenate([above[None], mag]), ((0, 0), (1, 1)))
     m = 3 * (p[1:, :-2] + p[:-1, 1:-1])
     m += p[:-1, :-2]
     m += p[:-1, 2:]
     m *= np.float32(1 / 8)
     return m
+
+
+#: Rows of a band binned at a time: the temporaries stay a few hundred kB whatever the
+#: tile (the statistics must not cost more memory than coding: issue 18, <= 4x raw).
+STATS_ROWS = 32
 
 
 def _med_residual(ll: np.ndarray) -> np.ndarray:
@@ -83,17 +91,33 @@ def _med_residual(ll: np.ndarray) -> np.ndarray:
 
 @dataclass
 class BandStats:
-    """Histograms of one (channel, subband) over every tile."""
+    """Histograms of one (channel, subband) over every tile, as the keys of their
+    nonzero cells (magnitude bin x NM + neighbourhood bin) and their counts."""
     gain: float                     # synthesis energy gain of the band
     is_ll: bool
-    joint: np.ndarray = field(default_factory=lambda: np.zeros(NX * NM, np.int64))
-    count: int = 0
+    keys: list = field(default_factory=list)
+    counts: list = field(default_factory=list)
 
     def add(self, band: np.ndarray) -> None:
-        mag = np.abs(_med_residual(band) if self.is_ll else band).astype(np.float32)
-        key = _bin(mag, X_BINS, NX) * NM + _bin(_neighbourhood(mag), M_BINS, NM)
-        self.joint += np.bincount(key.ravel(), minlength=NX * NM)
-        self.count += band.size
+        src = _med_residual(band) if self.is_ll else band
+        above = np.zeros(band.shape[1], np.float32)
+        for r in range(0, band.shape[0], STATS_ROWS):
+            mag = np.abs(src[r:r + STATS_ROWS]).astype(np.float32)
+            key = _bin(mag, X_BINS, NX) * NM
+            key += _bin(_neighbourhood(mag, above), M_BINS, NM)
+            cells, n = np.unique(key, return_counts=True)
+            self.keys.append(cells)
+            self.counts.append(n)
+            above = mag[-1]
+        cells, n = self.cells()  # one list entry per band, whatever the number of tiles
+        self.keys, self.counts = [cells], [n]
+
+    def cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every nonzero cell's key and count, summed over the tiles."""
+        if not self.keys:
+            return np.zeros(0, np.int32), np.zeros(0, np.int64)
+        cells, inverse = np.unique(np.concatenate(self.keys), return_inverse=True)
+        return cells, np.bincount(inverse.ravel(), weights=np.concatenate(self.counts)).astype(np.int64)
 
 
 def _centres(n: int, per_octave: int) -> np.ndarray:
@@ -117,19 +141,28 @@ def _tokens(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Compact:
-    """The nonzero cells of a band's joint histogram."""
-    x: np.ndarray
-    m: np.ndarray
-    n: np.ndarray
+    """The nonzero cells of a band's joint histogram: 8 bytes a cell (their key and
+    count; there are at most as many cells as coefficients, and far fewer in all but
+    the smallest images), so the model held while coding stays small."""
+    cells: np.ndarray               # int32 keys: magnitude bin x NM + neighbourhood bin
+    n: np.ndarray                   # float32 counts
     gain: float
     is_ll: bool
     xmarg: np.ndarray               # counts by magnitude bin
 
     @classmethod
     def of(cls, s: BandStats) -> Compact:
-        cells = np.flatnonzero(s.joint)
-        return cls(_XC[cells // NM], _MC[cells % NM], s.joint[cells].astype(np.float64), s.gain, s.is_ll,
-                   s.joint.reshape(NX, NM).sum(axis=1).astype(np.float64))
+        cells, n = s.cells()
+        return cls(cells.astype(np.int32), n.astype(np.float32), s.gain, s.is_ll,
+                   np.bincount(cells // NM, weights=n, minlength=NX).astype(np.float64))
+
+    @property
+    def x(self) -> np.ndarray:
+        return _XC[self.cells // NM]
+
+    @property
+    def m(self) -> np.ndarray:
+        return _MC[self.cells % NM]
 
     def quantised(self, x: np.ndarray, step: float) -> np.ndarray:
         rounding = 0.5 if self.is_ll else quantize.DEADZONE_ROUNDING
@@ -141,16 +174,17 @@ class Compact:
             return 0.0
         q = self.quantised(self.x, step)
         tok, raw = _tokens(q)
+        m = self.m
         ctx = np.zeros(q.shape, np.int64)
-        nz = self.m > 0
-        ctx[nz] = np.clip(np.floor(2 * np.log2(self.m[nz] / step)).astype(np.int64) + 8, 1, CONTEXTS - 1)
+        nz = m > 0
+        ctx[nz] = np.clip(np.floor(2 * np.log2(m[nz] / step)).astype(np.int64) + 8, 1, CONTEXTS - 1)
         ntok = int(tok.max()) + 1
         table = np.bincount(ctx * ntok + tok, weights=self.n, minlength=CONTEXTS * ntok).reshape(CONTEXTS, ntok)
         rows = np.repeat(table.sum(axis=1), ntok).reshape(CONTEXTS, ntok)
         used = table > 0
         t = table[used]
         h = -float((t * np.log2(t / rows[used])).sum())  # (no np.dot: no BLAS threads in rate control)
-        return h + float((self.n * (raw + (q > 0))).sum())
+        return h + float((self.n.astype(np.float64) * (raw + (q > 0))).sum())
 
     def squared_error(self, step: float) -> float:
         """Modelled squared error the band adds to the image at ``step``."""

@@ -161,6 +161,8 @@ def _model(coder: LossyCoder) -> rc.Model:
 #: (the first at the model's step; each further one only after a miss, at a step from
 #: the model corrected by the coded sizes, or interpolated between two of them).
 ONE_PASS_TRIES = 6
+#: Bytes a coded segment costs beyond its symbols (flush bytes, length varint).
+SEGMENT_BYTES = 6
 #: Size asked for within (1 - SIZE_TOLERANCE) .. 1 of the target (issue 18: +-3%).
 SIZE_TOLERANCE = 0.03
 
@@ -173,7 +175,8 @@ def _one_pass_size(coder: LossyCoder, model: rc.Model, bpp: float, floor: float,
     target = bpp * h.rows * h.cols * h.frames / 8.0
     aim = (1 - SIZE_TOLERANCE / 2) * target
     count = ct.segment_layout(h).count
-    overhead = len(ct.pack(h, [b"x"] * count)) - count
+    # the header, and per segment the range coder's 5 flush bytes and its length varint
+    overhead = len(ct.pack(h, [b"x"] * count)) - count + SEGMENT_BYTES * count
     tried: list = []              # (step, file size)
     best: tuple = (0, None, 0.0)  # (size, body, step) of the largest file that fits
     step = rc.solve(model.bits, max(8.0, aim - overhead) * 8 / rc.KAPPA, floor, hi)

@@ -56,7 +56,8 @@ def main() -> int:
              "decoding are counted. "
              "Target (issue 6): at most one tile lost, the rest exact.", "",
              "| image | tiles | stream bytes | trials | 0 tiles lost | 1 tile lost | >1 tile lost | "
-             "max lost | strict=True: exact / CorruptStreamError / other |", "|---|---|---|---|---|---|---|---|---|"]
+             "max lost | strict=True: exact / CorruptStreamError / other HlcError (version, signature) / other |",
+             "|---|---|---|---|---|---|---|---|---|"]
     worst = 0
     for name, tile, kw, crop in CASES:
         img = pydicom.dcmread(pydicom.data.get_testdata_file(name)).pixel_array
@@ -74,7 +75,7 @@ def main() -> int:
             try:
                 out, report = hlc.decode(bytes(bad), strict=False)
                 lost = tiles_lost(out, img, tile)
-            except hlc.CorruptStreamError:  # a one-tile stream without a header copy: its tile
+            except hlc.HlcError:  # a one-tile stream without a header copy, its header hit: its tile
                 report, lost = {"concealed": ["the stream"]}, n_tiles
             hist[min(lost, 2)] += 1
             worst = max(worst, lost)
@@ -83,6 +84,8 @@ def main() -> int:
                 strict_outcomes["exact" if ok else "wrong"] += 1
             except hlc.CorruptStreamError:
                 strict_outcomes["corrupt"] += 1
+            except hlc.HlcError:  # a damaged version byte or signature, without a header copy
+                strict_outcomes["refused"] += 1
             except Exception:  # never expected; counted so that it shows
                 strict_outcomes["other"] += 1
             if lost and not report["concealed"]:
@@ -92,7 +95,8 @@ def main() -> int:
         label = f"{name} {kw.get('mode', 'lossless')}{rate}{copy}"
         lines.append(f"| {label} | {n_tiles} | {len(data)} | {args.trials} | {hist[0]} | {hist[1]} | {hist[2]} | "
                      f"{max(k for k in hist if hist[k])} | {strict_outcomes['exact']} / "
-                     f"{strict_outcomes['corrupt']} / {strict_outcomes['other'] + strict_outcomes['wrong']}"
+                     f"{strict_outcomes['corrupt']} / {strict_outcomes['refused']} / "
+                     f"{strict_outcomes['other'] + strict_outcomes['wrong']}"
                      f"{' (unreported loss: %d)' % strict_outcomes['unreported'] if strict_outcomes['unreported'] else ''} |")
         print(lines[-1], flush=True)
     lines += ["", f"Worst case over all trials: {worst} tile(s) lost "

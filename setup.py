@@ -23,10 +23,13 @@ NATIVE = os.path.join("codec_core", "_native")
 
 KERNELS = Extension(
     "codec_core._hlc",
-    sources=[os.path.join(NATIVE, name) for name in ("module.c", "bandcoder.c", "predictive.c", "transform53.c")],
+    sources=[os.path.join(NATIVE, name)
+             for name in ("module.c", "bandcoder.c", "predictive.c", "transform53.c", "wavelet97.c")],
     depends=[os.path.join(NATIVE, name) for name in ("kernels.h", "rangecoder.h")],
     # -ffp-contract=off: the predictive blend's one float division must round the same
-    # way on every machine (no fused multiply-add), so streams are identical everywhere;
+    # way on every machine (no fused multiply-add), so streams are identical everywhere,
+    # and the lossy decoder's dequantisation and inverse 9/7 (wavelet97.c: float32
+    # operations in the numpy reference's order) stay bit-identical to the reference;
     # -O3 (no -march: the build may move to another machine): 18-25% fewer instructions
     # per decoded sample than -O2 (callgrind, 693_UNCR and RG3_UNCR), same bytes
     extra_compile_args=["-O3", "-std=c99", "-ffp-contract=off", "-fno-strict-aliasing"],

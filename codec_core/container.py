@@ -4,15 +4,18 @@ Layout (all integers little-endian; details in docs/FORMAT.md)::
 
     magic[8] = 89 48 4C 43 0D 0A 1A 0A     PNG-style: catches text-mode damage
     u8  version
-    u32 header_length
-    header[header_length]                   fixed fields, steps, segment index
+    varint header_length                    (v1, v2: u32)
+    header[header_length]                   fixed fields, optional fields, segment index
     u32 crc32(version .. header)
     segment 0, segment 1, ...               each checked by its CRC-32 in the index
-    backup: version .. crc32 again, u32 its length, "HLCb"
+    backup (see below): version .. crc32 again, u32 its length, "HLCb"
 
 The order of segments is implied by the header (see :func:`segment_layout`), so a
 reader finds one frame, one tile or one resolution without touching the rest.
-The header is repeated at the end, so a damaged byte in it costs nothing.
+The header is repeated at the end where a damaged byte in it would cost more than
+one tile (several tiles or frames), where the copy costs at most 1/BACKUP_SHARE of
+the stream, or where it is asked for (``ecc``): then a damaged byte in it costs
+nothing, and otherwise it costs the one tile the stream has.
 Every claim is checked against the pixel limit and the stream length before
 anything large is allocated.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from copy import copy
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -41,10 +45,12 @@ from .format import (  # noqa: F401 (re-exported)
     FLAG_ROI,
     FLAG_VALUE_TABLE,
     HEADER_FIELDS,
+    HEADER_FIELDS_V3,
     IMPORTANCE_CLASSES,
     KNOWN_FLAGS,
     MAGIC,
     MODES,
+    OPTIONAL_FIELDS,
     PREFIX,
     SUPPORTED_VERSIONS,
     TRANSFORMS,
@@ -52,6 +58,9 @@ from .format import (  # noqa: F401 (re-exported)
     ColourTransform,
     Mode,
     Version,
+    optional_field_is_critical,
+    pack_steps,
+    unpack_steps,
     value_limits,
 )
 from .format import DTYPES as DTYPES_BY_NAME
@@ -98,6 +107,7 @@ class Header:
     segments: list = field(default_factory=list)       # [(length, crc32)]
     version: int = VERSION
     from_backup: bool = False                          # the header came from the copy at the end
+    backup: bool | None = None                         # pack(): copy the header at the end (None: by size)
 
     # ---------------------------------------------------------------- derived
     @property
@@ -148,21 +158,66 @@ def segment_layout(h: Header) -> Layout:
     return Layout(per_plane, h.frames * h.n_tiles * h.channels * per_plane)
 
 
+#: Without more than one tile (or frame), or ``ecc``, the header's copy at the end is
+#: written only if it costs at most 1/BACKUP_SHARE of the stream: a damaged header
+#: byte then costs the stream's one tile, which is the promise (docs/FORMAT.md §1).
+BACKUP_SHARE = 50
+
+
 def pack(h: Header, segments: list[bytes]) -> bytes:
+    """The stream (format :data:`VERSION`) of header ``h`` and its ``segments``."""
     h.segments = [(len(s), zlib.crc32(s)) for s in segments]
-    body = _FIXED.pack(*(getattr(h, name) for name in _FIXED_NAMES))
-    body += struct.pack("<B", len(h.steps)) + np.asarray(h.steps, "<f4").tobytes()
-    body += struct.pack("<B", len(h.class_mult)) + np.asarray(h.class_mult, "<f4").tobytes()
-    body += struct.pack("<B", len(h.channel_mult)) + np.asarray(h.channel_mult, "<f4").tobytes()
     # side data lives in the header, under its CRC and its backup copy: a damaged
     # byte there would otherwise cost every tile
-    body += struct.pack("<I", len(h.value_table)) + h.value_table
-    body += struct.pack("<I", len(h.class_map)) + h.class_map
-    body += _pack_index(h.segments)
-    prefix = PREFIX.pack(MAGIC, VERSION, len(body))
-    block = prefix[8:] + body + struct.pack("<I", zlib.crc32(prefix[8:] + body))
-    backup = block + struct.pack("<I", len(block)) + BACKUP_MARK
-    return b"".join([MAGIC, block] + segments + [backup])
+    body = _pack_body(h)
+    head = bytes([VERSION]) + varint(len(body)) + body
+    block = head + struct.pack("<I", zlib.crc32(head))
+    size = len(MAGIC) + len(block) + sum(map(len, segments))
+    parts = [MAGIC, block, *segments]
+    if wants_backup(h, len(block), size):
+        parts += [block, struct.pack("<I", len(block)), BACKUP_MARK]
+    return b"".join(parts)
+
+
+def wants_backup(h: Header, block: int, size: int) -> bool:
+    """Whether a stream of ``size`` bytes whose header block is ``block`` bytes carries
+    the block's copy at the end: asked for, or more than one tile, or cheap."""
+    if h.backup is not None:
+        return h.backup
+    return h.frames * h.n_tiles > 1 or BACKUP_SHARE * (block + 8) <= size
+
+
+def _pack_body(h: Header) -> bytes:
+    """v3 header body: the fixed fields, the optional ones, the segment index."""
+    out = bytearray()
+    for name, kind in HEADER_FIELDS_V3:
+        v = getattr(h, name)
+        out += bytes([v]) if kind == "u8" else varint(v if kind == "uv" else _zigzag(v))
+    fields = []
+    for key in sorted(OPTIONAL_FIELDS):
+        name, kind, default = OPTIONAL_FIELDS[key]
+        value = getattr(h, name)
+        if value != default:
+            data = _pack_value(kind, value)
+            fields.append(varint(key) + varint(len(data)) + data)
+    out += varint(len(fields)) + b"".join(fields)
+    return bytes(out) + _pack_index(h.segments)
+
+
+def _pack_value(kind: str, value) -> bytes:
+    if kind == "uv":
+        return varint(value)
+    if kind == "f32":
+        return struct.pack("<f", value)
+    if kind == "f32s":
+        return np.asarray(value, "<f4").tobytes()
+    if kind == "steps":
+        return pack_steps(value)
+    return bytes(value)
+
+
+def _zigzag(v: int) -> int:
+    return 2 * v if v >= 0 else -2 * v - 1
 
 
 def parse_header(data: bytes, max_pixels: int | None = None, *,
@@ -208,18 +263,23 @@ def _parse_block(mv: memoryview, at: int, signature_ok: bool) -> tuple[Header, i
         raise NotHlcError("not an HLC stream: the first 8 bytes are not the HLC signature")
     if len(mv) < at + 5:
         raise TruncatedStreamError("stream ends inside the header", "header")
-    version, hlen = struct.unpack_from("<BI", mv, at)
+    version = mv[at]
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedStreamError(f"HLC format version {version} is not supported "
                                      f"(this decoder reads {SUPPORTED_VERSIONS})")
-    end = at + 5 + hlen
+    if version >= Version.V3:
+        hlen, first = read_varint(mv[:at + 5], at + 1, "header length")
+    else:
+        (hlen,), first = struct.unpack_from("<I", mv, at + 1), at + 5
+    end = first + hlen
     if hlen > _MAX_HEADER or end + 4 > len(mv):
         raise TruncatedStreamError(f"header claims {hlen} bytes but the stream has {len(mv)}", "header")
     (crc,) = struct.unpack_from("<I", mv, end)
     if zlib.crc32(bytes(mv[at:end])) != crc:
         raise CorruptStreamError("header CRC mismatch: the header is damaged", "header")
     try:
-        h = _unpack_body(bytes(mv[at + 5:end]), version)
+        body = bytes(mv[first:end])
+        h = _unpack_body_v3(body) if version >= Version.V3 else _unpack_body(body, version)
     except (struct.error, ValueError) as e:  # ValueError: np.frombuffer past a cut body
         raise CorruptStreamError(f"malformed header: {e}", "header") from None
     return h, end + 4
@@ -266,6 +326,55 @@ def _unpack_body(body: bytes, version: int) -> Header:
                   segments=segs, version=version)
 
 
+def _unpack_body_v3(body: bytes) -> Header:
+    """A v3 header body (docs/FORMAT.md §1): fixed fields, optional fields by key
+    (unknown critical key: unsupported; unknown ancillary key: skipped; keys out of
+    order or repeated: damaged), then the segment index, which ends the body."""
+    values: dict = {name: copy(default) for name, _, default in OPTIONAL_FIELDS.values()}
+    pos = 0
+    for name, kind in HEADER_FIELDS_V3:
+        if kind == "u8":
+            if pos >= len(body):
+                raise CorruptStreamError("header body ends inside its fixed fields", "header")
+            values[name], pos = body[pos], pos + 1
+        else:
+            v, pos = read_varint(body, pos, f"header field {name}")
+            values[name] = v if kind == "uv" else (v >> 1) ^ -(v & 1)
+    count, pos = read_varint(body, pos, "optional field count")
+    last = 0
+    for _ in range(count):
+        key, pos = read_varint(body, pos, "optional field key")
+        n, pos = read_varint(body, pos, "optional field length")
+        if key <= last or pos + n > len(body):
+            raise CorruptStreamError("optional header fields out of order or past the header", "header")
+        last, data, pos = key, body[pos:pos + n], pos + n
+        if key in OPTIONAL_FIELDS:
+            name, kind, _ = OPTIONAL_FIELDS[key]
+            values[name] = _unpack_value(kind, data)
+        elif optional_field_is_critical(key):
+            raise UnsupportedStreamError(f"stream uses an unknown critical header field (key {key})")
+    values["segments"], pos = _unpack_index(body, pos, Version.V3, with_end=True)
+    if pos != len(body):
+        raise CorruptStreamError("bytes after the segment index in the header", "header")
+    return Header(**values, version=int(Version.V3))
+
+
+def _unpack_value(kind: str, data: bytes):
+    if kind == "uv":
+        v, end = read_varint(data, 0, "optional field")
+        if end != len(data):
+            raise CorruptStreamError("optional field longer than its value", "header")
+        return v
+    if kind in ("f32", "f32s"):
+        if len(data) % 4 or (kind == "f32" and len(data) != 4):
+            raise CorruptStreamError("float field of a wrong length", "header")
+        floats = np.frombuffer(data, "<f4").tolist()
+        return floats[0] if kind == "f32" else floats
+    if kind == "steps":
+        return unpack_steps(data)  # (ValueError: reported as a malformed header)
+    return data
+
+
 def varint(n: int) -> bytes:
     """Unsigned LEB128."""
     out = bytearray()
@@ -294,10 +403,15 @@ def read_varint(buf, pos: int, what: str) -> tuple[int, int]:
 
 
 def _pack_index(segments: list) -> bytes:
-    """v2 segment index: u32 count, then per segment varint(length) and, unless the
-    segment is empty, its u32 CRC-32 (small segments are common: half the size of
-    the fixed 8-byte entries of v1, which the header's backup copy doubles)."""
-    out = bytearray(struct.pack("<I", len(segments)))
+    """v3 segment index: varint count (v2: u32), then per segment varint(length) and,
+    unless the segment is empty, its u32 CRC-32 (small segments are common: half the
+    size of the fixed 8-byte entries of v1, which the header's backup copy doubles)."""
+    return varint(len(segments)) + index_entries(segments)
+
+
+def index_entries(segments: list) -> bytes:
+    """The entries of a v2/v3 segment index (without its count)."""
+    out = bytearray()
     for n, crc in segments:
         out += varint(n)
         if n:
@@ -305,9 +419,13 @@ def _pack_index(segments: list) -> bytes:
     return bytes(out)
 
 
-def _unpack_index(body: bytes, pos: int, version: int) -> list:
-    (nseg,) = struct.unpack_from("<I", body, pos)
-    pos += 4
+def _unpack_index(body: bytes, pos: int, version: int, with_end: bool = False):
+    """The segment index at ``pos``; with ``with_end``, also where it ends."""
+    if version >= Version.V3:
+        nseg, pos = read_varint(body, pos, "segment count")
+    else:
+        (nseg,) = struct.unpack_from("<I", body, pos)
+        pos += 4
     v1 = version < Version.V2
     if pos + (8 if v1 else 1) * nseg > len(body):
         raise CorruptStreamError("segment index runs past the header", "header")
@@ -325,7 +443,7 @@ def _unpack_index(body: bytes, pos: int, version: int) -> list:
         if n >= 1 << 32:
             raise CorruptStreamError("segment length beyond 32 bits", "header")
         segs.append((n, crc))
-    return segs
+    return (segs, pos) if with_end else segs
 
 
 def _bad(msg: str) -> NoReturn:

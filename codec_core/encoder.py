@@ -210,19 +210,23 @@ class LossyCoder:
         classes = self.src.roi(f, t)
         return band_multipliers(classes, self.h.levels, self.h.class_mult), classes >= ROI_CLASS
 
-    def _quantised(self, f: int, t: int, c: int, steps: list, mult) -> list:
-        """Quantised 9/7 bands of channel ``c`` of one tile. The transform is fed
-        the even and odd rows apart, each made float (or RCT, then float) from
+    def bands(self, ft: tuple[int, int], c: int) -> list:
+        """The float 9/7 bands of channel ``c`` of one (frame, tile). The transform is
+        fed the even and odd rows apart, each made float (or RCT, then float) from
         the stored samples: no whole-tile copy of the plane."""
         h = self.h
-        x = self.src.stored(f, h.tile_box(t))
+        x = self.src.stored(ft[0], h.tile_box(ft[1]))
 
         def rows(sel: slice) -> np.ndarray:
             part = x[sel]
             return (rct_channel(part, c) if h.colour == ColourTransform.RCT else part[..., c]).astype(np.float32)
 
-        return quantize.quantise(forward(rows, h.levels, "9/7"), quantize.channel_steps(steps, h.channel_mult, c),
-                                 h.levels, mult, consume=True)
+        return forward(rows, h.levels, "9/7")
+
+    def _quantised(self, f: int, t: int, c: int, steps: list, mult) -> list:
+        """Quantised 9/7 bands of channel ``c`` of one tile."""
+        return quantize.quantise(self.bands((f, t), c), quantize.channel_steps(steps, self.h.channel_mult, c),
+                                 self.h.levels, mult, consume=True)
 
     def _base(self, q, steps: list, mult, like: np.ndarray, consume: bool = False) -> np.ndarray:
         """The lossy layer exactly as the decoder rebuilds it: (rows, cols, Ch), each

@@ -14,6 +14,7 @@ numpy itself.
 """
 from __future__ import annotations
 
+import math
 import struct
 from enum import IntEnum
 from typing import Any, Literal, get_args
@@ -36,14 +37,17 @@ BACKUP_MARK = b"HLCb"
 
 class Version(IntEnum):
     """Format versions. V2: per-channel step multipliers, a varint segment index,
-    empty detail segments, the lossy LL band in float32 (docs/FORMAT.md)."""
+    empty detail segments, the lossy LL band in float32. V3: the lean header (varint
+    fields, optional fields by key, steps as 16-bit codes, a varint header length) and
+    its backup copy only where it is cheap or asked for (docs/FORMAT.md)."""
 
     V1 = 1
     V2 = 2
+    V3 = 3
 
 
 #: The version the encoder writes, and those the decoder reads (plain ints, as stored).
-VERSION = int(Version.V2)
+VERSION = int(Version.V3)
 SUPPORTED_VERSIONS = tuple(int(v) for v in Version)
 
 #: The Reed-Solomon wrapper's own version, and its flags byte (no flag is defined:
@@ -54,18 +58,28 @@ ECC_FLAGS = 0
 #: the wrapper's header stores; why these values: codec_core/ecc.py).
 ECC_LEVELS: dict[str, int] = {"low": 16, "medium": 24, "high": 64}
 
-#: The stream's first bytes: magic[8], version u8, u32 length of the header body.
+#: The stream's first bytes up to v2: magic[8], version u8, u32 length of the header
+#: body. From v3 the length is a varint of at most 4 bytes (the body is below 2^26
+#: bytes), so these 13 bytes always hold it too.
 PREFIX = struct.Struct("<8sBI")
 
 
 def header_end(prefix: bytes) -> int | None:
     """Where the header block of a plain stream ends (magic, version, length, body,
-    CRC: 17 + the body's length), from its first :data:`PREFIX` bytes; None if
-    ``prefix`` is not the start of a plain HLC stream."""
+    CRC), from its first :data:`PREFIX` bytes; None if ``prefix`` is not the start of
+    a plain HLC stream (or its length field is damaged)."""
     if len(prefix) < PREFIX.size or prefix[:len(MAGIC)] != MAGIC:
         return None
-    _, _, body = PREFIX.unpack_from(prefix)
-    return PREFIX.size + body + 4
+    _, version, body = PREFIX.unpack_from(prefix)
+    if version < Version.V3:
+        return PREFIX.size + body + 4
+    n = shift = 0
+    for i in range(len(MAGIC) + 1, PREFIX.size):
+        n |= (prefix[i] & 0x7F) << shift
+        shift += 7
+        if not prefix[i] & 0x80:
+            return i + 1 + n + 4
+    return None
 
 
 # ----------------------------------------------------------------- header codes
@@ -192,6 +206,136 @@ HEADER_FIELDS: tuple[tuple[str, str], ...] = (
     ("roi_max_error", "H"), ("roi_block", "H"), ("roi_fraction", "f"),
     ("recon_offset", "f"), ("psnr_target", "f"),
 )
+
+#: v3: the fixed part of the header body, in stream order: (field, kind), kind "u8"
+#: (one byte), "uv" (unsigned LEB128 varint) or "sv" (zig-zag signed varint).
+HEADER_FIELDS_V3: tuple[tuple[str, str], ...] = (
+    ("mode", "u8"), ("dtype", "u8"), ("bits_stored", "u8"), ("axes", "u8"),
+    ("frames", "uv"), ("rows", "uv"), ("cols", "uv"), ("channels", "u8"),
+    ("tile_rows", "uv"), ("tile_cols", "uv"), ("levels", "u8"), ("transform", "u8"),
+    ("colour", "u8"), ("vmin", "sv"), ("vmax", "sv"), ("flags", "uv"),
+)
+
+
+class OptionalField(IntEnum):
+    """v3: keys of the optional header fields, each stored as varint key, varint
+    length, bytes, in increasing key order, each at most once, and only when its value
+    is not the default (docs/FORMAT.md section 1). An odd key is *ancillary*: a reader
+    that does not know it skips it. An even key is *critical*: a reader that does not
+    know it refuses the stream (UnsupportedStreamError). Keys 32..63 are reserved for
+    the hybrid's region layers (issue 20)."""
+
+    PSNR_TARGET = 1         # f32, informative
+    ROI_FRACTION = 3        # f32, informative
+    MAX_ERROR = 2           # uv: near-lossless bound k
+    STEPS = 4               # the subbands' steps: u16 top code, u8 per band (:func:`pack_steps`)
+    RECON_OFFSET = 6        # f32
+    CHANNEL_MULT = 8        # f32 per channel
+    CLASS_MULT = 10         # f32 per importance class
+    ROI_MAX_ERROR = 12      # uv
+    ROI_BLOCK = 14          # uv
+    VALUE_TABLE = 16        # bytes (flag bit 1)
+    CLASS_MAP = 18          # bytes (flag bit 2)
+
+
+#: v3 optional fields: key -> (Header attribute, kind, default). Kinds: "uv" varint,
+#: "f32" one little-endian float32, "f32s" a list of them, "steps" the subbands'
+#: steps (:func:`pack_steps`), "bytes" raw. The one table the container packs and unpacks by.
+OPTIONAL_FIELDS: dict[int, tuple[str, str, Any]] = {
+    OptionalField.PSNR_TARGET: ("psnr_target", "f32", 0.0),
+    OptionalField.MAX_ERROR: ("max_error", "uv", 0),
+    OptionalField.ROI_FRACTION: ("roi_fraction", "f32", 0.0),
+    OptionalField.STEPS: ("steps", "steps", []),
+    OptionalField.RECON_OFFSET: ("recon_offset", "f32", 0.0),
+    OptionalField.CHANNEL_MULT: ("channel_mult", "f32s", []),
+    OptionalField.CLASS_MULT: ("class_mult", "f32s", []),
+    OptionalField.ROI_MAX_ERROR: ("roi_max_error", "uv", 0),
+    OptionalField.ROI_BLOCK: ("roi_block", "uv", 0),
+    OptionalField.VALUE_TABLE: ("value_table", "bytes", b""),
+    OptionalField.CLASS_MAP: ("class_map", "bytes", b""),
+}
+
+
+def optional_field_is_critical(key: int) -> bool:
+    """Whether a reader must refuse a stream with this key if it does not know it."""
+    return key % 2 == 0
+
+
+# v3 step codes: a quantiser step is (1024 + m) * 2^(e - 50), code = 1024 e + m
+# (e < 64, m < 1024): 11 significant bits (0.1% apart), 9e-13 .. 1.7e7, and exact
+# in float32 and float64 on every platform (a power of two times an integer).
+_STEP_MANTISSA = 1024
+_STEP_BIAS = 50
+
+
+def step_value(code: int) -> float:
+    """The quantiser step of a 16-bit step code."""
+    e, m = divmod(code, _STEP_MANTISSA)
+    return math.ldexp(_STEP_MANTISSA + m, e - _STEP_BIAS)
+
+
+def step_code(step: float) -> int:
+    """The code of the representable step nearest ``step`` (clamped to the range)."""
+    if not step > 0:
+        return 0
+    f, p = math.frexp(step)          # step = f 2^p, 0.5 <= f < 1
+    m = round(f * 2 * _STEP_MANTISSA)
+    if m == 2 * _STEP_MANTISSA:
+        m, p = _STEP_MANTISSA, p + 1
+    e = p - 11 + _STEP_BIAS
+    if e < 0:
+        return 0
+    if e > 63:
+        return 0xFFFF
+    return e * _STEP_MANTISSA + (m - _STEP_MANTISSA)
+
+
+def round_step(step: float) -> float:
+    """``step`` rounded to the nearest step code."""
+    return step_value(step_code(step))
+
+
+#: The subbands' steps are stored as the largest one's code and, per band, how many
+#: STEP_GRID codes below it its code is (one byte: down to 8 octaves below; 1/32 of
+#: an octave's codes apart, 2-3% in step, where the rate-distortion curve is flat).
+STEP_GRID = 32
+_MAX_STEP_DROP = 255
+
+
+def grid_steps(steps: list[float]) -> list[float]:
+    """The nearest steps at or above ``steps`` (never finer: a step floor holds) that
+    :func:`pack_steps` stores exactly."""
+    codes = [_code_at_least(s) for s in steps]
+    top = max(codes, default=0)
+    drops = [min(_MAX_STEP_DROP, (top - c) // STEP_GRID) for c in codes]
+    return [step_value(top - STEP_GRID * d) for d in drops]
+
+
+def _code_at_least(step: float) -> int:
+    c = step_code(step)
+    return c + 1 if step_value(c) < step and c < 0xFFFF else c
+
+
+def pack_steps(steps: list[float]) -> bytes:
+    """u16 code of the largest step, then per band one byte: (top - code) / STEP_GRID.
+    ValueError for steps not on that grid (:func:`grid_steps`)."""
+    codes = [step_code(s) for s in steps]
+    top = max(codes, default=0)
+    drops = [(top - c) // STEP_GRID for c in codes]
+    if [step_value(top - STEP_GRID * d) for d in drops] != list(steps) or max(drops, default=0) > _MAX_STEP_DROP:
+        raise ValueError(f"internal error: steps {steps} are not on the header's grid (format.grid_steps)")
+    return struct.pack("<H", top) + bytes(drops)
+
+
+def unpack_steps(data: bytes) -> list[float]:
+    """The steps :func:`pack_steps` stored; ValueError if malformed."""
+    if len(data) < 2:
+        raise ValueError("step field too short")
+    (top,) = struct.unpack_from("<H", data)
+    if any(STEP_GRID * d > top for d in data[2:]):
+        raise ValueError("a step below the smallest code")
+    return [step_value(top - STEP_GRID * d) for d in data[2:]]
+
 
 # ----------------------------------------------------------------- sample types
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .entropy import MAX_COEFFICIENT
+from .format import grid_steps
 from .transform import synthesis_gains_97
 
 # Rounding offset of the dead-zone quantiser and reconstruction offset (fractions of a step).
@@ -36,7 +37,7 @@ def subband_steps(base: float, levels: int) -> list[float]:
     steps = [base / math.sqrt(gains[0])]
     for g3 in gains[1:]:
         steps.extend(base / math.sqrt(g) for g in g3)
-    return [float(np.float32(s)) for s in steps]  # as stored in the header
+    return grid_steps(steps)  # as stored in the header (v3)
 
 
 # Lossy colour goes through the RCT (Y = (R + 2G + B) / 4, Cb = B - G, Cr = R - G).

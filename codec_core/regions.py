@@ -277,8 +277,9 @@ class _Encoder:
         return encode_image(img, EncodeOptions(bits_stored=im.bits_stored, axes=im.axes, tile_size=o.tile_size,
                                                threads=o.threads, **options))
 
-    def bounded(self, pixels: np.ndarray, bound: int) -> bytes:
-        return self.code(pixels, mode="near-lossless", max_error=bound) if bound else self.code(pixels)
+    def bounded(self, pixels: np.ndarray, bound: int, **options: Any) -> bytes:
+        return self.code(pixels, mode="near-lossless", max_error=bound, **options) if bound else \
+            self.code(pixels, **options)
 
     def decoded(self, stream: bytes) -> np.ndarray:
         return decode_layer(stream, self.pixels.shape, list(range(self.pixels.shape[0])), True,
@@ -287,7 +288,7 @@ class _Encoder:
     # -- measures
     def squared_error(self, decoded: np.ndarray, where: np.ndarray) -> tuple[float, int]:
         d = decoded[where].astype(np.float64) - self.pixels[where]
-        return float(np.dot(d.ravel(), d.ravel())), d.size
+        return float(np.square(d, out=d).sum()), d.size  # (no BLAS: np.dot threads on a busy machine)
 
     def psnr(self, se: float, n: int) -> float:
         return math.inf if se == 0 else 10 * math.log10(self.peak ** 2 * n / se)
@@ -643,7 +644,8 @@ def without_backup(stream: bytes) -> bytes:
 def _whole_if_smaller(enc: _Encoder, hybrid: bytes, target: Target, value: float, e: int) -> bytes | None:
     """The whole image within ±e (lossless for 0), if smaller than the hybrid and it
     meets the target (a bpp and a max error it meets by being smaller and within ±e)."""
-    whole = enc.bounded(enc.pixels, e)
+    # a stream of its own: with ecc asked, its header copy as the container's rule says
+    whole = enc.bounded(enc.pixels, e, ecc=enc.opts.ecc)
     if len(whole) >= len(hybrid):
         return None
     psnr_target = target in (Target.DEFAULT, Target.BACKGROUND_PSNR, Target.PSNR)

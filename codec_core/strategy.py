@@ -34,6 +34,7 @@ import numpy as np
 
 from . import container as ct
 from . import pipeline as pl
+from . import ratecontrol as rc
 from .decoder import decode_frame
 from .encoder import LossyCoder, Source, encode_reversible
 from .format import (
@@ -66,6 +67,7 @@ class CheckedImage:
 def encode_image(image: CheckedImage, opts: EncodeOptions) -> bytes:
     """The plain stream (no ECC wrapper) of ``image`` with ``opts``."""
     h = new_header(image, opts)
+    h.backup = True if opts.ecc is not None else None  # (None: the container's size rule)
     pixels = image.pixels
     if opts.preprocess == "denoise":
         pixels = _denoised(image)
@@ -137,10 +139,106 @@ def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions) -> list[
     # sample's, or a colour difference (B - G, R - G) of up to the span
     peak = max(abs(h.vmin), abs(h.vmax), span if h.colour == ColourTransform.RCT else 0)
     floor = pl.quantize.step_floor(h.levels, peak)
+    if opts.roi is None:  # one pass: statistics, a model, one coding (ratecontrol)
+        model = _model(coder)
+        hi = max(2.0 * floor, 1024.0 * max(peak, 1))
+        body = (_one_pass_size(coder, model, opts.bpp, floor, hi) if opts.bpp is not None
+                else _one_pass_quality(coder, model, opts.psnr, floor, hi))  # type: ignore[arg-type]
+        if body is not None:
+            return body
     if opts.bpp is not None:
         return _search_size(coder, opts.bpp, start, floor)
     assert opts.psnr is not None  # (lossy options have exactly one target)
     return _search_quality(coder, opts.psnr, start, floor)
+
+
+def _model(coder: LossyCoder) -> rc.Model:
+    h = coder.h
+    stats = rc.gather(coder.bands, pl.planes(h), h.levels, h.channels)
+    return rc.Model(stats, h.levels, h.channel_mult, h.frames * h.rows * h.cols * h.channels)
+
+
+#: Codings the one-pass rate control may make before the step search takes over
+#: (the first at the model's step; each further one only after a miss, at a step from
+#: the model corrected by the coded sizes, or interpolated between two of them).
+ONE_PASS_TRIES = 6
+#: Bytes a coded segment costs beyond its symbols (flush bytes, length varint).
+SEGMENT_BYTES = 6
+#: Size asked for within (1 - SIZE_TOLERANCE) .. 1 of the target (issue 18: +-3%).
+SIZE_TOLERANCE = 0.03
+
+
+def _one_pass_size(coder: LossyCoder, model: rc.Model, bpp: float, floor: float, hi: float) -> list[bytes] | None:
+    """The body at the step the model gives for ``bpp``, coded again only while the
+    file misses the window [1 - SIZE_TOLERANCE, 1] x the target. Returns the
+    largest fitting body tried, or None if none fits (then the search decides)."""
+    h = coder.h
+    target = bpp * h.rows * h.cols * h.frames / 8.0
+    aim = (1 - SIZE_TOLERANCE / 2) * target
+    count = ct.segment_layout(h).count
+    # the header, and per segment the range coder's 5 flush bytes and its length varint
+    overhead = len(ct.pack(h, [b"x"] * count)) - count + SEGMENT_BYTES * count
+    tried: list = []              # (step, file size)
+    best: tuple = (0, None, 0.0)  # (size, body, step) of the largest file that fits
+    step = rc.solve(model.bits, max(8.0, aim - overhead) * 8 / rc.KAPPA, floor, hi)
+    for _ in range(ONE_PASS_TRIES):
+        h.steps = pl.quantize.subband_steps(step, h.levels)
+        body = coder.encode(h.steps)
+        n = len(ct.pack(h, body))
+        tried.append((step, n))
+        if best[0] < n <= target:
+            best = (n, body, step)
+        if (1 - SIZE_TOLERANCE) * target <= n <= target:
+            break
+        overhead = n - sum(map(len, body))
+        # the model's elasticity (d log rate / d log step) from the coded size: the
+        # model is right about the slope where it is off in level
+        step = _between(tried, aim) or min(hi, max(floor, step * math.exp(
+            math.log(max(8.0, aim - overhead) / max(1.0, n - overhead)) / model.elasticity(step))))
+    if best[1] is None:
+        return None
+    h.steps = pl.quantize.subband_steps(best[2], h.levels)
+    return best[1]
+
+
+def _between(tried: list, aim: float) -> float | None:
+    """The step where log size crosses log ``aim`` between the nearest tried steps
+    on either side of it (sizes fall as steps grow), or None without a bracket."""
+    below = [(s, n) for s, n in tried if n <= aim]
+    above = [(s, n) for s, n in tried if n > aim]
+    if not below or not above:
+        return None
+    (s0, n0), (s1, n1) = max(above, key=lambda p: p[0]), min(below, key=lambda p: p[0])
+    if n0 == n1 or s0 >= s1:
+        return math.sqrt(s0 * s1)
+    frac = (math.log(n0) - math.log(aim)) / (math.log(n0) - math.log(n1))
+    return math.exp(math.log(s0) + min(0.9, max(0.1, frac)) * (math.log(s1) - math.log(s0)))
+
+
+#: The PSNR asked for is met within +0 .. +PSNR_TOLERANCE dB.
+PSNR_TOLERANCE = 0.3
+
+
+def _one_pass_quality(coder: LossyCoder, model: rc.Model, psnr: float, floor: float,
+                      hi: float) -> list[bytes] | None:
+    """The body at the step the error model gives for ``psnr``, checked on the real
+    reconstruction (no coding) and corrected while it misses by more than
+    PSNR_TOLERANCE; coded once. None if the tries run out (the search decides)."""
+    h = coder.h
+    peak2 = float(max(1, h.vmax - h.vmin)) ** 2
+    h.psnr_target = float(psnr)
+    allowed = peak2 * model.samples / 10 ** ((psnr + PSNR_TOLERANCE / 2) / 10)
+    ratio = 1.0
+    for _ in range(ONE_PASS_TRIES):
+        step = rc.solve(model.squared_error, allowed / ratio, floor, hi, increasing=True)
+        steps = pl.quantize.subband_steps(step, h.levels)
+        se = coder.squared_error(steps)
+        got = 200.0 if se == 0 else 10 * math.log10(peak2 * model.samples / se)
+        if psnr <= got <= psnr + PSNR_TOLERANCE or (got >= psnr and step >= hi / 2):
+            h.steps = steps
+            return coder.encode(steps)
+        ratio = max(1e-6, se) / max(1e-6, model.squared_error(step))
+    return None
 
 
 def _search_size(coder: LossyCoder, bpp: float, start: float, floor: float) -> list[bytes]:
@@ -208,7 +306,7 @@ class _NearLosslessStreams:
                           tile_rows=h0.tile_rows, tile_cols=h0.tile_cols,
                           levels=pl.choose_levels(h0.tile_rows, h0.tile_cols), transform=Transform.DWT53,
                           colour=ColourTransform.NONE, max_error=k, vmin=h0.vmin, vmax=h0.vmax,
-                          flags=h0.flags & FLAG_DENOISED)
+                          flags=h0.flags & FLAG_DENOISED, backup=h0.backup)
             self.coded[k] = ct.pack(h, encode_reversible(Source(image=src.image, header=h, threads=src.threads)))
         return self.coded[k]
 

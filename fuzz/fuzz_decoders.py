@@ -45,6 +45,7 @@ import argparse
 import collections
 import hashlib
 import io
+import math
 import os
 import random
 import resource
@@ -70,7 +71,7 @@ sanitized.install()  # the sanitized kernels when HLC_SANITIZED_KERNELS names th
 import codec_core as hlc  # noqa: E402
 from codec_core import api as _api  # noqa: E402
 from codec_core import container as ct  # noqa: E402
-from codec_core.format import ECC_MAGIC, HEADER_FIELDS  # noqa: E402
+from codec_core.format import ECC_MAGIC, HEADER_FIELDS, HEADER_FIELDS_V3, OPTIONAL_FIELDS, step_code  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
 RESULTS = ROOT / "benchmarks" / "results" / "fuzz.md"
@@ -168,9 +169,15 @@ _RANGES = {"B": (0, 255), "H": (0, 65535), "I": (0, 2**32 - 1), "i": (-2**31, 2*
 
 
 class Parsed:
-    """A plain stream (version 1 or 2) split into fields, steps, multipliers and segments."""
+    """A plain stream (version 1, 2 or 3) split into fields, steps, multipliers and segments."""
 
     def __init__(self, data: bytes):
+        self.index_override: list | None = None   # (len, crc) pairs written as is
+        self.extra_header = b""
+        self.body_cut: int | None = None         # header body cut to this length (CRC still fixed)
+        if data[8] >= 3:
+            self._init_v3(data)
+            return
         hlen = struct.unpack_from("<I", data, 9)[0]
         body = data[13:13 + hlen]
         self.version = data[8]
@@ -199,11 +206,54 @@ class Parsed:
             self.segments.append(data[off:off + n])
             off += n
         self.trailer = data[off:]
-        self.index_override: list | None = None   # (len, crc) pairs written as is
-        self.extra_header = b""
-        self.body_cut: int | None = None         # header body cut to this length (CRC still fixed)
+
+    def _init_v3(self, data: bytes) -> None:
+        """v3: the container parses the (valid) seed; fields kept by their v2 names."""
+        h, off = ct.parse_header(data, None, allow_truncated=True)
+        self.version = 3
+        self.fields = {name: getattr(h, name) for name in FIELDS}
+        self.steps, self.mult, self.chan = list(h.steps), list(h.class_mult), list(h.channel_mult)
+        self.side = [h.value_table, h.class_map]
+        self.segments = []
+        for n, _ in h.segments:
+            self.segments.append(data[off:off + n])
+            off += n
+        self.trailer = data[off:]
+
+    def _body_v3(self, idx: list) -> bytes:
+        """A v3 header body of whatever the fields hold (wrapped into their ranges)."""
+        body = bytearray()
+        for name, kind in HEADER_FIELDS_V3:
+            v = int(self.fields[name])
+            body += bytes([v & 255]) if kind == "u8" else ct.varint(
+                v % 2**32 if kind == "uv" else (2 * v if v >= 0 else -2 * v - 1) % 2**33)
+        values = {**self.fields, "steps": self.steps, "class_mult": self.mult, "channel_mult": self.chan,
+                  "value_table": self.side[0], "class_map": self.side[1]}
+        fields = []
+        for key in sorted(OPTIONAL_FIELDS):
+            name, kind, default = OPTIONAL_FIELDS[key]
+            v = values[name]
+            if v == default:
+                continue
+            if kind == "steps":   # any floats: their codes as they come (a step below the smallest code too)
+                codes = [step_code(x) if math.isfinite(x) else 0xFFFF for x in v]
+                top = max(codes)
+                data = struct.pack("<H", top) + bytes(min(255, (top - c) // 32) for c in codes)
+            elif kind == "uv":
+                data = ct.varint(int(v) % 2**32)
+            elif kind == "f32":
+                data = struct.pack("<f", v)
+            elif kind == "f32s":
+                data = struct.pack(f"<{len(v)}f", *v)
+            else:
+                data = bytes(v)
+            fields.append(ct.varint(key) + ct.varint(len(data)) + data)
+        body += ct.varint(len(fields)) + b"".join(fields)
+        return bytes(body) + ct.varint(len(idx)) + ct.index_entries(idx)
 
     def build(self, fix_header_crc: bool = True, fix_segment_crcs: bool = True) -> bytes:
+        if self.version >= 3:
+            return self._build_v3(fix_header_crc, fix_segment_crcs)
         vals = []
         for name, code in zip(FIELDS, _FMT):
             v = self.fields[name]
@@ -224,7 +274,7 @@ class Parsed:
             idx = [(len(s), zlib.crc32(s) if fix_segment_crcs else 0) for s in self.segments]
         idx = [(int(n) & 0xFFFFFFFF, int(c) & 0xFFFFFFFF) for n, c in idx]
         if self.version >= 2:
-            body += ct._pack_index(idx)
+            body += struct.pack("<I", len(idx)) + ct.index_entries(idx)
         else:
             body += struct.pack("<I", len(idx)) + np.array(idx, "<u4").reshape(-1).tobytes()
         body += self.extra_header
@@ -235,6 +285,21 @@ class Parsed:
         if not fix_header_crc:
             crc ^= 0x1
         return prefix + body + struct.pack("<I", crc) + b"".join(self.segments) + self.trailer
+
+    def _index(self, fix_segment_crcs: bool) -> list:
+        if self.index_override is not None:
+            idx = self.index_override
+        else:
+            idx = [(len(s), zlib.crc32(s) if fix_segment_crcs else 0) for s in self.segments]
+        return [(int(n) & 0xFFFFFFFF, int(c) & 0xFFFFFFFF) for n, c in idx]
+
+    def _build_v3(self, fix_header_crc: bool, fix_segment_crcs: bool) -> bytes:
+        body = self._body_v3(self._index(fix_segment_crcs)) + self.extra_header
+        if self.body_cut is not None:
+            body = body[:self.body_cut]
+        head = bytes([self.version]) + ct.varint(len(body)) + body
+        crc = zlib.crc32(head) ^ (0 if fix_header_crc else 1)
+        return ct.MAGIC + head + struct.pack("<I", crc) + b"".join(self.segments) + self.trailer
 
     def copy(self) -> "Parsed":
         new = object.__new__(Parsed)

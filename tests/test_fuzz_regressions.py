@@ -112,7 +112,9 @@ def test_blank_images_are_not_mistaken_for_bombs(shape):
     """The densest real output (constant images) stays well under the per-byte limit."""
     arr = np.zeros(shape, np.uint8)
     data = hlc.encode(arr)
-    assert arr.size <= hlc.api.MAX_SAMPLES_PER_BYTE * len(data) / 2   # 2x margin
+    # v3's compact header made these streams denser: 20 x 512 x 512 is 634 bytes, 1.98x
+    # below the limit (v2: 2.6x)
+    assert arr.size <= hlc.api.MAX_SAMPLES_PER_BYTE * len(data) / 1.5
     assert np.array_equal(hlc.decode(data), arr)
 
 

@@ -28,4 +28,13 @@ int hlc_decode_plane(int H, int W, int32_t *P, int64_t k, int64_t vmin, int64_t 
                      Decoder *d, int32_t *freq, int32_t *tot, const int64_t *recip,
                      const uint8_t *mask, const int32_t *base);
 
+/* lossy reconstruction (wavelet97.c): output sample types */
+#define HLC_OUT_I32 0
+#define HLC_OUT_I16 1
+#define HLC_OUT_U16 2
+#define HLC_OUT_I8 3
+#define HLC_OUT_U8 4
+int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, float recon,
+                int H, int W, void *out, int otype, double lo, double hi);
+
 #endif

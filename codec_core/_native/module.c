@@ -296,6 +296,98 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------ lossy reconstruction */
+
+/* The type code of an output sample buffer (HLC_OUT_*), -1 if not one of them. */
+static int out_type(const Py_buffer *v) {
+    const char *f = v->format ? v->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    if (v->itemsize == 4 && (*f == 'i' || *f == 'l')) return HLC_OUT_I32;
+    if (v->itemsize == 2 && *f == 'h') return HLC_OUT_I16;
+    if (v->itemsize == 2 && *f == 'H') return HLC_OUT_U16;
+    if (v->itemsize == 1 && *f == 'b') return HLC_OUT_I8;
+    if (v->itemsize == 1 && *f == 'B') return HLC_OUT_U8;
+    return -1;
+}
+
+static int type_holds(int otype, double lo, double hi) {
+    static const double lim[5][2] = {{-2147483648.0, 2147483647.0}, {-32768.0, 32767.0}, {0.0, 65535.0},
+                                     {-128.0, 127.0}, {0.0, 255.0}};
+    return lo <= hi && lo >= lim[otype][0] && hi <= lim[otype][1];
+}
+
+#define MAX_SYNTH_LEVELS 30
+
+/* synth97(bands, steps, recon, out, lo, hi): bands a list of 1 + 3 L int32 2-D arrays
+   (LL, then HL, LH, HH per level, coarsest first) of the shapes an out.shape plane
+   has after L levels (transform.band_shapes); steps float32 (>= 1 + 3 L); out a
+   C-contiguous 2-D int32/int16/uint16/int8/uint8 array, written clip(rint(x), lo, hi). */
+static PyObject *py_synth97(PyObject *self, PyObject *args) {
+    PyObject *list, *osteps, *oout;
+    float recon;
+    double lo, hi;
+    if (!PyArg_ParseTuple(args, "O!OfOdd", &PyList_Type, &list, &osteps, &recon, &oout, &lo, &hi)) return NULL;
+    Py_ssize_t nb = PyList_GET_SIZE(list);
+    if (nb < 1 || (nb - 1) % 3 || (nb - 1) / 3 > MAX_SYNTH_LEVELS)
+        return PyErr_Format(PyExc_ValueError, "synth97: 1 + 3 L bands are needed, got %zd", nb);
+    int levels = (int)((nb - 1) / 3);
+    Arr a[1 + 3 * MAX_SYNTH_LEVELS + 2];
+    memset(a, 0, sizeof a);
+    Arr *st = &a[nb], *out = &a[nb + 1];
+    const int32_t *bands[1 + 3 * MAX_SYNTH_LEVELS];
+    PyObject *result = NULL;
+    int otype = -1;
+    if (PyObject_GetBuffer(oout, &out->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyErr_SetString(PyExc_ValueError, "synth97: out must be a writable C-contiguous array");
+        goto done;
+    }
+    out->held = 1;
+    otype = out_type(&out->view);
+    if (check(otype >= 0 && out->view.ndim == 2, "synth97: out must be a 2-D int32/int16/uint16/int8/uint8 array")
+        || check(type_holds(otype, lo, hi), "synth97: bounds beyond the output type")
+        || check(dim(out, 0) < (1 << 30) && dim(out, 1) < (1 << 30), "synth97: plane too large"))
+        goto done;
+    {  /* (a float32 array: the buffer format 'f') */
+        if (PyObject_GetBuffer(osteps, &st->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto done;
+        st->held = 1;
+        const char *f = st->view.format ? st->view.format : "B";
+        if (*f == '<' || *f == '=' || *f == '@') f++;
+        if (check(*f == 'f' && st->view.itemsize == 4 && st->view.ndim == 1 && dim(st, 0) >= nb,
+                  "synth97: steps must be float32, one per band"))
+            goto done;
+    }
+    Py_ssize_t h = dim(out, 0), w = dim(out, 1);
+    Py_ssize_t hs[MAX_SYNTH_LEVELS + 1], ws[MAX_SYNTH_LEVELS + 1];
+    hs[0] = h; ws[0] = w;
+    for (int k = 1; k <= levels; k++) { hs[k] = (hs[k - 1] + 1) / 2; ws[k] = (ws[k - 1] + 1) / 2; }
+    for (Py_ssize_t b = 0; b < nb; b++) {
+        if (get(PyList_GET_ITEM(list, b), &a[b], "band", 'i', 2, 0)) goto done;
+        Py_ssize_t eh, ew;
+        if (b == 0) { eh = hs[levels]; ew = ws[levels]; }
+        else {
+            int lev = levels - (int)((b - 1) / 3), o = (int)((b - 1) % 3);
+            Py_ssize_t H = hs[lev - 1], W = ws[lev - 1];
+            eh = o == 0 ? (H + 1) / 2 : H / 2;
+            ew = o == 1 ? (W + 1) / 2 : W / 2;
+        }
+        if (check(dim(&a[b], 0) == eh && dim(&a[b], 1) == ew, "synth97: band shapes do not match the plane"))
+            goto done;
+        bands[b] = a[b].view.buf;
+    }
+    {
+        const float *steps = st->view.buf;
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = hlc_synth97(bands, levels, steps, recon, (int)h, (int)w, out->view.buf, otype, lo, hi);
+        Py_END_ALLOW_THREADS
+        if (rc) PyErr_NoMemory();
+        else result = Py_NewRef(Py_None);
+    }
+done:
+    release(a, (int)nb + 2);
+    return result;
+}
+
 /* ------------------------------------------------------------ Reed-Solomon parity */
 
 /* parity(data, tab, acc): acc[i] ^= tab[ke - 1 - j][data[j, i]] over message rows j.
@@ -344,6 +436,7 @@ static PyMethodDef methods[] = {
     {"med_reconstruct", py_med_reconstruct, METH_VARARGS, "Inverse of med_residual."},
     {"code_plane", py_code_plane, METH_VARARGS, "Encode or decode one predictive plane."},
     {"parity", py_parity, METH_VARARGS, "Reed-Solomon parity of many codewords (table XOR)."},
+    {"synth97", py_synth97, METH_VARARGS, "Dequantisation and inverse 9/7 of one lossy plane, rounded."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hlc", "HLC's compiled kernels.", -1, methods};

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Reference", "lossless_references", "jpegls_near", "jpeg2k_97", "jpegxl_lossy", "htj2k_available",
+__all__ = ["Reference", "lossless_references", "jpegls_near", "jpeg2k_97", "jpegxl_lossy", "avif_lossy",
+           "AVIF_MAX_BITS", "htj2k_available",
            "to_unsigned", "from_unsigned", "frames_of", "stack_frames", "short_error", "UNSIGNED_ONLY"]
 
 
@@ -131,6 +132,39 @@ def jpegxl_lossy(distance: float) -> Reference:
         return bytes(_ic().jpegxl_encode(frame, distance=distance, bitspersample=bits, numthreads=1))
 
     return Reference("jxl", "JPEG XL", "JPEG XL lossy", True, encode, _jpegxl_decode)
+
+
+#: The deepest samples AVIF (libavif with libaom) takes: 8, 10 or 12 bits.
+AVIF_MAX_BITS = 12
+
+
+def avif_bits(top: int) -> int | None:
+    """The AVIF depth that holds unsigned samples up to ``top`` (None above 12 bits)."""
+    for bits in (8, 10, AVIF_MAX_BITS):
+        if top < 1 << bits:
+            return bits
+    return None
+
+
+def _avif_decode(data: bytes) -> np.ndarray:
+    return np.asarray(_ic().avif_decode(data, numthreads=1))
+
+
+def avif_lossy(level: float, bits: int, speed: int = 6) -> Reference:
+    """AVIF (libavif + libaom) at quality ``level`` (0..100, higher is better) of
+    unsigned samples of ``bits`` (8, 10 or 12: :func:`avif_bits`), one thread;
+    colour as 4:4:4. imagecodecs codes a one-channel image losslessly whatever the
+    level, so grey images are given as three equal channels coded 4:0:0 (luma only:
+    the luma of equal R, G, B is the grey value), and decode as one channel."""
+    def encode(frame: np.ndarray, _bits: int) -> bytes:
+        ic = _ic()
+        grey = frame.ndim == 2
+        pf = ic.AVIF.PIXEL_FORMAT.YUV400 if grey else ic.AVIF.PIXEL_FORMAT.YUV444
+        src = np.repeat(frame[..., None], 3, axis=-1) if grey else frame
+        return bytes(ic.avif_encode(src, level=int(round(level)), speed=speed, bitspersample=bits,
+                                    pixelformat=pf, numthreads=1))
+
+    return Reference("avif", "AVIF", f"AVIF (libaom speed {speed})", True, encode, _avif_decode)
 
 
 # ------------------------------------------------------------------ helpers

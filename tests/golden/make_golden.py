@@ -1,6 +1,7 @@
 """Write the golden streams of the current format version (run once per version).
 
     python tests/golden/make_golden.py
+    python tests/golden/make_golden.py --add    # only the cases the version's folder lacks
 
 Each case is encoded from a real pydicom-data image; the stream and the SHA-256
 of its decoded array are stored under tests/golden/v<version>/. Later versions
@@ -46,6 +47,13 @@ def cases() -> dict:
         "lossy_rgb_psnr40": (rgb, dict(mode="lossy", psnr=40.0)),
         "hybrid_ct_mask_e0": (ct, dict(mode="lossy", bpp=1.0, roi=mask, roi_max_error=0)),
         "lossless_ct_ecc_medium": (ct, dict(mode="lossless", ecc="medium")),
+        # v3 and later: a lossy stream of several tiles (its header's copy at the end)
+        # and a small one at a low rate (no copy)
+        "lossy_nm_tiles_bpp05": (nm, dict(mode="lossy", bpp=0.5, tile_size=64, try_near_lossless=False)),
+        "lossy_mr_bpp025": (mr, dict(mode="lossy", bpp=0.25, try_near_lossless=False)),
+        # v3 with region layers (issue 20): ROI exact / within 2, background by its own target
+        "regions_ct_mask_e0_bg38": (ct, dict(mode="lossy", roi=mask, roi_max_error=0, background_psnr=38.0)),
+        "regions_ct_mask_e2_bge6": (ct, dict(mode="lossy", roi=mask, roi_max_error=2, background_max_error=6)),
     }
 
 
@@ -55,12 +63,17 @@ def digest(arr: np.ndarray) -> str:
 
 def main() -> int:
     out = Path(__file__).parent / f"v{hlc.VERSION}"
-    if out.exists() and "--force" not in sys.argv:
-        print(f"{out} exists: golden streams of a released version are never rewritten")
+    add = "--add" in sys.argv  # new cases of a released version: the existing ones are kept as they are
+    if out.exists() and not add and "--force" not in sys.argv:
+        print(f"{out} exists: golden streams of a released version are never rewritten (--add adds new cases)")
         return 1
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {}
+    manifest = json.loads((out / "manifest.json").read_text()) if add else {}
+    written = 0
     for name, (arr, kwargs) in cases().items():
+        if name in manifest:
+            continue
+        written += 1
         data = hlc.encode(arr, **kwargs)
         decoded = hlc.decode(data)
         (out / f"{name}.hlc").write_bytes(data)
@@ -68,7 +81,7 @@ def main() -> int:
                           "sha256": digest(decoded), "source_sha256": digest(arr),
                           "params": {k: (v if not isinstance(v, np.ndarray) else "mask") for k, v in kwargs.items()}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    print(f"wrote {len(manifest)} streams to {out}")
+    print(f"wrote {written} streams to {out} ({len(manifest)} in its manifest)")
     return 0
 
 

@@ -1,0 +1,71 @@
+"""One-pass rate control (codec_core.ratecontrol): accuracy on real images, passes, no BLAS."""
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+import codec_core as hlc
+from codec_core import encoder, pipeline
+
+
+def dicom(name: str) -> np.ndarray:
+    return pydicom.dcmread(get_testdata_file(name)).pixel_array
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return 10 * np.log10(float(int(a.max()) - int(a.min())) ** 2 / mse)
+
+
+@pytest.fixture
+def codings(monkeypatch):
+    """Counts of full codings (encode) and error-only passes of the 9/7 layer."""
+    n = {"encode": 0, "squared_error": 0}
+    for name in n:
+        real = getattr(encoder.LossyCoder, name)
+
+        def counted(self, *a, _real=real, _name=name, **k):
+            n[_name] += 1
+            return _real(self, *a, **k)
+        monkeypatch.setattr(encoder.LossyCoder, name, counted)
+    return n
+
+
+# CT (signed), MR (1024^2, 4 tiles), ultrasound colour, radiograph crop, NM-like small MR
+IMAGES = {"693_UNCR.dcm": None, "MR2_UNCR.dcm": None, "US1_UNCR.dcm": None,
+          "RG3_UNCR.dcm": (slice(400, 1424), slice(400, 1424)), "MR_small.dcm": None}
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+@pytest.mark.parametrize("bpp", [0.25, 0.5, 1.0])
+def test_size_target_is_met_within_3_percent_in_at_most_three_codings(name, bpp, codings):
+    img = dicom(name)
+    if IMAGES[name] is not None:
+        img = img[IMAGES[name]]
+    pixels = img.shape[0] * img.shape[1]
+    data = hlc.encode(img, mode="lossy", bpp=bpp, try_near_lossless=False)
+    got = 8 * len(data) / pixels
+    assert 0.97 * bpp <= got <= bpp, got
+    # (3% of a 64 x 64 image at 0.25 bpp is 4 bytes: a window a step can jump over)
+    assert codings["encode"] <= (3 if pixels >= 128 * 128 else 6), codings
+
+
+@pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR2_UNCR.dcm", "US1_UNCR.dcm", "CT_small.dcm"])
+@pytest.mark.parametrize("target", [40.0, 45.0, 50.0])
+def test_psnr_target_is_met_within_0_3_db_and_coded_once(name, target, codings):
+    img = dicom(name)
+    data = hlc.encode(img, mode="lossy", psnr=target, try_near_lossless=False)
+    assert target <= psnr(img, hlc.decode(data)) <= target + 0.3
+    assert codings["encode"] == 1 and codings["squared_error"] <= 4
+
+
+def test_error_sums_do_not_go_through_blas(monkeypatch):
+    def no_blas(*a, **k):
+        raise AssertionError("np.dot in an error sum")
+    monkeypatch.setattr(np, "dot", no_blas)
+    a = np.arange(300 * 200, dtype=np.int32).reshape(300, 200)
+    b = a + (np.arange(a.size).reshape(a.shape) % 3) - 1
+    assert pipeline.squared_error(a, b) == float(np.sum((a.astype(np.int64) - b) ** 2))
+    hlc.encode(dicom("CT_small.dcm"), mode="lossy", psnr=45)

@@ -263,7 +263,11 @@ def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list 
         bounds = (-lim, lim)
     else:
         bounds = (h.vmin, h.vmax)
-    if h.version >= Version.V2 and mult is None:  # the compiled kernel: same values, one pass a band
+    if h.version >= Version.V2 and mult is None and _small_share(qbands, h):
+        # the compiled kernel: same values, one pass a band; it holds the integer bands,
+        # a float plane and the output at once (5x a 16-bit plane), so it serves planes
+        # that are at most a quarter of the image; the numpy path frees each band as it
+        # goes (3x): a one-tile image stays within 4x its size
         return _synth97(qbands, h, steps, upto, consume, out, dtype, bounds)
     ll_dtype = np.float64 if h.version < Version.V2 else np.float32
     deq = quantize.dequantise(qbands, steps, h.levels, h.recon_offset, mult, upto, consume, ll_dtype)
@@ -271,6 +275,12 @@ def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list 
 
 
 _INT32_SAFE = (-(1 << 30), 1 << 30)  # (transform.dwt97_inverse_rounded's default bounds)
+
+
+def _small_share(qbands: list, h: ct.Header) -> bool:
+    """Whether the plane of these bands is at most a quarter of the image's samples."""
+    plane = qbands[0].size + sum(b.size for lvl in qbands[1:] for b in lvl)
+    return 4 * plane <= h.rows * h.cols * h.frames
 
 
 def _synth97(qbands: list, h: ct.Header, steps: list, upto: int | None, consume: bool,

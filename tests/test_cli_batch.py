@@ -82,6 +82,14 @@ def test_batch_refuses_a_destination_inside_the_source(tmp_path, archive):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def _terminal_signals() -> None:
+    """In the child before exec: SIGINT, SIGTERM and SIGHUP as a terminal session has
+    them. A test runner started in the background (``&`` ignores SIGINT) or under
+    ``nohup`` (SIGHUP) would otherwise hand the batch signals it rightly keeps ignoring."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def gated_batch(args: list, cwd: Path, gated: str, **kw) -> subprocess.Popen:
     """``hlc batch ARGS`` whose worker holds the input named ``gated`` (with a partial
     output beside it) for as long as the test runs: it cannot finish before a signal
@@ -91,7 +99,8 @@ def gated_batch(args: list, cwd: Path, gated: str, **kw) -> subprocess.Popen:
     env.update(HLC_TEST_GATED=gated, HLC_TEST_GATE=str(cwd / "gate-never-opened"))
     code = "import sys, batch_gate; sys.exit(batch_gate.main(sys.argv[1:]))"
     return subprocess.Popen([sys.executable, "-c", code, "batch", *map(str, args)], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_terminal_signals, **kw)
 
 
 def wait_for(condition, proc: subprocess.Popen, seconds: float = 120) -> None:

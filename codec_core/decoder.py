@@ -31,7 +31,7 @@ from .pipeline import (
     unpack_class_map,
     unpack_value_table,
 )
-from .transform import band_shapes, dwt53_forward, dwt53_inverse
+from .transform import band_shapes, dwt53_inverse
 
 _FILLED_MEAN = "filled with the mean of its frame"
 _FILLED_MIDDLE = "filled with the middle of its value range (nothing of its frame is left)"

@@ -2,10 +2,10 @@
 
 ``Source`` gives each tile's samples as int32, from the caller's array without
 copying the whole image. ``encode_reversible`` codes lossless and
-near-lossless streams; ``LossyCoder`` codes the 9/7 layer (and, in hybrid
-mode, the ROI layer: ROI samples coded predictively within ±e, with the decoded
-9/7 layer standing in for the pixels outside the ROI) for any base step, which
-is what rate control searches over.
+near-lossless streams; ``LossyCoder`` codes the 9/7 layer for any base step,
+which is what rate control searches over. (The hybrid's region layers are
+codec_core/regions.py; the decoder still reads the older ROI layer of v1/v2
+streams, which no encoder writes now.)
 Forward transforms are recomputed per rate-control step instead of kept for
 every tile: that bounds memory by the tile size.
 """
@@ -18,14 +18,12 @@ import numpy as np
 
 from . import container as ct
 from . import entropy, predictive, quantize
-from .format import RANGE_HEAD, ROI_CLASS, ColourTransform, Mode, PlaneCoder
+from .format import RANGE_HEAD, ColourTransform, Mode, PlaneCoder
 from .pipeline import (
-    band_multipliers,
     finish_tile,
     lookup_in_place,
     map_threads,
     new_tile,
-    pixel_classes,
     planes,
     reconstruct_lossy_plane,
     squared_error,
@@ -39,7 +37,6 @@ class Source:
     image: np.ndarray
     header: ct.Header
     table: np.ndarray | None = None     # lossless: code ranks in this value table
-    cmap: np.ndarray | None = None      # lossy hybrid: importance class per block
     threads: int = 1
 
     def stored(self, f: int, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -68,10 +65,6 @@ class Source:
         lut = np.zeros(int(table[-1]) - int(table[0]) + 1, np.int32)
         lut[table - table[0]] = np.arange(len(table), dtype=np.int32)
         return lut
-
-    def roi(self, f: int, t: int) -> np.ndarray:
-        assert self.cmap is not None  # (asked for only in hybrid mode)
-        return pixel_classes(self.cmap[f], self.header.roi_block, self.header.tile_box(t))
 
 
 def predictive_segments(plane: np.ndarray, k: int, lo: int, hi: int, levels: int) -> list[bytes]:
@@ -197,18 +190,11 @@ def _plane_segments(src: Source, f: int, box: tuple[int, int, int, int], c: int,
 
 
 class LossyCoder:
-    """The 9/7 layer (plus the hybrid ROI layer) of a source, at any step."""
+    """The 9/7 layer of a source, at any step."""
 
     def __init__(self, src: Source) -> None:
         self.src = src
         self.h = src.header
-
-    def _classes(self, f: int, t: int) -> tuple:
-        """Step multipliers per band and ROI pixels of one tile (None, None without ROI)."""
-        if self.src.cmap is None:
-            return None, None
-        classes = self.src.roi(f, t)
-        return band_multipliers(classes, self.h.levels, self.h.class_mult), classes >= ROI_CLASS
 
     def bands(self, ft: tuple[int, int], c: int) -> list:
         """The float 9/7 bands of channel ``c`` of one (frame, tile). The transform is
@@ -223,70 +209,50 @@ class LossyCoder:
 
         return forward(rows, h.levels, "9/7")
 
-    def _quantised(self, f: int, t: int, c: int, steps: list, mult) -> list:
+    def _quantised(self, f: int, t: int, c: int, steps: list) -> list:
         """Quantised 9/7 bands of channel ``c`` of one tile."""
         return quantize.quantise(self.bands((f, t), c), quantize.channel_steps(steps, self.h.channel_mult, c),
-                                 self.h.levels, mult, consume=True)
+                                 self.h.levels, None, consume=True)
 
-    def _base(self, q, steps: list, mult, like: np.ndarray, consume: bool = False) -> np.ndarray:
+    def _base(self, q, steps: list, like: np.ndarray) -> np.ndarray:
         """The lossy layer exactly as the decoder rebuilds it: (rows, cols, Ch), each
-        plane from ``q`` (the channels' quantised bands, a list or an iterator
-        making each when asked) rounded straight into its channel. ``like``: the
-        stored samples of the tile (one channel without ROI comes back in their
-        type, as the decoder gives it). ``consume``: free the bands on the way."""
+        plane from ``q`` (an iterator making each channel's quantised bands when
+        asked, freed on the way) rounded straight into its channel. ``like``: the
+        stored samples of the tile (one channel comes back in their type, as the
+        decoder gives it)."""
         h = self.h
-        if h.channels == 1 and mult is None:
+        if h.channels == 1:
             return reconstruct_lossy_plane(next(iter(q)), h, quantize.channel_steps(steps, h.channel_mult, 0),
-                                           None, consume=consume, dtype=like.dtype)[..., None]
+                                           None, consume=True, dtype=like.dtype)[..., None]
         tile = new_tile(like.shape[:2], h)
-        for c, qc in enumerate(q):  # (with consume, dequantise empties qc itself)
-            reconstruct_lossy_plane(qc, h, quantize.channel_steps(steps, h.channel_mult, c), mult,
-                                    consume=consume, out=tile[..., c])
+        for c, qc in enumerate(q):  # (dequantise empties qc itself)
+            reconstruct_lossy_plane(qc, h, quantize.channel_steps(steps, h.channel_mult, c), None,
+                                    consume=True, out=tile[..., c])
             del qc
         return finish_tile(tile, h)
 
     def encode(self, steps: list) -> list[bytes]:
-        """Every segment of the 9/7 layer (and ROI layer) at these steps, in stream order."""
+        """Every segment of the 9/7 layer at these steps, in stream order."""
         return [s for segs in map_threads(partial(self._tile_segments, steps), planes(self.h), self.src.threads)
                 for s in segs]
 
     def _tile_segments(self, steps: list, ft: tuple[int, int]) -> list[bytes]:
         h = self.h
         f, t = ft
-        mult, roi = self._classes(f, t)
         segs: list[bytes] = []
-        if roi is None:  # channel by channel: one channel's bands alive at a time
-            for c in range(h.channels):
-                segs.extend(entropy.encode_decomposition(self._quantised(f, t, c, steps, mult), h.levels))
-            return segs
-        q = [self._quantised(f, t, c, steps, mult) for c in range(h.channels)]
-        x = self.src.stored(f, h.tile_box(t))
-        base = self._base(q, steps, mult, x)
-        for c in range(h.channels):
-            segs.extend(entropy.encode_decomposition(q[c], h.levels))
-            # ROI samples coded predictively from the original, the decoded
-            # base standing in for every pixel outside the ROI
-            segs.append(predictive.encode_plane_masked(x[..., c], roi, base[..., c], h.roi_max_error,
-                                                       h.vmin, h.vmax))
+        for c in range(h.channels):  # channel by channel: one channel's bands alive at a time
+            segs.extend(entropy.encode_decomposition(self._quantised(f, t, c, steps), h.levels))
         return segs
 
     def squared_error(self, steps: list, items: list | None = None) -> float:
         """Sum of squared errors of the decoded image at these steps (no entropy coding),
-        over every (frame, tile) or only over ``items``.
-
-        ROI samples count as the mean square of an in-loop quantiser with step
-        2e+1, e(e+1)/3 (0 when the ROI is exact)."""
+        over every (frame, tile) or only over ``items``."""
         return sum(map_threads(partial(self._tile_squared_error, steps),
                                planes(self.h) if items is None else items, self.src.threads))
 
     def _tile_squared_error(self, steps: list, ft: tuple[int, int]) -> float:
         h = self.h
-        e = h.roi_max_error
         f, t = ft
-        mult, roi = self._classes(f, t)
         x = self.src.stored(f, h.tile_box(t))
-        qs = (self._quantised(f, t, c, steps, mult) for c in range(h.channels))  # one at a time
-        base = self._base(qs, steps, mult, x, consume=True)
-        if roi is None:
-            return squared_error(base, x)
-        return squared_error(base, x, ~roi) + roi.sum() * h.channels * e * (e + 1) / 3
+        qs = (self._quantised(f, t, c, steps) for c in range(h.channels))  # one at a time
+        return squared_error(self._base(qs, steps, x), x)

@@ -43,7 +43,7 @@ import numpy as np
 from . import container as ct
 from .decoder import DecodeReport, decode_stream
 from .errors import CorruptStreamError, HlcError, UnsupportedStreamError
-from .format import FLAG_DENOISED, FLAG_REGIONS, IMPORTANCE_CLASSES, ROI_CLASS, Importance, Mode, Transform
+from .format import FLAG_DENOISED, FLAG_REGIONS, IMPORTANCE_CLASSES, Importance, Mode, Transform
 from .options import EncodeOptions
 from .pipeline import area_reduce
 

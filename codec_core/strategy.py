@@ -41,9 +41,7 @@ from .format import (
     AXES,
     COLOUR_SAMPLES,
     FLAG_DENOISED,
-    FLAG_ROI,
     FLAG_VALUE_TABLE,
-    ROI_CLASS,
     ColourTransform,
     Mode,
     Transform,
@@ -126,7 +124,8 @@ def _denoised(image: CheckedImage) -> np.ndarray:
 # --------------------------------------------------------------------- rate control
 
 def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions) -> list[bytes]:
-    """The 9/7 layer (and, with an ROI, the ROI layer) at the step that meets the target."""
+    """The 9/7 layer at the step that meets the target (a hybrid's ROI goes to
+    codec_core/regions.py before this)."""
     h = src.header
     h.transform = Transform.DWT97
     h.recon_offset = pl.quantize.RECON_OFFSET
@@ -139,13 +138,13 @@ def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions) -> list[
     # sample's, or a colour difference (B - G, R - G) of up to the span
     peak = max(abs(h.vmin), abs(h.vmax), span if h.colour == ColourTransform.RCT else 0)
     floor = pl.quantize.step_floor(h.levels, peak)
-    if opts.roi is None:  # one pass: statistics, a model, one coding (ratecontrol)
-        model = _model(coder)
-        hi = max(2.0 * floor, 1024.0 * max(peak, 1))
-        body = (_one_pass_size(coder, model, opts.bpp, floor, hi) if opts.bpp is not None
-                else _one_pass_quality(coder, model, opts.psnr, floor, hi))  # type: ignore[arg-type]
-        if body is not None:
-            return body
+    # one pass: statistics, a model, one coding (ratecontrol); the step search if it misses
+    model = _model(coder)
+    hi = max(2.0 * floor, 1024.0 * max(peak, 1))
+    body = (_one_pass_size(coder, model, opts.bpp, floor, hi) if opts.bpp is not None
+            else _one_pass_quality(coder, model, opts.psnr, floor, hi))  # type: ignore[arg-type]
+    if body is not None:
+        return body
     if opts.bpp is not None:
         return _search_size(coder, opts.bpp, start, floor)
     assert opts.psnr is not None  # (lossy options have exactly one target)

@@ -1,5 +1,6 @@
-"""Every example that ``hlc encode/decode/info/roi/compare --help`` prints runs as
-written, in order, in one folder, as a user going down the help would (the
+"""Every example that ``hlc encode/decode/info/roi/compare --help`` prints, and every
+line of README.md's "Command line" block, runs as written, in order, in one folder,
+as a user going down the help would (the
 ``hlc batch`` examples are run by tests/test_cli_batch.py; ``hlc demo`` is the README's
 first command in CI; ``hlc bench`` is smoke-tested in tests/test_benchmark_smoke.py).
 
@@ -67,3 +68,27 @@ def test_help_examples_run_as_written(folder, command):
         output = words[3] if command in ("encode", "decode") else words[words.index("-o") + 1] if "-o" in words \
             else None
         assert output is None or (folder / output).stat().st_size > 0, (line, output)
+
+
+def readme_commands() -> list[str]:
+    """The lines of README.md's "Command line" block, but ``hlc demo`` (the README's
+    first command, run by CI) and ``hlc bench`` (minutes; smoke-tested elsewhere)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("## Command line", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = [ln.split("  #")[0].strip() for ln in block.splitlines()]
+    return [ln for ln in lines if ln.startswith("hlc ") and not ln.startswith(("hlc demo", "hlc bench"))]
+
+
+def test_readme_command_line_examples_run_as_written(tmp_path):
+    """scan.dcm a signed CT, archive/ two DICOM files: the README's commands in order."""
+    shutil.copy(data_file("CT_small.dcm"), tmp_path / "scan.dcm")
+    (tmp_path / "archive").mkdir()
+    for name in ("CT_small.dcm", "MR_small.dcm"):
+        shutil.copy(data_file(name), tmp_path / "archive" / name)
+    env = {**hlc_env(), "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    commands = readme_commands()
+    assert len(commands) >= 8, commands
+    for line in commands:
+        proc = subprocess.run(["bash", "-o", "pipefail", "-c", line], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{line}\nexit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"

@@ -30,6 +30,7 @@ slots and what each class reached (for ``info()``).
 """
 from __future__ import annotations
 
+import copy
 import math
 import struct
 import warnings
@@ -275,7 +276,7 @@ class _Encoder:
         if options.get("mode") == "lossy":
             options.setdefault("levels", o.levels)
         return encode_image(img, EncodeOptions(bits_stored=im.bits_stored, axes=im.axes, tile_size=o.tile_size,
-                                               threads=o.threads, **options))
+                                               threads=o.threads, **options), padding=False)
 
     def bounded(self, pixels: np.ndarray, bound: int, **options: Any) -> bytes:
         return self.code(pixels, mode="near-lossless", max_error=bound, **options) if bound else \
@@ -657,6 +658,115 @@ def _whole_if_smaller(enc: _Encoder, hybrid: bytes, target: Target, value: float
         if got < value:
             return None
     return whole
+
+
+# ----------------------------------------------------------------- lossy mode's padding
+
+#: Plain lossy mode keeps flat padding exact and out of the 9/7 where it covers at
+#: least this share of the image (below it the map and a second header cost more than
+#: the field-of-view edge's ringing).
+PADDING_MIN_SHARE = 0.05
+#: ... and where it is a field-of-view edge: the pixels next to it differ from its value
+#: by a median of at least this share of the image's span (scanner padding outside
+#: the reconstruction circle of a CT, a test pattern's flat fields: 0.16 to 0.92 of the
+#: span; an MR's zeroed air or an NM's empty rows next to their own noise: 0.004 to
+#: 0.03, where keeping them exact lost 0.1 to 8 dB). Set on the dev images
+#: (benchmarks/results/lossy.md names them), checked on the held-out ones.
+PADDING_MIN_JUMP = 0.05
+#: Codings of the 9/7 layer the padding path may make to land in the size window.
+PADDING_TRIES = 4
+#: Bytes of a segment's entry in the header's index (length varint and CRC).
+SEGMENT_INDEX_BYTES = 7
+
+
+def encode_padded(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
+                  header: ct.Header) -> tuple[bytes, float] | None:
+    """Lossy mode (no ROI) with flat padding kept exact: a region stream of one lossy
+    layer (the image with its padding filled smoothly, so the field-of-view edge does
+    not ring) and the FLAT class, set back exactly on decode. The whole image's
+    ``bpp`` (within [-3%, 0]) or ``psnr`` (within +0.3 dB) is met as lossy mode meets
+    it. Returns the stream and its squared error; None where there is too little
+    padding, or the target is out of reach."""
+    if pixels.shape[-1] != 1:
+        return None
+    classes = np.full(pixels.shape[:3], Importance.BACKGROUND, np.uint8)
+    flat = _mark_flat(pixels, classes)
+    keep = classes != FLAT
+    if (~keep).mean() < PADDING_MIN_SHARE or _edge_jump(pixels[..., 0], ~keep, flat) < PADDING_MIN_JUMP * max(
+            1, image.vmax - image.vmin):
+        return None
+    enc = _Encoder(image, opts, pixels, classes)
+    target, value = (Target.BPP, opts.bpp) if opts.bpp is not None else (Target.PSNR, opts.psnr)
+    assert value is not None  # (lossy options have exactly one target)
+    rb = RegionBlock(target, float(value), 1, _map_stream(classes), [Slot((int(Importance.BACKGROUND),), None)],
+                     flat=flat)
+    filled = smooth_fill(pixels, keep)
+    layer = (_padded_at_size if target == Target.BPP else _padded_at_quality)(enc, rb, header, filled, keep)
+    if layer is None:
+        return None
+    stream, psnr = _pack(header, rb, enc, [layer], classes)
+    return stream, enc.peak ** 2 * pixels.size / 10 ** (psnr / 10) if math.isfinite(psnr) else 0.0
+
+
+def _edge_jump(plane: np.ndarray, pad: np.ndarray, value: int) -> float:
+    """The median of |pixel - value| over the pixels next to (4-neighbours of) the
+    padding ``pad`` (frames, rows, cols) and not in it."""
+    p = np.pad(pad, ((0, 0), (1, 1), (1, 1)))
+    ring = (p[:, :-2, 1:-1] | p[:, 2:, 1:-1] | p[:, 1:-1, :-2] | p[:, 1:-1, 2:]) & ~pad
+    if not ring.any():
+        return 0.0
+    return float(np.median(np.abs(plane[ring].astype(np.int64) - value)))
+
+
+def _padded_layer(enc: _Encoder, filled: np.ndarray, **target: float) -> tuple[bytes, np.ndarray]:
+    stream = enc.code(filled, mode="lossy", try_near_lossless=enc.opts.try_near_lossless, **target)
+    return stream, enc.decoded(stream)
+
+
+def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray,
+                    keep: np.ndarray) -> tuple[bytes, np.ndarray] | None:
+    """The largest layer tried whose region stream fits the whole image's bpp."""
+    from .strategy import SIZE_TOLERANCE
+
+    frames, rows, cols, _ = enc.pixels.shape
+    target = float(rb.value) * frames * rows * cols / 8.0
+    best: tuple[int, tuple[bytes, np.ndarray] | None] = (0, None)
+    # the region stream is the layer's, less its header copy (dropped inside a region
+    # stream), plus the region block, an index of four segments and a header about
+    # the layer's own: first asked for that (then corrected by the sizes coded)
+    budget = target - len(rb.pack()) - 4 * SEGMENT_INDEX_BYTES
+    for _ in range(PADDING_TRIES):
+        if budget < 64:
+            break
+        layer = _padded_layer(enc, filled, bpp=8.0 * budget / (frames * rows * cols))
+        n = len(_pack(copy.copy(header), rb, enc, [layer], enc.classes)[0])
+        if best[0] < n <= target:
+            best = (n, layer)
+        if (1 - SIZE_TOLERANCE) * target <= n <= target:
+            break
+        # the layer's own rate control lands within its window of what it is asked for:
+        # ask for what the rest of the stream (map, headers; less the layer's header
+        # copy, dropped inside a region stream) leaves
+        budget = target - (n - len(layer[0]))
+    return best[1]
+
+
+def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray,
+                       keep: np.ndarray) -> tuple[bytes, np.ndarray] | None:
+    """A layer whose kept pixels give the whole image its PSNR (the padding is exact),
+    within +PSNR_TOLERANCE of lossy mode's (strategy.PSNR_TOLERANCE)."""
+    from .strategy import PSNR_TOLERANCE as TOL
+
+    span = float(max(1, int(filled.max()) - int(filled.min())))
+    want = float(rb.value)
+    ask = want + 20 * math.log10(span / enc.peak)  # the layer's PSNR is on its own peak
+    for _ in range(PADDING_TRIES):
+        layer = _padded_layer(enc, filled, psnr=ask)
+        got = enc.psnr(enc.squared_error(layer[1], keep)[0], enc.pixels.size)
+        if want <= got <= want + TOL:
+            return layer
+        ask += want + TOL / 2 - got
+    return None
 
 
 # ----------------------------------------------------------------- decoding

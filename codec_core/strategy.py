@@ -62,8 +62,10 @@ class CheckedImage:
     shape: tuple[int, ...]      # the caller's array's shape (an ROI mask broadcasts to it)
 
 
-def encode_image(image: CheckedImage, opts: EncodeOptions) -> bytes:
-    """The plain stream (no ECC wrapper) of ``image`` with ``opts``."""
+def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True) -> bytes:
+    """The plain stream (no ECC wrapper) of ``image`` with ``opts``. ``padding``: lossy
+    mode may keep flat padding exact (:func:`regions.encode_padded`; never inside a
+    region stream's own layers)."""
     h = new_header(image, opts)
     h.backup = True if opts.ecc is not None else None  # (None: the container's size rule)
     pixels = image.pixels
@@ -74,6 +76,13 @@ def encode_image(image: CheckedImage, opts: EncodeOptions) -> bytes:
         from .regions import encode_regions
 
         return encode_regions(image, opts, pixels, h)
+    padded = None
+    if padding and opts.coding_mode == Mode.LOSSY:
+        from .regions import encode_padded
+
+        padded = encode_padded(image, opts, pixels, new_header(image, opts))
+        if padded is not None and not opts.try_near_lossless:
+            return padded[0]
     frames = pixels.shape[0]
     src = Source(image=pixels, header=h, threads=pl.auto_threads(h, frames) if opts.threads is None else opts.threads)
     mode = opts.coding_mode
@@ -92,7 +101,18 @@ def encode_image(image: CheckedImage, opts: EncodeOptions) -> bytes:
     stream = ct.pack(h, body)
     if mode == Mode.LOSSY and opts.try_near_lossless:
         stream = near_lossless_if_better(src, stream, opts.bpp, opts.psnr) or stream
+        if padded is not None:
+            stream = _padded_if_better(src, padded, stream, opts.bpp is not None)
     return stream
+
+
+def _padded_if_better(src: Source, padded: tuple[bytes, float], stream: bytes, at_size: bool) -> bytes:
+    """The padding path's stream (regions.encode_padded: the stream and its squared
+    error) or the plain one (9/7 or near-lossless): at a size, the smaller error; at
+    a PSNR (both meet it), the smaller file."""
+    if at_size:
+        return padded[0] if padded[1] <= _squared_error(stream, src) else stream
+    return padded[0] if len(padded[0]) <= len(stream) else stream
 
 
 def new_header(image: CheckedImage, opts: EncodeOptions) -> ct.Header:

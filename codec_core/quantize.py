@@ -32,6 +32,19 @@ RECON_OFFSET = 0.10
 ISOLATED_ZERO_BELOW = 0.85
 
 
+#: Rate-distortion optimised quantisation of detail bands (``quantise(rdo=True)``,
+#: :func:`rdo_levels`): each coefficient's level is the one of {rounded, rounded - 1,
+#: 0} with the least D + lambda R. High-rate theory of an entropy-coded uniform
+#: quantiser: D(R) ~ step^2 / 12 x 2^(-2 R), so -dD/dR = 2 ln 2 D = (ln 2 / 6) step^2
+#: per bit (dev images: 0.08 and 0.17 did no better).
+RDO_LAMBDA = math.log(2) / 6
+#: The band coder's hybrid integers: values below HLC_DIRECT are symbols, larger ones
+#: an exponent-and-one-bit symbol and raw low bits (rangecoder.h enc_uint).
+HLC_DIRECT = 8
+#: Its activity contexts (kernels.h NCTX_ACT; rangecoder.h activity_bucket).
+NCTX_ACT = 36
+
+
 def subband_steps(base: float, levels: int) -> list[float]:
     gains = synthesis_gains_97(levels)
     steps = [base / math.sqrt(gains[0])]
@@ -75,10 +88,12 @@ def _regroup(flat: list, levels: int) -> list:
 
 
 def quantise(bands: list, steps: list[float], levels: int, mult: list | None = None,
-             consume: bool = False) -> list:
+             consume: bool = False, rdo: bool = False) -> list:
     """Float bands -> int32 bands. ``mult``: per-band multiplier arrays (or None).
     ``consume``: empty ``bands`` as it goes; each contiguous float32 band is then
-    overwritten by its own integers (same 4 bytes a sample: no second set of bands)."""
+    overwritten by its own integers (same 4 bytes a sample: no second set of bands).
+    ``rdo``: detail levels by :func:`rdo_levels` where the step is at least one sample
+    unit (finer, the decoder's rounding sets the error), else the dead zone's."""
     flat = _band_list(bands)
     if consume:
         bands.clear()
@@ -96,8 +111,11 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
         small = _isolated_candidates(mag, step)  # needs |c|: before c is overwritten
         negative = c < 0
         mag /= step
-        mag += np.float32(DEADZONE_ROUNDING)
-        np.floor(mag, out=mag)
+        if rdo and float(np.min(step)) >= 1.0:
+            mag[...] = rdo_levels(mag, RDO_LAMBDA)
+        else:
+            mag += np.float32(DEADZONE_ROUNDING)
+            np.floor(mag, out=mag)
         _check_magnitude(mag, step)
         in_place = consume and c.dtype == np.float32 and c.flags.c_contiguous
         q = c.view(np.int32) if in_place else np.empty(c.shape, np.int32)
@@ -108,6 +126,56 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
         del negative
         out.append(_zero_isolated(q, small))
     return _regroup(out, levels)
+
+
+def _tokens(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The band coder's symbol and raw bit count of each magnitude ``v`` (int64)."""
+    ex = np.maximum(np.floor(np.log2(np.maximum(v, 1))).astype(np.int64), 3)
+    big = v >= HLC_DIRECT
+    sym = np.where(big, HLC_DIRECT + 2 * (ex - 3) + ((v >> np.maximum(ex - 1, 0)) & 1), v)
+    return sym, np.where(big, ex - 1, 0)
+
+
+def _activity(r: np.ndarray) -> np.ndarray:
+    """The band coder's neighbourhood activity (3 W + WW + 3 N + NW + NE + NN, without
+    the parent and the other bands of the level) of magnitudes ``r``, and its context
+    (rangecoder.h activity_bucket)."""
+    p = np.pad(r, ((2, 0), (2, 2)))
+    h, w = r.shape
+    a = 3 * p[2:, 1:w + 1] + p[2:, 0:w] + 3 * p[1:h + 1, 2:w + 2] + p[1:h + 1, 1:w + 1] + p[1:h + 1, 3:w + 3]
+    a += p[0:h, 2:w + 2]
+    n = np.floor(np.log2(np.maximum(a, 1))).astype(np.int64) + 1
+    bucket = 2 * n - 2 + ((a >> np.maximum(n - 2, 0)) & 1)
+    return np.minimum(np.where(a < 4, a, bucket), NCTX_ACT - 1)
+
+
+def rdo_levels(x: np.ndarray, lam: float) -> np.ndarray:
+    """Levels (float32, >= 0) of magnitudes ``x`` in steps: per coefficient the one of
+    {rounded, rounded - 1, 0} with the least (x - level - RECON_OFFSET)^2 (x^2 for 0)
+    + ``lam`` x bits, the bits from the band's own token statistics in the band
+    coder's activity contexts (taken from the rounded levels: one pass, no
+    iteration), a sign bit for a nonzero level."""
+    r = np.floor(x + np.float32(0.5)).astype(np.int64)
+    if not r.any():
+        return r.astype(np.float32)
+    ctx = _activity(r)
+    sym, raw = _tokens(r)
+    nsym = int(sym.max()) + 1
+    counts = np.bincount((ctx * nsym + sym).ravel(), minlength=NCTX_ACT * nsym).reshape(NCTX_ACT, nsym)
+    bits = -np.log2((counts + 0.5) / (counts.sum(1, keepdims=True) + 0.5 * nsym))
+    xf = x.astype(np.float64)
+
+    def cost(v: np.ndarray) -> np.ndarray:
+        s, b = _tokens(v)
+        d = np.where(v > 0, xf - v - RECON_OFFSET, xf)
+        return d * d + lam * (bits[ctx, np.minimum(s, nsym - 1)] + b + (v > 0))
+
+    best, level = cost(r), r
+    for cand in (np.maximum(r - 1, 0), np.zeros_like(r)):
+        c = cost(cand)
+        better = c < best
+        best, level = np.where(better, c, best), np.where(better, cand, level)
+    return level.astype(np.float32)
 
 
 def _isolated_candidates(mag: np.ndarray, step) -> np.ndarray | None:

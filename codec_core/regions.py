@@ -266,7 +266,7 @@ class _Encoder:
         self.threads = opts.threads
 
     # -- one stream of the image (or a filled copy of it)
-    def code(self, pixels: np.ndarray, **options: Any) -> bytes:
+    def code(self, pixels: np.ndarray, rdo: bool = False, **options: Any) -> bytes:
         from .strategy import CheckedImage, encode_image
 
         im = self.image
@@ -276,7 +276,7 @@ class _Encoder:
         if options.get("mode") == "lossy":
             options.setdefault("levels", o.levels)
         return encode_image(img, EncodeOptions(bits_stored=im.bits_stored, axes=im.axes, tile_size=o.tile_size,
-                                               threads=o.threads, **options), padding=False)
+                                               threads=o.threads, **options), padding=False, rdo=rdo)
 
     def bounded(self, pixels: np.ndarray, bound: int, **options: Any) -> bytes:
         return self.code(pixels, mode="near-lossless", max_error=bound, **options) if bound else \
@@ -674,7 +674,7 @@ PADDING_MIN_SHARE = 0.05
 #: (benchmarks/results/lossy.md names them), checked on the held-out ones.
 PADDING_MIN_JUMP = 0.05
 #: Codings of the 9/7 layer the padding path may make to land in the size window.
-PADDING_TRIES = 4
+PADDING_TRIES = 6
 #: Bytes of a segment's entry in the header's index (length varint and CRC).
 SEGMENT_INDEX_BYTES = 7
 
@@ -719,7 +719,7 @@ def _edge_jump(plane: np.ndarray, pad: np.ndarray, value: int) -> float:
 
 
 def _padded_layer(enc: _Encoder, filled: np.ndarray, **target: float) -> tuple[bytes, np.ndarray]:
-    stream = enc.code(filled, mode="lossy", try_near_lossless=enc.opts.try_near_lossless, **target)
+    stream = enc.code(filled, rdo=True, mode="lossy", try_near_lossless=enc.opts.try_near_lossless, **target)
     return stream, enc.decoded(stream)
 
 
@@ -758,14 +758,21 @@ def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled
     from .strategy import PSNR_TOLERANCE as TOL
 
     span = float(max(1, int(filled.max()) - int(filled.min())))
-    want = float(rb.value)
+    want, aim = float(rb.value), float(rb.value) + TOL / 2
     ask = want + 20 * math.log10(span / enc.peak)  # the layer's PSNR is on its own peak
+    tried: list[tuple[float, float]] = []  # (PSNR asked of the layer, the image's)
     for _ in range(PADDING_TRIES):
         layer = _padded_layer(enc, filled, psnr=ask)
         got = enc.psnr(enc.squared_error(layer[1], keep)[0], enc.pixels.size)
         if want <= got <= want + TOL:
             return layer
-        ask += want + TOL / 2 - got
+        tried.append((ask, got))
+        low = max((t for t in tried if t[1] < want), default=None)
+        high = min((t for t in tried if t[1] > want), default=None)
+        if low is None or high is None or high[1] == low[1]:
+            ask += aim - got
+        else:  # between the two nearest: the layer's PSNR lands on steps of its own
+            ask = low[0] + (high[0] - low[0]) * (aim - low[1]) / (high[1] - low[1])
     return None
 
 

@@ -62,10 +62,11 @@ class CheckedImage:
     shape: tuple[int, ...]      # the caller's array's shape (an ROI mask broadcasts to it)
 
 
-def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True) -> bytes:
-    """The plain stream (no ECC wrapper) of ``image`` with ``opts``. ``padding``: lossy
-    mode may keep flat padding exact (:func:`regions.encode_padded`; never inside a
-    region stream's own layers)."""
+def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True, rdo: bool = True) -> bytes:
+    """The plain stream (no ECC wrapper) of ``image`` with ``opts``. Lossy mode may keep
+    flat padding exact (``padding``: :func:`regions.encode_padded`; never inside a
+    region stream's own layers) and quantises by RDO (``rdo``: :class:`RdoCoder`;
+    a hybrid's layers keep the dead-zone quantiser its background search was made for)."""
     h = new_header(image, opts)
     h.backup = True if opts.ecc is not None else None  # (None: the container's size rule)
     pixels = image.pixels
@@ -97,10 +98,10 @@ def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True)
         h.max_error = opts.max_error
         body = encode_reversible(src)
     else:
-        body = encode_lossy(src, image, opts)
+        body = encode_lossy(src, image, opts, RdoCoder if rdo else LossyCoder)
     stream = ct.pack(h, body)
     if mode == Mode.LOSSY and opts.try_near_lossless:
-        stream = near_lossless_if_better(src, stream, opts.bpp, opts.psnr) or stream
+        stream = near_lossless_if_better(src, stream, opts.bpp, opts.psnr, RdoCoder if rdo else LossyCoder) or stream
         if padded is not None:
             stream = _padded_if_better(src, padded, stream, opts.bpp is not None)
     return stream
@@ -143,7 +144,16 @@ def _denoised(image: CheckedImage) -> np.ndarray:
 
 # --------------------------------------------------------------------- rate control
 
-def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions) -> list[bytes]:
+class RdoCoder(LossyCoder):
+    """The 9/7 layer quantised by RDO (quantize.rdo_levels)."""
+
+    def _quantised(self, f: int, t: int, c: int, steps: list) -> list:
+        return pl.quantize.quantise(self.bands((f, t), c), pl.quantize.channel_steps(steps, self.h.channel_mult, c),
+                                    self.h.levels, None, consume=True, rdo=True)
+
+
+def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions,
+                 coder_type: type[LossyCoder] = LossyCoder) -> list[bytes]:
     """The 9/7 layer at the step that meets the target (a hybrid's ROI goes to
     codec_core/regions.py before this)."""
     h = src.header
@@ -151,7 +161,7 @@ def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions) -> list[
     h.recon_offset = pl.quantize.RECON_OFFSET
     if h.colour == ColourTransform.RCT:
         h.channel_mult = list(pl.quantize.RCT_CHANNEL_MULT)
-    coder = LossyCoder(src)
+    coder = coder_type(src)
     span = max(1, h.vmax - h.vmin)
     start = span / 64.0
     # the finest step the search may try: the largest magnitude the 9/7 sees is a
@@ -330,17 +340,19 @@ class _NearLosslessStreams:
         return self.coded[k]
 
 
-def near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr: float | None) -> bytes | None:
+def near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr: float | None,
+                            coder_type: type[LossyCoder] = LossyCoder) -> bytes | None:
     """The near-lossless stream at the max error that meets the target, if it does
-    better than the 9/7 stream ``lossy``; else None."""
+    better than the 9/7 stream ``lossy`` (made by a ``coder_type``); else None."""
     stream = _NearLosslessStreams(src)
     if bpp is not None:
-        return _near_lossless_at_size(src, stream, bpp)
+        return _near_lossless_at_size(src, stream, bpp, coder_type(src))
     assert psnr is not None
     return _near_lossless_at_quality(src, stream, lossy, psnr)
 
 
-def _near_lossless_at_size(src: Source, stream: Callable[[int], bytes], bpp: float) -> bytes | None:
+def _near_lossless_at_size(src: Source, stream: Callable[[int], bytes], bpp: float,
+                           coder: LossyCoder) -> bytes | None:
     """The smallest k that fits (sizes fall as k grows), if it fits at all, and if its
     error is below the 9/7's."""
     h0 = src.header
@@ -355,13 +367,13 @@ def _near_lossless_at_size(src: Source, stream: Callable[[int], bytes], bpp: flo
     items = pl.planes(h0)
     items = items[::-(-len(items) // 8)]
     px = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in (h0.tile_box(t) for _, t in items)) * h0.channels
-    lo, hi = 1, _k_near(LossyCoder(src).squared_error(h0.steps, items) / px)
+    lo, hi = 1, _k_near(coder.squared_error(h0.steps, items) / px)
     if unlikely(src, hi, bpp) or len(stream(hi)) > target:
         return None
     while lo < hi:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if len(stream(mid)) <= target else (mid + 1, hi)
-    lossy_se = LossyCoder(src).squared_error(h0.steps)  # the exact error, tile by tile
+    lossy_se = coder.squared_error(h0.steps)  # the exact error, tile by tile
     return stream(lo) if _squared_error(stream(lo), src) < lossy_se else None
 
 

@@ -128,23 +128,33 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
     return _regroup(out, levels)
 
 
+def _bit_length(v: np.ndarray) -> np.ndarray:
+    """bit_length of each value of ``v`` (>= 0; exact below 2^24, which is all the
+    rate estimate needs), int32."""
+    return np.frexp(v.astype(np.float32))[1].astype(np.int32)
+
+
 def _tokens(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The band coder's symbol and raw bit count of each magnitude ``v`` (int64)."""
-    ex = np.maximum(np.floor(np.log2(np.maximum(v, 1))).astype(np.int64), 3)
+    """The band coder's symbol and raw bit count of each magnitude ``v`` (int32)."""
+    sym, raw = v.copy(), np.zeros_like(v)
     big = v >= HLC_DIRECT
-    sym = np.where(big, HLC_DIRECT + 2 * (ex - 3) + ((v >> np.maximum(ex - 1, 0)) & 1), v)
-    return sym, np.where(big, ex - 1, 0)
+    if big.any():
+        b = v[big]
+        ex = _bit_length(b) - 1  # (>= 3)
+        sym[big] = HLC_DIRECT + 2 * (ex - 3) + ((b >> (ex - 1)) & 1)
+        raw[big] = ex - 1
+    return sym, raw
 
 
 def _activity(r: np.ndarray) -> np.ndarray:
-    """The band coder's neighbourhood activity (3 W + WW + 3 N + NW + NE + NN, without
-    the parent and the other bands of the level) of magnitudes ``r``, and its context
-    (rangecoder.h activity_bucket)."""
+    """The band coder's activity context (rangecoder.h activity_bucket of 3 W + WW +
+    3 N + NW + NE + NN; without the parent and the other bands of the level) of each
+    coefficient of magnitudes ``r`` (int32)."""
     p = np.pad(r, ((2, 0), (2, 2)))
     h, w = r.shape
     a = 3 * p[2:, 1:w + 1] + p[2:, 0:w] + 3 * p[1:h + 1, 2:w + 2] + p[1:h + 1, 1:w + 1] + p[1:h + 1, 3:w + 3]
     a += p[0:h, 2:w + 2]
-    n = np.floor(np.log2(np.maximum(a, 1))).astype(np.int64) + 1
+    n = _bit_length(a)
     bucket = 2 * n - 2 + ((a >> np.maximum(n - 2, 0)) & 1)
     return np.minimum(np.where(a < 4, a, bucket), NCTX_ACT - 1)
 
@@ -154,28 +164,32 @@ def rdo_levels(x: np.ndarray, lam: float) -> np.ndarray:
     {rounded, rounded - 1, 0} with the least (x - level - RECON_OFFSET)^2 (x^2 for 0)
     + ``lam`` x bits, the bits from the band's own token statistics in the band
     coder's activity contexts (taken from the rounded levels: one pass, no
-    iteration), a sign bit for a nonzero level."""
-    r = np.floor(x + np.float32(0.5)).astype(np.int64)
-    if not r.any():
+    iteration), a sign bit for a nonzero level. Only nonzero rounded levels have a
+    choice: the costs are reckoned there alone."""
+    r = np.floor(x + np.float32(0.5)).astype(np.int32)
+    at = np.flatnonzero(r)
+    if not at.size:
         return r.astype(np.float32)
     ctx = _activity(r)
-    sym, raw = _tokens(r)
+    sym = _tokens(r)[0]
     nsym = int(sym.max()) + 1
     counts = np.bincount((ctx * nsym + sym).ravel(), minlength=NCTX_ACT * nsym).reshape(NCTX_ACT, nsym)
     bits = -np.log2((counts + 0.5) / (counts.sum(1, keepdims=True) + 0.5 * nsym))
-    xf = x.astype(np.float64)
+    xs, rs, cs = x.ravel()[at].astype(np.float64), r.ravel()[at], ctx.ravel()[at]
 
     def cost(v: np.ndarray) -> np.ndarray:
         s, b = _tokens(v)
-        d = np.where(v > 0, xf - v - RECON_OFFSET, xf)
-        return d * d + lam * (bits[ctx, np.minimum(s, nsym - 1)] + b + (v > 0))
+        d = np.where(v > 0, xs - v - RECON_OFFSET, xs)
+        return d * d + lam * (bits[cs, np.minimum(s, nsym - 1)] + b + (v > 0))
 
-    best, level = cost(r), r
-    for cand in (np.maximum(r - 1, 0), np.zeros_like(r)):
+    best, level = cost(rs), rs
+    for cand in (rs - 1, np.zeros_like(rs)):
         c = cost(cand)
         better = c < best
         best, level = np.where(better, c, best), np.where(better, cand, level)
-    return level.astype(np.float32)
+    out = r.astype(np.float32)
+    out.ravel()[at] = level
+    return out
 
 
 def _isolated_candidates(mag: np.ndarray, step) -> np.ndarray | None:

@@ -622,16 +622,24 @@ def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[
         se, n = enc.squared_error(merged, where)
         err = int(np.abs(merged[where].astype(np.int64) - enc.pixels[where]).max())
         rb.reached.append((float(where.mean()), enc.psnr(se, n), err))
-    h = header
+    stream = _region_stream(header, rb, [s for s, _ in layers], enc.opts.roi_max_error,
+                            float(np.isin(classes, (Importance.BODY, Importance.DETAIL)).mean()))
+    return stream, enc.psnr(*enc.squared_error(merged, np.ones_like(classes, bool)))
+
+
+def _region_stream(h: ct.Header, rb: RegionBlock, layers: list[bytes], roi_max_error: int,
+                   roi_fraction: float) -> bytes:
+    """The region stream of header ``h`` (made a region stream's), block and layers.
+    Its size does not depend on what ``rb.reached`` holds (fixed-size fields)."""
     h.mode, h.levels, h.transform, h.steps = Mode.LOSSY, 0, Transform.DWT53, [1.0]
     h.flags |= FLAG_REGIONS
-    h.roi_max_error = enc.opts.roi_max_error
+    h.roi_max_error = roi_max_error
     h.roi_block = rb.block
-    h.roi_fraction = float(np.isin(classes, (Importance.BODY, Importance.DETAIL)).mean())
+    h.roi_fraction = roi_fraction
     h.psnr_target = rb.value
     h.tile_rows, h.tile_cols = h.rows, h.cols
-    segs = [rb.pack()] + [without_backup(s) for s, _ in layers] + [b""] * (SLOTS - len(layers))
-    return ct.pack(h, segs), enc.psnr(*enc.squared_error(merged, np.ones_like(classes, bool)))
+    segs = [rb.pack()] + [without_backup(s) for s in layers] + [b""] * (SLOTS - len(layers))
+    return ct.pack(h, segs)
 
 
 def without_backup(stream: bytes) -> bytes:
@@ -704,6 +712,7 @@ def encode_padded(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
     layer = (_padded_at_size if target == Target.BPP else _padded_at_quality)(enc, rb, header, filled, keep)
     if layer is None:
         return None
+    rb.slots[0].coder = ct.parse_header(layer[0])[0].mode
     stream, psnr = _pack(header, rb, enc, [layer], classes)
     return stream, enc.peak ** 2 * pixels.size / 10 ** (psnr / 10) if math.isfinite(psnr) else 0.0
 
@@ -739,7 +748,7 @@ def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: n
         if budget < 64:
             break
         layer = _padded_layer(enc, filled, bpp=8.0 * budget / (frames * rows * cols))
-        n = len(_pack(copy.copy(header), rb, enc, [layer], enc.classes)[0])
+        n = len(_region_stream(copy.copy(header), rb, [layer[0]], enc.opts.roi_max_error, 0.0))
         if best[0] < n <= target:
             best = (n, layer)
         if (1 - SIZE_TOLERANCE) * target <= n <= target:

@@ -27,6 +27,7 @@ def test_padding_is_exact_and_the_size_within_the_window(bpp):
     pad = img == -2000
     assert np.array_equal(out[pad], img[pad])
     assert hlc.info(data)["roi_fraction"] == 0.0
+    assert hlc.info(data)["regions"]["background"]["coder"] == "lossy"
 
 
 def test_padding_path_beats_the_plain_9_7_at_equal_size():

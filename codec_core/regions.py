@@ -683,6 +683,8 @@ PADDING_MIN_SHARE = 0.05
 PADDING_MIN_JUMP = 0.05
 #: Codings of the 9/7 layer the padding path may make to land in the size window.
 PADDING_TRIES = 6
+#: The range of a PSNR target (options.py: psnr).
+PSNR_MIN, PSNR_MAX = 1.0, 200.0
 #: Bytes of a segment's entry in the header's index (length varint and CRC).
 SEGMENT_INDEX_BYTES = 7
 
@@ -768,12 +770,12 @@ def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled
 
     span = float(max(1, int(filled.max()) - int(filled.min())))
     want, aim = float(rb.value), float(rb.value) + TOL / 2
-    ask = want + 20 * math.log10(span / enc.peak)  # the layer's PSNR is on its own peak
+    ask = min(PSNR_MAX, max(PSNR_MIN, want + 20 * math.log10(span / enc.peak)))  # (on the layer's own peak)
     tried: list[tuple[float, float]] = []  # (PSNR asked of the layer, the image's)
     for _ in range(PADDING_TRIES):
         layer = _padded_layer(enc, filled, psnr=ask)
         got = enc.psnr(enc.squared_error(layer[1], keep)[0], enc.pixels.size)
-        if want <= got <= want + TOL:
+        if want <= got <= want + TOL or math.isinf(got):  # (an exact layer meets any target)
             return layer
         tried.append((ask, got))
         low = max((t for t in tried if t[1] < want), default=None)
@@ -782,6 +784,7 @@ def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled
             ask += aim - got
         else:  # between the two nearest: the layer's PSNR lands on steps of its own
             ask = low[0] + (high[0] - low[0]) * (aim - low[1]) / (high[1] - low[1])
+        ask = min(PSNR_MAX, max(PSNR_MIN, ask))  # (what lossy mode takes)
     return None
 
 

@@ -691,13 +691,15 @@ SEGMENT_INDEX_BYTES = 7
 
 def encode_padded(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
                   header: ct.Header) -> tuple[bytes, float] | None:
-    """Lossy mode (no ROI) with flat padding kept exact: a region stream of one lossy
+    """Lossy mode (no ROI) of a one-plane image with flat padding kept exact: a region stream of one lossy
     layer (the image with its padding filled smoothly, so the field-of-view edge does
     not ring) and the FLAT class, set back exactly on decode. The whole image's
     ``bpp`` (within [-3%, 0]) or ``psnr`` (within +0.3 dB) is met as lossy mode meets
     it. Returns the stream and its squared error; None where there is too little
     padding, or the target is out of reach."""
-    if pixels.shape[-1] != 1:
+    if pixels.shape[-1] != 1 or header.frames * header.n_tiles > 1:
+        # (one plane only: a region stream's layer is one segment, so a damaged byte
+        # would cost every tile and frame of a larger image, not its own tile)
         return None
     classes = np.full(pixels.shape[:3], Importance.BACKGROUND, np.uint8)
     flat = _mark_flat(pixels, classes)

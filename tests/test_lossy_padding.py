@@ -72,3 +72,14 @@ def test_takeover_still_compared():
     assert 8 * len(data) / img.size <= 0.5
     ref = hlc.encode(img, mode="lossy", bpp=0.5, try_near_lossless=False)
     assert metrics.psnr(img, hlc.decode(data)) >= metrics.psnr(img, hlc.decode(ref)) - 1e-9
+
+
+def test_stacks_and_tiled_images_stay_plain():
+    """A region stream's layer is one segment: a damaged byte would cost every frame and
+    tile, so only a one-plane image takes the padding path."""
+    one = padded_ct(128)
+    assert hlc.info(hlc.encode(one, mode="lossy", bpp=0.5, try_near_lossless=False))["roi"]
+    stack = np.stack([one, one])
+    assert not hlc.info(hlc.encode(stack, mode="lossy", bpp=0.5, try_near_lossless=False, axes="ZYX"))["roi"]
+    tiled = hlc.encode(one, mode="lossy", bpp=0.5, try_near_lossless=False, tile_size=64)
+    assert not hlc.info(tiled)["roi"]

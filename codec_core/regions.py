@@ -524,35 +524,35 @@ def _map_stream(cmap: np.ndarray) -> bytes:
 
 # ----------------------------------------------------------------- the map as row runs
 
-def _varints(values: list[int]) -> bytes:
-    return b"".join(ct.varint(v) for v in values)
-
-
-def _zigzag(v: np.ndarray) -> np.ndarray:
-    return np.where(v >= 0, 2 * v, -2 * v - 1)
+def _varints(values: np.ndarray) -> bytes:
+    """LEB128 varints of non-negative int64 ``values`` (as codec_core.container.varint),
+    built a byte position at a time."""
+    v = values.astype(np.uint64)
+    n = np.ones(len(v), np.int64)
+    for k in range(1, 10):
+        n += v >= np.uint64(1 << (7 * k))
+    out = np.empty(int(n.sum()), np.uint8)
+    first = np.cumsum(n) - n
+    for k in range(int(n.max(initial=0))):
+        sel = n > k
+        byte = (v[sel] >> np.uint64(7 * k)) & np.uint64(0x7F)
+        out[first[sel] + k] = byte | np.where(n[sel] > k + 1, np.uint64(0x80), np.uint64(0))
+    return out.tobytes()
 
 
 def pack_map(cmap: np.ndarray) -> bytes:
     """zlib of the map's rows as runs (frame after frame, row after row, varints): a
     row with as many runs of the same classes as the row above is 0 and the
     zig-zagged shifts of its run starts; any other row is 1 + n, the n classes and
-    the n run lengths. Half the size of the map coded as an image by the predictive
-    coder on a 512 x 512 CT, a seventh on a 1760 x 1760 CR (pixel-exact masks)."""
-    values: list[int] = []
-    for frame in cmap:
-        prev_starts, prev_labels = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        for row in frame:
-            starts = np.flatnonzero(np.diff(row.astype(np.int16), prepend=-1))
-            labels = row[starts].astype(np.int64)
-            if len(starts) == len(prev_starts) and np.array_equal(labels, prev_labels):
-                values.append(0)
-                values.extend(_zigzag(starts - prev_starts).tolist())
-            else:
-                values.append(len(starts) + 1)
-                values.extend(labels.tolist())
-                values.extend(np.diff(np.append(starts, len(row))).tolist())
-            prev_starts, prev_labels = starts, labels
-    return zlib.compress(_varints(values), 9)
+    the n run lengths (the loop over rows is compiled: codec_core/_native/regionmap.c).
+    Half the size of the map coded as an image by the predictive coder on a 512 x 512
+    CT, a seventh on a 1760 x 1760 CR (pixel-exact masks)."""
+    from ._hlc import pack_map as pack_runs
+    cmap = np.ascontiguousarray(cmap, np.uint8)
+    frames, rows, cols = cmap.shape
+    vals = np.empty(frames * rows * (2 * cols + 1), np.int64)
+    count = pack_runs(cmap, vals, np.empty(4 * cols, np.int64))
+    return zlib.compress(_varints(vals[:count]), 9)
 
 
 def _read_varints(raw: bytes) -> np.ndarray:
@@ -578,29 +578,12 @@ def unpack_map(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
         raw = d.decompress(data, frames * rows * (2 * cols + 1) * 5 + 16)
     except zlib.error:
         raise CorruptStreamError("importance map damaged (zlib)", "importance map") from None
-    vals, at = _read_varints(raw), 0
+    from . import _hlc
     out = np.empty(shape, np.uint8)
-    for f in range(frames):
-        starts, labels = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        for r in range(rows):
-            if at >= len(vals):
-                raise CorruptStreamError("importance map is cut short", "importance map")
-            head, at = int(vals[at]), at + 1
-            n = len(starts) if head == 0 else head - 1
-            if head == 0:
-                z = vals[at:at + n]
-                starts = starts + np.where(z & 1, -(z + 1) // 2, z // 2)
-                at += n
-            else:
-                labels, lengths = vals[at:at + n], vals[at + n:at + 2 * n]
-                at += 2 * n
-                starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if n else starts[:0]
-                if len(lengths) != n or lengths.sum() != cols:
-                    raise CorruptStreamError("importance map: runs do not fill a row", "importance map")
-            if n == 0 or starts[0] != 0 or (np.diff(starts) <= 0).any() or starts[-1] >= cols \
-                    or labels.max() >= MAP_CLASSES or len(starts) != n:
-                raise CorruptStreamError("importance map: invalid runs", "importance map")
-            out[f, r] = np.repeat(labels, np.diff(np.append(starts, cols))).astype(np.uint8)
+    rc = _hlc.unpack_map(_read_varints(raw), out, MAP_CLASSES, np.empty(2 * cols, np.int64))
+    if rc:
+        why = {_hlc.MAP_CUT: "is cut short", _hlc.MAP_FILL: "has runs that do not fill a row"}
+        raise CorruptStreamError(f"importance map {why.get(rc, 'has invalid runs')}", "importance map")
     return out
 
 

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import warnings
 
+import zlib
+
 import numpy as np
 import pytest
 from blocked_imports import BLOCK_MODELS
@@ -272,6 +274,51 @@ def test_a_damaged_map_raises_a_stream_error(seed):
     packed[rng.integers(0, len(packed))] ^= 1 << int(rng.integers(0, 8))
     try:
         out = regions.unpack_map(bytes(packed), m.shape)
+    except hlc.HlcError:
+        return
+    assert out.shape == m.shape and out.max() < regions.MAP_CLASSES
+
+
+def _reference_runs(cmap: np.ndarray) -> list[int]:
+    """The row-run values of docs/FORMAT.md, written plainly (the compiled packer must agree)."""
+    values: list[int] = []
+    for frame in cmap:
+        prev: tuple[list[int], list[int]] = ([], [])
+        for row in frame:
+            starts = [j for j in range(len(row)) if j == 0 or row[j] != row[j - 1]]
+            labels = [int(row[j]) for j in starts]
+            if len(starts) == len(prev[0]) and labels == prev[1]:
+                values += [0] + [2 * d if d >= 0 else -2 * d - 1 for d in np.subtract(starts, prev[0]).tolist()]
+            else:
+                values += [len(starts) + 1] + labels + np.diff(starts + [len(row)]).tolist()
+            prev = (starts, labels)
+    return values
+
+
+@settings(max_examples=40, **_FAST)
+@given(st.integers(1, 2), st.integers(1, 12), st.integers(1, 200), st.integers(0, 2**32 - 1))
+def test_the_compiled_map_packer_writes_the_documented_runs(frames, rows, cols, seed):
+    m = np.random.default_rng(seed).integers(0, regions.MAP_CLASSES, size=(frames, rows, cols)).astype(np.uint8)
+    m[:, :, : cols // 2] = m[:, :1, : cols // 2]  # repeated rows: the shift form too
+    raw = zlib.decompress(regions.pack_map(m))
+    assert raw == b"".join(hlc.container.varint(v) for v in _reference_runs(m))
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_damage_inside_the_map_runs_raises_a_stream_error(seed):
+    """Values changed or cut after zlib (the map's own checks, not zlib's, must catch it;
+    a run list cut short once raised numpy's ValueError)."""
+    rng = np.random.default_rng(seed)
+    m = np.zeros((2, 24, 30), np.uint8)
+    m[:, 4:20, 5:25] = 1
+    m[1, 10:14, 8:12] = 3
+    raw = bytearray(zlib.decompress(regions.pack_map(m)))
+    if seed % 2:
+        raw = raw[: int(rng.integers(0, len(raw)))]
+    else:
+        raw[int(rng.integers(0, len(raw)))] = int(rng.integers(0, 256))
+    try:
+        out = regions.unpack_map(zlib.compress(bytes(raw)), m.shape)
     except hlc.HlcError:
         return
     assert out.shape == m.shape and out.max() < regions.MAP_CLASSES

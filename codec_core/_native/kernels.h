@@ -37,4 +37,12 @@ int hlc_decode_plane(int H, int W, int32_t *P, int64_t k, int64_t vmin, int64_t 
 int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, float recon,
                 int H, int W, void *out, int otype, double lo, double hi);
 
+/* the region map's row runs (regionmap.c) */
+#define HLC_MAP_CUT 1
+#define HLC_MAP_FILL 2
+#define HLC_MAP_RUNS 3
+int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_t *vals, int64_t *scratch);
+int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames, int rows, int cols,
+                   int classes, int64_t *scratch);
+
 #endif

@@ -425,6 +425,60 @@ static PyObject *py_parity(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* ------------------------------------------------------------ region map row runs */
+
+/* pack_map(cmap (frames, rows, cols) uint8, vals int64, scratch (4 * cols) int64) -> count */
+static PyObject *py_pack_map(PyObject *self, PyObject *args) {
+    PyObject *o[3];
+    if (!PyArg_ParseTuple(args, "OOO", &o[0], &o[1], &o[2])) return NULL;
+    Arr a[3];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (!get(o[0], &a[0], "cmap", 'B', 3, 0) && !get(o[1], &a[1], "vals", 'q', 1, 1)
+        && !get(o[2], &a[2], "scratch", 'q', 1, 1)
+        && !check(dim(&a[0], 1) < INT32_MAX && dim(&a[0], 2) < INT32_MAX / 4 && dim(&a[0], 0) < INT32_MAX
+                  && dim(&a[1], 0) >= dim(&a[0], 0) * dim(&a[0], 1) * (2 * dim(&a[0], 2) + 1)
+                  && dim(&a[2], 0) >= 4 * dim(&a[0], 2), "pack_map arrays are too small")) {
+        int64_t n;
+        Py_BEGIN_ALLOW_THREADS
+        n = hlc_pack_map(a[0].view.buf, (int)dim(&a[0], 0), (int)dim(&a[0], 1), (int)dim(&a[0], 2),
+                         a[1].view.buf, a[2].view.buf);
+        Py_END_ALLOW_THREADS
+        result = PyLong_FromLongLong(n);
+    }
+    release(a, 3);
+    return result;
+}
+
+/* unpack_map(vals int64 (each in [0, 2^28)), cmap (frames, rows, cols) uint8, classes,
+   scratch (2 * cols) int64) -> 0 or an HLC_MAP_* code */
+static PyObject *py_unpack_map(PyObject *self, PyObject *args) {
+    PyObject *o[3];
+    int classes;
+    if (!PyArg_ParseTuple(args, "OOiO", &o[0], &o[1], &classes, &o[2])) return NULL;
+    Arr a[3];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (!get(o[0], &a[0], "vals", 'q', 1, 0) && !get(o[1], &a[1], "cmap", 'B', 3, 1)
+        && !get(o[2], &a[2], "scratch", 'q', 1, 1)
+        && !check(dim(&a[1], 0) < INT32_MAX && dim(&a[1], 1) < INT32_MAX && dim(&a[1], 2) < INT32_MAX / 4
+                  && dim(&a[2], 0) >= 2 * dim(&a[1], 2), "unpack_map arrays do not match")) {
+        const int64_t *v = a[0].view.buf;
+        int64_t nv = (int64_t)dim(&a[0], 0), bad = 0;
+        for (int64_t i = 0; i < nv; i++) bad |= v[i] < 0 || v[i] >= (1 << 28);
+        if (check(!bad, "unpack_map: values must lie in [0, 2^28)") == 0) {
+            int rc;
+            Py_BEGIN_ALLOW_THREADS
+            rc = hlc_unpack_map(v, nv, a[1].view.buf, (int)dim(&a[1], 0), (int)dim(&a[1], 1), (int)dim(&a[1], 2),
+                                classes, a[2].view.buf);
+            Py_END_ALLOW_THREADS
+            result = PyLong_FromLong(rc);
+        }
+    }
+    release(a, 3);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"encode_band", py_encode_band, METH_VARARGS, "Code one subband into the encoder state."},
     {"decode_band", py_decode_band, METH_VARARGS, "Decode one subband from the decoder state."},
@@ -437,6 +491,8 @@ static PyMethodDef methods[] = {
     {"code_plane", py_code_plane, METH_VARARGS, "Encode or decode one predictive plane."},
     {"parity", py_parity, METH_VARARGS, "Reed-Solomon parity of many codewords (table XOR)."},
     {"synth97", py_synth97, METH_VARARGS, "Dequantisation and inverse 9/7 of one lossy plane, rounded."},
+    {"pack_map", py_pack_map, METH_VARARGS, "The region map's row runs as values."},
+    {"unpack_map", py_unpack_map, METH_VARARGS, "Inverse of pack_map, every run checked."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hlc", "HLC's compiled kernels.", -1, methods};
@@ -448,7 +504,8 @@ PyMODINIT_FUNC PyInit__hlc(void) {
     if (PyModule_AddIntConstant(m, "DIRECT", HLC_DIRECT) || PyModule_AddIntConstant(m, "NSYM", HLC_NSYM)
         || PyModule_AddIntConstant(m, "INC", HLC_INC) || PyModule_AddIntConstant(m, "LIMIT", HLC_LIMIT)
         || PyModule_AddIntConstant(m, "NCTX", NCTX) || PyModule_AddIntConstant(m, "NSIGN_CTX", NSIGN_CTX)
-        || PyModule_AddIntConstant(m, "NACT", HLC_NACT)) {
+        || PyModule_AddIntConstant(m, "NACT", HLC_NACT) || PyModule_AddIntConstant(m, "MAP_CUT", HLC_MAP_CUT)
+        || PyModule_AddIntConstant(m, "MAP_FILL", HLC_MAP_FILL) || PyModule_AddIntConstant(m, "MAP_RUNS", HLC_MAP_RUNS)) {
         Py_DECREF(m);
         return NULL;
     }

@@ -278,7 +278,9 @@ def _header_facts(h: ct.Header, start: int) -> dict[str, Any]:
         b = layout.plane(h, f + 1, 0, 0) if f + 1 < h.frames else layout.count
         frame_sizes.append(sum(n for n, _ in h.segments[a:b]))
     mode = Mode(h.mode)
-    roi = bool(h.flags & (ct.FLAG_ROI | ct.FLAG_REGIONS))
+    # a region stream keeps an ROI when some of it is detail or body: lossy mode's
+    # exact-padding streams are region streams with none (roi_fraction 0)
+    roi = bool(h.flags & ct.FLAG_ROI) or bool(h.flags & ct.FLAG_REGIONS and h.roi_fraction > 0)
     return {
         "version": h.version, "shape": image_shape(axes, h.frames, h.rows, h.cols), "dtype": str(h.np_dtype),
         "bits_stored": h.bits_stored, "axes": axes, "frames": h.frames, "rows": h.rows, "cols": h.cols,

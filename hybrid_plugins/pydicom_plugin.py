@@ -250,7 +250,7 @@ class _Tally:
     def add(self, stream: bytes) -> bytes:
         meta = core().info(stream)
         self.lossy = self.lossy or bool(meta["lossy"])
-        if meta.get("regions") and not self.regions:  # (the first hybrid frame speaks for the rest)
+        if meta.get("regions") and meta["roi"] and not self.regions:  # (the first hybrid frame speaks for the rest)
             self.regions = region_summary(meta)
         self.samples += meta["rows"] * meta["cols"] * meta["channels"]
         self.encoded += len(stream)

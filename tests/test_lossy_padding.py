@@ -26,7 +26,7 @@ def test_padding_is_exact_and_the_size_within_the_window(bpp):
     out = hlc.decode(data)
     pad = img == -2000
     assert np.array_equal(out[pad], img[pad])
-    assert hlc.info(data)["roi_fraction"] == 0.0
+    assert hlc.info(data)["roi_fraction"] == 0.0 and _padded(data)
     assert hlc.info(data)["regions"]["background"]["coder"] == "lossy"
 
 
@@ -36,6 +36,12 @@ def test_padding_path_beats_the_plain_9_7_at_equal_size():
     plain = _plain(img, 0.5)
     assert len(plain) <= img.size * 0.5 / 8
     assert metrics.psnr(img, hlc.decode(data)) > metrics.psnr(img, hlc.decode(plain)) + 1.0
+
+
+def _padded(data: bytes) -> bool:
+    """The padding path's stream: a region stream (map and flat value) with no ROI."""
+    meta = hlc.info(data)
+    return meta.get("flat_value") is not None and not meta["roi"]
 
 
 def _plain(img: np.ndarray, bpp: float) -> bytes:
@@ -51,7 +57,7 @@ def _plain(img: np.ndarray, bpp: float) -> bytes:
 def test_psnr_target_met_within_0_3_db(psnr):
     img = padded_ct()
     data = hlc.encode(img, mode="lossy", psnr=psnr, try_near_lossless=False)
-    assert hlc.info(data)["roi"]  # (the padding path, a region stream)
+    assert _padded(data)  # (the padding path, a region stream)
     assert psnr <= metrics.psnr(img, hlc.decode(data)) <= psnr + 0.3
 
 
@@ -62,7 +68,7 @@ def test_zeroed_air_next_to_its_own_noise_stays_plain():
     img[:, :60] = 0
     img[:, 60:64] = 2
     data = hlc.encode(img, mode="lossy", bpp=0.5, try_near_lossless=False)
-    assert not hlc.info(data)["roi"]
+    assert not _padded(data)
 
 
 def test_takeover_still_compared():
@@ -78,8 +84,8 @@ def test_stacks_and_tiled_images_stay_plain():
     """A region stream's layer is one segment: a damaged byte would cost every frame and
     tile, so only a one-plane image takes the padding path."""
     one = padded_ct(128)
-    assert hlc.info(hlc.encode(one, mode="lossy", bpp=0.5, try_near_lossless=False))["roi"]
+    assert _padded(hlc.encode(one, mode="lossy", bpp=0.5, try_near_lossless=False))
     stack = np.stack([one, one])
-    assert not hlc.info(hlc.encode(stack, mode="lossy", bpp=0.5, try_near_lossless=False, axes="ZYX"))["roi"]
+    assert not _padded(hlc.encode(stack, mode="lossy", bpp=0.5, try_near_lossless=False, axes="ZYX"))
     tiled = hlc.encode(one, mode="lossy", bpp=0.5, try_near_lossless=False, tile_size=64)
-    assert not hlc.info(tiled)["roi"]
+    assert not _padded(tiled)

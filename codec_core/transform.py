@@ -188,9 +188,32 @@ def forward(rows: Callable[[slice], np.ndarray], levels: int, wavelet: str, samp
     plane of at most ``C53_MAX`` ``samples`` is made whole for the compiled kernel."""
     if levels == 0:
         return [rows(slice(None))]
-    if wavelet == "5/3" and samples is not None and samples <= C53_MAX:
+    if wavelet == "9/7":
+        return _c97_forward(rows(slice(None)), levels)
+    if samples is not None and samples <= C53_MAX:
         return _c53_forward(rows(slice(None)), levels)
     return split_forward([rows(slice(0, None, 2)), rows(slice(1, None, 2))], levels, wavelet)
+
+
+def _c97_forward(x: np.ndarray, levels: int) -> Bands:
+    """9/7 analysis in the compiled kernel (codec_core/_native/wavelet97.c), consuming
+    the float32 plane ``x``: the kernel leaves its buffer holding every band,
+    contiguous, in decomposition order, and the bands are views of it (no copy; the
+    kernel's working memory is a quarter of the plane). The same values as
+    :func:`split_forward`'s numpy lifting, bit for bit."""
+    from ._hlc import fwd97
+
+    x = np.ascontiguousarray(x, np.float32)
+    if x.ndim != 2 or x.size == 0:  # (nothing to transform: the numpy path's answer)
+        return split_forward([x[0::2].copy(), x[1::2].copy()], levels, "9/7")
+    fwd97(x, levels)
+    shapes = band_shapes(x.shape[0], x.shape[1], levels)
+    flat, at, out = x.reshape(-1), 0, []
+    for shape in [shapes[0]] + [s for lvl in shapes[1:] for s in lvl]:
+        n = shape[0] * shape[1]
+        out.append(flat[at:at + n].reshape(shape))
+        at += n
+    return [out[0]] + [tuple(out[1 + 3 * k:4 + 3 * k]) for k in range(levels)]
 
 
 #: Planes up to this many samples take the compiled 5/3 (codec_core/_native/
@@ -267,11 +290,19 @@ def dwt53_inverse(bands: Bands, upto: int | None = None, out: np.ndarray | None 
 
 
 def dwt97_forward(img: np.ndarray, levels: int) -> Bands:
-    """9/7 analysis of ``img`` (any numeric type; not modified), in float32.
+    """9/7 analysis of ``img`` (any numeric type; not modified), in float32, by the
+    compiled kernel.
 
     float32 halves the working memory; every step is an IEEE elementwise
     operation, so results are the same on every platform."""
     return forward(lambda sel: img[sel].astype(np.float32), levels, "9/7")
+
+
+def dwt97_forward_numpy(img: np.ndarray, levels: int) -> Bands:
+    """:func:`dwt97_forward` by the numpy lifting (the compiled kernel's reference)."""
+    if levels == 0:
+        return [img.astype(np.float32)]
+    return split_forward([img[0::2].astype(np.float32), img[1::2].astype(np.float32)], levels, "9/7")
 
 
 #: Columns lifted together along the rows in :func:`split_forward`.

@@ -388,6 +388,51 @@ done:
     return result;
 }
 
+/* fwd97(x, levels): the 9/7 analysis of a writable C-contiguous float32 2-D plane, in
+   place: x's buffer becomes the bands, contiguous, in decomposition order (LL, then HL,
+   LH, HH per level, coarsest first; shapes transform.band_shapes). Its working memory
+   (a quarter of the plane) comes from the Python allocator, where tracemalloc sees it. */
+static PyObject *py_fwd97(PyObject *self, PyObject *args) {
+    PyObject *o;
+    int levels;
+    if (!PyArg_ParseTuple(args, "Oi", &o, &levels)) return NULL;
+    Arr a; memset(&a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(o, &a.view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyErr_SetString(PyExc_ValueError, "fwd97: plane must be a writable C-contiguous array");
+        return NULL;
+    }
+    a.held = 1;
+    const char *f = a.view.format ? a.view.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    if (check(*f == 'f' && a.view.itemsize == 4 && a.view.ndim == 2, "fwd97: plane must be a 2-D float32 array")
+        || check(dim(&a, 0) >= 1 && dim(&a, 1) >= 1 && dim(&a, 0) < (1 << 30) && dim(&a, 1) < (1 << 30),
+                 "fwd97: plane empty or too large")
+        || check(levels >= 0 && levels <= MAX_SYNTH_LEVELS, "fwd97: levels out of range"))
+        goto done;
+    {
+        int H = (int)dim(&a, 0), W = (int)dim(&a, 1);
+        size_t n = (size_t)((H + 1) / 2) * (size_t)(W / 2) + (size_t)W;
+        float *scratch = PyMem_RawMalloc(sizeof(float) * n + 16);
+        unsigned char *seen = PyMem_RawMalloc((size_t)H + 16);
+        if (!scratch || !seen) {
+            PyMem_RawFree(scratch);
+            PyMem_RawFree(seen);
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        hlc_fwd97(a.view.buf, H, W, levels, scratch, seen);
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(scratch);
+        PyMem_RawFree(seen);
+        result = Py_NewRef(Py_None);
+    }
+done:
+    release(&a, 1);
+    return result;
+}
+
 /* ------------------------------------------------------------ Reed-Solomon parity */
 
 /* parity(data, tab, acc): acc[i] ^= tab[ke - 1 - j][data[j, i]] over message rows j.
@@ -437,6 +482,7 @@ static PyMethodDef methods[] = {
     {"code_plane", py_code_plane, METH_VARARGS, "Encode or decode one predictive plane."},
     {"parity", py_parity, METH_VARARGS, "Reed-Solomon parity of many codewords (table XOR)."},
     {"synth97", py_synth97, METH_VARARGS, "Dequantisation and inverse 9/7 of one lossy plane, rounded."},
+    {"fwd97", py_fwd97, METH_VARARGS, "The 9/7 analysis of a float32 plane, in place, bands packed."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hlc", "HLC's compiled kernels.", -1, methods};

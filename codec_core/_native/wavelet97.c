@@ -210,3 +210,94 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
     free(copy);
     return 0;
 }
+
+/* ------------------------------------------------------------ forward 9/7 (analysis)
+ *
+ * The lossy encoder's analysis, in place on a float32 plane: the same IEEE float32
+ * operations in the same order as the numpy lifting of codec_core/transform.py
+ * (_fwd97_lift: along the columns first, then along the rows of each half), so the
+ * bands are the reference's bit for bit (tests/test_transform.py):
+ *   d += A(s[i] + s[i+1]), s += B(d[i-1] + d[i]), d += G(s[i] + s[i+1]),
+ *   s += D(d[i-1] + d[i]), s *= 1/K, d *= K/2 (an axis of one sample left as it is).
+ * Each level leaves its region packed as four contiguous bands [LL | HL | LH | HH],
+ * so the next level works on the LL prefix and the result is every band, contiguous,
+ * in decomposition order (LL, then HL, LH, HH coarsest first): no copy per band. */
+
+/* The column lifting of an h x w region (rows w apart) whose even rows are s, odd d. */
+static void analyse_columns(float *x, int h, int w) {
+    int ns = (h + 1) / 2, nd = h / 2;
+    if (nd == 0) return;
+    size_t st = 2 * (size_t)w;
+    float *s = x, *d = x + w;
+    lift_rows_right(d, nd, s, ns, (float)A97, w, st);
+    lift_rows_left(s, ns, d, nd, (float)B97, w, st);
+    lift_rows_right(d, nd, s, ns, (float)G97, w, st);
+    lift_rows_left(s, ns, d, nd, (float)D97, w, st);
+    scale_rows(s, ns, w, st, (float)(1.0 / K97));
+    scale_rows(d, nd, w, st, (float)(K97 / 2.0));
+}
+
+/* The row analysis of one row of n samples: x becomes [s | d] (via tmp). */
+static void analyse_row(float *x, int n, float *tmp) {
+    int ns = (n + 1) / 2, nd = n / 2;
+    if (nd == 0) return;
+    float *s = tmp, *d = tmp + ns;
+    for (int i = 0; i < ns; i++) s[i] = x[2 * i];
+    for (int i = 0; i < nd; i++) d[i] = x[2 * i + 1];
+    lift_right(d, nd, s, ns, (float)A97);
+    lift_left(s, ns, d, nd, (float)B97);
+    lift_right(d, nd, s, ns, (float)G97);
+    lift_left(s, ns, d, nd, (float)D97);
+    const float k = (float)(1.0 / K97), k2 = (float)(K97 / 2.0);
+    for (int i = 0; i < ns; i++) x[i] = s[i] * k;
+    for (int i = 0; i < nd; i++) x[ns + i] = d[i] * k2;
+}
+
+/* Rows of an h x w region reordered even rows first, then odd ones, in place: the
+   permutation's cycles followed with one row of temporary (row) and a flag per row. */
+static void unshuffle_rows(float *x, int h, int w, float *row, unsigned char *seen) {
+    int ns = (h + 1) / 2;
+    size_t bytes = sizeof(float) * (size_t)w;
+    memset(seen, 0, (size_t)h);
+    for (int start = 0; start < h; start++) {
+        if (seen[start]) continue;
+        /* the row at `start` goes to dest(start); follow the cycle */
+        memcpy(row, x + (size_t)start * w, bytes);
+        int r = start;
+        for (;;) {
+            int dst = r % 2 ? ns + r / 2 : r / 2;
+            seen[r] = 1;
+            if (dst == start) { memcpy(x + (size_t)dst * w, row, bytes); break; }
+            /* swap the carried row with the one at dst */
+            float *p = x + (size_t)dst * w;
+            for (int j = 0; j < w; j++) { float t = p[j]; p[j] = row[j]; row[j] = t; }
+            r = dst;
+        }
+    }
+}
+
+/* n rows of [a (na) | b (nb)] (rows na + nb apart) made [a rows ... | b rows ...], with
+   the b parts through scratch (n x nb). */
+static void pack_half(float *x, int n, int na, int nb, float *scratch) {
+    size_t w = (size_t)na + nb;
+    for (int i = 0; i < n; i++) memcpy(scratch + (size_t)i * nb, x + i * w + na, sizeof(float) * nb);
+    for (int i = 1; i < n; i++) memmove(x + (size_t)i * na, x + i * w, sizeof(float) * na);
+    memcpy(x + (size_t)n * na, scratch, sizeof(float) * (size_t)n * nb);
+}
+
+/* levels of analysis of the H x W plane x. scratch: ((H + 1) / 2) * (W / 2) + W floats,
+   seen: H bytes (the caller's: memory it can account for). */
+void hlc_fwd97(float *x, int H, int W, int levels, float *scratch, unsigned char *seen) {
+    int h = H, w = W;
+    float *tmp = scratch + (size_t)((H + 1) / 2) * (W / 2);
+    for (int lev = 0; lev < levels; lev++) {
+        analyse_columns(x, h, w);
+        for (int r = 0; r < h; r++) analyse_row(x + (size_t)r * w, w, tmp);
+        unshuffle_rows(x, h, w, tmp, seen);
+        int ns_v = (h + 1) / 2, nd_v = h / 2, ns_h = (w + 1) / 2, nd_h = w / 2;
+        pack_half(x, ns_v, ns_h, nd_h, scratch);                    /* LL | HL */
+        pack_half(x + (size_t)ns_v * w, nd_v, ns_h, nd_h, scratch); /* LH | HH */
+        h = ns_v;
+        w = ns_h;
+    }
+}

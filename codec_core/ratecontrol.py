@@ -24,8 +24,10 @@ band's error weighted by its synthesis energy gain) plus 1/12 per sample (the
 decoder rounds to integers); the PSNR target is checked on the real reconstruction
 before coding.
 
-The histograms cost one transform per tile and a few array passes over the
-coefficients; the bands are not kept (keeping them would cost 4 bytes a sample,
+The histograms cost one transform per tile (compiled) and one compiled pass over
+the coefficients (codec_core/_native/stats97.c; the numpy passes are kept as
+BandStats.add_numpy, its reference); the model evaluates a step from per-bin tables
+(tokens by magnitude bin, contexts by neighbourhood bin). The bands are not kept (keeping them would cost 4 bytes a sample,
 over the 4x raw memory budget for 8-bit images), so coding transforms again.
 """
 from __future__ import annotations
@@ -101,6 +103,21 @@ class BandStats:
     tiles: int = 0
 
     def add(self, band: np.ndarray) -> None:
+        """Count one tile's band, in the compiled kernel (codec_core/_native/stats97.c:
+        one pass, no temporaries but two rows)."""
+        from ._hlc import stats97
+
+        self.tiles += 1
+        hist = np.zeros(NX * NM, np.int64)  # (600 kB, whatever the band)
+        stats97(np.ascontiguousarray(band, np.float32), self.is_ll, hist, X_BINS, M_BINS, OCTAVES)
+        cells = np.flatnonzero(hist)
+        self.keys.append(cells.astype(np.int32))
+        self.counts.append(hist[cells])
+        cells, n = self.cells()  # one list entry per band, whatever the number of tiles
+        self.keys, self.counts = [cells], [n]
+
+    def add_numpy(self, band: np.ndarray) -> None:
+        """:meth:`add` by numpy array passes (the compiled kernel's reference)."""
         self.tiles += 1
         src = _med_residual(band) if self.is_ll else band
         above = np.zeros(band.shape[1], np.float32)
@@ -142,6 +159,15 @@ def _tokens(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tok, np.where(big, e - 1, 0)
 
 
+def _contexts(step: float) -> np.ndarray:
+    """The activity class of each neighbourhood bin at ``step``: half-octave classes of
+    m / s, 1 .. CONTEXTS - 1 (0 for m = 0)."""
+    ctx = np.zeros(NM, np.int64)
+    m = _MC[1:]
+    ctx[1:] = np.clip(np.floor(2 * np.log2(m / step)).astype(np.int64) + 8, 1, CONTEXTS - 1)
+    return ctx
+
+
 @dataclass
 class Compact:
     """The nonzero cells of a band's joint histogram: 8 bytes a cell (their key and
@@ -176,14 +202,15 @@ class Compact:
         """Modelled bits of the band at ``step``."""
         if not self.n.size:
             return 0.0
-        q = self.quantised(self.x, step)
-        tok, raw = _tokens(q)
-        m = self.m
-        ctx = np.zeros(q.shape, np.int64)
-        nz = m > 0
-        ctx[nz] = np.clip(np.floor(2 * np.log2(m[nz] / step)).astype(np.int64) + 8, 1, CONTEXTS - 1)
+        # tokens by magnitude bin and contexts by neighbourhood bin (a few hundred
+        # values each), looked up per cell: no logarithm per cell (the same values)
+        q_x = self.quantised(_XC, step)
+        tok_x, raw_x = _tokens(q_x)
+        xb, mb = np.divmod(self.cells, NM)
+        tok = tok_x[xb]
         ntok = int(tok.max()) + 1
-        table = np.bincount(ctx * ntok + tok, weights=self.n, minlength=CONTEXTS * ntok).reshape(CONTEXTS, ntok)
+        table = np.bincount(_contexts(step)[mb] * ntok + tok, weights=self.n,
+                            minlength=CONTEXTS * ntok).reshape(CONTEXTS, ntok)
         rows = np.repeat(table.sum(axis=1), ntok).reshape(CONTEXTS, ntok)
         used = table > 0
         t = table[used]
@@ -193,7 +220,7 @@ class Compact:
         per_tile = np.maximum(table.sum(axis=1) / self.tiles, 2.0)
         k = used.sum(axis=1)
         learn = self.tiles * float((np.maximum(k - 1, 0) / 2 * np.log2(per_tile)).sum())
-        return h + learn + float((self.n.astype(np.float64) * (raw + (q > 0))).sum())
+        return h + learn + float((self.n.astype(np.float64) * (raw_x + (q_x > 0))[xb]).sum())
 
     def squared_error(self, step: float) -> float:
         """Modelled squared error the band adds to the image at ``step``."""

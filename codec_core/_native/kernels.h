@@ -36,6 +36,8 @@ int hlc_decode_plane(int H, int W, int32_t *P, int64_t k, int64_t vmin, int64_t 
 #define HLC_OUT_U8 4
 int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, float recon,
                 int H, int W, void *out, int otype, double lo, double hi);
+void hlc_stats97(const float *band, int H, int W, int is_ll, int64_t *hist, int xper, int mper, int octaves,
+                 float *rows);
 void hlc_fwd97(float *x, int H, int W, int levels, float *scratch, unsigned char *seen);
 
 #endif

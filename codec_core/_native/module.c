@@ -433,6 +433,45 @@ done:
     return result;
 }
 
+/* stats97(band, is_ll, hist, xper, mper, octaves): hist (1-D int64, (2 octaves xper + 2)
+   x (2 octaves mper + 2) cells) += the joint histogram of the float32 band
+   (codec_core/ratecontrol.py BandStats). */
+static PyObject *py_stats97(PyObject *self, PyObject *args) {
+    PyObject *o, *oh;
+    int is_ll, xper, mper, octaves;
+    if (!PyArg_ParseTuple(args, "OpOiii", &o, &is_ll, &oh, &xper, &mper, &octaves)) return NULL;
+    Arr a[2]; memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(o, &a[0].view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_SetString(PyExc_ValueError, "stats97: band must be a C-contiguous array");
+        return NULL;
+    }
+    a[0].held = 1;
+    const char *f = a[0].view.format ? a[0].view.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    if (check(*f == 'f' && a[0].view.itemsize == 4 && a[0].view.ndim == 2, "stats97: band must be a 2-D float32 array")
+        || check(dim(&a[0], 0) < (1 << 30) && dim(&a[0], 1) < (1 << 30), "stats97: band too large")
+        || check(xper >= 1 && xper <= 64 && mper >= 1 && mper <= 64 && octaves >= 1 && octaves <= 64,
+                 "stats97: bins out of range")
+        || get(oh, &a[1], "hist", 'q', 1, 1)
+        || check(dim(&a[1], 0) == (Py_ssize_t)(2 * octaves * xper + 2) * (2 * octaves * mper + 2),
+                 "stats97: hist must have one cell per pair of bins"))
+        goto done;
+    {
+        int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1);
+        float *rows = PyMem_RawMalloc(sizeof(float) * 2 * ((size_t)W + 2));
+        if (!rows) { PyErr_NoMemory(); goto done; }
+        Py_BEGIN_ALLOW_THREADS
+        hlc_stats97(a[0].view.buf, H, W, is_ll, a[1].view.buf, xper, mper, octaves, rows);
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(rows);
+        result = Py_NewRef(Py_None);
+    }
+done:
+    release(a, 2);
+    return result;
+}
+
 /* ------------------------------------------------------------ Reed-Solomon parity */
 
 /* parity(data, tab, acc): acc[i] ^= tab[ke - 1 - j][data[j, i]] over message rows j.
@@ -482,6 +521,7 @@ static PyMethodDef methods[] = {
     {"code_plane", py_code_plane, METH_VARARGS, "Encode or decode one predictive plane."},
     {"parity", py_parity, METH_VARARGS, "Reed-Solomon parity of many codewords (table XOR)."},
     {"synth97", py_synth97, METH_VARARGS, "Dequantisation and inverse 9/7 of one lossy plane, rounded."},
+    {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
     {"fwd97", py_fwd97, METH_VARARGS, "The 9/7 analysis of a float32 plane, in place, bands packed."},
     {NULL, NULL, 0, NULL}};
 

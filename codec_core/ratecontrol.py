@@ -27,8 +27,9 @@ before coding.
 The histograms cost one transform per tile (compiled) and one compiled pass over
 the coefficients (codec_core/_native/stats97.c; the numpy passes are kept as
 BandStats.add_numpy, its reference); the model evaluates a step from per-bin tables
-(tokens by magnitude bin, contexts by neighbourhood bin). The bands are not kept (keeping them would cost 4 bytes a sample,
-over the 4x raw memory budget for 8-bit images), so coding transforms again.
+(tokens by magnitude bin, contexts by neighbourhood bin). The bands are not kept
+(keeping them would cost 4 bytes a sample, over the 4x raw memory budget for 8-bit
+images), so coding transforms again.
 """
 from __future__ import annotations
 
@@ -284,15 +285,37 @@ def gather(bands_of, items: list, levels: int, channels: int) -> dict:
 
 def solve(f, target: float, lo: float, hi: float, increasing: bool = False) -> float:
     """The base step in [lo, hi] where ``f`` (decreasing in the step unless
-    ``increasing``) meets ``target``: bisection in log-step on the model (cheap)."""
+    ``increasing``) meets ``target``: regula falsi (Illinois) on log f against log
+    step, where the model is smooth, bracketed so it never does worse than bisection:
+    about half the model evaluations of bisection (the model was a third of lossy
+    encode time). Stops within 0.5% of the target value or a bracket of 2e-3 in log
+    step (the model's bins are 1/8 octave: it moves in steps of ~1% there)."""
+    sign = 1.0 if increasing else -1.0
+
+    def h(u: float) -> float:  # > 0: the step u is too large
+        v = f(math.exp(u))
+        return sign * (math.log(v) - math.log(target)) if v > 0 else -sign * math.inf
+
     a, b = math.log(lo), math.log(hi)
+    ha, hb = h(a), h(b)
+    if ha >= 0:
+        return lo
+    if hb <= 0:
+        return hi
+    side = 0
     for _ in range(40):
-        mid = 0.5 * (a + b)
-        above = f(math.exp(mid)) > target
-        if above != increasing:
-            a = mid
-        else:
-            b = mid
-        if b - a < 2e-3:  # (the model's bins are 1/8 octave: finer is noise)
+        if b - a < 2e-3:
             break
+        m = 0.5 * (a + b)
+        if math.isfinite(ha) and math.isfinite(hb):  # the secant, kept off the ends
+            m = min(b - 0.01 * (b - a), max(a + 0.01 * (b - a), b - hb * (b - a) / (hb - ha)))
+        hm = h(m)
+        if abs(hm) < 5e-3:  # (the model moves in steps of ~1% where the bins cross)
+            return math.exp(m)
+        if hm > 0:
+            b, hb = m, hm
+            ha, side = (ha / 2 if side == 1 else ha), 1   # Illinois: halve the stale end
+        else:
+            a, ha = m, hm
+            hb, side = (hb / 2 if side == -1 else hb), -1
     return math.exp(0.5 * (a + b))

@@ -38,6 +38,8 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
                 int H, int W, void *out, int otype, double lo, double hi);
 void hlc_stats97(const float *band, int H, int W, int is_ll, int64_t *hist, int xper, int mper, int octaves,
                  float *rows);
+void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
+                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *tmp);
 void hlc_fwd97(float *x, int H, int W, int levels, float *scratch, unsigned char *seen);
 
 #endif

@@ -472,6 +472,82 @@ done:
     return result;
 }
 
+/* The format letter of a buffer ('f', 'i', ...), its byte order mark skipped. */
+static char fmt(const Py_buffer *v) {
+    const char *f = v->format ? v->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    return *f == 'l' && v->itemsize == 4 ? 'i' : *f;
+}
+
+static int overlap(const Py_buffer *a, const Py_buffer *b) {
+    const char *p = a->buf, *q = b->buf;
+    return a->len && b->len && p < q + b->len && q < p + a->len;
+}
+
+/* synth97_level(ll, hl, lh, hh, ll_step, steps, recon, out, lo, hi): one 9/7 synthesis
+   level in the band arrays (all overwritten): ll int32 (dequantised with ll_step) or
+   float32, hl/lh/hh int32 (steps[0..2]), writable, C-contiguous, of the shapes an
+   out.shape plane has after one level; out float32 (the level's plane) or an
+   int32/int16/uint16/int8/uint8 array written clip(rint(x), lo, hi). */
+static PyObject *py_synth97_level(PyObject *self, PyObject *args) {
+    PyObject *o[6];
+    float ll_step, recon;
+    double lo, hi;
+    if (!PyArg_ParseTuple(args, "OOOOfOfOdd", &o[0], &o[1], &o[2], &o[3], &ll_step, &o[4], &recon, &o[5], &lo, &hi))
+        return NULL;
+    Arr a[6];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    static const char *names[6] = {"ll", "hl", "lh", "hh", "steps", "out"};
+    for (int i = 0; i < 6; i++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (i == 4 ? 0 : PyBUF_WRITABLE);
+        if (PyObject_GetBuffer(o[i], &a[i].view, flags) < 0) {
+            PyErr_Format(PyExc_ValueError, "synth97_level: %s must be a C-contiguous%s array", names[i],
+                         i == 4 ? "" : " writable");
+            goto done;
+        }
+        a[i].held = 1;
+    }
+    int ll_int = fmt(&a[0].view) == 'i';
+    int is_float = fmt(&a[5].view) == 'f' && a[5].view.itemsize == 4, otype = is_float ? -1 : out_type(&a[5].view);
+    if (check((ll_int || fmt(&a[0].view) == 'f') && a[0].view.itemsize == 4 && a[0].view.ndim == 2,
+              "synth97_level: ll must be a 2-D int32 or float32 array"))
+        goto done;
+    for (int i = 1; i < 4; i++)
+        if (check(fmt(&a[i].view) == 'i' && a[i].view.itemsize == 4 && a[i].view.ndim == 2,
+                  "synth97_level: detail bands must be 2-D int32 arrays"))
+            goto done;
+    if (check(fmt(&a[4].view) == 'f' && a[4].view.itemsize == 4 && a[4].view.ndim == 1 && dim(&a[4], 0) >= 3,
+              "synth97_level: steps must be float32, three of them")
+        || check(a[5].view.ndim == 2 && (is_float || (otype >= 0 && type_holds(otype, lo, hi))),
+                 "synth97_level: out must be a 2-D float32 array or an integer one whose type holds [lo, hi]")
+        || check(dim(&a[5], 0) < (1 << 30) && dim(&a[5], 1) < (1 << 30), "synth97_level: plane too large"))
+        goto done;
+    Py_ssize_t h = dim(&a[5], 0), w = dim(&a[5], 1), sv = (h + 1) / 2, dv = h / 2, sh = (w + 1) / 2, dh = w / 2;
+    if (check(dim(&a[0], 0) == sv && dim(&a[0], 1) == sh && dim(&a[1], 0) == sv && dim(&a[1], 1) == dh
+              && dim(&a[2], 0) == dv && dim(&a[2], 1) == sh && dim(&a[3], 0) == dv && dim(&a[3], 1) == dh,
+              "synth97_level: band shapes do not match the plane"))
+        goto done;
+    for (int i = 0; i < 6; i++)
+        for (int j = i + 1; j < 6; j++)
+            if (i != 4 && j != 4 && check(!overlap(&a[i].view, &a[j].view), "synth97_level: arrays overlap"))
+                goto done;
+    {
+        float *tmp = PyMem_RawMalloc(sizeof(float) * 2 * ((size_t)w + 1));
+        if (!tmp) { PyErr_NoMemory(); goto done; }
+        const float *steps = a[4].view.buf;
+        Py_BEGIN_ALLOW_THREADS
+        hlc_synth97_level(a[0].view.buf, ll_int, ll_step, a[1].view.buf, a[2].view.buf, a[3].view.buf, steps, recon,
+                          (int)h, (int)w, a[5].view.buf, otype, lo, hi, tmp);
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(tmp);
+        result = Py_NewRef(Py_None);
+    }
+done:
+    release(a, 6);
+    return result;
+}
+
 /* ------------------------------------------------------------ Reed-Solomon parity */
 
 /* parity(data, tab, acc): acc[i] ^= tab[ke - 1 - j][data[j, i]] over message rows j.
@@ -522,6 +598,7 @@ static PyMethodDef methods[] = {
     {"parity", py_parity, METH_VARARGS, "Reed-Solomon parity of many codewords (table XOR)."},
     {"synth97", py_synth97, METH_VARARGS, "Dequantisation and inverse 9/7 of one lossy plane, rounded."},
     {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
+    {"synth97_level", py_synth97_level, METH_VARARGS, "One 9/7 synthesis level in the band arrays (dequantised in place)."},
     {"fwd97", py_fwd97, METH_VARARGS, "The 9/7 analysis of a float32 plane, in place, bands packed."},
     {NULL, NULL, 0, NULL}};
 

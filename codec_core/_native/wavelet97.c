@@ -301,3 +301,78 @@ void hlc_fwd97(float *x, int H, int W, int levels, float *scratch, unsigned char
         w = ns_h;
     }
 }
+
+/* ------------------------------------------------------------ one synthesis level, in the bands
+ *
+ * The lossy decoder's reconstruction for planes too large for hlc_synth97's whole float
+ * plane: one level at a time, in the caller's band arrays. The detail bands (and the
+ * coarsest LL) are dequantised in place, int32 to float32 in the same bytes; each row of
+ * LL|HL and of LH|HH is synthesised along x and stored back split at ns_h (its first ns_h
+ * samples in the LL/LH row, the rest in the HL/HH row); the columns are then synthesised
+ * as two independent regions (LL over LH, HL over HH); the level's result is written
+ * row by row into out: float32 for a coarser level, rounded and clipped for the last.
+ * Same operations in the same order as hlc_synth97 (and the numpy reference), so the
+ * same values to the bit; no plane-sized float buffer. */
+
+static void dequantise_in_place(void *band, size_t n, float step, float recon, int ll) {
+    int32_t *q = band;
+    float *f = band;
+    for (size_t i = 0; i < n; i++) {
+        int32_t v = q[i];
+        if (ll) { f[i] = (float)v * step; continue; }
+        float m = (float)(v < 0 ? -(int64_t)v : (int64_t)v);
+        m = m + recon;
+        m = m * step;
+        f[i] = v == 0 ? 0.0f : (v < 0 ? -m : m);
+    }
+}
+
+/* The row synthesis of s (ns) and d (nd), stored back split: samples [0, ns) in s, the rest in d. */
+static void synth_row_split(float *s, int ns, float *d, int nd, float *tmp) {
+    int n = ns + nd;
+    memcpy(tmp, s, sizeof(float) * ns);
+    memcpy(tmp + ns, d, sizeof(float) * nd);
+    synth_row(tmp, n, tmp + n);
+    memcpy(s, tmp, sizeof(float) * ns);
+    memcpy(d, tmp + ns, sizeof(float) * nd);
+}
+
+/* synth_columns for s rows and d rows in separate arrays (rows w apart in both). */
+static void synth_columns_split(float *s, int ns, float *d, int nd, int w) {
+    if (nd == 0 || w == 0) return;
+    scale_rows(s, ns, w, (size_t)w, (float)K97);
+    scale_rows(d, nd, w, (size_t)w, (float)(2.0 / K97));
+    lift_rows_left(s, ns, d, nd, (float)-D97, w, (size_t)w);
+    lift_rows_right(d, nd, s, ns, (float)-G97, w, (size_t)w);
+    lift_rows_left(s, ns, d, nd, (float)-B97, w, (size_t)w);
+    lift_rows_right(d, nd, s, ns, (float)-A97, w, (size_t)w);
+}
+
+/* ll (ns_v x ns_h; int32 to dequantise with ll_step if ll_int, else float32), hl
+   (ns_v x nd_h), lh (nd_v x ns_h), hh (nd_v x nd_h) int32, all overwritten. out: h x w,
+   float32 (otype < 0) or of otype clipped to [lo, hi]. tmp: 2 (w + 1) floats. */
+void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
+                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *tmp) {
+    int ns_v = (h + 1) / 2, nd_v = h / 2, ns_h = (w + 1) / 2, nd_h = w / 2;
+    if (ll_int) dequantise_in_place(ll, (size_t)ns_v * ns_h, ll_step, recon, 1);
+    dequantise_in_place(hl, (size_t)ns_v * nd_h, steps[0], recon, 0);
+    dequantise_in_place(lh, (size_t)nd_v * ns_h, steps[1], recon, 0);
+    dequantise_in_place(hh, (size_t)nd_v * nd_h, steps[2], recon, 0);
+    float *fll = ll, *fhl = hl, *flh = lh, *fhh = hh;
+    for (int r = 0; r < ns_v; r++) synth_row_split(fll + (size_t)r * ns_h, ns_h, fhl + (size_t)r * nd_h, nd_h, tmp);
+    for (int r = 0; r < nd_v; r++) synth_row_split(flh + (size_t)r * ns_h, ns_h, fhh + (size_t)r * nd_h, nd_h, tmp);
+    synth_columns_split(fll, ns_v, flh, nd_v, ns_h);
+    synth_columns_split(fhl, ns_v, fhh, nd_v, nd_h);
+    for (int r = 0; r < h; r++) {
+        const float *a = r % 2 ? flh + (size_t)(r / 2) * ns_h : fll + (size_t)(r / 2) * ns_h;
+        const float *b = r % 2 ? fhh + (size_t)(r / 2) * nd_h : fhl + (size_t)(r / 2) * nd_h;
+        if (otype < 0) {
+            float *o = (float *)out + (size_t)r * w;
+            memcpy(o, a, sizeof(float) * ns_h);
+            memcpy(o + ns_h, b, sizeof(float) * nd_h);
+        } else {
+            write_row(out, otype, (size_t)r * w, a, ns_h, lo, hi);
+            write_row(out, otype, (size_t)r * w + ns_h, b, nd_h, lo, hi);
+        }
+    }
+}

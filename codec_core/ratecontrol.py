@@ -105,15 +105,21 @@ class BandStats:
 
     def add(self, band: np.ndarray) -> None:
         """Count one tile's band, in the compiled kernel (codec_core/_native/stats97.c:
-        one pass, no temporaries but two rows)."""
+        one pass; its cells in a hash table of a few times their number, not a dense
+        table of every pair of bins: 600 kB was over the memory budget of small images)."""
         from ._hlc import stats97
 
         self.tiles += 1
-        hist = np.zeros(NX * NM, np.int64)  # (600 kB, whatever the band)
-        stats97(np.ascontiguousarray(band, np.float32), self.is_ll, hist, X_BINS, M_BINS, OCTAVES)
-        cells = np.flatnonzero(hist)
-        self.keys.append(cells.astype(np.int32))
-        self.counts.append(hist[cells])
+        band = np.ascontiguousarray(band, np.float32)
+        room = min(band.size, 4096)  # (the kernel says how many cells there are if more)
+        while True:
+            keys, counts = np.empty(room, np.int32), np.empty(room, np.int64)
+            n = stats97(band, self.is_ll, keys, counts, X_BINS, M_BINS, OCTAVES)
+            if n <= room:
+                break
+            room = n
+        self.keys.append(keys[:n])
+        self.counts.append(counts[:n])
         cells, n = self.cells()  # one list entry per band, whatever the number of tiles
         self.keys, self.counts = [cells], [n]
 
@@ -279,7 +285,7 @@ def gather(bands_of, items: list, levels: int, channels: int) -> dict:
                 if (c, b) not in stats:
                     stats[(c, b)] = BandStats(gain=flat_gains[b], is_ll=b == 0)
                 stats[(c, b)].add(band)
-            del bands, flat
+            del bands, flat, band  # (the bands are views of one plane: the last one would keep it)
     return stats
 
 

@@ -182,7 +182,7 @@ def _inverse(bands: Bands, step: Callable, upto: int | None = None,
 
 def forward(rows: Callable[[slice], np.ndarray], levels: int, wavelet: str, samples: int | None = None) -> Bands:
     """Analysis ("5/3" or "9/7") of the plane whose rows ``sel`` ``rows(sel)`` returns
-    as a new array (int32 for "5/3", float32 for "9/7") that the transform consumes.
+    as a new array (int32 for "5/3", float32 or int32 for "9/7") that the transform consumes.
     The even and odd rows are asked for apart (:func:`split_forward`), so a caller
     that makes them from its stored samples never builds the whole plane; a 5/3
     plane of at most ``C53_MAX`` ``samples`` is made whole for the compiled kernel."""
@@ -197,16 +197,18 @@ def forward(rows: Callable[[slice], np.ndarray], levels: int, wavelet: str, samp
 
 def _c97_forward(x: np.ndarray, levels: int) -> Bands:
     """9/7 analysis in the compiled kernel (codec_core/_native/wavelet97.c), consuming
-    the float32 plane ``x``: the kernel leaves its buffer holding every band,
+    the float32 (or writable int32) plane ``x``: the kernel leaves its buffer holding every band,
     contiguous, in decomposition order, and the bands are views of it (no copy; the
     kernel's working memory is a quarter of the plane). The same values as
     :func:`split_forward`'s numpy lifting, bit for bit."""
     from ._hlc import fwd97
 
-    x = np.ascontiguousarray(x, np.float32)
+    if not (x.dtype == np.int32 and x.flags.c_contiguous and x.flags.writeable):
+        x = np.ascontiguousarray(x, np.float32)
     if x.ndim != 2 or x.size == 0:  # (nothing to transform: the numpy path's answer)
-        return split_forward([x[0::2].copy(), x[1::2].copy()], levels, "9/7")
-    fwd97(x, levels)
+        return split_forward([x[0::2].astype(np.float32), x[1::2].astype(np.float32)], levels, "9/7")
+    fwd97(x, levels)  # (an int32 plane is made float32 in place first: no second plane)
+    x = x.view(np.float32)
     shapes = band_shapes(x.shape[0], x.shape[1], levels)
     flat, at, out = x.reshape(-1), 0, []
     for shape in [shapes[0]] + [s for lvl in shapes[1:] for s in lvl]:

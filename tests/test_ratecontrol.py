@@ -107,13 +107,21 @@ def test_compiled_statistics_count_what_the_numpy_passes_count(name):
 def test_compiled_statistics_check_their_buffers():
     from codec_core import _hlc
     from codec_core import ratecontrol as rc
-    hist = np.zeros(rc.NX * rc.NM, np.int64)
+    keys, counts = np.zeros(8, np.int32), np.zeros(8, np.int64)
     ok = np.zeros((4, 4), np.float32)
-    _hlc.stats97(ok, False, hist, rc.X_BINS, rc.M_BINS, rc.OCTAVES)
-    assert hist[0] == 16  # zeros: bin 0 both ways
-    for args in ((ok.astype(np.float64), False, hist), (ok, False, hist[:-1]), (ok, False, hist.astype(np.int32)),
-                 (np.zeros(4, np.float32), False, hist), (np.zeros((4, 8), np.float32)[:, ::2], False, hist)):
+    assert _hlc.stats97(ok, False, keys, counts, rc.X_BINS, rc.M_BINS, rc.OCTAVES) == 1
+    assert keys[0] == 0 and counts[0] == 16  # zeros: bin 0 both ways
+    ramp = np.arange(64, dtype=np.float32).reshape(8, 8)
+    keys, counts = np.zeros(8, np.int32), np.zeros(8, np.int64)
+    n = _hlc.stats97(ramp, False, keys, counts, rc.X_BINS, rc.M_BINS, rc.OCTAVES)
+    assert n > 8 and (keys == 0).all() and (counts == 0).all()  # no room: nothing written, the count told
+    keys, counts = np.zeros(n, np.int32), np.zeros(n, np.int64)
+    assert _hlc.stats97(ramp, False, keys, counts, rc.X_BINS, rc.M_BINS, rc.OCTAVES) == n and counts.sum() == 64
+    for args in ((ok.astype(np.float64), False, keys, counts), (ok, False, keys[:-1], counts),
+                 (ok, False, keys.astype(np.int64), counts), (ok, False, keys, counts.astype(np.int32)),
+                 (np.zeros(4, np.float32), False, keys, counts), (np.zeros((4, 8), np.float32)[:, ::2], False, keys,
+                                                                  counts)):
         with pytest.raises(ValueError):
             _hlc.stats97(*args, rc.X_BINS, rc.M_BINS, rc.OCTAVES)
     with pytest.raises(ValueError):
-        _hlc.stats97(ok, False, hist, 0, rc.M_BINS, rc.OCTAVES)
+        _hlc.stats97(ok, False, keys, counts, 0, rc.M_BINS, rc.OCTAVES)

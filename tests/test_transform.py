@@ -169,9 +169,21 @@ def test_compiled_97_analysis_inverts_and_the_bands_tile_the_plane():
     np.testing.assert_allclose(dwt97_inverse(_copy(bands)), x, atol=2e-3)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (37, 91), (129, 70)])
+def test_compiled_97_analysis_of_an_int32_plane_makes_it_float_in_place(shape):
+    """An int32 plane (the lossy coder's colour channels) is made float32 in its own
+    bytes by the kernel: the same bands as from its float32 copy, no second plane."""
+    x = np.random.default_rng(sum(shape)).integers(-(1 << 20), 1 << 20, shape).astype(np.int32)
+    want = _flat(forward(lambda sel: x[sel].astype(np.float32), 3, "9/7"))
+    plane = x.copy()
+    got = _flat(forward(lambda sel: plane, 3, "9/7"))
+    assert all(g.dtype == np.float32 and (g.size == 0 or np.shares_memory(g, plane)) for g in got)
+    assert all(np.array_equal(g.view(np.int32), w.view(np.int32)) for g, w in zip(got, want, strict=True))
+
+
 def test_compiled_97_analysis_checks_its_buffer():
     from codec_core import _hlc
-    for bad, levels in ((np.zeros((4, 4), np.float64), 1), (np.zeros((4, 4), np.int32), 1),
+    for bad, levels in ((np.zeros((4, 4), np.float64), 1), (np.zeros((4, 4), np.int64), 1),
                         (np.zeros(16, np.float32), 1), (np.zeros((4, 8), np.float32)[:, ::2], 1),
                         (np.zeros((0, 4), np.float32), 1), (np.zeros((4, 4), np.float32), -1),
                         (np.zeros((4, 4), np.float32), 99)):

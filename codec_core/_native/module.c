@@ -43,6 +43,7 @@ static int get(PyObject *obj, Arr *a, const char *name, char type, int ndim, int
 }
 
 static Py_ssize_t dim(Arr *a, int k) { return a->view.shape[k]; }
+static char fmt(const Py_buffer *v);
 
 static int check(int ok, const char *message) {
     if (!ok) PyErr_SetString(PyExc_ValueError, message);
@@ -388,8 +389,8 @@ done:
     return result;
 }
 
-/* fwd97(x, levels): the 9/7 analysis of a writable C-contiguous float32 2-D plane, in
-   place: x's buffer becomes the bands, contiguous, in decomposition order (LL, then HL,
+/* fwd97(x, levels): the 9/7 analysis of a writable C-contiguous float32 (or int32: made
+   float32 first, in the same bytes) 2-D plane, in place: x's buffer becomes the float32 bands, contiguous, in decomposition order (LL, then HL,
    LH, HH per level, coarsest first; shapes transform.band_shapes). Its working memory
    (a quarter of the plane) comes from the Python allocator, where tracemalloc sees it. */
 static PyObject *py_fwd97(PyObject *self, PyObject *args) {
@@ -403,9 +404,9 @@ static PyObject *py_fwd97(PyObject *self, PyObject *args) {
         return NULL;
     }
     a.held = 1;
-    const char *f = a.view.format ? a.view.format : "B";
-    if (*f == '<' || *f == '=' || *f == '@') f++;
-    if (check(*f == 'f' && a.view.itemsize == 4 && a.view.ndim == 2, "fwd97: plane must be a 2-D float32 array")
+    char f = fmt(&a.view);
+    if (check((f == 'f' || f == 'i') && a.view.itemsize == 4 && a.view.ndim == 2,
+              "fwd97: plane must be a 2-D float32 or int32 array")
         || check(dim(&a, 0) >= 1 && dim(&a, 1) >= 1 && dim(&a, 0) < (1 << 30) && dim(&a, 1) < (1 << 30),
                  "fwd97: plane empty or too large")
         || check(levels >= 0 && levels <= MAX_SYNTH_LEVELS, "fwd97: levels out of range"))
@@ -422,7 +423,7 @@ static PyObject *py_fwd97(PyObject *self, PyObject *args) {
             goto done;
         }
         Py_BEGIN_ALLOW_THREADS
-        hlc_fwd97(a.view.buf, H, W, levels, scratch, seen);
+        hlc_fwd97(a.view.buf, H, W, levels, f == 'i', scratch, seen);
         Py_END_ALLOW_THREADS
         PyMem_RawFree(scratch);
         PyMem_RawFree(seen);
@@ -433,42 +434,45 @@ done:
     return result;
 }
 
-/* stats97(band, is_ll, hist, xper, mper, octaves): hist (1-D int64, (2 octaves xper + 2)
-   x (2 octaves mper + 2) cells) += the joint histogram of the float32 band
-   (codec_core/ratecontrol.py BandStats). */
+/* stats97(band, is_ll, keys, counts, xper, mper, octaves) -> n: the joint histogram of
+   the float32 band (codec_core/ratecontrol.py BandStats) as its n nonzero cells: keys
+   (int32: magnitude bin x (2 octaves mper + 2) + neighbourhood bin) and counts (int64)
+   written into the first n entries if n fits them (else nothing: call again with room
+   for n). The kernel's hash table comes from the Python allocator (tracemalloc sees it). */
 static PyObject *py_stats97(PyObject *self, PyObject *args) {
-    PyObject *o, *oh;
+    PyObject *o, *ok, *oc;
     int is_ll, xper, mper, octaves;
-    if (!PyArg_ParseTuple(args, "OpOiii", &o, &is_ll, &oh, &xper, &mper, &octaves)) return NULL;
-    Arr a[2]; memset(a, 0, sizeof a);
+    if (!PyArg_ParseTuple(args, "OpOOiii", &o, &is_ll, &ok, &oc, &xper, &mper, &octaves)) return NULL;
+    Arr a[3]; memset(a, 0, sizeof a);
     PyObject *result = NULL;
     if (PyObject_GetBuffer(o, &a[0].view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
         PyErr_SetString(PyExc_ValueError, "stats97: band must be a C-contiguous array");
         return NULL;
     }
     a[0].held = 1;
-    const char *f = a[0].view.format ? a[0].view.format : "B";
-    if (*f == '<' || *f == '=' || *f == '@') f++;
-    if (check(*f == 'f' && a[0].view.itemsize == 4 && a[0].view.ndim == 2, "stats97: band must be a 2-D float32 array")
+    if (check(fmt(&a[0].view) == 'f' && a[0].view.itemsize == 4 && a[0].view.ndim == 2,
+              "stats97: band must be a 2-D float32 array")
         || check(dim(&a[0], 0) < (1 << 30) && dim(&a[0], 1) < (1 << 30), "stats97: band too large")
         || check(xper >= 1 && xper <= 64 && mper >= 1 && mper <= 64 && octaves >= 1 && octaves <= 64,
                  "stats97: bins out of range")
-        || get(oh, &a[1], "hist", 'q', 1, 1)
-        || check(dim(&a[1], 0) == (Py_ssize_t)(2 * octaves * xper + 2) * (2 * octaves * mper + 2),
-                 "stats97: hist must have one cell per pair of bins"))
+        || get(ok, &a[1], "keys", 'i', 1, 1) || get(oc, &a[2], "counts", 'q', 1, 1)
+        || check(dim(&a[1], 0) == dim(&a[2], 0), "stats97: keys and counts must be as long"))
         goto done;
     {
         int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1);
         float *rows = PyMem_RawMalloc(sizeof(float) * 2 * ((size_t)W + 2));
         if (!rows) { PyErr_NoMemory(); goto done; }
+        long n;
         Py_BEGIN_ALLOW_THREADS
-        hlc_stats97(a[0].view.buf, H, W, is_ll, a[1].view.buf, xper, mper, octaves, rows);
+        n = hlc_stats97(a[0].view.buf, H, W, is_ll, a[1].view.buf, a[2].view.buf, (long)dim(&a[1], 0),
+                        xper, mper, octaves, rows, PyMem_RawMalloc, PyMem_RawFree);
         Py_END_ALLOW_THREADS
         PyMem_RawFree(rows);
-        result = Py_NewRef(Py_None);
+        if (n < 0) PyErr_NoMemory();
+        else result = PyLong_FromLong(n);
     }
 done:
-    release(a, 2);
+    release(a, 3);
     return result;
 }
 

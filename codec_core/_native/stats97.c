@@ -43,18 +43,67 @@ static inline float med_residual(const float *x, int i, int j, int W) {
     return x[(size_t)i * W + j] - pred;
 }
 
-/* hist (nx x nm int64) += the band's counts. rows: two rows of W + 2 floats (scratch).
+/* The band's cells counted in an open-addressing hash table (keys + 1, 0 free) of
+   `size` slots (a power of two, at least twice the cells held), grown by doubling;
+   its arrays come from the caller's allocator (alloc/release, so the Python side can
+   account for them). Returns the number of cells, or -1 if out of memory. */
+typedef struct { int32_t *key; int64_t *count; size_t size, used; } Table;
+
+static int table_grow(Table *t, void *(*alloc)(size_t), void (*release)(void *)) {
+    size_t size = t->size ? 2 * t->size : 4096;
+    int32_t *key = alloc(sizeof(int32_t) * size);
+    int64_t *count = alloc(sizeof(int64_t) * size);
+    if (!key || !count) { release(key); release(count); return -1; }
+    memset(key, 0, sizeof(int32_t) * size);
+    for (size_t i = 0; i < t->size; i++) {
+        if (!t->key[i]) continue;
+        size_t h = ((uint32_t)t->key[i] * 2654435761u) & (size - 1);
+        while (key[h]) h = (h + 1) & (size - 1);
+        key[h] = t->key[i];
+        count[h] = t->count[i];
+    }
+    release(t->key);
+    release(t->count);
+    t->key = key; t->count = count; t->size = size;
+    return 0;
+}
+
+static inline int table_add(Table *t, int32_t k, int64_t n, void *(*alloc)(size_t), void (*release)(void *)) {
+    k += 1;
+    size_t h = ((uint32_t)k * 2654435761u) & (t->size - 1);
+    while (t->key[h] && t->key[h] != k) h = (h + 1) & (t->size - 1);
+    if (t->key[h]) { t->count[h] += n; return 0; }
+    if (2 * (t->used + 1) > t->size) {
+        if (table_grow(t, alloc, release)) return -1;
+        h = ((uint32_t)k * 2654435761u) & (t->size - 1);
+        while (t->key[h]) h = (h + 1) & (t->size - 1);
+    }
+    t->key[h] = k;
+    t->count[h] = n;
+    t->used++;
+    return 0;
+}
+
+/* The band's cells (magnitude bin x nm + neighbourhood bin) and their counts into the
+   caller's arrays keys/counts of `capacity` entries (in no particular order), if they
+   fit. Returns the number of cells (more than capacity: nothing written, ask again
+   with room for them), -1 if out of memory. rows: two rows of W + 2 floats.
    nx = 2 octaves xper + 2, nm = 2 octaves mper + 2. */
-void hlc_stats97(const float *band, int H, int W, int is_ll, int64_t *hist, int xper, int mper, int octaves,
-                 float *rows) {
+long hlc_stats97(const float *band, int H, int W, int is_ll, int32_t *keys, int64_t *counts, long capacity,
+                 int xper, int mper, int octaves, float *rows, void *(*alloc)(size_t), void (*release)(void *)) {
     int nx = 2 * octaves * xper + 2, nm = 2 * octaves * mper + 2;
     int xoff = octaves * xper + 1, moff = octaves * mper + 1;
     float xthr[65], mthr[65];
     for (int t = 0; t <= xper; t++) xthr[t] = (float)pow(2.0, (double)t / xper);
     for (int t = 0; t <= mper; t++) mthr[t] = (float)pow(2.0, (double)t / mper);
+    Table tab = {NULL, NULL, 0, 0};
+    if (table_grow(&tab, alloc, release)) return -1;
     float *above = rows, *cur = rows + W + 2;  /* each with a zero column on either side */
     memset(rows, 0, sizeof(float) * 2 * (size_t)(W + 2));
-    for (int i = 0; i < H; i++) {
+    long rc = 0;
+    int32_t last = -1;   /* runs of one cell (zeros) counted without a lookup */
+    int64_t run = 0;
+    for (int i = 0; i < H && rc == 0; i++) {
         const float *src = band + (size_t)i * W;
         for (int j = 0; j < W; j++) cur[j + 1] = fabsf(is_ll ? med_residual(band, i, j, W) : src[j]);
         for (int j = 0; j < W; j++) {
@@ -64,8 +113,21 @@ void hlc_stats97(const float *band, int H, int W, int is_ll, int64_t *hist, int 
             m = m + above[j + 2];              /* NE */
             m = m * 0.125f;
             int key = bin_of(cur[j + 1], xper, xthr, xoff, nx) * nm + bin_of(m, mper, mthr, moff, nm);
-            hist[key]++;
+            if (key == last) { run++; continue; }
+            if (run && table_add(&tab, last, run, alloc, release)) { rc = -1; break; }
+            last = key;
+            run = 1;
         }
         float *t = above; above = cur; cur = t;
     }
+    if (rc == 0 && run && table_add(&tab, last, run, alloc, release)) rc = -1;
+    if (rc == 0) {
+        rc = (long)tab.used;
+        if (rc <= capacity)
+            for (size_t i = 0, n = 0; i < tab.size; i++)
+                if (tab.key[i]) { keys[n] = tab.key[i] - 1; counts[n] = tab.count[i]; n++; }
+    }
+    release(tab.key);
+    release(tab.count);
+    return rc;
 }

@@ -285,10 +285,17 @@ static void pack_half(float *x, int n, int na, int nb, float *scratch) {
     memcpy(x + (size_t)n * na, scratch, sizeof(float) * (size_t)n * nb);
 }
 
-/* levels of analysis of the H x W plane x. scratch: ((H + 1) / 2) * (W / 2) + W floats,
+/* levels of analysis of the H x W plane x (int32 made float32 first if from_int). scratch: ((H + 1) / 2) * (W / 2) + W floats,
    seen: H bytes (the caller's: memory it can account for). */
-void hlc_fwd97(float *x, int H, int W, int levels, float *scratch, unsigned char *seen) {
+void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen) {
     int h = H, w = W;
+    if (from_int) {  /* int32 samples made float32 in the same bytes (as numpy's astype rounds) */
+        const int32_t *q = (const int32_t *)(void *)x;
+        for (size_t i = 0, n = (size_t)H * W; i < n; i++) {
+            int32_t v = q[i];
+            x[i] = (float)v;
+        }
+    }
     float *tmp = scratch + (size_t)((H + 1) / 2) * (W / 2);
     for (int lev = 0; lev < levels; lev++) {
         analyse_columns(x, h, w);

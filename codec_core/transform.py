@@ -7,7 +7,10 @@ is left as it is, so tiny and 1-D images need no special case.
 
 A decomposition is a list: ``[LL, (HL, LH, HH) coarsest, ..., (HL, LH, HH) finest]``
 where HL is high-pass along columns (horizontal detail), LH along rows.
-Everything is vectorised with numpy slicing over the other axis.
+The numpy lifting is vectorised with slicing over the other axis; the 9/7 analysis
+and synthesis of the lossy coder run in the compiled kernels (codec_core/_native/
+wavelet97.c: :func:`forward` and pipeline.reconstruct_lossy_plane), which do the same
+float32 operations in the same order (tests/test_transform.py, tests/test_kernels.py).
 """
 from __future__ import annotations
 

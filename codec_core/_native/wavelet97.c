@@ -256,9 +256,10 @@ static void analyse_row(float *x, int n, float *tmp) {
 /* Rows of an h x w region reordered even rows first, then odd ones, in place: the
    permutation's cycles followed with one row of temporary (row) and a flag per row. */
 static void unshuffle_rows(float *x, int h, int w, float *row, unsigned char *seen) {
+    if (h < 2 || w < 1) return;  /* (one row: nothing to reorder) */
     int ns = (h + 1) / 2;
     size_t bytes = sizeof(float) * (size_t)w;
-    memset(seen, 0, (size_t)h);
+    memset(seen, 0, (unsigned)h);
     for (int start = 0; start < h; start++) {
         if (seen[start]) continue;
         /* the row at `start` goes to dest(start); follow the cycle */

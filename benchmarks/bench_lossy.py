@@ -106,9 +106,9 @@ def median_time(fn, runs: int) -> float:
     return statistics.median(times)
 
 
-def run_hlc(a, bits, r, runs) -> dict:
+def run_hlc(a, bits, r, runs, speed_only=False) -> dict:
     res = {}
-    for key, kw in (("hlc97", {"try_near_lossless": False}), ("hlc", {})):
+    for key, kw in (("hlc97", {"try_near_lossless": False}), ("hlc", {}))[:1 if speed_only else 2]:
         data = hlc.encode(a, mode="lossy", bpp=r, bits_stored=bits, threads=1, **kw)
         out = hlc.decode(data, threads=1)
         cell = quality(a, out, len(data), bits)
@@ -121,6 +121,25 @@ def run_hlc(a, bits, r, runs) -> dict:
             cell["dec_s"] = median_time(lambda data=data: hlc.decode(data, threads=1), runs)
         res[key] = cell
     return res
+
+
+def time_interleaved(a, bits, r, cells: dict, runs: int) -> None:
+    """enc_s and dec_s of the HLC 9/7 path and of OpenJPEG 9/7 at its matched setting
+    (cells["j2k"]["param"]), each run timing the four operations in turn: both codecs
+    see the same machine load (medians of ``runs``)."""
+    j2k = refs.jpeg2k_97(cells["j2k"]["param"])
+    kw = dict(mode="lossy", bpp=r, bits_stored=bits, threads=1, try_near_lossless=False)
+    h_stream, j_stream = hlc.encode(a, **kw), j2k.encode(a, bits)
+    ops = {("hlc97", "enc_s"): lambda: hlc.encode(a, **kw), ("j2k", "enc_s"): lambda: j2k.encode(a, bits),
+           ("hlc97", "dec_s"): lambda: hlc.decode(h_stream, threads=1), ("j2k", "dec_s"): lambda: j2k.decode(j_stream)}
+    times: dict = {k: [] for k in ops}
+    for _ in range(runs):
+        for k, fn in ops.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    for (codec, field), ts in times.items():
+        cells[codec][field] = statistics.median(ts)
 
 
 def run_ref(a, bits, signed, budget, make, lo, hi, increasing, runs=0, off=None) -> dict:
@@ -160,8 +179,12 @@ def run_image(name: str, args) -> dict:
                  "raw_bytes": int(a.nbytes), "rates": {}}
     for r in RATES:
         budget = int(math.floor(r * a.shape[0] * a.shape[1] / 8))
-        cells = run_hlc(a, bits, r, args.runs)
-        if not args.hlc_only:
+        cells = run_hlc(a, bits, r, 0 if args.speed_only else args.runs, args.speed_only)
+        if args.speed_only:  # HLC's 9/7 path and OpenJPEG 9/7 only, timed interleaved
+            cells["j2k"] = run_ref(a, bits, False, budget, refs.jpeg2k_97, 1.0, 6.03 * bits + 80.0, True)
+            if args.runs and "param" in cells["j2k"]:
+                time_interleaved(a, bits, r, cells, args.runs)
+        elif not args.hlc_only:
             cells["j2k"] = run_ref(a, bits, False, budget, refs.jpeg2k_97, 1.0, 6.03 * bits + 80.0, True,
                                    args.runs)
             cells["jxl"] = run_ref(a, bits, signed, budget, lambda ld: refs.jpegxl_lossy(math.exp(ld)),
@@ -303,6 +326,18 @@ def _speed(rows) -> list:
     return L + [""]
 
 
+def _replace_speed(out: Path, rows: list, command: str, elapsed: float) -> None:
+    """The Speed section of ``out`` (the rest of the report left as it is) from a
+    --speed-only run, with the command, commit and machine that made it."""
+    section = _speed(rows)
+    section[1:1] = ["", f"`{command}` (--speed-only, commit {_git()}, {platform.machine()}, "
+                        f"{time.strftime('%Y-%m-%d')}, {elapsed / 60:.0f} min)"]
+    text = out.read_text() if out.exists() else ""
+    head, sep, rest = text.partition("## Speed (one thread)")
+    tail = rest[rest.find("\n## "):] if sep and "\n## " in rest else ("\n" if sep else "")
+    out.write_text(head + "\n".join(section).rstrip("\n") + "\n" + tail)
+
+
 def _git() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -320,6 +355,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(RESULTS / "lossy.md"))
     ap.add_argument("--before", help="JSON of a --hlc-only run of another build (the before column)")
     ap.add_argument("--before-label", default="main", help="what the before column ran (for the report)")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only the HLC 9/7 path and OpenJPEG 9/7, timed: replaces the Speed section of --out")
     args = ap.parse_args(argv)
     names = args.images.split(",") if args.images else list(IMAGES)
     t0 = time.time()
@@ -327,8 +364,12 @@ def main(argv=None) -> int:
     Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.hlc_only:
         return 0
-    before = {x["name"]: x for x in json.loads(Path(args.before).read_text())} if args.before else {}
     command = "python benchmarks/bench_lossy.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.speed_only:
+        _replace_speed(Path(args.out), rows, command.strip(), time.time() - t0)
+        print("wrote the Speed section of", args.out)
+        return 0
+    before = {x["name"]: x for x in json.loads(Path(args.before).read_text())} if args.before else {}
     Path(args.out).write_text(report(rows, before, command.strip(), time.time() - t0, args.before_label))
     print("wrote", args.out)
     return 0

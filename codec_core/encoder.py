@@ -205,7 +205,9 @@ class LossyCoder:
 
         def rows(sel: slice) -> np.ndarray:
             part = x[sel]
-            return (rct_channel(part, c) if h.colour == ColourTransform.RCT else part[..., c]).astype(np.float32)
+            if h.colour == ColourTransform.RCT:  # int32, made float32 in place by the compiled 9/7
+                return rct_channel(part, c)
+            return part[..., c].astype(np.float32)
 
         return forward(rows, h.levels, "9/7")
 

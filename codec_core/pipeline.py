@@ -263,6 +263,11 @@ def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list 
         bounds = (-lim, lim)
     else:
         bounds = (h.vmin, h.vmax)
+    if h.version >= Version.V2 and mult is None and consume and (h.levels if upto is None else upto) > 0:
+        # the compiled kernel a level at a time, in the bands themselves: no plane-sized
+        # float buffer, each level's integer bands freed after their level (at most the
+        # numpy path's memory, whatever the plane's share of the image)
+        return _synth97_levels(qbands, h, steps, upto, out, dtype, bounds)
     if h.version >= Version.V2 and mult is None and _small_share(qbands, h):
         # the compiled kernel: same values, one pass a band; it holds the integer bands,
         # a float plane and the output at once (5x a 16-bit plane), so it serves planes
@@ -304,6 +309,46 @@ def _synth97(qbands: list, h: ct.Header, steps: list, upto: int | None, consume:
         out[...] = target
         return out
     return target
+
+
+def _synth97_levels(qbands: list, h: ct.Header, steps: list, upto: int | None,
+                    out: np.ndarray | None, dtype: DTypeLike | None, bounds: tuple) -> np.ndarray:
+    """:func:`reconstruct_lossy_plane` by ``_hlc.synth97_level``, consuming ``qbands``:
+    each level dequantised and synthesised in its own band arrays (overwritten) into
+    the next level's float LL, the last one rounded and clipped into ``out`` (or a new
+    array of ``dtype``, int32 by default). Same values as the numpy path."""
+    from ._hlc import synth97_level
+
+    n = h.levels if upto is None else upto
+    ll, details = _writable32(qbands[0]), qbands[1:1 + n]
+    qbands.clear()
+    fsteps = np.asarray(steps[:1 + 3 * n], np.float32)
+    recon = float(np.float32(h.recon_offset))
+    for k in range(n):
+        hl, lh, hh = (_writable32(b) for b in details[k])
+        details[k] = None
+        shape = (ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1])
+        if k < n - 1:
+            nxt = np.empty(shape, np.float32)
+        elif out is not None and out.flags.c_contiguous:
+            nxt = out
+        else:
+            nxt = np.empty(shape, dtype or (out.dtype if out is not None else np.int32))
+        synth97_level(ll, hl, lh, hh, float(fsteps[0]), fsteps[1 + 3 * k:4 + 3 * k], recon, nxt,
+                      float(bounds[0]), float(bounds[1]))
+        del hl, lh, hh
+        ll = nxt
+    if out is not None and ll is not out:
+        out[...] = ll
+        return out
+    return ll
+
+
+def _writable32(band: np.ndarray) -> np.ndarray:
+    """``band`` as a writable C-contiguous int32 array (itself if it is one)."""
+    if band.dtype == np.int32 and band.flags.c_contiguous and band.flags.writeable:
+        return band
+    return np.array(band, np.int32, order="C")
 
 
 def _plane_shape(flat: list, levels: int) -> tuple[int, int]:

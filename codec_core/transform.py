@@ -7,7 +7,10 @@ is left as it is, so tiny and 1-D images need no special case.
 
 A decomposition is a list: ``[LL, (HL, LH, HH) coarsest, ..., (HL, LH, HH) finest]``
 where HL is high-pass along columns (horizontal detail), LH along rows.
-Everything is vectorised with numpy slicing over the other axis.
+The numpy lifting is vectorised with slicing over the other axis; the 9/7 analysis
+and synthesis of the lossy coder run in the compiled kernels (codec_core/_native/
+wavelet97.c: :func:`forward` and pipeline.reconstruct_lossy_plane), which do the same
+float32 operations in the same order (tests/test_transform.py, tests/test_kernels.py).
 """
 from __future__ import annotations
 
@@ -182,15 +185,40 @@ def _inverse(bands: Bands, step: Callable, upto: int | None = None,
 
 def forward(rows: Callable[[slice], np.ndarray], levels: int, wavelet: str, samples: int | None = None) -> Bands:
     """Analysis ("5/3" or "9/7") of the plane whose rows ``sel`` ``rows(sel)`` returns
-    as a new array (int32 for "5/3", float32 for "9/7") that the transform consumes.
+    as a new array (int32 for "5/3", float32 or int32 for "9/7") that the transform consumes.
     The even and odd rows are asked for apart (:func:`split_forward`), so a caller
     that makes them from its stored samples never builds the whole plane; a 5/3
     plane of at most ``C53_MAX`` ``samples`` is made whole for the compiled kernel."""
     if levels == 0:
         return [rows(slice(None))]
-    if wavelet == "5/3" and samples is not None and samples <= C53_MAX:
+    if wavelet == "9/7":
+        return _c97_forward(rows(slice(None)), levels)
+    if samples is not None and samples <= C53_MAX:
         return _c53_forward(rows(slice(None)), levels)
     return split_forward([rows(slice(0, None, 2)), rows(slice(1, None, 2))], levels, wavelet)
+
+
+def _c97_forward(x: np.ndarray, levels: int) -> Bands:
+    """9/7 analysis in the compiled kernel (codec_core/_native/wavelet97.c), consuming
+    the float32 (or writable int32) plane ``x``: the kernel leaves its buffer holding every band,
+    contiguous, in decomposition order, and the bands are views of it (no copy; the
+    kernel's working memory is a quarter of the plane). The same values as
+    :func:`split_forward`'s numpy lifting, bit for bit."""
+    from ._hlc import fwd97
+
+    if not (x.dtype == np.int32 and x.flags.c_contiguous and x.flags.writeable):
+        x = np.ascontiguousarray(x, np.float32)
+    if x.ndim != 2 or x.size == 0:  # (nothing to transform: the numpy path's answer)
+        return split_forward([x[0::2].astype(np.float32), x[1::2].astype(np.float32)], levels, "9/7")
+    fwd97(x, levels)  # (an int32 plane is made float32 in place first: no second plane)
+    x = x.view(np.float32)
+    shapes = band_shapes(x.shape[0], x.shape[1], levels)
+    flat, at, out = x.reshape(-1), 0, []
+    for shape in [shapes[0]] + [s for lvl in shapes[1:] for s in lvl]:
+        n = shape[0] * shape[1]
+        out.append(flat[at:at + n].reshape(shape))
+        at += n
+    return [out[0]] + [tuple(out[1 + 3 * k:4 + 3 * k]) for k in range(levels)]
 
 
 #: Planes up to this many samples take the compiled 5/3 (codec_core/_native/
@@ -267,11 +295,19 @@ def dwt53_inverse(bands: Bands, upto: int | None = None, out: np.ndarray | None 
 
 
 def dwt97_forward(img: np.ndarray, levels: int) -> Bands:
-    """9/7 analysis of ``img`` (any numeric type; not modified), in float32.
+    """9/7 analysis of ``img`` (any numeric type; not modified), in float32, by the
+    compiled kernel.
 
     float32 halves the working memory; every step is an IEEE elementwise
     operation, so results are the same on every platform."""
     return forward(lambda sel: img[sel].astype(np.float32), levels, "9/7")
+
+
+def dwt97_forward_numpy(img: np.ndarray, levels: int) -> Bands:
+    """:func:`dwt97_forward` by the numpy lifting (the compiled kernel's reference)."""
+    if levels == 0:
+        return [img.astype(np.float32)]
+    return split_forward([img[0::2].astype(np.float32), img[1::2].astype(np.float32)], levels, "9/7")
 
 
 #: Columns lifted together along the rows in :func:`split_forward`.

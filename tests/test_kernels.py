@@ -48,10 +48,12 @@ def test_an_encoder_never_writes_past_its_buffers_and_reports_the_overflow():
     assert (memory[80:1000] == 0xAA).all() and (memory[1040:] == 0xAA).all()
 
 
-def test_compiled_97_synthesis_gives_the_numpy_reference_bit_for_bit():
+@pytest.mark.parametrize("consume", [False, True])
+def test_compiled_97_synthesis_gives_the_numpy_reference_bit_for_bit(consume):
     """_hlc.synth97 (dequantisation + inverse 9/7 + rounding, codec_core/_native/wavelet97.c)
+    and, consuming the bands, _hlc.synth97_level (a level at a time in the bands)
     against quantize.dequantise + transform.dwt97_inverse_rounded: odd sizes, one-sample
-    axes, partial resolutions, every output type."""
+    axes, partial resolutions, every output type, into a new array or a strided one."""
     from codec_core import container as ct
     from codec_core import pipeline as pl
     from codec_core import quantize, transform
@@ -75,8 +77,12 @@ def test_compiled_97_synthesis_gives_the_numpy_reference_bit_for_bit():
             return [q[0].copy()] + [tuple(b.copy() for b in lvl) for lvl in q[1:]]
         deq = quantize.dequantise(copy(), steps, levels, h.recon_offset, None, upto, False, np.float32)
         ref = transform.dwt97_inverse_rounded(deq, bounds=(h.vmin, h.vmax), dtype=dtype)
-        got = pl.reconstruct_lossy_plane(copy(), h, steps, None, upto=upto, dtype=dtype)
+        got = pl.reconstruct_lossy_plane(copy(), h, steps, None, upto=upto, dtype=dtype, consume=consume)
         assert got.dtype == ref.dtype and np.array_equal(got, ref), (rows, cols, levels, upto, dtype)
+        if consume:  # into a channel of a tile (not contiguous)
+            tile = np.zeros(ref.shape + (3,), dtype)
+            pl.reconstruct_lossy_plane(copy(), h, steps, None, upto=upto, consume=True, out=tile[..., 1])
+            assert np.array_equal(tile[..., 1], ref) and not tile[..., 0].any()
 
 
 def test_compiled_97_synthesis_checks_its_buffers():
@@ -94,3 +100,28 @@ def test_compiled_97_synthesis_checks_its_buffers():
             (ok, steps, np.zeros((4, 8), np.int32)[:, ::2], 0, 1)):            # not contiguous
         with pytest.raises(ValueError):
             _hlc.synth97(bands, st, 0.1, out, lo, hi)
+
+
+def test_compiled_97_level_synthesis_checks_its_buffers():
+    from codec_core import _hlc
+    z = lambda *s: np.zeros(s, np.int32)  # noqa: E731
+    steps = np.ones(3, np.float32)
+    _hlc.synth97_level(z(2, 2), z(2, 1), z(1, 2), z(1, 1), 1.0, steps, 0.1, np.zeros((3, 3), np.int16), -10, 10)
+    _hlc.synth97_level(np.zeros((2, 2), np.float32), z(2, 1), z(1, 2), z(1, 1), 1.0, steps, 0.1,
+                       np.zeros((3, 3), np.float32), 0, 0)
+    shared = z(8)
+    for args in ((z(2, 2), z(2, 1), z(1, 2), z(1, 1), 1.0, steps, 0.1, np.zeros((4, 3), np.int16), -10, 10),
+                 (z(2, 2), z(2, 2), z(1, 2), z(1, 1), 1.0, steps, 0.1, np.zeros((3, 3), np.int16), -10, 10),
+                 (z(2, 2), z(2, 1), z(1, 2), z(1, 1), 1.0, steps[:2], 0.1, np.zeros((3, 3), np.int16), -10, 10),
+                 (z(2, 2), z(2, 1), z(1, 2), z(1, 1), 1.0, steps, 0.1, np.zeros((3, 3), np.uint8), -10, 10),
+                 (z(2, 2), z(2, 1), z(1, 2), z(1, 1), 1.0, steps, 0.1, np.zeros((3, 3), np.float64), 0, 0),
+                 (z(2, 2).astype(np.int64), z(2, 1), z(1, 2), z(1, 1), 1.0, steps, 0.1, np.zeros((3, 3)), 0, 0),
+                 (z(2, 2), z(2, 2)[:, :1], z(1, 2), z(1, 1), 1.0, steps, 0.1, np.zeros((3, 3), np.int16), -1, 1),
+                 (shared[:4].reshape(2, 2), shared[3:5].reshape(2, 1), z(1, 2), z(1, 1), 1.0, steps, 0.1,
+                  np.zeros((3, 3), np.int16), -1, 1)):
+        with pytest.raises(ValueError):
+            _hlc.synth97_level(*args)
+    ro = z(2, 1)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError):
+        _hlc.synth97_level(z(2, 2), ro, z(1, 2), z(1, 1), 1.0, steps, 0.1, np.zeros((3, 3), np.int16), -1, 1)

@@ -76,3 +76,59 @@ def test_error_sums_do_not_go_through_blas(monkeypatch):
     b = a + (np.arange(a.size).reshape(a.shape) % 3) - 1
     assert pipeline.squared_error(a, b) == float(np.sum((a.astype(np.int64) - b) ** 2))
     hlc.encode(dicom("CT_small.dcm"), mode="lossy", psnr=45)
+
+
+def _histogram(stats) -> np.ndarray:
+    from codec_core import ratecontrol as rc
+    h = np.zeros(rc.NX * rc.NM, np.int64)
+    cells, n = stats.cells()
+    h[cells] = n
+    return h
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "US1_UNCR.dcm"])
+def test_compiled_statistics_count_what_the_numpy_passes_count(name):
+    """BandStats.add (codec_core/_native/stats97.c: one pass, bins from the float's
+    exponent and mantissa) against add_numpy (float32 log2 per coefficient): every
+    band of a real image, LL as its MED residual; a coefficient within an ulp of a
+    bin edge may land next door, so at most 1 in 10^5 may differ."""
+    from codec_core import ratecontrol as rc
+    from codec_core.transform import dwt97_forward
+    a = dicom(name)
+    a = a[..., 0] if a.ndim == 3 else a
+    bands = dwt97_forward(a, 3)
+    moved = total = 0
+    for b, band in enumerate([bands[0]] + [x for lvl in bands[1:] for x in lvl]):
+        c, ref = rc.BandStats(1.0, b == 0), rc.BandStats(1.0, b == 0)
+        c.add(band)
+        c.add(band)  # a second tile: the counts add up
+        ref.add_numpy(band)
+        ref.add_numpy(band)
+        hc, hr = _histogram(c), _histogram(ref)
+        assert hc.sum() == hr.sum() == 2 * band.size and c.tiles == ref.tiles == 2
+        moved += int(np.abs(hc - hr).sum()) // 2
+        total += 2 * band.size
+    assert moved <= total // 100_000
+
+
+def test_compiled_statistics_check_their_buffers():
+    from codec_core import _hlc
+    from codec_core import ratecontrol as rc
+    keys, counts = np.zeros(8, np.int32), np.zeros(8, np.int64)
+    ok = np.zeros((4, 4), np.float32)
+    assert _hlc.stats97(ok, False, keys, counts, rc.X_BINS, rc.M_BINS, rc.OCTAVES) == 1
+    assert keys[0] == 0 and counts[0] == 16  # zeros: bin 0 both ways
+    ramp = np.arange(64, dtype=np.float32).reshape(8, 8)
+    keys, counts = np.zeros(8, np.int32), np.zeros(8, np.int64)
+    n = _hlc.stats97(ramp, False, keys, counts, rc.X_BINS, rc.M_BINS, rc.OCTAVES)
+    assert n > 8 and (keys == 0).all() and (counts == 0).all()  # no room: nothing written, the count told
+    keys, counts = np.zeros(n, np.int32), np.zeros(n, np.int64)
+    assert _hlc.stats97(ramp, False, keys, counts, rc.X_BINS, rc.M_BINS, rc.OCTAVES) == n and counts.sum() == 64
+    for args in ((ok.astype(np.float64), False, keys, counts), (ok, False, keys[:-1], counts),
+                 (ok, False, keys.astype(np.int64), counts), (ok, False, keys, counts.astype(np.int32)),
+                 (np.zeros(4, np.float32), False, keys, counts), (np.zeros((4, 8), np.float32)[:, ::2], False, keys,
+                                                                  counts)):
+        with pytest.raises(ValueError):
+            _hlc.stats97(*args, rc.X_BINS, rc.M_BINS, rc.OCTAVES)
+    with pytest.raises(ValueError):
+        _hlc.stats97(ok, False, keys, counts, 0, rc.M_BINS, rc.OCTAVES)

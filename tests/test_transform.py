@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from codec_core import quantize
-from codec_core.transform import (dwt53_forward, dwt53_inverse, dwt97_forward, dwt97_inverse, split_forward,
-                                  dwt97_inverse_rounded, rct_forward, rct_inverse)
+from codec_core.transform import (dwt53_forward, dwt53_inverse, dwt97_forward, dwt97_forward_numpy, dwt97_inverse,
+                                  dwt97_inverse_rounded, forward, rct_forward, rct_inverse, split_forward)
 
 SHAPES = [(1, 1), (1, 17), (16, 1), (3, 5), (37, 91), (64, 64), (129, 70)]
 
@@ -136,3 +136,68 @@ def test_large_planes_take_the_numpy_lifting_with_the_same_result(monkeypatch):
     flat = lambda b: [b[0]] + [t for lvl in b[1:] for t in lvl]  # noqa: E731
     assert all(np.array_equal(p, q) for p, q in zip(flat(dwt53_forward(x, 3)), flat(compiled), strict=True))
     assert np.array_equal(dwt53_inverse(_copy(compiled)), x)
+
+
+def _flat(bands: list) -> list:
+    return [bands[0]] + [b for lvl in bands[1:] for b in lvl]
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(2, 2), (1, 2), (2, 1), (513, 260), (260, 513)])
+@pytest.mark.parametrize("levels", [0, 1, 3, 5])
+def test_compiled_97_analysis_gives_the_numpy_lifting_bit_for_bit(shape, levels):
+    """_hlc.fwd97 (codec_core/_native/wavelet97.c), through dwt97_forward, against the
+    numpy lifting: the same float32 operations in the same order, so the same bands
+    to the bit, of the same shapes, on odd sizes and axes of one sample too."""
+    x = np.random.default_rng(3 + sum(shape)).integers(-5000, 5000, shape).astype(np.int16)
+    keep = x.copy()
+    got, want = _flat(dwt97_forward(x, levels)), _flat(dwt97_forward_numpy(x, levels))
+    assert np.array_equal(x, keep)
+    assert [b.shape for b in got] == [b.shape for b in want]
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == np.float32 and g.flags.c_contiguous
+        assert np.array_equal(g.view(np.int32), w.view(np.int32))  # to the bit (NaN-free: -0.0 too)
+
+
+def test_compiled_97_analysis_inverts_and_the_bands_tile_the_plane():
+    """The bands are views of the one buffer the kernel worked in, back to back, and
+    the numpy synthesis takes them back to the plane."""
+    x = np.random.default_rng(5).normal(size=(77, 130)).astype(np.float32) * 100
+    plane = x.copy()
+    bands = forward(lambda sel: plane[sel], 3, "9/7")
+    assert all(b.base is not None and np.shares_memory(b, plane) for b in _flat(bands))
+    assert sum(b.size for b in _flat(bands)) == x.size
+    np.testing.assert_allclose(dwt97_inverse(_copy(bands)), x, atol=2e-3)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (37, 91), (129, 70)])
+def test_compiled_97_analysis_of_an_int32_plane_makes_it_float_in_place(shape):
+    """An int32 plane (the lossy coder's colour channels) is made float32 in its own
+    bytes by the kernel: the same bands as from its float32 copy, no second plane."""
+    x = np.random.default_rng(sum(shape)).integers(-(1 << 20), 1 << 20, shape).astype(np.int32)
+    want = _flat(forward(lambda sel: x[sel].astype(np.float32), 3, "9/7"))
+    plane = x.copy()
+    got = _flat(forward(lambda sel: plane, 3, "9/7"))
+    assert all(g.dtype == np.float32 and (g.size == 0 or np.shares_memory(g, plane)) for g in got)
+    assert all(np.array_equal(g.view(np.int32), w.view(np.int32)) for g, w in zip(got, want, strict=True))
+
+
+def test_compiled_97_analysis_checks_its_buffer():
+    from codec_core import _hlc
+    for bad, levels in ((np.zeros((4, 4), np.float64), 1), (np.zeros((4, 4), np.int64), 1),
+                        (np.zeros(16, np.float32), 1), (np.zeros((4, 8), np.float32)[:, ::2], 1),
+                        (np.zeros((0, 4), np.float32), 1), (np.zeros((4, 4), np.float32), -1),
+                        (np.zeros((4, 4), np.float32), 99)):
+        with pytest.raises(ValueError):
+            _hlc.fwd97(bad, levels)
+    ro = np.zeros((4, 4), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError):
+        _hlc.fwd97(ro, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 70), cols=st.integers(1, 70), levels=st.integers(0, 5), seed=st.integers(0, 2**16))
+def test_compiled_97_analysis_property_any_size(rows, cols, levels, seed):
+    x = np.random.default_rng(seed).normal(size=(rows, cols)).astype(np.float32) * 300
+    got, want = _flat(dwt97_forward(x, levels)), _flat(dwt97_forward_numpy(x, levels))
+    assert all(np.array_equal(g.view(np.int32), w.view(np.int32)) for g, w in zip(got, want, strict=True))

@@ -36,6 +36,12 @@ int hlc_decode_plane(int H, int W, int32_t *P, int64_t k, int64_t vmin, int64_t 
 #define HLC_OUT_U8 4
 int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, float recon,
                 int H, int W, void *out, int otype, double lo, double hi);
+#include <stddef.h>
+long hlc_stats97(const float *band, int H, int W, int is_ll, int32_t *keys, int64_t *counts, long capacity,
+                 int xper, int mper, int octaves, float *rows, void *(*alloc)(size_t), void (*release)(void *));
+void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
+                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *tmp);
+void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen);
 
 /* the region map's row runs (regionmap.c) */
 #define HLC_MAP_CUT 1

@@ -43,6 +43,7 @@ static int get(PyObject *obj, Arr *a, const char *name, char type, int ndim, int
 }
 
 static Py_ssize_t dim(Arr *a, int k) { return a->view.shape[k]; }
+static char fmt(const Py_buffer *v);
 
 static int check(int ok, const char *message) {
     if (!ok) PyErr_SetString(PyExc_ValueError, message);
@@ -388,6 +389,169 @@ done:
     return result;
 }
 
+/* fwd97(x, levels): the 9/7 analysis of a writable C-contiguous float32 (or int32: made
+   float32 first, in the same bytes) 2-D plane, in place: x's buffer becomes the float32 bands, contiguous, in decomposition order (LL, then HL,
+   LH, HH per level, coarsest first; shapes transform.band_shapes). Its working memory
+   (a quarter of the plane) comes from the Python allocator, where tracemalloc sees it. */
+static PyObject *py_fwd97(PyObject *self, PyObject *args) {
+    PyObject *o;
+    int levels;
+    if (!PyArg_ParseTuple(args, "Oi", &o, &levels)) return NULL;
+    Arr a; memset(&a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(o, &a.view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyErr_SetString(PyExc_ValueError, "fwd97: plane must be a writable C-contiguous array");
+        return NULL;
+    }
+    a.held = 1;
+    char f = fmt(&a.view);
+    if (check((f == 'f' || f == 'i') && a.view.itemsize == 4 && a.view.ndim == 2,
+              "fwd97: plane must be a 2-D float32 or int32 array")
+        || check(dim(&a, 0) >= 1 && dim(&a, 1) >= 1 && dim(&a, 0) < (1 << 30) && dim(&a, 1) < (1 << 30),
+                 "fwd97: plane empty or too large")
+        || check(levels >= 0 && levels <= MAX_SYNTH_LEVELS, "fwd97: levels out of range"))
+        goto done;
+    {
+        int H = (int)dim(&a, 0), W = (int)dim(&a, 1);
+        size_t n = (size_t)((H + 1) / 2) * (size_t)(W / 2) + (size_t)W;
+        float *scratch = PyMem_RawMalloc(sizeof(float) * n + 16);
+        unsigned char *seen = PyMem_RawMalloc((size_t)H + 16);
+        if (!scratch || !seen) {
+            PyMem_RawFree(scratch);
+            PyMem_RawFree(seen);
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        hlc_fwd97(a.view.buf, H, W, levels, f == 'i', scratch, seen);
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(scratch);
+        PyMem_RawFree(seen);
+        result = Py_NewRef(Py_None);
+    }
+done:
+    release(&a, 1);
+    return result;
+}
+
+/* stats97(band, is_ll, keys, counts, xper, mper, octaves) -> n: the joint histogram of
+   the float32 band (codec_core/ratecontrol.py BandStats) as its n nonzero cells: keys
+   (int32: magnitude bin x (2 octaves mper + 2) + neighbourhood bin) and counts (int64)
+   written into the first n entries if n fits them (else nothing: call again with room
+   for n). The kernel's hash table comes from the Python allocator (tracemalloc sees it). */
+static PyObject *py_stats97(PyObject *self, PyObject *args) {
+    PyObject *o, *ok, *oc;
+    int is_ll, xper, mper, octaves;
+    if (!PyArg_ParseTuple(args, "OpOOiii", &o, &is_ll, &ok, &oc, &xper, &mper, &octaves)) return NULL;
+    Arr a[3]; memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(o, &a[0].view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_SetString(PyExc_ValueError, "stats97: band must be a C-contiguous array");
+        return NULL;
+    }
+    a[0].held = 1;
+    if (check(fmt(&a[0].view) == 'f' && a[0].view.itemsize == 4 && a[0].view.ndim == 2,
+              "stats97: band must be a 2-D float32 array")
+        || check(dim(&a[0], 0) < (1 << 30) && dim(&a[0], 1) < (1 << 30), "stats97: band too large")
+        || check(xper >= 1 && xper <= 64 && mper >= 1 && mper <= 64 && octaves >= 1 && octaves <= 64,
+                 "stats97: bins out of range")
+        || get(ok, &a[1], "keys", 'i', 1, 1) || get(oc, &a[2], "counts", 'q', 1, 1)
+        || check(dim(&a[1], 0) == dim(&a[2], 0), "stats97: keys and counts must be as long"))
+        goto done;
+    {
+        int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1);
+        float *rows = PyMem_RawMalloc(sizeof(float) * 2 * ((size_t)W + 2));
+        if (!rows) { PyErr_NoMemory(); goto done; }
+        long n;
+        Py_BEGIN_ALLOW_THREADS
+        n = hlc_stats97(a[0].view.buf, H, W, is_ll, a[1].view.buf, a[2].view.buf, (long)dim(&a[1], 0),
+                        xper, mper, octaves, rows, PyMem_RawMalloc, PyMem_RawFree);
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(rows);
+        if (n < 0) PyErr_NoMemory();
+        else result = PyLong_FromLong(n);
+    }
+done:
+    release(a, 3);
+    return result;
+}
+
+/* The format letter of a buffer ('f', 'i', ...), its byte order mark skipped. */
+static char fmt(const Py_buffer *v) {
+    const char *f = v->format ? v->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    return *f == 'l' && v->itemsize == 4 ? 'i' : *f;
+}
+
+static int overlap(const Py_buffer *a, const Py_buffer *b) {
+    const char *p = a->buf, *q = b->buf;
+    return a->len && b->len && p < q + b->len && q < p + a->len;
+}
+
+/* synth97_level(ll, hl, lh, hh, ll_step, steps, recon, out, lo, hi): one 9/7 synthesis
+   level in the band arrays (all overwritten): ll int32 (dequantised with ll_step) or
+   float32, hl/lh/hh int32 (steps[0..2]), writable, C-contiguous, of the shapes an
+   out.shape plane has after one level; out float32 (the level's plane) or an
+   int32/int16/uint16/int8/uint8 array written clip(rint(x), lo, hi). */
+static PyObject *py_synth97_level(PyObject *self, PyObject *args) {
+    PyObject *o[6];
+    float ll_step, recon;
+    double lo, hi;
+    if (!PyArg_ParseTuple(args, "OOOOfOfOdd", &o[0], &o[1], &o[2], &o[3], &ll_step, &o[4], &recon, &o[5], &lo, &hi))
+        return NULL;
+    Arr a[6];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    static const char *names[6] = {"ll", "hl", "lh", "hh", "steps", "out"};
+    for (int i = 0; i < 6; i++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (i == 4 ? 0 : PyBUF_WRITABLE);
+        if (PyObject_GetBuffer(o[i], &a[i].view, flags) < 0) {
+            PyErr_Format(PyExc_ValueError, "synth97_level: %s must be a C-contiguous%s array", names[i],
+                         i == 4 ? "" : " writable");
+            goto done;
+        }
+        a[i].held = 1;
+    }
+    int ll_int = fmt(&a[0].view) == 'i';
+    int is_float = fmt(&a[5].view) == 'f' && a[5].view.itemsize == 4, otype = is_float ? -1 : out_type(&a[5].view);
+    if (check((ll_int || fmt(&a[0].view) == 'f') && a[0].view.itemsize == 4 && a[0].view.ndim == 2,
+              "synth97_level: ll must be a 2-D int32 or float32 array"))
+        goto done;
+    for (int i = 1; i < 4; i++)
+        if (check(fmt(&a[i].view) == 'i' && a[i].view.itemsize == 4 && a[i].view.ndim == 2,
+                  "synth97_level: detail bands must be 2-D int32 arrays"))
+            goto done;
+    if (check(fmt(&a[4].view) == 'f' && a[4].view.itemsize == 4 && a[4].view.ndim == 1 && dim(&a[4], 0) >= 3,
+              "synth97_level: steps must be float32, three of them")
+        || check(a[5].view.ndim == 2 && (is_float || (otype >= 0 && type_holds(otype, lo, hi))),
+                 "synth97_level: out must be a 2-D float32 array or an integer one whose type holds [lo, hi]")
+        || check(dim(&a[5], 0) < (1 << 30) && dim(&a[5], 1) < (1 << 30), "synth97_level: plane too large"))
+        goto done;
+    Py_ssize_t h = dim(&a[5], 0), w = dim(&a[5], 1), sv = (h + 1) / 2, dv = h / 2, sh = (w + 1) / 2, dh = w / 2;
+    if (check(dim(&a[0], 0) == sv && dim(&a[0], 1) == sh && dim(&a[1], 0) == sv && dim(&a[1], 1) == dh
+              && dim(&a[2], 0) == dv && dim(&a[2], 1) == sh && dim(&a[3], 0) == dv && dim(&a[3], 1) == dh,
+              "synth97_level: band shapes do not match the plane"))
+        goto done;
+    for (int i = 0; i < 6; i++)
+        for (int j = i + 1; j < 6; j++)
+            if (i != 4 && j != 4 && check(!overlap(&a[i].view, &a[j].view), "synth97_level: arrays overlap"))
+                goto done;
+    {
+        float *tmp = PyMem_RawMalloc(sizeof(float) * 2 * ((size_t)w + 1));
+        if (!tmp) { PyErr_NoMemory(); goto done; }
+        const float *steps = a[4].view.buf;
+        Py_BEGIN_ALLOW_THREADS
+        hlc_synth97_level(a[0].view.buf, ll_int, ll_step, a[1].view.buf, a[2].view.buf, a[3].view.buf, steps, recon,
+                          (int)h, (int)w, a[5].view.buf, otype, lo, hi, tmp);
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(tmp);
+        result = Py_NewRef(Py_None);
+    }
+done:
+    release(a, 6);
+    return result;
+}
+
 /* ------------------------------------------------------------ Reed-Solomon parity */
 
 /* parity(data, tab, acc): acc[i] ^= tab[ke - 1 - j][data[j, i]] over message rows j.
@@ -493,6 +657,9 @@ static PyMethodDef methods[] = {
     {"synth97", py_synth97, METH_VARARGS, "Dequantisation and inverse 9/7 of one lossy plane, rounded."},
     {"pack_map", py_pack_map, METH_VARARGS, "The region map's row runs as values."},
     {"unpack_map", py_unpack_map, METH_VARARGS, "Inverse of pack_map, every run checked."},
+    {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
+    {"synth97_level", py_synth97_level, METH_VARARGS, "One 9/7 synthesis level in the band arrays (dequantised in place)."},
+    {"fwd97", py_fwd97, METH_VARARGS, "The 9/7 analysis of a float32 plane, in place, bands packed."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hlc", "HLC's compiled kernels.", -1, methods};

@@ -210,3 +210,177 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
     free(copy);
     return 0;
 }
+
+/* ------------------------------------------------------------ forward 9/7 (analysis)
+ *
+ * The lossy encoder's analysis, in place on a float32 plane: the same IEEE float32
+ * operations in the same order as the numpy lifting of codec_core/transform.py
+ * (_fwd97_lift: along the columns first, then along the rows of each half), so the
+ * bands are the reference's bit for bit (tests/test_transform.py):
+ *   d += A(s[i] + s[i+1]), s += B(d[i-1] + d[i]), d += G(s[i] + s[i+1]),
+ *   s += D(d[i-1] + d[i]), s *= 1/K, d *= K/2 (an axis of one sample left as it is).
+ * Each level leaves its region packed as four contiguous bands [LL | HL | LH | HH],
+ * so the next level works on the LL prefix and the result is every band, contiguous,
+ * in decomposition order (LL, then HL, LH, HH coarsest first): no copy per band. */
+
+/* The column lifting of an h x w region (rows w apart) whose even rows are s, odd d. */
+static void analyse_columns(float *x, int h, int w) {
+    int ns = (h + 1) / 2, nd = h / 2;
+    if (nd == 0) return;
+    size_t st = 2 * (size_t)w;
+    float *s = x, *d = x + w;
+    lift_rows_right(d, nd, s, ns, (float)A97, w, st);
+    lift_rows_left(s, ns, d, nd, (float)B97, w, st);
+    lift_rows_right(d, nd, s, ns, (float)G97, w, st);
+    lift_rows_left(s, ns, d, nd, (float)D97, w, st);
+    scale_rows(s, ns, w, st, (float)(1.0 / K97));
+    scale_rows(d, nd, w, st, (float)(K97 / 2.0));
+}
+
+/* The row analysis of one row of n samples: x becomes [s | d] (via tmp). */
+static void analyse_row(float *x, int n, float *tmp) {
+    int ns = (n + 1) / 2, nd = n / 2;
+    if (nd == 0) return;
+    float *s = tmp, *d = tmp + ns;
+    for (int i = 0; i < ns; i++) s[i] = x[2 * i];
+    for (int i = 0; i < nd; i++) d[i] = x[2 * i + 1];
+    lift_right(d, nd, s, ns, (float)A97);
+    lift_left(s, ns, d, nd, (float)B97);
+    lift_right(d, nd, s, ns, (float)G97);
+    lift_left(s, ns, d, nd, (float)D97);
+    const float k = (float)(1.0 / K97), k2 = (float)(K97 / 2.0);
+    for (int i = 0; i < ns; i++) x[i] = s[i] * k;
+    for (int i = 0; i < nd; i++) x[ns + i] = d[i] * k2;
+}
+
+/* Rows of an h x w region reordered even rows first, then odd ones, in place: the
+   permutation's cycles followed with one row of temporary (row) and a flag per row. */
+static void unshuffle_rows(float *x, int h, int w, float *row, unsigned char *seen) {
+    if (h < 2 || w < 1) return;  /* (one row: nothing to reorder) */
+    int ns = (h + 1) / 2;
+    size_t bytes = sizeof(float) * (size_t)w;
+    memset(seen, 0, (unsigned)h);
+    for (int start = 0; start < h; start++) {
+        if (seen[start]) continue;
+        /* the row at `start` goes to dest(start); follow the cycle */
+        memcpy(row, x + (size_t)start * w, bytes);
+        int r = start;
+        for (;;) {
+            int dst = r % 2 ? ns + r / 2 : r / 2;
+            seen[r] = 1;
+            if (dst == start) { memcpy(x + (size_t)dst * w, row, bytes); break; }
+            /* swap the carried row with the one at dst */
+            float *p = x + (size_t)dst * w;
+            for (int j = 0; j < w; j++) { float t = p[j]; p[j] = row[j]; row[j] = t; }
+            r = dst;
+        }
+    }
+}
+
+/* n rows of [a (na) | b (nb)] (rows na + nb apart) made [a rows ... | b rows ...], with
+   the b parts through scratch (n x nb). */
+static void pack_half(float *x, int n, int na, int nb, float *scratch) {
+    size_t w = (size_t)na + nb;
+    for (int i = 0; i < n; i++) memcpy(scratch + (size_t)i * nb, x + i * w + na, sizeof(float) * nb);
+    for (int i = 1; i < n; i++) memmove(x + (size_t)i * na, x + i * w, sizeof(float) * na);
+    memcpy(x + (size_t)n * na, scratch, sizeof(float) * (size_t)n * nb);
+}
+
+/* levels of analysis of the H x W plane x (int32 made float32 first if from_int). scratch: ((H + 1) / 2) * (W / 2) + W floats,
+   seen: H bytes (the caller's: memory it can account for). */
+void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen) {
+    int h = H, w = W;
+    if (from_int) {  /* int32 samples made float32 in the same bytes (as numpy's astype rounds) */
+        const int32_t *q = (const int32_t *)(void *)x;
+        for (size_t i = 0, n = (size_t)H * W; i < n; i++) {
+            int32_t v = q[i];
+            x[i] = (float)v;
+        }
+    }
+    float *tmp = scratch + (size_t)((H + 1) / 2) * (W / 2);
+    for (int lev = 0; lev < levels; lev++) {
+        analyse_columns(x, h, w);
+        for (int r = 0; r < h; r++) analyse_row(x + (size_t)r * w, w, tmp);
+        unshuffle_rows(x, h, w, tmp, seen);
+        int ns_v = (h + 1) / 2, nd_v = h / 2, ns_h = (w + 1) / 2, nd_h = w / 2;
+        pack_half(x, ns_v, ns_h, nd_h, scratch);                    /* LL | HL */
+        pack_half(x + (size_t)ns_v * w, nd_v, ns_h, nd_h, scratch); /* LH | HH */
+        h = ns_v;
+        w = ns_h;
+    }
+}
+
+/* ------------------------------------------------------------ one synthesis level, in the bands
+ *
+ * The lossy decoder's reconstruction for planes too large for hlc_synth97's whole float
+ * plane: one level at a time, in the caller's band arrays. The detail bands (and the
+ * coarsest LL) are dequantised in place, int32 to float32 in the same bytes; each row of
+ * LL|HL and of LH|HH is synthesised along x and stored back split at ns_h (its first ns_h
+ * samples in the LL/LH row, the rest in the HL/HH row); the columns are then synthesised
+ * as two independent regions (LL over LH, HL over HH); the level's result is written
+ * row by row into out: float32 for a coarser level, rounded and clipped for the last.
+ * Same operations in the same order as hlc_synth97 (and the numpy reference), so the
+ * same values to the bit; no plane-sized float buffer. */
+
+static void dequantise_in_place(void *band, size_t n, float step, float recon, int ll) {
+    int32_t *q = band;
+    float *f = band;
+    for (size_t i = 0; i < n; i++) {
+        int32_t v = q[i];
+        if (ll) { f[i] = (float)v * step; continue; }
+        float m = (float)(v < 0 ? -(int64_t)v : (int64_t)v);
+        m = m + recon;
+        m = m * step;
+        f[i] = v == 0 ? 0.0f : (v < 0 ? -m : m);
+    }
+}
+
+/* The row synthesis of s (ns) and d (nd), stored back split: samples [0, ns) in s, the rest in d. */
+static void synth_row_split(float *s, int ns, float *d, int nd, float *tmp) {
+    int n = ns + nd;
+    memcpy(tmp, s, sizeof(float) * ns);
+    memcpy(tmp + ns, d, sizeof(float) * nd);
+    synth_row(tmp, n, tmp + n);
+    memcpy(s, tmp, sizeof(float) * ns);
+    memcpy(d, tmp + ns, sizeof(float) * nd);
+}
+
+/* synth_columns for s rows and d rows in separate arrays (rows w apart in both). */
+static void synth_columns_split(float *s, int ns, float *d, int nd, int w) {
+    if (nd == 0 || w == 0) return;
+    scale_rows(s, ns, w, (size_t)w, (float)K97);
+    scale_rows(d, nd, w, (size_t)w, (float)(2.0 / K97));
+    lift_rows_left(s, ns, d, nd, (float)-D97, w, (size_t)w);
+    lift_rows_right(d, nd, s, ns, (float)-G97, w, (size_t)w);
+    lift_rows_left(s, ns, d, nd, (float)-B97, w, (size_t)w);
+    lift_rows_right(d, nd, s, ns, (float)-A97, w, (size_t)w);
+}
+
+/* ll (ns_v x ns_h; int32 to dequantise with ll_step if ll_int, else float32), hl
+   (ns_v x nd_h), lh (nd_v x ns_h), hh (nd_v x nd_h) int32, all overwritten. out: h x w,
+   float32 (otype < 0) or of otype clipped to [lo, hi]. tmp: 2 (w + 1) floats. */
+void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
+                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *tmp) {
+    int ns_v = (h + 1) / 2, nd_v = h / 2, ns_h = (w + 1) / 2, nd_h = w / 2;
+    if (ll_int) dequantise_in_place(ll, (size_t)ns_v * ns_h, ll_step, recon, 1);
+    dequantise_in_place(hl, (size_t)ns_v * nd_h, steps[0], recon, 0);
+    dequantise_in_place(lh, (size_t)nd_v * ns_h, steps[1], recon, 0);
+    dequantise_in_place(hh, (size_t)nd_v * nd_h, steps[2], recon, 0);
+    float *fll = ll, *fhl = hl, *flh = lh, *fhh = hh;
+    for (int r = 0; r < ns_v; r++) synth_row_split(fll + (size_t)r * ns_h, ns_h, fhl + (size_t)r * nd_h, nd_h, tmp);
+    for (int r = 0; r < nd_v; r++) synth_row_split(flh + (size_t)r * ns_h, ns_h, fhh + (size_t)r * nd_h, nd_h, tmp);
+    synth_columns_split(fll, ns_v, flh, nd_v, ns_h);
+    synth_columns_split(fhl, ns_v, fhh, nd_v, nd_h);
+    for (int r = 0; r < h; r++) {
+        const float *a = r % 2 ? flh + (size_t)(r / 2) * ns_h : fll + (size_t)(r / 2) * ns_h;
+        const float *b = r % 2 ? fhh + (size_t)(r / 2) * nd_h : fhl + (size_t)(r / 2) * nd_h;
+        if (otype < 0) {
+            float *o = (float *)out + (size_t)r * w;
+            memcpy(o, a, sizeof(float) * ns_h);
+            memcpy(o + ns_h, b, sizeof(float) * nd_h);
+        } else {
+            write_row(out, otype, (size_t)r * w, a, ns_h, lo, hi);
+            write_row(out, otype, (size_t)r * w + ns_h, b, nd_h, lo, hi);
+        }
+    }
+}

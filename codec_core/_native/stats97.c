@@ -1,0 +1,133 @@
+/* The rate control's statistics of one 9/7 band (codec_core/ratecontrol.py BandStats):
+ * the joint histogram of each coefficient's magnitude x against its causal
+ * neighbourhood's m = (3|W| + 3|N| + |NW| + |NE|) / 8 (zero outside the band), in
+ * log-spaced bins, in one pass: no array passes with a logarithm per coefficient.
+ * The LL band contributes its median-edge-detector residual (as the coder codes it).
+ * The float32 operations are those of the numpy reference (ratecontrol._bin,
+ * _neighbourhood, _med_residual); the bin comes from the float's exponent and a
+ * comparison of its mantissa with the bin edges 2^(k/per) rounded to float, where numpy
+ * takes float32 log2: a value within an ulp or so of an edge may fall in the
+ * neighbouring bin (tests/test_ratecontrol.py counts them: none on real bands).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+/* Log-spaced bin of a magnitude: 0 for zero (and NaN), else floor(log2(a) * per) + off
+   clipped to 1 .. n - 1; log2 from the float's exponent and its mantissa against the
+   per-octave thresholds thr[k] = 2^(k / per) (no logarithm call per coefficient). */
+static inline int bin_of(float a, int per, const float *thr, int off, int n) {
+    if (!(a > 0.0f)) return 0;
+    uint32_t u;
+    memcpy(&u, &a, 4);
+    int e = (int)(u >> 23) - 127;
+    if (e < -126) return 1;  /* subnormal: far below the lowest bin */
+    uint32_t mu = (u & 0x7fffffu) | 0x3f800000u;
+    float m;
+    memcpy(&m, &mu, 4);
+    int k = 0;
+    for (int t = 1; t < per; t++) k += m >= thr[t];
+    int v = e * per + k + off;
+    return v < 1 ? 1 : v > n - 1 ? n - 1 : v;
+}
+
+static inline float med_residual(const float *x, int i, int j, int W) {
+    float w = j ? x[(size_t)i * W + j - 1] : 0.0f, n = i ? x[(size_t)(i - 1) * W + j] : 0.0f;
+    float nw = i && j ? x[(size_t)(i - 1) * W + j - 1] : 0.0f;
+    float lo = w < n ? w : n, hi = w < n ? n : w, pred;
+    if (nw >= hi) pred = lo;
+    else if (nw <= lo) pred = hi;
+    else { pred = w + n; pred = pred - nw; }
+    return x[(size_t)i * W + j] - pred;
+}
+
+/* The band's cells counted in an open-addressing hash table (keys + 1, 0 free) of
+   `size` slots (a power of two, at least twice the cells held), grown by doubling;
+   its arrays come from the caller's allocator (alloc/release, so the Python side can
+   account for them). Returns the number of cells, or -1 if out of memory. */
+typedef struct { int32_t *key; int64_t *count; size_t size, used; } Table;
+
+static int table_grow(Table *t, void *(*alloc)(size_t), void (*release)(void *)) {
+    size_t size = t->size ? 2 * t->size : 4096;
+    int32_t *key = alloc(sizeof(int32_t) * size);
+    int64_t *count = alloc(sizeof(int64_t) * size);
+    if (!key || !count) { release(key); release(count); return -1; }
+    memset(key, 0, sizeof(int32_t) * size);
+    for (size_t i = 0; i < t->size; i++) {
+        if (!t->key[i]) continue;
+        size_t h = ((uint32_t)t->key[i] * 2654435761u) & (size - 1);
+        while (key[h]) h = (h + 1) & (size - 1);
+        key[h] = t->key[i];
+        count[h] = t->count[i];
+    }
+    release(t->key);
+    release(t->count);
+    t->key = key; t->count = count; t->size = size;
+    return 0;
+}
+
+static inline int table_add(Table *t, int32_t k, int64_t n, void *(*alloc)(size_t), void (*release)(void *)) {
+    k += 1;
+    size_t h = ((uint32_t)k * 2654435761u) & (t->size - 1);
+    while (t->key[h] && t->key[h] != k) h = (h + 1) & (t->size - 1);
+    if (t->key[h]) { t->count[h] += n; return 0; }
+    if (2 * (t->used + 1) > t->size) {
+        if (table_grow(t, alloc, release)) return -1;
+        h = ((uint32_t)k * 2654435761u) & (t->size - 1);
+        while (t->key[h]) h = (h + 1) & (t->size - 1);
+    }
+    t->key[h] = k;
+    t->count[h] = n;
+    t->used++;
+    return 0;
+}
+
+/* The band's cells (magnitude bin x nm + neighbourhood bin) and their counts into the
+   caller's arrays keys/counts of `capacity` entries (in no particular order), if they
+   fit. Returns the number of cells (more than capacity: nothing written, ask again
+   with room for them), -1 if out of memory. rows: two rows of W + 2 floats.
+   nx = 2 octaves xper + 2, nm = 2 octaves mper + 2. */
+long hlc_stats97(const float *band, int H, int W, int is_ll, int32_t *keys, int64_t *counts, long capacity,
+                 int xper, int mper, int octaves, float *rows, void *(*alloc)(size_t), void (*release)(void *)) {
+    int nx = 2 * octaves * xper + 2, nm = 2 * octaves * mper + 2;
+    int xoff = octaves * xper + 1, moff = octaves * mper + 1;
+    float xthr[65], mthr[65];
+    for (int t = 0; t <= xper; t++) xthr[t] = (float)pow(2.0, (double)t / xper);
+    for (int t = 0; t <= mper; t++) mthr[t] = (float)pow(2.0, (double)t / mper);
+    Table tab = {NULL, NULL, 0, 0};
+    if (table_grow(&tab, alloc, release)) return -1;
+    float *above = rows, *cur = rows + W + 2;  /* each with a zero column on either side */
+    memset(rows, 0, sizeof(float) * 2 * (size_t)(W + 2));
+    long rc = 0;
+    int32_t last = -1;   /* runs of one cell (zeros) counted without a lookup */
+    int64_t run = 0;
+    for (int i = 0; i < H && rc == 0; i++) {
+        const float *src = band + (size_t)i * W;
+        for (int j = 0; j < W; j++) cur[j + 1] = fabsf(is_ll ? med_residual(band, i, j, W) : src[j]);
+        for (int j = 0; j < W; j++) {
+            float m = cur[j] + above[j + 1];   /* W + N */
+            m = 3.0f * m;
+            m = m + above[j];                  /* NW */
+            m = m + above[j + 2];              /* NE */
+            m = m * 0.125f;
+            int key = bin_of(cur[j + 1], xper, xthr, xoff, nx) * nm + bin_of(m, mper, mthr, moff, nm);
+            if (key == last) { run++; continue; }
+            if (run && table_add(&tab, last, run, alloc, release)) { rc = -1; break; }
+            last = key;
+            run = 1;
+        }
+        float *t = above; above = cur; cur = t;
+    }
+    if (rc == 0 && run && table_add(&tab, last, run, alloc, release)) rc = -1;
+    if (rc == 0) {
+        rc = (long)tab.used;
+        if (rc <= capacity)
+            for (size_t i = 0, n = 0; i < tab.size; i++)
+                if (tab.key[i]) { keys[n] = tab.key[i] - 1; counts[n] = tab.count[i]; n++; }
+    }
+    release(tab.key);
+    release(tab.count);
+    return rc;
+}

@@ -23,6 +23,7 @@ import numpy as np
 from ._hlc import code_plane, decode_band, encode_band, finish_encoder, parity, start_decoder  # noqa: F401
 from ._hlc import med_reconstruct as _med_reconstruct
 from ._hlc import med_residual as _med_residual
+from ._hlc import used_values as _used_values
 
 # Token alphabet (hybrid integers): 8 direct values + 2 tokens per exponent 3..27.
 DIRECT = 8
@@ -89,3 +90,23 @@ def med_reconstruct(e: np.ndarray) -> np.ndarray:
     out = np.empty(e.shape, np.int32)
     _med_reconstruct(np.ascontiguousarray(e, np.int32), out)
     return out
+
+
+def used_values(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray:
+    """Boolean flags of the values in vmin..vmax that occur in ``image`` (one pass,
+    no temporary; a C-contiguous integer array of at most 32 bits, else numpy).
+    Raises ValueError if a sample lies outside vmin..vmax."""
+    used = np.zeros(vmax - vmin + 1, dtype=bool)
+    if image.dtype.kind in "iu" and image.dtype.itemsize <= 4 and image.dtype != np.uint32 \
+            and image.dtype.isnative and image.flags.c_contiguous:
+        inside = _used_values(image, int(vmin), used.view(np.uint8))
+    else:
+        flat = image.reshape(-1)
+        inside = True
+        for i in range(0, flat.size, 1 << 16):  # 256 kB chunks: bounded memory
+            chunk = flat[i:i + (1 << 16)].astype(np.int64) - vmin
+            inside = inside and bool(((chunk >= 0) & (chunk < used.size)).all())
+            used[chunk[(chunk >= 0) & (chunk < used.size)]] = True
+    if not inside:
+        raise ValueError(f"samples outside {vmin}..{vmax}")
+    return used

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from codec_core import _hlc, _kernels, _predictive_kernels
 
@@ -94,3 +96,31 @@ def test_compiled_97_synthesis_checks_its_buffers():
             (ok, steps, np.zeros((4, 8), np.int32)[:, ::2], 0, 1)):            # not contiguous
         with pytest.raises(ValueError):
             _hlc.synth97(bands, st, 0.1, out, lo, hi)
+
+
+_USED_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", ">i2")
+
+
+@settings(max_examples=60, deadline=None)
+@given(dtype=hst.sampled_from(_USED_DTYPES), shape=hst.tuples(hst.integers(1, 9), hst.integers(1, 9)),
+       seed=hst.integers(0, 2**32 - 1), strided=hst.booleans())
+def test_used_values_flags_exactly_the_values_present(dtype, shape, seed, strided):
+    # the compiled pass (native 8..32-bit, C-contiguous) and the numpy fallback
+    # (other types, strided views) both give the set of values numpy finds
+    info = np.iinfo(np.dtype(dtype))
+    lo, hi = max(info.min, -3000), min(info.max, 3000)
+    a = np.random.default_rng(seed).integers(lo, hi + 1, shape).astype(dtype)
+    if strided:
+        a = a[:, ::2]
+    vmin, vmax = int(a.min()), int(a.max())
+    want = np.zeros(vmax - vmin + 1, bool)
+    want[np.unique(a).astype(np.int64) - vmin] = True
+    assert np.array_equal(_kernels.used_values(a, vmin, vmax), want)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int64"])
+def test_used_values_refuses_samples_outside_the_range(dtype):
+    with pytest.raises(ValueError, match="outside"):
+        _kernels.used_values(np.array([5, 9], dtype), 5, 8)
+    with pytest.raises(ValueError, match="outside"):
+        _kernels.used_values(np.array([4, 6], dtype), 5, 8)

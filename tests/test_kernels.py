@@ -124,3 +124,16 @@ def test_used_values_refuses_samples_outside_the_range(dtype):
         _kernels.used_values(np.array([5, 9], dtype), 5, 8)
     with pytest.raises(ValueError, match="outside"):
         _kernels.used_values(np.array([4, 6], dtype), 5, 8)
+
+
+def test_new_models_are_fresh_writable_copies_of_one_start():
+    # the coders adapt their models in place: a second coder must start afresh
+    freq, tot = _kernels.new_models(2)
+    sfreq, stot = _kernels.new_sign_models(2)
+    want = (freq.copy(), tot.copy(), sfreq.copy(), stot.copy())
+    assert freq.flags.writeable and sfreq.flags.writeable
+    assert np.array_equal(tot, freq.sum(axis=1)) and np.array_equal(freq[:_kernels.NCTX], freq[_kernels.NCTX:])
+    for a in (freq, tot, sfreq, stot):
+        a += 7
+    again = _kernels.new_models(2) + _kernels.new_sign_models(2)
+    assert all(np.array_equal(a, b) for a, b in zip(again, want, strict=True))

@@ -80,14 +80,10 @@ def map_threads(fn, items: list, threads: int) -> list:
 # ----------------------------------------------------------------- value table
 
 def used_values(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray:
-    """Boolean flags of the values in vmin..vmax that occur, in bounded memory."""
-    used = np.zeros(vmax - vmin + 1, dtype=bool)
-    flat = image.reshape(-1)
-    for i in range(0, flat.size, 1 << 16):  # 256 kB chunks: small next to any image worth chunking
-        chunk = flat[i:i + (1 << 16)].astype(np.int32)
-        chunk -= vmin
-        used[chunk] = True  # a scatter: several times faster than np.unique
-    return used
+    """Boolean flags of the values in vmin..vmax that occur, in bounded memory (a
+    compiled pass: the numpy scatter it replaced was 6% of lossless encode time)."""
+    from ._kernels import used_values as kernel
+    return kernel(image, vmin, vmax)
 
 
 #: The value-table choice codes at most about this many samples, each way.

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from codec_core import _hlc, _kernels, _predictive_kernels
 
@@ -125,3 +127,43 @@ def test_compiled_97_level_synthesis_checks_its_buffers():
     ro.flags.writeable = False
     with pytest.raises(ValueError):
         _hlc.synth97_level(z(2, 2), ro, z(1, 2), z(1, 1), 1.0, steps, 0.1, np.zeros((3, 3), np.int16), -1, 1)
+
+_USED_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", ">i2")
+
+
+@settings(max_examples=60, deadline=None)
+@given(dtype=hst.sampled_from(_USED_DTYPES), shape=hst.tuples(hst.integers(1, 9), hst.integers(1, 9)),
+       seed=hst.integers(0, 2**32 - 1), strided=hst.booleans())
+def test_used_values_flags_exactly_the_values_present(dtype, shape, seed, strided):
+    # the compiled pass (native 8..32-bit, C-contiguous) and the numpy fallback
+    # (other types, strided views) both give the set of values numpy finds
+    info = np.iinfo(np.dtype(dtype))
+    lo, hi = max(info.min, -3000), min(info.max, 3000)
+    a = np.random.default_rng(seed).integers(lo, hi + 1, shape).astype(dtype)
+    if strided:
+        a = a[:, ::2]
+    vmin, vmax = int(a.min()), int(a.max())
+    want = np.zeros(vmax - vmin + 1, bool)
+    want[np.unique(a).astype(np.int64) - vmin] = True
+    assert np.array_equal(_kernels.used_values(a, vmin, vmax), want)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int64"])
+def test_used_values_refuses_samples_outside_the_range(dtype):
+    with pytest.raises(ValueError, match="outside"):
+        _kernels.used_values(np.array([5, 9], dtype), 5, 8)
+    with pytest.raises(ValueError, match="outside"):
+        _kernels.used_values(np.array([4, 6], dtype), 5, 8)
+
+
+def test_new_models_are_fresh_writable_copies_of_one_start():
+    # the coders adapt their models in place: a second coder must start afresh
+    freq, tot = _kernels.new_models(2)
+    sfreq, stot = _kernels.new_sign_models(2)
+    want = (freq.copy(), tot.copy(), sfreq.copy(), stot.copy())
+    assert freq.flags.writeable and sfreq.flags.writeable
+    assert np.array_equal(tot, freq.sum(axis=1)) and np.array_equal(freq[:_kernels.NCTX], freq[_kernels.NCTX:])
+    for a in (freq, tot, sfreq, stot):
+        a += 7
+    again = _kernels.new_models(2) + _kernels.new_sign_models(2)
+    assert all(np.array_equal(a, b) for a, b in zip(again, want, strict=True))

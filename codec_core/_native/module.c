@@ -643,6 +643,55 @@ static PyObject *py_unpack_map(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* used_values(samples, vmin, used): used[v - vmin] = 1 for every sample v of a
+   C-contiguous int8/uint8/int16/uint16/int32 array of any shape; True if every sample
+   was inside used's range (out-of-range samples are skipped). One pass, no temporary:
+   the value-table choice reads every sample of a lossless image. */
+#define HLC_MARK_USED(T)                                                    \
+    do {                                                                    \
+        const T *x = (const T *)a[0].view.buf;                              \
+        for (Py_ssize_t i = 0; i < count; i++) {                            \
+            int64_t v = (int64_t)x[i] - vmin;                               \
+            if ((uint64_t)v < (uint64_t)n) used[v] = 1;                     \
+            else outside = 1;                                               \
+        }                                                                   \
+    } while (0)
+
+static PyObject *py_used_values(PyObject *self, PyObject *args) {
+    PyObject *o[2];
+    long long vmin;
+    if (!PyArg_ParseTuple(args, "OLO", &o[0], &vmin, &o[1])) return NULL;
+    Arr a[2]; memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(o[0], &a[0].view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_SetString(PyExc_ValueError, "samples: a C-contiguous array is needed");
+        goto done;
+    }
+    a[0].held = 1;
+    if (get(o[1], &a[1], "used", 'B', 1, 1)) goto done;
+    const char *f = a[0].view.format ? a[0].view.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    Py_ssize_t size = a[0].view.itemsize, count = size > 0 ? a[0].view.len / size : 0, n = dim(&a[1], 0);
+    char kind = size == 1 && (*f == 'b' || *f == 'B') ? *f : size == 2 && (*f == 'h' || *f == 'H') ? *f
+              : size == 4 && (*f == 'i' || *f == 'l') ? 'i' : 0;
+    if (check(kind != 0, "samples: expected int8, uint8, int16, uint16 or int32")) goto done;
+    uint8_t *used = a[1].view.buf;
+    int outside = 0;
+    Py_BEGIN_ALLOW_THREADS
+    switch (kind) {
+    case 'b': HLC_MARK_USED(int8_t); break;
+    case 'B': HLC_MARK_USED(uint8_t); break;
+    case 'h': HLC_MARK_USED(int16_t); break;
+    case 'H': HLC_MARK_USED(uint16_t); break;
+    default: HLC_MARK_USED(int32_t); break;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(outside ? Py_False : Py_True);
+done:
+    release(a, 2);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"encode_band", py_encode_band, METH_VARARGS, "Code one subband into the encoder state."},
     {"decode_band", py_decode_band, METH_VARARGS, "Decode one subband from the decoder state."},
@@ -653,6 +702,7 @@ static PyMethodDef methods[] = {
     {"med_residual", py_med_residual, METH_VARARGS, "LOCO-I median edge detector residual."},
     {"med_reconstruct", py_med_reconstruct, METH_VARARGS, "Inverse of med_residual."},
     {"code_plane", py_code_plane, METH_VARARGS, "Encode or decode one predictive plane."},
+    {"used_values", py_used_values, METH_VARARGS, "Flags of the values a sample array holds."},
     {"parity", py_parity, METH_VARARGS, "Reed-Solomon parity of many codewords (table XOR)."},
     {"synth97", py_synth97, METH_VARARGS, "Dequantisation and inverse 9/7 of one lossy plane, rounded."},
     {"pack_map", py_pack_map, METH_VARARGS, "The region map's row runs as values."},

@@ -62,11 +62,26 @@ class CheckedImage:
     shape: tuple[int, ...]      # the caller's array's shape (an ROI mask broadcasts to it)
 
 
-def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True, rdo: bool = True) -> bytes:
+#: The size of the file a lossy layer's body ends up in, from the layer's header and
+#: body (rate control aims this at the size asked for).
+SizeOf = Callable[[ct.Header, list[bytes]], int]
+
+
+def packed_size(h: ct.Header, body: list[bytes]) -> int:
+    """A lossy stream's own size (:data:`SizeOf` of a plain stream)."""
+    return len(ct.pack(h, body))
+
+
+def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True, rdo: bool = True,
+                 size_of: SizeOf = packed_size, coder: Callable[[Source], LossyCoder] | None = None) -> bytes:
     """The plain stream (no ECC wrapper) of ``image`` with ``opts``. Lossy mode may keep
     flat padding exact (``padding``: :func:`regions.encode_padded`; never inside a
     region stream's own layers) and quantises by RDO (``rdo``: :class:`RdoCoder`;
-    a hybrid's layers keep the dead-zone quantiser its background search was made for)."""
+    a hybrid's layers keep the dead-zone quantiser its background search was made for).
+    ``size_of``: what a ``bpp`` target counts (the padding path: the region stream
+    its layer goes into, so that its rate control lands the whole file); ``coder``:
+    the 9/7 layer's coder (default by ``rdo``; the padding path's counts the error of
+    the pixels it keeps)."""
     h = new_header(image, opts)
     h.backup = True if opts.ecc is not None else None  # (None: the container's size rule)
     pixels = image.pixels
@@ -98,7 +113,7 @@ def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True,
         h.max_error = opts.max_error
         body = encode_reversible(src)
     else:
-        body = encode_lossy(src, image, opts, RdoCoder if rdo else LossyCoder)
+        body = encode_lossy(src, image, opts, coder or (RdoCoder if rdo else LossyCoder), size_of)
     stream = ct.pack(h, body)
     if mode == Mode.LOSSY and opts.try_near_lossless:
         stream = near_lossless_if_better(src, stream, opts.bpp, opts.psnr, RdoCoder if rdo else LossyCoder) or stream
@@ -153,9 +168,10 @@ class RdoCoder(LossyCoder):
 
 
 def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions,
-                 coder_type: type[LossyCoder] = LossyCoder) -> list[bytes]:
+                 coder_type: Callable[[Source], LossyCoder] = LossyCoder,
+                 size_of: SizeOf = packed_size) -> list[bytes]:
     """The 9/7 layer at the step that meets the target (a hybrid's ROI goes to
-    codec_core/regions.py before this)."""
+    codec_core/regions.py before this); a size target counts ``size_of``."""
     h = src.header
     h.transform = Transform.DWT97
     h.recon_offset = pl.quantize.RECON_OFFSET
@@ -171,12 +187,12 @@ def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions,
     # one pass: statistics, a model, one coding (ratecontrol); the step search if it misses
     model = _model(coder)
     hi = max(2.0 * floor, 1024.0 * max(peak, 1))
-    body = (_one_pass_size(coder, model, opts.bpp, floor, hi) if opts.bpp is not None
+    body = (_one_pass_size(coder, model, opts.bpp, floor, hi, size_of) if opts.bpp is not None
             else _one_pass_quality(coder, model, opts.psnr, floor, hi))  # type: ignore[arg-type]
     if body is not None:
         return body
     if opts.bpp is not None:
-        return _search_size(coder, opts.bpp, start, floor)
+        return _search_size(coder, opts.bpp, start, floor, size_of)
     assert opts.psnr is not None  # (lossy options have exactly one target)
     return _search_quality(coder, opts.psnr, start, floor)
 
@@ -197,7 +213,8 @@ SEGMENT_BYTES = 6
 SIZE_TOLERANCE = 0.03
 
 
-def _one_pass_size(coder: LossyCoder, model: rc.Model, bpp: float, floor: float, hi: float) -> list[bytes] | None:
+def _one_pass_size(coder: LossyCoder, model: rc.Model, bpp: float, floor: float, hi: float,
+                   size_of: SizeOf = packed_size) -> list[bytes] | None:
     """The body at the step the model gives for ``bpp``, coded again only while the
     file misses the window [1 - SIZE_TOLERANCE, 1] x the target. Returns the
     largest fitting body tried, or None if none fits (then the search decides)."""
@@ -206,14 +223,14 @@ def _one_pass_size(coder: LossyCoder, model: rc.Model, bpp: float, floor: float,
     aim = (1 - SIZE_TOLERANCE / 2) * target
     count = ct.segment_layout(h).count
     # the header, and per segment the range coder's 5 flush bytes and its length varint
-    overhead = len(ct.pack(h, [b"x"] * count)) - count + SEGMENT_BYTES * count
+    overhead = size_of(h, [b"x"] * count) - count + SEGMENT_BYTES * count
     tried: list = []              # (step, file size)
     best: tuple = (0, None, 0.0)  # (size, body, step) of the largest file that fits
     step = rc.solve(model.bits, max(8.0, aim - overhead) * 8 / rc.KAPPA, floor, hi)
     for _ in range(ONE_PASS_TRIES):
         h.steps = pl.quantize.subband_steps(step, h.levels)
         body = coder.encode(h.steps)
-        n = len(ct.pack(h, body))
+        n = size_of(h, body)
         tried.append((step, n))
         if best[0] < n <= target:
             best = (n, body, step)
@@ -270,7 +287,8 @@ def _one_pass_quality(coder: LossyCoder, model: rc.Model, psnr: float, floor: fl
     return None
 
 
-def _search_size(coder: LossyCoder, bpp: float, start: float, floor: float) -> list[bytes]:
+def _search_size(coder: LossyCoder, bpp: float, start: float, floor: float,
+                 size_of: SizeOf = packed_size) -> list[bytes]:
     """The body of the finest step whose whole file fits ``bpp`` (the best answer seen,
     whichever step the search ends on): only that one coded body is kept."""
     h = coder.h
@@ -280,7 +298,7 @@ def _search_size(coder: LossyCoder, bpp: float, start: float, floor: float) -> l
     def size(step: float) -> float:
         h.steps = pl.quantize.subband_steps(step, h.levels)
         body = coder.encode(h.steps)
-        n = len(ct.pack(h, body))  # the exact final size
+        n = size_of(h, body)  # the exact final size
         if n <= target and step < fit[0]:
             fit[:] = [step, body]
         return n

@@ -715,10 +715,14 @@ def _edge_jump(plane: np.ndarray, pad: np.ndarray, value: int) -> float:
     return float(np.median(np.abs(plane[ring].astype(np.int64) - value)))
 
 
-def _padded_layer(enc: _Encoder, filled: np.ndarray, **target: Any) -> bytes:
-    """The 9/7 layer of ``filled`` (no near-lossless trial inside: lossy mode's own,
-    strategy.encode_image, tries the near-lossless coder on the whole image)."""
-    return enc.code(filled, rdo=True, mode="lossy", try_near_lossless=False, **target)
+def _padded_layer(enc: _Encoder, filled: np.ndarray, near: bool, **target: Any) -> bytes:
+    """The layer of ``filled``: 9/7, or the near-lossless coder where ``near`` and it
+    does better (strategy.encode_image)."""
+    return enc.code(filled, rdo=True, mode="lossy", try_near_lossless=near, **target)
+
+
+#: Bytes a region stream's index may grow by beyond an empty layer's (its length varint).
+INDEX_GROWTH = 4
 
 
 def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray,
@@ -726,24 +730,32 @@ def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: n
     """The layer whose region stream fits the whole image's bpp (within its window):
     one rate control, which counts the whole region stream (region block, map, index,
     header; less the layer's header copy, dropped inside a region stream) for each body
-    it codes. None if even its smallest does not fit."""
+    it codes; the near-lossless trial (as lossy mode's) is asked for what the region
+    stream leaves it. None if even the smallest layer does not fit."""
     frames, rows, cols, _ = enc.pixels.shape
     target = float(rb.value) * frames * rows * cols / 8.0
 
     def region_size(layer: bytes, stripped: bool = False) -> int:
         return len(_region_stream(copy.copy(header), rb, [layer], enc.opts.roi_max_error, 0.0, stripped))
 
+    rest = region_size(b"", stripped=True) + INDEX_GROWTH  # the region stream without its layer
+
     def size_of(h: ct.Header, body: list[bytes]) -> int:
         backup, h.backup = h.backup, False  # (the layer as the region stream holds it)
         try:
-            return region_size(ct.pack(h, body), stripped=True)
+            return region_size(ct.pack(h, body), stripped=True) - rest
         finally:
             h.backup = backup
 
-    layer = _padded_layer(enc, filled, bpp=float(rb.value), size_of=size_of)
-    if region_size(layer) > target:
+    if target - rest < 64:
         return None
-    return layer, enc.decoded(layer)
+    near = enc.opts.try_near_lossless
+    for _ in range(1 + near):  # (a near-lossless layer that does not fit: the 9/7's)
+        layer = _padded_layer(enc, filled, near, bpp=8.0 * (target - rest) / (frames * rows * cols), size_of=size_of)
+        if region_size(layer) <= target:
+            return layer, enc.decoded(layer)
+        near = False
+    return None
 
 
 def _kept_pixels_coder(keep: np.ndarray) -> Any:
@@ -775,10 +787,15 @@ def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled
     ask = want + 20 * math.log10(span / enc.peak)
     if not PSNR_MIN <= ask <= PSNR_MAX:
         return None
-    stream = _padded_layer(enc, filled, psnr=ask, coder=_kept_pixels_coder(keep))
-    layer = stream, enc.decoded(stream)
-    got = enc.psnr(enc.squared_error(layer[1], keep)[0], enc.pixels.size)
-    return layer if want <= got <= want + TOL or math.isinf(got) else None
+    near = enc.opts.try_near_lossless
+    for _ in range(1 + near):  # (a near-lossless layer beyond the window: the 9/7's)
+        stream = _padded_layer(enc, filled, near, psnr=ask, coder=_kept_pixels_coder(keep))
+        layer = stream, enc.decoded(stream)
+        got = enc.psnr(enc.squared_error(layer[1], keep)[0], enc.pixels.size)
+        if want <= got <= want + TOL or math.isinf(got):
+            return layer
+        near = False
+    return None
 
 
 # ----------------------------------------------------------------- decoding

@@ -97,10 +97,15 @@ def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True,
         from .regions import encode_padded
 
         padded = encode_padded(image, opts, pixels, new_header(image, opts))
-        if padded is not None and not opts.try_near_lossless:
-            return padded[0]
     frames = pixels.shape[0]
     src = Source(image=pixels, header=h, threads=pl.auto_threads(h, frames) if opts.threads is None else opts.threads)
+    if padded is not None:
+        # the padding path's stream beat the plain 9/7's in each of the 10 encodes where
+        # the comparison came down to those two (6 padded images at 0.25 / 0.5 / 1 bpp
+        # and 45 dB; benchmarks/results/lossy_speed.md): the plain 9/7 is no longer
+        # coded, the near-lossless coder on the whole image is tried against it
+        near = near_lossless_vs_padded(src, padded, opts.bpp, opts.psnr) if opts.try_near_lossless else None
+        return near or padded[0]
     mode = opts.coding_mode
     if mode == Mode.LOSSLESS:
         src.table = pl.choose_value_table(pixels, image.vmin, image.vmax)
@@ -117,18 +122,7 @@ def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True,
     stream = ct.pack(h, body)
     if mode == Mode.LOSSY and opts.try_near_lossless:
         stream = near_lossless_if_better(src, stream, opts.bpp, opts.psnr, RdoCoder if rdo else LossyCoder) or stream
-        if padded is not None:
-            stream = _padded_if_better(src, padded, stream, opts.bpp is not None)
     return stream
-
-
-def _padded_if_better(src: Source, padded: tuple[bytes, float], stream: bytes, at_size: bool) -> bytes:
-    """The padding path's stream (regions.encode_padded: the stream and its squared
-    error) or the plain one (9/7 or near-lossless): at a size, the smaller error; at
-    a PSNR (both meet it), the smaller file."""
-    if at_size:
-        return padded[0] if padded[1] <= _squared_error(stream, src) else stream
-    return padded[0] if len(padded[0]) <= len(stream) else stream
 
 
 def new_header(image: CheckedImage, opts: EncodeOptions) -> ct.Header:
@@ -369,6 +363,37 @@ def near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr: 
     return _near_lossless_at_quality(src, stream, lossy, psnr)
 
 
+def near_lossless_vs_padded(src: Source, padded: tuple[bytes, float], bpp: float | None,
+                            psnr: float | None) -> bytes | None:
+    """The near-lossless stream at the max error that meets the target, if it does
+    better than the padding path's (regions.encode_padded: the stream and its squared
+    error): at a size, a smaller error; at a PSNR, a smaller file. Else None."""
+    stream = _NearLosslessStreams(src)
+    if psnr is not None:
+        return _near_lossless_at_quality(src, stream, padded[0], psnr)
+    assert bpp is not None
+    h0 = src.header
+    target = bpp * h0.rows * h0.cols * h0.frames / 8.0
+    # the k whose error matches the padding path's (as _near_lossless_at_size)
+    hi = _k_near(padded[1] / (h0.frames * h0.rows * h0.cols * h0.channels))
+    if unlikely(src, hi, bpp):
+        return None
+    lo = _smallest_fitting_k(stream, hi, target)
+    return stream(lo) if lo is not None and _squared_error(stream(lo), src) < padded[1] else None
+
+
+def _smallest_fitting_k(stream: Callable[[int], bytes], hi: int, target: float) -> int | None:
+    """The smallest k in 1 .. hi whose near-lossless file fits ``target`` bytes (sizes
+    fall as k grows), None if not even hi's does."""
+    if len(stream(hi)) > target:
+        return None
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if len(stream(mid)) <= target else (mid + 1, hi)
+    return lo
+
+
 def _near_lossless_at_size(src: Source, stream: Callable[[int], bytes], bpp: float,
                            coder: LossyCoder) -> bytes | None:
     """The smallest k that fits (sizes fall as k grows), if it fits at all, and if its
@@ -385,12 +410,10 @@ def _near_lossless_at_size(src: Source, stream: Callable[[int], bytes], bpp: flo
     items = pl.planes(h0)
     items = items[::-(-len(items) // 8)]
     px = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in (h0.tile_box(t) for _, t in items)) * h0.channels
-    lo, hi = 1, _k_near(coder.squared_error(h0.steps, items) / px)
-    if unlikely(src, hi, bpp) or len(stream(hi)) > target:
+    hi = _k_near(coder.squared_error(h0.steps, items) / px)
+    lo = None if unlikely(src, hi, bpp) else _smallest_fitting_k(stream, hi, target)
+    if lo is None:
         return None
-    while lo < hi:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if len(stream(mid)) <= target else (mid + 1, hi)
     lossy_se = coder.squared_error(h0.steps)  # the exact error, tile by tile
     return stream(lo) if _squared_error(stream(lo), src) < lossy_se else None
 

@@ -292,7 +292,10 @@ class _Encoder:
 
     # -- measures
     def squared_error(self, decoded: np.ndarray, where: np.ndarray) -> tuple[float, int]:
-        d = decoded[where].astype(np.float64) - self.pixels[where]
+        if where.all():  # (the padding path's whole image: no gathering copies; same sum)
+            d = decoded.astype(np.float64).reshape(-1) - self.pixels.reshape(-1)
+        else:
+            d = decoded[where].astype(np.float64) - self.pixels[where]
         return float(np.square(d, out=d).sum()), d.size  # (no BLAS: np.dot threads on a busy machine)
 
     def psnr(self, se: float, n: int) -> float:

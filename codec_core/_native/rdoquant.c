@@ -31,7 +31,8 @@
 static inline int token(int32_t v, int *raw) {
     if (v < HLC_DIRECT) { *raw = 0; return v; }
     int e;
-    frexpf((float)v, &e);
+    if (v < (1 << 24)) e = bit_length((uint64_t)v);  /* (exact in float32: the same) */
+    else frexpf((float)v, &e);
     int ex = e - 1;
     *raw = ex - 1;
     return HLC_DIRECT + 2 * (ex - 3) + ((v >> (ex - 1)) & 1);
@@ -51,10 +52,9 @@ static inline int activity(const int32_t *r, const int32_t *n, const int32_t *nn
    beyond the limit */
 static int rounded_row(const float *c, int W, float step, int32_t *r) {
     for (int j = 0; j < W; j++) {
-        float x = fabsf(c[j]) / step;
-        float y = floorf(x + 0.5f);
+        float y = fabsf(c[j]) / step + 0.5f;
         if (!(y < LEVEL_LIMIT)) return -1;
-        r[j] = (int32_t)y;
+        r[j] = (int32_t)y;  /* (y >= 0: truncation is floor, no libm call without -msse4.1) */
     }
     return 0;
 }
@@ -83,7 +83,7 @@ static inline int32_t rdo_level(float x, int32_t r, int ctx, const double *bits,
     int32_t level = r;
     const double *b = bits + (size_t)ctx * nsym;
     int32_t cand[3] = {r, r - 1, 0};
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < (r > 1 ? 3 : 2); k++) {  /* (r = 1: r - 1 is the 0 candidate) */
         int32_t v = cand[k];
         int raw, s = token(v, &raw);
         double d = v > 0 ? (xs - (double)v) - RECON_OFFSET : xs;
@@ -129,7 +129,11 @@ double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step,
                 sm[j] = thresh && a < thr;
                 float x = a / step, lv;
                 if (rdo) lv = r[j] ? (float)rdo_level(x, r[j], activity(r, n, nn, j), bits, nsym, lam) : 0.0f;
-                else lv = floorf(x + DEADZONE_ROUNDING);
+                else {
+                    lv = x + DEADZONE_ROUNDING;
+                    if (!(lv < LEVEL_LIMIT)) return INFINITY;
+                    lv = (float)(int32_t)lv;  /* floor (lv >= 0) */
+                }
                 if (!(lv < LEVEL_LIMIT)) return INFINITY;
                 if (lv > top) top = lv;
                 q[j] = c[j] < 0.0f ? -(int32_t)lv : (int32_t)lv;

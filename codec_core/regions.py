@@ -195,26 +195,37 @@ def constant_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:
 def _halve(x: np.ndarray) -> np.ndarray:
     """Sums of 2 x 2 cells (a missing row or column counts 0)."""
     r, c = x.shape
+    if x.dtype == np.float64 and not (r & 1 or c & 1):  # (no zero-padded copy: the same sums)
+        return x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]
     p = np.zeros((r + (r & 1), c + (c & 1)))
     p[:r, :c] = x
     return p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2]
 
 
 def _double(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Twice the size (each sample repeated, then a [1 2 1]/4 filter each way), cropped."""
+    """Twice the size (each sample repeated, then a [1 2 1]/4 filter each way), cropped.
+    The filter runs in place as ((2 y + y_before) + y_after) / 4, the same sums as
+    (y_before + 2 y + y_after) / 4 (IEEE addition commutes): two planes alive, not five."""
     y = np.repeat(np.repeat(x, 2, axis=0), 2, axis=1)
     for axis in (0, 1):
         if y.shape[axis] > 1:
-            lo = np.concatenate([np.take(y, [0], axis), np.take(y, range(y.shape[axis] - 1), axis)], axis)
-            hi = np.concatenate([np.take(y, range(1, y.shape[axis]), axis), np.take(y, [-1], axis)], axis)
-            y = (lo + 2 * y + hi) / 4
+            t = y * 2
+            yv, tv = (y, t) if axis == 0 else (y.T, t.T)
+            tv[1:] += yv[:-1]
+            tv[:1] += yv[:1]
+            tv[:-1] += yv[1:]
+            tv[-1:] += yv[-1:]
+            t /= 4
+            del yv, tv
+            y = t
     return y[:shape[0], :shape[1]]
 
 
 def _push_pull(x: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """A plane whose unknown samples continue the known ones smoothly: means of the
-    known samples over ever larger cells, brought back down by interpolation."""
-    pyramid = [(np.where(known, x, 0.0), known.astype(np.float64))]
+    """A plane whose unknown samples continue the known ones (``x``, any numeric type)
+    smoothly: means of the known samples over ever larger cells, brought back down by
+    interpolation (float64). No full-size float plane is kept but the last one."""
+    pyramid = [(_halve(np.where(known, x, 0.0)), _halve(known))]
     while pyramid[-1][0].size > 1:
         v, w = pyramid[-1]
         pyramid.append((_halve(v), _halve(w)))
@@ -223,7 +234,9 @@ def _push_pull(x: np.ndarray, known: np.ndarray) -> np.ndarray:
     for v, w in reversed(pyramid[:-1]):
         up = _double(est, v.shape)
         est = np.where(w > 0, v / np.maximum(w, 1e-12), up)
-    return est
+    up = _double(est, known.shape)
+    np.copyto(up, x, where=known)  # (the weight is 1 there: v / w is the sample itself)
+    return up
 
 
 def smooth_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -241,10 +254,11 @@ def smooth_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:
             continue
         for c in range(pixels.shape[-1]):
             if keep[f].any():
-                est = _push_pull(pixels[f, :, :, c].astype(np.float64), keep[f])[hole]
+                est = _push_pull(pixels[f, :, :, c], keep[f])[hole]
             else:
                 est = np.full(int(hole.sum()), fallback[c])
-            out[f, :, :, c][hole] = np.clip(np.rint(est), lo, hi).astype(pixels.dtype)
+            np.rint(est, out=est)
+            out[f, :, :, c][hole] = np.clip(est, lo, hi, out=est).astype(pixels.dtype)
     return out
 
 
@@ -297,6 +311,13 @@ class _Encoder:
         else:
             d = decoded[where].astype(np.float64) - self.pixels[where]
         return float(np.square(d, out=d).sum()), d.size  # (no BLAS: np.dot threads on a busy machine)
+
+    def max_error(self, decoded: np.ndarray, where: np.ndarray) -> int:
+        if where.all():  # (in place over the whole image: one int64 plane, no gathered copies)
+            d = decoded.astype(np.int64)
+            d -= self.pixels
+            return int(np.abs(d, out=d).max())
+        return int(np.abs(decoded[where].astype(np.int64) - self.pixels[where]).max())
 
     def psnr(self, se: float, n: int) -> float:
         return math.inf if se == 0 else 10 * math.log10(self.peak ** 2 * n / se)
@@ -610,7 +631,7 @@ def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[
             rb.reached.append((0.0, 0.0, 0))
             continue
         se, n = enc.squared_error(merged, where)
-        err = int(np.abs(merged[where].astype(np.int64) - enc.pixels[where]).max())
+        err = enc.max_error(merged, where)
         rb.reached.append((float(where.mean()), enc.psnr(se, n), err))
     stream = _region_stream(header, rb, [s for s, _ in layers], enc.opts.roi_max_error,
                             float(np.isin(classes, (Importance.BODY, Importance.DETAIL)).mean()))

@@ -88,12 +88,14 @@ def _regroup(flat: list, levels: int) -> list:
 
 
 def quantise(bands: list, steps: list[float], levels: int, mult: list | None = None,
-             consume: bool = False, rdo: bool = False) -> list:
+             consume: bool = False, rdo: bool = False, native: bool = True) -> list:
     """Float bands -> int32 bands. ``mult``: per-band multiplier arrays (or None).
     ``consume``: empty ``bands`` as it goes; each contiguous float32 band is then
     overwritten by its own integers (same 4 bytes a sample: no second set of bands).
     ``rdo``: detail levels by :func:`rdo_levels` where the step is at least one sample
-    unit (finer, the decoder's rounding sets the error), else the dead zone's."""
+    unit (finer, the decoder's rounding sets the error), else the dead zone's.
+    ``native``: detail bands (float32, one step) by the compiled quantiser
+    (_native/rdoquant.c: the same levels; False: the numpy reference, as tests take it)."""
     flat = _band_list(bands)
     if consume:
         bands.clear()
@@ -105,6 +107,9 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
             ll = np.rint(c / step)
             _check_magnitude(np.abs(ll), step)
             out.append(ll.astype(np.int32))
+            continue
+        if native and mult is None and c.dtype == np.float32 and c.ndim == 2 and c.flags.c_contiguous:
+            out.append(_native_detail(c, step, rdo, consume))
             continue
         # floor(|c| / step + rounding) with the sign of c, in place (one float temporary)
         mag = np.abs(c)
@@ -126,6 +131,34 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
         del negative
         out.append(_zero_isolated(q, small))
     return _regroup(out, levels)
+
+
+#: Symbols the compiled RDO histogram has room for (levels below 2^30: at most 63).
+_NSYM_CAP = 64
+
+
+def _native_detail(c: np.ndarray, step: np.float32, rdo: bool, consume: bool) -> np.ndarray:
+    """The detail band ``c``'s signed levels by the compiled quantiser (the numpy
+    path's levels; into ``c``'s own memory when ``consume``)."""
+    from . import _hlc
+
+    rdo = rdo and float(step) >= 1.0
+    bits = None
+    if rdo:
+        counts = np.zeros((NCTX_ACT, _NSYM_CAP), np.int64)
+        nsym = _hlc.rdo_count(c, float(step), counts)
+        if not nsym:  # (a level beyond 2^30)
+            _check_magnitude(np.array([math.inf]), step)
+        bits = np.ascontiguousarray(_token_bits(counts[:, :nsym]))
+    q = c.view(np.int32) if consume else np.empty(c.shape, np.int32)
+    _check_magnitude(np.array([_hlc.quant_band(c, q, float(step), rdo, RDO_LAMBDA, bits)]), step)
+    return q
+
+
+def _token_bits(counts: np.ndarray) -> np.ndarray:
+    """Bits of each (context, symbol) from a band's own token counts (float64)."""
+    nsym = counts.shape[1]
+    return -np.log2((counts + 0.5) / (counts.sum(1, keepdims=True) + 0.5 * nsym))
 
 
 def _bit_length(v: np.ndarray) -> np.ndarray:
@@ -174,7 +207,7 @@ def rdo_levels(x: np.ndarray, lam: float) -> np.ndarray:
     sym = _tokens(r)[0]
     nsym = int(sym.max()) + 1
     counts = np.bincount((ctx * nsym + sym).ravel(), minlength=NCTX_ACT * nsym).reshape(NCTX_ACT, nsym)
-    bits = -np.log2((counts + 0.5) / (counts.sum(1, keepdims=True) + 0.5 * nsym))
+    bits = _token_bits(counts)
     xs, rs, cs = x.ravel()[at].astype(np.float64), r.ravel()[at], ctx.ravel()[at]
 
     def cost(v: np.ndarray) -> np.ndarray:

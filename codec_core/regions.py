@@ -195,26 +195,37 @@ def constant_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:
 def _halve(x: np.ndarray) -> np.ndarray:
     """Sums of 2 x 2 cells (a missing row or column counts 0)."""
     r, c = x.shape
+    if x.dtype == np.float64 and not (r & 1 or c & 1):  # (no zero-padded copy: the same sums)
+        return x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]
     p = np.zeros((r + (r & 1), c + (c & 1)))
     p[:r, :c] = x
     return p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2]
 
 
 def _double(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Twice the size (each sample repeated, then a [1 2 1]/4 filter each way), cropped."""
+    """Twice the size (each sample repeated, then a [1 2 1]/4 filter each way), cropped.
+    The filter runs in place as ((2 y + y_before) + y_after) / 4, the same sums as
+    (y_before + 2 y + y_after) / 4 (IEEE addition commutes): two planes alive, not five."""
     y = np.repeat(np.repeat(x, 2, axis=0), 2, axis=1)
     for axis in (0, 1):
         if y.shape[axis] > 1:
-            lo = np.concatenate([np.take(y, [0], axis), np.take(y, range(y.shape[axis] - 1), axis)], axis)
-            hi = np.concatenate([np.take(y, range(1, y.shape[axis]), axis), np.take(y, [-1], axis)], axis)
-            y = (lo + 2 * y + hi) / 4
+            t = y * 2
+            yv, tv = (y, t) if axis == 0 else (y.T, t.T)
+            tv[1:] += yv[:-1]
+            tv[:1] += yv[:1]
+            tv[:-1] += yv[1:]
+            tv[-1:] += yv[-1:]
+            t /= 4
+            del yv, tv
+            y = t
     return y[:shape[0], :shape[1]]
 
 
 def _push_pull(x: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """A plane whose unknown samples continue the known ones smoothly: means of the
-    known samples over ever larger cells, brought back down by interpolation."""
-    pyramid = [(np.where(known, x, 0.0), known.astype(np.float64))]
+    """A plane whose unknown samples continue the known ones (``x``, any numeric type)
+    smoothly: means of the known samples over ever larger cells, brought back down by
+    interpolation (float64). No full-size float plane is kept but the last one."""
+    pyramid = [(_halve(np.where(known, x, 0.0)), _halve(known))]
     while pyramid[-1][0].size > 1:
         v, w = pyramid[-1]
         pyramid.append((_halve(v), _halve(w)))
@@ -223,7 +234,9 @@ def _push_pull(x: np.ndarray, known: np.ndarray) -> np.ndarray:
     for v, w in reversed(pyramid[:-1]):
         up = _double(est, v.shape)
         est = np.where(w > 0, v / np.maximum(w, 1e-12), up)
-    return est
+    up = _double(est, known.shape)
+    np.copyto(up, x, where=known)  # (the weight is 1 there: v / w is the sample itself)
+    return up
 
 
 def smooth_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -241,10 +254,11 @@ def smooth_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:
             continue
         for c in range(pixels.shape[-1]):
             if keep[f].any():
-                est = _push_pull(pixels[f, :, :, c].astype(np.float64), keep[f])[hole]
+                est = _push_pull(pixels[f, :, :, c], keep[f])[hole]
             else:
                 est = np.full(int(hole.sum()), fallback[c])
-            out[f, :, :, c][hole] = np.clip(np.rint(est), lo, hi).astype(pixels.dtype)
+            np.rint(est, out=est)
+            out[f, :, :, c][hole] = np.clip(est, lo, hi, out=est).astype(pixels.dtype)
     return out
 
 
@@ -266,8 +280,11 @@ class _Encoder:
         self.threads = opts.threads
 
     # -- one stream of the image (or a filled copy of it)
-    def code(self, pixels: np.ndarray, rdo: bool = False, **options: Any) -> bytes:
-        from .strategy import CheckedImage, encode_image
+    def code(self, pixels: np.ndarray, rdo: bool = False, size_of: Any = None, coder: Any = None,
+             **options: Any) -> bytes:
+        """``pixels`` coded with ``options`` (``size_of``: what a bpp target counts;
+        ``coder``: the 9/7 layer's coder; strategy.encode_image)."""
+        from .strategy import CheckedImage, encode_image, packed_size
 
         im = self.image
         img = CheckedImage(pixels=pixels, dtype=im.dtype, bits_stored=im.bits_stored, axes=im.axes,
@@ -276,7 +293,8 @@ class _Encoder:
         if options.get("mode") == "lossy":
             options.setdefault("levels", o.levels)
         return encode_image(img, EncodeOptions(bits_stored=im.bits_stored, axes=im.axes, tile_size=o.tile_size,
-                                               threads=o.threads, **options), padding=False, rdo=rdo)
+                                               threads=o.threads, **options), padding=False, rdo=rdo,
+                            size_of=size_of or packed_size, coder=coder)
 
     def bounded(self, pixels: np.ndarray, bound: int, **options: Any) -> bytes:
         return self.code(pixels, mode="near-lossless", max_error=bound, **options) if bound else \
@@ -288,8 +306,18 @@ class _Encoder:
 
     # -- measures
     def squared_error(self, decoded: np.ndarray, where: np.ndarray) -> tuple[float, int]:
-        d = decoded[where].astype(np.float64) - self.pixels[where]
+        if where.all():  # (the padding path's whole image: no gathering copies; same sum)
+            d = decoded.astype(np.float64).reshape(-1) - self.pixels.reshape(-1)
+        else:
+            d = decoded[where].astype(np.float64) - self.pixels[where]
         return float(np.square(d, out=d).sum()), d.size  # (no BLAS: np.dot threads on a busy machine)
+
+    def max_error(self, decoded: np.ndarray, where: np.ndarray) -> int:
+        if where.all():  # (in place over the whole image: one int64 plane, no gathered copies)
+            d = decoded.astype(np.int64)
+            d -= self.pixels
+            return int(np.abs(d, out=d).max())
+        return int(np.abs(decoded[where].astype(np.int64) - self.pixels[where]).max())
 
     def psnr(self, se: float, n: int) -> float:
         return math.inf if se == 0 else 10 * math.log10(self.peak ** 2 * n / se)
@@ -603,7 +631,7 @@ def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[
             rb.reached.append((0.0, 0.0, 0))
             continue
         se, n = enc.squared_error(merged, where)
-        err = int(np.abs(merged[where].astype(np.int64) - enc.pixels[where]).max())
+        err = enc.max_error(merged, where)
         rb.reached.append((float(where.mean()), enc.psnr(se, n), err))
     stream = _region_stream(header, rb, [s for s, _ in layers], enc.opts.roi_max_error,
                             float(np.isin(classes, (Importance.BODY, Importance.DETAIL)).mean()))
@@ -611,9 +639,10 @@ def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[
 
 
 def _region_stream(h: ct.Header, rb: RegionBlock, layers: list[bytes], roi_max_error: int,
-                   roi_fraction: float) -> bytes:
-    """The region stream of header ``h`` (made a region stream's), block and layers.
-    Its size does not depend on what ``rb.reached`` holds (fixed-size fields)."""
+                   roi_fraction: float, stripped: bool = False) -> bytes:
+    """The region stream of header ``h`` (made a region stream's), block and layers
+    (``stripped``: already without their header copies). Its size does not depend on
+    what ``rb.reached`` holds (fixed-size fields)."""
     h.mode, h.levels, h.transform, h.steps = Mode.LOSSY, 0, Transform.DWT53, [1.0]
     h.flags |= FLAG_REGIONS
     h.roi_max_error = roi_max_error
@@ -621,7 +650,7 @@ def _region_stream(h: ct.Header, rb: RegionBlock, layers: list[bytes], roi_max_e
     h.roi_fraction = roi_fraction
     h.psnr_target = rb.value
     h.tile_rows, h.tile_cols = h.rows, h.cols
-    segs = [rb.pack()] + [without_backup(s) for s in layers] + [b""] * (SLOTS - len(layers))
+    segs = [rb.pack()] + [s if stripped else without_backup(s) for s in layers] + [b""] * (SLOTS - len(layers))
     return ct.pack(h, segs)
 
 
@@ -664,12 +693,8 @@ PADDING_MIN_SHARE = 0.05
 #: 0.03, where keeping them exact lost 0.1 to 8 dB). Set on the dev images
 #: (benchmarks/results/lossy.md names them), checked on the held-out ones.
 PADDING_MIN_JUMP = 0.05
-#: Codings of the 9/7 layer the padding path may make to land in the size window.
-PADDING_TRIES = 6
 #: The range of a PSNR target (options.py: psnr).
 PSNR_MIN, PSNR_MAX = 1.0, 200.0
-#: Bytes of a segment's entry in the header's index (length varint and CRC).
-SEGMENT_INDEX_BYTES = 7
 
 
 def encode_padded(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
@@ -714,62 +739,86 @@ def _edge_jump(plane: np.ndarray, pad: np.ndarray, value: int) -> float:
     return float(np.median(np.abs(plane[ring].astype(np.int64) - value)))
 
 
-def _padded_layer(enc: _Encoder, filled: np.ndarray, **target: float) -> tuple[bytes, np.ndarray]:
-    stream = enc.code(filled, rdo=True, mode="lossy", try_near_lossless=enc.opts.try_near_lossless, **target)
-    return stream, enc.decoded(stream)
+def _padded_layer(enc: _Encoder, filled: np.ndarray, near: bool, **target: Any) -> bytes:
+    """The layer of ``filled``: 9/7, or the near-lossless coder where ``near`` and it
+    does better (strategy.encode_image)."""
+    return enc.code(filled, rdo=True, mode="lossy", try_near_lossless=near, **target)
+
+
+#: Bytes a region stream's index may grow by beyond an empty layer's (its length varint).
+INDEX_GROWTH = 4
 
 
 def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray,
                     keep: np.ndarray) -> tuple[bytes, np.ndarray] | None:
-    """The largest layer tried whose region stream fits the whole image's bpp."""
-    from .strategy import SIZE_TOLERANCE
-
+    """The layer whose region stream fits the whole image's bpp (within its window):
+    one rate control, which counts the whole region stream (region block, map, index,
+    header; less the layer's header copy, dropped inside a region stream) for each body
+    it codes; the near-lossless trial (as lossy mode's) is asked for what the region
+    stream leaves it. None if even the smallest layer does not fit."""
     frames, rows, cols, _ = enc.pixels.shape
     target = float(rb.value) * frames * rows * cols / 8.0
-    best: tuple[int, tuple[bytes, np.ndarray] | None] = (0, None)
-    # the region stream is the layer's, less its header copy (dropped inside a region
-    # stream), plus the region block, an index of four segments and a header about
-    # the layer's own: first asked for that (then corrected by the sizes coded)
-    budget = target - len(rb.pack()) - 4 * SEGMENT_INDEX_BYTES
-    for _ in range(PADDING_TRIES):
-        if budget < 64:
-            break
-        layer = _padded_layer(enc, filled, bpp=8.0 * budget / (frames * rows * cols))
-        n = len(_region_stream(copy.copy(header), rb, [layer[0]], enc.opts.roi_max_error, 0.0))
-        if best[0] < n <= target:
-            best = (n, layer)
-        if (1 - SIZE_TOLERANCE) * target <= n <= target:
-            break
-        # the layer's own rate control lands within its window of what it is asked for:
-        # ask for what the rest of the stream (map, headers; less the layer's header
-        # copy, dropped inside a region stream) leaves
-        budget = target - (n - len(layer[0]))
-    return best[1]
+
+    def region_size(layer: bytes, stripped: bool = False) -> int:
+        return len(_region_stream(copy.copy(header), rb, [layer], enc.opts.roi_max_error, 0.0, stripped))
+
+    rest = region_size(b"", stripped=True) + INDEX_GROWTH  # the region stream without its layer
+
+    def size_of(h: ct.Header, body: list[bytes]) -> int:
+        backup, h.backup = h.backup, False  # (the layer as the region stream holds it)
+        try:
+            return region_size(ct.pack(h, body), stripped=True) - rest
+        finally:
+            h.backup = backup
+
+    if target - rest < 64:
+        return None
+    near = enc.opts.try_near_lossless
+    for _ in range(1 + near):  # (a near-lossless layer that does not fit: the 9/7's)
+        layer = _padded_layer(enc, filled, near, bpp=8.0 * (target - rest) / (frames * rows * cols), size_of=size_of)
+        if region_size(layer) <= target:
+            return layer, enc.decoded(layer)
+        near = False
+    return None
+
+
+def _kept_pixels_coder(keep: np.ndarray) -> Any:
+    """The padding path's 9/7 coder for a quality target: its squared error counts the
+    kept pixels only (the padding comes back exact), so the layer's own rate control
+    meets the whole image's PSNR (one tile and frame: as encode_padded takes them)."""
+    from .strategy import RdoCoder
+
+    class KeptPixels(RdoCoder):
+        def _base(self, q: Any, steps: list, like: np.ndarray) -> np.ndarray:
+            out = super()._base(q, steps, like)
+            out[~keep[0]] = like[~keep[0]]  # (no error where the padding is)
+            return out
+
+    return KeptPixels
 
 
 def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray,
                        keep: np.ndarray) -> tuple[bytes, np.ndarray] | None:
     """A layer whose kept pixels give the whole image its PSNR (the padding is exact),
-    within +PSNR_TOLERANCE of lossy mode's (strategy.PSNR_TOLERANCE)."""
+    within +PSNR_TOLERANCE of lossy mode's (strategy.PSNR_TOLERANCE): the layer's own
+    quality rate control, on the error of the kept pixels, at the PSNR that error
+    makes on the layer's peak (its range) and sample count (the image's); checked on
+    the decoded layer. None where it misses (a target beyond the PSNRs lossy mode takes)."""
     from .strategy import PSNR_TOLERANCE as TOL
 
     span = float(max(1, int(filled.max()) - int(filled.min())))
-    want, aim = float(rb.value), float(rb.value) + TOL / 2
-    ask = min(PSNR_MAX, max(PSNR_MIN, want + 20 * math.log10(span / enc.peak)))  # (on the layer's own peak)
-    tried: list[tuple[float, float]] = []  # (PSNR asked of the layer, the image's)
-    for _ in range(PADDING_TRIES):
-        layer = _padded_layer(enc, filled, psnr=ask)
+    want = float(rb.value)
+    ask = want + 20 * math.log10(span / enc.peak)
+    if not PSNR_MIN <= ask <= PSNR_MAX:
+        return None
+    near = enc.opts.try_near_lossless
+    for _ in range(1 + near):  # (a near-lossless layer beyond the window: the 9/7's)
+        stream = _padded_layer(enc, filled, near, psnr=ask, coder=_kept_pixels_coder(keep))
+        layer = stream, enc.decoded(stream)
         got = enc.psnr(enc.squared_error(layer[1], keep)[0], enc.pixels.size)
-        if want <= got <= want + TOL or math.isinf(got):  # (an exact layer meets any target)
+        if want <= got <= want + TOL or math.isinf(got):
             return layer
-        tried.append((ask, got))
-        low = max((t for t in tried if t[1] < want), default=None)
-        high = min((t for t in tried if t[1] > want), default=None)
-        if low is None or high is None or high[1] == low[1]:
-            ask += aim - got
-        else:  # between the two nearest: the layer's PSNR lands on steps of its own
-            ask = low[0] + (high[0] - low[0]) * (aim - low[1]) / (high[1] - low[1])
-        ask = min(PSNR_MAX, max(PSNR_MIN, ask))  # (what lossy mode takes)
+        near = False
     return None
 
 

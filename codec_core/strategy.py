@@ -62,11 +62,26 @@ class CheckedImage:
     shape: tuple[int, ...]      # the caller's array's shape (an ROI mask broadcasts to it)
 
 
-def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True, rdo: bool = True) -> bytes:
+#: The size of the file a lossy layer's body ends up in, from the layer's header and
+#: body (rate control aims this at the size asked for).
+SizeOf = Callable[[ct.Header, list[bytes]], int]
+
+
+def packed_size(h: ct.Header, body: list[bytes]) -> int:
+    """A lossy stream's own size (:data:`SizeOf` of a plain stream)."""
+    return len(ct.pack(h, body))
+
+
+def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True, rdo: bool = True,
+                 size_of: SizeOf = packed_size, coder: Callable[[Source], LossyCoder] | None = None) -> bytes:
     """The plain stream (no ECC wrapper) of ``image`` with ``opts``. Lossy mode may keep
     flat padding exact (``padding``: :func:`regions.encode_padded`; never inside a
     region stream's own layers) and quantises by RDO (``rdo``: :class:`RdoCoder`;
-    a hybrid's layers keep the dead-zone quantiser its background search was made for)."""
+    a hybrid's layers keep the dead-zone quantiser its background search was made for).
+    ``size_of``: what a ``bpp`` target counts (the padding path: the region stream
+    its layer goes into, so that its rate control lands the whole file); ``coder``:
+    the 9/7 layer's coder (default by ``rdo``; the padding path's counts the error of
+    the pixels it keeps)."""
     h = new_header(image, opts)
     h.backup = True if opts.ecc is not None else None  # (None: the container's size rule)
     pixels = image.pixels
@@ -82,10 +97,15 @@ def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True,
         from .regions import encode_padded
 
         padded = encode_padded(image, opts, pixels, new_header(image, opts))
-        if padded is not None and not opts.try_near_lossless:
-            return padded[0]
     frames = pixels.shape[0]
     src = Source(image=pixels, header=h, threads=pl.auto_threads(h, frames) if opts.threads is None else opts.threads)
+    if padded is not None:
+        # the padding path's stream beat the plain 9/7's in each of the 10 encodes where
+        # the comparison came down to those two (6 padded images at 0.25 / 0.5 / 1 bpp
+        # and 45 dB; benchmarks/results/lossy_speed.md): the plain 9/7 is no longer
+        # coded, the near-lossless coder on the whole image is tried against it
+        near = near_lossless_vs_padded(src, padded, opts.bpp, opts.psnr) if opts.try_near_lossless else None
+        return near or padded[0]
     mode = opts.coding_mode
     if mode == Mode.LOSSLESS:
         src.table = pl.choose_value_table(pixels, image.vmin, image.vmax)
@@ -98,22 +118,11 @@ def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True,
         h.max_error = opts.max_error
         body = encode_reversible(src)
     else:
-        body = encode_lossy(src, image, opts, RdoCoder if rdo else LossyCoder)
+        body = encode_lossy(src, image, opts, coder or (RdoCoder if rdo else LossyCoder), size_of)
     stream = ct.pack(h, body)
     if mode == Mode.LOSSY and opts.try_near_lossless:
         stream = near_lossless_if_better(src, stream, opts.bpp, opts.psnr, RdoCoder if rdo else LossyCoder) or stream
-        if padded is not None:
-            stream = _padded_if_better(src, padded, stream, opts.bpp is not None)
     return stream
-
-
-def _padded_if_better(src: Source, padded: tuple[bytes, float], stream: bytes, at_size: bool) -> bytes:
-    """The padding path's stream (regions.encode_padded: the stream and its squared
-    error) or the plain one (9/7 or near-lossless): at a size, the smaller error; at
-    a PSNR (both meet it), the smaller file."""
-    if at_size:
-        return padded[0] if padded[1] <= _squared_error(stream, src) else stream
-    return padded[0] if len(padded[0]) <= len(stream) else stream
 
 
 def new_header(image: CheckedImage, opts: EncodeOptions) -> ct.Header:
@@ -153,9 +162,10 @@ class RdoCoder(LossyCoder):
 
 
 def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions,
-                 coder_type: type[LossyCoder] = LossyCoder) -> list[bytes]:
+                 coder_type: Callable[[Source], LossyCoder] = LossyCoder,
+                 size_of: SizeOf = packed_size) -> list[bytes]:
     """The 9/7 layer at the step that meets the target (a hybrid's ROI goes to
-    codec_core/regions.py before this)."""
+    codec_core/regions.py before this); a size target counts ``size_of``."""
     h = src.header
     h.transform = Transform.DWT97
     h.recon_offset = pl.quantize.RECON_OFFSET
@@ -171,12 +181,12 @@ def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions,
     # one pass: statistics, a model, one coding (ratecontrol); the step search if it misses
     model = _model(coder)
     hi = max(2.0 * floor, 1024.0 * max(peak, 1))
-    body = (_one_pass_size(coder, model, opts.bpp, floor, hi) if opts.bpp is not None
+    body = (_one_pass_size(coder, model, opts.bpp, floor, hi, size_of) if opts.bpp is not None
             else _one_pass_quality(coder, model, opts.psnr, floor, hi))  # type: ignore[arg-type]
     if body is not None:
         return body
     if opts.bpp is not None:
-        return _search_size(coder, opts.bpp, start, floor)
+        return _search_size(coder, opts.bpp, start, floor, size_of)
     assert opts.psnr is not None  # (lossy options have exactly one target)
     return _search_quality(coder, opts.psnr, start, floor)
 
@@ -197,7 +207,8 @@ SEGMENT_BYTES = 6
 SIZE_TOLERANCE = 0.03
 
 
-def _one_pass_size(coder: LossyCoder, model: rc.Model, bpp: float, floor: float, hi: float) -> list[bytes] | None:
+def _one_pass_size(coder: LossyCoder, model: rc.Model, bpp: float, floor: float, hi: float,
+                   size_of: SizeOf = packed_size) -> list[bytes] | None:
     """The body at the step the model gives for ``bpp``, coded again only while the
     file misses the window [1 - SIZE_TOLERANCE, 1] x the target. Returns the
     largest fitting body tried, or None if none fits (then the search decides)."""
@@ -206,14 +217,14 @@ def _one_pass_size(coder: LossyCoder, model: rc.Model, bpp: float, floor: float,
     aim = (1 - SIZE_TOLERANCE / 2) * target
     count = ct.segment_layout(h).count
     # the header, and per segment the range coder's 5 flush bytes and its length varint
-    overhead = len(ct.pack(h, [b"x"] * count)) - count + SEGMENT_BYTES * count
+    overhead = size_of(h, [b"x"] * count) - count + SEGMENT_BYTES * count
     tried: list = []              # (step, file size)
     best: tuple = (0, None, 0.0)  # (size, body, step) of the largest file that fits
     step = rc.solve(model.bits, max(8.0, aim - overhead) * 8 / rc.KAPPA, floor, hi)
     for _ in range(ONE_PASS_TRIES):
         h.steps = pl.quantize.subband_steps(step, h.levels)
         body = coder.encode(h.steps)
-        n = len(ct.pack(h, body))
+        n = size_of(h, body)
         tried.append((step, n))
         if best[0] < n <= target:
             best = (n, body, step)
@@ -270,7 +281,8 @@ def _one_pass_quality(coder: LossyCoder, model: rc.Model, psnr: float, floor: fl
     return None
 
 
-def _search_size(coder: LossyCoder, bpp: float, start: float, floor: float) -> list[bytes]:
+def _search_size(coder: LossyCoder, bpp: float, start: float, floor: float,
+                 size_of: SizeOf = packed_size) -> list[bytes]:
     """The body of the finest step whose whole file fits ``bpp`` (the best answer seen,
     whichever step the search ends on): only that one coded body is kept."""
     h = coder.h
@@ -280,7 +292,7 @@ def _search_size(coder: LossyCoder, bpp: float, start: float, floor: float) -> l
     def size(step: float) -> float:
         h.steps = pl.quantize.subband_steps(step, h.levels)
         body = coder.encode(h.steps)
-        n = len(ct.pack(h, body))  # the exact final size
+        n = size_of(h, body)  # the exact final size
         if n <= target and step < fit[0]:
             fit[:] = [step, body]
         return n
@@ -351,6 +363,37 @@ def near_lossless_if_better(src: Source, lossy: bytes, bpp: float | None, psnr: 
     return _near_lossless_at_quality(src, stream, lossy, psnr)
 
 
+def near_lossless_vs_padded(src: Source, padded: tuple[bytes, float], bpp: float | None,
+                            psnr: float | None) -> bytes | None:
+    """The near-lossless stream at the max error that meets the target, if it does
+    better than the padding path's (regions.encode_padded: the stream and its squared
+    error): at a size, a smaller error; at a PSNR, a smaller file. Else None."""
+    stream = _NearLosslessStreams(src)
+    if psnr is not None:
+        return _near_lossless_at_quality(src, stream, padded[0], psnr)
+    assert bpp is not None
+    h0 = src.header
+    target = bpp * h0.rows * h0.cols * h0.frames / 8.0
+    # the k whose error matches the padding path's (as _near_lossless_at_size)
+    hi = _k_near(padded[1] / (h0.frames * h0.rows * h0.cols * h0.channels))
+    if unlikely(src, hi, bpp):
+        return None
+    lo = _smallest_fitting_k(stream, hi, target)
+    return stream(lo) if lo is not None and _squared_error(stream(lo), src) < padded[1] else None
+
+
+def _smallest_fitting_k(stream: Callable[[int], bytes], hi: int, target: float) -> int | None:
+    """The smallest k in 1 .. hi whose near-lossless file fits ``target`` bytes (sizes
+    fall as k grows), None if not even hi's does."""
+    if len(stream(hi)) > target:
+        return None
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if len(stream(mid)) <= target else (mid + 1, hi)
+    return lo
+
+
 def _near_lossless_at_size(src: Source, stream: Callable[[int], bytes], bpp: float,
                            coder: LossyCoder) -> bytes | None:
     """The smallest k that fits (sizes fall as k grows), if it fits at all, and if its
@@ -367,12 +410,10 @@ def _near_lossless_at_size(src: Source, stream: Callable[[int], bytes], bpp: flo
     items = pl.planes(h0)
     items = items[::-(-len(items) // 8)]
     px = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in (h0.tile_box(t) for _, t in items)) * h0.channels
-    lo, hi = 1, _k_near(coder.squared_error(h0.steps, items) / px)
-    if unlikely(src, hi, bpp) or len(stream(hi)) > target:
+    hi = _k_near(coder.squared_error(h0.steps, items) / px)
+    lo = None if unlikely(src, hi, bpp) else _smallest_fitting_k(stream, hi, target)
+    if lo is None:
         return None
-    while lo < hi:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if len(stream(mid)) <= target else (mid + 1, hi)
     lossy_se = coder.squared_error(h0.steps)  # the exact error, tile by tile
     return stream(lo) if _squared_error(stream(lo), src) < lossy_se else None
 

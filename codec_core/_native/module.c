@@ -44,6 +44,7 @@ static int get(PyObject *obj, Arr *a, const char *name, char type, int ndim, int
 
 static Py_ssize_t dim(Arr *a, int k) { return a->view.shape[k]; }
 static char fmt(const Py_buffer *v);
+static int overlap(const Py_buffer *a, const Py_buffer *b);
 
 static int check(int ok, const char *message) {
     if (!ok) PyErr_SetString(PyExc_ValueError, message);
@@ -476,6 +477,97 @@ done:
     return result;
 }
 
+/* The float32 2-D C-contiguous band of a quantiser call (a[0]). */
+static int get_band(PyObject *o, Arr *a, const char *name) {
+    if (PyObject_GetBuffer(o, &a->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: band must be a C-contiguous array", name);
+        return -1;
+    }
+    a->held = 1;
+    if (fmt(&a->view) != 'f' || a->view.itemsize != 4 || a->view.ndim != 2) {
+        PyErr_Format(PyExc_ValueError, "%s: band must be a 2-D float32 array", name);
+        return -1;
+    }
+    return check(dim(a, 0) < (1 << 30) && dim(a, 1) < (1 << 28), "quantiser: band too large");
+}
+
+/* rdo_count(band, step, counts) -> nsym (0: a level beyond the coder's range): the
+   histogram (NCTX_ACT x cap int64, zeroed by the caller) of the activity context x
+   symbol of band's rounded levels |c| / step (codec_core/quantize.py rdo_levels). */
+static PyObject *py_rdo_count(PyObject *self, PyObject *args) {
+    PyObject *o, *oc;
+    float step;
+    if (!PyArg_ParseTuple(args, "OfO", &o, &step, &oc)) return NULL;
+    Arr a[2]; memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (get_band(o, &a[0], "rdo_count") || get(oc, &a[1], "counts", 'q', 2, 1)
+        || check(dim(&a[1], 0) == 36 && dim(&a[1], 1) >= 1 && dim(&a[1], 1) <= 4096, "rdo_count: counts must be 36 x cap")
+        || check(step > 0.0f && isfinite(step), "rdo_count: step must be positive"))
+        goto done;
+    {
+        int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1), n;
+        int32_t *rows = PyMem_RawCalloc(3 * ((size_t)W + 4), sizeof(int32_t));
+        if (!rows) { PyErr_NoMemory(); goto done; }
+        Py_BEGIN_ALLOW_THREADS
+        n = hlc_rdo_count(a[0].view.buf, H, W, step, a[1].view.buf, (int)dim(&a[1], 1), rows);
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(rows);
+        result = PyLong_FromLong(n < 0 ? 0 : n);
+    }
+done:
+    release(a, 2);
+    return result;
+}
+
+/* quant_band(band, out, step, rdo, lam, bits) -> top: the signed int32 levels of the
+   float32 band into out (same shape; may be the band's own memory), the dead zone's or
+   (rdo) the RDO choice with bits (36 x nsym float64, from rdo_count's histogram), then
+   the isolated +-1 thresholding; top: the largest magnitude (inf: beyond the coder's
+   range, out then incomplete). */
+static PyObject *py_quant_band(PyObject *self, PyObject *args) {
+    PyObject *o, *oo, *ob;
+    float step;
+    int rdo;
+    double lam;
+    if (!PyArg_ParseTuple(args, "OOfpdO", &o, &oo, &step, &rdo, &lam, &ob)) return NULL;
+    Arr a[3]; memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (get_band(o, &a[0], "quant_band") || get(oo, &a[1], "out", 'i', 2, 1)
+        || check(dim(&a[1], 0) == dim(&a[0], 0) && dim(&a[1], 1) == dim(&a[0], 1), "quant_band: out must be band's shape")
+        || check(a[1].view.buf == a[0].view.buf || !overlap(&a[0].view, &a[1].view),
+                 "quant_band: out must be the band's memory or apart from it")
+        || check(step > 0.0f && isfinite(step), "quant_band: step must be positive"))
+        goto done;
+    int nsym = 1;
+    const double *bits = NULL;
+    if (rdo) {
+        if (PyObject_GetBuffer(ob, &a[2].view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto done;
+        a[2].held = 1;
+        if (check(fmt(&a[2].view) == 'd' && a[2].view.itemsize == 8 && a[2].view.ndim == 2
+                  && dim(&a[2], 0) == 36 && dim(&a[2], 1) >= 1 && dim(&a[2], 1) <= 4096,
+                  "quant_band: bits must be a 36 x nsym float64 array"))
+            goto done;
+        nsym = (int)dim(&a[2], 1);
+        bits = a[2].view.buf;
+    }
+    {
+        int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1);
+        int32_t *scratch = PyMem_RawMalloc(sizeof(int32_t) * (3 * ((size_t)W + 4) + 3 * (size_t)W) + 1);
+        unsigned char *smalls = PyMem_RawMalloc(2 * (size_t)W + 1);
+        if (!scratch || !smalls) { PyMem_RawFree(scratch); PyMem_RawFree(smalls); PyErr_NoMemory(); goto done; }
+        double top;
+        Py_BEGIN_ALLOW_THREADS
+        top = hlc_quant_band(a[0].view.buf, a[1].view.buf, H, W, step, rdo, lam, bits, nsym, scratch, smalls);
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(scratch);
+        PyMem_RawFree(smalls);
+        result = PyFloat_FromDouble(top);
+    }
+done:
+    release(a, 3);
+    return result;
+}
+
 /* The format letter of a buffer ('f', 'i', ...), its byte order mark skipped. */
 static char fmt(const Py_buffer *v) {
     const char *f = v->format ? v->format : "B";
@@ -709,6 +801,8 @@ static PyMethodDef methods[] = {
     {"unpack_map", py_unpack_map, METH_VARARGS, "Inverse of pack_map, every run checked."},
     {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
     {"synth97_level", py_synth97_level, METH_VARARGS, "One 9/7 synthesis level in the band arrays (dequantised in place)."},
+    {"rdo_count", py_rdo_count, METH_VARARGS, "RDO quantiser's token histogram of one 9/7 detail band."},
+    {"quant_band", py_quant_band, METH_VARARGS, "Quantised levels of one 9/7 detail band (dead zone or RDO)."},
     {"fwd97", py_fwd97, METH_VARARGS, "The 9/7 analysis of a float32 plane, in place, bands packed."},
     {NULL, NULL, 0, NULL}};
 

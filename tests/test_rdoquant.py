@@ -1,0 +1,105 @@
+"""The compiled quantiser (codec_core/_native/rdoquant.c) against the numpy reference
+(quantize.quantise(native=False)): identical int32 bands, dead zone and RDO, on real
+images' 9/7 bands and on hypothesis-random bands, so streams keep their bytes."""
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from pydicom.data import get_testdata_file
+
+import codec_core as hlc
+from codec_core import _hlc, quantize
+from codec_core.transform import dwt97_forward
+
+_FAST = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _copy(bands: list) -> list:
+    return [bands[0].copy()] + [tuple(b.copy() for b in lvl) for lvl in bands[1:]]
+
+
+def _same(bands: list, steps: list, levels: int, rdo: bool, consume: bool = False) -> None:
+    ref = quantize.quantise(_copy(bands), steps, levels, rdo=rdo, native=False)
+    got = quantize.quantise(_copy(bands), steps, levels, rdo=rdo, consume=consume)
+    for a, b in zip(quantize._band_list(ref), quantize._band_list(got), strict=True):
+        assert a.dtype == b.dtype == np.int32
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "US1_UNCR.dcm", "693_UNCR.dcm"])
+@pytest.mark.parametrize("base", [0.7, 3.0, 20.0])
+def test_real_bands_identical(name, base):
+    a = pydicom.dcmread(get_testdata_file(name)).pixel_array
+    a = a[..., 0] if a.ndim == 3 else a
+    bands = dwt97_forward(a, 4)
+    steps = quantize.subband_steps(base, 4)
+    for rdo in (False, True):
+        _same(bands, steps, 4, rdo)
+    _same(bands, steps, 4, True, consume=True)  # (into the bands' own memory)
+
+
+@st.composite
+def random_bands(draw):
+    levels = draw(st.integers(1, 3))
+    h, w = (draw(st.integers(1 << levels, 40)) for _ in range(2))
+    scale = draw(st.sampled_from([0.3, 2.0, 30.0, 3000.0]))
+    seed = draw(st.integers(0, 2 ** 32 - 1))
+    rng = np.random.default_rng(seed)
+    bands = dwt97_forward((rng.laplace(0, scale, (h, w))).astype(np.float32), levels)
+    if draw(st.booleans()):  # exact ties of the rounding, long zero runs
+        bands = [np.round(bands[0])] + [tuple(np.round(b * 2) / 2 for b in lvl) for lvl in bands[1:]]
+    return bands, levels
+
+
+@settings(max_examples=200, **_FAST)
+@given(random_bands(), st.sampled_from([0.25, 1.0, 1.5, 7.0, 100.0]), st.booleans())
+def test_random_bands_identical(case, base, rdo):
+    bands, levels = case
+    _same(bands, quantize.subband_steps(base, levels), levels, rdo)
+
+
+@settings(max_examples=100, **_FAST)
+@given(arrays(np.float32, st.tuples(st.integers(1, 12), st.integers(1, 12)),
+              elements=st.floats(-1e4, 1e4, width=32)), st.sampled_from([1.0, 2.5, 9.0]), st.booleans())
+def test_arbitrary_values_identical(band, step, rdo):
+    """One detail band of any float32 values (ties, zeros, signed zeros)."""
+    bands = [np.zeros((1, 1), np.float32), (band, band, band)]
+    _same(bands, [1.0, step, step, step], 1, rdo)
+
+
+def test_streams_keep_their_bytes(monkeypatch):
+    a = pydicom.dcmread(get_testdata_file("CT_small.dcm")).pixel_array
+    kw = dict(mode="lossy", bpp=0.5, threads=1, try_near_lossless=False)
+    native = hlc.encode(a, **kw)
+    reference = quantize.quantise
+    monkeypatch.setattr(quantize, "quantise", lambda *x, **k: reference(*x, **k, native=False))
+    assert hlc.encode(a, **kw) == native
+
+
+def test_level_beyond_the_coder_is_refused():
+    band = np.full((4, 4), 1e12, np.float32)
+    for rdo in (False, True):
+        with pytest.raises(RuntimeError, match="entropy coder's limit"):
+            quantize.quantise([np.zeros((1, 1), np.float32), (band.copy(),) * 3], [1.0] * 4, 1, rdo=rdo)
+
+
+def test_kernel_checks_its_buffers():
+    band = np.zeros((4, 4), np.float32)
+    with pytest.raises(ValueError):
+        _hlc.quant_band(band, np.zeros((4, 5), np.int32), 1.0, False, 0.1, None)
+    with pytest.raises(ValueError):
+        _hlc.quant_band(band.astype(np.float64), np.zeros((4, 4), np.int32), 1.0, False, 0.1, None)
+    with pytest.raises(ValueError):
+        _hlc.quant_band(band, np.zeros((4, 4), np.int32), 1.0, True, 0.1, np.zeros((35, 2)))
+    with pytest.raises(ValueError):
+        _hlc.quant_band(band, np.zeros((4, 4), np.int32), 0.0, False, 0.1, None)
+    with pytest.raises(ValueError):
+        _hlc.rdo_count(band, 1.0, np.zeros((36, 64), np.int32))
+    overlapping = np.zeros(40, np.float32)
+    with pytest.raises(ValueError):  # out inside the band's memory but shifted
+        _hlc.quant_band(overlapping[:32].reshape(4, 8), overlapping[4:36].view(np.int32).reshape(4, 8),
+                        1.0, False, 0.1, None)

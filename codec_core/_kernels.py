@@ -50,11 +50,10 @@ NCTX = NCTX_ACT + 2
 # Sign contexts: signs (-, 0, +) of the W and N neighbours.
 NSIGN_CTX = 9
 
-# Lossy detail bands (lossyband.c): binary models (zero / one decisions and signs),
-# hybrid-integer models of magnitude - 2 by activity, then the run length.
-LB_NBITS = 2 * 3 * 14 * 4 + 3 * 27
+# Lossy detail bands (lossyband.c): LB_NBITS binary models (zero / one decisions and
+# signs) and LB_NREM hybrid-integer models of magnitude - 2.
+LB_NBITS = 2 * 3 * 14 * 6 + 3 * 27
 LB_NREM = 16
-LB_NFREQ = LB_NREM + 1
 #: A binary model's starting state: probability 1/2 (of 2^16), nothing coded yet.
 LB_HALF = 1 << 15
 
@@ -105,8 +104,8 @@ def new_sign_models(groups: int) -> tuple[np.ndarray, np.ndarray]:
 @functools.cache
 def _fresh_lossy_models() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read-only starting models of the lossy band coder: the remainder contexts take
-    the activity priors of the band coder's first contexts, the run the run's."""
-    freq = np.concatenate([_PRIOR[:LB_NREM], _PRIOR[CTX_RUN:CTX_RUN + 1]])
+    the activity priors of the band coder's first contexts."""
+    freq = _PRIOR[:LB_NREM].copy()
     models = (freq, freq.sum(axis=1).astype(np.int32), np.full(LB_NBITS, LB_HALF, np.int32))
     for a in models:
         a.flags.writeable = False

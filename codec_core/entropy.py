@@ -62,8 +62,8 @@ class _Encoder:
         self.k.encode_band(band, parent, x1, x2, self.st, self.out, self.raw,
                            freq, tot, group * self.k.NCTX, sfreq, stot)
 
-    def lossy_band(self, band, orient: int, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY) -> None:
-        self.k.encode_lossy_band(band, parent, x1, x2, self.st, self.out, self.raw, *self.models, orient)
+    def lossy_band(self, band, orient: int, parent=_EMPTY) -> None:
+        self.k.encode_lossy_band(band, parent, self.st, self.out, self.raw, *self.models, orient)
 
     def finish(self) -> bytes:
         self.k.finish_encoder(self.st, self.out, self.raw)
@@ -73,8 +73,8 @@ class _Encoder:
         return varint(n_out) + self.out[:n_out].tobytes() + self.raw[:n_raw].tobytes()
 
 
-#: Modelled symbols a value can cost in the lossy band coder (lossyband.c): a run
-#: token or the zero decision, the one decision, the remainder token and the sign.
+#: Modelled symbols a value can cost in the lossy band coder (lossyband.c): the zero
+#: and one decisions, the remainder token and the sign.
 LOSSY_SYMBOLS = 4
 
 
@@ -110,9 +110,9 @@ class _Decoder:
         """Decode with the lossy band coder's models from here on (a fresh segment)."""
         self.models = self.k.new_lossy_models()
 
-    def lossy_band(self, shape, orient: int, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY) -> np.ndarray:
+    def lossy_band(self, shape, orient: int, parent=_EMPTY) -> np.ndarray:
         out = np.empty(shape, np.int32)
-        self.k.decode_lossy_band(out, parent, x1, x2, self.dt, self.inp, self.raw, *self.models, orient)
+        self.k.decode_lossy_band(out, parent, self.dt, self.inp, self.raw, *self.models, orient)
         return out
 
     def band(self, shape, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, group=0) -> np.ndarray:
@@ -184,8 +184,8 @@ def encode_decomposition(bands: list, levels: int, lossy: bool = False) -> list[
         def code_level(enc, hl=hl, lh=lh, hh=hh, p=p, g=g):
             if lossy:
                 enc.lossy_band(hl, 0, p[0])
-                enc.lossy_band(lh, 1, p[1], hl)
-                enc.lossy_band(hh, 2, p[2], hl, lh)
+                enc.lossy_band(lh, 1, p[1])
+                enc.lossy_band(hh, 2, p[2])
                 return
             enc.band(hl, p[0], group=g)
             enc.band(lh, p[1], hl, group=g)
@@ -212,8 +212,8 @@ def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
         if lossy:
             dec.lossy()
             hl = dec.lossy_band(shapes[r][0], 0, p[0])
-            lh = dec.lossy_band(shapes[r][1], 1, p[1], hl)
-            hh = dec.lossy_band(shapes[r][2], 2, p[2], hl, lh)
+            lh = dec.lossy_band(shapes[r][1], 1, p[1])
+            hh = dec.lossy_band(shapes[r][2], 2, p[2])
         else:
             g = _group_of(r, levels)
             hl = dec.band(shapes[r][0], p[0], group=g)

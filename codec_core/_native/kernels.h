@@ -17,15 +17,15 @@ int hlc_code_band(int decoding, int32_t *band, int H, int W, const int32_t *pare
                   const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
                   Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot);
 /* Lossy (9/7) detail bands (lossyband.c): binary models of the zero / one decisions
-   (3 bands x LB_NACT activity x 4 parent buckets each) and of the signs (3 x 27), and
-   LB_NREM + 1 hybrid-integer models (magnitude - 2 by activity, then the run length). */
+   (3 bands x LB_NACT activity x LB_NPAR parent buckets each) and of the signs (3 x 27),
+   and LB_NREM hybrid-integer models of magnitude - 2. */
 #define LB_NACT 14
+#define LB_NPAR 6
 #define LB_NREM 16
 #define LB_RATE_CAP 60
-#define LB_NBITS (2 * 3 * LB_NACT * 4 + 3 * 27)
-#define LB_NFREQ (LB_NREM + 1)
+#define LB_NZ (LB_NACT * LB_NPAR)
+#define LB_NBITS (2 * 3 * LB_NZ + 3 * 27)
 int hlc_lossy_band(int decoding, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph, int pw,
-                   const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
                    Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int32_t *bits);
 void hlc_fwd53(int32_t *x, int H, int W);
 void hlc_inv53(int32_t *x, int H, int W);

@@ -139,3 +139,14 @@ def test_damaged_lossy_streams_raise_hlc_error_or_decode_in_bounds():
         except HlcError:
             continue
         assert out.shape == img.shape and out.dtype == img.dtype
+
+
+def test_the_golden_streams_of_the_lossy_band_coder_use_it_and_older_ones_do_not():
+    from pathlib import Path
+
+    v3 = Path(__file__).parent / "golden" / "v3"
+    new = sorted(v3.glob("lossy_ctx_*.hlc"))
+    assert len(new) == 3
+    for path in new:
+        assert ct.parse_header(path.read_bytes())[0].flags & FLAG_LOSSY_CONTEXTS
+    assert not ct.parse_header((v3 / "lossy_ct_bpp1.hlc").read_bytes())[0].flags & FLAG_LOSSY_CONTEXTS

@@ -135,8 +135,7 @@ static inline __attribute__((always_inline)) int code_lossy(
             if (nonzero) {
                 int more = decoding ? !dec_bit(d, one + ctx) : (enc_bit(e, one + ctx, m == 1), m > 1);
                 if (more) {
-                    Model rm = model_at(md.freq, md.tot, HLC_NSYM, act_bucket(a + 2 * pm) < LB_NREM
-                                        ? act_bucket(a + 2 * pm) : LB_NREM - 1);
+                    Model rm = model_at(md.freq, md.tot, HLC_NSYM, activity_bucket((uint64_t)(a + 2 * pm), LB_NREM));
                     if (decoding) m = (int64_t)dec_uint(d, rm) + 2;
                     else enc_uint(e, rm, (uint64_t)(m - 2));
                 } else m = 1;

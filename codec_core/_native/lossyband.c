@@ -124,9 +124,21 @@ static uint8_t *parent_buckets(Ref r) {
     return pb;
 }
 
-/* The models of one segment: binary zero / one decisions (3 bands x LB_NZ) and signs
-   (3 bands x 27), and the hybrid-integer models of magnitude - 2. */
-typedef struct { int32_t *zero, *one, *sign, *freq, *tot; } Models;
+/* Whether the four coefficients from (i, j) would all be coded in the quietest context
+   (activity 0, parent bucket 0) were they zero: W, WW, the row above from j - 1 to
+   j + 4, the row above that from j to j + 3, and the parents of j and j + 2 are zero. */
+static inline int quiet4(const int32_t *magrow, const int32_t *n, const int32_t *nn, const uint8_t *pbrow, int pw,
+                         int j) {
+    if (magrow[j - 1] | magrow[j - 2] | n[j - 1] | n[j] | n[j + 1] | n[j + 2] | n[j + 3] | n[j + 4]
+        | nn[j] | nn[j + 1] | nn[j + 2] | nn[j + 3])
+        return 0;
+    return !pw || !(pbrow[lmin(j >> 1, pw - 1)] | pbrow[lmin((j >> 1) + 1, pw - 1)]);
+}
+
+/* The models of one segment: binary zero / one decisions (3 bands x LB_NZ), signs
+   (3 bands x 27) and quiet groups of four (3), and the hybrid-integer models of
+   magnitude - 2. */
+typedef struct { int32_t *zero, *one, *sign, *group, *freq, *tot; } Models;
 
 static inline __attribute__((always_inline)) int code_lossy(
         int decoding, int32_t *band, int H, int W, int orient, Ref parent, Encoder *e, Decoder *d, Models md) {
@@ -151,13 +163,30 @@ static inline __attribute__((always_inline)) int code_lossy(
         int pi = parent.h ? lmin(i >> 1, parent.h - 1) : 0;  /* the parent's row, clamped */
         const int32_t *prow = parent.h ? parent.p + (size_t)pi * parent.w : NULL;
         const uint8_t *pbrow = pb + (size_t)pi * (parent.w ? parent.w : 1);
+        int gend = -1, gzero = 0;  /* a group of four known not all zero: its end, its zeros so far */
         for (int j = 0; j < W; j++) {
+            if (!(j & 3) && j + 4 <= W && quiet4(magrow, n, nn, pbrow, parent.h ? parent.w : 0, j)) {
+                /* four quiet coefficients: one decision says whether all are zero */
+                int all = decoding ? dec_bit(d, md.group + orient)
+                                   : (enc_bit(e, md.group + orient, !(row[j] | row[j + 1] | row[j + 2] | row[j + 3])),
+                                      !(row[j] | row[j + 1] | row[j + 2] | row[j + 3]));
+                if (all) {
+                    if (decoding) memset(row + j, 0, 4 * sizeof(int32_t));
+                    j += 3;
+                    continue;
+                }
+                gend = j + 4;
+                gzero = 0;
+            }
             int pj = parent.h ? lmin(j >> 1, parent.w - 1) : 0;
             int64_t pv = prow ? prow[pj] : 0, pm = labs64(pv);
             int64_t a = 3 * (int64_t)magrow[j - 1] + magrow[j - 2] + 3 * (int64_t)n[j] + n[j - 1] + n[j + 1] + nn[j];
             int ctx = act_bucket(a) * LB_NPAR + (prow ? pbrow[pj] : 0);
             int64_t m = decoding ? 0 : labs64(row[j]);
-            int nonzero = decoding ? !dec_bit(d, zero + ctx) : (enc_bit(e, zero + ctx, m == 0), m != 0);
+            int nonzero = 1;  /* the last of a group whose first three are zero is not */
+            if (j != gend - 1 || gzero < 3)
+                nonzero = decoding ? !dec_bit(d, zero + ctx) : (enc_bit(e, zero + ctx, m == 0), m != 0);
+            gzero += !nonzero;
             if (nonzero) {
                 int more = decoding ? !dec_bit(d, one + ctx) : (enc_bit(e, one + ctx, m == 1), m > 1);
                 if (more) {
@@ -184,7 +213,7 @@ static inline __attribute__((always_inline)) int code_lossy(
 int hlc_lossy_band(int decoding, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph, int pw,
                    Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int32_t *bits) {
     Ref p = {parent, ph, pw};
-    Models md = {bits, bits + 3 * LB_NZ, bits + 6 * LB_NZ, freq, tot};
+    Models md = {bits, bits + 3 * LB_NZ, bits + 6 * LB_NZ, bits + 6 * LB_NZ + 3 * 27, freq, tot};
     /* two specialisations: `decoding` is a constant inside each */
     if (decoding) return code_lossy(1, band, H, W, orient, p, NULL, d, md);
     return code_lossy(0, band, H, W, orient, p, e, NULL, md);

@@ -6,6 +6,20 @@
 
 #include "rangecoder.h"
 
+/* An earlier band a coefficient's context reads (a parent, or a band of the same
+   level coded before), and the small helpers of the band coders. */
+typedef struct { const int32_t *p; int h, w; } RefBand;
+
+static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int sign3(int64_t v) { return (v > 0) - (v < 0); }
+
+/* The value of a reference band at (i, j) clamped into it; 0 for a missing band. */
+static inline int64_t ref_at(RefBand r, int i, int j) {
+    if (r.h == 0) return 0;
+    return r.p[(size_t)imin(i, r.h - 1) * r.w + imin(j, r.w - 1)];
+}
+
 #define NCTX_ACT 36                 /* band coder: activity contexts per model group */
 #define NCTX (NCTX_ACT + 2)         /* + run length and run end */
 #define NSIGN_CTX 9

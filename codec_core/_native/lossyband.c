@@ -27,18 +27,6 @@
 #include "kernels.h"
 #include "rangecoder.h"
 
-/* The parent band (the same orientation one level coarser; h = 0: none). */
-typedef struct { const int32_t *p; int h, w; } Ref;
-
-static inline int64_t labs64(int64_t v) { return v < 0 ? -v : v; }
-static inline int lmin(int a, int b) { return a < b ? a : b; }
-static inline int lsign3(int64_t v) { return (v > 0) - (v < 0); }
-
-static inline int64_t ref_at(Ref r, int i, int j) {
-    if (r.h == 0) return 0;
-    return r.p[(size_t)lmin(i, r.h - 1) * r.w + lmin(j, r.w - 1)];
-}
-
 /* ------------------------------------------------------------- binary models */
 
 /* A binary model: bits 0..15 the probability of a 1 (of 2^16), bits 16.. the count
@@ -76,10 +64,7 @@ static inline void enc_bit(Encoder *e, int32_t *m, int bit) {
     uint32_t bound = (e->range >> 16) * (uint32_t)bit_p(m);
     if (bit) e->range = bound;
     else { e->low += bound; e->range -= bound; }
-    while (e->range < HLC_TOP) {
-        e->range <<= 8;
-        enc_shift_low(e);
-    }
+    enc_normalise(e);
     bit_update(m, bit);
 }
 
@@ -88,14 +73,7 @@ static inline int dec_bit(Decoder *d, int32_t *m) {
     int bit = d->code < bound;
     if (bit) d->range = bound;
     else { d->code -= bound; d->range -= bound; }
-    while (d->range < HLC_TOP) {
-        uint64_t byte = 0;
-        if (d->pos < d->in_len) byte = d->in[d->pos];
-        else d->overrun++;
-        d->pos++;
-        d->code = ((d->code << 8) | byte) & 0xFFFFFFFFFFull;  /* bounded on damaged input */
-        d->range <<= 8;
-    }
+    dec_normalise(d);
     bit_update(m, bit);
     return bit;
 }
@@ -109,14 +87,14 @@ static inline int act_bucket(int64_t a) {
 
 /* The bucket of the parent P at (pi, pj) and its four neighbours: s = 4|P| + |P_W| +
    |P_E| + |P_N| + |P_S| (past the last row or column clamped, before the first 0). */
-static inline uint8_t parent_bucket(Ref r, int pi, int pj) {
-    int64_t s = 4 * labs64(ref_at(r, pi, pj)) + labs64(ref_at(r, pi, pj + 1)) + labs64(ref_at(r, pi + 1, pj))
-                + (pj > 0 ? labs64(ref_at(r, pi, pj - 1)) : 0) + (pi > 0 ? labs64(ref_at(r, pi - 1, pj)) : 0);
+static inline uint8_t parent_bucket(RefBand r, int pi, int pj) {
+    int64_t s = 4 * abs64(ref_at(r, pi, pj)) + abs64(ref_at(r, pi, pj + 1)) + abs64(ref_at(r, pi + 1, pj))
+                + (pj > 0 ? abs64(ref_at(r, pi, pj - 1)) : 0) + (pi > 0 ? abs64(ref_at(r, pi - 1, pj)) : 0);
     return s == 0 ? 0 : s < 4 ? 1 : s < 6 ? 2 : s < 10 ? 3 : s < 18 ? 4 : 5;
 }
 
 /* Every parent position's bucket (ph x pw), made once per band; NULL: no memory. */
-static uint8_t *parent_buckets(Ref r) {
+static uint8_t *parent_buckets(RefBand r) {
     uint8_t *pb = malloc((size_t)(r.h ? r.h : 1) * (r.w ? r.w : 1));
     if (pb && r.h)
         for (int pi = 0; pi < r.h; pi++)
@@ -132,7 +110,7 @@ static inline int quiet4(const int32_t *magrow, const int32_t *n, const int32_t 
     if (magrow[j - 1] | magrow[j - 2] | n[j - 1] | n[j] | n[j + 1] | n[j + 2] | n[j + 3] | n[j + 4]
         | nn[j] | nn[j + 1] | nn[j + 2] | nn[j + 3])
         return 0;
-    return !pw || !(pbrow[lmin(j >> 1, pw - 1)] | pbrow[lmin((j >> 1) + 1, pw - 1)]);
+    return !pw || !(pbrow[imin(j >> 1, pw - 1)] | pbrow[imin((j >> 1) + 1, pw - 1)]);
 }
 
 /* The models of one segment: binary zero / one decisions (3 bands x LB_NZ), signs
@@ -140,8 +118,25 @@ static inline int quiet4(const int32_t *magrow, const int32_t *n, const int32_t 
    magnitude - 2. */
 typedef struct { int32_t *zero, *one, *sign, *group, *freq, *tot; } Models;
 
+/* A nonzero coefficient after its zero decision: the one decision (model `one`),
+   |v| - 2 in remainder table `rem` if more, the sign (model `sm`); returns the value
+   (decoding) or v itself. */
+static inline __attribute__((always_inline)) int64_t code_nonzero(
+        int decoding, Encoder *e, Decoder *d, Models md, int32_t *one, int32_t *sm, int rem, int32_t v) {
+    int64_t m = abs64(v);
+    int more = decoding ? !dec_bit(d, one) : (enc_bit(e, one, m == 1), m > 1);
+    Model rm = model_at(md.freq, md.tot, HLC_NSYM, rem);
+    if (!more) m = 1;
+    else if (decoding) m = (int64_t)dec_uint(d, rm) + 2;
+    else enc_uint(e, rm, (uint64_t)(m - 2));
+    if (m > 0x3FFFFFFF) m = 0x3FFFFFFF;  /* damaged streams only */
+    if (decoding) return dec_bit(d, sm) ? -m : m;
+    enc_bit(e, sm, v < 0);
+    return v;
+}
+
 static inline __attribute__((always_inline)) int code_lossy(
-        int decoding, int32_t *band, int H, int W, int orient, Ref parent, Encoder *e, Decoder *d, Models md) {
+        int decoding, int32_t *band, int H, int W, int orient, RefBand parent, Encoder *e, Decoder *d, Models md) {
     int stride = W + 4;
     int32_t *mag = calloc((size_t)(H + 2) * stride, sizeof(int32_t));
     uint8_t *pb = parent_buckets(parent);
@@ -153,23 +148,23 @@ static inline __attribute__((always_inline)) int code_lossy(
     if (!decoding)
         for (int i = 0; i < H; i++)
             for (int j = 0; j < W; j++)
-                mag[(size_t)(i + 2) * stride + j + 2] = (int32_t)labs64(band[(size_t)i * W + j]);
+                mag[(size_t)(i + 2) * stride + j + 2] = (int32_t)abs64(band[(size_t)i * W + j]);
     int32_t *zero = md.zero + (size_t)orient * LB_NZ, *one = md.one + (size_t)orient * LB_NZ;
     int32_t *sgn = md.sign + (size_t)orient * 27;
     for (int i = 0; i < H; i++) {
         int32_t *row = band + (size_t)i * W, *magrow = mag + (size_t)(i + 2) * stride + 2;
         const int32_t *up = i > 0 ? row - W : NULL;
         const int32_t *nn = mag + (size_t)i * stride + 2, *n = nn + stride;  /* rows i - 2, i - 1 */
-        int pi = parent.h ? lmin(i >> 1, parent.h - 1) : 0;  /* the parent's row, clamped */
+        int pi = parent.h ? imin(i >> 1, parent.h - 1) : 0;  /* the parent's row, clamped */
         const int32_t *prow = parent.h ? parent.p + (size_t)pi * parent.w : NULL;
         const uint8_t *pbrow = pb + (size_t)pi * (parent.w ? parent.w : 1);
         int gend = -1, gzero = 0;  /* a group of four known not all zero: its end, its zeros so far */
         for (int j = 0; j < W; j++) {
             if (!(j & 3) && j + 4 <= W && quiet4(magrow, n, nn, pbrow, parent.h ? parent.w : 0, j)) {
                 /* four quiet coefficients: one decision says whether all are zero */
-                int all = decoding ? dec_bit(d, md.group + orient)
-                                   : (enc_bit(e, md.group + orient, !(row[j] | row[j + 1] | row[j + 2] | row[j + 3])),
-                                      !(row[j] | row[j + 1] | row[j + 2] | row[j + 3]));
+                int all = decoding ? 0 : !(row[j] | row[j + 1] | row[j + 2] | row[j + 3]);
+                if (decoding) all = dec_bit(d, md.group + orient);
+                else enc_bit(e, md.group + orient, all);
                 if (all) {
                     if (decoding) memset(row + j, 0, 4 * sizeof(int32_t));
                     j += 3;
@@ -178,30 +173,23 @@ static inline __attribute__((always_inline)) int code_lossy(
                 gend = j + 4;
                 gzero = 0;
             }
-            int pj = parent.h ? lmin(j >> 1, parent.w - 1) : 0;
-            int64_t pv = prow ? prow[pj] : 0, pm = labs64(pv);
+            int pj = parent.h ? imin(j >> 1, parent.w - 1) : 0;
+            int64_t pv = prow ? prow[pj] : 0, pm = abs64(pv);
             int64_t a = 3 * (int64_t)magrow[j - 1] + magrow[j - 2] + 3 * (int64_t)n[j] + n[j - 1] + n[j + 1] + nn[j];
             int ctx = act_bucket(a) * LB_NPAR + (prow ? pbrow[pj] : 0);
-            int64_t m = decoding ? 0 : labs64(row[j]);
+            int64_t m = decoding ? 0 : abs64(row[j]);
             int nonzero = 1;  /* the last of a group whose first three are zero is not */
             if (j != gend - 1 || gzero < 3)
                 nonzero = decoding ? !dec_bit(d, zero + ctx) : (enc_bit(e, zero + ctx, m == 0), m != 0);
             gzero += !nonzero;
             if (nonzero) {
-                int more = decoding ? !dec_bit(d, one + ctx) : (enc_bit(e, one + ctx, m == 1), m > 1);
-                if (more) {
-                    Model rm = model_at(md.freq, md.tot, HLC_NSYM, activity_bucket((uint64_t)(a + 2 * pm), LB_NREM));
-                    if (decoding) m = (int64_t)dec_uint(d, rm) + 2;
-                    else enc_uint(e, rm, (uint64_t)(m - 2));
-                } else m = 1;
-                if (m > 0x3FFFFFFF) m = 0x3FFFFFFF;  /* damaged streams only */
-                int sc = 9 * (lsign3(j > 0 ? row[j - 1] : 0) + 1) + 3 * (lsign3(up ? up[j] : 0) + 1) + lsign3(pv) + 1;
-                if (decoding) m = dec_bit(d, sgn + sc) ? -m : m;
-                else enc_bit(e, sgn + sc, row[j] < 0);
+                int sc = 9 * (sign3(j > 0 ? row[j - 1] : 0) + 1) + 3 * (sign3(up ? up[j] : 0) + 1) + sign3(pv) + 1;
+                m = code_nonzero(decoding, e, d, md, one + ctx, sgn + sc, activity_bucket((uint64_t)(a + 2 * pm), LB_NREM),
+                                 decoding ? 0 : row[j]);
             }
             if (decoding) {
                 row[j] = (int32_t)m;
-                magrow[j] = (int32_t)labs64(m);
+                magrow[j] = (int32_t)abs64(m);
             }
         }
     }
@@ -212,7 +200,7 @@ static inline __attribute__((always_inline)) int code_lossy(
 
 int hlc_lossy_band(int decoding, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph, int pw,
                    Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int32_t *bits) {
-    Ref p = {parent, ph, pw};
+    RefBand p = {parent, ph, pw};
     Models md = {bits, bits + 3 * LB_NZ, bits + 6 * LB_NZ, bits + 6 * LB_NZ + 3 * 27, freq, tot};
     /* two specialisations: `decoding` is a constant inside each */
     if (decoding) return code_lossy(1, band, H, W, orient, p, NULL, d, md);

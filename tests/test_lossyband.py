@@ -150,3 +150,16 @@ def test_the_golden_streams_of_the_lossy_band_coder_use_it_and_older_ones_do_not
     for path in new:
         assert ct.parse_header(path.read_bytes())[0].flags & FLAG_LOSSY_CONTEXTS
     assert not ct.parse_header((v3 / "lossy_ct_bpp1.hlc").read_bytes())[0].flags & FLAG_LOSSY_CONTEXTS
+
+
+@pytest.mark.parametrize("name", ["lossless_ct", "near_lossless_mr_k2", "lossless_nm_tiles"])
+def test_lossless_and_near_lossless_streams_are_the_golden_bytes(name):
+    """The lossy band coder leaves every other stream as it was, byte for byte."""
+    import json
+    from pathlib import Path
+
+    v3 = Path(__file__).parent / "golden" / "v3"
+    params = json.loads((v3 / "manifest.json").read_text())[name]["params"]
+    source = {"lossless_ct": lambda: _dicom("CT_small.dcm"), "near_lossless_mr_k2": lambda: _dicom("MR_small.dcm"),
+              "lossless_nm_tiles": lambda: np.ascontiguousarray(_dicom("JPEG2000_UNC.dcm")[300:428, :96])}[name]()
+    assert hlc.encode(source, **params) == (v3 / f"{name}.hlc").read_bytes()

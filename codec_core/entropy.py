@@ -137,7 +137,7 @@ def _encode_with_retry(fn, n_symbols: int, raw_bits: int, lossy: bool = False) -
     """``fn(encoder)`` codes a segment; coded again, once, into worst-case buffers if
     the first ones (sized for real data) were too small."""
     for worst_case in (False, True):
-        enc = _Encoder(n_symbols, raw_bits, worst_case, lossy)
+        enc = _Encoder(n_symbols, raw_bits, worst_case, **({"lossy": True} if lossy else {}))
         fn(enc)
         try:
             return enc.finish()

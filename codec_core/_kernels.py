@@ -22,7 +22,16 @@ import functools
 
 import numpy as np
 
-from ._hlc import code_plane, decode_band, encode_band, finish_encoder, parity, start_decoder  # noqa: F401
+from ._hlc import (  # noqa: F401  # noqa: F401
+    code_plane,
+    decode_band,
+    decode_lossy_band,
+    encode_band,
+    encode_lossy_band,
+    finish_encoder,
+    parity,
+    start_decoder,
+)
 from ._hlc import med_reconstruct as _med_reconstruct
 from ._hlc import med_residual as _med_residual
 from ._hlc import used_values as _used_values
@@ -40,6 +49,13 @@ CTX_RUNI = NCTX_ACT + 1
 NCTX = NCTX_ACT + 2
 # Sign contexts: signs (-, 0, +) of the W and N neighbours.
 NSIGN_CTX = 9
+
+# Lossy detail bands (lossyband.c): LB_NBITS binary models (zero / one decisions,
+# signs, quiet groups of four) and LB_NREM hybrid-integer models of magnitude - 2.
+LB_NBITS = 2 * 3 * 14 * 6 + 3 * 27 + 3
+LB_NREM = 16
+#: A binary model's starting state: probability 1/2 (of 2^16), nothing coded yet.
+LB_HALF = 1 << 15
 
 # Encoder state indices (int64 array of 8).
 E_LOW, E_RANGE, E_CACHE, E_CSIZE, E_POS, E_ACC, E_NBITS, E_RAWPOS = range(8)
@@ -83,6 +99,23 @@ def new_models(groups: int) -> tuple[np.ndarray, np.ndarray]:
 def new_sign_models(groups: int) -> tuple[np.ndarray, np.ndarray]:
     freq, tot = _fresh_models(groups)[2:]
     return freq.copy(), tot.copy()
+
+
+@functools.cache
+def _fresh_lossy_models() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read-only starting models of the lossy band coder: the remainder contexts take
+    the activity priors of the band coder's first contexts."""
+    freq = _PRIOR[:LB_NREM].copy()
+    models = (freq, freq.sum(axis=1).astype(np.int32), np.full(LB_NBITS, LB_HALF, np.int32))
+    for a in models:
+        a.flags.writeable = False
+    return models
+
+
+def new_lossy_models() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fresh models of the lossy band coder (freq, tot, bits), one set per segment."""
+    freq, tot, bits = _fresh_lossy_models()
+    return freq.copy(), tot.copy(), bits.copy()
 
 
 def new_encoder() -> np.ndarray:

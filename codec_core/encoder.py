@@ -18,7 +18,7 @@ import numpy as np
 
 from . import container as ct
 from . import entropy, predictive, quantize
-from .format import RANGE_HEAD, ColourTransform, Mode, PlaneCoder
+from .format import FLAG_LOSSY_CONTEXTS, RANGE_HEAD, ColourTransform, Mode, PlaneCoder
 from .pipeline import (
     finish_tile,
     lookup_in_place,
@@ -234,7 +234,9 @@ class LossyCoder:
         return finish_tile(tile, h)
 
     def encode(self, steps: list) -> list[bytes]:
-        """Every segment of the 9/7 layer at these steps, in stream order."""
+        """Every segment of the 9/7 layer at these steps, in stream order; the detail
+        bands by the lossy band coder, which the header's flag says."""
+        self.h.flags |= FLAG_LOSSY_CONTEXTS
         return [s for segs in map_threads(partial(self._tile_segments, steps), planes(self.h), self.src.threads)
                 for s in segs]
 
@@ -243,7 +245,7 @@ class LossyCoder:
         f, t = ft
         segs: list[bytes] = []
         for c in range(h.channels):  # channel by channel: one channel's bands alive at a time
-            segs.extend(entropy.encode_decomposition(self._quantised(f, t, c, steps), h.levels))
+            segs.extend(entropy.encode_decomposition(self._quantised(f, t, c, steps), h.levels, lossy=True))
         return segs
 
     def squared_error(self, steps: list, items: list | None = None) -> float:

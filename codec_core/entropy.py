@@ -40,13 +40,13 @@ def _group_of(resolution: int, levels: int) -> int:
 class _Encoder:
     """One range coder + raw bit writer; ``finish`` reports a too-small buffer."""
 
-    def __init__(self, n_symbols: int, raw_bits: int, worst_case: bool = False) -> None:
+    def __init__(self, n_symbols: int, raw_bits: int, worst_case: bool = False, lossy: bool = False) -> None:
         k = _k()
         self.k = k
-        self.models = _new_models(k)
+        self.models = k.new_lossy_models() if lossy else _new_models(k)
         self.st = k.new_encoder()
         if worst_case:
-            n_out, n_raw = worst_case_sizes(n_symbols, raw_bits)
+            n_out, n_raw = worst_case_sizes(n_symbols, raw_bits, LOSSY_SYMBOLS if lossy else 3)
         else:
             # Sized for real data (the worst case is 6 bytes a value): a byte per
             # value for the modelled tokens and signs, and raw_bits per value for the
@@ -62,6 +62,9 @@ class _Encoder:
         self.k.encode_band(band, parent, x1, x2, self.st, self.out, self.raw,
                            freq, tot, group * self.k.NCTX, sfreq, stot)
 
+    def lossy_band(self, band, orient: int, parent=_EMPTY) -> None:
+        self.k.encode_lossy_band(band, parent, self.st, self.out, self.raw, *self.models, orient)
+
     def finish(self) -> bytes:
         self.k.finish_encoder(self.st, self.out, self.raw)
         n_out, n_raw = int(self.st[self.k.E_POS]), int(self.st[self.k.E_RAWPOS])
@@ -70,15 +73,22 @@ class _Encoder:
         return varint(n_out) + self.out[:n_out].tobytes() + self.raw[:n_raw].tobytes()
 
 
-def worst_case_sizes(n_values: int, raw_bits: int) -> tuple[int, int]:
+#: Modelled symbols a value can cost in the lossy band coder (lossyband.c): the zero
+#: and one decisions, the remainder token and the sign.
+LOSSY_SYMBOLS = 4
+
+
+def worst_case_sizes(n_values: int, raw_bits: int, symbols: int = 3) -> tuple[int, int]:
     """Bytes of range-coder output and of raw bits that ``n_values`` coded values can
-    take at most. A value costs at most 3 modelled symbols (band coder: a run token,
-    the token of the value that ends it and a sign; predictive coder: 2 tokens), and
-    a symbol at most 2 bytes: models are rescaled before their total passes 2^15, so
-    the range shrinks by at most 2^15 per symbol and is renormalised by at most 2
-    byte shifts. Each value sends at most 2 raw fields (a run length, a magnitude) of
-    at most ``raw_bits`` bits. Plus the coder's 5 flush bytes and slack."""
-    return 6 * n_values + 64, (2 * n_values * raw_bits + 7) // 8 + 64
+    take at most. A value costs at most ``symbols`` modelled symbols (band coder: 3, a
+    run token, the token of the value that ends it and a sign; predictive coder: 2
+    tokens; lossy band coder: LOSSY_SYMBOLS), and a symbol at most 2 bytes: models are
+    rescaled before their total passes 2^15 and binary probabilities stay within
+    [2^-10, 1 - 2^-10], so the range shrinks by at most 2^15 per symbol and is
+    renormalised by at most 2 byte shifts. Each value sends at most 2 raw fields (a
+    run length, a magnitude) of at most ``raw_bits`` bits. Plus the coder's 5 flush
+    bytes and slack."""
+    return 2 * symbols * n_values + 64, (2 * n_values * raw_bits + 7) // 8 + 64
 
 
 class _Decoder:
@@ -95,6 +105,15 @@ class _Decoder:
         self.dt = np.zeros(8, np.int64)
         k.start_decoder(self.dt, self.inp)
         self.models = _new_models(k)
+
+    def lossy(self) -> None:
+        """Decode with the lossy band coder's models from here on (a fresh segment)."""
+        self.models = self.k.new_lossy_models()
+
+    def lossy_band(self, shape, orient: int, parent=_EMPTY) -> np.ndarray:
+        out = np.empty(shape, np.int32)
+        self.k.decode_lossy_band(out, parent, self.dt, self.inp, self.raw, *self.models, orient)
+        return out
 
     def band(self, shape, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, group=0) -> np.ndarray:
         out = np.empty(shape, np.int32)
@@ -114,11 +133,11 @@ def raw_bits_for(max_value: int) -> int:
     return max(0, int(max_value).bit_length() - 2)
 
 
-def _encode_with_retry(fn, n_symbols: int, raw_bits: int) -> bytes:
+def _encode_with_retry(fn, n_symbols: int, raw_bits: int, lossy: bool = False) -> bytes:
     """``fn(encoder)`` codes a segment; coded again, once, into worst-case buffers if
     the first ones (sized for real data) were too small."""
     for worst_case in (False, True):
-        enc = _Encoder(n_symbols, raw_bits, worst_case)
+        enc = _Encoder(n_symbols, raw_bits, worst_case, **({"lossy": True} if lossy else {}))
         fn(enc)
         try:
             return enc.finish()
@@ -141,8 +160,10 @@ def _as32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int32)
 
 
-def encode_decomposition(bands: list, levels: int) -> list[bytes]:
-    """Code an integer decomposition; returns ``levels + 1`` segments."""
+def encode_decomposition(bands: list, levels: int, lossy: bool = False) -> list[bytes]:
+    """Code an integer decomposition; returns ``levels + 1`` segments. ``lossy``: the
+    detail bands by the lossy band coder (lossyband.c; the stream's LOSSY_CONTEXTS
+    flag), the LL band as always."""
     k = _k()
     ll = _as32(bands[0])
     _check_coefficients(_max_abs(ll))
@@ -161,17 +182,23 @@ def encode_decomposition(bands: list, levels: int) -> list[bytes]:
         g = _group_of(r, levels)
 
         def code_level(enc, hl=hl, lh=lh, hh=hh, p=p, g=g):
+            if lossy:
+                enc.lossy_band(hl, 0, p[0])
+                enc.lossy_band(lh, 1, p[1])
+                enc.lossy_band(hh, 2, p[2])
+                return
             enc.band(hl, p[0], group=g)
             enc.band(lh, p[1], hl, group=g)
             enc.band(hh, p[2], hl, lh, group=g)
 
-        segs.append(_encode_with_retry(code_level, hl.size + lh.size + hh.size, raw_bits_for(top)))
+        segs.append(_encode_with_retry(code_level, hl.size + lh.size + hh.size, raw_bits_for(top), lossy))
     return segs
 
 
 def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
-                         upto: int | None = None) -> list:
-    """Decode segments 0..upto (default all) into integer bands."""
+                         upto: int | None = None, lossy: bool = False) -> list:
+    """Decode segments 0..upto (default all) into integer bands (``lossy``: as
+    :func:`encode_decomposition` coded them with ``lossy``)."""
     k = _k()
     shapes = band_shapes(rows, cols, levels)
     upto = levels if upto is None else upto
@@ -182,9 +209,15 @@ def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
             continue
         dec = _Decoder(segs[r])
         p = bands[r - 1] if r > 1 else (_EMPTY, _EMPTY, _EMPTY)
-        g = _group_of(r, levels)
-        hl = dec.band(shapes[r][0], p[0], group=g)
-        lh = dec.band(shapes[r][1], p[1], hl, group=g)
-        hh = dec.band(shapes[r][2], p[2], hl, lh, group=g)
+        if lossy:
+            dec.lossy()
+            hl = dec.lossy_band(shapes[r][0], 0, p[0])
+            lh = dec.lossy_band(shapes[r][1], 1, p[1])
+            hh = dec.lossy_band(shapes[r][2], 2, p[2])
+        else:
+            g = _group_of(r, levels)
+            hl = dec.band(shapes[r][0], p[0], group=g)
+            lh = dec.band(shapes[r][1], p[1], hl, group=g)
+            hh = dec.band(shapes[r][2], p[2], hl, lh, group=g)
         bands.append((hl, lh, hh))
     return bands

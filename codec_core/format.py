@@ -141,13 +141,15 @@ class HeaderFlag(IntEnum):
     VALUE_TABLE = 2     # lossless ranks in a value table (side data in the header)
     ROI = 4             # importance map and ROI layer
     REGIONS = 8         # hybrid by region layers: a region block and one stream per layer (codec_core/regions.py)
+    LOSSY_CONTEXTS = 16  # lossy: detail bands by the lossy band coder (codec_core/_native/lossyband.c)
 
 
 FLAG_DENOISED = HeaderFlag.DENOISED
 FLAG_VALUE_TABLE = HeaderFlag.VALUE_TABLE
 FLAG_ROI = HeaderFlag.ROI
 FLAG_REGIONS = HeaderFlag.REGIONS
-KNOWN_FLAGS = int(FLAG_DENOISED | FLAG_VALUE_TABLE | FLAG_ROI | FLAG_REGIONS)
+FLAG_LOSSY_CONTEXTS = HeaderFlag.LOSSY_CONTEXTS
+KNOWN_FLAGS = int(FLAG_DENOISED | FLAG_VALUE_TABLE | FLAG_ROI | FLAG_REGIONS | FLAG_LOSSY_CONTEXTS)
 
 class Importance(IntEnum):
     """A block's class in the importance map (hybrid streams): one step multiplier each.

@@ -15,6 +15,7 @@ def test_the_c_constants_are_the_python_tables_ones():
     assert _hlc.NCTX == _kernels.NCTX and _hlc.NSIGN_CTX == _kernels.NSIGN_CTX
     assert _hlc.INC == _kernels.INC and _hlc.LIMIT == _kernels.LIMIT
     assert _hlc.NACT == _predictive_kernels.NACT
+    assert _hlc.LB_NBITS == _kernels.LB_NBITS and _hlc.LB_NREM == _kernels.LB_NREM
 
 
 def test_bad_arguments_raise_value_error_not_a_crash():

@@ -21,18 +21,7 @@
 #define CTX_RUN NCTX_ACT
 #define CTX_RUN_END (NCTX_ACT + 1)
 
-/* An earlier band the context reads (parent, or a band of the same level). */
-typedef struct { const int32_t *p; int h, w; } RefBand;
-
-static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
-static inline int imin(int a, int b) { return a < b ? a : b; }
-static inline int sign3(int64_t v) { return (v > 0) - (v < 0); }
-
-/* |value| of a reference band at (i, j) clamped into it; 0 for a missing band. */
-static inline int64_t ref_mag(RefBand r, int i, int j) {
-    if (r.h == 0) return 0;
-    return abs64(r.p[(size_t)imin(i, r.h - 1) * r.w + imin(j, r.w - 1)]);
-}
+static inline int64_t ref_mag(RefBand r, int i, int j) { return abs64(ref_at(r, i, j)); }
 
 /* The neighbourhood activity of (i, j). `mag` holds |band| with two rows of zeros
    above and two columns either side, so the causal neighbours need no bounds tests. */

@@ -6,6 +6,20 @@
 
 #include "rangecoder.h"
 
+/* An earlier band a coefficient's context reads (a parent, or a band of the same
+   level coded before), and the small helpers of the band coders. */
+typedef struct { const int32_t *p; int h, w; } RefBand;
+
+static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int sign3(int64_t v) { return (v > 0) - (v < 0); }
+
+/* The value of a reference band at (i, j) clamped into it; 0 for a missing band. */
+static inline int64_t ref_at(RefBand r, int i, int j) {
+    if (r.h == 0) return 0;
+    return r.p[(size_t)imin(i, r.h - 1) * r.w + imin(j, r.w - 1)];
+}
+
 #define NCTX_ACT 36                 /* band coder: activity contexts per model group */
 #define NCTX (NCTX_ACT + 2)         /* + run length and run end */
 #define NSIGN_CTX 9
@@ -16,6 +30,17 @@
 int hlc_code_band(int decoding, int32_t *band, int H, int W, const int32_t *parent, int ph, int pw,
                   const int32_t *x1, int h1, int w1, const int32_t *x2, int h2, int w2,
                   Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot);
+/* Lossy (9/7) detail bands (lossyband.c): binary models of the zero / one decisions
+   (3 bands x LB_NACT activity x LB_NPAR parent buckets each) and of the signs (3 x 27),
+   and LB_NREM hybrid-integer models of magnitude - 2. */
+#define LB_NACT 14
+#define LB_NPAR 6
+#define LB_NREM 16
+#define LB_RATE_CAP 60
+#define LB_NZ (LB_NACT * LB_NPAR)
+#define LB_NBITS (2 * 3 * LB_NZ + 3 * 27 + 3)
+int hlc_lossy_band(int decoding, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph, int pw,
+                   Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int32_t *bits);
 void hlc_fwd53(int32_t *x, int H, int W);
 void hlc_inv53(int32_t *x, int H, int W);
 void hlc_med_residual(const int32_t *x, int32_t *e, int H, int W);

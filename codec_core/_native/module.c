@@ -100,49 +100,94 @@ static int check_decoder(const int64_t *dt) {
 
 /* ------------------------------------------------------------ band coder */
 
-static PyObject *py_band(PyObject *args, int decoding) {
-    PyObject *o[12];
-    int gbase;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOiOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
-                          &gbase, &o[10], &o[11]))
-        return NULL;
-    Arr a[11]; memset(a, 0, sizeof a);  /* band, parent, x1, x2, state, out/in, raw, freq, tot, sfreq, stot */
-    PyObject *result = NULL;
+/* The sizes of a reference band (parent, or an earlier band of the level): one with
+   no sample (0 x n) is no reference, both sizes 0. */
+static void ref_dims(Arr *a, int *h, int *w) {
+    *h = (int)dim(a, 0);
+    *w = (int)dim(a, 1);
+    if (!*h || !*w) *h = *w = 0;
+}
+
+/* The band, its parent band, the coder state and its byte arrays (o and a [0..4])
+   checked; the coder loaded into e or d. */
+static int get_band_args(PyObject **o, Arr *a, int decoding, Encoder *e, Decoder *d) {
     if (get(o[0], &a[0], "band", 'i', 2, decoding) || get(o[1], &a[1], "parent", 'i', 2, 0)
-        || get(o[2], &a[2], "x1", 'i', 2, 0) || get(o[3], &a[3], "x2", 'i', 2, 0)
-        || get(o[4], &a[4], "state", 'q', 1, 1) || check_state(&a[4], 8)
-        || get(o[5], &a[5], decoding ? "input" : "output", 'B', 1, !decoding)
-        || get(o[6], &a[6], "raw", 'B', 1, !decoding)
-        || get_models(o[7], o[8], &a[7], &a[8], HLC_NSYM, gbase, NCTX)
-        || get_models(o[10], o[11], &a[9], &a[10], 2, (gbase / NCTX) * NSIGN_CTX, NSIGN_CTX))
-        goto done;
-    if (check(dim(&a[0], 0) < (1 << 30) && dim(&a[0], 1) < (1 << 30), "band too large")) goto done;
-    int64_t *state = a[4].view.buf;
-    if (decoding ? check_decoder(state) : check_encoder(state)) goto done;
-    int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1), rc;
-    const int32_t *p = a[1].view.buf, *x1 = a[2].view.buf, *x2 = a[3].view.buf;
-    /* a reference band with no sample (0 x n) is no reference: both sizes 0 */
-    int ph = (int)dim(&a[1], 0), pw = (int)dim(&a[1], 1), h1 = (int)dim(&a[2], 0), w1 = (int)dim(&a[2], 1);
-    int h2 = (int)dim(&a[3], 0), w2 = (int)dim(&a[3], 1);
-    if (!ph || !pw) ph = pw = 0;
-    if (!h1 || !w1) h1 = w1 = 0;
-    if (!h2 || !w2) h2 = w2 = 0;
+        || get(o[2], &a[2], "state", 'q', 1, 1) || check_state(&a[2], 8)
+        || get(o[3], &a[3], decoding ? "input" : "output", 'B', 1, !decoding)
+        || get(o[4], &a[4], "raw", 'B', 1, !decoding))
+        return -1;
+    if (check(dim(&a[0], 0) < (1 << 30) && dim(&a[0], 1) < (1 << 30), "band too large")) return -1;
+    int64_t *state = a[2].view.buf;
+    if (decoding ? check_decoder(state) : check_encoder(state)) return -1;
+    if (decoding) *d = load_decoder(state, &a[3], &a[4]);
+    else *e = load_encoder(state, &a[3], &a[4]);
+    return 0;
+}
+
+static PyObject *band_done(Arr *a, int decoding, const Encoder *e, const Decoder *d, int rc) {
+    if (decoding) store_decoder(a[2].view.buf, d);
+    else store_encoder(a[2].view.buf, e);
+    if (rc) return PyErr_NoMemory();
+    return Py_NewRef(Py_None);
+}
+
+static PyObject *py_band(PyObject *args, int decoding) {
+    PyObject *o[11];
+    int gbase;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOiOO", &o[0], &o[1], &o[5], &o[6], &o[2], &o[3], &o[4], &o[7], &o[8],
+                          &gbase, &o[9], &o[10]))
+        return NULL;
+    Arr a[11]; memset(a, 0, sizeof a);  /* band, parent, state, out/in, raw, x1, x2, freq, tot, sfreq, stot */
+    PyObject *result = NULL;
     Encoder e = {0};
     Decoder d = {0};
-    if (decoding) d = load_decoder(state, &a[5], &a[6]);
-    else e = load_encoder(state, &a[5], &a[6]);
+    if (get_band_args(o, a, decoding, &e, &d) || get(o[5], &a[5], "x1", 'i', 2, 0) || get(o[6], &a[6], "x2", 'i', 2, 0)
+        || get_models(o[7], o[8], &a[7], &a[8], HLC_NSYM, gbase, NCTX)
+        || get_models(o[9], o[10], &a[9], &a[10], 2, (gbase / NCTX) * NSIGN_CTX, NSIGN_CTX))
+        goto done;
+    int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1), rc, ph, pw, h1, w1, h2, w2;
+    ref_dims(&a[1], &ph, &pw);
+    ref_dims(&a[5], &h1, &w1);
+    ref_dims(&a[6], &h2, &w2);
+    const int32_t *p = a[1].view.buf, *x1 = a[5].view.buf, *x2 = a[6].view.buf;
     Py_BEGIN_ALLOW_THREADS
     rc = hlc_code_band(decoding, a[0].view.buf, H, W, p, ph, pw, x1, h1, w1, x2, h2, w2, &e, &d,
                        a[7].view.buf, a[8].view.buf, gbase, a[9].view.buf, a[10].view.buf);
     Py_END_ALLOW_THREADS
-    if (decoding) store_decoder(state, &d);
-    else store_encoder(state, &e);
-    if (rc) PyErr_NoMemory();
-    else result = Py_NewRef(Py_None);
+    result = band_done(a, decoding, &e, &d, rc);
 done:
     release(a, 11);
     return result;
 }
+
+/* lossy_band(band, parent, state, out/in, raw, freq, tot, bits, orient) */
+static PyObject *py_lossy(PyObject *args, int decoding) {
+    PyObject *o[8];
+    int orient;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOi", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &orient))
+        return NULL;
+    Arr a[8]; memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    Encoder e = {0};
+    Decoder d = {0};
+    if (get_band_args(o, a, decoding, &e, &d) || get_models(o[5], o[6], &a[5], &a[6], HLC_NSYM, 0, LB_NREM)
+        || get(o[7], &a[7], "bits", 'i', 1, 1) || check(dim(&a[7], 0) == LB_NBITS, "bits: wrong number of models")
+        || check(orient >= 0 && orient < 3, "orient: 0, 1 or 2"))
+        goto done;
+    int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1), rc, ph, pw;
+    ref_dims(&a[1], &ph, &pw);
+    Py_BEGIN_ALLOW_THREADS
+    rc = hlc_lossy_band(decoding, a[0].view.buf, H, W, orient, a[1].view.buf, ph, pw, &e, &d,
+                        a[5].view.buf, a[6].view.buf, a[7].view.buf);
+    Py_END_ALLOW_THREADS
+    result = band_done(a, decoding, &e, &d, rc);
+done:
+    release(a, 8);
+    return result;
+}
+
+static PyObject *py_encode_lossy_band(PyObject *self, PyObject *args) { return py_lossy(args, 0); }
+static PyObject *py_decode_lossy_band(PyObject *self, PyObject *args) { return py_lossy(args, 1); }
 
 static PyObject *py_encode_band(PyObject *self, PyObject *args) { return py_band(args, 0); }
 static PyObject *py_decode_band(PyObject *self, PyObject *args) { return py_band(args, 1); }
@@ -787,6 +832,8 @@ done:
 static PyMethodDef methods[] = {
     {"encode_band", py_encode_band, METH_VARARGS, "Code one subband into the encoder state."},
     {"decode_band", py_decode_band, METH_VARARGS, "Decode one subband from the decoder state."},
+    {"encode_lossy_band", py_encode_lossy_band, METH_VARARGS, "Code one lossy detail band (lossyband.c)."},
+    {"decode_lossy_band", py_decode_lossy_band, METH_VARARGS, "Decode one lossy detail band (lossyband.c)."},
     {"finish_encoder", py_finish_encoder, METH_VARARGS, "Flush the range coder and the raw bits."},
     {"start_decoder", py_start_decoder, METH_VARARGS, "Initialise a decoder state over its input."},
     {"fwd53", py_fwd53, METH_VARARGS, "One 5/3 analysis level in place (interleaved bands)."},
@@ -816,6 +863,7 @@ PyMODINIT_FUNC PyInit__hlc(void) {
         || PyModule_AddIntConstant(m, "INC", HLC_INC) || PyModule_AddIntConstant(m, "LIMIT", HLC_LIMIT)
         || PyModule_AddIntConstant(m, "NCTX", NCTX) || PyModule_AddIntConstant(m, "NSIGN_CTX", NSIGN_CTX)
         || PyModule_AddIntConstant(m, "NACT", HLC_NACT) || PyModule_AddIntConstant(m, "MAP_CUT", HLC_MAP_CUT)
+        || PyModule_AddIntConstant(m, "LB_NBITS", LB_NBITS) || PyModule_AddIntConstant(m, "LB_NREM", LB_NREM)
         || PyModule_AddIntConstant(m, "MAP_FILL", HLC_MAP_FILL) || PyModule_AddIntConstant(m, "MAP_RUNS", HLC_MAP_RUNS)) {
         Py_DECREF(m);
         return NULL;

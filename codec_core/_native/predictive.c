@@ -44,7 +44,6 @@
    code_plane (plain or masked), so the loops over them unroll. */
 #define NPRED(masked) ((masked) ? NPRED_MASKED : NPRED_PLAIN)
 
-static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
 static inline int64_t clip64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }

@@ -81,16 +81,20 @@ static inline void enc_shift_low(Encoder *e) {
     e->low = (e->low & 0x00FFFFFFull) << 8;
 }
 
+static inline void enc_normalise(Encoder *e) {
+    while (e->range < HLC_TOP) {
+        e->range <<= 8;
+        enc_shift_low(e);
+    }
+}
+
 static inline void enc_symbol(Encoder *e, Model m, int s) {
     uint32_t cum = 0;
     for (int k = 0; k < s; k++) cum += (uint32_t)m.freq[k];
     uint32_t r = e->range / (uint32_t)*m.tot;
     e->low += (uint64_t)r * cum;
     e->range = r * (uint32_t)m.freq[s];
-    while (e->range < HLC_TOP) {
-        e->range <<= 8;
-        enc_shift_low(e);
-    }
+    enc_normalise(e);
     model_update(m, s);
 }
 
@@ -118,6 +122,18 @@ static inline void enc_uint(Encoder *e, Model m, uint64_t v) {
 
 /* ------------------------------------------------------------------ decoder */
 
+/* Reads bytes while the range is below 2^24 (zeros past the end, counted). */
+static inline void dec_normalise(Decoder *d) {
+    while (d->range < HLC_TOP) {
+        uint64_t byte = 0;
+        if (d->pos < d->in_len) byte = d->in[d->pos];
+        else d->overrun++;
+        d->pos++;
+        d->code = ((d->code << 8) | byte) & 0xFFFFFFFFFFull;  /* bounded on damaged input */
+        d->range <<= 8;
+    }
+}
+
 static inline int dec_symbol(Decoder *d, Model m) {
     uint32_t r = d->range / (uint32_t)*m.tot;
     /* s with r*cum[s] <= code < r*cum[s+1]; a code past r*total (damaged streams
@@ -132,14 +148,7 @@ static inline int dec_symbol(Decoder *d, Model m) {
     }
     d->code -= (uint64_t)r * cum;
     d->range = r * (uint32_t)m.freq[s];
-    while (d->range < HLC_TOP) {
-        uint64_t byte = 0;
-        if (d->pos < d->in_len) byte = d->in[d->pos];
-        else d->overrun++;
-        d->pos++;
-        d->code = ((d->code << 8) | byte) & 0xFFFFFFFFFFull;  /* bounded on damaged input */
-        d->range <<= 8;
-    }
+    dec_normalise(d);
     model_update(m, s);
     return s;
 }

@@ -54,6 +54,11 @@ def cases() -> dict:
         # v3 with region layers (issue 20): ROI exact / within 2, background by its own target
         "regions_ct_mask_e0_bg38": (ct, dict(mode="lossy", roi=mask, roi_max_error=0, background_psnr=38.0)),
         "regions_ct_mask_e2_bge6": (ct, dict(mode="lossy", roi=mask, roi_max_error=2, background_max_error=6)),
+        # v3, lossy streams with flag bit 4 (the lossy band coder, codec_core/_native/lossyband.c):
+        # one plane with parents at several levels, colour, and several tiles
+        "lossy_ctx_ct_bpp05": (ct, dict(mode="lossy", bpp=0.5, try_near_lossless=False)),
+        "lossy_ctx_rgb_psnr38": (rgb, dict(mode="lossy", psnr=38.0, try_near_lossless=False)),
+        "lossy_ctx_nm_tiles_bpp1": (nm, dict(mode="lossy", bpp=1.0, tile_size=64, try_near_lossless=False)),
     }
 
 

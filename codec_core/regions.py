@@ -360,9 +360,10 @@ class _Encoder:
                 break
             s = self.code(filled, mode="lossy", bpp=size * 8.0 / pixels, try_near_lossless=False)
             if any(s == t[0] for t in tried):
-                s = self._above(filled, s, tried, want)
-                if s is None:
+                above = self._above(filled, s, tried, want)
+                if above is None:
                     break
+                s = above
             tried.append(self._measured(s, where))
         ok = [t for t in tried if t[2] >= want]
         if not ok:

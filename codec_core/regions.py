@@ -851,11 +851,13 @@ def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled
 # ----------------------------------------------------------------- decoding
 
 def decode_layer(stream: bytes, shape: tuple[int, ...], frames: list[int], strict: bool, threads: int,
-                 report: DecodeReport) -> np.ndarray:
+                 report: DecodeReport, dtype: np.dtype | None = None) -> np.ndarray:
     """The frames ``frames`` of one layer stream, (frames, rows, cols, channels); its
-    geometry must be ``shape`` (the image's, frames included)."""
+    geometry must be ``shape`` (the image's, frames included) and its samples of
+    ``dtype`` (the image's, when given)."""
     h, start = ct.parse_header(stream, None, allow_truncated=not strict)
-    if (h.frames, h.rows, h.cols, h.channels) != tuple(shape) or h.flags & FLAG_REGIONS:
+    if (h.frames, h.rows, h.cols, h.channels) != tuple(shape) or h.flags & FLAG_REGIONS or (
+            dtype is not None and np.dtype(h.np_dtype) != np.dtype(dtype)):
         raise CorruptStreamError("a region layer does not match the image", "region layer")
     return decode_stream(stream, h, start, level=0, frames=frames, strict=strict, threads=threads, report=report)
 
@@ -899,7 +901,8 @@ def decode_regions(stream: bytes, h: ct.Header, start: int, *, level: int, frame
     out, done = None, None
     for i in range(SLOTS if rb is None else len(rb.slots)):
         try:
-            layer = decode_layer(ct.read_segment(stream, h, offsets, 1 + i), shape, frames, strict, threads, report)
+            layer = decode_layer(ct.read_segment(stream, h, offsets, 1 + i), shape, frames, strict, threads, report,
+                                 h.np_dtype)
         except HlcError as err:
             if strict:
                 raise CorruptStreamError(f"region layer {i} is damaged: {err}", f"region layer {i}") from None
@@ -907,12 +910,12 @@ def decode_regions(stream: bytes, h: ct.Header, start: int, *, level: int, frame
             report.damaged_segments.append(1 + i)
             continue
         if rb is None or classes is None:
-            out = layer.astype(h.np_dtype, copy=False)
+            out = layer
             break
         sel = in_classes(classes, rb.slots[i].classes)
         if out is None or done is None:
             # (pixels no layer claims keep this first layer's values: the concealment)
-            out, done = layer.astype(h.np_dtype, copy=False), sel
+            out, done = layer, sel
         else:
             np.copyto(out, layer, where=sel[..., None])  # (no gathered copy of the layer)
             done |= sel

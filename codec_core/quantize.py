@@ -16,6 +16,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+# HLC_DIRECT, NCTX_ACT: the band coder's hybrid integers (values below HLC_DIRECT are
+# symbols, larger ones an exponent-and-one-bit symbol and raw low bits) and activity
+# contexts, as the compiled coder has them (tests/test_kernels.py checks the two agree)
+from ._kernels import DIRECT as HLC_DIRECT
+from ._kernels import NCTX_ACT
 from .entropy import MAX_COEFFICIENT
 from .format import grid_steps
 from .transform import synthesis_gains_97
@@ -38,11 +43,6 @@ ISOLATED_ZERO_BELOW = 0.85
 #: quantiser: D(R) ~ step^2 / 12 x 2^(-2 R), so -dD/dR = 2 ln 2 D = (ln 2 / 6) step^2
 #: per bit (dev images: 0.08 and 0.17 did no better).
 RDO_LAMBDA = math.log(2) / 6
-#: The band coder's hybrid integers: values below HLC_DIRECT are symbols, larger ones
-#: an exponent-and-one-bit symbol and raw low bits (rangecoder.h enc_uint).
-HLC_DIRECT = 8
-#: Its activity contexts (kernels.h NCTX_ACT; rangecoder.h activity_bucket).
-NCTX_ACT = 36
 
 
 def subband_steps(base: float, levels: int) -> list[float]:

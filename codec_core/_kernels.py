@@ -22,7 +22,7 @@ import functools
 
 import numpy as np
 
-from ._hlc import (  # noqa: F401  # noqa: F401
+from ._hlc import (  # noqa: F401
     code_plane,
     decode_band,
     decode_lossy_band,

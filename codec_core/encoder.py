@@ -192,14 +192,17 @@ def _plane_segments(src: Source, f: int, box: tuple[int, int, int, int], c: int,
 class LossyCoder:
     """The 9/7 layer of a source, at any step."""
 
+    #: Levels by RDO quantisation (quantize.rdo_levels) rather than the dead zone's.
+    rdo = False
+
     def __init__(self, src: Source) -> None:
         self.src = src
         self.h = src.header
 
     def bands(self, ft: tuple[int, int], c: int) -> list:
-        """The float 9/7 bands of channel ``c`` of one (frame, tile). The transform is
-        fed the even and odd rows apart, each made float (or RCT, then float) from
-        the stored samples: no whole-tile copy of the plane."""
+        """The float 9/7 bands of channel ``c`` of one (frame, tile): one copy of the
+        channel (float32, or the RCT's int32 made float32 in place), which the compiled
+        9/7 transforms in place and whose memory the bands then are."""
         h = self.h
         x = self.src.stored(ft[0], h.tile_box(ft[1]))
 
@@ -214,7 +217,7 @@ class LossyCoder:
     def _quantised(self, f: int, t: int, c: int, steps: list) -> list:
         """Quantised 9/7 bands of channel ``c`` of one tile."""
         return quantize.quantise(self.bands((f, t), c), quantize.channel_steps(steps, self.h.channel_mult, c),
-                                 self.h.levels, None, consume=True)
+                                 self.h.levels, None, consume=True, rdo=self.rdo)
 
     def _base(self, q, steps: list, like: np.ndarray) -> np.ndarray:
         """The lossy layer exactly as the decoder rebuilds it: (rows, cols, Ch), each

@@ -94,7 +94,7 @@ def worst_case_sizes(n_values: int, raw_bits: int, symbols: int = 3) -> tuple[in
 class _Decoder:
     """Mirror of _Encoder over one segment's bytes."""
 
-    def __init__(self, seg: bytes) -> None:
+    def __init__(self, seg: bytes, lossy: bool = False) -> None:
         k = _k()
         self.k = k
         n_arith, pos = read_varint(seg, 0, "length field in a coded segment")
@@ -104,11 +104,7 @@ class _Decoder:
         self.inp, self.raw = buf[pos:pos + n_arith], buf[pos + n_arith:]
         self.dt = np.zeros(8, np.int64)
         k.start_decoder(self.dt, self.inp)
-        self.models = _new_models(k)
-
-    def lossy(self) -> None:
-        """Decode with the lossy band coder's models from here on (a fresh segment)."""
-        self.models = self.k.new_lossy_models()
+        self.models = k.new_lossy_models() if lossy else _new_models(k)
 
     def lossy_band(self, shape, orient: int, parent=_EMPTY) -> np.ndarray:
         out = np.empty(shape, np.int32)
@@ -137,7 +133,7 @@ def _encode_with_retry(fn, n_symbols: int, raw_bits: int, lossy: bool = False) -
     """``fn(encoder)`` codes a segment; coded again, once, into worst-case buffers if
     the first ones (sized for real data) were too small."""
     for worst_case in (False, True):
-        enc = _Encoder(n_symbols, raw_bits, worst_case, **({"lossy": True} if lossy else {}))
+        enc = _Encoder(n_symbols, raw_bits, worst_case, lossy)
         fn(enc)
         try:
             return enc.finish()
@@ -207,10 +203,9 @@ def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
         if not segs[r]:
             bands.append(tuple(np.zeros(sh, np.int32) for sh in shapes[r]))
             continue
-        dec = _Decoder(segs[r])
+        dec = _Decoder(segs[r], lossy)
         p = bands[r - 1] if r > 1 else (_EMPTY, _EMPTY, _EMPTY)
         if lossy:
-            dec.lossy()
             hl = dec.lossy_band(shapes[r][0], 0, p[0])
             lh = dec.lossy_band(shapes[r][1], 1, p[1])
             hh = dec.lossy_band(shapes[r][2], 2, p[2])

@@ -34,6 +34,9 @@ from typing import Any
 
 from .format import AXES, ECC_LEVELS, MAX_BITS, MODES, Mode
 
+#: A ``psnr`` target (lossy mode's, a hybrid background's) is met within +0 .. +PSNR_TOLERANCE dB.
+PSNR_TOLERANCE = 0.3
+
 __all__ = ["EncodeOptions", "Option", "OptionError", "OPTIONS", "CLI", "CHUNKS", "PILLOW", "PYDICOM",
            "options_for", "flag", "describe"]
 

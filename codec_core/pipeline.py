@@ -79,13 +79,6 @@ def map_threads(fn, items: list, threads: int) -> list:
 
 # ----------------------------------------------------------------- value table
 
-def used_values(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray:
-    """Boolean flags of the values in vmin..vmax that occur, in bounded memory (a
-    compiled pass: the numpy scatter it replaced was 6% of lossless encode time)."""
-    from ._kernels import used_values as kernel
-    return kernel(image, vmin, vmax)
-
-
 #: The value-table choice codes at most about this many samples, each way.
 TABLE_SAMPLE = 1 << 13
 
@@ -115,6 +108,8 @@ def choose_value_table(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray | 
     span = vmax - vmin + 1
     if span < 64 or image.shape[-1] != 1:
         return None
+    from ._kernels import used_values  # (one compiled pass: a numpy scatter was 6% of lossless encode)
+
     used = used_values(image, vmin, vmax)
     if int(used.sum()) > span * 0.9:
         return None

@@ -45,7 +45,7 @@ from . import container as ct
 from .decoder import DecodeReport, decode_stream
 from .errors import CorruptStreamError, HlcError, UnsupportedStreamError
 from .format import FLAG_DENOISED, FLAG_REGIONS, IMPORTANCE_CLASSES, Importance, Mode, Transform
-from .options import EncodeOptions
+from .options import PSNR_TOLERANCE, EncodeOptions
 from .pipeline import area_reduce
 
 if TYPE_CHECKING:
@@ -61,10 +61,9 @@ DEFAULT_BACKGROUND_PSNR = 40.0
 BACKGROUND_PSNR_FLOOR = 30.0
 #: The first rate the background's 9/7 layer is tried at (bits per pixel of the image).
 FIRST_BPP = 0.05
-#: The background PSNR is met from above within this much (dB): lossy mode's promise.
-#: (It was 0.1 dB; with the lossy detail-band coder, streams a size step apart can
-#: differ by 0.5 dB at a 40 dB background, and the size search cannot land between.)
-PSNR_TOLERANCE = 0.3
+# The background PSNR is met from above within PSNR_TOLERANCE, lossy mode's promise
+# (it was 0.1 dB; with the lossy detail-band coder, streams a size step apart can
+# differ by 0.5 dB at a 40 dB background, and the size search cannot land between).
 #: ``decode(level=k)`` of a region stream: the area mean, down to 1/2^MAX_LEVEL.
 MAX_LEVEL = 8
 NO_BOUND = 0xFFFF
@@ -826,12 +825,10 @@ def _kept_pixels_coder(keep: np.ndarray) -> Any:
 def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray,
                        keep: np.ndarray) -> tuple[bytes, np.ndarray] | None:
     """A layer whose kept pixels give the whole image its PSNR (the padding is exact),
-    within +PSNR_TOLERANCE of lossy mode's (strategy.PSNR_TOLERANCE): the layer's own
+    within +PSNR_TOLERANCE (lossy mode's): the layer's own
     quality rate control, on the error of the kept pixels, at the PSNR that error
     makes on the layer's peak (its range) and sample count (the image's); checked on
     the decoded layer. None where it misses (a target beyond the PSNRs lossy mode takes)."""
-    from .strategy import PSNR_TOLERANCE as TOL
-
     span = float(max(1, int(filled.max()) - int(filled.min())))
     want = float(rb.value)
     ask = want + 20 * math.log10(span / enc.peak)
@@ -842,7 +839,7 @@ def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled
         stream = _padded_layer(enc, filled, near, psnr=ask, coder=_kept_pixels_coder(keep))
         layer = stream, enc.decoded(stream)
         got = enc.psnr(enc.squared_error(layer[1], keep)[0], enc.pixels.size)
-        if want <= got <= want + TOL or math.isinf(got):
+        if want <= got <= want + PSNR_TOLERANCE or math.isinf(got):
             return layer
         near = False
     return None

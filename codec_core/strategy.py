@@ -46,7 +46,7 @@ from .format import (
     Mode,
     Transform,
 )
-from .options import EncodeOptions
+from .options import PSNR_TOLERANCE, EncodeOptions
 from .transform import synthesis_gains_97
 
 
@@ -156,9 +156,7 @@ def _denoised(image: CheckedImage) -> np.ndarray:
 class RdoCoder(LossyCoder):
     """The 9/7 layer quantised by RDO (quantize.rdo_levels)."""
 
-    def _quantised(self, f: int, t: int, c: int, steps: list) -> list:
-        return pl.quantize.quantise(self.bands((f, t), c), pl.quantize.channel_steps(steps, self.h.channel_mult, c),
-                                    self.h.levels, None, consume=True, rdo=True)
+    rdo = True
 
 
 def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions,
@@ -255,8 +253,6 @@ def _between(tried: list, aim: float) -> float | None:
     return math.exp(math.log(s0) + min(0.9, max(0.1, frac)) * (math.log(s1) - math.log(s0)))
 
 
-#: The PSNR asked for is met within +0 .. +PSNR_TOLERANCE dB.
-PSNR_TOLERANCE = 0.3
 
 
 def _one_pass_quality(coder: LossyCoder, model: rc.Model, psnr: float, floor: float,

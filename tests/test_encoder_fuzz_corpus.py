@@ -151,9 +151,9 @@ def test_worst_case_buffers_hold_the_most_expensive_band():
     real = entropy._Encoder
 
     class Tight(real):  # a first buffer far too small: the retry must be the worst case
-        def __init__(self, n, raw_bits, worst_case=False):
+        def __init__(self, n, raw_bits, worst_case=False, lossy=False):
             calls.append(worst_case)
-            super().__init__(n if worst_case else 1, raw_bits if worst_case else 0, worst_case)
+            super().__init__(n if worst_case else 1, raw_bits if worst_case else 0, worst_case, lossy)
             if not worst_case:
                 self.out, self.raw = self.out[:8], self.raw[:8]
 

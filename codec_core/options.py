@@ -80,8 +80,8 @@ class EncodeOptions:
 
     mode: str = _option(
         "lossless", "lossless (bit-exact), near-lossless (every sample within {max_error}) or lossy "
-        "(a {bpp} or {psnr} target, peak = max - min; where the near-lossless coder does better "
-        "the stream is that, and says so in info())", choices=MODES, frontends=EVERY,
+        "(a {bpp} or {psnr} target, peak = max - min; where the exact stream meets the target in "
+        "fewer bytes, or the near-lossless coder does better, the stream is that, and says so in info())", choices=MODES, frontends=EVERY,
         cli_help="lossless (bit-exact), near-lossless (|error| <= --max-error) or lossy (--bpp or --psnr "
                  "target; with --roi, the hybrid). Default: lossy if --bpp/--psnr/--roi is given, near-lossless if "
                  "--max-error is, else lossless")
@@ -135,8 +135,9 @@ class EncodeOptions:
         "a second tile would double); the bytes are the same for any number", parse=int,
         frontends=frozenset({PYDICOM}))
     try_near_lossless: bool = _option(
-        True, "lossy without ROI: also try the near-lossless coder, and keep its stream where it does "
-        "better (off only to pin the 9/7 coder, as tests and benchmarks do)", parse=bool)
+        True, "lossy without ROI: return the exact (lossless) stream where it fits the target (at a "
+        "{psnr}: where it is the smaller file), else also try the near-lossless coder, and keep its stream "
+        "where it does better (off only to pin the 9/7 coder, as tests and benchmarks do)", parse=bool)
     whole_image_if_smaller: bool = _option(
         True, "hybrid: keep the whole image coded within {roi_max_error} where that is the smaller file "
         "(off only to pin the hybrid layers, as tests and benchmarks do)", parse=bool)

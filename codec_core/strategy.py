@@ -7,12 +7,16 @@ other coder they try (never the public ``encode``, which would check everything
 anew). It sets up the header (tiling, levels, colour transform), codes the body in
 the mode asked, and then, driven by two options:
 
-* ``try_near_lossless`` (lossy without ROI): the near-lossless predictive coder at
+* ``try_near_lossless`` (lossy without ROI, the *takeover*): first the exact stream
+  (lossless mode's), returned when it fits the size asked for, or when it is smaller
+  than the lossy stream made for the PSNR asked for: no error is the best answer to
+  any target (:func:`lossless_if_fits`; judged on a sample first, so that an image far
+  above the target is never coded whole). Else the near-lossless predictive coder at
   the max error k that meets the target, kept when it beats the 9/7 (a smaller
   error at the size asked for, or a smaller file at the PSNR asked for). Images with
   few distinct values or large flat areas (CT with padding, overlays, ultrasound)
-  often code far better that way; the stream then says near-lossless, with its max
-  error.
+  often code far better that way; the stream then says lossless, or near-lossless
+  with its max error.
 * ``whole_image_if_smaller`` (hybrid, :mod:`codec_core.regions`, which codes every
   hybrid as region layers): where the ROI covers most of an image, or the
   background is nearly as cheap to keep exact as to code lossy, coding the whole
@@ -28,12 +32,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from . import container as ct
 from . import pipeline as pl
+from . import predictive
 from . import ratecontrol as rc
 from .decoder import decode_frame
 from .encoder import LossyCoder, Source, encode_reversible
@@ -92,20 +97,27 @@ def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True,
         from .regions import encode_regions
 
         return encode_regions(image, opts, pixels, h)
+    frames = pixels.shape[0]
+    src = Source(image=pixels, header=h, threads=pl.auto_threads(h, frames) if opts.threads is None else opts.threads)
+    # the takeover's exact stream, for plain lossy mode only (not a region stream's
+    # layers, which come here with padding off): at a size, before any 9/7 is coded
+    exact = padding and opts.coding_mode == Mode.LOSSY and opts.try_near_lossless
+    if exact and opts.bpp is not None:
+        fits = lossless_if_fits(image, opts, src, opts.bpp * h.rows * h.cols * h.frames / 8.0)
+        if fits is not None:
+            return fits
     padded = None
     if padding and opts.coding_mode == Mode.LOSSY:
         from .regions import encode_padded
 
         padded = encode_padded(image, opts, pixels, new_header(image, opts))
-    frames = pixels.shape[0]
-    src = Source(image=pixels, header=h, threads=pl.auto_threads(h, frames) if opts.threads is None else opts.threads)
     if padded is not None:
         # the padding path's stream beat the plain 9/7's in each of the 10 encodes where
         # the comparison came down to those two (6 padded images at 0.25 / 0.5 / 1 bpp
         # and 45 dB; benchmarks/results/lossy_speed.md): the plain 9/7 is no longer
         # coded, the near-lossless coder on the whole image is tried against it
         near = near_lossless_vs_padded(src, padded, opts.bpp, opts.psnr) if opts.try_near_lossless else None
-        return near or padded[0]
+        return _exact_if_smaller(image, opts, src, near or padded[0]) if exact else near or padded[0]
     mode = opts.coding_mode
     if mode == Mode.LOSSLESS:
         src.table = pl.choose_value_table(pixels, image.vmin, image.vmax)
@@ -122,7 +134,7 @@ def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True,
     stream = ct.pack(h, body)
     if mode == Mode.LOSSY and opts.try_near_lossless:
         stream = near_lossless_if_better(src, stream, opts.bpp, opts.psnr, RdoCoder if rdo else LossyCoder) or stream
-    return stream
+    return _exact_if_smaller(image, opts, src, stream) if exact else stream
 
 
 def new_header(image: CheckedImage, opts: EncodeOptions) -> ct.Header:
@@ -322,6 +334,64 @@ def _search_quality(coder: LossyCoder, psnr: float, start: float, floor: float) 
 
 # --------------------------------------------------------------------- coder choice
 
+#: The takeover codes a whole image with another coder only when a sample of it,
+#: coded that way, is within this factor of the size that coder must beat
+#: (:func:`unlikely`, :func:`lossless_if_fits`).
+JUDGE_MARGIN = 1.3
+#: Side of the sample blocks the takeover judges an image on.
+JUDGE_BLOCK = 64
+
+
+def lossless_if_fits(image: CheckedImage, opts: EncodeOptions, src: Source, limit: float) -> bytes | None:
+    """The exact stream (lossless mode's, same tiling and ECC) of a lossy request, if
+    it is at most ``limit`` bytes; else None. Coded whole only when
+    :func:`_lossless_estimate` is within JUDGE_MARGIN of ``limit`` (an image far above
+    it costs four sample blocks). Not with ``preprocess`` (the exact stream of a
+    denoised image is no exact image)."""
+    if opts.preprocess is not None or _lossless_estimate(src) > JUDGE_MARGIN * limit:
+        return None
+    stream = encode_image(image, replace(opts, mode="lossless", bpp=None, psnr=None))
+    return stream if len(stream) <= limit else None
+
+
+def _exact_if_smaller(image: CheckedImage, opts: EncodeOptions, src: Source, stream: bytes) -> bytes:
+    """A lossy stream made for a PSNR, or the exact stream if that is the smaller file;
+    a stream made for a size is already the takeover's answer (the exact stream did
+    not fit it)."""
+    if opts.psnr is None:
+        return stream
+    return lossless_if_fits(image, opts, src, len(stream) - 1) or stream
+
+
+def _starts(length: int, n: int, side: int) -> list[int]:
+    """The first rows (or columns) of ``n`` blocks of ``side`` spread evenly over
+    ``length``, each centred in its n-th of it, inside it."""
+    return [min(max(0, (length * (2 * i + 1)) // (2 * n) - side // 2), length - side) for i in range(n)]
+
+
+def _lossless_estimate(src: Source) -> float:
+    """The bytes the lossless coder is likely to need for the image: its predictive
+    coder on a JUDGE_BLOCK-square block at the centre of each quadrant of the middle
+    frame (as lossless mode's coder choice samples), per channel as lossless mode codes
+    it (colour through the RCT), a block of a sparse histogram as the ranks of its own
+    values (as a value table would; its own are fewer), scaled to the image. About 1 to
+    1.3 x the real size on real images, less on synthetic ones (the wavelet or a value
+    table of the whole image may do better), and without the header: it errs on the
+    side of coding the image whole."""
+    h = src.header
+    by, bx = min(h.rows, JUDGE_BLOCK), min(h.cols, JUDGE_BLOCK)
+    boxes = {(y, y + by, x, x + bx) for y in _starts(h.rows, 2, by) for x in _starts(h.cols, 2, bx)}
+    coded = 0
+    for box in sorted(boxes):
+        for c in range(h.channels):
+            plane = src.coded_plane(h.frames // 2, box, c)
+            values = np.unique(plane)
+            if h.channels == 1 and len(values) < 0.9 * (int(values[-1]) - int(values[0]) + 1):
+                plane = np.searchsorted(values, plane).astype(np.int32)
+            coded += len(predictive.encode_plane(plane, 0, int(plane.min()), int(plane.max())))
+    return coded * h.frames * h.rows * h.cols / (len(boxes) * by * bx)
+
+
 def _k_near(mse: float) -> int:
     """The max error whose quantisation error matches ``mse``: errors within +-k,
     spread about evenly, have a mean square near k(k+1)/3."""
@@ -440,11 +510,10 @@ def unlikely(src: Source, k: int, bpp: float) -> bool:
     background alike) or, in a stack of smaller frames, on four frames spread over it,
     so that an image the 9/7 codes better is not coded whole a second time. A single
     small frame is not judged (coding it whole costs little)."""
-    h, b = src.header, 64
+    h, b = src.header, JUDGE_BLOCK
     if h.rows >= 8 * b and h.cols >= 8 * b:
         f = h.frames // 2
-        ys = [(h.rows * (2 * i + 1)) // 8 - b // 2 for i in range(4)]
-        xs = [(h.cols * (2 * j + 1)) // 8 - b // 2 for j in range(4)]
+        ys, xs = _starts(h.rows, 4, b), _starts(h.cols, 4, b)
         sample = np.concatenate([np.concatenate([src.image[f, y:y + b, x:x + b] for x in xs], axis=1)
                                  for y in ys], axis=0)[None]
     elif h.frames >= 8:
@@ -457,7 +526,7 @@ def unlikely(src: Source, k: int, bpp: float) -> bool:
                            shape=sample.shape[:-1] if h.channels == 1 else sample.shape)
     data = encode_image(checked, EncodeOptions(mode="near-lossless", max_error=k, bits_stored=h.bits_stored,
                                                threads=1, axes=axes))
-    return 8.0 * len(data) / (sample.shape[0] * sample.shape[1] * sample.shape[2]) > 1.3 * bpp
+    return 8.0 * len(data) / (sample.shape[0] * sample.shape[1] * sample.shape[2]) > JUDGE_MARGIN * bpp
 
 
 def _squared_error(stream: bytes, src: Source) -> float:

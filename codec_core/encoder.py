@@ -194,6 +194,8 @@ class LossyCoder:
 
     #: Levels by RDO quantisation (quantize.rdo_levels) rather than the dead zone's.
     rdo = False
+    #: The dead zone's rounding offset (quantize.quantise), where it quantises.
+    rounding = quantize.DEADZONE_ROUNDING
 
     def __init__(self, src: Source) -> None:
         self.src = src
@@ -217,7 +219,8 @@ class LossyCoder:
     def _quantised(self, f: int, t: int, c: int, steps: list) -> list:
         """Quantised 9/7 bands of channel ``c`` of one tile."""
         return quantize.quantise(self.bands((f, t), c), quantize.channel_steps(steps, self.h.channel_mult, c),
-                                 self.h.levels, None, consume=True, rdo=self.rdo)
+                                 self.h.levels, None, consume=True, rdo=self.rdo,
+                                 rounding=self.rounding)
 
     def _base(self, q, steps: list, like: np.ndarray) -> np.ndarray:
         """The lossy layer exactly as the decoder rebuilds it: (rows, cols, Ch), each

@@ -81,7 +81,8 @@ class EncodeOptions:
     mode: str = _option(
         "lossless", "lossless (bit-exact), near-lossless (every sample within {max_error}) or lossy "
         "(a {bpp} or {psnr} target, peak = max - min; where the exact stream meets the target in "
-        "fewer bytes, or the near-lossless coder does better, the stream is that, and says so in info())", choices=MODES, frontends=EVERY,
+        "fewer bytes, or the near-lossless coder does better, the stream is that, and says so in info())",
+        choices=MODES, frontends=EVERY,
         cli_help="lossless (bit-exact), near-lossless (|error| <= --max-error) or lossy (--bpp or --psnr "
                  "target; with --roi, the hybrid). Default: lossy if --bpp/--psnr/--roi is given, near-lossless if "
                  "--max-error is, else lossless")

@@ -88,14 +88,17 @@ def _regroup(flat: list, levels: int) -> list:
 
 
 def quantise(bands: list, steps: list[float], levels: int, mult: list | None = None,
-             consume: bool = False, rdo: bool = False, native: bool = True) -> list:
+             consume: bool = False, rdo: bool = False, native: bool = True,
+             rounding: float = DEADZONE_ROUNDING) -> list:
     """Float bands -> int32 bands. ``mult``: per-band multiplier arrays (or None).
     ``consume``: empty ``bands`` as it goes; each contiguous float32 band is then
     overwritten by its own integers (same 4 bytes a sample: no second set of bands).
     ``rdo``: detail levels by :func:`rdo_levels` where the step is at least one sample
     unit (finer, the decoder's rounding sets the error), else the dead zone's.
     ``native``: detail bands (float32, one step) by the compiled quantiser
-    (_native/rdoquant.c: the same levels; False: the numpy reference, as tests take it)."""
+    (_native/rdoquant.c: the same levels; False: the numpy reference, as tests take it).
+    ``rounding``: the dead zone's rounding offset (another than DEADZONE_ROUNDING, the
+    compiled quantiser's, takes the numpy path)."""
     flat = _band_list(bands)
     if consume:
         bands.clear()
@@ -108,7 +111,8 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
             _check_magnitude(np.abs(ll), step)
             out.append(ll.astype(np.int32))
             continue
-        if native and mult is None and c.dtype == np.float32 and c.ndim == 2 and c.flags.c_contiguous:
+        if native and mult is None and c.dtype == np.float32 and c.ndim == 2 and c.flags.c_contiguous \
+                and rounding == DEADZONE_ROUNDING:
             out.append(_native_detail(c, step, rdo, consume))
             continue
         # floor(|c| / step + rounding) with the sign of c, in place (one float temporary)
@@ -119,7 +123,7 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
         if rdo and float(np.min(step)) >= 1.0:
             mag[...] = rdo_levels(mag, RDO_LAMBDA)
         else:
-            mag += np.float32(DEADZONE_ROUNDING)
+            mag += np.float32(rounding)
             np.floor(mag, out=mag)
         _check_magnitude(mag, step)
         in_place = consume and c.dtype == np.float32 and c.flags.c_contiguous

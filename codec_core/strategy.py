@@ -133,7 +133,8 @@ def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True,
         body = encode_lossy(src, image, opts, coder or (RdoCoder if rdo else LossyCoder), size_of)
     stream = ct.pack(h, body)
     if mode == Mode.LOSSY and opts.try_near_lossless:
-        stream = near_lossless_if_better(src, stream, opts.bpp, opts.psnr, RdoCoder if rdo else LossyCoder) or stream
+        near = near_lossless_if_better(src, stream, opts.bpp, opts.psnr, RdoCoder if rdo else LossyCoder)
+        stream = near or (wide_dead_zone_if_better(image, opts, src, stream) if exact else stream)
     return _exact_if_smaller(image, opts, src, stream) if exact else stream
 
 
@@ -333,6 +334,33 @@ def _search_quality(coder: LossyCoder, psnr: float, start: float, floor: float) 
 
 
 # --------------------------------------------------------------------- coder choice
+
+class FloorCoder(RdoCoder):
+    """The 9/7 layer with detail bands finer than a sample unit quantised by floor
+    (rounding 0: JPEG 2000's dead zone, twice the step), not the dead zone's 0.35."""
+
+    rounding = 0.0
+
+
+def wide_dead_zone_if_better(image: CheckedImage, opts: EncodeOptions, src: Source, stream: bytes) -> bytes:
+    """Where every detail step of the 9/7 stream ``stream`` is below one sample unit
+    (near-exact rates), the 9/7 by :class:`FloorCoder` if it does better (a smaller
+    error at the size asked for, a smaller file at the PSNR asked for); else ``stream``.
+
+    There the decoder's rounding to integers takes back every error below half a unit,
+    and what sets the PSNR is how far the errors reach beyond it: a wide dead zone
+    spends no bits on the many small coefficients of a smooth image and leaves more
+    for a finer step (NM at 0.25 bpp, held out: +2 dB), but at finer steps still it
+    costs more than it saves (the same image at 1 bpp: -4.7 dB). Both are measured."""
+    h = src.header
+    finest = max(h.steps[1:], default=math.inf) * max(h.channel_mult or [1.0])
+    if finest >= 1.0 or opts.bpp is None and opts.psnr is None:
+        return stream
+    other = encode_image(image, replace(opts, try_near_lossless=False), padding=False, coder=FloorCoder)
+    if opts.psnr is not None:
+        return other if len(other) < len(stream) else stream
+    return other if _squared_error(other, src) < _squared_error(stream, src) else stream
+
 
 #: The takeover codes a whole image with another coder only when a sample of it,
 #: coded that way, is within this factor of the size that coder must beat

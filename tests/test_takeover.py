@@ -123,3 +123,42 @@ def test_lossless_estimate_is_near_the_real_size_on_real_images():
         src = Source(image=image.pixels, header=strategy.new_header(image, opts))
         ratio = strategy._lossless_estimate(src) / len(hlc.encode(img, mode="lossless"))
         assert 0.7 <= ratio <= 1.5, (name, ratio)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    peak = float(a.max()) - float(a.min())
+    return float("inf") if mse == 0 else 10 * np.log10(peak * peak / mse)
+
+
+def test_near_exact_rates_keep_the_wider_dead_zone_where_it_does_better():
+    # a smooth NM image (1024 x 256, 274 values): at 0.25 and 0.5 bpp every detail step
+    # is below one sample unit; the floor quantiser (JPEG 2000's dead zone) gains ~2 dB
+    img = dicom("JPEG2000_UNC.dcm")
+    for rate in (0.25, 0.5):
+        plain = hlc.encode(img, mode="lossy", bpp=rate, try_near_lossless=False)
+        data = hlc.encode(img, mode="lossy", bpp=rate)
+        assert hlc.info(data)["mode"] == "lossy" and bpp(data, img) <= rate
+        assert psnr(img, hlc.decode(data)) > psnr(img, hlc.decode(plain)) + 1.0
+    # at a PSNR the smaller file
+    plain = hlc.encode(img, mode="lossy", psnr=66, try_near_lossless=False)
+    data = hlc.encode(img, mode="lossy", psnr=66)
+    assert len(data) < len(plain) and psnr(img, hlc.decode(data)) >= 66
+
+
+def test_the_wider_dead_zone_is_tried_only_below_one_sample_unit(coded):
+    # a real MR at 0.5 bpp: steps of several units, so no second 9/7 is coded
+    img = dicom("MR2_UNCR.dcm")[:512, :512]
+    hlc.encode(img, mode="lossy", bpp=0.5)
+    assert Mode.LOSSY not in coded
+
+
+def test_the_floor_quantiser_is_the_dead_zone_of_rounding_zero():
+    from codec_core import quantize
+
+    rng = np.random.default_rng(1)
+    band = (rng.laplace(0, 0.4, (32, 32))).astype(np.float32)
+    bands = [np.zeros((32, 32), np.float32), (band, band.copy(), band.copy())]
+    q = quantize.quantise(bands, [0.5, 0.5, 0.5, 0.5], 1, rounding=0.0)[1][0]
+    assert np.array_equal(np.abs(q), np.floor(np.abs(band) / np.float32(0.5)).astype(np.int32))
+    assert np.array_equal(np.sign(q)[q != 0], np.sign(band)[q != 0])

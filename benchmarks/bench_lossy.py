@@ -114,7 +114,7 @@ def run_hlc(a, bits, r, runs, speed_only=False) -> dict:
         cell = quality(a, out, len(data), bits)
         meta = hlc.info(data)
         cell["coder"] = ("9/7 +pad" if meta["roi"] else "9/7") if meta["mode"] == "lossy" else \
-            f"near-lossless k={meta['max_error']}"
+            "lossless" if meta["mode"] == "lossless" else f"near-lossless k={meta['max_error']}"
         if key == "hlc97" and runs:
             cell["enc_s"] = median_time(lambda kw=kw: hlc.encode(a, mode="lossy", bpp=r, bits_stored=bits, threads=1,
                                                                  **kw), runs)
@@ -233,7 +233,8 @@ def report(rows: list, before: dict, command: str, elapsed: float, before_label:
          f"one thread everywhere; machine shared (2 cores).", "",
          "Method: benchmarks/bench_lossy.py's docstring. PSNR in dB, peak = max − min of the image. "
          "`HLC 9/7` = `try_near_lossless=False` (the 9/7 path itself); `HLC` = default (the near-lossless "
-         "takeover on; the coder it kept is named). References: file ≤ the same budget (r × pixels / 8 bytes), "
+         "takeover on; the coder it kept is named: lossless where the exact stream fit the budget). "
+         "References: file ≤ the same budget (r × pixels / 8 bytes), "
          "as close as their parameter allows; HLC's own rate control lands in [−3%, 0] of it. "
          f"`before` = the same script run with `--hlc-only` on {before_label}. "
          "`9/7 +pad`: the 9/7 with the image's flat padding kept exact (codec_core/regions.py encode_padded). "
@@ -265,9 +266,17 @@ def _rate_table(rows, r, before) -> list:
     return L + [""]
 
 
+def _exact_mean(xs) -> str:
+    """The mean of the finite PSNRs, and how many streams were exact (infinite PSNR:
+    the takeover's lossless streams), which the mean leaves out."""
+    exact = sum(1 for x in xs if x is not None and math.isinf(x))
+    return _f(_mean(xs)) + (f" (+{exact} exact)" if exact else "")
+
+
 def _summary(rows, before) -> list:
     L = ["## Summary", "",
-         "Means of PSNR (dB) over the images each codec coded; Δ = HLC − reference on the images both coded; "
+         "Means of PSNR (dB) over the images each codec coded; `(+n exact)`: n more streams were lossless "
+         "(infinite PSNR, left out of the mean); Δ = HLC − reference on the images both coded; "
          "wins = images where HLC ≥ the reference. Where AVIF's file is lossless (synthetic OT images at 0.5 "
          "and 1.0 bpp) it is left out of the AVIF mean and Δ (n counts the rest). `≥ 128²`: without the "
          "64 × 64 images, where JPEG 2000's own overhead leaves it almost nothing (its PSNR there is "
@@ -286,7 +295,7 @@ def _summary(rows, before) -> list:
             pa = [p for p in pa if p[1] is not None and math.isfinite(p[1])]  # (AVIF lossless: left out)
             bef = [_psnr(before.get(x["name"], {}).get("rates", {}).get(r, {}).get("hlc97")) for x in sub]
             L.append(f"| {r} | {label} | {len(sub)} | {_f(_mean([c['hlc97']['psnr'] for c in cs]))} | "
-                     f"{_f(_mean(bef))} | {_f(_mean([c['hlc']['psnr'] for c in cs]))} | "
+                     f"{_f(_mean(bef))} | {_exact_mean([c['hlc']['psnr'] for c in cs])} | "
                      f"{_f(_mean([p[2] for p in pj]))} | {_f(_mean([p[0] - p[2] for p in pj]))} | "
                      f"{sum(p[0] >= p[2] for p in pj)}/{len(pj)} | {sum(p[1] >= p[2] for p in pj)}/{len(pj)} | "
                      f"{_f(_mean([_psnr(c.get('jxl')) for c in cs]))} | "

@@ -97,8 +97,7 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
     unit (finer, the decoder's rounding sets the error), else the dead zone's.
     ``native``: detail bands (float32, one step) by the compiled quantiser
     (_native/rdoquant.c: the same levels; False: the numpy reference, as tests take it).
-    ``rounding``: the dead zone's rounding offset (another than DEADZONE_ROUNDING, the
-    compiled quantiser's, takes the numpy path)."""
+    ``rounding``: the dead zone's rounding offset (0: the floor quantiser)."""
     flat = _band_list(bands)
     if consume:
         bands.clear()
@@ -111,9 +110,8 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
             _check_magnitude(np.abs(ll), step)
             out.append(ll.astype(np.int32))
             continue
-        if native and mult is None and c.dtype == np.float32 and c.ndim == 2 and c.flags.c_contiguous \
-                and rounding == DEADZONE_ROUNDING:
-            out.append(_native_detail(c, step, rdo, consume))
+        if native and mult is None and c.dtype == np.float32 and c.ndim == 2 and c.flags.c_contiguous:
+            out.append(_native_detail(c, step, rdo, consume, rounding))
             continue
         # floor(|c| / step + rounding) with the sign of c, in place (one float temporary)
         mag = np.abs(c)
@@ -141,7 +139,8 @@ def quantise(bands: list, steps: list[float], levels: int, mult: list | None = N
 _NSYM_CAP = 64
 
 
-def _native_detail(c: np.ndarray, step: np.float32, rdo: bool, consume: bool) -> np.ndarray:
+def _native_detail(c: np.ndarray, step: np.float32, rdo: bool, consume: bool,
+                   rounding: float = DEADZONE_ROUNDING) -> np.ndarray:
     """The detail band ``c``'s signed levels by the compiled quantiser (the numpy
     path's levels; into ``c``'s own memory when ``consume``)."""
     from . import _hlc
@@ -155,7 +154,7 @@ def _native_detail(c: np.ndarray, step: np.float32, rdo: bool, consume: bool) ->
             _check_magnitude(np.array([math.inf]), step)
         bits = np.ascontiguousarray(_token_bits(counts[:, :nsym]))
     q = c.view(np.int32) if consume else np.empty(c.shape, np.int32)
-    _check_magnitude(np.array([_hlc.quant_band(c, q, float(step), rdo, RDO_LAMBDA, bits)]), step)
+    _check_magnitude(np.array([_hlc.quant_band(c, q, float(step), rdo, RDO_LAMBDA, bits, rounding)]), step)
     return q
 
 

@@ -166,6 +166,22 @@ assert (ds.LossyImageCompression, str(ds.LossyImageCompressionRatio), ds.LossyIm
 """)
 
 
+def test_lossy_request_that_comes_back_exact_is_not_marked_lossy(wheel_run):
+    # the lossy takeover returns the exact stream where it fits the size asked for
+    # (a synthetic 8-bit image: lossless 0.31 bpp): Lossy Image Compression stays unset
+    wheel_run(PRELUDE + """
+import codec_core as hlc
+from pydicom.encaps import generate_frames
+ds = original("image_dfl.dcm")
+ref = ds.pixel_array.copy()
+ds.compress(UID, mode="lossy", bpp=1.0, generate_instance_uid=False)
+(frame,) = generate_frames(ds.PixelData, number_of_frames=1)
+assert hlc.info(frame)["mode"] == "lossless" and not hlc.info(frame)["lossy"]
+assert "LossyImageCompression" not in ds and ds.SOPInstanceUID == original("image_dfl.dcm").SOPInstanceUID
+assert np.array_equal(ds.pixel_array, ref)
+""")
+
+
 def test_compress_from_an_array_warns_when_lossy_and_mark_lossy_records_it(wheel_run):
     # With arr= pydicom hands the encoder no dataset: a lossy result cannot be marked
     # during compress(); it warns, naming the helper that marks it afterwards.

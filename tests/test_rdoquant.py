@@ -22,9 +22,10 @@ def _copy(bands: list) -> list:
     return [bands[0].copy()] + [tuple(b.copy() for b in lvl) for lvl in bands[1:]]
 
 
-def _same(bands: list, steps: list, levels: int, rdo: bool, consume: bool = False) -> None:
-    ref = quantize.quantise(_copy(bands), steps, levels, rdo=rdo, native=False)
-    got = quantize.quantise(_copy(bands), steps, levels, rdo=rdo, consume=consume)
+def _same(bands: list, steps: list, levels: int, rdo: bool, consume: bool = False,
+          rounding: float = quantize.DEADZONE_ROUNDING) -> None:
+    ref = quantize.quantise(_copy(bands), steps, levels, rdo=rdo, native=False, rounding=rounding)
+    got = quantize.quantise(_copy(bands), steps, levels, rdo=rdo, consume=consume, rounding=rounding)
     for a, b in zip(quantize._band_list(ref), quantize._band_list(got), strict=True):
         assert a.dtype == b.dtype == np.int32
         assert np.array_equal(a, b)
@@ -39,6 +40,7 @@ def test_real_bands_identical(name, base):
     steps = quantize.subband_steps(base, 4)
     for rdo in (False, True):
         _same(bands, steps, 4, rdo)
+        _same(bands, steps, 4, rdo, rounding=0.0)  # (the floor quantiser: strategy.FloorCoder)
     _same(bands, steps, 4, True, consume=True)  # (into the bands' own memory)
 
 
@@ -56,10 +58,11 @@ def random_bands(draw):
 
 
 @settings(max_examples=200, **_FAST)
-@given(random_bands(), st.sampled_from([0.25, 1.0, 1.5, 7.0, 100.0]), st.booleans())
-def test_random_bands_identical(case, base, rdo):
+@given(random_bands(), st.sampled_from([0.25, 1.0, 1.5, 7.0, 100.0]), st.booleans(),
+       st.sampled_from([quantize.DEADZONE_ROUNDING, 0.0]))
+def test_random_bands_identical(case, base, rdo, rounding):
     bands, levels = case
-    _same(bands, quantize.subband_steps(base, levels), levels, rdo)
+    _same(bands, quantize.subband_steps(base, levels), levels, rdo, rounding=rounding)
 
 
 @settings(max_examples=100, **_FAST)

@@ -64,7 +64,7 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
 #include <stddef.h>
 int hlc_rdo_count(const float *band, int H, int W, float step, int64_t *counts, int nsym_cap, int32_t *rows);
 double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step, int rdo, double lam,
-                      const double *bits, int nsym, int32_t *scratch, unsigned char *smalls);
+                      const double *bits, int nsym, int32_t *scratch, unsigned char *smalls, float rounding);
 long hlc_stats97(const float *band, int H, int W, int is_ll, int32_t *keys, int64_t *counts, long capacity,
                  int xper, int mper, int octaves, float *rows, void *(*alloc)(size_t), void (*release)(void *));
 void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,

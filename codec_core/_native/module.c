@@ -564,8 +564,9 @@ done:
     return result;
 }
 
-/* quant_band(band, out, step, rdo, lam, bits) -> top: the signed int32 levels of the
-   float32 band into out (same shape; may be the band's own memory), the dead zone's or
+/* quant_band(band, out, step, rdo, lam, bits[, rounding]) -> top: the signed int32 levels of the
+   float32 band into out (same shape; may be the band's own memory), the dead zone's (rounding
+   offset, default 0.35) or
    (rdo) the RDO choice with bits (36 x nsym float64, from rdo_count's histogram), then
    the isolated +-1 thresholding; top: the largest magnitude (inf: beyond the coder's
    range, out then incomplete). */
@@ -574,7 +575,8 @@ static PyObject *py_quant_band(PyObject *self, PyObject *args) {
     float step;
     int rdo;
     double lam;
-    if (!PyArg_ParseTuple(args, "OOfpdO", &o, &oo, &step, &rdo, &lam, &ob)) return NULL;
+    float rounding = 0.35f;
+    if (!PyArg_ParseTuple(args, "OOfpdO|f", &o, &oo, &step, &rdo, &lam, &ob, &rounding)) return NULL;
     Arr a[3]; memset(a, 0, sizeof a);
     PyObject *result = NULL;
     if (get_band(o, &a[0], "quant_band") || get(oo, &a[1], "out", 'i', 2, 1)
@@ -602,7 +604,7 @@ static PyObject *py_quant_band(PyObject *self, PyObject *args) {
         if (!scratch || !smalls) { PyMem_RawFree(scratch); PyMem_RawFree(smalls); PyErr_NoMemory(); goto done; }
         double top;
         Py_BEGIN_ALLOW_THREADS
-        top = hlc_quant_band(a[0].view.buf, a[1].view.buf, H, W, step, rdo, lam, bits, nsym, scratch, smalls);
+        top = hlc_quant_band(a[0].view.buf, a[1].view.buf, H, W, step, rdo, lam, bits, nsym, scratch, smalls, rounding);
         Py_END_ALLOW_THREADS
         PyMem_RawFree(scratch);
         PyMem_RawFree(smalls);

@@ -1,9 +1,10 @@
 /* Quantisation of one 9/7 detail band (codec_core/quantize.py quantise, rdo_levels,
  * _zero_isolated), with the numpy reference's operations in its order, so the levels
- * are identical: float32 |c| / step, the dead zone's floor(x + 0.35f) or the RDO choice
- * among {rounded, rounded - 1, 0} by float64 D + lambda R, then the sign, then the
- * isolated +-1 thresholding (ISOLATED_ZERO_BELOW). Built with -ffp-contract=off (no
- * fused multiply-add: the same roundings as numpy).
+ * are identical: float32 |c| / step, the dead zone's floor(x + rounding) (quantize.py's
+ * DEADZONE_ROUNDING 0.35, or 0: the floor quantiser) or the RDO choice among {rounded,
+ * rounded - 1, 0} by float64 D + lambda R, then the sign, then the isolated +-1
+ * thresholding (ISOLATED_ZERO_BELOW). Built with -ffp-contract=off (no fused
+ * multiply-add: the same roundings as numpy).
  *
  * RDO needs the band's token statistics first: hlc_rdo_count makes the histogram of
  * (activity context, symbol) of the rounded levels; the caller turns it into bits
@@ -17,7 +18,6 @@
 
 #include "kernels.h"
 
-#define DEADZONE_ROUNDING 0.35f
 #define RECON_OFFSET 0.10
 #define ISOLATED_ZERO_BELOW 0.85f
 #define HLC_DIRECT 8
@@ -110,7 +110,7 @@ static void zero_isolated(int32_t *out, const int32_t *q, const int32_t *up, con
 
 /* scratch: 3 (W + 4) int32 (rounded levels) + 3 W int32 (levels) + 2 W bytes (small) */
 double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step, int rdo, double lam,
-                      const double *bits, int nsym, int32_t *scratch, unsigned char *smalls) {
+                      const double *bits, int nsym, int32_t *scratch, unsigned char *smalls, float rounding) {
     size_t S = (size_t)W + 4;
     int32_t *rr = scratch, *qq = scratch + 3 * S;
     float thr = ISOLATED_ZERO_BELOW * step, top = 0.0f;
@@ -130,7 +130,7 @@ double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step,
                 float x = a / step, lv;
                 if (rdo) lv = r[j] ? (float)rdo_level(x, r[j], activity(r, n, nn, j), bits, nsym, lam) : 0.0f;
                 else {
-                    lv = x + DEADZONE_ROUNDING;
+                    lv = x + rounding;
                     if (!(lv < LEVEL_LIMIT)) return INFINITY;
                     lv = (float)(int32_t)lv;  /* floor (lv >= 0) */
                 }

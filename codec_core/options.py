@@ -137,8 +137,9 @@ class EncodeOptions:
         frontends=frozenset({PYDICOM}))
     try_near_lossless: bool = _option(
         True, "lossy without ROI: return the exact (lossless) stream where it fits the target (at a "
-        "{psnr}: where it is the smaller file), else also try the near-lossless coder, and keep its stream "
-        "where it does better (off only to pin the 9/7 coder, as tests and benchmarks do)", parse=bool)
+        "{psnr}: where it is the smaller file), else also try the near-lossless coder (and at near-exact rates "
+        "the 9/7 with a wider dead zone), and keep its stream where it does better (off only to pin the 9/7 "
+        "coder, as tests and benchmarks do)", parse=bool)
     whole_image_if_smaller: bool = _option(
         True, "hybrid: keep the whole image coded within {roi_max_error} where that is the smaller file "
         "(off only to pin the hybrid layers, as tests and benchmarks do)", parse=bool)

@@ -72,14 +72,21 @@ def test_a_psnr_target_keeps_the_exact_stream_where_it_is_the_smaller_file():
     assert hlc.info(data)["mode"] == "lossless" and np.array_equal(hlc.decode(data), img)
 
 
-def test_an_image_far_above_the_target_never_pays_a_lossless_encode(coded):
+def test_an_image_far_above_the_target_never_pays_a_lossless_encode(coded, monkeypatch):
     # an MR (lossless ~4.4 bpp) and a padded CT (2.6 bpp, the padding path): at 1 bpp
-    # and at 40 dB the sample judges the exact stream out, before any is coded
+    # and at 40 dB the sample judges the exact stream out, before any is coded; at
+    # 0.5 bpp the blocks' entropy alone does, before the predictive coder is asked
+    sampled: list = []
+    inner = strategy._coded_bytes
+    monkeypatch.setattr(strategy, "_coded_bytes", lambda plane: sampled.append(plane.shape) or inner(plane))
     for img in (dicom("MR2_UNCR.dcm")[:512, :512], dicom("693_UNCR.dcm")):
-        for target in (dict(bpp=1.0), dict(psnr=40.0)):
+        for target in (dict(bpp=0.5), dict(bpp=1.0), dict(psnr=40.0)):
             data = hlc.encode(img, mode="lossy", **target)
             assert hlc.info(data)["lossy"]
     assert Mode.LOSSLESS not in coded and coded  # (the near-lossless judge did code samples)
+    sampled.clear()
+    hlc.encode(dicom("MR2_UNCR.dcm")[:512, :512], mode="lossy", bpp=0.5)
+    assert not sampled
 
 
 def test_the_exact_stream_is_coded_once_and_only_where_the_sample_says_it_may_fit(coded):
@@ -110,19 +117,23 @@ def test_a_hybrid_request_is_never_replaced_by_the_plain_exact_stream():
     assert meta["roi"] and meta["regions"] is not None and meta["mode"] == "lossy"
 
 
-def test_lossless_estimate_is_near_the_real_size_on_real_images():
-    # the judge's premise: within 0.7 .. 1.5 x of the real lossless size on real images
+def test_lossless_estimates_are_near_the_real_size_on_real_images():
+    # the judges' premise: the predictive coder's estimate within 0.7 .. 1.5 x of the
+    # real lossless size, the entropy's below 2 x (ENTROPY_MARGIN / JUDGE_MARGIN)
     from codec_core import api
     from codec_core.encoder import Source
     from codec_core.options import EncodeOptions
 
-    for name in ("MR_small.dcm", "CT_small.dcm", "JPEG2000_UNC.dcm", "US1_UNCR.dcm"):
+    for name in ("MR_small.dcm", "CT_small.dcm", "JPEG2000_UNC.dcm", "US1_UNCR.dcm", "693_UNCR.dcm"):
         img = dicom(name)
         opts = EncodeOptions(mode="lossy", bpp=1.0)
         image = api._checked_image(img, opts)
         src = Source(image=image.pixels, header=strategy.new_header(image, opts))
-        ratio = strategy._lossless_estimate(src) / len(hlc.encode(img, mode="lossless"))
-        assert 0.7 <= ratio <= 1.5, (name, ratio)
+        real = len(hlc.encode(img, mode="lossless"))
+        coded = strategy._lossless_estimate(src, strategy.JUDGE_BLOCK, strategy._coded_bytes) / real
+        entropy = strategy._lossless_estimate(src, strategy.JUDGE_BLOCK // 2, strategy._entropy_bytes) / real
+        assert 0.7 <= coded <= 1.5 and 0.5 <= entropy < strategy.ENTROPY_MARGIN / strategy.JUDGE_MARGIN, \
+            (name, coded, entropy)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

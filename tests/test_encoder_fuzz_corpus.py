@@ -71,7 +71,8 @@ def test_near_empty_image_at_a_size_target_stays_above_the_step_floor(monkeypatc
     monkeypatch.setattr(encoder.LossyCoder, "encode", encode)
     img = _near_empty()
     t0 = time.perf_counter()
-    data = hlc.encode(img, mode="lossy", bpp=0.25)
+    # the 9/7 pinned: with the takeover on, its exact stream fits and no 9/7 is coded
+    data = hlc.encode(img, mode="lossy", bpp=0.25, try_near_lossless=False)
     assert time.perf_counter() - t0 < 30
     out = hlc.decode(data)
     assert out.shape == img.shape and out.dtype == img.dtype

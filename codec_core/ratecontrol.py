@@ -249,17 +249,36 @@ class Model:
         self.channel_mult = channel_mult
         self.samples = samples
         self._bits: dict = {}
+        # every band's cells in one set of arrays: the compiled model (stats97.c
+        # hlc_model_bits) evaluates all bands at a step in one call
+        bands = list(self.bands.values())
+        self._packed = (np.concatenate([b.cells for b in bands] or [np.zeros(0, np.int32)]).astype(np.int32),
+                        np.concatenate([b.n for b in bands] or [np.zeros(0)]).astype(np.float64),
+                        np.cumsum([0] + [b.cells.size for b in bands]).astype(np.int64))
+        self._ll = np.array([b.is_ll for b in bands], np.int64)
+        self._tiles = np.array([b.tiles for b in bands], np.int64)
 
     def _steps(self, base: float) -> dict:
         steps = quantize.subband_steps(base, self.levels)
         return {(c, b): quantize.channel_steps(steps, self.channel_mult, c)[b] for c, b in self.bands}
 
     def bits(self, base: float) -> float:
+        """Modelled bits of the layer at ``base`` (every band's :meth:`Compact.bits`,
+        in the compiled kernel: one call)."""
+        from ._hlc import model_bits
+
         key = round(math.log2(base) * 1024)  # (steps are stored to 1/1024 of an octave or so)
         if key not in self._bits:
             steps = self._steps(base)
-            self._bits[key] = sum(band.bits(steps[k]) for k, band in self.bands.items())
+            keys, n, offsets = self._packed
+            self._bits[key] = model_bits(keys, n, offsets, np.array([steps[k] for k in self.bands], np.float64),
+                                         self._ll, self._tiles, _XC, _MC, CONTEXTS, quantize.DEADZONE_ROUNDING)
         return self._bits[key]
+
+    def bits_numpy(self, base: float) -> float:
+        """:meth:`bits` by numpy, band by band (the compiled model's reference)."""
+        steps = self._steps(base)
+        return sum(band.bits(steps[k]) for k, band in self.bands.items())
 
     def elasticity(self, base: float, span: float = 1.25) -> float:
         """d log bits / d log step about ``base`` (negative; -1 where the model is flat)."""

@@ -131,3 +131,77 @@ long hlc_stats97(const float *band, int H, int W, int is_ll, int32_t *keys, int6
     release(tab.count);
     return rc;
 }
+
+/* ------------------------------------------------------------- the rate model */
+
+/* The coder's token of a magnitude q (values 0-7, then 8 + 2 (e - 3) + the bit below
+   the leading one, e = bit length - 1) and the raw bits it sends (e - 1 from 8 on):
+   ratecontrol._tokens. */
+static inline int model_token(int64_t q, int *raw) {
+    if (q < 8) { *raw = 0; return (int)q; }
+    int e = 63 - __builtin_clzll((uint64_t)q);
+    *raw = e - 1;
+    return 8 + 2 * (e - 3) + (int)((q >> (e - 1)) & 1);
+}
+
+#define MODEL_NTOK 128   /* tokens of magnitudes below 2^62 */
+#define MODEL_NCTX 32
+
+/* Modelled bits of every band at its step (ratecontrol.Compact.bits, the numpy
+   reference; the sum over bands is returned): the cells keys[off[b] .. off[b + 1])
+   (magnitude bin x nm + neighbourhood bin) with counts n; per band its step, whether
+   it is the LL band (rounded, else the dead zone's `rounding`) and the tiles its
+   counts came from. xc, mc: the bins' centre values. Per band: the conditional entropy
+   of the tokens in the activity contexts of m / step (half-octave classes, 1 ..
+   contexts - 1; 0 for m = 0), the adaptive models' learning ((K - 1) / 2 log2 N per
+   context and tile), the raw bits and a sign bit per nonzero value. Returns -1 for a
+   key outside the bins. */
+double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, int nbands, const double *steps,
+                      const int64_t *is_ll, const int64_t *tiles, const double *xc, int nx, const double *mc, int nm,
+                      int contexts, double rounding) {
+    static const double LOG2_LIMIT = 4.0e18;
+    double total = 0.0;
+    int *tok = malloc(sizeof(int) * (size_t)nx), *raw = malloc(sizeof(int) * (size_t)nx);
+    int *ctx = malloc(sizeof(int) * (size_t)nm);
+    double *table = malloc(sizeof(double) * MODEL_NCTX * MODEL_NTOK);
+    if (!tok || !raw || !ctx || !table || contexts > MODEL_NCTX || contexts < 2) { total = -2.0; goto out; }
+    for (int b = 0; b < nbands && total >= 0; b++) {
+        double s = steps[b], r = is_ll[b] ? 0.5 : rounding, rawbits = 0.0;
+        for (int i = 0; i < nx; i++) {
+            double q = floor(xc[i] / s + r);
+            if (q > LOG2_LIMIT) q = LOG2_LIMIT;
+            int64_t qi = q > 0 ? (int64_t)q : 0;
+            tok[i] = model_token(qi, &raw[i]);
+            raw[i] += qi > 0;   /* the sign */
+        }
+        ctx[0] = 0;
+        for (int j = 1; j < nm; j++) {
+            double c = floor(2.0 * log2(mc[j] / s)) + 8.0;
+            ctx[j] = c < 1.0 ? 1 : c > contexts - 1 ? contexts - 1 : (int)c;
+        }
+        memset(table, 0, sizeof(double) * MODEL_NCTX * MODEL_NTOK);
+        for (int64_t k = off[b]; k < off[b + 1]; k++) {
+            int32_t key = keys[k];
+            if (key < 0 || key >= nx * nm) { total = -1.0; break; }
+            int xb = key / nm, mb = key % nm;
+            table[ctx[mb] * MODEL_NTOK + tok[xb]] += n[k];
+            rawbits += n[k] * raw[xb];
+        }
+        if (total < 0) break;
+        double h = 0.0, learn = 0.0, t = tiles[b] > 0 ? (double)tiles[b] : 1.0;
+        for (int c = 0; c < contexts; c++) {
+            const double *row = table + c * MODEL_NTOK;
+            double sum = 0.0;
+            int used = 0;
+            for (int i = 0; i < MODEL_NTOK; i++) { sum += row[i]; used += row[i] > 0; }
+            for (int i = 0; i < MODEL_NTOK; i++)
+                if (row[i] > 0) h -= row[i] * log2(row[i] / sum);
+            double per_tile = sum / t;
+            if (used > 1) learn += (used - 1) / 2.0 * log2(per_tile > 2.0 ? per_tile : 2.0);
+        }
+        total += h + t * learn + rawbits;
+    }
+out:
+    free(tok); free(raw); free(ctx); free(table);
+    return total;
+}

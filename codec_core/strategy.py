@@ -228,9 +228,12 @@ def _one_pass_size(coder: LossyCoder, model: rc.Model, bpp: float, floor: float,
             best = (n, body, step)
         if (1 - SIZE_TOLERANCE) * target <= n <= target:
             break
-        overhead = n - sum(map(len, body))
+        # what the step does not move: the header, and per segment its flush bytes and
+        # length (on a 64^2 image at 0.25 bpp half the file)
+        overhead = n - sum(max(0, len(seg) - SEGMENT_BYTES) for seg in body)
         # the model's elasticity (d log rate / d log step) from the coded size: the
-        # model is right about the slope where it is off in level
+        # model is right about the slope where it is off in level (the slope of the last
+        # two codings did worse: 2.10 codings per encode against 2.07 on held-out images)
         step = _between(tried, aim) or min(hi, max(floor, step * math.exp(
             math.log(max(8.0, aim - overhead) / max(1.0, n - overhead)) / model.elasticity(step))))
     if best[1] is None:

@@ -107,8 +107,9 @@ class BandStats:
 
     def add(self, band: np.ndarray) -> None:
         """Count one tile's band, in the compiled kernel (codec_core/_native/stats97.c:
-        one pass; its cells in a hash table of a few times their number, not a dense
-        table of every pair of bins: 600 kB was over the memory budget of small images)."""
+        one pass; its cells in a hash table of a few times their number, or for a band
+        of at least NX x NM coefficients in a dense int32 table of every pair of bins,
+        no larger than the band: 300 kB was over the memory budget of small images)."""
         from ._hlc import stats97
 
         self.tiles += 1
@@ -122,8 +123,9 @@ class BandStats:
             room = n
         self.keys.append(keys[:n])
         self.counts.append(counts[:n])
-        cells, n = self.cells()  # one list entry per band, whatever the number of tiles
-        self.keys, self.counts = [cells], [n]
+        if len(self.keys) > 1:  # one list entry per band, whatever the number of tiles
+            cells, count = self.cells()
+            self.keys, self.counts = [cells], [count]
 
     def add_numpy(self, band: np.ndarray) -> None:
         """:meth:`add` by numpy array passes (the compiled kernel's reference)."""
@@ -145,6 +147,8 @@ class BandStats:
         """Every nonzero cell's key and count, summed over the tiles."""
         if not self.keys:
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
+        if len(self.keys) == 1:  # (one tile's cells: each key once already, as the kernel gives them)
+            return self.keys[0], self.counts[0]
         cells, inverse = np.unique(np.concatenate(self.keys), return_inverse=True)
         return cells, np.bincount(inverse.ravel(), weights=np.concatenate(self.counts)).astype(np.int64)
 

@@ -204,34 +204,42 @@ double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, 
     if (!tok || !raw || !ctx || !table || contexts > MODEL_NCTX || contexts < 2) { total = -2.0; goto out; }
     for (int b = 0; b < nbands && total >= 0; b++) {
         double s = steps[b], r = is_ll[b] ? 0.5 : rounding, rawbits = 0.0;
-        for (int i = 0; i < nx; i++) {
+        /* the bins the band's cells use (a small band's are a few of the nx x nm) */
+        int xlo = nx, xhi = -1, mlo = nm, mhi = -1;
+        for (int64_t k = off[b]; k < off[b + 1]; k++) {
+            int32_t key = keys[k];
+            if (key < 0 || key >= nx * nm) { total = -1.0; break; }
+            int xb = key / nm, mb = key % nm;
+            xlo = xb < xlo ? xb : xlo; xhi = xb > xhi ? xb : xhi;
+            mlo = mb < mlo ? mb : mlo; mhi = mb > mhi ? mb : mhi;
+        }
+        if (total < 0) break;
+        int ntok = 0;
+        for (int i = xlo; i <= xhi; i++) {
             double q = floor(xc[i] / s + r);
             if (q > LOG2_LIMIT) q = LOG2_LIMIT;
             int64_t qi = q > 0 ? (int64_t)q : 0;
             tok[i] = model_token(qi, &raw[i]);
             raw[i] += qi > 0;   /* the sign */
+            ntok = tok[i] >= ntok ? tok[i] + 1 : ntok;
         }
-        ctx[0] = 0;
-        for (int j = 1; j < nm; j++) {
-            double c = floor(2.0 * log2(mc[j] / s)) + 8.0;
-            ctx[j] = c < 1.0 ? 1 : c > contexts - 1 ? contexts - 1 : (int)c;
+        for (int j = mlo; j <= mhi; j++) {
+            double c = j ? floor(2.0 * log2(mc[j] / s)) + 8.0 : 0.0;
+            ctx[j] = !j ? 0 : c < 1.0 ? 1 : c > contexts - 1 ? contexts - 1 : (int)c;
         }
-        memset(table, 0, sizeof(double) * MODEL_NCTX * MODEL_NTOK);
+        for (int c = 0; c < contexts; c++) memset(table + c * MODEL_NTOK, 0, sizeof(double) * (size_t)ntok);
         for (int64_t k = off[b]; k < off[b + 1]; k++) {
-            int32_t key = keys[k];
-            if (key < 0 || key >= nx * nm) { total = -1.0; break; }
-            int xb = key / nm, mb = key % nm;
+            int xb = keys[k] / nm, mb = keys[k] % nm;
             table[ctx[mb] * MODEL_NTOK + tok[xb]] += n[k];
             rawbits += n[k] * raw[xb];
         }
-        if (total < 0) break;
         double h = 0.0, learn = 0.0, t = tiles[b] > 0 ? (double)tiles[b] : 1.0;
         for (int c = 0; c < contexts; c++) {
             const double *row = table + c * MODEL_NTOK;
             double sum = 0.0;
             int used = 0;
-            for (int i = 0; i < MODEL_NTOK; i++) { sum += row[i]; used += row[i] > 0; }
-            for (int i = 0; i < MODEL_NTOK; i++)
+            for (int i = 0; i < ntok; i++) { sum += row[i]; used += row[i] > 0; }
+            for (int i = 0; i < ntok; i++)
                 if (row[i] > 0) h -= row[i] * log2(row[i] / sum);
             double per_tile = sum / t;
             if (used > 1) learn += (used - 1) / 2.0 * log2(per_tile > 2.0 ? per_tile : 2.0);

@@ -27,7 +27,9 @@ before coding.
 The histograms cost one transform per tile (compiled) and one compiled pass over
 the coefficients (codec_core/_native/stats97.c; the numpy passes are kept as
 BandStats.add_numpy, its reference); the model evaluates a step from per-bin tables
-(tokens by magnitude bin, contexts by neighbourhood bin). The bands are not kept
+(tokens by magnitude bin, contexts by neighbourhood bin), every band in one compiled
+call (stats97.c hlc_model_bits; Compact.bits is its numpy reference), and the step
+solve brackets the target outward from a start step (about 8 evaluations an encode). The bands are not kept
 (keeping them would cost 4 bytes a sample, over the 4x raw memory budget for 8-bit
 images), so coding transforms again.
 """
@@ -46,13 +48,14 @@ M_BINS = 4                  # neighbourhood bins per octave
 OCTAVES = 24                # +-24 octaves around 1
 NX = 2 * OCTAVES * X_BINS + 2   # bin 0: exact zeros
 NM = 2 * OCTAVES * M_BINS + 2
-#: Coded bits / modelled bits of the 9/7 layer (the model charging the adaptive
-#: models' learning, the caller the header and SEGMENT_BYTES a segment): the median
-#: over the dev set of benchmarks/results/lossy_experiments.md (MR2_UNCR, 693_UNCR,
-#: CT_small, US1_UNCR, RG3_UNCR, MR_small at 0.25-1 bpp), measured again for the
-#: lossy detail-band coder (lossyband.c: 0.936 on the dev images of bench_lossy.py,
-#: 0.916 on its held-out ones). Only the first guess depends on it: later codings
-#: correct the model by the sizes coded.
+#: Coded bits / modelled bits of the 9/7 layer at the model's first step (the model
+#: charging the adaptive models' learning, the caller the header and SEGMENT_BYTES a
+#: segment): the median over the dev images of benchmarks/bench_lossy.py at 0.25, 0.5
+#: and 1 bpp, measured by ``python benchmarks/measure_kappa.py`` (lossy detail-band
+#: coder lossyband.c: 0.938 dev, 0.928 held out; per encode 0.71-1.23, which is why
+#: the first coding lands in the [-3%, 0] window only about one time in four). Only
+#: the first guess depends on it: later codings correct the model by the sizes coded.
+#: Re-measure it with that command whenever the coder's bytes or the model change.
 KAPPA = 0.94
 #: Half-octave activity classes of m / s.
 CONTEXTS = 14

@@ -259,7 +259,9 @@ class Model:
         # every band's cells in one set of arrays: the compiled model (stats97.c
         # hlc_model_bits) evaluates all bands at a step in one call
         bands = list(self.bands.values())
-        self._packed = (np.concatenate([b.cells for b in bands] or [np.zeros(0, np.int32)]).astype(np.int32),
+        cells = np.concatenate([b.cells for b in bands] or [np.zeros(0, np.int32)]).astype(np.int32)
+        xb, mb = np.divmod(cells, NM)  # (the kernel's keys: no division per cell per evaluation)
+        self._packed = ((xb << 16) | mb,
                         np.concatenate([b.n for b in bands] or [np.zeros(0)]).astype(np.float64),
                         np.cumsum([0] + [b.cells.size for b in bands]).astype(np.int64))
         self._ll = np.array([b.is_ll for b in bands], np.int64)

@@ -538,7 +538,7 @@ static int get_f64(PyObject *o, Arr *a, const char *name) {
 
 /* model_bits(keys, counts, offsets, steps, is_ll, tiles, xc, mc, contexts, rounding) ->
    the rate model's bits of every band at its step, summed (stats97.c hlc_model_bits;
-   codec_core/ratecontrol.py Model.bits). */
+   codec_core/ratecontrol.py Model.bits); keys: magnitude bin << 16 | neighbourhood bin. */
 static PyObject *py_model_bits(PyObject *self, PyObject *args) {
     PyObject *o[8];
     int contexts;
@@ -554,7 +554,7 @@ static PyObject *py_model_bits(PyObject *self, PyObject *args) {
         || check(dim(&a[0], 0) == dim(&a[1], 0), "model_bits: keys and counts must be as long")
         || check(dim(&a[2], 0) == dim(&a[3], 0) + 1 && dim(&a[4], 0) == dim(&a[3], 0) && dim(&a[5], 0) == dim(&a[3], 0),
                  "model_bits: offsets, steps, is_ll and tiles must describe the same bands")
-        || check(dim(&a[6], 0) >= 1 && dim(&a[7], 0) >= 1 && dim(&a[6], 0) * dim(&a[7], 0) < (1 << 30),
+        || check(dim(&a[6], 0) >= 1 && dim(&a[7], 0) >= 1 && dim(&a[6], 0) < (1 << 15) && dim(&a[7], 0) <= (1 << 16),
                  "model_bits: bins out of range"))
         goto done;
     {

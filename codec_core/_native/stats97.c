@@ -186,7 +186,8 @@ static inline int model_token(int64_t q, int *raw) {
 
 /* Modelled bits of every band at its step (ratecontrol.Compact.bits, the numpy
    reference; the sum over bands is returned): the cells keys[off[b] .. off[b + 1])
-   (magnitude bin x nm + neighbourhood bin) with counts n; per band its step, whether
+   (magnitude bin << 16 | neighbourhood bin: no division per cell, which was most of
+   a small image's evaluation) with counts n; per band its step, whether
    it is the LL band (rounded, else the dead zone's `rounding`) and the tiles its
    counts came from. xc, mc: the bins' centre values. Per band: the conditional entropy
    of the tokens in the activity contexts of m / step (half-octave classes, 1 ..
@@ -208,8 +209,8 @@ double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, 
         int xlo = nx, xhi = -1, mlo = nm, mhi = -1;
         for (int64_t k = off[b]; k < off[b + 1]; k++) {
             int32_t key = keys[k];
-            if (key < 0 || key >= nx * nm) { total = -1.0; break; }
-            int xb = key / nm, mb = key % nm;
+            int xb = key >> 16, mb = key & 0xFFFF;
+            if (key < 0 || xb >= nx || mb >= nm) { total = -1.0; break; }
             xlo = xb < xlo ? xb : xlo; xhi = xb > xhi ? xb : xhi;
             mlo = mb < mlo ? mb : mlo; mhi = mb > mhi ? mb : mhi;
         }
@@ -229,7 +230,7 @@ double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, 
         }
         for (int c = 0; c < contexts; c++) memset(table + c * MODEL_NTOK, 0, sizeof(double) * (size_t)ntok);
         for (int64_t k = off[b]; k < off[b + 1]; k++) {
-            int xb = keys[k] / nm, mb = keys[k] % nm;
+            int xb = keys[k] >> 16, mb = keys[k] & 0xFFFF;
             table[ctx[mb] * MODEL_NTOK + tok[xb]] += n[k];
             rawbits += n[k] * raw[xb];
         }

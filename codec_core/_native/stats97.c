@@ -184,6 +184,38 @@ static inline int model_token(int64_t q, int *raw) {
 #define MODEL_NTOK 128   /* tokens of magnitudes below 2^62 */
 #define MODEL_NCTX 32
 
+/* The bins the cells keys[from .. to) use, as {xlo, xhi, mlo, mhi} (a small band's are
+   a few of the nx x nm); -1 for a key outside the bins. */
+static int bin_range(const int32_t *keys, int64_t from, int64_t to, int nx, int nm, int range[4]) {
+    range[0] = nx; range[1] = -1; range[2] = nm; range[3] = -1;
+    for (int64_t k = from; k < to; k++) {
+        int32_t key = keys[k];
+        int xb = key >> 16, mb = key & 0xFFFF;
+        if (key < 0 || xb >= nx || mb >= nm) return -1;
+        range[0] = xb < range[0] ? xb : range[0]; range[1] = xb > range[1] ? xb : range[1];
+        range[2] = mb < range[2] ? mb : range[2]; range[3] = mb > range[3] ? mb : range[3];
+    }
+    return 0;
+}
+
+/* The conditional entropy of a (contexts x ntok, row stride MODEL_NTOK) token table and
+   the adaptive models' learning of it over `tiles` tiles ((K - 1) / 2 log2 N a context
+   and tile, N at least 2). */
+static double table_bits(const double *table, int contexts, int ntok, double tiles) {
+    double h = 0.0, learn = 0.0;
+    for (int c = 0; c < contexts; c++) {
+        const double *row = table + c * MODEL_NTOK;
+        double sum = 0.0;
+        int used = 0;
+        for (int i = 0; i < ntok; i++) { sum += row[i]; used += row[i] > 0; }
+        for (int i = 0; i < ntok; i++)
+            if (row[i] > 0) h -= row[i] * log2(row[i] / sum);
+        double per_tile = sum / tiles;
+        if (used > 1) learn += (used - 1) / 2.0 * log2(per_tile > 2.0 ? per_tile : 2.0);
+    }
+    return h + tiles * learn;
+}
+
 /* Modelled bits of every band at its step (ratecontrol.Compact.bits, the numpy
    reference; the sum over bands is returned): the cells keys[off[b] .. off[b + 1])
    (magnitude bin << 16 | neighbourhood bin: no division per cell, which was most of
@@ -191,9 +223,9 @@ static inline int model_token(int64_t q, int *raw) {
    it is the LL band (rounded, else the dead zone's `rounding`) and the tiles its
    counts came from. xc, mc: the bins' centre values. Per band: the conditional entropy
    of the tokens in the activity contexts of m / step (half-octave classes, 1 ..
-   contexts - 1; 0 for m = 0), the adaptive models' learning ((K - 1) / 2 log2 N per
-   context and tile), the raw bits and a sign bit per nonzero value. Returns -1 for a
-   key outside the bins. */
+   contexts - 1; 0 for m = 0), the adaptive models' learning, the raw bits and a sign
+   bit per nonzero value. Returns -1 for a key outside the bins, -2 for contexts out of
+   range or no memory. */
 double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, int nbands, const double *steps,
                       const int64_t *is_ll, const int64_t *tiles, const double *xc, int nx, const double *mc, int nm,
                       int contexts, double rounding) {
@@ -203,28 +235,18 @@ double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, 
     int *ctx = malloc(sizeof(int) * (size_t)nm);
     double *table = malloc(sizeof(double) * MODEL_NCTX * MODEL_NTOK);
     if (!tok || !raw || !ctx || !table || contexts > MODEL_NCTX || contexts < 2) { total = -2.0; goto out; }
-    for (int b = 0; b < nbands && total >= 0; b++) {
+    for (int b = 0; b < nbands; b++) {
         double s = steps[b], r = is_ll[b] ? 0.5 : rounding, rawbits = 0.0;
-        /* the bins the band's cells use (a small band's are a few of the nx x nm) */
-        int xlo = nx, xhi = -1, mlo = nm, mhi = -1;
-        for (int64_t k = off[b]; k < off[b + 1]; k++) {
-            int32_t key = keys[k];
-            int xb = key >> 16, mb = key & 0xFFFF;
-            if (key < 0 || xb >= nx || mb >= nm) { total = -1.0; break; }
-            xlo = xb < xlo ? xb : xlo; xhi = xb > xhi ? xb : xhi;
-            mlo = mb < mlo ? mb : mlo; mhi = mb > mhi ? mb : mhi;
-        }
-        if (total < 0) break;
-        int ntok = 0;
-        for (int i = xlo; i <= xhi; i++) {
+        int range[4], ntok = 0;
+        if (bin_range(keys, off[b], off[b + 1], nx, nm, range)) { total = -1.0; break; }
+        for (int i = range[0]; i <= range[1]; i++) {
             double q = floor(xc[i] / s + r);
-            if (q > LOG2_LIMIT) q = LOG2_LIMIT;
-            int64_t qi = q > 0 ? (int64_t)q : 0;
+            int64_t qi = q > LOG2_LIMIT ? (int64_t)LOG2_LIMIT : q > 0 ? (int64_t)q : 0;
             tok[i] = model_token(qi, &raw[i]);
             raw[i] += qi > 0;   /* the sign */
             ntok = tok[i] >= ntok ? tok[i] + 1 : ntok;
         }
-        for (int j = mlo; j <= mhi; j++) {
+        for (int j = range[2]; j <= range[3]; j++) {
             double c = j ? floor(2.0 * log2(mc[j] / s)) + 8.0 : 0.0;
             ctx[j] = !j ? 0 : c < 1.0 ? 1 : c > contexts - 1 ? contexts - 1 : (int)c;
         }
@@ -234,18 +256,7 @@ double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, 
             table[ctx[mb] * MODEL_NTOK + tok[xb]] += n[k];
             rawbits += n[k] * raw[xb];
         }
-        double h = 0.0, learn = 0.0, t = tiles[b] > 0 ? (double)tiles[b] : 1.0;
-        for (int c = 0; c < contexts; c++) {
-            const double *row = table + c * MODEL_NTOK;
-            double sum = 0.0;
-            int used = 0;
-            for (int i = 0; i < ntok; i++) { sum += row[i]; used += row[i] > 0; }
-            for (int i = 0; i < ntok; i++)
-                if (row[i] > 0) h -= row[i] * log2(row[i] / sum);
-            double per_tile = sum / t;
-            if (used > 1) learn += (used - 1) / 2.0 * log2(per_tile > 2.0 ? per_tile : 2.0);
-        }
-        total += h + t * learn + rawbits;
+        total += table_bits(table, contexts, ntok, tiles[b] > 0 ? (double)tiles[b] : 1.0) + rawbits;
     }
 out:
     free(tok); free(raw); free(ctx); free(table);

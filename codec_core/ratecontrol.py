@@ -29,9 +29,9 @@ the coefficients (codec_core/_native/stats97.c; the numpy passes are kept as
 BandStats.add_numpy, its reference); the model evaluates a step from per-bin tables
 (tokens by magnitude bin, contexts by neighbourhood bin), every band in one compiled
 call (stats97.c hlc_model_bits; Compact.bits is its numpy reference), and the step
-solve brackets the target outward from a start step (about 8 evaluations an encode). The bands are not kept
-(keeping them would cost 4 bytes a sample, over the 4x raw memory budget for 8-bit
-images), so coding transforms again.
+solve brackets the target outward from a start step. The bands are not kept (keeping
+them would cost 4 bytes a sample, over the 4x raw memory budget for 8-bit images), so
+coding transforms again.
 """
 from __future__ import annotations
 
@@ -323,9 +323,10 @@ def solve(f, target: float, lo: float, hi: float, increasing: bool = False, star
     """The base step in [lo, hi] where ``f`` (decreasing in the step unless
     ``increasing``) meets ``target``: regula falsi (Illinois) on log f against log
     step, where the model is smooth, bracketed so it never does worse than bisection.
-    From ``start`` the bracket is found outward (secant jumps of 2x to 64x in step):
-    about 6 model evaluations against 14 from [lo, hi], whose coarse end codes
-    nothing (log f = -inf: bisection until finite). Stops within 0.5% of the target
+    From ``start`` the bracket is found outward (secant jumps of 2x to 64x in step),
+    not from [lo, hi], whose coarse end codes nothing (log f = -inf: bisection until
+    finite): 8.1 model evaluations per size encode against 11.0 over bench_lossy.py's
+    63 (the elasticities of missed codings included). Stops within 0.5% of the target
     value or a bracket of 0.5% in step (the model's bins are 1/8 octave: it moves in
     steps of ~1% there, and is flat between; its first guess is ~5% off the coded size
     anyway)."""

@@ -27,9 +27,11 @@ before coding.
 The histograms cost one transform per tile (compiled) and one compiled pass over
 the coefficients (codec_core/_native/stats97.c; the numpy passes are kept as
 BandStats.add_numpy, its reference); the model evaluates a step from per-bin tables
-(tokens by magnitude bin, contexts by neighbourhood bin). The bands are not kept
-(keeping them would cost 4 bytes a sample, over the 4x raw memory budget for 8-bit
-images), so coding transforms again.
+(tokens by magnitude bin, contexts by neighbourhood bin), every band in one compiled
+call (stats97.c hlc_model_bits; Compact.bits is its numpy reference), and the step
+solve brackets the target outward from a start step. The bands are not kept (keeping
+them would cost 4 bytes a sample, over the 4x raw memory budget for 8-bit images), so
+coding transforms again.
 """
 from __future__ import annotations
 
@@ -46,13 +48,14 @@ M_BINS = 4                  # neighbourhood bins per octave
 OCTAVES = 24                # +-24 octaves around 1
 NX = 2 * OCTAVES * X_BINS + 2   # bin 0: exact zeros
 NM = 2 * OCTAVES * M_BINS + 2
-#: Coded bits / modelled bits of the 9/7 layer (the model charging the adaptive
-#: models' learning, the caller the header and SEGMENT_BYTES a segment): the median
-#: over the dev set of benchmarks/results/lossy_experiments.md (MR2_UNCR, 693_UNCR,
-#: CT_small, US1_UNCR, RG3_UNCR, MR_small at 0.25-1 bpp), measured again for the
-#: lossy detail-band coder (lossyband.c: 0.936 on the dev images of bench_lossy.py,
-#: 0.916 on its held-out ones). Only the first guess depends on it: later codings
-#: correct the model by the sizes coded.
+#: Coded bits / modelled bits of the 9/7 layer at the model's first step (the model
+#: charging the adaptive models' learning, the caller the header and SEGMENT_BYTES a
+#: segment): the median over the dev images of benchmarks/bench_lossy.py at 0.25, 0.5
+#: and 1 bpp, measured by ``python benchmarks/measure_kappa.py`` (lossy detail-band
+#: coder lossyband.c: 0.938 dev, 0.928 held out; per encode 0.71-1.23, which is why
+#: the first coding lands in the [-3%, 0] window only about one time in four). Only
+#: the first guess depends on it: later codings correct the model by the sizes coded.
+#: Re-measure it with that command whenever the coder's bytes or the model change.
 KAPPA = 0.94
 #: Half-octave activity classes of m / s.
 CONTEXTS = 14
@@ -107,8 +110,9 @@ class BandStats:
 
     def add(self, band: np.ndarray) -> None:
         """Count one tile's band, in the compiled kernel (codec_core/_native/stats97.c:
-        one pass; its cells in a hash table of a few times their number, not a dense
-        table of every pair of bins: 600 kB was over the memory budget of small images)."""
+        one pass; its cells in a hash table of a few times their number, or for a band
+        of at least NX x NM coefficients in a dense int32 table of every pair of bins,
+        no larger than the band: 300 kB was over the memory budget of small images)."""
         from ._hlc import stats97
 
         self.tiles += 1
@@ -122,8 +126,9 @@ class BandStats:
             room = n
         self.keys.append(keys[:n])
         self.counts.append(counts[:n])
-        cells, n = self.cells()  # one list entry per band, whatever the number of tiles
-        self.keys, self.counts = [cells], [n]
+        if len(self.keys) > 1:  # one list entry per band, whatever the number of tiles
+            cells, count = self.cells()
+            self.keys, self.counts = [cells], [count]
 
     def add_numpy(self, band: np.ndarray) -> None:
         """:meth:`add` by numpy array passes (the compiled kernel's reference)."""
@@ -145,6 +150,8 @@ class BandStats:
         """Every nonzero cell's key and count, summed over the tiles."""
         if not self.keys:
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
+        if len(self.keys) == 1:  # (one tile's cells: each key once already, as the kernel gives them)
+            return self.keys[0], self.counts[0]
         cells, inverse = np.unique(np.concatenate(self.keys), return_inverse=True)
         return cells, np.bincount(inverse.ravel(), weights=np.concatenate(self.counts)).astype(np.int64)
 
@@ -249,17 +256,38 @@ class Model:
         self.channel_mult = channel_mult
         self.samples = samples
         self._bits: dict = {}
+        # every band's cells in one set of arrays: the compiled model (stats97.c
+        # hlc_model_bits) evaluates all bands at a step in one call
+        bands = list(self.bands.values())
+        cells = np.concatenate([b.cells for b in bands] or [np.zeros(0, np.int32)]).astype(np.int32)
+        xb, mb = np.divmod(cells, NM)  # (the kernel's keys: no division per cell per evaluation)
+        self._packed = ((xb << 16) | mb,
+                        np.concatenate([b.n for b in bands] or [np.zeros(0)]).astype(np.float64),
+                        np.cumsum([0] + [b.cells.size for b in bands]).astype(np.int64))
+        self._ll = np.array([b.is_ll for b in bands], np.int64)
+        self._tiles = np.array([b.tiles for b in bands], np.int64)
 
     def _steps(self, base: float) -> dict:
         steps = quantize.subband_steps(base, self.levels)
         return {(c, b): quantize.channel_steps(steps, self.channel_mult, c)[b] for c, b in self.bands}
 
     def bits(self, base: float) -> float:
+        """Modelled bits of the layer at ``base`` (every band's :meth:`Compact.bits`,
+        in the compiled kernel: one call)."""
+        from ._hlc import model_bits
+
         key = round(math.log2(base) * 1024)  # (steps are stored to 1/1024 of an octave or so)
         if key not in self._bits:
             steps = self._steps(base)
-            self._bits[key] = sum(band.bits(steps[k]) for k, band in self.bands.items())
+            keys, n, offsets = self._packed
+            self._bits[key] = model_bits(keys, n, offsets, np.array([steps[k] for k in self.bands], np.float64),
+                                         self._ll, self._tiles, _XC, _MC, CONTEXTS, quantize.DEADZONE_ROUNDING)
         return self._bits[key]
+
+    def bits_numpy(self, base: float) -> float:
+        """:meth:`bits` by numpy, band by band (the compiled model's reference)."""
+        steps = self._steps(base)
+        return sum(band.bits(steps[k]) for k, band in self.bands.items())
 
     def elasticity(self, base: float, span: float = 1.25) -> float:
         """d log bits / d log step about ``base`` (negative; -1 where the model is flat)."""
@@ -291,28 +319,56 @@ def gather(bands_of, items: list, levels: int, channels: int) -> dict:
     return stats
 
 
-def solve(f, target: float, lo: float, hi: float, increasing: bool = False) -> float:
+def solve(f, target: float, lo: float, hi: float, increasing: bool = False, start: float | None = None) -> float:
     """The base step in [lo, hi] where ``f`` (decreasing in the step unless
     ``increasing``) meets ``target``: regula falsi (Illinois) on log f against log
-    step, where the model is smooth, bracketed so it never does worse than bisection:
-    about half the model evaluations of bisection (the model was a third of lossy
-    encode time). Stops within 0.5% of the target value or a bracket of 2e-3 in log
-    step (the model's bins are 1/8 octave: it moves in steps of ~1% there)."""
+    step, where the model is smooth, bracketed so it never does worse than bisection.
+    From ``start`` the bracket is found outward (secant jumps of 2x to 64x in step),
+    not from [lo, hi], whose coarse end codes nothing (log f = -inf: bisection until
+    finite): 8.1 model evaluations per size encode against 11.0 over bench_lossy.py's
+    63 (the elasticities of missed codings included). Stops within 0.5% of the target
+    value or a bracket of 0.5% in step (the model's bins are 1/8 octave: it moves in
+    steps of ~1% there, and is flat between; its first guess is ~5% off the coded size
+    anyway)."""
     sign = 1.0 if increasing else -1.0
 
     def h(u: float) -> float:  # > 0: the step u is too large
         v = f(math.exp(u))
         return sign * (math.log(v) - math.log(target)) if v > 0 else -sign * math.inf
 
-    a, b = math.log(lo), math.log(hi)
-    ha, hb = h(a), h(b)
+    if start is None:
+        a, b = math.log(lo), math.log(hi)
+        ha, hb = h(a), h(b)
+    else:
+        a, ha, b, hb = _bracket(h, math.log(min(hi, max(lo, start))), math.log(lo), math.log(hi))
     if ha >= 0:
-        return lo
+        return math.exp(a)
     if hb <= 0:
-        return hi
+        return math.exp(b)
+    return _illinois(h, a, ha, b, hb)
+
+
+def _bracket(h, u: float, ulo: float, uhi: float) -> tuple[float, float, float, float]:
+    """(a, h(a), b, h(b)), a < b, with h changing sign between them (or an end of
+    [ulo, uhi] reached on the side h asks for), stepping out from u."""
+    hu, jump = h(u), math.log(4.0)
+    while hu != 0:
+        down = hu > 0  # the step is too large
+        v = max(ulo, u - jump) if down else min(uhi, u + jump)
+        hv = h(v)
+        if (hv > 0) != down or hv == 0 or v in (ulo, uhi):
+            return (v, hv, u, hu) if down else (u, hu, v, hv)
+        # the secant's distance to the root, 1.5 x (it tends to fall short), 2x .. 64x in step
+        est = abs((v - u) * hv / (hu - hv)) if math.isfinite(hu) and math.isfinite(hv) and hu != hv else 2 * jump
+        u, hu, jump = v, hv, min(math.log(64.0), max(math.log(2.0), 1.5 * est))
+    return u, hu, u, hu
+
+
+def _illinois(h, a: float, ha: float, b: float, hb: float) -> float:
+    """The root of h in [a, b] (ha < 0 < hb) by regula falsi, Illinois variant."""
     side = 0
     for _ in range(40):
-        if b - a < 2e-3:
+        if b - a < 5e-3:
             break
         m = 0.5 * (a + b)
         if math.isfinite(ha) and math.isfinite(hb):  # the secant, kept off the ends

@@ -131,3 +131,69 @@ def test_compiled_statistics_check_their_buffers():
             _hlc.stats97(*args, rc.X_BINS, rc.M_BINS, rc.OCTAVES)
     with pytest.raises(ValueError):
         _hlc.stats97(ok, False, keys, counts, 0, rc.M_BINS, rc.OCTAVES)
+
+
+def _model_of(name: str, monkeypatch):
+    """The rate model an encode of a real image at 0.5 bpp builds."""
+    from codec_core import strategy
+    got = []
+    real = strategy._model
+
+    def keep(coder):
+        got.append(real(coder))
+        return got[-1]
+    monkeypatch.setattr(strategy, "_model", keep)
+    hlc.encode(dicom(name), mode="lossy", bpp=0.5, try_near_lossless=False, threads=1)
+    return got[-1]
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "US1_UNCR.dcm", "MR2_UNCR.dcm"])
+def test_compiled_model_gives_the_numpy_models_bits(name, monkeypatch):
+    """Model.bits (stats97.c hlc_model_bits, every band in one call) against the numpy
+    reference band by band (Compact.bits), from fine to coarse steps."""
+    model = _model_of(name, monkeypatch)
+    for base in (0.3, 1.0, 2.7, 9.0, 40.0, 300.0, 5000.0):
+        assert model.bits(base) == pytest.approx(model.bits_numpy(base), rel=1e-9)
+
+
+def test_compiled_model_checks_its_arrays():
+    from codec_core import _hlc
+    from codec_core import ratecontrol as rc
+    ten = (rc.OCTAVES * rc.X_BINS + 1 + 3 * rc.X_BINS) << 16  # a magnitude of about 10, its neighbours 0
+    keys, n = np.array([0, ten], np.int32), np.array([5.0, 2.0])
+    off, steps, one = np.array([0, 2], np.int64), np.array([1.0]), np.array([1], np.int64)
+    args = [keys, n, off, steps, one * 0, one, rc._XC, rc._MC]
+    assert _hlc.model_bits(*args, rc.CONTEXTS, 0.35) > 0
+    bad = [(0, keys.astype(np.int64)), (1, n.astype(np.float32)), (2, np.array([0, 1], np.int64)),
+           (2, np.array([1, 2], np.int64)), (3, np.array([0.0])), (3, np.array([np.inf])), (4, np.zeros(2, np.int64)),
+           (0, np.array([0, rc.NX << 16], np.int32)), (0, np.array([0, rc.NM], np.int32)),
+           (0, np.array([-1, 0], np.int32))]
+    for i, value in bad:
+        with pytest.raises(ValueError):
+            _hlc.model_bits(*args[:i], value, *args[i + 1:], rc.CONTEXTS, 0.35)
+    with pytest.raises(ValueError):
+        _hlc.model_bits(*args, 100, 0.35)
+
+
+# bench_lossy.py's small and mid-size images, dev and held out (CT, MR, US colour, NM)
+COUNTED = ("CT_small.dcm", "MR_small.dcm", "emri_small.dcm", "US1_UNCR.dcm", "JPEG2000_UNC.dcm",
+           "MR-SIEMENS-DICOM-WithOverlays.dcm")
+
+
+def test_codings_per_size_encode(codings):
+    """Full codings of the 9/7 layer per size-targeted encode on real images at three
+    rates: each at most three, half of them at most two, and the file in [-3%, 0] of the
+    target. (Measured over bench_lossy's 63 encodes: mean 1.94, median 2, at most 3;
+    the model's first guess lands in the window on a quarter of them: its coded /
+    modelled ratio varies by image, benchmarks/results/lossy_speed.md, branch rc.)"""
+    counts = []
+    for name in COUNTED:
+        img = dicom(name)
+        img = img[img.shape[0] // 2] if img.ndim == 3 and img.shape[-1] != 3 else img
+        for bpp in (0.25, 0.5, 1.0):
+            codings["encode"] = 0
+            data = hlc.encode(img, mode="lossy", bpp=bpp, try_near_lossless=False, threads=1)
+            assert 0.97 * bpp <= 8 * len(data) / (img.shape[0] * img.shape[1]) <= bpp
+            counts.append(codings["encode"])
+    assert max(counts) <= 3, counts
+    assert sorted(counts)[len(counts) // 2] <= 2, counts

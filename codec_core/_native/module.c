@@ -522,6 +522,62 @@ done:
     return result;
 }
 
+/* A 1-D C-contiguous float64 array (the rate model's). */
+static int get_f64(PyObject *o, Arr *a, const char *name) {
+    if (PyObject_GetBuffer(o, &a->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: a C-contiguous array is needed", name);
+        return -1;
+    }
+    a->held = 1;
+    if (fmt(&a->view) != 'd' || a->view.itemsize != 8 || a->view.ndim != 1) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a 1-D float64 array", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* model_bits(keys, counts, offsets, steps, is_ll, tiles, xc, mc, contexts, rounding) ->
+   the rate model's bits of every band at its step, summed (stats97.c hlc_model_bits;
+   codec_core/ratecontrol.py Model.bits); keys: magnitude bin << 16 | neighbourhood bin. */
+static PyObject *py_model_bits(PyObject *self, PyObject *args) {
+    PyObject *o[8];
+    int contexts;
+    double rounding;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOid", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &contexts,
+                          &rounding))
+        return NULL;
+    Arr a[8]; memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (get(o[0], &a[0], "keys", 'i', 1, 0) || get_f64(o[1], &a[1], "counts") || get(o[2], &a[2], "offsets", 'q', 1, 0)
+        || get_f64(o[3], &a[3], "steps") || get(o[4], &a[4], "is_ll", 'q', 1, 0) || get(o[5], &a[5], "tiles", 'q', 1, 0)
+        || get_f64(o[6], &a[6], "xc") || get_f64(o[7], &a[7], "mc")
+        || check(dim(&a[0], 0) == dim(&a[1], 0), "model_bits: keys and counts must be as long")
+        || check(dim(&a[2], 0) == dim(&a[3], 0) + 1 && dim(&a[4], 0) == dim(&a[3], 0) && dim(&a[5], 0) == dim(&a[3], 0),
+                 "model_bits: offsets, steps, is_ll and tiles must describe the same bands")
+        || check(dim(&a[6], 0) >= 1 && dim(&a[7], 0) >= 1 && dim(&a[6], 0) < (1 << 15) && dim(&a[7], 0) <= (1 << 16),
+                 "model_bits: bins out of range"))
+        goto done;
+    {
+        const int64_t *off = a[2].view.buf;
+        const double *steps = a[3].view.buf;
+        Py_ssize_t nb = dim(&a[3], 0);
+        int ok = off[0] == 0 && off[nb] == dim(&a[0], 0);
+        for (Py_ssize_t b = 0; b < nb && ok; b++) ok = off[b] <= off[b + 1] && steps[b] > 0 && isfinite(steps[b]);
+        if (check(ok, "model_bits: offsets must rise from 0 to the number of cells, steps be positive")) goto done;
+        double bits;
+        Py_BEGIN_ALLOW_THREADS
+        bits = hlc_model_bits(a[0].view.buf, a[1].view.buf, off, (int)nb, steps, a[4].view.buf, a[5].view.buf,
+                              a[6].view.buf, (int)dim(&a[6], 0), a[7].view.buf, (int)dim(&a[7], 0), contexts, rounding);
+        Py_END_ALLOW_THREADS
+        if (bits == -2.0) PyErr_SetString(PyExc_ValueError, "model_bits: contexts out of range (or no memory)");
+        else if (bits < 0) PyErr_SetString(PyExc_ValueError, "model_bits: a key outside the bins");
+        else result = PyFloat_FromDouble(bits);
+    }
+done:
+    release(a, 8);
+    return result;
+}
+
 /* The float32 2-D C-contiguous band of a quantiser call (a[0]). */
 static int get_band(PyObject *o, Arr *a, const char *name) {
     if (PyObject_GetBuffer(o, &a->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
@@ -849,6 +905,7 @@ static PyMethodDef methods[] = {
     {"pack_map", py_pack_map, METH_VARARGS, "The region map's row runs as values."},
     {"unpack_map", py_unpack_map, METH_VARARGS, "Inverse of pack_map, every run checked."},
     {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
+    {"model_bits", py_model_bits, METH_VARARGS, "Rate model's bits of 9/7 bands at their steps (stats97.c)."},
     {"synth97_level", py_synth97_level, METH_VARARGS, "One 9/7 synthesis level in the band arrays (dequantised in place)."},
     {"rdo_count", py_rdo_count, METH_VARARGS, "RDO quantiser's token histogram of one 9/7 detail band."},
     {"quant_band", py_quant_band, METH_VARARGS, "Quantised levels of one 9/7 detail band (dead zone or RDO)."},

@@ -304,6 +304,30 @@ def test_the_compiled_map_packer_writes_the_documented_runs(frames, rows, cols, 
     assert raw == b"".join(hlc.container.varint(v) for v in _reference_runs(m))
 
 
+def test_the_map_packer_needs_only_the_runs_room_and_refuses_less():
+    """pack_map's buffer is sized by the map's runs (1 + 2 n a row), not the worst case;
+    the compiled packer checks the room it is given."""
+    from codec_core import _hlc
+
+    m = np.zeros((2, 40, 64), np.uint8)
+    m[:, ::2, ::3] = 1  # every other row new: the bound is met exactly there
+    m[1, 7:30, 5:60] = 3
+    need = regions._runs_bound(m)
+    assert need < m.size * 2
+    scratch = np.empty(4 * m.shape[2], np.int64)
+    count = _hlc.pack_map(m, np.empty(need, np.int64), scratch)
+    assert count <= need
+    assert raw_values(m) == count
+    with pytest.raises(ValueError, match="room"):
+        _hlc.pack_map(m, np.empty(count - 1, np.int64), scratch)
+    worst = (np.indices((1, 5, 9)).sum(axis=0) % 2).astype(np.uint8)  # every row new, every sample a run
+    assert _hlc.pack_map(worst, np.empty(regions._runs_bound(worst), np.int64), scratch) == regions._runs_bound(worst)
+
+
+def raw_values(m: np.ndarray) -> int:
+    return len(_reference_runs(m))
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_damage_inside_the_map_runs_raises_a_stream_error(seed):
     """Values changed or cut after zlib (the map's own checks, not zlib's, must catch it;

@@ -334,7 +334,7 @@ def pixel_classes(cmap: np.ndarray, block: int, rows: int, cols: int) -> np.ndar
 
 
 #: Samples an error measure works on at a time (its float64 or int64 differences).
-MEASURE_SAMPLES = 1 << 15
+MEASURE_SAMPLES = 1 << 14
 
 
 class _Encoder:
@@ -371,29 +371,32 @@ class _Encoder:
                             self.threads or 1, DecodeReport())
 
     # -- measures
-    def _differences(self, decoded: np.ndarray, where: np.ndarray | None, dtype: type) -> Iterator[np.ndarray]:
-        """``decoded`` - the image (as ``dtype``) where ``where`` is set (None: everywhere),
-        MEASURE_SAMPLES at a time: no image-sized float64 or int64 plane, no gathered copy."""
+    def _differences(self, decoded: np.ndarray, where: np.ndarray | None,
+                     dtype: type) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """``decoded`` - the image (as ``dtype``) and the part of ``where`` (None:
+        everywhere) it counts in, MEASURE_SAMPLES at a time: no image-sized float64 or
+        int64 plane, no gathered copy (the reductions take the mask)."""
         frames, rows, cols, channels = decoded.shape
         step = max(1, MEASURE_SAMPLES // (cols * channels))
         for f in range(frames):
             for r in range(0, rows, step):
                 d: np.ndarray = decoded[f, r:r + step].astype(dtype)
                 d -= self.pixels[f, r:r + step]
-                yield d if where is None else d[where[f, r:r + step]]
+                yield d, None if where is None else np.broadcast_to(where[f, r:r + step, :, None], d.shape)
 
     def squared_error(self, decoded: np.ndarray, where: np.ndarray | None) -> tuple[float, int]:
         """The sum of squared errors where ``where`` is set (None: everywhere) and their
         count. (The squares and their partial sums are integers: the sum is exact below
         2^53 however it is split. No BLAS: np.dot threads on a busy machine.)"""
         se, n = 0.0, 0
-        for d in self._differences(decoded, where, np.float64):
-            se += float(np.square(d, out=d).sum())
-            n += d.size
+        for d, inside in self._differences(decoded, where, np.float64):
+            se += float(np.square(d, out=d).sum(where=True if inside is None else inside))
+            n += d.size if inside is None else int(np.count_nonzero(inside))
         return se, n
 
     def max_error(self, decoded: np.ndarray, where: np.ndarray | None) -> int:
-        return max(int(np.abs(d, out=d).max(initial=0)) for d in self._differences(decoded, where, np.int64))
+        return max(int(np.abs(d, out=d).max(initial=0, where=True if inside is None else inside))
+                   for d, inside in self._differences(decoded, where, np.int64))
 
     def psnr(self, se: float, n: int) -> float:
         return math.inf if se == 0 else 10 * math.log10(self.peak ** 2 * n / se)
@@ -723,9 +726,9 @@ def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[
     and the whole image's PSNR. The decoded image is put together in the first
     layer's decoded image (its last use; a copy only where that is the image itself)."""
     merged = layers[0][1]
-    if np.shares_memory(merged, enc.pixels):
+    if np.may_share_memory(merged, enc.pixels):
         merged = np.array(merged)
-    merged[classes == FLAT] = rb.flat
+    np.copyto(merged, rb.flat, where=(classes == FLAT)[..., None])  # (a mask of fewer axes: index arrays)
     for slot, (_, decoded) in zip(rb.slots[1:], layers[1:], strict=True):
         np.copyto(merged, decoded, where=in_classes(classes, slot.classes)[..., None])
     rb.reached = []
@@ -1030,7 +1033,7 @@ def _set_flat(out: np.ndarray, classes: np.ndarray, value: int, claimed: np.ndar
     whole = True
     for r in range(0, rows, step):
         band = classes[:, r:r + step]
-        out[:, r:r + step][band == FLAT] = value
+        np.copyto(out[:, r:r + step], value, where=(band == FLAT)[..., None])
         whole = whole and bool(claimed[band].all())
     return whole
 

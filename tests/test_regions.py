@@ -13,7 +13,6 @@ import math
 import subprocess
 import sys
 import warnings
-
 import zlib
 
 import numpy as np
@@ -441,3 +440,20 @@ def test_a_dicom_seg_is_an_roi_and_a_mismatched_one_names_roi():
         hlc.encode(stack[:2], mode="lossy", roi=seg)
     with pytest.raises(ValueError, match=r"^roi: DICOM SEG frames are 512x512"):
         hlc.encode(stack[0, :256, :256], mode="lossy", roi=seg)
+
+
+@pytest.mark.parametrize("shape", [(1, 300, 70, 1), (3, 41, 530, 3), (2, 1, 5, 1)])
+def test_banded_error_measures_equal_the_gathered_formulas(shape, monkeypatch):
+    """The region encoder's squared error and max error, taken a band of rows at a time
+    with the mask in the reduction, equal the sums over the gathered samples."""
+    monkeypatch.setattr(regions, "MEASURE_SAMPLES", 997)  # (many bands, ragged last one)
+    rng = np.random.default_rng(shape[2])
+    pixels = rng.integers(-3000, 3000, shape).astype(np.int16)
+    decoded = (pixels + rng.integers(-40, 41, shape)).astype(np.int16)
+    enc = regions._Encoder.__new__(regions._Encoder)
+    enc.pixels = pixels
+    for where in (rng.random(shape[:3]) < 0.3, np.ones(shape[:3], bool), None):
+        w = np.ones(shape[:3], bool) if where is None else where
+        d = decoded[w].astype(np.int64) - pixels[w]
+        assert enc.squared_error(decoded, where) == (float((d * d).sum()), d.size)
+        assert enc.max_error(decoded, where) == int(np.abs(d).max())

@@ -243,9 +243,9 @@ def _mean_or(v: np.ndarray, w: np.ndarray, up: np.ndarray) -> np.ndarray:
 
 def _sums(x: np.ndarray, known: np.ndarray, times: int) -> tuple[np.ndarray, np.ndarray]:
     """Sums of the known samples of ``x`` and their counts over 2^times-square cells
-    (``times`` halvings), computed FILL_ROWS * 2^times rows of ``x`` at a time (the
-    cells of a band are the plane's: the same sums)."""
-    step = FILL_ROWS << times
+    (``times`` halvings), computed about FILL_ROWS rows of ``x`` at a time (a multiple
+    of 2^times: the cells of a band are the plane's, the same sums)."""
+    step = max(1, FILL_ROWS >> times) << times
     out_v: list[np.ndarray] = []
     out_w: list[np.ndarray] = []
     for a in range(0, x.shape[0], step):
@@ -278,6 +278,7 @@ def _push_pull(x: np.ndarray, known: np.ndarray, out: np.ndarray) -> None:
         est = v / np.maximum(w, 1e-12)
         for v, w in reversed(pyramid[:-1]):
             est = _mean_or(v, w, _double(est, v.shape))
+        del pyramid, v, w  # (the 4 x 4 level's estimate is all the bands need)
         est1 = None
     for r0 in range(0, rows, FILL_ROWS):
         r1 = min(rows, r0 + FILL_ROWS)
@@ -822,18 +823,25 @@ def encode_padded(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
     if pad.mean() < PADDING_MIN_SHARE or _edge_jump(pixels[..., 0], pad, flat) < PADDING_MIN_JUMP * max(
             1, image.vmax - image.vmin):
         return None
-    del pad  # (the class map is the one image-sized mask kept while the layer is coded)
-    enc = _Encoder(image, opts, pixels, classes)
+    del pad
+    # (the padding path measures with its own masks: the encoder keeps no class map)
+    enc = _Encoder(image, opts, pixels, np.empty((0, 0, 0), np.uint8))
     target, value = (Target.BPP, opts.bpp) if opts.bpp is not None else (Target.PSNR, opts.psnr)
     assert value is not None  # (lossy options have exactly one target)
     rb = RegionBlock(target, float(value), 1, _map_stream(classes), [Slot((int(Importance.BACKGROUND),), None)],
                      flat=flat)
     filled = smooth_fill(pixels, classes != FLAT)
-    layer = (_padded_at_size if target == Target.BPP else _padded_at_quality)(enc, rb, header, filled, classes)
+    if target == Target.BPP:  # (no image-sized mask alive while the layer codes: the map is unpacked after)
+        del classes
+        layer = _padded_at_size(enc, rb, header, filled)
+    else:  # (the quality path's coder counts the kept pixels' error as it codes)
+        layer = _padded_at_quality(enc, rb, header, filled, classes)
+        del classes
     del filled  # (before the layer is decoded and the stream put together)
     if layer is None:
         return None
     decoded = enc.decoded(layer[0]) if layer[1] is None else layer[1]
+    classes = unpack_map(rb.map_stream, pixels.shape[:3])
     rb.slots[0].coder = ct.parse_header(layer[0])[0].mode
     stream, psnr = _pack(header, rb, enc, [(layer[0], decoded)], classes)
     return stream, enc.peak ** 2 * pixels.size / 10 ** (psnr / 10) if math.isfinite(psnr) else 0.0
@@ -859,8 +867,8 @@ def _padded_layer(enc: _Encoder, filled: np.ndarray, near: bool, **target: Any) 
 INDEX_GROWTH = 4
 
 
-def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray,
-                    classes: np.ndarray) -> tuple[bytes, np.ndarray | None] | None:
+def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header,
+                    filled: np.ndarray) -> tuple[bytes, np.ndarray | None] | None:
     """The layer whose region stream fits the whole image's bpp (within its window):
     one rate control, which counts the whole region stream (region block, map, index,
     header; less the layer's header copy, dropped inside a region stream) for each body

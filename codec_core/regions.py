@@ -729,7 +729,9 @@ def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[
     merged = layers[0][1]
     if np.may_share_memory(merged, enc.pixels):
         merged = np.array(merged)
-    np.copyto(merged, rb.flat, where=(classes == FLAT)[..., None])  # (a mask of fewer axes: index arrays)
+    # (copyto with a mask of every axis: indexing the image by a mask of its first three
+    # axes would make int64 index arrays, 3.6x raw on a padded CT)
+    np.copyto(merged, rb.flat, where=(classes == FLAT)[..., None])
     for slot, (_, decoded) in zip(rb.slots[1:], layers[1:], strict=True):
         np.copyto(merged, decoded, where=in_classes(classes, slot.classes)[..., None])
     rb.reached = []
@@ -833,17 +835,16 @@ def encode_padded(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
     filled = smooth_fill(pixels, classes != FLAT)
     if target == Target.BPP:  # (no image-sized mask alive while the layer codes: the map is unpacked after)
         del classes
-        layer = _padded_at_size(enc, rb, header, filled)
+        coded = _padded_at_size(enc, rb, header, filled)
+        del filled  # (before the layer is decoded)
+        layer = None if coded is None else (coded, enc.decoded(coded))
     else:  # (the quality path's coder counts the kept pixels' error as it codes)
         layer = _padded_at_quality(enc, rb, header, filled, classes)
-        del classes
-    del filled  # (before the layer is decoded and the stream put together)
+        del classes, filled
     if layer is None:
         return None
-    decoded = enc.decoded(layer[0]) if layer[1] is None else layer[1]
-    classes = unpack_map(rb.map_stream, pixels.shape[:3])
     rb.slots[0].coder = ct.parse_header(layer[0])[0].mode
-    stream, psnr = _pack(header, rb, enc, [(layer[0], decoded)], classes)
+    stream, psnr = _pack(header, rb, enc, [layer], unpack_map(rb.map_stream, pixels.shape[:3]))
     return stream, enc.peak ** 2 * pixels.size / 10 ** (psnr / 10) if math.isfinite(psnr) else 0.0
 
 
@@ -867,14 +868,12 @@ def _padded_layer(enc: _Encoder, filled: np.ndarray, near: bool, **target: Any) 
 INDEX_GROWTH = 4
 
 
-def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header,
-                    filled: np.ndarray) -> tuple[bytes, np.ndarray | None] | None:
+def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray) -> bytes | None:
     """The layer whose region stream fits the whole image's bpp (within its window):
     one rate control, which counts the whole region stream (region block, map, index,
     header; less the layer's header copy, dropped inside a region stream) for each body
     it codes; the near-lossless trial (as lossy mode's) is asked for what the region
-    stream leaves it. None if even the smallest layer does not fit; the layer is
-    decoded by the caller (once the fill is freed)."""
+    stream leaves it. None if even the smallest layer does not fit."""
     frames, rows, cols, _ = enc.pixels.shape
     target = float(rb.value) * frames * rows * cols / 8.0
 
@@ -896,7 +895,7 @@ def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header,
     for _ in range(1 + near):  # (a near-lossless layer that does not fit: the 9/7's)
         layer = _padded_layer(enc, filled, near, bpp=8.0 * (target - rest) / (frames * rows * cols), size_of=size_of)
         if region_size(layer) <= target:
-            return layer, None
+            return layer
         near = False
     return None
 
@@ -917,7 +916,7 @@ def _kept_pixels_coder(classes: np.ndarray) -> Any:
 
 
 def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray,
-                       classes: np.ndarray) -> tuple[bytes, np.ndarray | None] | None:
+                       classes: np.ndarray) -> tuple[bytes, np.ndarray] | None:
     """A layer whose kept pixels give the whole image its PSNR (the padding is exact),
     within +PSNR_TOLERANCE (lossy mode's): the layer's own
     quality rate control, on the error of the kept pixels, at the PSNR that error

@@ -35,6 +35,7 @@ import math
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -222,22 +223,77 @@ def _double(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return y[:shape[0], :shape[1]]
 
 
-def _push_pull(x: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """A plane whose unknown samples continue the known ones (``x``, any numeric type)
-    smoothly: means of the known samples over ever larger cells, brought back down by
-    interpolation (float64). No full-size float plane is kept but the last one."""
-    pyramid = [(_halve(np.where(known, x, 0.0)), _halve(known))]
-    while pyramid[-1][0].size > 1:
+#: Rows of the plane the padding fill's last two levels are interpolated for at a time:
+#: no full-size float plane is made (a 512-row plane's were 4 bytes a sample each).
+FILL_ROWS = 16
+
+
+def _double_rows(est: np.ndarray, cols: int, r0: int, r1: int) -> np.ndarray:
+    """Rows r0 .. r1 of ``_double(est, (rows, cols))``, from the rows of ``est`` they
+    reach (the filter's one row each side; the edge rows repeated only at the plane's
+    own edges): the same values."""
+    s, e = max(0, (r0 - 1) // 2), min(est.shape[0], r1 // 2 + 1)
+    return _double(est[s:e], (2 * (e - s), cols))[r0 - 2 * s:r1 - 2 * s]
+
+
+def _mean_or(v: np.ndarray, w: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """The mean of the known samples of each cell (sums ``v``, counts ``w``), ``up`` where none is."""
+    return np.where(w > 0, v / np.maximum(w, 1e-12), up)
+
+
+def _sums(x: np.ndarray, known: np.ndarray, times: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of the known samples of ``x`` and their counts over 2^times-square cells
+    (``times`` halvings), computed about FILL_ROWS rows of ``x`` at a time (a multiple
+    of 2^times: the cells of a band are the plane's, the same sums)."""
+    step = max(1, FILL_ROWS >> times) << times
+    out_v: list[np.ndarray] = []
+    out_w: list[np.ndarray] = []
+    for a in range(0, x.shape[0], step):
+        v, w = np.where(known[a:a + step], x[a:a + step], 0.0), known[a:a + step]
+        for _ in range(times):
+            v, w = _halve(v), _halve(w)
+        out_v.append(v)
+        out_w.append(w)
+    return np.concatenate(out_v), np.concatenate(out_w)
+
+
+def _push_pull(x: np.ndarray, known: np.ndarray, out: np.ndarray) -> None:
+    """Write into ``out`` (``x``'s shape, an integer type) where ``known`` is not set a
+    smooth continuation of the known samples of ``x``: means of the known samples over
+    ever larger cells, brought back down by interpolation (float64), rounded and
+    clipped to ``out``'s type. The pyramid starts at 4 x 4 cells; the 2 x 2 level and
+    the plane are interpolated FILL_ROWS rows at a time (the values the whole planes
+    give: tests/test_padding_fill.py)."""
+    rows, cols = known.shape
+    size1 = (-(-rows // 2), -(-cols // 2))  # the 2 x 2 level
+    info = np.iinfo(out.dtype)
+    if size1[0] * size1[1] == 1:  # (the 2 x 2 level is the top: one mean)
+        est1 = np.full((1, 1), float(x[known].sum()) / max(int(known.sum()), 1e-12))
+    else:
+        pyramid = [_sums(x, known, 2)]
+        while pyramid[-1][0].size > 1:
+            v, w = pyramid[-1]
+            pyramid.append((_halve(v), _halve(w)))
         v, w = pyramid[-1]
-        pyramid.append((_halve(v), _halve(w)))
-    v, w = pyramid[-1]
-    est = v / np.maximum(w, 1e-12)
-    for v, w in reversed(pyramid[:-1]):
-        up = _double(est, v.shape)
-        est = np.where(w > 0, v / np.maximum(w, 1e-12), up)
-    up = _double(est, known.shape)
-    np.copyto(up, x, where=known)  # (the weight is 1 there: v / w is the sample itself)
-    return up
+        est = v / np.maximum(w, 1e-12)
+        for v, w in reversed(pyramid[:-1]):
+            est = _mean_or(v, w, _double(est, v.shape))
+        del pyramid, v, w  # (the 4 x 4 level's estimate is all the bands need)
+        est1 = None
+    for r0 in range(0, rows, FILL_ROWS):
+        r1 = min(rows, r0 + FILL_ROWS)
+        hole = ~known[r0:r1]
+        if not hole.any():
+            continue
+        s, e = max(0, (r0 - 1) // 2), min(size1[0], r1 // 2 + 1)  # (the 2 x 2 rows these reach)
+        if est1 is None:
+            v, w = _sums(x[2 * s:2 * e], known[2 * s:2 * e], 1)
+            band = _mean_or(v, w, _double_rows(est, size1[1], s, e))
+        else:
+            band = est1
+        fill = _double(band, (2 * (e - s), cols))[r0 - 2 * s:r1 - 2 * s][hole]
+        np.rint(fill, out=fill)
+        out[r0:r1][hole] = np.clip(fill, info.min, info.max, out=fill).astype(out.dtype)
 
 
 def smooth_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -247,19 +303,17 @@ def smooth_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:
     if keep.all():
         return pixels
     out = np.array(pixels)
-    lo, hi = np.iinfo(pixels.dtype).min, np.iinfo(pixels.dtype).max
-    fallback = np.median(pixels[keep], axis=0) if keep.any() else np.median(pixels.reshape(-1, pixels.shape[-1]), 0)
     for f in range(pixels.shape[0]):
-        hole = ~keep[f]
-        if not hole.any():
+        if keep[f].all():
             continue
         for c in range(pixels.shape[-1]):
             if keep[f].any():
-                est = _push_pull(pixels[f, :, :, c], keep[f])[hole]
+                _push_pull(pixels[f, :, :, c], keep[f], out[f, :, :, c])
             else:
-                est = np.full(int(hole.sum()), fallback[c])
-            np.rint(est, out=est)
-            out[f, :, :, c][hole] = np.clip(est, lo, hi, out=est).astype(pixels.dtype)
+                fallback = np.median(pixels[keep], axis=0) if keep.any() else np.median(
+                    pixels.reshape(-1, pixels.shape[-1]), 0)
+                out[f, :, :, c] = np.clip(np.rint(fallback[c]), np.iinfo(pixels.dtype).min,
+                                          np.iinfo(pixels.dtype).max)
     return out
 
 
@@ -278,6 +332,10 @@ def pixel_classes(cmap: np.ndarray, block: int, rows: int, cols: int) -> np.ndar
     if block == 1:
         return cmap
     return cmap[:, np.arange(rows) // block][:, :, np.arange(cols) // block]
+
+
+#: Samples an error measure works on at a time (its float64 or int64 differences).
+MEASURE_SAMPLES = 1 << 14
 
 
 class _Encoder:
@@ -314,19 +372,32 @@ class _Encoder:
                             self.threads or 1, DecodeReport())
 
     # -- measures
-    def squared_error(self, decoded: np.ndarray, where: np.ndarray) -> tuple[float, int]:
-        if where.all():  # (the padding path's whole image: no gathering copies; same sum)
-            d = decoded.astype(np.float64).reshape(-1) - self.pixels.reshape(-1)
-        else:
-            d = decoded[where].astype(np.float64) - self.pixels[where]
-        return float(np.square(d, out=d).sum()), d.size  # (no BLAS: np.dot threads on a busy machine)
+    def _differences(self, decoded: np.ndarray, where: np.ndarray | None,
+                     dtype: type) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """``decoded`` - the image (as ``dtype``) and the part of ``where`` (None:
+        everywhere) it counts in, MEASURE_SAMPLES at a time: no image-sized float64 or
+        int64 plane, no gathered copy (the reductions take the mask)."""
+        frames, rows, cols, channels = decoded.shape
+        step = max(1, MEASURE_SAMPLES // (cols * channels))
+        for f in range(frames):
+            for r in range(0, rows, step):
+                d: np.ndarray = decoded[f, r:r + step].astype(dtype)
+                d -= self.pixels[f, r:r + step]
+                yield d, None if where is None else np.broadcast_to(where[f, r:r + step, :, None], d.shape)
 
-    def max_error(self, decoded: np.ndarray, where: np.ndarray) -> int:
-        if where.all():  # (in place over the whole image: one int64 plane, no gathered copies)
-            d = decoded.astype(np.int64)
-            d -= self.pixels
-            return int(np.abs(d, out=d).max())
-        return int(np.abs(decoded[where].astype(np.int64) - self.pixels[where]).max())
+    def squared_error(self, decoded: np.ndarray, where: np.ndarray | None) -> tuple[float, int]:
+        """The sum of squared errors where ``where`` is set (None: everywhere) and their
+        count. (The squares and their partial sums are integers: the sum is exact below
+        2^53 however it is split. No BLAS: np.dot threads on a busy machine.)"""
+        se, n = 0.0, 0
+        for d, inside in self._differences(decoded, where, np.float64):
+            se += float(np.square(d, out=d).sum(where=True if inside is None else inside))
+            n += d.size if inside is None else int(np.count_nonzero(inside))
+        return se, n
+
+    def max_error(self, decoded: np.ndarray, where: np.ndarray | None) -> int:
+        return max(int(np.abs(d, out=d).max(initial=0, where=True if inside is None else inside))
+                   for d, inside in self._differences(decoded, where, np.int64))
 
     def psnr(self, se: float, n: int) -> float:
         return math.inf if se == 0 else 10 * math.log10(self.peak ** 2 * n / se)
@@ -603,9 +674,19 @@ def pack_map(cmap: np.ndarray) -> bytes:
     from ._hlc import pack_map as pack_runs
     cmap = np.ascontiguousarray(cmap, np.uint8)
     frames, rows, cols = cmap.shape
-    vals = np.empty(frames * rows * (2 * cols + 1), np.int64)
+    vals = np.empty(_runs_bound(cmap), np.int64)
     count = pack_runs(cmap, vals, np.empty(4 * cols, np.int64))
     return zlib.compress(_varints(vals[:count]), 9)
+
+
+def _runs_bound(cmap: np.ndarray) -> int:
+    """At most how many values :func:`pack_map` gives: 1 + 2 n a row of n runs (the
+    worst case, 2 cols + 1 a row, is 8 x a 16-bit image's raw size as int64), counted
+    a band of rows at a time."""
+    flat = cmap.reshape(-1, cmap.shape[-1])
+    step = max(1, MEASURE_SAMPLES // flat.shape[1])
+    runs = sum(int(np.count_nonzero(flat[r:r + step, 1:] != flat[r:r + step, :-1])) for r in range(0, len(flat), step))
+    return len(flat) * 3 + 2 * runs
 
 
 def _read_varints(raw: bytes) -> np.ndarray:
@@ -643,12 +724,16 @@ def unpack_map(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
 def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[bytes, np.ndarray]],
           classes: np.ndarray) -> tuple[bytes, float]:
     """The stream (header, region block with what each class reached, layer streams)
-    and the whole image's PSNR."""
-    merged = np.empty_like(enc.pixels)
-    merged[classes == FLAT] = rb.flat
-    for slot, (_, decoded) in zip(rb.slots, layers, strict=True):
-        sel = in_classes(classes, slot.classes)
-        merged[sel] = decoded[sel]
+    and the whole image's PSNR. The decoded image is put together in the first
+    layer's decoded image (its last use; a copy only where that is the image itself)."""
+    merged = layers[0][1]
+    if np.may_share_memory(merged, enc.pixels):
+        merged = np.array(merged)
+    # (copyto with a mask of every axis: indexing the image by a mask of its first three
+    # axes would make int64 index arrays, 3.6x raw on a padded CT)
+    np.copyto(merged, rb.flat, where=(classes == FLAT)[..., None])
+    for slot, (_, decoded) in zip(rb.slots[1:], layers[1:], strict=True):
+        np.copyto(merged, decoded, where=in_classes(classes, slot.classes)[..., None])
     rb.reached = []
     for c in range(IMPORTANCE_CLASSES):
         where = in_classes(classes, (c, FLAT) if c == Importance.BACKGROUND else (c,))
@@ -660,7 +745,7 @@ def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[
         rb.reached.append((float(where.mean()), enc.psnr(se, n), err))
     stream = _region_stream(header, rb, [s for s, _ in layers], enc.opts.roi_max_error,
                             float(in_classes(classes, (Importance.BODY, Importance.DETAIL)).mean()))
-    return stream, enc.psnr(*enc.squared_error(merged, np.ones_like(classes, bool)))
+    return stream, enc.psnr(*enc.squared_error(merged, None))
 
 
 def _region_stream(h: ct.Header, rb: RegionBlock, layers: list[bytes], roi_max_error: int,
@@ -698,7 +783,7 @@ def _whole_if_smaller(enc: _Encoder, hybrid: bytes, target: Target, value: float
     if psnr_target and e and 20 * math.log10(enc.peak / e) < value:  # (not guaranteed by +-e: measured)
         whole_image = target == Target.PSNR
         decoded = enc.decoded(whole)
-        got = enc.psnr(*enc.squared_error(decoded, np.ones_like(enc.classes, bool))) if whole_image else \
+        got = enc.psnr(*enc.squared_error(decoded, None)) if whole_image else \
             enc.background_psnr(decoded, in_classes(enc.classes, (Importance.BACKGROUND, FLAT)))
         if got < value:
             return None
@@ -736,21 +821,30 @@ def encode_padded(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
         return None
     classes = np.full(pixels.shape[:3], Importance.BACKGROUND, np.uint8)
     flat = _mark_flat(pixels, classes)
-    keep = classes != FLAT
-    if (~keep).mean() < PADDING_MIN_SHARE or _edge_jump(pixels[..., 0], ~keep, flat) < PADDING_MIN_JUMP * max(
+    pad = classes == FLAT
+    if pad.mean() < PADDING_MIN_SHARE or _edge_jump(pixels[..., 0], pad, flat) < PADDING_MIN_JUMP * max(
             1, image.vmax - image.vmin):
         return None
-    enc = _Encoder(image, opts, pixels, classes)
+    del pad
+    # (the padding path measures with its own masks: the encoder keeps no class map)
+    enc = _Encoder(image, opts, pixels, np.empty((0, 0, 0), np.uint8))
     target, value = (Target.BPP, opts.bpp) if opts.bpp is not None else (Target.PSNR, opts.psnr)
     assert value is not None  # (lossy options have exactly one target)
     rb = RegionBlock(target, float(value), 1, _map_stream(classes), [Slot((int(Importance.BACKGROUND),), None)],
                      flat=flat)
-    filled = smooth_fill(pixels, keep)
-    layer = (_padded_at_size if target == Target.BPP else _padded_at_quality)(enc, rb, header, filled, keep)
+    filled = smooth_fill(pixels, classes != FLAT)
+    if target == Target.BPP:  # (no image-sized mask alive while the layer codes: the map is unpacked after)
+        del classes
+        coded = _padded_at_size(enc, rb, header, filled)
+        del filled  # (before the layer is decoded)
+        layer = None if coded is None else (coded, enc.decoded(coded))
+    else:  # (the quality path's coder counts the kept pixels' error as it codes)
+        layer = _padded_at_quality(enc, rb, header, filled, classes)
+        del classes, filled
     if layer is None:
         return None
     rb.slots[0].coder = ct.parse_header(layer[0])[0].mode
-    stream, psnr = _pack(header, rb, enc, [layer], classes)
+    stream, psnr = _pack(header, rb, enc, [layer], unpack_map(rb.map_stream, pixels.shape[:3]))
     return stream, enc.peak ** 2 * pixels.size / 10 ** (psnr / 10) if math.isfinite(psnr) else 0.0
 
 
@@ -774,8 +868,7 @@ def _padded_layer(enc: _Encoder, filled: np.ndarray, near: bool, **target: Any) 
 INDEX_GROWTH = 4
 
 
-def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray,
-                    keep: np.ndarray) -> tuple[bytes, np.ndarray] | None:
+def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray) -> bytes | None:
     """The layer whose region stream fits the whole image's bpp (within its window):
     one rate control, which counts the whole region stream (region block, map, index,
     header; less the layer's header copy, dropped inside a region stream) for each body
@@ -802,12 +895,12 @@ def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: n
     for _ in range(1 + near):  # (a near-lossless layer that does not fit: the 9/7's)
         layer = _padded_layer(enc, filled, near, bpp=8.0 * (target - rest) / (frames * rows * cols), size_of=size_of)
         if region_size(layer) <= target:
-            return layer, enc.decoded(layer)
+            return layer
         near = False
     return None
 
 
-def _kept_pixels_coder(keep: np.ndarray) -> Any:
+def _kept_pixels_coder(classes: np.ndarray) -> Any:
     """The padding path's 9/7 coder for a quality target: its squared error counts the
     kept pixels only (the padding comes back exact), so the layer's own rate control
     meets the whole image's PSNR (one tile and frame: as encode_padded takes them)."""
@@ -816,14 +909,14 @@ def _kept_pixels_coder(keep: np.ndarray) -> Any:
     class KeptPixels(RdoCoder):
         def _base(self, q: Any, steps: list, like: np.ndarray) -> np.ndarray:
             out = super()._base(q, steps, like)
-            out[~keep[0]] = like[~keep[0]]  # (no error where the padding is)
+            np.copyto(out, like, where=(classes[0] == FLAT)[..., None])  # (no error where the padding is)
             return out
 
     return KeptPixels
 
 
 def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray,
-                       keep: np.ndarray) -> tuple[bytes, np.ndarray] | None:
+                       classes: np.ndarray) -> tuple[bytes, np.ndarray] | None:
     """A layer whose kept pixels give the whole image its PSNR (the padding is exact),
     within +PSNR_TOLERANCE (lossy mode's): the layer's own
     quality rate control, on the error of the kept pixels, at the PSNR that error
@@ -836,9 +929,9 @@ def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled
         return None
     near = enc.opts.try_near_lossless
     for _ in range(1 + near):  # (a near-lossless layer beyond the window: the 9/7's)
-        stream = _padded_layer(enc, filled, near, psnr=ask, coder=_kept_pixels_coder(keep))
+        stream = _padded_layer(enc, filled, near, psnr=ask, coder=_kept_pixels_coder(classes))
         layer = stream, enc.decoded(stream)
-        got = enc.psnr(enc.squared_error(layer[1], keep)[0], enc.pixels.size)
+        got = enc.psnr(enc.squared_error(layer[1], classes != FLAT)[0], enc.pixels.size)
         if want <= got <= want + PSNR_TOLERANCE or math.isinf(got):
             return layer
         near = False
@@ -881,21 +974,18 @@ def decode_regions(stream: bytes, h: ct.Header, start: int, *, level: int, frame
                    threads: int, report: DecodeReport) -> np.ndarray:
     """The frames asked for of a region stream, (frames, rows, cols, channels), each
     pixel from the layer of its class; at 1/2^level, the area mean of each block.
-    The first layer read is the output's buffer (no second image-sized array: a
-    padded lossy stream decodes within 4x its raw size)."""
+    The first layer read is the output's buffer, and the class map is made once it is
+    read (no second image-sized array while a layer decodes: a padded lossy stream
+    decodes within 4x its raw size); FLAT pixels are set a band of rows at a time."""
     offsets = ct.segment_offsets(h, start)
     try:
-        rb = unpack_block(ct.read_segment(stream, h, offsets, 0))
-        classes = pixel_classes(class_map(rb, h)[frames], rb.block, h.rows, h.cols)
+        rb: RegionBlock | None = unpack_block(ct.read_segment(stream, h, offsets, 0))
     except (CorruptStreamError, ValueError) as err:
-        if strict:
-            raise CorruptStreamError(f"region block is damaged: {err}", "region block") from None
-        report.exact = False
-        report.damaged_segments.append(0)
-        report.concealed.append("region block lost: the image is shown from its first readable layer")
-        rb, classes = None, None
+        _block_lost(err, strict, report)
+        rb = None
     shape = (h.frames, h.rows, h.cols, h.channels)
-    out, done = None, None
+    out, classes = None, None
+    claimed = np.zeros(256, bool)  # the classes a layer read has set
     for i in range(SLOTS if rb is None else len(rb.slots)):
         try:
             layer = decode_layer(ct.read_segment(stream, h, offsets, 1 + i), shape, frames, strict, threads, report,
@@ -906,27 +996,53 @@ def decode_regions(stream: bytes, h: ct.Header, start: int, *, level: int, frame
             report.exact = False
             report.damaged_segments.append(1 + i)
             continue
+        if rb is not None and classes is None:
+            try:
+                classes = pixel_classes(class_map(rb, h)[frames], rb.block, h.rows, h.cols)
+            except (CorruptStreamError, ValueError) as err:
+                _block_lost(err, strict, report)
+                rb = None
         if rb is None or classes is None:
             out = layer
             break
-        sel = in_classes(classes, rb.slots[i].classes)
-        if out is None or done is None:
-            # (pixels no layer claims keep this first layer's values: the concealment)
-            out, done = layer, sel
+        if out is None:  # (pixels no layer claims keep this first layer's values: the concealment)
+            out = layer
         else:
-            np.copyto(out, layer, where=sel[..., None])  # (no gathered copy of the layer)
-            done |= sel
+            np.copyto(out, layer, where=in_classes(classes, rb.slots[i].classes)[..., None])
+        claimed[list(rb.slots[i].classes)] = True
     if out is None:
         out = np.full((len(frames), h.rows, h.cols, h.channels), (h.vmin + h.vmax) // 2, h.np_dtype)
         report.concealed.append("region layers lost: the image is shown flat")
-    elif rb is not None and classes is not None and done is not None:
-        flat = classes == FLAT
-        out[flat] = np.clip(rb.flat, h.vmin, h.vmax)
-        if not (done | flat).all():
+    elif rb is not None and classes is not None:
+        claimed[FLAT] = True
+        if not _set_flat(out, classes, int(np.clip(rb.flat, h.vmin, h.vmax)), claimed):
             report.concealed.append("region layer lost: its pixels shown from another layer")
     if level:
         out = _reduced(out, level, h)
     return out
+
+
+def _block_lost(err: Exception, strict: bool, report: DecodeReport) -> None:
+    """A damaged region block (or map): raised when strict, else reported (the image
+    is then shown from its first readable layer)."""
+    if strict:
+        raise CorruptStreamError(f"region block is damaged: {err}", "region block") from None
+    report.exact = False
+    report.damaged_segments.append(0)
+    report.concealed.append("region block lost: the image is shown from its first readable layer")
+
+
+def _set_flat(out: np.ndarray, classes: np.ndarray, value: int, claimed: np.ndarray) -> bool:
+    """``value`` in every FLAT pixel of ``out``, a band of rows at a time (no
+    image-sized mask); whether every pixel's class is ``claimed``."""
+    frames, rows, cols = classes.shape
+    step = max(1, MEASURE_SAMPLES // cols)
+    whole = True
+    for r in range(0, rows, step):
+        band = classes[:, r:r + step]
+        np.copyto(out[:, r:r + step], value, where=(band == FLAT)[..., None])
+        whole = whole and bool(claimed[band].all())
+    return whole
 
 
 def _reduced(x: np.ndarray, level: int, h: ct.Header) -> np.ndarray:

@@ -47,3 +47,21 @@ def test_bench_codecs_quick_writes_report(tmp_path):
     # the reference codecs produced numbers (not errors)
     row = next(line for line in text.splitlines() if line.startswith("| emri_small.dcm | 10×64×64"))
     assert "error" not in row, row
+
+
+def test_bench_memory_measures_each_job(tmp_path):
+    """benchmarks/bench_memory.py runs bench_codecs.py's memory child for each job asked
+    and keeps its figures (not a memory test: only that the figures are there)."""
+    import json
+
+    out = tmp_path / "memory.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_memory.py"), "--images", "emri_small.dcm",
+         "--jobs", "lossless encode,lossy decode", "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    res = json.loads(out.read_text())["emri_small.dcm"]
+    assert res["raw"] > 0 and set(res) == {"raw", "lossless encode", "lossy decode"}
+    for job in ("lossless encode", "lossy decode"):
+        assert "error" not in res[job] and res[job]["tracemalloc_peak"] > 0, res[job]

@@ -304,6 +304,26 @@ def test_the_compiled_map_packer_writes_the_documented_runs(frames, rows, cols, 
     assert raw == b"".join(hlc.container.varint(v) for v in _reference_runs(m))
 
 
+def test_the_map_packer_needs_only_the_runs_room_and_refuses_less():
+    """pack_map's buffer is sized by the map's runs (1 + 2 n a row), not the worst case;
+    the compiled packer checks the room it is given."""
+    from codec_core import _hlc
+
+    m = np.zeros((2, 40, 64), np.uint8)
+    m[:, ::2, ::3] = 1  # many runs a row, rows alternating
+    m[1, 7:30, 5:60] = 3
+    need = regions._runs_bound(m)
+    assert need < m.size * 2
+    scratch = np.empty(4 * m.shape[2], np.int64)
+    count = _hlc.pack_map(m, np.empty(need, np.int64), scratch)
+    assert count <= need
+    assert len(_reference_runs(m)) == count
+    with pytest.raises(ValueError, match="room"):
+        _hlc.pack_map(m, np.empty(count - 1, np.int64), scratch)
+    worst = (np.indices((1, 5, 9)).sum(axis=0) % 2).astype(np.uint8)  # every row new, every sample a run
+    assert _hlc.pack_map(worst, np.empty(regions._runs_bound(worst), np.int64), scratch) == regions._runs_bound(worst)
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_damage_inside_the_map_runs_raises_a_stream_error(seed):
     """Values changed or cut after zlib (the map's own checks, not zlib's, must catch it;
@@ -417,3 +437,20 @@ def test_a_dicom_seg_is_an_roi_and_a_mismatched_one_names_roi():
         hlc.encode(stack[:2], mode="lossy", roi=seg)
     with pytest.raises(ValueError, match=r"^roi: DICOM SEG frames are 512x512"):
         hlc.encode(stack[0, :256, :256], mode="lossy", roi=seg)
+
+
+@pytest.mark.parametrize("shape", [(1, 300, 70, 1), (3, 41, 530, 3), (2, 1, 5, 1)])
+def test_banded_error_measures_equal_the_gathered_formulas(shape, monkeypatch):
+    """The region encoder's squared error and max error, taken a band of rows at a time
+    with the mask in the reduction, equal the sums over the gathered samples."""
+    monkeypatch.setattr(regions, "MEASURE_SAMPLES", 997)  # (many bands, ragged last one)
+    rng = np.random.default_rng(shape[2])
+    pixels = rng.integers(-3000, 3000, shape).astype(np.int16)
+    decoded = (pixels + rng.integers(-40, 41, shape)).astype(np.int16)
+    enc = regions._Encoder.__new__(regions._Encoder)
+    enc.pixels = pixels
+    for where in (rng.random(shape[:3]) < 0.3, np.ones(shape[:3], bool), None):
+        w = np.ones(shape[:3], bool) if where is None else where
+        d = decoded[w].astype(np.int64) - pixels[w]
+        assert enc.squared_error(decoded, where) == (float((d * d).sum()), d.size)
+        assert enc.max_error(decoded, where) == int(np.abs(d).max())

@@ -78,7 +78,8 @@ void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch,
 #define HLC_MAP_CUT 1
 #define HLC_MAP_FILL 2
 #define HLC_MAP_RUNS 3
-int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_t *vals, int64_t *scratch);
+int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_t *vals, int64_t cap,
+                     int64_t *scratch);
 int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames, int rows, int cols,
                    int classes, int64_t *scratch);
 

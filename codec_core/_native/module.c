@@ -786,7 +786,8 @@ static PyObject *py_parity(PyObject *self, PyObject *args) {
 
 /* ------------------------------------------------------------ region map row runs */
 
-/* pack_map(cmap (frames, rows, cols) uint8, vals int64, scratch (4 * cols) int64) -> count */
+/* pack_map(cmap (frames, rows, cols) uint8, vals int64 (room for 1 + 2 n values a row of n
+   runs), scratch (4 * cols) int64) -> count */
 static PyObject *py_pack_map(PyObject *self, PyObject *args) {
     PyObject *o[3];
     if (!PyArg_ParseTuple(args, "OOO", &o[0], &o[1], &o[2])) return NULL;
@@ -796,14 +797,14 @@ static PyObject *py_pack_map(PyObject *self, PyObject *args) {
     if (!get(o[0], &a[0], "cmap", 'B', 3, 0) && !get(o[1], &a[1], "vals", 'q', 1, 1)
         && !get(o[2], &a[2], "scratch", 'q', 1, 1)
         && !check(dim(&a[0], 1) < INT32_MAX && dim(&a[0], 2) < INT32_MAX / 4 && dim(&a[0], 0) < INT32_MAX
-                  && dim(&a[1], 0) >= dim(&a[0], 0) * dim(&a[0], 1) * (2 * dim(&a[0], 2) + 1)
                   && dim(&a[2], 0) >= 4 * dim(&a[0], 2), "pack_map arrays are too small")) {
         int64_t n;
         Py_BEGIN_ALLOW_THREADS
         n = hlc_pack_map(a[0].view.buf, (int)dim(&a[0], 0), (int)dim(&a[0], 1), (int)dim(&a[0], 2),
-                         a[1].view.buf, a[2].view.buf);
+                         a[1].view.buf, (int64_t)dim(&a[1], 0), a[2].view.buf);
         Py_END_ALLOW_THREADS
-        result = PyLong_FromLongLong(n);
+        if (!check(n >= 0, "pack_map: vals has too little room for the map's runs"))
+            result = PyLong_FromLongLong(n);
     }
     release(a, 3);
     return result;

@@ -13,9 +13,11 @@
 static inline int64_t zigzag(int64_t v) { return v >= 0 ? 2 * v : -2 * v - 1; }
 static inline int64_t unzigzag(int64_t z) { return (z & 1) ? -((z + 1) / 2) : z / 2; }
 
-/* cmap (frames, rows, cols) -> vals; scratch holds 4 * cols int64. Returns the count
-   (at most frames * rows * (2 * cols + 1)). */
-int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_t *vals, int64_t *scratch) {
+/* cmap (frames, rows, cols) -> vals (room for cap values); scratch holds 4 * cols int64.
+   Returns the count (at most frames * rows * (2 * cols + 1); 1 + 2 n a row of n runs),
+   or -1 where vals has too little room. */
+int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_t *vals, int64_t cap,
+                     int64_t *scratch) {
     int64_t *starts = scratch, *labels = scratch + cols, *pstarts = scratch + 2 * (size_t)cols,
             *plabels = scratch + 3 * (size_t)cols, at = 0;
     for (int f = 0; f < frames; f++) {
@@ -25,6 +27,7 @@ int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_
             int n = 0;
             for (int j = 0; j < cols; j++)
                 if (j == 0 || row[j] != row[j - 1]) { starts[n] = j; labels[n] = row[j]; n++; }
+            if (cap - at < 1 + 2 * (int64_t)n) return -1;
             int same = n == pn;
             for (int k = 0; same && k < n; k++) same = labels[k] == plabels[k];
             if (same) {

@@ -175,41 +175,47 @@ typedef struct {
     int pw1;  /* the parent's last column */
 } Row;
 
+/* The coefficients west of the one being coded, carried in registers along a row:
+   the magnitudes (capped) of W and WW and the sign of W. */
+typedef struct { int w1, w2, sw; } West;
+
 /* Codes the coefficient at column j of a row; `implied`: it is the last of a group
    whose first three are zero, so it is nonzero without a zero decision. Returns
    whether it was zero. */
 static inline __attribute__((always_inline)) int code_coef(
         int decoding, Encoder *e, Decoder *d, Models md, int32_t *zero, int32_t *one, int32_t *sgn, Row r, int j,
-        int implied) {
-    int a = 3 * r.mag[j - 1] + r.mag[j - 2] + 3 * r.n[j] + r.n[j - 1] + r.n[j + 1] + r.nn[j];
+        int implied, West *w) {
+    int a = 3 * w->w1 + w->w2 + 3 * r.n[j] + r.n[j - 1] + r.n[j + 1] + r.nn[j];
     int pj = r.prow ? imin(j >> 1, r.pw1) : 0;
     int ctx = ACT[a < 255 ? a : 255] * LB_NPAR + (r.prow ? r.pbrow[pj] : 0);
     int32_t v = decoding ? 0 : r.row[j];
     int nonzero = 1;
+    w->w2 = w->w1;
     if (!implied) nonzero = decoding ? !dec_bit(d, zero + ctx) : (enc_bit(e, zero + ctx, v == 0), v != 0);
     if (!nonzero) {
         if (decoding) r.row[j] = 0;
         r.mag[j] = 0;
+        w->w1 = w->sw = 0;
         return 1;
     }
     int64_t pv = r.prow ? r.prow[pj] : 0, ra = a + 2 * abs64(pv);
-    int sc = 9 * (sign3(j > 0 ? r.row[j - 1] : 0) + 1) + 3 * (sign3(r.up ? r.up[j] : 0) + 1) + sign3(pv) + 1;
+    int sc = 9 * (w->sw + 1) + 3 * (sign3(r.up ? r.up[j] : 0) + 1) + sign3(pv) + 1;
     int64_t m = code_nonzero(decoding, e, d, md, one + ctx, sgn + sc, REM[ra < 255 ? ra : 255], v);
     if (decoding) r.row[j] = (int32_t)m;
-    r.mag[j] = sat8(abs64(m));
+    r.mag[j] = (uint8_t)(w->w1 = sat8(abs64(m)));
+    w->sw = sign3(m);
     return 0;
 }
 
 /* Whether the four coefficients from (i, j) would all be coded in the quietest context
-   (activity 0, parent bucket 0) were they zero: W, WW, the row above from j - 1 to
-   j + 4, the row above that from j to j + 3, and the parents of j and j + 2 are zero. */
-static inline int quiet4(Row r, int j) {
+   (activity 0, parent bucket 0) were they zero: W and WW (`west`: their magnitudes
+   OR-ed), the row above from j - 1 to j + 4, the row above that from j to j + 3, and
+   the parents of j and j + 2 are zero. */
+static inline int quiet4(Row r, int j, int west) {
     uint32_t nn4, n4;
-    uint16_t w2;
     memcpy(&nn4, r.nn + j, 4);
     memcpy(&n4, r.n + j, 4);
-    memcpy(&w2, r.mag + j - 2, 2);
-    if (nn4 | n4 | w2 | r.n[j - 1] | r.n[j + 4]) return 0;
+    if (nn4 | n4 | (uint32_t)west | r.n[j - 1] | r.n[j + 4]) return 0;
     return !r.prow || !(r.pbrow[imin(j >> 1, r.pw1)] | r.pbrow[imin((j >> 1) + 1, r.pw1)]);
 }
 
@@ -219,9 +225,10 @@ static inline __attribute__((always_inline)) void code_row(
         int decoding, Encoder *e, Decoder *d, Models md, int orient, Row r, int W) {
     int32_t *zero = md.zero + (size_t)orient * LB_NZ, *one = md.one + (size_t)orient * LB_NZ;
     int32_t *sgn = md.sign + (size_t)orient * 27, *group = md.group + orient;
+    West w = {0, 0, 0};
     int j = 0;
     for (; j + 4 <= W; j += 4) {
-        if (quiet4(r, j)) {
+        if (quiet4(r, j, w.w1 | w.w2)) {
             /* four quiet coefficients: one decision says whether all are zero */
             int all;
             if (decoding) all = dec_bit(d, group);
@@ -232,17 +239,18 @@ static inline __attribute__((always_inline)) void code_row(
             if (all) {
                 if (decoding) memset(r.row + j, 0, 4 * sizeof(int32_t));
                 memset(r.mag + j, 0, 4);
+                w.w1 = w.w2 = w.sw = 0;
                 continue;
             }
-            int z = code_coef(decoding, e, d, md, zero, one, sgn, r, j, 0);
-            z += code_coef(decoding, e, d, md, zero, one, sgn, r, j + 1, 0);
-            z += code_coef(decoding, e, d, md, zero, one, sgn, r, j + 2, 0);
-            code_coef(decoding, e, d, md, zero, one, sgn, r, j + 3, z == 3);
+            int z = code_coef(decoding, e, d, md, zero, one, sgn, r, j, 0, &w);
+            z += code_coef(decoding, e, d, md, zero, one, sgn, r, j + 1, 0, &w);
+            z += code_coef(decoding, e, d, md, zero, one, sgn, r, j + 2, 0, &w);
+            code_coef(decoding, e, d, md, zero, one, sgn, r, j + 3, z == 3, &w);
             continue;
         }
-        for (int k = 0; k < 4; k++) code_coef(decoding, e, d, md, zero, one, sgn, r, j + k, 0);
+        for (int k = 0; k < 4; k++) code_coef(decoding, e, d, md, zero, one, sgn, r, j + k, 0, &w);
     }
-    for (; j < W; j++) code_coef(decoding, e, d, md, zero, one, sgn, r, j, 0);
+    for (; j < W; j++) code_coef(decoding, e, d, md, zero, one, sgn, r, j, 0, &w);
 }
 
 static inline __attribute__((always_inline)) int code_lossy(

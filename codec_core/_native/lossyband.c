@@ -123,19 +123,30 @@ static inline uint8_t sat8(int64_t m) { return (uint8_t)(m < MAG_CAP ? m : MAG_C
 /* The bucket of a parent of sum s = 4|P| + |P_W| + |P_E| + |P_N| + |P_S| */
 static const uint8_t PBUCKET[19] = {0, 1, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 5};
 
+/* |x| capped at 18: a sum with a capped term is >= 18 either way, the last bucket */
+static inline uint32_t sabs(int32_t x) {
+    uint32_t u = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
+    return u < 18 ? u : 18;
+}
+
 /* Every parent position's bucket (ph x pw, from P and its four neighbours: past the
    last row or column clamped, before the first 0), made once per band; NULL: no memory. */
 static uint8_t *parent_buckets(RefBand r) {
-    uint8_t *pb = malloc((size_t)(r.h ? r.h : 1) * (r.w ? r.w : 1));
+    uint8_t *pb = malloc((size_t)r.h * r.w);
     if (!pb) return NULL;
     for (int pi = 0; pi < r.h; pi++) {
         const int32_t *c = r.p + (size_t)pi * r.w, *s = r.p + (size_t)imin(pi + 1, r.h - 1) * r.w;
         const int32_t *nr = pi > 0 ? c - r.w : NULL;
         uint8_t *out = pb + (size_t)pi * r.w;
-        for (int pj = 0; pj < r.w; pj++) {
-            int64_t v = abs64(c[pj]);
-            int64_t t = 4 * v + abs64(c[imin(pj + 1, r.w - 1)]) + abs64(s[pj]) + (pj > 0 ? abs64(c[pj - 1]) : 0)
-                        + (nr ? abs64(nr[pj]) : 0);
+        int last = r.w - 1;
+        for (int pj = 0; pj < r.w; pj++) {  /* the edges */
+            if (pj == 1 && last > 1) pj = last;
+            uint32_t t = 4 * sabs(c[pj]) + sabs(c[imin(pj + 1, last)]) + sabs(s[pj]) + (pj > 0 ? sabs(c[pj - 1]) : 0)
+                         + (nr ? sabs(nr[pj]) : 0);
+            out[pj] = PBUCKET[t < 18 ? t : 18];
+        }
+        for (int pj = 1; pj < last; pj++) {  /* the interior, without clamps */
+            uint32_t t = 4 * sabs(c[pj]) + sabs(c[pj + 1]) + sabs(s[pj]) + sabs(c[pj - 1]) + (nr ? sabs(nr[pj]) : 0);
             out[pj] = PBUCKET[t < 18 ? t : 18];
         }
     }

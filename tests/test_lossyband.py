@@ -161,3 +161,31 @@ def test_lossless_and_near_lossless_streams_are_the_golden_bytes(name):
     source = {"lossless_ct": lambda: _dicom("CT_small.dcm"), "near_lossless_mr_k2": lambda: _dicom("MR_small.dcm"),
               "lossless_nm_tiles": lambda: np.ascontiguousarray(_dicom("JPEG2000_UNC.dcm")[300:428, :96])}[name]()
     assert hlc.encode(source, **params) == (v3 / f"{name}.hlc").read_bytes()
+
+
+def _mixed_bands(seed: int) -> list:
+    """A 61 x 83, 3-level decomposition whose bands mix tiny and huge magnitudes (every
+    neighbourhood size the contexts bucket, magnitudes past the coder's byte caps)."""
+    rng = np.random.default_rng(seed)
+    shapes = band_shapes(61, 83, 3)
+
+    def one(shape, k, r):
+        scale = [0.3, 3.0, 40.0, 2e3, 3e6][(k + r) % 5]
+        x = np.rint(rng.laplace(0, scale, shape)) * (rng.random(shape) < 0.4)
+        return np.clip(x, -_LIMIT, _LIMIT).astype(np.int32)
+
+    return [one(shapes[0], 0, 0)] + [tuple(one(s, k, r) for k, s in enumerate(shapes[r])) for r in range(1, 4)]
+
+
+def test_the_lossy_coder_s_bytes_are_pinned():
+    """The stream bytes of FLAG_LOSSY_CONTEXTS are fixed (streams in the field decode):
+    the speed-ups of the coder (byte magnitude rows capped at 255, parent sums capped,
+    table buckets) must give the bytes of the first coder exactly. Digest made with
+    the coder as first released (commit af514f1)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for seed in range(6):
+        for seg in entropy.encode_decomposition(_mixed_bands(seed), 3, lossy=True):
+            h.update(seg)
+    assert h.hexdigest() == "d40e166cdaa5f4414d2637b001df4c90ca68ac417a0c8357157524823125315c"

@@ -120,8 +120,11 @@ static const uint8_t REM[256] = {
 
 static inline uint8_t sat8(int64_t m) { return (uint8_t)(m < MAG_CAP ? m : MAG_CAP); }
 
-/* The bucket of a parent of sum s = 4|P| + |P_W| + |P_E| + |P_N| + |P_S| */
-static const uint8_t PBUCKET[19] = {0, 1, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 5};
+/* The bucket of a parent of sum t = 4|P| + |P_W| + |P_E| + |P_N| + |P_S|: 0, 1..3,
+   4..5, 6..9, 10..17, 18.. (comparisons, not a table: the loop vectorises) */
+static inline uint8_t pbucket(uint8_t t) {
+    return (uint8_t)((t > 0) + (t >= 4) + (t >= 6) + (t >= 10) + (t >= 18));
+}
 
 /* |x| capped at 18: a sum with a capped term is >= 18 either way, the last bucket */
 static inline uint32_t sabs(int32_t x) {
@@ -129,28 +132,38 @@ static inline uint32_t sabs(int32_t x) {
     return u < 18 ? u : 18;
 }
 
-/* Every parent position's bucket (ph x pw, from P and its four neighbours: past the
-   last row or column clamped, before the first 0), made once per band; NULL: no memory. */
-static uint8_t *parent_buckets(RefBand r) {
-    uint8_t *pb = malloc((size_t)r.h * r.w);
-    if (!pb) return NULL;
-    for (int pi = 0; pi < r.h; pi++) {
-        const int32_t *c = r.p + (size_t)pi * r.w, *s = r.p + (size_t)imin(pi + 1, r.h - 1) * r.w;
-        const int32_t *nr = pi > 0 ? c - r.w : NULL;
-        uint8_t *out = pb + (size_t)pi * r.w;
-        int last = r.w - 1;
-        for (int pj = 0; pj < r.w; pj++) {  /* the edges */
-            if (pj == 1 && last > 1) pj = last;
-            uint32_t t = 4 * sabs(c[pj]) + sabs(c[imin(pj + 1, last)]) + sabs(s[pj]) + (pj > 0 ? sabs(c[pj - 1]) : 0)
-                         + (nr ? sabs(nr[pj]) : 0);
-            out[pj] = PBUCKET[t < 18 ? t : 18];
-        }
-        for (int pj = 1; pj < last; pj++) {  /* the interior, without clamps */
-            uint32_t t = 4 * sabs(c[pj]) + sabs(c[pj + 1]) + sabs(s[pj]) + sabs(c[pj - 1]) + (nr ? sabs(nr[pj]) : 0);
-            out[pj] = PBUCKET[t < 18 ? t : 18];
-        }
+/* Parent row k's magnitudes capped at 18 into out[0 .. w), with out[-1] = 0 (before
+   the first column) and out[w] = out[w - 1] (past the last, clamped). */
+static void capped_row(RefBand r, int k, uint8_t *out) {
+    const int32_t *c = r.p + (size_t)k * r.w;
+    for (int pj = 0; pj < r.w; pj++) out[pj] = (uint8_t)sabs(c[pj]);
+    out[-1] = 0;
+    out[r.w] = out[r.w - 1];
+}
+
+/* The parent rows around the current one, capped (rows of r.w + 2 bytes, the first
+   byte the pad): N (zeros above the first row), the row itself, S (clamped). */
+typedef struct { uint8_t *n, *c, *s; int row; } ParentRows;
+
+/* The buckets of parent row pi into out (r.w bytes), from its capped rows, moved on
+   from row pi - 1 (or made afresh). */
+static void parent_bucket_row(RefBand r, int pi, ParentRows *pr, uint8_t *out) {
+    if (pi == pr->row + 1 && pr->row >= 0) {  /* the next row: N <- this, this <- S, a new S */
+        uint8_t *t = pr->n;
+        pr->n = pr->c, pr->c = pr->s, pr->s = t;
+        capped_row(r, imin(pi + 1, r.h - 1), pr->s + 1);
+    } else {
+        memset(pr->n, 0, (size_t)r.w + 2);
+        if (pi > 0) capped_row(r, pi - 1, pr->n + 1);
+        capped_row(r, pi, pr->c + 1);
+        capped_row(r, imin(pi + 1, r.h - 1), pr->s + 1);
     }
-    return pb;
+    pr->row = pi;
+    const uint8_t *n = pr->n + 1, *c = pr->c + 1, *s = pr->s + 1;
+    for (int pj = 0; pj < r.w; pj++) {  /* (byte sums, at most 8 x 18) */
+        uint8_t t = (uint8_t)(4 * c[pj] + c[pj + 1] + c[pj - 1] + s[pj] + n[pj]);
+        out[pj] = pbucket(t);
+    }
 }
 
 /* The models of one segment: binary zero / one decisions (3 bands x LB_NZ), signs
@@ -267,13 +280,12 @@ static inline __attribute__((always_inline)) void code_row(
 static inline __attribute__((always_inline)) int code_lossy(
         int decoding, int32_t *band, int H, int W, int orient, RefBand parent, Encoder *ep, Decoder *dp, Models md) {
     int stride = W + 4;
-    uint8_t *mag = calloc((size_t)3 * stride, 1);  /* rows i, i - 1, i - 2 in turn */
-    uint8_t *pb = parent.h ? parent_buckets(parent) : NULL;
-    if (!mag || (parent.h && !pb)) {
-        free(mag);
-        free(pb);
-        return -1;
-    }
+    /* magnitude rows i, i - 1, i - 2 in turn, then the current parent row's buckets
+       (small buffers: a plane-sized one cost page faults on every band) */
+    size_t pw2 = (size_t)parent.w + 2;
+    uint8_t *mag = calloc((size_t)3 * stride + 4 * pw2, 1), *pb = mag + (size_t)3 * stride;
+    if (!mag) return -1;
+    ParentRows pr = {pb + pw2, pb + 2 * pw2, pb + 3 * pw2, -1};
     sanitise_models(md.zero);
     /* the coder's state in locals: stores into the band cannot alias it */
     Encoder e = {0};
@@ -289,14 +301,14 @@ static inline __attribute__((always_inline)) int code_lossy(
         r.nn = mag + (size_t)((i + 1) % 3) * stride + 2;
         int pi = parent.h ? imin(i >> 1, parent.h - 1) : 0;  /* the parent's row, clamped */
         r.prow = parent.h ? parent.p + (size_t)pi * parent.w : NULL;
-        r.pbrow = parent.h ? pb + (size_t)pi * parent.w : NULL;
+        if (parent.h && pi != pr.row) parent_bucket_row(parent, pi, &pr, pb);
+        r.pbrow = parent.h ? pb : NULL;
         r.pw1 = parent.w - 1;
         code_row(decoding, &e, &d, md, orient, r, W);
     }
     if (decoding) *dp = d;
     else *ep = e;
     free(mag);
-    free(pb);
     return 0;
 }
 

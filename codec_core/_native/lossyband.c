@@ -267,7 +267,7 @@ static inline __attribute__((always_inline)) int code_lossy(
         int decoding, int32_t *band, int H, int W, int orient, RefBand parent, Encoder *ep, Decoder *dp, Models md) {
     int stride = W + 4;
     /* magnitude rows i, i - 1, i - 2 in turn, then the current parent row's buckets
-       (small buffers: a plane-sized one cost page faults on every band) */
+       (row buffers: no plane-sized copy or table per band) */
     size_t pw2 = (size_t)parent.w + 2;
     uint8_t *mag = calloc((size_t)3 * stride + 4 * pw2, 1), *pb = mag + (size_t)3 * stride;
     if (!mag) return -1;

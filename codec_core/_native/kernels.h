@@ -39,6 +39,7 @@ int hlc_code_band(int decoding, int32_t *band, int H, int W, const int32_t *pare
 #define LB_RATE_CAP 60
 #define LB_NZ (LB_NACT * LB_NPAR)
 #define LB_NBITS (2 * 3 * LB_NZ + 3 * 27 + 3)
+void hlc_lossy_init(void);  /* its context tables, once, before any band is coded */
 int hlc_lossy_band(int decoding, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph, int pw,
                    Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int32_t *bits);
 void hlc_fwd53(int32_t *x, int H, int W);

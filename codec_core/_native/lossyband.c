@@ -30,7 +30,8 @@
 /* ------------------------------------------------------------- binary models */
 
 /* A binary model: bits 0..15 the probability of a 1 (of 2^16), bits 16.. the count
-   of symbols coded in it (up to LB_RATE_CAP). */
+   of symbols coded in it (up to LB_RATE_CAP). Every model of a band is brought into
+   range once before it is coded (sanitise_models), so the coding loop trusts them. */
 #define LB_PMIN 64
 #define LB_PMAX (65536 - LB_PMIN)
 
@@ -42,75 +43,113 @@ static const uint32_t RECIP[64] = {R8(0), R8(8), R8(16), R8(24), R8(32), R8(40),
 #undef R8
 #undef R
 
-static inline void bit_update(int32_t *m, int bit) {
-    int32_t p = *m & 0xFFFF, n = (*m >> 16) & 0x7FFF;
-    if (n > LB_RATE_CAP) n = LB_RATE_CAP;  /* a foreign state */
-    /* p += (target - p) / (n + 2), truncating toward zero */
-    uint32_t r = RECIP[n];
-    if (bit) p += (int32_t)(((uint64_t)(uint32_t)(65536 - p) * r) >> 32);
-    else p -= (int32_t)(((uint64_t)(uint32_t)p * r) >> 32);
-    if (p < LB_PMIN) p = LB_PMIN;
-    if (p > LB_PMAX) p = LB_PMAX;
-    if (n < LB_RATE_CAP) n++;
-    *m = (n << 16) | p;
+/* A model state from outside (a foreign or damaged one) clamped into range: p within
+   [LB_PMIN, LB_PMAX], the count at most LB_RATE_CAP. */
+static void sanitise_models(int32_t *bits) {
+    for (int k = 0; k < LB_NBITS; k++) {
+        int32_t p = bits[k] & 0xFFFF, n = (bits[k] >> 16) & 0x7FFF;
+        p = p < LB_PMIN ? LB_PMIN : p > LB_PMAX ? LB_PMAX : p;
+        bits[k] = ((n > LB_RATE_CAP ? LB_RATE_CAP : n) << 16) | p;
+    }
 }
 
-static inline int32_t bit_p(const int32_t *m) {
-    int32_t p = *m & 0xFFFF;   /* a foreign state is clamped, never trusted */
-    return p < LB_PMIN ? LB_PMIN : p > LB_PMAX ? LB_PMAX : p;
+/* p += (target - p) / (n + 2), truncating toward zero, kept within [LB_PMIN, LB_PMAX];
+   both directions computed and one selected (no branch on the bit) */
+static inline __attribute__((always_inline)) void bit_update(int32_t *m, int bit) {
+    int32_t s = *m, p = s & 0xFFFF, n = s >> 16;
+    uint64_t r = RECIP[n];
+    int32_t up = p + (int32_t)(((uint64_t)(uint32_t)(65536 - p) * r) >> 32);
+    int32_t down = p - (int32_t)(((uint64_t)(uint32_t)p * r) >> 32);
+    up = up > LB_PMAX ? LB_PMAX : up;
+    down = down < LB_PMIN ? LB_PMIN : down;
+    *m = ((n + (n < LB_RATE_CAP)) << 16) | (bit ? up : down);
 }
 
-static inline void enc_bit(Encoder *e, int32_t *m, int bit) {
-    uint32_t bound = (e->range >> 16) * (uint32_t)bit_p(m);
-    if (bit) e->range = bound;
-    else { e->low += bound; e->range -= bound; }
-    enc_normalise(e);
+static inline __attribute__((always_inline)) void enc_bit(Encoder *e, int32_t *m, int bit) {
+    uint32_t bound = (e->range >> 16) * (uint32_t)(*m & 0xFFFF);
+    e->low += bit ? 0 : bound;
+    e->range = bit ? bound : e->range - bound;
+    if (e->range < HLC_TOP) enc_normalise(e);
     bit_update(m, bit);
 }
 
-static inline int dec_bit(Decoder *d, int32_t *m) {
-    uint32_t bound = (d->range >> 16) * (uint32_t)bit_p(m);
+static inline __attribute__((always_inline)) int dec_bit(Decoder *d, int32_t *m) {
+    uint32_t bound = (d->range >> 16) * (uint32_t)(*m & 0xFFFF);
     int bit = d->code < bound;
-    if (bit) d->range = bound;
-    else { d->code -= bound; d->range -= bound; }
-    dec_normalise(d);
+    d->code -= bit ? 0 : bound;
+    d->range = bit ? bound : d->range - bound;
+    if (d->range < HLC_TOP) dec_normalise(d);
     bit_update(m, bit);
     return bit;
 }
 
 /* ------------------------------------------------------------- contexts */
 
-static inline int act_bucket(int64_t a) {
-    int b = activity_bucket((uint64_t)a, 64);
-    return b < LB_NACT ? b : LB_NACT - 1;
+/* Magnitudes in the neighbourhood rows are kept as bytes, capped at MAG_CAP: an
+   activity sum with a capped term is >= MAG_CAP either way, past the last bucket of
+   both activity scales (LB_NACT: 96, LB_NREM: 192), so every context is as with the
+   full magnitudes. */
+#define MAG_CAP 255
+
+/* activity_bucket(a, 64) capped at LB_NACT - 1 (from a = 96 on) and activity_bucket(a,
+   LB_NREM) (capped from a = 192), as tables over a clamped at 255; made once, when the
+   module is loaded (hlc_lossy_init) */
+static uint8_t ACT[256], REM[256];
+
+void hlc_lossy_init(void) {
+    for (int a = 0; a < 256; a++) {
+        int b = activity_bucket((uint64_t)a, 64);
+        ACT[a] = (uint8_t)(b < LB_NACT ? b : LB_NACT - 1);
+        REM[a] = (uint8_t)activity_bucket((uint64_t)a, LB_NREM);
+    }
 }
 
-/* The bucket of the parent P at (pi, pj) and its four neighbours: s = 4|P| + |P_W| +
-   |P_E| + |P_N| + |P_S| (past the last row or column clamped, before the first 0). */
-static inline uint8_t parent_bucket(RefBand r, int pi, int pj) {
-    int64_t s = 4 * abs64(ref_at(r, pi, pj)) + abs64(ref_at(r, pi, pj + 1)) + abs64(ref_at(r, pi + 1, pj))
-                + (pj > 0 ? abs64(ref_at(r, pi, pj - 1)) : 0) + (pi > 0 ? abs64(ref_at(r, pi - 1, pj)) : 0);
-    return s == 0 ? 0 : s < 4 ? 1 : s < 6 ? 2 : s < 10 ? 3 : s < 18 ? 4 : 5;
+static inline uint8_t sat8(int64_t m) { return (uint8_t)(m < MAG_CAP ? m : MAG_CAP); }
+
+/* The bucket of a parent of sum t = 4|P| + |P_W| + |P_E| + |P_N| + |P_S|: 0, 1..3,
+   4..5, 6..9, 10..17, 18.. (comparisons, not a table: the loop vectorises) */
+static inline uint8_t pbucket(uint8_t t) {
+    return (uint8_t)((t > 0) + (t >= 4) + (t >= 6) + (t >= 10) + (t >= 18));
 }
 
-/* Every parent position's bucket (ph x pw), made once per band; NULL: no memory. */
-static uint8_t *parent_buckets(RefBand r) {
-    uint8_t *pb = malloc((size_t)(r.h ? r.h : 1) * (r.w ? r.w : 1));
-    if (pb && r.h)
-        for (int pi = 0; pi < r.h; pi++)
-            for (int pj = 0; pj < r.w; pj++) pb[(size_t)pi * r.w + pj] = parent_bucket(r, pi, pj);
-    return pb;
+/* |x| capped at 18: a sum with a capped term is >= 18 either way, the last bucket */
+static inline uint32_t sabs(int32_t x) {
+    uint32_t u = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
+    return u < 18 ? u : 18;
 }
 
-/* Whether the four coefficients from (i, j) would all be coded in the quietest context
-   (activity 0, parent bucket 0) were they zero: W, WW, the row above from j - 1 to
-   j + 4, the row above that from j to j + 3, and the parents of j and j + 2 are zero. */
-static inline int quiet4(const int32_t *magrow, const int32_t *n, const int32_t *nn, const uint8_t *pbrow, int pw,
-                         int j) {
-    if (magrow[j - 1] | magrow[j - 2] | n[j - 1] | n[j] | n[j + 1] | n[j + 2] | n[j + 3] | n[j + 4]
-        | nn[j] | nn[j + 1] | nn[j + 2] | nn[j + 3])
-        return 0;
-    return !pw || !(pbrow[imin(j >> 1, pw - 1)] | pbrow[imin((j >> 1) + 1, pw - 1)]);
+/* Parent row k's magnitudes capped at 18 into out[0 .. w), with out[-1] = 0 (before
+   the first column) and out[w] = out[w - 1] (past the last, clamped). */
+static void capped_row(RefBand r, int k, uint8_t *out) {
+    const int32_t *c = r.p + (size_t)k * r.w;
+    for (int pj = 0; pj < r.w; pj++) out[pj] = (uint8_t)sabs(c[pj]);
+    out[-1] = 0;
+    out[r.w] = out[r.w - 1];
+}
+
+/* The parent rows around the current one, capped (rows of r.w + 2 bytes, the first
+   byte the pad): N (zeros above the first row), the row itself, S (clamped). */
+typedef struct { uint8_t *n, *c, *s; int row; } ParentRows;
+
+/* The buckets of parent row pi into out (r.w bytes), from its capped rows, moved on
+   from row pi - 1 (or made afresh). */
+static void parent_bucket_row(RefBand r, int pi, ParentRows *pr, uint8_t *out) {
+    if (pi == pr->row + 1 && pr->row >= 0) {  /* the next row: N <- this, this <- S, a new S */
+        uint8_t *t = pr->n;
+        pr->n = pr->c, pr->c = pr->s, pr->s = t;
+        capped_row(r, imin(pi + 1, r.h - 1), pr->s + 1);
+    } else {
+        memset(pr->n, 0, (size_t)r.w + 2);
+        if (pi > 0) capped_row(r, pi - 1, pr->n + 1);
+        capped_row(r, pi, pr->c + 1);
+        capped_row(r, imin(pi + 1, r.h - 1), pr->s + 1);
+    }
+    pr->row = pi;
+    const uint8_t *n = pr->n + 1, *c = pr->c + 1, *s = pr->s + 1;
+    for (int pj = 0; pj < r.w; pj++) {  /* (byte sums, at most 8 x 18) */
+        uint8_t t = (uint8_t)(4 * c[pj] + c[pj + 1] + c[pj - 1] + s[pj] + n[pj]);
+        out[pj] = pbucket(t);
+    }
 }
 
 /* The models of one segment: binary zero / one decisions (3 bands x LB_NZ), signs
@@ -135,66 +174,127 @@ static inline __attribute__((always_inline)) int64_t code_nonzero(
     return v;
 }
 
-static inline __attribute__((always_inline)) int code_lossy(
-        int decoding, int32_t *band, int H, int W, int orient, RefBand parent, Encoder *e, Decoder *d, Models md) {
-    int stride = W + 4;
-    int32_t *mag = calloc((size_t)(H + 2) * stride, sizeof(int32_t));
-    uint8_t *pb = parent_buckets(parent);
-    if (!mag || !pb) {
-        free(mag);
-        free(pb);
-        return -1;
+/* One row's view for the coefficient coder: the band row and the one above, the
+   magnitude rows (bytes, 2 columns of zeros either side) of rows i, i - 1, i - 2, and
+   the parent row and its buckets (NULL without a parent). */
+typedef struct {
+    int32_t *row;
+    const int32_t *up, *prow;
+    uint8_t *mag;
+    const uint8_t *n, *nn, *pbrow;
+    int pw1;  /* the parent's last column */
+} Row;
+
+/* The coefficients west of the one being coded, carried in registers along a row:
+   the magnitudes (capped) of W and WW and the sign of W. */
+typedef struct { int w1, w2, sw; } West;
+
+/* Codes the coefficient at column j of a row; `implied`: it is the last of a group
+   whose first three are zero, so it is nonzero without a zero decision. Returns
+   whether it was zero. */
+static inline __attribute__((always_inline)) int code_coef(
+        int decoding, Encoder *e, Decoder *d, Models md, int32_t *zero, int32_t *one, int32_t *sgn, Row r, int j,
+        int implied, West *w) {
+    int a = 3 * w->w1 + w->w2 + 3 * r.n[j] + r.n[j - 1] + r.n[j + 1] + r.nn[j];
+    int pj = r.prow ? imin(j >> 1, r.pw1) : 0;
+    int ctx = ACT[a < 255 ? a : 255] * LB_NPAR + (r.prow ? r.pbrow[pj] : 0);
+    int32_t v = decoding ? 0 : r.row[j];
+    int nonzero = 1;
+    w->w2 = w->w1;
+    if (!implied) nonzero = decoding ? !dec_bit(d, zero + ctx) : (enc_bit(e, zero + ctx, v == 0), v != 0);
+    if (!nonzero) {
+        if (decoding) r.row[j] = 0;
+        r.mag[j] = 0;
+        w->w1 = w->sw = 0;
+        return 1;
     }
-    if (!decoding)
-        for (int i = 0; i < H; i++)
-            for (int j = 0; j < W; j++)
-                mag[(size_t)(i + 2) * stride + j + 2] = (int32_t)abs64(band[(size_t)i * W + j]);
+    int64_t pv = r.prow ? r.prow[pj] : 0, ra = a + 2 * abs64(pv);
+    int sc = 9 * (w->sw + 1) + 3 * (sign3(r.up ? r.up[j] : 0) + 1) + sign3(pv) + 1;
+    int64_t m = code_nonzero(decoding, e, d, md, one + ctx, sgn + sc, REM[ra < 255 ? ra : 255], v);
+    if (decoding) r.row[j] = (int32_t)m;
+    r.mag[j] = (uint8_t)(w->w1 = sat8(abs64(m)));
+    w->sw = sign3(m);
+    return 0;
+}
+
+/* Whether the four coefficients from (i, j) would all be coded in the quietest context
+   (activity 0, parent bucket 0) were they zero: W and WW (`west`: their magnitudes
+   OR-ed), the row above from j - 1 to j + 4, the row above that from j to j + 3, and
+   the parents of j and j + 2 are zero. */
+static inline int quiet4(Row r, int j, int west) {
+    uint32_t nn4, n4;
+    memcpy(&nn4, r.nn + j, 4);
+    memcpy(&n4, r.n + j, 4);
+    if (nn4 | n4 | (uint32_t)west | r.n[j - 1] | r.n[j + 4]) return 0;
+    return !r.prow || !(r.pbrow[imin(j >> 1, r.pw1)] | r.pbrow[imin((j >> 1) + 1, r.pw1)]);
+}
+
+/* One row of the band: groups of four (the quiet ones led by a group decision), then
+   the last W % 4 coefficients. */
+static inline __attribute__((always_inline)) void code_row(
+        int decoding, Encoder *e, Decoder *d, Models md, int orient, Row r, int W) {
     int32_t *zero = md.zero + (size_t)orient * LB_NZ, *one = md.one + (size_t)orient * LB_NZ;
-    int32_t *sgn = md.sign + (size_t)orient * 27;
-    for (int i = 0; i < H; i++) {
-        int32_t *row = band + (size_t)i * W, *magrow = mag + (size_t)(i + 2) * stride + 2;
-        const int32_t *up = i > 0 ? row - W : NULL;
-        const int32_t *nn = mag + (size_t)i * stride + 2, *n = nn + stride;  /* rows i - 2, i - 1 */
-        int pi = parent.h ? imin(i >> 1, parent.h - 1) : 0;  /* the parent's row, clamped */
-        const int32_t *prow = parent.h ? parent.p + (size_t)pi * parent.w : NULL;
-        const uint8_t *pbrow = pb + (size_t)pi * (parent.w ? parent.w : 1);
-        int gend = -1, gzero = 0;  /* a group of four known not all zero: its end, its zeros so far */
-        for (int j = 0; j < W; j++) {
-            if (!(j & 3) && j + 4 <= W && quiet4(magrow, n, nn, pbrow, parent.h ? parent.w : 0, j)) {
-                /* four quiet coefficients: one decision says whether all are zero */
-                int all = decoding ? 0 : !(row[j] | row[j + 1] | row[j + 2] | row[j + 3]);
-                if (decoding) all = dec_bit(d, md.group + orient);
-                else enc_bit(e, md.group + orient, all);
-                if (all) {
-                    if (decoding) memset(row + j, 0, 4 * sizeof(int32_t));
-                    j += 3;
-                    continue;
-                }
-                gend = j + 4;
-                gzero = 0;
+    int32_t *sgn = md.sign + (size_t)orient * 27, *group = md.group + orient;
+    West w = {0, 0, 0};
+    int j = 0;
+    for (; j + 4 <= W; j += 4) {
+        if (quiet4(r, j, w.w1 | w.w2)) {
+            /* four quiet coefficients: one decision says whether all are zero */
+            int all;
+            if (decoding) all = dec_bit(d, group);
+            else {
+                all = !(r.row[j] | r.row[j + 1] | r.row[j + 2] | r.row[j + 3]);
+                enc_bit(e, group, all);
             }
-            int pj = parent.h ? imin(j >> 1, parent.w - 1) : 0;
-            int64_t pv = prow ? prow[pj] : 0, pm = abs64(pv);
-            int64_t a = 3 * (int64_t)magrow[j - 1] + magrow[j - 2] + 3 * (int64_t)n[j] + n[j - 1] + n[j + 1] + nn[j];
-            int ctx = act_bucket(a) * LB_NPAR + (prow ? pbrow[pj] : 0);
-            int64_t m = decoding ? 0 : abs64(row[j]);
-            int nonzero = 1;  /* the last of a group whose first three are zero is not */
-            if (j != gend - 1 || gzero < 3)
-                nonzero = decoding ? !dec_bit(d, zero + ctx) : (enc_bit(e, zero + ctx, m == 0), m != 0);
-            gzero += !nonzero;
-            if (nonzero) {
-                int sc = 9 * (sign3(j > 0 ? row[j - 1] : 0) + 1) + 3 * (sign3(up ? up[j] : 0) + 1) + sign3(pv) + 1;
-                m = code_nonzero(decoding, e, d, md, one + ctx, sgn + sc, activity_bucket((uint64_t)(a + 2 * pm), LB_NREM),
-                                 decoding ? 0 : row[j]);
+            if (all) {
+                if (decoding) memset(r.row + j, 0, 4 * sizeof(int32_t));
+                memset(r.mag + j, 0, 4);
+                w.w1 = w.w2 = w.sw = 0;
+                continue;
             }
-            if (decoding) {
-                row[j] = (int32_t)m;
-                magrow[j] = (int32_t)abs64(m);
-            }
+            int z = code_coef(decoding, e, d, md, zero, one, sgn, r, j, 0, &w);
+            z += code_coef(decoding, e, d, md, zero, one, sgn, r, j + 1, 0, &w);
+            z += code_coef(decoding, e, d, md, zero, one, sgn, r, j + 2, 0, &w);
+            code_coef(decoding, e, d, md, zero, one, sgn, r, j + 3, z == 3, &w);
+            continue;
         }
+        for (int k = 0; k < 4; k++) code_coef(decoding, e, d, md, zero, one, sgn, r, j + k, 0, &w);
     }
+    for (; j < W; j++) code_coef(decoding, e, d, md, zero, one, sgn, r, j, 0, &w);
+}
+
+static inline __attribute__((always_inline)) int code_lossy(
+        int decoding, int32_t *band, int H, int W, int orient, RefBand parent, Encoder *ep, Decoder *dp, Models md) {
+    int stride = W + 4;
+    /* magnitude rows i, i - 1, i - 2 in turn, then the current parent row's buckets
+       (row buffers: no plane-sized copy or table per band) */
+    size_t pw2 = (size_t)parent.w + 2;
+    uint8_t *mag = calloc((size_t)3 * stride + 4 * pw2, 1), *pb = mag + (size_t)3 * stride;
+    if (!mag) return -1;
+    ParentRows pr = {pb + pw2, pb + 2 * pw2, pb + 3 * pw2, -1};
+    sanitise_models(md.zero);
+    /* the coder's state in locals: stores into the band cannot alias it */
+    Encoder e = {0};
+    Decoder d = {0};
+    if (decoding) d = *dp;
+    else e = *ep;
+    for (int i = 0; i < H; i++) {
+        Row r;
+        r.row = band + (size_t)i * W;
+        r.up = i > 0 ? r.row - W : NULL;
+        r.mag = mag + (size_t)(i % 3) * stride + 2;
+        r.n = mag + (size_t)((i + 2) % 3) * stride + 2;
+        r.nn = mag + (size_t)((i + 1) % 3) * stride + 2;
+        int pi = parent.h ? imin(i >> 1, parent.h - 1) : 0;  /* the parent's row, clamped */
+        r.prow = parent.h ? parent.p + (size_t)pi * parent.w : NULL;
+        if (parent.h && pi != pr.row) parent_bucket_row(parent, pi, &pr, pb);
+        r.pbrow = parent.h ? pb : NULL;
+        r.pw1 = parent.w - 1;
+        code_row(decoding, &e, &d, md, orient, r, W);
+    }
+    if (decoding) *dp = d;
+    else *ep = e;
     free(mag);
-    free(pb);
     return 0;
 }
 

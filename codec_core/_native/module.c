@@ -919,6 +919,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hlc", "HLC's compil
 PyMODINIT_FUNC PyInit__hlc(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
+    hlc_lossy_init();
     if (PyModule_AddIntConstant(m, "DIRECT", HLC_DIRECT) || PyModule_AddIntConstant(m, "NSYM", HLC_NSYM)
         || PyModule_AddIntConstant(m, "INC", HLC_INC) || PyModule_AddIntConstant(m, "LIMIT", HLC_LIMIT)
         || PyModule_AddIntConstant(m, "NCTX", NCTX) || PyModule_AddIntConstant(m, "NSIGN_CTX", NSIGN_CTX)

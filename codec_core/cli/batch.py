@@ -34,7 +34,6 @@ finish on their own (their outputs are whole, as always).
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -501,12 +500,12 @@ def _run_batch(args, check_stopped: Callable[[], None]) -> int:
     seconds = time.perf_counter() - t0
     # The report first: after a hang-up the terminal may take no summary.
     if args.json:
-        from .io import atomic_write
+        from .io import atomic_write, json_text
 
         payload = {"seconds": seconds, "where": where, "options": dict(options),
                    "interrupted": stopped_by is not None, "signal": stopped_by.name if stopped_by else None,
                    "results": [asdict(r) for r in results]}
-        atomic_write(args.json, json.dumps(payload, indent=1).encode())
+        atomic_write(args.json, json_text(payload, indent=1).encode())
     print(summary_text(results, len(tasks), seconds, where, stopped_by, removed), flush=True)
     if stopped_by:
         return 128 + stopped_by

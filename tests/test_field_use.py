@@ -1,0 +1,129 @@
+"""What a field user meets that the other suites did not look at: standard JSON from
+every ``--json``, an ``hlc encode`` line that says what was written (not what was asked),
+warnings as one line, no network telemetry or cache-directory noise from the libraries
+the codec loads (onnxruntime, matplotlib) on an account whose HOME is not writable.
+
+HOME is pointed at a regular file to make it unwritable: even root cannot create a
+directory under a file, so the tests mean the same as or not as root.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_cli import CT, data_file, hlc, hlc_env, ok
+
+
+def _strict_json(text: str) -> object:
+    """Parse as a standard JSON reader (JavaScript, jq, Go) does: no NaN or Infinity."""
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_compare_json_is_standard_json_for_an_exact_decode(tmp_path):
+    ok(hlc("encode", data_file(CT), tmp_path / "ct.hlc", "-q", cwd=tmp_path))
+    out = ok(hlc("compare", data_file(CT), tmp_path / "ct.hlc", "--json", cwd=tmp_path)).stdout
+    res = _strict_json(out)
+    assert res["psnr"] is None and res["psnr_nominal"] is None  # infinite: an exact decode
+    assert res["max_abs_error"] == 0
+
+
+def test_json_text_writes_non_finite_floats_as_null():
+    from codec_core.cli.io import json_text
+
+    value = {"a": float("inf"), "b": [np.float64("-inf"), float("nan"), 1.5], "c": ("x", 2), "d": Path("p")}
+    assert _strict_json(json_text(value)) == {"a": None, "b": [None, None, 1.5], "c": ["x", 2], "d": "p"}
+
+
+def test_batch_json_is_standard_json(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "ct.dcm").write_bytes(Path(data_file(CT)).read_bytes())
+    ok(hlc("batch", src, tmp_path / "out", "--workers", "1", "--no-progress", "--json", tmp_path / "r.json",
+           cwd=tmp_path))
+    _strict_json((tmp_path / "r.json").read_text())
+
+
+def test_encode_line_says_what_was_written_when_the_whole_image_is_kept(tmp_path):
+    # CT_small's automatic map has no background: the hybrid keeps the lossless stream.
+    proc = ok(hlc("encode", data_file(CT), tmp_path / "ct.hlc", "--bpp", "0.5", "--roi", "auto",
+                  cwd=tmp_path))
+    info = json.loads(ok(hlc("info", tmp_path / "ct.hlc", "--json", cwd=tmp_path)).stdout)
+    assert info["mode"] == "lossless" and not info["roi"]
+    line = proc.stdout.strip().splitlines()[-1]
+    assert ", lossless" in line and ", lossy" not in line.split(";")[0].split("(asked")[0], line
+    assert "asked lossy" in line, line
+
+
+def test_encode_line_unchanged_when_the_stream_is_what_was_asked(tmp_path):
+    proc = ok(hlc("encode", data_file(CT), tmp_path / "ct.hlc", "--max-error", "2", cwd=tmp_path))
+    assert "near-lossless (max error 2);" in proc.stdout and "asked" not in proc.stdout
+
+
+def test_a_warning_is_one_line_naming_the_command(tmp_path):
+    # A mask on half the image kept exact at 0.1 bpp: unreachable, hlc warns.
+    from PIL import Image
+
+    import codec_core as hlc_codec  # noqa: F401  (installed, for the source pixels)
+
+    mask = np.zeros((128, 128), np.uint8)
+    mask[:, :64] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    proc = ok(hlc("encode", data_file(CT), tmp_path / "ct.hlc", "--bpp", "0.1", "--roi", tmp_path / "mask.png",
+                  cwd=tmp_path))
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("hlc encode: warning: bpp=0.1 is below"), proc.stderr
+
+
+# ------------------------------------------- libraries loaded on an unwritable HOME
+
+@pytest.fixture
+def no_home(tmp_path) -> dict[str, str]:
+    home = tmp_path / "home-is-a-file"
+    home.write_text("")
+    env = hlc_env()
+    for name in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "ORT_DISABLE_TELEMETRY"):
+        env.pop(name, None)
+    env["HOME"] = str(home)
+    return env
+
+
+def test_automatic_roi_turns_onnxruntime_telemetry_off_and_is_quiet(tmp_path, no_home):
+    code = ("import os, numpy as np, codec_core as hlc\n"
+            "a = (np.arange(96 * 96, dtype=np.uint16).reshape(96, 96) * 7) % 4000\n"
+            "hlc.encode(a, mode='lossy', bpp=1.0, roi='auto')\n"
+            "print(os.environ.get('ORT_DISABLE_TELEMETRY'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=no_home, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"
+    assert "telemetry" not in proc.stderr.lower(), proc.stderr
+
+
+def test_a_user_who_asks_for_onnxruntime_telemetry_keeps_it(tmp_path):
+    env = hlc_env()
+    env["ORT_DISABLE_TELEMETRY"] = "0"
+    code = ("import os\nfrom codec_core.roi.model_files import import_onnxruntime\nimport_onnxruntime()\n"
+            "print(os.environ['ORT_DISABLE_TELEMETRY'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0"
+
+
+def test_hlc_roi_with_an_unwritable_home_prints_no_library_noise_and_leaves_no_directory(tmp_path, no_home):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "codec_core.cli.main", "roi", data_file(CT), "-o",
+                           str(tmp_path / "roi.png")], env={**no_home, "TMPDIR": str(temp)}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == "", proc.stderr
+    assert (tmp_path / "roi.png").stat().st_size > 0
+    assert list(temp.iterdir()) == []  # the private matplotlib directory is gone

@@ -127,3 +127,20 @@ def test_hlc_roi_with_an_unwritable_home_prints_no_library_noise_and_leaves_no_d
     assert proc.stderr.strip() == "", proc.stderr
     assert (tmp_path / "roi.png").stat().st_size > 0
     assert list(temp.iterdir()) == []  # the private matplotlib directory is gone
+
+
+# ------------------------------------------------------------- errors name the user's path
+
+def test_an_output_in_a_missing_folder_is_named_not_its_temporary_file(tmp_path):
+    target = tmp_path / "no" / "such" / "ct.hlc"
+    proc = hlc("encode", data_file(CT), target, cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip()
+    assert str(target) in line and "partial" not in line and "does not exist" in line, line
+
+
+def test_demo_with_an_unknown_image_does_not_say_to_install_what_is_installed(tmp_path):
+    proc = hlc("demo", "--image", "nosuch.dcm", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "pip install" not in proc.stderr and "nosuch.dcm" in proc.stderr, proc.stderr
+    assert "pydicom-data" in proc.stderr  # where a name is looked up

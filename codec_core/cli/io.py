@@ -349,7 +349,11 @@ def atomic_write(path: str, produce: bytes | Callable[[Any], None],
     """
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=TEMP_SUFFIX, dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=TEMP_SUFFIX, dir=directory)
+    except OSError as e:  # (named by the output asked for, not the temporary name)
+        why = "does not exist" if not os.path.isdir(directory) else (e.strerror or str(e)).lower()
+        raise CliError(f"cannot write {path}: the folder {directory} {why}") from e
     try:
         with os.fdopen(fd, "wb") as fh:
             if isinstance(produce, (bytes, bytearray, memoryview)):

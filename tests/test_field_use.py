@@ -9,6 +9,7 @@ directory under a file, so the tests mean the same as or not as root.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,45 @@ def test_demo_with_an_unknown_image_does_not_say_to_install_what_is_installed(tm
     assert proc.returncode == 1
     assert "pip install" not in proc.stderr and "nosuch.dcm" in proc.stderr, proc.stderr
     assert "pydicom-data" in proc.stderr  # where a name is looked up
+
+
+# ------------------------------------------------------ a batch killed with SIGKILL
+
+def test_workers_end_when_the_batch_is_killed_with_sigkill(tmp_path):
+    # SIGKILL (the OOM killer, kill -9, a scheduler's hard stop) cannot be caught: the
+    # workers must notice that their parent is gone and end, not sleep on forever
+    # holding their memory (they did).
+    import shutil
+    import signal
+    import time
+
+    from test_cli_batch import _processes, descendants, gated_batch, tree_digest, wait_for
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    for i in range(4):
+        shutil.copy(data_file(CT), src / f"ct{i}.dcm")
+    shutil.copy(data_file(CT), src / "a_held.dcm")
+    before = tree_digest(src)
+    proc = gated_batch([src, out, "--workers", "2", "--no-progress"], tmp_path, "a_held.dcm")
+    wait_for(lambda: list(out.glob("*.dcm")), proc)
+    children = descendants(proc.pid)
+    assert len(children) >= 2, children
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)  # (not communicate: a worker left running holds the pipes open)
+
+    def left() -> set:
+        return children & {(p, start) for p, (_, start) in _processes().items()}
+
+    deadline = time.monotonic() + 20
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    still = left()
+    for pid, _ in still:  # (do not leave them to the next test)
+        os.kill(pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert not still, f"workers still running after the batch was killed: {still}"
+    assert tree_digest(src) == before
+    # the next run removes what the killed workers left and finishes the job
+    ok(hlc("batch", src, out, "--workers", "2", "--no-progress", cwd=tmp_path, timeout=300))
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in src.iterdir())

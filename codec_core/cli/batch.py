@@ -46,7 +46,7 @@ from typing import Any
 from .io import TEMP_SUFFIX, CliError, UsageError
 
 __all__ = ["Task", "Result", "plan", "convert_one", "verify_output", "check_written", "run_batch",
-           "remove_partials"]
+           "remove_partials", "end_with_parent"]
 
 # A result's status: what happened to one input file.
 CONVERTED, DONE, VERIFIED, REPAIRED, SKIPPED, FAILED = (
@@ -352,6 +352,36 @@ def stop_signals() -> Iterator[Callable[[], None]]:
             signal.signal(s, handler)
 
 
+#: How often a worker looks for its batch, and how long it then has to stop cleanly.
+PARENT_POLL_SECONDS, PARENT_GONE_GRACE_SECONDS = 0.5, 10.0
+
+
+def end_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the batch process ``parent`` is gone.
+
+    A batch stopped by a signal it can catch ends its workers itself; one killed by
+    SIGKILL (the OOM killer, ``kill -9``, a scheduler's hard stop) cannot, and its
+    workers would wait on their task queue for ever, holding their memory. A daemon
+    thread sees the parent go (the worker is re-parented): it interrupts the worker's
+    main thread, so that a file being written is removed as on Ctrl-C (its output
+    silenced), and exits the process if that has not ended it within the grace time.
+    """
+    import _thread
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        quiet = os.open(os.devnull, os.O_WRONLY)  # (no one reads them now: no traceback
+        os.dup2(quiet, 1)                         # on the terminal the batch ran in)
+        os.dup2(quiet, 2)
+        _thread.interrupt_main()
+        time.sleep(PARENT_GONE_GRACE_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="hlc-batch-parent-watch", daemon=True).start()
+
+
 def _local_results(tasks: list[Task], options: dict, verify: bool, overwrite: bool,
                    workers: int) -> Generator[Result, None, None]:
     import multiprocessing
@@ -362,7 +392,8 @@ def _local_results(tasks: list[Task], options: dict, verify: bool, overwrite: bo
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     # spawn: workers start clean (no inherited thread pools or locks), on every platform.
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=end_with_parent, initargs=(os.getpid(),))
     pending: set = set()
     todo = iter(tasks)
     try:

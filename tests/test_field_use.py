@@ -187,3 +187,20 @@ def test_workers_end_when_the_batch_is_killed_with_sigkill(tmp_path):
     # the next run removes what the killed workers left and finishes the job
     ok(hlc("batch", src, out, "--workers", "2", "--no-progress", cwd=tmp_path, timeout=300))
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in src.iterdir())
+
+
+def test_batch_warnings_name_their_file_in_the_summary_and_report(tmp_path):
+    # A mask-free hybrid at a bpp its ROI bound cannot reach: the codec warns. In a
+    # worker that warning was Python's two lines (the plugin's file and source line) on
+    # stderr, with no word of which input it was about.
+    import shutil
+
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(data_file("explicit_VR-UN.dcm"), src / "ct.dcm")
+    proc = ok(hlc("batch", src, tmp_path / "out", "--bpp", "0.3", "--roi", "auto", "--workers", "1",
+                  "--no-progress", "--json", tmp_path / "r.json", cwd=tmp_path, timeout=300))
+    assert "UserWarning" not in proc.stderr and ".py:" not in proc.stderr, proc.stderr
+    assert "warnings:" in proc.stdout and "ct.dcm: bpp=0.3 is below" in proc.stdout, proc.stdout
+    (result,) = _strict_json((tmp_path / "r.json").read_text())["results"]
+    assert any(w.startswith("bpp=0.3 is below") for w in result["warnings"]), result

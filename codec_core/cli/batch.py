@@ -40,13 +40,13 @@ import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .io import TEMP_SUFFIX, CliError, UsageError
 
 __all__ = ["Task", "Result", "plan", "convert_one", "verify_output", "check_written", "run_batch",
-           "remove_partials", "end_with_parent"]
+           "remove_partials", "init_worker", "end_with_parent"]
 
 # A result's status: what happened to one input file.
 CONVERTED, DONE, VERIFIED, REPAIRED, SKIPPED, FAILED = (
@@ -70,6 +70,7 @@ class Result:
     bytes_out: int = 0
     seconds: float = 0.0
     max_abs_error: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ planning
@@ -259,6 +260,7 @@ def convert_one(src: str, dst: str, options: dict[str, Any], verify: bool = Fals
     if res.reason.startswith(src):  # the summary names the file already
         res.reason = res.reason[len(src):].lstrip(":").strip().removeprefix("is ")
     res.seconds = time.perf_counter() - t0
+    res.warnings, _WARNED[:] = list(dict.fromkeys(_WARNED)), []
     return res
 
 
@@ -356,6 +358,22 @@ def stop_signals() -> Iterator[Callable[[], None]]:
 PARENT_POLL_SECONDS, PARENT_GONE_GRACE_SECONDS = 0.5, 10.0
 
 
+#: The warnings of the file a local worker is converting (see :func:`init_worker`).
+_WARNED: list[str] = []
+
+
+def init_worker(parent: int) -> None:
+    """Initializer of a local pool's worker: its warnings go to the result of the file
+    being converted (the summary and ``--json`` name the file), and it ends with the batch."""
+    import warnings
+
+    def keep(message: Warning | str, *_args: Any, **_kwargs: Any) -> None:
+        _WARNED.append(" ".join(str(message).split()))
+
+    warnings.showwarning = keep
+    end_with_parent(parent)
+
+
 def end_with_parent(parent: int) -> None:
     """Worker initializer: end this worker when the batch process ``parent`` is gone.
 
@@ -393,7 +411,7 @@ def _local_results(tasks: list[Task], options: dict, verify: bool, overwrite: bo
         os.environ.setdefault(var, "1")
     # spawn: workers start clean (no inherited thread pools or locks), on every platform.
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=end_with_parent, initargs=(os.getpid(),))
+                               initializer=init_worker, initargs=(os.getpid(),))
     pending: set = set()
     todo = iter(tasks)
     try:
@@ -500,6 +518,10 @@ def summary_text(results: list[Result], total: int, seconds: float, where: str,
         if bad:
             lines.append(f"{title}:")
             lines += [f"  {_shown(r.src)}: {r.reason}" for r in bad]
+    warned = [r for r in results if r.warnings]
+    if warned:
+        lines.append("warnings:")
+        lines += [f"  {_shown(r.src)}: {w}" for r in warned for w in r.warnings]
     if stopped_by:
         how = "Ctrl-C" if stopped_by == signal.SIGINT else stopped_by.name
         lines.append(f"interrupted ({how}): run the same command again to resume (finished files are skipped)")

@@ -204,3 +204,31 @@ def test_batch_warnings_name_their_file_in_the_summary_and_report(tmp_path):
     assert "warnings:" in proc.stdout and "ct.dcm: bpp=0.3 is below" in proc.stdout, proc.stdout
     (result,) = _strict_json((tmp_path / "r.json").read_text())["results"]
     assert any(w.startswith("bpp=0.3 is below") for w in result["warnings"]), result
+
+
+# ------------------------------------------------------------------ pydicom plugin
+
+def test_a_ybr_full_422_jpeg_decompressed_without_rgb_conversion_compresses(tmp_path):
+    # pydicom's decompress(as_rgb=False) of a YBR_FULL_422 JPEG gives every sample of
+    # every pixel (libjpeg upsamples) but leaves the label YBR_FULL_422; the plugin
+    # took the label's word and failed ("a third larger than expected").
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    import hybrid_plugins
+    from hybrid_plugins import HLC_TRANSFER_SYNTAX_UID
+
+    hybrid_plugins.register()
+    ds = pydicom.dcmread(get_testdata_file("SC_rgb_dcmtk_+eb+cy+np.dcm"))
+    ds.decompress(as_rgb=False)
+    want = np.frombuffer(ds.PixelData, np.uint8).reshape(ds.Rows, ds.Columns, 3)
+    ds.compress(HLC_TRANSFER_SYNTAX_UID, mode="lossless")
+    assert ds.PhotometricInterpretation == "YBR_FULL" and ds.PlanarConfiguration == 1  # (as for a YBR_FULL_422 source)
+    ds.save_as(tmp_path / "ybr.dcm")
+    np.save(tmp_path / "want.npy", want)
+    code = ("import numpy as np, hybrid_plugins; hybrid_plugins.register()\n"
+            "from pydicom.pixels import pixel_array\n"
+            "print(np.array_equal(pixel_array('ybr.dcm', raw=True), np.load('want.npy')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=hlc_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.strip() == "True", proc.stdout + proc.stderr

@@ -232,3 +232,30 @@ def test_a_ybr_full_422_jpeg_decompressed_without_rgb_conversion_compresses(tmp_
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=hlc_env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.stdout.strip() == "True", proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------- misspelt options are refused
+
+def test_pillow_refuses_an_option_it_does_not_know_instead_of_ignoring_it(tmp_path):
+    # save(..., roi_max_eror=2) or quality=90 were ignored with no word: a typo must not pass.
+    from PIL import Image
+
+    import hybrid_plugins
+
+    hybrid_plugins.register()
+    im = Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 1000)
+    with pytest.raises(ValueError, match=r"'roi_max_eror' \(did you mean 'roi_max_error'\?\)"):
+        im.save(tmp_path / "x.hlc", mode="lossy", psnr=45.0, roi="auto", roi_max_eror=2)
+    with pytest.raises(ValueError, match="quality"):
+        im.save(tmp_path / "x.hlc", quality=90)
+    assert not (tmp_path / "x.hlc").exists() or (tmp_path / "x.hlc").stat().st_size == 0
+    im.save(tmp_path / "y.hlc", mode="near-lossless", max_error=4)  # (the right name works)
+    frames = [im, im.copy()]
+    frames[0].save(tmp_path / "z.hlc", save_all=True, append_images=frames[1:])  # Pillow's own keys
+
+
+def test_encode_names_a_misspelt_option_and_the_one_meant():
+    import codec_core as hlc_codec
+
+    with pytest.raises(TypeError, match=r"encode\(\) got an unknown option 'max_eror' \(did you mean 'max_error'\?\)"):
+        hlc_codec.encode(np.zeros((8, 8), np.uint8), mode="near-lossless", max_eror=1)

@@ -60,7 +60,7 @@ from pydicom.pixels.decoders import base as _decoders
 from pydicom.pixels.encoders import base as _encoders
 from pydicom.uid import UID
 
-from codec_core.options import PYDICOM, EncodeOptions, options_for
+from codec_core.options import PYDICOM, EncodeOptions, options_for, unknown_options
 
 from ._common import core, describe_error
 from ._constants import HLC_UID_STRING
@@ -338,6 +338,18 @@ def _describe_stored(ds: Any, was_422: bool) -> None:
         ds.PlanarConfiguration = 1  # (what the US image IODs require with YBR_FULL)
 
 
+def _check_options(kwargs: dict[str, Any]) -> None:
+    """Refuse an option that is neither HLC's nor pydicom's (a misspelt ``max_eror=2``
+    would give another image than the one asked for, with no word). pydicom's names are
+    those of its encoders' options (``EncodeOptions``: the pixel description that
+    ``compress(uid, arr)`` passes, ``byteorder``...) and of ``iter_encode``'s arguments."""
+    own = set(getattr(_encoders.EncodeOptions, "__annotations__", {})) | {"encoding_plugin", "validate", "index"}
+    message = unknown_options("compress() to HLC", (k for k in kwargs if k not in own),
+                              [opt.name for opt in options_for(PYDICOM)])
+    if message:
+        raise ValueError(message)
+
+
 class HlcEncoder(_encoders.Encoder):
     """pydicom Encoder that takes any uncompressed source and records lossy compression.
 
@@ -350,12 +362,14 @@ class HlcEncoder(_encoders.Encoder):
     """
 
     def encode(self, src: Any, index: int | None = None, **kwargs: Any) -> bytes:
+        _check_options(kwargs)
         src, kwargs = _runner_source(src, kwargs)
         return super().encode(src, index=index, **kwargs)
 
     def iter_encode(self, src: Any, **kwargs: Any) -> Iterator[bytes]:
         from pydicom.dataset import Dataset
 
+        _check_options(kwargs)
         ds = src if isinstance(src, Dataset) else None
         was_422 = ds is not None and ds.get("PhotometricInterpretation") == "YBR_FULL_422"
         source, options = _runner_source(src, kwargs)

@@ -259,3 +259,22 @@ def test_encode_names_a_misspelt_option_and_the_one_meant():
 
     with pytest.raises(TypeError, match=r"encode\(\) got an unknown option 'max_eror' \(did you mean 'max_error'\?\)"):
         hlc_codec.encode(np.zeros((8, 8), np.uint8), mode="near-lossless", max_eror=1)
+
+
+def test_pydicom_compress_refuses_a_misspelt_option():
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    import hybrid_plugins
+    from hybrid_plugins import HLC_TRANSFER_SYNTAX_UID
+
+    hybrid_plugins.register()
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    with pytest.raises(ValueError, match=r"'max_eror' \(did you mean 'max_error'\?\)"):
+        ds.compress(HLC_TRANSFER_SYNTAX_UID, mode="near-lossless", max_error=1, max_eror=2)
+    arr = ds.pixel_array
+    with pytest.raises(ValueError, match="quality"):
+        ds.compress(HLC_TRANSFER_SYNTAX_UID, arr, quality=90)
+    # pydicom's own options still pass, with a dataset and with an array
+    ds.compress(HLC_TRANSFER_SYNTAX_UID, arr, mode="lossless", encoding_plugin="hlc")
+    assert np.array_equal(ds.pixel_array, arr)

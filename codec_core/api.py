@@ -31,7 +31,7 @@ from .format import (
     to_fyxc,
     value_limits,
 )
-from .options import EncodeOptions, describe
+from .options import OPTIONS, EncodeOptions, describe, unknown_options
 from .strategy import CheckedImage, encode_image
 
 if TYPE_CHECKING:
@@ -104,6 +104,9 @@ def encode(arr: np.ndarray, mode: ModeName = "lossless", **options: Any) -> byte
 
     {options}
     """
+    unknown = unknown_options("encode()", options, [opt.name for opt in OPTIONS if opt.name != "mode"])
+    if unknown:
+        raise TypeError(unknown)
     arr = _checked_array(arr)  # (the array's type is checked before any option)
     return encode_with(arr, EncodeOptions(mode=mode, **options))
 

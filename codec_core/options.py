@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -38,7 +38,7 @@ from .format import AXES, ECC_LEVELS, MAX_BITS, MODES, Mode
 PSNR_TOLERANCE = 0.3
 
 __all__ = ["EncodeOptions", "Option", "OptionError", "OPTIONS", "CLI", "CHUNKS", "PILLOW", "PYDICOM",
-           "options_for", "flag", "describe"]
+           "options_for", "unknown_options", "flag", "describe"]
 
 #: Front ends that offer an option (``Option.frontends``).
 CLI = "cli"            # hlc encode and hlc batch: --name-with-dashes
@@ -172,6 +172,24 @@ _BY_NAME = {opt.name: opt for opt in OPTIONS}
 def options_for(frontend: str) -> tuple[Option, ...]:
     """The options a front end offers, in table order."""
     return tuple(opt for opt in OPTIONS if frontend in opt.frontends)
+
+
+def unknown_options(where: str, given: Iterable[str], known: Iterable[str]) -> str | None:
+    """None when every name ``given`` is ``known``; else the message to raise: each
+    unknown name with the known one it is closest to (a misspelt option must not be
+    ignored: ``max_eror=4`` would give another image than the one asked for)."""
+    import difflib
+
+    known = list(known)
+    unknown = [name for name in given if name not in known]
+    if not unknown:
+        return None
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (f"{where} got an unknown option {', '.join(parts)}" if len(parts) == 1 else
+            f"{where} got unknown options {', '.join(parts)}") + f"; it takes {', '.join(known)}"
 
 
 def flag(name: str) -> str:

@@ -64,7 +64,7 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_bytes, ensure_contiguous_ndarray, ndarray_copy
 
 from codec_core.format import ENVELOPE_MAGIC, Mode
-from codec_core.options import CHUNKS, EncodeOptions, options_for
+from codec_core.options import CHUNKS, EncodeOptions, options_for, unknown_options
 
 from ._common import SUPPORTED_DTYPES, as_frames, check_dtype, core
 
@@ -90,10 +90,9 @@ class HybridCodec(Codec):
     codec_id = "hlc"
 
     def __init__(self, mode: str = "lossless", rgb: bool = False, **options: Any) -> None:
-        unknown = sorted(set(options) - {opt.name for opt in CHUNK_OPTIONS})
+        unknown = unknown_options("HybridCodec", sorted(options), [opt.name for opt in CHUNK_OPTIONS] + ["rgb"])
         if unknown:
-            raise TypeError(f"HybridCodec got unexpected options {unknown}; it takes "
-                            f"{', '.join(opt.name for opt in CHUNK_OPTIONS)} and rgb")
+            raise TypeError(unknown)
         if options.get("roi") not in (None, "auto"):
             raise ValueError("HybridCodec takes roi=None or roi='auto'; a mask array cannot be "
                              "stored in a chunk codec's configuration")

@@ -30,7 +30,7 @@ from PIL import Image, ImageFile, ImageSequence
 from PIL._util import DeferredError
 
 from codec_core.format import PREFIX, header_end
-from codec_core.options import PILLOW, EncodeOptions, options_for
+from codec_core.options import PILLOW, EncodeOptions, options_for, unknown_options
 
 from ._common import MAGICS, core, describe_error
 from ._constants import HLC_EXTENSION, HLC_MIME_TYPE
@@ -271,6 +271,10 @@ def _roi_array(roi: Any) -> Any:
     return np.asarray(roi, dtype=bool)
 
 
+#: Keys of ``im.encoderinfo`` that are Pillow's own (save_all's), not HLC options.
+PILLOW_OWN_KEYS = frozenset({"save_all", "append_images"})
+
+
 def _write(frames: list[Image.Image], fp: IO[bytes], options: dict[str, Any]) -> None:
     import numpy as np
 
@@ -282,6 +286,10 @@ def _write(frames: list[Image.Image], fp: IO[bytes], options: dict[str, Any]) ->
         if any(a.shape != arrays[0].shape or a.dtype != arrays[0].dtype for a in arrays):
             raise ValueError("save_all needs frames of one size and mode")
         arr, axes = np.stack(arrays), "ZYXC" if colour else "ZYX"
+    offered = [opt.name for opt in options_for(PILLOW)]
+    unknown = unknown_options("Image.save() to HLC", (k for k in options if k not in PILLOW_OWN_KEYS), offered)
+    if unknown:
+        raise ValueError(unknown)
     values = {opt.name: options.get(opt.name, opt.default) for opt in options_for(PILLOW)}
     values["roi"] = _roi_array(values["roi"])
     fp.write(core().encode_with(arr, EncodeOptions(axes=axes, **values)))

@@ -60,7 +60,7 @@ from pydicom.pixels.decoders import base as _decoders
 from pydicom.pixels.encoders import base as _encoders
 from pydicom.uid import UID
 
-from codec_core.options import PYDICOM, EncodeOptions, options_for
+from codec_core.options import PYDICOM, EncodeOptions, options_for, unknown_options
 
 from ._common import core, describe_error
 from ._constants import HLC_UID_STRING
@@ -287,6 +287,24 @@ def mark_lossy(ds: Any) -> bool:
     return tally.lossy
 
 
+def _relabel_full_ybr(ds: Any) -> None:
+    """Call YBR_FULL_422 pixel data that holds every sample of every pixel YBR_FULL.
+
+    pydicom's ``decompress(as_rgb=False)`` of a YBR_FULL_422 JPEG leaves that label on
+    the full, upsampled samples libjpeg gives (and warns that the data is a third
+    larger than the label says); the data is YBR_FULL, and HLC stores it as such.
+    """
+    if ds.get("PhotometricInterpretation") != "YBR_FULL_422" or "PixelData" not in ds:
+        return
+    tsyntax = ds.get("file_meta", {}).get("TransferSyntaxUID")
+    if tsyntax is not None and UID(tsyntax).is_compressed:
+        return
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    full = frames * int(ds.Rows) * int(ds.Columns) * 3 * ((int(ds.get("BitsAllocated", 8)) + 7) // 8)
+    if len(ds.PixelData) in (full, full + 1):  # (+1: the even-length pad byte)
+        ds.PhotometricInterpretation = "YBR_FULL"
+
+
 def _runner_source(src: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The source to give pydicom's encode runner, and its options.
 
@@ -297,6 +315,8 @@ def _runner_source(src: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any
     """
     from pydicom.dataset import Dataset
 
+    if isinstance(src, Dataset):
+        _relabel_full_ybr(src)
     if not isinstance(src, Dataset) or not (
             _is_big_endian(src) or src.get("BitsAllocated") == 1
             or src.get("PhotometricInterpretation") == "YBR_FULL_422"):
@@ -306,15 +326,28 @@ def _runner_source(src: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any
     return pixel_array(src, raw=True), {**as_pixel_options(src), **kwargs}
 
 
-def _describe_stored(ds: Any) -> None:
-    """Make a dataset whose pixels were just encoded describe what HLC stores.
+def _describe_stored(ds: Any, was_422: bool) -> None:
+    """Make a dataset whose pixels were just encoded describe what HLC stores
+    (``was_422``: the dataset was labelled YBR_FULL_422 before encoding).
 
     (Bits Allocated stays: the decoder gives pydicom the size of what it decodes.)
     """
     as_explicit_little_endian(ds)
-    if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
+    if was_422:
         ds.PhotometricInterpretation = "YBR_FULL"  # HLC keeps every sample of every pixel
         ds.PlanarConfiguration = 1  # (what the US image IODs require with YBR_FULL)
+
+
+def _check_options(kwargs: dict[str, Any]) -> None:
+    """Refuse an option that is neither HLC's nor pydicom's (a misspelt ``max_eror=2``
+    would give another image than the one asked for, with no word). pydicom's names are
+    those of its encoders' options (``EncodeOptions``: the pixel description that
+    ``compress(uid, arr)`` passes, ``byteorder``...) and of ``iter_encode``'s arguments."""
+    own = set(getattr(_encoders.EncodeOptions, "__annotations__", {})) | {"encoding_plugin", "validate", "index"}
+    message = unknown_options("compress() to HLC", (k for k in kwargs if k not in own),
+                              [opt.name for opt in options_for(PYDICOM)])
+    if message:
+        raise ValueError(message)
 
 
 class HlcEncoder(_encoders.Encoder):
@@ -329,19 +362,22 @@ class HlcEncoder(_encoders.Encoder):
     """
 
     def encode(self, src: Any, index: int | None = None, **kwargs: Any) -> bytes:
+        _check_options(kwargs)
         src, kwargs = _runner_source(src, kwargs)
         return super().encode(src, index=index, **kwargs)
 
     def iter_encode(self, src: Any, **kwargs: Any) -> Iterator[bytes]:
         from pydicom.dataset import Dataset
 
+        _check_options(kwargs)
         ds = src if isinstance(src, Dataset) else None
+        was_422 = ds is not None and ds.get("PhotometricInterpretation") == "YBR_FULL_422"
         source, options = _runner_source(src, kwargs)
         tally = _Tally()
         for data in super().iter_encode(source, **options):
             yield tally.add(data)
         if ds is not None:
-            _describe_stored(ds)
+            _describe_stored(ds, was_422)
             if tally.lossy:
                 _mark_lossy(ds, tally.ratio(ds), tally.regions)
         elif tally.lossy:

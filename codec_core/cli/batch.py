@@ -34,20 +34,19 @@ finish on their own (their outputs are whole, as always).
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .io import TEMP_SUFFIX, CliError, UsageError
 
 __all__ = ["Task", "Result", "plan", "convert_one", "verify_output", "check_written", "run_batch",
-           "remove_partials"]
+           "remove_partials", "init_worker", "end_with_parent"]
 
 # A result's status: what happened to one input file.
 CONVERTED, DONE, VERIFIED, REPAIRED, SKIPPED, FAILED = (
@@ -71,6 +70,7 @@ class Result:
     bytes_out: int = 0
     seconds: float = 0.0
     max_abs_error: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ planning
@@ -260,6 +260,7 @@ def convert_one(src: str, dst: str, options: dict[str, Any], verify: bool = Fals
     if res.reason.startswith(src):  # the summary names the file already
         res.reason = res.reason[len(src):].lstrip(":").strip().removeprefix("is ")
     res.seconds = time.perf_counter() - t0
+    res.warnings, _WARNED[:] = list(dict.fromkeys(_WARNED)), []
     return res
 
 
@@ -353,6 +354,52 @@ def stop_signals() -> Iterator[Callable[[], None]]:
             signal.signal(s, handler)
 
 
+#: How often a worker looks for its batch, and how long it then has to stop cleanly.
+PARENT_POLL_SECONDS, PARENT_GONE_GRACE_SECONDS = 0.5, 10.0
+
+
+#: The warnings of the file a local worker is converting (see :func:`init_worker`).
+_WARNED: list[str] = []
+
+
+def init_worker(parent: int) -> None:
+    """Initializer of a local pool's worker: its warnings go to the result of the file
+    being converted (the summary and ``--json`` name the file), and it ends with the batch."""
+    import warnings
+
+    def keep(message: Warning | str, *_args: Any, **_kwargs: Any) -> None:
+        _WARNED.append(" ".join(str(message).split()))
+
+    warnings.showwarning = keep
+    end_with_parent(parent)
+
+
+def end_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the batch process ``parent`` is gone.
+
+    A batch stopped by a signal it can catch ends its workers itself; one killed by
+    SIGKILL (the OOM killer, ``kill -9``, a scheduler's hard stop) cannot, and its
+    workers would wait on their task queue for ever, holding their memory. A daemon
+    thread sees the parent go (the worker is re-parented): it interrupts the worker's
+    main thread, so that a file being written is removed as on Ctrl-C (its output
+    silenced), and exits the process if that has not ended it within the grace time.
+    """
+    import _thread
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        quiet = os.open(os.devnull, os.O_WRONLY)  # (no one reads them now: no traceback
+        os.dup2(quiet, 1)                         # on the terminal the batch ran in)
+        os.dup2(quiet, 2)
+        _thread.interrupt_main()
+        time.sleep(PARENT_GONE_GRACE_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="hlc-batch-parent-watch", daemon=True).start()
+
+
 def _local_results(tasks: list[Task], options: dict, verify: bool, overwrite: bool,
                    workers: int) -> Generator[Result, None, None]:
     import multiprocessing
@@ -363,7 +410,8 @@ def _local_results(tasks: list[Task], options: dict, verify: bool, overwrite: bo
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     # spawn: workers start clean (no inherited thread pools or locks), on every platform.
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=init_worker, initargs=(os.getpid(),))
     pending: set = set()
     todo = iter(tasks)
     try:
@@ -470,6 +518,10 @@ def summary_text(results: list[Result], total: int, seconds: float, where: str,
         if bad:
             lines.append(f"{title}:")
             lines += [f"  {_shown(r.src)}: {r.reason}" for r in bad]
+    warned = [r for r in results if r.warnings]
+    if warned:
+        lines.append("warnings:")
+        lines += [f"  {_shown(r.src)}: {w}" for r in warned for w in r.warnings]
     if stopped_by:
         how = "Ctrl-C" if stopped_by == signal.SIGINT else stopped_by.name
         lines.append(f"interrupted ({how}): run the same command again to resume (finished files are skipped)")
@@ -501,12 +553,12 @@ def _run_batch(args, check_stopped: Callable[[], None]) -> int:
     seconds = time.perf_counter() - t0
     # The report first: after a hang-up the terminal may take no summary.
     if args.json:
-        from .io import atomic_write
+        from .io import atomic_write, json_text
 
         payload = {"seconds": seconds, "where": where, "options": dict(options),
                    "interrupted": stopped_by is not None, "signal": stopped_by.name if stopped_by else None,
                    "results": [asdict(r) for r in results]}
-        atomic_write(args.json, json.dumps(payload, indent=1).encode())
+        atomic_write(args.json, json_text(payload, indent=1).encode())
     print(summary_text(results, len(tasks), seconds, where, stopped_by, removed), flush=True)
     if stopped_by:
         return 128 + stopped_by

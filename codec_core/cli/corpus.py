@@ -100,9 +100,10 @@ def corpus_path(name: str) -> str:
 
     path = get_testdata_file(name)
     if path is None:
-        raise FileNotFoundError(
-            f"{name!r} is not in pydicom-data; install it with 'pip install pydicom-data'"
-        )
+        import importlib.util
+
+        hint = "" if importlib.util.find_spec("data_store") else "; 'pip install pydicom-data' adds its files"
+        raise FileNotFoundError(f"{name!r} is not a test file name of pydicom or pydicom-data{hint}")
     return os.fspath(path)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -26,7 +28,7 @@ import numpy as np
 from codec_core.format import DTYPES, SIGNATURES, guess_axes
 
 __all__ = [
-    "CliError", "UsageError", "Image", "TEMP_SUFFIX", "sniff", "read_image", "read_roi",
+    "CliError", "UsageError", "Image", "TEMP_SUFFIX", "json_text", "sniff", "read_image", "read_roi",
     "read_dataset", "check_pixel_source", "read_dicom", "read_back_dicom",
     "atomic_write", "same_file", "check_not_input", "image_bytes", "new_dataset",
     "encode_bytes", "decode_bytes", "is_hlc_dicom",
@@ -347,7 +349,11 @@ def atomic_write(path: str, produce: bytes | Callable[[Any], None],
     """
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=TEMP_SUFFIX, dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=TEMP_SUFFIX, dir=directory)
+    except OSError as e:  # (named by the output asked for, not the temporary name)
+        why = "does not exist" if not os.path.isdir(directory) else (e.strerror or str(e)).lower()
+        raise CliError(f"cannot write {path}: the folder {directory} {why}") from e
     try:
         with os.fdopen(fd, "wb") as fh:
             if isinstance(produce, (bytes, bytearray, memoryview)):
@@ -532,3 +538,24 @@ def decode_bytes(image: Image, out_path: str) -> bytes:
 def image_bytes(image: Image) -> int:
     """Raw stored bytes (itemsize x elements): the CR numerator."""
     return int(image.array.nbytes)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (and float inside lists, tuples, dicts) None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any, **kwargs: Any) -> str:
+    """``value`` as standard JSON, what every ``--json`` of ``hlc`` prints or writes.
+
+    An infinite or NaN float (the PSNR of an exact decode) is written ``null``: Python's
+    ``Infinity`` and ``NaN`` are not JSON, and JavaScript, Go and jq reject or misread
+    them (jq turns ``Infinity`` into 1.8e308). Anything else json cannot write, as text.
+    """
+    return json.dumps(_finite(value), allow_nan=False, default=str, **kwargs)

@@ -9,7 +9,6 @@ them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -54,10 +53,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     io.atomic_write(args.output, data, check_written(image.array, opts, image.axes.endswith("C")))
     if not args.quiet:
-        what = opts["mode"] + (f" (max error {opts['max_error']})" if "max_error" in opts else "")
-        if "roi" in opts:
-            what += f", ROI {args.roi} within {opts['roi_max_error']}"
         d = file_info(args.output)  # the figures of the HLC data, as 'hlc info' gives them
+        what = _written_text(d, opts, args.roi)
         size = _fmt_bytes(d["compressed_size"])
         if d["container"] == "dicom":
             size += f" of pixel data (file {_fmt_bytes(d['file_size'])})"
@@ -65,6 +62,20 @@ def cmd_encode(args: argparse.Namespace) -> int:
               f"{_fmt_bytes(io.image_bytes(image))} -> {size}, {d['bpp']:.3f} bpp, "
               f"CR {d['compression_ratio']:.2f}, {seconds:.2f} s")
     return 0
+
+
+def _mode_text(mode: str, max_error: Any, roi: str | None, roi_max_error: Any) -> str:
+    text = mode + (f" (max error {max_error})" if mode == "near-lossless" else "")
+    return text + (f", ROI {roi} within {roi_max_error}" if roi is not None else "")
+
+
+def _written_text(d: dict[str, Any], opts: dict[str, Any], roi: str | None) -> str:
+    """What ``hlc encode`` wrote (``info`` of the output), and what was asked when that
+    differs: the hybrid returns the whole image within the ROI's bound when that is
+    smaller, lossy mode a near-lossless stream when that does better."""
+    asked = _mode_text(opts["mode"], opts.get("max_error"), roi, opts.get("roi_max_error"))
+    got = _mode_text(d["mode"], d["max_error"], roi if d["roi"] else None, d.get("roi_max_error"))
+    return got if got == asked else f"{got} (asked {asked})"
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -116,7 +127,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         print(f"{args.input} -> {args.output}: {_shape_text(image.array)}, {seconds:.2f} s")
         if report is not None:
             lost = {k: v for k, v in report.items() if v not in (None, [], 0, {}, True)}
-            print("damage report: " + (json.dumps(lost, default=str) if lost else "no damage found"))
+            print("damage report: " + (io.json_text(lost) if lost else "no damage found"))
     return 0
 
 
@@ -192,7 +203,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     d = file_info(args.file)
     status = 0 if d["complete"] else EXIT_INCOMPLETE
     if args.json:
-        print(json.dumps(d, indent=2, default=str))
+        from .io import json_text
+
+        print(json_text(d, indent=2))
         return status
     order = ["file", "container", "transfer_syntax", "modality", "version", "complete", "shape", "dtype",
              "bits_stored", "axes", "mode", "lossy", "max_error", "roi", "roi_fraction",
@@ -253,7 +266,7 @@ def cmd_roi(args: argparse.Namespace) -> int:
     io.atomic_write(args.output, png)
     pixels = render.class_fractions(cmap, frame.shape[:2])
     if args.json:
-        print(json.dumps({"output": args.output, "block": int(roi_mod.ROI_BLOCK), "fractions": pixels}))
+        print(io.json_text({"output": args.output, "block": int(roi_mod.ROI_BLOCK), "fractions": pixels}))
     else:
         parts = ", ".join(f"{name} {100 * f:.1f} %" for name, f in pixels.items())
         print(f"{args.input} -> {args.output}: {parts} (blocks of {roi_mod.ROI_BLOCK} px)")
@@ -298,7 +311,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     res["decoded"] = args.decoded
     res["bits_stored"] = original.bits_stored
     if args.json:
-        print(json.dumps(res, default=str))
+        print(io.json_text(res))
         return 0
     from .report import metric_rows_markdown
 
@@ -356,6 +369,18 @@ def _one_line(e: BaseException) -> tuple[str, int]:
     return f"unexpected {type(e).__name__}: {e} (run again with --debug for the traceback, and report it)", 1
 
 
+def _warnings_as_one_line(name: str) -> None:
+    """Show each warning as ``hlc COMMAND: warning: MESSAGE``, as errors are shown, not
+    as Python's file, line number and source line of the library that warned."""
+    import warnings
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        print(f"{name}: warning: {message}", file=sys.stderr if file is None else file)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``hlc`` command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -374,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     name = f"{PROG} {args.command}"
+    if not debug:
+        _warnings_as_one_line(name)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as e:

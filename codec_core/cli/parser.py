@@ -112,7 +112,7 @@ Prints Markdown tables and writes an HTML report (no network needed to view it)
 with rate-distortion plots and original / decoded / difference / ROI images."""),
     "demo": (
         f"Compress a real CT image (pydicom-data {DEMO_IMAGE}) in every mode, the hybrid (automatic ROI "
-        f"exact, the rest lossy) too, against JPEG 2000, JPEG-LS, PNG and JPEG XL; write the report.",
+        f"exact, the rest lossy) too, against JPEG 2000, HTJ2K, JPEG-LS, PNG and JPEG XL; write the report.",
         """\
   hlc demo
   hlc demo -o /tmp/demo.html

@@ -8,6 +8,7 @@ pictures (uint8 grey or RGB, from :mod:`codec_core.cli.display`) or with the
 from __future__ import annotations
 
 import io
+import sys
 import textwrap
 from collections.abc import Sequence
 from typing import Any
@@ -27,7 +28,35 @@ ROI_OUTLINE = "#00e5ff"
 HYBRID_STAR = "#ffbf00"
 
 
+def _writable_matplotlib_dirs() -> None:
+    """Give matplotlib a private temporary config and cache directory (removed at exit)
+    when its usual ones (under XDG_CONFIG_HOME / XDG_CACHE_HOME or HOME) cannot be made:
+    matplotlib would make one too, but print two lines about it on every run of an
+    account without a writable HOME. MPLCONFIGDIR, when set, is left to matplotlib."""
+    import atexit
+    import contextlib
+    import os
+    import shutil
+    import tempfile
+
+    if "MPLCONFIGDIR" in os.environ or "matplotlib" in sys.modules:
+        return
+    home = os.path.expanduser("~")
+    for var, default in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
+        path = os.path.join(os.environ.get(var) or os.path.join(home, default), "matplotlib")
+        with contextlib.suppress(OSError):
+            os.makedirs(path, exist_ok=True)
+        if not (os.path.isdir(path) and os.access(path, os.W_OK)):
+            break
+    else:
+        return
+    private = tempfile.mkdtemp(prefix="hlc-matplotlib-")
+    atexit.register(shutil.rmtree, private, True)
+    os.environ["MPLCONFIGDIR"] = private
+
+
 def _plt():
+    _writable_matplotlib_dirs()
     import matplotlib
 
     matplotlib.use("Agg", force=True)

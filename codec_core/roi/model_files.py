@@ -125,9 +125,25 @@ def cached(name: str, loader: Callable[[Path, bytes], Any]) -> Any:
         return _STORE.loaded.setdefault(key, value)
 
 
+def import_onnxruntime() -> Any:
+    """onnxruntime, imported with its telemetry off unless the user chose otherwise.
+
+    onnxruntime 1.29 and newer (Linux too) starts a telemetry uploader when it is
+    imported: it sends a process event to Microsoft, writes a device id under HOME and,
+    where HOME is not writable (a service account), prints a warning on every run. A
+    codec for medical images loads its ROI model without either: ``ORT_DISABLE_TELEMETRY=1``,
+    read once when onnxruntime starts, turns all of it off. A value the user set is kept;
+    an onnxruntime the process had already imported keeps the setting it started with.
+    """
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    return onnxruntime
+
+
 def onnx_session(path: Path, data: bytes) -> Any:
     """An onnxruntime session on one thread (the codec's threads are the parallelism)."""
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1

@@ -310,29 +310,65 @@ def _synth97_levels(qbands: list, h: ct.Header, steps: list, upto: int | None,
     array of ``dtype``, int32 by default). Same values as the numpy path."""
     from ._hlc import synth97_level
 
-    n = h.levels if upto is None else upto
+    ll, (hl, lh, hh), fsteps, recon = _coarser_levels(qbands, h, steps, h.levels if upto is None else upto)
+    shape = (ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1])
+    nxt = out if out is not None and out.flags.c_contiguous else \
+        np.empty(shape, dtype or (out.dtype if out is not None else np.int32))
+    synth97_level(ll, hl, lh, hh, float(fsteps[0]), fsteps[-3:], recon, nxt, float(bounds[0]), float(bounds[1]))
+    if out is not None and nxt is not out:
+        out[...] = nxt
+        return out
+    return nxt
+
+
+def _coarser_levels(qbands: list, h: ct.Header, steps: list, n: int) -> tuple:
+    """The first ``n - 1`` (of ``n`` >= 1) levels of :func:`_synth97_levels`, consuming
+    ``qbands``: the last level's LL (float32; the int32 band itself for ``n`` = 1), its
+    three integer detail bands, the float32 steps of bands up to it and the offset."""
+    from ._hlc import synth97_level
+
     ll, details = _writable32(qbands[0]), qbands[1:1 + n]
     qbands.clear()
     fsteps = np.asarray(steps[:1 + 3 * n], np.float32)
     recon = float(np.float32(h.recon_offset))
-    for k in range(n):
+    for k in range(n - 1):
         hl, lh, hh = (_writable32(b) for b in details[k])
         details[k] = None
-        shape = (ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1])
-        if k < n - 1:
-            nxt = np.empty(shape, np.float32)
-        elif out is not None and out.flags.c_contiguous:
-            nxt = out
-        else:
-            nxt = np.empty(shape, dtype or (out.dtype if out is not None else np.int32))
-        synth97_level(ll, hl, lh, hh, float(fsteps[0]), fsteps[1 + 3 * k:4 + 3 * k], recon, nxt,
-                      float(bounds[0]), float(bounds[1]))
+        nxt = np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]), np.float32)
+        synth97_level(ll, hl, lh, hh, float(fsteps[0]), fsteps[1 + 3 * k:4 + 3 * k], recon, nxt, 0.0, 0.0)
         del hl, lh, hh
         ll = nxt
-    if out is not None and ll is not out:
-        out[...] = ll
-        return out
-    return ll
+    return ll, tuple(_writable32(b) for b in details[n - 1]), fsteps, recon
+
+
+#: :func:`lossy_plane_rows` rebuilds a plane in strips of this share of its rows (at
+#: least STRIP_MIN rows) and adds STRIP_MARGIN rows of each half (even, odd) on either
+#: side: the 9/7 synthesis's four lifting steps carry an edge's mirroring two rows
+#: into a half (tests/test_lossy_trial.py: the whole plane's values; with one row,
+#: other values).
+STRIP_SHARE, STRIP_MIN, STRIP_MARGIN = 16, 16, 3
+
+
+def lossy_plane_rows(qbands: list, h: ct.Header, steps: list, dtype: DTypeLike):
+    """:func:`reconstruct_lossy_plane`'s plane (``consume``, no multipliers, format v2
+    on, at least one level; clipped to the header's range, of ``dtype``) as
+    ``(first row, rows)`` pieces, consuming ``qbands``: the finest level synthesised
+    a strip at a time (``STRIP_SHARE``) from copies of its bands' rows (with
+    ``STRIP_MARGIN`` rows either side), so the whole plane never exists. The same
+    values as the whole plane (the same operations on the same samples)."""
+    from ._hlc import synth97_level
+
+    ll, (hl, lh, hh), fsteps, recon = _coarser_levels(qbands, h, steps, h.levels)
+    ns_v, nd_v, cols = ll.shape[0], lh.shape[0], ll.shape[1] + hl.shape[1]
+    strip = 2 * max(STRIP_MIN // 2, -(-(ns_v + nd_v) // (2 * STRIP_SHARE)))  # (even: strips start on an even row)
+    for y0 in range(0, ns_v + nd_v, strip):
+        y1 = min(ns_v + nd_v, y0 + strip)
+        i0, end = max(0, y0 // 2 - STRIP_MARGIN), y1 // 2 + STRIP_MARGIN + 1
+        s, d = slice(i0, min(ns_v, end)), slice(i0, min(nd_v, end))
+        rows = np.empty((s.stop - i0 + d.stop - i0, cols), dtype)
+        synth97_level(np.array(ll[s]), np.array(hl[s]), np.array(lh[d]), np.array(hh[d]), float(fsteps[0]),
+                      fsteps[-3:], recon, rows, float(h.vmin), float(h.vmax))
+        yield y0, rows[y0 - 2 * i0:y1 - 2 * i0]
 
 
 def _writable32(band: np.ndarray) -> np.ndarray:

@@ -913,10 +913,7 @@ def _kept_pixels_coder(classes: np.ndarray) -> Any:
     from .strategy import RdoCoder
 
     class KeptPixels(RdoCoder):
-        def _base(self, q: Any, steps: list, like: np.ndarray) -> np.ndarray:
-            out = super()._base(q, steps, like)
-            np.copyto(out, like, where=(classes[0] == FLAT)[..., None])  # (no error where the padding is)
-            return out
+        keep = classes[0] != FLAT  # (no error where the padding is)
 
     return KeptPixels
 

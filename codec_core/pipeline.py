@@ -310,35 +310,29 @@ def _synth97_levels(qbands: list, h: ct.Header, steps: list, upto: int | None,
     array of ``dtype``, int32 by default). Same values as the numpy path."""
     from ._hlc import synth97_level
 
-    ll, (hl, lh, hh), fsteps, recon = _coarser_levels(qbands, h, steps, h.levels if upto is None else upto)
-    shape = (ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1])
-    nxt = out if out is not None and out.flags.c_contiguous else \
-        np.empty(shape, dtype or (out.dtype if out is not None else np.int32))
-    synth97_level(ll, hl, lh, hh, float(fsteps[0]), fsteps[-3:], recon, nxt, float(bounds[0]), float(bounds[1]))
-    if out is not None and nxt is not out:
-        out[...] = nxt
-        return out
-    return nxt
-
-
-def _coarser_levels(qbands: list, h: ct.Header, steps: list, n: int) -> tuple:
-    """The first ``n - 1`` (of ``n`` >= 1) levels of :func:`_synth97_levels`, consuming
-    ``qbands``: the last level's LL (float32; the int32 band itself for ``n`` = 1), its
-    three integer detail bands, the float32 steps of bands up to it and the offset."""
-    from ._hlc import synth97_level
-
+    n = h.levels if upto is None else upto
     ll, details = _writable32(qbands[0]), qbands[1:1 + n]
     qbands.clear()
     fsteps = np.asarray(steps[:1 + 3 * n], np.float32)
     recon = float(np.float32(h.recon_offset))
-    for k in range(n - 1):
+    for k in range(n):
         hl, lh, hh = (_writable32(b) for b in details[k])
         details[k] = None
-        nxt = np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]), np.float32)
-        synth97_level(ll, hl, lh, hh, float(fsteps[0]), fsteps[1 + 3 * k:4 + 3 * k], recon, nxt, 0.0, 0.0)
+        shape = (ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1])
+        if k < n - 1:
+            nxt = np.empty(shape, np.float32)
+        elif out is not None and out.flags.c_contiguous:
+            nxt = out
+        else:
+            nxt = np.empty(shape, dtype or (out.dtype if out is not None else np.int32))
+        synth97_level(ll, hl, lh, hh, float(fsteps[0]), fsteps[1 + 3 * k:4 + 3 * k], recon, nxt,
+                      float(bounds[0]), float(bounds[1]))
         del hl, lh, hh
         ll = nxt
-    return ll, tuple(_writable32(b) for b in details[n - 1]), fsteps, recon
+    if out is not None and ll is not out:
+        out[...] = ll
+        return out
+    return ll
 
 
 #: :func:`lossy_plane_rows` rebuilds a plane in strips of this share of its rows (at
@@ -358,7 +352,11 @@ def lossy_plane_rows(qbands: list, h: ct.Header, steps: list, dtype: DTypeLike):
     values as the whole plane (the same operations on the same samples)."""
     from ._hlc import synth97_level
 
-    ll, (hl, lh, hh), fsteps, recon = _coarser_levels(qbands, h, steps, h.levels)
+    n = h.levels
+    hl, lh, hh = (_writable32(b) for b in qbands[n])
+    # the coarser levels: the finest level's LL, float32 (the int32 band itself for one level)
+    ll = _synth97_levels(qbands, h, steps, n - 1, None, np.float32, _INT32_SAFE)
+    fsteps, recon = np.asarray(steps[:1 + 3 * n], np.float32), float(np.float32(h.recon_offset))
     ns_v, nd_v, cols = ll.shape[0], lh.shape[0], ll.shape[1] + hl.shape[1]
     strip = 2 * max(STRIP_MIN // 2, -(-(ns_v + nd_v) // (2 * STRIP_SHARE)))  # (even: strips start on an even row)
     for y0 in range(0, ns_v + nd_v, strip):

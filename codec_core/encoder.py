@@ -18,10 +18,11 @@ import numpy as np
 
 from . import container as ct
 from . import entropy, predictive, quantize
-from .format import FLAG_LOSSY_CONTEXTS, RANGE_HEAD, ColourTransform, Mode, PlaneCoder
+from .format import FLAG_LOSSY_CONTEXTS, RANGE_HEAD, ColourTransform, Mode, PlaneCoder, Version
 from .pipeline import (
     finish_tile,
     lookup_in_place,
+    lossy_plane_rows,
     map_threads,
     new_tile,
     planes,
@@ -196,6 +197,9 @@ class LossyCoder:
     rdo = False
     #: The dead zone's rounding offset (quantize.quantise), where it quantises.
     rounding = quantize.DEADZONE_ROUNDING
+    #: The pixels of a one-frame image whose error squared_error counts, (rows, cols)
+    #: bool (None: every pixel).
+    keep: np.ndarray | None = None
 
     def __init__(self, src: Source) -> None:
         self.src = src
@@ -222,6 +226,12 @@ class LossyCoder:
                                  self.h.levels, None, consume=True, rdo=self.rdo,
                                  rounding=self.rounding)
 
+    def _decoded_steps(self, steps: list, c: int) -> list:
+        """Channel ``c``'s steps as the decoder takes them: by the channel multipliers as
+        the header stores them (float32; the quantiser's float64 ones can round a step
+        apart, and the error would then not be the decoded image's)."""
+        return quantize.channel_steps(steps, [float(np.float32(m)) for m in self.h.channel_mult], c)
+
     def _base(self, q, steps: list, like: np.ndarray) -> np.ndarray:
         """The lossy layer exactly as the decoder rebuilds it: (rows, cols, Ch), each
         plane from ``q`` (an iterator making each channel's quantised bands when
@@ -230,12 +240,11 @@ class LossyCoder:
         decoder gives it)."""
         h = self.h
         if h.channels == 1:
-            return reconstruct_lossy_plane(next(iter(q)), h, quantize.channel_steps(steps, h.channel_mult, 0),
+            return reconstruct_lossy_plane(next(iter(q)), h, self._decoded_steps(steps, 0),
                                            None, consume=True, dtype=like.dtype)[..., None]
         tile = new_tile(like.shape[:2], h)
         for c, qc in enumerate(q):  # (dequantise empties qc itself)
-            reconstruct_lossy_plane(qc, h, quantize.channel_steps(steps, h.channel_mult, c), None,
-                                    consume=True, out=tile[..., c])
+            reconstruct_lossy_plane(qc, h, self._decoded_steps(steps, c), None, consume=True, out=tile[..., c])
             del qc
         return finish_tile(tile, h)
 
@@ -263,6 +272,14 @@ class LossyCoder:
     def _tile_squared_error(self, steps: list, ft: tuple[int, int]) -> float:
         h = self.h
         f, t = ft
-        x = self.src.stored(f, h.tile_box(t))
+        box = h.tile_box(t)
+        x = self.src.stored(f, box)
+        keep = None if self.keep is None else self.keep[box[0]:box[1], box[2]:box[3]]
+        if h.channels == 1 and h.levels and h.version >= Version.V2:
+            # the decoder's plane a strip of rows at a time: the quantised bands (in the
+            # float bands' own memory) and a strip, not a whole plane on top
+            rows = lossy_plane_rows(self._quantised(f, t, 0, steps), h, self._decoded_steps(steps, 0), x.dtype)
+            return sum(squared_error(r, x[y:y + len(r), :, 0], None if keep is None else keep[y:y + len(r)])
+                       for y, r in rows)
         qs = (self._quantised(f, t, c, steps) for c in range(h.channels))  # one at a time
-        return squared_error(self._base(qs, steps, x), x)
+        return squared_error(self._base(qs, steps, x), x, keep)

@@ -335,6 +335,40 @@ def _synth97_levels(qbands: list, h: ct.Header, steps: list, upto: int | None,
     return ll
 
 
+#: :func:`lossy_plane_rows` rebuilds a plane in strips of this share of its rows (at
+#: least STRIP_MIN rows) and adds STRIP_MARGIN rows of each half (even, odd) on either
+#: side: the 9/7 synthesis's four lifting steps carry an edge's mirroring two rows
+#: into a half (tests/test_lossy_trial.py: the whole plane's values; with one row,
+#: other values).
+STRIP_SHARE, STRIP_MIN, STRIP_MARGIN = 16, 16, 3
+
+
+def lossy_plane_rows(qbands: list, h: ct.Header, steps: list, dtype: DTypeLike):
+    """:func:`reconstruct_lossy_plane`'s plane (``consume``, no multipliers, format v2
+    on, at least one level; clipped to the header's range, of ``dtype``) as
+    ``(first row, rows)`` pieces, consuming ``qbands``: the finest level synthesised
+    a strip at a time (``STRIP_SHARE``) from copies of its bands' rows (with
+    ``STRIP_MARGIN`` rows either side), so the whole plane never exists. The same
+    values as the whole plane (the same operations on the same samples)."""
+    from ._hlc import synth97_level
+
+    n = h.levels
+    hl, lh, hh = (_writable32(b) for b in qbands[n])
+    # the coarser levels: the finest level's LL, float32 (the int32 band itself for one level)
+    ll = _synth97_levels(qbands, h, steps, n - 1, None, np.float32, _INT32_SAFE)
+    fsteps, recon = np.asarray(steps[:1 + 3 * n], np.float32), float(np.float32(h.recon_offset))
+    ns_v, nd_v, cols = ll.shape[0], lh.shape[0], ll.shape[1] + hl.shape[1]
+    strip = 2 * max(STRIP_MIN // 2, -(-(ns_v + nd_v) // (2 * STRIP_SHARE)))  # (even: strips start on an even row)
+    for y0 in range(0, ns_v + nd_v, strip):
+        y1 = min(ns_v + nd_v, y0 + strip)
+        i0, end = max(0, y0 // 2 - STRIP_MARGIN), y1 // 2 + STRIP_MARGIN + 1
+        s, d = slice(i0, min(ns_v, end)), slice(i0, min(nd_v, end))
+        rows = np.empty((s.stop - i0 + d.stop - i0, cols), dtype)
+        synth97_level(np.array(ll[s]), np.array(hl[s]), np.array(lh[d]), np.array(hh[d]), float(fsteps[0]),
+                      fsteps[-3:], recon, rows, float(h.vmin), float(h.vmax))
+        yield y0, rows[y0 - 2 * i0:y1 - 2 * i0]
+
+
 def _writable32(band: np.ndarray) -> np.ndarray:
     """``band`` as a writable C-contiguous int32 array (itself if it is one)."""
     if band.dtype == np.int32 and band.flags.c_contiguous and band.flags.writeable:

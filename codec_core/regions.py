@@ -529,17 +529,23 @@ def encode_regions(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
     stream, whole_psnr = _pack(header, rb, enc, layers, classes)
     if opts.whole_image_if_smaller and opts.preprocess is None:
         whole = _whole_if_smaller(enc, stream, target, value, e)
-        if whole is not None:
-            return whole
-    bpp = 8.0 * len(stream) / (frames * rows * cols)
+        if whole is not None:  # (it meets a PSNR target: _whole_if_smaller measures; a bpp it may miss)
+            stream, whole_psnr = whole, math.inf
+    _warn_if_unreached(target, value, 8.0 * len(stream) / (frames * rows * cols), whole_psnr)
+    return stream
+
+
+def _warn_if_unreached(target: Target, value: float, bpp: float, psnr: float) -> None:
+    """The warning that a whole-image ``bpp`` or ``psnr`` target is out of the hybrid's
+    reach with its ROI bound (whichever stream it returns: ``bpp``, ``psnr`` that one's),
+    at encode()'s caller (this, encode_regions, encode_image, encode_with, encode)."""
     if target == Target.BPP and bpp > value:
         warnings.warn(f"bpp={value} is below what the hybrid reaches with its ROI bound and the background "
                       f"at {BACKGROUND_PSNR_FLOOR} dB or better: {bpp:.3f} bpp (info() reports what each region "
-                      "got)", stacklevel=4)
-    if target == Target.PSNR and whole_psnr < value:
-        warnings.warn(f"psnr={value} is above what the hybrid reaches with its ROI bound: {whole_psnr:.2f} dB "
-                      "(info() reports what each region got)", stacklevel=4)
-    return stream
+                      "got)", stacklevel=6)
+    if target == Target.PSNR and psnr < value:
+        warnings.warn(f"psnr={value} is above what the hybrid reaches with its ROI bound: {psnr:.2f} dB "
+                      "(info() reports what each region got)", stacklevel=6)
 
 
 def _opening(mask: np.ndarray, size: int) -> np.ndarray:
@@ -907,10 +913,7 @@ def _kept_pixels_coder(classes: np.ndarray) -> Any:
     from .strategy import RdoCoder
 
     class KeptPixels(RdoCoder):
-        def _base(self, q: Any, steps: list, like: np.ndarray) -> np.ndarray:
-            out = super()._base(q, steps, like)
-            np.copyto(out, like, where=(classes[0] == FLAT)[..., None])  # (no error where the padding is)
-            return out
+        keep = classes[0] != FLAT  # (no error where the padding is)
 
     return KeptPixels
 

@@ -166,6 +166,17 @@ def test_an_unreachable_bpp_warns_and_keeps_the_background_above_the_floor():
     assert hlc.info(data)["bpp"] > 0.25 and np.array_equal(out[mask], img[mask])
 
 
+def test_an_unreachable_bpp_warns_when_the_whole_image_is_returned():
+    # (the whole image within +-e, lossless here, is smaller than the hybrid: it is
+    # returned, and the target is still out of reach: the same warning, at the caller)
+    img = dicom("CT_small.dcm")
+    with pytest.warns(UserWarning, match="bpp=0.5 is below what the hybrid reaches") as caught:
+        data = hlc.encode(img, mode="lossy", bpp=0.5, roi=np.ones(img.shape, bool))
+    assert hlc.info(data)["mode"] == "lossless" and np.array_equal(hlc.decode(data), img)
+    assert f"{8 * len(data) / img.size:.3f} bpp" in str(caught[0].message)
+    assert caught[0].filename == __file__  # (at the caller, not inside codec_core)
+
+
 def test_a_reachable_bpp_is_met():
     img = dicom("693_UNCR.dcm")
     mask = np.zeros(img.shape, bool)

@@ -92,10 +92,13 @@ _SMALL = (1, 2, 3, 4, 5, 6, 7, 9, 16, 17, 33)
 
 
 def _random_97_bands(rng, rows: int, cols: int, levels: int) -> list:
+    """Random quantised bands; in one case of three the details' magnitudes reach 2^30
+    (int32 values that float32 rounds: the dequantisation's |q| conversion)."""
     from codec_core import transform
     shapes = transform.band_shapes(rows, cols, levels)
+    top = 1 << 30 if rng.random() < 1 / 3 else 3001
     return [rng.integers(-40000, 40000, shapes[0]).astype(np.int32)] + [
-        tuple((rng.integers(-3000, 3001, s) * (rng.random(s) < 0.6)).astype(np.int32) for s in lvl)
+        tuple((rng.integers(-top, top, s) * (rng.random(s) < 0.6)).astype(np.int32) for s in lvl)
         for lvl in shapes[1:]]
 
 

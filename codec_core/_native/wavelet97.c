@@ -60,40 +60,6 @@ static void lift_right(float *d, int nd, const float *s, int ns, float c) {
     }
 }
 
-/* The same along the columns of an h x w region of rows `stride` apart, row by row
-   (each update is elementwise across a row: the same operations as column by column). */
-static void lift_rows_left(float *s, int ns, const float *d, int nd, float c, int w, size_t stride) {
-    for (int i = 0; i < ns; i++) {
-        float *x = s + (size_t)i * stride;
-        const float *y0 = d + (size_t)(i == 0 ? 0 : i - 1) * stride;
-        const float *y1 = d + (size_t)(i < nd ? i : nd - 1) * stride;
-        for (int j = 0; j < w; j++) {
-            float t = y0[j] + y1[j];
-            t = t * c;
-            x[j] = x[j] + t;
-        }
-    }
-}
-
-static void lift_rows_right(float *d, int nd, const float *s, int ns, float c, int w, size_t stride) {
-    for (int i = 0; i < nd; i++) {
-        float *x = d + (size_t)i * stride;
-        const float *y0 = s + (size_t)i * stride;
-        const float *y1 = s + (size_t)(i + 1 < ns ? i + 1 : i) * stride;
-        for (int j = 0; j < w; j++) {
-            float t = y0[j] + y1[j];
-            t = t * c;
-            x[j] = x[j] + t;
-        }
-    }
-}
-
-static void scale_rows(float *x, int n, int w, size_t stride, float k) {
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < w; j++) x[(size_t)i * stride + j] = x[(size_t)i * stride + j] * k;
-}
-
-
 /* clip(rint(x), lo, hi) into the output's type, one row. The bounds are integers, so
    rounding the clipped value is the same; below 2^22 in magnitude, adding and taking
    away 1.5 x 2^23 rounds half to even like rintf (which, without SSE4.1, is a call). */
@@ -317,27 +283,22 @@ void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, 
  * so the next level works on the LL prefix and the result is every band, contiguous,
  * in decomposition order (LL, then HL, LH, HH coarsest first): no copy per band. */
 
-/* The column lifting of an h x w region (rows w apart) whose even rows are s, odd d. */
-static void analyse_columns(float *x, int h, int w) {
-    int ns = (h + 1) / 2, nd = h / 2;
-    if (nd == 0) return;
-    size_t st = 2 * (size_t)w;
-    float *s = x, *d = x + w;
-    lift_rows_right(d, nd, s, ns, (float)A97, w, st);
-    lift_rows_left(s, ns, d, nd, (float)B97, w, st);
-    lift_rows_right(d, nd, s, ns, (float)G97, w, st);
-    lift_rows_left(s, ns, d, nd, (float)D97, w, st);
-    scale_rows(s, ns, w, st, (float)(1.0 / K97));
-    scale_rows(d, nd, w, st, (float)(K97 / 2.0));
-}
-
-/* The row analysis of one row of n samples: x becomes [s | d] (via tmp). */
-static void analyse_row(float *x, int n, float *tmp) {
+/* The row analysis of one row of n samples, each sample first times kc if col (the
+   column analysis's last step, folded in): x becomes [s | d] (via tmp). */
+static void analyse_row(float *x, int n, float *tmp, int col, float kc) {
     int ns = (n + 1) / 2, nd = n / 2;
-    if (nd == 0) return;
+    if (nd == 0) {
+        if (col) x[0] = x[0] * kc;
+        return;
+    }
     float *s = tmp, *d = tmp + ns;
-    for (int i = 0; i < ns; i++) s[i] = x[2 * i];
-    for (int i = 0; i < nd; i++) d[i] = x[2 * i + 1];
+    if (col) {
+        for (int i = 0; i < ns; i++) s[i] = x[2 * i] * kc;
+        for (int i = 0; i < nd; i++) d[i] = x[2 * i + 1] * kc;
+    } else {
+        for (int i = 0; i < ns; i++) s[i] = x[2 * i];
+        for (int i = 0; i < nd; i++) d[i] = x[2 * i + 1];
+    }
     lift_right(d, nd, s, ns, (float)A97);
     lift_left(s, ns, d, nd, (float)B97);
     lift_right(d, nd, s, ns, (float)G97);
@@ -345,6 +306,36 @@ static void analyse_row(float *x, int n, float *tmp) {
     const float k = (float)(1.0 / K97), k2 = (float)(K97 / 2.0);
     for (int i = 0; i < ns; i++) x[i] = s[i] * k;
     for (int i = 0; i < nd; i++) x[ns + i] = d[i] * k2;
+}
+
+/* One analysis level of the h x w region x (rows w apart; even rows s, odd d), in place,
+   in one pass down its rows: at iteration t, d_t += A(s_t + s_t+1), s_t += B(d_t-1 + d_t),
+   d_t-1 += G(s_t-1 + s_t), s_t-1 += D(d_t-2 + d_t-1) (indices mirrored at both ends, as
+   in whole-column passes), each reading only values its predecessor step has finished
+   and no later step has overwritten; s_t-1 and then d_t-2 are final: scaled (1/K, K/2)
+   and analysed along x while in cache. Same operations on the same operands per sample
+   as six whole passes and a row pass. tmp: n floats. */
+static void analyse_level(float *x, int h, int w, float *tmp) {
+    int ns = (h + 1) / 2, nd = h / 2;
+    if (nd == 0) {  /* one row: no column analysis */
+        analyse_row(x, w, tmp, 0, 1.0f);
+        return;
+    }
+    const float ks = (float)(1.0 / K97), kd = (float)(K97 / 2.0);
+#define S_(i) (x + (size_t)(2 * (i)) * w)
+#define D_(i) (x + (size_t)(2 * (i) + 1) * w)
+    for (int t = 0; t <= ns + 1; t++) {
+        if (t < nd) lift_row(D_(t), S_(t), S_(t + 1 < ns ? t + 1 : t), (float)A97, w);
+        if (t < ns) lift_row(S_(t), D_(t ? t - 1 : 0), D_(t < nd ? t : nd - 1), (float)B97, w);
+        if (t >= 1 && t - 1 < nd) lift_row(D_(t - 1), S_(t - 1), S_(t < ns ? t : t - 1), (float)G97, w);
+        if (t >= 1 && t - 1 < ns) {
+            lift_row(S_(t - 1), D_(t >= 2 ? t - 2 : 0), D_(t - 1 < nd ? t - 1 : nd - 1), (float)D97, w);
+            analyse_row(S_(t - 1), w, tmp, 1, ks);
+        }
+        if (t >= 2 && t - 2 < nd) analyse_row(D_(t - 2), w, tmp, 1, kd);
+    }
+#undef S_
+#undef D_
 }
 
 /* Rows of an h x w region reordered even rows first, then odd ones, in place: the
@@ -393,8 +384,7 @@ void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch,
     }
     float *tmp = scratch + (size_t)((H + 1) / 2) * (W / 2);
     for (int lev = 0; lev < levels; lev++) {
-        analyse_columns(x, h, w);
-        for (int r = 0; r < h; r++) analyse_row(x + (size_t)r * w, w, tmp);
+        analyse_level(x, h, w, tmp);
         unshuffle_rows(x, h, w, tmp, seen);
         int ns_v = (h + 1) / 2, nd_v = h / 2, ns_h = (w + 1) / 2, nd_h = w / 2;
         pack_half(x, ns_v, ns_h, nd_h, scratch);                    /* LL | HL */

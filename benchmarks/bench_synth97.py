@@ -121,7 +121,7 @@ def synthetic(n: int, levels: int) -> tuple[list, np.ndarray]:
     b = transform.dwt97_forward(img, levels)
     steps = quantize.subband_steps(6.0, levels)
     flat = [b[0]] + [x for lvl in b[1:] for x in lvl]
-    return [np.rint(f / s).astype(np.int32) for f, s in zip(flat, steps)], np.asarray(steps, np.float32)
+    return [np.rint(f / s).astype(np.int32) for f, s in zip(flat, steps, strict=True)], np.asarray(steps, np.float32)
 
 
 def real(name: str, bpp: float) -> tuple[bytes, list]:

@@ -255,14 +255,15 @@ def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list 
     else:
         bounds = (h.vmin, h.vmax)
     if h.version >= Version.V2 and mult is None and consume and (h.levels if upto is None else upto) > 0:
-        # the compiled kernel a level at a time, in the bands themselves: no plane-sized
+        # the compiled kernel a level at a time, from the bands themselves: no plane-sized
         # float buffer, each level's integer bands freed after their level (at most the
         # numpy path's memory, whatever the plane's share of the image)
         return _synth97_levels(qbands, h, steps, upto, out, dtype, bounds)
     if h.version >= Version.V2 and mult is None and _small_share(qbands, h):
-        # the compiled kernel: same values, one pass a band; it holds the integer bands,
-        # a float plane and the output at once (5x a 16-bit plane), so it serves planes
-        # that are at most a quarter of the image; the numpy path frees each band as it
+        # the compiled kernel: same values, one pass a level; it holds the integer bands,
+        # float levels of 5/16 of the plane and the output at once (3.6x a 16-bit plane;
+        # it held a whole float plane, 5x, before its one-pass levels), and it serves
+        # planes that are at most a quarter of the image; the numpy path frees each band as it
         # goes (3x): a one-tile image stays within 4x its size
         return _synth97(qbands, h, steps, upto, consume, out, dtype, bounds)
     ll_dtype = np.float64 if h.version < Version.V2 else np.float32
@@ -305,8 +306,8 @@ def _synth97(qbands: list, h: ct.Header, steps: list, upto: int | None, consume:
 def _synth97_levels(qbands: list, h: ct.Header, steps: list, upto: int | None,
                     out: np.ndarray | None, dtype: DTypeLike | None, bounds: tuple) -> np.ndarray:
     """:func:`reconstruct_lossy_plane` by ``_hlc.synth97_level``, consuming ``qbands``:
-    each level dequantised and synthesised in its own band arrays (overwritten) into
-    the next level's float LL, the last one rounded and clipped into ``out`` (or a new
+    each level dequantised and synthesised from its band arrays (read, not written)
+    into the next level's float LL, the last one rounded and clipped into ``out`` (or a new
     array of ``dtype``, int32 by default). Same values as the numpy path."""
     from ._hlc import synth97_level
 

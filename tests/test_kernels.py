@@ -88,6 +88,53 @@ def test_compiled_97_synthesis_gives_the_numpy_reference_bit_for_bit(consume):
             assert np.array_equal(tile[..., 1], ref) and not tile[..., 0].any()
 
 
+_SMALL = (1, 2, 3, 4, 5, 6, 7, 9, 16, 17, 33)
+
+
+def _random_97_bands(rng, rows: int, cols: int, levels: int) -> list:
+    """Random quantised bands; in one case of three the details' magnitudes reach 2^30
+    (int32 values that float32 rounds: the dequantisation's |q| conversion)."""
+    from codec_core import transform
+    shapes = transform.band_shapes(rows, cols, levels)
+    top = 1 << 30 if rng.random() < 1 / 3 else 3001
+    return [rng.integers(-40000, 40000, shapes[0]).astype(np.int32)] + [
+        tuple((rng.integers(-top, top, s) * (rng.random(s) < 0.6)).astype(np.int32) for s in lvl)
+        for lvl in shapes[1:]]
+
+
+def test_the_pipelined_97_synthesis_gives_the_reference_floats_bit_for_bit_on_small_and_odd_shapes():
+    """wavelet97.c's one-pass level synthesis (the column lifting a row or two behind the
+    row synthesis, in a ring of rows) against the numpy lifting, compared as bit patterns
+    before any rounding: every small height and width (1 x n, n x 1, 2 x 2, odd ones) and
+    every level count down to one-sample bands, through synth97_level with float32 output
+    level by level; and the whole-plane kernel, rounded, on the same bands."""
+    from codec_core import quantize, transform
+    rng = np.random.default_rng(1897)
+    recon = float(np.float32(0.375))
+    for rows in _SMALL:
+        for cols in _SMALL:
+            for levels in range(0, 7):
+                q = _random_97_bands(rng, rows, cols, levels)
+                steps = np.asarray(quantize.subband_steps(float(rng.uniform(0.2, 40)), levels), np.float32)
+                deq = quantize.dequantise([q[0]] + list(q[1:]), list(steps), levels, recon, None, None, False,
+                                          np.float32)
+                ref = transform.dwt97_inverse(deq)
+                ll = q[0]
+                for k in range(levels):
+                    hl, lh, hh = q[1 + k]
+                    nxt = np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]), np.float32)
+                    _hlc.synth97_level(ll.copy(), hl.copy(), lh.copy(), hh.copy(), float(steps[0]),
+                                       steps[1 + 3 * k:4 + 3 * k], recon, nxt, 0.0, 0.0)
+                    ll = nxt
+                if levels:
+                    assert ref.dtype == np.float32 and np.array_equal(ll.view(np.uint32), ref.view(np.uint32)), \
+                        (rows, cols, levels)
+                out = np.empty((rows, cols), np.int32)
+                _hlc.synth97([q[0]] + [b for lvl in q[1:] for b in lvl], steps, recon, out, -(1 << 30), 1 << 30)
+                want = np.clip(np.rint(np.asarray(ref, np.float64)), -(1 << 30), 1 << 30)
+                assert np.array_equal(out, want), (rows, cols, levels)
+
+
 def test_compiled_97_synthesis_checks_its_buffers():
     from codec_core import _hlc
     ok = [np.zeros((2, 2), np.int32)] + [np.zeros((2, 2), np.int32)] * 3

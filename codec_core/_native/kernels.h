@@ -72,7 +72,8 @@ double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, 
                       const int64_t *is_ll, const int64_t *tiles, const double *xc, int nx, const double *mc, int nm,
                       int contexts, double rounding);
 void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
-                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *tmp);
+                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *work);
+#define HLC_SYNTH97_WORK(w) (7 * (size_t)(w) + 16) /* floats of hlc_synth97_level's work */
 void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen);
 
 /* the region map's row runs (regionmap.c) */

@@ -684,7 +684,7 @@ static int overlap(const Py_buffer *a, const Py_buffer *b) {
 }
 
 /* synth97_level(ll, hl, lh, hh, ll_step, steps, recon, out, lo, hi): one 9/7 synthesis
-   level in the band arrays (all overwritten): ll int32 (dequantised with ll_step) or
+   level from the band arrays (read, not written): ll int32 (dequantised with ll_step) or
    float32, hl/lh/hh int32 (steps[0..2]), writable, C-contiguous, of the shapes an
    out.shape plane has after one level; out float32 (the level's plane) or an
    int32/int16/uint16/int8/uint8 array written clip(rint(x), lo, hi). */
@@ -732,7 +732,7 @@ static PyObject *py_synth97_level(PyObject *self, PyObject *args) {
             if (i != 4 && j != 4 && check(!overlap(&a[i].view, &a[j].view), "synth97_level: arrays overlap"))
                 goto done;
     {
-        float *tmp = PyMem_RawMalloc(sizeof(float) * 2 * ((size_t)w + 1));
+        float *tmp = PyMem_RawMalloc(sizeof(float) * HLC_SYNTH97_WORK(w));
         if (!tmp) { PyErr_NoMemory(); goto done; }
         const float *steps = a[4].view.buf;
         Py_BEGIN_ALLOW_THREADS
@@ -907,7 +907,7 @@ static PyMethodDef methods[] = {
     {"unpack_map", py_unpack_map, METH_VARARGS, "Inverse of pack_map, every run checked."},
     {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
     {"model_bits", py_model_bits, METH_VARARGS, "Rate model's bits of 9/7 bands at their steps (stats97.c)."},
-    {"synth97_level", py_synth97_level, METH_VARARGS, "One 9/7 synthesis level in the band arrays (dequantised in place)."},
+    {"synth97_level", py_synth97_level, METH_VARARGS, "One 9/7 synthesis level from the band arrays."},
     {"rdo_count", py_rdo_count, METH_VARARGS, "RDO quantiser's token histogram of one 9/7 detail band."},
     {"quant_band", py_quant_band, METH_VARARGS, "Quantised levels of one 9/7 detail band (dead zone or RDO)."},
     {"fwd97", py_fwd97, METH_VARARGS, "The 9/7 analysis of a float32 plane, in place, bands packed."},

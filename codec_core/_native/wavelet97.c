@@ -9,8 +9,10 @@
  *   synthesis: s *= K, d *= 2/K, s -= D(d[i-1] + d[i]), d -= G(s[i] + s[i+1]),
  *   s -= B(d[i-1] + d[i]), d -= A(s[i] + s[i+1]), whole-sample symmetric extension,
  *   an axis of one sample left as it is; the result rounded half to even and clipped.
- * Bands are dequantised straight into their place in one float plane, each row and
- * column lifted in place, and the last level's rows written rounded into the output.
+ * Each level is one pipelined pass down its rows (synth_level): a row is dequantised
+ * from its bands, synthesised along x and scaled into a ring of six rows, and the four
+ * column lifting steps follow it a row or two behind, so each row is touched while in
+ * cache; finished rows go straight to the next level's LL or, rounded, to the output.
  */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3") /* vectorised lifting loops: 2-3x faster measured; same IEEE operations */
@@ -58,93 +60,6 @@ static void lift_right(float *d, int nd, const float *s, int ns, float c) {
     }
 }
 
-/* The 1-D synthesis of one row: s = x[0 .. ns), d = x[ns .. n), interleaved into x via tmp. */
-static void synth_row(float *x, int n, float *tmp) {
-    int ns = (n + 1) / 2, nd = n / 2;
-    if (nd == 0) return;
-    float *s = x, *d = x + ns;
-    const float k = (float)K97, k2 = (float)(2.0 / K97);
-    for (int i = 0; i < ns; i++) s[i] = s[i] * k;
-    for (int i = 0; i < nd; i++) d[i] = d[i] * k2;
-    lift_left(s, ns, d, nd, (float)-D97);
-    lift_right(d, nd, s, ns, (float)-G97);
-    lift_left(s, ns, d, nd, (float)-B97);
-    lift_right(d, nd, s, ns, (float)-A97);
-    for (int i = 0; i < ns; i++) tmp[2 * i] = s[i];
-    for (int i = 0; i < nd; i++) tmp[2 * i + 1] = d[i];
-    memcpy(x, tmp, sizeof(float) * (size_t)n);
-}
-
-/* The same along the columns of an h x w region of rows `stride` apart, row by row
-   (each update is elementwise across a row: the same operations as column by column). */
-static void lift_rows_left(float *s, int ns, const float *d, int nd, float c, int w, size_t stride) {
-    for (int i = 0; i < ns; i++) {
-        float *x = s + (size_t)i * stride;
-        const float *y0 = d + (size_t)(i == 0 ? 0 : i - 1) * stride;
-        const float *y1 = d + (size_t)(i < nd ? i : nd - 1) * stride;
-        for (int j = 0; j < w; j++) {
-            float t = y0[j] + y1[j];
-            t = t * c;
-            x[j] = x[j] + t;
-        }
-    }
-}
-
-static void lift_rows_right(float *d, int nd, const float *s, int ns, float c, int w, size_t stride) {
-    for (int i = 0; i < nd; i++) {
-        float *x = d + (size_t)i * stride;
-        const float *y0 = s + (size_t)i * stride;
-        const float *y1 = s + (size_t)(i + 1 < ns ? i + 1 : i) * stride;
-        for (int j = 0; j < w; j++) {
-            float t = y0[j] + y1[j];
-            t = t * c;
-            x[j] = x[j] + t;
-        }
-    }
-}
-
-static void scale_rows(float *x, int n, int w, size_t stride, float k) {
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < w; j++) x[(size_t)i * stride + j] = x[(size_t)i * stride + j] * k;
-}
-
-/* Vertical synthesis of the h x w region at buf (rows W apart), lifted in place. */
-static void synth_columns(float *buf, int h, int w, size_t W) {
-    int ns = (h + 1) / 2, nd = h / 2;
-    if (nd == 0) return;
-    float *s = buf, *d = buf + (size_t)ns * W;
-    scale_rows(s, ns, w, W, (float)K97);
-    scale_rows(d, nd, w, W, (float)(2.0 / K97));
-    lift_rows_left(s, ns, d, nd, (float)-D97, w, W);
-    lift_rows_right(d, nd, s, ns, (float)-G97, w, W);
-    lift_rows_left(s, ns, d, nd, (float)-B97, w, W);
-    lift_rows_right(d, nd, s, ns, (float)-A97, w, W);
-}
-
-/* Row r of the synthesised region: s row r/2 or d row r/2 (rows W apart). */
-static const float *region_row(const float *buf, int h, size_t W, int r) {
-    int ns = (h + 1) / 2;
-    return buf + (size_t)(r % 2 ? ns + r / 2 : r / 2) * W;
-}
-
-static void dequantise(float *dst, size_t W, const int32_t *q, int h, int w, float step, float recon, int ll) {
-    for (int i = 0; i < h; i++) {
-        const int32_t *src = q + (size_t)i * w;
-        float *out = dst + (size_t)i * W;
-        if (ll) {
-            for (int j = 0; j < w; j++) out[j] = (float)src[j] * step;
-        } else {
-            for (int j = 0; j < w; j++) {
-                int32_t v = src[j];
-                float m = (float)(v < 0 ? -(int64_t)v : (int64_t)v);
-                m = m + recon;
-                m = m * step;
-                out[j] = v == 0 ? 0.0f : (v < 0 ? -m : m);
-            }
-        }
-    }
-}
-
 /* clip(rint(x), lo, hi) into the output's type, one row. The bounds are integers, so
    rounding the clipped value is the same; below 2^22 in magnitude, adding and taking
    away 1.5 x 2^23 rounds half to even like rintf (which, without SSE4.1, is a call). */
@@ -177,38 +92,183 @@ static void write_row(void *out, int otype, size_t at, const float *x, int w, do
 
 /* bands: LL, then (HL, LH, HH) per level, coarsest first, shapes as band_shapes(H, W, levels);
    steps: one per band. out: H x W of otype, values clipped to [lo, hi] (lo <= hi, both within
-   the type). Returns -1 if out of memory. */
+
+/* ------------------------------------------------------------ synthesis, one pass a level */
+
+/* Where a level's rows come from: an int32 band (dequantised: LL or detail) or float32 rows. */
+enum { SRC_F32, SRC_LL, SRC_DETAIL };
+typedef struct {
+    const void *p;
+    size_t stride; /* elements between rows */
+    int kind;
+    float step;
+} Src;
+
+/* Where its rows go: float32 rows (otype < 0) or rounded and clipped samples of otype. */
+typedef struct {
+    void *p;
+    size_t stride;
+    int otype;
+    double lo, hi;
+} Sink;
+
+/* n samples of row r of src into dst, each then times k if scale (the row synthesis's
+   first step, s *= K or d *= 2/K, folded in: the same two operations per sample). */
+static void load_row(float *dst, const Src *src, int r, int n, float recon, int scale, float k) {
+    if (src->kind == SRC_F32) {
+        const float *x = (const float *)src->p + (size_t)r * src->stride;
+        if (!scale) { memcpy(dst, x, sizeof(float) * (size_t)n); return; }
+        for (int j = 0; j < n; j++) dst[j] = x[j] * k;
+        return;
+    }
+    const int32_t *q = (const int32_t *)src->p + (size_t)r * src->stride;
+    const float step = src->step;
+    if (src->kind == SRC_LL) {
+        for (int j = 0; j < n; j++) dst[j] = (float)q[j] * step;
+    } else {
+        /* sign(v) ((float)|v| + recon) step, without branches so that it vectorises:
+           (float)|v| as |(float)v| (int32 to float rounds to nearest, symmetric about
+           0, and -2^31 is exact: the same value, where the int64 conversion of |v| has
+           no SSE2 vector form), -m as m with its sign bit flipped (what negation does),
+           0 for v = 0 as all bits clear */
+        for (int j = 0; j < n; j++) {
+            int32_t v = q[j];
+            float m = fabsf((float)v);
+            m = m + recon;
+            m = m * step;
+            uint32_t bits;
+            memcpy(&bits, &m, sizeof bits);
+            bits ^= (uint32_t)v & 0x80000000u;
+            bits &= (uint32_t)-(int32_t)(v != 0);
+            memcpy(&dst[j], &bits, sizeof bits);
+        }
+    }
+    if (scale)
+        for (int j = 0; j < n; j++) dst[j] = dst[j] * k;
+}
+
+/* Row r of a level of width w synthesised along x from a (the s half, ns_h samples) and
+   b (the d half), interleaved into dst, each sample then times kc if col (the column
+   synthesis's first step). tmp: w floats. */
+static void level_row(float *dst, const Src *a, const Src *b, int r, int w, float recon, int col, float kc,
+                      float *tmp) {
+    int ns = (w + 1) / 2, nd = w / 2;
+    float *s = tmp, *d = tmp + ns;
+    load_row(s, a, r, ns, recon, nd > 0, (float)K97);
+    load_row(d, b, r, nd, recon, 1, (float)(2.0 / K97));
+    if (nd > 0) {
+        lift_left(s, ns, d, nd, (float)-D97);
+        lift_right(d, nd, s, ns, (float)-G97);
+        lift_left(s, ns, d, nd, (float)-B97);
+        lift_right(d, nd, s, ns, (float)-A97);
+    }
+    if (col) {
+        for (int i = 0; i < nd; i++) { dst[2 * i] = s[i] * kc; dst[2 * i + 1] = d[i] * kc; }
+        if (ns > nd) dst[w - 1] = s[ns - 1] * kc;
+    } else {
+        for (int i = 0; i < nd; i++) { dst[2 * i] = s[i]; dst[2 * i + 1] = d[i]; }
+        if (ns > nd) dst[w - 1] = s[ns - 1];
+    }
+}
+
+/* x[j] += c * (y0[j] + y1[j]): one column lifting step on one row. */
+static void lift_row(float *restrict x, const float *y0, const float *y1, float c, int w) {
+    for (int j = 0; j < w; j++) {
+        float t = y0[j] + y1[j];
+        t = t * c;
+        x[j] = x[j] + t;
+    }
+}
+
+static void emit_row(const Sink *o, int r, const float *x, int w) {
+    if (o->otype < 0) memcpy((float *)o->p + (size_t)r * o->stride, x, sizeof(float) * (size_t)w);
+    else write_row(o->p, o->otype, (size_t)r * o->stride, x, w, o->lo, o->hi);
+}
+
+/* One synthesis level of h x w from ll|hl (rows of s) and lh|hh (rows of d) into out.
+   Column steps at iteration t: s_t -= D(d_t-1 + d_t), d_t-1 -= G(s_t-1 + s_t),
+   s_t-1 -= B(d_t-2 + d_t-1), d_t-2 -= A(s_t-2 + s_t-1) (indices mirrored at both ends
+   as in the whole-column steps); each reads only values its step's predecessor has
+   finished and that no later step has overwritten, so every sample goes through the
+   same operations on the same operands as six whole passes would. Rows t-2 are then
+   final. work: 7 w floats (a ring of three s rows and three d rows, and a row). */
+static void synth_level(const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w,
+                        const Sink *out, float *work) {
+    int ns = (h + 1) / 2, nd = h / 2;
+    float *tmp = work + 6 * (size_t)w;
+    if (h == 0 || w == 0) return;
+    if (nd == 0) {  /* one row: no column synthesis */
+        level_row(work, ll, hl, 0, w, recon, 0, 1.0f, tmp);
+        emit_row(out, 0, work, w);
+        return;
+    }
+#define S_(i) (work + (size_t)((i) % 3) * w)
+#define D_(i) (work + (size_t)(3 + (i) % 3) * w)
+    for (int t = 0; t <= ns + 1; t++) {
+        if (t < ns) level_row(S_(t), ll, hl, t, w, recon, 1, (float)K97, tmp);
+        if (t < nd) level_row(D_(t), lh, hh, t, w, recon, 1, (float)(2.0 / K97), tmp);
+        if (t < ns) lift_row(S_(t), D_(t ? t - 1 : 0), D_(t < nd ? t : nd - 1), (float)-D97, w);
+        if (t >= 1 && t - 1 < nd) lift_row(D_(t - 1), S_(t - 1), S_(t < ns ? t : t - 1), (float)-G97, w);
+        if (t >= 1 && t - 1 < ns) lift_row(S_(t - 1), D_(t >= 2 ? t - 2 : 0), D_(t - 1 < nd ? t - 1 : nd - 1),
+                                           (float)-B97, w);
+        if (t >= 2 && t - 2 < nd) lift_row(D_(t - 2), S_(t - 2), S_(t - 1 < ns ? t - 1 : t - 2), (float)-A97, w);
+        if (t >= 2) {
+            emit_row(out, 2 * (t - 2), S_(t - 2), w);
+            if (t - 2 < nd) emit_row(out, 2 * (t - 2) + 1, D_(t - 2), w);
+        }
+    }
+#undef S_
+#undef D_
+}
+
+/* bands: LL, then (HL, LH, HH) per level, coarsest first, shapes as band_shapes(H, W, levels);
+   steps: one per band. out: H x W of otype, values clipped to [lo, hi] (lo <= hi, both within
+   the type). Each level's float result feeds the next from one of two buffers taken in turn
+   (a quarter and a sixteenth of the plane). Returns -1 if out of memory. */
 int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, float recon,
                 int H, int W, void *out, int otype, double lo, double hi) {
     int hs[64], ws[64];
     hs[0] = H; ws[0] = W;
     for (int k = 1; k <= levels; k++) { hs[k] = (hs[k - 1] + 1) / 2; ws[k] = (ws[k - 1] + 1) / 2; }
-    float *buf = malloc(sizeof(float) * (size_t)H * W + sizeof(float) * (size_t)(W > H ? W : H) + 16);
-    /* the interleaved rows of a coarser level (at most a quarter of the plane) */
-    float *copy = levels > 1 ? malloc(sizeof(float) * (size_t)hs[1] * ws[1] + 16) : NULL;
-    if (!buf || (levels > 1 && !copy)) { free(buf); free(copy); return -1; }
-    float *tmp = buf + (size_t)H * W;
-    size_t S = (size_t)W;
-    dequantise(buf, S, bands[0], hs[levels], ws[levels], steps[0], recon, 1);
-    for (int lev = levels; lev >= 1; lev--) {
-        int h = hs[lev - 1], w = ws[lev - 1], ns_v = (h + 1) / 2, ns_h = (w + 1) / 2;
-        int b = 1 + 3 * (levels - lev);
-        dequantise(buf + ns_h, S, bands[b], ns_v, w / 2, steps[b], recon, 0);
-        dequantise(buf + (size_t)ns_v * S, S, bands[b + 1], h / 2, ns_h, steps[b + 1], recon, 0);
-        dequantise(buf + (size_t)ns_v * S + ns_h, S, bands[b + 2], h / 2, w / 2, steps[b + 2], recon, 0);
-        for (int r = 0; r < h; r++) synth_row(buf + (size_t)r * S, w, tmp);
-        synth_columns(buf, h, w, S);
-        if (lev == 1) break;
-        /* interleave the rows (the next level's LL), through tmp row by row from the end
-           of a copy: the region is copied out first, then written back in order */
-        for (int r = 0; r < h; r++) memcpy(copy + (size_t)r * w, region_row(buf, h, S, r), sizeof(float) * w);
-        for (int r = 0; r < h; r++) memcpy(buf + (size_t)r * S, copy + (size_t)r * w, sizeof(float) * w);
+    size_t nbuf[2] = {levels > 1 ? (size_t)hs[1] * ws[1] : 0, levels > 2 ? (size_t)hs[2] * ws[2] : 0};
+    float *work = malloc(sizeof(float) * (7 * (size_t)W + nbuf[0] + nbuf[1]) + 16);
+    if (!work) return -1;
+    float *buf[2] = {work + 7 * (size_t)W, work + 7 * (size_t)W + nbuf[0]};
+    Src ll = {bands[0], (size_t)ws[levels], SRC_LL, steps[0]};
+    Sink last = {out, (size_t)W, otype, lo, hi};
+    if (levels == 0) {
+        for (int r = 0; r < H; r++) {
+            load_row(work, &ll, r, W, recon, 0, 1.0f);
+            emit_row(&last, r, work, W);
+        }
     }
-    for (int r = 0; r < H; r++)
-        write_row(out, otype, (size_t)r * W, levels ? region_row(buf, H, S, r) : buf + (size_t)r * S, W, lo, hi);
-    free(buf);
-    free(copy);
+    for (int lev = levels; lev >= 1; lev--) {
+        int h = hs[lev - 1], w = ws[lev - 1], ns_h = (w + 1) / 2, b = 1 + 3 * (levels - lev);
+        Src hl = {bands[b], (size_t)(w / 2), SRC_DETAIL, steps[b]};
+        Src lh = {bands[b + 1], (size_t)ns_h, SRC_DETAIL, steps[b + 1]};
+        Src hh = {bands[b + 2], (size_t)(w / 2), SRC_DETAIL, steps[b + 2]};
+        Sink next = {buf[lev % 2], (size_t)w, -1, 0.0, 0.0};
+        synth_level(&ll, &hl, &lh, &hh, recon, h, w, lev == 1 ? &last : &next, work);
+        ll = (Src){next.p, (size_t)w, SRC_F32, 0.0f};
+    }
+    free(work);
     return 0;
+}
+
+/* One synthesis level in the caller's band arrays, for planes too large for hlc_synth97's
+   buffers (pipeline.py: each level's bands freed after it): ll (ns_v x ns_h; int32 to
+   dequantise with ll_step if ll_int, else float32), hl (ns_v x nd_h), lh (nd_v x ns_h),
+   hh (nd_v x nd_h) int32, read only. out: h x w, float32 (otype < 0) or of otype
+   clipped to [lo, hi]. work: HLC_SYNTH97_WORK(w) floats. */
+void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
+                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *work) {
+    int ns_h = (w + 1) / 2, nd_h = w / 2;
+    Src a = {ll, (size_t)ns_h, ll_int ? SRC_LL : SRC_F32, ll_step};
+    Src b = {hl, (size_t)nd_h, SRC_DETAIL, steps[0]};
+    Src c = {lh, (size_t)ns_h, SRC_DETAIL, steps[1]};
+    Src d = {hh, (size_t)nd_h, SRC_DETAIL, steps[2]};
+    Sink o = {out, (size_t)w, otype, lo, hi};
+    synth_level(&a, &b, &c, &d, recon, h, w, &o, work);
 }
 
 /* ------------------------------------------------------------ forward 9/7 (analysis)
@@ -223,27 +283,22 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
  * so the next level works on the LL prefix and the result is every band, contiguous,
  * in decomposition order (LL, then HL, LH, HH coarsest first): no copy per band. */
 
-/* The column lifting of an h x w region (rows w apart) whose even rows are s, odd d. */
-static void analyse_columns(float *x, int h, int w) {
-    int ns = (h + 1) / 2, nd = h / 2;
-    if (nd == 0) return;
-    size_t st = 2 * (size_t)w;
-    float *s = x, *d = x + w;
-    lift_rows_right(d, nd, s, ns, (float)A97, w, st);
-    lift_rows_left(s, ns, d, nd, (float)B97, w, st);
-    lift_rows_right(d, nd, s, ns, (float)G97, w, st);
-    lift_rows_left(s, ns, d, nd, (float)D97, w, st);
-    scale_rows(s, ns, w, st, (float)(1.0 / K97));
-    scale_rows(d, nd, w, st, (float)(K97 / 2.0));
-}
-
-/* The row analysis of one row of n samples: x becomes [s | d] (via tmp). */
-static void analyse_row(float *x, int n, float *tmp) {
+/* The row analysis of one row of n samples, each sample first times kc if col (the
+   column analysis's last step, folded in): x becomes [s | d] (via tmp). */
+static void analyse_row(float *x, int n, float *tmp, int col, float kc) {
     int ns = (n + 1) / 2, nd = n / 2;
-    if (nd == 0) return;
+    if (nd == 0) {
+        if (col) x[0] = x[0] * kc;
+        return;
+    }
     float *s = tmp, *d = tmp + ns;
-    for (int i = 0; i < ns; i++) s[i] = x[2 * i];
-    for (int i = 0; i < nd; i++) d[i] = x[2 * i + 1];
+    if (col) {
+        for (int i = 0; i < ns; i++) s[i] = x[2 * i] * kc;
+        for (int i = 0; i < nd; i++) d[i] = x[2 * i + 1] * kc;
+    } else {
+        for (int i = 0; i < ns; i++) s[i] = x[2 * i];
+        for (int i = 0; i < nd; i++) d[i] = x[2 * i + 1];
+    }
     lift_right(d, nd, s, ns, (float)A97);
     lift_left(s, ns, d, nd, (float)B97);
     lift_right(d, nd, s, ns, (float)G97);
@@ -251,6 +306,36 @@ static void analyse_row(float *x, int n, float *tmp) {
     const float k = (float)(1.0 / K97), k2 = (float)(K97 / 2.0);
     for (int i = 0; i < ns; i++) x[i] = s[i] * k;
     for (int i = 0; i < nd; i++) x[ns + i] = d[i] * k2;
+}
+
+/* One analysis level of the h x w region x (rows w apart; even rows s, odd d), in place,
+   in one pass down its rows: at iteration t, d_t += A(s_t + s_t+1), s_t += B(d_t-1 + d_t),
+   d_t-1 += G(s_t-1 + s_t), s_t-1 += D(d_t-2 + d_t-1) (indices mirrored at both ends, as
+   in whole-column passes), each reading only values its predecessor step has finished
+   and no later step has overwritten; s_t-1 and then d_t-2 are final: scaled (1/K, K/2)
+   and analysed along x while in cache. Same operations on the same operands per sample
+   as six whole passes and a row pass. tmp: n floats. */
+static void analyse_level(float *x, int h, int w, float *tmp) {
+    int ns = (h + 1) / 2, nd = h / 2;
+    if (nd == 0) {  /* one row: no column analysis */
+        analyse_row(x, w, tmp, 0, 1.0f);
+        return;
+    }
+    const float ks = (float)(1.0 / K97), kd = (float)(K97 / 2.0);
+#define S_(i) (x + (size_t)(2 * (i)) * w)
+#define D_(i) (x + (size_t)(2 * (i) + 1) * w)
+    for (int t = 0; t <= ns + 1; t++) {
+        if (t < nd) lift_row(D_(t), S_(t), S_(t + 1 < ns ? t + 1 : t), (float)A97, w);
+        if (t < ns) lift_row(S_(t), D_(t ? t - 1 : 0), D_(t < nd ? t : nd - 1), (float)B97, w);
+        if (t >= 1 && t - 1 < nd) lift_row(D_(t - 1), S_(t - 1), S_(t < ns ? t : t - 1), (float)G97, w);
+        if (t >= 1 && t - 1 < ns) {
+            lift_row(S_(t - 1), D_(t >= 2 ? t - 2 : 0), D_(t - 1 < nd ? t - 1 : nd - 1), (float)D97, w);
+            analyse_row(S_(t - 1), w, tmp, 1, ks);
+        }
+        if (t >= 2 && t - 2 < nd) analyse_row(D_(t - 2), w, tmp, 1, kd);
+    }
+#undef S_
+#undef D_
 }
 
 /* Rows of an h x w region reordered even rows first, then odd ones, in place: the
@@ -299,88 +384,12 @@ void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch,
     }
     float *tmp = scratch + (size_t)((H + 1) / 2) * (W / 2);
     for (int lev = 0; lev < levels; lev++) {
-        analyse_columns(x, h, w);
-        for (int r = 0; r < h; r++) analyse_row(x + (size_t)r * w, w, tmp);
+        analyse_level(x, h, w, tmp);
         unshuffle_rows(x, h, w, tmp, seen);
         int ns_v = (h + 1) / 2, nd_v = h / 2, ns_h = (w + 1) / 2, nd_h = w / 2;
         pack_half(x, ns_v, ns_h, nd_h, scratch);                    /* LL | HL */
         pack_half(x + (size_t)ns_v * w, nd_v, ns_h, nd_h, scratch); /* LH | HH */
         h = ns_v;
         w = ns_h;
-    }
-}
-
-/* ------------------------------------------------------------ one synthesis level, in the bands
- *
- * The lossy decoder's reconstruction for planes too large for hlc_synth97's whole float
- * plane: one level at a time, in the caller's band arrays. The detail bands (and the
- * coarsest LL) are dequantised in place, int32 to float32 in the same bytes; each row of
- * LL|HL and of LH|HH is synthesised along x and stored back split at ns_h (its first ns_h
- * samples in the LL/LH row, the rest in the HL/HH row); the columns are then synthesised
- * as two independent regions (LL over LH, HL over HH); the level's result is written
- * row by row into out: float32 for a coarser level, rounded and clipped for the last.
- * Same operations in the same order as hlc_synth97 (and the numpy reference), so the
- * same values to the bit; no plane-sized float buffer. */
-
-static void dequantise_in_place(void *band, size_t n, float step, float recon, int ll) {
-    int32_t *q = band;
-    float *f = band;
-    for (size_t i = 0; i < n; i++) {
-        int32_t v = q[i];
-        if (ll) { f[i] = (float)v * step; continue; }
-        float m = (float)(v < 0 ? -(int64_t)v : (int64_t)v);
-        m = m + recon;
-        m = m * step;
-        f[i] = v == 0 ? 0.0f : (v < 0 ? -m : m);
-    }
-}
-
-/* The row synthesis of s (ns) and d (nd), stored back split: samples [0, ns) in s, the rest in d. */
-static void synth_row_split(float *s, int ns, float *d, int nd, float *tmp) {
-    int n = ns + nd;
-    memcpy(tmp, s, sizeof(float) * ns);
-    memcpy(tmp + ns, d, sizeof(float) * nd);
-    synth_row(tmp, n, tmp + n);
-    memcpy(s, tmp, sizeof(float) * ns);
-    memcpy(d, tmp + ns, sizeof(float) * nd);
-}
-
-/* synth_columns for s rows and d rows in separate arrays (rows w apart in both). */
-static void synth_columns_split(float *s, int ns, float *d, int nd, int w) {
-    if (nd == 0 || w == 0) return;
-    scale_rows(s, ns, w, (size_t)w, (float)K97);
-    scale_rows(d, nd, w, (size_t)w, (float)(2.0 / K97));
-    lift_rows_left(s, ns, d, nd, (float)-D97, w, (size_t)w);
-    lift_rows_right(d, nd, s, ns, (float)-G97, w, (size_t)w);
-    lift_rows_left(s, ns, d, nd, (float)-B97, w, (size_t)w);
-    lift_rows_right(d, nd, s, ns, (float)-A97, w, (size_t)w);
-}
-
-/* ll (ns_v x ns_h; int32 to dequantise with ll_step if ll_int, else float32), hl
-   (ns_v x nd_h), lh (nd_v x ns_h), hh (nd_v x nd_h) int32, all overwritten. out: h x w,
-   float32 (otype < 0) or of otype clipped to [lo, hi]. tmp: 2 (w + 1) floats. */
-void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
-                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *tmp) {
-    int ns_v = (h + 1) / 2, nd_v = h / 2, ns_h = (w + 1) / 2, nd_h = w / 2;
-    if (ll_int) dequantise_in_place(ll, (size_t)ns_v * ns_h, ll_step, recon, 1);
-    dequantise_in_place(hl, (size_t)ns_v * nd_h, steps[0], recon, 0);
-    dequantise_in_place(lh, (size_t)nd_v * ns_h, steps[1], recon, 0);
-    dequantise_in_place(hh, (size_t)nd_v * nd_h, steps[2], recon, 0);
-    float *fll = ll, *fhl = hl, *flh = lh, *fhh = hh;
-    for (int r = 0; r < ns_v; r++) synth_row_split(fll + (size_t)r * ns_h, ns_h, fhl + (size_t)r * nd_h, nd_h, tmp);
-    for (int r = 0; r < nd_v; r++) synth_row_split(flh + (size_t)r * ns_h, ns_h, fhh + (size_t)r * nd_h, nd_h, tmp);
-    synth_columns_split(fll, ns_v, flh, nd_v, ns_h);
-    synth_columns_split(fhl, ns_v, fhh, nd_v, nd_h);
-    for (int r = 0; r < h; r++) {
-        const float *a = r % 2 ? flh + (size_t)(r / 2) * ns_h : fll + (size_t)(r / 2) * ns_h;
-        const float *b = r % 2 ? fhh + (size_t)(r / 2) * nd_h : fhl + (size_t)(r / 2) * nd_h;
-        if (otype < 0) {
-            float *o = (float *)out + (size_t)r * w;
-            memcpy(o, a, sizeof(float) * ns_h);
-            memcpy(o + ns_h, b, sizeof(float) * nd_h);
-        } else {
-            write_row(out, otype, (size_t)r * w, a, ns_h, lo, hi);
-            write_row(out, otype, (size_t)r * w + ns_h, b, nd_h, lo, hi);
-        }
     }
 }

@@ -732,9 +732,12 @@ def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[
     """The stream (header, region block with what each class reached, layer streams)
     and the whole image's PSNR. The decoded image is put together in the first
     layer's decoded image (its last use; a copy only where that is the image itself)."""
-    merged = layers[0][1]
-    if np.may_share_memory(merged, enc.pixels):
-        merged = np.array(merged)
+    if not layers:  # every pixel flat: nothing was coded
+        merged = np.empty_like(enc.pixels)
+    else:
+        merged = layers[0][1]
+        if np.may_share_memory(merged, enc.pixels):
+            merged = np.array(merged)
     # (copyto with a mask of every axis: indexing the image by a mask of its first three
     # axes would make int64 index arrays, 3.6x raw on a padded CT)
     np.copyto(merged, rb.flat, where=(classes == FLAT)[..., None])

@@ -465,3 +465,13 @@ def test_banded_error_measures_equal_the_gathered_formulas(shape, monkeypatch):
         d = decoded[w].astype(np.int64) - pixels[w]
         assert enc.squared_error(decoded, where) == (float((d * d).sum()), d.size)
         assert enc.max_error(decoded, where) == int(np.abs(d).max())
+
+
+def test_a_hybrid_of_an_all_flat_image_codes_no_layer_and_decodes_exactly():
+    """Every pixel flat (one value, no ROI): the region stream has no layer at all, and
+    packing it must not assume a first layer (hypothesis found a 5 x 5 image of ones)."""
+    import codec_core as hlc
+
+    arr = np.ones((5, 5), np.uint8)
+    data = hlc.encode(arr, mode="lossy", bits_stored=1, roi=np.zeros_like(arr, bool), roi_max_error=0, bpp=0.3)
+    np.testing.assert_array_equal(hlc.decode(data), arr)

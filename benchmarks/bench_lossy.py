@@ -360,13 +360,15 @@ def main(argv=None) -> int:
     ap.add_argument("--images", help="comma-separated names (default: IMAGES)")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per codec (0: no timing)")
     ap.add_argument("--hlc-only", action="store_true", help="HLC figures only (no references, no report)")
-    ap.add_argument("--json", default=str(RESULTS / "lossy.json"))
+    ap.add_argument("--json", help="raw figures (default: results/lossy.json, or lossy_speed.json with "
+                    "--speed-only, which must not overwrite the quality figures)")
     ap.add_argument("--out", default=str(RESULTS / "lossy.md"))
     ap.add_argument("--before", help="JSON of a --hlc-only run of another build (the before column)")
     ap.add_argument("--before-label", default="main", help="what the before column ran (for the report)")
     ap.add_argument("--speed-only", action="store_true",
                     help="only the HLC 9/7 path and OpenJPEG 9/7, timed: replaces the Speed section of --out")
     args = ap.parse_args(argv)
+    args.json = args.json or str(RESULTS / ("lossy_speed.json" if args.speed_only else "lossy.json"))
     names = args.images.split(",") if args.images else list(IMAGES)
     t0 = time.time()
     rows = [run_image(n, args) for n in names]

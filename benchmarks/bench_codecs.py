@@ -613,17 +613,16 @@ def _mem_child(spec: dict) -> None:
     def enc(x):
         return codec_core.encode(x, mode=spec["mode"], bits_stored=bits, **kw)
 
-    data = bytes(enc(a)) if spec["op"] == "decode" else None
+    # warm-up on a small crop: JIT compilation and lazy imports are not counted
+    crop = a[..., :24, :24, :] if spec["axes"].endswith("C") else a[..., :24, :24]
+    codec_core.decode(enc(np.ascontiguousarray(crop)))
+    data = enc(a) if spec["op"] == "decode" else None
+    if data is not None:
+        data = bytes(data)
+    gc.collect()
 
     def op():
         return codec_core.decode(data) if spec["op"] == "decode" else enc(a)
-
-    # warm-up: the operation itself once, so that lazy imports and the code pages of
-    # every path it takes are loaded before the count (a crop warmed up too little:
-    # on padded CT a 24 x 24 corner is all padding and never ran the padding path,
-    # whose first-run code pages then counted ~2x raw of a 0.5 MB image)
-    op()
-    gc.collect()
 
     # 1) resident set: reset the high-water mark (Linux clear_refs "5"), run, read it back
     method = "rss"
@@ -990,9 +989,8 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
     if not b.memory:
         w("Not measured" + ("" if b.hlc.ok else " (codec_core not usable)") + ".")
     else:
-        w("One fresh subprocess per measurement. The image (or the stream) is loaded and the operation "
-          "runs once first (lazy imports and the code pages of the paths it takes are not counted: "
-          "they are loaded once per process, whatever the image size); then the kernel's resident-set "
+        w("One fresh subprocess per measurement. The image (or the stream) is loaded and a small crop is "
+          "encoded/decoded first (lazy imports excluded); then the kernel's resident-set "
           "high-water mark is reset (`/proc/self/clear_refs` = 5) and the operation runs. "
           "**Peak extra = VmHWM after − VmRSS before**, i.e. everything the operation touches: numpy "
           "and the C kernels' buffers, including the output (the decoded image itself counts 1× for decode). "

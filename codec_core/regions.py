@@ -303,17 +303,19 @@ def smooth_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:
     if keep.all():
         return pixels
     out = np.array(pixels)
+    info = np.iinfo(pixels.dtype)
+    fallback = None  # (per channel; made once, and only if a frame keeps nothing)
     for f in range(pixels.shape[0]):
         if keep[f].all():
             continue
+        if not keep[f].any():
+            if fallback is None:
+                fallback = np.clip(np.rint(np.median(
+                    pixels[keep] if keep.any() else pixels.reshape(-1, pixels.shape[-1]), axis=0)), info.min, info.max)
+            out[f] = fallback
+            continue
         for c in range(pixels.shape[-1]):
-            if keep[f].any():
-                _push_pull(pixels[f, :, :, c], keep[f], out[f, :, :, c])
-            else:
-                fallback = np.median(pixels[keep], axis=0) if keep.any() else np.median(
-                    pixels.reshape(-1, pixels.shape[-1]), 0)
-                out[f, :, :, c] = np.clip(np.rint(fallback[c]), np.iinfo(pixels.dtype).min,
-                                          np.iinfo(pixels.dtype).max)
+            _push_pull(pixels[f, :, :, c], keep[f], out[f, :, :, c])
     return out
 
 

@@ -589,13 +589,46 @@ class _Unsigned:
 
 # ====================================================================== subprocesses
 def _status_kb() -> dict[str, int]:
-    out = {}
+    """VmRSS, VmHWM and the resident set's parts (RssAnon: data; RssFile: pages of
+    mapped files, i.e. code; RssShmem), kB; 0 for a field the kernel does not give."""
+    out = {"VmRSS": 0, "VmHWM": 0, "RssAnon": 0, "RssFile": 0, "RssShmem": 0}
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                k, v = line.split(":")
+            k, _, v = line.partition(":")
+            if k in out:
                 out[k] = int(v.split()[0])
     return out
+
+
+#: Side of the synthetic padded image of the memory child's second warm-up.
+WARMUP_SIDE = 512
+
+
+def _trim_heap() -> None:
+    """Give the allocator's free memory back to the system (glibc malloc_trim), so the
+    measured operation cannot reuse pages the warm-ups left resident unseen."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _padded_warmup(a: np.ndarray, axes: str) -> np.ndarray:
+    """A small synthetic image like ``a`` (dtype, axes, channels; one frame) with flat
+    padding around a disk of smooth values and noise over ``a``'s range: coding it runs
+    lossy mode's padding path (codec_core/regions.py), so the code pages that path
+    maps are loaded before the measured operation, and hardly any data is left."""
+    n = WARMUP_SIDE
+    lo, hi = int(a.min()), int(a.max())
+    y, x = np.mgrid[0:n, 0:n].astype(np.float64) / n
+    body = lo + (hi - lo) * (0.25 + 0.5 * (0.5 + 0.5 * np.sin(7 * x + 3 * y)))
+    body += np.random.default_rng(0).normal(0.0, max(1.0, 0.02 * (hi - lo)), (n, n))
+    plane = np.where((x - 0.5) ** 2 + (y - 0.5) ** 2 < 0.35 ** 2, np.clip(np.rint(body), lo, hi), lo)
+    out = plane.astype(a.dtype)
+    if axes.endswith("C"):
+        out = np.repeat(out[:, :, None], a.shape[-1], axis=2)
+    return out[None] if axes.startswith("Z") else out
 
 
 def _mem_child(spec: dict) -> None:
@@ -613,13 +646,16 @@ def _mem_child(spec: dict) -> None:
     def enc(x):
         return codec_core.encode(x, mode=spec["mode"], bits_stored=bits, **kw)
 
-    # warm-up on a small crop: JIT compilation and lazy imports are not counted
+    # warm-up on a small crop and on a small synthetic padded image (_padded_warmup):
+    # lazy imports and the code pages of the paths the image may take are not counted
     crop = a[..., :24, :24, :] if spec["axes"].endswith("C") else a[..., :24, :24]
     codec_core.decode(enc(np.ascontiguousarray(crop)))
+    codec_core.decode(enc(_padded_warmup(a, spec["axes"])))
     data = enc(a) if spec["op"] == "decode" else None
     if data is not None:
         data = bytes(data)
     gc.collect()
+    _trim_heap()
 
     def op():
         return codec_core.decode(data) if spec["op"] == "decode" else enc(a)
@@ -631,10 +667,15 @@ def _mem_child(spec: dict) -> None:
             fh.write("5")
     except OSError:
         method = "rss-nores"
-    base = _status_kb()["VmRSS"]
+    before = _status_kb()
+    base = before["VmRSS"]
     out = op()
-    peak_hwm = _status_kb()["VmHWM"]
+    after = _status_kb()
+    peak_hwm = after["VmHWM"]
     peak_ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # file (code) pages first touched by the operation: mapped pages stay resident, so the
+    # anonymous (data) peak is at least the RSS peak less them, at most the RSS peak
+    file_growth = max(0, (after["RssFile"] + after["RssShmem"]) - (before["RssFile"] + before["RssShmem"]))
     del out
     gc.collect()
     # 2) tracemalloc: Python/numpy allocations only (not the C kernels' native buffers)
@@ -647,6 +688,8 @@ def _mem_child(spec: dict) -> None:
         "method": method,
         "rss_extra": max(0, peak_hwm - base) * 1024,
         "rss_extra_ru": max(0, peak_ru - base) * 1024,
+        "file_growth": file_growth * 1024,
+        "anon_extra": max(0, peak_hwm - base - file_growth) * 1024,
         "tracemalloc_peak": int(tpeak),
     }))
 
@@ -1000,11 +1043,18 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
     if not b.memory:
         w("Not measured" + ("" if b.hlc.ok else " (codec_core not usable)") + ".")
     else:
-        w("One fresh subprocess per measurement. The image (or the stream) is loaded and a small crop is "
-          "encoded/decoded first (lazy imports excluded); then the kernel's resident-set "
-          "high-water mark is reset (`/proc/self/clear_refs` = 5) and the operation runs. "
+        w("One fresh subprocess per measurement. The image (or the stream) is loaded, and a small crop "
+          f"and a {WARMUP_SIDE}² synthetic image with flat padding (same dtype; it takes lossy mode's "
+          "padding path) are encoded and decoded first, so lazy imports and the code pages of the "
+          "paths the image takes are loaded before the measurement; then the allocator's free memory "
+          "is given back (`malloc_trim`: the operation cannot reuse pages the warm-ups left resident "
+          "unseen), the kernel's resident-set high-water mark is reset (`/proc/self/clear_refs` = 5) "
+          "and the operation runs. "
           "**Peak extra = VmHWM after − VmRSS before**, i.e. everything the operation touches: numpy "
           "and the C kernels' buffers, including the output (the decoded image itself counts 1× for decode). "
+          "**anon** = that peak less the file-backed pages (code) the operation faulted in itself "
+          "(RssFile + RssShmem after − before; mapped pages stay resident, so this is a lower bound "
+          "of the data peak, and equal to it when no file page was added). "
           "glibc `MALLOC_MMAP_THRESHOLD_=131072` so large buffers are mapped and unmapped on demand. "
           "The tracemalloc column is the Python/numpy-only peak of a second run (it misses the C kernels' "
           "native allocations). Shown as multiples of the raw image size."
@@ -1015,7 +1065,7 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
             for k in res:
                 if k != "raw" and k not in keys:
                     keys.append(k)
-        w("| image | raw MB | " + " | ".join(f"{k}: RSS × raw (tracemalloc)" for k in keys) + " |")
+        w("| image | raw MB | " + " | ".join(f"{k}: RSS × raw (anon; tracemalloc)" for k in keys) + " |")
         w("|---|---|" + "---|" * len(keys))
         for n, res in b.memory.items():
             cells = []
@@ -1026,7 +1076,8 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
                 elif "error" in v:
                     cells.append(f"error: {v['error']}")
                 else:
-                    cells.append(f"{v['rss_extra'] / res['raw']:.2f} ({v['tracemalloc_peak'] / res['raw']:.2f})")
+                    anon = f"{v['anon_extra'] / res['raw']:.2f}; " if "anon_extra" in v else ""
+                    cells.append(f"{v['rss_extra'] / res['raw']:.2f} ({anon}{v['tracemalloc_peak'] / res['raw']:.2f})")
             w(f"| {n} | {res['raw'] / 1e6:.2f} | " + " | ".join(cells) + " |")
     w("")
 

@@ -571,13 +571,29 @@ def _mark_flat(pixels: np.ndarray, classes: np.ndarray) -> int:
     bg = classes == Importance.BACKGROUND
     if pixels.shape[-1] != 1 or bg.sum() < FLAT_MIN_SHARE * bg.size:
         return 0
-    values, counts = np.unique(pixels[..., 0][bg], return_counts=True)
-    v = int(values[np.argmax(counts)])
+    v = _most_common(pixels[..., 0], bg)
     solid = np.stack([_opening(bg[f] & (pixels[f, :, :, 0] == v), FLAT_OPENING) for f in range(bg.shape[0])])
     if solid.sum() < FLAT_MIN_SHARE * bg.size:
         return 0
     classes[solid] = FLAT
     return v
+
+
+def _most_common(x: np.ndarray, where: np.ndarray) -> int:
+    """The most common value of ``x`` (frames, rows, cols; integers) where ``where`` is
+    set (some sample is), the smallest of equally common ones (np.unique's answer): a
+    histogram over x's range filled MEASURE_SAMPLES samples at a time, no gathered or
+    sorted copy of the image."""
+    lo, hi = int(x.min()), int(x.max())
+    counts = np.zeros(hi - lo + 1, np.int64)
+    frames, rows, cols = x.shape
+    step = max(1, MEASURE_SAMPLES // cols)
+    for f in range(frames):
+        for r in range(0, rows, step):
+            v = x[f, r:r + step][where[f, r:r + step]].astype(np.intp)
+            v -= lo
+            counts += np.bincount(v, minlength=counts.size)
+    return lo + int(np.argmax(counts))
 
 
 def _plan(bounds: dict[int, int | None], present: set[int]) -> list[Slot]:

@@ -64,4 +64,35 @@ def test_bench_memory_measures_each_job(tmp_path):
     res = json.loads(out.read_text())["emri_small.dcm"]
     assert res["raw"] > 0 and set(res) == {"raw", "lossless encode", "lossy decode"}
     for job in ("lossless encode", "lossy decode"):
-        assert "error" not in res[job] and res[job]["tracemalloc_peak"] > 0, res[job]
+        r = res[job]
+        assert "error" not in r and r["tracemalloc_peak"] > 0, r
+        # the data part: the RSS peak less the file pages the operation faulted in
+        assert r["file_growth"] >= 0 and r["anon_extra"] == max(0, r["rss_extra"] - r["file_growth"]), r
+
+
+@pytest.mark.parametrize("dtype, lo, hi", [("int16", -1024, 3071), ("uint16", 0, 4095), ("uint8", 0, 255),
+                                           ("int8", -128, 127)])
+@pytest.mark.parametrize("bpp", [0.25, 1.0])
+def test_memory_warmup_takes_the_padding_path(dtype, lo, hi, bpp, monkeypatch):
+    """The memory child's synthetic warm-up image is coded by lossy mode's padding path
+    (so its code pages are loaded before a padded image is measured)."""
+    import importlib.util
+
+    import numpy as np
+
+    import codec_core
+    from codec_core import regions
+
+    spec = importlib.util.spec_from_file_location("bench_codecs_for_test", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # (its dataclasses look their module up)
+    spec.loader.exec_module(bench)
+    ran = []
+    original = regions.encode_padded
+    monkeypatch.setattr(regions, "encode_padded", lambda *a, **k: ran.append(original(*a, **k)) or ran[-1])
+    image = np.random.default_rng(0).integers(lo, hi, (40, 50), endpoint=True).astype(dtype)
+    warm = bench._padded_warmup(image, "YX")
+    assert warm.dtype == image.dtype and warm.shape == (bench.WARMUP_SIDE,) * 2
+    codec_core.encode(warm, mode="lossy", bpp=bpp)
+    assert len(ran) == 1 and ran[0] is not None
+    assert bench._padded_warmup(image[None], "ZYX").shape == (1,) + warm.shape

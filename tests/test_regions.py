@@ -475,3 +475,54 @@ def test_a_hybrid_of_an_all_flat_image_codes_no_layer_and_decodes_exactly():
     arr = np.ones((5, 5), np.uint8)
     data = hlc.encode(arr, mode="lossy", bits_stored=1, roi=np.zeros_like(arr, bool), roi_max_error=0, bpp=0.3)
     np.testing.assert_array_equal(hlc.decode(data), arr)
+
+
+# ----------------------------------------------------------------- the padding's value
+
+def _mark_flat_reference(pixels: np.ndarray, classes: np.ndarray) -> int:
+    """regions._mark_flat as it was (np.unique over the gathered background)."""
+    bg = classes == regions.Importance.BACKGROUND
+    if pixels.shape[-1] != 1 or bg.sum() < regions.FLAT_MIN_SHARE * bg.size:
+        return 0
+    values, counts = np.unique(pixels[..., 0][bg], return_counts=True)
+    v = int(values[np.argmax(counts)])
+    solid = np.stack([regions._opening(bg[f] & (pixels[f, :, :, 0] == v), regions.FLAT_OPENING)
+                      for f in range(bg.shape[0])])
+    if solid.sum() < regions.FLAT_MIN_SHARE * bg.size:
+        return 0
+    classes[solid] = regions.FLAT
+    return v
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+def test_most_common_is_np_unique_s_answer(dtype):
+    """The histogram by bands gives np.unique's most common value (the smallest of
+    ties) on random images, masks and value spreads, ties included."""
+    rng = np.random.default_rng(7)
+    info = np.iinfo(dtype)
+    for shape in [(1, 1, 1), (1, 5, 3), (2, 40, 9), (1, 300, 70), (3, 17, 1030)]:
+        for spread in (2, 50, int(info.max) - int(info.min)):
+            lo = int(rng.integers(int(info.min), int(info.max) - spread + 1))
+            x = rng.integers(lo, lo + spread, shape, endpoint=True).astype(dtype)
+            where = rng.random(shape) < rng.choice([0.01, 0.5, 1.0])
+            where.flat[int(rng.integers(where.size))] = True
+            values, counts = np.unique(x[where], return_counts=True)
+            assert regions._most_common(x, where) == int(values[np.argmax(counts)])
+    x = np.array([[[5, 3, 5, 3, 9]]], dtype)  # a tie: the smaller value
+    assert regions._most_common(x, np.ones(x.shape, bool)) == 3
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16"])
+def test_mark_flat_marks_as_before(dtype):
+    """_mark_flat (histogram) marks the same pixels and returns the same value as the
+    np.unique version on padded images with some classes already taken."""
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        rows, cols = (int(v) for v in rng.integers(20, 90, 2))
+        pixels = rng.integers(0, 200, (2, rows, cols, 1)).astype(dtype)
+        pixels[:, : rows // 3] = int(rng.integers(0, 200))  # padding
+        classes = rng.choice(np.array([regions.Importance.BACKGROUND, regions.Importance.BODY], np.uint8),
+                             (2, rows, cols), p=[0.8, 0.2])
+        a, b = classes.copy(), classes.copy()
+        assert regions._mark_flat(pixels, a) == _mark_flat_reference(pixels, b)
+        assert np.array_equal(a, b)

@@ -552,42 +552,70 @@ def _warn_if_unreached(target: Target, value: float, bpp: float, psnr: float) ->
 
 def _opening(mask: np.ndarray, size: int) -> np.ndarray:
     """Opening of a 2-D mask by a ``size`` square (outside the image counts as unset),
-    in numpy: a hybrid with a mask needs no scipy."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
+    in numpy (a hybrid with a mask needs no scipy): four passes, each a new plane made
+    from shifted slices of the last in place (no padded copy, no window temporaries)."""
     def along(x: np.ndarray, axis: int, erode: bool) -> np.ndarray:
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (size // 2, size // 2)
-        window = sliding_window_view(np.pad(x, pad, constant_values=False), size, axis=axis)
-        return np.asarray(window.all(axis=-1) if erode else window.any(axis=-1))
+        out = x.copy()
+        op = np.logical_and if erode else np.logical_or
+        n = x.shape[axis]
+        for k in range(1, size // 2 + 1):
+            if k >= n:  # (every window reaches outside)
+                if erode:
+                    out[...] = False
+                break
+            lo, hi = [slice(None)] * 2, [slice(None)] * 2
+            lo[axis], hi[axis] = slice(0, n - k), slice(k, n)
+            op(out[tuple(hi)], x[tuple(lo)], out=out[tuple(hi)])  # the sample k before
+            op(out[tuple(lo)], x[tuple(hi)], out=out[tuple(lo)])  # the sample k after
+            if erode:  # (outside the image: unset)
+                edge = [slice(None)] * 2
+                edge[axis] = slice(0, k)
+                out[tuple(edge)] = False
+                edge[axis] = slice(n - k, n)
+                out[tuple(edge)] = False
+        return out
 
-    eroded = along(along(mask, 0, True), 1, True)
-    return along(along(eroded, 0, False), 1, False)
+    x = along(mask, 0, True)  # (two planes alive at most)
+    x = along(x, 1, True)
+    x = along(x, 0, False)
+    return along(x, 1, False)
 
 
 def _mark_flat(pixels: np.ndarray, classes: np.ndarray) -> int:
     """Mark solid areas of the background's most common value FLAT (in ``classes``);
-    returns that value (0, nothing marked, for colour images or too little padding)."""
+    returns that value (0, nothing marked, for colour images or too little padding).
+    A frame's masks at a time beside the background's (no stack of them)."""
     bg = classes == Importance.BACKGROUND
     if pixels.shape[-1] != 1 or bg.sum() < FLAT_MIN_SHARE * bg.size:
         return 0
     v = _most_common(pixels[..., 0], bg)
-    solid = np.stack([_opening(bg[f] & (pixels[f, :, :, 0] == v), FLAT_OPENING) for f in range(bg.shape[0])])
-    if solid.sum() < FLAT_MIN_SHARE * bg.size:
+    for f in range(bg.shape[0]):  # (bg becomes the solid areas, frame by frame)
+        bg[f] &= pixels[f, :, :, 0] == v
+        bg[f] = _opening(bg[f], FLAT_OPENING)
+    if bg.sum() < FLAT_MIN_SHARE * bg.size:
         return 0
-    classes[solid] = FLAT
+    np.copyto(classes, FLAT, where=bg)  # (no index arrays: 8 bytes a marked pixel)
     return v
+
+
+#: Samples of the image a pass of _most_common's histogram takes at least.
+MODE_SAMPLES = 1 << 11
 
 
 def _most_common(x: np.ndarray, where: np.ndarray) -> int:
     """The most common value of ``x`` (frames, rows, cols; integers) where ``where`` is
     set (some sample is), the smallest of equally common ones (np.unique's answer): a
-    histogram over x's range filled MEASURE_SAMPLES samples at a time, no gathered or
-    sorted copy of the image."""
+    histogram over x's range filled a band of rows at a time (about as many samples
+    as the histogram has bins, so a band costs about what the histogram does), no
+    gathered or sorted copy of the image. (A range wider than an eighth of the
+    samples, where the histogram would outgrow the image: np.unique.)"""
     lo, hi = int(x.min()), int(x.max())
+    if hi - lo + 1 > max(MODE_SAMPLES, x.size // 8):
+        values, counts = np.unique(x[where], return_counts=True)
+        return int(values[np.argmax(counts)])
     counts = np.zeros(hi - lo + 1, np.int64)
     frames, rows, cols = x.shape
-    step = max(1, MEASURE_SAMPLES // cols)
+    step = max(1, max(MODE_SAMPLES, counts.size) // cols)
     for f in range(frames):
         for r in range(0, rows, step):
             v = x[f, r:r + step][where[f, r:r + step]].astype(np.intp)

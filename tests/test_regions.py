@@ -479,6 +479,31 @@ def test_a_hybrid_of_an_all_flat_image_codes_no_layer_and_decodes_exactly():
 
 # ----------------------------------------------------------------- the padding's value
 
+def _opening_reference(mask: np.ndarray, size: int) -> np.ndarray:
+    """regions._opening as it was (padded copies and window views)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    def along(x: np.ndarray, axis: int, erode: bool) -> np.ndarray:
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (size // 2, size // 2)
+        window = sliding_window_view(np.pad(x, pad, constant_values=False), size, axis=axis)
+        return np.asarray(window.all(axis=-1) if erode else window.any(axis=-1))
+
+    eroded = along(along(mask, 0, True), 1, True)
+    return along(along(eroded, 0, False), 1, False)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 7])
+def test_opening_is_the_window_version_s(size):
+    """The opening by shifted slices equals the padded window version on random masks of
+    every density, shapes down to 1 x 1 and thinner than the square."""
+    rng = np.random.default_rng(11)
+    for shape in [(1, 1), (1, 9), (2, 2), (4, 30), (13, 7), (64, 48), (5, 200)]:
+        for p in (0.3, 0.8, 0.97, 1.0):
+            mask = rng.random(shape) < p
+            assert np.array_equal(regions._opening(mask, size), _opening_reference(mask, size)), (shape, p)
+
+
 def _mark_flat_reference(pixels: np.ndarray, classes: np.ndarray) -> int:
     """regions._mark_flat as it was (np.unique over the gathered background)."""
     bg = classes == regions.Importance.BACKGROUND
@@ -486,7 +511,7 @@ def _mark_flat_reference(pixels: np.ndarray, classes: np.ndarray) -> int:
         return 0
     values, counts = np.unique(pixels[..., 0][bg], return_counts=True)
     v = int(values[np.argmax(counts)])
-    solid = np.stack([regions._opening(bg[f] & (pixels[f, :, :, 0] == v), regions.FLAT_OPENING)
+    solid = np.stack([_opening_reference(bg[f] & (pixels[f, :, :, 0] == v), regions.FLAT_OPENING)
                       for f in range(bg.shape[0])])
     if solid.sum() < regions.FLAT_MIN_SHARE * bg.size:
         return 0
@@ -500,7 +525,7 @@ def test_most_common_is_np_unique_s_answer(dtype):
     ties) on random images, masks and value spreads, ties included."""
     rng = np.random.default_rng(7)
     info = np.iinfo(dtype)
-    for shape in [(1, 1, 1), (1, 5, 3), (2, 40, 9), (1, 300, 70), (3, 17, 1030)]:
+    for shape in [(1, 1, 1), (1, 5, 3), (2, 40, 9), (1, 300, 70), (3, 17, 1030), (1, 700, 600)]:
         for spread in (2, 50, int(info.max) - int(info.min)):
             lo = int(rng.integers(int(info.min), int(info.max) - spread + 1))
             x = rng.integers(lo, lo + spread, shape, endpoint=True).astype(dtype)

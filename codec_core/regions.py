@@ -190,7 +190,9 @@ def constant_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:
         return pixels
     out = np.array(pixels)
     rest = ~keep
-    out[rest] = np.rint(np.median(pixels[rest], axis=0)).astype(pixels.dtype)
+    for c in range(pixels.shape[-1]):  # (a mask of every axis: no int64 index arrays)
+        value = np.rint(np.median(pixels[..., c][rest])).astype(pixels.dtype)
+        np.copyto(out[..., c], value, where=rest)
     return out
 
 
@@ -637,18 +639,20 @@ def _plan(bounds: dict[int, int | None], present: set[int]) -> list[Slot]:
 
 
 def _code_layers(enc: _Encoder, slots: list[Slot], target: Target, value: float,
-                 map_bytes: int) -> list[tuple[bytes, np.ndarray]]:
-    """The stream and the decoded image of every slot, bounded ones first (the lossy
-    background's rate depends on what they cost and how far they err)."""
-    out: dict[int, tuple[bytes, np.ndarray]] = {}
+                 map_bytes: int) -> list[tuple[bytes, np.ndarray | None]]:
+    """The stream and the decoded image of every slot (None for a bounded one: _pack
+    decodes it again, so that none is held while the background codes), bounded ones
+    first (the lossy background's rate depends on what they cost and how far they err)."""
+    out: dict[int, tuple[bytes, np.ndarray | None]] = {}
     fixed, se = map_bytes, 0.0
     for i, s in enumerate(slots):
         if s.bound is not None:
             keep = in_classes(enc.classes, s.classes)
             stream = enc.bounded(constant_fill(enc.pixels, keep), s.bound)
-            out[i] = (stream, enc.decoded(stream))
+            out[i] = (stream, None)
             fixed += len(stream)
-            se += enc.squared_error(out[i][1], keep)[0]
+            se += enc.squared_error(enc.decoded(stream), keep)[0]
+            del keep
     for i, s in enumerate(slots):
         if s.bound is None:
             where = in_classes(enc.classes, s.classes)
@@ -773,22 +777,26 @@ def unpack_map(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     return out
 
 
-def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[bytes, np.ndarray]],
+def _pack(header: ct.Header, rb: RegionBlock, enc: _Encoder, layers: list[tuple[bytes, np.ndarray | None]],
           classes: np.ndarray) -> tuple[bytes, float]:
     """The stream (header, region block with what each class reached, layer streams)
     and the whole image's PSNR. The decoded image is put together in the first
-    layer's decoded image (its last use; a copy only where that is the image itself)."""
+    layer's decoded image (its last use; a copy only where that is the image itself);
+    a layer without its decoded image is decoded here, one at a time."""
+    def decoded(layer: tuple[bytes, np.ndarray | None]) -> np.ndarray:
+        return enc.decoded(layer[0]) if layer[1] is None else layer[1]
+
     if not layers:  # every pixel flat: nothing was coded
         merged = np.empty_like(enc.pixels)
     else:
-        merged = layers[0][1]
+        merged = decoded(layers[0])
         if np.may_share_memory(merged, enc.pixels):
             merged = np.array(merged)
     # (copyto with a mask of every axis: indexing the image by a mask of its first three
     # axes would make int64 index arrays, 3.6x raw on a padded CT)
     np.copyto(merged, rb.flat, where=(classes == FLAT)[..., None])
-    for slot, (_, decoded) in zip(rb.slots[1:], layers[1:], strict=True):
-        np.copyto(merged, decoded, where=in_classes(classes, slot.classes)[..., None])
+    for slot, layer in zip(rb.slots[1:], layers[1:], strict=True):
+        np.copyto(merged, decoded(layer), where=in_classes(classes, slot.classes)[..., None])
     rb.reached = []
     for c in range(IMPORTANCE_CLASSES):
         where = in_classes(classes, (c, FLAT) if c == Importance.BACKGROUND else (c,))

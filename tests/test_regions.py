@@ -551,3 +551,21 @@ def test_mark_flat_marks_as_before(dtype):
         a, b = classes.copy(), classes.copy()
         assert regions._mark_flat(pixels, a) == _mark_flat_reference(pixels, b)
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+def test_constant_fill_as_before(dtype):
+    """constant_fill channel by channel (masks of every axis) gives the values of the
+    gathered version (the median of the pixels outside ``keep``, per channel)."""
+    rng = np.random.default_rng(5)
+    info = np.iinfo(dtype)
+    for shape in [(1, 1, 1, 1), (2, 9, 7, 1), (1, 40, 33, 3), (3, 16, 16, 1)]:
+        for p in (0.0, 0.3, 0.9):
+            pixels = rng.integers(int(info.min), int(info.max), shape, endpoint=True).astype(dtype)
+            keep = rng.random(shape[:3]) < p
+            want = np.array(pixels)
+            if not keep.all():
+                rest = ~keep
+                want[rest] = np.rint(np.median(pixels[rest], axis=0)).astype(pixels.dtype)
+            got = regions.constant_fill(pixels, keep)
+            assert got.dtype == pixels.dtype and np.array_equal(got, want)

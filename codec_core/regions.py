@@ -902,8 +902,10 @@ def encode_padded(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
         del filled  # (before the layer is decoded)
         layer = None if coded is None else (coded, enc.decoded(coded))
     else:  # (the quality path's coder counts the kept pixels' error as it codes)
-        layer = _padded_at_quality(enc, rb, header, filled, classes)
-        del classes, filled
+        keep = classes[0] != FLAT  # (one frame: no error where the padding is)
+        del classes  # (the keep mask is all the quality path measures with)
+        layer = _padded_at_quality(enc, rb, header, filled, keep)
+        del keep, filled
     if layer is None:
         return None
     rb.slots[0].coder = ct.parse_header(layer[0])[0].mode
@@ -963,21 +965,22 @@ def _padded_at_size(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: n
     return None
 
 
-def _kept_pixels_coder(classes: np.ndarray) -> Any:
+def _kept_pixels_coder(kept: np.ndarray) -> Any:
     """The padding path's 9/7 coder for a quality target: its squared error counts the
     kept pixels only (the padding comes back exact), so the layer's own rate control
     meets the whole image's PSNR (one tile and frame: as encode_padded takes them)."""
     from .strategy import RdoCoder
 
     class KeptPixels(RdoCoder):
-        keep = classes[0] != FLAT  # (no error where the padding is)
+        keep = kept  # (rows, cols: no error where the padding is)
 
     return KeptPixels
 
 
 def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled: np.ndarray,
-                       classes: np.ndarray) -> tuple[bytes, np.ndarray] | None:
-    """A layer whose kept pixels give the whole image its PSNR (the padding is exact),
+                       keep: np.ndarray) -> tuple[bytes, np.ndarray] | None:
+    """A layer whose kept pixels (``keep``: rows, cols; the one frame's pixels not
+    FLAT) give the whole image its PSNR (the padding is exact),
     within +PSNR_TOLERANCE (lossy mode's): the layer's own
     quality rate control, on the error of the kept pixels, at the PSNR that error
     makes on the layer's peak (its range) and sample count (the image's); checked on
@@ -989,9 +992,9 @@ def _padded_at_quality(enc: _Encoder, rb: RegionBlock, header: ct.Header, filled
         return None
     near = enc.opts.try_near_lossless
     for _ in range(1 + near):  # (a near-lossless layer beyond the window: the 9/7's)
-        stream = _padded_layer(enc, filled, near, psnr=ask, coder=_kept_pixels_coder(classes))
+        stream = _padded_layer(enc, filled, near, psnr=ask, coder=_kept_pixels_coder(keep))
         layer = stream, enc.decoded(stream)
-        got = enc.psnr(enc.squared_error(layer[1], classes != FLAT)[0], enc.pixels.size)
+        got = enc.psnr(enc.squared_error(layer[1], keep[None])[0], enc.pixels.size)
         if want <= got <= want + PSNR_TOLERANCE or math.isinf(got):
             return layer
         near = False

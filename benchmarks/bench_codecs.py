@@ -600,7 +600,9 @@ def _status_kb() -> dict[str, int]:
     return out
 
 
-#: Side of the synthetic padded image of the memory child's second warm-up.
+#: Side of the synthetic padded image of the memory child's second warm-up: 512, as the
+#: takeover judges only frames of 8 x 64 rows and columns or more on a sample
+#: (strategy.unlikely); a 96 x 96 warm-up left 0.8x raw of code pages to 693_UNCR's encode.
 WARMUP_SIDE = 512
 
 

@@ -917,10 +917,17 @@ def _edge_jump(plane: np.ndarray, pad: np.ndarray, value: int) -> float:
     """The median of |pixel - value| over the pixels next to (4-neighbours of) the
     padding ``pad`` (frames, rows, cols) and not in it."""
     p = np.pad(pad, ((0, 0), (1, 1), (1, 1)))
-    ring = (p[:, :-2, 1:-1] | p[:, 2:, 1:-1] | p[:, 1:-1, :-2] | p[:, 1:-1, 2:]) & ~pad
+    ring = p[:, :-2, 1:-1] | p[:, 2:, 1:-1]  # (ORed in place: one plane, not four)
+    ring |= p[:, 1:-1, :-2]
+    ring |= p[:, 1:-1, 2:]
+    del p
+    ring &= ~pad
     if not ring.any():
         return 0.0
-    return float(np.median(np.abs(plane[ring].astype(np.int64) - value)))
+    # (16-bit samples less a 16-bit value: int32 holds it)
+    jump = plane[ring].astype(np.int32 if plane.dtype.itemsize <= 2 else np.int64)
+    jump -= value
+    return float(np.median(np.abs(jump, out=jump)))
 
 
 def _padded_layer(enc: _Encoder, filled: np.ndarray, near: bool, **target: Any) -> bytes:

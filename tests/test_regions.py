@@ -569,3 +569,20 @@ def test_constant_fill_as_before(dtype):
                 want[rest] = np.rint(np.median(pixels[rest], axis=0)).astype(pixels.dtype)
             got = regions.constant_fill(pixels, keep)
             assert got.dtype == pixels.dtype and np.array_equal(got, want)
+
+
+def test_edge_jump_as_before():
+    """_edge_jump (ring ORed in place, int32 differences) gives the old value: the
+    median of |pixel - value| over the 4-neighbours of the padding outside it."""
+    rng = np.random.default_rng(9)
+    for dtype in ("uint8", "int16", "uint16"):
+        info = np.iinfo(dtype)
+        for shape in [(1, 1, 1), (1, 6, 5), (2, 40, 31)]:
+            plane = rng.integers(int(info.min), int(info.max), shape, endpoint=True).astype(dtype)
+            for p in (0.0, 0.2, 0.7, 1.0):
+                pad = rng.random(shape) < p
+                value = int(rng.integers(int(info.min), int(info.max), endpoint=True))
+                q = np.pad(pad, ((0, 0), (1, 1), (1, 1)))
+                ring = (q[:, :-2, 1:-1] | q[:, 2:, 1:-1] | q[:, 1:-1, :-2] | q[:, 1:-1, 2:]) & ~pad
+                want = float(np.median(np.abs(plane[ring].astype(np.int64) - value))) if ring.any() else 0.0
+                assert regions._edge_jump(plane, pad, value) == want

@@ -115,7 +115,7 @@ def choose_value_table(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray | 
         return None
     table = (np.flatnonzero(used) + vmin).astype(np.int32)
     sample = table_sample(image[image.shape[0] // 2, :, :, 0])
-    ranks = np.searchsorted(table, sample).astype(np.int32)
+    ranks = (np.cumsum(used, dtype=np.int32) - 1)[sample - vmin]  # (a lookup: searchsorted was 5x slower)
     # the table itself is charged in proportion to the share of the image sampled
     table_cost = len(pack_value_table(table)) * sample.size / image.size
     with_table = len(predictive.encode_plane(ranks, 0, 0, len(table) - 1)) + table_cost

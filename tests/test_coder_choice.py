@@ -46,6 +46,59 @@ def test_sampled_choice_is_within_one_percent_of_the_exhaustive_choice(monkeypat
     assert chosen <= 1.01 * best, (chosen, best)
 
 
+# every other real image of pydicom and pydicom-data that takes the sampled choice
+# (single planes of more than 2^16 samples, multi-frame images): the early decision
+# on two blocks is checked on these too (none of them was used to set CLEAR_LEAD)
+MORE_IMAGES = ("RG1_UNCR.dcm", "eCT_Supplemental.dcm", "emri_small.dcm", "gdcm-US-ALOKA-16.dcm",
+               "mlut_18.dcm", "vlut_04.dcm", "JPEG-LL.dcm", "examples_palette.dcm", "examples_rgb_color.dcm",
+               "examples_ybr_color.dcm", "image_dfl.dcm", "OBXXXX1A_2frame.dcm", "liver.dcm", "examples_overlay.dcm")
+
+
+class _Chosen(Exception):
+    """Stops an encode once the coder choice is made (the rest is not needed)."""
+
+
+def _choices(monkeypatch: pytest.MonkeyPatch, a: np.ndarray) -> tuple[list, list, int]:
+    """The choice as made (the first two blocks may decide), the choice of all four
+    blocks, and the predictive sample blocks the first one coded."""
+    coded = []
+    real_choose, real_plane = encoder.choose_coders, encoder.predictive.encode_plane
+
+    def counting(*args, **kw):
+        coded.append(1)
+        return real_plane(*args, **kw)
+
+    def both(src):
+        with monkeypatch.context() as m:
+            m.setattr(encoder.predictive, "encode_plane", counting)
+            early = real_choose(src)
+        n = len(coded)
+        with monkeypatch.context() as m:
+            m.setattr(encoder, "CLEAR_LEAD", float("inf"))  # no lead is clear: all four blocks
+            full = real_choose(src)
+        raise _Chosen(early, full, n // src.header.channels)
+
+    with monkeypatch.context() as m:
+        m.setattr(encoder, "choose_coders", both)
+        with pytest.raises(_Chosen) as got:
+            codec_core.encode(a, "lossless", threads=1)
+    return got.value.args
+
+
+@pytest.mark.parametrize("name", IMAGES + MORE_IMAGES)
+def test_two_clear_blocks_decide_as_all_four_do(monkeypatch, name):
+    early, full, blocks = _choices(monkeypatch, _image(name))
+    assert early == full
+    assert blocks in (1, 2, 4)
+
+
+def test_a_clear_lead_codes_half_the_blocks(monkeypatch):
+    early, full, blocks = _choices(monkeypatch, _image("693_UNCR.dcm"))  # predictive by a wide margin
+    assert early == full == [PlaneCoder.PREDICTIVE] and blocks == 2
+    early, full, blocks = _choices(monkeypatch, _image("MR2_UNCR.dcm"))  # close: all four blocks
+    assert early == full == [PlaneCoder.WAVELET] and blocks == 4
+
+
 def test_first_use_needs_no_cache_and_writes_none(tmp_path):
     """A new process with an empty HOME and cache directory encodes and decodes
     correctly (the kernels were compiled at install) and leaves both empty."""

@@ -326,3 +326,40 @@ def test_masked_random_and_damaged_segments_raise_only_corrupt_stream_error():
                 _masked_decode_or_corrupt(junk, masks[mname], base, 4, 0, 4095)
     with pytest.raises(CorruptStreamError):
         decode_plane_masked(12345, masks["all"], base, 0, 0, 4095)
+
+
+def _pinned_planes():
+    """Crops of real images (CT, NM, MR, US) and planes at the ends of the sample range
+    (values near +-2^31, the widest span): the blend's int32 arithmetic must not wrap."""
+    out = []
+    for name in ("693_UNCR.dcm", "JPEG2000_UNC.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "OBXXXX1A.dcm"):
+        a = _dicom(name).astype(np.int64)
+        out.append(np.ascontiguousarray(a[a.shape[0] // 3:a.shape[0] // 3 + 96, 40:200]))
+    rng = np.random.default_rng(25)
+    for lo in (-2**31, 2**31 - 1 - 2**24):
+        smooth = np.cumsum(np.cumsum(rng.laplace(0, 3e3, (40, 70)), 0), 1)
+        x = np.clip(smooth - smooth.min() + lo, lo, lo + 2**24)
+        out.append(np.where(rng.random(x.shape) < 0.1, lo + 2**24 - x + lo, x).astype(np.int64))
+    return out
+
+
+def test_plane_bytes_and_damaged_decodes_are_pinned():
+    """The predictive coder's bytes (k = 0, 2) and its output on damaged segments, as
+    the coder of eae4ddc made them (a speed-up must keep both)."""
+    import hashlib
+    h = hashlib.sha256()
+    rng = np.random.default_rng(26)
+    for a in _pinned_planes():
+        lo, hi = int(a.min()), int(a.max())
+        for k in (0, 2):
+            seg = encode_plane(a, k, lo, hi)
+            h.update(seg)
+            assert np.abs(decode_plane(seg, *a.shape, k, lo, hi) - a).max() <= k
+            bad = bytearray(seg)
+            for p in rng.integers(0, len(bad), 2):
+                bad[p] ^= int(rng.integers(1, 256))
+            try:
+                h.update(np.ascontiguousarray(decode_plane(bytes(bad), *a.shape, k, lo, hi)).tobytes())
+            except CorruptStreamError:
+                h.update(b"error")
+    assert h.hexdigest() == "eddaed0c54bc156f393c4108365a7efa5838da7bb9f84519b2d090ab13364ee4"

@@ -21,6 +21,7 @@
  * caller). Any byte string decodes in bounded time without out-of-range indexing:
  * decoded values are clamped, runs are clamped to the row, reconstructions clipped.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,12 +201,12 @@ static inline __attribute__((always_inline)) int64_t blend(int masked, Plane *s,
         preds[8] = ((2 * b + rw + rn) * ONE) >> 1;  /* >> of a negative value: arithmetic (floor) */
     }
     /* weights: inverse square of each predictor's error at W, N, NW, NE */
-    int64_t sums[NPRED_MASKED], smin = (int64_t)1 << 62;
+    /* in int32 (stored errors are within [0, MAX_PRED_ERROR]: sums below 2^31), so the
+       sums and their minimum vectorise */
+    int32_t sums[NPRED_MASKED], smin = INT32_MAX;
     const int32_t *ew = perr(s, c, pj - 1), *en = perr(s, p, pj), *enw = perr(s, p, pj - 1), *ene = perr(s, p, pj + 1);
-    for (int k = 0; k < NPRED(masked); k++) {
-        sums[k] = (int64_t)ew[k] + en[k] + enw[k] + ene[k];
-        smin = min64(smin, sums[k]);
-    }
+    for (int k = 0; k < NPRED(masked); k++) sums[k] = ew[k] + en[k] + enw[k] + ene[k];
+    for (int k = 0; k < NPRED(masked); k++) smin = sums[k] < smin ? sums[k] : smin;
     int shift = bit_length((uint64_t)(smin >> 8));
     int64_t weighted = 0, total = 0;
     for (int k = 0; k < NPRED(masked); k++) {
@@ -273,7 +274,13 @@ static inline __attribute__((always_inline)) void code_regular(int decoding, int
     resid(s, c)[pj] = abs64(q);
     int64_t rf = rec * ONE;
     int32_t *e = perr(s, c, pj);
-    for (int k = 0; k < NPRED(masked); k++) e[k] = (int32_t)min64(abs64(rf - preds[k]), MAX_PRED_ERROR);
+    /* |rf - pred| <= 2 * span * ONE < 2^27 (module.c bounds the span by 2^24): the
+       difference in wrapping int32 arithmetic is exact, and vectorises */
+    for (int k = 0; k < NPRED(masked); k++) {
+        int32_t dk = (int32_t)((uint32_t)rf - (uint32_t)preds[k]);
+        dk = dk < 0 ? -dk : dk;
+        e[k] = dk < MAX_PRED_ERROR ? dk : MAX_PRED_ERROR;
+    }
     update_bias(s, bc, rf - pf);
 }
 

@@ -220,38 +220,6 @@ def test_compiled_97_level_synthesis_checks_its_buffers():
     ro.flags.writeable = False
     with pytest.raises(ValueError):
         _hlc.synth97_level(z(2, 2), ro, z(1, 2), z(1, 1), 1.0, steps, 0.1, np.zeros((3, 3), np.int16), -1, 1)
-    for out in (np.zeros((3, 6), np.int16)[:, ::-2],                   # columns backwards
-                np.zeros((3, 3), np.int16).T,                          # rows interleaved
-                np.zeros((3, 6), np.float32)[:, ::2],                  # float32 not contiguous
-                np.lib.stride_tricks.as_strided(np.zeros(12, np.int16), (3, 3), (2, 4))):  # rows overlap
-        with pytest.raises(ValueError):
-            _hlc.synth97_level(z(2, 2), z(2, 1), z(1, 2), z(1, 1), 1.0, steps, 0.1, out, -1, 1)
-    buf = z(64)
-    with pytest.raises(ValueError):  # a band between the strided out's columns
-        _hlc.synth97_level(z(2, 2), z(2, 1), z(1, 2), buf[9:10].reshape(1, 1), 1.0, steps, 0.1,
-                           buf[:18].reshape(3, 6)[:, ::2], -1, 1)
-    _hlc.synth97_level(z(2, 2), z(2, 1), z(1, 2), buf[17:18].reshape(1, 1), 1.0, steps, 0.1,
-                       buf[:18].reshape(3, 6)[:, ::2], -1, 1)  # (just past its last sample)
-
-
-def test_97_level_synthesis_writes_a_channel_of_an_interleaved_tile_in_place():
-    """synth97_level into a strided out (a channel of an (h, w, channels) tile, the
-    lossy colour decode's path) gives the contiguous output's values and leaves the other
-    channels alone."""
-    rng = np.random.default_rng(77)
-    steps = np.asarray([1.5, 2.0, 2.5], np.float32)
-    for rows, cols in ((1, 1), (1, 9), (9, 1), (2, 2), (17, 31), (40, 64)):
-        ll = rng.integers(-300, 300, ((rows + 1) // 2, (cols + 1) // 2)).astype(np.int32)
-        hl = rng.integers(-9, 9, ((rows + 1) // 2, cols // 2)).astype(np.int32)
-        lh = rng.integers(-9, 9, (rows // 2, (cols + 1) // 2)).astype(np.int32)
-        hh = rng.integers(-9, 9, (rows // 2, cols // 2)).astype(np.int32)
-        for dtype, lo, hi in ((np.int16, -200, 200), (np.int32, -100, 250), (np.uint8, 0, 255)):
-            want = np.empty((rows, cols), dtype)
-            _hlc.synth97_level(ll, hl, lh, hh, 3.0, steps, 0.375, want, lo, hi)
-            tile = np.full((rows, cols, 3), 7, dtype)
-            _hlc.synth97_level(ll, hl, lh, hh, 3.0, steps, 0.375, tile[..., 1], lo, hi)
-            assert np.array_equal(tile[..., 1], want), (rows, cols, dtype)
-            assert (tile[..., 0] == 7).all() and (tile[..., 2] == 7).all()
 
 _USED_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", ">i2")
 

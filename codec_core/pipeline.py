@@ -322,8 +322,8 @@ def _synth97_levels(qbands: list, h: ct.Header, steps: list, upto: int | None,
         shape = (ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1])
         if k < n - 1:
             nxt = np.empty(shape, np.float32)
-        elif out is not None and _strided_sink(out):
-            nxt = out  # (a channel of a colour tile too: written in place, no plane and copy)
+        elif out is not None and out.flags.c_contiguous:
+            nxt = out
         else:
             nxt = np.empty(shape, dtype or (out.dtype if out is not None else np.int32))
         synth97_level(ll, hl, lh, hh, float(fsteps[0]), fsteps[1 + 3 * k:4 + 3 * k], recon, nxt,
@@ -368,16 +368,6 @@ def lossy_plane_rows(qbands: list, h: ct.Header, steps: list, dtype: DTypeLike):
         synth97_level(np.array(ll[s]), np.array(hl[s]), np.array(lh[d]), np.array(hh[d]), float(fsteps[0]),
                       fsteps[-3:], recon, rows, float(h.vmin), float(h.vmax))
         yield y0, rows[y0 - 2 * i0:y1 - 2 * i0]
-
-
-def _strided_sink(out: np.ndarray) -> bool:
-    """Whether ``synth97_level`` can write its rounded level straight into ``out``: 2-D,
-    rows and columns apart by positive multiples of its item, rows not interleaved (C
-    order, or a channel of an interleaved tile)."""
-    if out.ndim != 2 or not out.flags.writeable:
-        return False
-    (s0, s1), size = out.strides, out.itemsize
-    return s1 > 0 and s1 % size == 0 and s0 % size == 0 and s0 >= out.shape[1] * s1
 
 
 def _writable32(band: np.ndarray) -> np.ndarray:

@@ -707,11 +707,10 @@ static PyObject *py_synth97_level(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     static const char *names[6] = {"ll", "hl", "lh", "hh", "steps", "out"};
     for (int i = 0; i < 6; i++) {
-        /* out may be strided (a channel of an interleaved tile): checked below */
-        int flags = (i == 5 ? PyBUF_STRIDES : PyBUF_C_CONTIGUOUS) | PyBUF_FORMAT | (i == 4 ? 0 : PyBUF_WRITABLE);
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (i == 4 ? 0 : PyBUF_WRITABLE);
         if (PyObject_GetBuffer(o[i], &a[i].view, flags) < 0) {
-            PyErr_Format(PyExc_ValueError, "synth97_level: %s must be a %s%s array", names[i],
-                         i == 5 ? "strided" : "C-contiguous", i == 4 ? "" : " writable");
+            PyErr_Format(PyExc_ValueError, "synth97_level: %s must be a C-contiguous%s array", names[i],
+                         i == 4 ? "" : " writable");
             goto done;
         }
         a[i].held = 1;
@@ -732,33 +731,21 @@ static PyObject *py_synth97_level(PyObject *self, PyObject *args) {
         || check(dim(&a[5], 0) < (1 << 30) && dim(&a[5], 1) < (1 << 30), "synth97_level: plane too large"))
         goto done;
     Py_ssize_t h = dim(&a[5], 0), w = dim(&a[5], 1), sv = (h + 1) / 2, dv = h / 2, sh = (w + 1) / 2, dh = w / 2;
-    /* out's strides in elements: positive multiples of its item, rows apart by at least
-       a row (float32: contiguous); its extent, for the overlap check */
-    Py_ssize_t isz = a[5].view.itemsize, s0 = a[5].view.strides[0], s1 = a[5].view.strides[1];
-    if (h <= 1) s0 = w * s1;  /* (one row: its stride is never used) */
-    if (w <= 1) s1 = isz;
-    if (check(s1 > 0 && s1 % isz == 0 && s0 % isz == 0 && s0 >= w * s1 && (!is_float || (s1 == isz && s0 == w * isz)),
-              "synth97_level: out's strides must be positive multiples of its item (float32: C-contiguous)"))
-        goto done;
-    Py_buffer ext = a[5].view;
-    ext.len = h > 0 && w > 0 ? (h - 1) * s0 + (w - 1) * s1 + isz : 0;
-    const Py_buffer *views[6] = {&a[0].view, &a[1].view, &a[2].view, &a[3].view, &a[4].view, &ext};
     if (check(dim(&a[0], 0) == sv && dim(&a[0], 1) == sh && dim(&a[1], 0) == sv && dim(&a[1], 1) == dh
               && dim(&a[2], 0) == dv && dim(&a[2], 1) == sh && dim(&a[3], 0) == dv && dim(&a[3], 1) == dh,
               "synth97_level: band shapes do not match the plane"))
         goto done;
     for (int i = 0; i < 6; i++)
         for (int j = i + 1; j < 6; j++)
-            if (i != 4 && j != 4 && check(!overlap(views[i], views[j]), "synth97_level: arrays overlap"))
+            if (i != 4 && j != 4 && check(!overlap(&a[i].view, &a[j].view), "synth97_level: arrays overlap"))
                 goto done;
     {
         float *tmp = PyMem_RawMalloc(sizeof(float) * HLC_SYNTH97_WORK(w));
         if (!tmp) { PyErr_NoMemory(); goto done; }
         const float *steps = a[4].view.buf;
         Py_BEGIN_ALLOW_THREADS
-        hlc_synth97_level_strided(a[0].view.buf, ll_int, ll_step, a[1].view.buf, a[2].view.buf, a[3].view.buf, steps,
-                                  recon, (int)h, (int)w, a[5].view.buf, (size_t)(s0 / isz), (size_t)(s1 / isz), otype,
-                                  lo, hi, tmp);
+        hlc_synth97_level(a[0].view.buf, ll_int, ll_step, a[1].view.buf, a[2].view.buf, a[3].view.buf, steps, recon,
+                          (int)h, (int)w, a[5].view.buf, otype, lo, hi, tmp);
         Py_END_ALLOW_THREADS
         PyMem_RawFree(tmp);
         result = Py_NewRef(Py_None);

@@ -69,38 +69,30 @@ static void lift_right(float *d, int nd, const float *s, int ns, float c) {
 /* clip(rint(x), lo, hi) into the output's type, one row. The bounds are integers, so
    rounding the clipped value is the same; below 2^22 in magnitude, adding and taking
    away 1.5 x 2^23 rounds half to even like rintf (which, without SSE4.1, is a call). */
-#define WRITE_ROW(T, ROUND, CS)                                               \
+#define WRITE_ROW(T, ROUND)                                                   \
     {                                                                         \
         T *o = (T *)out + at;                                                 \
         for (int j = 0; j < w; j++) {                                         \
             float v = x[j];                                                   \
             v = v >= flo ? v : flo; /* (NaN: lo) */                           \
             v = v <= fhi ? v : fhi;                                           \
-            o[(size_t)j * (CS)] = (T)(ROUND);                                 \
+            o[j] = (T)(ROUND);                                                \
         }                                                                     \
     }
 #define MAGIC_ROUND ((v + 12582912.0f) - 12582912.0f)
-#define WRITE_TYPED(CS)                                                       \
-    switch (otype) {                                                          \
-    case HLC_OUT_I32: WRITE_ROW(int32_t, MAGIC_ROUND, CS) break;              \
-    case HLC_OUT_I16: WRITE_ROW(int16_t, MAGIC_ROUND, CS) break;              \
-    case HLC_OUT_U16: WRITE_ROW(uint16_t, MAGIC_ROUND, CS) break;             \
-    case HLC_OUT_I8: WRITE_ROW(int8_t, MAGIC_ROUND, CS) break;                \
-    default: WRITE_ROW(uint8_t, MAGIC_ROUND, CS) break;                       \
-    }
 
-/* cs: elements between the output's columns (1: contiguous, the loops vectorised;
-   more: a channel of an interleaved tile) */
-static void write_row(void *out, int otype, size_t at, size_t cs, const float *x, int w, double lo, double hi) {
+static void write_row(void *out, int otype, size_t at, const float *x, int w, double lo, double hi) {
     const float flo = (float)lo, fhi = (float)hi;  /* (exact: bounds within 2^30, 16-bit values) */
     if (lo < -4194304.0 || hi > 4194304.0) {
-        WRITE_ROW(int32_t, rintf(v), cs)  /* (only int32 output has such bounds) */
+        WRITE_ROW(int32_t, rintf(v))  /* (only int32 output has such bounds) */
         return;
     }
-    if (cs == 1) {
-        WRITE_TYPED(1)
-    } else {
-        WRITE_TYPED(cs)
+    switch (otype) {
+    case HLC_OUT_I32: WRITE_ROW(int32_t, MAGIC_ROUND) break;
+    case HLC_OUT_I16: WRITE_ROW(int16_t, MAGIC_ROUND) break;
+    case HLC_OUT_U16: WRITE_ROW(uint16_t, MAGIC_ROUND) break;
+    case HLC_OUT_I8: WRITE_ROW(int8_t, MAGIC_ROUND) break;
+    default: WRITE_ROW(uint8_t, MAGIC_ROUND) break;
     }
 }
 
@@ -118,10 +110,9 @@ typedef struct {
 /* Where its rows go: float32 rows (otype < 0) or rounded and clipped samples of otype. */
 typedef struct {
     void *p;
-    size_t stride;  /* elements between rows */
+    size_t stride;
     int otype;
     double lo, hi;
-    size_t cstride; /* elements between columns (otype >= 0; float32 rows: 1) */
 } Sink;
 
 /* n samples of row r of src into dst, each then times k if scale (the row synthesis's
@@ -195,7 +186,7 @@ static void lift_row(float *restrict x, const float *y0, const float *y1, float 
 
 static void emit_row(const Sink *o, int r, const float *x, int w) {
     if (o->otype < 0) memcpy((float *)o->p + (size_t)r * o->stride, x, sizeof(float) * (size_t)w);
-    else write_row(o->p, o->otype, (size_t)r * o->stride, o->cstride, x, w, o->lo, o->hi);
+    else write_row(o->p, o->otype, (size_t)r * o->stride, x, w, o->lo, o->hi);
 }
 
 /* One synthesis level of h x w from ll|hl (rows of s) and lh|hh (rows of d) into out.
@@ -299,7 +290,7 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
     if (!work) return -1;
     float *buf[2] = {work + 7 * (size_t)W, work + 7 * (size_t)W + nbuf[0]};
     Src ll = {bands[0], (size_t)ws[levels], SRC_LL, steps[0]};
-    Sink last = {out, (size_t)W, otype, lo, hi, 1};
+    Sink last = {out, (size_t)W, otype, lo, hi};
     if (levels == 0) {
         for (int r = 0; r < H; r++) {
             load_row(work, &ll, r, W, recon, 0, 1.0f);
@@ -311,7 +302,7 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
         Src hl = {bands[b], (size_t)(w / 2), SRC_DETAIL, steps[b]};
         Src lh = {bands[b + 1], (size_t)ns_h, SRC_DETAIL, steps[b + 1]};
         Src hh = {bands[b + 2], (size_t)(w / 2), SRC_DETAIL, steps[b + 2]};
-        Sink next = {buf[lev % 2], (size_t)w, -1, 0.0, 0.0, 1};
+        Sink next = {buf[lev % 2], (size_t)w, -1, 0.0, 0.0};
         synth_level(&ll, &hl, &lh, &hh, recon, h, w, lev == 1 ? &last : &next, work);
         ll = (Src){next.p, (size_t)w, SRC_F32, 0.0f};
     }
@@ -322,26 +313,17 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
 /* One synthesis level in the caller's band arrays, for planes too large for hlc_synth97's
    buffers (pipeline.py: each level's bands freed after it): ll (ns_v x ns_h; int32 to
    dequantise with ll_step if ll_int, else float32), hl (ns_v x nd_h), lh (nd_v x ns_h),
-   hh (nd_v x nd_h) int32, read only. out: h x w, float32 (otype < 0, contiguous) or of
-   otype clipped to [lo, hi], rows ors and columns ocs elements apart (a channel of an
-   interleaved tile: no plane and copy per channel). work: HLC_SYNTH97_WORK(w) floats. */
-void hlc_synth97_level_strided(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
-                               float recon, int h, int w, void *out, size_t ors, size_t ocs, int otype, double lo,
-                               double hi, float *work) {
+   hh (nd_v x nd_h) int32, read only. out: h x w, float32 (otype < 0) or of otype
+   clipped to [lo, hi]. work: HLC_SYNTH97_WORK(w) floats. */
+void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
+                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *work) {
     int ns_h = (w + 1) / 2, nd_h = w / 2;
     Src a = {ll, (size_t)ns_h, ll_int ? SRC_LL : SRC_F32, ll_step};
     Src b = {hl, (size_t)nd_h, SRC_DETAIL, steps[0]};
     Src c = {lh, (size_t)ns_h, SRC_DETAIL, steps[1]};
     Src d = {hh, (size_t)nd_h, SRC_DETAIL, steps[2]};
-    Sink o = {out, otype < 0 ? (size_t)w : ors, otype, lo, hi, otype < 0 ? 1 : ocs};
+    Sink o = {out, (size_t)w, otype, lo, hi};
     synth_level(&a, &b, &c, &d, recon, h, w, &o, work);
-}
-
-/* hlc_synth97_level_strided into a contiguous out. */
-void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
-                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *work) {
-    hlc_synth97_level_strided(ll, ll_int, ll_step, hl, lh, hh, steps, recon, h, w, out, (size_t)w, 1, otype, lo, hi,
-                              work);
 }
 
 /* ------------------------------------------------------------ forward 9/7 (analysis)

@@ -683,11 +683,6 @@ static int overlap(const Py_buffer *a, const Py_buffer *b) {
     return a->len && b->len && p < q + b->len && q < p + a->len;
 }
 
-/* synth97_level(ll, hl, lh, hh, ll_step, steps, recon, out, lo, hi): one 9/7 synthesis
-   level from the band arrays (read, not written): ll int32 (dequantised with ll_step) or
-   float32, hl/lh/hh int32 (steps[0..2]), writable, C-contiguous, of the shapes an
-   out.shape plane has after one level; out float32 (the level's plane) or an
-   int32/int16/uint16/int8/uint8 array written clip(rint(x), lo, hi). */
 /* synth97_isa(want): the synthesis's instruction set (-1: keep, 0: baseline, 1: AVX2
    if present); returns whether AVX2 is in use. For the tests: both give the same bits. */
 static PyObject *py_synth97_isa(PyObject *self, PyObject *args) {
@@ -696,6 +691,11 @@ static PyObject *py_synth97_isa(PyObject *self, PyObject *args) {
     return PyBool_FromLong(hlc_synth97_isa(want < 0 ? -1 : want != 0));
 }
 
+/* synth97_level(ll, hl, lh, hh, ll_step, steps, recon, out, lo, hi): one 9/7 synthesis
+   level from the band arrays (read, not written): ll int32 (dequantised with ll_step) or
+   float32, hl/lh/hh int32 (steps[0..2]), writable, C-contiguous, of the shapes an
+   out.shape plane has after one level; out float32 (the level's plane) or an
+   int32/int16/uint16/int8/uint8 array written clip(rint(x), lo, hi). */
 static PyObject *py_synth97_level(PyObject *self, PyObject *args) {
     PyObject *o[6];
     float ll_step, recon;

@@ -102,7 +102,17 @@ def _random_97_bands(rng, rows: int, cols: int, levels: int) -> list:
         for lvl in shapes[1:]]
 
 
-def test_the_pipelined_97_synthesis_gives_the_reference_floats_bit_for_bit_on_small_and_odd_shapes():
+@pytest.fixture(params=[0, 1], ids=["baseline", "avx2"])
+def synth_isa(request):
+    """The 9/7 synthesis built for the baseline (SSE2) and for AVX2 (where the processor
+    has it: else both runs take the baseline); the choice restored afterwards."""
+    was = _hlc.synth97_isa(-1)
+    got = _hlc.synth97_isa(request.param)
+    yield got
+    _hlc.synth97_isa(int(was))
+
+
+def test_the_pipelined_97_synthesis_gives_the_reference_floats_bit_for_bit_on_small_and_odd_shapes(synth_isa):
     """wavelet97.c's one-pass level synthesis (the column lifting a row or two behind the
     row synthesis, in a ring of rows) against the numpy lifting, compared as bit patterns
     before any rounding: every small height and width (1 x n, n x 1, 2 x 2, odd ones) and
@@ -133,6 +143,41 @@ def test_the_pipelined_97_synthesis_gives_the_reference_floats_bit_for_bit_on_sm
                 _hlc.synth97([q[0]] + [b for lvl in q[1:] for b in lvl], steps, recon, out, -(1 << 30), 1 << 30)
                 want = np.clip(np.rint(np.asarray(ref, np.float64)), -(1 << 30), 1 << 30)
                 assert np.array_equal(out, want), (rows, cols, levels)
+
+
+def test_the_97_synthesis_gives_the_same_bits_with_avx2_and_without():
+    """Both builds of the synthesis level (wavelet97.c: AVX2 and baseline) on bands of
+    every size class the vector loops meet (widths below, at and past 8 and 16 floats,
+    odd), each output type and float32: the same bits; the chosen build reported back."""
+    from codec_core import quantize
+    rng = np.random.default_rng(2518)
+    recon = float(np.float32(0.375))
+    was = _hlc.synth97_isa(-1)
+    assert _hlc.synth97_isa(0) is False
+    try:
+        for rows, cols, levels in ((7, 9, 1), (16, 17, 2), (33, 40, 3), (67, 131, 3), (130, 257, 4)):
+            q = _random_97_bands(rng, rows, cols, levels)
+            steps = np.asarray(quantize.subband_steps(float(rng.uniform(0.2, 40)), levels), np.float32)
+            flat = [q[0]] + [b for lvl in q[1:] for b in lvl]
+            for dtype, lo, hi in ((np.int32, -(1 << 30), 1 << 30), (np.int16, -32768, 32767),
+                                  (np.uint16, 0, 65535), (np.uint8, 0, 255), (np.int8, -128, 127)):
+                outs = []
+                for isa in (0, 1):
+                    _hlc.synth97_isa(isa)
+                    out = np.empty((rows, cols), dtype)
+                    _hlc.synth97(flat, steps, recon, out, lo, hi)
+                    ll = q[0]
+                    for k in range(levels):
+                        hl, lh, hh = q[1 + k]
+                        nxt = np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]), np.float32)
+                        _hlc.synth97_level(ll, hl, lh, hh, float(steps[0]), steps[1 + 3 * k:4 + 3 * k], recon, nxt,
+                                           0.0, 0.0)
+                        ll = nxt
+                    outs.append((out, ll.view(np.uint32)))
+                assert np.array_equal(outs[0][0], outs[1][0]), (rows, cols, dtype)
+                assert np.array_equal(outs[0][1], outs[1][1]), (rows, cols)
+    finally:
+        _hlc.synth97_isa(int(was))
 
 
 def test_compiled_97_synthesis_checks_its_buffers():

@@ -92,15 +92,18 @@ static inline __attribute__((always_inline)) int dec_bit(Decoder *d, int32_t *m)
 #define MAG_CAP 255
 
 /* activity_bucket(a, 64) capped at LB_NACT - 1 (from a = 96 on) and activity_bucket(a,
-   LB_NREM) (capped from a = 192), as tables over a clamped at 255; made once, when the
-   module is loaded (hlc_lossy_init) */
-static uint8_t ACT[256], REM[256];
+   LB_NREM) (capped from a = 192), as tables; made once, when the module is loaded
+   (hlc_lossy_init). ACT covers every activity a row can have (3 W + WW + its north
+   part, each term at most MAG_CAP: 5 x 255 + 255), so the loop looks it up unclamped;
+   REM is looked up with a clamped at 255. */
+#define ACT_SIZE (6 * MAG_CAP + 1)
+static uint8_t ACT[ACT_SIZE], REM[256];
 
 void hlc_lossy_init(void) {
-    for (int a = 0; a < 256; a++) {
+    for (int a = 0; a < ACT_SIZE; a++) {
         int b = activity_bucket((uint64_t)a, 64);
         ACT[a] = (uint8_t)(b < LB_NACT ? b : LB_NACT - 1);
-        REM[a] = (uint8_t)activity_bucket((uint64_t)a, LB_NREM);
+        if (a < 256) REM[a] = (uint8_t)activity_bucket((uint64_t)a, LB_NREM);
     }
 }
 
@@ -174,14 +177,18 @@ static inline __attribute__((always_inline)) int64_t code_nonzero(
     return v;
 }
 
-/* One row's view for the coefficient coder: the band row and the one above, the
-   magnitude rows (bytes, 2 columns of zeros either side) of rows i, i - 1, i - 2, and
-   the parent row and its buckets (NULL without a parent). */
+/* One row's view for the coefficient coder: the band row and the one above (a row of
+   zeros above the first), the magnitude row (bytes, 2 columns of zeros either side;
+   cleared when the row starts, only nonzero magnitudes written), and, per column, the
+   part of the activity the rows above give (3 N + NW + NE + NN, capped at MAG_CAP: a
+   capped sum is past the last bucket either way) and the parent's bucket (0 without a
+   parent); the parent row (NULL without a parent). Made for the whole row before it is
+   coded, in passes the compiler vectorises. */
 typedef struct {
     int32_t *row;
     const int32_t *up, *prow;
     uint8_t *mag;
-    const uint8_t *n, *nn, *pbrow;
+    const uint8_t *north, *pcol;
     int pw1;  /* the parent's last column */
 } Row;
 
@@ -191,25 +198,23 @@ typedef struct { int w1, w2, sw; } West;
 
 /* Codes the coefficient at column j of a row; `implied`: it is the last of a group
    whose first three are zero, so it is nonzero without a zero decision. Returns
-   whether it was zero. */
+   whether it was zero. (A zero writes nothing: the band row and the magnitude row
+   were cleared when the row started.) */
 static inline __attribute__((always_inline)) int code_coef(
         int decoding, Encoder *e, Decoder *d, Models md, int32_t *zero, int32_t *one, int32_t *sgn, Row r, int j,
         int implied, West *w) {
-    int a = 3 * w->w1 + w->w2 + 3 * r.n[j] + r.n[j - 1] + r.n[j + 1] + r.nn[j];
-    int pj = r.prow ? imin(j >> 1, r.pw1) : 0;
-    int ctx = ACT[a < 255 ? a : 255] * LB_NPAR + (r.prow ? r.pbrow[pj] : 0);
+    int a = 3 * w->w1 + w->w2 + r.north[j];
+    int ctx = ACT[a] * LB_NPAR + r.pcol[j];
     int32_t v = decoding ? 0 : r.row[j];
     int nonzero = 1;
     w->w2 = w->w1;
     if (!implied) nonzero = decoding ? !dec_bit(d, zero + ctx) : (enc_bit(e, zero + ctx, v == 0), v != 0);
     if (!nonzero) {
-        if (decoding) r.row[j] = 0;
-        r.mag[j] = 0;
         w->w1 = w->sw = 0;
         return 1;
     }
-    int64_t pv = r.prow ? r.prow[pj] : 0, ra = a + 2 * abs64(pv);
-    int sc = 9 * (w->sw + 1) + 3 * (sign3(r.up ? r.up[j] : 0) + 1) + sign3(pv) + 1;
+    int64_t pv = r.prow ? r.prow[imin(j >> 1, r.pw1)] : 0, ra = a + 2 * abs64(pv);
+    int sc = 9 * (w->sw + 1) + 3 * (sign3(r.up[j]) + 1) + sign3(pv) + 1;
     int64_t m = code_nonzero(decoding, e, d, md, one + ctx, sgn + sc, REM[ra < 255 ? ra : 255], v);
     if (decoding) r.row[j] = (int32_t)m;
     r.mag[j] = (uint8_t)(w->w1 = sat8(abs64(m)));
@@ -219,14 +224,14 @@ static inline __attribute__((always_inline)) int code_coef(
 
 /* Whether the four coefficients from (i, j) would all be coded in the quietest context
    (activity 0, parent bucket 0) were they zero: W and WW (`west`: their magnitudes
-   OR-ed), the row above from j - 1 to j + 4, the row above that from j to j + 3, and
-   the parents of j and j + 2 are zero. */
+   OR-ed) and the north parts and parent buckets of the four are zero (a north part of
+   0 for columns j .. j + 3: the row above from j - 1 to j + 4 and the row above that
+   from j to j + 3 are zero). */
 static inline int quiet4(Row r, int j, int west) {
-    uint32_t nn4, n4;
-    memcpy(&nn4, r.nn + j, 4);
-    memcpy(&n4, r.n + j, 4);
-    if (nn4 | n4 | (uint32_t)west | r.n[j - 1] | r.n[j + 4]) return 0;
-    return !r.prow || !(r.pbrow[imin(j >> 1, r.pw1)] | r.pbrow[imin((j >> 1) + 1, r.pw1)]);
+    uint32_t n4, p4;
+    memcpy(&n4, r.north + j, 4);
+    memcpy(&p4, r.pcol + j, 4);
+    return !(n4 | p4 | (uint32_t)west);
 }
 
 /* One row of the band: groups of four (the quiet ones led by a group decision), then
@@ -247,8 +252,6 @@ static inline __attribute__((always_inline)) void code_row(
                 enc_bit(e, group, all);
             }
             if (all) {
-                if (decoding) memset(r.row + j, 0, 4 * sizeof(int32_t));
-                memset(r.mag + j, 0, 4);
                 w.w1 = w.w2 = w.sw = 0;
                 continue;
             }
@@ -263,14 +266,35 @@ static inline __attribute__((always_inline)) void code_row(
     for (; j < W; j++) code_coef(decoding, e, d, md, zero, one, sgn, r, j, 0, &w);
 }
 
+/* The north part of the activity of every column of a row, from the magnitude rows
+   above (n: i - 1, nn: i - 2; zero columns either side), capped at MAG_CAP. */
+static void north_row(const uint8_t *n, const uint8_t *nn, int W, uint8_t *out) {
+    for (int j = 0; j < W; j++) {
+        int t = 3 * n[j] + n[j - 1] + n[j + 1] + nn[j];
+        out[j] = (uint8_t)(t < MAG_CAP ? t : MAG_CAP);
+    }
+}
+
+/* The parent bucket of every column of a row (pb: the parent row's buckets, pw of
+   them; the column j's parent is j / 2, clamped to the last). */
+static void parent_cols(const uint8_t *pb, int pw, int W, uint8_t *out) {
+    int half = imin(W / 2, pw - 1 > 0 ? pw - 1 : 0);
+    for (int k = 0; k < half; k++) out[2 * k] = out[2 * k + 1] = pb[k];
+    for (int j = 2 * half; j < W; j++) out[j] = pw > 0 ? pb[imin(j >> 1, pw - 1)] : 0;
+}
+
 static inline __attribute__((always_inline)) int code_lossy(
         int decoding, int32_t *band, int H, int W, int orient, RefBand parent, Encoder *ep, Decoder *dp, Models md) {
     int stride = W + 4;
-    /* magnitude rows i, i - 1, i - 2 in turn, then the current parent row's buckets
-       (row buffers: no plane-sized copy or table per band) */
+    /* magnitude rows i, i - 1, i - 2 in turn, the current parent row's buckets, the
+       north parts and parent buckets per column (8 bytes more: a group reads four
+       from its column), and a row of zeros (the row above the first) */
     size_t pw2 = (size_t)parent.w + 2;
-    uint8_t *mag = calloc((size_t)3 * stride + 4 * pw2, 1), *pb = mag + (size_t)3 * stride;
+    size_t bytes = (size_t)3 * stride + 4 * pw2 + 2 * ((size_t)W + 8) + sizeof(int32_t) * ((size_t)W + 1);
+    uint8_t *mag = calloc(bytes, 1), *pb = mag + (size_t)3 * stride;
     if (!mag) return -1;
+    uint8_t *north = pb + 4 * pw2, *pcol = north + W + 8;
+    int32_t *zrow = (int32_t *)(void *)(pcol + W + 8 + (-(uintptr_t)(pcol + W + 8) & 3));
     ParentRows pr = {pb + pw2, pb + 2 * pw2, pb + 3 * pw2, -1};
     sanitise_models(md.zero);
     /* the coder's state in locals: stores into the band cannot alias it */
@@ -278,17 +302,26 @@ static inline __attribute__((always_inline)) int code_lossy(
     Decoder d = {0};
     if (decoding) d = *dp;
     else e = *ep;
+    int pcol_row = -2;  /* the parent row pcol holds (-1: none, zeros) */
     for (int i = 0; i < H; i++) {
         Row r;
         r.row = band + (size_t)i * W;
-        r.up = i > 0 ? r.row - W : NULL;
+        r.up = i > 0 ? r.row - W : zrow;
         r.mag = mag + (size_t)(i % 3) * stride + 2;
-        r.n = mag + (size_t)((i + 2) % 3) * stride + 2;
-        r.nn = mag + (size_t)((i + 1) % 3) * stride + 2;
-        int pi = parent.h ? imin(i >> 1, parent.h - 1) : 0;  /* the parent's row, clamped */
+        memset(r.mag - 2, 0, (size_t)stride);
+        if (decoding) memset(r.row, 0, sizeof(int32_t) * (size_t)W);
+        north_row(mag + (size_t)((i + 2) % 3) * stride + 2, mag + (size_t)((i + 1) % 3) * stride + 2, W, north);
+        r.north = north;
+        int pi = parent.h ? imin(i >> 1, parent.h - 1) : -1;  /* the parent's row, clamped */
         r.prow = parent.h ? parent.p + (size_t)pi * parent.w : NULL;
-        if (parent.h && pi != pr.row) parent_bucket_row(parent, pi, &pr, pb);
-        r.pbrow = parent.h ? pb : NULL;
+        if (pi != pcol_row) {
+            if (parent.h) {
+                if (pi != pr.row) parent_bucket_row(parent, pi, &pr, pb);
+                parent_cols(pb, parent.w, W, pcol);
+            }
+            pcol_row = pi;
+        }
+        r.pcol = pcol;
         r.pw1 = parent.w - 1;
         code_row(decoding, &e, &d, md, orient, r, W);
     }

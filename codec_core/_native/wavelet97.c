@@ -23,6 +23,12 @@
 
 #include "kernels.h"
 
+#if defined(__GNUC__)
+#define HLC_FLATTEN __attribute__((flatten))
+#else
+#define HLC_FLATTEN
+#endif
+
 static const double A97 = -1.586134342059924, B97 = -0.052980118572961, G97 = 0.882911075530934,
                     D97 = 0.443506852043971, K97 = 1.230174104914001;
 
@@ -90,9 +96,6 @@ static void write_row(void *out, int otype, size_t at, const float *x, int w, do
     }
 }
 
-/* bands: LL, then (HL, LH, HH) per level, coarsest first, shapes as band_shapes(H, W, levels);
-   steps: one per band. out: H x W of otype, values clipped to [lo, hi] (lo <= hi, both within
-
 /* ------------------------------------------------------------ synthesis, one pass a level */
 
 /* Where a level's rows come from: an int32 band (dequantised: LL or detail) or float32 rows. */
@@ -114,7 +117,8 @@ typedef struct {
 
 /* n samples of row r of src into dst, each then times k if scale (the row synthesis's
    first step, s *= K or d *= 2/K, folded in: the same two operations per sample). */
-static void load_row(float *dst, const Src *src, int r, int n, float recon, int scale, float k) {
+static inline __attribute__((always_inline)) void load_row(float *dst, const Src *src, int r, int n, float recon,
+                                                            int scale, float k) {
     if (src->kind == SRC_F32) {
         const float *x = (const float *)src->p + (size_t)r * src->stride;
         if (!scale) { memcpy(dst, x, sizeof(float) * (size_t)n); return; }
@@ -150,8 +154,8 @@ static void load_row(float *dst, const Src *src, int r, int n, float recon, int 
 /* Row r of a level of width w synthesised along x from a (the s half, ns_h samples) and
    b (the d half), interleaved into dst, each sample then times kc if col (the column
    synthesis's first step). tmp: w floats. */
-static void level_row(float *dst, const Src *a, const Src *b, int r, int w, float recon, int col, float kc,
-                      float *tmp) {
+static inline __attribute__((always_inline)) void level_row(float *dst, const Src *a, const Src *b, int r, int w,
+                                                             float recon, int col, float kc, float *tmp) {
     int ns = (w + 1) / 2, nd = w / 2;
     float *s = tmp, *d = tmp + ns;
     load_row(s, a, r, ns, recon, nd > 0, (float)K97);
@@ -192,8 +196,9 @@ static void emit_row(const Sink *o, int r, const float *x, int w) {
    finished and that no later step has overwritten, so every sample goes through the
    same operations on the same operands as six whole passes would. Rows t-2 are then
    final. work: 7 w floats (a ring of three s rows and three d rows, and a row). */
-static void synth_level(const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w,
-                        const Sink *out, float *work) {
+static inline __attribute__((always_inline)) void synth_level_body(
+        const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w, const Sink *out,
+        float *work) {
     int ns = (h + 1) / 2, nd = h / 2;
     float *tmp = work + 6 * (size_t)w;
     if (h == 0 || w == 0) return;
@@ -219,6 +224,56 @@ static void synth_level(const Src *ll, const Src *hl, const Src *lh, const Src *
     }
 #undef S_
 #undef D_
+}
+
+/* synth_level_body with everything it calls inlined (flatten), built twice: for AVX2
+   (8-float vectors; ~1.5-1.7x faster, benchmarks/results/lossy_speed.md "Branch dec")
+   and for the baseline (SSE2), the AVX2 one taken when the processor has it. The same
+   IEEE float32 operations either way (no fused multiply-add: -ffp-contract=off, and
+   "avx2" does not enable FMA), so the output is the same to the bit; hlc_synth97_isa
+   lets the tests run both (tests/test_kernels.py). */
+static void synth_level_base(const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w,
+                             const Sink *out, float *work) HLC_FLATTEN;
+static void synth_level_base(const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w,
+                             const Sink *out, float *work) {
+    synth_level_body(ll, hl, lh, hh, recon, h, w, out, work);
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define HLC_HAVE_AVX2_BUILD 1
+__attribute__((target("avx2"), flatten)) static void synth_level_avx2(const Src *ll, const Src *hl, const Src *lh,
+                                                                      const Src *hh, float recon, int h, int w,
+                                                                      const Sink *out, float *work) {
+    synth_level_body(ll, hl, lh, hh, recon, h, w, out, work);
+}
+#else
+#define HLC_HAVE_AVX2_BUILD 0
+#endif
+
+/* -1: not chosen yet; 0: baseline; 1: AVX2 (chosen when the module loads, PyInit__hlc) */
+static int synth_isa = -1;
+
+int hlc_synth97_isa(int want) {
+    int have = 0;
+#if HLC_HAVE_AVX2_BUILD
+    __builtin_cpu_init();
+    have = __builtin_cpu_supports("avx2") != 0;
+#endif
+    if (want >= 0) synth_isa = want && have;
+    else if (synth_isa < 0) synth_isa = have;
+    return synth_isa;
+}
+
+static void synth_level(const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w,
+                        const Sink *out, float *work) {
+#if HLC_HAVE_AVX2_BUILD
+    if (synth_isa < 0) hlc_synth97_isa(-1);
+    if (synth_isa) {
+        synth_level_avx2(ll, hl, lh, hh, recon, h, w, out, work);
+        return;
+    }
+#endif
+    synth_level_base(ll, hl, lh, hh, recon, h, w, out, work);
 }
 
 /* bands: LL, then (HL, LH, HH) per level, coarsest first, shapes as band_shapes(H, W, levels);

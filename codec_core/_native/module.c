@@ -607,7 +607,7 @@ static PyObject *py_rdo_count(PyObject *self, PyObject *args) {
         goto done;
     {
         int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1), n;
-        int32_t *rows = PyMem_RawCalloc(4 * ((size_t)W + 4), sizeof(int32_t));
+        int32_t *rows = PyMem_RawMalloc(sizeof(int32_t) * HLC_COUNT_SCRATCH(W));
         if (!rows) { PyErr_NoMemory(); goto done; }
         Py_BEGIN_ALLOW_THREADS
         n = hlc_rdo_count(a[0].view.buf, H, W, step, a[1].view.buf, (int)dim(&a[1], 1), rows);

@@ -36,8 +36,8 @@
    (or NaN) is refused before the int cast */
 #define LEVEL_LIMIT 1073741824.0f
 /* rows whose rounded levels all stay below this take the int32 activity sums (10 x
-   2^26 < 2^31) and the float exponent's buckets (exact below 2^24) */
-#define FAST_BELOW (1 << 26)
+   2^24 < 2^31) and the float exponent's buckets and tokens (exact below 2^24) */
+#define FAST_BELOW (1 << 24)
 
 /* the band coder's symbol (and raw bit count) of a magnitude (quantize._tokens; its
    bit length is numpy's frexp of the float32 value, as the reference takes it) */
@@ -100,39 +100,75 @@ static void bucket_row(const int32_t *r, const int32_t *n, const int32_t *nn, in
         ctx[j] = bucket(3 * r[j - 1] + r[j - 2] + 3 * n[j] + n[j - 1] + n[j + 1] + nn[j]);
 }
 
-/* scratch (rows): 4 (W + 4) int32 */
+/* the token of each level of a row (all below 2^24: the float's exponent and first
+   mantissa bit, as token's), keyed by its activity bucket: key = ctx x cap + symbol;
+   returns the largest symbol. Branch-free (vectorised). */
+static int32_t key_row(const int32_t *r, const int32_t *ctx, int W, int cap, int32_t *key) {
+    int32_t top = 0;
+    for (int j = 0; j < W; j++) {
+        union { float f; int32_t i; } u;
+        int32_t v = r[j], direct = -(int32_t)(v < HLC_DIRECT);
+        u.f = (float)v;
+        int32_t s = (v & direct) | (((u.i >> 22) - 252) & ~direct);
+        top = s > top ? s : top;
+        key[j] = ctx[j] * cap + s;
+    }
+    return top;
+}
+
+/* rows of the general case: one coefficient at a time (int64 sums, any level) */
+static int count_row_slow(const int32_t *r, const int32_t *n, const int32_t *nn, int W, int64_t *counts,
+                          int cap, int *nsym) {
+    for (int j = 0; j < W; j++) {
+        int raw, s = token(r[j], &raw);
+        if (s >= cap) return -1;
+        if (s + 1 > *nsym) *nsym = s + 1;
+        counts[(size_t)activity(r, n, nn, j) * cap + s]++;
+    }
+    return 0;
+}
+
+/* scratch (rows): HLC_COUNT_SCRATCH(W) int32: 3 (W + 4) levels, W + 4 buckets, W + 4
+   keys, two uint32 histograms of NCTX_ACT x NSYM_MAX (counted alternately, so that runs
+   of one cell are not one chain of increments; added to counts at the end) */
 int hlc_rdo_count(const float *band, int H, int W, float step, int64_t *counts, int nsym_cap, int32_t *rows) {
-    size_t S = (size_t)W + 4;
-    int nsym = 1;
-    int32_t *ctx = rows + 3 * S, ors[3] = {0, 0, 0};
-    int64_t quiet = 0;  /* level 0 in activity 0 */
+    size_t S = (size_t)W + 4, cells = (size_t)NCTX_ACT * NSYM_MAX;
+    int nsym = 1, local = nsym_cap <= NSYM_MAX;
+    int32_t *ctx = rows + 3 * S, *key = ctx + S, ors[3] = {0, 0, 0};
+    uint32_t *h0 = (uint32_t *)(key + S), *h1 = h0 + cells;
+    int64_t quiet = 0, held = 0;  /* quiet: level 0 in activity 0; held: counts in h0, h1 */
     memset(rows, 0, sizeof(int32_t) * 3 * S);
+    memset(h0, 0, sizeof(uint32_t) * 2 * cells);
     for (int i = 0; i < H; i++) {
         int32_t *r = rows + (size_t)(i % 3) * S + 2, *n = rows + (size_t)((i + 2) % 3) * S + 2,
                 *nn = rows + (size_t)((i + 1) % 3) * S + 2;
         int32_t any = rounded_row(band + (size_t)i * W, W, step, r, NULL);
         if (any < 0) return -1;
         ors[i % 3] = any;
-        if ((ors[0] | ors[1] | ors[2]) >= FAST_BELOW) {  /* (a large level nearby: the int64 sums) */
-            for (int j = 0; j < W; j++) {
-                int raw, s = token(r[j], &raw);
-                if (s >= nsym_cap) return -1;
-                if (s + 1 > nsym) nsym = s + 1;
-                counts[(size_t)activity(r, n, nn, j) * nsym_cap + s]++;
-            }
+        int32_t near = ors[0] | ors[1] | ors[2];
+        if (!near) { quiet += W; continue; }  /* (no level near this row) */
+        if (near >= FAST_BELOW || !local) {  /* (a large level nearby: the int64 sums) */
+            if (count_row_slow(r, n, nn, W, counts, nsym_cap, &nsym)) return -1;
             continue;
         }
-        if (!(ors[0] | ors[1] | ors[2])) { quiet += W; continue; }  /* (no level near this row) */
         bucket_row(r, n, nn, W, ctx);
-        for (int j = 0; j < W; j++) {
-            int32_t v = r[j], k = ctx[j];
-            if (!(v | k)) { quiet++; continue; }
-            int raw, s = token(v, &raw);
-            if (s >= nsym_cap) return -1;
-            if (s + 1 > nsym) nsym = s + 1;
-            counts[(size_t)k * nsym_cap + s]++;
+        int32_t top = key_row(r, ctx, W, nsym_cap, key);
+        if (top >= nsym_cap) return -1;
+        if (top + 1 > nsym) nsym = top + 1;
+        if (held + W > (int64_t)1 << 31) {  /* (uint32 histograms: added up before they could wrap) */
+            for (size_t k = 0; k < cells; k++) counts[k] += (int64_t)h0[k] + h1[k], h0[k] = h1[k] = 0;
+            held = 0;
         }
+        int j = 0;
+        for (; j + 1 < W; j += 2) {
+            h0[key[j]]++;
+            h1[key[j + 1]]++;
+        }
+        if (j < W) h0[key[j]]++;
+        held += W;
     }
+    if (local)  /* (keys are ctx x nsym_cap + symbol: the first 36 x cap cells) */
+        for (size_t k = 0; k < (size_t)NCTX_ACT * nsym_cap; k++) counts[k] += (int64_t)h0[k] + h1[k];
     counts[0] += quiet;
     return nsym;
 }

@@ -656,14 +656,12 @@ static PyObject *py_quant_band(PyObject *self, PyObject *args) {
     {
         int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1);
         int32_t *scratch = PyMem_RawMalloc(sizeof(int32_t) * HLC_QUANT_SCRATCH(W));
-        unsigned char *smalls = PyMem_RawMalloc(2 * (size_t)W + 1);
-        if (!scratch || !smalls) { PyMem_RawFree(scratch); PyMem_RawFree(smalls); PyErr_NoMemory(); goto done; }
+        if (!scratch) { PyErr_NoMemory(); goto done; }
         double top;
         Py_BEGIN_ALLOW_THREADS
-        top = hlc_quant_band(a[0].view.buf, a[1].view.buf, H, W, step, rdo, lam, bits, nsym, scratch, smalls, rounding);
+        top = hlc_quant_band(a[0].view.buf, a[1].view.buf, H, W, step, rdo, lam, bits, nsym, scratch, NULL, rounding);
         Py_END_ALLOW_THREADS
         PyMem_RawFree(scratch);
-        PyMem_RawFree(smalls);
         result = PyFloat_FromDouble(top);
     }
 done:

@@ -202,23 +202,23 @@ static inline int32_t rdo_level(float x, int32_t r, const double *rate, int nrat
    down, each padded by a zero column either side; a zero row outside the band) at small
    positions become 0 in out. Branch-free (vectorised): masks, not tests. */
 static void zero_isolated(int32_t *restrict out, const int32_t *q, const int32_t *up, const int32_t *down,
-                          const unsigned char *small, int W) {
+                          const int32_t *small, int W) {
     for (int j = 0; j < W; j++) {
         int32_t ring = q[j - 1] | q[j + 1] | up[j - 1] | up[j] | up[j + 1] | down[j - 1] | down[j] | down[j + 1];
-        int32_t kill = -(int32_t)((small[j] != 0) & ((uint32_t)(q[j] + 1) <= 2u) & (q[j] != 0) & (ring == 0));
+        int32_t kill = small[j] & -(int32_t)(((q[j] == 1) | (q[j] == -1)) & (ring == 0));
         out[j] &= ~kill;
     }
 }
 
 /* The dead zone's signed levels of one row (rounding offset rounding) and its small
-   flags; returns the largest magnitude, or -1 on one beyond the limit. Branch-free. */
+   masks; returns the largest magnitude, or -1 on one beyond the limit. Branch-free. */
 static int32_t deadzone_row(const float *c, int W, float step, float rounding, float thr, int thresh,
-                            int32_t *q, unsigned char *sm) {
+                            int32_t *q, int32_t *sm) {
     int bad = 0;
     int32_t top = 0;
     for (int j = 0; j < W; j++) {
         float a = fabsf(c[j]), lv = a / step + rounding;
-        sm[j] = (unsigned char)(thresh & (a < thr));
+        sm[j] = -(int32_t)(thresh & (a < thr));
         int ok = lv < LEVEL_LIMIT;
         bad |= !ok;
         int32_t v = (int32_t)(ok ? lv : 0.0f);  /* floor (lv >= 0); exact in float32 */
@@ -233,14 +233,14 @@ static int32_t deadzone_row(const float *c, int W, float step, float rounding, f
    float (-1: beyond the limit). The nonzero rounded levels are listed first (at):
    the loop over them has no unpredictable branch. */
 static float rdo_row(const float *c, int W, float step, float thr, int thresh, int32_t *r, const int32_t *n,
-                     const int32_t *nn, int32_t *ors, float *x, int32_t *q, unsigned char *sm, int32_t *at,
+                     const int32_t *nn, int32_t *ors, float *x, int32_t *q, int32_t *sm, int32_t *at,
                      const double *rate, int nsym, const double *bits, double lam) {
     int32_t any = rounded_row(c, W, step, r, x);
     if (any < 0) return -1.0f;
     ors[0] = any;
     int fast = (ors[0] | ors[1] | ors[2]) < FAST_BELOW, nrate = nsym < NSYM_MAX ? nsym : NSYM_MAX, m = 0;
     for (int j = 0; j < W; j++) {
-        sm[j] = (unsigned char)(thresh & (fabsf(c[j]) < thr));
+        sm[j] = -(int32_t)(thresh & (fabsf(c[j]) < thr));
         q[j] = 0;
     }
     if (any)
@@ -266,15 +266,15 @@ static float rdo_row(const float *c, int W, float step, float thr, int thresh, i
 
 /* scratch (HLC_QUANT_SCRATCH(W) int32, 8-aligned): NCTX_ACT x NSYM_MAX float64 (rate
    terms), 3 (W + 4) int32 (rounded levels), 3 (W + 2) int32 (levels, a zero column
-   either side) and a zero row of W + 2, W float (|c| / step), W int32 (nonzero columns);
-   smalls: 2 W bytes */
+   either side) and a zero row of W + 2, W float (|c| / step), W int32 (nonzero columns),
+   2 W int32 (small-magnitude masks of two rows); smalls: unused (the masks are int32) */
 double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step, int rdo, double lam,
                       const double *bits, int nsym, int32_t *scratch, unsigned char *smalls, float rounding) {
     size_t S = (size_t)W + 4, Q = (size_t)W + 2;
     double *rate = (double *)(void *)scratch;
     int32_t *rr = scratch + 2 * NCTX_ACT * NSYM_MAX, *qq = rr + 3 * S, *zero = qq + 3 * Q + 1;
     float *x = (float *)(void *)(qq + 4 * Q);
-    int32_t *at = qq + 4 * Q + W, ors[3] = {0, 0, 0};  /* (ors: the levels' OR of rows i, i - 1, i - 2) */
+    int32_t *at = qq + 4 * Q + W, *small = at + W, ors[3] = {0, 0, 0};  /* small: int32 masks (vectorised with the levels) */  /* (ors: the levels' OR of rows i, i - 1, i - 2) */
     float thr = ISOLATED_ZERO_BELOW * step, top = 0.0f;
     int thresh = step >= 1.0f;
     memset(qq, 0, sizeof(int32_t) * 4 * Q);  /* (the padding columns and the zero row stay 0) */
@@ -288,7 +288,7 @@ double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step,
         if (i < H) {
             const float *c = band + (size_t)i * W;
             int32_t *q = qq + (size_t)(i % 3) * Q + 1;
-            unsigned char *sm = smalls + (size_t)(i % 2) * W;
+            int32_t *sm = small + (size_t)(i % 2) * W;
             float t;
             if (rdo) {
                 ors[2] = ors[1], ors[1] = ors[0];
@@ -304,7 +304,7 @@ double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step,
         if (i >= 1 && thresh) {  /* row i - 1 now has both its neighbours' levels */
             int k = i - 1;
             zero_isolated(out + (size_t)k * W, qq + (size_t)(k % 3) * Q + 1, k ? qq + (size_t)((k + 2) % 3) * Q + 1 : zero,
-                          k + 1 < H ? qq + (size_t)((k + 1) % 3) * Q + 1 : zero, smalls + (size_t)(k % 2) * W, W);
+                          k + 1 < H ? qq + (size_t)((k + 1) % 3) * Q + 1 : zero, small + (size_t)(k % 2) * W, W);
         }
     }
     return (double)top;

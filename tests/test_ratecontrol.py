@@ -220,3 +220,29 @@ def test_one_plane_image_reuses_the_statistics_transform(name, saved, target, mo
     calls["n"] = 0
     assert hlc.encode(img, **kw) == kept
     assert with_kept == calls["n"] - saved
+
+
+@pytest.mark.parametrize("tiles", [1, 2, 4, 5, 9])
+def test_tiles_merged_in_groups_give_every_cell_once(tiles):
+    """BandStats holds up to MERGE_TILES tiles' cells apart before merging them: the
+    cells (sorted, each once) and counts are those of all tiles' coefficients at once."""
+    from codec_core import ratecontrol as rc
+
+    rng = np.random.default_rng(tiles)
+    parts = [rng.laplace(0, 10 ** rng.uniform(-1, 2), (24, 40)).astype(np.float32) for _ in range(tiles)]
+    s = rc.BandStats(1.0, False)
+    for p in parts:
+        s.add(p)
+    assert len(s.keys) <= rc.MERGE_TILES
+    cells, counts = s.cells()
+    assert counts.sum() == sum(p.size for p in parts) and s.tiles == tiles
+    assert len(np.unique(cells)) == len(cells)
+    if tiles > 1:
+        assert (np.diff(cells) > 0).all()
+    whole = {}
+    for p in parts:
+        one = rc.BandStats(1.0, False)
+        one.add(p)
+        for k, n in zip(*one.cells(), strict=True):
+            whole[int(k)] = whole.get(int(k), 0) + int(n)
+    assert dict(zip(cells.tolist(), counts.tolist(), strict=True)) == whole

@@ -197,3 +197,52 @@ def test_codings_per_size_encode(codings):
             counts.append(codings["encode"])
     assert max(counts) <= 3, counts
     assert sorted(counts)[len(counts) // 2] <= 2, counts
+
+
+@pytest.mark.parametrize("target", [dict(bpp=0.5), dict(psnr=45.0)])
+@pytest.mark.parametrize("name, saved", [("CT_small.dcm", 1), ("US1_UNCR.dcm", 0)])
+def test_one_plane_image_reuses_the_statistics_transform(name, saved, target, monkeypatch):
+    """A one-plane image's first quantisation takes the statistics pass's bands (one
+    forward 9/7 fewer), with the same stream as a fresh transform; a colour image (three
+    planes) transforms every plane afresh (keeping one would add a plane to the peak)."""
+    img = dicom(name)[:128, :128]
+    kw = dict(mode="lossy", try_near_lossless=False, threads=1, **target)
+    calls = {"n": 0}
+    real = encoder.forward
+
+    def counted(*a, **k):
+        calls["n"] += 1
+        return real(*a, **k)
+    monkeypatch.setattr(encoder, "forward", counted)
+    kept = hlc.encode(img, **kw)
+    with_kept = calls["n"]
+    monkeypatch.setattr(encoder.LossyCoder, "statistics_bands", encoder.LossyCoder.bands)
+    calls["n"] = 0
+    assert hlc.encode(img, **kw) == kept
+    assert with_kept == calls["n"] - saved
+
+
+@pytest.mark.parametrize("tiles", [1, 2, 4, 5, 9])
+def test_tiles_merged_in_groups_give_every_cell_once(tiles):
+    """BandStats holds up to MERGE_TILES tiles' cells apart before merging them: the
+    cells (sorted, each once) and counts are those of all tiles' coefficients at once."""
+    from codec_core import ratecontrol as rc
+
+    rng = np.random.default_rng(tiles)
+    parts = [rng.laplace(0, 10 ** rng.uniform(-1, 2), (24, 40)).astype(np.float32) for _ in range(tiles)]
+    s = rc.BandStats(1.0, False)
+    for p in parts:
+        s.add(p)
+    assert len(s.keys) <= rc.MERGE_TILES
+    cells, counts = s.cells()
+    assert counts.sum() == sum(p.size for p in parts) and s.tiles == tiles
+    assert len(np.unique(cells)) == len(cells)
+    if tiles > 1:
+        assert (np.diff(cells) > 0).all()
+    whole = {}
+    for p in parts:
+        one = rc.BandStats(1.0, False)
+        one.add(p)
+        for k, n in zip(*one.cells(), strict=True):
+            whole[int(k)] = whole.get(int(k), 0) + int(n)
+    assert dict(zip(cells.tolist(), counts.tolist(), strict=True)) == whole

@@ -106,3 +106,40 @@ def test_kernel_checks_its_buffers():
     with pytest.raises(ValueError):  # out inside the band's memory but shifted
         _hlc.quant_band(overlapping[:32].reshape(4, 8), overlapping[4:36].view(np.int32).reshape(4, 8),
                         1.0, False, 0.1, None)
+
+
+def _digest_bands() -> list:
+    out = []
+    for name in ("CT_small.dcm", "MR_small.dcm", "US1_UNCR.dcm", "693_UNCR.dcm"):
+        a = pydicom.dcmread(get_testdata_file(name)).pixel_array
+        a = a[..., 0] if a.ndim == 3 else a
+        out += [np.ascontiguousarray(b, np.float32) for lvl in dwt97_forward(a, 4)[1:] for b in lvl]
+    rng = np.random.default_rng(18)
+    for scale in (0.3, 2.0, 30.0, 3000.0):
+        for shape in ((1, 1), (1, 7), (5, 1), (3, 3), (17, 33), (64, 61)):
+            x = rng.laplace(0, scale, shape).astype(np.float32)
+            out += [x, (np.round(x * 2) / 2).astype(np.float32)]  # (ties of the rounding)
+    return out
+
+
+def test_levels_pinned():
+    """The kernels' levels and RDO histograms, pinned by a digest made with the kernel
+    before the branch-free rewrite (eae4ddc's rdoquant.c): real and random bands, steps
+    below and above one sample unit, dead zone 0.35 and 0 and RDO. The RDO bits are a
+    fixed table here (not numpy's log2, which may round differently elsewhere)."""
+    import hashlib
+
+    k, s = np.meshgrid(np.arange(36), np.arange(64), indexing="ij")
+    table = 0.5 + ((k * 31 + s * 17) % 29) / 4.0
+    h = hashlib.sha256()
+    for band in _digest_bands():
+        for step in (0.7, 1.0, 3.0, 20.0):
+            counts = np.zeros((36, 64), np.int64)
+            nsym = _hlc.rdo_count(band, step, counts)
+            h.update(counts.tobytes() + bytes([nsym]))
+            for bits in (np.ascontiguousarray(table[:, :nsym]), np.ascontiguousarray(table[:, :max(1, nsym - 2)])):
+                for rdo, rounding in ((True, 0.35), (False, 0.35), (False, 0.0)):
+                    q = np.empty(band.shape, np.int32)
+                    top = _hlc.quant_band(band, q, step, rdo, quantize.RDO_LAMBDA, bits, rounding)
+                    h.update(q.tobytes() + np.float64(top).tobytes())
+    assert h.hexdigest() == "51ab6fc5a8bb0f94bef66a3069f06fa7c4a1ab727db55e057a55fc87793b4bfb"

@@ -607,7 +607,7 @@ static PyObject *py_rdo_count(PyObject *self, PyObject *args) {
         goto done;
     {
         int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1), n;
-        int32_t *rows = PyMem_RawCalloc(3 * ((size_t)W + 4), sizeof(int32_t));
+        int32_t *rows = PyMem_RawMalloc(sizeof(int32_t) * HLC_COUNT_SCRATCH(W));
         if (!rows) { PyErr_NoMemory(); goto done; }
         Py_BEGIN_ALLOW_THREADS
         n = hlc_rdo_count(a[0].view.buf, H, W, step, a[1].view.buf, (int)dim(&a[1], 1), rows);
@@ -655,15 +655,13 @@ static PyObject *py_quant_band(PyObject *self, PyObject *args) {
     }
     {
         int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1);
-        int32_t *scratch = PyMem_RawMalloc(sizeof(int32_t) * (3 * ((size_t)W + 4) + 3 * (size_t)W) + 1);
-        unsigned char *smalls = PyMem_RawMalloc(2 * (size_t)W + 1);
-        if (!scratch || !smalls) { PyMem_RawFree(scratch); PyMem_RawFree(smalls); PyErr_NoMemory(); goto done; }
+        int32_t *scratch = PyMem_RawMalloc(sizeof(int32_t) * HLC_QUANT_SCRATCH(W));
+        if (!scratch) { PyErr_NoMemory(); goto done; }
         double top;
         Py_BEGIN_ALLOW_THREADS
-        top = hlc_quant_band(a[0].view.buf, a[1].view.buf, H, W, step, rdo, lam, bits, nsym, scratch, smalls, rounding);
+        top = hlc_quant_band(a[0].view.buf, a[1].view.buf, H, W, step, rdo, lam, bits, nsym, scratch, NULL, rounding);
         Py_END_ALLOW_THREADS
         PyMem_RawFree(scratch);
-        PyMem_RawFree(smalls);
         result = PyFloat_FromDouble(top);
     }
 done:

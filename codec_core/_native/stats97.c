@@ -187,15 +187,15 @@ static inline int model_token(int64_t q, int *raw) {
 /* The bins the cells keys[from .. to) use, as {xlo, xhi, mlo, mhi} (a small band's are
    a few of the nx x nm); -1 for a key outside the bins. */
 static int bin_range(const int32_t *keys, int64_t from, int64_t to, int nx, int nm, int range[4]) {
-    range[0] = nx; range[1] = -1; range[2] = nm; range[3] = -1;
-    for (int64_t k = from; k < to; k++) {
-        int32_t key = keys[k];
-        int xb = key >> 16, mb = key & 0xFFFF;
-        if (key < 0 || xb >= nx || mb >= nm) return -1;
-        range[0] = xb < range[0] ? xb : range[0]; range[1] = xb > range[1] ? xb : range[1];
-        range[2] = mb < range[2] ? mb : range[2]; range[3] = mb > range[3] ? mb : range[3];
+    int32_t x0 = nx, x1 = -1, m0 = nm, m1 = -1, bad = 0;
+    for (int64_t k = from; k < to; k++) {  /* (no exit in the loop: gcc vectorises it) */
+        int32_t key = keys[k], xb = key >> 16, mb = key & 0xFFFF;
+        bad |= (key < 0) | (xb >= nx) | (mb >= nm);
+        x0 = xb < x0 ? xb : x0; x1 = xb > x1 ? xb : x1;
+        m0 = mb < m0 ? mb : m0; m1 = mb > m1 ? mb : m1;
     }
-    return 0;
+    range[0] = x0; range[1] = x1; range[2] = m0; range[3] = m1;
+    return bad ? -1 : 0;
 }
 
 /* The conditional entropy of a (contexts x ntok, row stride MODEL_NTOK) token table and

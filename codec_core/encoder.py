@@ -237,11 +237,6 @@ class LossyCoder:
     def __init__(self, src: Source) -> None:
         self.src = src
         self.h = src.header
-        #: ((frame, tile), channel) and the float bands of the one plane of a one-plane
-        #: image, kept from the statistics pass for the first quantisation (which
-        #: consumes them): one forward 9/7 fewer per encode, and no more memory (that
-        #: quantisation would make a plane of its own at the same point)
-        self._kept: tuple | None = None
 
     def bands(self, ft: tuple[int, int], c: int) -> list:
         """The float 9/7 bands of channel ``c`` of one (frame, tile): one copy of the
@@ -258,20 +253,9 @@ class LossyCoder:
 
         return forward(rows, h.levels, "9/7")
 
-    def statistics_bands(self, ft: tuple[int, int], c: int) -> list:
-        """:meth:`bands` for rate control's statistics pass; kept for the first
-        quantisation where the image is one plane (one frame, tile and channel)."""
-        bands = self.bands(ft, c)
-        h = self.h
-        if h.frames * h.n_tiles * h.channels == 1:
-            self._kept = ((ft, c), bands)
-        return bands
-
     def _quantised(self, f: int, t: int, c: int, steps: list) -> list:
         """Quantised 9/7 bands of channel ``c`` of one tile."""
-        kept, self._kept = self._kept, None
-        bands = kept[1] if kept is not None and kept[0] == ((f, t), c) else self.bands((f, t), c)
-        return quantize.quantise(bands, quantize.channel_steps(steps, self.h.channel_mult, c),
+        return quantize.quantise(self.bands((f, t), c), quantize.channel_steps(steps, self.h.channel_mult, c),
                                  self.h.levels, None, consume=True, rdo=self.rdo,
                                  rounding=self.rounding)
 

@@ -206,7 +206,7 @@ def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions,
 
 def _model(coder: LossyCoder) -> rc.Model:
     h = coder.h
-    stats = rc.gather(coder.statistics_bands, pl.planes(h), h.levels, h.channels)
+    stats = rc.gather(coder.bands, pl.planes(h), h.levels, h.channels)
     return rc.Model(stats, h.levels, h.channel_mult, h.frames * h.rows * h.cols * h.channels)
 
 

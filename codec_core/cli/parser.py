@@ -49,7 +49,7 @@ examples:
   hlc demo
   hlc encode ct.dcm ct.hlc
   hlc encode ct.dcm ct_hlc.dcm --mode lossy --bpp 0.5 --roi auto
-  hlc decode ct.hlc ct.png
+  hlc decode ct.hlc ct.tif                 # a CT is signed: PNG holds unsigned samples only
   hlc info ct.hlc --json
   hlc batch /archive/in /archive/out --mode near-lossless --max-error 2 --verify
 """

@@ -36,7 +36,7 @@ coding transforms again.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,6 +48,8 @@ M_BINS = 4                  # neighbourhood bins per octave
 OCTAVES = 24                # +-24 octaves around 1
 NX = 2 * OCTAVES * X_BINS + 2   # bin 0: exact zeros
 NM = 2 * OCTAVES * M_BINS + 2
+_EMPTY_CELLS = np.zeros(0, np.int32)
+_EMPTY_COUNTS = np.zeros(0, np.float32)
 #: Coded bits / modelled bits of the 9/7 layer at the model's first step (the model
 #: charging the adaptive models' learning, the caller the header and SEGMENT_BYTES a
 #: segment): the median over the dev images of benchmarks/bench_lossy.py at 0.25, 0.5
@@ -266,6 +268,10 @@ class Model:
                         np.cumsum([0] + [b.cells.size for b in bands]).astype(np.int64))
         self._ll = np.array([b.is_ll for b in bands], np.int64)
         self._tiles = np.array([b.tiles for b in bands], np.int64)
+        # the bands' own cells and counts are now a second copy (1.16x raw held through
+        # the coding, the padded CT's peak): dropped; bits_numpy rebuilds them
+        for b in bands:
+            b.cells, b.n = _EMPTY_CELLS, _EMPTY_COUNTS
 
     def _steps(self, base: float) -> dict:
         steps = quantize.subband_steps(base, self.levels)
@@ -285,9 +291,16 @@ class Model:
         return self._bits[key]
 
     def bits_numpy(self, base: float) -> float:
-        """:meth:`bits` by numpy, band by band (the compiled model's reference)."""
+        """:meth:`bits` by numpy, band by band (the compiled model's reference), from
+        the packed cells."""
         steps = self._steps(base)
-        return sum(band.bits(steps[k]) for k, band in self.bands.items())
+        keys, n, offsets = self._packed
+        cells = (keys >> 16) * NM + (keys & 0xFFFF)
+        total = 0.0
+        for i, (k, band) in enumerate(self.bands.items()):
+            lo, hi = offsets[i], offsets[i + 1]
+            total += replace(band, cells=cells[lo:hi], n=n[lo:hi].astype(np.float32)).bits(steps[k])
+        return total
 
     def elasticity(self, base: float, span: float = 1.25) -> float:
         """d log bits / d log step about ``base`` (negative; -1 where the model is flat)."""

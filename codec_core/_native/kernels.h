@@ -64,11 +64,15 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
                 int H, int W, void *out, int otype, double lo, double hi);
 #include <stddef.h>
 int hlc_rdo_count(const float *band, int H, int W, float step, int64_t *counts, int nsym_cap, int32_t *rows);
+/* the RDO quantiser's activity contexts and the symbols its tables hold (rdoquant.c) */
+#define HLC_RDO_NCTX 36
+#define HLC_RDO_NSYM 64
 /* int32 scratch of hlc_quant_band and hlc_rdo_count (rdoquant.c) for a band W wide */
-#define HLC_COUNT_SCRATCH(W) (5 * ((size_t)(W) + 4) + 2 * 36 * 64)
-#define HLC_QUANT_SCRATCH(W) (2 * 36 * 64 + 3 * ((size_t)(W) + 4) + 4 * ((size_t)(W) + 2) + 4 * (size_t)(W))
+#define HLC_COUNT_SCRATCH(W) (5 * ((size_t)(W) + 4) + 2 * HLC_RDO_NCTX * HLC_RDO_NSYM)
+#define HLC_QUANT_SCRATCH(W) \
+    (2 * HLC_RDO_NCTX * HLC_RDO_NSYM + 3 * ((size_t)(W) + 4) + 4 * ((size_t)(W) + 2) + 4 * (size_t)(W))
 double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step, int rdo, double lam,
-                      const double *bits, int nsym, int32_t *scratch, unsigned char *smalls, float rounding);
+                      const double *bits, int nsym, int32_t *scratch, float rounding);
 long hlc_stats97(const float *band, int H, int W, int is_ll, int32_t *keys, int64_t *counts, long capacity,
                  int xper, int mper, int octaves, float *rows, void *(*alloc)(size_t), void (*release)(void *));
 double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, int nbands, const double *steps,

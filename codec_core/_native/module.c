@@ -659,7 +659,7 @@ static PyObject *py_quant_band(PyObject *self, PyObject *args) {
         if (!scratch) { PyErr_NoMemory(); goto done; }
         double top;
         Py_BEGIN_ALLOW_THREADS
-        top = hlc_quant_band(a[0].view.buf, a[1].view.buf, H, W, step, rdo, lam, bits, nsym, scratch, NULL, rounding);
+        top = hlc_quant_band(a[0].view.buf, a[1].view.buf, H, W, step, rdo, lam, bits, nsym, scratch, rounding);
         Py_END_ALLOW_THREADS
         PyMem_RawFree(scratch);
         result = PyFloat_FromDouble(top);

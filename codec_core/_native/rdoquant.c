@@ -30,8 +30,8 @@
 #define RECON_OFFSET 0.10
 #define ISOLATED_ZERO_BELOW 0.85f
 #define HLC_DIRECT 8
-#define NCTX_ACT 36
-#define NSYM_MAX 64
+#define NCTX_ACT HLC_RDO_NCTX  /* (kernels.h: the scratch sizes count them) */
+#define NSYM_MAX HLC_RDO_NSYM
 /* the reference's levels reach at most MAX_COEFFICIENT (2^27): anything from 2^30 up
    (or NaN) is refused before the int cast */
 #define LEVEL_LIMIT 1073741824.0f
@@ -267,14 +267,15 @@ static float rdo_row(const float *c, int W, float step, float thr, int thresh, i
 /* scratch (HLC_QUANT_SCRATCH(W) int32, 8-aligned): NCTX_ACT x NSYM_MAX float64 (rate
    terms), 3 (W + 4) int32 (rounded levels), 3 (W + 2) int32 (levels, a zero column
    either side) and a zero row of W + 2, W float (|c| / step), W int32 (nonzero columns),
-   2 W int32 (small-magnitude masks of two rows); smalls: unused (the masks are int32) */
+   2 W int32 (small-magnitude masks of two rows) */
 double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step, int rdo, double lam,
-                      const double *bits, int nsym, int32_t *scratch, unsigned char *smalls, float rounding) {
+                      const double *bits, int nsym, int32_t *scratch, float rounding) {
     size_t S = (size_t)W + 4, Q = (size_t)W + 2;
     double *rate = (double *)(void *)scratch;
     int32_t *rr = scratch + 2 * NCTX_ACT * NSYM_MAX, *qq = rr + 3 * S, *zero = qq + 3 * Q + 1;
     float *x = (float *)(void *)(qq + 4 * Q);
-    int32_t *at = qq + 4 * Q + W, *small = at + W, ors[3] = {0, 0, 0};  /* small: int32 masks (vectorised with the levels) */  /* (ors: the levels' OR of rows i, i - 1, i - 2) */
+    /* small: int32 masks (vectorised with the levels); ors: the levels' OR of rows i, i - 1, i - 2 */
+    int32_t *at = qq + 4 * Q + W, *small = at + W, ors[3] = {0, 0, 0};
     float thr = ISOLATED_ZERO_BELOW * step, top = 0.0f;
     int thresh = step >= 1.0f;
     memset(qq, 0, sizeof(int32_t) * 4 * Q);  /* (the padding columns and the zero row stay 0) */

@@ -1103,16 +1103,11 @@ def _block_lost(err: Exception, strict: bool, report: DecodeReport) -> None:
 
 
 def _set_flat(out: np.ndarray, classes: np.ndarray, value: int, claimed: np.ndarray) -> bool:
-    """``value`` in every FLAT pixel of ``out``, a band of rows at a time (no
-    image-sized mask); whether every pixel's class is ``claimed``."""
-    frames, rows, cols = classes.shape
-    step = max(1, MEASURE_SAMPLES // cols)
-    whole = True
-    for r in range(0, rows, step):
-        band = classes[:, r:r + step]
-        np.copyto(out[:, r:r + step], value, where=(band == FLAT)[..., None])
-        whole = whole and bool(claimed[band].all())
-    return whole
+    """``value`` in every FLAT pixel of ``out`` (in place, no image-sized mask: one
+    compiled pass, regionmap.c); whether every pixel's class is ``claimed``."""
+    from ._hlc import set_flat
+
+    return bool(set_flat(out, np.ascontiguousarray(classes), value, FLAT, claimed.view(np.uint8)))
 
 
 def _reduced(x: np.ndarray, level: int, h: ct.Header) -> np.ndarray:

@@ -586,3 +586,32 @@ def test_edge_jump_as_before():
                 ring = (q[:, :-2, 1:-1] | q[:, 2:, 1:-1] | q[:, 1:-1, :-2] | q[:, 1:-1, 2:]) & ~pad
                 want = float(np.median(np.abs(plane[ring].astype(np.int64) - value))) if ring.any() else 0.0
                 assert regions._edge_jump(plane, pad, value) == want
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "int32"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_set_flat_matches_the_numpy_fill(dtype, channels):
+    """regions._set_flat (regionmap.c set_flat): FLAT pixels get the value in every
+    channel, every other sample stays; whole only if every pixel's class is claimed."""
+    rng = np.random.default_rng(channels)
+    info = np.iinfo(dtype)
+    classes = rng.integers(0, regions.MAP_CLASSES, (2, 37, 53)).astype(np.uint8)
+    out = rng.integers(info.min, info.max, (2, 37, 53, channels), endpoint=True).astype(dtype)
+    value = int(info.min) + 7
+    want = out.copy()
+    want[classes == regions.FLAT] = value
+    for claimed_classes in ([0, 1, 2, 3], [2, 3], [0, 2, 3], [0, 1, 2], []):
+        claimed = np.zeros(256, bool)
+        claimed[claimed_classes] = True
+        got = out.copy()
+        whole = regions._set_flat(got, classes, value, claimed)
+        assert np.array_equal(got, want)
+        assert whole == bool(claimed[classes].all())
+    one = np.full((1, 4, 5), 200, np.uint8)  # a class beyond MAP_CLASSES, unclaimed: not whole
+    one[0, 1, 2] = 3
+    claimed = np.zeros(256, bool)
+    claimed[[3]] = True
+    got = np.zeros((1, 4, 5, 1), dtype)
+    assert not regions._set_flat(got, one, 1, claimed) and got[0, 1, 2, 0] == 1 and got.sum() == 1
+    claimed[200] = True
+    assert regions._set_flat(got, one, 1, claimed)

@@ -94,5 +94,7 @@ int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_
                      int64_t *scratch);
 int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames, int rows, int cols,
                    int classes, int64_t *scratch);
+int hlc_set_flat(void *out, int otype, int ch, const uint8_t *classes, int64_t n, int64_t value, uint8_t flat,
+                 const uint8_t *claimed);
 
 #endif

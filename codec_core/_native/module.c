@@ -845,6 +845,39 @@ static PyObject *py_unpack_map(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* set_flat(out (frames, rows, cols, channels) int32/int16/uint16/int8/uint8, classes (frames, rows,
+   cols) uint8, value, flat, claimed (256,) uint8) -> whether every pixel's class is claimed */
+static PyObject *py_set_flat(PyObject *self, PyObject *args) {
+    PyObject *o[3];
+    long long value;
+    int flat;
+    if (!PyArg_ParseTuple(args, "OOLiO", &o[0], &o[1], &value, &flat, &o[2])) return NULL;
+    Arr a[3];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(o[0], &a[0].view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyErr_SetString(PyExc_ValueError, "out: a C-contiguous writable array is needed");
+        goto done;
+    }
+    a[0].held = 1;
+    int otype = out_type(&a[0].view);
+    if (get(o[1], &a[1], "classes", 'B', 3, 0) || get(o[2], &a[2], "claimed", 'B', 1, 0)
+        || check(otype >= 0 && a[0].view.ndim == 4 && dim(&a[2], 0) == 256 && flat >= 0 && flat < 256
+                 && type_holds(otype, (double)value, (double)value), "set_flat: arrays or value do not match"))
+        goto done;
+    for (int k = 0; k < 3; k++)
+        if (check(dim(&a[0], k) == dim(&a[1], k), "set_flat: out and classes differ in shape")) goto done;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = hlc_set_flat(a[0].view.buf, otype, (int)dim(&a[0], 3), a[1].view.buf, (int64_t)(a[1].view.len),
+                      (int64_t)value, (uint8_t)flat, a[2].view.buf);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(ok ? Py_True : Py_False);
+done:
+    release(a, 3);
+    return result;
+}
+
 /* used_values(samples, vmin, used): used[v - vmin] = 1 for every sample v of a
    C-contiguous int8/uint8/int16/uint16/int32 array of any shape; True if every sample
    was inside used's range (out-of-range samples are skipped). One pass, no temporary:
@@ -911,6 +944,7 @@ static PyMethodDef methods[] = {
     {"synth97", py_synth97, METH_VARARGS, "Dequantisation and inverse 9/7 of one lossy plane, rounded."},
     {"pack_map", py_pack_map, METH_VARARGS, "The region map's row runs as values."},
     {"unpack_map", py_unpack_map, METH_VARARGS, "Inverse of pack_map, every run checked."},
+    {"set_flat", py_set_flat, METH_VARARGS, "A region stream's FLAT pixels set to their value, in place."},
     {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
     {"model_bits", py_model_bits, METH_VARARGS, "Rate model's bits of 9/7 bands at their steps (stats97.c)."},
     {"synth97_level", py_synth97_level, METH_VARARGS, "One 9/7 synthesis level from the band arrays."},

@@ -25,7 +25,7 @@ KERNELS = Extension(
     "codec_core._hlc",
     sources=[os.path.join(NATIVE, name)
              for name in ("module.c", "bandcoder.c", "lossyband.c", "predictive.c", "transform53.c", "wavelet97.c",
-                          "stats97.c", "regionmap.c", "rdoquant.c")],
+                          "stats97.c", "regionmap.c", "rdoquant.c", "colour.c")],
     depends=[os.path.join(NATIVE, name) for name in ("kernels.h", "rangecoder.h")],
     # -ffp-contract=off: the predictive blend's one float division must round the same
     # way on every machine (no fused multiply-add), so streams are identical everywhere,

@@ -189,8 +189,8 @@ class _TileDecoder:
             if h.channels == 1 and tl.classes is None:
                 direct = self.out[tl.k, tl.ys:tl.ys + tl.oh, tl.xs:tl.xs + tl.ow, 0]
             elif h.channels > 1:
-                if tile is None:
-                    tile = new_tile((tl.oh, tl.ow), h)
+                if tile is None:  # (lossy: planar, each plane synthesised straight into its channel)
+                    tile = new_tile((tl.oh, tl.ow), h, planar=h.mode == Mode.LOSSY)
                 direct = tile[..., c] if h.mode == Mode.LOSSY else None
             plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, tl.mult, c, direct, self.table, level)
             if h.channels == 1:
@@ -211,14 +211,13 @@ class _TileDecoder:
     def _finish(self, tl: _Tile, tile: np.ndarray, segs: list[bytes]) -> None:
         """Colour inverse, value table, clipping and the ROI layer; into the output."""
         h = self.h
-        if h.mode == Mode.LOSSY:
-            tile = finish_tile(tile, h)
-            if tl.classes is not None and self.level == 0:
-                _apply_roi_layer(tile, tl.classes >= ROI_CLASS, h, self.rd, self.layout, tl.f, tl.t, tl.where)
-        else:
-            tile = finish_tile(tile, h, self.table)
         region = self.out[tl.k, tl.ys:tl.ys + tile.shape[0], tl.xs:tl.xs + tile.shape[1]]
-        region[...] = tile
+        if h.mode == Mode.LOSSY and tl.classes is not None and self.level == 0:
+            tile = finish_tile(tile, h)
+            _apply_roi_layer(tile, tl.classes >= ROI_CLASS, h, self.rd, self.layout, tl.f, tl.t, tl.where)
+            region[...] = tile
+        else:  # (straight into the output)
+            finish_tile(tile, h, None if h.mode == Mode.LOSSY else self.table, out=region)
         _recentre_thumbnail(region, segs, self.level, h, self.table)
 
 

@@ -396,21 +396,37 @@ def _rct_limit(dtype: np.dtype) -> int:
     return (1 << 13) if dtype == np.int16 else (1 << 20)
 
 
-def new_tile(shape: tuple[int, int], h: ct.Header) -> np.ndarray:
-    """Empty (rows, cols, Ch) tile that reconstructed planes are copied into."""
+def new_tile(shape: tuple[int, int], h: ct.Header, planar: bool = False) -> np.ndarray:
+    """Empty (rows, cols, Ch) tile that reconstructed planes are copied into;
+    ``planar``: laid out as (Ch, rows, cols) (each channel contiguous: a plane is
+    synthesised straight into it), seen as (rows, cols, Ch)."""
     narrow = h.channels > 1 and h.bits_stored <= NARROW_COLOUR_BITS
-    return np.empty(tuple(shape) + (h.channels,), np.int16 if narrow else np.int32)
+    dtype = np.int16 if narrow else np.int32
+    if planar:
+        return np.empty((h.channels,) + tuple(shape), dtype).transpose(1, 2, 0)
+    return np.empty(tuple(shape) + (h.channels,), dtype)
 
 
-def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None) -> np.ndarray:
+def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None,
+                out: np.ndarray | None = None) -> np.ndarray:
     """Colour inverse, value-table lookup (ranks to values) and clipping of a
     reconstructed tile (r, c, Ch; int32, or int16 from :func:`new_tile`), in place
-    where it can be."""
+    or into ``out`` (r, c, Ch, of any integer type that holds the range; any strides).
+    Without a table one compiled pass (_native/colour.c: the same values as the numpy
+    steps, with no tile-sized temporaries)."""
+    if table is None and tile.dtype in (np.int16, np.int32):
+        from ._hlc import colour_finish
+
+        target = tile if out is None else out
+        colour_finish(tile, target, int(h.colour == ColourTransform.RCT), _rct_limit(tile.dtype), h.vmin, h.vmax)
+        return target
     if h.colour == ColourTransform.RCT:
         lim = _rct_limit(tile.dtype)
         tile = rct_inverse(np.clip(tile, -lim, lim, out=tile))
     if table is not None:
         lookup_in_place(table, np.clip(tile, 0, len(table) - 1, out=tile))
-    return np.clip(tile, h.vmin, h.vmax, out=tile)
-
-
+    tile = np.clip(tile, h.vmin, h.vmax, out=tile)
+    if out is not None:
+        out[...] = tile
+        return out
+    return tile

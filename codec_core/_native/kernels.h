@@ -94,6 +94,10 @@ int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_
                      int64_t *scratch);
 int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames, int rows, int cols,
                    int classes, int64_t *scratch);
+/* a decoded tile's inverse RCT, clips and cast in one pass (colour.c) */
+void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype,
+                       const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim, int32_t vmin,
+                       int32_t vmax);
 int hlc_set_flat(void *out, int otype, int ch, const uint8_t *classes, int64_t n, int64_t value, uint8_t flat,
                  const uint8_t *claimed);
 

@@ -878,6 +878,49 @@ done:
     return result;
 }
 
+/* colour_finish(src (rows, cols, ch) int16/int32, out (rows, cols, ch) int32/int16/uint16/int8/uint8,
+   rct, lim, vmin, vmax): any strides (multiples of the item size); out may be src. */
+static PyObject *py_colour_finish(PyObject *self, PyObject *args) {
+    PyObject *o[2];
+    int rct, lim, vmin, vmax;
+    if (!PyArg_ParseTuple(args, "OOiiii", &o[0], &o[1], &rct, &lim, &vmin, &vmax)) return NULL;
+    Arr a[2];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(o[0], &a[0].view, PyBUF_RECORDS_RO) < 0) goto done;
+    a[0].held = 1;
+    if (PyObject_GetBuffer(o[1], &a[1].view, PyBUF_RECORDS) < 0) goto done;
+    a[1].held = 1;
+    char sf = fmt(&a[0].view);
+    int otype = out_type(&a[1].view), src_i32 = sf == 'i' && a[0].view.itemsize == 4;
+    if (check((src_i32 || (sf == 'h' && a[0].view.itemsize == 2)) && otype >= 0 && a[0].view.ndim == 3
+              && a[1].view.ndim == 3 && lim >= 0 && vmin <= vmax
+              && type_holds(otype, (double)vmin, (double)vmax), "colour_finish: arrays do not match"))
+        goto done;
+    ptrdiff_t sstr[3], ostr[3];
+    int ok = 1;
+    for (int k = 0; k < 3; k++) {
+        ok &= dim(&a[0], k) == dim(&a[1], k) && dim(&a[0], k) < INT32_MAX;
+        ok &= a[0].view.strides[k] % a[0].view.itemsize == 0 && a[1].view.strides[k] % a[1].view.itemsize == 0;
+        sstr[k] = a[0].view.strides[k] / a[0].view.itemsize;
+        ostr[k] = a[1].view.strides[k] / a[1].view.itemsize;
+    }
+    if (check(ok && (!rct || dim(&a[0], 2) == 3), "colour_finish: shapes or strides do not match")) goto done;
+    if (overlap(&a[0].view, &a[1].view)
+        && check(a[0].view.buf == a[1].view.buf && a[0].view.itemsize == a[1].view.itemsize
+                 && sstr[0] == ostr[0] && sstr[1] == ostr[1] && sstr[2] == ostr[2],
+                 "colour_finish: out overlaps src other than as src itself"))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    hlc_colour_finish(a[0].view.buf, src_i32, sstr, a[1].view.buf, otype, ostr, (int)dim(&a[0], 0),
+                      (int)dim(&a[0], 1), (int)dim(&a[0], 2), rct, lim, vmin, vmax);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(a, 2);
+    return result;
+}
+
 /* used_values(samples, vmin, used): used[v - vmin] = 1 for every sample v of a
    C-contiguous int8/uint8/int16/uint16/int32 array of any shape; True if every sample
    was inside used's range (out-of-range samples are skipped). One pass, no temporary:
@@ -944,6 +987,7 @@ static PyMethodDef methods[] = {
     {"synth97", py_synth97, METH_VARARGS, "Dequantisation and inverse 9/7 of one lossy plane, rounded."},
     {"pack_map", py_pack_map, METH_VARARGS, "The region map's row runs as values."},
     {"unpack_map", py_unpack_map, METH_VARARGS, "Inverse of pack_map, every run checked."},
+    {"colour_finish", py_colour_finish, METH_VARARGS, "Inverse RCT, clips and cast of a decoded tile, one pass."},
     {"set_flat", py_set_flat, METH_VARARGS, "A region stream's FLAT pixels set to their value, in place."},
     {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
     {"model_bits", py_model_bits, METH_VARARGS, "Rate model's bits of 9/7 bands at their steps (stats97.c)."},

@@ -225,77 +225,52 @@ def _double(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return y[:shape[0], :shape[1]]
 
 
-#: Rows of the plane the padding fill's last two levels are interpolated for at a time:
-#: no full-size float plane is made (a 512-row plane's were 4 bytes a sample each).
-FILL_ROWS = 16
-
-
-def _double_rows(est: np.ndarray, cols: int, r0: int, r1: int) -> np.ndarray:
-    """Rows r0 .. r1 of ``_double(est, (rows, cols))``, from the rows of ``est`` they
-    reach (the filter's one row each side; the edge rows repeated only at the plane's
-    own edges): the same values."""
-    s, e = max(0, (r0 - 1) // 2), min(est.shape[0], r1 // 2 + 1)
-    return _double(est[s:e], (2 * (e - s), cols))[r0 - 2 * s:r1 - 2 * s]
-
-
 def _mean_or(v: np.ndarray, w: np.ndarray, up: np.ndarray) -> np.ndarray:
     """The mean of the known samples of each cell (sums ``v``, counts ``w``), ``up`` where none is."""
     return np.where(w > 0, v / np.maximum(w, 1e-12), up)
-
-
-def _sums(x: np.ndarray, known: np.ndarray, times: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sums of the known samples of ``x`` and their counts over 2^times-square cells
-    (``times`` halvings), computed about FILL_ROWS rows of ``x`` at a time (a multiple
-    of 2^times: the cells of a band are the plane's, the same sums)."""
-    step = max(1, FILL_ROWS >> times) << times
-    out_v: list[np.ndarray] = []
-    out_w: list[np.ndarray] = []
-    for a in range(0, x.shape[0], step):
-        v, w = np.where(known[a:a + step], x[a:a + step], 0.0), known[a:a + step]
-        for _ in range(times):
-            v, w = _halve(v), _halve(w)
-        out_v.append(v)
-        out_w.append(w)
-    return np.concatenate(out_v), np.concatenate(out_w)
 
 
 def _push_pull(x: np.ndarray, known: np.ndarray, out: np.ndarray) -> None:
     """Write into ``out`` (``x``'s shape, an integer type) where ``known`` is not set a
     smooth continuation of the known samples of ``x``: means of the known samples over
     ever larger cells, brought back down by interpolation (float64), rounded and
-    clipped to ``out``'s type. The pyramid starts at 4 x 4 cells; the 2 x 2 level and
-    the plane are interpolated FILL_ROWS rows at a time (the values the whole planes
-    give: tests/test_padding_fill.py)."""
+    clipped to ``out``'s type. The pyramid starts at 4 x 4 cells, whose sums and the
+    2 x 2 level and plane below them are compiled (regionmap.c fill_sums, fill_plane:
+    numpy's operations in its order, a row at a time: no plane-sized float array; the
+    values the whole planes give: tests/test_padding_fill.py)."""
     rows, cols = known.shape
-    size1 = (-(-rows // 2), -(-cols // 2))  # the 2 x 2 level
-    info = np.iinfo(out.dtype)
-    if size1[0] * size1[1] == 1:  # (the 2 x 2 level is the top: one mean)
-        est1 = np.full((1, 1), float(x[known].sum()) / max(int(known.sum()), 1e-12))
-    else:
-        pyramid = [_sums(x, known, 2)]
-        while pyramid[-1][0].size > 1:
-            v, w = pyramid[-1]
-            pyramid.append((_halve(v), _halve(w)))
+    if -(-rows // 2) * -(-cols // 2) == 1:  # (the 2 x 2 level is the top: one mean)
+        _push_pull_one_cell(x, known, out)
+        return
+    from ._hlc import fill_plane, fill_sums
+
+    flags = np.ascontiguousarray(known).view(np.uint8)
+    scratch = np.empty(11 * cols + 16)
+    v, w = np.empty((2, -(-rows // 4), -(-cols // 4)))
+    fill_sums(x, flags, v, w, scratch)
+    pyramid = [(v, w)]
+    while pyramid[-1][0].size > 1:
         v, w = pyramid[-1]
-        est = v / np.maximum(w, 1e-12)
-        for v, w in reversed(pyramid[:-1]):
-            est = _mean_or(v, w, _double(est, v.shape))
-        del pyramid, v, w  # (the 4 x 4 level's estimate is all the bands need)
-        est1 = None
-    for r0 in range(0, rows, FILL_ROWS):
-        r1 = min(rows, r0 + FILL_ROWS)
-        hole = ~known[r0:r1]
-        if not hole.any():
-            continue
-        s, e = max(0, (r0 - 1) // 2), min(size1[0], r1 // 2 + 1)  # (the 2 x 2 rows these reach)
-        if est1 is None:
-            v, w = _sums(x[2 * s:2 * e], known[2 * s:2 * e], 1)
-            band = _mean_or(v, w, _double_rows(est, size1[1], s, e))
-        else:
-            band = est1
-        fill = _double(band, (2 * (e - s), cols))[r0 - 2 * s:r1 - 2 * s][hole]
+        pyramid.append((_halve(v), _halve(w)))
+    v, w = pyramid[-1]
+    est = v / np.maximum(w, 1e-12)
+    for v, w in reversed(pyramid[:-1]):
+        est = _mean_or(v, w, _double(est, v.shape))
+    del pyramid, v, w
+    fill_plane(x, flags, np.ascontiguousarray(est), out, scratch)
+
+
+def _push_pull_one_cell(x: np.ndarray, known: np.ndarray, out: np.ndarray) -> None:
+    """:func:`_push_pull` of a plane of at most 2 x 2 samples: the mean of the known
+    ones, doubled."""
+    rows, cols = known.shape
+    info = np.iinfo(out.dtype)
+    est1 = np.full((1, 1), float(x[known].sum()) / max(int(known.sum()), 1e-12))
+    hole = ~known
+    if hole.any():
+        fill = _double(est1, (2, cols))[:rows][hole]
         np.rint(fill, out=fill)
-        out[r0:r1][hole] = np.clip(fill, info.min, info.max, out=fill).astype(out.dtype)
+        out[hole] = np.clip(fill, info.min, info.max, out=fill).astype(out.dtype)
 
 
 def smooth_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:

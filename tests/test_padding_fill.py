@@ -1,5 +1,5 @@
-"""The padding fill's interpolation (regions._double, _halve, _push_pull) in place, in
-bands of rows and without full-size copies gives the plain formulas' values bit for bit."""
+"""The padding fill's interpolation (regions._double, _halve, _push_pull) in place, a
+row at a time in C and without full-size copies gives the plain formulas' values bit for bit."""
 from __future__ import annotations
 
 import numpy as np
@@ -66,23 +66,30 @@ def disc_outside(rows: int, cols: int) -> np.ndarray:
 @pytest.mark.parametrize("shape", [(1, 1), (2, 2), (1, 7), (3, 3), (5, 2), (17, 9), (64, 64), (65, 130),
                                    (131, 67), (200, 37)])
 @pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.uint16, np.int32])
-@pytest.mark.parametrize("band", [5, regions.FILL_ROWS])
-def test_banded_push_pull_equals_the_whole_plane_reference(shape, dtype, band, monkeypatch):
-    """The fill computed FILL_ROWS rows at a time writes the values the whole-plane
-    push-pull gives, bit for bit, on random and CT-like masks of every shape parity."""
-    monkeypatch.setattr(regions, "FILL_ROWS", band)
+@pytest.mark.parametrize("strided", [False, True])
+def test_compiled_push_pull_equals_the_whole_plane_reference(shape, dtype, strided):
+    """The fill computed a row at a time (regionmap.c fill_sums, fill_plane) writes the
+    values the whole-plane push-pull gives, bit for bit, on random and CT-like masks of
+    every shape parity, into a plane of its own or a channel of a colour image."""
     rng = np.random.default_rng(shape[0] * 1000 + shape[1])
     info = np.iinfo(dtype)
     x = rng.integers(max(info.min, -30000), min(info.max, 30000), shape, endpoint=True).astype(dtype)
     for known in (rng.random(shape) < 0.3, ~disc_outside(*shape), rng.random(shape) < 0.02):
         if not known.any() or known.all():
             continue
-        out = x.copy()
-        regions._push_pull(x, known, out)
+        if strided:  # (channel 1 of a colour image, read and written in place)
+            image = np.zeros(shape + (3,), dtype)
+            image[..., 1] = x
+            regions._push_pull(image[..., 1], known, image[..., 1])
+            assert not image[..., 0].any() and not image[..., 2].any()
+            out = image[..., 1]
+        else:
+            out = x.copy()
+            regions._push_pull(x, known, out)
         assert np.array_equal(out, fill_reference(x, known))
 
 
-def test_banded_push_pull_on_a_padded_ct():
+def test_compiled_push_pull_on_a_padded_ct():
     """A real padded CT (693_UNCR.dcm): the fill of its padding equals the reference's."""
     pydicom = pytest.importorskip("pydicom")
     from pydicom.data import get_testdata_file

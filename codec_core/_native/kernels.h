@@ -98,6 +98,10 @@ int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames
 void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype,
                        const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim, int32_t vmin,
                        int32_t vmax);
+void hlc_fill_sums(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t *known, int rows, int cols,
+                   double *v2, double *w2, double *scratch);
+void hlc_fill_plane(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t *known, int rows, int cols,
+                    const double *est2, int n2, int m2, void *out, const ptrdiff_t *os, double *scratch);
 int hlc_set_flat(void *out, int otype, int ch, const uint8_t *classes, int64_t n, int64_t value, uint8_t flat,
                  const uint8_t *claimed);
 

@@ -921,6 +921,96 @@ done:
     return result;
 }
 
+/* A float64 C-contiguous array of ndim dimensions (writable where asked). */
+static int get_f64nd(PyObject *obj, Arr *a, const char *name, int ndim, int writable) {
+    if (PyObject_GetBuffer(obj, &a->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    a->held = 1;
+    if (fmt(&a->view) != 'd' || a->view.itemsize != 8 || a->view.ndim != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a %d-D float64 array", name, ndim);
+        return -1;
+    }
+    return 0;
+}
+
+/* A 2-D plane of samples (any strides, multiples of the item size) and its known flags
+   (uint8, C-contiguous, the same shape): the padding fill's inputs. */
+static int get_fill_plane(PyObject *ox, PyObject *ok, Arr *x, Arr *k, int writable, int *xtype, ptrdiff_t *xs) {
+    if (PyObject_GetBuffer(ox, &x->view, writable ? PyBUF_RECORDS : PyBUF_RECORDS_RO) < 0) return -1;
+    x->held = 1;
+    if (get(ok, k, "known", 'B', 2, 0)) return -1;
+    *xtype = out_type(&x->view);
+    if (check(*xtype >= 0 && x->view.ndim == 2 && dim(x, 0) == dim(k, 0) && dim(x, 1) == dim(k, 1)
+              && dim(k, 0) < INT32_MAX / 4 && dim(k, 1) < INT32_MAX / 16 && dim(k, 0) > 0 && dim(k, 1) > 0
+              && x->view.strides[0] % x->view.itemsize == 0 && x->view.strides[1] % x->view.itemsize == 0,
+              "fill: the plane and its known flags do not match"))
+        return -1;
+    xs[0] = x->view.strides[0] / x->view.itemsize;
+    xs[1] = x->view.strides[1] / x->view.itemsize;
+    return 0;
+}
+
+/* fill_sums(x (rows, cols) int, known (rows, cols) uint8, v2, w2 (ceil(rows/4), ceil(cols/4))
+   float64, scratch float64 (>= 6 cols + 8)) */
+static PyObject *py_fill_sums(PyObject *self, PyObject *args) {
+    PyObject *o[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4])) return NULL;
+    Arr a[5];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    int xtype;
+    ptrdiff_t xs[2];
+    if (!get_fill_plane(o[0], o[1], &a[0], &a[1], 0, &xtype, xs) && !get_f64nd(o[2], &a[2], "v2", 2, 1)
+        && !get_f64nd(o[3], &a[3], "w2", 2, 1) && !get_f64nd(o[4], &a[4], "scratch", 1, 1)) {
+        int rows = (int)dim(&a[1], 0), cols = (int)dim(&a[1], 1);
+        if (!check(dim(&a[2], 0) == (rows + 3) / 4 && dim(&a[2], 1) == (cols + 3) / 4 && dim(&a[3], 0) == dim(&a[2], 0)
+                   && dim(&a[3], 1) == dim(&a[2], 1) && dim(&a[4], 0) >= 6 * (Py_ssize_t)cols + 8,
+                   "fill_sums: the sums' arrays or the scratch do not match")) {
+            Py_BEGIN_ALLOW_THREADS
+            hlc_fill_sums(a[0].view.buf, xtype, xs, a[1].view.buf, rows, cols, a[2].view.buf, a[3].view.buf,
+                          a[4].view.buf);
+            Py_END_ALLOW_THREADS
+            result = Py_NewRef(Py_None);
+        }
+    }
+    release(a, 5);
+    return result;
+}
+
+/* fill_plane(x (rows, cols) int, known (rows, cols) uint8, est2 (ceil(rows/4), ceil(cols/4))
+   float64, out (rows, cols) of x's type (any strides; x itself allowed), scratch float64
+   (>= 11 cols + 16)) */
+static PyObject *py_fill_plane(PyObject *self, PyObject *args) {
+    PyObject *o[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4])) return NULL;
+    Arr a[5];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    int xtype;
+    ptrdiff_t xs[2], os[2];
+    if (!get_fill_plane(o[0], o[1], &a[0], &a[1], 0, &xtype, xs) && !get_f64nd(o[2], &a[2], "est2", 2, 0)
+        && PyObject_GetBuffer(o[3], &a[3].view, PyBUF_RECORDS) == 0) {
+        a[3].held = 1;
+        int rows = (int)dim(&a[1], 0), cols = (int)dim(&a[1], 1);
+        if (!get_f64nd(o[4], &a[4], "scratch", 1, 1)
+            && !check(dim(&a[2], 0) == (rows + 3) / 4 && dim(&a[2], 1) == (cols + 3) / 4
+                      && out_type(&a[3].view) == xtype && a[3].view.ndim == 2 && dim(&a[3], 0) == rows
+                      && dim(&a[3], 1) == cols && a[3].view.strides[0] % a[3].view.itemsize == 0
+                      && a[3].view.strides[1] % a[3].view.itemsize == 0 && dim(&a[4], 0) >= 11 * (Py_ssize_t)cols + 16,
+                      "fill_plane: the estimate, the output or the scratch do not match")) {
+            os[0] = a[3].view.strides[0] / a[3].view.itemsize;
+            os[1] = a[3].view.strides[1] / a[3].view.itemsize;
+            Py_BEGIN_ALLOW_THREADS
+            hlc_fill_plane(a[0].view.buf, xtype, xs, a[1].view.buf, rows, cols, a[2].view.buf, (int)dim(&a[2], 0),
+                           (int)dim(&a[2], 1), a[3].view.buf, os, a[4].view.buf);
+            Py_END_ALLOW_THREADS
+            result = Py_NewRef(Py_None);
+        }
+    }
+    release(a, 5);
+    return result;
+}
+
 /* used_values(samples, vmin, used): used[v - vmin] = 1 for every sample v of a
    C-contiguous int8/uint8/int16/uint16/int32 array of any shape; True if every sample
    was inside used's range (out-of-range samples are skipped). One pass, no temporary:
@@ -988,6 +1078,8 @@ static PyMethodDef methods[] = {
     {"pack_map", py_pack_map, METH_VARARGS, "The region map's row runs as values."},
     {"unpack_map", py_unpack_map, METH_VARARGS, "Inverse of pack_map, every run checked."},
     {"colour_finish", py_colour_finish, METH_VARARGS, "Inverse RCT, clips and cast of a decoded tile, one pass."},
+    {"fill_sums", py_fill_sums, METH_VARARGS, "The padding fill's sums over 4 x 4 cells (regions._push_pull)."},
+    {"fill_plane", py_fill_plane, METH_VARARGS, "The padding fill's 2 x 2 level and plane, into the holes."},
     {"set_flat", py_set_flat, METH_VARARGS, "A region stream's FLAT pixels set to their value, in place."},
     {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
     {"model_bits", py_model_bits, METH_VARARGS, "Rate model's bits of 9/7 bands at their steps (stats97.c)."},

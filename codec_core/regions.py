@@ -299,11 +299,22 @@ def smooth_fill(pixels: np.ndarray, keep: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------- encoding
 
 def in_classes(classes: np.ndarray, wanted: Any) -> np.ndarray:
-    """Where ``classes`` (a uint8 map) is one of ``wanted``: a table lookup (np.isin
-    sorts an int64 copy: 7 bytes a pixel, 3.5x a 16-bit image's raw size)."""
-    table = np.zeros(256, bool)
-    table[np.asarray(wanted, np.int64)] = True
-    return table[classes]
+    """Where ``classes`` (a uint8 map) is one of ``wanted``: comparisons a band of rows
+    at a time (a table lookup, ``table[classes]``, was 25x slower on a 512^2 map, and
+    np.isin sorts an int64 copy: 7 bytes a pixel, 3.5x a 16-bit image's raw size)."""
+    values = sorted({int(c) for c in np.atleast_1d(np.asarray(wanted, np.int64))})
+    out = np.zeros(classes.shape, bool)
+    if not values or classes.size == 0:
+        return out
+    rows = classes.reshape(-1, classes.shape[-1])
+    flat = out.reshape(rows.shape)
+    step = max(1, MEASURE_SAMPLES // max(1, rows.shape[1]))
+    for r in range(0, len(rows), step):
+        band, into = rows[r:r + step], flat[r:r + step]
+        np.equal(band, values[0], out=into)
+        for v in values[1:]:
+            into |= band == v
+    return out
 
 
 def pixel_classes(cmap: np.ndarray, block: int, rows: int, cols: int) -> np.ndarray:

@@ -615,3 +615,15 @@ def test_set_flat_matches_the_numpy_fill(dtype, channels):
     assert not regions._set_flat(got, one, 1, claimed) and got[0, 1, 2, 0] == 1 and got.sum() == 1
     claimed[200] = True
     assert regions._set_flat(got, one, 1, claimed)
+
+
+def test_in_classes_is_the_table_lookup():
+    """regions.in_classes (comparisons a band of rows at a time) gives table[classes]."""
+    rng = np.random.default_rng(5)
+    for shape in ((1, 1, 1), (2, 300, 70), (1, 3, 40000), (3, 0, 5)):
+        classes = rng.integers(0, regions.MAP_CLASSES, shape).astype(np.uint8)
+        for wanted in ((), (0,), (2, regions.FLAT), [1, 0, 1], (0, 1, 2, 3)):
+            table = np.zeros(256, bool)
+            table[list(wanted)] = True
+            got = regions.in_classes(classes, wanted)
+            assert got.dtype == bool and np.array_equal(got, table[classes])

@@ -209,6 +209,15 @@ void hlc_fill_sums(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t 
     }
 }
 
+/* Along a row: R (m values) doubled into out (2 m values), each sample repeated and
+   then ((2 y + y_before) + y_after) / 4, the edge samples repeated. */
+static void fill_double_cols(const double *R, int m, double *out) {
+    out[0] = ((R[0] * 2 + R[0]) + R[0]) / 4;  /* (the edges: the sample itself each side) */
+    out[2 * m - 1] = ((R[m - 1] * 2 + R[m - 1]) + R[m - 1]) / 4;
+    for (int q = 1; q < m; q++) out[2 * q] = ((R[q] * 2 + R[q - 1]) + R[q]) / 4;
+    for (int q = 0; q + 1 < m; q++) out[2 * q + 1] = ((R[q] * 2 + R[q]) + R[q + 1]) / 4;
+}
+
 /* Row j of _double(e (n rows, m cols), ...): down the rows from e's rows, then along
    the row, out: 2 m values (at least the cols asked for); R holds m doubles. */
 static void fill_double_row(const double *e, int n, int m, int j, double *R, double *out, int outn) {
@@ -217,11 +226,8 @@ static void fill_double_row(const double *e, int n, int m, int j, double *R, dou
     const double *before = (j & 1) ? cur : e + (size_t)(k > 0 ? k - 1 : 0) * m;
     const double *after = (j & 1) ? e + (size_t)(k + 1 < n ? k + 1 : k) * m : cur;
     for (int q = 0; q < m; q++) R[q] = ((cur[q] * 2 + before[q]) + after[q]) / 4;
-    for (int c = 0; c < outn; c++) {
-        int q = c >> 1;
-        double y = R[q], b = (c & 1) ? y : R[q > 0 ? q - 1 : 0], a = (c & 1) ? R[q + 1 < m ? q + 1 : q] : y;
-        out[c] = ((y * 2 + b) + a) / 4;
-    }
+    fill_double_cols(R, m, out);
+    (void)outn;
 }
 
 /* The plane's holes (known 0) set to the push-pull fill from est2, the estimate at the
@@ -232,7 +238,7 @@ void hlc_fill_plane(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t
                     const double *est2, int n2, int m2, void *out, const ptrdiff_t *os, double *scratch) {
     int rows1 = (rows + 1) / 2, cols1 = (cols + 1) / 2;
     double *s = scratch, *v1 = s + 4 * (size_t)cols, *w1 = v1 + cols1, *R = w1 + cols1, *D = R + cols1 + 1;
-    double *E = D + 2 * (size_t)cols1 + 2, *P = E + 3 * (size_t)cols1, *row = P + cols1 + 1;
+    double *E = D + 2 * (size_t)cols1 + 2, *P = E + 3 * (size_t)cols1, *row = P + cols1 + 1;  /* row: 2 cols1 + 2 */
     int tag[3] = {-1, -1, -1};
     double lo, hi;
     switch (xtype) {
@@ -262,10 +268,9 @@ void hlc_fill_plane(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t
         const double *before = (r & 1) ? cur : E + (size_t)(rows_e[0] % 3) * cols1;
         const double *after = (r & 1) ? E + (size_t)(rows_e[2] % 3) * cols1 : cur;
         for (int q = 0; q < cols1; q++) P[q] = ((cur[q] * 2 + before[q]) + after[q]) / 4;
-        for (int c = 0; c < cols; c++) {
-            int q = c >> 1;
-            double y = P[q], b = (c & 1) ? y : P[q > 0 ? q - 1 : 0], a = (c & 1) ? P[q + 1 < cols1 ? q + 1 : q] : y;
-            double f = rint(((y * 2 + b) + a) / 4);
+        fill_double_cols(P, cols1, row);
+        for (int c = 0; c < cols; c++) {  /* rint: the fill lies between samples (|f| < 2^31) */
+            double f = (row[c] + 6755399441055744.0) - 6755399441055744.0;  /* half to even, as np.rint */
             row[c] = f < lo ? lo : f > hi ? hi : f;
         }
 #define HLC_FILL_STORE(T)                                                                   \

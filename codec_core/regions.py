@@ -586,30 +586,26 @@ def _mark_flat(pixels: np.ndarray, classes: np.ndarray) -> int:
     return v
 
 
-#: Samples of the image a pass of _most_common's histogram takes at least.
-MODE_SAMPLES = 1 << 11
-
-
 def _most_common(x: np.ndarray, where: np.ndarray) -> int:
     """The most common value of ``x`` (frames, rows, cols; integers) where ``where`` is
     set (some sample is), the smallest of equally common ones (np.unique's answer): a
-    histogram over x's range filled a band of rows at a time (about as many samples
-    as the histogram has bins, so a band costs about what the histogram does), no
+    histogram over x's range in one compiled pass (regionmap.c masked_histogram), no
     gathered or sorted copy of the image. (A range wider than an eighth of the
     samples, where the histogram would outgrow the image: np.unique.)"""
+    from ._hlc import masked_histogram
+
     lo, hi = int(x.min()), int(x.max())
     if hi - lo + 1 > max(MODE_SAMPLES, x.size // 8):
         values, counts = np.unique(x[where], return_counts=True)
         return int(values[np.argmax(counts)])
     counts = np.zeros(hi - lo + 1, np.int64)
-    frames, rows, cols = x.shape
-    step = max(1, max(MODE_SAMPLES, counts.size) // cols)
-    for f in range(frames):
-        for r in range(0, rows, step):
-            v = x[f, r:r + step][where[f, r:r + step]].astype(np.intp)
-            v -= lo
-            counts += np.bincount(v, minlength=counts.size)
+    masked_histogram(np.ascontiguousarray(x), np.ascontiguousarray(where).view(np.uint8), lo, counts)
     return lo + int(np.argmax(counts))
+
+
+#: Bins of _most_common's histogram it takes for any image (beyond, a range wider than
+#: an eighth of the samples: np.unique).
+MODE_SAMPLES = 1 << 11
 
 
 def _plan(bounds: dict[int, int | None], present: set[int]) -> list[Slot]:
@@ -1054,7 +1050,9 @@ def decode_regions(stream: bytes, h: ct.Header, start: int, *, level: int, frame
             continue
         if rb is not None and classes is None:
             try:
-                classes = pixel_classes(class_map(rb, h)[frames], rb.block, h.rows, h.cols)
+                cmap = class_map(rb, h)
+                classes = pixel_classes(cmap if frames == list(range(h.frames)) else cmap[frames], rb.block,
+                                        h.rows, h.cols)  # (no copy of the map for every frame)
             except (CorruptStreamError, ValueError) as err:
                 _block_lost(err, strict, report)
                 rb = None

@@ -521,7 +521,7 @@ def _mark_flat_reference(pixels: np.ndarray, classes: np.ndarray) -> int:
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
 def test_most_common_is_np_unique_s_answer(dtype):
-    """The histogram by bands gives np.unique's most common value (the smallest of
+    """The compiled histogram gives np.unique's most common value (the smallest of
     ties) on random images, masks and value spreads, ties included."""
     rng = np.random.default_rng(7)
     info = np.iinfo(dtype)

@@ -102,6 +102,8 @@ void hlc_fill_sums(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t 
                    double *v2, double *w2, double *scratch);
 void hlc_fill_plane(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t *known, int rows, int cols,
                     const double *est2, int n2, int m2, void *out, const ptrdiff_t *os, double *scratch);
+void hlc_masked_histogram(const void *x, int xtype, const uint8_t *mask, int64_t n, int64_t lo, int64_t *counts,
+                          int64_t nbins);
 int hlc_set_flat(void *out, int otype, int ch, const uint8_t *classes, int64_t n, int64_t value, uint8_t flat,
                  const uint8_t *claimed);
 

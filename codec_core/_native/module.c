@@ -1011,6 +1011,34 @@ static PyObject *py_fill_plane(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* masked_histogram(x int (any shape, C-contiguous), mask uint8 (x's shape), lo, counts int64):
+   counts[v - lo] += 1 for every sample v where mask is set (values outside skipped) */
+static PyObject *py_masked_histogram(PyObject *self, PyObject *args) {
+    PyObject *o[3];
+    long long lo;
+    if (!PyArg_ParseTuple(args, "OOLO", &o[0], &o[1], &lo, &o[2])) return NULL;
+    Arr a[3];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(o[0], &a[0].view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto done;
+    a[0].held = 1;
+    if (PyObject_GetBuffer(o[1], &a[1].view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto done;
+    a[1].held = 1;
+    if (get(o[2], &a[2], "counts", 'q', 1, 1)) goto done;
+    int xtype = out_type(&a[0].view);
+    Py_ssize_t n = a[0].view.itemsize ? a[0].view.len / a[0].view.itemsize : 0;
+    if (check(xtype >= 0 && a[1].view.itemsize == 1 && a[1].view.len == n, "masked_histogram: x and mask do not match"))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    hlc_masked_histogram(a[0].view.buf, xtype, a[1].view.buf, (int64_t)n, (int64_t)lo, a[2].view.buf,
+                         (int64_t)dim(&a[2], 0));
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(a, 3);
+    return result;
+}
+
 /* used_values(samples, vmin, used): used[v - vmin] = 1 for every sample v of a
    C-contiguous int8/uint8/int16/uint16/int32 array of any shape; True if every sample
    was inside used's range (out-of-range samples are skipped). One pass, no temporary:
@@ -1080,6 +1108,7 @@ static PyMethodDef methods[] = {
     {"colour_finish", py_colour_finish, METH_VARARGS, "Inverse RCT, clips and cast of a decoded tile, one pass."},
     {"fill_sums", py_fill_sums, METH_VARARGS, "The padding fill's sums over 4 x 4 cells (regions._push_pull)."},
     {"fill_plane", py_fill_plane, METH_VARARGS, "The padding fill's 2 x 2 level and plane, into the holes."},
+    {"masked_histogram", py_masked_histogram, METH_VARARGS, "Counts of the values of x where mask is set."},
     {"set_flat", py_set_flat, METH_VARARGS, "A region stream's FLAT pixels set to their value, in place."},
     {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
     {"model_bits", py_model_bits, METH_VARARGS, "Rate model's bits of 9/7 bands at their steps (stats97.c)."},

@@ -289,3 +289,26 @@ void hlc_fill_plane(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t
 #undef HLC_FILL_STORE
     }
 }
+
+/* counts[v - lo] += 1 for every sample v of x (n samples of type xtype) where mask is
+   set (regions._most_common: the padding's value). Samples outside [lo, lo + nbins)
+   are skipped (the caller takes lo and nbins from x's range: there are none). */
+void hlc_masked_histogram(const void *x, int xtype, const uint8_t *mask, int64_t n, int64_t lo, int64_t *counts,
+                          int64_t nbins) {
+#define HLC_HIST(T)                                                                          \
+    do {                                                                                     \
+        const T *p = (const T *)x;                                                           \
+        for (int64_t i = 0; i < n; i++) {                                                    \
+            uint64_t b = (uint64_t)((int64_t)p[i] - lo);                                     \
+            if (mask[i] && b < (uint64_t)nbins) counts[b]++;                                 \
+        }                                                                                    \
+    } while (0)
+    switch (xtype) {
+    case HLC_OUT_I32: HLC_HIST(int32_t); break;
+    case HLC_OUT_I16: HLC_HIST(int16_t); break;
+    case HLC_OUT_U16: HLC_HIST(uint16_t); break;
+    case HLC_OUT_I8: HLC_HIST(int8_t); break;
+    default: HLC_HIST(uint8_t); break;
+    }
+#undef HLC_HIST
+}

@@ -12,30 +12,31 @@
 
 #include "kernels.h"
 
-static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) {  /* (two selects: no branch) */
+    int32_t a = v < lo ? lo : v;
+    return a > hi ? hi : a;
+}
 
 #define HLC_FINISH(TS, TO)                                                                       \
     do {                                                                                         \
         const TS *s = (const TS *)src;                                                           \
         TO *o = (TO *)out;                                                                       \
         for (int r = 0; r < rows; r++) {                                                         \
-            const TS *sr = s + r * sstr[0];                                                      \
-            TO *orow = o + r * ostr[0];                                                          \
+            const TS *sr = s + r * s0;                                                           \
+            TO *orow = o + r * o0;                                                               \
             if (rct) {                                                                           \
                 for (int j = 0; j < cols; j++) {                                                 \
-                    const TS *p = sr + j * sstr[1];                                              \
-                    int32_t y = clip32(p[0], -lim, lim), cb = clip32(p[sstr[2]], -lim, lim),     \
-                            cr = clip32(p[2 * sstr[2]], -lim, lim);                              \
+                    int32_t y = clip32(sr[j * s1], -lim, lim), cb = clip32(sr[j * s1 + s2], -lim, lim), \
+                            cr = clip32(sr[j * s1 + 2 * s2], -lim, lim);                         \
                     int32_t g = y - ((cb + cr) >> 2);                                            \
-                    TO *q = orow + j * ostr[1];                                                  \
-                    q[0] = (TO)clip32(cr + g, vmin, vmax);                                       \
-                    q[ostr[2]] = (TO)clip32(g, vmin, vmax);                                      \
-                    q[2 * ostr[2]] = (TO)clip32(cb + g, vmin, vmax);                             \
+                    orow[j * o1] = (TO)clip32(cr + g, vmin, vmax);                               \
+                    orow[j * o1 + o2] = (TO)clip32(g, vmin, vmax);                               \
+                    orow[j * o1 + 2 * o2] = (TO)clip32(cb + g, vmin, vmax);                      \
                 }                                                                                \
             } else {                                                                             \
                 for (int j = 0; j < cols; j++)                                                   \
                     for (int c = 0; c < ch; c++)                                                 \
-                        orow[j * ostr[1] + c * ostr[2]] = (TO)clip32(sr[j * sstr[1] + c * sstr[2]], vmin, vmax); \
+                        orow[j * o1 + c * o2] = (TO)clip32(sr[j * s1 + c * s2], vmin, vmax);     \
             }                                                                                    \
         }                                                                                        \
     } while (0)
@@ -57,6 +58,8 @@ static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) { return v < lo 
 void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype,
                        const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim, int32_t vmin,
                        int32_t vmax) {
+    /* (strides in locals: with -fno-strict-aliasing every store could change them) */
+    const ptrdiff_t s0 = sstr[0], s1 = sstr[1], s2 = sstr[2], o0 = ostr[0], o1 = ostr[1], o2 = ostr[2];
     if (src_i32) HLC_FINISH_TO(int32_t);
     else HLC_FINISH_TO(int16_t);
 }

@@ -950,17 +950,22 @@ static int get_fill_plane(PyObject *ox, PyObject *ok, Arr *x, Arr *k, int writab
     return 0;
 }
 
+/* The padding fill's five arguments (a zeroed first: the caller releases them), the
+   plane and its known flags checked. */
+static int fill_args(PyObject *args, PyObject **o, Arr *a, int *xtype, ptrdiff_t *xs) {
+    memset(a, 0, 5 * sizeof *a);
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4])) return -1;
+    return get_fill_plane(o[0], o[1], &a[0], &a[1], 0, xtype, xs);
+}
+
 /* fill_sums(x (rows, cols) int, known (rows, cols) uint8, v2, w2 (ceil(rows/4), ceil(cols/4))
    float64, scratch float64 (>= 6 cols + 8)) */
 static PyObject *py_fill_sums(PyObject *self, PyObject *args) {
-    PyObject *o[5];
-    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4])) return NULL;
+    PyObject *o[5], *result = NULL;
     Arr a[5];
-    memset(a, 0, sizeof a);
-    PyObject *result = NULL;
     int xtype;
     ptrdiff_t xs[2];
-    if (!get_fill_plane(o[0], o[1], &a[0], &a[1], 0, &xtype, xs) && !get_f64nd(o[2], &a[2], "v2", 2, 1)
+    if (!fill_args(args, o, a, &xtype, xs) && !get_f64nd(o[2], &a[2], "v2", 2, 1)
         && !get_f64nd(o[3], &a[3], "w2", 2, 1) && !get_f64nd(o[4], &a[4], "scratch", 1, 1)) {
         int rows = (int)dim(&a[1], 0), cols = (int)dim(&a[1], 1);
         if (!check(dim(&a[2], 0) == (rows + 3) / 4 && dim(&a[2], 1) == (cols + 3) / 4 && dim(&a[3], 0) == dim(&a[2], 0)
@@ -981,14 +986,11 @@ static PyObject *py_fill_sums(PyObject *self, PyObject *args) {
    float64, out (rows, cols) of x's type (any strides; x itself allowed), scratch float64
    (>= 11 cols + 16)) */
 static PyObject *py_fill_plane(PyObject *self, PyObject *args) {
-    PyObject *o[5];
-    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4])) return NULL;
+    PyObject *o[5], *result = NULL;
     Arr a[5];
-    memset(a, 0, sizeof a);
-    PyObject *result = NULL;
     int xtype;
     ptrdiff_t xs[2], os[2];
-    if (!get_fill_plane(o[0], o[1], &a[0], &a[1], 0, &xtype, xs) && !get_f64nd(o[2], &a[2], "est2", 2, 0)
+    if (!fill_args(args, o, a, &xtype, xs) && !get_f64nd(o[2], &a[2], "est2", 2, 0)
         && PyObject_GetBuffer(o[3], &a[3].view, PyBUF_RECORDS) == 0) {
         a[3].held = 1;
         int rows = (int)dim(&a[1], 0), cols = (int)dim(&a[1], 1);

@@ -88,6 +88,18 @@ int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames
     return 0;
 }
 
+/* M(T) for the C type T of an HLC_OUT_* sample type. */
+#define HLC_BY_TYPE(otype, M)                          \
+    do {                                               \
+        switch (otype) {                               \
+        case HLC_OUT_I32: M(int32_t); break;           \
+        case HLC_OUT_I16: M(int16_t); break;           \
+        case HLC_OUT_U16: M(uint16_t); break;          \
+        case HLC_OUT_I8: M(int8_t); break;             \
+        default: M(uint8_t); break;                    \
+        }                                              \
+    } while (0)
+
 /* The FLAT pixels of a decoded region stream (regions.py _set_flat): every sample of a
    pixel whose class is flat set to value, in place; out holds n pixels of ch samples of
    type otype (HLC_OUT_*), classes n bytes. Returns 1 if every pixel's class is claimed
@@ -115,13 +127,7 @@ int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames
 int hlc_set_flat(void *out, int otype, int ch, const uint8_t *classes, int64_t n, int64_t value, uint8_t flat,
                  const uint8_t *claimed) {
     uint8_t top = 0;
-    switch (otype) {
-    case HLC_OUT_I32: HLC_SET_FLAT(int32_t); break;
-    case HLC_OUT_I16: HLC_SET_FLAT(int16_t); break;
-    case HLC_OUT_U16: HLC_SET_FLAT(uint16_t); break;
-    case HLC_OUT_I8: HLC_SET_FLAT(int8_t); break;
-    default: HLC_SET_FLAT(uint8_t); break;
-    }
+    HLC_BY_TYPE(otype, HLC_SET_FLAT);
     for (int k = 0; k <= top;) {
         uint8_t u[4];
         int m = 0;
@@ -158,13 +164,7 @@ static void fill_load(const void *x, int xtype, const ptrdiff_t *xs, const uint8
         const T *p = (const T *)x + r * xs[0];                                              \
         for (int j = 0; j < cols; j++) v[j] = k[j] ? (double)p[j * xs[1]] : 0.0;            \
     } while (0)
-    switch (xtype) {
-    case HLC_OUT_I32: HLC_FILL_LOAD(int32_t); break;
-    case HLC_OUT_I16: HLC_FILL_LOAD(int16_t); break;
-    case HLC_OUT_U16: HLC_FILL_LOAD(uint16_t); break;
-    case HLC_OUT_I8: HLC_FILL_LOAD(int8_t); break;
-    default: HLC_FILL_LOAD(uint8_t); break;
-    }
+    HLC_BY_TYPE(xtype, HLC_FILL_LOAD);
 #undef HLC_FILL_LOAD
     for (int j = 0; j < cols; j++) w[j] = k[j] ? 1.0 : 0.0;
 }
@@ -279,13 +279,7 @@ void hlc_fill_plane(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t
         for (int c = 0; c < cols; c++)                                                      \
             if (!k[c]) o[c * os[1]] = (T)row[c];                                            \
     } while (0)
-        switch (xtype) {
-        case HLC_OUT_I32: HLC_FILL_STORE(int32_t); break;
-        case HLC_OUT_I16: HLC_FILL_STORE(int16_t); break;
-        case HLC_OUT_U16: HLC_FILL_STORE(uint16_t); break;
-        case HLC_OUT_I8: HLC_FILL_STORE(int8_t); break;
-        default: HLC_FILL_STORE(uint8_t); break;
-        }
+        HLC_BY_TYPE(xtype, HLC_FILL_STORE);
 #undef HLC_FILL_STORE
     }
 }
@@ -303,12 +297,6 @@ void hlc_masked_histogram(const void *x, int xtype, const uint8_t *mask, int64_t
             if (mask[i] && b < (uint64_t)nbins) counts[b]++;                                 \
         }                                                                                    \
     } while (0)
-    switch (xtype) {
-    case HLC_OUT_I32: HLC_HIST(int32_t); break;
-    case HLC_OUT_I16: HLC_HIST(int16_t); break;
-    case HLC_OUT_U16: HLC_HIST(uint16_t); break;
-    case HLC_OUT_I8: HLC_HIST(int8_t); break;
-    default: HLC_HIST(uint8_t); break;
-    }
+    HLC_BY_TYPE(xtype, HLC_HIST);
 #undef HLC_HIST
 }

@@ -17,6 +17,9 @@ static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) {  /* (two selec
     return a > hi ? hi : a;
 }
 
+/* Pixels a planar row is transformed in before they are interleaved into the output. */
+#define HLC_FINISH_CHUNK 256
+
 #define HLC_FINISH(TS, TO)                                                                       \
     do {                                                                                         \
         const TS *s = (const TS *)src;                                                           \
@@ -24,7 +27,26 @@ static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) {  /* (two selec
         for (int r = 0; r < rows; r++) {                                                         \
             const TS *sr = s + r * s0;                                                           \
             TO *orow = o + r * o0;                                                               \
-            if (rct) {                                                                           \
+            if (rct && s1 == 1) {  /* planar rows: the transform vectorised, then interleaved */ \
+                for (int j0 = 0; j0 < cols; j0 += HLC_FINISH_CHUNK) {                            \
+                    int n = cols - j0 < HLC_FINISH_CHUNK ? cols - j0 : HLC_FINISH_CHUNK;         \
+                    const TS *py = sr + j0, *pb = py + s2, *pr = py + 2 * s2;                    \
+                    for (int k = 0; k < n; k++) {                                                \
+                        int32_t y = clip32(py[k], -lim, lim), cb = clip32(pb[k], -lim, lim),     \
+                                cr = clip32(pr[k], -lim, lim);                                   \
+                        int32_t g = y - ((cb + cr) >> 2);                                        \
+                        rgb[0][k] = clip32(cr + g, vmin, vmax);                                  \
+                        rgb[1][k] = clip32(g, vmin, vmax);                                       \
+                        rgb[2][k] = clip32(cb + g, vmin, vmax);                                  \
+                    }                                                                            \
+                    TO *q = orow + j0 * o1;                                                      \
+                    for (int k = 0; k < n; k++) {                                                \
+                        q[k * o1] = (TO)rgb[0][k];                                               \
+                        q[k * o1 + o2] = (TO)rgb[1][k];                                          \
+                        q[k * o1 + 2 * o2] = (TO)rgb[2][k];                                      \
+                    }                                                                            \
+                }                                                                                \
+            } else if (rct) {                                                                    \
                 for (int j = 0; j < cols; j++) {                                                 \
                     int32_t y = clip32(sr[j * s1], -lim, lim), cb = clip32(sr[j * s1 + s2], -lim, lim), \
                             cr = clip32(sr[j * s1 + 2 * s2], -lim, lim);                         \
@@ -60,6 +82,7 @@ void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void
                        int32_t vmax) {
     /* (strides in locals: with -fno-strict-aliasing every store could change them) */
     const ptrdiff_t s0 = sstr[0], s1 = sstr[1], s2 = sstr[2], o0 = ostr[0], o1 = ostr[1], o2 = ostr[2];
+    int32_t rgb[3][HLC_FINISH_CHUNK];  /* a chunk of a row's R, G, B (the planar case) */
     if (src_i32) HLC_FINISH_TO(int32_t);
     else HLC_FINISH_TO(int16_t);
 }

@@ -269,8 +269,9 @@ static inline __attribute__((always_inline)) void code_group(
     for (int k = 0; k < 4; k++) code_coef(decoding, e, d, md, zero, one, sgn, r, j + k, 0, w);
 }
 
-/* Whether the LB_RUN coefficients from column j have a zero north part (and W, WW are
-   zero: `west`); *busy: whether any of their parent buckets is nonzero. */
+/* Whether the LB_RUN coefficients from column j form a quiet run: their north parts,
+   W and WW (`west`) are zero and their parent buckets at most 1 (the buckets OR-ed:
+   at most 1); *busy: whether a parent bucket is 1. */
 static inline int quiet_run(Row r, int j, int west, int *busy) {
     uint64_t n = 0, p = 0, t;
     for (int k = 0; k < LB_RUN; k += 8) {
@@ -279,8 +280,12 @@ static inline int quiet_run(Row r, int j, int west, int *busy) {
         memcpy(&t, r.pcol + j + k, 8);
         p |= t;
     }
+    p |= p >> 32;
+    p |= p >> 16;
+    p |= p >> 8;
+    p &= 0xFF;
     *busy = p != 0;
-    return !(n | (uint64_t)west);
+    return !(n | (uint64_t)west) && p <= 1;
 }
 
 /* Whether the LB_RUN coefficients of a band row from column j are all zero. */
@@ -297,21 +302,23 @@ static inline __attribute__((always_inline)) void code_row(
         int decoding, int runs, Encoder *e, Decoder *d, Models md, int orient, Row r, int W) {
     int32_t *zero = md.zero + (size_t)orient * LB_NZ, *one = md.one + (size_t)orient * LB_NZ;
     int32_t *sgn = md.sign + (size_t)orient * 27, *group = md.group + orient;
-    int32_t *runz = md.runz + (size_t)orient * 2;
+    int32_t *runz = md.runz + (size_t)orient * 2, *fgroup = md.runz + 6 + orient;
     West w = {0, 0, 0};
     int j = 0;
     if (runs) {
         for (; j + LB_RUN <= W; j += LB_RUN) {
             int busy;
+            int32_t *g = group;
             if (quiet_run(r, j, w.w1 | w.w2, &busy)) {
-                int all = decoding ? dec_bit(d, runz + busy) : (enc_bit(e, runz + busy, run_is_zero(r.row, j)),
-                                                                run_is_zero(r.row, j));
+                int32_t *m = runz + busy;
+                int all = decoding ? dec_bit(d, m) : (enc_bit(e, m, run_is_zero(r.row, j)), run_is_zero(r.row, j));
                 if (all) {
                     w.w1 = w.w2 = w.sw = 0;
                     continue;
                 }
+                g = fgroup;  /* the groups of a run that is not all zero: a model of their own */
             }
-            for (int k = 0; k < LB_RUN; k += 4) code_group(decoding, e, d, md, zero, one, sgn, group, r, j + k, &w);
+            for (int k = 0; k < LB_RUN; k += 4) code_group(decoding, e, d, md, zero, one, sgn, g, r, j + k, &w);
         }
     }
     for (; j + 4 <= W; j += 4) code_group(decoding, e, d, md, zero, one, sgn, group, r, j, &w);

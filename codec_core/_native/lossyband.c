@@ -311,7 +311,9 @@ static inline __attribute__((always_inline)) void code_row(
             int32_t *g = group;
             if (quiet_run(r, j, w.w1 | w.w2, &busy)) {
                 int32_t *m = runz + busy;
-                int all = decoding ? dec_bit(d, m) : (enc_bit(e, m, run_is_zero(r.row, j)), run_is_zero(r.row, j));
+                int all = decoding ? 0 : run_is_zero(r.row, j);
+                if (decoding) all = dec_bit(d, m);
+                else enc_bit(e, m, all);
                 if (all) {
                     w.w1 = w.w2 = w.sw = 0;
                     continue;
@@ -398,7 +400,9 @@ static inline __attribute__((always_inline)) int code_lossy(
         }
         if (runs) {  /* the row's zero decision */
             int32_t *m = rowz + 2 * above_zero + pbusy;
-            above_zero = decoding ? dec_bit(&d, m) : (enc_bit(&e, m, row_is_zero(r.row, W)), row_is_zero(r.row, W));
+            above_zero = decoding ? 0 : row_is_zero(r.row, W);
+            if (decoding) above_zero = dec_bit(&d, m);
+            else enc_bit(&e, m, above_zero);
             if (above_zero) continue;
         }
         north_row(mag + (size_t)((i + 2) % 3) * stride + 2, mag + (size_t)((i + 1) % 3) * stride + 2, W, north);

@@ -361,6 +361,7 @@ static int row_is_zero(const int32_t *row, int W) {
 static inline __attribute__((always_inline)) int code_lossy(
         int decoding, int runs, int32_t *band, int H, int W, int orient, RefBand parent, Encoder *ep, Decoder *dp,
         Models md) {
+    if (W == 0) return 0;  /* nothing to code (and no row decisions) */
     int stride = W + 4;
     /* magnitude rows i, i - 1, i - 2 in turn, the current parent row's buckets, the
        north parts and parent buckets per column (8 bytes more: a group reads four

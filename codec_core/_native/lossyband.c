@@ -272,20 +272,22 @@ static inline __attribute__((always_inline)) void code_group(
 /* Whether the LB_RUN coefficients from column j form a quiet run: their north parts,
    W and WW (`west`) are zero and their parent buckets at most 1 (the buckets OR-ed:
    at most 1); *busy: whether a parent bucket is 1. */
+_Static_assert(LB_RUN == 16, "quiet_run reads a run as two 8-byte words");
 static inline int quiet_run(Row r, int j, int west, int *busy) {
-    uint64_t n = 0, p = 0, t;
-    for (int k = 0; k < LB_RUN; k += 8) {
-        memcpy(&t, r.north + j + k, 8);
-        n |= t;
-        memcpy(&t, r.pcol + j + k, 8);
-        p |= t;
-    }
+    uint64_t n, n2, p, p2;
+    if (west) return 0;  /* (often, past the lowest rates: no loads then) */
+    memcpy(&n, r.north + j, 8);
+    memcpy(&n2, r.north + j + 8, 8);
+    if (n | n2) return 0;
+    memcpy(&p, r.pcol + j, 8);
+    memcpy(&p2, r.pcol + j + 8, 8);
+    p |= p2;
     p |= p >> 32;
     p |= p >> 16;
     p |= p >> 8;
     p &= 0xFF;
     *busy = p != 0;
-    return !(n | (uint64_t)west) && p <= 1;
+    return p <= 1;
 }
 
 /* Whether the LB_RUN coefficients of a band row from column j are all zero. */
@@ -304,26 +306,28 @@ static inline __attribute__((always_inline)) void code_row(
     int32_t *sgn = md.sign + (size_t)orient * 27, *group = md.group + orient;
     int32_t *runz = md.runz + (size_t)orient * 2, *fgroup = md.runz + 6 + orient;
     West w = {0, 0, 0};
-    int j = 0;
-    if (runs) {
-        for (; j + LB_RUN <= W; j += LB_RUN) {
+    int j = 0, next = runs ? 0 : W;  /* (runs) where the next run starts */
+    int32_t *g = group;  /* the group model: fgroup in a run not all zero */
+    for (; j + 4 <= W; j += 4) {
+        if (runs && j == next) {
             int busy;
-            int32_t *g = group;
-            if (quiet_run(r, j, w.w1 | w.w2, &busy)) {
+            g = group;
+            next = j + LB_RUN <= W ? j + LB_RUN : W;
+            if (next == j + LB_RUN && quiet_run(r, j, w.w1 | w.w2, &busy)) {
                 int32_t *m = runz + busy;
                 int all = decoding ? 0 : run_is_zero(r.row, j);
                 if (decoding) all = dec_bit(d, m);
                 else enc_bit(e, m, all);
                 if (all) {
                     w.w1 = w.w2 = w.sw = 0;
+                    j += LB_RUN - 4;
                     continue;
                 }
-                g = fgroup;  /* the groups of a run that is not all zero: a model of their own */
+                g = fgroup;
             }
-            for (int k = 0; k < LB_RUN; k += 4) code_group(decoding, e, d, md, zero, one, sgn, g, r, j + k, &w);
         }
+        code_group(decoding, e, d, md, zero, one, sgn, g, r, j, &w);
     }
-    for (; j + 4 <= W; j += 4) code_group(decoding, e, d, md, zero, one, sgn, group, r, j, &w);
     for (; j < W; j++) code_coef(decoding, e, d, md, zero, one, sgn, r, j, 0, &w);
 }
 

@@ -51,8 +51,8 @@ NCTX = NCTX_ACT + 2
 NSIGN_CTX = 9
 
 # Lossy detail bands (lossyband.c): LB_NBITS binary models (zero / one decisions,
-# signs, quiet groups of four) and LB_NREM hybrid-integer models of magnitude - 2.
-LB_NBITS = 2 * 3 * 14 * 6 + 3 * 27 + 3
+# signs, quiet groups of four, quiet rows and runs) and LB_NREM hybrid-integer models of magnitude - 2.
+LB_NBITS = 2 * 3 * 14 * 6 + 3 * 27 + 3 + 3 * 4 + 3 * 2 + 3
 LB_NREM = 16
 #: A binary model's starting state: probability 1/2 (of 2^16), nothing coded yet.
 LB_HALF = 1 << 15

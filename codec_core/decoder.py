@@ -17,7 +17,7 @@ import numpy as np
 from . import container as ct
 from . import entropy, predictive, quantize
 from .errors import CorruptStreamError
-from .format import FLAG_LOSSY_CONTEXTS, RANGE_HEAD, ROI_CLASS, Mode, PlaneCoder, plane_coder
+from .format import FLAG_LOSSY_CONTEXTS, FLAG_LOSSY_RUNS, RANGE_HEAD, ROI_CLASS, Mode, PlaneCoder, plane_coder
 from .pipeline import (
     area_reduce,
     band_multipliers,
@@ -265,7 +265,8 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
     if table is not None and level:
         upto = h.levels  # the whole plane, to average values rather than ranks
     bands = entropy.decode_decomposition(segs, th, tw, h.levels, upto=good,
-                                         lossy=h.mode == Mode.LOSSY and bool(h.flags & FLAG_LOSSY_CONTEXTS))
+                                         lossy=h.mode == Mode.LOSSY and bool(h.flags & FLAG_LOSSY_CONTEXTS),
+                                         runs=bool(h.flags & FLAG_LOSSY_RUNS))
     shapes = band_shapes(th, tw, h.levels)
     for r in range(good + 1, upto + 1):  # lost finer levels: zero detail (blurred tile)
         bands.append(tuple(np.zeros(s, np.int32) for s in shapes[r]))

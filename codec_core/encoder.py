@@ -18,7 +18,7 @@ import numpy as np
 
 from . import container as ct
 from . import entropy, predictive, quantize
-from .format import FLAG_LOSSY_CONTEXTS, RANGE_HEAD, ColourTransform, Mode, PlaneCoder, Version
+from .format import FLAG_LOSSY_CONTEXTS, FLAG_LOSSY_RUNS, RANGE_HEAD, ColourTransform, Mode, PlaneCoder, Version
 from .pipeline import (
     finish_tile,
     lookup_in_place,
@@ -283,8 +283,8 @@ class LossyCoder:
 
     def encode(self, steps: list) -> list[bytes]:
         """Every segment of the 9/7 layer at these steps, in stream order; the detail
-        bands by the lossy band coder, which the header's flag says."""
-        self.h.flags |= FLAG_LOSSY_CONTEXTS
+        bands by the lossy band coder's quiet-run variant, which the header's flags say."""
+        self.h.flags |= FLAG_LOSSY_CONTEXTS | FLAG_LOSSY_RUNS
         return [s for segs in map_threads(partial(self._tile_segments, steps), planes(self.h), self.src.threads)
                 for s in segs]
 
@@ -293,7 +293,8 @@ class LossyCoder:
         f, t = ft
         segs: list[bytes] = []
         for c in range(h.channels):  # channel by channel: one channel's bands alive at a time
-            segs.extend(entropy.encode_decomposition(self._quantised(f, t, c, steps), h.levels, lossy=True))
+            segs.extend(entropy.encode_decomposition(self._quantised(f, t, c, steps), h.levels, lossy=True,
+                                                        runs=True))
         return segs
 
     def squared_error(self, steps: list, items: list | None = None) -> float:

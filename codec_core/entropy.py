@@ -62,8 +62,8 @@ class _Encoder:
         self.k.encode_band(band, parent, x1, x2, self.st, self.out, self.raw,
                            freq, tot, group * self.k.NCTX, sfreq, stot)
 
-    def lossy_band(self, band, orient: int, parent=_EMPTY) -> None:
-        self.k.encode_lossy_band(band, parent, self.st, self.out, self.raw, *self.models, orient)
+    def lossy_band(self, band, orient: int, parent=_EMPTY, runs: bool = False) -> None:
+        self.k.encode_lossy_band(band, parent, self.st, self.out, self.raw, *self.models, orient, runs)
 
     def finish(self) -> bytes:
         self.k.finish_encoder(self.st, self.out, self.raw)
@@ -74,8 +74,9 @@ class _Encoder:
 
 
 #: Modelled symbols a value can cost in the lossy band coder (lossyband.c): the zero
-#: and one decisions, the remainder token and the sign.
-LOSSY_SYMBOLS = 4
+#: and one decisions, the remainder token and the sign, and (quiet runs) a row's zero
+#: decision, one a value in a band one column wide.
+LOSSY_SYMBOLS = 5
 
 
 def worst_case_sizes(n_values: int, raw_bits: int, symbols: int = 3) -> tuple[int, int]:
@@ -106,9 +107,9 @@ class _Decoder:
         k.start_decoder(self.dt, self.inp)
         self.models = k.new_lossy_models() if lossy else _new_models(k)
 
-    def lossy_band(self, shape, orient: int, parent=_EMPTY) -> np.ndarray:
+    def lossy_band(self, shape, orient: int, parent=_EMPTY, runs: bool = False) -> np.ndarray:
         out = np.empty(shape, np.int32)
-        self.k.decode_lossy_band(out, parent, self.dt, self.inp, self.raw, *self.models, orient)
+        self.k.decode_lossy_band(out, parent, self.dt, self.inp, self.raw, *self.models, orient, runs)
         return out
 
     def band(self, shape, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, group=0) -> np.ndarray:
@@ -156,10 +157,11 @@ def _as32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int32)
 
 
-def encode_decomposition(bands: list, levels: int, lossy: bool = False) -> list[bytes]:
+def encode_decomposition(bands: list, levels: int, lossy: bool = False, runs: bool = False) -> list[bytes]:
     """Code an integer decomposition; returns ``levels + 1`` segments. ``lossy``: the
     detail bands by the lossy band coder (lossyband.c; the stream's LOSSY_CONTEXTS
-    flag), the LL band as always."""
+    flag), the LL band as always; ``runs``: its quiet-run variant (with ``lossy``; the
+    stream's LOSSY_RUNS flag)."""
     k = _k()
     ll = _as32(bands[0])
     _check_coefficients(_max_abs(ll))
@@ -179,9 +181,8 @@ def encode_decomposition(bands: list, levels: int, lossy: bool = False) -> list[
 
         def code_level(enc, hl=hl, lh=lh, hh=hh, p=p, g=g):
             if lossy:
-                enc.lossy_band(hl, 0, p[0])
-                enc.lossy_band(lh, 1, p[1])
-                enc.lossy_band(hh, 2, p[2])
+                for orient, band in enumerate((hl, lh, hh)):
+                    enc.lossy_band(band, orient, p[orient], runs)
                 return
             enc.band(hl, p[0], group=g)
             enc.band(lh, p[1], hl, group=g)
@@ -192,9 +193,9 @@ def encode_decomposition(bands: list, levels: int, lossy: bool = False) -> list[
 
 
 def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
-                         upto: int | None = None, lossy: bool = False) -> list:
-    """Decode segments 0..upto (default all) into integer bands (``lossy``: as
-    :func:`encode_decomposition` coded them with ``lossy``)."""
+                         upto: int | None = None, lossy: bool = False, runs: bool = False) -> list:
+    """Decode segments 0..upto (default all) into integer bands (``lossy``, ``runs``: as
+    :func:`encode_decomposition` coded them with them)."""
     k = _k()
     shapes = band_shapes(rows, cols, levels)
     upto = levels if upto is None else upto
@@ -206,9 +207,7 @@ def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
         dec = _Decoder(segs[r], lossy)
         p = bands[r - 1] if r > 1 else (_EMPTY, _EMPTY, _EMPTY)
         if lossy:
-            hl = dec.lossy_band(shapes[r][0], 0, p[0])
-            lh = dec.lossy_band(shapes[r][1], 1, p[1])
-            hh = dec.lossy_band(shapes[r][2], 2, p[2])
+            hl, lh, hh = (dec.lossy_band(shapes[r][o], o, p[o], runs) for o in range(3))
         else:
             g = _group_of(r, levels)
             hl = dec.band(shapes[r][0], p[0], group=g)

@@ -142,6 +142,7 @@ class HeaderFlag(IntEnum):
     ROI = 4             # importance map and ROI layer
     REGIONS = 8         # hybrid by region layers: a region block and one stream per layer (codec_core/regions.py)
     LOSSY_CONTEXTS = 16  # lossy: detail bands by the lossy band coder (codec_core/_native/lossyband.c)
+    LOSSY_RUNS = 32     # with LOSSY_CONTEXTS: that coder's quiet-run variant (zero rows, runs of 16)
 
 
 FLAG_DENOISED = HeaderFlag.DENOISED
@@ -149,7 +150,8 @@ FLAG_VALUE_TABLE = HeaderFlag.VALUE_TABLE
 FLAG_ROI = HeaderFlag.ROI
 FLAG_REGIONS = HeaderFlag.REGIONS
 FLAG_LOSSY_CONTEXTS = HeaderFlag.LOSSY_CONTEXTS
-KNOWN_FLAGS = int(FLAG_DENOISED | FLAG_VALUE_TABLE | FLAG_ROI | FLAG_REGIONS | FLAG_LOSSY_CONTEXTS)
+FLAG_LOSSY_RUNS = HeaderFlag.LOSSY_RUNS
+KNOWN_FLAGS = int(FLAG_DENOISED | FLAG_VALUE_TABLE | FLAG_ROI | FLAG_REGIONS | FLAG_LOSSY_CONTEXTS | FLAG_LOSSY_RUNS)
 
 class Importance(IntEnum):
     """A block's class in the importance map (hybrid streams): one step multiplier each.

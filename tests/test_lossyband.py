@@ -13,7 +13,7 @@ import codec_core as hlc
 from codec_core import _hlc, _kernels, entropy
 from codec_core import container as ct
 from codec_core.errors import HlcError
-from codec_core.format import FLAG_LOSSY_CONTEXTS
+from codec_core.format import FLAG_LOSSY_CONTEXTS, FLAG_LOSSY_RUNS
 from codec_core.transform import band_shapes
 
 _LIMIT = entropy.MAX_COEFFICIENT - 1  # the largest magnitude the coders take
@@ -140,14 +140,18 @@ def test_damaged_lossy_streams_raise_hlc_error_or_decode_in_bounds():
 
 
 def test_the_golden_streams_of_the_lossy_band_coder_use_it_and_older_ones_do_not():
+    """lossy_ctx_*: the first variant (flag bit 4); lossy_runs_*: its quiet-run variant
+    (bits 4 and 5, stop 26); older lossy streams: neither."""
     from pathlib import Path
 
     v3 = Path(__file__).parent / "golden" / "v3"
-    new = sorted(v3.glob("lossy_ctx_*.hlc"))
-    assert len(new) == 3
-    for path in new:
-        assert ct.parse_header(path.read_bytes())[0].flags & FLAG_LOSSY_CONTEXTS
-    assert not ct.parse_header((v3 / "lossy_ct_bpp1.hlc").read_bytes())[0].flags & FLAG_LOSSY_CONTEXTS
+    both = FLAG_LOSSY_CONTEXTS | FLAG_LOSSY_RUNS
+    for pattern, count, flags in (("lossy_ctx_*.hlc", 3, FLAG_LOSSY_CONTEXTS), ("lossy_runs_*.hlc", 4, both)):
+        paths = sorted(v3.glob(pattern))
+        assert len(paths) == count
+        for path in paths:
+            assert ct.parse_header(path.read_bytes())[0].flags & both == flags
+    assert not ct.parse_header((v3 / "lossy_ct_bpp1.hlc").read_bytes())[0].flags & both
 
 
 @pytest.mark.parametrize("name", ["lossless_ct", "near_lossless_mr_k2", "lossless_nm_tiles"])

@@ -38,9 +38,17 @@ int hlc_code_band(int decoding, int32_t *band, int H, int W, const int32_t *pare
 #define LB_NREM 16
 #define LB_RATE_CAP 60
 #define LB_NZ (LB_NACT * LB_NPAR)
-#define LB_NBITS (2 * 3 * LB_NZ + 3 * 27 + 3)
+/* Quiet runs (the `runs` variant, stream flag LOSSY_RUNS): a row's zero decision in
+   LB_NROWCTX contexts (3 bands x row above zero x parent buckets nonzero); a run of
+   LB_RUN coefficients' zero decision (3 bands x parent buckets nonzero) and the group
+   decision inside a run that is not all zero (3 bands): LB_NRUNCTX. Their models follow
+   the others (the first variant never touches them). */
+#define LB_RUN 16
+#define LB_NROWCTX (3 * 4)
+#define LB_NRUNCTX (3 * 2 + 3)
+#define LB_NBITS (2 * 3 * LB_NZ + 3 * 27 + 3 + LB_NROWCTX + LB_NRUNCTX)
 void hlc_lossy_init(void);  /* its context tables, once, before any band is coded */
-int hlc_lossy_band(int decoding, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph, int pw,
+int hlc_lossy_band(int decoding, int runs, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph, int pw,
                    Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int32_t *bits);
 void hlc_fwd53(int32_t *x, int H, int W);
 void hlc_inv53(int32_t *x, int H, int W);

@@ -18,6 +18,16 @@
  * zero neighbourhood costs ~0.01 bit here, and on the dev images (benchmarks/
  * bench_lossy.py DEV) the run mode made these streams 5-6% larger.
  *
+ * Quiet runs (stream flag LOSSY_RUNS, the `runs` variant; the coder above is unchanged
+ * inside it): every band row starts with a decision "the row is all zero" (contexts:
+ * the band x the row above all zero x the parent's bucket row all zero, LB_NROWCTX),
+ * and an all-zero row codes nothing more; in the other rows, each run of LB_RUN
+ * coefficients from a column multiple of LB_RUN whose north parts and W, WW are zero
+ * starts with a decision "the run is all zero" (contexts: the band x any parent bucket
+ * of the run nonzero, LB_NRUNCTX), and a run that is not codes its groups of four as
+ * above. At 0.25 bpp this halves the binary decisions per coefficient on the dev
+ * images (benchmarks/results/lossy_speed.md, stop 26).
+ *
  * One function serves both directions (`decoding` is a compile-time constant in each
  * of the two callers), so encoder and decoder cannot drift apart.
  */
@@ -158,7 +168,7 @@ static void parent_bucket_row(RefBand r, int pi, ParentRows *pr, uint8_t *out) {
 /* The models of one segment: binary zero / one decisions (3 bands x LB_NZ), signs
    (3 bands x 27) and quiet groups of four (3), and the hybrid-integer models of
    magnitude - 2. */
-typedef struct { int32_t *zero, *one, *sign, *group, *freq, *tot; } Models;
+typedef struct { int32_t *zero, *one, *sign, *group, *rowz, *runz, *freq, *tot; } Models;
 
 /* A nonzero coefficient after its zero decision: the one decision (model `one`),
    |v| - 2 in remainder table `rem` if more, the sign (model `sm`); returns the value
@@ -234,34 +244,89 @@ static inline int quiet4(Row r, int j, int west) {
     return !(n4 | p4 | (uint32_t)west);
 }
 
+/* The group of four at column j (a quiet one led by a group decision). */
+static inline __attribute__((always_inline)) void code_group(
+        int decoding, Encoder *e, Decoder *d, Models md, int32_t *zero, int32_t *one, int32_t *sgn, int32_t *group,
+        Row r, int j, West *w) {
+    if (quiet4(r, j, w->w1 | w->w2)) {
+        /* four quiet coefficients: one decision says whether all are zero */
+        int all;
+        if (decoding) all = dec_bit(d, group);
+        else {
+            all = !(r.row[j] | r.row[j + 1] | r.row[j + 2] | r.row[j + 3]);
+            enc_bit(e, group, all);
+        }
+        if (all) {
+            w->w1 = w->w2 = w->sw = 0;
+            return;
+        }
+        int z = code_coef(decoding, e, d, md, zero, one, sgn, r, j, 0, w);
+        z += code_coef(decoding, e, d, md, zero, one, sgn, r, j + 1, 0, w);
+        z += code_coef(decoding, e, d, md, zero, one, sgn, r, j + 2, 0, w);
+        code_coef(decoding, e, d, md, zero, one, sgn, r, j + 3, z == 3, w);
+        return;
+    }
+    for (int k = 0; k < 4; k++) code_coef(decoding, e, d, md, zero, one, sgn, r, j + k, 0, w);
+}
+
+/* Whether the LB_RUN coefficients from column j form a quiet run: their north parts,
+   W and WW (`west`) are zero and their parent buckets at most 1 (the buckets OR-ed:
+   at most 1); *busy: whether a parent bucket is 1. */
+_Static_assert(LB_RUN == 16, "quiet_run reads a run as two 8-byte words");
+static inline int quiet_run(Row r, int j, int west, int *busy) {
+    uint64_t n, n2, p, p2;
+    if (west) return 0;  /* (often, past the lowest rates: no loads then) */
+    memcpy(&n, r.north + j, 8);
+    memcpy(&n2, r.north + j + 8, 8);
+    if (n | n2) return 0;
+    memcpy(&p, r.pcol + j, 8);
+    memcpy(&p2, r.pcol + j + 8, 8);
+    p |= p2;
+    p |= p >> 32;
+    p |= p >> 16;
+    p |= p >> 8;
+    p &= 0xFF;
+    *busy = p != 0;
+    return p <= 1;
+}
+
+/* Whether the LB_RUN coefficients of a band row from column j are all zero. */
+static inline int run_is_zero(const int32_t *row, int j) {
+    int32_t t = 0;
+    for (int k = 0; k < LB_RUN; k++) t |= row[j + k];
+    return t == 0;
+}
+
 /* One row of the band: groups of four (the quiet ones led by a group decision), then
-   the last W % 4 coefficients. */
+   the last W % 4 coefficients; `runs`: runs of LB_RUN quiet coefficients first led by
+   a run decision (a compile-time constant, as `decoding`). */
 static inline __attribute__((always_inline)) void code_row(
-        int decoding, Encoder *e, Decoder *d, Models md, int orient, Row r, int W) {
+        int decoding, int runs, Encoder *e, Decoder *d, Models md, int orient, Row r, int W) {
     int32_t *zero = md.zero + (size_t)orient * LB_NZ, *one = md.one + (size_t)orient * LB_NZ;
     int32_t *sgn = md.sign + (size_t)orient * 27, *group = md.group + orient;
+    int32_t *runz = md.runz + (size_t)orient * 2, *fgroup = md.runz + 6 + orient;
     West w = {0, 0, 0};
-    int j = 0;
+    int j = 0, next = runs ? 0 : W;  /* (runs) where the next run starts */
+    int32_t *g = group;  /* the group model: fgroup in a run not all zero */
     for (; j + 4 <= W; j += 4) {
-        if (quiet4(r, j, w.w1 | w.w2)) {
-            /* four quiet coefficients: one decision says whether all are zero */
-            int all;
-            if (decoding) all = dec_bit(d, group);
-            else {
-                all = !(r.row[j] | r.row[j + 1] | r.row[j + 2] | r.row[j + 3]);
-                enc_bit(e, group, all);
+        if (runs && j == next) {
+            int busy;
+            g = group;
+            next = j + LB_RUN <= W ? j + LB_RUN : W;
+            if (next == j + LB_RUN && quiet_run(r, j, w.w1 | w.w2, &busy)) {
+                int32_t *m = runz + busy;
+                int all = decoding ? 0 : run_is_zero(r.row, j);
+                if (decoding) all = dec_bit(d, m);
+                else enc_bit(e, m, all);
+                if (all) {
+                    w.w1 = w.w2 = w.sw = 0;
+                    j += LB_RUN - 4;
+                    continue;
+                }
+                g = fgroup;
             }
-            if (all) {
-                w.w1 = w.w2 = w.sw = 0;
-                continue;
-            }
-            int z = code_coef(decoding, e, d, md, zero, one, sgn, r, j, 0, &w);
-            z += code_coef(decoding, e, d, md, zero, one, sgn, r, j + 1, 0, &w);
-            z += code_coef(decoding, e, d, md, zero, one, sgn, r, j + 2, 0, &w);
-            code_coef(decoding, e, d, md, zero, one, sgn, r, j + 3, z == 3, &w);
-            continue;
         }
-        for (int k = 0; k < 4; k++) code_coef(decoding, e, d, md, zero, one, sgn, r, j + k, 0, &w);
+        code_group(decoding, e, d, md, zero, one, sgn, g, r, j, &w);
     }
     for (; j < W; j++) code_coef(decoding, e, d, md, zero, one, sgn, r, j, 0, &w);
 }
@@ -283,8 +348,24 @@ static void parent_cols(const uint8_t *pb, int pw, int W, uint8_t *out) {
     for (int j = 2 * half; j < W; j++) out[j] = pw > 0 ? pb[imin(j >> 1, pw - 1)] : 0;
 }
 
+/* Whether any of n bytes is nonzero. */
+static int any_byte(const uint8_t *b, int n) {
+    uint8_t t = 0;
+    for (int k = 0; k < n; k++) t |= b[k];
+    return t != 0;
+}
+
+/* Whether a band row of W coefficients is all zero. */
+static int row_is_zero(const int32_t *row, int W) {
+    int32_t t = 0;
+    for (int j = 0; j < W; j++) t |= row[j];
+    return t == 0;
+}
+
 static inline __attribute__((always_inline)) int code_lossy(
-        int decoding, int32_t *band, int H, int W, int orient, RefBand parent, Encoder *ep, Decoder *dp, Models md) {
+        int decoding, int runs, int32_t *band, int H, int W, int orient, RefBand parent, Encoder *ep, Decoder *dp,
+        Models md) {
+    if (W == 0) return 0;  /* nothing to code (and no row decisions) */
     int stride = W + 4;
     /* magnitude rows i, i - 1, i - 2 in turn, the current parent row's buckets, the
        north parts and parent buckets per column (8 bytes more: a group reads four
@@ -303,6 +384,8 @@ static inline __attribute__((always_inline)) int code_lossy(
     if (decoding) d = *dp;
     else e = *ep;
     int pcol_row = -2;  /* the parent row pcol holds (-1: none, zeros) */
+    int pbusy = 0, above_zero = 1;  /* (runs) any parent bucket of the row nonzero; the row above all zero */
+    int32_t *rowz = md.rowz + (size_t)orient * 4;
     for (int i = 0; i < H; i++) {
         Row r;
         r.row = band + (size_t)i * W;
@@ -310,20 +393,28 @@ static inline __attribute__((always_inline)) int code_lossy(
         r.mag = mag + (size_t)(i % 3) * stride + 2;
         memset(r.mag - 2, 0, (size_t)stride);
         if (decoding) memset(r.row, 0, sizeof(int32_t) * (size_t)W);
-        north_row(mag + (size_t)((i + 2) % 3) * stride + 2, mag + (size_t)((i + 1) % 3) * stride + 2, W, north);
-        r.north = north;
         int pi = parent.h ? imin(i >> 1, parent.h - 1) : -1;  /* the parent's row, clamped */
         r.prow = parent.h ? parent.p + (size_t)pi * parent.w : NULL;
         if (pi != pcol_row) {
             if (parent.h) {
                 if (pi != pr.row) parent_bucket_row(parent, pi, &pr, pb);
                 parent_cols(pb, parent.w, W, pcol);
+                if (runs) pbusy = any_byte(pcol, W);
             }
             pcol_row = pi;
         }
+        if (runs) {  /* the row's zero decision */
+            int32_t *m = rowz + 2 * above_zero + pbusy;
+            above_zero = decoding ? 0 : row_is_zero(r.row, W);
+            if (decoding) above_zero = dec_bit(&d, m);
+            else enc_bit(&e, m, above_zero);
+            if (above_zero) continue;
+        }
+        north_row(mag + (size_t)((i + 2) % 3) * stride + 2, mag + (size_t)((i + 1) % 3) * stride + 2, W, north);
+        r.north = north;
         r.pcol = pcol;
         r.pw1 = parent.w - 1;
-        code_row(decoding, &e, &d, md, orient, r, W);
+        code_row(decoding, runs, &e, &d, md, orient, r, W);
     }
     if (decoding) *dp = d;
     else *ep = e;
@@ -331,11 +422,13 @@ static inline __attribute__((always_inline)) int code_lossy(
     return 0;
 }
 
-int hlc_lossy_band(int decoding, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph, int pw,
-                   Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int32_t *bits) {
+int hlc_lossy_band(int decoding, int runs, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph,
+                   int pw, Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int32_t *bits) {
     RefBand p = {parent, ph, pw};
-    Models md = {bits, bits + 3 * LB_NZ, bits + 6 * LB_NZ, bits + 6 * LB_NZ + 3 * 27, freq, tot};
-    /* two specialisations: `decoding` is a constant inside each */
-    if (decoding) return code_lossy(1, band, H, W, orient, p, NULL, d, md);
-    return code_lossy(0, band, H, W, orient, p, e, NULL, md);
+    int32_t *group = bits + 6 * LB_NZ + 3 * 27, *rowz = group + 3;
+    Models md = {bits, bits + 3 * LB_NZ, bits + 6 * LB_NZ, group, rowz, rowz + LB_NROWCTX, freq, tot};
+    /* four specialisations: `decoding` and `runs` are constants inside each */
+    if (decoding) return runs ? code_lossy(1, 1, band, H, W, orient, p, NULL, d, md)
+                              : code_lossy(1, 0, band, H, W, orient, p, NULL, d, md);
+    return runs ? code_lossy(0, 1, band, H, W, orient, p, e, NULL, md) : code_lossy(0, 0, band, H, W, orient, p, e, NULL, md);
 }

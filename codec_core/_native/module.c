@@ -160,11 +160,13 @@ done:
     return result;
 }
 
-/* lossy_band(band, parent, state, out/in, raw, freq, tot, bits, orient) */
+/* lossy_band(band, parent, state, out/in, raw, freq, tot, bits, orient[, runs]): runs
+   = 1 the quiet-run variant (stream flag LOSSY_RUNS), 0 (the default) the first */
 static PyObject *py_lossy(PyObject *args, int decoding) {
     PyObject *o[8];
-    int orient;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOi", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &orient))
+    int orient, runs = 0;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOi|p", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &orient,
+                          &runs))
         return NULL;
     Arr a[8]; memset(a, 0, sizeof a);
     PyObject *result = NULL;
@@ -177,7 +179,7 @@ static PyObject *py_lossy(PyObject *args, int decoding) {
     int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1), rc, ph, pw;
     ref_dims(&a[1], &ph, &pw);
     Py_BEGIN_ALLOW_THREADS
-    rc = hlc_lossy_band(decoding, a[0].view.buf, H, W, orient, a[1].view.buf, ph, pw, &e, &d,
+    rc = hlc_lossy_band(decoding, runs, a[0].view.buf, H, W, orient, a[1].view.buf, ph, pw, &e, &d,
                         a[5].view.buf, a[6].view.buf, a[7].view.buf);
     Py_END_ALLOW_THREADS
     result = band_done(a, decoding, &e, &d, rc);

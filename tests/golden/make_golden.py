@@ -59,6 +59,12 @@ def cases() -> dict:
         "lossy_ctx_ct_bpp05": (ct, dict(mode="lossy", bpp=0.5, try_near_lossless=False)),
         "lossy_ctx_rgb_psnr38": (rgb, dict(mode="lossy", psnr=38.0, try_near_lossless=False)),
         "lossy_ctx_nm_tiles_bpp1": (nm, dict(mode="lossy", bpp=1.0, tile_size=64, try_near_lossless=False)),
+        # v3, lossy streams with flag bits 4 and 5 (the quiet-run variant of the lossy band
+        # coder, stop 26): a low rate (zero rows and runs), colour, tiles, a stack of frames
+        "lossy_runs_ct_bpp025": (ct, dict(mode="lossy", bpp=0.25, try_near_lossless=False)),
+        "lossy_runs_rgb_psnr38": (rgb, dict(mode="lossy", psnr=38.0, try_near_lossless=False)),
+        "lossy_runs_nm_tiles_bpp05": (nm, dict(mode="lossy", bpp=0.5, tile_size=64, try_near_lossless=False)),
+        "lossy_runs_stack_bpp05": (stack, dict(mode="lossy", bpp=0.5, try_near_lossless=False)),
     }
 
 

@@ -264,7 +264,7 @@ class Model:
         cells = np.concatenate([b.cells for b in bands] or [np.zeros(0, np.int32)]).astype(np.int32)
         xb, mb = np.divmod(cells, NM)  # (the kernel's keys: no division per cell per evaluation)
         self._packed = ((xb << 16) | mb,
-                        np.concatenate([b.n for b in bands] or [np.zeros(0)]).astype(np.float64),
+                        np.concatenate([b.n for b in bands] or [_EMPTY_COUNTS]).astype(np.float32),
                         np.cumsum([0] + [b.cells.size for b in bands]).astype(np.int64))
         self._ll = np.array([b.is_ll for b in bands], np.int64)
         self._tiles = np.array([b.tiles for b in bands], np.int64)

@@ -206,8 +206,12 @@ def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions,
 
 def _model(coder: LossyCoder) -> rc.Model:
     h = coder.h
+    pl.release_free_memory()  # (the fills and masks before it leave freed heap memory resident)
     stats = rc.gather(coder.bands, pl.planes(h), h.levels, h.channels)
-    return rc.Model(stats, h.levels, h.channel_mult, h.frames * h.rows * h.cols * h.channels)
+    model = rc.Model(stats, h.levels, h.channel_mult, h.frames * h.rows * h.cols * h.channels)
+    del stats
+    pl.release_free_memory()  # (the statistics' per-tile cells, merged and packed: freed)
+    return model
 
 
 #: Codings the one-pass rate control may make before the step search takes over

@@ -160,11 +160,11 @@ def test_compiled_model_checks_its_arrays():
     from codec_core import _hlc
     from codec_core import ratecontrol as rc
     ten = (rc.OCTAVES * rc.X_BINS + 1 + 3 * rc.X_BINS) << 16  # a magnitude of about 10, its neighbours 0
-    keys, n = np.array([0, ten], np.int32), np.array([5.0, 2.0])
+    keys, n = np.array([0, ten], np.int32), np.array([5.0, 2.0], np.float32)
     off, steps, one = np.array([0, 2], np.int64), np.array([1.0]), np.array([1], np.int64)
     args = [keys, n, off, steps, one * 0, one, rc._XC, rc._MC]
     assert _hlc.model_bits(*args, rc.CONTEXTS, 0.35) > 0
-    bad = [(0, keys.astype(np.int64)), (1, n.astype(np.float32)), (2, np.array([0, 1], np.int64)),
+    bad = [(0, keys.astype(np.int64)), (1, n.astype(np.float64)), (2, np.array([0, 1], np.int64)),
            (2, np.array([1, 2], np.int64)), (3, np.array([0.0])), (3, np.array([np.inf])), (4, np.zeros(2, np.int64)),
            (0, np.array([0, rc.NX << 16], np.int32)), (0, np.array([0, rc.NM], np.int32)),
            (0, np.array([-1, 0], np.int32))]

@@ -219,14 +219,14 @@ static double table_bits(const double *table, int contexts, int ntok, double til
 /* Modelled bits of every band at its step (ratecontrol.Compact.bits, the numpy
    reference; the sum over bands is returned): the cells keys[off[b] .. off[b + 1])
    (magnitude bin << 16 | neighbourhood bin: no division per cell, which was most of
-   a small image's evaluation) with counts n; per band its step, whether
+   a small image's evaluation) with counts n (float32); per band its step, whether
    it is the LL band (rounded, else the dead zone's `rounding`) and the tiles its
    counts came from. xc, mc: the bins' centre values. Per band: the conditional entropy
    of the tokens in the activity contexts of m / step (half-octave classes, 1 ..
    contexts - 1; 0 for m = 0), the adaptive models' learning, the raw bits and a sign
    bit per nonzero value. Returns -1 for a key outside the bins, -2 for contexts out of
    range or no memory. */
-double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, int nbands, const double *steps,
+double hlc_model_bits(const int32_t *keys, const float *n, const int64_t *off, int nbands, const double *steps,
                       const int64_t *is_ll, const int64_t *tiles, const double *xc, int nx, const double *mc, int nm,
                       int contexts, double rounding) {
     static const double LOG2_LIMIT = 4.0e18;
@@ -253,8 +253,9 @@ double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, 
         for (int c = 0; c < contexts; c++) memset(table + c * MODEL_NTOK, 0, sizeof(double) * (size_t)ntok);
         for (int64_t k = off[b]; k < off[b + 1]; k++) {
             int xb = keys[k] >> 16, mb = keys[k] & 0xFFFF;
-            table[ctx[mb] * MODEL_NTOK + tok[xb]] += n[k];
-            rawbits += n[k] * raw[xb];
+            double nk = n[k];  /* (float32 counts: exact below 2^24 a cell, half the memory) */
+            table[ctx[mb] * MODEL_NTOK + tok[xb]] += nk;
+            rawbits += nk * raw[xb];
         }
         total += table_bits(table, contexts, ntok, tiles[b] > 0 ? (double)tiles[b] : 1.0) + rawbits;
     }

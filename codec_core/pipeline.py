@@ -247,16 +247,24 @@ def band_multipliers(classes: np.ndarray, levels: int, mults: list) -> list:
 
 # ------------------------------------------------------------- shared tiles
 
+#: :func:`squared_error` takes bands of rows of about this many samples (float64: 128 kB;
+#: 64 rows of a 640-wide colour image were 1.07x its raw size in float64).
+ERROR_BAND_SAMPLES = 1 << 14
+
+
 def squared_error(a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> float:
     """Sum of (a - b)^2 over the first two axes' ``keep`` pixels (all if None),
     in bands of rows: no float copy of the whole image or tile. No BLAS (np.dot):
-    OpenBLAS's threads made one lossy encode 3-4.6x slower on a busy machine."""
+    OpenBLAS's threads made one lossy encode 3-4.6x slower on a busy machine. The
+    samples are integers of at most 16 bits: every square and partial sum is an exact
+    float64 integer, so the bands' size does not change the sum."""
     total = 0.0
-    for y in range(0, a.shape[0], 64):
-        d = a[y:y + 64].astype(np.float64)
-        d -= b[y:y + 64]
+    band = max(1, ERROR_BAND_SAMPLES // max(1, a[:1].size))
+    for y in range(0, a.shape[0], band):
+        d = a[y:y + band].astype(np.float64)
+        d -= b[y:y + band]
         if keep is not None:
-            d = d[keep[y:y + 64]]
+            d = d[keep[y:y + band]]
         np.square(d, out=d)
         total += float(d.sum())
     return total

@@ -469,6 +469,7 @@ class _NearLosslessStreams:
 
     def __call__(self, k: int) -> bytes:
         if k not in self.coded:
+            pl.release_free_memory()  # (the 9/7 trials before it leave freed heap memory resident)
             h0, src = self.src.header, self.src
             h = ct.Header(mode=Mode.NEAR_LOSSLESS, dtype=h0.dtype, bits_stored=h0.bits_stored, axes=h0.axes,
                           frames=h0.frames, rows=h0.rows, cols=h0.cols, channels=h0.channels,

@@ -295,10 +295,7 @@ class LossyCoder:
         f, t = ft
         segs: list[bytes] = []
         for c in range(h.channels):  # channel by channel: one channel's bands alive at a time
-            q = self._quantised(f, t, c, steps)
-            release_free_memory()  # (the quantiser's temporaries, before the coders' buffers)
-            segs.extend(entropy.encode_decomposition(q, h.levels, lossy=True))
-            del q
+            segs.extend(entropy.encode_decomposition(self._quantised(f, t, c, steps), h.levels, lossy=True))
         return segs
 
     def squared_error(self, steps: list, items: list | None = None) -> float:
@@ -317,10 +314,7 @@ class LossyCoder:
         if h.channels == 1 and h.levels and h.version >= Version.V2:
             # the decoder's plane a strip of rows at a time: the quantised bands (in the
             # float bands' own memory) and a strip, not a whole plane on top
-            q = self._quantised(f, t, 0, steps)
-            release_free_memory()  # (the quantiser's temporaries, before the strips)
-            rows = lossy_plane_rows(q, h, self._decoded_steps(steps, 0), x.dtype)
-            del q
+            rows = lossy_plane_rows(self._quantised(f, t, 0, steps), h, self._decoded_steps(steps, 0), x.dtype)
             return sum(squared_error(r, x[y:y + len(r), :, 0], None if keep is None else keep[y:y + len(r)])
                        for y, r in rows)
         qs = (self._quantised(f, t, c, steps) for c in range(h.channels))  # one at a time

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import quantize
-from .pipeline import release_free_memory
 from .transform import synthesis_gains_97
 
 X_BINS = 8                  # magnitude bins per octave
@@ -341,7 +340,6 @@ def gather(bands_of, items: list, levels: int, channels: int) -> dict:
             for b, band in enumerate(flat):
                 if (c, b) not in stats:
                     stats[(c, b)] = BandStats(gain=flat_gains[b], is_ll=b == 0)
-                release_free_memory()  # (the last band's hash table: not resident under this one's)
                 stats[(c, b)].add(band)
             del bands, flat, band  # (the bands are views of one plane: the last one would keep it)
     return stats

@@ -27,6 +27,7 @@ from .pipeline import (
     new_tile,
     planes,
     reconstruct_lossy_plane,
+    release_free_memory,
     squared_error,
 )
 from .transform import dwt53_forward, forward, rct_channel
@@ -285,6 +286,7 @@ class LossyCoder:
         """Every segment of the 9/7 layer at these steps, in stream order; the detail
         bands by the lossy band coder's quiet-run variant, which the header's flags say."""
         self.h.flags |= FLAG_LOSSY_CONTEXTS | FLAG_LOSSY_RUNS
+        release_free_memory()  # (before the planes: freed heap memory is not counted twice)
         return [s for segs in map_threads(partial(self._tile_segments, steps), planes(self.h), self.src.threads)
                 for s in segs]
 
@@ -300,6 +302,7 @@ class LossyCoder:
     def squared_error(self, steps: list, items: list | None = None) -> float:
         """Sum of squared errors of the decoded image at these steps (no entropy coding),
         over every (frame, tile) or only over ``items``."""
+        release_free_memory()
         return sum(map_threads(partial(self._tile_squared_error, steps),
                                planes(self.h) if items is None else items, self.src.threads))
 

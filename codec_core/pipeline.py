@@ -19,9 +19,11 @@ Modes
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -75,6 +77,31 @@ def map_threads(fn, items: list, threads: int) -> list:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(threads) as ex:
         return list(ex.map(fn, items))
+
+
+@cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None (another C library: nothing to give back this way)."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Give the allocator's free memory back to the system before a pass that allocates
+    whole planes (the lossy coder's statistics, codings and error trials).
+
+    glibc keeps the memory of freed small and medium blocks (below its 128 kB mmap
+    threshold: bands of rows, masks, pyramid levels of the padding fill) resident in
+    its heap while any later block sits above it, and the whole planes that follow come
+    from fresh mappings, not from those holes: on the padded 512^2 CT 1.3-3.3x the raw
+    image was freed but resident when the 9/7 coding pass began, on top of its own
+    planes (benchmarks/results/lossy_speed.md, "Stop 26"). ``malloc_trim`` returns the
+    free pages (~0.1 ms here); no data moves, nothing else changes."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 # ----------------------------------------------------------------- value table
@@ -220,16 +247,24 @@ def band_multipliers(classes: np.ndarray, levels: int, mults: list) -> list:
 
 # ------------------------------------------------------------- shared tiles
 
+#: :func:`squared_error` takes bands of rows of about this many samples (float64: 128 kB;
+#: 64 rows of a 640-wide colour image were 1.07x its raw size in float64).
+ERROR_BAND_SAMPLES = 1 << 14
+
+
 def squared_error(a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> float:
     """Sum of (a - b)^2 over the first two axes' ``keep`` pixels (all if None),
     in bands of rows: no float copy of the whole image or tile. No BLAS (np.dot):
-    OpenBLAS's threads made one lossy encode 3-4.6x slower on a busy machine."""
+    OpenBLAS's threads made one lossy encode 3-4.6x slower on a busy machine. The
+    samples are integers of at most 16 bits: every square and partial sum is an exact
+    float64 integer, so the bands' size does not change the sum."""
     total = 0.0
-    for y in range(0, a.shape[0], 64):
-        d = a[y:y + 64].astype(np.float64)
-        d -= b[y:y + 64]
+    band = max(1, ERROR_BAND_SAMPLES // max(1, a[:1].size))
+    for y in range(0, a.shape[0], band):
+        d = a[y:y + band].astype(np.float64)
+        d -= b[y:y + band]
         if keep is not None:
-            d = d[keep[y:y + 64]]
+            d = d[keep[y:y + band]]
         np.square(d, out=d)
         total += float(d.sum())
     return total
@@ -349,25 +384,67 @@ def lossy_plane_rows(qbands: list, h: ct.Header, steps: list, dtype: DTypeLike):
     on, at least one level; clipped to the header's range, of ``dtype``) as
     ``(first row, rows)`` pieces, consuming ``qbands``: the finest level synthesised
     a strip at a time (``STRIP_SHARE``) from copies of its bands' rows (with
-    ``STRIP_MARGIN`` rows either side), so the whole plane never exists. The same
-    values as the whole plane (the same operations on the same samples)."""
-    from ._hlc import synth97_level
-
+    ``STRIP_MARGIN`` rows either side), and the rows of its LL each strip reads
+    synthesised the same way from the next coarser level (the levels above whole): so
+    neither the plane nor its finest LL (a quarter plane of float32: 0.5x a 16-bit
+    image, on top of the quantised bands, at the padded CT's error trial) ever
+    exists. The same values as the whole plane (the same operations on the same
+    samples)."""
     n = h.levels
-    hl, lh, hh = (_writable32(b) for b in qbands[n])
-    # the coarser levels: the finest level's LL, float32 (the int32 band itself for one level)
-    ll = _synth97_levels(qbands, h, steps, n - 1, None, np.float32, _INT32_SAFE)
     fsteps, recon = np.asarray(steps[:1 + 3 * n], np.float32), float(np.float32(h.recon_offset))
-    ns_v, nd_v, cols = ll.shape[0], lh.shape[0], ll.shape[1] + hl.shape[1]
-    strip = 2 * max(STRIP_MIN // 2, -(-(ns_v + nd_v) // (2 * STRIP_SHARE)))  # (even: strips start on an even row)
-    for y0 in range(0, ns_v + nd_v, strip):
-        y1 = min(ns_v + nd_v, y0 + strip)
+    fine = tuple(_writable32(b) for b in qbands[n])
+    ll_rows: _BandRows | _LevelRows
+    if n == 1:
+        base = _writable32(qbands[0])
+        qbands.clear()
+        ll_rows = _BandRows(base)
+    else:
+        mid = tuple(_writable32(b) for b in qbands[n - 1])
+        # the levels above the two finest: their LL, float32 (the int32 band itself for two levels)
+        base = _synth97_levels(qbands, h, steps, n - 2, None, np.float32, _INT32_SAFE)
+        ll_rows = _LevelRows(_BandRows(base), base.shape[0], mid, fsteps[0], fsteps[-6:-3], recon,
+                              np.float32, _INT32_SAFE)
+    rows_of = _LevelRows(ll_rows, ll_rows.rows, fine, fsteps[0], fsteps[-3:], recon, dtype, (h.vmin, h.vmax))
+    total = rows_of.rows
+    strip = 2 * max(STRIP_MIN // 2, -(-total // (2 * STRIP_SHARE)))  # (even: strips start on an even row)
+    for y0 in range(0, total, strip):
+        yield y0, rows_of(y0, min(total, y0 + strip))
+
+
+class _BandRows:
+    """Rows ``a .. b`` of a whole band (float32 or int32), as a contiguous copy."""
+
+    def __init__(self, band: np.ndarray) -> None:
+        self.band, self.rows = band, band.shape[0]
+
+    def __call__(self, a: int, b: int) -> np.ndarray:
+        return np.array(self.band[a:b])
+
+
+class _LevelRows:
+    """Rows ``y0 .. y1`` (``y0`` even) of one 9/7 synthesis level's output, made from the
+    rows of its LL that ``ll_rows`` gives (``ns_v`` of them) and copies of its detail
+    bands' rows (``details``: HL, LH, HH, int32), ``STRIP_MARGIN`` rows of each half on
+    either side: the values of the whole level's rows (tests/test_lossy_trial.py)."""
+
+    def __init__(self, ll_rows, ns_v: int, details: tuple, ll_step, steps, recon: float,
+                 dtype: DTypeLike, bounds: tuple) -> None:
+        self.ll_rows, self.ns_v, self.details = ll_rows, ns_v, details
+        self.ll_step, self.steps, self.recon, self.dtype, self.bounds = float(ll_step), steps, recon, dtype, bounds
+        self.rows = ns_v + details[1].shape[0]
+
+    def __call__(self, y0: int, y1: int) -> np.ndarray:
+        from ._hlc import synth97_level
+
+        hl, lh, hh = self.details
         i0, end = max(0, y0 // 2 - STRIP_MARGIN), y1 // 2 + STRIP_MARGIN + 1
-        s, d = slice(i0, min(ns_v, end)), slice(i0, min(nd_v, end))
-        rows = np.empty((s.stop - i0 + d.stop - i0, cols), dtype)
-        synth97_level(np.array(ll[s]), np.array(hl[s]), np.array(lh[d]), np.array(hh[d]), float(fsteps[0]),
-                      fsteps[-3:], recon, rows, float(h.vmin), float(h.vmax))
-        yield y0, rows[y0 - 2 * i0:y1 - 2 * i0]
+        s, d = slice(i0, min(self.ns_v, end)), slice(i0, min(lh.shape[0], end))
+        first = i0 - i0 % 2  # (the LL's own strip starts on an even row)
+        ll = self.ll_rows(first, s.stop)[i0 - first:]
+        out = np.empty((s.stop - i0 + d.stop - i0, hl.shape[1] + lh.shape[1]), self.dtype)
+        synth97_level(np.ascontiguousarray(ll), np.array(hl[s]), np.array(lh[d]), np.array(hh[d]), self.ll_step,
+                      self.steps, self.recon, out, float(self.bounds[0]), float(self.bounds[1]))
+        return out[y0 - 2 * i0:y1 - 2 * i0]
 
 
 def _writable32(band: np.ndarray) -> np.ndarray:

@@ -80,7 +80,10 @@ def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int, *,
     """Code a 2-D integer plane with max error ``k``; returns one segment.
 
     With ``return_recon=True`` returns ``(segment, reconstruction)``: the int32
-    plane the decoder will produce (for coding later planes against it).
+    plane the decoder will produce (for coding later planes against it), a view into
+    the kernel's padded plane (as :func:`decode_plane` gives it: a contiguous copy
+    held a third plane beside the coded one and the padded one, the near-lossless
+    colour trial's peak).
     """
     a = np.asarray(plane)
     if a.ndim != 2:
@@ -92,7 +95,8 @@ def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int, *,
     x = np.ascontiguousarray(a, dtype=np.int32)
     seg, P = _encode(x, k, vmin, vmax, _NO_MASK, _NO_BASE, x.size, recon=return_recon)
     if return_recon:
-        return seg, np.ascontiguousarray(P[2:, 2:cols + 2])
+        del x
+        return seg, P[2:, 2:cols + 2]
     return seg
 
 
@@ -219,6 +223,7 @@ def encode_planes(planes: list, k: int, vmin: int, vmax: int, ref: int = 0) -> l
             lo, hi = int(d.min()), int(d.max())
             if hi - lo <= _MAX_SPAN:
                 segs[c] = RANGE_HEAD.pack(ColourPlane.DIFFERENCE, lo, hi) + encode_plane(d, k, lo, hi)
+                del d  # (before the next plane's: one difference plane alive at a time)
                 continue
         del d
         segs[c] = bytes([ColourPlane.PLAIN]) + encode_plane(p, k, vmin, vmax)

@@ -254,25 +254,38 @@ class Model:
     """Rate and error of the 9/7 layer at any base step, from :class:`BandStats`."""
 
     def __init__(self, stats: dict, levels: int, channel_mult: list, samples: int) -> None:
-        self.bands = {key: Compact.of(s) for key, s in stats.items()}
+        """The model of ``stats`` ({(channel, band): BandStats}), whose cells it takes
+        over: each band's are freed once packed."""
         self.levels = levels
         self.channel_mult = channel_mult
         self.samples = samples
         self._bits: dict = {}
-        # every band's cells in one set of arrays: the compiled model (stats97.c
-        # hlc_model_bits) evaluates all bands at a step in one call
-        bands = list(self.bands.values())
-        cells = np.concatenate([b.cells for b in bands] or [np.zeros(0, np.int32)]).astype(np.int32)
-        xb, mb = np.divmod(cells, NM)  # (the kernel's keys: no division per cell per evaluation)
-        self._packed = ((xb << 16) | mb,
-                        np.concatenate([b.n for b in bands] or [np.zeros(0)]).astype(np.float64),
-                        np.cumsum([0] + [b.cells.size for b in bands]).astype(np.int64))
-        self._ll = np.array([b.is_ll for b in bands], np.int64)
-        self._tiles = np.array([b.tiles for b in bands], np.int64)
-        # the bands' own cells and counts are now a second copy (1.16x raw held through
-        # the coding, the padded CT's peak): dropped; bits_numpy rebuilds them
-        for b in bands:
-            b.cells, b.n = _EMPTY_CELLS, _EMPTY_COUNTS
+        # every band's cells in one set of arrays (8 bytes a cell), filled band by band
+        # as each BandStats gives its cells up: the compiled model (stats97.c
+        # hlc_model_bits) evaluates all bands at a step in one call. The bands' own
+        # Compact keep no cells (bits_numpy takes them from here): the model held
+        # through the codings is the packed cells once, and its building never holds
+        # more than them and the statistics not yet packed (a copy of each, a division
+        # and a concatenation were 4x the cells on the 64^2 MR stack: its peak)
+        sizes = [st.keys[0].size if len(st.keys) == 1 else st.cells()[0].size for st in stats.values()]
+        offsets = np.cumsum([0] + sizes).astype(np.int64)
+        keys, counts = np.empty(int(offsets[-1]), np.int32), np.empty(int(offsets[-1]), np.float32)
+        self.bands = {}
+        for i, (key, st) in enumerate(stats.items()):
+            cells, n = st.cells()
+            st.keys, st.counts = [], []
+            lo, hi = offsets[i], offsets[i + 1]
+            np.floor_divide(cells, NM, out=keys[lo:hi], casting="unsafe")  # (the kernel's keys: no
+            keys[lo:hi] <<= 16                                              # division per cell per evaluation)
+            keys[lo:hi] |= (cells % NM).astype(np.int32)
+            counts[lo:hi] = n
+            self.bands[key] = Compact(_EMPTY_CELLS, _EMPTY_COUNTS, st.gain, st.is_ll,
+                                      np.bincount(cells // NM, weights=n, minlength=NX).astype(np.float64),
+                                      max(1, st.tiles))
+            del cells, n
+        self._packed = (keys, counts, offsets)
+        self._ll = np.array([b.is_ll for b in self.bands.values()], np.int64)
+        self._tiles = np.array([b.tiles for b in self.bands.values()], np.int64)
 
     def _steps(self, base: float) -> dict:
         steps = quantize.subband_steps(base, self.levels)

@@ -206,8 +206,12 @@ def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions,
 
 def _model(coder: LossyCoder) -> rc.Model:
     h = coder.h
+    pl.release_free_memory()  # (the fills and masks before it leave freed heap memory resident)
     stats = rc.gather(coder.bands, pl.planes(h), h.levels, h.channels)
-    return rc.Model(stats, h.levels, h.channel_mult, h.frames * h.rows * h.cols * h.channels)
+    model = rc.Model(stats, h.levels, h.channel_mult, h.frames * h.rows * h.cols * h.channels)
+    del stats
+    pl.release_free_memory()  # (the statistics' per-tile cells, merged and packed: freed)
+    return model
 
 
 #: Codings the one-pass rate control may make before the step search takes over
@@ -465,6 +469,7 @@ class _NearLosslessStreams:
 
     def __call__(self, k: int) -> bytes:
         if k not in self.coded:
+            pl.release_free_memory()  # (the 9/7 trials before it leave freed heap memory resident)
             h0, src = self.src.header, self.src
             h = ct.Header(mode=Mode.NEAR_LOSSLESS, dtype=h0.dtype, bits_stored=h0.bits_stored, axes=h0.axes,
                           frames=h0.frames, rows=h0.rows, cols=h0.cols, channels=h0.channels,

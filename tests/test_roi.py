@@ -341,3 +341,17 @@ def test_auto_roi_from_the_installed_wheel(wheel_run):
         print("ok")
     """)
     assert "ok" in proc.stdout
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.uint8])
+def test_the_exterior_air_test_is_the_float_one(dtype):
+    """roi.exterior._near (in bands of rows, no float64 copy of the frame) gives the
+    whole-frame float64 expression's mask, to the pixel."""
+    from codec_core.roi.exterior import _near
+
+    rng = np.random.default_rng(7)
+    info = np.iinfo(dtype)
+    frame = rng.integers(info.min, int(info.max) + 1, (150, 77)).astype(dtype)
+    for value, within in ((float(frame[3, 4]), 0.0), (float(np.median(frame)), 100.5), (-3.5, 1e4), (12.25, 7.75)):
+        want = np.abs(frame.astype(np.float64) - value) <= within
+        assert np.array_equal(_near(frame, value, within), want)

@@ -83,7 +83,7 @@ double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step,
                       const double *bits, int nsym, int32_t *scratch, float rounding);
 long hlc_stats97(const float *band, int H, int W, int is_ll, int32_t *keys, int64_t *counts, long capacity,
                  int xper, int mper, int octaves, float *rows, void *(*alloc)(size_t), void (*release)(void *));
-double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, int nbands, const double *steps,
+double hlc_model_bits(const int32_t *keys, const float *n, const int64_t *off, int nbands, const double *steps,
                       const int64_t *is_ll, const int64_t *tiles, const double *xc, int nx, const double *mc, int nm,
                       int contexts, double rounding);
 void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,

@@ -525,22 +525,26 @@ done:
 }
 
 /* A 1-D C-contiguous float64 array (the rate model's). */
-static int get_f64(PyObject *o, Arr *a, const char *name) {
+/* A 1-D C-contiguous float array: type 'd' (float64) or 'f' (float32). */
+static int get_float_vec(PyObject *o, Arr *a, const char *name, char type) {
     if (PyObject_GetBuffer(o, &a->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
         PyErr_Format(PyExc_ValueError, "%s: a C-contiguous array is needed", name);
         return -1;
     }
     a->held = 1;
-    if (fmt(&a->view) != 'd' || a->view.itemsize != 8 || a->view.ndim != 1) {
-        PyErr_Format(PyExc_ValueError, "%s: expected a 1-D float64 array", name);
+    if (fmt(&a->view) != type || a->view.itemsize != (type == 'd' ? 8 : 4) || a->view.ndim != 1) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a 1-D %s array", name, type == 'd' ? "float64" : "float32");
         return -1;
     }
     return 0;
 }
 
+static int get_f64(PyObject *o, Arr *a, const char *name) { return get_float_vec(o, a, name, 'd'); }
+
 /* model_bits(keys, counts, offsets, steps, is_ll, tiles, xc, mc, contexts, rounding) ->
    the rate model's bits of every band at its step, summed (stats97.c hlc_model_bits;
-   codec_core/ratecontrol.py Model.bits); keys: magnitude bin << 16 | neighbourhood bin. */
+   codec_core/ratecontrol.py Model.bits); keys: magnitude bin << 16 | neighbourhood bin;
+   counts: float32. */
 static PyObject *py_model_bits(PyObject *self, PyObject *args) {
     PyObject *o[8];
     int contexts;
@@ -550,7 +554,7 @@ static PyObject *py_model_bits(PyObject *self, PyObject *args) {
         return NULL;
     Arr a[8]; memset(a, 0, sizeof a);
     PyObject *result = NULL;
-    if (get(o[0], &a[0], "keys", 'i', 1, 0) || get_f64(o[1], &a[1], "counts") || get(o[2], &a[2], "offsets", 'q', 1, 0)
+    if (get(o[0], &a[0], "keys", 'i', 1, 0) || get_float_vec(o[1], &a[1], "counts", 'f') || get(o[2], &a[2], "offsets", 'q', 1, 0)
         || get_f64(o[3], &a[3], "steps") || get(o[4], &a[4], "is_ll", 'q', 1, 0) || get(o[5], &a[5], "tiles", 'q', 1, 0)
         || get_f64(o[6], &a[6], "xc") || get_f64(o[7], &a[7], "mc")
         || check(dim(&a[0], 0) == dim(&a[1], 0), "model_bits: keys and counts must be as long")

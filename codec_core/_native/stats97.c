@@ -65,13 +65,16 @@ static inline float med_residual(const float *x, int i, int j, int W) {
 /* The band's cells counted in an open-addressing hash table (keys + 1, 0 free) of
    `size` slots (a power of two, at least twice the cells held), grown by doubling;
    its arrays come from the caller's allocator (alloc/release, so the Python side can
-   account for them). Returns the number of cells, or -1 if out of memory. */
-typedef struct { int32_t *key; int64_t *count; size_t size, used; } Table;
+   account for them). Counts are uint32 (8 bytes a slot, not 12: the table was the
+   rate statistics' largest buffer, 0.9x the raw size of a 512^2 16-bit image): a band
+   of fewer than 2^32 coefficients (hlc_stats97 takes no larger one) cannot overflow
+   them. Returns the number of cells, or -1 if out of memory. */
+typedef struct { int32_t *key; uint32_t *count; size_t size, used; } Table;
 
 static int table_grow(Table *t, void *(*alloc)(size_t), void (*release)(void *)) {
     size_t size = t->size ? 2 * t->size : 4096;
     int32_t *key = alloc(sizeof(int32_t) * size);
-    int64_t *count = alloc(sizeof(int64_t) * size);
+    uint32_t *count = alloc(sizeof(uint32_t) * size);
     if (!key || !count) { release(key); release(count); return -1; }
     memset(key, 0, sizeof(int32_t) * size);
     for (size_t i = 0; i < t->size; i++) {
@@ -91,14 +94,14 @@ static inline int table_add(Table *t, int32_t k, int64_t n, void *(*alloc)(size_
     k += 1;
     size_t h = ((uint32_t)k * 2654435761u) & (t->size - 1);
     while (t->key[h] && t->key[h] != k) h = (h + 1) & (t->size - 1);
-    if (t->key[h]) { t->count[h] += n; return 0; }
+    if (t->key[h]) { t->count[h] += (uint32_t)n; return 0; }
     if (2 * (t->used + 1) > t->size) {
         if (table_grow(t, alloc, release)) return -1;
         h = ((uint32_t)k * 2654435761u) & (t->size - 1);
         while (t->key[h]) h = (h + 1) & (t->size - 1);
     }
     t->key[h] = k;
-    t->count[h] = n;
+    t->count[h] = (uint32_t)n;
     t->used++;
     return 0;
 }
@@ -108,7 +111,8 @@ static inline int table_add(Table *t, int32_t k, int64_t n, void *(*alloc)(size_
    order; counted in a dense table of every cell if the band has at least as many
    coefficients, else in the hash table), if they
    fit. Returns the number of cells (more than capacity: nothing written, ask again
-   with room for them), -1 if out of memory. rows: two rows of W + 2 floats.
+   with room for them), -1 if out of memory (or a band of 2^32 coefficients or more).
+   rows: two rows of W + 2 floats.
    nx = 2 octaves xper + 2, nm = 2 octaves mper + 2. */
 long hlc_stats97(const float *band, int H, int W, int is_ll, int32_t *keys, int64_t *counts, long capacity,
                  int xper, int mper, int octaves, float *rows, void *(*alloc)(size_t), void (*release)(void *)) {
@@ -119,6 +123,7 @@ long hlc_stats97(const float *band, int H, int W, int is_ll, int32_t *keys, int6
     bin_lut(&mlut, mper);
     /* a band at least as large as the dense table of every cell (int32 counts: no more
        memory than the band's own floats) is counted there, a smaller one in the hash table */
+    if ((uint64_t)H * (uint64_t)W >= ((uint64_t)1 << 32)) return -1;  /* (the hash table's uint32 counts) */
     size_t cells = (size_t)nx * (size_t)nm;
     int32_t *dense = (size_t)H * (size_t)W >= cells && (size_t)H * (size_t)W < ((size_t)1 << 31)
                      ? alloc(sizeof(int32_t) * cells) : NULL;
@@ -219,14 +224,14 @@ static double table_bits(const double *table, int contexts, int ntok, double til
 /* Modelled bits of every band at its step (ratecontrol.Compact.bits, the numpy
    reference; the sum over bands is returned): the cells keys[off[b] .. off[b + 1])
    (magnitude bin << 16 | neighbourhood bin: no division per cell, which was most of
-   a small image's evaluation) with counts n; per band its step, whether
+   a small image's evaluation) with counts n (float32); per band its step, whether
    it is the LL band (rounded, else the dead zone's `rounding`) and the tiles its
    counts came from. xc, mc: the bins' centre values. Per band: the conditional entropy
    of the tokens in the activity contexts of m / step (half-octave classes, 1 ..
    contexts - 1; 0 for m = 0), the adaptive models' learning, the raw bits and a sign
    bit per nonzero value. Returns -1 for a key outside the bins, -2 for contexts out of
    range or no memory. */
-double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, int nbands, const double *steps,
+double hlc_model_bits(const int32_t *keys, const float *n, const int64_t *off, int nbands, const double *steps,
                       const int64_t *is_ll, const int64_t *tiles, const double *xc, int nx, const double *mc, int nm,
                       int contexts, double rounding) {
     static const double LOG2_LIMIT = 4.0e18;
@@ -253,8 +258,9 @@ double hlc_model_bits(const int32_t *keys, const double *n, const int64_t *off, 
         for (int c = 0; c < contexts; c++) memset(table + c * MODEL_NTOK, 0, sizeof(double) * (size_t)ntok);
         for (int64_t k = off[b]; k < off[b + 1]; k++) {
             int xb = keys[k] >> 16, mb = keys[k] & 0xFFFF;
-            table[ctx[mb] * MODEL_NTOK + tok[xb]] += n[k];
-            rawbits += n[k] * raw[xb];
+            double nk = n[k];  /* (float32 counts: exact below 2^24 a cell, half the memory) */
+            table[ctx[mb] * MODEL_NTOK + tok[xb]] += nk;
+            rawbits += nk * raw[xb];
         }
         total += table_bits(table, contexts, ntok, tiles[b] > 0 ? (double)tiles[b] : 1.0) + rawbits;
     }

@@ -72,8 +72,9 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
                 int H, int W, void *out, int otype, double lo, double hi);
 #include <stddef.h>
 int hlc_rdo_count(const float *band, int H, int W, float step, int64_t *counts, int nsym_cap, int32_t *rows);
-/* the RDO quantiser's activity contexts and the symbols its tables hold (rdoquant.c) */
-#define HLC_RDO_NCTX 36
+/* the RDO quantiser's activity contexts (the band coder's, whose rate it models) and the
+   symbols its tables hold (rdoquant.c) */
+#define HLC_RDO_NCTX NCTX_ACT
 #define HLC_RDO_NSYM 64
 /* int32 scratch of hlc_quant_band and hlc_rdo_count (rdoquant.c) for a band W wide */
 #define HLC_COUNT_SCRATCH(W) (5 * ((size_t)(W) + 4) + 2 * HLC_RDO_NCTX * HLC_RDO_NSYM)

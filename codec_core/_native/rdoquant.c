@@ -30,7 +30,6 @@
 #define RECON_OFFSET 0.10
 #define ISOLATED_ZERO_BELOW 0.85f
 #define HLC_DIRECT 8
-#define NCTX_ACT HLC_RDO_NCTX  /* (kernels.h: the scratch sizes count them) */
 #define NSYM_MAX HLC_RDO_NSYM
 /* the reference's levels reach at most MAX_COEFFICIENT (2^27): anything from 2^30 up
    (or NaN) is refused before the int cast */

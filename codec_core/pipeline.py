@@ -357,8 +357,8 @@ def _synth97_levels(qbands: list, h: ct.Header, steps: list, upto: int | None,
         shape = (ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1])
         if k < n - 1:
             nxt = np.empty(shape, np.float32)
-        elif out is not None and out.flags.c_contiguous:
-            nxt = out
+        elif out is not None and _rows_in_place(out):
+            nxt = out  # (a tile of the decoder's output: written in place, no plane and copy)
         else:
             nxt = np.empty(shape, dtype or (out.dtype if out is not None else np.int32))
         synth97_level(ll, hl, lh, hh, float(fsteps[0]), fsteps[1 + 3 * k:4 + 3 * k], recon, nxt,
@@ -369,6 +369,17 @@ def _synth97_levels(qbands: list, h: ct.Header, steps: list, upto: int | None,
         out[...] = ll
         return out
     return ll
+
+
+def _rows_in_place(out: np.ndarray) -> bool:
+    """Whether ``_hlc.synth97_level`` can write into ``out`` itself: 2-D, samples
+    contiguous in a row, rows apart by a whole number of samples, none overlapping (a
+    C-contiguous plane, or a grey tile of a larger image)."""
+    if out.ndim != 2:
+        return False
+    (rs, cs), size = out.strides, out.itemsize
+    return (out.shape[1] < 2 or cs == size) and (out.shape[0] < 2 or (rs > 0 and rs % size == 0
+                                                                         and rs >= out.shape[1] * size))
 
 
 #: :func:`lossy_plane_rows` rebuilds a plane in strips of this share of its rows (at

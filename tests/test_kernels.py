@@ -86,6 +86,46 @@ def test_compiled_97_synthesis_gives_the_numpy_reference_bit_for_bit(consume):
             tile = np.zeros(ref.shape + (3,), dtype)
             pl.reconstruct_lossy_plane(copy(), h, steps, None, upto=upto, consume=True, out=tile[..., 1])
             assert np.array_equal(tile[..., 1], ref) and not tile[..., 0].any()
+            # into a tile of a larger grey image (rows apart, written in place): the rest untouched
+            big = np.full((ref.shape[0] + 3, ref.shape[1] + 5), 7, dtype)
+            pl.reconstruct_lossy_plane(copy(), h, steps, None, upto=upto, consume=True, out=big[1:-2, 2:-3])
+            assert np.array_equal(big[1:-2, 2:-3], ref)
+            big[1:-2, 2:-3] = 7
+            assert (big == 7).all()
+
+
+def test_synth97_level_writes_a_tile_in_place_and_refuses_rows_that_overlap():
+    """_hlc.synth97_level into a tile of a larger array (rows apart): the same samples as
+    into a plane of its own, nothing written outside it; out arrays whose rows overlap or
+    whose samples are not contiguous in a row, or that meet a band, are refused."""
+    rng = np.random.default_rng(26)
+    ll = rng.integers(-500, 500, (9, 12)).astype(np.int32)
+    hl, lh, hh = (rng.integers(-9, 10, s).astype(np.int32) for s in ((9, 11), (8, 12), (8, 11)))
+    steps = np.asarray([1.5, 2.0, 3.0], np.float32)
+
+    def level(out):
+        _hlc.synth97_level(ll, hl, lh, hh, 4.0, steps, 0.25, out, -30000.0, 30000.0)
+    ref = np.empty((17, 23), np.int16)
+    level(ref)
+    big = np.full((20, 30), 123, np.int16)
+    level(big[2:19, 4:27])
+    assert np.array_equal(big[2:19, 4:27], ref)
+    big[2:19, 4:27] = 123
+    assert (big == 123).all()
+    base = np.zeros(17 * 23, np.int16)
+    overlapping = np.lib.stride_tricks.as_strided(base, (17, 23), (2 * 20, 2))
+    with pytest.raises(ValueError, match="rows must come in order"):
+        level(overlapping)
+    with pytest.raises(ValueError, match="contiguous in a row"):
+        level(np.zeros((17, 46), np.int16)[:, ::2])
+    with pytest.raises(ValueError, match="rows must come in order"):
+        level(np.zeros((34, 23), np.int16)[::-2][::-1][::-1])
+    shared = np.zeros(64 * 64, np.int32)
+    hl2 = shared[:99].reshape(9, 11)
+    hl2[:] = hl
+    out = shared[40:].view(np.int32)[:17 * 23].reshape(17, 23)
+    with pytest.raises(ValueError, match="overlap"):
+        _hlc.synth97_level(ll, hl2, lh, hh, 4.0, steps, 0.25, out, -30000.0, 30000.0)
 
 
 _SMALL = (1, 2, 3, 4, 5, 6, 7, 9, 16, 17, 33)

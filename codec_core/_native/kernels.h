@@ -88,7 +88,8 @@ double hlc_model_bits(const int32_t *keys, const float *n, const int64_t *off, i
                       const int64_t *is_ll, const int64_t *tiles, const double *xc, int nx, const double *mc, int nm,
                       int contexts, double rounding);
 void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
-                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *work);
+                       float recon, int h, int w, void *out, size_t ostride, int otype, double lo, double hi,
+                       float *work);
 #define HLC_SYNTH97_WORK(w) (7 * (size_t)(w) + 16) /* floats of hlc_synth97_level's work */
 /* The synthesis's instruction set: want 0 baseline, 1 AVX2 where the processor has it,
    -1 as chosen at first use (AVX2 if present); returns the one in use (1 AVX2). */

@@ -699,7 +699,8 @@ static PyObject *py_synth97_isa(PyObject *self, PyObject *args) {
    level from the band arrays (read, not written): ll int32 (dequantised with ll_step) or
    float32, hl/lh/hh int32 (steps[0..2]), writable, C-contiguous, of the shapes an
    out.shape plane has after one level; out float32 (the level's plane) or an
-   int32/int16/uint16/int8/uint8 array written clip(rint(x), lo, hi). */
+   int32/int16/uint16/int8/uint8 array written clip(rint(x), lo, hi), whose rows may lie
+   apart (a tile of the decoder's output: contiguous samples, rows any distance apart). */
 static PyObject *py_synth97_level(PyObject *self, PyObject *args) {
     PyObject *o[6];
     float ll_step, recon;
@@ -711,10 +712,10 @@ static PyObject *py_synth97_level(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     static const char *names[6] = {"ll", "hl", "lh", "hh", "steps", "out"};
     for (int i = 0; i < 6; i++) {
-        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (i == 4 ? 0 : PyBUF_WRITABLE);
+        int flags = (i == 5 ? PyBUF_STRIDES : PyBUF_C_CONTIGUOUS) | PyBUF_FORMAT | (i == 4 ? 0 : PyBUF_WRITABLE);
         if (PyObject_GetBuffer(o[i], &a[i].view, flags) < 0) {
-            PyErr_Format(PyExc_ValueError, "synth97_level: %s must be a C-contiguous%s array", names[i],
-                         i == 4 ? "" : " writable");
+            PyErr_Format(PyExc_ValueError, "synth97_level: %s must be a %s%s array", names[i],
+                         i == 5 ? "strided" : "C-contiguous", i == 4 ? "" : " writable");
             goto done;
         }
         a[i].held = 1;
@@ -735,13 +736,24 @@ static PyObject *py_synth97_level(PyObject *self, PyObject *args) {
         || check(dim(&a[5], 0) < (1 << 30) && dim(&a[5], 1) < (1 << 30), "synth97_level: plane too large"))
         goto done;
     Py_ssize_t h = dim(&a[5], 0), w = dim(&a[5], 1), sv = (h + 1) / 2, dv = h / 2, sh = (w + 1) / 2, dh = w / 2;
+    /* out's rows: samples contiguous, rows a whole number of samples apart, no two rows
+       sharing memory; its span (first to last sample) is what may not meet a band */
+    Py_ssize_t isz = a[5].view.itemsize, rs = a[5].view.strides[0];
+    if (check(h < 2 || (rs > 0 && rs % isz == 0 && rs >= w * isz),
+              "synth97_level: out's rows must come in order, apart, without overlapping")
+        || check(w < 2 || a[5].view.strides[1] == isz, "synth97_level: out's samples must be contiguous in a row"))
+        goto done;
+    size_t ostride = h < 2 ? (size_t)w : (size_t)(rs / isz);
+    Py_buffer span = a[5].view;  /* (out's span, first to last sample: the overlap test) */
+    span.len = h && w ? (h - 1) * (Py_ssize_t)ostride * isz + w * isz : 0;
     if (check(dim(&a[0], 0) == sv && dim(&a[0], 1) == sh && dim(&a[1], 0) == sv && dim(&a[1], 1) == dh
               && dim(&a[2], 0) == dv && dim(&a[2], 1) == sh && dim(&a[3], 0) == dv && dim(&a[3], 1) == dh,
               "synth97_level: band shapes do not match the plane"))
         goto done;
     for (int i = 0; i < 6; i++)
         for (int j = i + 1; j < 6; j++)
-            if (i != 4 && j != 4 && check(!overlap(&a[i].view, &a[j].view), "synth97_level: arrays overlap"))
+            if (i != 4 && j != 4 && check(!overlap(&a[i].view, j == 5 ? &span : &a[j].view),
+                                          "synth97_level: arrays overlap"))
                 goto done;
     {
         float *tmp = PyMem_RawMalloc(sizeof(float) * HLC_SYNTH97_WORK(w));
@@ -749,7 +761,7 @@ static PyObject *py_synth97_level(PyObject *self, PyObject *args) {
         const float *steps = a[4].view.buf;
         Py_BEGIN_ALLOW_THREADS
         hlc_synth97_level(a[0].view.buf, ll_int, ll_step, a[1].view.buf, a[2].view.buf, a[3].view.buf, steps, recon,
-                          (int)h, (int)w, a[5].view.buf, otype, lo, hi, tmp);
+                          (int)h, (int)w, a[5].view.buf, ostride, otype, lo, hi, tmp);
         Py_END_ALLOW_THREADS
         PyMem_RawFree(tmp);
         result = Py_NewRef(Py_None);

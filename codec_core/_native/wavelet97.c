@@ -313,16 +313,18 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
 /* One synthesis level in the caller's band arrays, for planes too large for hlc_synth97's
    buffers (pipeline.py: each level's bands freed after it): ll (ns_v x ns_h; int32 to
    dequantise with ll_step if ll_int, else float32), hl (ns_v x nd_h), lh (nd_v x ns_h),
-   hh (nd_v x nd_h) int32, read only. out: h x w, float32 (otype < 0) or of otype
-   clipped to [lo, hi]. work: HLC_SYNTH97_WORK(w) floats. */
+   hh (nd_v x nd_h) int32, read only. out: h rows of w, ostride elements apart (>= w: a
+   tile of a larger image is written in place), float32 (otype < 0) or of otype clipped
+   to [lo, hi]. work: HLC_SYNTH97_WORK(w) floats. */
 void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
-                       float recon, int h, int w, void *out, int otype, double lo, double hi, float *work) {
+                       float recon, int h, int w, void *out, size_t ostride, int otype, double lo, double hi,
+                       float *work) {
     int ns_h = (w + 1) / 2, nd_h = w / 2;
     Src a = {ll, (size_t)ns_h, ll_int ? SRC_LL : SRC_F32, ll_step};
     Src b = {hl, (size_t)nd_h, SRC_DETAIL, steps[0]};
     Src c = {lh, (size_t)ns_h, SRC_DETAIL, steps[1]};
     Src d = {hh, (size_t)nd_h, SRC_DETAIL, steps[2]};
-    Sink o = {out, (size_t)w, otype, lo, hi};
+    Sink o = {out, ostride, otype, lo, hi};
     synth_level(&a, &b, &c, &d, recon, h, w, &o, work);
 }
 

@@ -267,8 +267,11 @@ class Model:
         # through the codings is the packed cells once, and its building never holds
         # more than them and the statistics not yet packed (a copy of each, a division
         # and a concatenation were 4x the cells on the 64^2 MR stack: its peak)
-        sizes = [st.keys[0].size if len(st.keys) == 1 else st.cells()[0].size for st in stats.values()]
-        offsets = np.cumsum([0] + sizes).astype(np.int64)
+        for st in stats.values():  # (each band's tiles merged once, in place of its tiles' cells)
+            if len(st.keys) > 1:
+                cells, n = st.cells()
+                st.keys, st.counts = [cells], [n]
+        offsets = np.cumsum([0] + [st.keys[0].size if st.keys else 0 for st in stats.values()]).astype(np.int64)
         keys, counts = np.empty(int(offsets[-1]), np.int32), np.empty(int(offsets[-1]), np.float32)
         self.bands = {}
         for i, (key, st) in enumerate(stats.items()):

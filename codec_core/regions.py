@@ -586,6 +586,11 @@ def _mark_flat(pixels: np.ndarray, classes: np.ndarray) -> int:
     return v
 
 
+#: Bins of _most_common's histogram it takes for any image (beyond, a range wider than
+#: an eighth of the samples: np.unique).
+MODE_SAMPLES = 1 << 11
+
+
 def _most_common(x: np.ndarray, where: np.ndarray) -> int:
     """The most common value of ``x`` (frames, rows, cols; integers) where ``where`` is
     set (some sample is), the smallest of equally common ones (np.unique's answer): a
@@ -601,11 +606,6 @@ def _most_common(x: np.ndarray, where: np.ndarray) -> int:
     counts = np.zeros(hi - lo + 1, np.int64)
     masked_histogram(np.ascontiguousarray(x), np.ascontiguousarray(where).view(np.uint8), lo, counts)
     return lo + int(np.argmax(counts))
-
-
-#: Bins of _most_common's histogram it takes for any image (beyond, a range wider than
-#: an eighth of the samples: np.unique).
-MODE_SAMPLES = 1 << 11
 
 
 def _plan(bounds: dict[int, int | None], present: set[int]) -> list[Slot]:

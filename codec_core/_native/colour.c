@@ -63,16 +63,8 @@ static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) {  /* (two selec
         }                                                                                        \
     } while (0)
 
-#define HLC_FINISH_TO(TS)                                                                        \
-    do {                                                                                         \
-        switch (otype) {                                                                         \
-        case HLC_OUT_I32: HLC_FINISH(TS, int32_t); break;                                        \
-        case HLC_OUT_I16: HLC_FINISH(TS, int16_t); break;                                        \
-        case HLC_OUT_U16: HLC_FINISH(TS, uint16_t); break;                                       \
-        case HLC_OUT_I8: HLC_FINISH(TS, int8_t); break;                                          \
-        default: HLC_FINISH(TS, uint8_t); break;                                                 \
-        }                                                                                        \
-    } while (0)
+#define HLC_FINISH_I32(TO) HLC_FINISH(int32_t, TO)
+#define HLC_FINISH_I16(TO) HLC_FINISH(int16_t, TO)
 
 /* src: int32 (src_i32) or int16 samples, out: otype (HLC_OUT_*); strides in elements
    (rows, cols, channels); rct needs ch == 3 (channel order Y Cb Cr in, R G B out). A
@@ -83,6 +75,6 @@ void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void
     /* (strides in locals: with -fno-strict-aliasing every store could change them) */
     const ptrdiff_t s0 = sstr[0], s1 = sstr[1], s2 = sstr[2], o0 = ostr[0], o1 = ostr[1], o2 = ostr[2];
     int32_t rgb[3][HLC_FINISH_CHUNK];  /* a chunk of a row's R, G, B (the planar case) */
-    if (src_i32) HLC_FINISH_TO(int32_t);
-    else HLC_FINISH_TO(int16_t);
+    if (src_i32) HLC_BY_TYPE(otype, HLC_FINISH_I32);
+    else HLC_BY_TYPE(otype, HLC_FINISH_I16);
 }

@@ -68,6 +68,17 @@ int hlc_decode_plane(int H, int W, int32_t *P, int64_t k, int64_t vmin, int64_t 
 #define HLC_OUT_U16 2
 #define HLC_OUT_I8 3
 #define HLC_OUT_U8 4
+/* M(T) for the C type T of an HLC_OUT_* sample type. */
+#define HLC_BY_TYPE(otype, M)                          \
+    do {                                               \
+        switch (otype) {                               \
+        case HLC_OUT_I32: M(int32_t); break;           \
+        case HLC_OUT_I16: M(int16_t); break;           \
+        case HLC_OUT_U16: M(uint16_t); break;          \
+        case HLC_OUT_I8: M(int8_t); break;             \
+        default: M(uint8_t); break;                    \
+        }                                              \
+    } while (0)
 int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, float recon,
                 int H, int W, void *out, int otype, double lo, double hi);
 #include <stddef.h>

@@ -88,18 +88,6 @@ int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames
     return 0;
 }
 
-/* M(T) for the C type T of an HLC_OUT_* sample type. */
-#define HLC_BY_TYPE(otype, M)                          \
-    do {                                               \
-        switch (otype) {                               \
-        case HLC_OUT_I32: M(int32_t); break;           \
-        case HLC_OUT_I16: M(int16_t); break;           \
-        case HLC_OUT_U16: M(uint16_t); break;          \
-        case HLC_OUT_I8: M(int8_t); break;             \
-        default: M(uint8_t); break;                    \
-        }                                              \
-    } while (0)
-
 /* The FLAT pixels of a decoded region stream (regions.py _set_flat): every sample of a
    pixel whose class is flat set to value, in place; out holds n pixels of ch samples of
    type otype (HLC_OUT_*), classes n bytes. Returns 1 if every pixel's class is claimed
@@ -219,15 +207,14 @@ static void fill_double_cols(const double *R, int m, double *out) {
 }
 
 /* Row j of _double(e (n rows, m cols), ...): down the rows from e's rows, then along
-   the row, out: 2 m values (at least the cols asked for); R holds m doubles. */
-static void fill_double_row(const double *e, int n, int m, int j, double *R, double *out, int outn) {
+   the row, out: 2 m values; R holds m doubles. */
+static void fill_double_row(const double *e, int n, int m, int j, double *R, double *out) {
     int k = j >> 1;
     const double *cur = e + (size_t)k * m;
     const double *before = (j & 1) ? cur : e + (size_t)(k > 0 ? k - 1 : 0) * m;
     const double *after = (j & 1) ? e + (size_t)(k + 1 < n ? k + 1 : k) * m : cur;
     for (int q = 0; q < m; q++) R[q] = ((cur[q] * 2 + before[q]) + after[q]) / 4;
     fill_double_cols(R, m, out);
-    (void)outn;
 }
 
 /* The plane's holes (known 0) set to the push-pull fill from est2, the estimate at the
@@ -259,7 +246,7 @@ void hlc_fill_plane(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t
             if (tag[i1 % 3] == i1) continue;
             double *e = E + (size_t)(i1 % 3) * cols1;
             fill_level1(x, xtype, xs, known, rows, cols, i1, v1, w1, s);
-            fill_double_row(est2, n2, m2, i1, R, D, cols1);
+            fill_double_row(est2, n2, m2, i1, R, D);
             for (int c = 0; c < cols1; c++) e[c] = w1[c] > 0 ? v1[c] / (w1[c] > 1e-12 ? w1[c] : 1e-12) : D[c];
             tag[i1 % 3] = i1;
         }

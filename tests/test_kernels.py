@@ -330,3 +330,36 @@ def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype):
         assert np.array_equal(inplace, want.astype(src_dtype))
     with pytest.raises(ValueError):
         colour_finish(planar.transpose(1, 2, 0)[:, :, :2], np.zeros((21, 34, 2), out_dtype), 1, lim, vmin, vmax)
+
+
+def _med_reference(x: np.ndarray, i: int, j: int) -> int:
+    """LOCO-I's median edge detector as its definition reads (the branches)."""
+    if i == 0:
+        return int(x[0, j - 1]) if j else 0
+    if j == 0:
+        return int(x[i - 1, 0])
+    a, b, c = int(x[i, j - 1]), int(x[i - 1, j]), int(x[i - 1, j - 1])
+    if c >= max(a, b):
+        return min(a, b)
+    if c <= min(a, b):
+        return max(a, b)
+    return a + b - c
+
+
+@settings(max_examples=150, deadline=None)
+@given(hst.integers(0, 7), hst.integers(0, 7), hst.sampled_from([3, 300, 1 << 27, 1 << 31]), hst.integers(0, 2**32 - 1))
+def test_the_med_kernels_are_the_median_edge_detector(rows, cols, span, seed):
+    # the kernels compute the prediction without branches (a + b - c clamped between
+    # min(a, b) and max(a, b)): the same residuals and reconstructions as the
+    # definition, the int32 wrap of residuals and the reconstruction's bound included
+    x = np.random.default_rng(seed).integers(-span, span, (rows, cols)).astype(np.int32)
+    res = np.array([[np.int64(x[i, j]) - _med_reference(x, i, j) for j in range(cols)] for i in range(rows)],
+                   dtype=np.int64).reshape(rows, cols)
+    assert np.array_equal(_kernels.med_residual(x), res.astype(np.int32))  # (wraps: numpy's cast is modular)
+    rec = np.zeros((rows, cols), np.int64)
+    for i in range(rows):
+        for j in range(cols):
+            rec[i, j] = min(max(int(x[i, j]) + _med_reference(rec, i, j), -0x3FFFFFFF), 0x3FFFFFFF)
+    assert np.array_equal(_kernels.med_reconstruct(x), rec)
+    if span <= 1 << 27:  # the round trip of real bands
+        assert np.array_equal(_kernels.med_reconstruct(_kernels.med_residual(x)), x)

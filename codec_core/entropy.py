@@ -17,24 +17,20 @@ from .errors import CorruptStreamError
 from .transform import band_shapes
 
 _EMPTY = np.zeros((0, 0), dtype=np.int32)
+_KERNELS = None
 #: The token alphabet (``_kernels.NSYM``) codes magnitudes below 2^28; the LL band is
 #: coded as its MED residual, up to twice its largest magnitude. Every coefficient
 #: handed to the coder must therefore be below 2^27 (checked before coding: a larger
 #: one would index past the models' tables in the compiled coder).
 MAX_COEFFICIENT = 1 << 27
-# Model groups: LL, finest level, second finest, all coarser levels.
-_G_LL, _G_L1, _G_L2, _G_LN = 0, 1, 2, 3
-_GROUPS = 4
 
 
 def _k():
-    from . import _kernels  # the compiled kernels, loaded on first use
-    return _kernels
-
-
-def _group_of(resolution: int, levels: int) -> int:
-    level = levels - resolution + 1  # 1 = finest
-    return _G_L1 if level == 1 else _G_L2 if level == 2 else _G_LN
+    global _KERNELS
+    if _KERNELS is None:
+        from . import _kernels  # the compiled kernels, loaded on first use
+        _KERNELS = _kernels
+    return _KERNELS
 
 
 class _Encoder:
@@ -57,10 +53,9 @@ class _Encoder:
         self.out = np.empty(n_out, np.uint8)
         self.raw = np.empty(n_raw, np.uint8)
 
-    def band(self, band, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, group=0) -> None:
+    def band(self, band, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY) -> None:
         freq, tot, sfreq, stot = self.models
-        self.k.encode_band(band, parent, x1, x2, self.st, self.out, self.raw,
-                           freq, tot, group * self.k.NCTX, sfreq, stot)
+        self.k.encode_band(band, parent, x1, x2, self.st, self.out, self.raw, freq, tot, 0, sfreq, stot)
 
     def lossy_band(self, band, orient: int, parent=_EMPTY, runs: bool = False) -> None:
         self.k.encode_lossy_band(band, parent, self.st, self.out, self.raw, *self.models, orient, runs)
@@ -112,16 +107,19 @@ class _Decoder:
         self.k.decode_lossy_band(out, parent, self.dt, self.inp, self.raw, *self.models, orient, runs)
         return out
 
-    def band(self, shape, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY, group=0) -> np.ndarray:
+    def band(self, shape, parent=_EMPTY, x1=_EMPTY, x2=_EMPTY) -> np.ndarray:
         out = np.empty(shape, np.int32)
         freq, tot, sfreq, stot = self.models
-        self.k.decode_band(out, parent, x1, x2, self.dt, self.inp, self.raw,
-                           freq, tot, group * self.k.NCTX, sfreq, stot)
+        self.k.decode_band(out, parent, x1, x2, self.dt, self.inp, self.raw, freq, tot, 0, sfreq, stot)
         return out
 
 
 def _new_models(k) -> tuple:
-    return k.new_models(_GROUPS) + k.new_sign_models(_GROUPS)
+    """The band coder's models of one segment. The format names four model groups (LL,
+    finest level, second finest, coarser: docs/FORMAT.md), but a segment codes all its
+    bands in one group and every segment's models start afresh, every group alike: one
+    group's models serve any segment (copying four cost ~3 us a segment)."""
+    return k.new_models(1) + k.new_sign_models(1)
 
 
 def raw_bits_for(max_value: int) -> int:
@@ -166,7 +164,7 @@ def encode_decomposition(bands: list, levels: int, lossy: bool = False, runs: bo
     ll = _as32(bands[0])
     _check_coefficients(_max_abs(ll))
     ll_res = k.med_residual(ll)
-    segs = [_encode_with_retry(lambda enc: enc.band(ll_res, group=_G_LL), ll_res.size,
+    segs = [_encode_with_retry(lambda enc: enc.band(ll_res), ll_res.size,
                                raw_bits_for(max(_max_abs(ll_res), ll_res.shape[-1] + 1)))]
     for r in range(1, levels + 1):
         hl, lh, hh = (_as32(b) for b in bands[r])
@@ -177,16 +175,15 @@ def encode_decomposition(bands: list, levels: int, lossy: bool = False, runs: bo
             continue
         top = max(mag, lh.shape[-1] + 1)  # the largest value coded: a magnitude or a run
         p = [_as32(b) for b in bands[r - 1]] if r > 1 else [_EMPTY] * 3
-        g = _group_of(r, levels)
 
-        def code_level(enc, hl=hl, lh=lh, hh=hh, p=p, g=g):
+        def code_level(enc, hl=hl, lh=lh, hh=hh, p=p):
             if lossy:
                 for orient, band in enumerate((hl, lh, hh)):
                     enc.lossy_band(band, orient, p[orient], runs)
                 return
-            enc.band(hl, p[0], group=g)
-            enc.band(lh, p[1], hl, group=g)
-            enc.band(hh, p[2], hl, lh, group=g)
+            enc.band(hl, p[0])
+            enc.band(lh, p[1], hl)
+            enc.band(hh, p[2], hl, lh)
 
         segs.append(_encode_with_retry(code_level, hl.size + lh.size + hh.size, raw_bits_for(top), lossy))
     return segs
@@ -199,7 +196,7 @@ def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
     k = _k()
     shapes = band_shapes(rows, cols, levels)
     upto = levels if upto is None else upto
-    bands: list = [k.med_reconstruct(_Decoder(segs[0]).band(shapes[0], group=_G_LL))]
+    bands: list = [k.med_reconstruct(_Decoder(segs[0]).band(shapes[0]))]
     for r in range(1, upto + 1):
         if not segs[r]:
             bands.append(tuple(np.zeros(sh, np.int32) for sh in shapes[r]))
@@ -209,9 +206,8 @@ def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
         if lossy:
             hl, lh, hh = (dec.lossy_band(shapes[r][o], o, p[o], runs) for o in range(3))
         else:
-            g = _group_of(r, levels)
-            hl = dec.band(shapes[r][0], p[0], group=g)
-            lh = dec.band(shapes[r][1], p[1], hl, group=g)
-            hh = dec.band(shapes[r][2], p[2], hl, lh, group=g)
+            hl = dec.band(shapes[r][0], p[0])
+            lh = dec.band(shapes[r][1], p[1], hl)
+            hh = dec.band(shapes[r][2], p[2], hl, lh)
         bands.append((hl, lh, hh))
     return bands

@@ -69,49 +69,12 @@ static void row_context(uint32_t *restrict sum, int W, const uint32_t *n, const 
     add_ref(sum, W, x2, i, 1, 0);
 }
 
-/* dec_symbol with the first 8 symbols found without branches (the same symbol and
-   state): bands without reference bands (the LL band's MED residuals) spread their
-   tokens widely, and the linear search's exit branch was mispredicted. */
-static inline int dec_symbol_wide(Decoder *d, Model m) {
-    uint32_t r = d->range / (uint32_t)*m.tot;
-    uint32_t cum[8], c = 0;
-    int s = 0;
-    for (int k = 0; k < 8; k++) {
-        c += (uint32_t)m.freq[k];
-        cum[k] = c;
-        s += d->code >= (uint64_t)r * c;
-    }
-    uint64_t base = s ? cum[s - 1] : 0;
-    if (s == 8) {
-        while (s < m.nsym - 1) {
-            uint64_t next = base + (uint64_t)m.freq[s];
-            if (d->code < (uint64_t)r * next) break;
-            base = next;
-            s++;
-        }
-    }
-    d->code -= (uint64_t)r * base;
-    d->range = r * (uint32_t)m.freq[s];
-    dec_normalise(d);
-    model_update(m, s);
-    return s;
-}
-
-static inline uint64_t dec_uint_wide(Decoder *d, Model m) {
-    int t = dec_symbol_wide(d, m);
-    if (t < HLC_DIRECT) return (uint64_t)t;
-    int ex = (t - HLC_DIRECT) / 2 + 3;
-    uint64_t below = (uint64_t)((t - HLC_DIRECT) & 1);
-    uint64_t low = dec_raw_bits(d, ex - 1);
-    return (1ull << ex) | (below << (ex - 1)) | low;
-}
-
 /* One row: `sum` from row_context, `mag` this row's capped magnitudes (the decoder
    writes them), `up` the row above (zeros on the first). W, WW and W's sign are
    carried in registers. The decoder's state is the caller's local copy (stores into
    the band cannot alias it); the encoder's is not (a copy measured slower there). */
 static inline __attribute__((always_inline)) void code_row(
-        int decoding, int wide, int32_t *row, const int32_t *up, int W, const uint32_t *sum, uint32_t *mag, Encoder *e,
+        int decoding, int32_t *row, const int32_t *up, int W, const uint32_t *sum, uint32_t *mag, Encoder *e,
         Decoder *d, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot, int sbase) {
     Model run = model_at(freq, tot, HLC_NSYM, gbase + CTX_RUN);
     Model run_end = model_at(freq, tot, HLC_NSYM, gbase + CTX_RUN_END);
@@ -139,7 +102,7 @@ static inline __attribute__((always_inline)) void code_row(
             else { m = abs64(row[j]); enc_uint(e, run_end, (uint64_t)(m - 1)); }
         } else {
             Model mm = model_at(freq, tot, HLC_NSYM, gbase + activity_bucket(a, NCTX_ACT));
-            if (decoding) m = (int64_t)(wide ? dec_uint_wide(d, mm) : dec_uint(d, mm));
+            if (decoding) m = (int64_t)dec_uint(d, mm);
             else { m = abs64(row[j]); enc_uint(e, mm, (uint64_t)m); }
         }
         if (m > 0x3FFFFFFF) m = 0x3FFFFFFF;  /* damaged streams only */
@@ -162,7 +125,7 @@ static inline __attribute__((always_inline)) void code_row(
 
 /* Neighbour magnitudes in a ring of three rows (not a padded copy of the band). */
 static inline __attribute__((always_inline)) int code_band(
-        int decoding, int wide, int32_t *band, int H, int W, RefBand parent, RefBand x1, RefBand x2,
+        int decoding, int32_t *band, int H, int W, RefBand parent, RefBand x1, RefBand x2,
         Encoder *ep, Decoder *dp, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot) {
     size_t stride = (size_t)W + 4;
     uint32_t *buf = calloc(5 * stride, sizeof(uint32_t));  /* 3 ring rows, the row sums, a zero row */
@@ -178,7 +141,7 @@ static inline __attribute__((always_inline)) int code_band(
         row_context(sum, W, n, nn, i, parent, x1, x2);
         if (decoding) memset(mag, 0, sizeof(uint32_t) * (size_t)W);
         else for (int j = 0; j < W; j++) mag[j] = cap_mag(row[j]);
-        code_row(decoding, wide, row, i > 0 ? row - W : zeros, W, sum, mag, ep, &d, freq, tot, gbase, sfreq, stot, sbase);
+        code_row(decoding, row, i > 0 ? row - W : zeros, W, sum, mag, ep, &d, freq, tot, gbase, sfreq, stot, sbase);
     }
     if (decoding) *dp = d;
     free(buf);
@@ -190,9 +153,8 @@ int hlc_code_band(int decoding, int32_t *band, int H, int W, const int32_t *pare
                   Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot) {
     RefBand p = {parent, ph, pw}, a = {x1, h1, w1}, b = {x2, h2, w2};
     /* two specialisations: `decoding` is a constant inside each */
-    if (decoding && p.h == 0 && a.h == 0) return code_band(1, 1, band, H, W, p, a, b, NULL, d, freq, tot, gbase, sfreq, stot);
-    if (decoding) return code_band(1, 0, band, H, W, p, a, b, NULL, d, freq, tot, gbase, sfreq, stot);
-    return code_band(0, 0, band, H, W, p, a, b, e, NULL, freq, tot, gbase, sfreq, stot);
+    if (decoding) return code_band(1, band, H, W, p, a, b, NULL, d, freq, tot, gbase, sfreq, stot);
+    return code_band(0, band, H, W, p, a, b, e, NULL, freq, tot, gbase, sfreq, stot);
 }
 
 /* ------------------------------------------------------ LL band: MED prediction */

@@ -17,37 +17,8 @@
 #include <string.h>
 #include <time.h>
 #include <stdint.h>
-#include "../codec_core/_native/rangecoder.h"
-#define LB_PMIN 64
-#define LB_PMAX (65536 - LB_PMIN)
-#define LB_RATE_CAP 60
-#define R(n) (uint32_t)((0x100000000ull + (n) + 1) / ((n) + 2))
-static uint32_t RECIP[64];
-static inline void bit_update(int32_t *m, int bit) {
-    int32_t s = *m, p = s & 0xFFFF, n = s >> 16;
-    uint64_t r = RECIP[n];
-    int32_t up = p + (int32_t)(((uint64_t)(uint32_t)(65536 - p) * r) >> 32);
-    int32_t down = p - (int32_t)(((uint64_t)(uint32_t)p * r) >> 32);
-    up = up > LB_PMAX ? LB_PMAX : up;
-    down = down < LB_PMIN ? LB_PMIN : down;
-    *m = ((n + (n < LB_RATE_CAP)) << 16) | (bit ? up : down);
-}
-static inline void enc_bit(Encoder *e, int32_t *m, int bit) {
-    uint32_t bound = (e->range >> 16) * (uint32_t)(*m & 0xFFFF);
-    e->low += bit ? 0 : bound;
-    e->range = bit ? bound : e->range - bound;
-    if (e->range < HLC_TOP) enc_normalise(e);
-    bit_update(m, bit);
-}
-static inline __attribute__((always_inline)) int dec_bit(Decoder *d, int32_t *m) {
-    uint32_t bound = (d->range >> 16) * (uint32_t)(*m & 0xFFFF);
-    int bit = d->code < bound;
-    d->code -= bit ? 0 : bound;
-    d->range = bit ? bound : d->range - bound;
-    if (d->range < HLC_TOP) dec_normalise(d);
-    bit_update(m, bit);
-    return bit;
-}
+/* lossyband.c itself: its binary models, RECIP, bit_update, enc_bit and dec_bit */
+#include "../codec_core/_native/lossyband.c"
 static void enc_start(Encoder *e, uint8_t *out, size_t cap) { memset(e, 0, sizeof *e); e->range = 0xFFFFFFFF; e->cache_size = 1; e->out = out; e->out_cap = cap; }
 static size_t enc_finish(Encoder *e) { for (int k = 0; k < 5; k++) enc_shift_low(e); return e->pos; }
 static void dec_start(Decoder *d, const uint8_t *in, size_t n) {
@@ -55,12 +26,11 @@ static void dec_start(Decoder *d, const uint8_t *in, size_t n) {
     for (int k = 0; k < 5; k++) { d->code = (d->code << 8) | (d->pos < n ? in[d->pos] : 0); d->pos++; }
 }
 #define N (1 << 22)
-#define NCTX (8 * 4)
+#define BENCH_NCTX (8 * 4)
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
 int main(int argc, char **argv) {
     int G = argc > 1 ? atoi(argv[1]) : 4;
     double pscale = argc > 2 ? atof(argv[2]) : 1.0;
-    for (int n = 0; n < 64; n++) RECIP[n] = R(n);
     uint8_t *cls = malloc(N), *bits = malloc(N), *out = malloc(N), *b1 = malloc(N), *b2 = malloc(N), *dec = malloc(N);
     srand(7);
     /* activity class in runs (smooth), p(1) by class and the previous bits */
@@ -73,15 +43,15 @@ int main(int argc, char **argv) {
         bits[i] = b; prev2 = prev1; prev1 = b;
     }
     /* (a) one stream */
-    int32_t m1[NCTX], ma[NCTX], mb[NCTX];
+    int32_t m1[BENCH_NCTX], ma[BENCH_NCTX], mb[BENCH_NCTX];
     Encoder e; Decoder d, da, db;
-    for (int k = 0; k < NCTX; k++) m1[k] = 1 << 15;
+    for (int k = 0; k < BENCH_NCTX; k++) m1[k] = 1 << 15;
     enc_start(&e, out, N);
     { int q1 = 0, q2 = 0; for (int i = 0; i < N; i++) { enc_bit(&e, m1 + cls[i] * 4 + q1 * 2 + q2, bits[i]); q2 = q1; q1 = bits[i]; } }
     size_t n1 = enc_finish(&e);
     /* (b) two streams: block k of G decisions goes to stream k % 2; each stream's context from its own previous bits */
     Encoder ea, eb;
-    for (int k = 0; k < NCTX; k++) ma[k] = mb[k] = 1 << 15;
+    for (int k = 0; k < BENCH_NCTX; k++) ma[k] = mb[k] = 1 << 15;
     enc_start(&ea, b1, N); enc_start(&eb, b2, N);
     { int a1 = 0, a2 = 0, c1 = 0, c2 = 0;
       for (int i = 0; i < N; i++) {
@@ -91,7 +61,7 @@ int main(int argc, char **argv) {
     size_t na = enc_finish(&ea), nb = enc_finish(&eb);
     double best1 = 1e9, best2 = 1e9;
     for (int rep = 0; rep < 9; rep++) {
-        for (int k = 0; k < NCTX; k++) m1[k] = 1 << 15;
+        for (int k = 0; k < BENCH_NCTX; k++) m1[k] = 1 << 15;
         dec_start(&d, out, n1);
         double t0 = now();
         int q1 = 0, q2 = 0;
@@ -99,7 +69,7 @@ int main(int argc, char **argv) {
         double t1 = now() - t0;
         if (memcmp(dec, bits, N)) { printf("one-chain mismatch\n"); return 1; }
         if (t1 < best1) best1 = t1;
-        for (int k = 0; k < NCTX; k++) ma[k] = mb[k] = 1 << 15;
+        for (int k = 0; k < BENCH_NCTX; k++) ma[k] = mb[k] = 1 << 15;
         dec_start(&da, b1, na); dec_start(&db, b2, nb);
         t0 = now();
         int a1 = 0, a2 = 0, c1 = 0, c2 = 0;

@@ -247,9 +247,11 @@ def band_multipliers(classes: np.ndarray, levels: int, mults: list) -> list:
 
 # ------------------------------------------------------------- shared tiles
 
-#: :func:`squared_error` takes bands of rows of about this many samples (float64: 128 kB;
-#: 64 rows of a 640-wide colour image were 1.07x its raw size in float64).
-ERROR_BAND_SAMPLES = 1 << 14
+#: :func:`squared_error` takes bands of rows of about this many samples (float64: 32 kB;
+#: 64 rows of a 640-wide colour image were 1.07x its raw size in float64, and 2^14 samples
+#: 0.25x a 512^2 16-bit image at the lossy trial's peak; a 512^2 plane's error takes
+#: 0.9 ms in bands of 2^12 samples, 0.6 ms in bands of 2^14).
+ERROR_BAND_SAMPLES = 1 << 12
 
 
 def squared_error(a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> float:

@@ -123,3 +123,27 @@ def test_the_squared_error_is_exact_whatever_its_bands(shape, dtype, band, monke
     d = a.astype(np.int64) - b
     assert pipeline.squared_error(a, b) == float(np.sum(d * d))
     assert pipeline.squared_error(a, b, keep) == float(np.sum((d * d)[keep]))
+
+
+@pytest.mark.parametrize("shape,dtype,bits", [((37, 53, 3), np.uint8, 8), ((64, 41, 3), np.uint16, 12),
+                                              ((33, 70, 3), np.uint16, 16), ((45, 38), np.int16, 12),
+                                              ((40, 29), np.uint8, 8), ((9, 7, 3), np.uint8, 8)])
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_the_trial_by_strips_is_the_decoded_streams_error(shape, dtype, bits, levels):
+    """The trial's tile by strips (LossyCoder._tile_rows: a grey plane's rows, or a colour
+    tile's first channels whole and its last by strips, finished strip by strip) gives
+    the decoded stream's error to the bit: odd sizes, colour (int16 tiles to 12 bits,
+    int32 above) and grey, 8 and 16 bits, signed, 1-3 levels."""
+    rng = np.random.default_rng(sum(shape) * levels + bits)
+    lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if np.dtype(dtype).kind == "i" else (0, 1 << bits)
+    smooth = np.cumsum(np.cumsum(rng.normal(0, 1, shape), 0), 1)
+    img = np.clip(lo + (smooth - smooth.min()) / max(1e-9, np.ptp(smooth)) * (hi - lo - 1)
+                  + rng.normal(0, (hi - lo) / 200, shape), lo, hi - 1).astype(dtype)
+    coder = _coder(True, quantize.DEADZONE_ROUNDING)
+    opts = EncodeOptions(mode="lossy", bpp=1.0, try_near_lossless=False, levels=levels, bits_stored=bits,
+                         **({"axes": "YXC"} if len(shape) == 3 else {}))
+    stream = strategy.encode_image(_checked_image(_checked_array(img), opts), opts, padding=False, coder=coder)
+    steps = ct.parse_header(stream)[0].steps
+    decoded = hlc.decode(stream).astype(np.int64)
+    want = float(np.sum((decoded - img) ** 2))
+    assert want > 0 and coder.made[-1].squared_error(list(steps)) == want

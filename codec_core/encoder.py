@@ -26,9 +26,11 @@ from .pipeline import (
     map_threads,
     new_tile,
     planes,
+    rct_limit,
     reconstruct_lossy_plane,
     release_free_memory,
     squared_error,
+    tile_dtype,
 )
 from .transform import dwt53_forward, forward, rct_channel
 
@@ -312,11 +314,38 @@ class LossyCoder:
         box = h.tile_box(t)
         x = self.src.stored(f, box)
         keep = None if self.keep is None else self.keep[box[0]:box[1], box[2]:box[3]]
-        if h.channels == 1 and h.levels and h.version >= Version.V2:
-            # the decoder's plane a strip of rows at a time: the quantised bands (in the
-            # float bands' own memory) and a strip, not a whole plane on top
-            rows = lossy_plane_rows(self._quantised(f, t, 0, steps), h, self._decoded_steps(steps, 0), x.dtype)
-            return sum(squared_error(r, x[y:y + len(r), :, 0], None if keep is None else keep[y:y + len(r)])
-                       for y, r in rows)
+        if h.levels and h.version >= Version.V2:
+            # the decoder's tile a strip of rows at a time: the quantised bands (in the
+            # float bands' own memory) and a strip, not a whole plane or tile on top
+            return sum(squared_error(r, x[y:y + len(r)], None if keep is None else keep[y:y + len(r)])
+                       for y, r in self._tile_rows(f, t, steps, x))
         qs = (self._quantised(f, t, c, steps) for c in range(h.channels))  # one at a time
         return squared_error(self._base(qs, steps, x), x, keep)
+
+    def _tile_rows(self, f: int, t: int, steps: list, x: np.ndarray):
+        """The decoded tile (of stored samples ``x``) as ``(first row, rows)`` pieces
+        (:func:`pipeline.lossy_plane_rows`; format v2 on, at least one level). Colour:
+        the first channels rebuilt whole (the tile's type: int16 for 8-bit RGB), the last
+        by strips, each strip's three channels finished (inverse RCT, clip) together:
+        two planes of the tile and one channel's bands at the peak, not the whole tile
+        beside them (US1_UNCR's trial: 3.54x raw before)."""
+        h = self.h
+        last = h.channels - 1
+        if not last:
+            for y, r in lossy_plane_rows(self._quantised(f, t, 0, steps), h, self._decoded_steps(steps, 0), x.dtype):
+                yield y, r[..., None]
+            return
+        dtype = tile_dtype(h)
+        lim = rct_limit(dtype) if h.colour == ColourTransform.RCT else None
+        first: np.ndarray = np.empty((last,) + x.shape[:2], dtype)
+        for c in range(last):
+            reconstruct_lossy_plane(self._quantised(f, t, c, steps), h, self._decoded_steps(steps, c), None,
+                                    consume=True, out=first[c])
+        rows = lossy_plane_rows(self._quantised(f, t, last, steps), h, self._decoded_steps(steps, last), dtype,
+                                None if lim is None else (-lim, lim))
+        for y, r in rows:
+            strip = np.empty(r.shape + (h.channels,), dtype)
+            strip[..., :last] = first[:, y:y + len(r)].transpose(1, 2, 0)
+            strip[..., last] = r
+            del r
+            yield y, finish_tile(strip, h)

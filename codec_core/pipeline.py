@@ -247,9 +247,11 @@ def band_multipliers(classes: np.ndarray, levels: int, mults: list) -> list:
 
 # ------------------------------------------------------------- shared tiles
 
-#: :func:`squared_error` takes bands of rows of about this many samples (float64: 128 kB;
-#: 64 rows of a 640-wide colour image were 1.07x its raw size in float64).
-ERROR_BAND_SAMPLES = 1 << 14
+#: :func:`squared_error` takes bands of rows of about this many samples (float64: 32 kB;
+#: 64 rows of a 640-wide colour image were 1.07x its raw size in float64, and 2^14 samples
+#: 0.25x a 512^2 16-bit image at the lossy trial's peak; a 512^2 plane's error takes
+#: 0.9 ms in bands of 2^12 samples, 0.6 ms in bands of 2^14).
+ERROR_BAND_SAMPLES = 1 << 12
 
 
 def squared_error(a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> float:
@@ -285,7 +287,7 @@ def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list 
     if out is None and dtype is None:
         bounds: tuple = _INT32_SAFE
     elif h.colour == ColourTransform.RCT:  # colour-transformed values: finish_tile's clip before the inverse RCT
-        lim = _rct_limit(out.dtype if out is not None else np.dtype(dtype))
+        lim = rct_limit(out.dtype if out is not None else np.dtype(dtype))
         bounds = (-lim, lim)
     else:
         bounds = (h.vmin, h.vmax)
@@ -390,9 +392,9 @@ def _rows_in_place(out: np.ndarray) -> bool:
 STRIP_SHARE, STRIP_MIN, STRIP_MARGIN = 16, 16, 3
 
 
-def lossy_plane_rows(qbands: list, h: ct.Header, steps: list, dtype: DTypeLike):
+def lossy_plane_rows(qbands: list, h: ct.Header, steps: list, dtype: DTypeLike, bounds: tuple | None = None):
     """:func:`reconstruct_lossy_plane`'s plane (``consume``, no multipliers, format v2
-    on, at least one level; clipped to the header's range, of ``dtype``) as
+    on, at least one level; clipped to ``bounds``, by default the header's range, of ``dtype``) as
     ``(first row, rows)`` pieces, consuming ``qbands``: the finest level synthesised
     a strip at a time (``STRIP_SHARE``) from copies of its bands' rows (with
     ``STRIP_MARGIN`` rows either side), and the rows of its LL each strip reads
@@ -415,7 +417,8 @@ def lossy_plane_rows(qbands: list, h: ct.Header, steps: list, dtype: DTypeLike):
         base = _synth97_levels(qbands, h, steps, n - 2, None, np.float32, _INT32_SAFE)
         ll_rows = _LevelRows(_BandRows(base), base.shape[0], mid, fsteps[0], fsteps[-6:-3], recon,
                               np.float32, _INT32_SAFE)
-    rows_of = _LevelRows(ll_rows, ll_rows.rows, fine, fsteps[0], fsteps[-3:], recon, dtype, (h.vmin, h.vmax))
+    rows_of = _LevelRows(ll_rows, ll_rows.rows, fine, fsteps[0], fsteps[-3:], recon, dtype,
+                         (h.vmin, h.vmax) if bounds is None else bounds)
     total = rows_of.rows
     strip = 2 * max(STRIP_MIN // 2, -(-total // (2 * STRIP_SHARE)))  # (even: strips start on an even row)
     for y0 in range(0, total, strip):
@@ -479,17 +482,22 @@ def _plane_shape(flat: list, levels: int) -> tuple[int, int]:
 NARROW_COLOUR_BITS = 12
 
 
-def _rct_limit(dtype: np.dtype) -> int:
+def rct_limit(dtype: DTypeLike) -> int:
     """Clip of colour-transformed values before the inverse RCT (keeps its sums in range)."""
-    return (1 << 13) if dtype == np.int16 else (1 << 20)
+    return (1 << 13) if np.dtype(dtype) == np.int16 else (1 << 20)
+
+
+def tile_dtype(h: ct.Header) -> type[np.signedinteger]:
+    """The type of a reconstructed tile (:func:`new_tile`): int16 for colour of up to
+    ``NARROW_COLOUR_BITS`` bits, else int32."""
+    return np.int16 if h.channels > 1 and h.bits_stored <= NARROW_COLOUR_BITS else np.int32
 
 
 def new_tile(shape: tuple[int, int], h: ct.Header, planar: bool = False) -> np.ndarray:
     """Empty (rows, cols, Ch) tile that reconstructed planes are copied into;
     ``planar``: laid out as (Ch, rows, cols) (each channel contiguous: a plane is
     synthesised straight into it), seen as (rows, cols, Ch)."""
-    narrow = h.channels > 1 and h.bits_stored <= NARROW_COLOUR_BITS
-    dtype = np.int16 if narrow else np.int32
+    dtype = tile_dtype(h)
     if planar:
         return np.empty((h.channels,) + tuple(shape), dtype).transpose(1, 2, 0)
     return np.empty(tuple(shape) + (h.channels,), dtype)
@@ -506,10 +514,10 @@ def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None,
         from ._hlc import colour_finish
 
         target = tile if out is None else out
-        colour_finish(tile, target, int(h.colour == ColourTransform.RCT), _rct_limit(tile.dtype), h.vmin, h.vmax)
+        colour_finish(tile, target, int(h.colour == ColourTransform.RCT), rct_limit(tile.dtype), h.vmin, h.vmax)
         return target
     if h.colour == ColourTransform.RCT:
-        lim = _rct_limit(tile.dtype)
+        lim = rct_limit(tile.dtype)
         tile = rct_inverse(np.clip(tile, -lim, lim, out=tile))
     if table is not None:
         lookup_in_place(table, np.clip(tile, 0, len(table) - 1, out=tile))

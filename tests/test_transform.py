@@ -201,3 +201,23 @@ def test_compiled_97_analysis_property_any_size(rows, cols, levels, seed):
     x = np.random.default_rng(seed).normal(size=(rows, cols)).astype(np.float32) * 300
     got, want = _flat(dwt97_forward(x, levels)), _flat(dwt97_forward_numpy(x, levels))
     assert all(np.array_equal(g.view(np.int32), w.view(np.int32)) for g, w in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (301, 700)])
+def test_compiled_97_analysis_works_in_a_sixteenth_of_the_plane(shape):
+    """_hlc.fwd97's working memory (traced: it comes from the Python allocator): the band
+    packing moves an eighth of a half of the rows at a time (0.0625 of the plane and a
+    row), not every row's detail half at once (a quarter of the plane before: 0.5x a
+    16-bit image beside the plane, at each of the lossy encoder's passes)."""
+    import tracemalloc
+
+    from codec_core import _hlc
+
+    x = np.random.default_rng(7).normal(size=shape).astype(np.float32)
+    tracemalloc.start()
+    try:
+        _hlc.fwd97(x, 3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= x.nbytes / 16 + 8 * shape[1] + 4 * shape[0] + 256, peak / x.nbytes

@@ -106,6 +106,7 @@ void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, 
    -1 as chosen at first use (AVX2 if present); returns the one in use (1 AVX2). */
 int hlc_synth97_isa(int want);
 void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen);
+int hlc_fwd97_chunk(int H);
 
 /* the region map's row runs (regionmap.c) */
 #define HLC_MAP_CUT 1

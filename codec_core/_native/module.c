@@ -440,7 +440,7 @@ done:
 /* fwd97(x, levels): the 9/7 analysis of a writable C-contiguous float32 (or int32: made
    float32 first, in the same bytes) 2-D plane, in place: x's buffer becomes the float32 bands, contiguous, in decomposition order (LL, then HL,
    LH, HH per level, coarsest first; shapes transform.band_shapes). Its working memory
-   (a quarter of the plane) comes from the Python allocator, where tracemalloc sees it. */
+   (an eighth of a half of the plane's rows, and a row) comes from the Python allocator, where tracemalloc sees it. */
 static PyObject *py_fwd97(PyObject *self, PyObject *args) {
     PyObject *o;
     int levels;
@@ -461,7 +461,7 @@ static PyObject *py_fwd97(PyObject *self, PyObject *args) {
         goto done;
     {
         int H = (int)dim(&a, 0), W = (int)dim(&a, 1);
-        size_t n = (size_t)((H + 1) / 2) * (size_t)(W / 2) + (size_t)W;
+        size_t n = (size_t)(hlc_fwd97_chunk(H) + 1) * (size_t)W;
         float *scratch = PyMem_RawMalloc(sizeof(float) * n + 16);
         unsigned char *seen = PyMem_RawMalloc((size_t)H + 16);
         if (!scratch || !seen) {

@@ -185,6 +185,49 @@ def test_the_pipelined_97_synthesis_gives_the_reference_floats_bit_for_bit_on_sm
                 assert np.array_equal(out, want), (rows, cols, levels)
 
 
+def _zero_rows(rng, bands: list) -> list:
+    """``bands`` with whole detail rows made zero: each row of each band with chance
+    1/2, and in one level of three every row of LH and HH (the d rows of zeros that the
+    synthesis clears without lifting) or of HL."""
+    out = [bands[0]]
+    for hl, lh, hh in bands[1:]:
+        lvl = [b * (rng.random((b.shape[0], 1)) < 0.5) for b in (hl, lh, hh)]
+        pick = rng.integers(0, 3)
+        for i in ((1, 2), (0,), ())[pick]:
+            lvl[i] = np.zeros_like(lvl[i])
+        out.append(tuple(np.ascontiguousarray(b, np.int32) for b in lvl))
+    return out
+
+
+def test_the_97_synthesis_of_rows_of_zeros_gives_the_reference_floats_bit_for_bit(synth_isa):
+    """wavelet97.c clears a row whose two detail halves are all zero and skips the
+    lifting steps that would add c (0 + 0) with c < 0 (-0.0: no change): on bands with
+    whole rows of zeros (at the edges, where the steps mirror, too) the floats of every
+    level are the numpy reference's bit patterns, and the rounded plane its values."""
+    from codec_core import quantize, transform
+    rng = np.random.default_rng(2027)
+    recon = float(np.float32(0.375))
+    for rows, cols in ((1, 9), (9, 1), (2, 2), (3, 5), (6, 7), (17, 16), (33, 9), (40, 67)):
+        for levels in range(1, 5):
+            for _ in range(3):
+                q = _zero_rows(rng, _random_97_bands(rng, rows, cols, levels))
+                steps = np.asarray(quantize.subband_steps(float(rng.uniform(0.2, 40)), levels), np.float32)
+                deq = quantize.dequantise([q[0]] + list(q[1:]), list(steps), levels, recon, None, None, False,
+                                          np.float32)
+                ref = transform.dwt97_inverse(deq)
+                ll = q[0]
+                for k in range(levels):
+                    hl, lh, hh = q[1 + k]
+                    nxt = np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]), np.float32)
+                    _hlc.synth97_level(ll, hl, lh, hh, float(steps[0]), steps[1 + 3 * k:4 + 3 * k], recon, nxt,
+                                       0.0, 0.0)
+                    ll = nxt
+                assert np.array_equal(ll.view(np.uint32), ref.view(np.uint32)), (rows, cols, levels)
+                out = np.empty((rows, cols), np.int32)
+                _hlc.synth97([q[0]] + [b for lvl in q[1:] for b in lvl], steps, recon, out, -(1 << 30), 1 << 30)
+                assert np.array_equal(out, np.clip(np.rint(np.asarray(ref, np.float64)), -(1 << 30), 1 << 30))
+
+
 def test_the_97_synthesis_gives_the_same_bits_with_avx2_and_without():
     """Both builds of the synthesis level (wavelet97.c: AVX2 and baseline) on bands of
     every size class the vector loops meet (widths below, at and past 8 and 16 floats,

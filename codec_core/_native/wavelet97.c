@@ -151,17 +151,37 @@ static inline __attribute__((always_inline)) void load_row(float *dst, const Src
         for (int j = 0; j < n; j++) dst[j] = dst[j] * k;
 }
 
+/* Whether row r of src (n samples) is an int32 detail row of zeros only: dequantised
+   it is n samples of +0.0, and a lifting step that adds c (0 + 0) to x for c < 0 adds
+   -0.0, which leaves every x as it is, to the bit (x + -0.0 == x, -0.0 included). */
+static inline __attribute__((always_inline)) int zero_row(const Src *src, int r, int n) {
+    if (src->kind != SRC_DETAIL) return 0;
+    const int32_t *q = (const int32_t *)src->p + (size_t)r * src->stride;
+    int32_t any = 0;
+    for (int j = 0; j < n; j++) any |= q[j];
+    return any == 0;
+}
+
 /* Row r of a level of width w synthesised along x from a (the s half, ns_h samples) and
    b (the d half), interleaved into dst, each sample then times kc if col (the column
-   synthesis's first step). tmp: w floats. */
-static inline __attribute__((always_inline)) void level_row(float *dst, const Src *a, const Src *b, int r, int w,
-                                                             float recon, int col, float kc, float *tmp) {
+   synthesis's first step). tmp: w floats. Returns whether the row is all +0.0: both
+   halves are rows of zeros, and every step then gives +0.0 (0 + c (0 + 0) with c < 0 is
+   0 + -0.0 = +0.0; with c > 0, 0 + +0.0; times K, 2/K, kc > 0: +0.0), so it is cleared
+   instead. A d half of zeros skips the first step (s -= D (d + d): adds -0.0). */
+static inline __attribute__((always_inline)) int level_row(float *dst, const Src *a, const Src *b, int r, int w,
+                                                           float recon, int col, float kc, float *tmp) {
     int ns = (w + 1) / 2, nd = w / 2;
     float *s = tmp, *d = tmp + ns;
+    int dz = nd > 0 && zero_row(b, r, nd);
+    if (dz && zero_row(a, r, ns)) {
+        memset(dst, 0, sizeof(float) * (size_t)w);
+        return 1;
+    }
     load_row(s, a, r, ns, recon, nd > 0, (float)K97);
-    load_row(d, b, r, nd, recon, 1, (float)(2.0 / K97));
+    if (dz) memset(d, 0, sizeof(float) * (size_t)nd);
+    else load_row(d, b, r, nd, recon, 1, (float)(2.0 / K97));
     if (nd > 0) {
-        lift_left(s, ns, d, nd, (float)-D97);
+        if (!dz) lift_left(s, ns, d, nd, (float)-D97);
         lift_right(d, nd, s, ns, (float)-G97);
         lift_left(s, ns, d, nd, (float)-B97);
         lift_right(d, nd, s, ns, (float)-A97);
@@ -173,6 +193,7 @@ static inline __attribute__((always_inline)) void level_row(float *dst, const Sr
         for (int i = 0; i < nd; i++) { dst[2 * i] = s[i]; dst[2 * i + 1] = d[i]; }
         if (ns > nd) dst[w - 1] = s[ns - 1];
     }
+    return 0;
 }
 
 /* x[j] += c * (y0[j] + y1[j]): one column lifting step on one row. */
@@ -209,10 +230,13 @@ static inline __attribute__((always_inline)) void synth_level_body(
     }
 #define S_(i) (work + (size_t)((i) % 3) * w)
 #define D_(i) (work + (size_t)(3 + (i) % 3) * w)
+    int dzero[3] = {0, 0, 0};  /* whether D_(i) is a row of +0.0 from level_row, until its first update */
     for (int t = 0; t <= ns + 1; t++) {
         if (t < ns) level_row(S_(t), ll, hl, t, w, recon, 1, (float)K97, tmp);
-        if (t < nd) level_row(D_(t), lh, hh, t, w, recon, 1, (float)(2.0 / K97), tmp);
-        if (t < ns) lift_row(S_(t), D_(t ? t - 1 : 0), D_(t < nd ? t : nd - 1), (float)-D97, w);
+        if (t < nd) dzero[t % 3] = level_row(D_(t), lh, hh, t, w, recon, 1, (float)(2.0 / K97), tmp);
+        /* (s_t -= D (d_t-1 + d_t) with both d rows +0.0 adds -0.0: skipped, same bits) */
+        if (t < ns && !(dzero[(t ? t - 1 : 0) % 3] && dzero[(t < nd ? t : nd - 1) % 3]))
+            lift_row(S_(t), D_(t ? t - 1 : 0), D_(t < nd ? t : nd - 1), (float)-D97, w);
         if (t >= 1 && t - 1 < nd) lift_row(D_(t - 1), S_(t - 1), S_(t < ns ? t : t - 1), (float)-G97, w);
         if (t >= 1 && t - 1 < ns) lift_row(S_(t - 1), D_(t >= 2 ? t - 2 : 0), D_(t - 1 < nd ? t - 1 : nd - 1),
                                            (float)-B97, w);

@@ -67,15 +67,16 @@ static void lift_right(float *d, int nd, const float *s, int ns, float c) {
 }
 
 /* clip(rint(x), lo, hi) into the output's type, one row. The bounds are integers, so
-   rounding the clipped value is the same; below 2^22 in magnitude, adding and taking
+   rounding the clipped value is the same (v == lo keeps lo, which differs from v at most
+   in the sign of a zero: the same integer); below 2^22 in magnitude, adding and taking
    away 1.5 x 2^23 rounds half to even like rintf (which, without SSE4.1, is a call). */
 #define WRITE_ROW(T, ROUND)                                                   \
     {                                                                         \
         T *o = (T *)out + at;                                                 \
         for (int j = 0; j < w; j++) {                                         \
             float v = x[j];                                                   \
-            v = v >= flo ? v : flo; /* (NaN: lo) */                           \
-            v = v <= fhi ? v : fhi;                                           \
+            v = v > flo ? v : flo; /* (NaN: lo; the maxps / minps pattern) */ \
+            v = v < fhi ? v : fhi;                                            \
             o[j] = (T)(ROUND);                                                \
         }                                                                     \
     }
@@ -115,8 +116,26 @@ typedef struct {
     double lo, hi;
 } Sink;
 
+/* One detail coefficient dequantised: sign(v) ((float)|v| + recon) step, without
+   branches so that it vectorises: (float)|v| as |(float)v| (int32 to float rounds to
+   nearest, symmetric about 0, and -2^31 is exact: the same value, where the int64
+   conversion of |v| has no SSE2 vector form), -m as m with its sign bit flipped (what
+   negation does), 0 for v = 0 as all bits clear. */
+static inline __attribute__((always_inline)) float dequant(int32_t v, float recon, float step) {
+    float m = fabsf((float)v);
+    m = m + recon;
+    m = m * step;
+    uint32_t bits;
+    memcpy(&bits, &m, sizeof bits);
+    bits ^= (uint32_t)v & 0x80000000u;
+    bits &= (uint32_t)-(int32_t)(v != 0);
+    memcpy(&m, &bits, sizeof bits);
+    return m;
+}
+
 /* n samples of row r of src into dst, each then times k if scale (the row synthesis's
-   first step, s *= K or d *= 2/K, folded in: the same two operations per sample). */
+   first step, s *= K or d *= 2/K, folded in: the same two operations per sample, in
+   one pass over the row). */
 static inline __attribute__((always_inline)) void load_row(float *dst, const Src *src, int r, int n, float recon,
                                                             int scale, float k) {
     if (src->kind == SRC_F32) {
@@ -128,27 +147,15 @@ static inline __attribute__((always_inline)) void load_row(float *dst, const Src
     const int32_t *q = (const int32_t *)src->p + (size_t)r * src->stride;
     const float step = src->step;
     if (src->kind == SRC_LL) {
-        for (int j = 0; j < n; j++) dst[j] = (float)q[j] * step;
+        if (scale)
+            for (int j = 0; j < n; j++) { float v = (float)q[j] * step; dst[j] = v * k; }
+        else
+            for (int j = 0; j < n; j++) dst[j] = (float)q[j] * step;
+    } else if (scale) {
+        for (int j = 0; j < n; j++) dst[j] = dequant(q[j], recon, step) * k;
     } else {
-        /* sign(v) ((float)|v| + recon) step, without branches so that it vectorises:
-           (float)|v| as |(float)v| (int32 to float rounds to nearest, symmetric about
-           0, and -2^31 is exact: the same value, where the int64 conversion of |v| has
-           no SSE2 vector form), -m as m with its sign bit flipped (what negation does),
-           0 for v = 0 as all bits clear */
-        for (int j = 0; j < n; j++) {
-            int32_t v = q[j];
-            float m = fabsf((float)v);
-            m = m + recon;
-            m = m * step;
-            uint32_t bits;
-            memcpy(&bits, &m, sizeof bits);
-            bits ^= (uint32_t)v & 0x80000000u;
-            bits &= (uint32_t)-(int32_t)(v != 0);
-            memcpy(&dst[j], &bits, sizeof bits);
-        }
+        for (int j = 0; j < n; j++) dst[j] = dequant(q[j], recon, step);
     }
-    if (scale)
-        for (int j = 0; j < n; j++) dst[j] = dst[j] * k;
 }
 
 /* Whether row r of src (n samples) is an int32 detail row of zeros only: dequantised
@@ -205,6 +212,50 @@ static void lift_row(float *restrict x, const float *y0, const float *y1, float 
     }
 }
 
+/* The four column steps of an iteration t with 2 <= t < nd (no mirrored index: six
+   distinct rows), in one pass over the row: for each sample the same operations in the
+   same order as the four lift_row calls (each step reads only its own column), so the
+   same bits; step 1 left out if !first (its two d rows +0.0: it would add -0.0). */
+static inline __attribute__((always_inline)) void lift4_rows(float *restrict s0, float *restrict s1,
+                                                             float *restrict s2, const float *restrict d0,
+                                                             float *restrict d1, float *restrict d2, int first,
+                                                             int w) {
+    const float c1 = (float)-D97, c2 = (float)-G97, c3 = (float)-B97, c4 = (float)-A97;
+    if (first) {
+        for (int j = 0; j < w; j++) {
+            float t = d1[j] + d0[j];
+            t = t * c1;
+            float a = s0[j] + t;
+            s0[j] = a;
+            t = s1[j] + a;
+            t = t * c2;
+            float b = d1[j] + t;
+            d1[j] = b;
+            t = d2[j] + b;
+            t = t * c3;
+            float c = s1[j] + t;
+            s1[j] = c;
+            t = s2[j] + c;
+            t = t * c4;
+            d2[j] = d2[j] + t;
+        }
+    } else {
+        for (int j = 0; j < w; j++) {
+            float t = s1[j] + s0[j];
+            t = t * c2;
+            float b = d1[j] + t;
+            d1[j] = b;
+            t = d2[j] + b;
+            t = t * c3;
+            float c = s1[j] + t;
+            s1[j] = c;
+            t = s2[j] + c;
+            t = t * c4;
+            d2[j] = d2[j] + t;
+        }
+    }
+}
+
 static void emit_row(const Sink *o, int r, const float *x, int w) {
     if (o->otype < 0) memcpy((float *)o->p + (size_t)r * o->stride, x, sizeof(float) * (size_t)w);
     else write_row(o->p, o->otype, (size_t)r * o->stride, x, w, o->lo, o->hi);
@@ -235,7 +286,14 @@ static inline __attribute__((always_inline)) void synth_level_body(
         if (t < ns) level_row(S_(t), ll, hl, t, w, recon, 1, (float)K97, tmp);
         if (t < nd) dzero[t % 3] = level_row(D_(t), lh, hh, t, w, recon, 1, (float)(2.0 / K97), tmp);
         /* (s_t -= D (d_t-1 + d_t) with both d rows +0.0 adds -0.0: skipped, same bits) */
-        if (t < ns && !(dzero[(t ? t - 1 : 0) % 3] && dzero[(t < nd ? t : nd - 1) % 3]))
+        int first = !(dzero[(t ? t - 1 : 0) % 3] && dzero[(t < nd ? t : nd - 1) % 3]);
+        if (t >= 2 && t < nd) {
+            lift4_rows(S_(t), S_(t - 1), S_(t - 2), D_(t), D_(t - 1), D_(t - 2), first, w);
+            emit_row(out, 2 * (t - 2), S_(t - 2), w);
+            emit_row(out, 2 * (t - 2) + 1, D_(t - 2), w);
+            continue;
+        }
+        if (t < ns && first)
             lift_row(S_(t), D_(t ? t - 1 : 0), D_(t < nd ? t : nd - 1), (float)-D97, w);
         if (t >= 1 && t - 1 < nd) lift_row(D_(t - 1), S_(t - 1), S_(t < ns ? t : t - 1), (float)-G97, w);
         if (t >= 1 && t - 1 < ns) lift_row(S_(t - 1), D_(t >= 2 ? t - 2 : 0), D_(t - 1 < nd ? t - 1 : nd - 1),

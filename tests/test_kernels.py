@@ -347,10 +347,12 @@ def test_new_models_are_fresh_writable_copies_of_one_start():
 
 @pytest.mark.parametrize("src_dtype", [np.int16, np.int32])
 @pytest.mark.parametrize("out_dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32])
-def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype):
+@pytest.mark.parametrize("shape", [(21, 34), (3, 301)])
+def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype, shape, synth_isa):
     """_hlc.colour_finish (pipeline.finish_tile without a table): clip to +-lim, the
     inverse RCT, clip to [vmin, vmax], cast; planar or interleaved source, a strided
-    output, in place; the same values as transform.rct_inverse and numpy's clips."""
+    output, in place; the same values as transform.rct_inverse and numpy's clips, with
+    the baseline and the AVX2 build (rows shorter and longer than its chunk of 256)."""
     from codec_core._hlc import colour_finish
     from codec_core.transform import rct_inverse
 
@@ -358,18 +360,19 @@ def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype):
     info = np.iinfo(out_dtype)
     lim = 1 << 13 if src_dtype == np.int16 else 1 << 20
     vmin, vmax = max(int(info.min), -3000), min(int(info.max), 3000)
-    planar = rng.integers(-lim - 500, lim + 500, (3, 21, 34)).astype(src_dtype)
+    planar = rng.integers(-lim - 500, lim + 500, (3,) + shape).astype(src_dtype)
+    rows, cols = shape
     for rct in (1, 0):
         want = np.clip(np.array(planar.transpose(1, 2, 0)), -lim, lim) if rct else planar.transpose(1, 2, 0).copy()
         if rct:
             want = rct_inverse(want.astype(src_dtype))
         want = np.clip(want, vmin, vmax).astype(out_dtype)
-        image = np.zeros((2, 30, 40, 3), out_dtype)
-        region = image[1, 5:26, 3:37]
+        image = np.zeros((2, rows + 9, cols + 6, 3), out_dtype)
+        region = image[1, 5:5 + rows, 3:3 + cols]
         colour_finish(planar.transpose(1, 2, 0), region, rct, lim, vmin, vmax)
         assert np.array_equal(region, want) and not image[0].any() and not image[1, :5].any()
         inplace = np.array(planar.transpose(1, 2, 0))
         colour_finish(inplace, inplace, rct, lim, vmin, vmax)
         assert np.array_equal(inplace, want.astype(src_dtype))
     with pytest.raises(ValueError):
-        colour_finish(planar.transpose(1, 2, 0)[:, :, :2], np.zeros((21, 34, 2), out_dtype), 1, lim, vmin, vmax)
+        colour_finish(planar.transpose(1, 2, 0)[:, :, :2], np.zeros(shape + (2,), out_dtype), 1, lim, vmin, vmax)

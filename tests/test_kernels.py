@@ -152,37 +152,42 @@ def synth_isa(request):
     _hlc.synth97_isa(int(was))
 
 
+def _check_97_synthesis(rng, q: list, rows: int, cols: int, levels: int, recon: float) -> None:
+    """The bands ``q`` of a rows x cols plane synthesised level by level by synth97_level
+    (float32 out) give the numpy lifting's floats as bit patterns, and by synth97 (int32
+    out) its rounded values."""
+    from codec_core import quantize, transform
+    steps = np.asarray(quantize.subband_steps(float(rng.uniform(0.2, 40)), levels), np.float32)
+    deq = quantize.dequantise([q[0]] + list(q[1:]), list(steps), levels, recon, None, None, False, np.float32)
+    ref = transform.dwt97_inverse(deq)
+    ll = q[0]
+    for k in range(levels):
+        hl, lh, hh = q[1 + k]
+        nxt = np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]), np.float32)
+        _hlc.synth97_level(ll.copy(), hl.copy(), lh.copy(), hh.copy(), float(steps[0]),
+                           steps[1 + 3 * k:4 + 3 * k], recon, nxt, 0.0, 0.0)
+        ll = nxt
+    if levels:
+        assert ref.dtype == np.float32 and np.array_equal(ll.view(np.uint32), ref.view(np.uint32)), \
+            (rows, cols, levels)
+    out = np.empty((rows, cols), np.int32)
+    _hlc.synth97([q[0]] + [b for lvl in q[1:] for b in lvl], steps, recon, out, -(1 << 30), 1 << 30)
+    want = np.clip(np.rint(np.asarray(ref, np.float64)), -(1 << 30), 1 << 30)
+    assert np.array_equal(out, want), (rows, cols, levels)
+
+
 def test_the_pipelined_97_synthesis_gives_the_reference_floats_bit_for_bit_on_small_and_odd_shapes(synth_isa):
     """wavelet97.c's one-pass level synthesis (the column lifting a row or two behind the
     row synthesis, in a ring of rows) against the numpy lifting, compared as bit patterns
     before any rounding: every small height and width (1 x n, n x 1, 2 x 2, odd ones) and
     every level count down to one-sample bands, through synth97_level with float32 output
     level by level; and the whole-plane kernel, rounded, on the same bands."""
-    from codec_core import quantize, transform
     rng = np.random.default_rng(1897)
     recon = float(np.float32(0.375))
     for rows in _SMALL:
         for cols in _SMALL:
             for levels in range(0, 7):
-                q = _random_97_bands(rng, rows, cols, levels)
-                steps = np.asarray(quantize.subband_steps(float(rng.uniform(0.2, 40)), levels), np.float32)
-                deq = quantize.dequantise([q[0]] + list(q[1:]), list(steps), levels, recon, None, None, False,
-                                          np.float32)
-                ref = transform.dwt97_inverse(deq)
-                ll = q[0]
-                for k in range(levels):
-                    hl, lh, hh = q[1 + k]
-                    nxt = np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]), np.float32)
-                    _hlc.synth97_level(ll.copy(), hl.copy(), lh.copy(), hh.copy(), float(steps[0]),
-                                       steps[1 + 3 * k:4 + 3 * k], recon, nxt, 0.0, 0.0)
-                    ll = nxt
-                if levels:
-                    assert ref.dtype == np.float32 and np.array_equal(ll.view(np.uint32), ref.view(np.uint32)), \
-                        (rows, cols, levels)
-                out = np.empty((rows, cols), np.int32)
-                _hlc.synth97([q[0]] + [b for lvl in q[1:] for b in lvl], steps, recon, out, -(1 << 30), 1 << 30)
-                want = np.clip(np.rint(np.asarray(ref, np.float64)), -(1 << 30), 1 << 30)
-                assert np.array_equal(out, want), (rows, cols, levels)
+                _check_97_synthesis(rng, _random_97_bands(rng, rows, cols, levels), rows, cols, levels, recon)
 
 
 def _zero_rows(rng, bands: list) -> list:
@@ -204,28 +209,13 @@ def test_the_97_synthesis_of_rows_of_zeros_gives_the_reference_floats_bit_for_bi
     lifting steps that would add c (0 + 0) with c < 0 (-0.0: no change): on bands with
     whole rows of zeros (at the edges, where the steps mirror, too) the floats of every
     level are the numpy reference's bit patterns, and the rounded plane its values."""
-    from codec_core import quantize, transform
     rng = np.random.default_rng(2027)
     recon = float(np.float32(0.375))
     for rows, cols in ((1, 9), (9, 1), (2, 2), (3, 5), (6, 7), (17, 16), (33, 9), (40, 67)):
         for levels in range(1, 5):
             for _ in range(3):
                 q = _zero_rows(rng, _random_97_bands(rng, rows, cols, levels))
-                steps = np.asarray(quantize.subband_steps(float(rng.uniform(0.2, 40)), levels), np.float32)
-                deq = quantize.dequantise([q[0]] + list(q[1:]), list(steps), levels, recon, None, None, False,
-                                          np.float32)
-                ref = transform.dwt97_inverse(deq)
-                ll = q[0]
-                for k in range(levels):
-                    hl, lh, hh = q[1 + k]
-                    nxt = np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]), np.float32)
-                    _hlc.synth97_level(ll, hl, lh, hh, float(steps[0]), steps[1 + 3 * k:4 + 3 * k], recon, nxt,
-                                       0.0, 0.0)
-                    ll = nxt
-                assert np.array_equal(ll.view(np.uint32), ref.view(np.uint32)), (rows, cols, levels)
-                out = np.empty((rows, cols), np.int32)
-                _hlc.synth97([q[0]] + [b for lvl in q[1:] for b in lvl], steps, recon, out, -(1 << 30), 1 << 30)
-                assert np.array_equal(out, np.clip(np.rint(np.asarray(ref, np.float64)), -(1 << 30), 1 << 30))
+                _check_97_synthesis(rng, q, rows, cols, levels, recon)
 
 
 def test_the_97_synthesis_gives_the_same_bits_with_avx2_and_without():

@@ -221,38 +221,25 @@ static inline __attribute__((always_inline)) void lift4_rows(float *restrict s0,
                                                              float *restrict d1, float *restrict d2, int first,
                                                              int w) {
     const float c1 = (float)-D97, c2 = (float)-G97, c3 = (float)-B97, c4 = (float)-A97;
-    if (first) {
-        for (int j = 0; j < w; j++) {
-            float t = d1[j] + d0[j];
+    for (int j = 0; j < w; j++) {  /* (the test of first is taken out of the loop: -O3 unswitches it) */
+        float a = s0[j], t;
+        if (first) {
+            t = d1[j] + d0[j];
             t = t * c1;
-            float a = s0[j] + t;
+            a = a + t;
             s0[j] = a;
-            t = s1[j] + a;
-            t = t * c2;
-            float b = d1[j] + t;
-            d1[j] = b;
-            t = d2[j] + b;
-            t = t * c3;
-            float c = s1[j] + t;
-            s1[j] = c;
-            t = s2[j] + c;
-            t = t * c4;
-            d2[j] = d2[j] + t;
         }
-    } else {
-        for (int j = 0; j < w; j++) {
-            float t = s1[j] + s0[j];
-            t = t * c2;
-            float b = d1[j] + t;
-            d1[j] = b;
-            t = d2[j] + b;
-            t = t * c3;
-            float c = s1[j] + t;
-            s1[j] = c;
-            t = s2[j] + c;
-            t = t * c4;
-            d2[j] = d2[j] + t;
-        }
+        t = s1[j] + a;
+        t = t * c2;
+        float b = d1[j] + t;
+        d1[j] = b;
+        t = d2[j] + b;
+        t = t * c3;
+        float c = s1[j] + t;
+        s1[j] = c;
+        t = s2[j] + c;
+        t = t * c4;
+        d2[j] = d2[j] + t;
     }
 }
 

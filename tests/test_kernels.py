@@ -152,37 +152,70 @@ def synth_isa(request):
     _hlc.synth97_isa(int(was))
 
 
+def _check_97_synthesis(rng, q: list, rows: int, cols: int, levels: int, recon: float) -> None:
+    """The bands ``q`` of a rows x cols plane synthesised level by level by synth97_level
+    (float32 out) give the numpy lifting's floats as bit patterns, and by synth97 (int32
+    out) its rounded values."""
+    from codec_core import quantize, transform
+    steps = np.asarray(quantize.subband_steps(float(rng.uniform(0.2, 40)), levels), np.float32)
+    deq = quantize.dequantise([q[0]] + list(q[1:]), list(steps), levels, recon, None, None, False, np.float32)
+    ref = transform.dwt97_inverse(deq)
+    ll = q[0]
+    for k in range(levels):
+        hl, lh, hh = q[1 + k]
+        nxt = np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]), np.float32)
+        _hlc.synth97_level(ll.copy(), hl.copy(), lh.copy(), hh.copy(), float(steps[0]),
+                           steps[1 + 3 * k:4 + 3 * k], recon, nxt, 0.0, 0.0)
+        ll = nxt
+    if levels:
+        assert ref.dtype == np.float32 and np.array_equal(ll.view(np.uint32), ref.view(np.uint32)), \
+            (rows, cols, levels)
+    out = np.empty((rows, cols), np.int32)
+    _hlc.synth97([q[0]] + [b for lvl in q[1:] for b in lvl], steps, recon, out, -(1 << 30), 1 << 30)
+    want = np.clip(np.rint(np.asarray(ref, np.float64)), -(1 << 30), 1 << 30)
+    assert np.array_equal(out, want), (rows, cols, levels)
+
+
 def test_the_pipelined_97_synthesis_gives_the_reference_floats_bit_for_bit_on_small_and_odd_shapes(synth_isa):
     """wavelet97.c's one-pass level synthesis (the column lifting a row or two behind the
     row synthesis, in a ring of rows) against the numpy lifting, compared as bit patterns
     before any rounding: every small height and width (1 x n, n x 1, 2 x 2, odd ones) and
     every level count down to one-sample bands, through synth97_level with float32 output
     level by level; and the whole-plane kernel, rounded, on the same bands."""
-    from codec_core import quantize, transform
     rng = np.random.default_rng(1897)
     recon = float(np.float32(0.375))
     for rows in _SMALL:
         for cols in _SMALL:
             for levels in range(0, 7):
-                q = _random_97_bands(rng, rows, cols, levels)
-                steps = np.asarray(quantize.subband_steps(float(rng.uniform(0.2, 40)), levels), np.float32)
-                deq = quantize.dequantise([q[0]] + list(q[1:]), list(steps), levels, recon, None, None, False,
-                                          np.float32)
-                ref = transform.dwt97_inverse(deq)
-                ll = q[0]
-                for k in range(levels):
-                    hl, lh, hh = q[1 + k]
-                    nxt = np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]), np.float32)
-                    _hlc.synth97_level(ll.copy(), hl.copy(), lh.copy(), hh.copy(), float(steps[0]),
-                                       steps[1 + 3 * k:4 + 3 * k], recon, nxt, 0.0, 0.0)
-                    ll = nxt
-                if levels:
-                    assert ref.dtype == np.float32 and np.array_equal(ll.view(np.uint32), ref.view(np.uint32)), \
-                        (rows, cols, levels)
-                out = np.empty((rows, cols), np.int32)
-                _hlc.synth97([q[0]] + [b for lvl in q[1:] for b in lvl], steps, recon, out, -(1 << 30), 1 << 30)
-                want = np.clip(np.rint(np.asarray(ref, np.float64)), -(1 << 30), 1 << 30)
-                assert np.array_equal(out, want), (rows, cols, levels)
+                _check_97_synthesis(rng, _random_97_bands(rng, rows, cols, levels), rows, cols, levels, recon)
+
+
+def _zero_rows(rng, bands: list) -> list:
+    """``bands`` with whole detail rows made zero: each row of each band with chance
+    1/2, and in one level of three every row of LH and HH (the d rows of zeros that the
+    synthesis clears without lifting) or of HL."""
+    out = [bands[0]]
+    for hl, lh, hh in bands[1:]:
+        lvl = [b * (rng.random((b.shape[0], 1)) < 0.5) for b in (hl, lh, hh)]
+        pick = rng.integers(0, 3)
+        for i in ((1, 2), (0,), ())[pick]:
+            lvl[i] = np.zeros_like(lvl[i])
+        out.append(tuple(np.ascontiguousarray(b, np.int32) for b in lvl))
+    return out
+
+
+def test_the_97_synthesis_of_rows_of_zeros_gives_the_reference_floats_bit_for_bit(synth_isa):
+    """wavelet97.c clears a row whose two detail halves are all zero and skips the
+    lifting steps that would add c (0 + 0) with c < 0 (-0.0: no change): on bands with
+    whole rows of zeros (at the edges, where the steps mirror, too) the floats of every
+    level are the numpy reference's bit patterns, and the rounded plane its values."""
+    rng = np.random.default_rng(2027)
+    recon = float(np.float32(0.375))
+    for rows, cols in ((1, 9), (9, 1), (2, 2), (3, 5), (6, 7), (17, 16), (33, 9), (40, 67)):
+        for levels in range(1, 5):
+            for _ in range(3):
+                q = _zero_rows(rng, _random_97_bands(rng, rows, cols, levels))
+                _check_97_synthesis(rng, q, rows, cols, levels, recon)
 
 
 def test_the_97_synthesis_gives_the_same_bits_with_avx2_and_without():
@@ -304,10 +337,12 @@ def test_new_models_are_fresh_writable_copies_of_one_start():
 
 @pytest.mark.parametrize("src_dtype", [np.int16, np.int32])
 @pytest.mark.parametrize("out_dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32])
-def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype):
+@pytest.mark.parametrize("shape", [(21, 34), (3, 301)])
+def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype, shape, synth_isa):
     """_hlc.colour_finish (pipeline.finish_tile without a table): clip to +-lim, the
     inverse RCT, clip to [vmin, vmax], cast; planar or interleaved source, a strided
-    output, in place; the same values as transform.rct_inverse and numpy's clips."""
+    output, in place; the same values as transform.rct_inverse and numpy's clips, with
+    the baseline and the AVX2 build (rows shorter and longer than its chunk of 256)."""
     from codec_core._hlc import colour_finish
     from codec_core.transform import rct_inverse
 
@@ -315,21 +350,22 @@ def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype):
     info = np.iinfo(out_dtype)
     lim = 1 << 13 if src_dtype == np.int16 else 1 << 20
     vmin, vmax = max(int(info.min), -3000), min(int(info.max), 3000)
-    planar = rng.integers(-lim - 500, lim + 500, (3, 21, 34)).astype(src_dtype)
+    planar = rng.integers(-lim - 500, lim + 500, (3,) + shape).astype(src_dtype)
+    rows, cols = shape
     for rct in (1, 0):
         want = np.clip(np.array(planar.transpose(1, 2, 0)), -lim, lim) if rct else planar.transpose(1, 2, 0).copy()
         if rct:
             want = rct_inverse(want.astype(src_dtype))
         want = np.clip(want, vmin, vmax).astype(out_dtype)
-        image = np.zeros((2, 30, 40, 3), out_dtype)
-        region = image[1, 5:26, 3:37]
+        image = np.zeros((2, rows + 9, cols + 6, 3), out_dtype)
+        region = image[1, 5:5 + rows, 3:3 + cols]
         colour_finish(planar.transpose(1, 2, 0), region, rct, lim, vmin, vmax)
         assert np.array_equal(region, want) and not image[0].any() and not image[1, :5].any()
         inplace = np.array(planar.transpose(1, 2, 0))
         colour_finish(inplace, inplace, rct, lim, vmin, vmax)
         assert np.array_equal(inplace, want.astype(src_dtype))
     with pytest.raises(ValueError):
-        colour_finish(planar.transpose(1, 2, 0)[:, :, :2], np.zeros((21, 34, 2), out_dtype), 1, lim, vmin, vmax)
+        colour_finish(planar.transpose(1, 2, 0)[:, :, :2], np.zeros(shape + (2,), out_dtype), 1, lim, vmin, vmax)
 
 
 def _med_reference(x: np.ndarray, i: int, j: int) -> int:

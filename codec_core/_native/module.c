@@ -687,8 +687,9 @@ static int overlap(const Py_buffer *a, const Py_buffer *b) {
     return a->len && b->len && p < q + b->len && q < p + a->len;
 }
 
-/* synth97_isa(want): the synthesis's instruction set (-1: keep, 0: baseline, 1: AVX2
-   if present); returns whether AVX2 is in use. For the tests: both give the same bits. */
+/* synth97_isa(want): the synthesis's (and colour_finish's) instruction set (-1: keep,
+   0: baseline, 1: AVX2 if present); returns whether AVX2 is in use. For the tests: both
+   give the same bits. */
 static PyObject *py_synth97_isa(PyObject *self, PyObject *args) {
     int want;
     if (!PyArg_ParseTuple(args, "i", &want)) return NULL;

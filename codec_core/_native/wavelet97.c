@@ -67,15 +67,16 @@ static void lift_right(float *d, int nd, const float *s, int ns, float c) {
 }
 
 /* clip(rint(x), lo, hi) into the output's type, one row. The bounds are integers, so
-   rounding the clipped value is the same; below 2^22 in magnitude, adding and taking
+   rounding the clipped value is the same (v == lo keeps lo, which differs from v at most
+   in the sign of a zero: the same integer); below 2^22 in magnitude, adding and taking
    away 1.5 x 2^23 rounds half to even like rintf (which, without SSE4.1, is a call). */
 #define WRITE_ROW(T, ROUND)                                                   \
     {                                                                         \
         T *o = (T *)out + at;                                                 \
         for (int j = 0; j < w; j++) {                                         \
             float v = x[j];                                                   \
-            v = v >= flo ? v : flo; /* (NaN: lo) */                           \
-            v = v <= fhi ? v : fhi;                                           \
+            v = v > flo ? v : flo; /* (NaN: lo; the maxps / minps pattern) */ \
+            v = v < fhi ? v : fhi;                                            \
             o[j] = (T)(ROUND);                                                \
         }                                                                     \
     }
@@ -115,8 +116,26 @@ typedef struct {
     double lo, hi;
 } Sink;
 
+/* One detail coefficient dequantised: sign(v) ((float)|v| + recon) step, without
+   branches so that it vectorises: (float)|v| as |(float)v| (int32 to float rounds to
+   nearest, symmetric about 0, and -2^31 is exact: the same value, where the int64
+   conversion of |v| has no SSE2 vector form), -m as m with its sign bit flipped (what
+   negation does), 0 for v = 0 as all bits clear. */
+static inline __attribute__((always_inline)) float dequant(int32_t v, float recon, float step) {
+    float m = fabsf((float)v);
+    m = m + recon;
+    m = m * step;
+    uint32_t bits;
+    memcpy(&bits, &m, sizeof bits);
+    bits ^= (uint32_t)v & 0x80000000u;
+    bits &= (uint32_t)-(int32_t)(v != 0);
+    memcpy(&m, &bits, sizeof bits);
+    return m;
+}
+
 /* n samples of row r of src into dst, each then times k if scale (the row synthesis's
-   first step, s *= K or d *= 2/K, folded in: the same two operations per sample). */
+   first step, s *= K or d *= 2/K, folded in: the same two operations per sample, in
+   one pass over the row). */
 static inline __attribute__((always_inline)) void load_row(float *dst, const Src *src, int r, int n, float recon,
                                                             int scale, float k) {
     if (src->kind == SRC_F32) {
@@ -128,40 +147,48 @@ static inline __attribute__((always_inline)) void load_row(float *dst, const Src
     const int32_t *q = (const int32_t *)src->p + (size_t)r * src->stride;
     const float step = src->step;
     if (src->kind == SRC_LL) {
-        for (int j = 0; j < n; j++) dst[j] = (float)q[j] * step;
+        if (scale)
+            for (int j = 0; j < n; j++) { float v = (float)q[j] * step; dst[j] = v * k; }
+        else
+            for (int j = 0; j < n; j++) dst[j] = (float)q[j] * step;
+    } else if (scale) {
+        for (int j = 0; j < n; j++) dst[j] = dequant(q[j], recon, step) * k;
     } else {
-        /* sign(v) ((float)|v| + recon) step, without branches so that it vectorises:
-           (float)|v| as |(float)v| (int32 to float rounds to nearest, symmetric about
-           0, and -2^31 is exact: the same value, where the int64 conversion of |v| has
-           no SSE2 vector form), -m as m with its sign bit flipped (what negation does),
-           0 for v = 0 as all bits clear */
-        for (int j = 0; j < n; j++) {
-            int32_t v = q[j];
-            float m = fabsf((float)v);
-            m = m + recon;
-            m = m * step;
-            uint32_t bits;
-            memcpy(&bits, &m, sizeof bits);
-            bits ^= (uint32_t)v & 0x80000000u;
-            bits &= (uint32_t)-(int32_t)(v != 0);
-            memcpy(&dst[j], &bits, sizeof bits);
-        }
+        for (int j = 0; j < n; j++) dst[j] = dequant(q[j], recon, step);
     }
-    if (scale)
-        for (int j = 0; j < n; j++) dst[j] = dst[j] * k;
+}
+
+/* Whether row r of src (n samples) is an int32 detail row of zeros only: dequantised
+   it is n samples of +0.0, and a lifting step that adds c (0 + 0) to x for c < 0 adds
+   -0.0, which leaves every x as it is, to the bit (x + -0.0 == x, -0.0 included). */
+static inline __attribute__((always_inline)) int zero_row(const Src *src, int r, int n) {
+    if (src->kind != SRC_DETAIL) return 0;
+    const int32_t *q = (const int32_t *)src->p + (size_t)r * src->stride;
+    int32_t any = 0;
+    for (int j = 0; j < n; j++) any |= q[j];
+    return any == 0;
 }
 
 /* Row r of a level of width w synthesised along x from a (the s half, ns_h samples) and
    b (the d half), interleaved into dst, each sample then times kc if col (the column
-   synthesis's first step). tmp: w floats. */
-static inline __attribute__((always_inline)) void level_row(float *dst, const Src *a, const Src *b, int r, int w,
-                                                             float recon, int col, float kc, float *tmp) {
+   synthesis's first step). tmp: w floats. Returns whether the row is all +0.0: both
+   halves are rows of zeros, and every step then gives +0.0 (0 + c (0 + 0) with c < 0 is
+   0 + -0.0 = +0.0; with c > 0, 0 + +0.0; times K, 2/K, kc > 0: +0.0), so it is cleared
+   instead. A d half of zeros skips the first step (s -= D (d + d): adds -0.0). */
+static inline __attribute__((always_inline)) int level_row(float *dst, const Src *a, const Src *b, int r, int w,
+                                                           float recon, int col, float kc, float *tmp) {
     int ns = (w + 1) / 2, nd = w / 2;
     float *s = tmp, *d = tmp + ns;
+    int dz = nd > 0 && zero_row(b, r, nd);
+    if (dz && zero_row(a, r, ns)) {
+        memset(dst, 0, sizeof(float) * (size_t)w);
+        return 1;
+    }
     load_row(s, a, r, ns, recon, nd > 0, (float)K97);
-    load_row(d, b, r, nd, recon, 1, (float)(2.0 / K97));
+    if (dz) memset(d, 0, sizeof(float) * (size_t)nd);
+    else load_row(d, b, r, nd, recon, 1, (float)(2.0 / K97));
     if (nd > 0) {
-        lift_left(s, ns, d, nd, (float)-D97);
+        if (!dz) lift_left(s, ns, d, nd, (float)-D97);
         lift_right(d, nd, s, ns, (float)-G97);
         lift_left(s, ns, d, nd, (float)-B97);
         lift_right(d, nd, s, ns, (float)-A97);
@@ -173,6 +200,7 @@ static inline __attribute__((always_inline)) void level_row(float *dst, const Sr
         for (int i = 0; i < nd; i++) { dst[2 * i] = s[i]; dst[2 * i + 1] = d[i]; }
         if (ns > nd) dst[w - 1] = s[ns - 1];
     }
+    return 0;
 }
 
 /* x[j] += c * (y0[j] + y1[j]): one column lifting step on one row. */
@@ -181,6 +209,37 @@ static void lift_row(float *restrict x, const float *y0, const float *y1, float 
         float t = y0[j] + y1[j];
         t = t * c;
         x[j] = x[j] + t;
+    }
+}
+
+/* The four column steps of an iteration t with 2 <= t < nd (no mirrored index: six
+   distinct rows), in one pass over the row: for each sample the same operations in the
+   same order as the four lift_row calls (each step reads only its own column), so the
+   same bits; step 1 left out if !first (its two d rows +0.0: it would add -0.0). */
+static inline __attribute__((always_inline)) void lift4_rows(float *restrict s0, float *restrict s1,
+                                                             float *restrict s2, const float *restrict d0,
+                                                             float *restrict d1, float *restrict d2, int first,
+                                                             int w) {
+    const float c1 = (float)-D97, c2 = (float)-G97, c3 = (float)-B97, c4 = (float)-A97;
+    for (int j = 0; j < w; j++) {  /* (the test of first is taken out of the loop: -O3 unswitches it) */
+        float a = s0[j], t;
+        if (first) {
+            t = d1[j] + d0[j];
+            t = t * c1;
+            a = a + t;
+            s0[j] = a;
+        }
+        t = s1[j] + a;
+        t = t * c2;
+        float b = d1[j] + t;
+        d1[j] = b;
+        t = d2[j] + b;
+        t = t * c3;
+        float c = s1[j] + t;
+        s1[j] = c;
+        t = s2[j] + c;
+        t = t * c4;
+        d2[j] = d2[j] + t;
     }
 }
 
@@ -209,10 +268,20 @@ static inline __attribute__((always_inline)) void synth_level_body(
     }
 #define S_(i) (work + (size_t)((i) % 3) * w)
 #define D_(i) (work + (size_t)(3 + (i) % 3) * w)
+    int dzero[3] = {0, 0, 0};  /* whether D_(i) is a row of +0.0 from level_row, until its first update */
     for (int t = 0; t <= ns + 1; t++) {
         if (t < ns) level_row(S_(t), ll, hl, t, w, recon, 1, (float)K97, tmp);
-        if (t < nd) level_row(D_(t), lh, hh, t, w, recon, 1, (float)(2.0 / K97), tmp);
-        if (t < ns) lift_row(S_(t), D_(t ? t - 1 : 0), D_(t < nd ? t : nd - 1), (float)-D97, w);
+        if (t < nd) dzero[t % 3] = level_row(D_(t), lh, hh, t, w, recon, 1, (float)(2.0 / K97), tmp);
+        /* (s_t -= D (d_t-1 + d_t) with both d rows +0.0 adds -0.0: skipped, same bits) */
+        int first = !(dzero[(t ? t - 1 : 0) % 3] && dzero[(t < nd ? t : nd - 1) % 3]);
+        if (t >= 2 && t < nd) {
+            lift4_rows(S_(t), S_(t - 1), S_(t - 2), D_(t), D_(t - 1), D_(t - 2), first, w);
+            emit_row(out, 2 * (t - 2), S_(t - 2), w);
+            emit_row(out, 2 * (t - 2) + 1, D_(t - 2), w);
+            continue;
+        }
+        if (t < ns && first)
+            lift_row(S_(t), D_(t ? t - 1 : 0), D_(t < nd ? t : nd - 1), (float)-D97, w);
         if (t >= 1 && t - 1 < nd) lift_row(D_(t - 1), S_(t - 1), S_(t < ns ? t : t - 1), (float)-G97, w);
         if (t >= 1 && t - 1 < ns) lift_row(S_(t - 1), D_(t >= 2 ? t - 2 : 0), D_(t - 1 < nd ? t - 1 : nd - 1),
                                            (float)-B97, w);

@@ -25,7 +25,8 @@ def importance_map(roi: Any, pixels: np.ndarray, bits_stored: int, axes: str,
     broadcast to (a (rows, cols) mask covers every colour sample). A boolean mask
     is class DETAIL where set; a label image holds the classes themselves (0
     background, 1 body, 2 detail). A block takes the highest class of its pixels
-    (``block`` pixels a side for masks and labels; the automatic map has its own)."""
+    (``block`` pixels a side for masks and labels; the automatic map has its own),
+    and a colour pixel the highest class of its samples."""
     if isinstance(roi, str):  # "auto" (the options allow no other string)
         return _automatic(pixels, bits_stored)
     if getattr(roi, "Modality", None) == "SEG":  # every segment of a DICOM SEG is detail

@@ -877,16 +877,16 @@ def encode_padded(image: CheckedImage, opts: EncodeOptions, pixels: np.ndarray,
     assert value is not None  # (lossy options have exactly one target)
     rb = RegionBlock(target, float(value), 1, _map_stream(classes), [Slot((int(Importance.BACKGROUND),), None)],
                      flat=flat)
-    filled = smooth_fill(pixels, classes != FLAT)
+    keep = classes != FLAT  # (the class map is in rb: only this mask is alive while the fill runs)
+    del classes
+    filled = smooth_fill(pixels, keep)
     if target == Target.BPP:  # (no image-sized mask alive while the layer codes: the map is unpacked after)
-        del classes
+        del keep
         coded = _padded_at_size(enc, rb, header, filled)
         del filled  # (before the layer is decoded)
         layer = None if coded is None else (coded, enc.decoded(coded))
-    else:  # (the quality path's coder counts the kept pixels' error as it codes)
-        keep = classes[0] != FLAT  # (one frame: no error where the padding is)
-        del classes  # (the keep mask is all the quality path measures with)
-        layer = _padded_at_quality(enc, rb, header, filled, keep)
+    else:  # (the quality path's coder counts the kept pixels' error as it codes; one frame)
+        layer = _padded_at_quality(enc, rb, header, filled, keep[0])
         del keep, filled
     if layer is None:
         return None

@@ -205,9 +205,10 @@ class Compact:
     tiles: int                      # (frame, tile) planes the counts came from
 
     @classmethod
-    def of(cls, s: BandStats) -> Compact:
-        cells, n = s.cells()
-        return cls(cells.astype(np.int32), n.astype(np.float32), s.gain, s.is_ll,
+    def without_cells(cls, s: BandStats, cells: np.ndarray, n: np.ndarray) -> Compact:
+        """The band's model of its cells (``s.cells()``) but for the cells themselves,
+        which :class:`Model` packs with every band's."""
+        return cls(_EMPTY_CELLS, _EMPTY_COUNTS, s.gain, s.is_ll,
                    np.bincount(cells // NM, weights=n, minlength=NX).astype(np.float64), max(1, s.tiles))
 
     @property
@@ -272,10 +273,7 @@ class Model:
         # through the codings is the packed cells once, and its building never holds
         # more than them and the statistics not yet packed (a copy of each, a division
         # and a concatenation were 4x the cells on the 64^2 MR stack: its peak)
-        for st in stats.values():  # (each band's tiles merged once, in place of its tiles' cells)
-            if len(st.keys) > 1:
-                cells, n = st.cells()
-                st.keys, st.counts = [cells], [n]
+        # (BandStats.add keeps one entry of cells per band, its tiles merged)
         offsets = np.cumsum([0] + [st.keys[0].size if st.keys else 0 for st in stats.values()]).astype(np.int64)
         keys, counts = np.empty(int(offsets[-1]), np.int32), np.empty(int(offsets[-1]), np.float32)
         self.bands = {}
@@ -287,9 +285,7 @@ class Model:
             keys[lo:hi] <<= 16                                              # division per cell per evaluation)
             keys[lo:hi] |= (cells % NM).astype(np.int32)
             counts[lo:hi] = n
-            self.bands[key] = Compact(_EMPTY_CELLS, _EMPTY_COUNTS, st.gain, st.is_ll,
-                                      np.bincount(cells // NM, weights=n, minlength=NX).astype(np.float64),
-                                      max(1, st.tiles))
+            self.bands[key] = Compact.without_cells(st, cells, n)
             del cells, n
         self._packed = (keys, counts, offsets)
         self._ll = np.array([b.is_ll for b in self.bands.values()], np.int64)

@@ -169,19 +169,11 @@ static inline int64_t med3(int64_t a, int64_t b, int64_t c) {
     return g < mx ? g : mx;
 }
 
-/* The prediction of row i's sample j from the row (`row`) and the one above (`up`,
-   i > 0); the first row from W, the first column from N, (0, 0) from 0. */
-static inline int64_t med(const int32_t *row, const int32_t *up, int i, int j) {
-    if (i == 0) return j ? row[j - 1] : 0;
-    if (j == 0) return up[0];
-    return med3(row[j - 1], up[j], up[j - 1]);
-}
-
 void hlc_med_residual(const int32_t *x, int32_t *e, int H, int W) {
     for (int i = 0; i < H; i++) {
         const int32_t *row = x + (size_t)i * W, *up = i ? row - W : row;
         int32_t *out = e + (size_t)i * W;
-        if (W) out[0] = (int32_t)(row[0] - med(row, up, i, 0));
+        if (W) out[0] = (int32_t)(row[0] - (i ? (int64_t)up[0] : 0));  /* (the first column from N, (0, 0) from 0) */
         if (i == 0) {
             for (int j = 1; j < W; j++) out[j] = (int32_t)(row[j] - (int64_t)row[j - 1]);
             continue;
@@ -201,7 +193,7 @@ void hlc_med_reconstruct(const int32_t *e, int32_t *x, int H, int W) {
     for (int i = 0; i < H; i++) {
         int32_t *row = x + (size_t)i * W;
         const int32_t *up = i ? row - W : row, *res = e + (size_t)i * W;
-        if (W) row[0] = med_add(res[0], med(row, up, i, 0));
+        if (W) row[0] = med_add(res[0], i ? up[0] : 0);
         if (i == 0) {
             for (int j = 1; j < W; j++) row[j] = med_add(res[j], row[j - 1]);
             continue;

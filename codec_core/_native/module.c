@@ -33,10 +33,13 @@ static int get(PyObject *obj, Arr *a, const char *name, char type, int ndim, int
     int ok = type == 'B' ? (*f == 'B' && size == 1)
            : type == 'i' ? ((*f == 'i' || *f == 'l') && size == 4)
            : type == 'Q' ? ((*f == 'Q' || *f == 'L') && size == 8)
+           : type == 'd' ? (*f == 'd' && size == 8)
+           : type == 'f' ? (*f == 'f' && size == 4)
            : ((*f == 'q' || *f == 'l') && size == 8);
     if (!ok || a->view.ndim != ndim) {
         PyErr_Format(PyExc_ValueError, "%s: expected a %d-D %s array", name, ndim,
-                     type == 'B' ? "uint8" : type == 'i' ? "int32" : type == 'Q' ? "uint64" : "int64");
+                     type == 'B' ? "uint8" : type == 'i' ? "int32" : type == 'Q' ? "uint64"
+                     : type == 'd' ? "float64" : type == 'f' ? "float32" : "int64");
         return -1;
     }
     return 0;
@@ -524,23 +527,6 @@ done:
     return result;
 }
 
-/* A 1-D C-contiguous float64 array (the rate model's). */
-/* A 1-D C-contiguous float array: type 'd' (float64) or 'f' (float32). */
-static int get_float_vec(PyObject *o, Arr *a, const char *name, char type) {
-    if (PyObject_GetBuffer(o, &a->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyErr_Format(PyExc_ValueError, "%s: a C-contiguous array is needed", name);
-        return -1;
-    }
-    a->held = 1;
-    if (fmt(&a->view) != type || a->view.itemsize != (type == 'd' ? 8 : 4) || a->view.ndim != 1) {
-        PyErr_Format(PyExc_ValueError, "%s: expected a 1-D %s array", name, type == 'd' ? "float64" : "float32");
-        return -1;
-    }
-    return 0;
-}
-
-static int get_f64(PyObject *o, Arr *a, const char *name) { return get_float_vec(o, a, name, 'd'); }
-
 /* model_bits(keys, counts, offsets, steps, is_ll, tiles, xc, mc, contexts, rounding) ->
    the rate model's bits of every band at its step, summed (stats97.c hlc_model_bits;
    codec_core/ratecontrol.py Model.bits); keys: magnitude bin << 16 | neighbourhood bin;
@@ -554,9 +540,9 @@ static PyObject *py_model_bits(PyObject *self, PyObject *args) {
         return NULL;
     Arr a[8]; memset(a, 0, sizeof a);
     PyObject *result = NULL;
-    if (get(o[0], &a[0], "keys", 'i', 1, 0) || get_float_vec(o[1], &a[1], "counts", 'f') || get(o[2], &a[2], "offsets", 'q', 1, 0)
-        || get_f64(o[3], &a[3], "steps") || get(o[4], &a[4], "is_ll", 'q', 1, 0) || get(o[5], &a[5], "tiles", 'q', 1, 0)
-        || get_f64(o[6], &a[6], "xc") || get_f64(o[7], &a[7], "mc")
+    if (get(o[0], &a[0], "keys", 'i', 1, 0) || get(o[1], &a[1], "counts", 'f', 1, 0) || get(o[2], &a[2], "offsets", 'q', 1, 0)
+        || get(o[3], &a[3], "steps", 'd', 1, 0) || get(o[4], &a[4], "is_ll", 'q', 1, 0) || get(o[5], &a[5], "tiles", 'q', 1, 0)
+        || get(o[6], &a[6], "xc", 'd', 1, 0) || get(o[7], &a[7], "mc", 'd', 1, 0)
         || check(dim(&a[0], 0) == dim(&a[1], 0), "model_bits: keys and counts must be as long")
         || check(dim(&a[2], 0) == dim(&a[3], 0) + 1 && dim(&a[4], 0) == dim(&a[3], 0) && dim(&a[5], 0) == dim(&a[3], 0),
                  "model_bits: offsets, steps, is_ll and tiles must describe the same bands")
@@ -940,18 +926,6 @@ done:
     return result;
 }
 
-/* A float64 C-contiguous array of ndim dimensions (writable where asked). */
-static int get_f64nd(PyObject *obj, Arr *a, const char *name, int ndim, int writable) {
-    if (PyObject_GetBuffer(obj, &a->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
-        return -1;
-    a->held = 1;
-    if (fmt(&a->view) != 'd' || a->view.itemsize != 8 || a->view.ndim != ndim) {
-        PyErr_Format(PyExc_ValueError, "%s: expected a %d-D float64 array", name, ndim);
-        return -1;
-    }
-    return 0;
-}
-
 /* A 2-D plane of samples (any strides, multiples of the item size) and its known flags
    (uint8, C-contiguous, the same shape): the padding fill's inputs. */
 static int get_fill_plane(PyObject *ox, PyObject *ok, Arr *x, Arr *k, int writable, int *xtype, ptrdiff_t *xs) {
@@ -984,8 +958,8 @@ static PyObject *py_fill_sums(PyObject *self, PyObject *args) {
     Arr a[5];
     int xtype;
     ptrdiff_t xs[2];
-    if (!fill_args(args, o, a, &xtype, xs) && !get_f64nd(o[2], &a[2], "v2", 2, 1)
-        && !get_f64nd(o[3], &a[3], "w2", 2, 1) && !get_f64nd(o[4], &a[4], "scratch", 1, 1)) {
+    if (!fill_args(args, o, a, &xtype, xs) && !get(o[2], &a[2], "v2", 'd', 2, 1)
+        && !get(o[3], &a[3], "w2", 'd', 2, 1) && !get(o[4], &a[4], "scratch", 'd', 1, 1)) {
         int rows = (int)dim(&a[1], 0), cols = (int)dim(&a[1], 1);
         if (!check(dim(&a[2], 0) == (rows + 3) / 4 && dim(&a[2], 1) == (cols + 3) / 4 && dim(&a[3], 0) == dim(&a[2], 0)
                    && dim(&a[3], 1) == dim(&a[2], 1) && dim(&a[4], 0) >= 6 * (Py_ssize_t)cols + 8,
@@ -1009,11 +983,11 @@ static PyObject *py_fill_plane(PyObject *self, PyObject *args) {
     Arr a[5];
     int xtype;
     ptrdiff_t xs[2], os[2];
-    if (!fill_args(args, o, a, &xtype, xs) && !get_f64nd(o[2], &a[2], "est2", 2, 0)
+    if (!fill_args(args, o, a, &xtype, xs) && !get(o[2], &a[2], "est2", 'd', 2, 0)
         && PyObject_GetBuffer(o[3], &a[3].view, PyBUF_RECORDS) == 0) {
         a[3].held = 1;
         int rows = (int)dim(&a[1], 0), cols = (int)dim(&a[1], 1);
-        if (!get_f64nd(o[4], &a[4], "scratch", 1, 1)
+        if (!get(o[4], &a[4], "scratch", 'd', 1, 1)
             && !check(dim(&a[2], 0) == (rows + 3) / 4 && dim(&a[2], 1) == (cols + 3) / 4
                       && out_type(&a[3].view) == xtype && a[3].view.ndim == 2 && dim(&a[3], 0) == rows
                       && dim(&a[3], 1) == cols && a[3].view.strides[0] % a[3].view.itemsize == 0

@@ -23,9 +23,11 @@ import functools
 import numpy as np
 
 from ._hlc import (  # noqa: F401
+    PLANE_BAD_LENGTH,
     code_plane,
     decode_band,
     decode_lossy_band,
+    decode_lossy_plane,
     encode_band,
     encode_lossy_band,
     finish_encoder,
@@ -110,6 +112,14 @@ def _fresh_lossy_models() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for a in models:
         a.flags.writeable = False
     return models
+
+
+@functools.cache
+def fresh_plane_models() -> tuple[np.ndarray, ...]:
+    """The starting models of a lossy plane's segments, read only, for
+    ``decode_lossy_plane`` (which copies them for each segment): the band coder's of one
+    group (LL: freq, tot, sign freq, sign tot), then the lossy band coder's (freq, tot, bits)."""
+    return _fresh_models(1) + _fresh_lossy_models()
 
 
 def new_lossy_models() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -286,11 +286,8 @@ def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list 
     ``consume``: free the integer bands on the way."""
     if out is None and dtype is None:
         bounds: tuple = _INT32_SAFE
-    elif h.colour == ColourTransform.RCT:  # colour-transformed values: finish_tile's clip before the inverse RCT
-        lim = rct_limit(out.dtype if out is not None else np.dtype(dtype))
-        bounds = (-lim, lim)
     else:
-        bounds = (h.vmin, h.vmax)
+        bounds = lossy_bounds(h, out.dtype if out is not None else np.dtype(dtype))
     if h.version >= Version.V2 and mult is None and consume and (h.levels if upto is None else upto) > 0:
         # the compiled kernel a level at a time, from the bands themselves: no plane-sized
         # float buffer, each level's integer bands freed after their level (at most the
@@ -309,6 +306,15 @@ def reconstruct_lossy_plane(qbands: list, h: ct.Header, steps: list, mult: list 
 
 
 _INT32_SAFE = (-(1 << 30), 1 << 30)  # (transform.dwt97_inverse_rounded's default bounds)
+
+
+def lossy_bounds(h: ct.Header, dtype: DTypeLike) -> tuple[int, int]:
+    """The clip of a decoded lossy plane of ``dtype``: the header's range, or for
+    colour-transformed values finish_tile's clip before the inverse RCT."""
+    if h.colour == ColourTransform.RCT:
+        lim = rct_limit(dtype)
+        return -lim, lim
+    return h.vmin, h.vmax
 
 
 def _small_share(qbands: list, h: ct.Header) -> bool:
@@ -359,7 +365,7 @@ def _synth97_levels(qbands: list, h: ct.Header, steps: list, upto: int | None,
         shape = (ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1])
         if k < n - 1:
             nxt = np.empty(shape, np.float32)
-        elif out is not None and _rows_in_place(out):
+        elif out is not None and rows_in_place(out):
             nxt = out  # (a tile of the decoder's output: written in place, no plane and copy)
         else:
             nxt = np.empty(shape, dtype or (out.dtype if out is not None else np.int32))
@@ -373,7 +379,7 @@ def _synth97_levels(qbands: list, h: ct.Header, steps: list, upto: int | None,
     return ll
 
 
-def _rows_in_place(out: np.ndarray) -> bool:
+def rows_in_place(out: np.ndarray) -> bool:
     """Whether ``_hlc.synth97_level`` can write into ``out`` itself: 2-D, samples
     contiguous in a row, rows apart by a whole number of samples, none overlapping (a
     C-contiguous plane, or a grey tile of a larger image)."""

@@ -102,6 +102,21 @@ void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, 
                        float recon, int h, int w, void *out, size_t ostride, int otype, double lo, double hi,
                        float *work);
 #define HLC_SYNTH97_WORK(w) (7 * (size_t)(w) + 16) /* floats of hlc_synth97_level's work */
+/* A lossy plane from its segments (lossyplane.c): segs[0] the LL band's, segs[1 ..
+   levels] the detail levels', coarsest first (empty: a level of zeros); fresh: the
+   starting models of the band coder (one group) and of the lossy band coder; steps
+   1 + 3 levels float32; out as hlc_synth97_level's last level. Returns 0, or one of: */
+#define HLC_PLANE_NO_MEMORY (-1)
+#define HLC_PLANE_BAD_LENGTH 1  /* a segment's length field is cut off or too long */
+#define HLC_PLANE_SHORT 2       /* a segment is shorter than its length field */
+#define HLC_MAX_LEVELS 30
+typedef struct {
+    const int32_t *freq, *tot, *sfreq, *stot;  /* band coder: NCTX x HLC_NSYM, NCTX, NSIGN_CTX x 2, NSIGN_CTX */
+    const int32_t *lfreq, *ltot, *lbits;        /* lossy band coder: LB_NREM x HLC_NSYM, LB_NREM, LB_NBITS */
+} HlcFreshModels;
+int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W, int runs,
+                           const HlcFreshModels *fresh, const float *steps, float recon, void *out, size_t ostride,
+                           int otype, double lo, double hi);
 /* The synthesis's instruction set: want 0 baseline, 1 AVX2 where the processor has it,
    -1 as chosen at first use (AVX2 if present); returns the one in use (1 AVX2). */
 int hlc_synth97_isa(int want);

@@ -758,6 +758,89 @@ done:
     return result;
 }
 
+/* decode_lossy_plane(segs, runs, fresh, steps, recon, out, lo, hi): a lossy plane from
+   its level segments (a list of 1 + L bytes-like: LL, then the detail levels, coarsest
+   first) into out (a 2-D int32/int16/uint16/int8/uint8 array, rows as
+   synth97_level's out), clip(rint(x), lo, hi); fresh: the starting models (band coder:
+   freq, tot, sfreq, stot of one group; lossy band coder: freq, tot, bits), read only;
+   steps float32, 1 + 3 L. Returns 0, or HLC_PLANE_BAD_LENGTH / HLC_PLANE_SHORT for a
+   damaged segment (the caller names it). */
+static PyObject *py_decode_lossy_plane(PyObject *self, PyObject *args) {
+    PyObject *list, *ofresh, *osteps, *oout;
+    int runs;
+    float recon;
+    double lo, hi;
+    if (!PyArg_ParseTuple(args, "O!pO!OfOdd", &PyList_Type, &list, &runs, &PyTuple_Type, &ofresh, &osteps, &recon,
+                          &oout, &lo, &hi))
+        return NULL;
+    Py_ssize_t ns = PyList_GET_SIZE(list);
+    if (ns < 2 || ns - 1 > HLC_MAX_LEVELS)
+        return PyErr_Format(PyExc_ValueError, "decode_lossy_plane: 2 to %d segments are needed, got %zd",
+                            HLC_MAX_LEVELS + 1, ns);
+    if (PyTuple_GET_SIZE(ofresh) != 7) return PyErr_Format(PyExc_ValueError, "decode_lossy_plane: 7 model arrays");
+    int levels = (int)(ns - 1);
+    Arr a[HLC_MAX_LEVELS + 1 + 9];  /* segments, the 7 models, steps, out */
+    memset(a, 0, sizeof a);
+    Arr *fm = &a[ns], *st = &a[ns + 7], *out = &a[ns + 8];
+    const uint8_t *segs[HLC_MAX_LEVELS + 1];
+    size_t lens[HLC_MAX_LEVELS + 1];
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        if (PyObject_GetBuffer(PyList_GET_ITEM(list, i), &a[i].view, PyBUF_SIMPLE) < 0) goto done;
+        a[i].held = 1;
+        segs[i] = a[i].view.buf;
+        lens[i] = (size_t)a[i].view.len;
+    }
+    static const char *mnames[7] = {"freq", "tot", "sfreq", "stot", "lfreq", "ltot", "lbits"};
+    static const int mdims[7] = {2, 1, 2, 1, 2, 1, 1};
+    const Py_ssize_t mshape[7][2] = {{NCTX, HLC_NSYM}, {NCTX, 0}, {NSIGN_CTX, 2}, {NSIGN_CTX, 0},
+                                     {LB_NREM, HLC_NSYM}, {LB_NREM, 0}, {LB_NBITS, 0}};
+    for (int i = 0; i < 7; i++) {
+        if (get(PyTuple_GET_ITEM(ofresh, i), &fm[i], mnames[i], 'i', mdims[i], 0)) goto done;
+        if (check(dim(&fm[i], 0) == mshape[i][0] && (mdims[i] == 1 || dim(&fm[i], 1) == mshape[i][1]),
+                  "decode_lossy_plane: model arrays of the wrong size"))
+            goto done;
+    }
+    if (get(osteps, st, "steps", 'f', 1, 0) || check(dim(st, 0) >= 1 + 3 * levels, "decode_lossy_plane: 1 + 3 L steps"))
+        goto done;
+    if (PyObject_GetBuffer(oout, &out->view, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyErr_SetString(PyExc_ValueError, "decode_lossy_plane: out must be a writable strided array");
+        goto done;
+    }
+    out->held = 1;
+    int otype = out_type(&out->view);
+    if (check(out->view.ndim == 2 && otype >= 0 && type_holds(otype, lo, hi),
+              "decode_lossy_plane: out must be a 2-D integer array whose type holds [lo, hi]")
+        || check(dim(out, 0) >= 1 && dim(out, 1) >= 1 && dim(out, 0) < (1 << 30) && dim(out, 1) < (1 << 30),
+                 "decode_lossy_plane: plane empty or too large"))
+        goto done;
+    Py_ssize_t h = dim(out, 0), w = dim(out, 1), isz = out->view.itemsize, rs = out->view.strides[0];
+    if (check(h < 2 || (rs > 0 && rs % isz == 0 && rs >= w * isz),
+              "decode_lossy_plane: out's rows must come in order, apart, without overlapping")
+        || check(w < 2 || out->view.strides[1] == isz, "decode_lossy_plane: out's samples must be contiguous in a row"))
+        goto done;
+    size_t ostride = h < 2 ? (size_t)w : (size_t)(rs / isz);
+    Py_buffer span = out->view;
+    span.len = (h - 1) * (Py_ssize_t)ostride * isz + w * isz;
+    for (Py_ssize_t i = 0; i < ns + 8; i++)
+        if (check(!overlap(&a[i].view, &span), "decode_lossy_plane: out overlaps an input")) goto done;
+    {
+        HlcFreshModels fresh = {fm[0].view.buf, fm[1].view.buf, fm[2].view.buf, fm[3].view.buf,
+                                fm[4].view.buf, fm[5].view.buf, fm[6].view.buf};
+        const float *steps = st->view.buf;
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = hlc_decode_lossy_plane(segs, lens, levels, (int)h, (int)w, runs, &fresh, steps, recon, out->view.buf,
+                                    ostride, otype, lo, hi);
+        Py_END_ALLOW_THREADS
+        if (rc == HLC_PLANE_NO_MEMORY) PyErr_NoMemory();
+        else result = PyLong_FromLong(rc);
+    }
+done:
+    release(a, (int)ns + 9);
+    return result;
+}
+
 /* ------------------------------------------------------------ Reed-Solomon parity */
 
 /* parity(data, tab, acc): acc[i] ^= tab[ke - 1 - j][data[j, i]] over message rows j.
@@ -1088,6 +1171,8 @@ static PyMethodDef methods[] = {
     {"decode_band", py_decode_band, METH_VARARGS, "Decode one subband from the decoder state."},
     {"encode_lossy_band", py_encode_lossy_band, METH_VARARGS, "Code one lossy detail band (lossyband.c)."},
     {"decode_lossy_band", py_decode_lossy_band, METH_VARARGS, "Decode one lossy detail band (lossyband.c)."},
+    {"decode_lossy_plane", py_decode_lossy_plane, METH_VARARGS,
+     "Decode one lossy plane from its segments into its samples (lossyplane.c)."},
     {"finish_encoder", py_finish_encoder, METH_VARARGS, "Flush the range coder and the raw bits."},
     {"start_decoder", py_start_decoder, METH_VARARGS, "Initialise a decoder state over its input."},
     {"fwd53", py_fwd53, METH_VARARGS, "One 5/3 analysis level in place (interleaved bands)."},
@@ -1127,7 +1212,9 @@ PyMODINIT_FUNC PyInit__hlc(void) {
         || PyModule_AddIntConstant(m, "NCTX", NCTX) || PyModule_AddIntConstant(m, "NSIGN_CTX", NSIGN_CTX)
         || PyModule_AddIntConstant(m, "NACT", HLC_NACT) || PyModule_AddIntConstant(m, "MAP_CUT", HLC_MAP_CUT)
         || PyModule_AddIntConstant(m, "LB_NBITS", LB_NBITS) || PyModule_AddIntConstant(m, "LB_NREM", LB_NREM)
-        || PyModule_AddIntConstant(m, "MAP_FILL", HLC_MAP_FILL) || PyModule_AddIntConstant(m, "MAP_RUNS", HLC_MAP_RUNS)) {
+        || PyModule_AddIntConstant(m, "MAP_FILL", HLC_MAP_FILL) || PyModule_AddIntConstant(m, "MAP_RUNS", HLC_MAP_RUNS)
+        || PyModule_AddIntConstant(m, "PLANE_BAD_LENGTH", HLC_PLANE_BAD_LENGTH)
+        || PyModule_AddIntConstant(m, "PLANE_SHORT", HLC_PLANE_SHORT)) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,0 +1,201 @@
+"""The one-call lossy plane decoder (codec_core/_native/lossyplane.c, ``_hlc.decode_lossy_plane``):
+the same samples as the decoder's step-by-step path (entropy.decode_decomposition, then
+pipeline.reconstruct_lossy_plane) on random decompositions and on real images, the same
+errors for damaged segments, and its argument checks."""
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pydicom.data
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+
+import codec_core as hlc
+from codec_core import _hlc, _kernels, decoder, entropy, pipeline
+from codec_core import container as ct
+from codec_core.errors import CorruptStreamError
+from codec_core.transform import band_shapes
+
+_LIMIT = entropy.MAX_COEFFICIENT - 1
+_TYPES = {np.uint8: (0, 255), np.int8: (-128, 127), np.uint16: (0, 65535), np.int16: (-32768, 32767),
+          np.int32: (-(1 << 30), 1 << 30)}
+
+
+def _bands(rng: np.random.Generator, rows: int, cols: int, levels: int, scale: float, density: float) -> list:
+    def one(shape):
+        x = np.rint(rng.laplace(0, scale, shape)) * (rng.random(shape) < density)
+        x[rng.random(shape[0]) < 0.3] = 0  # whole zero rows (the quiet-run variant's row decision)
+        return np.clip(x, -_LIMIT, _LIMIT).astype(np.int32)
+
+    shapes = band_shapes(rows, cols, levels)
+    return [one(shapes[0])] + [tuple(one(s) for s in shapes[r]) for r in range(1, levels + 1)]
+
+
+def _by_steps(segs, rows, cols, levels, runs, steps, recon, out, lo, hi):
+    """The decoder's step-by-step path: decode_decomposition, then one synthesis level at a time."""
+    bands = entropy.decode_decomposition(segs, rows, cols, levels, lossy=True, runs=runs)
+    ll = bands[0]
+    for k in range(levels):
+        hl, lh, hh = bands[k + 1]
+        nxt = out if k == levels - 1 else np.empty((ll.shape[0] + lh.shape[0], ll.shape[1] + hl.shape[1]),
+                                                   np.float32)
+        _hlc.synth97_level(ll, hl, lh, hh, float(steps[0]), steps[1 + 3 * k:4 + 3 * k], recon, nxt, lo, hi)
+        ll = nxt
+    return out
+
+
+def _in_one_call(segs, runs, steps, recon, out, lo, hi):
+    rc = _kernels.decode_lossy_plane(segs, runs, _kernels.fresh_plane_models(), steps, recon, out, lo, hi)
+    assert rc == 0
+    return out
+
+
+@settings(max_examples=120, deadline=None)
+@given(rows=hst.integers(1, 70), cols=hst.integers(1, 70), levels=hst.integers(1, 4), runs=hst.booleans(),
+       scale=hst.sampled_from([0.3, 2.0, 40.0, 1e6]), density=hst.sampled_from([0.0, 0.01, 0.2, 1.0]),
+       dtype=hst.sampled_from(list(_TYPES)), strided=hst.booleans(), seed=hst.integers(0, 2**32 - 1))
+def test_one_call_gives_the_samples_of_the_step_by_step_path(rows, cols, levels, runs, scale, density, dtype,
+                                                            strided, seed):
+    """Every band shape (1 x n, n x 1, empty detail bands), both coder variants, every
+    output type, and a plane that is a tile of a wider image (rows apart)."""
+    rng = np.random.default_rng(seed)
+    segs = entropy.encode_decomposition(_bands(rng, rows, cols, levels, scale, density), levels, lossy=True,
+                                        runs=runs)
+    steps = (2.0 ** rng.uniform(-3, 6, 1 + 3 * levels)).astype(np.float32)
+    recon = float(np.float32(rng.uniform(0, 0.5)))
+    lo, hi = _TYPES[dtype]
+
+    def target():
+        if strided:
+            return np.full((rows, cols + 5), 7, dtype)[:, 2:2 + cols]
+        return np.full((rows, cols), 7, dtype)
+
+    want = _by_steps(segs, rows, cols, levels, runs, steps, recon, target(), lo, hi)
+    got = _in_one_call(segs, runs, steps, recon, target(), lo, hi)
+    assert np.array_equal(got, want)
+
+
+def _dicom(name: str) -> np.ndarray:
+    return pydicom.dcmread(pydicom.data.get_testdata_file(name)).pixel_array
+
+
+def _step_by_step(monkeypatch, stream: bytes) -> np.ndarray:
+    with monkeypatch.context() as m:
+        m.setattr(decoder, "_whole_plane_in_c", lambda h, out: False)
+        return hlc.decode(stream, threads=1)
+
+
+@pytest.mark.parametrize("name, kw", [
+    ("CT_small.dcm", {"bpp": 0.25}),                      # signed 16-bit
+    ("MR_small.dcm", {"bpp": 1.0}),                       # 64 x 64
+    ("US1_UNCR.dcm", {"bpp": 0.5}),                       # RGB: colour transform, planes into a tile
+    ("OBXXXX1A.dcm", {"bpp": 0.5}),                       # 8-bit
+    ("693_UNCR.dcm", {"bpp": 0.25}),                      # padding: a region stream with a lossy layer
+    ("MR_small.dcm", {"bpp": 2.0, "tile_size": 16}),      # tiles (of odd sizes at the edges: cropped below)
+    ("CT_small.dcm", {"psnr": 45.0, "levels": 1}),        # one level
+])
+def test_real_images_decode_to_the_same_samples_either_way(monkeypatch, name, kw):
+    a = _dicom(name)
+    if "tile_size" in kw:
+        a = a[:61, :45]
+    stream = hlc.encode(a, mode="lossy", try_near_lossless=False, **kw)
+    got = hlc.decode(stream, threads=1)
+    assert np.array_equal(got, _step_by_step(monkeypatch, stream))
+    assert got.shape == a.shape and got.dtype == a.dtype
+
+
+def test_the_decoder_takes_the_one_call_path_for_a_plain_lossy_plane(monkeypatch):
+    """(Otherwise the comparisons above would compare the step-by-step path with itself.)"""
+    calls = []
+    real = _kernels.decode_lossy_plane
+    monkeypatch.setattr(_kernels, "decode_lossy_plane", lambda *a: calls.append(1) or real(*a))
+    hlc.decode(hlc.encode(_dicom("CT_small.dcm"), mode="lossy", bpp=0.5, try_near_lossless=False))
+    assert calls == [1]
+
+
+def _plane_segments(stream: bytes) -> tuple[ct.Header, list]:
+    h, start = ct.parse_header(stream)
+    offsets = ct.segment_offsets(h, start)
+    return h, [ct.read_segment(stream, h, offsets, i) for i in range(h.levels + 1)]
+
+
+_BAD_LENGTH, _SHORT = "bad length field in a coded segment", "coded segment shorter than its length field"
+
+
+@pytest.mark.parametrize("which, damage, message", [
+    (0, lambda s: b"", _BAD_LENGTH),                # the LL segment without a length field (a detail
+                                                    # level's empty segment is a level of zeros)
+    (0, lambda s: b"\x80\x80", _BAD_LENGTH),        # cut inside it
+    (2, lambda s: b"\x80\x80", _BAD_LENGTH),
+    (0, lambda s: b"\xff" * 6, _BAD_LENGTH),         # longer than 5 bytes
+    (2, lambda s: b"\xff" * 6, _BAD_LENGTH),
+    (0, lambda s: b"\x7f" + s[1:20], _SHORT),
+    (2, lambda s: b"\x7f" + s[1:20], _SHORT),
+])
+def test_a_damaged_segment_gives_the_step_by_step_paths_error(which, damage, message):
+    """(CRCs catch damage in a stream: these reach the kernel with a matching CRC.)"""
+    stream = hlc.encode(_dicom("CT_small.dcm"), mode="lossy", bpp=1.0, try_near_lossless=False)
+    h, segs = _plane_segments(stream)
+    segs[which] = damage(segs[which])
+    out = np.zeros((h.rows, h.cols), h.np_dtype)
+    with pytest.raises(CorruptStreamError, match=message):
+        decoder._lossy_plane(list(segs), h, 0, out)
+    with pytest.raises(CorruptStreamError, match=message):
+        entropy.decode_decomposition(segs, h.rows, h.cols, h.levels, lossy=True, runs=True)
+
+
+def test_any_bytes_in_the_segments_decode_without_harm():
+    """Random and truncated segments: a status or samples, never a crash (the fuzzer
+    runs the same on whole streams)."""
+    rng = np.random.default_rng(5)
+    stream = hlc.encode(_dicom("CT_small.dcm"), mode="lossy", bpp=1.0, try_near_lossless=False)
+    h, segs = _plane_segments(stream)
+    steps = np.asarray(h.steps, np.float32)
+    for _ in range(200):
+        bad = [bytes(rng.integers(0, 256, int(rng.integers(0, 3 * len(s) + 8)), dtype=np.uint8)) if rng.random() < 0.5
+               else s[:int(rng.integers(0, len(s) + 1))] for s in segs]
+        out = np.zeros((h.rows, h.cols), h.np_dtype)
+        rc = _kernels.decode_lossy_plane(bad, True, _kernels.fresh_plane_models(), steps, 0.0, out,
+                                         float(h.vmin), float(h.vmax))
+        assert rc in (0, _hlc.PLANE_BAD_LENGTH, _hlc.PLANE_SHORT)
+        if rc == 0:  # (a damaged length is found before anything is written)
+            assert h.vmin <= int(out.min()) and int(out.max()) <= h.vmax
+
+
+def test_its_arguments_are_checked():
+    segs = [b"\x00", b""]
+    models = _kernels.fresh_plane_models()
+    steps = np.ones(4, np.float32)
+
+    def call(*, s=segs, m=models, st=steps, out=None, lo=0.0, hi=255.0):
+        return _kernels.decode_lossy_plane(s, True, m, st, 0.0, np.zeros((4, 4), np.uint8) if out is None else out,
+                                           lo, hi)
+
+    assert call() == 0
+    with pytest.raises(ValueError, match="segments"):
+        call(s=[b"\x00"])
+    with pytest.raises(ValueError, match="7 model arrays"):
+        call(m=models[:6])
+    with pytest.raises(ValueError, match="wrong size"):
+        call(m=(models[4],) + models[1:])
+    with pytest.raises(ValueError, match="1 \\+ 3 L steps"):
+        call(st=np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="type holds"):
+        call(hi=256.0)
+    with pytest.raises(ValueError, match="integer array"):
+        call(out=np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="contiguous in a row"):
+        call(out=np.zeros((4, 8), np.uint8)[:, ::2])
+    with pytest.raises(ValueError, match="empty"):
+        call(out=np.zeros((0, 4), np.uint8))
+
+
+def test_bounds_are_one_rule_for_both_paths():
+    """pipeline.lossy_bounds: the header's range, or the RCT clip for colour."""
+    grey = ct.parse_header(hlc.encode(_dicom("CT_small.dcm"), mode="lossy", bpp=1.0))[0]
+    colour = ct.parse_header(hlc.encode(_dicom("US1_UNCR.dcm")[:64, :64], mode="lossy", bpp=1.0,
+                                        try_near_lossless=False))[0]
+    assert pipeline.lossy_bounds(grey, np.int16) == (grey.vmin, grey.vmax)
+    lim = pipeline.rct_limit(np.int16)
+    assert pipeline.lossy_bounds(colour, np.int16) == (-lim, lim)

@@ -1,6 +1,9 @@
 """The compiled kernels (codec_core/_native, C) against their Python side and their contract."""
 from __future__ import annotations
 
+import platform
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -142,10 +145,10 @@ def _random_97_bands(rng, rows: int, cols: int, levels: int) -> list:
         for lvl in shapes[1:]]
 
 
-@pytest.fixture(params=[0, 1], ids=["baseline", "avx2"])
+@pytest.fixture(params=[0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def synth_isa(request):
-    """The 9/7 synthesis built for the baseline (SSE2) and for AVX2 (where the processor
-    has it: else both runs take the baseline); the choice restored afterwards."""
+    """The 9/7 synthesis built for the baseline (SSE2), for AVX2 and for AVX-512 (each
+    where the processor has it: else the widest it has); the choice restored afterwards."""
     was = _hlc.synth97_isa(-1)
     got = _hlc.synth97_isa(request.param)
     yield got
@@ -218,24 +221,40 @@ def test_the_97_synthesis_of_rows_of_zeros_gives_the_reference_floats_bit_for_bi
                 _check_97_synthesis(rng, q, rows, cols, levels, recon)
 
 
-def test_the_97_synthesis_gives_the_same_bits_with_avx2_and_without():
-    """Both builds of the synthesis level (wavelet97.c: AVX2 and baseline) on bands of
-    every size class the vector loops meet (widths below, at and past 8 and 16 floats,
-    odd), each output type and float32: the same bits; the chosen build reported back."""
+def _widest_isa() -> int:
+    """The synthesis build this processor can run (0 baseline, 1 AVX2, 2 AVX-512), from
+    /proc/cpuinfo (x86-64 Linux; the gcc builds have all three)."""
+    try:
+        flags = set(next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split())
+    except (OSError, StopIteration):
+        return 0
+    if "avx2" not in flags:
+        return 0
+    return 2 if {"avx512f", "avx512vl", "avx512bw", "avx512dq"} <= flags else 1
+
+
+def test_the_97_synthesis_gives_the_same_bits_with_avx512_avx2_and_without():
+    """The three builds of the synthesis level (wavelet97.c: AVX-512, AVX2 and baseline)
+    on bands of every size class the vector loops meet (widths below, at and past 8, 16
+    and 32 floats, odd), each output type and float32: the same bits; the build asked
+    for, or the widest the processor has, reported back."""
     from codec_core import quantize
     rng = np.random.default_rng(2518)
     recon = float(np.float32(0.375))
     was = _hlc.synth97_isa(-1)
-    assert _hlc.synth97_isa(0) is False
+    assert _hlc.synth97_isa(0) == 0
+    if platform.machine() in ("x86_64", "AMD64") and sys.platform == "linux":
+        assert _hlc.synth97_isa(2) == _widest_isa()
+        assert _hlc.synth97_isa(1) == min(1, _widest_isa())
     try:
-        for rows, cols, levels in ((7, 9, 1), (16, 17, 2), (33, 40, 3), (67, 131, 3), (130, 257, 4)):
+        for rows, cols, levels in ((7, 9, 1), (16, 17, 2), (33, 40, 3), (67, 131, 3), (130, 257, 4), (70, 97, 1)):
             q = _random_97_bands(rng, rows, cols, levels)
             steps = np.asarray(quantize.subband_steps(float(rng.uniform(0.2, 40)), levels), np.float32)
             flat = [q[0]] + [b for lvl in q[1:] for b in lvl]
             for dtype, lo, hi in ((np.int32, -(1 << 30), 1 << 30), (np.int16, -32768, 32767),
                                   (np.uint16, 0, 65535), (np.uint8, 0, 255), (np.int8, -128, 127)):
                 outs = []
-                for isa in (0, 1):
+                for isa in (0, 1, 2):
                     _hlc.synth97_isa(isa)
                     out = np.empty((rows, cols), dtype)
                     _hlc.synth97(flat, steps, recon, out, lo, hi)
@@ -247,8 +266,9 @@ def test_the_97_synthesis_gives_the_same_bits_with_avx2_and_without():
                                            0.0, 0.0)
                         ll = nxt
                     outs.append((out, ll.view(np.uint32)))
-                assert np.array_equal(outs[0][0], outs[1][0]), (rows, cols, dtype)
-                assert np.array_equal(outs[0][1], outs[1][1]), (rows, cols)
+                for other in outs[1:]:
+                    assert np.array_equal(outs[0][0], other[0]), (rows, cols, dtype)
+                    assert np.array_equal(outs[0][1], other[1]), (rows, cols)
     finally:
         _hlc.synth97_isa(int(was))
 

@@ -117,8 +117,12 @@ typedef struct {
 int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W, int runs,
                            const HlcFreshModels *fresh, const float *steps, float recon, void *out, size_t ostride,
                            int otype, double lo, double hi);
-/* The synthesis's instruction set: want 0 baseline, 1 AVX2 where the processor has it,
-   -1 as chosen at first use (AVX2 if present); returns the one in use (1 AVX2). */
+/* The synthesis's instruction set: want HLC_ISA_BASE, HLC_ISA_AVX2 or HLC_ISA_AVX512 (the
+   widest of them up to want the processor has), -1 as chosen at first use (the widest it
+   has); returns the one in use. colour_finish takes AVX2 from HLC_ISA_AVX2 on. */
+#define HLC_ISA_BASE 0
+#define HLC_ISA_AVX2 1
+#define HLC_ISA_AVX512 2
 int hlc_synth97_isa(int want);
 void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen);
 int hlc_fwd97_chunk(int H);

@@ -295,12 +295,14 @@ static inline __attribute__((always_inline)) void synth_level_body(
 #undef D_
 }
 
-/* synth_level_body with everything it calls inlined (flatten), built twice: for AVX2
-   (8-float vectors; ~1.5-1.7x faster, benchmarks/results/lossy_speed.md "Branch dec")
-   and for the baseline (SSE2), the AVX2 one taken when the processor has it. The same
-   IEEE float32 operations either way (no fused multiply-add: -ffp-contract=off, and
-   "avx2" does not enable FMA), so the output is the same to the bit; hlc_synth97_isa
-   lets the tests run both (tests/test_kernels.py). */
+/* synth_level_body with everything it calls inlined (flatten), built three times: for
+   AVX-512 (16-float vectors, F/VL/BW/DQ: 1.3-1.7x the AVX2 build on a 512 x 512 level
+   here, an AMD EPYC, benchmarks/results/lossy_speed.md "Stop 28"), for AVX2 (8 floats;
+   ~1.5-1.7x the baseline, "Branch dec") and for the baseline (SSE2); the widest the
+   processor has is taken. The same IEEE float32 operations each way (no fused
+   multiply-add: -ffp-contract=off forbids contracting, whatever the target allows), so
+   the output is the same to the bit; hlc_synth97_isa lets the tests run all three
+   (tests/test_kernels.py). */
 static void synth_level_base(const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w,
                              const Sink *out, float *work) HLC_FLATTEN;
 static void synth_level_base(const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w,
@@ -315,20 +317,30 @@ __attribute__((target("avx2"), flatten)) static void synth_level_avx2(const Src 
                                                                       const Sink *out, float *work) {
     synth_level_body(ll, hl, lh, hh, recon, h, w, out, work);
 }
+#define HLC_AVX512 "avx512f,avx512vl,avx512bw,avx512dq"
+__attribute__((target(HLC_AVX512 ",avx2"), flatten)) static void synth_level_avx512(
+        const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w, const Sink *out,
+        float *work) {
+    synth_level_body(ll, hl, lh, hh, recon, h, w, out, work);
+}
 #else
 #define HLC_HAVE_AVX2_BUILD 0
 #endif
 
-/* -1: not chosen yet; 0: baseline; 1: AVX2 (chosen when the module loads, PyInit__hlc) */
+/* -1: not chosen yet; else HLC_ISA_BASE, HLC_ISA_AVX2 or HLC_ISA_AVX512 (chosen when
+   the module loads, PyInit__hlc) */
 static int synth_isa = -1;
 
 int hlc_synth97_isa(int want) {
-    int have = 0;
+    int have = HLC_ISA_BASE;
 #if HLC_HAVE_AVX2_BUILD
     __builtin_cpu_init();
-    have = __builtin_cpu_supports("avx2") != 0;
+    if (__builtin_cpu_supports("avx2")) have = HLC_ISA_AVX2;
+    if (have && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        have = HLC_ISA_AVX512;
 #endif
-    if (want >= 0) synth_isa = want && have;
+    if (want >= 0) synth_isa = want < have ? want : have;
     else if (synth_isa < 0) synth_isa = have;
     return synth_isa;
 }
@@ -337,7 +349,11 @@ static void synth_level(const Src *ll, const Src *hl, const Src *lh, const Src *
                         const Sink *out, float *work) {
 #if HLC_HAVE_AVX2_BUILD
     if (synth_isa < 0) hlc_synth97_isa(-1);
-    if (synth_isa) {
+    if (synth_isa == HLC_ISA_AVX512) {
+        synth_level_avx512(ll, hl, lh, hh, recon, h, w, out, work);
+        return;
+    }
+    if (synth_isa == HLC_ISA_AVX2) {
         synth_level_avx2(ll, hl, lh, hh, recon, h, w, out, work);
         return;
     }

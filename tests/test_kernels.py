@@ -145,16 +145,6 @@ def _random_97_bands(rng, rows: int, cols: int, levels: int) -> list:
         for lvl in shapes[1:]]
 
 
-@pytest.fixture(params=[0, 1, 2], ids=["baseline", "avx2", "avx512"])
-def synth_isa(request):
-    """The 9/7 synthesis built for the baseline (SSE2), for AVX2 and for AVX-512 (each
-    where the processor has it: else the widest it has); the choice restored afterwards."""
-    was = _hlc.synth97_isa(-1)
-    got = _hlc.synth97_isa(request.param)
-    yield got
-    _hlc.synth97_isa(int(was))
-
-
 def _check_97_synthesis(rng, q: list, rows: int, cols: int, levels: int, recon: float) -> None:
     """The bands ``q`` of a rows x cols plane synthesised level by level by synth97_level
     (float32 out) give the numpy lifting's floats as bit patterns, and by synth97 (int32
@@ -179,7 +169,7 @@ def _check_97_synthesis(rng, q: list, rows: int, cols: int, levels: int, recon: 
     assert np.array_equal(out, want), (rows, cols, levels)
 
 
-def test_the_pipelined_97_synthesis_gives_the_reference_floats_bit_for_bit_on_small_and_odd_shapes(synth_isa):
+def test_the_pipelined_97_synthesis_gives_the_reference_floats_bit_for_bit_on_small_and_odd_shapes(vector_isa):
     """wavelet97.c's one-pass level synthesis (the column lifting a row or two behind the
     row synthesis, in a ring of rows) against the numpy lifting, compared as bit patterns
     before any rounding: every small height and width (1 x n, n x 1, 2 x 2, odd ones) and
@@ -207,7 +197,7 @@ def _zero_rows(rng, bands: list) -> list:
     return out
 
 
-def test_the_97_synthesis_of_rows_of_zeros_gives_the_reference_floats_bit_for_bit(synth_isa):
+def test_the_97_synthesis_of_rows_of_zeros_gives_the_reference_floats_bit_for_bit(vector_isa):
     """wavelet97.c clears a row whose two detail halves are all zero and skips the
     lifting steps that would add c (0 + 0) with c < 0 (-0.0: no change): on bands with
     whole rows of zeros (at the edges, where the steps mirror, too) the floats of every
@@ -241,11 +231,11 @@ def test_the_97_synthesis_gives_the_same_bits_with_avx512_avx2_and_without():
     from codec_core import quantize
     rng = np.random.default_rng(2518)
     recon = float(np.float32(0.375))
-    was = _hlc.synth97_isa(-1)
-    assert _hlc.synth97_isa(0) == 0
+    was = _hlc.vector_isa(-1)
+    assert _hlc.vector_isa(0) == 0
     if platform.machine() in ("x86_64", "AMD64") and sys.platform == "linux":
-        assert _hlc.synth97_isa(2) == _widest_isa()
-        assert _hlc.synth97_isa(1) == min(1, _widest_isa())
+        assert _hlc.vector_isa(2) == _widest_isa()
+        assert _hlc.vector_isa(1) == min(1, _widest_isa())
     try:
         for rows, cols, levels in ((7, 9, 1), (16, 17, 2), (33, 40, 3), (67, 131, 3), (130, 257, 4), (70, 97, 1)):
             q = _random_97_bands(rng, rows, cols, levels)
@@ -255,7 +245,7 @@ def test_the_97_synthesis_gives_the_same_bits_with_avx512_avx2_and_without():
                                   (np.uint16, 0, 65535), (np.uint8, 0, 255), (np.int8, -128, 127)):
                 outs = []
                 for isa in (0, 1, 2):
-                    _hlc.synth97_isa(isa)
+                    _hlc.vector_isa(isa)
                     out = np.empty((rows, cols), dtype)
                     _hlc.synth97(flat, steps, recon, out, lo, hi)
                     ll = q[0]
@@ -270,7 +260,7 @@ def test_the_97_synthesis_gives_the_same_bits_with_avx512_avx2_and_without():
                     assert np.array_equal(outs[0][0], other[0]), (rows, cols, dtype)
                     assert np.array_equal(outs[0][1], other[1]), (rows, cols)
     finally:
-        _hlc.synth97_isa(int(was))
+        _hlc.vector_isa(int(was))
 
 
 def test_compiled_97_synthesis_checks_its_buffers():
@@ -358,7 +348,7 @@ def test_new_models_are_fresh_writable_copies_of_one_start():
 @pytest.mark.parametrize("src_dtype", [np.int16, np.int32])
 @pytest.mark.parametrize("out_dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32])
 @pytest.mark.parametrize("shape", [(21, 34), (3, 301)])
-def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype, shape, synth_isa):
+def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype, shape, vector_isa):
     """_hlc.colour_finish (pipeline.finish_tile without a table): clip to +-lim, the
     inverse RCT, clip to [vmin, vmax], cast; planar or interleaved source, a strided
     output, in place; the same values as transform.rct_inverse and numpy's clips, with

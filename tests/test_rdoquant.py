@@ -33,7 +33,8 @@ def _same(bands: list, steps: list, levels: int, rdo: bool, consume: bool = Fals
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "US1_UNCR.dcm", "693_UNCR.dcm"])
 @pytest.mark.parametrize("base", [0.7, 3.0, 20.0])
-def test_real_bands_identical(name, base):
+def test_real_bands_identical(name, base, vector_isa):
+    """(In each vector build of the kernel: conftest.vector_isa.)"""
     a = pydicom.dcmread(get_testdata_file(name)).pixel_array
     a = a[..., 0] if a.ndim == 3 else a
     bands = dwt97_forward(a, 4)
@@ -61,8 +62,15 @@ def random_bands(draw):
 @given(random_bands(), st.sampled_from([0.25, 1.0, 1.5, 7.0, 100.0]), st.booleans(),
        st.sampled_from([quantize.DEADZONE_ROUNDING, 0.0]))
 def test_random_bands_identical(case, base, rdo, rounding):
+    """(In each vector build of the kernel, as conftest.vector_isa chooses them.)"""
     bands, levels = case
-    _same(bands, quantize.subband_steps(base, levels), levels, rdo, rounding=rounding)
+    was = _hlc.vector_isa(-1)
+    try:
+        for isa in (0, 1, 2):
+            _hlc.vector_isa(isa)
+            _same(bands, quantize.subband_steps(base, levels), levels, rdo, rounding=rounding)
+    finally:
+        _hlc.vector_isa(was)
 
 
 @settings(max_examples=100, **_FAST)

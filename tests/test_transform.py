@@ -144,10 +144,11 @@ def _flat(bands: list) -> list:
 
 @pytest.mark.parametrize("shape", SHAPES + [(2, 2), (1, 2), (2, 1), (513, 260), (260, 513)])
 @pytest.mark.parametrize("levels", [0, 1, 3, 5])
-def test_compiled_97_analysis_gives_the_numpy_lifting_bit_for_bit(shape, levels):
+def test_compiled_97_analysis_gives_the_numpy_lifting_bit_for_bit(shape, levels, vector_isa):
     """_hlc.fwd97 (codec_core/_native/wavelet97.c), through dwt97_forward, against the
     numpy lifting: the same float32 operations in the same order, so the same bands
-    to the bit, of the same shapes, on odd sizes and axes of one sample too."""
+    to the bit, of the same shapes, on odd sizes and axes of one sample too; in each
+    vector build of the kernel (conftest.vector_isa)."""
     x = np.random.default_rng(3 + sum(shape)).integers(-5000, 5000, shape).astype(np.int16)
     keep = x.copy()
     got, want = _flat(dwt97_forward(x, levels)), _flat(dwt97_forward_numpy(x, levels))

@@ -74,11 +74,10 @@ static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) {  /* (two selec
 #define HLC_FINISH_I32(TO) HLC_FINISH(int32_t, TO)
 #define HLC_FINISH_I16(TO) HLC_FINISH(int16_t, TO)
 
-/* The finish, inlined into a baseline (SSE2) build and an AVX2 one (its clips as
-   vpminsd / vpmaxsd: SSE2 has no 32-bit integer min / max), the AVX2 one taken when the
-   processor has it and hlc_synth97_isa (wavelet97.c) has not been told otherwise.
-   Integer operations: the same values either way. 4x faster on a 480 x 640 tile. */
-static inline __attribute__((always_inline)) void colour_finish_body(
+/* The finish in three vector builds (kernels.h: HLC_VECTOR_BUILDS; its clips as vpminsd /
+   vpmaxsd from AVX2 on: SSE2 has no 32-bit integer min / max). Integer operations: the
+   same values in each. AVX2 4x faster than the baseline on a 480 x 640 tile. */
+static inline __attribute__((always_inline)) int colour_finish_body(
         const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype, const ptrdiff_t *ostr, int rows,
         int cols, int ch, int rct, int32_t lim, int32_t vmin, int32_t vmax) {
     /* (strides in locals: with -fno-strict-aliasing every store could change them) */
@@ -86,25 +85,13 @@ static inline __attribute__((always_inline)) void colour_finish_body(
     int32_t rgb[3][HLC_FINISH_CHUNK];  /* a chunk of a row's R, G, B (the planar case) */
     if (src_i32) HLC_BY_TYPE(otype, HLC_FINISH_I32);
     else HLC_BY_TYPE(otype, HLC_FINISH_I16);
+    return 0;
 }
 
-static void colour_finish_base(const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype,
-                               const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim,
-                               int32_t vmin, int32_t vmax) {
-    colour_finish_body(src, src_i32, sstr, out, otype, ostr, rows, cols, ch, rct, lim, vmin, vmax);
-}
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define HLC_COLOUR_AVX2 1
-__attribute__((target("avx2"))) static void colour_finish_avx2(const void *src, int src_i32, const ptrdiff_t *sstr,
-                                                               void *out, int otype, const ptrdiff_t *ostr, int rows,
-                                                               int cols, int ch, int rct, int32_t lim, int32_t vmin,
-                                                               int32_t vmax) {
-    colour_finish_body(src, src_i32, sstr, out, otype, ostr, rows, cols, ch, rct, lim, vmin, vmax);
-}
-#else
-#define HLC_COLOUR_AVX2 0
-#endif
+HLC_VECTOR_BUILDS(int, colour_finish, (const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype,
+                                       const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim,
+                                       int32_t vmin, int32_t vmax),
+                  (src, src_i32, sstr, out, otype, ostr, rows, cols, ch, rct, lim, vmin, vmax))
 
 /* src: int32 (src_i32) or int16 samples, out: otype (HLC_OUT_*); strides in elements
    (rows, cols, channels); rct needs ch == 3 (channel order Y Cb Cr in, R G B out). A
@@ -112,11 +99,5 @@ __attribute__((target("avx2"))) static void colour_finish_avx2(const void *src, 
 void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype,
                        const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim, int32_t vmin,
                        int32_t vmax) {
-#if HLC_COLOUR_AVX2
-    if (hlc_synth97_isa(-1)) {  /* (the vector kernels' one choice: tests run both) */
-        colour_finish_avx2(src, src_i32, sstr, out, otype, ostr, rows, cols, ch, rct, lim, vmin, vmax);
-        return;
-    }
-#endif
-    colour_finish_base(src, src_i32, sstr, out, otype, ostr, rows, cols, ch, rct, lim, vmin, vmax);
+    colour_finish(src, src_i32, sstr, out, otype, ostr, rows, cols, ch, rct, lim, vmin, vmax);
 }

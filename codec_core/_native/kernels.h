@@ -117,13 +117,33 @@ typedef struct {
 int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W, int runs,
                            const HlcFreshModels *fresh, const float *steps, float recon, void *out, size_t ostride,
                            int otype, double lo, double hi);
-/* The synthesis's instruction set: want HLC_ISA_BASE, HLC_ISA_AVX2 or HLC_ISA_AVX512 (the
-   widest of them up to want the processor has), -1 as chosen at first use (the widest it
-   has); returns the one in use. colour_finish takes AVX2 from HLC_ISA_AVX2 on. */
+/* Vector builds (isa.c). A kernel whose loops vectorise is written once, as an
+   always_inline body NAME_body returning a value, and HLC_VECTOR_BUILDS makes NAME, which
+   runs that body built for the baseline (SSE2), for AVX2 or for AVX-512 (F, VL, BW, DQ):
+   the widest the processor has, unless hlc_isa_choose (the module's vector_isa, for the
+   tests) said otherwise. The same C operations in every build: -ffp-contract=off forbids
+   fused multiply-adds and nothing allows reassociating float sums (no -ffast-math), so
+   every build gives the same bits (tests/test_kernels.py runs the three). */
 #define HLC_ISA_BASE 0
 #define HLC_ISA_AVX2 1
 #define HLC_ISA_AVX512 2
-int hlc_synth97_isa(int want);
+extern int hlc_isa_in_use;      /* -1 until chosen (when the module loads) */
+int hlc_isa_choose(int want);   /* want: a build (the widest up to it the processor has), -1: keep */
+static inline int hlc_isa(void) { return hlc_isa_in_use >= 0 ? hlc_isa_in_use : hlc_isa_choose(-1); }
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define HLC_VECTOR_BUILDS(ret, name, params, args)                                                            \
+    __attribute__((flatten)) static ret name##_base params { return name##_body args; }                      \
+    __attribute__((target("avx2"), flatten)) static ret name##_avx2 params { return name##_body args; }      \
+    __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2"), flatten)) static ret name##_avx512    \
+        params { return name##_body args; }                                                                   \
+    static ret name params {                                                                                  \
+        int isa_ = hlc_isa();                                                                                 \
+        return isa_ == HLC_ISA_AVX512 ? name##_avx512 args : isa_ == HLC_ISA_AVX2 ? name##_avx2 args          \
+                                                                                 : name##_base args;          \
+    }
+#else
+#define HLC_VECTOR_BUILDS(ret, name, params, args) static ret name params { return name##_body args; }
+#endif
 void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen);
 int hlc_fwd97_chunk(int H);
 

@@ -673,13 +673,13 @@ static int overlap(const Py_buffer *a, const Py_buffer *b) {
     return a->len && b->len && p < q + b->len && q < p + a->len;
 }
 
-/* synth97_isa(want): the synthesis's instruction set (-1: keep; 0 baseline, 1 AVX2, 2
-   AVX-512: the widest up to want the processor has); returns the one in use (an int;
-   colour_finish takes AVX2 from 1 on). For the tests: every build gives the same bits. */
-static PyObject *py_synth97_isa(PyObject *self, PyObject *args) {
+/* vector_isa(want): the vector build the kernels run (kernels.h: HLC_VECTOR_BUILDS; -1:
+   keep; 0 baseline, 1 AVX2, 2 AVX-512: the widest up to want the processor has); returns
+   the one in use. For the tests: every build gives the same bits. */
+static PyObject *py_vector_isa(PyObject *self, PyObject *args) {
     int want;
     if (!PyArg_ParseTuple(args, "i", &want)) return NULL;
-    return PyLong_FromLong(hlc_synth97_isa(want < 0 ? -1 : want));
+    return PyLong_FromLong(hlc_isa_choose(want < 0 ? -1 : want));
 }
 
 /* synth97_level(ll, hl, lh, hh, ll_step, steps, recon, out, lo, hi): one 9/7 synthesis
@@ -1193,7 +1193,7 @@ static PyMethodDef methods[] = {
     {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
     {"model_bits", py_model_bits, METH_VARARGS, "Rate model's bits of 9/7 bands at their steps (stats97.c)."},
     {"synth97_level", py_synth97_level, METH_VARARGS, "One 9/7 synthesis level from the band arrays."},
-    {"synth97_isa", py_synth97_isa, METH_VARARGS, "The 9/7 synthesis's instruction set (tests: AVX-512, AVX2 or baseline)."},
+    {"vector_isa", py_vector_isa, METH_VARARGS, "The kernels' vector build (tests: AVX-512, AVX2 or baseline)."},
     {"rdo_count", py_rdo_count, METH_VARARGS, "RDO quantiser's token histogram of one 9/7 detail band."},
     {"quant_band", py_quant_band, METH_VARARGS, "Quantised levels of one 9/7 detail band (dead zone or RDO)."},
     {"fwd97", py_fwd97, METH_VARARGS, "The 9/7 analysis of a float32 plane, in place, bands packed."},
@@ -1206,7 +1206,7 @@ PyMODINIT_FUNC PyInit__hlc(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     hlc_lossy_init();
-    hlc_synth97_isa(-1);
+    hlc_isa_choose(-1);
     if (PyModule_AddIntConstant(m, "DIRECT", HLC_DIRECT) || PyModule_AddIntConstant(m, "NSYM", HLC_NSYM)
         || PyModule_AddIntConstant(m, "INC", HLC_INC) || PyModule_AddIntConstant(m, "LIMIT", HLC_LIMIT)
         || PyModule_AddIntConstant(m, "NCTX", NCTX) || PyModule_AddIntConstant(m, "NSIGN_CTX", NSIGN_CTX)

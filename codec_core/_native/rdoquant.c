@@ -130,7 +130,8 @@ static int count_row_slow(const int32_t *r, const int32_t *n, const int32_t *nn,
 /* scratch (rows): HLC_COUNT_SCRATCH(W) int32: 3 (W + 4) levels, W + 4 buckets, W + 4
    keys, two uint32 histograms of NCTX_ACT x NSYM_MAX (counted alternately, so that runs
    of one cell are not one chain of increments; added to counts at the end) */
-int hlc_rdo_count(const float *band, int H, int W, float step, int64_t *counts, int nsym_cap, int32_t *rows) {
+static inline __attribute__((always_inline)) int rdo_count_body(const float *band, int H, int W, float step,
+                                                                 int64_t *counts, int nsym_cap, int32_t *rows) {
     size_t S = (size_t)W + 4, cells = (size_t)NCTX_ACT * NSYM_MAX;
     int nsym = 1, local = nsym_cap <= NSYM_MAX;
     int32_t *ctx = rows + 3 * S, *key = ctx + S, ors[3] = {0, 0, 0};
@@ -170,6 +171,16 @@ int hlc_rdo_count(const float *band, int H, int W, float step, int64_t *counts, 
         for (size_t k = 0; k < (size_t)NCTX_ACT * nsym_cap; k++) counts[k] += (int64_t)h0[k] + h1[k];
     counts[0] += quiet;
     return nsym;
+}
+
+/* Both kernels of this file in three vector builds (kernels.h: HLC_VECTOR_BUILDS): the
+   counts and levels are integers and the float operations the same in each, so the same
+   counts, levels and returned values. */
+HLC_VECTOR_BUILDS(int, rdo_count, (const float *band, int H, int W, float step, int64_t *counts, int nsym_cap,
+                                   int32_t *rows), (band, H, W, step, counts, nsym_cap, rows))
+
+int hlc_rdo_count(const float *band, int H, int W, float step, int64_t *counts, int nsym_cap, int32_t *rows) {
+    return rdo_count(band, H, W, step, counts, nsym_cap, rows);
 }
 
 /* The RDO level of x (rounded r > 0, context ctx): quantize.rdo_levels' choice, with
@@ -267,8 +278,9 @@ static float rdo_row(const float *c, int W, float step, float thr, int thresh, i
    terms), 3 (W + 4) int32 (rounded levels), 3 (W + 2) int32 (levels, a zero column
    either side) and a zero row of W + 2, W float (|c| / step), W int32 (nonzero columns),
    2 W int32 (small-magnitude masks of two rows) */
-double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step, int rdo, double lam,
-                      const double *bits, int nsym, int32_t *scratch, float rounding) {
+static inline __attribute__((always_inline)) double quant_band_body(
+        const float *band, int32_t *out, int H, int W, float step, int rdo, double lam, const double *bits, int nsym,
+        int32_t *scratch, float rounding) {
     size_t S = (size_t)W + 4, Q = (size_t)W + 2;
     double *rate = (double *)(void *)scratch;
     int32_t *rr = scratch + 2 * NCTX_ACT * NSYM_MAX, *qq = rr + 3 * S, *zero = qq + 3 * Q + 1;
@@ -308,4 +320,13 @@ double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step,
         }
     }
     return (double)top;
+}
+
+HLC_VECTOR_BUILDS(double, quant_band, (const float *band, int32_t *out, int H, int W, float step, int rdo, double lam,
+                                       const double *bits, int nsym, int32_t *scratch, float rounding),
+                  (band, out, H, W, step, rdo, lam, bits, nsym, scratch, rounding))
+
+double hlc_quant_band(const float *band, int32_t *out, int H, int W, float step, int rdo, double lam,
+                      const double *bits, int nsym, int32_t *scratch, float rounding) {
+    return quant_band(band, out, H, W, step, rdo, lam, bits, nsym, scratch, rounding);
 }

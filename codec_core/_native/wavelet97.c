@@ -23,11 +23,6 @@
 
 #include "kernels.h"
 
-#if defined(__GNUC__)
-#define HLC_FLATTEN __attribute__((flatten))
-#else
-#define HLC_FLATTEN
-#endif
 
 static const double A97 = -1.586134342059924, B97 = -0.052980118572961, G97 = 0.882911075530934,
                     D97 = 0.443506852043971, K97 = 1.230174104914001;
@@ -255,16 +250,16 @@ static void emit_row(const Sink *o, int r, const float *x, int w) {
    finished and that no later step has overwritten, so every sample goes through the
    same operations on the same operands as six whole passes would. Rows t-2 are then
    final. work: 7 w floats (a ring of three s rows and three d rows, and a row). */
-static inline __attribute__((always_inline)) void synth_level_body(
+static inline __attribute__((always_inline)) int synth_level_body(
         const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w, const Sink *out,
         float *work) {
     int ns = (h + 1) / 2, nd = h / 2;
     float *tmp = work + 6 * (size_t)w;
-    if (h == 0 || w == 0) return;
+    if (h == 0 || w == 0) return 0;
     if (nd == 0) {  /* one row: no column synthesis */
         level_row(work, ll, hl, 0, w, recon, 0, 1.0f, tmp);
         emit_row(out, 0, work, w);
-        return;
+        return 0;
     }
 #define S_(i) (work + (size_t)((i) % 3) * w)
 #define D_(i) (work + (size_t)(3 + (i) % 3) * w)
@@ -293,73 +288,14 @@ static inline __attribute__((always_inline)) void synth_level_body(
     }
 #undef S_
 #undef D_
+    return 0;
 }
 
-/* synth_level_body with everything it calls inlined (flatten), built three times: for
-   AVX-512 (16-float vectors, F/VL/BW/DQ: 1.3-1.7x the AVX2 build on a 512 x 512 level
-   here, an AMD EPYC, benchmarks/results/lossy_speed.md "Stop 28"), for AVX2 (8 floats;
-   ~1.5-1.7x the baseline, "Branch dec") and for the baseline (SSE2); the widest the
-   processor has is taken. The same IEEE float32 operations each way (no fused
-   multiply-add: -ffp-contract=off forbids contracting, whatever the target allows), so
-   the output is the same to the bit; hlc_synth97_isa lets the tests run all three
-   (tests/test_kernels.py). */
-static void synth_level_base(const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w,
-                             const Sink *out, float *work) HLC_FLATTEN;
-static void synth_level_base(const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w,
-                             const Sink *out, float *work) {
-    synth_level_body(ll, hl, lh, hh, recon, h, w, out, work);
-}
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define HLC_HAVE_AVX2_BUILD 1
-__attribute__((target("avx2"), flatten)) static void synth_level_avx2(const Src *ll, const Src *hl, const Src *lh,
-                                                                      const Src *hh, float recon, int h, int w,
-                                                                      const Sink *out, float *work) {
-    synth_level_body(ll, hl, lh, hh, recon, h, w, out, work);
-}
-#define HLC_AVX512 "avx512f,avx512vl,avx512bw,avx512dq"
-__attribute__((target(HLC_AVX512 ",avx2"), flatten)) static void synth_level_avx512(
-        const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w, const Sink *out,
-        float *work) {
-    synth_level_body(ll, hl, lh, hh, recon, h, w, out, work);
-}
-#else
-#define HLC_HAVE_AVX2_BUILD 0
-#endif
-
-/* -1: not chosen yet; else HLC_ISA_BASE, HLC_ISA_AVX2 or HLC_ISA_AVX512 (chosen when
-   the module loads, PyInit__hlc) */
-static int synth_isa = -1;
-
-int hlc_synth97_isa(int want) {
-    int have = HLC_ISA_BASE;
-#if HLC_HAVE_AVX2_BUILD
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) have = HLC_ISA_AVX2;
-    if (have && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
-        have = HLC_ISA_AVX512;
-#endif
-    if (want >= 0) synth_isa = want < have ? want : have;
-    else if (synth_isa < 0) synth_isa = have;
-    return synth_isa;
-}
-
-static void synth_level(const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h, int w,
-                        const Sink *out, float *work) {
-#if HLC_HAVE_AVX2_BUILD
-    if (synth_isa < 0) hlc_synth97_isa(-1);
-    if (synth_isa == HLC_ISA_AVX512) {
-        synth_level_avx512(ll, hl, lh, hh, recon, h, w, out, work);
-        return;
-    }
-    if (synth_isa == HLC_ISA_AVX2) {
-        synth_level_avx2(ll, hl, lh, hh, recon, h, w, out, work);
-        return;
-    }
-#endif
-    synth_level_base(ll, hl, lh, hh, recon, h, w, out, work);
-}
+/* The synthesis level in three vector builds (kernels.h: HLC_VECTOR_BUILDS): AVX-512
+   1.3-1.7x the AVX2 one on a 512 x 512 level here (an AMD EPYC; benchmarks/results/
+   lossy_speed.md "Stop 28"), AVX2 ~1.5-1.7x the baseline ("Branch dec"). */
+HLC_VECTOR_BUILDS(int, synth_level, (const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h,
+                                     int w, const Sink *out, float *work), (ll, hl, lh, hh, recon, h, w, out, work))
 
 /* bands: LL, then (HL, LH, HH) per level, coarsest first, shapes as band_shapes(H, W, levels);
    steps: one per band. out: H x W of otype, values clipped to [lo, hi] (lo <= hi, both within
@@ -535,7 +471,8 @@ int hlc_fwd97_chunk(int H) {
 
 /* levels of analysis of the H x W plane x (int32 made float32 first if from_int). scratch:
    (hlc_fwd97_chunk(H) + 1) * W floats, seen: H bytes (the caller's: memory it can account for). */
-void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen) {
+static inline __attribute__((always_inline)) int fwd97_body(float *x, int H, int W, int levels, int from_int,
+                                                             float *scratch, unsigned char *seen) {
     int h = H, w = W;
     if (from_int) {  /* int32 samples made float32 in the same bytes (as numpy's astype rounds) */
         const int32_t *q = (const int32_t *)(void *)x;
@@ -554,4 +491,14 @@ void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch,
         h = ns_v;
         w = ns_h;
     }
+    return 0;
+}
+
+/* The analysis in three vector builds (kernels.h): 1.3x the baseline with AVX2 or AVX-512
+   on a 512 x 512 plane here. */
+HLC_VECTOR_BUILDS(int, fwd97, (float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen),
+                  (x, H, W, levels, from_int, scratch, seen))
+
+void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen) {
+    fwd97(x, H, W, levels, from_int, scratch, seen);
 }

@@ -26,6 +26,7 @@ from ._hlc import (  # noqa: F401
     PLANE_BAD_LENGTH,
     code_plane,
     decode_band,
+    decode_lossless_plane,
     decode_lossy_band,
     decode_lossy_plane,
     encode_band,
@@ -116,9 +117,10 @@ def _fresh_lossy_models() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @functools.cache
 def fresh_plane_models() -> tuple[np.ndarray, ...]:
-    """The starting models of a lossy plane's segments, read only, for
-    ``decode_lossy_plane`` (which copies them for each segment): the band coder's of one
-    group (LL: freq, tot, sign freq, sign tot), then the lossy band coder's (freq, tot, bits)."""
+    """The starting models of a plane's segments, read only, for ``decode_lossy_plane``
+    and (the first four) ``decode_lossless_plane``, which copy them for each segment: the
+    band coder's of one group (freq, tot, sign freq, sign tot), then the lossy band
+    coder's (freq, tot, bits)."""
     return _fresh_models(1) + _fresh_lossy_models()
 
 

@@ -272,6 +272,8 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
         if coder != PlaneCoder.WAVELET:
             raise CorruptStreamError(f"unknown plane coder {coder}")
         segs = [segs[0][1:]] + segs[1:]
+        if out is not None and table is None and len(segs) == upto + 1 == h.levels + 1 and _whole_plane_in_c(h, out):
+            return _lossless_plane(segs, h, out)
     elif out is not None and mult is None and len(segs) == upto + 1 == h.levels + 1 and _whole_plane_in_c(h, out):
         return _lossy_plane(segs, h, channel, out)
     good = len(segs) - 1
@@ -298,12 +300,24 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
 
 
 def _whole_plane_in_c(h: ct.Header, out: np.ndarray) -> bool:
-    """Whether a lossy plane decoded whole at full resolution, with no importance
-    multipliers, into ``out`` is one call of the compiled ``decode_lossy_plane``: a
-    stream of format v2 or later coded with the lossy band coder and at least one level,
-    and ``out`` a plane whose rows it can write in place."""
-    return (h.version >= Version.V2 and bool(h.flags & FLAG_LOSSY_CONTEXTS) and h.levels > 0
-            and rows_in_place(out))
+    """Whether a wavelet plane decoded whole at full resolution into ``out`` (for a lossy
+    one: no importance multipliers; a lossless one: no value table) is one call of the
+    compiled plane decoders (codec_core/_native/planedecode.c): a lossless plane, or a
+    lossy one of format v2 or later coded with the lossy band coder, of at least one
+    level, and ``out`` a plane whose rows they can write in place."""
+    coder_ok = h.mode == Mode.LOSSLESS or (h.mode == Mode.LOSSY and h.version >= Version.V2
+                                           and bool(h.flags & FLAG_LOSSY_CONTEXTS))
+    return coder_ok and h.levels > 0 and rows_in_place(out)
+
+
+def _plane_status(rc: int) -> None:
+    """The compiled plane decoders' damaged-segment codes as the step-by-step path's errors."""
+    from . import _kernels as kk
+
+    if rc == kk.PLANE_BAD_LENGTH:
+        raise CorruptStreamError("bad length field in a coded segment")
+    if rc:
+        raise CorruptStreamError("coded segment shorter than its length field")
 
 
 def _lossy_plane(segs: list, h: ct.Header, channel: int, out: np.ndarray) -> np.ndarray:
@@ -314,12 +328,19 @@ def _lossy_plane(segs: list, h: ct.Header, channel: int, out: np.ndarray) -> np.
 
     steps = np.asarray(quantize.channel_steps(h.steps, h.channel_mult, channel)[:1 + 3 * h.levels], np.float32)
     lo, hi = lossy_bounds(h, out.dtype)
-    rc = kk.decode_lossy_plane(segs, bool(h.flags & FLAG_LOSSY_RUNS), kk.fresh_plane_models(), steps,
-                               float(np.float32(h.recon_offset)), out, float(lo), float(hi))
-    if rc == kk.PLANE_BAD_LENGTH:
-        raise CorruptStreamError("bad length field in a coded segment")
-    if rc:
-        raise CorruptStreamError("coded segment shorter than its length field")
+    _plane_status(kk.decode_lossy_plane(segs, bool(h.flags & FLAG_LOSSY_RUNS), kk.fresh_plane_models(), steps,
+                                        float(np.float32(h.recon_offset)), out, float(lo), float(hi)))
+    return out
+
+
+def _lossless_plane(segs: list, h: ct.Header, out: np.ndarray) -> np.ndarray:
+    """:func:`_decode_plane`'s lossless wavelet plane (no value table), whole, by the
+    compiled ``decode_lossless_plane``: entropy.decode_decomposition, the 5/3 synthesis
+    and finish_tile's clip in one call (the same samples; 10% of a lossless decode was
+    the Python between them, and it held the GIL)."""
+    from . import _kernels as kk
+
+    _plane_status(kk.decode_lossless_plane(segs, kk.fresh_plane_models()[:4], out, h.vmin, h.vmax))
     return out
 
 

@@ -102,7 +102,7 @@ void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, 
                        float recon, int h, int w, void *out, size_t ostride, int otype, double lo, double hi,
                        float *work);
 #define HLC_SYNTH97_WORK(w) (7 * (size_t)(w) + 16) /* floats of hlc_synth97_level's work */
-/* A lossy plane from its segments (lossyplane.c): segs[0] the LL band's, segs[1 ..
+/* A lossy plane from its segments (planedecode.c): segs[0] the LL band's, segs[1 ..
    levels] the detail levels', coarsest first (empty: a level of zeros); fresh: the
    starting models of the band coder (one group) and of the lossy band coder; steps
    1 + 3 levels float32; out as hlc_synth97_level's last level. Returns 0, or one of: */
@@ -117,6 +117,11 @@ typedef struct {
 int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W, int runs,
                            const HlcFreshModels *fresh, const float *steps, float recon, void *out, size_t ostride,
                            int otype, double lo, double hi);
+/* A lossless wavelet plane likewise (fresh: the band coder's models only), clipped to
+   [lo, hi] into out. */
+int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W,
+                              const HlcFreshModels *fresh, void *out, size_t ostride, int otype, int32_t lo,
+                              int32_t hi);
 /* Vector builds (isa.c). A kernel whose loops vectorise is written once, as an
    always_inline body NAME_body returning a value, and HLC_VECTOR_BUILDS makes NAME, which
    runs that body built for the baseline (SSE2), for AVX2 or for AVX-512 (F, VL, BW, DQ):

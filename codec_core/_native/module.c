@@ -758,13 +758,90 @@ done:
     return result;
 }
 
-/* decode_lossy_plane(segs, runs, fresh, steps, recon, out, lo, hi): a lossy plane from
-   its level segments (a list of 1 + L bytes-like: LL, then the detail levels, coarsest
-   first) into out (a 2-D int32/int16/uint16/int8/uint8 array, rows as
-   synth97_level's out), clip(rint(x), lo, hi); fresh: the starting models (band coder:
-   freq, tot, sfreq, stot of one group; lossy band coder: freq, tot, bits), read only;
-   steps float32, 1 + 3 L. Returns 0, or HLC_PLANE_BAD_LENGTH / HLC_PLANE_SHORT for a
-   damaged segment (the caller names it). */
+/* The arguments the plane decoders share: the level segments (a list of 1 + L
+   bytes-like: LL, then the detail levels, coarsest first), the starting models (a tuple
+   of nmodels int32 arrays, read only: the band coder's freq, tot, sfreq, stot of one
+   group, then the lossy band coder's freq, tot, bits), and out (a 2-D
+   int32/int16/uint16/int8/uint8 array whose type holds [lo, hi], rows as synth97_level's
+   out). a: 1 + L + nmodels + 2 slots (the last two: steps, out). */
+typedef struct {
+    int levels, otype, h, w;
+    size_t ostride;
+    const uint8_t *segs[HLC_MAX_LEVELS + 1];
+    size_t lens[HLC_MAX_LEVELS + 1];
+    HlcFreshModels fresh;
+} PlaneArgs;
+
+static int plane_args(PyObject *list, PyObject *ofresh, int nmodels, PyObject *oout, double lo, double hi, Arr *a,
+                      PlaneArgs *p) {
+    Py_ssize_t ns = PyList_GET_SIZE(list);
+    if (ns < 2 || ns - 1 > HLC_MAX_LEVELS) {
+        PyErr_Format(PyExc_ValueError, "plane decoder: 2 to %d segments are needed, got %zd", HLC_MAX_LEVELS + 1, ns);
+        return -1;
+    }
+    if (PyTuple_GET_SIZE(ofresh) != nmodels) {
+        PyErr_Format(PyExc_ValueError, "plane decoder: %d model arrays", nmodels);
+        return -1;
+    }
+    p->levels = (int)(ns - 1);
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        if (PyObject_GetBuffer(PyList_GET_ITEM(list, i), &a[i].view, PyBUF_SIMPLE) < 0) return -1;
+        a[i].held = 1;
+        p->segs[i] = a[i].view.buf;
+        p->lens[i] = (size_t)a[i].view.len;
+    }
+    static const char *mnames[7] = {"freq", "tot", "sfreq", "stot", "lfreq", "ltot", "lbits"};
+    static const int mdims[7] = {2, 1, 2, 1, 2, 1, 1};
+    static const Py_ssize_t mshape[7][2] = {{NCTX, HLC_NSYM}, {NCTX, 0}, {NSIGN_CTX, 2}, {NSIGN_CTX, 0},
+                                            {LB_NREM, HLC_NSYM}, {LB_NREM, 0}, {LB_NBITS, 0}};
+    Arr *fm = &a[ns];
+    const int32_t *m[7] = {NULL};
+    for (int i = 0; i < nmodels; i++) {
+        if (get(PyTuple_GET_ITEM(ofresh, i), &fm[i], mnames[i], 'i', mdims[i], 0)) return -1;
+        if (check(dim(&fm[i], 0) == mshape[i][0] && (mdims[i] == 1 || dim(&fm[i], 1) == mshape[i][1]),
+                  "plane decoder: model arrays of the wrong size"))
+            return -1;
+        m[i] = fm[i].view.buf;
+    }
+    HlcFreshModels fresh = {m[0], m[1], m[2], m[3], m[4], m[5], m[6]};
+    p->fresh = fresh;
+    Arr *out = &a[ns + nmodels + 1];
+    if (PyObject_GetBuffer(oout, &out->view, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyErr_SetString(PyExc_ValueError, "plane decoder: out must be a writable strided array");
+        return -1;
+    }
+    out->held = 1;
+    p->otype = out_type(&out->view);
+    if (check(out->view.ndim == 2 && p->otype >= 0 && type_holds(p->otype, lo, hi),
+              "plane decoder: out must be a 2-D integer array whose type holds [lo, hi]")
+        || check(dim(out, 0) >= 1 && dim(out, 1) >= 1 && dim(out, 0) < (1 << 30) && dim(out, 1) < (1 << 30),
+                 "plane decoder: plane empty or too large"))
+        return -1;
+    Py_ssize_t h = dim(out, 0), w = dim(out, 1), isz = out->view.itemsize, rs = out->view.strides[0];
+    if (check(h < 2 || (rs > 0 && rs % isz == 0 && rs >= w * isz),
+              "plane decoder: out's rows must come in order, apart, without overlapping")
+        || check(w < 2 || out->view.strides[1] == isz, "plane decoder: out's samples must be contiguous in a row"))
+        return -1;
+    p->h = (int)h;
+    p->w = (int)w;
+    p->ostride = h < 2 ? (size_t)w : (size_t)(rs / isz);
+    Py_buffer span = out->view;
+    span.len = (h - 1) * (Py_ssize_t)p->ostride * isz + w * isz;
+    for (Py_ssize_t i = 0; i < ns + nmodels + 1; i++)
+        if (a[i].held && check(!overlap(&a[i].view, &span), "plane decoder: out overlaps an input")) return -1;
+    return 0;
+}
+
+#define PLANE_SLOTS (HLC_MAX_LEVELS + 1 + 9)
+
+static PyObject *plane_done(int rc) {
+    if (rc == HLC_PLANE_NO_MEMORY) return PyErr_NoMemory();
+    return PyLong_FromLong(rc);
+}
+
+/* decode_lossy_plane(segs, runs, fresh, steps, recon, out, lo, hi): a lossy plane (fresh:
+   the 7 model arrays; steps float32, 1 + 3 L) into out, clip(rint(x), lo, hi). Returns 0,
+   or PLANE_BAD_LENGTH / PLANE_SHORT for a damaged segment (the caller names it). */
 static PyObject *py_decode_lossy_plane(PyObject *self, PyObject *args) {
     PyObject *list, *ofresh, *osteps, *oout;
     int runs;
@@ -773,71 +850,50 @@ static PyObject *py_decode_lossy_plane(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!pO!OfOdd", &PyList_Type, &list, &runs, &PyTuple_Type, &ofresh, &osteps, &recon,
                           &oout, &lo, &hi))
         return NULL;
-    Py_ssize_t ns = PyList_GET_SIZE(list);
-    if (ns < 2 || ns - 1 > HLC_MAX_LEVELS)
-        return PyErr_Format(PyExc_ValueError, "decode_lossy_plane: 2 to %d segments are needed, got %zd",
-                            HLC_MAX_LEVELS + 1, ns);
-    if (PyTuple_GET_SIZE(ofresh) != 7) return PyErr_Format(PyExc_ValueError, "decode_lossy_plane: 7 model arrays");
-    int levels = (int)(ns - 1);
-    Arr a[HLC_MAX_LEVELS + 1 + 9];  /* segments, the 7 models, steps, out */
+    Arr a[PLANE_SLOTS];
     memset(a, 0, sizeof a);
-    Arr *fm = &a[ns], *st = &a[ns + 7], *out = &a[ns + 8];
-    const uint8_t *segs[HLC_MAX_LEVELS + 1];
-    size_t lens[HLC_MAX_LEVELS + 1];
+    PlaneArgs p;
     PyObject *result = NULL;
-    for (Py_ssize_t i = 0; i < ns; i++) {
-        if (PyObject_GetBuffer(PyList_GET_ITEM(list, i), &a[i].view, PyBUF_SIMPLE) < 0) goto done;
-        a[i].held = 1;
-        segs[i] = a[i].view.buf;
-        lens[i] = (size_t)a[i].view.len;
-    }
-    static const char *mnames[7] = {"freq", "tot", "sfreq", "stot", "lfreq", "ltot", "lbits"};
-    static const int mdims[7] = {2, 1, 2, 1, 2, 1, 1};
-    const Py_ssize_t mshape[7][2] = {{NCTX, HLC_NSYM}, {NCTX, 0}, {NSIGN_CTX, 2}, {NSIGN_CTX, 0},
-                                     {LB_NREM, HLC_NSYM}, {LB_NREM, 0}, {LB_NBITS, 0}};
-    for (int i = 0; i < 7; i++) {
-        if (get(PyTuple_GET_ITEM(ofresh, i), &fm[i], mnames[i], 'i', mdims[i], 0)) goto done;
-        if (check(dim(&fm[i], 0) == mshape[i][0] && (mdims[i] == 1 || dim(&fm[i], 1) == mshape[i][1]),
-                  "decode_lossy_plane: model arrays of the wrong size"))
-            goto done;
-    }
-    if (get(osteps, st, "steps", 'f', 1, 0) || check(dim(st, 0) >= 1 + 3 * levels, "decode_lossy_plane: 1 + 3 L steps"))
+    if (plane_args(list, ofresh, 7, oout, lo, hi, a, &p)) goto done;
+    Arr *st = &a[p.levels + 1 + 7];
+    if (get(osteps, st, "steps", 'f', 1, 0) || check(dim(st, 0) >= 1 + 3 * p.levels, "decode_lossy_plane: 1 + 3 L steps")
+        || check(!overlap(&st->view, &a[p.levels + 1 + 8].view), "plane decoder: out overlaps an input"))
         goto done;
-    if (PyObject_GetBuffer(oout, &out->view, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
-        PyErr_SetString(PyExc_ValueError, "decode_lossy_plane: out must be a writable strided array");
-        goto done;
-    }
-    out->held = 1;
-    int otype = out_type(&out->view);
-    if (check(out->view.ndim == 2 && otype >= 0 && type_holds(otype, lo, hi),
-              "decode_lossy_plane: out must be a 2-D integer array whose type holds [lo, hi]")
-        || check(dim(out, 0) >= 1 && dim(out, 1) >= 1 && dim(out, 0) < (1 << 30) && dim(out, 1) < (1 << 30),
-                 "decode_lossy_plane: plane empty or too large"))
-        goto done;
-    Py_ssize_t h = dim(out, 0), w = dim(out, 1), isz = out->view.itemsize, rs = out->view.strides[0];
-    if (check(h < 2 || (rs > 0 && rs % isz == 0 && rs >= w * isz),
-              "decode_lossy_plane: out's rows must come in order, apart, without overlapping")
-        || check(w < 2 || out->view.strides[1] == isz, "decode_lossy_plane: out's samples must be contiguous in a row"))
-        goto done;
-    size_t ostride = h < 2 ? (size_t)w : (size_t)(rs / isz);
-    Py_buffer span = out->view;
-    span.len = (h - 1) * (Py_ssize_t)ostride * isz + w * isz;
-    for (Py_ssize_t i = 0; i < ns + 8; i++)
-        if (check(!overlap(&a[i].view, &span), "decode_lossy_plane: out overlaps an input")) goto done;
     {
-        HlcFreshModels fresh = {fm[0].view.buf, fm[1].view.buf, fm[2].view.buf, fm[3].view.buf,
-                                fm[4].view.buf, fm[5].view.buf, fm[6].view.buf};
         const float *steps = st->view.buf;
+        void *out = a[p.levels + 1 + 8].view.buf;
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = hlc_decode_lossy_plane(segs, lens, levels, (int)h, (int)w, runs, &fresh, steps, recon, out->view.buf,
-                                    ostride, otype, lo, hi);
+        rc = hlc_decode_lossy_plane(p.segs, p.lens, p.levels, p.h, p.w, runs, &p.fresh, steps, recon, out, p.ostride,
+                                    p.otype, lo, hi);
         Py_END_ALLOW_THREADS
-        if (rc == HLC_PLANE_NO_MEMORY) PyErr_NoMemory();
-        else result = PyLong_FromLong(rc);
+        result = plane_done(rc);
     }
 done:
-    release(a, (int)ns + 9);
+    release(a, PLANE_SLOTS);
+    return result;
+}
+
+/* decode_lossless_plane(segs, fresh, out, lo, hi): a lossless wavelet plane (fresh: the
+   band coder's 4 model arrays; segs without the plane's coder byte) into out, clipped to
+   [lo, hi]. Returns as decode_lossy_plane. */
+static PyObject *py_decode_lossless_plane(PyObject *self, PyObject *args) {
+    PyObject *list, *ofresh, *oout;
+    int lo, hi;
+    if (!PyArg_ParseTuple(args, "O!O!Oii", &PyList_Type, &list, &PyTuple_Type, &ofresh, &oout, &lo, &hi)) return NULL;
+    Arr a[PLANE_SLOTS];
+    memset(a, 0, sizeof a);
+    PlaneArgs p;
+    PyObject *result = NULL;
+    if (!plane_args(list, ofresh, 4, oout, lo, hi, a, &p)) {
+        void *out = a[p.levels + 1 + 4 + 1].view.buf;
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = hlc_decode_lossless_plane(p.segs, p.lens, p.levels, p.h, p.w, &p.fresh, out, p.ostride, p.otype, lo, hi);
+        Py_END_ALLOW_THREADS
+        result = plane_done(rc);
+    }
+    release(a, PLANE_SLOTS);
     return result;
 }
 
@@ -1172,7 +1228,9 @@ static PyMethodDef methods[] = {
     {"encode_lossy_band", py_encode_lossy_band, METH_VARARGS, "Code one lossy detail band (lossyband.c)."},
     {"decode_lossy_band", py_decode_lossy_band, METH_VARARGS, "Decode one lossy detail band (lossyband.c)."},
     {"decode_lossy_plane", py_decode_lossy_plane, METH_VARARGS,
-     "Decode one lossy plane from its segments into its samples (lossyplane.c)."},
+     "Decode one lossy plane from its segments into its samples (planedecode.c)."},
+    {"decode_lossless_plane", py_decode_lossless_plane, METH_VARARGS,
+     "Decode one lossless wavelet plane from its segments into its samples (planedecode.c)."},
     {"finish_encoder", py_finish_encoder, METH_VARARGS, "Flush the range coder and the raw bits."},
     {"start_decoder", py_start_decoder, METH_VARARGS, "Initialise a decoder state over its input."},
     {"fwd53", py_fwd53, METH_VARARGS, "One 5/3 analysis level in place (interleaved bands)."},

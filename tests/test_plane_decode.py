@@ -1,7 +1,8 @@
-"""The one-call lossy plane decoder (codec_core/_native/lossyplane.c, ``_hlc.decode_lossy_plane``):
-the same samples as the decoder's step-by-step path (entropy.decode_decomposition, then
-pipeline.reconstruct_lossy_plane) on random decompositions and on real images, the same
-errors for damaged segments, and its argument checks."""
+"""The one-call plane decoders (codec_core/_native/planedecode.c: ``_hlc.decode_lossy_plane``,
+``_hlc.decode_lossless_plane``): the same samples as the decoder's step-by-step path
+(entropy.decode_decomposition, then pipeline.reconstruct_lossy_plane or
+transform.dwt53_inverse and the clip) on random decompositions and on real images, the
+same errors for damaged segments, and their argument checks."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ import codec_core as hlc
 from codec_core import _hlc, _kernels, decoder, entropy, pipeline
 from codec_core import container as ct
 from codec_core.errors import CorruptStreamError
-from codec_core.transform import band_shapes
+from codec_core.transform import band_shapes, dwt53_inverse
 
 _LIMIT = entropy.MAX_COEFFICIENT - 1
 _TYPES = {np.uint8: (0, 255), np.int8: (-128, 127), np.uint16: (0, 65535), np.int16: (-32768, 32767),
@@ -76,6 +77,40 @@ def test_one_call_gives_the_samples_of_the_step_by_step_path(rows, cols, levels,
     assert np.array_equal(got, want)
 
 
+def _int_bands(rng: np.random.Generator, rows: int, cols: int, levels: int, scale: float, density: float) -> list:
+    """A 5/3 decomposition's integer bands: an LL band of any values, sparse details."""
+    shapes = band_shapes(rows, cols, levels)
+    ll = rng.integers(-(1 << 15), 1 << 15, shapes[0]).astype(np.int32)
+    return [ll] + [tuple(np.clip(np.rint(rng.laplace(0, scale, s)) * (rng.random(s) < density), -_LIMIT, _LIMIT)
+                         .astype(np.int32) for s in shapes[r]) for r in range(1, levels + 1)]
+
+
+@settings(max_examples=120, deadline=None)
+@given(rows=hst.integers(1, 70), cols=hst.integers(1, 70), levels=hst.integers(1, 4),
+       scale=hst.sampled_from([0.3, 2.0, 40.0, 1e5]), density=hst.sampled_from([0.0, 0.05, 0.5, 1.0]),
+       dtype=hst.sampled_from(list(_TYPES)), strided=hst.booleans(), seed=hst.integers(0, 2**32 - 1))
+def test_one_call_lossless_gives_the_samples_of_the_step_by_step_path(rows, cols, levels, scale, density, dtype,
+                                                                     strided, seed):
+    """The band coder's three contexts (parent, HL beside LH, both beside HH), empty
+    levels, every band shape and output type, a plane that is a tile of a wider image."""
+    rng = np.random.default_rng(seed)
+    segs = entropy.encode_decomposition(_int_bands(rng, rows, cols, levels, scale, density), levels)
+    lo, hi = _TYPES[dtype]
+    lo, hi = max(lo, -(1 << 20)), min(hi, 1 << 20)
+
+    def target():
+        if strided:
+            return np.full((rows, cols + 5), 7, dtype)[:, 2:2 + cols]
+        return np.full((rows, cols), 7, dtype)
+
+    want = target()
+    x = dwt53_inverse(entropy.decode_decomposition(segs, rows, cols, levels))
+    want[...] = np.clip(x, lo, hi)
+    got = target()
+    assert _kernels.decode_lossless_plane(segs, _kernels.fresh_plane_models()[:4], got, lo, hi) == 0
+    assert np.array_equal(got, want)
+
+
 def _dicom(name: str) -> np.ndarray:
     return pydicom.dcmread(pydicom.data.get_testdata_file(name)).pixel_array
 
@@ -105,12 +140,41 @@ def test_real_images_decode_to_the_same_samples_either_way(monkeypatch, name, kw
     assert got.shape == a.shape and got.dtype == a.dtype
 
 
+@pytest.mark.parametrize("name, kw", [
+    ("examples_overlay.dcm", {}),                         # wavelet planes (the others: predictive ones
+    ("examples_overlay.dcm", {"levels": 1}),              # or a mix, which must still decode)
+    ("examples_overlay.dcm", {"tile_size": 128}),         # tiles (of odd sizes at the edges: cropped below)
+    ("CT_small.dcm", {}),                                 # signed 16-bit
+    ("OBXXXX1A.dcm", {}),                                 # 8-bit
+    ("US1_UNCR.dcm", {}),                                 # RGB: planes into a colour tile (step by step)
+])
+def test_lossless_images_decode_exactly_either_way(monkeypatch, name, kw):
+    a = _dicom(name)
+    if "tile_size" in kw:
+        a = a[:291, :459]
+    stream = hlc.encode(a, mode="lossless", **kw)
+    got = hlc.decode(stream, threads=1)
+    assert np.array_equal(got, a) and got.dtype == a.dtype
+    assert np.array_equal(got, _step_by_step(monkeypatch, stream))
+
+
 def test_the_decoder_takes_the_one_call_path_for_a_plain_lossy_plane(monkeypatch):
     """(Otherwise the comparisons above would compare the step-by-step path with itself.)"""
     calls = []
     real = _kernels.decode_lossy_plane
     monkeypatch.setattr(_kernels, "decode_lossy_plane", lambda *a: calls.append(1) or real(*a))
     hlc.decode(hlc.encode(_dicom("CT_small.dcm"), mode="lossy", bpp=0.5, try_near_lossless=False))
+    assert calls == [1]
+
+
+def test_the_decoder_takes_the_one_call_path_for_a_lossless_wavelet_plane(monkeypatch):
+    from codec_core.format import PlaneCoder, plane_coder
+    calls = []
+    real = _kernels.decode_lossless_plane
+    monkeypatch.setattr(_kernels, "decode_lossless_plane", lambda *a: calls.append(1) or real(*a))
+    stream = hlc.encode(_dicom("examples_overlay.dcm"), mode="lossless")
+    assert plane_coder(_plane_segments(stream)[1][0]) == PlaneCoder.WAVELET
+    hlc.decode(stream)
     assert calls == [1]
 
 
@@ -143,6 +207,9 @@ def test_a_damaged_segment_gives_the_step_by_step_paths_error(which, damage, mes
         decoder._lossy_plane(list(segs), h, 0, out)
     with pytest.raises(CorruptStreamError, match=message):
         entropy.decode_decomposition(segs, h.rows, h.cols, h.levels, lossy=True, runs=True)
+    # the lossless plane decoder reads its segments' lengths the same way
+    with pytest.raises(CorruptStreamError, match=message):
+        decoder._lossless_plane(list(segs), h, out)
 
 
 def test_any_bytes_in_the_segments_decode_without_harm():
@@ -189,6 +256,11 @@ def test_its_arguments_are_checked():
         call(out=np.zeros((4, 8), np.uint8)[:, ::2])
     with pytest.raises(ValueError, match="empty"):
         call(out=np.zeros((0, 4), np.uint8))
+    assert _kernels.decode_lossless_plane(segs, models[:4], np.zeros((4, 4), np.uint8), 0, 255) == 0
+    with pytest.raises(ValueError, match="4 model arrays"):
+        _kernels.decode_lossless_plane(segs, models, np.zeros((4, 4), np.uint8), 0, 255)
+    with pytest.raises(ValueError, match="type holds"):
+        _kernels.decode_lossless_plane(segs, models[:4], np.zeros((4, 4), np.uint8), -1, 255)
 
 
 def test_bounds_are_one_rule_for_both_paths():

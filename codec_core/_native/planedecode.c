@@ -1,0 +1,284 @@
+/* A plane decoded in one call: its segments to its samples.
+ *
+ * The decoder's common cases go from a plane's level segments (CRC-checked by the
+ * caller) to its samples without returning to Python between the steps, the GIL
+ * released throughout (two threads decoding two tiles overlap whole):
+ *
+ *   - a lossy plane (format v2 or later, coded with the lossy band coder, every
+ *     resolution intact, no importance multipliers, the whole resolution): the LL band
+ *     (band coder, bandcoder.c, then the MED reconstruction), each level's three detail
+ *     bands (lossyband.c, each with its parent band one level up), and the 9/7
+ *     synthesis a level at a time (wavelet97.c), rounded and clipped into the output;
+ *   - a lossless wavelet plane (every resolution intact, no value table, the whole
+ *     resolution): the LL band as above, each level's bands by the band coder (HL, then
+ *     LH beside HL, then HH beside both, each with its parent), and the 5/3 synthesis a
+ *     level at a time (transform53.c), clipped into the output (colour.c's finish).
+ *
+ * The steps and their order are those of entropy.decode_decomposition and of
+ * pipeline.reconstruct_lossy_plane / transform.dwt53_inverse, which remain the decoder
+ * of every other case: the same kernels on the same arrays, so the same samples; memory
+ * as those paths hold it (every band while the levels decode, since a level's bands are
+ * the next one's parents, then each level's bands freed once its synthesis has read
+ * them). At 0.25 bpp the Python between the lossy kernels was 13-19% of a decode, and
+ * 10% of a lossless one (benchmarks/results/lossy_speed.md, "Stop 28").
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static const int32_t none[1] = {0};  /* a reference band with no sample */
+
+/* A segment's leading varint (LEB128 below 2^35, as container.read_varint reads it):
+   the length of its arithmetic part. Returns the position after it, -1 if cut or too
+   long. */
+static long read_length(const uint8_t *s, size_t n, uint64_t *value) {
+    uint64_t v = 0;
+    for (int shift = 0, pos = 0; shift <= 28; shift += 7, pos++) {
+        if ((size_t)pos >= n) return -1;
+        v |= (uint64_t)(s[pos] & 0x7F) << shift;
+        if (!(s[pos] & 0x80)) {
+            *value = v;
+            return pos + 1;
+        }
+    }
+    return -1;
+}
+
+/* The decoder of one segment (module.c's start_decoder): the arithmetic part, then the
+   raw bits. Returns HLC_PLANE_BAD_LENGTH / HLC_PLANE_SHORT for a damaged length. */
+static int start_segment(const uint8_t *s, size_t n, Decoder *d) {
+    uint64_t n_arith;
+    long pos = read_length(s, n, &n_arith);
+    if (pos < 0) return HLC_PLANE_BAD_LENGTH;
+    if ((uint64_t)pos + n_arith > n) return HLC_PLANE_SHORT;
+    memset(d, 0, sizeof *d);
+    d->in = s + pos;
+    d->in_len = (size_t)n_arith;
+    d->raw = s + pos + n_arith;
+    d->raw_len = n - (size_t)pos - (size_t)n_arith;
+    d->range = 0xFFFFFFFFu;
+    uint64_t code = 0;
+    for (size_t p = 0; p < 5; p++) code = ((code << 8) | (p < d->in_len ? d->in[p] : 0)) & 0xFFFFFFFFFFull;
+    d->code = code;
+    d->pos = 5;
+    d->overrun = d->in_len < 5 ? 5 - d->in_len : 0;
+    return 0;
+}
+
+/* The band coder's starting models (one group), copied for a segment. */
+static void fresh_band_models(const HlcFreshModels *fresh, int32_t *freq, int32_t *tot, int32_t *sfreq,
+                              int32_t *stot) {
+    memcpy(freq, fresh->freq, sizeof(int32_t) * NCTX * HLC_NSYM);
+    memcpy(tot, fresh->tot, sizeof(int32_t) * NCTX);
+    memcpy(sfreq, fresh->sfreq, sizeof(int32_t) * NSIGN_CTX * 2);
+    memcpy(stot, fresh->stot, sizeof(int32_t) * NSIGN_CTX);
+}
+
+/* The LL band (h x w) of segment seg into ll: its MED residual (into residual) by the band
+   coder with fresh models of one group (into m), then the MED reconstruction. Returns
+   0, a segment error or HLC_PLANE_NO_MEMORY. */
+static int decode_ll(const uint8_t *seg, size_t len, int h, int w, const HlcFreshModels *fresh, int32_t *m,
+                     int32_t *ll, int32_t *residual) {
+    Decoder d;
+    int rc = start_segment(seg, len, &d);
+    if (rc) return rc;
+    int32_t *freq = m, *tot = freq + NCTX * HLC_NSYM, *sfreq = tot + NCTX, *stot = sfreq + NSIGN_CTX * 2;
+    fresh_band_models(fresh, freq, tot, sfreq, stot);
+    if (hlc_code_band(1, residual, h, w, none, 0, 0, none, 0, 0, none, 0, 0, NULL, &d, freq, tot, 0, sfreq, stot))
+        return HLC_PLANE_NO_MEMORY;
+    hlc_med_reconstruct(residual, ll, h, w);
+    return 0;
+}
+
+/* The plane's dimensions after k levels, k = 0 .. levels (halves rounded up). */
+static void level_dims(int H, int W, int levels, int *hs, int *ws) {
+    hs[0] = H;
+    ws[0] = W;
+    for (int k = 1; k <= levels; k++) {
+        hs[k] = (hs[k - 1] + 1) / 2;
+        ws[k] = (ws[k - 1] + 1) / 2;
+    }
+}
+
+/* The shapes of the HL, LH and HH bands of a ph x pw plane (transform.band_shapes), and
+   their samples. */
+static size_t band_dims(int ph, int pw, int *bh, int *bw) {
+    int sv = (ph + 1) / 2, dv = ph / 2, sh = (pw + 1) / 2, dh = pw / 2;
+    bh[0] = sv, bw[0] = dh;
+    bh[1] = dv, bw[1] = sh;
+    bh[2] = dv, bw[2] = dh;
+    return (size_t)sv * dh + (size_t)dv * sh + (size_t)dv * dh;
+}
+
+int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W, int runs,
+                           const HlcFreshModels *fresh, const float *steps, float recon, void *out, size_t ostride,
+                           int otype, double lo, double hi) {
+    int hs[HLC_MAX_LEVELS + 1], ws[HLC_MAX_LEVELS + 1];
+    level_dims(H, W, levels, hs, ws);
+    /* blocks: [0] the LL band and its residual, [r] level r's three bands; one segment's
+       models; the synthesis's work row */
+    int32_t *block[HLC_MAX_LEVELS + 1] = {NULL};
+    int32_t *bands[HLC_MAX_LEVELS + 1][3];
+    int bh[HLC_MAX_LEVELS + 1][3], bw[HLC_MAX_LEVELS + 1][3];
+    size_t n_ll = (size_t)hs[levels] * ws[levels];
+    size_t n_models = (size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 2 + NSIGN_CTX;
+    size_t n_lossy = (size_t)LB_NREM * HLC_NSYM + LB_NREM + LB_NBITS;
+    int32_t *m = malloc(sizeof(int32_t) * (n_models > n_lossy ? n_models : n_lossy));
+    float *work = malloc(sizeof(float) * HLC_SYNTH97_WORK(W)), *src_f = NULL, *dst_f = NULL;
+    int rc = 0;
+    Decoder d;
+    block[0] = malloc(sizeof(int32_t) * (2 * n_ll + 1));
+    if (!m || !work || !block[0]) goto no_memory;
+
+    /* the LL band */
+    int32_t *ll = block[0];
+    if ((rc = decode_ll(segs[0], lens[0], hs[levels], ws[levels], fresh, m, ll, ll + n_ll))) goto done;
+
+    /* the detail bands, coarsest level first, each band after its parent */
+    for (int r = 1; r <= levels; r++) {
+        size_t n = band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);  /* (the plane the level makes) */
+        if (!(block[r] = malloc(sizeof(int32_t) * (n + 1)))) goto no_memory;
+        bands[r][0] = block[r];
+        bands[r][1] = bands[r][0] + (size_t)bh[r][0] * bw[r][0];
+        bands[r][2] = bands[r][1] + (size_t)bh[r][1] * bw[r][1];
+        if (lens[r] == 0) {  /* (v2) an empty segment: a level of zeros */
+            memset(block[r], 0, sizeof(int32_t) * n);
+            continue;
+        }
+        if ((rc = start_segment(segs[r], lens[r], &d))) goto done;
+        int32_t *freq = m, *tot = freq + LB_NREM * HLC_NSYM, *bits = tot + LB_NREM;
+        memcpy(freq, fresh->lfreq, sizeof(int32_t) * LB_NREM * HLC_NSYM);
+        memcpy(tot, fresh->ltot, sizeof(int32_t) * LB_NREM);
+        memcpy(bits, fresh->lbits, sizeof(int32_t) * LB_NBITS);
+        for (int o = 0; o < 3; o++) {
+            const int32_t *parent = r > 1 ? bands[r - 1][o] : none;
+            int pbh = r > 1 ? bh[r - 1][o] : 0, pbw = r > 1 ? bw[r - 1][o] : 0;
+            if (!pbh || !pbw) pbh = pbw = 0;  /* (a parent with no sample is none) */
+            if (hlc_lossy_band(1, runs, bands[r][o], bh[r][o], bw[r][o], o, parent, pbh, pbw, NULL, &d, freq, tot,
+                               bits))
+                goto no_memory;
+        }
+    }
+
+    /* the synthesis, a level at a time: LL (int32, dequantised with steps[0]) and the
+       level's bands into the next level's float LL plane, the last into out */
+    for (int k = 0; k < levels; k++) {
+        int j = levels - 1 - k;  /* the level makes the plane after j levels */
+        if (j > 0 && !(dst_f = malloc(sizeof(float) * (size_t)hs[j] * ws[j]))) goto no_memory;
+        void *dst = j > 0 ? (void *)dst_f : out;
+        hlc_synth97_level(k ? (void *)src_f : (void *)ll, !k, steps[0], bands[k + 1][0], bands[k + 1][1],
+                          bands[k + 1][2], steps + 1 + 3 * k, recon, hs[j], ws[j], dst, j > 0 ? (size_t)ws[j] : ostride,
+                          j > 0 ? -1 : otype, lo, hi, work);
+        free(block[k + 1]);
+        block[k + 1] = NULL;
+        if (!k) {
+            free(block[0]);
+            block[0] = NULL;
+        }
+        free(src_f);
+        src_f = dst_f;
+        dst_f = NULL;
+    }
+    goto done;
+no_memory:
+    rc = HLC_PLANE_NO_MEMORY;
+done:
+    for (int r = 0; r <= levels; r++) free(block[r]);
+    free(src_f);
+    free(dst_f);
+    free(work);
+    free(m);
+    return rc;
+}
+
+/* Level j's plane (h x w) from its LL and detail bands, interleaved as the 5/3 lays them
+   (even rows: LL at even columns, HL at odd ones; odd rows: LH, HH). */
+static void interleave(int32_t *x, int h, int w, const int32_t *ll, const int32_t *hl, const int32_t *lh,
+                       const int32_t *hh) {
+    int sh = (w + 1) / 2, dh = w / 2;
+    for (int i = 0; i < h; i++) {
+        int32_t *row = x + (size_t)i * w;
+        const int32_t *a = i % 2 ? lh + (size_t)(i / 2) * sh : ll + (size_t)(i / 2) * sh;
+        const int32_t *b = i % 2 ? hh + (size_t)(i / 2) * dh : hl + (size_t)(i / 2) * dh;
+        for (int j = 0; j < dh; j++) {
+            row[2 * j] = a[j];
+            row[2 * j + 1] = b[j];
+        }
+        if (sh > dh) row[w - 1] = a[sh - 1];
+    }
+}
+
+int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W,
+                              const HlcFreshModels *fresh, void *out, size_t ostride, int otype, int32_t lo,
+                              int32_t hi) {
+    int hs[HLC_MAX_LEVELS + 1], ws[HLC_MAX_LEVELS + 1];
+    level_dims(H, W, levels, hs, ws);
+    int32_t *block[HLC_MAX_LEVELS + 1] = {NULL}, *bands[HLC_MAX_LEVELS + 1][3], *plane = NULL;
+    int bh[HLC_MAX_LEVELS + 1][3], bw[HLC_MAX_LEVELS + 1][3];
+    size_t n_ll = (size_t)hs[levels] * ws[levels];
+    int32_t *m = malloc(sizeof(int32_t) * ((size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 3));
+    int rc = 0;
+    Decoder d;
+    block[0] = malloc(sizeof(int32_t) * (2 * n_ll + 1));
+    if (!m || !block[0]) goto no_memory;
+    if ((rc = decode_ll(segs[0], lens[0], hs[levels], ws[levels], fresh, m, block[0], block[0] + n_ll))) goto done;
+
+    /* the detail bands, coarsest level first: HL, LH beside HL, HH beside both, each
+       with its parent (none for the coarsest level) */
+    for (int r = 1; r <= levels; r++) {
+        size_t n = band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);
+        if (!(block[r] = malloc(sizeof(int32_t) * (n + 1)))) goto no_memory;
+        bands[r][0] = block[r];
+        bands[r][1] = bands[r][0] + (size_t)bh[r][0] * bw[r][0];
+        bands[r][2] = bands[r][1] + (size_t)bh[r][1] * bw[r][1];
+        if (lens[r] == 0) {  /* (v2) an empty segment: a level of zeros */
+            memset(block[r], 0, sizeof(int32_t) * n);
+            continue;
+        }
+        if ((rc = start_segment(segs[r], lens[r], &d))) goto done;
+        int32_t *freq = m, *tot = freq + NCTX * HLC_NSYM, *sfreq = tot + NCTX, *stot = sfreq + NSIGN_CTX * 2;
+        fresh_band_models(fresh, freq, tot, sfreq, stot);
+        for (int o = 0; o < 3; o++) {
+                    int ph = r > 1 ? bh[r - 1][o] : 0, pw = r > 1 ? bw[r - 1][o] : 0;
+            int h1 = o ? bh[r][0] : 0, w1 = o ? bw[r][0] : 0, h2 = o == 2 ? bh[r][1] : 0, w2 = o == 2 ? bw[r][1] : 0;
+            if (!ph || !pw) ph = pw = 0;  /* (a reference band with no sample is none) */
+            if (!h1 || !w1) h1 = w1 = 0;
+            if (!h2 || !w2) h2 = w2 = 0;
+            if (hlc_code_band(1, bands[r][o], bh[r][o], bw[r][o], r > 1 ? bands[r - 1][o] : none, ph, pw,
+                              o ? bands[r][0] : none, h1, w1, o == 2 ? bands[r][1] : none, h2, w2, NULL, &d, freq,
+                              tot, 0, sfreq, stot))
+                goto no_memory;
+        }
+    }
+
+    /* the 5/3 synthesis a level at a time, each level's bands freed once read */
+    int32_t *cur = block[0];
+    for (int k = 0; k < levels; k++) {
+        int j = levels - 1 - k;
+        int32_t *x = malloc(sizeof(int32_t) * ((size_t)hs[j] * ws[j] + 1));
+        if (!x) goto no_memory;
+        interleave(x, hs[j], ws[j], cur, bands[k + 1][0], bands[k + 1][1], bands[k + 1][2]);
+        free(block[k + 1]);
+        block[k + 1] = NULL;
+        if (k) free(cur);
+        else {
+            free(block[0]);
+            block[0] = NULL;
+        }
+        hlc_inv53(x, hs[j], ws[j]);
+        cur = plane = x;
+    }
+    {  /* clipped into out (colour.c's finish of one channel, no colour transform) */
+        const ptrdiff_t sstr[3] = {W, 1, 1}, ostr[3] = {(ptrdiff_t)ostride, 1, 1};
+        hlc_colour_finish(plane, 1, sstr, out, otype, ostr, H, W, 1, 0, 0, lo, hi);
+    }
+    goto done;
+no_memory:
+    rc = HLC_PLANE_NO_MEMORY;
+done:
+    for (int r = 0; r <= levels; r++) free(block[r]);
+    free(plane);
+    free(m);
+    return rc;
+}

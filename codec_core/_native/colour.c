@@ -74,9 +74,9 @@ static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) {  /* (two selec
 #define HLC_FINISH_I32(TO) HLC_FINISH(int32_t, TO)
 #define HLC_FINISH_I16(TO) HLC_FINISH(int16_t, TO)
 
-/* The finish in three vector builds (kernels.h: HLC_VECTOR_BUILDS; its clips as vpminsd /
-   vpmaxsd from AVX2 on: SSE2 has no 32-bit integer min / max). Integer operations: the
-   same values in each. AVX2 4x faster than the baseline on a 480 x 640 tile. */
+/* The finish in two vector builds (kernels.h: HLC_VECTOR_BUILDS; its clips as vpminsd /
+   vpmaxsd with AVX2: SSE2 has no 32-bit integer min / max). Integer operations: the same
+   values in both. AVX2 4x faster than the baseline on a 480 x 640 tile. */
 static inline __attribute__((always_inline)) int colour_finish_body(
         const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype, const ptrdiff_t *ostr, int rows,
         int cols, int ch, int rct, int32_t lim, int32_t vmin, int32_t vmax) {

@@ -1,6 +1,6 @@
-/* The vector build every kernel made by HLC_VECTOR_BUILDS (kernels.h) runs: the widest
- * the processor has (baseline SSE2, AVX2, AVX-512 F/VL/BW/DQ), chosen once when the module
- * loads; the tests ask for each in turn (the module's vector_isa). */
+/* The vector build every kernel made by HLC_VECTOR_BUILDS (kernels.h) runs: AVX2 where
+ * the processor has it, else the baseline (SSE2), chosen once when the module loads; the
+ * tests ask for each in turn (the module's vector_isa). */
 #include "kernels.h"
 
 int hlc_isa_in_use = -1;
@@ -10,9 +10,6 @@ int hlc_isa_choose(int want) {
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) have = HLC_ISA_AVX2;
-    if (have && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
-        have = HLC_ISA_AVX512;
 #endif
     if (want >= 0) hlc_isa_in_use = want < have ? want : have;
     else if (hlc_isa_in_use < 0) hlc_isa_in_use = have;

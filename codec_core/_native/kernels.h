@@ -124,14 +124,15 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
                               int32_t hi);
 /* Vector builds (isa.c). A kernel whose loops vectorise is written once, as an
    always_inline body NAME_body returning a value, and HLC_VECTOR_BUILDS makes NAME, which
-   runs that body built for the baseline (SSE2), for AVX2 or for AVX-512 (F, VL, BW, DQ):
-   the widest the processor has, unless hlc_isa_choose (the module's vector_isa, for the
-   tests) said otherwise. The same C operations in every build: -ffp-contract=off forbids
-   fused multiply-adds and nothing allows reassociating float sums (no -ffast-math), so
-   every build gives the same bits (tests/test_kernels.py runs the three). */
+   runs that body built for the baseline (SSE2) or for AVX2: AVX2 where the processor has
+   it, unless hlc_isa_choose (the module's vector_isa, for the tests) said otherwise. The
+   same C operations in both builds: -ffp-contract=off forbids fused multiply-adds and
+   nothing allows reassociating float sums (no -ffast-math), so both give the same bits
+   (tests/test_kernels.py and the kernels' tests run both). An AVX-512 build (F/VL/BW/DQ)
+   was measured and dropped: on this AMD EPYC whole decodes took 40.7 ms against AVX2's
+   38.7 ms and encodes 543 ms against 521 ms (benchmarks/results/lossy_speed.md, "Stop 28"). */
 #define HLC_ISA_BASE 0
 #define HLC_ISA_AVX2 1
-#define HLC_ISA_AVX512 2
 extern int hlc_isa_in_use;      /* -1 until chosen (when the module loads) */
 int hlc_isa_choose(int want);   /* want: a build (the widest up to it the processor has), -1: keep */
 static inline int hlc_isa(void) { return hlc_isa_in_use >= 0 ? hlc_isa_in_use : hlc_isa_choose(-1); }
@@ -139,13 +140,7 @@ static inline int hlc_isa(void) { return hlc_isa_in_use >= 0 ? hlc_isa_in_use : 
 #define HLC_VECTOR_BUILDS(ret, name, params, args)                                                            \
     __attribute__((flatten)) static ret name##_base params { return name##_body args; }                      \
     __attribute__((target("avx2"), flatten)) static ret name##_avx2 params { return name##_body args; }      \
-    __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2"), flatten)) static ret name##_avx512    \
-        params { return name##_body args; }                                                                   \
-    static ret name params {                                                                                  \
-        int isa_ = hlc_isa();                                                                                 \
-        return isa_ == HLC_ISA_AVX512 ? name##_avx512 args : isa_ == HLC_ISA_AVX2 ? name##_avx2 args          \
-                                                                                 : name##_base args;          \
-    }
+    static ret name params { return hlc_isa() == HLC_ISA_AVX2 ? name##_avx2 args : name##_base args; }
 #else
 #define HLC_VECTOR_BUILDS(ret, name, params, args) static ret name params { return name##_body args; }
 #endif

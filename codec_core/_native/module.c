@@ -674,8 +674,8 @@ static int overlap(const Py_buffer *a, const Py_buffer *b) {
 }
 
 /* vector_isa(want): the vector build the kernels run (kernels.h: HLC_VECTOR_BUILDS; -1:
-   keep; 0 baseline, 1 AVX2, 2 AVX-512: the widest up to want the processor has); returns
-   the one in use. For the tests: every build gives the same bits. */
+   keep; 0 baseline, 1 AVX2 where the processor has it); returns the one in use. For the
+   tests: both builds give the same bits. */
 static PyObject *py_vector_isa(PyObject *self, PyObject *args) {
     int want;
     if (!PyArg_ParseTuple(args, "i", &want)) return NULL;
@@ -1251,7 +1251,7 @@ static PyMethodDef methods[] = {
     {"stats97", py_stats97, METH_VARARGS, "Rate-control histogram of one 9/7 band (magnitude x neighbourhood)."},
     {"model_bits", py_model_bits, METH_VARARGS, "Rate model's bits of 9/7 bands at their steps (stats97.c)."},
     {"synth97_level", py_synth97_level, METH_VARARGS, "One 9/7 synthesis level from the band arrays."},
-    {"vector_isa", py_vector_isa, METH_VARARGS, "The kernels' vector build (tests: AVX-512, AVX2 or baseline)."},
+    {"vector_isa", py_vector_isa, METH_VARARGS, "The kernels' vector build (tests: AVX2 or baseline)."},
     {"rdo_count", py_rdo_count, METH_VARARGS, "RDO quantiser's token histogram of one 9/7 detail band."},
     {"quant_band", py_quant_band, METH_VARARGS, "Quantised levels of one 9/7 detail band (dead zone or RDO)."},
     {"fwd97", py_fwd97, METH_VARARGS, "The 9/7 analysis of a float32 plane, in place, bands packed."},

@@ -173,8 +173,8 @@ static inline __attribute__((always_inline)) int rdo_count_body(const float *ban
     return nsym;
 }
 
-/* Both kernels of this file in three vector builds (kernels.h: HLC_VECTOR_BUILDS): the
-   counts and levels are integers and the float operations the same in each, so the same
+/* Both kernels of this file in two vector builds (kernels.h: HLC_VECTOR_BUILDS): the
+   counts and levels are integers and the float operations the same in both, so the same
    counts, levels and returned values. */
 HLC_VECTOR_BUILDS(int, rdo_count, (const float *band, int H, int W, float step, int64_t *counts, int nsym_cap,
                                    int32_t *rows), (band, H, W, step, counts, nsym_cap, rows))

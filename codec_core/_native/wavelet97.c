@@ -291,9 +291,8 @@ static inline __attribute__((always_inline)) int synth_level_body(
     return 0;
 }
 
-/* The synthesis level in three vector builds (kernels.h: HLC_VECTOR_BUILDS): AVX-512
-   1.3-1.7x the AVX2 one on a 512 x 512 level here (an AMD EPYC; benchmarks/results/
-   lossy_speed.md "Stop 28"), AVX2 ~1.5-1.7x the baseline ("Branch dec"). */
+/* The synthesis level in two vector builds (kernels.h: HLC_VECTOR_BUILDS): AVX2 ~1.5-1.7x
+   the baseline (benchmarks/results/lossy_speed.md, "Branch dec"). */
 HLC_VECTOR_BUILDS(int, synth_level, (const Src *ll, const Src *hl, const Src *lh, const Src *hh, float recon, int h,
                                      int w, const Sink *out, float *work), (ll, hl, lh, hh, recon, h, w, out, work))
 
@@ -494,8 +493,8 @@ static inline __attribute__((always_inline)) int fwd97_body(float *x, int H, int
     return 0;
 }
 
-/* The analysis in three vector builds (kernels.h): 1.3x the baseline with AVX2 or AVX-512
-   on a 512 x 512 plane here. */
+/* The analysis in two vector builds (kernels.h): AVX2 1.2-1.3x the baseline on 512^2 to
+   2048^2 planes (bench_synth97.py, "Stop 28"). */
 HLC_VECTOR_BUILDS(int, fwd97, (float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen),
                   (x, H, W, levels, from_int, scratch, seen))
 

@@ -34,7 +34,7 @@ KERNELS = Extension(
     # -O3 (no -march: the build may move to another machine): 18-25% fewer instructions
     # per decoded sample than -O2 (callgrind, 693_UNCR and RG3_UNCR), same bytes
     extra_compile_args=["-O3", "-std=c99", "-ffp-contract=off", "-fno-strict-aliasing"],
-    libraries=["m"],
+    libraries=["m", "pthread"],
 )
 
 

@@ -87,13 +87,27 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
     """The frames ``frames`` of a parsed stream at 1/2^level resolution, as an array
     (frames, rows, cols, channels) of the image's dtype; damage raised or concealed."""
     scale = 1 << level
-    out = np.empty((len(frames), -(-h.rows // scale), -(-h.cols // scale), h.channels), h.np_dtype)
+    out = new_output((len(frames), -(-h.rows // scale), -(-h.cols // scale), h.channels), h.np_dtype)
     tiles = _TileDecoder(_Reader(data, h, start, strict, report), out, level)
     items = [(k, f, t) for k, f in enumerate(frames) for t in range(h.n_tiles)]
     holes = [x for x in map_threads(tiles.decode, items, threads) if x is not None]
     if holes:
         _fill_holes(out, holes, h, frames, report)
     return out
+
+
+def new_output(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """An empty array for decoded samples, its memory from the compiled decoder's block
+    cache (codec_core/_native/planedecode.c: at most 32 MB kept), where it goes back when
+    the array is gone: the next image of its size is written into pages already mapped.
+    A fresh page costs a page fault when first written (1.2-2.5 us here): the outputs
+    were a third of a decode's faults (benchmarks/results/lossy_speed.md, "Stop 28")."""
+    from ._hlc import sample_block
+
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if not size:
+        return np.empty(shape, dtype)
+    return np.frombuffer(sample_block(size), dtype).reshape(shape)
 
 
 def decode_frame(stream: bytes, frame: int, threads: int) -> np.ndarray:

@@ -271,3 +271,66 @@ def test_bounds_are_one_rule_for_both_paths():
     assert pipeline.lossy_bounds(grey, np.int16) == (grey.vmin, grey.vmax)
     lim = pipeline.rct_limit(np.int16)
     assert pipeline.lossy_bounds(colour, np.int16) == (-lim, lim)
+
+
+# ------------------------------------------------------------------ block cache
+
+def test_decoded_images_never_share_memory_and_the_cache_stays_bounded():
+    """Outputs come from the decoder's block cache (planedecode.c): two live images never
+    share memory, an image stays itself while another of its size is decoded, a freed
+    image's memory is reused, and the cache never holds more than its limit."""
+    a = _dicom("CT_small.dcm")
+    stream = hlc.encode(a, mode="lossless")
+    x, y = hlc.decode(stream), hlc.decode(stream)
+    assert not np.shares_memory(x, y) and x.flags.writeable
+    x[...] = 0
+    assert np.array_equal(y, a) and np.array_equal(hlc.decode(stream), a)
+    del x
+    z = hlc.decode(stream)
+    assert np.array_equal(z, a)
+    rng = np.random.default_rng(1)
+    for _ in range(40):  # many sizes, lossy and lossless: the cache's limit holds
+        r, c = (int(v) for v in rng.integers(16, 700, 2))
+        img = rng.integers(0, 4096, (r, c)).astype(np.uint16)
+        kw = {"mode": "lossless"} if rng.random() < 0.5 else {"mode": "lossy", "bpp": 1.0}
+        hlc.decode(hlc.encode(img, **kw))
+        held, limit = _hlc.cached_bytes()
+        assert 0 <= held <= limit
+
+
+def test_the_cache_is_shared_by_threads_without_mixing_their_images():
+    """Tiles of a large image decoded on two threads, and whole images decoded in
+    threads at once: every result exact (blocks handed to one decode only)."""
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(2)
+    imgs = [rng.integers(0, 1 << 12, (300 + 17 * k, 260 + 5 * k)).astype(np.uint16) for k in range(6)]
+    streams = [hlc.encode(im, mode="lossless", tile_size=128) for im in imgs]
+    with ThreadPoolExecutor(4) as ex:
+        for _ in range(3):
+            outs = list(ex.map(lambda s: hlc.decode(s, threads=2), streams))
+            assert all(np.array_equal(o, im) for o, im in zip(outs, imgs, strict=True))
+
+
+def test_the_cache_memory_is_seen_by_tracemalloc():
+    """Blocks come from the Python raw allocator: tracemalloc (the fuzzer's over-allocation
+    check) sees a decode's output and scratch as it saw numpy's arrays; only outputs are
+    kept (the scratch is freed at once); release_cache frees what the cache keeps."""
+    import tracemalloc
+    a = np.random.default_rng(3).integers(0, 4096, (640, 512)).astype(np.uint16)
+    stream = hlc.encode(a, mode="lossy", bpp=1.0, try_near_lossless=False)
+    _hlc.release_cache()
+    assert _hlc.cached_bytes()[0] == 0
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        out = hlc.decode(stream)
+        now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.nbytes <= now - before < out.nbytes + (1 << 16)  # the output's block; the scratch freed
+    assert peak - before >= out.nbytes + 2 * out.size  # (the int32 bands: 2 bytes a sample more)
+    assert _hlc.cached_bytes()[0] == 0
+    del out  # its block goes back to the cache
+    assert _hlc.cached_bytes()[0] >= a.nbytes
+    _hlc.release_cache()
+    assert _hlc.cached_bytes()[0] == 0

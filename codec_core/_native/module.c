@@ -897,6 +897,65 @@ static PyObject *py_decode_lossless_plane(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* sample_block(nbytes): a writable buffer of nbytes for a decoded image (numpy.frombuffer
+   makes the array), taken from the decoder's block cache (planedecode.c) and given back
+   to it when the last array over it is gone: the next image of the same size finds its
+   pages mapped (no page fault per page written). */
+typedef struct {
+    PyObject_HEAD
+    void *p;
+    Py_ssize_t n;
+} SampleBlock;
+
+static int block_getbuffer(PyObject *o, Py_buffer *view, int flags) {
+    SampleBlock *b = (SampleBlock *)o;
+    return PyBuffer_FillInfo(view, o, b->p, b->n, 0, flags);
+}
+
+static void block_dealloc(PyObject *o) {
+    hlc_give(((SampleBlock *)o)->p);
+    Py_TYPE(o)->tp_free(o);
+}
+
+static PyBufferProcs block_buffer = {block_getbuffer, NULL};
+
+static PyTypeObject SampleBlockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "codec_core._hlc.SampleBlock",
+    .tp_basicsize = sizeof(SampleBlock),
+    .tp_dealloc = block_dealloc,
+    .tp_as_buffer = &block_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A decoded image's memory, from the decoder's block cache (planedecode.c).",
+};
+
+/* cached_bytes(): the bytes the decoder's block cache holds now, and its limit;
+   release_cache(): every kept block freed. */
+static PyObject *py_cached_bytes(PyObject *self, PyObject *args) {
+    return Py_BuildValue("nn", (Py_ssize_t)hlc_cached_bytes(), (Py_ssize_t)HLC_CACHE_BYTES);
+}
+
+static PyObject *py_release_cache(PyObject *self, PyObject *args) {
+    hlc_release_cache();
+    return Py_NewRef(Py_None);
+}
+
+static PyObject *py_sample_block(PyObject *self, PyObject *args) {
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "n", &n)) return NULL;
+    if (n < 0) return PyErr_Format(PyExc_ValueError, "sample_block: %zd bytes", n);
+    void *p = hlc_take(n ? (size_t)n : 1);
+    if (!p) return PyErr_NoMemory();
+    SampleBlock *b = PyObject_New(SampleBlock, &SampleBlockType);
+    if (!b) {
+        hlc_give(p);
+        return NULL;
+    }
+    b->p = p;
+    b->n = n;
+    return (PyObject *)b;
+}
+
 /* ------------------------------------------------------------ Reed-Solomon parity */
 
 /* parity(data, tab, acc): acc[i] ^= tab[ke - 1 - j][data[j, i]] over message rows j.
@@ -1229,6 +1288,9 @@ static PyMethodDef methods[] = {
     {"decode_lossy_band", py_decode_lossy_band, METH_VARARGS, "Decode one lossy detail band (lossyband.c)."},
     {"decode_lossy_plane", py_decode_lossy_plane, METH_VARARGS,
      "Decode one lossy plane from its segments into its samples (planedecode.c)."},
+    {"sample_block", py_sample_block, METH_VARARGS, "A decoded image's memory (planedecode.c's block cache)."},
+    {"cached_bytes", py_cached_bytes, METH_NOARGS, "The bytes the decoder's block cache holds, and its limit."},
+    {"release_cache", py_release_cache, METH_NOARGS, "Free every block the decoder's cache keeps."},
     {"decode_lossless_plane", py_decode_lossless_plane, METH_VARARGS,
      "Decode one lossless wavelet plane from its segments into its samples (planedecode.c)."},
     {"finish_encoder", py_finish_encoder, METH_VARARGS, "Flush the range coder and the raw bits."},
@@ -1263,6 +1325,12 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hlc", "HLC's compil
 PyMODINIT_FUNC PyInit__hlc(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
+    if (PyType_Ready(&SampleBlockType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    hlc_raw_alloc = PyMem_RawMalloc;  /* (the block cache's memory, where tracemalloc sees it) */
+    hlc_raw_free = PyMem_RawFree;
     hlc_lossy_init();
     hlc_isa_choose(-1);
     if (PyModule_AddIntConstant(m, "DIRECT", HLC_DIRECT) || PyModule_AddIntConstant(m, "NSYM", HLC_NSYM)

@@ -22,10 +22,130 @@
  * them). At 0.25 bpp the Python between the lossy kernels was 13-19% of a decode, and
  * 10% of a lossless one (benchmarks/results/lossy_speed.md, "Stop 28").
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
+
+/* ------------------------------------------------------------- block cache
+ *
+ * A decoded image's memory (module.c's SampleBlock: the decoder's output array) comes
+ * from hlc_take() and goes back through hlc_give() when the last array over it is gone;
+ * the cache keeps up to CACHE_BLOCKS such blocks, CACHE_BYTES in all, for any thread's
+ * next decode, so the next image of a size finds its pages mapped. A fresh page costs a
+ * page fault the first time it is written (1.2-2.5 us here, in a virtual machine): at
+ * 0.25 bpp, between encodes (whose heap trim gives every free page back), a pass over
+ * the 21 benchmark images took 5,400-5,900 of them, a third for the outputs
+ * (benchmarks/results/lossy_speed.md, "Stop 28"). A decode's peak is unchanged: a block
+ * is kept only once its image is gone. The decoders' scratch (bands, float planes) is
+ * not kept: kept, it stayed resident under what a decode does next (the padding path's
+ * class map, the encoder's passes after a trial decode) and raised 693_UNCR's lossy
+ * decode from 3.8x to 4.05-4.5x raw at its peak; it is freed (drop) as soon as it is done
+ * with, as before. Blocks come from hlc_raw_alloc (module.c: the Python raw allocator,
+ * which tracemalloc sees); one lock, taken once an image. */
+#define CACHE_BLOCKS 32
+#define CACHE_BYTES HLC_CACHE_BYTES
+#define BLOCK_HEAD 64  /* (a block's size before it: the payload stays 64-byte aligned) */
+
+void *(*hlc_raw_alloc)(size_t) = malloc;
+void (*hlc_raw_free)(void *) = free;
+
+static struct {
+    pthread_mutex_t lock;
+    void *p[CACHE_BLOCKS];
+    size_t held;
+} cache = {PTHREAD_MUTEX_INITIALIZER, {NULL}, 0};
+
+static size_t block_size(void *p) { return *(size_t *)((char *)p - BLOCK_HEAD); }
+
+/* A block of at least `bytes`: the smallest kept one that fits and is at most a quarter
+   larger (a small image does not hold a large block), else a new one. */
+void *hlc_take(size_t bytes) {
+    void *p = NULL;
+    pthread_mutex_lock(&cache.lock);
+    int best = -1;
+    for (int i = 0; i < CACHE_BLOCKS; i++)
+        if (cache.p[i] && block_size(cache.p[i]) >= bytes && block_size(cache.p[i]) - bytes <= bytes / 4
+            && (best < 0 || block_size(cache.p[i]) < block_size(cache.p[best])))
+            best = i;
+    if (best >= 0) {
+        p = cache.p[best];
+        cache.p[best] = NULL;
+        cache.held -= block_size(p);
+    }
+    pthread_mutex_unlock(&cache.lock);
+    if (p) return p;
+    char *raw = bytes <= (size_t)-1 - BLOCK_HEAD ? hlc_raw_alloc(BLOCK_HEAD + bytes) : NULL;
+    if (!raw) return NULL;
+    *(size_t *)raw = bytes;
+    return raw + BLOCK_HEAD;
+}
+
+/* A block freed now, not kept. */
+static void drop(void *p) {
+    if (p) hlc_raw_free((char *)p - BLOCK_HEAD);
+}
+
+/* A block of a decode's scratch: not from the cache, and freed (drop) as soon as the
+   decode is done with it (see the block cache above). */
+static void *scratch(size_t bytes) {
+    char *raw = bytes <= (size_t)-1 - BLOCK_HEAD ? hlc_raw_alloc(BLOCK_HEAD + bytes) : NULL;
+    if (!raw) return NULL;
+    *(size_t *)raw = bytes;
+    return raw + BLOCK_HEAD;
+}
+
+/* Every kept block freed (for the tests, and for a caller that wants the memory back). */
+void hlc_release_cache(void) {
+    void *drop[CACHE_BLOCKS];
+    pthread_mutex_lock(&cache.lock);
+    for (int i = 0; i < CACHE_BLOCKS; i++) {
+        drop[i] = cache.p[i];
+        cache.p[i] = NULL;
+    }
+    cache.held = 0;
+    pthread_mutex_unlock(&cache.lock);
+    for (int i = 0; i < CACHE_BLOCKS; i++)
+        if (drop[i]) hlc_raw_free((char *)drop[i] - BLOCK_HEAD);
+}
+
+/* The bytes the cache holds (for the tests: at most CACHE_BYTES). */
+size_t hlc_cached_bytes(void) {
+    pthread_mutex_lock(&cache.lock);
+    size_t n = cache.held;
+    pthread_mutex_unlock(&cache.lock);
+    return n;
+}
+
+/* A block back: kept while the cache has room (the smallest kept blocks make way for a
+   larger one), else freed. */
+void hlc_give(void *p) {
+    if (!p) return;
+    size_t n = block_size(p);
+    void *drop[CACHE_BLOCKS];
+    int ndrop = 0, kept = 0;
+    pthread_mutex_lock(&cache.lock);
+    while (n <= CACHE_BYTES && cache.held + n > CACHE_BYTES) {  /* make room: drop the smallest */
+        int k = -1;
+        for (int i = 0; i < CACHE_BLOCKS; i++)
+            if (cache.p[i] && (k < 0 || block_size(cache.p[i]) < block_size(cache.p[k]))) k = i;
+        if (k < 0) break;
+        cache.held -= block_size(cache.p[k]);
+        drop[ndrop++] = cache.p[k];
+        cache.p[k] = NULL;
+    }
+    for (int i = 0; n <= CACHE_BYTES && cache.held + n <= CACHE_BYTES && i < CACHE_BLOCKS; i++)
+        if (!cache.p[i]) {
+            cache.p[i] = p;
+            cache.held += n;
+            kept = 1;
+            break;
+        }
+    pthread_mutex_unlock(&cache.lock);
+    for (int i = 0; i < ndrop; i++) hlc_raw_free((char *)drop[i] - BLOCK_HEAD);
+    if (!kept) hlc_raw_free((char *)p - BLOCK_HEAD);
+}
 
 static const int32_t none[1] = {0};  /* a reference band with no sample */
 
@@ -124,11 +244,11 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
     size_t n_ll = (size_t)hs[levels] * ws[levels];
     size_t n_models = (size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 2 + NSIGN_CTX;
     size_t n_lossy = (size_t)LB_NREM * HLC_NSYM + LB_NREM + LB_NBITS;
-    int32_t *m = malloc(sizeof(int32_t) * (n_models > n_lossy ? n_models : n_lossy));
-    float *work = malloc(sizeof(float) * HLC_SYNTH97_WORK(W)), *src_f = NULL, *dst_f = NULL;
+    int32_t *m = scratch(sizeof(int32_t) * (n_models > n_lossy ? n_models : n_lossy));
+    float *work = scratch(sizeof(float) * HLC_SYNTH97_WORK(W)), *src_f = NULL, *dst_f = NULL;
     int rc = 0;
     Decoder d;
-    block[0] = malloc(sizeof(int32_t) * (2 * n_ll + 1));
+    block[0] = scratch(sizeof(int32_t) * (2 * n_ll + 1));
     if (!m || !work || !block[0]) goto no_memory;
 
     /* the LL band */
@@ -138,7 +258,7 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
     /* the detail bands, coarsest level first, each band after its parent */
     for (int r = 1; r <= levels; r++) {
         size_t n = band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);  /* (the plane the level makes) */
-        if (!(block[r] = malloc(sizeof(int32_t) * (n + 1)))) goto no_memory;
+        if (!(block[r] = scratch(sizeof(int32_t) * (n + 1)))) goto no_memory;
         bands[r][0] = block[r];
         bands[r][1] = bands[r][0] + (size_t)bh[r][0] * bw[r][0];
         bands[r][2] = bands[r][1] + (size_t)bh[r][1] * bw[r][1];
@@ -165,18 +285,18 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
        level's bands into the next level's float LL plane, the last into out */
     for (int k = 0; k < levels; k++) {
         int j = levels - 1 - k;  /* the level makes the plane after j levels */
-        if (j > 0 && !(dst_f = malloc(sizeof(float) * (size_t)hs[j] * ws[j]))) goto no_memory;
+        if (j > 0 && !(dst_f = scratch(sizeof(float) * (size_t)hs[j] * ws[j]))) goto no_memory;
         void *dst = j > 0 ? (void *)dst_f : out;
         hlc_synth97_level(k ? (void *)src_f : (void *)ll, !k, steps[0], bands[k + 1][0], bands[k + 1][1],
                           bands[k + 1][2], steps + 1 + 3 * k, recon, hs[j], ws[j], dst, j > 0 ? (size_t)ws[j] : ostride,
                           j > 0 ? -1 : otype, lo, hi, work);
-        free(block[k + 1]);
+        drop(block[k + 1]);
         block[k + 1] = NULL;
         if (!k) {
-            free(block[0]);
+            drop(block[0]);
             block[0] = NULL;
         }
-        free(src_f);
+        drop(src_f);
         src_f = dst_f;
         dst_f = NULL;
     }
@@ -184,11 +304,11 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
 no_memory:
     rc = HLC_PLANE_NO_MEMORY;
 done:
-    for (int r = 0; r <= levels; r++) free(block[r]);
-    free(src_f);
-    free(dst_f);
-    free(work);
-    free(m);
+    for (int r = 0; r <= levels; r++) drop(block[r]);
+    drop(src_f);
+    drop(dst_f);
+    drop(work);
+    drop(m);
     return rc;
 }
 
@@ -217,10 +337,10 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
     int32_t *block[HLC_MAX_LEVELS + 1] = {NULL}, *bands[HLC_MAX_LEVELS + 1][3], *plane = NULL;
     int bh[HLC_MAX_LEVELS + 1][3], bw[HLC_MAX_LEVELS + 1][3];
     size_t n_ll = (size_t)hs[levels] * ws[levels];
-    int32_t *m = malloc(sizeof(int32_t) * ((size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 3));
+    int32_t *m = scratch(sizeof(int32_t) * ((size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 3));
     int rc = 0;
     Decoder d;
-    block[0] = malloc(sizeof(int32_t) * (2 * n_ll + 1));
+    block[0] = scratch(sizeof(int32_t) * (2 * n_ll + 1));
     if (!m || !block[0]) goto no_memory;
     if ((rc = decode_ll(segs[0], lens[0], hs[levels], ws[levels], fresh, m, block[0], block[0] + n_ll))) goto done;
 
@@ -228,7 +348,7 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
        with its parent (none for the coarsest level) */
     for (int r = 1; r <= levels; r++) {
         size_t n = band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);
-        if (!(block[r] = malloc(sizeof(int32_t) * (n + 1)))) goto no_memory;
+        if (!(block[r] = scratch(sizeof(int32_t) * (n + 1)))) goto no_memory;
         bands[r][0] = block[r];
         bands[r][1] = bands[r][0] + (size_t)bh[r][0] * bw[r][0];
         bands[r][2] = bands[r][1] + (size_t)bh[r][1] * bw[r][1];
@@ -256,14 +376,14 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
     int32_t *cur = block[0];
     for (int k = 0; k < levels; k++) {
         int j = levels - 1 - k;
-        int32_t *x = malloc(sizeof(int32_t) * ((size_t)hs[j] * ws[j] + 1));
+        int32_t *x = scratch(sizeof(int32_t) * ((size_t)hs[j] * ws[j] + 1));
         if (!x) goto no_memory;
         interleave(x, hs[j], ws[j], cur, bands[k + 1][0], bands[k + 1][1], bands[k + 1][2]);
-        free(block[k + 1]);
+        drop(block[k + 1]);
         block[k + 1] = NULL;
-        if (k) free(cur);
+        if (k) drop(cur);
         else {
-            free(block[0]);
+            drop(block[0]);
             block[0] = NULL;
         }
         hlc_inv53(x, hs[j], ws[j]);
@@ -277,8 +397,8 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
 no_memory:
     rc = HLC_PLANE_NO_MEMORY;
 done:
-    for (int r = 0; r <= levels; r++) free(block[r]);
-    free(plane);
-    free(m);
+    for (int r = 0; r <= levels; r++) drop(block[r]);
+    drop(plane);
+    drop(m);
     return rc;
 }

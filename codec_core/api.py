@@ -213,10 +213,13 @@ def _decode(data: Any, level: Any, frame: Any, strict: bool, limit: int | None, 
     frames = list(range(h.frames)) if frame is None else [_check_int("frame", frame, 0, h.frames - 1)]
     _check_claims(h, len(frames), len(stream), limit)
     nthreads = pl.auto_threads(h, len(frames)) if threads is None else _check_int("threads", threads, 1, 256)
-    decode_any = _regions().decode_regions if regions else decode_stream
     try:
-        out = decode_any(stream, h, start, level=level, frames=frames, strict=strict,
-                         threads=nthreads, report=report)
+        if regions:
+            out = _regions().decode_regions(stream, h, start, level=level, frames=frames, strict=strict,
+                                            threads=nthreads, report=report)
+        else:  # (nothing after it: its scratch is kept for the next decode, codec_core/_native/planedecode.c)
+            out = decode_stream(stream, h, start, level=level, frames=frames, strict=strict, threads=nthreads,
+                                report=report, keep_scratch=True)
     except (ValueError, TypeError) as e:  # raised by the stream's content, not by an argument
         raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
     return out, h

@@ -83,12 +83,15 @@ class _Reader:
 
 
 def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: list[int],
-                  strict: bool, threads: int, report: DecodeReport) -> np.ndarray:
+                  strict: bool, threads: int, report: DecodeReport, keep_scratch: bool = False) -> np.ndarray:
     """The frames ``frames`` of a parsed stream at 1/2^level resolution, as an array
-    (frames, rows, cols, channels) of the image's dtype; damage raised or concealed."""
+    (frames, rows, cols, channels) of the image's dtype; damage raised or concealed.
+    ``keep_scratch``: the compiled plane decoders keep their scratch in the block cache
+    for the next tile or image (codec_core/_native/planedecode.c; decode() of a plain
+    stream, nothing after it in the call: kept under later work it would raise the peak)."""
     scale = 1 << level
     out = new_output((len(frames), -(-h.rows // scale), -(-h.cols // scale), h.channels), h.np_dtype)
-    tiles = _TileDecoder(_Reader(data, h, start, strict, report), out, level)
+    tiles = _TileDecoder(_Reader(data, h, start, strict, report), out, level, keep_scratch)
     items = [(k, f, t) for k, f in enumerate(frames) for t in range(h.n_tiles)]
     holes = [x for x in map_threads(tiles.decode, items, threads) if x is not None]
     if holes:
@@ -142,9 +145,9 @@ class _Tile:
 class _TileDecoder:
     """Decodes tiles of one stream into ``out`` (one call per tile, from any thread)."""
 
-    def __init__(self, rd: _Reader, out: np.ndarray, level: int) -> None:
+    def __init__(self, rd: _Reader, out: np.ndarray, level: int, keep_scratch: bool = False) -> None:
         h = rd.h
-        self.rd, self.h, self.out, self.level = rd, h, out, level
+        self.rd, self.h, self.out, self.level, self.keep = rd, h, out, level, keep_scratch
         self.layout = ct.segment_layout(h)
         self.table = unpack_value_table(h.value_table, h.vmin, h.vmax) if h.value_table else None
         self.cmap = unpack_class_map(h.class_map, class_map_shape(h)) if h.class_map else None
@@ -217,7 +220,7 @@ class _TileDecoder:
                 if tile is None:  # (lossy: planar, each plane synthesised straight into its channel)
                     tile = new_tile((tl.oh, tl.ow), h, planar=h.mode == Mode.LOSSY)
                 direct = tile[..., c] if h.mode == Mode.LOSSY else None
-            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, tl.mult, c, direct, self.table, level)
+            plane = _decode_plane(segs, upto, y1 - y0, x1 - x0, h, tl.mult, c, direct, self.table, level, self.keep)
             if h.channels == 1:
                 if direct is not None:
                     _recentre_thumbnail(direct, segs, level, h, self.table)
@@ -269,7 +272,7 @@ def _decode_colour_predictive(rd: _Reader, layout: ct.Layout, f: int, t: int, th
 
 def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: list | None,
                   channel: int, out: np.ndarray | None = None, table: np.ndarray | None = None,
-                  level: int = 0) -> np.ndarray:
+                  level: int = 0, keep: bool = False) -> np.ndarray:
     """One plane of a tile at 1/2^level resolution, int32; or, with ``out`` (a
     one-channel tile's place in the output), finished (value table, clipping) and
     written there.
@@ -287,9 +290,9 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
             raise CorruptStreamError(f"unknown plane coder {coder}")
         segs = [segs[0][1:]] + segs[1:]
         if out is not None and table is None and len(segs) == upto + 1 == h.levels + 1 and _whole_plane_in_c(h, out):
-            return _lossless_plane(segs, h, out)
+            return _lossless_plane(segs, h, out, keep)
     elif out is not None and mult is None and len(segs) == upto + 1 == h.levels + 1 and _whole_plane_in_c(h, out):
-        return _lossy_plane(segs, h, channel, out)
+        return _lossy_plane(segs, h, channel, out, keep)
     good = len(segs) - 1
     if table is not None and level:
         upto = h.levels  # the whole plane, to average values rather than ranks
@@ -334,27 +337,28 @@ def _plane_status(rc: int) -> None:
         raise CorruptStreamError("coded segment shorter than its length field")
 
 
-def _lossy_plane(segs: list, h: ct.Header, channel: int, out: np.ndarray) -> np.ndarray:
+def _lossy_plane(segs: list, h: ct.Header, channel: int, out: np.ndarray, keep: bool = False) -> np.ndarray:
     """:func:`_decode_plane`'s lossy plane, whole, by the compiled ``decode_lossy_plane``:
     the kernels of entropy.decode_decomposition and pipeline.reconstruct_lossy_plane in
-    one call (the same samples; the Python between them was 13-19% of a decode)."""
+    one call (the same samples; the Python between them was 13-19% of a decode);
+    ``keep``: its scratch kept in the block cache (:func:`decode_stream`)."""
     from . import _kernels as kk
 
     steps = np.asarray(quantize.channel_steps(h.steps, h.channel_mult, channel)[:1 + 3 * h.levels], np.float32)
     lo, hi = lossy_bounds(h, out.dtype)
     _plane_status(kk.decode_lossy_plane(segs, bool(h.flags & FLAG_LOSSY_RUNS), kk.fresh_plane_models(), steps,
-                                        float(np.float32(h.recon_offset)), out, float(lo), float(hi)))
+                                        float(np.float32(h.recon_offset)), out, float(lo), float(hi), keep))
     return out
 
 
-def _lossless_plane(segs: list, h: ct.Header, out: np.ndarray) -> np.ndarray:
+def _lossless_plane(segs: list, h: ct.Header, out: np.ndarray, keep: bool = False) -> np.ndarray:
     """:func:`_decode_plane`'s lossless wavelet plane (no value table), whole, by the
     compiled ``decode_lossless_plane``: entropy.decode_decomposition, the 5/3 synthesis
     and finish_tile's clip in one call (the same samples; 10% of a lossless decode was
     the Python between them, and it held the GIL)."""
     from . import _kernels as kk
 
-    _plane_status(kk.decode_lossless_plane(segs, kk.fresh_plane_models()[:4], out, h.vmin, h.vmax))
+    _plane_status(kk.decode_lossless_plane(segs, kk.fresh_plane_models()[:4], out, h.vmin, h.vmax, keep))
     return out
 
 

@@ -313,8 +313,9 @@ def test_the_cache_is_shared_by_threads_without_mixing_their_images():
 
 def test_the_cache_memory_is_seen_by_tracemalloc():
     """Blocks come from the Python raw allocator: tracemalloc (the fuzzer's over-allocation
-    check) sees a decode's output and scratch as it saw numpy's arrays; only outputs are
-    kept (the scratch is freed at once); release_cache frees what the cache keeps."""
+    check) sees a decode's output and scratch as it saw numpy's arrays. decode() keeps
+    the scratch of a plain stream's last plane in the cache; the encoder's trial decodes
+    (decoder.decode_frame) keep none; release_cache frees what the cache keeps."""
     import tracemalloc
     a = np.random.default_rng(3).integers(0, 4096, (640, 512)).astype(np.uint16)
     stream = hlc.encode(a, mode="lossy", bpp=1.0, try_near_lossless=False)
@@ -327,10 +328,17 @@ def test_the_cache_memory_is_seen_by_tracemalloc():
         now, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert out.nbytes <= now - before < out.nbytes + (1 << 16)  # the output's block; the scratch freed
+    kept = _hlc.cached_bytes()[0]
+    assert kept >= 2 * out.size  # (the last level's int32 bands at least)
+    assert now - before >= out.nbytes + kept  # the output's block and the kept scratch
     assert peak - before >= out.nbytes + 2 * out.size  # (the int32 bands: 2 bytes a sample more)
-    assert _hlc.cached_bytes()[0] == 0
     del out  # its block goes back to the cache
+    assert _hlc.cached_bytes()[0] >= kept + a.nbytes
+    _hlc.release_cache()
+    frame = decoder.decode_frame(stream, 0, 1)  # the encoder's trial decode: its scratch not kept
+    assert _hlc.cached_bytes()[0] == 0
+    del frame  # (its output's block kept once the array is gone)
     assert _hlc.cached_bytes()[0] >= a.nbytes
     _hlc.release_cache()
     assert _hlc.cached_bytes()[0] == 0
+    assert ct.parse_header(stream)[0].levels > 0

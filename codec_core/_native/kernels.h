@@ -106,8 +106,9 @@ void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, 
    levels] the detail levels', coarsest first (empty: a level of zeros); fresh: the
    starting models of the band coder (one group) and of the lossy band coder; steps
    1 + 3 levels float32; out as hlc_synth97_level's last level. Returns 0, or one of: */
-/* Decoded images' blocks kept between decodes (planedecode.c: at most 32 MB in all, for
-   any thread), from hlc_raw_alloc (module.c sets the Python raw allocator). */
+/* Decoded images' blocks, and on request the plane decoders' scratch, kept between
+   decodes (planedecode.c: at most 32 MB in all, for any thread), from hlc_raw_alloc
+   (module.c sets the Python raw allocator). keep: the scratch goes back to the cache. */
 extern void *(*hlc_raw_alloc)(size_t);
 extern void (*hlc_raw_free)(void *);
 void *hlc_take(size_t bytes);
@@ -125,12 +126,12 @@ typedef struct {
 } HlcFreshModels;
 int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W, int runs,
                            const HlcFreshModels *fresh, const float *steps, float recon, void *out, size_t ostride,
-                           int otype, double lo, double hi);
+                           int otype, double lo, double hi, int keep);
 /* A lossless wavelet plane likewise (fresh: the band coder's models only), clipped to
    [lo, hi] into out. */
 int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W,
                               const HlcFreshModels *fresh, void *out, size_t ostride, int otype, int32_t lo,
-                              int32_t hi);
+                              int32_t hi, int keep);
 /* Vector builds (isa.c). A kernel whose loops vectorise is written once, as an
    always_inline body NAME_body returning a value, and HLC_VECTOR_BUILDS makes NAME, which
    runs that body built for the baseline (SSE2) or for AVX2: AVX2 where the processor has

@@ -839,16 +839,18 @@ static PyObject *plane_done(int rc) {
     return PyLong_FromLong(rc);
 }
 
-/* decode_lossy_plane(segs, runs, fresh, steps, recon, out, lo, hi): a lossy plane (fresh:
-   the 7 model arrays; steps float32, 1 + 3 L) into out, clip(rint(x), lo, hi). Returns 0,
+/* decode_lossy_plane(segs, runs, fresh, steps, recon, out, lo, hi[, keep]): a lossy plane
+   (fresh: the 7 model arrays; steps float32, 1 + 3 L) into out, clip(rint(x), lo, hi);
+   keep: its scratch goes back to the block cache (planedecode.c), not freed. Returns 0,
    or PLANE_BAD_LENGTH / PLANE_SHORT for a damaged segment (the caller names it). */
 static PyObject *py_decode_lossy_plane(PyObject *self, PyObject *args) {
     PyObject *list, *ofresh, *osteps, *oout;
     int runs;
     float recon;
     double lo, hi;
-    if (!PyArg_ParseTuple(args, "O!pO!OfOdd", &PyList_Type, &list, &runs, &PyTuple_Type, &ofresh, &osteps, &recon,
-                          &oout, &lo, &hi))
+    int keep = 0;
+    if (!PyArg_ParseTuple(args, "O!pO!OfOdd|p", &PyList_Type, &list, &runs, &PyTuple_Type, &ofresh, &osteps, &recon,
+                          &oout, &lo, &hi, &keep))
         return NULL;
     Arr a[PLANE_SLOTS];
     memset(a, 0, sizeof a);
@@ -865,7 +867,7 @@ static PyObject *py_decode_lossy_plane(PyObject *self, PyObject *args) {
         int rc;
         Py_BEGIN_ALLOW_THREADS
         rc = hlc_decode_lossy_plane(p.segs, p.lens, p.levels, p.h, p.w, runs, &p.fresh, steps, recon, out, p.ostride,
-                                    p.otype, lo, hi);
+                                    p.otype, lo, hi, keep);
         Py_END_ALLOW_THREADS
         result = plane_done(rc);
     }
@@ -874,13 +876,14 @@ done:
     return result;
 }
 
-/* decode_lossless_plane(segs, fresh, out, lo, hi): a lossless wavelet plane (fresh: the
-   band coder's 4 model arrays; segs without the plane's coder byte) into out, clipped to
-   [lo, hi]. Returns as decode_lossy_plane. */
+/* decode_lossless_plane(segs, fresh, out, lo, hi[, keep]): a lossless wavelet plane
+   (fresh: the band coder's 4 model arrays; segs without the plane's coder byte) into
+   out, clipped to [lo, hi]. keep and the result as decode_lossy_plane's. */
 static PyObject *py_decode_lossless_plane(PyObject *self, PyObject *args) {
     PyObject *list, *ofresh, *oout;
-    int lo, hi;
-    if (!PyArg_ParseTuple(args, "O!O!Oii", &PyList_Type, &list, &PyTuple_Type, &ofresh, &oout, &lo, &hi)) return NULL;
+    int lo, hi, keep = 0;
+    if (!PyArg_ParseTuple(args, "O!O!Oii|p", &PyList_Type, &list, &PyTuple_Type, &ofresh, &oout, &lo, &hi, &keep))
+        return NULL;
     Arr a[PLANE_SLOTS];
     memset(a, 0, sizeof a);
     PlaneArgs p;
@@ -889,7 +892,8 @@ static PyObject *py_decode_lossless_plane(PyObject *self, PyObject *args) {
         void *out = a[p.levels + 1 + 4 + 1].view.buf;
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = hlc_decode_lossless_plane(p.segs, p.lens, p.levels, p.h, p.w, &p.fresh, out, p.ostride, p.otype, lo, hi);
+        rc = hlc_decode_lossless_plane(p.segs, p.lens, p.levels, p.h, p.w, &p.fresh, out, p.ostride, p.otype, lo, hi,
+                                       keep);
         Py_END_ALLOW_THREADS
         result = plane_done(rc);
     }

@@ -38,12 +38,13 @@
  * 0.25 bpp, between encodes (whose heap trim gives every free page back), a pass over
  * the 21 benchmark images took 5,400-5,900 of them, a third for the outputs
  * (benchmarks/results/lossy_speed.md, "Stop 28"). A decode's peak is unchanged: a block
- * is kept only once its image is gone. The decoders' scratch (bands, float planes) is
- * not kept: kept, it stayed resident under what a decode does next (the padding path's
- * class map, the encoder's passes after a trial decode) and raised 693_UNCR's lossy
- * decode from 3.8x to 4.05-4.5x raw at its peak; it is freed (drop) as soon as it is done
- * with, as before. Blocks come from hlc_raw_alloc (module.c: the Python raw allocator,
- * which tracemalloc sees); one lock, taken once an image. */
+ * is kept only once its image is gone. The plane decoders' scratch (bands, float planes)
+ * is kept too when the caller asks (decode(): the last level's blocks, the next tile or
+ * image of the size takes them back), and otherwise freed as soon as it is done with:
+ * kept under what a decode or an encode does next (the padding path's class map, the
+ * encoder's passes after its trial decodes) it raised 693_UNCR's lossy decode peak from
+ * 3.8x to 4.05-4.5x raw. Blocks come from hlc_raw_alloc (module.c: the Python raw allocator,
+ * which tracemalloc sees); one lock, taken a few times a plane. */
 #define CACHE_BLOCKS 32
 #define CACHE_BYTES HLC_CACHE_BYTES
 #define BLOCK_HEAD 64  /* (a block's size before it: the payload stays 64-byte aligned) */
@@ -82,18 +83,10 @@ void *hlc_take(size_t bytes) {
     return raw + BLOCK_HEAD;
 }
 
-/* A block freed now, not kept. */
+/* A block freed now, not kept (scratch the caller does not keep, or done with before
+   the last level: freed where the decoders freed it before the cache). */
 static void drop(void *p) {
     if (p) hlc_raw_free((char *)p - BLOCK_HEAD);
-}
-
-/* A block of a decode's scratch: not from the cache, and freed (drop) as soon as the
-   decode is done with it (see the block cache above). */
-static void *scratch(size_t bytes) {
-    char *raw = bytes <= (size_t)-1 - BLOCK_HEAD ? hlc_raw_alloc(BLOCK_HEAD + bytes) : NULL;
-    if (!raw) return NULL;
-    *(size_t *)raw = bytes;
-    return raw + BLOCK_HEAD;
 }
 
 /* Every kept block freed (for the tests, and for a caller that wants the memory back). */
@@ -233,7 +226,8 @@ static size_t band_dims(int ph, int pw, int *bh, int *bw) {
 
 int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W, int runs,
                            const HlcFreshModels *fresh, const float *steps, float recon, void *out, size_t ostride,
-                           int otype, double lo, double hi) {
+                           int otype, double lo, double hi, int keep) {
+    void (*done_with)(void *) = keep ? hlc_give : drop;  /* the last level's scratch: kept, or freed */
     int hs[HLC_MAX_LEVELS + 1], ws[HLC_MAX_LEVELS + 1];
     level_dims(H, W, levels, hs, ws);
     /* blocks: [0] the LL band and its residual, [r] level r's three bands; one segment's
@@ -244,11 +238,11 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
     size_t n_ll = (size_t)hs[levels] * ws[levels];
     size_t n_models = (size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 2 + NSIGN_CTX;
     size_t n_lossy = (size_t)LB_NREM * HLC_NSYM + LB_NREM + LB_NBITS;
-    int32_t *m = scratch(sizeof(int32_t) * (n_models > n_lossy ? n_models : n_lossy));
-    float *work = scratch(sizeof(float) * HLC_SYNTH97_WORK(W)), *src_f = NULL, *dst_f = NULL;
+    int32_t *m = hlc_take(sizeof(int32_t) * (n_models > n_lossy ? n_models : n_lossy));
+    float *work = hlc_take(sizeof(float) * HLC_SYNTH97_WORK(W)), *src_f = NULL, *dst_f = NULL;
     int rc = 0;
     Decoder d;
-    block[0] = scratch(sizeof(int32_t) * (2 * n_ll + 1));
+    block[0] = hlc_take(sizeof(int32_t) * (2 * n_ll + 1));
     if (!m || !work || !block[0]) goto no_memory;
 
     /* the LL band */
@@ -258,7 +252,7 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
     /* the detail bands, coarsest level first, each band after its parent */
     for (int r = 1; r <= levels; r++) {
         size_t n = band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);  /* (the plane the level makes) */
-        if (!(block[r] = scratch(sizeof(int32_t) * (n + 1)))) goto no_memory;
+        if (!(block[r] = hlc_take(sizeof(int32_t) * (n + 1)))) goto no_memory;
         bands[r][0] = block[r];
         bands[r][1] = bands[r][0] + (size_t)bh[r][0] * bw[r][0];
         bands[r][2] = bands[r][1] + (size_t)bh[r][1] * bw[r][1];
@@ -285,18 +279,19 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
        level's bands into the next level's float LL plane, the last into out */
     for (int k = 0; k < levels; k++) {
         int j = levels - 1 - k;  /* the level makes the plane after j levels */
-        if (j > 0 && !(dst_f = scratch(sizeof(float) * (size_t)hs[j] * ws[j]))) goto no_memory;
+        if (j > 0 && !(dst_f = hlc_take(sizeof(float) * (size_t)hs[j] * ws[j]))) goto no_memory;
         void *dst = j > 0 ? (void *)dst_f : out;
         hlc_synth97_level(k ? (void *)src_f : (void *)ll, !k, steps[0], bands[k + 1][0], bands[k + 1][1],
                           bands[k + 1][2], steps + 1 + 3 * k, recon, hs[j], ws[j], dst, j > 0 ? (size_t)ws[j] : ostride,
                           j > 0 ? -1 : otype, lo, hi, work);
-        drop(block[k + 1]);
+        void (*freed)(void *) = k == levels - 1 ? done_with : drop;  /* (before the last level: freed now) */
+        freed(block[k + 1]);
         block[k + 1] = NULL;
         if (!k) {
-            drop(block[0]);
+            freed(block[0]);
             block[0] = NULL;
         }
-        drop(src_f);
+        freed(src_f);
         src_f = dst_f;
         dst_f = NULL;
     }
@@ -304,11 +299,11 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
 no_memory:
     rc = HLC_PLANE_NO_MEMORY;
 done:
-    for (int r = 0; r <= levels; r++) drop(block[r]);
-    drop(src_f);
-    drop(dst_f);
-    drop(work);
-    drop(m);
+    for (int r = 0; r <= levels; r++) done_with(block[r]);
+    done_with(src_f);
+    done_with(dst_f);
+    done_with(work);
+    done_with(m);
     return rc;
 }
 
@@ -331,16 +326,17 @@ static void interleave(int32_t *x, int h, int w, const int32_t *ll, const int32_
 
 int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W,
                               const HlcFreshModels *fresh, void *out, size_t ostride, int otype, int32_t lo,
-                              int32_t hi) {
+                              int32_t hi, int keep) {
+    void (*done_with)(void *) = keep ? hlc_give : drop;  /* (as in the lossy decoder) */
     int hs[HLC_MAX_LEVELS + 1], ws[HLC_MAX_LEVELS + 1];
     level_dims(H, W, levels, hs, ws);
     int32_t *block[HLC_MAX_LEVELS + 1] = {NULL}, *bands[HLC_MAX_LEVELS + 1][3], *plane = NULL;
     int bh[HLC_MAX_LEVELS + 1][3], bw[HLC_MAX_LEVELS + 1][3];
     size_t n_ll = (size_t)hs[levels] * ws[levels];
-    int32_t *m = scratch(sizeof(int32_t) * ((size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 3));
+    int32_t *m = hlc_take(sizeof(int32_t) * ((size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 3));
     int rc = 0;
     Decoder d;
-    block[0] = scratch(sizeof(int32_t) * (2 * n_ll + 1));
+    block[0] = hlc_take(sizeof(int32_t) * (2 * n_ll + 1));
     if (!m || !block[0]) goto no_memory;
     if ((rc = decode_ll(segs[0], lens[0], hs[levels], ws[levels], fresh, m, block[0], block[0] + n_ll))) goto done;
 
@@ -348,7 +344,7 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
        with its parent (none for the coarsest level) */
     for (int r = 1; r <= levels; r++) {
         size_t n = band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);
-        if (!(block[r] = scratch(sizeof(int32_t) * (n + 1)))) goto no_memory;
+        if (!(block[r] = hlc_take(sizeof(int32_t) * (n + 1)))) goto no_memory;
         bands[r][0] = block[r];
         bands[r][1] = bands[r][0] + (size_t)bh[r][0] * bw[r][0];
         bands[r][2] = bands[r][1] + (size_t)bh[r][1] * bw[r][1];
@@ -376,14 +372,15 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
     int32_t *cur = block[0];
     for (int k = 0; k < levels; k++) {
         int j = levels - 1 - k;
-        int32_t *x = scratch(sizeof(int32_t) * ((size_t)hs[j] * ws[j] + 1));
+        int32_t *x = hlc_take(sizeof(int32_t) * ((size_t)hs[j] * ws[j] + 1));
         if (!x) goto no_memory;
         interleave(x, hs[j], ws[j], cur, bands[k + 1][0], bands[k + 1][1], bands[k + 1][2]);
-        drop(block[k + 1]);
+        void (*freed)(void *) = k == levels - 1 ? done_with : drop;
+        freed(block[k + 1]);
         block[k + 1] = NULL;
-        if (k) drop(cur);
+        if (k) freed(cur);
         else {
-            drop(block[0]);
+            freed(block[0]);
             block[0] = NULL;
         }
         hlc_inv53(x, hs[j], ws[j]);
@@ -397,8 +394,8 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
 no_memory:
     rc = HLC_PLANE_NO_MEMORY;
 done:
-    for (int r = 0; r <= levels; r++) drop(block[r]);
-    drop(plane);
-    drop(m);
+    for (int r = 0; r <= levels; r++) done_with(block[r]);
+    done_with(plane);
+    done_with(m);
     return rc;
 }

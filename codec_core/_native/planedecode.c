@@ -224,6 +224,58 @@ static size_t band_dims(int ph, int pw, int *bh, int *bw) {
     return (size_t)sv * dh + (size_t)dv * sh + (size_t)dv * dh;
 }
 
+/* Every detail level's bands, coarsest level first (r = 1 .. levels), each level's three
+   in one block (block[r]; bands[r], their shapes bh[r], bw[r]); an empty segment (v2) a
+   level of zeros. lossy: the lossy band coder's bands, each with its parent one level up
+   (runs: the quiet-run variant); else the band coder's: HL, LH beside HL, HH beside both,
+   each with its parent. Fresh models per segment (m: room for either set). Returns 0, a
+   segment error or HLC_PLANE_NO_MEMORY. */
+static int decode_levels(const uint8_t *const *segs, const size_t *lens, int levels, const int *hs, const int *ws,
+                         const HlcFreshModels *fresh, int32_t *m, int lossy, int runs, int32_t **block,
+                         int32_t *(*bands)[3], int (*bh)[3], int (*bw)[3]) {
+    Decoder d;
+    for (int r = 1; r <= levels; r++) {
+        size_t n = band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);  /* (the plane the level makes) */
+        if (!(block[r] = hlc_take(sizeof(int32_t) * (n + 1)))) return HLC_PLANE_NO_MEMORY;
+        bands[r][0] = block[r];
+        bands[r][1] = bands[r][0] + (size_t)bh[r][0] * bw[r][0];
+        bands[r][2] = bands[r][1] + (size_t)bh[r][1] * bw[r][1];
+        if (lens[r] == 0) {
+            memset(block[r], 0, sizeof(int32_t) * n);
+            continue;
+        }
+        int rc = start_segment(segs[r], lens[r], &d);
+        if (rc) return rc;
+        int32_t *freq = m, *tot, *bits = NULL, *sfreq = NULL, *stot = NULL;
+        if (lossy) {
+            tot = freq + LB_NREM * HLC_NSYM, bits = tot + LB_NREM;
+            memcpy(freq, fresh->lfreq, sizeof(int32_t) * LB_NREM * HLC_NSYM);
+            memcpy(tot, fresh->ltot, sizeof(int32_t) * LB_NREM);
+            memcpy(bits, fresh->lbits, sizeof(int32_t) * LB_NBITS);
+        } else {
+            tot = freq + NCTX * HLC_NSYM, sfreq = tot + NCTX, stot = sfreq + NSIGN_CTX * 2;
+            fresh_band_models(fresh, freq, tot, sfreq, stot);
+        }
+        for (int o = 0; o < 3; o++) {
+            int ph = r > 1 ? bh[r - 1][o] : 0, pw = r > 1 ? bw[r - 1][o] : 0;
+            if (!ph || !pw) ph = pw = 0;  /* (a reference band with no sample is none) */
+            const int32_t *parent = r > 1 ? bands[r - 1][o] : none;
+            if (lossy) {
+                rc = hlc_lossy_band(1, runs, bands[r][o], bh[r][o], bw[r][o], o, parent, ph, pw, NULL, &d, freq, tot,
+                                    bits);
+            } else {
+                int h1 = o ? bh[r][0] : 0, w1 = o ? bw[r][0] : 0, h2 = o == 2 ? bh[r][1] : 0, w2 = o == 2 ? bw[r][1] : 0;
+                if (!h1 || !w1) h1 = w1 = 0;
+                if (!h2 || !w2) h2 = w2 = 0;
+                rc = hlc_code_band(1, bands[r][o], bh[r][o], bw[r][o], parent, ph, pw, o ? bands[r][0] : none, h1, w1,
+                                   o == 2 ? bands[r][1] : none, h2, w2, NULL, &d, freq, tot, 0, sfreq, stot);
+            }
+            if (rc) return HLC_PLANE_NO_MEMORY;
+        }
+    }
+    return 0;
+}
+
 int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W, int runs,
                            const HlcFreshModels *fresh, const float *steps, float recon, void *out, size_t ostride,
                            int otype, double lo, double hi, int keep) {
@@ -241,7 +293,6 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
     int32_t *m = hlc_take(sizeof(int32_t) * (n_models > n_lossy ? n_models : n_lossy));
     float *work = hlc_take(sizeof(float) * HLC_SYNTH97_WORK(W)), *src_f = NULL, *dst_f = NULL;
     int rc = 0;
-    Decoder d;
     block[0] = hlc_take(sizeof(int32_t) * (2 * n_ll + 1));
     if (!m || !work || !block[0]) goto no_memory;
 
@@ -250,30 +301,7 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
     if ((rc = decode_ll(segs[0], lens[0], hs[levels], ws[levels], fresh, m, ll, ll + n_ll))) goto done;
 
     /* the detail bands, coarsest level first, each band after its parent */
-    for (int r = 1; r <= levels; r++) {
-        size_t n = band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);  /* (the plane the level makes) */
-        if (!(block[r] = hlc_take(sizeof(int32_t) * (n + 1)))) goto no_memory;
-        bands[r][0] = block[r];
-        bands[r][1] = bands[r][0] + (size_t)bh[r][0] * bw[r][0];
-        bands[r][2] = bands[r][1] + (size_t)bh[r][1] * bw[r][1];
-        if (lens[r] == 0) {  /* (v2) an empty segment: a level of zeros */
-            memset(block[r], 0, sizeof(int32_t) * n);
-            continue;
-        }
-        if ((rc = start_segment(segs[r], lens[r], &d))) goto done;
-        int32_t *freq = m, *tot = freq + LB_NREM * HLC_NSYM, *bits = tot + LB_NREM;
-        memcpy(freq, fresh->lfreq, sizeof(int32_t) * LB_NREM * HLC_NSYM);
-        memcpy(tot, fresh->ltot, sizeof(int32_t) * LB_NREM);
-        memcpy(bits, fresh->lbits, sizeof(int32_t) * LB_NBITS);
-        for (int o = 0; o < 3; o++) {
-            const int32_t *parent = r > 1 ? bands[r - 1][o] : none;
-            int pbh = r > 1 ? bh[r - 1][o] : 0, pbw = r > 1 ? bw[r - 1][o] : 0;
-            if (!pbh || !pbw) pbh = pbw = 0;  /* (a parent with no sample is none) */
-            if (hlc_lossy_band(1, runs, bands[r][o], bh[r][o], bw[r][o], o, parent, pbh, pbw, NULL, &d, freq, tot,
-                               bits))
-                goto no_memory;
-        }
-    }
+    if ((rc = decode_levels(segs, lens, levels, hs, ws, fresh, m, 1, runs, block, bands, bh, bw))) goto done;
 
     /* the synthesis, a level at a time: LL (int32, dequantised with steps[0]) and the
        level's bands into the next level's float LL plane, the last into out */
@@ -335,38 +363,12 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
     size_t n_ll = (size_t)hs[levels] * ws[levels];
     int32_t *m = hlc_take(sizeof(int32_t) * ((size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 3));
     int rc = 0;
-    Decoder d;
     block[0] = hlc_take(sizeof(int32_t) * (2 * n_ll + 1));
     if (!m || !block[0]) goto no_memory;
     if ((rc = decode_ll(segs[0], lens[0], hs[levels], ws[levels], fresh, m, block[0], block[0] + n_ll))) goto done;
 
-    /* the detail bands, coarsest level first: HL, LH beside HL, HH beside both, each
-       with its parent (none for the coarsest level) */
-    for (int r = 1; r <= levels; r++) {
-        size_t n = band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);
-        if (!(block[r] = hlc_take(sizeof(int32_t) * (n + 1)))) goto no_memory;
-        bands[r][0] = block[r];
-        bands[r][1] = bands[r][0] + (size_t)bh[r][0] * bw[r][0];
-        bands[r][2] = bands[r][1] + (size_t)bh[r][1] * bw[r][1];
-        if (lens[r] == 0) {  /* (v2) an empty segment: a level of zeros */
-            memset(block[r], 0, sizeof(int32_t) * n);
-            continue;
-        }
-        if ((rc = start_segment(segs[r], lens[r], &d))) goto done;
-        int32_t *freq = m, *tot = freq + NCTX * HLC_NSYM, *sfreq = tot + NCTX, *stot = sfreq + NSIGN_CTX * 2;
-        fresh_band_models(fresh, freq, tot, sfreq, stot);
-        for (int o = 0; o < 3; o++) {
-                    int ph = r > 1 ? bh[r - 1][o] : 0, pw = r > 1 ? bw[r - 1][o] : 0;
-            int h1 = o ? bh[r][0] : 0, w1 = o ? bw[r][0] : 0, h2 = o == 2 ? bh[r][1] : 0, w2 = o == 2 ? bw[r][1] : 0;
-            if (!ph || !pw) ph = pw = 0;  /* (a reference band with no sample is none) */
-            if (!h1 || !w1) h1 = w1 = 0;
-            if (!h2 || !w2) h2 = w2 = 0;
-            if (hlc_code_band(1, bands[r][o], bh[r][o], bw[r][o], r > 1 ? bands[r - 1][o] : none, ph, pw,
-                              o ? bands[r][0] : none, h1, w1, o == 2 ? bands[r][1] : none, h2, w2, NULL, &d, freq,
-                              tot, 0, sfreq, stot))
-                goto no_memory;
-        }
-    }
+    /* the detail bands, coarsest level first: HL, LH beside HL, HH beside both */
+    if ((rc = decode_levels(segs, lens, levels, hs, ws, fresh, m, 0, 0, block, bands, bh, bw))) goto done;
 
     /* the 5/3 synthesis a level at a time, each level's bands freed once read */
     int32_t *cur = block[0];

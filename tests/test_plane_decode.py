@@ -317,7 +317,7 @@ def test_the_cache_memory_is_seen_by_tracemalloc():
     the scratch of a plain stream's last plane in the cache; the encoder's trial decodes
     (decoder.decode_frame) keep none; release_cache frees what the cache keeps."""
     import tracemalloc
-    a = np.random.default_rng(3).integers(0, 4096, (640, 512)).astype(np.uint16)
+    a = np.random.default_rng(3).integers(0, 4096, (480, 512)).astype(np.uint16)  # (one tile)
     stream = hlc.encode(a, mode="lossy", bpp=1.0, try_near_lossless=False)
     _hlc.release_cache()
     assert _hlc.cached_bytes()[0] == 0
@@ -342,3 +342,16 @@ def test_the_cache_memory_is_seen_by_tracemalloc():
     _hlc.release_cache()
     assert _hlc.cached_bytes()[0] == 0
     assert ct.parse_header(stream)[0].levels > 0
+
+
+def test_a_block_of_a_size_the_cache_lacks_empties_it():
+    """A large request the cache cannot serve frees what it keeps (other sizes: kept,
+    they would add to this decode's peak): after a two-tile image, only the last (edge)
+    tile's scratch is kept, not the first tile's."""
+    a = np.random.default_rng(4).integers(0, 4096, (640, 512)).astype(np.uint16)  # tiles 512 and 128 rows
+    stream = hlc.encode(a, mode="lossy", bpp=1.0, try_near_lossless=False)
+    _hlc.release_cache()
+    out = hlc.decode(stream)
+    assert 0 < _hlc.cached_bytes()[0] < 2 * 512 * 512 * 3 // 4 * 4 // 2  # (under the first tile's finest bands)
+    assert np.array_equal(out, hlc.decode(stream))
+    _hlc.release_cache()

@@ -29,21 +29,22 @@ from .format import MAGIC, MODES, VERSION
 
 __version__ = "0.1.0"
 __all__ = [
-    "encode", "decode", "info", "encode_with", "EncodeOptions", "MAX_PIXELS", "MAGIC", "MODES", "VERSION",
+    "encode", "decode", "info", "encode_with", "release_memory", "EncodeOptions", "MAX_PIXELS", "MAGIC", "MODES",
+    "VERSION",
     "HlcError", "NotHlcError", "CorruptStreamError", "TruncatedStreamError",
     "UncorrectableError", "UnsupportedStreamError", "DecompressionBombError",
 ]
 
 #: Names loaded on first use, and the module that has them.
-_LAZY = {"encode": "api", "decode": "api", "info": "api", "encode_with": "api", "MAX_PIXELS": "api",
-         "EncodeOptions": "options"}
+_LAZY = {"encode": "api", "decode": "api", "info": "api", "encode_with": "api", "release_memory": "api",
+         "MAX_PIXELS": "api", "EncodeOptions": "options"}
 #: Submodules, also loaded when first named as attributes (``codec_core.api.MAX_PIXELS``).
 _SUBMODULES = frozenset({"api", "cli", "container", "decoder", "ecc", "encoder", "entropy", "format", "metrics",
                          "options", "pipeline", "predictive", "quantize", "roi", "strategy", "transform"})
 
 
 def __getattr__(name: str) -> Any:
-    """``encode``, ``decode``, ``info``, ``encode_with``, ``MAX_PIXELS``,
+    """``encode``, ``decode``, ``info``, ``encode_with``, ``release_memory``, ``MAX_PIXELS``,
     ``EncodeOptions`` and the submodules, imported when first used."""
     from importlib import import_module
 

@@ -245,6 +245,17 @@ def _regions() -> Any:
     return regions
 
 
+def release_memory() -> None:
+    """Give back the memory HLC keeps for reuse: the decoder's block cache (the memory of
+    decoded images that are gone and of its last plane's scratch, at most 32 MB, which
+    spares the next image of the same size its page faults) and the C heap's free pages
+    (glibc ``malloc_trim``). Nothing else changes; the next decode allocates afresh."""
+    from . import _hlc
+
+    _hlc.release_cache()
+    pl.release_free_memory()
+
+
 def _load_kernels() -> None:
     """Import the compiled kernels (C) before decode's damage handling: a
     failure there is a problem of the installation, never a damaged stream."""

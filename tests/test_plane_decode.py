@@ -355,3 +355,14 @@ def test_a_block_of_a_size_the_cache_lacks_empties_it():
     assert 0 < _hlc.cached_bytes()[0] < 2 * 512 * 512 * 3 // 4 * 4 // 2  # (under the first tile's finest bands)
     assert np.array_equal(out, hlc.decode(stream))
     _hlc.release_cache()
+
+
+def test_release_memory_empties_the_cache():
+    """codec_core.release_memory(): the public way to give the kept memory back."""
+    a = _dicom("CT_small.dcm")
+    out = hlc.decode(hlc.encode(a, mode="lossless"))
+    del out
+    assert _hlc.cached_bytes()[0] > 0
+    hlc.release_memory()
+    assert _hlc.cached_bytes()[0] == 0
+    assert "release_memory" in hlc.__all__

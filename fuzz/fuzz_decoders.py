@@ -941,10 +941,11 @@ def write_summary(stats: Stats, cmd: str, path: Path = RESULTS) -> None:
     if stats.saved:
         lines += ["", "## Inputs saved to tests/corpus/", ""]
         lines += [f"- {Path(s).name}" for s in sorted(set(stats.saved))]
-    lines += ["", "Limits of the method: tracemalloc sees numpy and Python allocations, not the C "
-              "kernels' work buffers (the kernels write their outputs into numpy arrays, so this covers the "
-              "image-sized buffers); the watchdog measures wall time on a shared machine, so a call "
-              "over the limit is re-run before it counts as a hang.", ""]
+    lines += ["", "Limits of the method: tracemalloc sees numpy and Python allocations and the plane "
+              "decoders' blocks (their scratch and the decoded image: Python's raw allocator), not the other "
+              "C kernels' row-sized work buffers; a block the decoder's cache kept from an earlier input is "
+              "not counted again; the watchdog measures wall time on a shared machine, so a call over the "
+              "limit is re-run before it counts as a hang.", ""]
     # every run is logged, so that batches (kept under ~20 CPU minutes each) add up
     log_path = path.with_name("fuzz_runs.json")
     import json

@@ -289,9 +289,9 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
         if coder != PlaneCoder.WAVELET:
             raise CorruptStreamError(f"unknown plane coder {coder}")
         segs = [segs[0][1:]] + segs[1:]
-        if out is not None and table is None and len(segs) == upto + 1 == h.levels + 1 and _whole_plane_in_c(h, out):
+        if out is not None and table is None and _whole_plane_in_c(h, out, segs, upto):
             return _lossless_plane(segs, h, out, keep)
-    elif out is not None and mult is None and len(segs) == upto + 1 == h.levels + 1 and _whole_plane_in_c(h, out):
+    elif out is not None and mult is None and _whole_plane_in_c(h, out, segs, upto):
         return _lossy_plane(segs, h, channel, out, keep)
     good = len(segs) - 1
     if table is not None and level:
@@ -316,15 +316,15 @@ def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: l
     return dwt53_inverse(bands, upto, out, lambda a: finish_tile(a[..., None], h, table)[..., 0])
 
 
-def _whole_plane_in_c(h: ct.Header, out: np.ndarray) -> bool:
-    """Whether a wavelet plane decoded whole at full resolution into ``out`` (for a lossy
-    one: no importance multipliers; a lossless one: no value table) is one call of the
-    compiled plane decoders (codec_core/_native/planedecode.c): a lossless plane, or a
-    lossy one of format v2 or later coded with the lossy band coder, of at least one
-    level, and ``out`` a plane whose rows they can write in place."""
+def _whole_plane_in_c(h: ct.Header, out: np.ndarray, segs: list, upto: int) -> bool:
+    """Whether a wavelet plane (for a lossy one: no importance multipliers; a lossless
+    one: no value table) is one call of the compiled plane decoders (codec_core/_native/
+    planedecode.c): decoded whole (every segment intact) at full resolution into ``out``, a
+    plane whose rows they can write in place; a lossless plane, or a lossy one of format v2
+    or later coded with the lossy band coder; at least one level."""
     coder_ok = h.mode == Mode.LOSSLESS or (h.mode == Mode.LOSSY and h.version >= Version.V2
                                            and bool(h.flags & FLAG_LOSSY_CONTEXTS))
-    return coder_ok and h.levels > 0 and rows_in_place(out)
+    return coder_ok and h.levels > 0 and len(segs) == upto + 1 == h.levels + 1 and rows_in_place(out)
 
 
 def _plane_status(rc: int) -> None:

@@ -226,16 +226,9 @@ static PyObject *py_start_decoder(PyObject *self, PyObject *args) {
     Arr a[2]; memset(a, 0, sizeof a);
     PyObject *result = NULL;
     if (!get(o[0], &a[0], "state", 'q', 1, 1) && !check_state(&a[0], 7) && !get(o[1], &a[1], "input", 'B', 1, 0)) {
-        int64_t *dt = a[0].view.buf;
-        const uint8_t *in = a[1].view.buf;
-        Py_ssize_t n = a[1].view.len;
-        memset(dt, 0, sizeof(int64_t) * 7);
-        dt[1] = 0xFFFFFFFFll;
-        uint64_t code = 0;
-        for (int p = 0; p < 5; p++) code = ((code << 8) | (p < n ? in[p] : 0)) & 0xFFFFFFFFFFull;
-        dt[0] = (int64_t)code;
-        dt[2] = 5;
-        dt[6] = n < 5 ? 5 - n : 0;
+        Decoder d;
+        dec_begin(&d, a[1].view.buf, (size_t)a[1].view.len, NULL, 0);
+        store_decoder(a[0].view.buf, &d);
         result = Py_NewRef(Py_None);
     }
     release(a, 2);

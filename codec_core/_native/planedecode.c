@@ -61,6 +61,25 @@ static struct {
 
 static size_t block_size(void *p) { return *(size_t *)((char *)p - BLOCK_HEAD); }
 
+/* A block freed now, not kept (scratch the caller does not keep, or done with before
+   the last level: freed where the decoders freed it before the cache). */
+static void drop(void *p) {
+    if (p) hlc_raw_free((char *)p - BLOCK_HEAD);
+}
+
+/* Every kept block taken out of the cache into out (the lock held); returns how many,
+   to be dropped once the lock is released. */
+static int empty_cache(void **out) {
+    int n = 0;
+    for (int i = 0; i < CACHE_BLOCKS; i++)
+        if (cache.p[i]) {
+            out[n++] = cache.p[i];
+            cache.p[i] = NULL;
+        }
+    cache.held = 0;
+    return n;
+}
+
 /* A block of at least `bytes`: the smallest kept one that fits and is at most a quarter
    larger (a small image does not hold a large block), else a new one (and for a large
    block, every kept one freed first). */
@@ -72,7 +91,7 @@ void *hlc_take(size_t bytes) {
         if (cache.p[i] && block_size(cache.p[i]) >= bytes && block_size(cache.p[i]) - bytes <= bytes / 4
             && (best < 0 || block_size(cache.p[i]) < block_size(cache.p[best])))
             best = i;
-    void *drop[CACHE_BLOCKS];
+    void *dropped[CACHE_BLOCKS];
     int ndrop = 0;
     if (best >= 0) {
         p = cache.p[best];
@@ -82,15 +101,10 @@ void *hlc_take(size_t bytes) {
         /* a large block of a size the cache does not hold: what it holds is of other sizes
            (another image's, or a larger tile's before an edge tile), and kept it would only
            add to this decode's peak (JPGLosslessP14SV1's lossy decode: 2.4x raw became 3.7x) */
-        for (int i = 0; i < CACHE_BLOCKS; i++)
-            if (cache.p[i]) {
-                drop[ndrop++] = cache.p[i];
-                cache.p[i] = NULL;
-            }
-        cache.held = 0;
+        ndrop = empty_cache(dropped);
     }
     pthread_mutex_unlock(&cache.lock);
-    for (int i = 0; i < ndrop; i++) hlc_raw_free((char *)drop[i] - BLOCK_HEAD);
+    for (int i = 0; i < ndrop; i++) drop(dropped[i]);
     if (p) return p;
     char *raw = bytes <= (size_t)-1 - BLOCK_HEAD ? hlc_raw_alloc(BLOCK_HEAD + bytes) : NULL;
     if (!raw) return NULL;
@@ -98,24 +112,13 @@ void *hlc_take(size_t bytes) {
     return raw + BLOCK_HEAD;
 }
 
-/* A block freed now, not kept (scratch the caller does not keep, or done with before
-   the last level: freed where the decoders freed it before the cache). */
-static void drop(void *p) {
-    if (p) hlc_raw_free((char *)p - BLOCK_HEAD);
-}
-
 /* Every kept block freed (for the tests, and for a caller that wants the memory back). */
 void hlc_release_cache(void) {
-    void *drop[CACHE_BLOCKS];
+    void *dropped[CACHE_BLOCKS];
     pthread_mutex_lock(&cache.lock);
-    for (int i = 0; i < CACHE_BLOCKS; i++) {
-        drop[i] = cache.p[i];
-        cache.p[i] = NULL;
-    }
-    cache.held = 0;
+    int n = empty_cache(dropped);
     pthread_mutex_unlock(&cache.lock);
-    for (int i = 0; i < CACHE_BLOCKS; i++)
-        if (drop[i]) hlc_raw_free((char *)drop[i] - BLOCK_HEAD);
+    for (int i = 0; i < n; i++) drop(dropped[i]);
 }
 
 /* The bytes the cache holds (for the tests: at most CACHE_BYTES). */
@@ -131,7 +134,7 @@ size_t hlc_cached_bytes(void) {
 void hlc_give(void *p) {
     if (!p) return;
     size_t n = block_size(p);
-    void *drop[CACHE_BLOCKS];
+    void *dropped[CACHE_BLOCKS];
     int ndrop = 0, kept = 0;
     pthread_mutex_lock(&cache.lock);
     while (n <= CACHE_BYTES && cache.held + n > CACHE_BYTES) {  /* make room: drop the smallest */
@@ -140,7 +143,7 @@ void hlc_give(void *p) {
             if (cache.p[i] && (k < 0 || block_size(cache.p[i]) < block_size(cache.p[k]))) k = i;
         if (k < 0) break;
         cache.held -= block_size(cache.p[k]);
-        drop[ndrop++] = cache.p[k];
+        dropped[ndrop++] = cache.p[k];
         cache.p[k] = NULL;
     }
     for (int i = 0; n <= CACHE_BYTES && cache.held + n <= CACHE_BYTES && i < CACHE_BLOCKS; i++)
@@ -151,11 +154,16 @@ void hlc_give(void *p) {
             break;
         }
     pthread_mutex_unlock(&cache.lock);
-    for (int i = 0; i < ndrop; i++) hlc_raw_free((char *)drop[i] - BLOCK_HEAD);
-    if (!kept) hlc_raw_free((char *)p - BLOCK_HEAD);
+    for (int i = 0; i < ndrop; i++) drop(dropped[i]);
+    if (!kept) drop(p);
 }
 
 static const int32_t none[1] = {0};  /* a reference band with no sample */
+
+/* int32s of one segment's models: the band coder's (one group: freq, tot, sign freq, sign
+   tot) and the lossy band coder's (freq, tot, binary models) */
+#define BAND_MODELS ((size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 2 + NSIGN_CTX)
+#define LOSSY_MODELS ((size_t)LB_NREM * HLC_NSYM + LB_NREM + LB_NBITS)
 
 /* A segment's leading varint (LEB128 below 2^35, as container.read_varint reads it):
    the length of its arithmetic part. Returns the position after it, -1 if cut or too
@@ -173,24 +181,14 @@ static long read_length(const uint8_t *s, size_t n, uint64_t *value) {
     return -1;
 }
 
-/* The decoder of one segment (module.c's start_decoder): the arithmetic part, then the
-   raw bits. Returns HLC_PLANE_BAD_LENGTH / HLC_PLANE_SHORT for a damaged length. */
+/* The decoder of one segment (as entropy._Decoder starts it): the arithmetic part, then
+   the raw bits. Returns HLC_PLANE_BAD_LENGTH / HLC_PLANE_SHORT for a damaged length. */
 static int start_segment(const uint8_t *s, size_t n, Decoder *d) {
     uint64_t n_arith;
     long pos = read_length(s, n, &n_arith);
     if (pos < 0) return HLC_PLANE_BAD_LENGTH;
     if ((uint64_t)pos + n_arith > n) return HLC_PLANE_SHORT;
-    memset(d, 0, sizeof *d);
-    d->in = s + pos;
-    d->in_len = (size_t)n_arith;
-    d->raw = s + pos + n_arith;
-    d->raw_len = n - (size_t)pos - (size_t)n_arith;
-    d->range = 0xFFFFFFFFu;
-    uint64_t code = 0;
-    for (size_t p = 0; p < 5; p++) code = ((code << 8) | (p < d->in_len ? d->in[p] : 0)) & 0xFFFFFFFFFFull;
-    d->code = code;
-    d->pos = 5;
-    d->overrun = d->in_len < 5 ? 5 - d->in_len : 0;
+    dec_begin(d, s + pos, (size_t)n_arith, s + pos + n_arith, n - (size_t)pos - (size_t)n_arith);
     return 0;
 }
 
@@ -303,9 +301,7 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
     int32_t *bands[HLC_MAX_LEVELS + 1][3];
     int bh[HLC_MAX_LEVELS + 1][3], bw[HLC_MAX_LEVELS + 1][3];
     size_t n_ll = (size_t)hs[levels] * ws[levels];
-    size_t n_models = (size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 2 + NSIGN_CTX;
-    size_t n_lossy = (size_t)LB_NREM * HLC_NSYM + LB_NREM + LB_NBITS;
-    int32_t *m = hlc_take(sizeof(int32_t) * (n_models > n_lossy ? n_models : n_lossy));
+    int32_t *m = hlc_take(sizeof(int32_t) * (BAND_MODELS > LOSSY_MODELS ? BAND_MODELS : LOSSY_MODELS));
     float *work = hlc_take(sizeof(float) * HLC_SYNTH97_WORK(W)), *src_f = NULL, *dst_f = NULL;
     int rc = 0;
     block[0] = hlc_take(sizeof(int32_t) * (2 * n_ll + 1));
@@ -376,7 +372,7 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
     int32_t *block[HLC_MAX_LEVELS + 1] = {NULL}, *bands[HLC_MAX_LEVELS + 1][3], *plane = NULL;
     int bh[HLC_MAX_LEVELS + 1][3], bw[HLC_MAX_LEVELS + 1][3];
     size_t n_ll = (size_t)hs[levels] * ws[levels];
-    int32_t *m = hlc_take(sizeof(int32_t) * ((size_t)NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 3));
+    int32_t *m = hlc_take(sizeof(int32_t) * BAND_MODELS);
     int rc = 0;
     block[0] = hlc_take(sizeof(int32_t) * (2 * n_ll + 1));
     if (!m || !block[0]) goto no_memory;

@@ -122,6 +122,21 @@ static inline void enc_uint(Encoder *e, Model m, uint64_t v) {
 
 /* ------------------------------------------------------------------ decoder */
 
+/* A decoder at the start of its input (`in`, n bytes) and raw bits: its code the first
+   five bytes (zeros past the end, counted as overrun). */
+static inline void dec_begin(Decoder *d, const uint8_t *in, size_t n, const uint8_t *raw, size_t raw_len) {
+    Decoder z = {0};
+    *d = z;
+    d->in = in;
+    d->in_len = n;
+    d->raw = raw;
+    d->raw_len = raw_len;
+    d->range = 0xFFFFFFFFu;
+    for (size_t p = 0; p < 5; p++) d->code = ((d->code << 8) | (p < n ? in[p] : 0)) & 0xFFFFFFFFFFull;
+    d->pos = 5;
+    d->overrun = n < 5 ? 5 - n : 0;
+}
+
 /* Reads bytes while the range is below 2^24 (zeros past the end, counted). */
 static inline void dec_normalise(Decoder *d) {
     while (d->range < HLC_TOP) {

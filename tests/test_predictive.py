@@ -150,8 +150,10 @@ def test_truncated_and_random_segments_raise_only_corrupt_stream_error():
         decode_plane(12345, 8, 8, 0, 0, 255)
 
 
-@pytest.mark.parametrize("k", (0, 3))
+@pytest.mark.parametrize("k", (0, 3, 1000, 65535))
 def test_extreme_sample_ranges(k):
+    """Spans of 2^24 (residuals up to +-2^24: the encoder's quantiser divides by the step
+    with a multiply-high, exact for numerators below 2^27) and every k up to the largest."""
     rng = np.random.default_rng(11)
     for lo in (-(1 << 31), (1 << 31) - 1 - (1 << 24), -(1 << 23)):
         hi = lo + (1 << 24)

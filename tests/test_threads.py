@@ -136,3 +136,86 @@ def test_encoding_matches_a_separate_process():
     here = hashlib.sha256(hlc.encode(ct, mode="lossy", bpp=0.8, threads=1)
                           + hlc.encode(ct, mode="lossless")).hexdigest()
     assert out.stdout.strip() == here
+
+
+# ------------------------------------------------------------------ map_threads
+
+def _track(threads: int, n: int, fail_at: int | None = None):
+    """map_threads over n slow items; returns (results or exception, peak in flight, started)."""
+    import time
+
+    from codec_core.pipeline import map_threads
+
+    lock, state, started = threading.Lock(), {"now": 0, "peak": 0}, []
+
+    def fn(x):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+            started.append(x)
+        time.sleep(0.002)
+        with lock:
+            state["now"] -= 1
+        if x == fail_at:
+            raise ValueError(f"item {x}")
+        return x * x
+
+    try:
+        out = map_threads(fn, list(range(n)), threads)
+    except ValueError as exc:
+        out = exc
+    return out, state["peak"], started
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+@pytest.mark.parametrize("n", [0, 1, 2, 7])
+def test_map_threads_gives_the_serial_results_in_order_with_at_most_threads_in_flight(threads, n):
+    out, peak, _ = _track(threads, n)
+    assert out == [x * x for x in range(n)]
+    assert peak <= threads
+
+
+def test_map_threads_raises_the_first_failure_and_stops_taking_items():
+    out, _, started = _track(2, 40, fail_at=3)
+    assert isinstance(out, ValueError) and str(out) == "item 3"
+    assert len(started) < 40  # the items after the failure (but those in flight) are never started
+
+
+def test_map_threads_nested_in_a_busy_pool_does_not_deadlock():
+    """A map inside a mapped function: the helpers are all busy with the outer items,
+    so the inner callers take their items themselves."""
+    from codec_core.pipeline import map_threads
+
+    def outer(x):
+        return sum(map_threads(lambda y: x * y, list(range(5)), 2))
+
+    assert map_threads(outer, list(range(6)), 2) == [10 * x for x in range(6)]
+
+
+def test_map_threads_keeps_its_helpers_between_calls_and_works_after_a_fork():
+    import multiprocessing as mp
+
+    from codec_core.pipeline import map_threads
+
+    map_threads(abs, [-1, -2, -3], 2)
+    before = threading.active_count()
+    for _ in range(20):
+        assert map_threads(abs, [-1, -2, -3], 2) == [1, 2, 3]
+    assert threading.active_count() == before  # no new thread per call
+    assert "hlc-helper" in " ".join(_threads_used())
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:  # the child's copy of the pool has no threads: it makes its own
+        assert "hlc-helper" in " ".join(pool.apply(_threads_used))
+
+
+def _threads_used() -> list[str]:
+    """The names of the threads that ran map_threads' items (slow ones: both threads take some)."""
+    import time
+
+    from codec_core.pipeline import map_threads
+
+    def fn(_):
+        time.sleep(0.01)
+        return threading.current_thread().name
+
+    return map_threads(fn, list(range(6)), 2)

@@ -51,16 +51,22 @@ static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline uint64_t zigzag(int64_t q) { return q >= 0 ? (uint64_t)(2 * q) : (uint64_t)(-2 * q - 1); }
 static inline int64_t unzigzag(uint64_t u) { return (u & 1) == 0 ? (int64_t)(u >> 1) : -(int64_t)((u + 1) >> 1); }
 
-/* Residual quantiser with step 2k + 1: |e - q * step| <= k. */
-static inline int64_t quantise(int64_t e, int64_t k, int64_t step) {
+/* Residual quantiser with step 2k + 1: |e - q * step| <= k. The division is a
+   multiply-high by m = ceil(2^(27 + l) / step), l = bit_length(step): exact for every
+   numerator below 2^27 (|e| <= 2^24, the span's bound, plus k < 2^16), and 5-20x
+   shorter than a 64-bit idiv on the encoder's sample-to-sample chain. */
+static inline int64_t quantise(int64_t e, int64_t k, uint64_t m, int sh) {
     if (k == 0) return e;
-    return e >= 0 ? (e + k) / step : -((k - e) / step);
+    int64_t q = (int64_t)(((uint64_t)(abs64(e) + k) * m) >> sh);
+    return e >= 0 ? q : -q;
 }
 
 /* Everything the coder carries from sample to sample. */
 typedef struct {
     int H, W, npred, masked;
     int64_t k, step, vmin, vmax, inv_step;
+    uint64_t qmul;      /* quantise(): the step's reciprocal and its shift */
+    int qshift;
     int32_t *P;         /* padded reconstruction: sample (i, j) at row i + 2 (mod 3 in a ring), column j + 2 */
     int ring;           /* P holds 3 rows (encoder without reconstruction) */
     int32_t *pred_err;  /* [2][W + 4][NPRED_MASKED]: each predictor's |error|, this row and the last */
@@ -173,7 +179,7 @@ static inline __attribute__((always_inline)) int code_run(int decoding, int mask
         q = unzigzag(code_value(1, s, CTX_RUN_INTERRUPT + type, 0) + (uint64_t)type);
         if (flip) q = -q;
     } else {
-        q = quantise((int64_t)x[(size_t)i * s->W + j] - pred, s->k, s->step);
+        q = quantise((int64_t)x[(size_t)i * s->W + j] - pred, s->k, s->qmul, s->qshift);
         code_value(0, s, CTX_RUN_INTERRUPT + type, zigzag(flip ? -q : q) - (uint64_t)type);
     }
     int64_t rec = reconstruct(masked, s, i, j, pred, q);
@@ -183,7 +189,7 @@ static inline __attribute__((always_inline)) int code_run(int decoding, int mask
 
 /* The blended prediction (fixed point, FRAC bits) of sample (i, j) and the predictors. */
 static inline __attribute__((always_inline)) int64_t blend(int masked, Plane *s, int i, int j, int64_t w, int64_t n,
-                                                          int64_t nw, int64_t ne, int64_t *preds) {
+                                                          int64_t nw, int64_t ne, int64_t *preds, double *vout) {
     int pj = j + 2, c = i & 1, p = c ^ 1;
     preds[0] = n * ONE;
     preds[1] = w * ONE;
@@ -218,6 +224,7 @@ static inline __attribute__((always_inline)) int64_t blend(int masked, Plane *s,
        the floor by truncation and a correction (floor() is a library call on x86-64
        without SSE4.1: 2% of the decoder's time) */
     double v = (double)weighted / (double)total + 0.5;
+    *vout = v;
     int64_t t = (int64_t)v;
     return t - (t > v);
 }
@@ -251,14 +258,19 @@ static inline __attribute__((always_inline)) void code_regular(int decoding, int
     int64_t w = cur[pj - 1], n = up[pj], nw = up[pj - 1], ne = up[pj + 1];
     int64_t ww = cur[pj - 2], nn = up2[pj];
     int64_t preds[NPRED_MASKED];
-    int64_t bl = blend(masked, s, i, j, w, n, nw, ne, preds);
+    double v;
+    int64_t bl = blend(masked, s, i, j, w, n, nw, ne, preds, &v);
     /* activity context, in units of the quantisation step */
     int64_t g = abs64(ne - n) + abs64(n - nw) + abs64(nw - w) + abs64(w - ww) + abs64(n - nn);
     const int64_t *rc = resid(s, c), *rp = resid(s, p);
     int64_t a = (2 * (rc[pj - 1] + rp[pj]) + rp[pj - 1] + rp[pj + 1] + rc[pj - 2]) * 2
                 + ((2 * g * s->inv_step) >> 16);
     int ctx = activity_bucket((uint64_t)a, NACT);
-    int tex = (n * ONE > bl) + 2 * (w * ONE > bl) + 4 * (nw * ONE > bl) + 8 * (ne * ONE > bl);
+    /* the texture from v, not from bl = floor(v): for an integer a (exact in a double),
+       a > floor(v) exactly when a > v, so the bias it selects is loaded while floor(v)
+       is still being computed (the same contexts; 1% of the decoder's time) */
+    int tex = (v < (double)(n * ONE)) + 2 * (v < (double)(w * ONE)) + 4 * (v < (double)(nw * ONE))
+              + 8 * (v < (double)(ne * ONE));
     int bc = ctx * 16 + tex;
     int64_t pf = bl + s->bias[bc];
     int64_t pred = clip64((pf + ONE / 2) >> FRAC, s->vmin, s->vmax);  /* floor of the rounded value */
@@ -266,7 +278,7 @@ static inline __attribute__((always_inline)) void code_regular(int decoding, int
     if (decoding) {
         q = unzigzag(code_value(1, s, ctx, 0));
     } else {
-        q = quantise((int64_t)x[(size_t)i * s->W + j] - pred, s->k, s->step);
+        q = quantise((int64_t)x[(size_t)i * s->W + j] - pred, s->k, s->qmul, s->qshift);
         code_value(0, s, ctx, zigzag(q));
     }
     int64_t rec = reconstruct(masked, s, i, j, pred, q);
@@ -332,6 +344,8 @@ static int setup(Plane *s, int H, int W, int64_t k, int64_t vmin, int64_t vmax, 
     memset(s, 0, sizeof *s);
     s->H = H; s->W = W; s->k = k; s->step = 2 * k + 1; s->vmin = vmin; s->vmax = vmax;
     s->inv_step = (65536 + s->step - 1) / s->step;
+    s->qshift = 27 + bit_length((uint64_t)s->step);
+    s->qmul = (((uint64_t)1 << s->qshift) + (uint64_t)s->step - 1) / (uint64_t)s->step;
     s->P = P; s->ring = ring; s->recip = recip; s->mask = mask; s->base = base;
     s->masked = mask != NULL;
     s->npred = s->masked ? NPRED_MASKED : NPRED_PLAIN;

@@ -23,6 +23,7 @@
 #define HLC_INC 32
 #define HLC_LIMIT (1 << 15)
 #define HLC_TOP (1u << 24)
+#define HLC_SCAN 8                         /* enc_symbol: frequencies summed without a branch */
 
 typedef struct {
     uint64_t low, cache_size, pos, acc, rawpos;
@@ -89,8 +90,15 @@ static inline void enc_normalise(Encoder *e) {
 }
 
 static inline void enc_symbol(Encoder *e, Model m, int s) {
+    /* the frequencies below s: the first HLC_SCAN summed without a branch on s (the
+       loop's exit was mispredicted about once per symbol), any further ones in a loop */
     uint32_t cum = 0;
-    for (int k = 0; k < s; k++) cum += (uint32_t)m.freq[k];
+    if (m.nsym == 2) {
+        cum = s ? (uint32_t)m.freq[0] : 0;
+    } else {
+        for (int k = 0; k < HLC_SCAN; k++) cum += k < s ? (uint32_t)m.freq[k] : 0;
+        for (int k = HLC_SCAN; k < s; k++) cum += (uint32_t)m.freq[k];
+    }
     uint32_t r = e->range / (uint32_t)*m.tot;
     e->low += (uint64_t)r * cum;
     e->range = r * (uint32_t)m.freq[s];

@@ -48,6 +48,7 @@
 static inline int64_t clip64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
 static inline uint64_t zigzag(int64_t q) { return q >= 0 ? (uint64_t)(2 * q) : (uint64_t)(-2 * q - 1); }
 static inline int64_t unzigzag(uint64_t u) { return (u & 1) == 0 ? (int64_t)(u >> 1) : -(int64_t)((u + 1) >> 1); }
 
@@ -209,16 +210,25 @@ static inline __attribute__((always_inline)) int64_t blend(int masked, Plane *s,
     /* weights: inverse square of each predictor's error at W, N, NW, NE */
     /* in int32 (stored errors are within [0, MAX_PRED_ERROR]: sums below 2^31), so the
        sums and their minimum vectorise */
-    int32_t sums[NPRED_MASKED], smin = INT32_MAX;
+    /* The order of the operations shortens the chain from one sample to the next (the
+       same values): W's errors, written by the last sample, are added last to the row
+       above's; the minimum and the sums are trees, not running totals. */
+    int32_t sums[NPRED_MASKED];
     const int32_t *ew = perr(s, c, pj - 1), *en = perr(s, p, pj), *enw = perr(s, p, pj - 1), *ene = perr(s, p, pj + 1);
-    for (int k = 0; k < NPRED(masked); k++) sums[k] = ew[k] + en[k] + enw[k] + ene[k];
-    for (int k = 0; k < NPRED(masked); k++) smin = sums[k] < smin ? sums[k] : smin;
+    for (int k = 0; k < NPRED(masked); k++) sums[k] = (en[k] + enw[k] + ene[k]) + ew[k];
+    int32_t smin = min32(min32(min32(sums[0], sums[1]), min32(sums[2], sums[3])), min32(sums[4], sums[5]));
+    if (masked) smin = min32(smin, min32(min32(sums[6], sums[7]), sums[8]));
     int shift = bit_length((uint64_t)(smin >> 8));
-    int64_t weighted = 0, total = 0;
+    int64_t wt[NPRED_MASKED], wp[NPRED_MASKED];
     for (int k = 0; k < NPRED(masked); k++) {
-        int64_t wt = s->recip[min64(sums[k] >> shift, RECIP_SIZE - 1)];
-        total += wt;
-        weighted += wt * preds[k];
+        wt[k] = s->recip[min64(sums[k] >> shift, RECIP_SIZE - 1)];
+        wp[k] = wt[k] * preds[k];
+    }
+    int64_t total = ((wt[0] + wt[1]) + (wt[2] + wt[3])) + (wt[4] + wt[5]);
+    int64_t weighted = ((wp[0] + wp[1]) + (wp[2] + wp[3])) + (wp[4] + wp[5]);
+    if (masked) {
+        total += (wt[6] + wt[7]) + wt[8];
+        weighted += (wp[6] + wp[7]) + wp[8];
     }
     /* IEEE division, exactly rounded: identical in encoder and decoder on any machine;
        the floor by truncation and a correction (floor() is a library call on x86-64

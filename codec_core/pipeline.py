@@ -128,7 +128,10 @@ def map_threads(fn, items: list, threads: int) -> list:
 
     pool = _helpers(threads - 1)
     for _ in range(min(threads, n) - 1):
-        pool.submit(work)
+        try:
+            pool.submit(work)
+        except RuntimeError:  # (the interpreter is shutting down: no new work for helpers)
+            break
     try:
         work()
     except BaseException as exc:  # (an interrupt while the caller ran fn: stop the helpers)

@@ -219,3 +219,20 @@ def _threads_used() -> list[str]:
         return threading.current_thread().name
 
     return map_threads(fn, list(range(6)), 2)
+
+
+def test_decode_with_threads_works_while_the_interpreter_exits(tmp_path):
+    """An atexit handler (or a viewer closing) decodes after concurrent.futures refuses new
+    work: the calling thread takes every tile itself."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "late.py"
+    script.write_text(
+        "import atexit, numpy as np, codec_core\n"
+        "a = (np.arange(1024 * 1024, dtype=np.uint16) % 4000).reshape(1024, 1024)\n"
+        "d = codec_core.encode(a, 'lossless', threads=2)\n"
+        "atexit.register(lambda: print('same', np.array_equal(codec_core.decode(d, threads=2), a)))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "same True"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -75,75 +76,134 @@ def auto_threads(h: ct.Header, frames: int) -> int:
 _helpers_lock = threading.Lock()
 _helpers_pool: ThreadPoolExecutor | None = None
 _helpers_size = 0
-_helpers_pid = 0
+
+
+def _forget_helpers() -> None:
+    """In a forked child: the parent's pool has no threads here, and its lock may have
+    been held by a thread that does not exist here."""
+    global _helpers_lock, _helpers_pool, _helpers_size
+    _helpers_lock, _helpers_pool, _helpers_size = threading.Lock(), None, 0
+
+
+if hasattr(os, "register_at_fork"):  # (POSIX)
+    os.register_at_fork(after_in_child=_forget_helpers)
 
 
 def _helpers(n: int) -> ThreadPoolExecutor:
     """The process's helper threads, at least ``n``: made on first use and kept (a new
     pool per call cost 0.6-1.3 ms of a 23 ms two-thread decode of four 512^2 tiles,
-    starting and joining its threads); made again in a forked child, whose copy has no
-    threads. Idle helpers are joined when the interpreter exits."""
-    global _helpers_pool, _helpers_size, _helpers_pid
+    starting and joining its threads). The process keeps as many idle helpers as the
+    largest ``threads`` asked for, less one; they are joined when the interpreter exits."""
+    global _helpers_pool, _helpers_size
     with _helpers_lock:
-        pool, pid = _helpers_pool, os.getpid()
-        if pool is None or _helpers_pid != pid or _helpers_size < n:
-            if pool is not None and _helpers_pid == pid:
-                pool.shutdown(wait=False)  # (its helpers finish what they hold, then exit)
-            pool = ThreadPoolExecutor(n, thread_name_prefix="hlc-helper")
-            _helpers_pool, _helpers_size, _helpers_pid = pool, n, pid
-        return pool
+        if _helpers_pool is None or _helpers_size < n:
+            if _helpers_pool is not None:
+                _helpers_pool.shutdown(wait=False)  # (its helpers finish what they hold, then exit)
+            _helpers_pool, _helpers_size = ThreadPoolExecutor(n, thread_name_prefix="hlc-helper"), n
+        return _helpers_pool
+
+
+class _SharedMap:
+    """One :func:`map_threads` call: the items, their results, and who holds what.
+
+    Only C primitives on the calling thread's side (a Lock, a SimpleQueue): a signal is
+    handled between bytecodes, and one inside a Python-level ``Condition.__enter__``
+    (after its acquire) would leave the lock held and the helpers blocked on it. Only
+    the helpers' items are counted, for the caller to wait on: signals reach the main
+    thread only, so no interrupt falls between a count and its ``try``."""
+
+    def __init__(self, fn, items: list) -> None:
+        self.fn, self.items, self.n = fn, items, len(items)
+        self.results: list = [None] * self.n
+        self.lock = threading.Lock()
+        self.finished: queue.SimpleQueue[int] = queue.SimpleQueue()  # (wakes the waiting caller)
+        self.next = self.helping = 0
+        self.failures: list[tuple[int, BaseException]] = []  # (item, exception); the caller's interrupt: -1
+
+    def take(self) -> int:
+        """The next item to work on, or -1: none left, or a failure (under ``lock``)."""
+        i = self.next
+        if i >= self.n or self.failures:
+            return -1
+        self.next = i + 1
+        return i
+
+    def fail(self, i: int, exc: BaseException) -> None:
+        with self.lock:
+            self.failures.append((i, exc))
+
+    def helper(self) -> None:
+        while True:
+            with self.lock:
+                i = self.take()
+                if i < 0:
+                    return
+                self.helping += 1
+            try:
+                self.results[i] = self.fn(self.items[i])
+            except BaseException as exc:  # (raised by the caller)
+                self.fail(i, exc)
+            finally:
+                with self.lock:
+                    self.helping -= 1
+                self.finished.put(i)
+
+    def start_helpers(self, threads: int) -> None:
+        pool = _helpers(threads - 1)
+        for _ in range(min(threads, self.n) - 1):
+            try:
+                pool.submit(self.helper)
+            except RuntimeError:  # (the interpreter is exiting: no new work for helpers)
+                break
+
+    def callers_share(self) -> None:
+        while True:
+            with self.lock:
+                i = self.take()
+            if i < 0:
+                return
+            try:
+                self.results[i] = self.fn(self.items[i])
+            except Exception as exc:
+                self.fail(i, exc)
+
+    def wait_for_helpers(self) -> None:
+        try:
+            while True:
+                with self.lock:
+                    if not self.helping:
+                        return
+                self.finished.get()
+        except BaseException as exc:  # (an interrupt while waiting: stop the helpers too)
+            self.fail(-1, exc)
+            raise
 
 
 def map_threads(fn, items: list, threads: int) -> list:
     """``[fn(x) for x in items]``, on up to ``threads`` threads (kernels release the GIL):
     the calling thread and ``threads - 1`` helpers take the items in order, one at a
-    time, so at most ``threads`` are in flight (each is a tile's working memory). The
-    first exception stops the taking and is raised once the items taken are done. The
-    caller never waits for a helper that has not started (a busy pool, a nested call):
+    time, so at most ``threads`` are in flight (each is a tile's working memory).
+
+    A failure stops the taking; once the helpers' items are done, the failure of the
+    lowest item is raised (the one a plain loop would raise), an interrupt of the
+    calling thread before any (an interrupt while the caller waits comes back at once:
+    the items the helpers hold finish on their own). The caller never waits for a
+    helper that has not started (a busy pool, a nested call, an exiting interpreter):
     it takes the items itself."""
-    n = len(items)
-    if threads <= 1 or n <= 1:
+    if threads <= 1 or len(items) <= 1:
         return [fn(x) for x in items]
-    results: list = [None] * n
-    cond = threading.Condition()
-    state = {"next": 0, "active": 0}
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        while True:
-            with cond:
-                i = state["next"]
-                if i >= n or errors:
-                    return
-                state["next"], state["active"] = i + 1, state["active"] + 1
-            try:
-                results[i] = fn(items[i])
-            except BaseException as exc:  # (re-raised in the caller)
-                with cond:
-                    errors.append(exc)
-            finally:
-                with cond:
-                    state["active"] -= 1
-                    cond.notify_all()
-
-    pool = _helpers(threads - 1)
-    for _ in range(min(threads, n) - 1):
-        try:
-            pool.submit(work)
-        except RuntimeError:  # (the interpreter is shutting down: no new work for helpers)
-            break
+    shared = _SharedMap(fn, items)
     try:
-        work()
-    except BaseException as exc:  # (an interrupt while the caller ran fn: stop the helpers)
-        with cond:
-            errors.append(exc)
+        shared.start_helpers(threads)
+        shared.callers_share()
+    except BaseException as exc:  # (an interrupt: the helpers stop taking items)
+        shared.fail(-1, exc)
         raise
     finally:
-        with cond:
-            cond.wait_for(lambda: state["active"] == 0)
-    if errors:
-        raise errors[0]
-    return results
+        shared.wait_for_helpers()
+    if shared.failures:
+        raise min(shared.failures, key=lambda f: f[0])[1]
+    return shared.results
 
 
 @cache

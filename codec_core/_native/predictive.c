@@ -207,12 +207,11 @@ static inline __attribute__((always_inline)) int64_t blend(int masked, Plane *s,
         preds[7] = (b + rw) * ONE;
         preds[8] = ((2 * b + rw + rn) * ONE) >> 1;  /* >> of a negative value: arithmetic (floor) */
     }
-    /* weights: inverse square of each predictor's error at W, N, NW, NE */
-    /* in int32 (stored errors are within [0, MAX_PRED_ERROR]: sums below 2^31), so the
-       sums and their minimum vectorise */
-    /* The order of the operations shortens the chain from one sample to the next (the
-       same values): W's errors, written by the last sample, are added last to the row
-       above's; the minimum and the sums are trees, not running totals. */
+    /* weights: inverse square of each predictor's error summed over W, N, NW, NE, in
+       int32 (stored errors are within [0, MAX_PRED_ERROR]: sums below 2^31). The order
+       of the operations shortens the chain from one sample to the next (the same
+       values): W's errors, written by the last sample, are added last; the minimum and
+       the sums are trees, not running totals. */
     int32_t sums[NPRED_MASKED];
     const int32_t *ew = perr(s, c, pj - 1), *en = perr(s, p, pj), *enw = perr(s, p, pj - 1), *ene = perr(s, p, pj + 1);
     for (int k = 0; k < NPRED(masked); k++) sums[k] = (en[k] + enw[k] + ene[k]) + ew[k];

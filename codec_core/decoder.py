@@ -93,6 +93,8 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
     out = new_output((len(frames), -(-h.rows // scale), -(-h.cols // scale), h.channels), h.np_dtype)
     tiles = _TileDecoder(_Reader(data, h, start, strict, report), out, level, keep_scratch)
     items = [(k, f, t) for k, f in enumerate(frames) for t in range(h.n_tiles)]
+    if threads > 1:  # the largest tiles first: a large one taken last leaves one thread working alone
+        items.sort(key=tiles.coded_bytes, reverse=True)
     holes = [x for x in map_threads(tiles.decode, items, threads) if x is not None]
     if holes:
         _fill_holes(out, holes, h, frames, report)
@@ -151,6 +153,15 @@ class _TileDecoder:
         self.layout = ct.segment_layout(h)
         self.table = unpack_value_table(h.value_table, h.vmin, h.vmax) if h.value_table else None
         self.cmap = unpack_class_map(h.class_map, class_map_shape(h)) if h.class_map else None
+
+    def coded_bytes(self, item: tuple[int, int, int]) -> int:
+        """The coded size of a tile's planes (0 for a region-layer stream, whose
+        segments are not per tile): near enough to its decode time to order by."""
+        _, f, t = item
+        if self.h.flags & ct.FLAG_REGIONS:
+            return 0
+        first = self.layout.plane(self.h, f, t, 0)
+        return sum(n for n, _ in self.h.segments[first:first + self.h.channels * self.layout.per_plane])
 
     def _tile(self, item: tuple[int, int, int]) -> _Tile:
         k, f, t = item

@@ -309,3 +309,26 @@ def test_decode_with_threads_works_while_the_interpreter_exits(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "same True"
+
+
+def test_two_thread_decode_hands_out_the_largest_tiles_first(monkeypatch):
+    """Tiles are taken in order of coded size (a large tile taken last would leave one
+    thread working alone); one thread keeps the stream's order. Same samples either way."""
+    from codec_core import decoder
+
+    rng = np.random.default_rng(3)
+    a = np.zeros((128, 128), np.uint16)
+    a[64:, :64] = rng.integers(0, 4000, (64, 64))  # tile 2 (of 2 x 2): the noisy one
+    a[:64, 64:] = rng.integers(0, 40, (64, 64))    # tile 1: some noise
+    data = hlc.encode(a, "lossless", tile_size=64)
+    seen = {}
+    real = decoder.map_threads
+
+    def spy(fn, items, threads):
+        seen[threads] = [t for _, _, t in items]
+        return real(fn, items, threads)
+
+    monkeypatch.setattr(decoder, "map_threads", spy)
+    assert np.array_equal(hlc.decode(data, threads=2), a) and np.array_equal(hlc.decode(data, threads=1), a)
+    assert seen[2][:2] == [2, 1] and sorted(seen[2]) == [0, 1, 2, 3]
+    assert seen[1] == [0, 1, 2, 3]

@@ -155,11 +155,8 @@ class _TileDecoder:
         self.cmap = unpack_class_map(h.class_map, class_map_shape(h)) if h.class_map else None
 
     def coded_bytes(self, item: tuple[int, int, int]) -> int:
-        """The coded size of a tile's planes (0 for a region-layer stream, whose
-        segments are not per tile): near enough to its decode time to order by."""
+        """The coded size of a tile's planes: near enough to its decode time to order by."""
         _, f, t = item
-        if self.h.flags & ct.FLAG_REGIONS:
-            return 0
         first = self.layout.plane(self.h, f, t, 0)
         return sum(n for n, _ in self.h.segments[first:first + self.h.channels * self.layout.per_plane])
 

@@ -204,9 +204,6 @@ def test_map_threads_comes_back_from_real_interrupts_and_the_interpreter_still_e
     bytecodes): every map comes back within seconds with the interrupt, the helpers
     still work afterwards, and the process exits (the helpers are joined at exit: one
     left blocked would hang it)."""
-    import subprocess
-    import sys
-
     script = tmp_path / "interrupts.py"
     script.write_text(
         "import queue, random, signal, threading, time\n"
@@ -237,9 +234,7 @@ def test_map_threads_comes_back_from_real_interrupts_and_the_interpreter_still_e
         "delays.put(None)\n"
         "names = map_threads(lambda _: time.sleep(0.01) or threading.current_thread().name, list(range(6)), 2)\n"
         "print(stopped, 'hlc-helper' in ' '.join(names))\n")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    stopped, helpers = out.stdout.split()
+    stopped, helpers = _run_script(script, timeout=60).split()
     assert int(stopped) > 20 and helpers == "True"  # (most signals land inside a map)
 
 
@@ -294,21 +289,26 @@ def _threads_used() -> list[str]:
     return map_threads(fn, list(range(6)), 2)
 
 
-def test_decode_with_threads_works_while_the_interpreter_exits(tmp_path):
-    """An atexit handler (or a viewer closing) decodes after concurrent.futures refuses new
-    work: the calling thread takes every tile itself."""
+def _run_script(script, timeout: float) -> str:
+    """Run a Python file in a new interpreter; its standard output (it must exit 0)."""
     import subprocess
     import sys
 
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_decode_with_threads_works_while_the_interpreter_exits(tmp_path):
+    """An atexit handler (or a viewer closing) decodes after concurrent.futures refuses new
+    work: the calling thread takes every tile itself."""
     script = tmp_path / "late.py"
     script.write_text(
         "import atexit, numpy as np, codec_core\n"
         "a = (np.arange(1024 * 1024, dtype=np.uint16) % 4000).reshape(1024, 1024)\n"
         "d = codec_core.encode(a, 'lossless', threads=2)\n"
         "atexit.register(lambda: print('same', np.array_equal(codec_core.decode(d, threads=2), a)))\n")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "same True"
+    assert _run_script(script, timeout=120).strip() == "same True"
 
 
 def test_two_thread_decode_hands_out_the_largest_tiles_first(monkeypatch):

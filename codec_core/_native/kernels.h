@@ -102,10 +102,6 @@ void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, 
                        float recon, int h, int w, void *out, size_t ostride, int otype, double lo, double hi,
                        float *work);
 #define HLC_SYNTH97_WORK(w) (7 * (size_t)(w) + 16) /* floats of hlc_synth97_level's work */
-/* A lossy plane from its segments (planedecode.c): segs[0] the LL band's, segs[1 ..
-   levels] the detail levels', coarsest first (empty: a level of zeros); fresh: the
-   starting models of the band coder (one group) and of the lossy band coder; steps
-   1 + 3 levels float32; out as hlc_synth97_level's last level. Returns 0, or one of: */
 /* Decoded images' blocks, and on request the plane decoders' scratch, kept between
    decodes (planedecode.c: at most 32 MB in all, for any thread), from hlc_raw_alloc
    (module.c sets the Python raw allocator). keep: the scratch goes back to the cache. */
@@ -116,6 +112,10 @@ void hlc_give(void *p);
 size_t hlc_cached_bytes(void);
 void hlc_release_cache(void);
 #define HLC_CACHE_BYTES ((size_t)32 << 20)
+/* A lossy plane from its segments (planedecode.c): segs[0] the LL band's, segs[1 ..
+   levels] the detail levels', coarsest first (empty: a level of zeros); fresh: the
+   starting models of the band coder (one group) and of the lossy band coder; steps
+   1 + 3 levels float32; out as hlc_synth97_level's last level. Returns 0, or one of: */
 #define HLC_PLANE_NO_MEMORY (-1)
 #define HLC_PLANE_BAD_LENGTH 1  /* a segment's length field is cut off or too long */
 #define HLC_PLANE_SHORT 2       /* a segment is shorter than its length field */

@@ -383,8 +383,8 @@ def _decode_predictive_plane(seg: bytes, th: int, tw: int, h: ct.Header, out: np
                                 h.max_error if h.mode == Mode.NEAR_LOSSLESS else 0, lo, hi)
     if level:
         x, table = _thumbnail(x, level, table), None
-    if out is not None:
-        out[...] = finish_tile(x[..., None], h, table)[..., 0]
+    if out is not None:  # (clipped straight into out: no int32 pass before the cast)
+        finish_tile(x[..., None], h, table, out=out[..., None])
         return out
     return x
 

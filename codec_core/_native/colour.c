@@ -63,6 +63,8 @@ static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) {  /* (two selec
                     orow[j * o1 + o2] = (TO)clip32(g, vmin, vmax);                               \
                     orow[j * o1 + 2 * o2] = (TO)clip32(cb + g, vmin, vmax);                      \
                 }                                                                                \
+            } else if (ch == 1 && s1 == 1 && o1 == 1) { /* one channel, contiguous rows: vectorises */ \
+                for (int j = 0; j < cols; j++) orow[j] = (TO)clip32(sr[j], vmin, vmax);         \
             } else {                                                                             \
                 for (int j = 0; j < cols; j++)                                                   \
                     for (int c = 0; c < ch; c++)                                                 \

@@ -50,7 +50,8 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
 static inline uint64_t zigzag(int64_t q) { return q >= 0 ? (uint64_t)(2 * q) : (uint64_t)(-2 * q - 1); }
-static inline int64_t unzigzag(uint64_t u) { return (u & 1) == 0 ? (int64_t)(u >> 1) : -(int64_t)((u + 1) >> 1); }
+/* (branch-free: the sign is data; as a branch it was mispredicted) */
+static inline int64_t unzigzag(uint64_t u) { return (int64_t)(u >> 1) ^ -(int64_t)(u & 1); }
 
 /* Residual quantiser with step 2k + 1: |e - q * step| <= k. The division is a
    multiply-high by m = ceil(2^(27 + l) / step), l = bit_length(step): exact for every
@@ -161,7 +162,11 @@ static inline __attribute__((always_inline)) int code_run(int decoding, int mask
         while (j + r < end && abs64((int64_t)xr[j + r] - rv) <= s->k) r++;
         code_value(0, s, CTX_RUN + s->last_run, j + r == end ? 0 : (uint64_t)r + 1);
     }
-    for (int c = pj; c < pj + r; c++) set_sample(masked, s, i, c, rv, 0, 0);
+    /* set_sample(.., rv, 0, 0) on the run's samples, as three fills (a sample's errors are
+       contiguous, all NPRED_MASKED of them; those a plain plane never reads may be 0 too) */
+    for (int c = pj; c < pj + r; c++) cur[c] = (int32_t)rv;
+    memset(resid(s, i & 1) + pj, 0, sizeof(int64_t) * (size_t)r);
+    memset(perr(s, i & 1, pj), 0, sizeof(int32_t) * NPRED_MASKED * (size_t)r);
     if (i == 0 && r > 0) {  /* the first row is its own row above */
         int32_t *up2 = prow(s, -2);
         for (int c = pj; c <= pj + r; c++) { up2[c] = (int32_t)rv; up[c] = (int32_t)rv; }
@@ -197,8 +202,10 @@ static inline __attribute__((always_inline)) int64_t blend(int masked, Plane *s,
     preds[2] = (w + n - nw) * ONE;
     preds[3] = (w + ne - n) * ONE;
     preds[4] = (n + ne) * (ONE / 2);
+    /* the median of w, n and w + n - nw: w + n - nw clipped to [min(w, n), max(w, n)]
+       (without a branch: gcc's branches here were mispredicted) */
     int64_t mx = max64(w, n), mn = min64(w, n);
-    preds[5] = (nw >= mx ? mn : nw <= mn ? mx : w + n - nw) * ONE;
+    preds[5] = max64(mn, min64(mx, w + n - nw)) * ONE;
     if (masked) {  /* the base, and the base plus the neighbours' deviation from theirs */
         int64_t b = base_at(s, i, j);
         int64_t rw = j > 0 ? w - base_at(s, i, j - 1) : 0;
@@ -336,7 +343,7 @@ static inline __attribute__((always_inline)) int code_plane(int decoding, int ma
             }
             int end = masked ? next_skip[j] : W;
             int64_t w = cur[pj - 1], n = up[pj], nw = up[pj - 1], ne = up[pj + 1];
-            if (abs64(ne - n) <= s->k && abs64(n - nw) <= s->k && abs64(nw - w) <= s->k) {
+            if ((abs64(ne - n) <= s->k) & (abs64(n - nw) <= s->k) & (abs64(nw - w) <= s->k)) {  /* one branch */
                 j = code_run(decoding, masked, s, x, i, j, end);
             } else {
                 code_regular(decoding, masked, s, x, i, j);

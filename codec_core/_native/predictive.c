@@ -79,7 +79,7 @@ typedef struct {
     int64_t err_sum, err_count;  /* masked: sum and count of |rec - base| over coded samples */
     int last_run;
     Encoder *e; Decoder *d;
-    Model *models;      /* model c of the plane = models[c] */
+    int32_t *freq, *tot;  /* the models: context c's frequencies at freq + c * HLC_NSYM, its total at tot + c */
 } Plane;
 
 static inline int32_t *prow(Plane *s, int i) {  /* padded row of sample row i (i >= -2) */
@@ -97,10 +97,10 @@ static inline int64_t base_at(const Plane *s, int i, int j) {
 /* Code value `u` in model `ctx` (encoder) or decode one (decoder). */
 static inline __attribute__((always_inline)) uint64_t code_value(int decoding, Plane *s, int ctx, uint64_t u) {
     if (decoding) {
-        uint64_t v = dec_uint(s->d, s->models[ctx]);
+        uint64_t v = dec_uint(s->d, model_at(s->freq, s->tot, HLC_NSYM, ctx));
         return v < (uint64_t)MAX_FOLDED ? v : (uint64_t)MAX_FOLDED;
     }
-    enc_uint(s->e, s->models[ctx], u);
+    enc_uint(s->e, model_at(s->freq, s->tot, HLC_NSYM, ctx), u);
     return u;
 }
 
@@ -356,7 +356,7 @@ static inline __attribute__((always_inline)) int code_plane(int decoding, int ma
 }
 
 static int setup(Plane *s, int H, int W, int64_t k, int64_t vmin, int64_t vmax, int32_t *P, int ring,
-                 const int64_t *recip, const uint8_t *mask, const int32_t *base, Model *models) {
+                 const int64_t *recip, const uint8_t *mask, const int32_t *base, int32_t *freq, int32_t *tot) {
     memset(s, 0, sizeof *s);
     s->H = H; s->W = W; s->k = k; s->step = 2 * k + 1; s->vmin = vmin; s->vmax = vmax;
     s->inv_step = (65536 + s->step - 1) / s->step;
@@ -365,7 +365,8 @@ static int setup(Plane *s, int H, int W, int64_t k, int64_t vmin, int64_t vmax, 
     s->P = P; s->ring = ring; s->recip = recip; s->mask = mask; s->base = base;
     s->masked = mask != NULL;
     s->npred = s->masked ? NPRED_MASKED : NPRED_PLAIN;
-    s->models = models;
+    s->freq = freq;
+    s->tot = tot;
     s->pred_err = calloc((size_t)2 * (W + 4) * NPRED_MASKED, sizeof(int32_t));
     s->resid = calloc((size_t)2 * (W + 4), sizeof(int64_t));
     return s->pred_err && s->resid ? 0 : -1;
@@ -376,17 +377,11 @@ static void teardown(Plane *s) {
     free(s->resid);
 }
 
-static void plane_models(Model *models, int32_t *freq, int32_t *tot) {
-    for (int c = 0; c < 2 * NCTX; c++) models[c] = model_at(freq, tot, HLC_NSYM, c);
-}
-
 int hlc_encode_plane(const int32_t *x, int H, int W, int32_t *P, int ring, int64_t k, int64_t vmin, int64_t vmax,
                      Encoder *e, int32_t *freq, int32_t *tot, const int64_t *recip,
                      const uint8_t *mask, const int32_t *base) {
-    Model models[2 * NCTX];
     Plane s;
-    plane_models(models, freq, tot);
-    int rc = setup(&s, H, W, k, vmin, vmax, P, ring, recip, mask, base, models);
+    int rc = setup(&s, H, W, k, vmin, vmax, P, ring, recip, mask, base, freq, tot);
     s.e = e;
     if (rc == 0) rc = s.masked ? code_plane(0, 1, &s, x) : code_plane(0, 0, &s, x);
     teardown(&s);
@@ -396,10 +391,8 @@ int hlc_encode_plane(const int32_t *x, int H, int W, int32_t *P, int ring, int64
 int hlc_decode_plane(int H, int W, int32_t *P, int64_t k, int64_t vmin, int64_t vmax,
                      Decoder *d, int32_t *freq, int32_t *tot, const int64_t *recip,
                      const uint8_t *mask, const int32_t *base) {
-    Model models[2 * NCTX];
     Plane s;
-    plane_models(models, freq, tot);
-    int rc = setup(&s, H, W, k, vmin, vmax, P, 0, recip, mask, base, models);
+    int rc = setup(&s, H, W, k, vmin, vmax, P, 0, recip, mask, base, freq, tot);
     s.d = d;
     if (rc == 0) rc = s.masked ? code_plane(1, 1, &s, NULL) : code_plane(1, 0, &s, NULL);
     teardown(&s);

@@ -365,3 +365,52 @@ def test_plane_bytes_and_damaged_decodes_are_pinned():
             except CorruptStreamError:
                 h.update(b"error")
     assert h.hexdigest() == "eddaed0c54bc156f393c4108365a7efa5838da7bb9f84519b2d090ab13364ee4"
+
+
+def test_decoder_reads_only_what_it_wrote(monkeypatch):
+    """The decoder's reconstruction array is not zeroed (predictive._new_recon): filled
+    with garbage instead, every plane (runs, regular samples, masked, colour, damaged)
+    decodes to the same samples, or fails the same way."""
+    from codec_core import predictive
+
+    planes = [REAL["CT_small"], REAL["693_crop"], _dicom("OBXXXX1A.dcm")[200:330, 100:420],
+              np.zeros((5, 7), np.int32), np.arange(3 * 11, dtype=np.int32).reshape(3, 11) % 4]
+    rng = np.random.default_rng(30)
+    cases = []
+    for a in planes:
+        lo, hi = int(a.min()), int(a.max())
+        for k in (0, 2):
+            seg = encode_plane(a, k, lo, hi)
+            damaged = bytearray(seg)
+            for p in rng.integers(0, len(seg), 3):
+                damaged[p] ^= int(rng.integers(1, 256))
+            cases += [(lambda s=seg, a=a, k=k, lo=lo, hi=hi: decode_plane(s, *a.shape, k, lo, hi)),
+                      (lambda s=bytes(damaged), a=a, k=k, lo=lo, hi=hi: decode_plane(s, *a.shape, k, lo, hi))]
+    a = REAL["CT_small"]
+    base = _lossy_base(a, 9)
+    for m in _masks(a.shape, 9).values():
+        seg = encode_plane_masked(a, m, base, 2, -32768, 32767)
+        cases.append(lambda s=seg, m=m: decode_plane_masked(s, m, base, 2, -32768, 32767))
+    rgb = [REAL["MR_small"].astype(np.int32) + d for d in (0, 7, -3)]
+    segs = encode_planes(rgb, 1, -10, 4000, ref=1)
+    cases.append(lambda: np.stack(decode_planes(segs, *rgb[0].shape, 1, -10, 4000, ref=1)))
+
+    def outcome(f):
+        try:
+            return np.array(f(), copy=True)
+        except CorruptStreamError as e:
+            return str(e)
+
+    clean = [outcome(f) for f in cases]
+    for fill in (0x7F7F7F7F, -2**31, 12345):
+        monkeypatch.setattr(predictive, "_new_recon", lambda r, c, v=fill: np.full((r + 2, c + 4), v, np.int32))
+        for f, want in zip(cases, clean, strict=True):
+            got = outcome(f)
+            assert type(got) is type(want)
+            assert got == want if isinstance(want, str) else np.array_equal(got, want)
+    monkeypatch.setattr(predictive, "_new_recon",
+                        lambda r, c: rng.integers(-2**31, 2**31, (r + 2, c + 4), dtype=np.int64).astype(np.int32))
+    for f, want in zip(cases, clean, strict=True):
+        got = outcome(f)
+        assert got == want if isinstance(want, str) else np.array_equal(got, want)
+

@@ -73,8 +73,8 @@ void hlc_predictive_init(void) {
     for (int a = 0; a < ACT_TABLE; a++) ACT[a] = (uint8_t)activity_bucket((uint64_t)a, NACT);
 }
 
-static inline int context_of(int64_t a) {
-    return __builtin_expect(a < ACT_TABLE, 1) ? ACT[a] : activity_bucket((uint64_t)a, NACT);
+static inline int context_of(uint64_t a) {
+    return __builtin_expect(a < ACT_TABLE, 1) ? ACT[a] : activity_bucket(a, NACT);
 }
 
 /* Everything the coder carries from sample to sample. */
@@ -295,7 +295,7 @@ static inline __attribute__((always_inline)) void code_regular(int decoding, int
     const int64_t *rc = resid(s, c), *rp = resid(s, p);
     int64_t a = (2 * (rc[pj - 1] + rp[pj]) + rp[pj - 1] + rp[pj + 1] + rc[pj - 2]) * 2
                 + ((2 * g * s->inv_step) >> 16);
-    int ctx = context_of(a);
+    int ctx = context_of((uint64_t)a);  /* (a >= 0: a sum of magnitudes) */
     /* the texture from v, not from bl = floor(v): for an integer a (exact in a double),
        a > floor(v) exactly when a > v, so the bias it selects is loaded while floor(v)
        is still being computed (the same contexts; 1% of the decoder's time) */

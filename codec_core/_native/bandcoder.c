@@ -101,7 +101,7 @@ static inline __attribute__((always_inline)) void code_row(
             if (decoding) m = (int64_t)dec_uint(d, run_end) + 1;
             else { m = abs64(row[j]); enc_uint(e, run_end, (uint64_t)(m - 1)); }
         } else {
-            Model mm = model_at(freq, tot, HLC_NSYM, gbase + activity_bucket(a, NCTX_ACT));
+            Model mm = model_at(freq, tot, HLC_NSYM, gbase + activity_context(a, NCTX_ACT));
             if (decoding) m = (int64_t)dec_uint(d, mm);
             else { m = abs64(row[j]); enc_uint(e, mm, (uint64_t)m); }
         }

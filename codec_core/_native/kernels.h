@@ -48,7 +48,7 @@ int hlc_code_band(int decoding, int32_t *band, int H, int W, const int32_t *pare
 #define LB_NRUNCTX (3 * 2 + 3)
 #define LB_NBITS (2 * 3 * LB_NZ + 3 * 27 + 3 + LB_NROWCTX + LB_NRUNCTX)
 void hlc_lossy_init(void);  /* its context tables, once, before any band is coded */
-void hlc_predictive_init(void);  /* its context table, once, before any plane is coded */
+void hlc_act_init(void);  /* rangecoder.h's activity table, once, before anything is coded */
 int hlc_lossy_band(int decoding, int runs, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph, int pw,
                    Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int32_t *bits);
 void hlc_fwd53(int32_t *x, int H, int W);

@@ -1329,7 +1329,7 @@ PyMODINIT_FUNC PyInit__hlc(void) {
     hlc_raw_alloc = PyMem_RawMalloc;  /* (the block cache's memory, where tracemalloc sees it) */
     hlc_raw_free = PyMem_RawFree;
     hlc_lossy_init();
-    hlc_predictive_init();
+    hlc_act_init();
     hlc_isa_choose(-1);
     if (PyModule_AddIntConstant(m, "DIRECT", HLC_DIRECT) || PyModule_AddIntConstant(m, "NSYM", HLC_NSYM)
         || PyModule_AddIntConstant(m, "INC", HLC_INC) || PyModule_AddIntConstant(m, "LIMIT", HLC_LIMIT)

@@ -63,18 +63,11 @@ static inline int64_t quantise(int64_t e, int64_t k, uint64_t m, int sh) {
     return e >= 0 ? q : -q;
 }
 
-/* activity_bucket(a, NACT) for a < ACT_TABLE, made once when the module is loaded
-   (hlc_predictive_init): a load instead of a bit scan and three steps on the way from a
-   sample to the next one's context; larger activities (rare) take the formula. */
-#define ACT_TABLE 1024
-static uint8_t ACT[ACT_TABLE];
+uint8_t hlc_act_table[HLC_ACT_TABLE];
+_Static_assert(HLC_NACT >= 20 && NCTX_ACT >= 20, "activity_context's table needs caps of 20 and more");
 
-void hlc_predictive_init(void) {
-    for (int a = 0; a < ACT_TABLE; a++) ACT[a] = (uint8_t)activity_bucket((uint64_t)a, NACT);
-}
-
-static inline int context_of(uint64_t a) {
-    return __builtin_expect(a < ACT_TABLE, 1) ? ACT[a] : activity_bucket(a, NACT);
+void hlc_act_init(void) {
+    for (int a = 0; a < HLC_ACT_TABLE; a++) hlc_act_table[a] = (uint8_t)activity_bucket((uint64_t)a, 64);
 }
 
 /* Everything the coder carries from sample to sample. */
@@ -295,7 +288,7 @@ static inline __attribute__((always_inline)) void code_regular(int decoding, int
     const int64_t *rc = resid(s, c), *rp = resid(s, p);
     int64_t a = (2 * (rc[pj - 1] + rp[pj]) + rp[pj - 1] + rp[pj + 1] + rc[pj - 2]) * 2
                 + ((2 * g * s->inv_step) >> 16);
-    int ctx = context_of((uint64_t)a);  /* (a >= 0: a sum of magnitudes) */
+    int ctx = activity_context((uint64_t)a, NACT);  /* (a >= 0: a sum of magnitudes) */
     /* the texture from v, not from bl = floor(v): for an integer a (exact in a double),
        a > floor(v) exactly when a > v, so the bias it selects is loaded while floor(v)
        is still being computed (the same contexts; 1% of the decoder's time) */

@@ -73,7 +73,7 @@ void hlc_act_init(void) {
 /* Everything the coder carries from sample to sample. */
 typedef struct {
     int H, W, npred, masked;
-    int64_t k, step, vmin, vmax, inv_step;
+    int64_t k, step, vmin, vmax, inv_step2;  /* inv_step2: 2 * ceil(2^16 / step) */
     uint64_t qmul;      /* quantise(): the step's reciprocal and its shift */
     int qshift;
     int32_t *P;         /* padded reconstruction: sample (i, j) at row i + 2 (mod 3 in a ring), column j + 2 */
@@ -273,12 +273,15 @@ static inline void update_bias(Plane *s, int bc, int64_t err) {
     s->bias_count[bc] = count;
 }
 
-/* Regular mode at (i, j). */
-static inline __attribute__((always_inline)) void code_regular(int decoding, int masked, Plane *s, const int32_t *x,
-                                                              int i, int j) {
+/* Regular mode at (i, j), W's reconstruction w and |quantised residual| aw given (the
+   caller keeps them in registers: through memory they were a store and a reload on the
+   path from one sample to the next). Returns the reconstruction; *aq: its |residual|. */
+static inline __attribute__((always_inline)) int64_t code_regular(int decoding, int masked, Plane *s,
+                                                                 const int32_t *x, int i, int j, int64_t w,
+                                                                 int64_t aw, int64_t *aq) {
     int pj = j + 2, c = i & 1, p = c ^ 1;
     int32_t *cur = prow(s, i), *up = prow(s, i - 1), *up2 = prow(s, i - 2);
-    int64_t w = cur[pj - 1], n = up[pj], nw = up[pj - 1], ne = up[pj + 1];
+    int64_t n = up[pj], nw = up[pj - 1], ne = up[pj + 1];
     int64_t ww = cur[pj - 2], nn = up2[pj];
     int64_t preds[NPRED_MASKED];
     double v;
@@ -286,8 +289,7 @@ static inline __attribute__((always_inline)) void code_regular(int decoding, int
     /* activity context, in units of the quantisation step */
     int64_t g = abs64(ne - n) + abs64(n - nw) + abs64(nw - w) + abs64(w - ww) + abs64(n - nn);
     const int64_t *rc = resid(s, c), *rp = resid(s, p);
-    int64_t a = (2 * (rc[pj - 1] + rp[pj]) + rp[pj - 1] + rp[pj + 1] + rc[pj - 2]) * 2
-                + ((2 * g * s->inv_step) >> 16);
+    int64_t a = (2 * (aw + rp[pj]) + rp[pj - 1] + rp[pj + 1] + rc[pj - 2]) * 2 + ((g * s->inv_step2) >> 16);
     int ctx = activity_context((uint64_t)a, NACT);  /* (a >= 0: a sum of magnitudes) */
     /* the texture from v, not from bl = floor(v): for an integer a (exact in a double),
        a > floor(v) exactly when a > v, so the bias it selects is loaded while floor(v)
@@ -317,6 +319,8 @@ static inline __attribute__((always_inline)) void code_regular(int decoding, int
         e[k] = dk < MAX_PRED_ERROR ? dk : MAX_PRED_ERROR;
     }
     update_bias(s, bc, rf - pf);
+    *aq = abs64(q);
+    return rec;
 }
 
 static inline __attribute__((always_inline)) int code_plane(int decoding, int masked, Plane *s, const int32_t *x) {
@@ -336,24 +340,31 @@ static inline __attribute__((always_inline)) int code_plane(int decoding, int ma
             skip_pe = min64(skip_r * s->step * ONE, MAX_PRED_ERROR);
         }
         int32_t *cur = prow(s, i), *up = prow(s, i - 1), *up2 = prow(s, i - 2);
+        int64_t *rc = resid(s, i & 1);
+        int64_t w = cur[1], aw = rc[1];  /* W's reconstruction and |residual| (start_row's padding) */
         int j = 0;
         while (j < W) {
             int pj = j + 2;
             if (i == 0) {  /* the first row's row above is its left neighbour, repeated */
-                int32_t w0 = cur[pj - 1];
-                for (int c = pj - 1; c < pj + 2; c++) { up2[c] = w0; up[c] = w0; }
+                for (int c = pj - 1; c < pj + 2; c++) { up2[c] = (int32_t)w; up[c] = (int32_t)w; }
             }
             if (masked && !s->mask[(size_t)i * W + j]) {
-                set_sample(masked, s, i, pj, base_at(s, i, j), skip_r, skip_pe);
+                w = base_at(s, i, j);
+                aw = skip_r;
+                set_sample(masked, s, i, pj, w, skip_r, skip_pe);
                 j++;
                 continue;
             }
             int end = masked ? next_skip[j] : W;
-            int64_t w = cur[pj - 1], n = up[pj], nw = up[pj - 1], ne = up[pj + 1];
+            int64_t n = up[pj], nw = up[pj - 1], ne = up[pj + 1];
             if ((abs64(ne - n) <= s->k) & (abs64(n - nw) <= s->k) & (abs64(nw - w) <= s->k)) {  /* one branch */
                 j = code_run(decoding, masked, s, x, i, j, end);
+                if (j < W) {  /* (the run's last sample, or the one that ended it) */
+                    w = cur[j + 1];
+                    aw = rc[j + 1];
+                }
             } else {
-                code_regular(decoding, masked, s, x, i, j);
+                w = code_regular(decoding, masked, s, x, i, j, w, aw, &aw);
                 j++;
             }
         }
@@ -366,7 +377,7 @@ static int setup(Plane *s, int H, int W, int64_t k, int64_t vmin, int64_t vmax, 
                  const int64_t *recip, const uint8_t *mask, const int32_t *base, int32_t *freq, int32_t *tot) {
     memset(s, 0, sizeof *s);
     s->H = H; s->W = W; s->k = k; s->step = 2 * k + 1; s->vmin = vmin; s->vmax = vmax;
-    s->inv_step = (65536 + s->step - 1) / s->step;
+    s->inv_step2 = 2 * ((65536 + s->step - 1) / s->step);
     s->qshift = 27 + bit_length((uint64_t)s->step);
     s->qmul = (((uint64_t)1 << s->qshift) + (uint64_t)s->step - 1) / (uint64_t)s->step;
     s->P = P; s->ring = ring; s->recip = recip; s->mask = mask; s->base = base;

@@ -19,12 +19,12 @@ Modes
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import queue
 import threading
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import numpy as np
@@ -73,34 +73,71 @@ def auto_threads(h: ct.Header, frames: int) -> int:
     return max(1, min(default_threads(), (2 * raw) // max(1, work)))
 
 
+class _HelperThreads:
+    """The process's helper threads: daemon threads that take jobs (callables) from a C
+    queue until they take None, each listed before it starts, and joined when the
+    interpreter exits (``atexit``: a job in a kernel finishes before the interpreter goes).
+
+    Not a ``ThreadPoolExecutor``: its caller waits inside ``Thread.start`` on a
+    Python-level Event, and an interrupt there (a signal is handled between bytecodes)
+    left the started thread out of the executor's list, so nothing told it to stop at
+    exit and the interpreter hung joining it (1 run in about 30 of
+    tests/test_threads.py's interrupt test). Here a thread is listed first; one left
+    unstarted by an interrupt is dropped by the next ``grow``, and ``stop`` repeats its
+    None until every listed thread has ended."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.stopped = False
+
+    def grow(self, n: int) -> bool:
+        """At least ``n`` helpers (kept: the process keeps as many idle helpers as the
+        largest ``threads`` asked for, less one); False once the interpreter is exiting."""
+        self.threads = [t for t in self.threads if t.is_alive()]
+        while not self.stopped and len(self.threads) < n:
+            t = threading.Thread(target=self._serve, name=f"hlc-helper_{len(self.threads)}", daemon=True)
+            self.threads.append(t)
+            try:
+                t.start()
+            except RuntimeError:  # (the interpreter is exiting: no new threads)
+                self.stopped = True
+        return not self.stopped
+
+    def _serve(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            job()
+
+    def stop(self) -> None:
+        self.stopped = True
+        for t in self.threads:
+            while t.is_alive():
+                self.jobs.put(None)
+                t.join(0.05)
+
+
 _helpers_lock = threading.Lock()
-_helpers_pool: ThreadPoolExecutor | None = None
-_helpers_size = 0
+_helper_threads = _HelperThreads()
 
 
 def _forget_helpers() -> None:
-    """In a forked child: the parent's pool has no threads here, and its lock may have
-    been held by a thread that does not exist here."""
-    global _helpers_lock, _helpers_pool, _helpers_size
-    _helpers_lock, _helpers_pool, _helpers_size = threading.Lock(), None, 0
+    """In a forked child: the parent's helpers have no threads here, and its lock may
+    have been held by a thread that does not exist here."""
+    global _helpers_lock, _helper_threads
+    _helpers_lock, _helper_threads = threading.Lock(), _HelperThreads()
 
 
 if hasattr(os, "register_at_fork"):  # (POSIX)
     os.register_at_fork(after_in_child=_forget_helpers)
+atexit.register(lambda: _helper_threads.stop())  # (the child's own, after a fork)
 
 
-def _helpers(n: int) -> ThreadPoolExecutor:
-    """The process's helper threads, at least ``n``: made on first use and kept (a new
+def _helpers(n: int) -> _HelperThreads | None:
+    """The process's helper threads, at least ``n``, made on first use and kept (a new
     pool per call cost 0.6-1.3 ms of a 23 ms two-thread decode of four 512^2 tiles,
-    starting and joining its threads). The process keeps as many idle helpers as the
-    largest ``threads`` asked for, less one; they are joined when the interpreter exits."""
-    global _helpers_pool, _helpers_size
+    starting and joining its threads); None once the interpreter is exiting."""
     with _helpers_lock:
-        if _helpers_pool is None or _helpers_size < n:
-            if _helpers_pool is not None:
-                _helpers_pool.shutdown(wait=False)  # (its helpers finish what they hold, then exit)
-            _helpers_pool, _helpers_size = ThreadPoolExecutor(n, thread_name_prefix="hlc-helper"), n
-        return _helpers_pool
+        return _helper_threads if _helper_threads.grow(n) else None
 
 
 class _SharedMap:
@@ -150,11 +187,10 @@ class _SharedMap:
 
     def start_helpers(self, threads: int) -> None:
         pool = _helpers(threads - 1)
+        if pool is None:  # (the interpreter is exiting: the caller takes every item)
+            return
         for _ in range(min(threads, self.n) - 1):
-            try:
-                pool.submit(self.helper)
-            except RuntimeError:  # (the interpreter is exiting: no new work for helpers)
-                break
+            pool.jobs.put(self.helper)
 
     def callers_share(self) -> None:
         while True:

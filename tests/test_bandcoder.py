@@ -108,3 +108,32 @@ def test_band_coder_round_trips_tiny_and_thin_bands(shape):
     back = entropy.decode_decomposition(entropy.encode_decomposition(bands, levels), *shape, levels)
     for x, y in zip(_flat(bands), _flat(back), strict=True):
         assert np.array_equal(x, y)
+
+
+def test_decoders_reciprocal_division_is_exact_for_every_total():
+    """The band decoder divides the range by a model's total as a multiply by a reciprocal
+    (rangecoder.h): exact for every total a model can hold (2 to HLC_LIMIT), both for the
+    reciprocal a band starts with and for the one an update makes, at the quotients where
+    a too-large reciprocal would first show (n = q * total - 1 and q * total + total - 1,
+    the largest remainders, with q up to the largest)."""
+    from codec_core import _hlc
+
+    totals = np.arange(2, (1 << 15) + 1, dtype=np.int64)
+    n_list, t_list = [], []
+    for q_from_top in (0, 1, 2, 17):
+        q = (2**32 - 1) // totals - q_from_top
+        for n in (q * totals - 1, q * totals, q * totals + totals - 1):
+            keep = (n >= 0) & (n <= 2**32 - 1)
+            n_list.append(n[keep])
+            t_list.append(totals[keep])
+    rng = np.random.default_rng(7)
+    t_rand = rng.integers(2, (1 << 15) + 1, 200_000)
+    n_list += [rng.integers(0, 2**32, 200_000), np.full(totals.size, 2**32 - 1)]
+    t_list += [t_rand, totals]
+    n, t = np.concatenate(n_list).astype(np.int64), np.concatenate(t_list).astype(np.int64)
+    out = np.empty((2, n.size), np.int64)
+    _hlc.range_shares(n, t, out)
+    assert np.array_equal(out[0], n // t)
+    assert np.array_equal(out[1], n // t)
+    with pytest.raises(ValueError, match="out of range"):
+        _hlc.range_shares(np.array([5], np.int64), np.array([1], np.int64), np.empty((2, 1), np.int64))

@@ -75,9 +75,9 @@ static void row_context(uint32_t *restrict sum, int W, const uint32_t *n, const 
    the band cannot alias it); the encoder's is not (a copy measured slower there). */
 static inline __attribute__((always_inline)) void code_row(
         int decoding, int32_t *row, const int32_t *up, int W, const uint32_t *sum, uint32_t *mag, Encoder *e,
-        Decoder *d, int32_t *freq, int32_t *tot, int gbase, int32_t *sfreq, int32_t *stot, int sbase) {
-    Model run = model_at(freq, tot, HLC_NSYM, gbase + CTX_RUN);
-    Model run_end = model_at(freq, tot, HLC_NSYM, gbase + CTX_RUN_END);
+        Decoder *d, int32_t *freq, int32_t *tot, uint64_t *rcp, int32_t *sfreq, int32_t *stot, uint64_t *srcp) {
+    Model run = model_at(freq, tot, rcp, HLC_NSYM, CTX_RUN);
+    Model run_end = model_at(freq, tot, rcp, HLC_NSYM, CTX_RUN_END);
     uint32_t w1 = 0, w2 = 0;
     int sw = 0;
     int j = 0;
@@ -101,14 +101,14 @@ static inline __attribute__((always_inline)) void code_row(
             if (decoding) m = (int64_t)dec_uint(d, run_end) + 1;
             else { m = abs64(row[j]); enc_uint(e, run_end, (uint64_t)(m - 1)); }
         } else {
-            Model mm = model_at(freq, tot, HLC_NSYM, gbase + activity_context(a, NCTX_ACT));
+            Model mm = model_at(freq, tot, rcp, HLC_NSYM, activity_context(a, NCTX_ACT));
             if (decoding) m = (int64_t)dec_uint(d, mm);
             else { m = abs64(row[j]); enc_uint(e, mm, (uint64_t)m); }
         }
         if (m > 0x3FFFFFFF) m = 0x3FFFFFFF;  /* damaged streams only */
         int s = 0;
         if (m) {
-            Model sm = model_at(sfreq, stot, 2, sbase + 3 * (sw + 1) + sign3(up[j]) + 1);
+            Model sm = model_at(sfreq, stot, srcp, 2, 3 * (sw + 1) + sign3(up[j]) + 1);
             if (decoding) s = dec_symbol(d, sm);
             else { s = row[j] < 0; enc_symbol(e, sm, s); }
         }
@@ -134,6 +134,14 @@ static inline __attribute__((always_inline)) int code_band(
     const int32_t *zeros = (const int32_t *)(buf + 4 * stride);
     Decoder d = dp ? *dp : (Decoder){0};
     int sbase = (gbase / NCTX) * NSIGN_CTX;
+    /* this group's models, and for the decoder their totals' reciprocals (rangecoder.h) */
+    freq += (size_t)gbase * HLC_NSYM, tot += gbase, sfreq += (size_t)sbase * 2, stot += sbase;
+    uint64_t rcp_store[NCTX], srcp_store[NSIGN_CTX];
+    uint64_t *rcp = decoding ? rcp_store : NULL, *srcp = decoding ? srcp_store : NULL;
+    if (decoding) {
+        rcp_fill(rcp, tot, NCTX);
+        rcp_fill(srcp, stot, NSIGN_CTX);
+    }
     for (int i = 0; i < H; i++) {
         int32_t *row = band + (size_t)i * W;
         uint32_t *mag = buf + (size_t)((i + 2) % 3) * stride + 2;  /* rows i, i - 1, i - 2 */
@@ -141,7 +149,7 @@ static inline __attribute__((always_inline)) int code_band(
         row_context(sum, W, n, nn, i, parent, x1, x2);
         if (decoding) memset(mag, 0, sizeof(uint32_t) * (size_t)W);
         else for (int j = 0; j < W; j++) mag[j] = cap_mag(row[j]);
-        code_row(decoding, row, i > 0 ? row - W : zeros, W, sum, mag, ep, &d, freq, tot, gbase, sfreq, stot, sbase);
+        code_row(decoding, row, i > 0 ? row - W : zeros, W, sum, mag, ep, &d, freq, tot, rcp, sfreq, stot, srcp);
     }
     if (decoding) *dp = d;
     free(buf);

@@ -177,7 +177,7 @@ static inline __attribute__((always_inline)) int64_t code_nonzero(
         int decoding, Encoder *e, Decoder *d, Models md, int32_t *one, int32_t *sm, int rem, int32_t v) {
     int64_t m = abs64(v);
     int more = decoding ? !dec_bit(d, one) : (enc_bit(e, one, m == 1), m > 1);
-    Model rm = model_at(md.freq, md.tot, HLC_NSYM, rem);
+    Model rm = model_at(md.freq, md.tot, NULL, HLC_NSYM, rem);
     if (!more) m = 1;
     else if (decoding) m = (int64_t)dec_uint(d, rm) + 2;
     else enc_uint(e, rm, (uint64_t)(m - 2));

@@ -1229,6 +1229,35 @@ done:
     return result;
 }
 
+/* range_shares(n, totals, out): the decoders' n / total by reciprocal (rangecoder.h), for
+   the tests: out[0] by a model's first reciprocal (hlc_rcp), out[1] by an update's
+   (hlc_rcp_update); n int64 in [0, 2^32), totals int64 in [2, HLC_LIMIT], out (2, len). */
+static PyObject *py_range_shares(PyObject *self, PyObject *args) {
+    PyObject *o[3];
+    if (!PyArg_ParseTuple(args, "OOO", &o[0], &o[1], &o[2])) return NULL;
+    Arr a[3];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (get(o[0], &a[0], "n", 'q', 1, 0) || get(o[1], &a[1], "totals", 'q', 1, 0) || get(o[2], &a[2], "out", 'q', 2, 1))
+        goto done;
+    Py_ssize_t len = dim(&a[0], 0);
+    if (check(dim(&a[1], 0) == len && dim(&a[2], 0) == 2 && dim(&a[2], 1) == len, "range_shares: shapes differ"))
+        goto done;
+    const int64_t *n = a[0].view.buf, *t = a[1].view.buf;
+    int64_t *out = a[2].view.buf;
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (check(n[i] >= 0 && n[i] <= UINT32_MAX && t[i] >= 2 && t[i] <= HLC_LIMIT, "range_shares: out of range"))
+            goto done;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        out[i] = hlc_div((uint32_t)n[i], hlc_rcp((uint32_t)t[i]));
+        out[len + i] = hlc_div((uint32_t)n[i], hlc_rcp_update((uint32_t)t[i]));
+    }
+    result = Py_NewRef(Py_None);
+done:
+    release(a, 3);
+    return result;
+}
+
 /* used_values(samples, vmin, used): used[v - vmin] = 1 for every sample v of a
    C-contiguous int8/uint8/int16/uint16/int32 array of any shape; True if every sample
    was inside used's range (out-of-range samples are skipped). One pass, no temporary:
@@ -1297,6 +1326,7 @@ static PyMethodDef methods[] = {
     {"med_residual", py_med_residual, METH_VARARGS, "LOCO-I median edge detector residual."},
     {"med_reconstruct", py_med_reconstruct, METH_VARARGS, "Inverse of med_residual."},
     {"code_plane", py_code_plane, METH_VARARGS, "Encode or decode one predictive plane."},
+    {"range_shares", py_range_shares, METH_VARARGS, "n / total by the decoders' reciprocals (tests)."},
     {"used_values", py_used_values, METH_VARARGS, "Flags of the values a sample array holds."},
     {"parity", py_parity, METH_VARARGS, "Reed-Solomon parity of many codewords (table XOR)."},
     {"synth97", py_synth97, METH_VARARGS, "Dequantisation and inverse 9/7 of one lossy plane, rounded."},

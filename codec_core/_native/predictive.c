@@ -104,10 +104,10 @@ static inline int64_t base_at(const Plane *s, int i, int j) {
 /* Code value `u` in model `ctx` (encoder) or decode one (decoder). */
 static inline __attribute__((always_inline)) uint64_t code_value(int decoding, Plane *s, int ctx, uint64_t u) {
     if (decoding) {
-        uint64_t v = dec_uint(s->d, model_at(s->freq, s->tot, HLC_NSYM, ctx));
+        uint64_t v = dec_uint(s->d, model_at(s->freq, s->tot, NULL, HLC_NSYM, ctx));
         return v < (uint64_t)MAX_FOLDED ? v : (uint64_t)MAX_FOLDED;
     }
-    enc_uint(s->e, model_at(s->freq, s->tot, HLC_NSYM, ctx), u);
+    enc_uint(s->e, model_at(s->freq, s->tot, NULL, HLC_NSYM, ctx), u);
     return u;
 }
 

@@ -190,8 +190,21 @@ static inline void dec_begin(Decoder *d, const uint8_t *in, size_t n, const uint
     d->overrun = n < 5 ? 5 - n : 0;
 }
 
-/* Reads bytes while the range is below 2^24 (zeros past the end, counted). */
+/* Reads bytes while the range is below 2^24 (zeros past the end, counted). Away from the
+   end of the input the bytes come without a loop: the range needs clz(range) / 8 of them
+   (0 to 3: it is never 0), taken from one 4-byte load. The loop's exit depended on the
+   data and was mispredicted on a third of the predictive decoder's samples (callgrind,
+   693_UNCR lossless). The same bytes are read and the same code results. */
 static inline void dec_normalise(Decoder *d) {
+    if (__builtin_expect(d->pos + 4 <= d->in_len, 1)) {
+        const uint8_t *p = d->in + d->pos;
+        int sh = 8 * (__builtin_clz(d->range | 1) >> 3);
+        uint64_t next = ((uint64_t)p[0] << 24) | ((uint64_t)p[1] << 16) | ((uint64_t)p[2] << 8) | p[3];
+        d->code = ((d->code << sh) | (next >> (32 - sh))) & 0xFFFFFFFFFFull;
+        d->range <<= sh;
+        d->pos += (uint64_t)(sh >> 3);
+        return;
+    }
     while (d->range < HLC_TOP) {
         uint64_t byte = 0;
         if (d->pos < d->in_len) byte = d->in[d->pos];

@@ -347,7 +347,7 @@ def test_new_models_are_fresh_writable_copies_of_one_start():
 @pytest.mark.parametrize("out_dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32])
 @pytest.mark.parametrize("shape", [(21, 34), (3, 301)])
 def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype, shape, vector_isa):
-    """_hlc.colour_finish (pipeline.finish_tile without a table): clip to +-lim, the
+    """_hlc.colour_finish (pipeline.finish_tile, no value table): clip to +-lim, the
     inverse RCT, clip to [vmin, vmax], cast; planar or interleaved source, a strided
     output, in place; the same values as transform.rct_inverse and numpy's clips, with
     the baseline and the AVX2 build (rows shorter and longer than its chunk of 256)."""
@@ -367,13 +367,46 @@ def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype, shape, vect
         want = np.clip(want, vmin, vmax).astype(out_dtype)
         image = np.zeros((2, rows + 9, cols + 6, 3), out_dtype)
         region = image[1, 5:5 + rows, 3:3 + cols]
-        colour_finish(planar.transpose(1, 2, 0), region, rct, lim, vmin, vmax)
+        colour_finish(planar.transpose(1, 2, 0), region, rct, lim, vmin, vmax, _NO_TABLE)
         assert np.array_equal(region, want) and not image[0].any() and not image[1, :5].any()
         inplace = np.array(planar.transpose(1, 2, 0))
-        colour_finish(inplace, inplace, rct, lim, vmin, vmax)
+        colour_finish(inplace, inplace, rct, lim, vmin, vmax, _NO_TABLE)
         assert np.array_equal(inplace, want.astype(src_dtype))
     with pytest.raises(ValueError):
-        colour_finish(planar.transpose(1, 2, 0)[:, :, :2], np.zeros(shape + (2,), out_dtype), 1, lim, vmin, vmax)
+        colour_finish(planar.transpose(1, 2, 0)[:, :, :2], np.zeros(shape + (2,), out_dtype), 1, lim, vmin, vmax,
+                      _NO_TABLE)
+
+
+_NO_TABLE = np.zeros(0, np.int32)
+
+
+@pytest.mark.parametrize("src_dtype", [np.int16, np.int32])
+@pytest.mark.parametrize("out_dtype", [np.uint8, np.int16, np.uint16, np.int32])
+def test_colour_finish_with_a_value_table_matches_the_numpy_steps(src_dtype, out_dtype, vector_isa):
+    """With a value table (a rank-coded plane's tile): each rank clipped to the table,
+    looked up, clipped to [vmin, vmax] and cast, as pipeline.finish_tile's numpy steps do
+    (ranks outside the table from a damaged stream included); into a strided place of
+    an image and in place. A table with the RCT is refused."""
+    from codec_core._hlc import colour_finish
+    from codec_core.pipeline import lookup_in_place
+
+    rng = np.random.default_rng(5)
+    info = np.iinfo(out_dtype)
+    vmin, vmax = max(int(info.min), -300), min(int(info.max), 200)
+    table = np.sort(rng.choice(np.arange(vmin - 20, vmax + 20), 57, replace=False)).astype(np.int32)
+    ranks = rng.integers(-9, 70, (2, 23, 41, 1)).astype(src_dtype)  # (0..56 valid)
+    for tile in ranks:
+        want = np.clip(lookup_in_place(table, np.clip(tile.astype(np.int32), 0, len(table) - 1)), vmin, vmax)
+        image = np.zeros((29, 47, 1), out_dtype)
+        region = image[3:26, 4:45]
+        colour_finish(tile, region, 0, 1 << 20, vmin, vmax, table)
+        assert np.array_equal(region, want.astype(out_dtype)) and not image[:3].any() and not image[:, :4].any()
+        inplace = tile.copy()
+        colour_finish(inplace, inplace, 0, 1 << 20, vmin, vmax, table)
+        assert np.array_equal(inplace, want.astype(src_dtype))
+    with pytest.raises(ValueError, match="table with the RCT"):
+        rgb = np.zeros((4, 5, 3), src_dtype)
+        colour_finish(rgb, rgb, 1, 1 << 13, 0, 255, table)
 
 
 def _med_reference(x: np.ndarray, i: int, j: int) -> int:

@@ -1,7 +1,8 @@
-/* A decoded colour (or one-channel) tile's finish (pipeline.finish_tile without a value
- * table): each pixel's samples clipped to [-lim, lim] and taken through the inverse
- * reversible colour transform (JPEG 2000's RCT, three channels) where asked, then
- * clipped to [vmin, vmax] and stored in the output's type. One pass, any strides (a
+/* A decoded tile's finish (pipeline.finish_tile): each pixel's samples clipped to
+ * [-lim, lim] and taken through the inverse reversible colour transform (JPEG 2000's
+ * RCT, three channels) where asked, or, with a value table (never with the RCT), taken
+ * from ranks to values (a rank clipped to the table first), then clipped to
+ * [vmin, vmax] and stored in the output's type. One pass, any strides (a
  * planar tile seen as rows x cols x channels, or the output's place in the image): the
  * numpy version made a plane-sized temporary per step (rct_inverse was ~15% of a
  * colour decode). The integer operations are numpy's (arithmetic shift of the sum,
@@ -63,6 +64,11 @@ static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) {  /* (two selec
                     orow[j * o1 + o2] = (TO)clip32(g, vmin, vmax);                               \
                     orow[j * o1 + 2 * o2] = (TO)clip32(cb + g, vmin, vmax);                      \
                 }                                                                                \
+            } else if (table) { /* ranks to values (a value table's plane): one gather a sample */ \
+                for (int j = 0; j < cols; j++)                                                   \
+                    for (int c = 0; c < ch; c++)                                                 \
+                        orow[j * o1 + c * o2] =                                                  \
+                            (TO)clip32(table[clip32(sr[j * s1 + c * s2], 0, ntable - 1)], vmin, vmax); \
             } else if (ch == 1 && s1 == 1 && o1 == 1) { /* one channel, contiguous rows: vectorises */ \
                 for (int j = 0; j < cols; j++) orow[j] = (TO)clip32(sr[j], vmin, vmax);         \
             } else {                                                                             \
@@ -81,7 +87,7 @@ static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) {  /* (two selec
    values in both. AVX2 4x faster than the baseline on a 480 x 640 tile. */
 static inline __attribute__((always_inline)) int colour_finish_body(
         const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype, const ptrdiff_t *ostr, int rows,
-        int cols, int ch, int rct, int32_t lim, int32_t vmin, int32_t vmax) {
+        int cols, int ch, int rct, int32_t lim, const int32_t *table, int32_t ntable, int32_t vmin, int32_t vmax) {
     /* (strides in locals: with -fno-strict-aliasing every store could change them) */
     const ptrdiff_t s0 = sstr[0], s1 = sstr[1], s2 = sstr[2], o0 = ostr[0], o1 = ostr[1], o2 = ostr[2];
     int32_t rgb[3][HLC_FINISH_CHUNK];  /* a chunk of a row's R, G, B (the planar case) */
@@ -92,14 +98,15 @@ static inline __attribute__((always_inline)) int colour_finish_body(
 
 HLC_VECTOR_BUILDS(int, colour_finish, (const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype,
                                        const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim,
-                                       int32_t vmin, int32_t vmax),
-                  (src, src_i32, sstr, out, otype, ostr, rows, cols, ch, rct, lim, vmin, vmax))
+                                       const int32_t *table, int32_t ntable, int32_t vmin, int32_t vmax),
+                  (src, src_i32, sstr, out, otype, ostr, rows, cols, ch, rct, lim, table, ntable, vmin, vmax))
 
 /* src: int32 (src_i32) or int16 samples, out: otype (HLC_OUT_*); strides in elements
-   (rows, cols, channels); rct needs ch == 3 (channel order Y Cb Cr in, R G B out). A
-   pixel's samples are all read before any is written: out may be src itself. */
+   (rows, cols, channels); rct needs ch == 3 (channel order Y Cb Cr in, R G B out) and no
+   table (NULL: none; else ntable >= 1 entries). A pixel's samples are all read before any
+   is written: out may be src itself. */
 void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype,
-                       const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim, int32_t vmin,
-                       int32_t vmax) {
-    colour_finish(src, src_i32, sstr, out, otype, ostr, rows, cols, ch, rct, lim, vmin, vmax);
+                       const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim,
+                       const int32_t *table, int32_t ntable, int32_t vmin, int32_t vmax) {
+    colour_finish(src, src_i32, sstr, out, otype, ostr, rows, cols, ch, rct, lim, table, ntable, vmin, vmax);
 }

@@ -166,10 +166,10 @@ int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_
                      int64_t *scratch);
 int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames, int rows, int cols,
                    int classes, int64_t *scratch);
-/* a decoded tile's inverse RCT, clips and cast in one pass (colour.c) */
+/* a decoded tile's inverse RCT or value table, clips and cast in one pass (colour.c) */
 void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype,
-                       const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim, int32_t vmin,
-                       int32_t vmax);
+                       const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim,
+                       const int32_t *table, int32_t ntable, int32_t vmin, int32_t vmax);
 void hlc_fill_sums(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t *known, int rows, int cols,
                    double *v2, double *w2, double *scratch);
 void hlc_fill_plane(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t *known, int rows, int cols,

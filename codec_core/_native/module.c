@@ -1079,18 +1079,23 @@ done:
 }
 
 /* colour_finish(src (rows, cols, ch) int16/int32, out (rows, cols, ch) int32/int16/uint16/int8/uint8,
-   rct, lim, vmin, vmax): any strides (multiples of the item size); out may be src. */
+   rct, lim, vmin, vmax, table (int32, empty: none; not with rct)): any strides (multiples
+   of the item size); out may be src. */
 static PyObject *py_colour_finish(PyObject *self, PyObject *args) {
-    PyObject *o[2];
+    PyObject *o[3];
     int rct, lim, vmin, vmax;
-    if (!PyArg_ParseTuple(args, "OOiiii", &o[0], &o[1], &rct, &lim, &vmin, &vmax)) return NULL;
-    Arr a[2];
+    if (!PyArg_ParseTuple(args, "OOiiiiO", &o[0], &o[1], &rct, &lim, &vmin, &vmax, &o[2])) return NULL;
+    Arr a[3];
     memset(a, 0, sizeof a);
     PyObject *result = NULL;
     if (PyObject_GetBuffer(o[0], &a[0].view, PyBUF_RECORDS_RO) < 0) goto done;
     a[0].held = 1;
     if (PyObject_GetBuffer(o[1], &a[1].view, PyBUF_RECORDS) < 0) goto done;
     a[1].held = 1;
+    if (get(o[2], &a[2], "table", 'i', 1, 0)) goto done;
+    int32_t ntable = (int32_t)dim(&a[2], 0);
+    if (check(dim(&a[2], 0) < INT32_MAX && !(rct && ntable), "colour_finish: a value table with the RCT"))
+        goto done;
     char sf = fmt(&a[0].view);
     int otype = out_type(&a[1].view), src_i32 = sf == 'i' && a[0].view.itemsize == 4;
     if (check((src_i32 || (sf == 'h' && a[0].view.itemsize == 2)) && otype >= 0 && a[0].view.ndim == 3
@@ -1113,11 +1118,12 @@ static PyObject *py_colour_finish(PyObject *self, PyObject *args) {
         goto done;
     Py_BEGIN_ALLOW_THREADS
     hlc_colour_finish(a[0].view.buf, src_i32, sstr, a[1].view.buf, otype, ostr, (int)dim(&a[0], 0),
-                      (int)dim(&a[0], 1), (int)dim(&a[0], 2), rct, lim, vmin, vmax);
+                      (int)dim(&a[0], 1), (int)dim(&a[0], 2), rct, lim, ntable ? a[2].view.buf : NULL, ntable,
+                      vmin, vmax);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    release(a, 2);
+    release(a, 3);
     return result;
 }
 

@@ -401,7 +401,7 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
     }
     {  /* clipped into out (colour.c's finish of one channel, no colour transform) */
         const ptrdiff_t sstr[3] = {W, 1, 1}, ostr[3] = {(ptrdiff_t)ostride, 1, 1};
-        hlc_colour_finish(plane, 1, sstr, out, otype, ostr, H, W, 1, 0, 0, lo, hi);
+        hlc_colour_finish(plane, 1, sstr, out, otype, ostr, H, W, 1, 0, 0, NULL, 0, lo, hi);
     }
     goto done;
 no_memory:

@@ -286,8 +286,9 @@ def table_sample(frame: np.ndarray) -> np.ndarray:
                                 dtype=np.int32)
 
 
-def choose_value_table(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray | None:
-    """Sorted distinct values, if coding ranks instead of values is cheaper.
+def choose_value_table(image: np.ndarray, vmin: int, vmax: int) -> tuple[np.ndarray, bytes] | None:
+    """Sorted distinct values and their packed form (:func:`pack_value_table`, for the
+    header), if coding ranks instead of values is cheaper.
 
     Coding ranks removes the gaps of a sparse histogram (padding far from the
     anatomy, rescaled data) but can break the smoothness of dense data, so the
@@ -307,10 +308,11 @@ def choose_value_table(image: np.ndarray, vmin: int, vmax: int) -> np.ndarray | 
     sample = table_sample(image[image.shape[0] // 2, :, :, 0])
     ranks = (np.cumsum(used, dtype=np.int32) - 1)[sample - vmin]  # (a lookup: searchsorted was 5x slower)
     # the table itself is charged in proportion to the share of the image sampled
-    table_cost = len(pack_value_table(table)) * sample.size / image.size
+    packed = pack_value_table(table)
+    table_cost = len(packed) * sample.size / image.size
     with_table = len(predictive.encode_plane(ranks, 0, 0, len(table) - 1)) + table_cost
     without = len(predictive.encode_plane(sample, 0, vmin, vmax))
-    return table if with_table < without else None
+    return (table, packed) if with_table < without else None
 
 
 def area_reduce(x: np.ndarray, level: int) -> np.ndarray:

@@ -122,10 +122,10 @@ def encode_image(image: CheckedImage, opts: EncodeOptions, padding: bool = True,
         return _exact_if_smaller(image, opts, src, near or padded[0]) if exact else near or padded[0]
     mode = opts.coding_mode
     if mode == Mode.LOSSLESS:
-        src.table = pl.choose_value_table(pixels, image.vmin, image.vmax)
-        if src.table is not None:
+        chosen = pl.choose_value_table(pixels, image.vmin, image.vmax)
+        if chosen is not None:
+            src.table, h.value_table = chosen
             h.flags |= FLAG_VALUE_TABLE
-            h.value_table = pl.pack_value_table(src.table)
         body = encode_reversible(src)
     elif mode == Mode.NEAR_LOSSLESS:
         assert opts.max_error is not None  # (the options require it)

@@ -35,6 +35,10 @@ from .pipeline import (
 from .transform import dwt53_forward, forward, rct_channel
 
 
+#: Sample types the compiled values-to-ranks pass reads (native byte order).
+_RANKED_TYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32))
+
+
 @dataclass
 class Source:
     """The image to code: a ``(frames, rows, cols, channels)`` view of the input."""
@@ -55,11 +59,18 @@ class Source:
         ``rows`` selects rows of the box (the wavelet takes even and odd apart)."""
         if self.header.colour == ColourTransform.RCT:  # (no value table with colour) RCT from the stored samples
             return rct_channel(self.stored(f, box)[rows], c)
-        x = self.stored(f, box)[rows, :, c].astype(np.int32)
-        if self.table is not None:
-            x -= self.table[0]
-            lookup_in_place(self._ranks, x)
-        return x
+        stored = self.stored(f, box)[rows, :, c]
+        if self.table is None:
+            return stored.astype(np.int32)
+        if stored.dtype in _RANKED_TYPES:  # one compiled pass (_native/colour.c)
+            from ._hlc import to_ranks
+
+            x = np.empty(stored.shape, np.int32)
+            to_ranks(stored, x, self._ranks, int(self.table[0]))
+            return x
+        x = stored.astype(np.int32)  # (a byte-swapped type)
+        x -= self.table[0]
+        return lookup_in_place(self._ranks, x)
 
     @cached_property
     def _ranks(self) -> np.ndarray:

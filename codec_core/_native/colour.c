@@ -110,3 +110,23 @@ void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void
                        const int32_t *table, int32_t ntable, int32_t vmin, int32_t vmax) {
     colour_finish(src, src_i32, sstr, out, otype, ostr, rows, cols, ch, rct, lim, table, ntable, vmin, vmax);
 }
+
+/* The encoder's side of a value table: rows x cols samples of type stype (HLC_OUT_*;
+   strides s0, s1 in elements) to their ranks, out[r * cols + j] = lut[v - first] with
+   v - first clipped to the lut (every sample of a value-table image lies inside it).
+   One pass: numpy's astype, subtraction and fancy indexing were 5% of a value-table
+   image's lossless encode. */
+void hlc_to_ranks(const void *src, int stype, ptrdiff_t s0, ptrdiff_t s1, int32_t *out, int rows, int cols,
+                  const int32_t *lut, int32_t nlut, int64_t first) {
+#define HLC_TO_RANKS(T)                                                                       \
+    for (int r = 0; r < rows; r++) {                                                          \
+        const T *sr = (const T *)src + r * s0;                                                \
+        int32_t *orow = out + (size_t)r * cols;                                               \
+        for (int j = 0; j < cols; j++) {                                                      \
+            int64_t v = (int64_t)sr[j * s1] - first;                                          \
+            orow[j] = lut[v < 0 ? 0 : v >= nlut ? nlut - 1 : v];                              \
+        }                                                                                     \
+    }
+    HLC_BY_TYPE(stype, HLC_TO_RANKS);
+#undef HLC_TO_RANKS
+}

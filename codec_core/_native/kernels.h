@@ -170,6 +170,9 @@ int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames
 void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype,
                        const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim,
                        const int32_t *table, int32_t ntable, int32_t vmin, int32_t vmax);
+/* a plane's samples to their ranks in a value table (colour.c) */
+void hlc_to_ranks(const void *src, int stype, ptrdiff_t s0, ptrdiff_t s1, int32_t *out, int rows, int cols,
+                  const int32_t *lut, int32_t nlut, int64_t first);
 void hlc_fill_sums(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t *known, int rows, int cols,
                    double *v2, double *w2, double *scratch);
 void hlc_fill_plane(const void *x, int xtype, const ptrdiff_t *xs, const uint8_t *known, int rows, int cols,

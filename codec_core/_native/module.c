@@ -1127,6 +1127,36 @@ done:
     return result;
 }
 
+/* to_ranks(src (rows, cols) int32/int16/uint16/int8/uint8, any strides; out (rows, cols)
+   int32, C-contiguous; lut int32 (n >= 1); first): out = lut[src - first], clipped to the lut. */
+static PyObject *py_to_ranks(PyObject *self, PyObject *args) {
+    PyObject *o[3];
+    long long first;
+    if (!PyArg_ParseTuple(args, "OOOL", &o[0], &o[1], &o[2], &first)) return NULL;
+    Arr a[3];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(o[0], &a[0].view, PyBUF_RECORDS_RO) < 0) goto done;
+    a[0].held = 1;
+    if (get(o[1], &a[1], "out", 'i', 2, 1) || get(o[2], &a[2], "lut", 'i', 1, 0)) goto done;
+    int stype = out_type(&a[0].view);
+    if (check(stype >= 0 && a[0].view.ndim == 2 && dim(&a[0], 0) == dim(&a[1], 0) && dim(&a[0], 1) == dim(&a[1], 1)
+              && dim(&a[1], 0) < INT32_MAX && dim(&a[1], 1) < INT32_MAX && dim(&a[2], 0) >= 1
+              && dim(&a[2], 0) < INT32_MAX && a[0].view.strides[0] % a[0].view.itemsize == 0
+              && a[0].view.strides[1] % a[0].view.itemsize == 0 && !overlap(&a[0].view, &a[1].view),
+              "to_ranks: arrays do not match"))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    hlc_to_ranks(a[0].view.buf, stype, a[0].view.strides[0] / a[0].view.itemsize,
+                 a[0].view.strides[1] / a[0].view.itemsize, a[1].view.buf, (int)dim(&a[1], 0), (int)dim(&a[1], 1),
+                 a[2].view.buf, (int32_t)dim(&a[2], 0), (int64_t)first);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(a, 3);
+    return result;
+}
+
 /* A 2-D plane of samples (any strides, multiples of the item size) and its known flags
    (uint8, C-contiguous, the same shape): the padding fill's inputs. */
 static int get_fill_plane(PyObject *ox, PyObject *ok, Arr *x, Arr *k, int writable, int *xtype, ptrdiff_t *xs) {
@@ -1339,6 +1369,7 @@ static PyMethodDef methods[] = {
     {"pack_map", py_pack_map, METH_VARARGS, "The region map's row runs as values."},
     {"unpack_map", py_unpack_map, METH_VARARGS, "Inverse of pack_map, every run checked."},
     {"colour_finish", py_colour_finish, METH_VARARGS, "Inverse RCT, clips and cast of a decoded tile, one pass."},
+    {"to_ranks", py_to_ranks, METH_VARARGS, "A plane's samples to their ranks in a value table, one pass."},
     {"fill_sums", py_fill_sums, METH_VARARGS, "The padding fill's sums over 4 x 4 cells (regions._push_pull)."},
     {"fill_plane", py_fill_plane, METH_VARARGS, "The padding fill's 2 x 2 level and plane, into the holes."},
     {"masked_histogram", py_masked_histogram, METH_VARARGS, "Counts of the values of x where mask is set."},

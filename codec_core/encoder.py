@@ -34,7 +34,6 @@ from .pipeline import (
 )
 from .transform import dwt53_forward, forward, rct_channel
 
-
 #: Sample types the compiled values-to-ranks pass reads (native byte order).
 _RANKED_TYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32))
 

@@ -106,6 +106,28 @@ static inline int32_t *perr(Plane *s, int parity, int pj) {
     return s->pred_err + ((size_t)parity * (s->W + 4) + pj) * NPRED_MASKED;
 }
 static inline int64_t *resid(Plane *s, int parity) { return s->resid + (size_t)parity * (s->W + 4); }
+/* Row i's state, found once a row: the regular mode's samples take their neighbours
+   from these instead of recomputing each address from the Plane, whose fields every
+   int32 store may alias (so each use reloaded them). 5% fewer instructions a sample
+   in the lossless encoder (callgrind, MR-SIEMENS: 363 -> 344); lossless encode and
+   decode 1.011x / 1.012x, near-lossless decode 1.015x on the predictive-coded images. */
+typedef struct {
+    int32_t *cur, *up, *up2;  /* padded reconstruction rows i, i - 1, i - 2 */
+    int32_t *ec;              /* predictor errors of row i at column 0 (+ pj * NPRED_MASKED) */
+    const int32_t *ep;        /* and of row i - 1 */
+    int64_t *rc;              /* |quantised residual| of row i */
+    const int64_t *rp;        /* and of row i - 1 */
+    const int32_t *x;         /* the encoder's input row i (the decoder: NULL) */
+    int64_t vmin, vmax;       /* the plane's bounds (in registers, for the same reason) */
+} Rows;
+
+static inline Rows rows_of(Plane *s, const int32_t *x, int i) {
+    int c = i & 1, p = c ^ 1;
+    Rows r = {prow(s, i), prow(s, i - 1), prow(s, i - 2), perr(s, c, 0), perr(s, p, 0), resid(s, c), resid(s, p),
+              x ? x + (size_t)i * s->W : NULL, s->vmin, s->vmax};
+    return r;
+}
+
 static inline int64_t base_at(const Plane *s, int i, int j) {
     return clip64(s->base[(size_t)i * s->W + j], s->vmin, s->vmax);
 }
@@ -210,9 +232,10 @@ static inline __attribute__((always_inline)) int code_run(int decoding, int mask
 }
 
 /* The blended prediction (fixed point, FRAC bits) of sample (i, j) and the predictors. */
-static inline __attribute__((always_inline)) int64_t blend(int masked, Plane *s, int i, int j, int64_t w, int64_t n,
-                                                          int64_t nw, int64_t ne, int64_t *preds, double *vout) {
-    int pj = j + 2, c = i & 1, p = c ^ 1;
+static inline __attribute__((always_inline)) int64_t blend(int masked, Plane *s, const Rows *rw, int i, int j,
+                                                          int64_t w, int64_t n, int64_t nw, int64_t ne, int64_t *preds,
+                                                          double *vout) {
+    int pj = j + 2;
     preds[0] = n * ONE;
     preds[1] = w * ONE;
     preds[2] = (w + n - nw) * ONE;
@@ -236,7 +259,8 @@ static inline __attribute__((always_inline)) int64_t blend(int masked, Plane *s,
        values): W's errors, written by the last sample, are added last; the minimum and
        the sums are trees, not running totals. */
     int32_t sums[NPRED_MASKED];
-    const int32_t *ew = perr(s, c, pj - 1), *en = perr(s, p, pj), *enw = perr(s, p, pj - 1), *ene = perr(s, p, pj + 1);
+    const int32_t *ew = rw->ec + (size_t)(pj - 1) * NPRED_MASKED, *en = rw->ep + (size_t)pj * NPRED_MASKED,
+                  *enw = en - NPRED_MASKED, *ene = en + NPRED_MASKED;
     for (int k = 0; k < NPRED(masked); k++) sums[k] = (en[k] + enw[k] + ene[k]) + ew[k];
     int32_t smin = min32(min32(min32(sums[0], sums[1]), min32(sums[2], sums[3])), min32(sums[4], sums[5]));
     if (masked) smin = min32(smin, min32(min32(sums[6], sums[7]), sums[8]));
@@ -286,18 +310,19 @@ static inline void update_bias(Plane *s, int bc, int64_t err) {
    caller keeps them in registers: through memory they were a store and a reload on the
    path from one sample to the next). Returns the reconstruction; *aq: its |residual|. */
 static inline __attribute__((always_inline)) int64_t code_regular(int decoding, int masked, int exact, Plane *s,
-                                                                 const int32_t *x, int i, int j, int64_t w,
+                                                                 const Rows *rw, int i, int j, int64_t w,
                                                                  int64_t aw, int64_t *aq) {
-    int pj = j + 2, c = i & 1, p = c ^ 1;
-    int32_t *cur = prow(s, i), *up = prow(s, i - 1), *up2 = prow(s, i - 2);
+    int pj = j + 2;
+    int32_t *cur = rw->cur;
+    const int32_t *up = rw->up, *up2 = rw->up2;
     int64_t n = up[pj], nw = up[pj - 1], ne = up[pj + 1];
     int64_t ww = cur[pj - 2], nn = up2[pj];
     int64_t preds[NPRED_MASKED];
     double v;
-    int64_t bl = blend(masked, s, i, j, w, n, nw, ne, preds, &v);
+    int64_t bl = blend(masked, s, rw, i, j, w, n, nw, ne, preds, &v);
     /* activity context, in units of the quantisation step */
     int64_t g = abs64(ne - n) + abs64(n - nw) + abs64(nw - w) + abs64(w - ww) + abs64(n - nn);
-    const int64_t *rc = resid(s, c), *rp = resid(s, p);
+    const int64_t *rc = rw->rc, *rp = rw->rp;
     int64_t a = (2 * (aw + rp[pj]) + rp[pj - 1] + rp[pj + 1] + rc[pj - 2]) * 2
                 + (exact ? 2 * g : (g * s->inv_step2) >> 16);  /* (inv_step2 is 2^17 at step 1) */
     int ctx = activity_context((uint64_t)a, NACT);  /* (a >= 0: a sum of magnitudes) */
@@ -308,19 +333,19 @@ static inline __attribute__((always_inline)) int64_t code_regular(int decoding, 
               + 8 * (v < (double)(ne * ONE));
     int bc = ctx * 16 + tex;
     int64_t pf = bl + s->bias[bc];
-    int64_t pred = clip64((pf + ONE / 2) >> FRAC, s->vmin, s->vmax);  /* floor of the rounded value */
+    int64_t pred = clip64((pf + ONE / 2) >> FRAC, rw->vmin, rw->vmax);  /* floor of the rounded value */
     int64_t q;
     if (decoding) {
         q = unzigzag(code_value(1, s, ctx, 0));
     } else {
-        q = quantise((int64_t)x[(size_t)i * s->W + j] - pred, k_of(exact, s), s->qmul, s->qshift);
+        q = quantise((int64_t)rw->x[j] - pred, k_of(exact, s), s->qmul, s->qshift);
         code_value(0, s, ctx, zigzag(q));
     }
     int64_t rec = reconstruct(masked, exact, s, i, j, pred, q);
     cur[pj] = (int32_t)rec;
-    resid(s, c)[pj] = abs64(q);
+    rw->rc[pj] = abs64(q);
     int64_t rf = rec * ONE;
-    int32_t *e = perr(s, c, pj);
+    int32_t *e = rw->ec + (size_t)pj * NPRED_MASKED;
     /* |rf - pred| <= 2 * span * ONE < 2^27 (module.c bounds the span by 2^24): the
        difference in wrapping int32 arithmetic is exact, and vectorises */
     for (int k = 0; k < NPRED(masked); k++) {
@@ -350,8 +375,9 @@ static inline __attribute__((always_inline)) int code_plane(int decoding, int ma
             skip_r = s->err_count > 0 ? (s->err_sum / s->err_count) / s->step : 0;
             skip_pe = min64(skip_r * s->step * ONE, MAX_PRED_ERROR);
         }
-        int32_t *cur = prow(s, i), *up = prow(s, i - 1), *up2 = prow(s, i - 2);
-        int64_t *rc = resid(s, i & 1);
+        const Rows rw = rows_of(s, x, i);
+        int32_t *cur = rw.cur, *up = rw.up, *up2 = rw.up2;
+        int64_t *rc = rw.rc;
         int64_t w = cur[1], aw = rc[1];  /* W's reconstruction and |residual| (start_row's padding) */
         int j = 0;
         while (j < W) {
@@ -376,7 +402,7 @@ static inline __attribute__((always_inline)) int code_plane(int decoding, int ma
                     aw = rc[j + 1];
                 }
             } else {
-                w = code_regular(decoding, masked, exact, s, x, i, j, w, aw, &aw);
+                w = code_regular(decoding, masked, exact, s, &rw, i, j, w, aw, &aw);
                 j++;
             }
         }

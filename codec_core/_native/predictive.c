@@ -80,8 +80,11 @@ typedef struct {
     int qshift;
     int32_t *P;         /* padded reconstruction: sample (i, j) at row i + 2 (mod 3 in a ring), column j + 2 */
     int ring;           /* P holds 3 rows (encoder without reconstruction) */
-    int32_t *pred_err;  /* [2][W + 4][NPRED_MASKED]: each predictor's |error|, this row and the last */
-    int64_t *resid;     /* [2][W + 4]: |quantised residual|, this row and the last */
+    /* The two rows of state a sample reads, as narrow as their values allow (a run writes
+       them for each of its samples: the narrower rows made near-lossless coding 1.01-1.03x
+       faster than 9 errors and an int64 a sample): */
+    int32_t *pred_err;  /* [2][W + 4][npred]: each predictor's |error|, this row and the last */
+    int32_t *resid;     /* [2][W + 4]: |quantised residual| (below 2^30), this row and the last */
     int64_t bias_sum[NBIAS], bias_count[NBIAS], bias[NBIAS];
     const int64_t *recip;
     const uint8_t *mask; const int32_t *base;
@@ -103,9 +106,9 @@ static inline int32_t *prow(Plane *s, int i) {  /* padded row of sample row i (i
     return s->P + (size_t)(s->ring ? r % 3 : r) * (s->W + 4);
 }
 static inline int32_t *perr(Plane *s, int parity, int pj) {
-    return s->pred_err + ((size_t)parity * (s->W + 4) + pj) * NPRED_MASKED;
+    return s->pred_err + ((size_t)parity * (s->W + 4) + pj) * (size_t)s->npred;
 }
-static inline int64_t *resid(Plane *s, int parity) { return s->resid + (size_t)parity * (s->W + 4); }
+static inline int32_t *resid(Plane *s, int parity) { return s->resid + (size_t)parity * (s->W + 4); }
 /* Row i's state, found once a row: the regular mode's samples take their neighbours
    from these instead of recomputing each address from the Plane, whose fields every
    int32 store may alias (so each use reloaded them). 5% fewer instructions a sample
@@ -113,10 +116,10 @@ static inline int64_t *resid(Plane *s, int parity) { return s->resid + (size_t)p
    decode 1.011x / 1.012x, near-lossless decode 1.015x on the predictive-coded images. */
 typedef struct {
     int32_t *cur, *up, *up2;  /* padded reconstruction rows i, i - 1, i - 2 */
-    int32_t *ec;              /* predictor errors of row i at column 0 (+ pj * NPRED_MASKED) */
+    int32_t *ec;              /* predictor errors of row i at column 0 (+ pj * npred) */
     const int32_t *ep;        /* and of row i - 1 */
-    int64_t *rc;              /* |quantised residual| of row i */
-    const int64_t *rp;        /* and of row i - 1 */
+    int32_t *rc;              /* |quantised residual| of row i */
+    const int32_t *rp;        /* and of row i - 1 */
     const int32_t *x;         /* the encoder's input row i (the decoder: NULL) */
     int64_t vmin, vmax;       /* the plane's bounds (in registers, for the same reason) */
 } Rows;
@@ -167,7 +170,7 @@ static void start_row(Plane *s, int i) {
 static inline __attribute__((always_inline)) void set_sample(int masked, Plane *s, int i, int pj, int64_t rec,
                                                              int64_t aq, int64_t pe) {
     prow(s, i)[pj] = (int32_t)rec;
-    resid(s, i & 1)[pj] = aq;
+    resid(s, i & 1)[pj] = (int32_t)aq;
     int32_t *e = perr(s, i & 1, pj);
     for (int k = 0; k < NPRED(masked); k++) e[k] = (int32_t)pe;
 }
@@ -201,10 +204,10 @@ static inline __attribute__((always_inline)) int code_run(int decoding, int mask
         code_value(0, s, CTX_RUN + s->last_run, j + r == end ? 0 : (uint64_t)r + 1);
     }
     /* set_sample(.., rv, 0, 0) on the run's samples, as three fills (a sample's errors are
-       contiguous, all NPRED_MASKED of them; those a plain plane never reads may be 0 too) */
+       contiguous) */
     for (int c = pj; c < pj + r; c++) cur[c] = (int32_t)rv;
-    memset(resid(s, i & 1) + pj, 0, sizeof(int64_t) * (size_t)r);
-    memset(perr(s, i & 1, pj), 0, sizeof(int32_t) * NPRED_MASKED * (size_t)r);
+    memset(resid(s, i & 1) + pj, 0, sizeof(int32_t) * (size_t)r);
+    memset(perr(s, i & 1, pj), 0, sizeof(int32_t) * NPRED(masked) * (size_t)r);
     if (i == 0 && r > 0) {  /* the first row is its own row above */
         int32_t *up2 = prow(s, -2);
         for (int c = pj; c <= pj + r; c++) { up2[c] = (int32_t)rv; up[c] = (int32_t)rv; }
@@ -259,8 +262,8 @@ static inline __attribute__((always_inline)) int64_t blend(int masked, Plane *s,
        values): W's errors, written by the last sample, are added last; the minimum and
        the sums are trees, not running totals. */
     int32_t sums[NPRED_MASKED];
-    const int32_t *ew = rw->ec + (size_t)(pj - 1) * NPRED_MASKED, *en = rw->ep + (size_t)pj * NPRED_MASKED,
-                  *enw = en - NPRED_MASKED, *ene = en + NPRED_MASKED;
+    const int32_t *ew = rw->ec + (size_t)(pj - 1) * NPRED(masked), *en = rw->ep + (size_t)pj * NPRED(masked),
+                  *enw = en - NPRED(masked), *ene = en + NPRED(masked);
     for (int k = 0; k < NPRED(masked); k++) sums[k] = (en[k] + enw[k] + ene[k]) + ew[k];
     int32_t smin = min32(min32(min32(sums[0], sums[1]), min32(sums[2], sums[3])), min32(sums[4], sums[5]));
     if (masked) smin = min32(smin, min32(min32(sums[6], sums[7]), sums[8]));
@@ -322,7 +325,7 @@ static inline __attribute__((always_inline)) int64_t code_regular(int decoding, 
     int64_t bl = blend(masked, s, rw, i, j, w, n, nw, ne, preds, &v);
     /* activity context, in units of the quantisation step */
     int64_t g = abs64(ne - n) + abs64(n - nw) + abs64(nw - w) + abs64(w - ww) + abs64(n - nn);
-    const int64_t *rc = rw->rc, *rp = rw->rp;
+    const int32_t *rc = rw->rc, *rp = rw->rp;
     int64_t a = (2 * (aw + rp[pj]) + rp[pj - 1] + rp[pj + 1] + rc[pj - 2]) * 2
                 + (exact ? 2 * g : (g * s->inv_step2) >> 16);  /* (inv_step2 is 2^17 at step 1) */
     int ctx = activity_context((uint64_t)a, NACT);  /* (a >= 0: a sum of magnitudes) */
@@ -343,9 +346,9 @@ static inline __attribute__((always_inline)) int64_t code_regular(int decoding, 
     }
     int64_t rec = reconstruct(masked, exact, s, i, j, pred, q);
     cur[pj] = (int32_t)rec;
-    rw->rc[pj] = abs64(q);
+    rw->rc[pj] = (int32_t)abs64(q);
     int64_t rf = rec * ONE;
-    int32_t *e = rw->ec + (size_t)pj * NPRED_MASKED;
+    int32_t *e = rw->ec + (size_t)pj * NPRED(masked);
     /* |rf - pred| <= 2 * span * ONE < 2^27 (module.c bounds the span by 2^24): the
        difference in wrapping int32 arithmetic is exact, and vectorises */
     for (int k = 0; k < NPRED(masked); k++) {
@@ -377,7 +380,7 @@ static inline __attribute__((always_inline)) int code_plane(int decoding, int ma
         }
         const Rows rw = rows_of(s, x, i);
         int32_t *cur = rw.cur, *up = rw.up, *up2 = rw.up2;
-        int64_t *rc = rw.rc;
+        int32_t *rc = rw.rc;
         int64_t w = cur[1], aw = rc[1];  /* W's reconstruction and |residual| (start_row's padding) */
         int j = 0;
         while (j < W) {
@@ -424,7 +427,7 @@ static int setup(Plane *s, int H, int W, int64_t k, int64_t vmin, int64_t vmax, 
     s->freq = freq;
     s->tot = tot;
     s->pred_err = calloc((size_t)2 * (W + 4) * NPRED_MASKED, sizeof(int32_t));
-    s->resid = calloc((size_t)2 * (W + 4), sizeof(int64_t));
+    s->resid = calloc((size_t)2 * (W + 4), sizeof(int32_t));
     return s->pred_err && s->resid ? 0 : -1;
 }
 

@@ -34,7 +34,7 @@ from .pipeline import (
 )
 from .transform import dwt53_forward, forward, rct_channel
 
-#: Sample types the compiled values-to-ranks pass reads (native byte order).
+#: Sample types the compiled values-to-ranks pass reads (native byte order, aligned).
 _RANKED_TYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32))
 
 
@@ -61,13 +61,13 @@ class Source:
         stored = self.stored(f, box)[rows, :, c]
         if self.table is None:
             return stored.astype(np.int32)
-        if stored.dtype in _RANKED_TYPES:  # one compiled pass (_native/colour.c)
+        if stored.dtype in _RANKED_TYPES and stored.flags.aligned:  # one compiled pass (_native/colour.c)
             from ._hlc import to_ranks
 
             x = np.empty(stored.shape, np.int32)
             to_ranks(stored, x, self._ranks, int(self.table[0]))
             return x
-        x = stored.astype(np.int32)  # (a byte-swapped type)
+        x = stored.astype(np.int32)  # (a byte-swapped type, or an unaligned array)
         x -= self.table[0]
         return lookup_in_place(self._ranks, x)
 

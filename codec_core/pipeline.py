@@ -683,9 +683,9 @@ def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None,
     reconstructed tile (r, c, Ch; int32, or int16 from :func:`new_tile`), in place
     or into ``out`` (r, c, Ch, of any integer type that holds the range; any strides).
     One compiled pass (_native/colour.c: the same values as the numpy steps, with no
-    tile-sized temporaries; those were 9-19% of a value-table image's lossless decode);
-    the numpy steps remain for a table with the RCT, which no encoder writes (a crafted
-    stream may)."""
+    tile-sized temporaries; those were 9-19% of a value-table image's lossless decode)
+    for int16 and int32 tiles; the numpy steps remain for tiles of other types and for
+    a table with the RCT, which no encoder writes (a crafted stream may)."""
     rct = h.colour == ColourTransform.RCT
     if tile.dtype in (np.int16, np.int32) and not (rct and table is not None):
         from ._hlc import colour_finish

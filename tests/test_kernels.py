@@ -463,16 +463,28 @@ def test_to_ranks_matches_the_numpy_lookup(dtype):
         to_ranks(plane, np.zeros((3, 3), np.int32), lut, first)
     with pytest.raises(ValueError):
         to_ranks(plane.astype(np.float32), out, lut, first)
+    with pytest.raises(ValueError):
+        to_ranks(plane, out, lut, 1 << 40)  # (|first| up to 2^32)
+    if np.dtype(dtype).itemsize > 1:  # an unaligned view: refused (encoder.py takes numpy's path)
+        raw = np.zeros(plane.size * plane.itemsize + 1, np.uint8)
+        unaligned = np.frombuffer(raw.data, dtype, plane.size, offset=1).reshape(plane.shape)
+        with pytest.raises(ValueError):
+            to_ranks(unaligned, out, lut, first)
 
 
 def test_a_byte_swapped_value_table_image_is_coded_as_a_native_one():
-    """The encoder's ranks of a value-table image come from the compiled pass for native
-    sample types and from numpy for byte-swapped ones: the same stream either way."""
+    """The encoder's ranks of a value-table image come from the compiled pass for native,
+    aligned samples and from numpy for byte-swapped or unaligned ones: the same stream."""
     import codec_core
+    from codec_core import container as ct
+    from codec_core.format import FLAG_VALUE_TABLE
 
     rng = np.random.default_rng(8)
     a = (rng.integers(0, 40, (96, 80)) * 37 - 700).astype(np.int16)  # sparse values: a value table
-    swapped = a.astype(">i2")
     stream = codec_core.encode(a, "lossless")
-    assert codec_core.encode(swapped, "lossless") == stream
+    assert ct.parse_header(stream)[0].flags & FLAG_VALUE_TABLE  # (else this would test nothing)
+    unaligned = np.frombuffer(b"\0" + a.tobytes(), np.int16, offset=1).reshape(a.shape)
+    assert not unaligned.flags.aligned
+    for other in (a.astype(">i2"), unaligned):
+        assert codec_core.encode(other, "lossless") == stream
     assert np.array_equal(codec_core.decode(stream), a)

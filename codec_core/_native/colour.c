@@ -114,8 +114,8 @@ void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void
 /* The encoder's side of a value table: rows x cols samples of type stype (HLC_OUT_*;
    strides s0, s1 in elements) to their ranks, out[r * cols + j] = lut[v - first] with
    v - first clipped to the lut (every sample of a value-table image lies inside it).
-   One pass: numpy's astype, subtraction and fancy indexing were 5% of a value-table
-   image's lossless encode. */
+   One pass instead of numpy's astype, subtraction and fancy indexing: lossless encode
+   1.05x (693_UNCR) and 1.10x (eCT_Supplemental). */
 void hlc_to_ranks(const void *src, int stype, ptrdiff_t s0, ptrdiff_t s1, int32_t *out, int rows, int cols,
                   const int32_t *lut, int32_t nlut, int64_t first) {
 #define HLC_TO_RANKS(T)                                                                       \

@@ -1094,7 +1094,8 @@ static PyObject *py_colour_finish(PyObject *self, PyObject *args) {
     a[1].held = 1;
     if (get(o[2], &a[2], "table", 'i', 1, 0)) goto done;
     int32_t ntable = (int32_t)dim(&a[2], 0);
-    if (check(dim(&a[2], 0) < INT32_MAX && !(rct && ntable), "colour_finish: a value table with the RCT"))
+    if (check(dim(&a[2], 0) < INT32_MAX, "colour_finish: value table too long")
+        || check(!(rct && ntable), "colour_finish: a value table with the RCT"))
         goto done;
     char sf = fmt(&a[0].view);
     int otype = out_type(&a[1].view), src_i32 = sf == 'i' && a[0].view.itemsize == 4;
@@ -1127,8 +1128,9 @@ done:
     return result;
 }
 
-/* to_ranks(src (rows, cols) int32/int16/uint16/int8/uint8, any strides; out (rows, cols)
-   int32, C-contiguous; lut int32 (n >= 1); first): out = lut[src - first], clipped to the lut. */
+/* to_ranks(src (rows, cols) int32/int16/uint16/int8/uint8, aligned, any strides; out (rows,
+   cols) int32, C-contiguous; lut int32 (n >= 1); first (|first| <= 2^32)): out = lut[src -
+   first], clipped to the lut. */
 static PyObject *py_to_ranks(PyObject *self, PyObject *args) {
     PyObject *o[3];
     long long first;
@@ -1143,7 +1145,8 @@ static PyObject *py_to_ranks(PyObject *self, PyObject *args) {
     if (check(stype >= 0 && a[0].view.ndim == 2 && dim(&a[0], 0) == dim(&a[1], 0) && dim(&a[0], 1) == dim(&a[1], 1)
               && dim(&a[1], 0) < INT32_MAX && dim(&a[1], 1) < INT32_MAX && dim(&a[2], 0) >= 1
               && dim(&a[2], 0) < INT32_MAX && a[0].view.strides[0] % a[0].view.itemsize == 0
-              && a[0].view.strides[1] % a[0].view.itemsize == 0 && !overlap(&a[0].view, &a[1].view),
+              && a[0].view.strides[1] % a[0].view.itemsize == 0 && (uintptr_t)a[0].view.buf % a[0].view.itemsize == 0
+              && first >= -(1ll << 32) && first <= (1ll << 32) && !overlap(&a[0].view, &a[1].view),
               "to_ranks: arrays do not match"))
         goto done;
     Py_BEGIN_ALLOW_THREADS
@@ -1368,7 +1371,8 @@ static PyMethodDef methods[] = {
     {"synth97", py_synth97, METH_VARARGS, "Dequantisation and inverse 9/7 of one lossy plane, rounded."},
     {"pack_map", py_pack_map, METH_VARARGS, "The region map's row runs as values."},
     {"unpack_map", py_unpack_map, METH_VARARGS, "Inverse of pack_map, every run checked."},
-    {"colour_finish", py_colour_finish, METH_VARARGS, "Inverse RCT, clips and cast of a decoded tile, one pass."},
+    {"colour_finish", py_colour_finish, METH_VARARGS,
+     "Inverse RCT or value table, clips and cast of a decoded tile, one pass."},
     {"to_ranks", py_to_ranks, METH_VARARGS, "A plane's samples to their ranks in a value table, one pass."},
     {"fill_sums", py_fill_sums, METH_VARARGS, "The padding fill's sums over 4 x 4 cells (regions._push_pull)."},
     {"fill_plane", py_fill_plane, METH_VARARGS, "The padding fill's 2 x 2 level and plane, into the holes."},

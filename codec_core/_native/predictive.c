@@ -84,7 +84,9 @@ typedef struct {
        them for each of its samples: the narrower rows made near-lossless coding 1.01-1.03x
        faster than 9 errors and an int64 a sample): */
     int32_t *pred_err;  /* [2][W + 4][npred]: each predictor's |error|, this row and the last */
-    int32_t *resid;     /* [2][W + 4]: |quantised residual| (below 2^30), this row and the last */
+    int32_t *resid;     /* [2][W + 4]: |quantised residual|, this row and the last (below 2^30:
+                           the decoder clamps what it reads; the encoder's input lies within
+                           [vmin, vmax], as predictive.py checks before calling the kernel) */
     int64_t bias_sum[NBIAS], bias_count[NBIAS], bias[NBIAS];
     const int64_t *recip;
     const uint8_t *mask; const int32_t *base;
@@ -105,11 +107,14 @@ static inline int32_t *prow(Plane *s, int i) {  /* padded row of sample row i (i
     int r = i + 2;
     return s->P + (size_t)(s->ring ? r % 3 : r) * (s->W + 4);
 }
+/* (s->npred is NPRED(masked) of the code_plane specialisation running: the hot paths
+   use the constant, the others the field; hlc_*_plane pick the one from the other) */
 static inline int32_t *perr(Plane *s, int parity, int pj) {
     return s->pred_err + ((size_t)parity * (s->W + 4) + pj) * (size_t)s->npred;
 }
 static inline int32_t *resid(Plane *s, int parity) { return s->resid + (size_t)parity * (s->W + 4); }
-/* Row i's state, found once a row: the regular mode's samples take their neighbours
+/* Row i's state, found once a row: the regular mode's samples (the hot path; runs and
+   skipped samples still go through the Plane) take their neighbours
    from these instead of recomputing each address from the Plane, whose fields every
    int32 store may alias (so each use reloaded them). 5% fewer instructions a sample
    in the lossless encoder (callgrind, MR-SIEMENS: 363 -> 344); lossless encode and
@@ -250,11 +255,11 @@ static inline __attribute__((always_inline)) int64_t blend(int masked, Plane *s,
     preds[5] = max64(mn, min64(mx, w + n - nw)) * ONE;
     if (masked) {  /* the base, and the base plus the neighbours' deviation from theirs */
         int64_t b = base_at(s, i, j);
-        int64_t rw = j > 0 ? w - base_at(s, i, j - 1) : 0;
-        int64_t rn = i > 0 ? n - base_at(s, i - 1, j) : 0;
+        int64_t dw = j > 0 ? w - base_at(s, i, j - 1) : 0;
+        int64_t dn = i > 0 ? n - base_at(s, i - 1, j) : 0;
         preds[6] = b * ONE;
-        preds[7] = (b + rw) * ONE;
-        preds[8] = ((2 * b + rw + rn) * ONE) >> 1;  /* >> of a negative value: arithmetic (floor) */
+        preds[7] = (b + dw) * ONE;
+        preds[8] = ((2 * b + dw + dn) * ONE) >> 1;  /* >> of a negative value: arithmetic (floor) */
     }
     /* weights: inverse square of each predictor's error summed over W, N, NW, NE, in
        int32 (stored errors are within [0, MAX_PRED_ERROR]: sums below 2^31). The order
@@ -426,7 +431,7 @@ static int setup(Plane *s, int H, int W, int64_t k, int64_t vmin, int64_t vmax, 
     s->npred = s->masked ? NPRED_MASKED : NPRED_PLAIN;
     s->freq = freq;
     s->tot = tot;
-    s->pred_err = calloc((size_t)2 * (W + 4) * NPRED_MASKED, sizeof(int32_t));
+    s->pred_err = calloc((size_t)2 * (W + 4) * (size_t)s->npred, sizeof(int32_t));
     s->resid = calloc((size_t)2 * (W + 4), sizeof(int32_t));
     return s->pred_err && s->resid ? 0 : -1;
 }

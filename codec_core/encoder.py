@@ -21,7 +21,6 @@ from . import entropy, predictive, quantize
 from .format import FLAG_LOSSY_CONTEXTS, FLAG_LOSSY_RUNS, RANGE_HEAD, ColourTransform, Mode, PlaneCoder, Version
 from .pipeline import (
     finish_tile,
-    lookup_in_place,
     lossy_plane_rows,
     map_threads,
     new_tile,
@@ -61,15 +60,13 @@ class Source:
         stored = self.stored(f, box)[rows, :, c]
         if self.table is None:
             return stored.astype(np.int32)
-        if stored.dtype in _RANKED_TYPES and stored.flags.aligned:  # one compiled pass (_native/colour.c)
-            from ._hlc import to_ranks
+        from ._hlc import to_ranks  # (one compiled pass: _native/colour.c)
 
-            x = np.empty(stored.shape, np.int32)
-            to_ranks(stored, x, self._ranks, int(self.table[0]))
-            return x
-        x = stored.astype(np.int32)  # (a byte-swapped type, or an unaligned array)
-        x -= self.table[0]
-        return lookup_in_place(self._ranks, x)
+        if stored.dtype not in _RANKED_TYPES or not stored.flags.aligned:
+            stored = stored.astype(np.int32)  # (a byte-swapped type or an unaligned array: native first)
+        x = np.empty(stored.shape, np.int32)
+        to_ranks(stored, x, self._ranks, int(self.table[0]))
+        return x
 
     @cached_property
     def _ranks(self) -> np.ndarray:

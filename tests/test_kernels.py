@@ -465,7 +465,7 @@ def test_to_ranks_matches_the_numpy_lookup(dtype):
         to_ranks(plane.astype(np.float32), out, lut, first)
     with pytest.raises(ValueError):
         to_ranks(plane, out, lut, 1 << 40)  # (|first| up to 2^32)
-    if np.dtype(dtype).itemsize > 1:  # an unaligned view: refused (encoder.py takes numpy's path)
+    if np.dtype(dtype).itemsize > 1:  # an unaligned view: refused (encoder.py makes it native int32 first)
         raw = np.zeros(plane.size * plane.itemsize + 1, np.uint8)
         unaligned = np.frombuffer(raw.data, dtype, plane.size, offset=1).reshape(plane.shape)
         with pytest.raises(ValueError):
@@ -473,8 +473,9 @@ def test_to_ranks_matches_the_numpy_lookup(dtype):
 
 
 def test_a_byte_swapped_value_table_image_is_coded_as_a_native_one():
-    """The encoder's ranks of a value-table image come from the compiled pass for native,
-    aligned samples and from numpy for byte-swapped or unaligned ones: the same stream."""
+    """The encoder's ranks of a value-table image come from the compiled pass, which reads
+    native, aligned samples; byte-swapped or unaligned ones are made native int32 first:
+    the same stream either way."""
     import codec_core
     from codec_core import container as ct
     from codec_core.format import FLAG_VALUE_TABLE

@@ -109,7 +109,7 @@ static inline __attribute__((always_inline)) void code_row(
         int s = 0;
         if (m) {
             Model sm = model_at(sfreq, stot, srcp, 2, 3 * (sw + 1) + sign3(up[j]) + 1);
-            if (decoding) s = dec_symbol(d, sm);
+            if (decoding) s = dec_symbol2(d, sm);
             else { s = row[j] < 0; enc_symbol(e, sm, s); }
         }
         w2 = w1;

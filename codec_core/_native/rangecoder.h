@@ -250,6 +250,20 @@ static inline int dec_symbol(Decoder *d, Model m) {
     return s;
 }
 
+/* dec_symbol of a two-symbol model (the band coder's signs) without a branch on the
+   symbol: a sign is as likely one way as the other, so the search's one step was
+   mispredicted on about half of them. The same symbol, code and range as dec_symbol. */
+static inline int dec_symbol2(Decoder *d, Model m) {
+    uint32_t r = model_share(m, d->range);
+    uint64_t bound = (uint64_t)r * (uint32_t)m.freq[0];
+    int s = d->code >= bound;
+    d->code -= bound & (0 - (uint64_t)s);
+    d->range = r * (uint32_t)m.freq[s];
+    dec_normalise(d);
+    model_update(m, s);
+    return s;
+}
+
 static inline uint64_t dec_raw_bits(Decoder *d, int n) {
     while (d->nbits < n) {
         if (d->rawpos < d->raw_len) d->acc |= (uint64_t)d->raw[d->rawpos] << d->nbits;

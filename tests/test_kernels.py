@@ -386,7 +386,7 @@ def test_colour_finish_with_a_value_table_matches_the_numpy_steps(src_dtype, out
     """With a value table (a rank-coded plane's tile): each rank clipped to the table,
     looked up, clipped to [vmin, vmax] and cast, as pipeline.finish_tile's numpy steps do
     (ranks outside the table from a damaged stream included); into a strided place of
-    an image and in place. A table with the RCT is refused."""
+    an image (contiguous rows, and every other column) and in place. A table with the RCT is refused."""
     from codec_core._hlc import colour_finish
     from codec_core.pipeline import lookup_in_place
 
@@ -401,6 +401,9 @@ def test_colour_finish_with_a_value_table_matches_the_numpy_steps(src_dtype, out
         region = image[3:26, 4:45]
         colour_finish(tile, region, 0, 1 << 20, vmin, vmax, table)
         assert np.array_equal(region, want.astype(out_dtype)) and not image[:3].any() and not image[:, :4].any()
+        every_other = np.zeros((29, 94, 1), out_dtype)  # (columns not contiguous: the general path)
+        colour_finish(tile, every_other[3:26, 4:86:2], 0, 1 << 20, vmin, vmax, table)
+        assert np.array_equal(every_other[3:26, 4:86:2], want.astype(out_dtype)) and not every_other[3:26, 5:86:2].any()
         inplace = tile.copy()
         colour_finish(inplace, inplace, 0, 1 << 20, vmin, vmax, table)
         assert np.array_equal(inplace, want.astype(src_dtype))

@@ -64,6 +64,11 @@ static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) {  /* (two selec
                     orow[j * o1 + o2] = (TO)clip32(g, vmin, vmax);                               \
                     orow[j * o1 + 2 * o2] = (TO)clip32(cb + g, vmin, vmax);                      \
                 }                                                                                \
+            } else if (table && ch == 1 && s1 == 1 && o1 == 1) {                                 \
+                /* one channel, contiguous rows: no loop over channels, no stride products     \
+                   (lossless decode 693_UNCR 1.03x, eCT_Supplemental 1.06x) */                  \
+                for (int j = 0; j < cols; j++)                                                   \
+                    orow[j] = (TO)clip32(table[clip32(sr[j], 0, ntable - 1)], vmin, vmax);       \
             } else if (table) { /* ranks to values (a value table's plane): one gather a sample */ \
                 for (int j = 0; j < cols; j++)                                                   \
                     for (int c = 0; c < ch; c++)                                                 \

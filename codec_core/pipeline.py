@@ -677,6 +677,16 @@ def new_tile(shape: tuple[int, int], h: ct.Header, planar: bool = False) -> np.n
 _NO_TABLE = np.zeros(0, np.int32)
 
 
+def clip_tile(tile: np.ndarray, out: np.ndarray, vmin: int, vmax: int) -> None:
+    """An int16 or int32 tile (r, c, Ch; any strides) clipped to [vmin, vmax] into ``out``
+    (as :func:`finish_tile`'s ``out``): its compiled pass without colour transform or
+    table (a near-lossless colour tile: three planar rows clipped and interleaved at
+    once)."""
+    from ._hlc import colour_finish
+
+    colour_finish(tile, out, 0, 0, vmin, vmax, _NO_TABLE)
+
+
 def finish_tile(tile: np.ndarray, h: ct.Header, table: np.ndarray | None = None,
                 out: np.ndarray | None = None) -> np.ndarray:
     """Colour inverse, value-table lookup (ranks to values) and clipping of a

@@ -100,9 +100,11 @@ def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int, *,
     return seg
 
 
-def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int) -> np.ndarray:
+def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int,
+                 recon: np.ndarray | None = None) -> np.ndarray:
     """Decode one segment into an int32 ``(rows, cols)`` reconstruction (a view
-    into the kernel's padded plane: no copy, the decoder's peak memory).
+    into the kernel's padded plane: no copy, the decoder's peak memory); ``recon``:
+    that padded plane, (rows + 2, cols + 4) C-contiguous int32, given by the caller.
 
     Raises :class:`CorruptStreamError` if the segment is malformed (bad length
     field, data ending early, trailing bytes) and, since they come from a
@@ -115,7 +117,7 @@ def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int)
             raise ValueError("negative shape")
     except (ValueError, TypeError) as exc:
         raise CorruptStreamError(f"bad predictive plane parameters: {exc}") from None
-    return _decode(seg, rows, cols, k, vmin, vmax, _NO_MASK, _NO_BASE)
+    return _decode(seg, rows, cols, k, vmin, vmax, _NO_MASK, _NO_BASE, recon)
 
 
 def _new_recon(rows: int, cols: int) -> np.ndarray:
@@ -126,8 +128,9 @@ def _new_recon(rows: int, cols: int) -> np.ndarray:
 
 
 def _decode(seg, rows: int, cols: int, k: int, vmin: int, vmax: int, mask: np.ndarray,
-            base: np.ndarray) -> np.ndarray:
-    """Run the kernel as a decoder over one segment; returns the reconstruction."""
+            base: np.ndarray, P: np.ndarray | None = None) -> np.ndarray:
+    """Run the kernel as a decoder over one segment (into the padded plane ``P`` if
+    given); returns the reconstruction."""
     try:
         seg = memoryview(seg).tobytes()
     except TypeError as exc:  # not bytes-like
@@ -135,7 +138,10 @@ def _decode(seg, rows: int, cols: int, k: int, vmin: int, vmax: int, mask: np.nd
     dec = _Decoder(seg)  # raises CorruptStreamError on a bad length field
     pk = _pk()
     from . import _kernels as kk
-    P = _new_recon(rows, cols)
+    if P is None:
+        P = _new_recon(rows, cols)
+    elif P.shape != (rows + 2, cols + 4) or P.dtype != np.int32 or not P.flags.c_contiguous:
+        raise ValueError("recon must be a C-contiguous int32 array of shape (rows + 2, cols + 4)")
     if rows and cols:
         freq, tot = pk.new_plane_models()
         pk.code_plane(True, _EMPTY_X, P, k, vmin, vmax, _DUMMY_STATE.copy(), _EMPTY_OUT, _EMPTY_OUT,
@@ -238,22 +244,25 @@ def encode_planes(planes: list, k: int, vmin: int, vmax: int, ref: int = 0) -> l
 
 
 def decode_planes(segs: list, rows: int, cols: int, k: int, vmin: int, vmax: int,
-                  ref: int = 0) -> list[np.ndarray]:
-    """Inverse of :func:`encode_planes`; raises :class:`CorruptStreamError` on bad segments."""
+                  ref: int = 0, recon: np.ndarray | None = None) -> list[np.ndarray]:
+    """Inverse of :func:`encode_planes`; raises :class:`CorruptStreamError` on bad segments.
+    ``recon``: the padded planes, (len(segs), rows + 2, cols + 4) C-contiguous int32
+    (each plane decoded into its own: :func:`decode_plane`)."""
     if not 0 <= ref < len(segs):
         raise CorruptStreamError("bad reference plane index")
     out: list = [None] * len(segs)
-    out[ref] = rec = decode_plane(segs[ref], rows, cols, k, vmin, vmax)
+    into = [None] * len(segs) if recon is None else list(recon)
+    out[ref] = rec = decode_plane(segs[ref], rows, cols, k, vmin, vmax, into[ref])
     for c, seg in enumerate(segs):
         if c == ref:
             continue
         seg = memoryview(seg).tobytes() if not isinstance(seg, bytes) else seg
         kind = seg[0] if seg else None
         if kind == ColourPlane.PLAIN:
-            out[c] = decode_plane(seg[1:], rows, cols, k, vmin, vmax)
+            out[c] = decode_plane(seg[1:], rows, cols, k, vmin, vmax, into[c])
         elif kind == ColourPlane.DIFFERENCE and len(seg) >= RANGE_HEAD.size:
             _, lo, hi = RANGE_HEAD.unpack_from(seg)
-            d = decode_plane(seg[RANGE_HEAD.size:], rows, cols, k, lo, hi)
+            d = decode_plane(seg[RANGE_HEAD.size:], rows, cols, k, lo, hi, into[c])
             d += rec  # in place: a difference and its reference fit 25 bits
             out[c] = np.clip(d, vmin, vmax, out=d)
         else:

@@ -348,9 +348,11 @@ def test_new_models_are_fresh_writable_copies_of_one_start():
 @pytest.mark.parametrize("shape", [(21, 34), (3, 301)])
 def test_colour_finish_matches_the_numpy_steps(src_dtype, out_dtype, shape, vector_isa):
     """_hlc.colour_finish (pipeline.finish_tile, no value table): clip to +-lim, the
-    inverse RCT, clip to [vmin, vmax], cast; planar or interleaved source, a strided
-    output, in place; the same values as transform.rct_inverse and numpy's clips, with
-    the baseline and the AVX2 build (rows shorter and longer than its chunk of 256)."""
+    inverse RCT, clip to [vmin, vmax], cast; planar or interleaved source (planar three
+    channels take the chunked path with the RCT and without it: pipeline.clip_tile), a
+    strided output, in place; the same values as transform.rct_inverse and numpy's
+    clips, with the baseline and the AVX2 build (rows shorter and longer than its chunk
+    of 256)."""
     from codec_core._hlc import colour_finish
     from codec_core.transform import rct_inverse
 

@@ -188,6 +188,17 @@ def test_colour_planes_max_error(k):
         bad[2] = junk
         with pytest.raises(CorruptStreamError):
             decode_planes(bad, *g.shape, k, 0, 255, ref=1)
+    # into the caller's padded planes (one buffer, as the decoder's colour tiles): the same
+    # planes, each a view of its own plane of the buffer; a buffer of the wrong shape,
+    # type or layout is refused
+    recon = np.full((4, g.shape[0] + 2, g.shape[1] + 4), -7, np.int32)
+    into = decode_planes(segs, *g.shape, k, 0, 255, ref=1, recon=recon)
+    for c, (r, want) in enumerate(zip(into, decode_planes(segs, *g.shape, k, 0, 255, ref=1))):
+        assert np.array_equal(r, want) and np.shares_memory(r, recon[c])
+        assert np.array_equal(recon[c, 2:, 2:g.shape[1] + 2], want)
+    for wrong in (recon[:, 1:], recon.astype(np.int64), np.asfortranarray(recon)):
+        with pytest.raises(ValueError, match="recon"):
+            decode_planes(segs, *g.shape, k, 0, 255, ref=1, recon=wrong)
 
 
 # ------------------------------------------------------- masked (hybrid ROI) coding

@@ -28,17 +28,26 @@ static inline int32_t clip32(int32_t v, int32_t lo, int32_t hi) {  /* (two selec
         for (int r = 0; r < rows; r++) {                                                         \
             const TS *sr = s + r * s0;                                                           \
             TO *orow = o + r * o0;                                                               \
-            if (rct && s1 == 1) {  /* planar rows: the transform vectorised, then interleaved */ \
+            if ((rct || (ch == 3 && !table)) && s1 == 1) {                                       \
+                /* planar rows: the transform (or the clips alone) vectorised, then interleaved */ \
                 for (int j0 = 0; j0 < cols; j0 += HLC_FINISH_CHUNK) {                            \
                     int n = cols - j0 < HLC_FINISH_CHUNK ? cols - j0 : HLC_FINISH_CHUNK;         \
                     const TS *py = sr + j0, *pb = py + s2, *pr = py + 2 * s2;                    \
-                    for (int k = 0; k < n; k++) {                                                \
-                        int32_t y = clip32(py[k], -lim, lim), cb = clip32(pb[k], -lim, lim),     \
-                                cr = clip32(pr[k], -lim, lim);                                   \
-                        int32_t g = y - ((cb + cr) >> 2);                                        \
-                        rgb[0][k] = clip32(cr + g, vmin, vmax);                                  \
-                        rgb[1][k] = clip32(g, vmin, vmax);                                       \
-                        rgb[2][k] = clip32(cb + g, vmin, vmax);                                  \
+                    if (rct) {                                                                   \
+                        for (int k = 0; k < n; k++) {                                            \
+                            int32_t y = clip32(py[k], -lim, lim), cb = clip32(pb[k], -lim, lim), \
+                                    cr = clip32(pr[k], -lim, lim);                               \
+                            int32_t g = y - ((cb + cr) >> 2);                                    \
+                            rgb[0][k] = clip32(cr + g, vmin, vmax);                              \
+                            rgb[1][k] = clip32(g, vmin, vmax);                                   \
+                            rgb[2][k] = clip32(cb + g, vmin, vmax);                              \
+                        }                                                                        \
+                    } else { /* (a near-lossless colour tile: three planes, no transform) */     \
+                        for (int k = 0; k < n; k++) {                                            \
+                            rgb[0][k] = clip32(py[k], vmin, vmax);                               \
+                            rgb[1][k] = clip32(pb[k], vmin, vmax);                               \
+                            rgb[2][k] = clip32(pr[k], vmin, vmax);                               \
+                        }                                                                        \
                     }                                                                            \
                     TO *q = orow + j0 * o1;                                                      \
                     if (o1 == 3 && o2 == 1) { /* (an image's pixels: constant strides vectorise) */ \

@@ -183,12 +183,12 @@ class _TileDecoder:
         near-lossless decode 1.05x the numpy clips and strided copies, which a reduced
         tile still takes); near-lossless has no colour transform, no value table."""
         h, (y0, y1, x0, x1) = self.h, tl.box
-        planes = _decode_colour_predictive(self.rd, self.layout, tl.f, tl.t, y1 - y0, x1 - x0,
-                                           h.levels - self.level, h, tl.where)
-        if planes is None:
+        got = _decode_colour_predictive(self.rd, self.layout, tl.f, tl.t, y1 - y0, x1 - x0,
+                                        h.levels - self.level, h, tl.where)
+        if got is None:
             return tl.hole
-        if isinstance(planes, np.ndarray):  # (full resolution: the three padded planes)
-            tile = planes[:, 2:, 2:x1 - x0 + 2].transpose(1, 2, 0)
+        planes, tile = got
+        if tile is not None:  # (full resolution: the three planes as one planar tile)
             region = self.out[tl.k, tl.ys:tl.ys + tile.shape[0], tl.xs:tl.xs + tile.shape[1]]
             clip_tile(tile, region, h.vmin, h.vmax)  # (the clips and the interleave in one pass)
             return None
@@ -267,10 +267,10 @@ class _TileDecoder:
 
 
 def _decode_colour_predictive(rd: _Reader, layout: ct.Layout, f: int, t: int, th: int, tw: int,
-                              upto: int, h: ct.Header, where: str) -> np.ndarray | list | None:
+                              upto: int, h: ct.Header, where: str) -> tuple[list, np.ndarray | None] | None:
     """Near-lossless colour tile: the three planes depend on each other (G is the reference).
-    At full resolution the three padded planes in one array (3, th + 2, tw + 4), else the
-    reduced planes (a list); None if a plane is lost."""
+    The planes (reduced to ``upto``), and at full resolution the same three as one planar
+    tile (th, tw, 3) (else None); None if a plane is lost."""
     segs = []
     for c in range(3):
         i = layout.plane(h, f, t, c)
@@ -286,8 +286,10 @@ def _decode_colour_predictive(rd: _Reader, layout: ct.Layout, f: int, t: int, th
     recon = np.empty((3, th + 2, tw + 4), np.int32)  # (one buffer: a planar tile)
     planes = predictive.decode_planes(segs, th, tw, h.max_error, h.vmin, h.vmax, ref=1, recon=recon)
     if upto < h.levels:
-        return [area_reduce(p, h.levels - upto) for p in planes]
-    return recon
+        return [area_reduce(p, h.levels - upto) for p in planes], None
+    # (decode_planes returns each plane as its view of recon: the tile is what it decoded)
+    assert all(np.may_share_memory(p, recon[c]) for c, p in enumerate(planes))
+    return planes, recon[:, 2:, 2:tw + 2].transpose(1, 2, 0)
 
 
 def _decode_plane(segs: list, upto: int, th: int, tw: int, h: ct.Header, mult: list | None,

@@ -246,10 +246,15 @@ def encode_planes(planes: list, k: int, vmin: int, vmax: int, ref: int = 0) -> l
 def decode_planes(segs: list, rows: int, cols: int, k: int, vmin: int, vmax: int,
                   ref: int = 0, recon: np.ndarray | None = None) -> list[np.ndarray]:
     """Inverse of :func:`encode_planes`; raises :class:`CorruptStreamError` on bad segments.
-    ``recon``: the padded planes, (len(segs), rows + 2, cols + 4) C-contiguous int32
-    (each plane decoded into its own: :func:`decode_plane`)."""
+    ``recon``: the padded planes, (len(segs), rows + 2, cols + 4) C-contiguous int32:
+    each plane is decoded into its own (:func:`decode_plane`), and every plane returned
+    is then the view ``recon[c, 2:, 2:cols + 2]`` (a difference plane finished in place)."""
     if not 0 <= ref < len(segs):
         raise CorruptStreamError("bad reference plane index")
+    if recon is not None and not (isinstance(recon, np.ndarray) and recon.ndim == 3
+                                  and recon.shape[0] == len(segs) and recon.flags.c_contiguous):
+        # (C-contiguous: no two planes share memory)
+        raise ValueError("recon must be a C-contiguous int32 array of shape (planes, rows + 2, cols + 4)")
     out: list = [None] * len(segs)
     into = [None] * len(segs) if recon is None else list(recon)
     out[ref] = rec = decode_plane(segs[ref], rows, cols, k, vmin, vmax, into[ref])

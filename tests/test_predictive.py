@@ -196,7 +196,8 @@ def test_colour_planes_max_error(k):
     for c, (r, want) in enumerate(zip(into, decode_planes(segs, *g.shape, k, 0, 255, ref=1))):
         assert np.array_equal(r, want) and np.shares_memory(r, recon[c])
         assert np.array_equal(recon[c, 2:, 2:g.shape[1] + 2], want)
-    for wrong in (recon[:, 1:], recon.astype(np.int64), np.asfortranarray(recon)):
+    aliased = np.lib.stride_tricks.as_strided(recon, strides=(0,) + recon.strides[1:])  # (one plane, four times)
+    for wrong in (recon[:, 1:], recon.astype(np.int64), np.asfortranarray(recon), recon[:3], aliased, recon[0]):
         with pytest.raises(ValueError, match="recon"):
             decode_planes(segs, *g.shape, k, 0, 255, ref=1, recon=wrong)
 

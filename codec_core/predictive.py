@@ -100,7 +100,7 @@ def encode_plane(plane: np.ndarray, k: int, vmin: int, vmax: int, *,
     return seg
 
 
-def decode_plane(seg: bytes, rows: int, cols: int, k: int, vmin: int, vmax: int,
+def decode_plane(seg: bytes | memoryview, rows: int, cols: int, k: int, vmin: int, vmax: int,
                  recon: np.ndarray | None = None) -> np.ndarray:
     """Decode one segment into an int32 ``(rows, cols)`` reconstruction (a view
     into the kernel's padded plane: no copy, the decoder's peak memory); ``recon``:
@@ -132,9 +132,12 @@ def _decode(seg, rows: int, cols: int, k: int, vmin: int, vmax: int, mask: np.nd
     """Run the kernel as a decoder over one segment (into the padded plane ``P`` if
     given); returns the reconstruction."""
     try:
-        seg = memoryview(seg).tobytes()
+        view = memoryview(seg)
     except TypeError as exc:  # not bytes-like
         raise CorruptStreamError("coded segment is not bytes-like") from exc
+    # the segment's bytes read in place (a copy only of a strided buffer): a lossless
+    # plane's segment is ~0.4x its raw size, and a copy of it lived beside the plane
+    seg = view.cast("B") if view.c_contiguous else view.tobytes()
     dec = _Decoder(seg)  # raises CorruptStreamError on a bad length field
     pk = _pk()
     from . import _kernels as kk

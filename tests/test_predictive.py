@@ -426,3 +426,21 @@ def test_decoder_reads_only_what_it_wrote(monkeypatch):
         got = outcome(f)
         assert got == want if isinstance(want, str) else np.array_equal(got, want)
 
+
+
+def test_a_segment_is_read_in_place_from_any_byte_buffer():
+    """decode_plane reads the segment's bytes where they are (a lossless plane's segment
+    is ~0.4x its raw size; a copy of it lived beside the plane): a memoryview into a
+    larger buffer, a bytearray and a strided array (copied, being strided) give the
+    samples bytes give; an object that is not a buffer is a CorruptStreamError."""
+    a = REAL["MR_small"]
+    vmin, vmax = int(a.min()), int(a.max())
+    seg = encode_plane(a, 0, vmin, vmax)
+    want = decode_plane(seg, *a.shape, 0, vmin, vmax)
+    framed = bytearray(b"\xff" * 7 + seg + b"\xee" * 5)
+    strided = np.zeros(2 * len(seg), np.uint8)
+    strided[::2] = np.frombuffer(seg, np.uint8)
+    for buf in (memoryview(framed)[7:7 + len(seg)], bytearray(seg), strided[::2]):
+        assert np.array_equal(decode_plane(buf, *a.shape, 0, vmin, vmax), want)
+    with pytest.raises(CorruptStreamError):
+        decode_plane(12345, *a.shape, 0, vmin, vmax)

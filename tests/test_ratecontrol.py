@@ -137,12 +137,12 @@ def _model_of(name: str, monkeypatch):
     """The rate model an encode of a real image at 0.5 bpp builds."""
     from codec_core import strategy
     got = []
-    real = strategy._model
+    real = strategy.RateModel.get
 
-    def keep(coder):
-        got.append(real(coder))
+    def keep(rates):
+        got.append(real(rates))
         return got[-1]
-    monkeypatch.setattr(strategy, "_model", keep)
+    monkeypatch.setattr(strategy.RateModel, "get", keep)
     hlc.encode(dicom(name), mode="lossy", bpp=0.5, try_near_lossless=False, threads=1)
     return got[-1]
 
@@ -254,3 +254,50 @@ def test_the_statistics_hold_their_cells_at_8_bytes_each():
         ref = rc.BandStats(1.0, b == 0)
         ref.add_numpy(band)
         assert len(set(keys.tolist()) ^ set(ref.keys[0].tolist())) <= 2  # (bin edges: as above)
+
+
+def test_the_rate_model_is_not_alive_while_the_layer_codes(monkeypatch):
+    """strategy.RateModel drops the model before each coding (its cells were 0.45x the
+    raw image beside the coding's float bands on the padded 512^2 CT): during every
+    coding no ratecontrol.Model exists; the encode still meets its size."""
+    import gc
+
+    from codec_core import ratecontrol as rc
+
+    alive = []
+    real = encoder.LossyCoder.encode
+
+    def counted(self, steps):
+        gc.collect()
+        alive.append(sum(isinstance(o, rc.Model) for o in gc.get_objects()))
+        return real(self, steps)
+    monkeypatch.setattr(encoder.LossyCoder, "encode", counted)
+    for name, bpp in (("693_UNCR.dcm", 0.5), ("MR_small.dcm", 0.25), ("US1_UNCR.dcm", 0.25)):
+        img = dicom(name)
+        data = hlc.encode(img, mode="lossy", bpp=bpp)
+        assert 0.97 * bpp <= 8 * len(data) / (img.shape[0] * img.shape[1]) <= bpp
+    assert alive and set(alive) == {0}, alive
+
+
+def test_a_model_built_again_gives_the_same_stream(monkeypatch):
+    """A step after a later miss builds the dropped model again (the same statistics
+    of the same layer): the stream is the one a model kept throughout gives (the small
+    NM image at 0.25 bpp asks for it again after its 4th and 5th codings)."""
+    from codec_core import strategy
+
+    builds = []
+    real_get = strategy.RateModel.get
+
+    def counting(self):
+        if self._model is None:
+            builds.append(1)
+        return real_get(self)
+    monkeypatch.setattr(strategy.RateModel, "get", counting)
+    cases = [("JPEG2000_UNC.dcm", 0.25), ("MR-SIEMENS-DICOM-WithOverlays.dcm", 0.25)]
+    dropped = [hlc.encode(dicom(n), mode="lossy", bpp=b, threads=1) for n, b in cases]
+    rebuilt = len(builds)
+    monkeypatch.setattr(strategy.RateModel, "drop", lambda self: None)  # (kept throughout)
+    builds.clear()
+    kept = [hlc.encode(dicom(n), mode="lossy", bpp=b, threads=1) for n, b in cases]
+    assert len(builds) < rebuilt  # (one build per rate control when kept; more when dropped)
+    assert dropped == kept

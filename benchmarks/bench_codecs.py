@@ -18,8 +18,8 @@ reference codecs are those of codec_core/cli/references.py, which ``hlc bench`` 
   to it as possible.
 * speed: single thread, MB/s of raw stored bytes, median of >= 3 runs, all codecs in
   this run; HLC decode on 2 threads in a subprocess.
-* memory: peak extra resident memory of HLC encode/decode, one fresh subprocess per
-  measurement (see the Memory section of the report for the method).
+* memory: peak extra resident memory of HLC encode/decode, three fresh subprocesses per
+  measurement, the median and the largest (see the Memory section of the report).
 
 Codecs that refuse signed input are reported as refused; for those images an
 offset variant (input shifted by +2^(bits_stored-1) to unsigned, shifted back after
@@ -562,12 +562,17 @@ class Bench:
                         "axes": im.axes}
                 env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
                 try:
-                    p = subprocess.run(
-                        [sys.executable, os.path.abspath(__file__), "--_memchild", json.dumps(spec)],
-                        env=env, capture_output=True, text=True, timeout=1800)
-                    if p.returncode != 0:
-                        raise RuntimeError(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"rc={p.returncode}")
-                    r = json.loads(p.stdout.strip().splitlines()[-1])
+                    runs = []
+                    for _ in range(MEMORY_RUNS):
+                        p = subprocess.run(
+                            [sys.executable, os.path.abspath(__file__), "--_memchild", json.dumps(spec)],
+                            env=env, capture_output=True, text=True, timeout=1800)
+                        if p.returncode != 0:
+                            raise RuntimeError(p.stderr.strip().splitlines()[-1] if p.stderr.strip()
+                                               else f"rc={p.returncode}")
+                        runs.append(json.loads(p.stdout.strip().splitlines()[-1]))
+                    runs.sort(key=lambda r: r["anon_extra"])
+                    r = dict(runs[len(runs) // 2], anon_max=runs[-1]["anon_extra"], runs=len(runs))
                     self.memory_method = r["method"]
                     res[f"{mode} {op}"] = r
                 except Exception as e:
@@ -604,6 +609,11 @@ def _status_kb() -> dict[str, int]:
 #: takeover judges only frames of 8 x 64 rows and columns or more on a sample
 #: (strategy.unlikely); a 96 x 96 warm-up left 0.8x raw of code pages to 693_UNCR's encode.
 WARMUP_SIDE = 512
+#: Fresh processes per memory measurement: the table gives the run of median anon and the
+#: largest. One run of the same bytes moves by up to +-0.7x raw on images under 1 MB (freed
+#: heap memory left resident under a live block depends on the heap's layout: US1_UNCR's
+#: lossy decode gave 3.17x or 3.98x with only the loaded file's path changed).
+MEMORY_RUNS = 3
 
 
 def _trim_heap() -> None:
@@ -895,14 +905,16 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
         d2 = _agg_mbps([im for im in images if im.name in b.hlc_dec2], lambda im: b.hlc_dec2[im.name])
         w(f"| lossless decode MB/s, 2 threads | {_fmt(d2, 1)} | — | {b.hlc_dec2_note} |")
     if b.memory:
-        worst = {}
+        worst, top = {}, {}
         for n, res in b.memory.items():
             for key, v in res.items():
                 if isinstance(v, dict) and "rss_extra" in v:
                     # the data: the RSS peak less the code pages the operation faulted in
                     worst[key] = max(worst.get(key, 0.0), v.get("anon_extra", v["rss_extra"]) / res["raw"])
+                    top[key] = max(top.get(key, 0.0), v.get("anon_max", v.get("anon_extra", 0)) / res["raw"])
         for key, v in worst.items():
-            w(f"| peak extra memory (anon) ≤ 4× raw: {key} (worst image) | {v:.2f}× | 4× | {_pass(v <= 4.0)} |")
+            w(f"| peak extra memory (anon, median of {MEMORY_RUNS} runs) ≤ 4× raw: {key} (worst image; its "
+              f"largest single run {top[key]:.2f}×) | {v:.2f}× | 4× | {_pass(v <= 4.0)} |")
     w("")
     if b.problems:
         w("**Problems found in this run:**")
@@ -1052,7 +1064,10 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
     if not b.memory:
         w("Not measured" + ("" if b.hlc.ok else " (codec_core not usable)") + ".")
     else:
-        w("One fresh subprocess per measurement. The image (or the stream) is loaded, and a small crop "
+        w(f"{MEMORY_RUNS} fresh subprocesses per measurement; the table gives the run of median anon "
+          "(defined below) and, after it, the largest anon of the runs: one run of the same bytes moves by "
+          "up to ±0.7× raw on images under 1 MB, as freed heap memory left resident under a live block "
+          "depends on the heap's layout. In each, the image (or the stream) is loaded, and a small crop "
           f"and a {WARMUP_SIDE}² synthetic image with flat padding (same dtype; it takes lossy mode's "
           "padding path) are encoded and decoded first, so lazy imports and the code pages of the "
           "paths the image takes are loaded before the measurement; then the allocator's free memory "
@@ -1065,8 +1080,9 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
           "(RssFile + RssShmem after − before; mapped pages stay resident, so this is a lower bound "
           "of the data peak, and equal to it when no file page was added). "
           "glibc `MALLOC_MMAP_THRESHOLD_=131072` so large buffers are mapped and unmapped on demand. "
-          "The tracemalloc column is the Python/numpy-only peak of a second run (it misses the C kernels' "
-          "native allocations). Shown as multiples of the raw image size."
+          "The tracemalloc column is the traced peak of a second run in the same process: Python, numpy and "
+          "the C decoders' blocks (from the Python raw allocator); a few small native buffers of the kernels "
+          "are not traced, nor is memory freed but resident. Shown as multiples of the raw image size."
           + ("" if b.memory_method == "rss" else " (clear_refs unavailable: peak since process start)"))
         w("")
         keys = []
@@ -1074,7 +1090,8 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
             for k in res:
                 if k != "raw" and k not in keys:
                     keys.append(k)
-        w("| image | raw MB | " + " | ".join(f"{k}: RSS × raw (anon; tracemalloc)" for k in keys) + " |")
+        w("| image | raw MB | " + " | ".join(f"{k}: RSS × raw (anon, largest anon; tracemalloc)" for k in keys)
+          + " |")
         w("|---|---|" + "---|" * len(keys))
         for n, res in b.memory.items():
             cells = []
@@ -1085,7 +1102,8 @@ def write_report(b: Bench, path: str, command: str, elapsed: float) -> str:
                 elif "error" in v:
                     cells.append(f"error: {v['error']}")
                 else:
-                    anon = f"{v['anon_extra'] / res['raw']:.2f}; " if "anon_extra" in v else ""
+                    anon = f"{v['anon_extra'] / res['raw']:.2f}, {v.get('anon_max', v['anon_extra']) / res['raw']:.2f}; " \
+                        if "anon_extra" in v else ""
                     cells.append(f"{v['rss_extra'] / res['raw']:.2f} ({anon}{v['tracemalloc_peak'] / res['raw']:.2f})")
             w(f"| {n} | {res['raw'] / 1e6:.2f} | " + " | ".join(cells) + " |")
     w("")

@@ -344,39 +344,6 @@ def test_the_cache_memory_is_seen_by_tracemalloc():
     assert ct.parse_header(stream)[0].levels > 0
 
 
-def test_a_colour_tile_keeps_no_plane_scratch(monkeypatch):
-    """A colour tile's planes are finished into the output after its last plane is
-    decoded: that plane's scratch is not kept in the cache (it would sit under the tile
-    and the output: US1_UNCR's lossy decode was 3.93x raw with it, 3.17x without). The
-    samples are those of a decode under the old rule, which kept it; a one-channel
-    plane's scratch is still kept."""
-    rgb = _dicom("US1_UNCR.dcm")  # (one 480 x 640 tile of wavelet planes)
-    real = decoder._TileDecoder.__init__
-
-    def keeping(self, rd, out, level, keep_scratch=False):  # (the old rule: kept for any tile)
-        real(self, rd, out, level, keep_scratch)
-        self.keep = keep_scratch
-    for kw in ({"mode": "lossy", "bpp": 2.0, "try_near_lossless": False},
-               {"mode": "lossy", "bpp": 0.5, "try_near_lossless": False}):
-        stream = hlc.encode(rgb, axes="YXC", **kw)
-        _hlc.release_cache()
-        out = hlc.decode(stream)
-        held = _hlc.cached_bytes()[0]
-        with monkeypatch.context() as m:
-            m.setattr(decoder._TileDecoder, "__init__", keeping)
-            _hlc.release_cache()
-            again = hlc.decode(stream)
-            assert _hlc.cached_bytes()[0] > 0, kw  # (kept under the old rule)
-            assert np.array_equal(again, out)
-            del again
-        assert held == 0
-        del out  # (its block goes back to the cache)
-        _hlc.release_cache()
-        hlc.decode(hlc.encode(rgb[..., 1], **kw))
-        assert _hlc.cached_bytes()[0] > 0, kw
-        _hlc.release_cache()
-
-
 def test_a_block_of_a_size_the_cache_lacks_empties_it():
     """A large request the cache cannot serve frees what it keeps (other sizes: kept,
     they would add to this decode's peak): after a two-tile image, only the last (edge)

@@ -49,8 +49,13 @@ int hlc_code_band(int decoding, int32_t *band, int H, int W, const int32_t *pare
 #define LB_NBITS (2 * 3 * LB_NZ + 3 * 27 + 3 + LB_NROWCTX + LB_NRUNCTX)
 void hlc_lossy_init(void);  /* its context tables, once, before any band is coded */
 void hlc_act_init(void);  /* rangecoder.h's activity table, once, before anything is coded */
-int hlc_lossy_band(int decoding, int runs, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph, int pw,
-                   Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int32_t *bits);
+/* out16 (decoding only; else NULL): the band's rows are stored there as int16 instead
+   of in band (unused then); HLC_LOSSY_WIDE if a coefficient does not fit int16 (the
+   rows after it are not decoded: the caller decodes the band again into int32). */
+#define HLC_LOSSY_WIDE 1
+int hlc_lossy_band(int decoding, int runs, int32_t *band, int16_t *out16, int H, int W, int orient,
+                   const int32_t *parent, int ph, int pw, Encoder *e, Decoder *d, int32_t *freq, int32_t *tot,
+                   int32_t *bits);
 void hlc_fwd53(int32_t *x, int H, int W);
 void hlc_inv53(int32_t *x, int H, int W);
 void hlc_med_residual(const int32_t *x, int32_t *e, int H, int W);
@@ -99,7 +104,7 @@ long hlc_stats97(const float *band, int H, int W, int is_ll, int32_t *keys, int6
 double hlc_model_bits(const int32_t *keys, const float *n, const int64_t *off, int nbands, const double *steps,
                       const int64_t *is_ll, const int64_t *tiles, const double *xc, int nx, const double *mc, int nm,
                       int contexts, double rounding);
-void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
+void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, int d16, const float *steps,
                        float recon, int h, int w, void *out, size_t ostride, int otype, double lo, double hi,
                        float *work);
 #define HLC_SYNTH97_WORK(w) (7 * (size_t)(w) + 16) /* floats of hlc_synth97_level's work */

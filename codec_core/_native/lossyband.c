@@ -355,6 +355,16 @@ static int any_byte(const uint8_t *b, int n) {
     return t != 0;
 }
 
+/* A decoded row into int16 storage; returns nonzero if a coefficient does not fit. */
+static int narrow_row(const int32_t *src, int16_t *dst, int W) {
+    uint32_t out = 0;
+    for (int j = 0; j < W; j++) {
+        out |= (uint32_t)(src[j] + 32768) >> 16;  /* (|m| <= 0x3FFFFFFF: no overflow) */
+        dst[j] = (int16_t)src[j];
+    }
+    return out != 0;
+}
+
 /* Whether a band row of W coefficients is all zero. */
 static int row_is_zero(const int32_t *row, int W) {
     int32_t t = 0;
@@ -363,19 +373,23 @@ static int row_is_zero(const int32_t *row, int W) {
 }
 
 static inline __attribute__((always_inline)) int code_lossy(
-        int decoding, int runs, int32_t *band, int H, int W, int orient, RefBand parent, Encoder *ep, Decoder *dp,
-        Models md) {
+        int decoding, int runs, int32_t *band, int16_t *out16, int H, int W, int orient, RefBand parent, Encoder *ep,
+        Decoder *dp, Models md) {
     if (W == 0) return 0;  /* nothing to code (and no row decisions) */
     int stride = W + 4;
     /* magnitude rows i, i - 1, i - 2 in turn, the current parent row's buckets, the
        north parts and parent buckets per column (8 bytes more: a group reads four
-       from its column), and a row of zeros (the row above the first) */
+       from its column), and a row of zeros (the row above the first); out16: two
+       int32 rows in turn (the row and the one above: all the coder reads of its band) */
     size_t pw2 = (size_t)parent.w + 2;
-    size_t bytes = (size_t)3 * stride + 4 * pw2 + 2 * ((size_t)W + 8) + sizeof(int32_t) * ((size_t)W + 1);
+    size_t bytes = (size_t)3 * stride + 4 * pw2 + 2 * ((size_t)W + 8) + sizeof(int32_t) * ((size_t)W + 1)
+                   + (out16 ? sizeof(int32_t) * 2 * (size_t)W : 0);
     uint8_t *mag = calloc(bytes, 1), *pb = mag + (size_t)3 * stride;
     if (!mag) return -1;
     uint8_t *north = pb + 4 * pw2, *pcol = north + W + 8;
     int32_t *zrow = (int32_t *)(void *)(pcol + W + 8 + (-(uintptr_t)(pcol + W + 8) & 3));
+    int32_t *ring = zrow + W + 1;  /* (out16 only) */
+    int rc = 0;
     ParentRows pr = {pb + pw2, pb + 2 * pw2, pb + 3 * pw2, -1};
     sanitise_models(md.zero);
     /* the coder's state in locals: stores into the band cannot alias it */
@@ -388,8 +402,13 @@ static inline __attribute__((always_inline)) int code_lossy(
     int32_t *rowz = md.rowz + (size_t)orient * 4;
     for (int i = 0; i < H; i++) {
         Row r;
-        r.row = band + (size_t)i * W;
-        r.up = i > 0 ? r.row - W : zrow;
+        if (out16) {
+            r.row = ring + (size_t)(i & 1) * W;
+            r.up = i > 0 ? ring + (size_t)((i - 1) & 1) * W : zrow;
+        } else {
+            r.row = band + (size_t)i * W;
+            r.up = i > 0 ? r.row - W : zrow;
+        }
         r.mag = mag + (size_t)(i % 3) * stride + 2;
         memset(r.mag - 2, 0, (size_t)stride);
         if (decoding) memset(r.row, 0, sizeof(int32_t) * (size_t)W);
@@ -408,27 +427,36 @@ static inline __attribute__((always_inline)) int code_lossy(
             above_zero = decoding ? 0 : row_is_zero(r.row, W);
             if (decoding) above_zero = dec_bit(&d, m);
             else enc_bit(&e, m, above_zero);
-            if (above_zero) continue;
+            if (above_zero) {
+                if (out16) memset(out16 + (size_t)i * W, 0, sizeof(int16_t) * (size_t)W);
+                continue;
+            }
         }
         north_row(mag + (size_t)((i + 2) % 3) * stride + 2, mag + (size_t)((i + 1) % 3) * stride + 2, W, north);
         r.north = north;
         r.pcol = pcol;
         r.pw1 = parent.w - 1;
         code_row(decoding, runs, &e, &d, md, orient, r, W);
+        if (out16 && narrow_row(r.row, out16 + (size_t)i * W, W)) {
+            rc = HLC_LOSSY_WIDE;
+            break;
+        }
     }
     if (decoding) *dp = d;
     else *ep = e;
     free(mag);
-    return 0;
+    return rc;
 }
 
-int hlc_lossy_band(int decoding, int runs, int32_t *band, int H, int W, int orient, const int32_t *parent, int ph,
-                   int pw, Encoder *e, Decoder *d, int32_t *freq, int32_t *tot, int32_t *bits) {
+int hlc_lossy_band(int decoding, int runs, int32_t *band, int16_t *out16, int H, int W, int orient,
+                   const int32_t *parent, int ph, int pw, Encoder *e, Decoder *d, int32_t *freq, int32_t *tot,
+                   int32_t *bits) {
     RefBand p = {parent, ph, pw};
     int32_t *group = bits + 6 * LB_NZ + 3 * 27, *rowz = group + 3;
     Models md = {bits, bits + 3 * LB_NZ, bits + 6 * LB_NZ, group, rowz, rowz + LB_NROWCTX, freq, tot};
     /* four specialisations: `decoding` and `runs` are constants inside each */
-    if (decoding) return runs ? code_lossy(1, 1, band, H, W, orient, p, NULL, d, md)
-                              : code_lossy(1, 0, band, H, W, orient, p, NULL, d, md);
-    return runs ? code_lossy(0, 1, band, H, W, orient, p, e, NULL, md) : code_lossy(0, 0, band, H, W, orient, p, e, NULL, md);
+    if (decoding) return runs ? code_lossy(1, 1, band, out16, H, W, orient, p, NULL, d, md)
+                              : code_lossy(1, 0, band, out16, H, W, orient, p, NULL, d, md);
+    return runs ? code_lossy(0, 1, band, NULL, H, W, orient, p, e, NULL, md)
+                : code_lossy(0, 0, band, NULL, H, W, orient, p, e, NULL, md);
 }

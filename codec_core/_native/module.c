@@ -182,7 +182,7 @@ static PyObject *py_lossy(PyObject *args, int decoding) {
     int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1), rc, ph, pw;
     ref_dims(&a[1], &ph, &pw);
     Py_BEGIN_ALLOW_THREADS
-    rc = hlc_lossy_band(decoding, runs, a[0].view.buf, H, W, orient, a[1].view.buf, ph, pw, &e, &d,
+    rc = hlc_lossy_band(decoding, runs, a[0].view.buf, NULL, H, W, orient, a[1].view.buf, ph, pw, &e, &d,
                         a[5].view.buf, a[6].view.buf, a[7].view.buf);
     Py_END_ALLOW_THREADS
     result = band_done(a, decoding, &e, &d, rc);
@@ -740,7 +740,7 @@ static PyObject *py_synth97_level(PyObject *self, PyObject *args) {
         if (!tmp) { PyErr_NoMemory(); goto done; }
         const float *steps = a[4].view.buf;
         Py_BEGIN_ALLOW_THREADS
-        hlc_synth97_level(a[0].view.buf, ll_int, ll_step, a[1].view.buf, a[2].view.buf, a[3].view.buf, steps, recon,
+        hlc_synth97_level(a[0].view.buf, ll_int, ll_step, a[1].view.buf, a[2].view.buf, a[3].view.buf, 0, steps, recon,
                           (int)h, (int)w, a[5].view.buf, ostride, otype, lo, hi, tmp);
         Py_END_ALLOW_THREADS
         PyMem_RawFree(tmp);

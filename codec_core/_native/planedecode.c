@@ -48,7 +48,8 @@
 #define CACHE_BLOCKS 32
 #define CACHE_BYTES HLC_CACHE_BYTES
 #define BLOCK_HEAD 64  /* (a block's size before it: the payload stays 64-byte aligned) */
-#define MISS_CLEARS ((size_t)128 << 10)  /* a miss for a block this large empties the cache */
+#define MISS_CLEARS ((size_t)64 << 10)  /* a miss for a block this large empties the cache (64 kB: an edge tile's
+                                          int16 finest level, 128 x 512, is 96 kB) */
 
 void *(*hlc_raw_alloc)(size_t) = malloc;
 void (*hlc_raw_free)(void *) = free;
@@ -241,20 +242,35 @@ static size_t band_dims(int ph, int pw, int *bh, int *bw) {
    in one block (block[r]; bands[r], their shapes bh[r], bw[r]); an empty segment (v2) a
    level of zeros. lossy: the lossy band coder's bands, each with its parent one level up
    (runs: the quiet-run variant); else the band coder's: HL, LH beside HL, HH beside both,
-   each with its parent. Fresh models per segment (m: room for either set). Returns 0, a
-   segment error or HLC_PLANE_NO_MEMORY. */
+   each with its parent. Fresh models per segment (m: room for either set). fine16
+   (lossy only; else NULL): the finest level's three bands are stored as int16 there
+   (block[levels] their block, bands[levels] unset) when every coefficient fits, which
+   is all a lossy stream at a useful rate carries: 1.5 bytes a sample less in the
+   plane's largest scratch (the finest level is 3/4 of the coefficients); else the level
+   is decoded again into int32 (fine16[0] NULL), the same values. Returns 0, a segment
+   error or HLC_PLANE_NO_MEMORY. */
 static int decode_levels(const uint8_t *const *segs, const size_t *lens, int levels, const int *hs, const int *ws,
                          const HlcFreshModels *fresh, int32_t *m, int lossy, int runs, int32_t **block,
-                         int32_t *(*bands)[3], int (*bh)[3], int (*bw)[3]) {
+                         int32_t *(*bands)[3], int (*bh)[3], int (*bw)[3], int16_t **fine16) {
     Decoder d;
     for (int r = 1; r <= levels; r++) {
         size_t n = band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);  /* (the plane the level makes) */
-        if (!(block[r] = hlc_take(sizeof(int32_t) * (n + 1)))) return HLC_PLANE_NO_MEMORY;
-        bands[r][0] = block[r];
-        bands[r][1] = bands[r][0] + (size_t)bh[r][0] * bw[r][0];
-        bands[r][2] = bands[r][1] + (size_t)bh[r][1] * bw[r][1];
+        int narrow = fine16 && r == levels;
+    again:
+        if (narrow) {
+            int16_t *b16 = hlc_take(sizeof(int16_t) * (n + 1));
+            if (!(block[r] = (int32_t *)(void *)b16)) return HLC_PLANE_NO_MEMORY;
+            fine16[0] = b16;
+            fine16[1] = fine16[0] + (size_t)bh[r][0] * bw[r][0];
+            fine16[2] = fine16[1] + (size_t)bh[r][1] * bw[r][1];
+        } else {
+            if (!(block[r] = hlc_take(sizeof(int32_t) * (n + 1)))) return HLC_PLANE_NO_MEMORY;
+            bands[r][0] = block[r];
+            bands[r][1] = bands[r][0] + (size_t)bh[r][0] * bw[r][0];
+            bands[r][2] = bands[r][1] + (size_t)bh[r][1] * bw[r][1];
+        }
         if (lens[r] == 0) {
-            memset(block[r], 0, sizeof(int32_t) * n);
+            memset(block[r], 0, (narrow ? sizeof(int16_t) : sizeof(int32_t)) * n);
             continue;
         }
         int rc = start_segment(segs[r], lens[r], &d);
@@ -274,8 +290,15 @@ static int decode_levels(const uint8_t *const *segs, const size_t *lens, int lev
             if (!ph || !pw) ph = pw = 0;  /* (a reference band with no sample is none) */
             const int32_t *parent = r > 1 ? bands[r - 1][o] : none;
             if (lossy) {
-                rc = hlc_lossy_band(1, runs, bands[r][o], bh[r][o], bw[r][o], o, parent, ph, pw, NULL, &d, freq, tot,
-                                    bits);
+                rc = hlc_lossy_band(1, runs, narrow ? NULL : bands[r][o], narrow ? fine16[o] : NULL, bh[r][o],
+                                    bw[r][o], o, parent, ph, pw, NULL, &d, freq, tot, bits);
+                if (rc == HLC_LOSSY_WIDE && narrow) {  /* a coefficient past int16: the level again, int32 */
+                    drop(block[r]);
+                    block[r] = NULL;
+                    fine16[0] = fine16[1] = fine16[2] = NULL;
+                    narrow = 0;
+                    goto again;
+                }
             } else {
                 int h1 = o ? bh[r][0] : 0, w1 = o ? bw[r][0] : 0, h2 = o == 2 ? bh[r][1] : 0, w2 = o == 2 ? bw[r][1] : 0;
                 if (!h1 || !w1) h1 = w1 = 0;
@@ -312,7 +335,8 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
     if ((rc = decode_ll(segs[0], lens[0], hs[levels], ws[levels], fresh, m, ll, ll + n_ll))) goto done;
 
     /* the detail bands, coarsest level first, each band after its parent */
-    if ((rc = decode_levels(segs, lens, levels, hs, ws, fresh, m, 1, runs, block, bands, bh, bw))) goto done;
+    int16_t *fine16[3] = {NULL, NULL, NULL};  /* the finest level's bands, when int16 */
+    if ((rc = decode_levels(segs, lens, levels, hs, ws, fresh, m, 1, runs, block, bands, bh, bw, fine16))) goto done;
 
     /* the synthesis, a level at a time: LL (int32, dequantised with steps[0]) and the
        level's bands into the next level's float LL plane, the last into out */
@@ -320,8 +344,10 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
         int j = levels - 1 - k;  /* the level makes the plane after j levels */
         if (j > 0 && !(dst_f = hlc_take(sizeof(float) * (size_t)hs[j] * ws[j]))) goto no_memory;
         void *dst = j > 0 ? (void *)dst_f : out;
-        hlc_synth97_level(k ? (void *)src_f : (void *)ll, !k, steps[0], bands[k + 1][0], bands[k + 1][1],
-                          bands[k + 1][2], steps + 1 + 3 * k, recon, hs[j], ws[j], dst, j > 0 ? (size_t)ws[j] : ostride,
+        int d16 = k == levels - 1 && fine16[0];  /* (the finest level) */
+        hlc_synth97_level(k ? (void *)src_f : (void *)ll, !k, steps[0], d16 ? (void *)fine16[0] : bands[k + 1][0],
+                          d16 ? (void *)fine16[1] : bands[k + 1][1], d16 ? (void *)fine16[2] : bands[k + 1][2], d16,
+                          steps + 1 + 3 * k, recon, hs[j], ws[j], dst, j > 0 ? (size_t)ws[j] : ostride,
                           j > 0 ? -1 : otype, lo, hi, work);
         void (*freed)(void *) = k == levels - 1 ? done_with : drop;  /* (before the last level: freed now) */
         freed(block[k + 1]);
@@ -379,7 +405,7 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
     if ((rc = decode_ll(segs[0], lens[0], hs[levels], ws[levels], fresh, m, block[0], block[0] + n_ll))) goto done;
 
     /* the detail bands, coarsest level first: HL, LH beside HL, HH beside both */
-    if ((rc = decode_levels(segs, lens, levels, hs, ws, fresh, m, 0, 0, block, bands, bh, bw))) goto done;
+    if ((rc = decode_levels(segs, lens, levels, hs, ws, fresh, m, 0, 0, block, bands, bh, bw, NULL))) goto done;
 
     /* the 5/3 synthesis a level at a time, each level's bands freed once read */
     int32_t *cur = block[0];

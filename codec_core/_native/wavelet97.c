@@ -95,7 +95,7 @@ static void write_row(void *out, int otype, size_t at, const float *x, int w, do
 /* ------------------------------------------------------------ synthesis, one pass a level */
 
 /* Where a level's rows come from: an int32 band (dequantised: LL or detail) or float32 rows. */
-enum { SRC_F32, SRC_LL, SRC_DETAIL };
+enum { SRC_F32, SRC_LL, SRC_DETAIL, SRC_DETAIL16 };  /* (16: int16 quantised indices) */
 typedef struct {
     const void *p;
     size_t stride; /* elements between rows */
@@ -139,8 +139,16 @@ static inline __attribute__((always_inline)) void load_row(float *dst, const Src
         for (int j = 0; j < n; j++) dst[j] = x[j] * k;
         return;
     }
-    const int32_t *q = (const int32_t *)src->p + (size_t)r * src->stride;
     const float step = src->step;
+    if (src->kind == SRC_DETAIL16) {  /* (the same integers as int32: the same floats) */
+        const int16_t *q16 = (const int16_t *)src->p + (size_t)r * src->stride;
+        if (scale)
+            for (int j = 0; j < n; j++) dst[j] = dequant(q16[j], recon, step) * k;
+        else
+            for (int j = 0; j < n; j++) dst[j] = dequant(q16[j], recon, step);
+        return;
+    }
+    const int32_t *q = (const int32_t *)src->p + (size_t)r * src->stride;
     if (src->kind == SRC_LL) {
         if (scale)
             for (int j = 0; j < n; j++) { float v = (float)q[j] * step; dst[j] = v * k; }
@@ -157,6 +165,12 @@ static inline __attribute__((always_inline)) void load_row(float *dst, const Src
    it is n samples of +0.0, and a lifting step that adds c (0 + 0) to x for c < 0 adds
    -0.0, which leaves every x as it is, to the bit (x + -0.0 == x, -0.0 included). */
 static inline __attribute__((always_inline)) int zero_row(const Src *src, int r, int n) {
+    if (src->kind == SRC_DETAIL16) {
+        const int16_t *q16 = (const int16_t *)src->p + (size_t)r * src->stride;
+        int16_t any16 = 0;
+        for (int j = 0; j < n; j++) any16 |= q16[j];
+        return any16 == 0;
+    }
     if (src->kind != SRC_DETAIL) return 0;
     const int32_t *q = (const int32_t *)src->p + (size_t)r * src->stride;
     int32_t any = 0;
@@ -336,14 +350,14 @@ int hlc_synth97(const int32_t *const *bands, int levels, const float *steps, flo
    hh (nd_v x nd_h) int32, read only. out: h rows of w, ostride elements apart (>= w: a
    tile of a larger image is written in place), float32 (otype < 0) or of otype clipped
    to [lo, hi]. work: HLC_SYNTH97_WORK(w) floats. */
-void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, const float *steps,
+void hlc_synth97_level(void *ll, int ll_int, float ll_step, void *hl, void *lh, void *hh, int d16, const float *steps,
                        float recon, int h, int w, void *out, size_t ostride, int otype, double lo, double hi,
                        float *work) {
-    int ns_h = (w + 1) / 2, nd_h = w / 2;
+    int ns_h = (w + 1) / 2, nd_h = w / 2, kind = d16 ? SRC_DETAIL16 : SRC_DETAIL;
     Src a = {ll, (size_t)ns_h, ll_int ? SRC_LL : SRC_F32, ll_step};
-    Src b = {hl, (size_t)nd_h, SRC_DETAIL, steps[0]};
-    Src c = {lh, (size_t)ns_h, SRC_DETAIL, steps[1]};
-    Src d = {hh, (size_t)nd_h, SRC_DETAIL, steps[2]};
+    Src b = {hl, (size_t)nd_h, kind, steps[0]};
+    Src c = {lh, (size_t)ns_h, kind, steps[1]};
+    Src d = {hh, (size_t)nd_h, kind, steps[2]};
     Sink o = {out, ostride, otype, lo, hi};
     synth_level(&a, &b, &c, &d, recon, h, w, &o, work);
 }

@@ -383,7 +383,7 @@ static inline __attribute__((always_inline)) int code_lossy(
        int32 rows in turn (the row and the one above: all the coder reads of its band) */
     size_t pw2 = (size_t)parent.w + 2;
     size_t bytes = (size_t)3 * stride + 4 * pw2 + 2 * ((size_t)W + 8) + sizeof(int32_t) * ((size_t)W + 1)
-                   + (out16 ? sizeof(int32_t) * 2 * (size_t)W : 0);
+                   + (out16 ? sizeof(int32_t) * (2 * (size_t)W + 1) : 0);  /* (+1: zrow's alignment, up to 3 bytes) */
     uint8_t *mag = calloc(bytes, 1), *pb = mag + (size_t)3 * stride;
     if (!mag) return -1;
     uint8_t *north = pb + 4 * pw2, *pcol = north + W + 8;

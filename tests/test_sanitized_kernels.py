@@ -1,0 +1,62 @@
+"""The one-call plane decoders under AddressSanitizer and UBSan (fuzz/sanitized.py).
+
+An access a few bytes past a buffer gives the right samples in a normal build (the
+allocator rounds sizes up), so no sample comparison sees it: the lossy decoder's int16
+finest level once wrote its two int32 rows up to 3 bytes past their block for band
+widths that are not a multiple of 4, which only the sanitized fuzz campaign caught.
+Here the same comparisons as tests/test_plane_decode.py run in a process that loads
+the sanitized kernels, where any such access is fatal."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "fuzz"))
+import sanitized  # noqa: E402
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path[:0] = [{fuzz!r}, {tests!r}]
+    import sanitized
+    assert sanitized.install(), "the sanitized kernels did not load"
+    import numpy as np
+    import test_plane_decode as t
+    from codec_core import entropy
+    rng0 = np.random.default_rng(20261207)
+    for it in range({cases}):
+        rows, cols = int(rng0.integers(1, 70)), int(rng0.integers(1, 70))
+        levels, runs = int(rng0.integers(1, 5)), bool(rng0.integers(0, 2))
+        scale = float(rng0.choice([0.3, 2.0, 40.0, 3000.0, 20000.0, 1e6]))
+        density = float(rng0.choice([0.01, 0.2, 1.0]))
+        rng = np.random.default_rng(int(rng0.integers(0, 2**32)))
+        bands = t._bands(rng, rows, cols, levels, scale, density)
+        segs = entropy.encode_decomposition(bands, levels, lossy=True, runs=runs)
+        steps = (2.0 ** rng.uniform(-3, 6, 1 + 3 * levels)).astype(np.float32)
+        lo, hi = t._TYPES[np.int32]
+        want = t._by_steps(segs, rows, cols, levels, runs, steps, 0.25, np.zeros((rows, cols), np.int32), lo, hi)
+        got = t._in_one_call(segs, runs, steps, 0.25, np.zeros((rows, cols), np.int32), lo, hi)
+        assert np.array_equal(got, want), (it, rows, cols, levels, runs, scale, density)
+    print("ok", {cases})
+""")
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory) -> Path:
+    """The kernels built with -fsanitize=address,undefined (about 25 s)."""
+    return sanitized.build(str(tmp_path_factory.mktemp("sanitized")))
+
+
+def test_the_lossy_plane_decoder_stays_in_its_buffers(kernels):
+    """400 random planes of every width 1-69 (most not a multiple of 4), 1-4 levels,
+    both coder variants, coefficients that fit int16 and ones that do not (the finest
+    level decoded again into int32): the samples of the step-by-step path, with no
+    sanitizer report."""
+    script = SCRIPT.format(fuzz=str(ROOT / "fuzz"), tests=str(ROOT / "tests"), cases=400)
+    proc = subprocess.run([sys.executable, "-c", script], env=sanitized.environment(kernels), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and "ok 400" in proc.stdout, proc.stderr[-3000:]

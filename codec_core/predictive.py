@@ -135,9 +135,14 @@ def _decode(seg, rows: int, cols: int, k: int, vmin: int, vmax: int, mask: np.nd
         view = memoryview(seg)
     except TypeError as exc:  # not bytes-like
         raise CorruptStreamError("coded segment is not bytes-like") from exc
-    # the segment's bytes read in place (a copy only of a strided buffer): a lossless
-    # plane's segment is ~0.4x its raw size, and a copy of it lived beside the plane
-    seg = view.cast("B") if view.c_contiguous else view.tobytes()
+    # a read-only segment's bytes read in place (the decoder's: a lossless plane's
+    # segment is ~0.4x its raw size, and a copy of it lived beside the plane); a
+    # writable buffer is copied, as its owner may change or resize it while it decodes
+    if view.c_contiguous and view.readonly:
+        seg = view.cast("B")
+    else:
+        seg = view.tobytes()
+        view.release()  # (no export left on the caller's buffer, even from a traceback)
     dec = _Decoder(seg)  # raises CorruptStreamError on a bad length field
     pk = _pk()
     from . import _kernels as kk

@@ -25,8 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = ROOT / "codec_core" / "_native"
 ENV = "HLC_SANITIZED_KERNELS"   # path of the sanitized extension module
+# HLC_NO_BLOCK_CACHE: the decoder's block cache off (planedecode.c), so that every block
+# is allocated at its exact size and freed when done: a reused block may be up to a
+# quarter larger than asked, room where an overrun would go unseen
 FLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=all", "-std=c99", "-ffp-contract=off", "-fno-strict-aliasing"]
+         "-fno-sanitize-recover=all", "-std=c99", "-ffp-contract=off", "-fno-strict-aliasing",
+         "-DHLC_NO_BLOCK_CACHE"]
 
 
 def build(out_dir: str | None = None) -> Path:

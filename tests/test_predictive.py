@@ -429,10 +429,12 @@ def test_decoder_reads_only_what_it_wrote(monkeypatch):
 
 
 def test_a_segment_is_read_in_place_from_any_byte_buffer():
-    """decode_plane reads the segment's bytes where they are (a lossless plane's segment
-    is ~0.4x its raw size; a copy of it lived beside the plane): a memoryview into a
-    larger buffer, a bytearray and a strided array (copied, being strided) give the
-    samples bytes give; an object that is not a buffer is a CorruptStreamError."""
+    """decode_plane reads a read-only segment's bytes where they are (a lossless plane's
+    segment is ~0.4x its raw size; a copy of it lived beside the plane) and copies a
+    writable or strided one: a read-only memoryview into a larger buffer, a bytearray, a
+    writable view and a strided array give the samples bytes give, and a bytearray can
+    be resized after its decode failed; an object that is not a buffer is a
+    CorruptStreamError."""
     a = REAL["MR_small"]
     vmin, vmax = int(a.min()), int(a.max())
     seg = encode_plane(a, 0, vmin, vmax)
@@ -440,7 +442,13 @@ def test_a_segment_is_read_in_place_from_any_byte_buffer():
     framed = bytearray(b"\xff" * 7 + seg + b"\xee" * 5)
     strided = np.zeros(2 * len(seg), np.uint8)
     strided[::2] = np.frombuffer(seg, np.uint8)
-    for buf in (memoryview(framed)[7:7 + len(seg)], bytearray(seg), strided[::2]):
+    for buf in (memoryview(bytes(framed))[7:7 + len(seg)], memoryview(framed)[7:7 + len(seg)], bytearray(seg),
+                strided[::2]):
         assert np.array_equal(decode_plane(buf, *a.shape, 0, vmin, vmax), want)
+    cut = bytearray(seg[:len(seg) // 2])
+    with pytest.raises(CorruptStreamError) as failed:
+        decode_plane(cut, *a.shape, 0, vmin, vmax)
+    cut.extend(b"\0")  # (read in place, the exception's frames would hold the buffer: BufferError)
+    del failed
     with pytest.raises(CorruptStreamError):
         decode_plane(12345, *a.shape, 0, vmin, vmax)

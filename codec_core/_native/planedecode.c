@@ -88,10 +88,12 @@ void *hlc_take(size_t bytes) {
     void *p = NULL;
     pthread_mutex_lock(&cache.lock);
     int best = -1;
+#ifndef HLC_NO_BLOCK_CACHE  /* (the sanitized build: every block its exact size, fresh) */
     for (int i = 0; i < CACHE_BLOCKS; i++)
         if (cache.p[i] && block_size(cache.p[i]) >= bytes && block_size(cache.p[i]) - bytes <= bytes / 4
             && (best < 0 || block_size(cache.p[i]) < block_size(cache.p[best])))
             best = i;
+#endif
     void *dropped[CACHE_BLOCKS];
     int ndrop = 0;
     if (best >= 0) {
@@ -134,6 +136,10 @@ size_t hlc_cached_bytes(void) {
    larger one), else freed. */
 void hlc_give(void *p) {
     if (!p) return;
+#ifdef HLC_NO_BLOCK_CACHE
+    drop(p);
+    return;
+#endif
     size_t n = block_size(p);
     void *dropped[CACHE_BLOCKS];
     int ndrop = 0, kept = 0;

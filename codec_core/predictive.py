@@ -271,11 +271,11 @@ def decode_planes(segs: list, rows: int, cols: int, k: int, vmin: int, vmax: int
             continue
         seg = memoryview(seg).tobytes() if not isinstance(seg, bytes) else seg
         kind = seg[0] if seg else None
-        if kind == ColourPlane.PLAIN:
-            out[c] = decode_plane(seg[1:], rows, cols, k, vmin, vmax, into[c])
+        if kind == ColourPlane.PLAIN:  # (views of the bytes: decode_plane reads them in place)
+            out[c] = decode_plane(memoryview(seg)[1:], rows, cols, k, vmin, vmax, into[c])
         elif kind == ColourPlane.DIFFERENCE and len(seg) >= RANGE_HEAD.size:
             _, lo, hi = RANGE_HEAD.unpack_from(seg)
-            d = decode_plane(seg[RANGE_HEAD.size:], rows, cols, k, lo, hi, into[c])
+            d = decode_plane(memoryview(seg)[RANGE_HEAD.size:], rows, cols, k, lo, hi, into[c])
             d += rec  # in place: a difference and its reference fit 25 bits
             out[c] = np.clip(d, vmin, vmax, out=d)
         else:

@@ -200,7 +200,7 @@ def encode_lossy(src: Source, image: CheckedImage, opts: EncodeOptions,
     hi = max(2.0 * floor, 1024.0 * max(peak, 1))
     body = (_one_pass_size(coder, rates, opts.bpp, floor, hi, size_of, start) if opts.bpp is not None
             else _one_pass_quality(coder, rates, opts.psnr, floor, hi, start))  # type: ignore[arg-type]
-    del rates
+    del rates  # (a model built for a last step is not kept under the step search's codings)
     if body is not None:
         return body
     if opts.bpp is not None:

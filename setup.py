@@ -24,7 +24,7 @@ NATIVE = os.path.join("codec_core", "_native")
 KERNELS = Extension(
     "codec_core._hlc",
     sources=[os.path.join(NATIVE, name)
-             for name in ("module.c", "bandcoder.c", "lossyband.c", "planedecode.c", "isa.c", "predictive.c", "transform53.c", "wavelet97.c",
+             for name in ("module.c", "bandcoder.c", "lossyband.c", "planedecode.c", "planeencode.c", "isa.c", "predictive.c", "transform53.c", "wavelet97.c",
                           "stats97.c", "regionmap.c", "rdoquant.c", "colour.c")],
     depends=[os.path.join(NATIVE, name) for name in ("kernels.h", "rangecoder.h")],
     # -ffp-contract=off: the predictive blend's one float division must round the same

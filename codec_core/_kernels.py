@@ -30,6 +30,7 @@ from ._hlc import (  # noqa: F401
     decode_lossy_band,
     decode_lossy_plane,
     encode_band,
+    encode_lossless_plane,
     encode_lossy_band,
     finish_encoder,
     parity,

@@ -31,7 +31,7 @@ from .pipeline import (
     squared_error,
     tile_dtype,
 )
-from .transform import dwt53_forward, forward, rct_channel
+from .transform import forward, rct_channel
 
 #: Sample types the compiled values-to-ranks pass reads (native byte order, aligned).
 _RANKED_TYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32))
@@ -86,7 +86,15 @@ def predictive_segments(plane: np.ndarray, k: int, lo: int, hi: int, levels: int
 
 def wavelet_segments(bands: list, levels: int) -> list[bytes]:
     """A plane's 5/3 decomposition coded: tag, then one segment per resolution."""
-    segs = entropy.encode_decomposition(bands, levels)
+    return _tagged(entropy.encode_decomposition(bands, levels))
+
+
+def _whole_wavelet(plane: np.ndarray, levels: int) -> list[bytes]:
+    """:func:`wavelet_segments` of a plane held whole, in one compiled call."""
+    return _tagged(entropy.encode_lossless_plane(plane, levels))
+
+
+def _tagged(segs: list[bytes]) -> list[bytes]:
     segs[0] = PlaneCoder.WAVELET.tag + segs[0]
     return segs
 
@@ -100,7 +108,7 @@ def _predictive_lossless(plane: np.ndarray, levels: int) -> list[bytes]:
 
 def _both_ways(plane: np.ndarray, levels: int) -> list[bytes]:
     """A small plane coded by the 5/3 wavelet and by the predictive coder: the smaller."""
-    wav = wavelet_segments(dwt53_forward(plane, levels), levels)
+    wav = _whole_wavelet(plane, levels)
     pred = _predictive_lossless(plane, levels)
     return pred if sum(map(len, pred)) < sum(map(len, wav)) else wav
 
@@ -167,7 +175,7 @@ def choose_coders(src: Source) -> list[PlaneCoder]:
     for b, (y0, x0) in enumerate(corners):
         for c in range(h.channels):
             sample = src.coded_plane(h.frames // 2, (y0, y0 + sr, x0, x0 + sc), c)
-            wav[c] += sum(map(len, wavelet_segments(dwt53_forward(sample, lv), lv)))
+            wav[c] += sum(map(len, _whole_wavelet(sample, lv)))
             pred[c] += len(predictive.encode_plane(sample, 0, int(sample.min()), int(sample.max())))
         if b == 1 and len(corners) == 4:
             early = _choice(pred, wav, 2 * sr * sc, CLEAR_LEAD)

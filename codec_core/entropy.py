@@ -14,7 +14,7 @@ import numpy as np
 
 from .container import read_varint, varint
 from .errors import CorruptStreamError
-from .transform import band_shapes
+from .transform import band_shapes, dwt53_forward
 
 _EMPTY = np.zeros((0, 0), dtype=np.int32)
 _KERNELS = None
@@ -188,6 +188,18 @@ def encode_decomposition(bands: list, levels: int, lossy: bool = False, runs: bo
         segs.append(_encode_with_retry(code_level, hl.size + lh.size + hh.size, raw_bits_for(top), lossy))
     return segs
 
+
+
+def encode_lossless_plane(plane: np.ndarray, levels: int) -> list[bytes]:
+    """A lossless plane held whole, as its 5/3 decomposition's ``levels + 1`` segments:
+    ``encode_decomposition(dwt53_forward(plane, levels), levels)`` in one compiled call
+    (codec_core/_native/planeencode.c: the same bytes; the Python between the kernels was
+    about 60% of the coder choice's wavelet side)."""
+    k = _k()
+    segs = k.encode_lossless_plane(_as32(plane), levels, k.fresh_plane_models()[:4], MAX_COEFFICIENT)
+    if segs is None:  # a coefficient past the coder's limit: the step-by-step coder raises its error
+        return encode_decomposition(dwt53_forward(plane, levels), levels)
+    return segs
 
 def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
                          upto: int | None = None, lossy: bool = False, runs: bool = False) -> list:

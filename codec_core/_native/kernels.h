@@ -138,6 +138,42 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
 int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W,
                               const HlcFreshModels *fresh, void *out, size_t ostride, int otype, int32_t lo,
                               int32_t hi, int keep);
+/* The encoder's mirror of it (planeencode.c): a lossless plane (H x W int32, read only)
+   to its levels + 1 segments, as transform.dwt53_forward and entropy.encode_decomposition
+   make them; segs[r] (lens[r] bytes, 0 for an empty level) from hlc_raw_alloc, the
+   caller frees them with hlc_raw_free. Returns 0, HLC_PLANE_NO_MEMORY, or: */
+#define HLC_PLANE_COEFFICIENT 3  /* a coefficient's magnitude is max_coef or more (nothing allocated) */
+int hlc_encode_lossless_plane(const int32_t *x, int H, int W, int levels, const HlcFreshModels *fresh,
+                              int64_t max_coef, uint8_t **segs, size_t *lens);
+
+/* The band coder's starting models (one group), copied for a segment. */
+static inline void hlc_fresh_band_models(const HlcFreshModels *fresh, int32_t *freq, int32_t *tot, int32_t *sfreq,
+                                         int32_t *stot) {
+    memcpy(freq, fresh->freq, sizeof(int32_t) * NCTX * HLC_NSYM);
+    memcpy(tot, fresh->tot, sizeof(int32_t) * NCTX);
+    memcpy(sfreq, fresh->sfreq, sizeof(int32_t) * NSIGN_CTX * 2);
+    memcpy(stot, fresh->stot, sizeof(int32_t) * NSIGN_CTX);
+}
+
+/* The plane's dimensions after k levels, k = 0 .. levels (halves rounded up). */
+static inline void hlc_level_dims(int H, int W, int levels, int *hs, int *ws) {
+    hs[0] = H;
+    ws[0] = W;
+    for (int k = 1; k <= levels; k++) {
+        hs[k] = (hs[k - 1] + 1) / 2;
+        ws[k] = (ws[k - 1] + 1) / 2;
+    }
+}
+
+/* The shapes of the HL, LH and HH bands of a ph x pw plane (transform.band_shapes), and
+   their samples. */
+static inline size_t hlc_band_dims(int ph, int pw, int *bh, int *bw) {
+    int sv = (ph + 1) / 2, dv = ph / 2, sh = (pw + 1) / 2, dh = pw / 2;
+    bh[0] = sv, bw[0] = dh;
+    bh[1] = dv, bw[1] = sh;
+    bh[2] = dv, bw[2] = dh;
+    return (size_t)sv * dh + (size_t)dv * sh + (size_t)dv * dh;
+}
 /* Vector builds (isa.c). A kernel whose loops vectorise is written once, as an
    always_inline body NAME_body returning a value, and HLC_VECTOR_BUILDS makes NAME, which
    runs that body built for the baseline (SSE2) or for AVX2: AVX2 where the processor has

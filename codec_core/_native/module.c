@@ -206,13 +206,7 @@ static PyObject *py_finish_encoder(PyObject *self, PyObject *args) {
         && !get(o[1], &a[1], "output", 'B', 1, 1) && !get(o[2], &a[2], "raw", 'B', 1, 1)) {
         int64_t *st = a[0].view.buf;
         Encoder e = load_encoder(st, &a[1], &a[2]);
-        for (int k = 0; k < 5; k++) enc_shift_low(&e);
-        if (e.nbits > 0) {
-            if (e.rawpos < e.raw_cap) e.raw[e.rawpos] = (uint8_t)e.acc;
-            e.rawpos++;
-        }
-        e.acc = 0;
-        e.nbits = 0;
+        enc_finish(&e);
         store_encoder(st, &e);
         result = Py_NewRef(Py_None);
     }
@@ -894,6 +888,62 @@ static PyObject *py_decode_lossless_plane(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* encode_lossless_plane(x, levels, fresh, max_coef): a lossless plane (2-D int32, read
+   only) coded as the 5/3 wavelet's levels + 1 segments (planeencode.c; fresh: the band
+   coder's 4 model arrays; segment 0 without the plane's coder byte); None if a
+   coefficient's magnitude is max_coef or more (the caller raises its error). */
+static PyObject *py_encode_lossless_plane(PyObject *self, PyObject *args) {
+    PyObject *ox, *ofresh;
+    int levels;
+    long long max_coef;
+    if (!PyArg_ParseTuple(args, "OiO!L", &ox, &levels, &PyTuple_Type, &ofresh, &max_coef)) return NULL;
+    Arr a[5];
+    memset(a, 0, sizeof a);
+    PyObject *result = NULL;
+    if (get(ox, &a[0], "plane", 'i', 2, 0)
+        || check(dim(&a[0], 0) >= 1 && dim(&a[0], 1) >= 1 && dim(&a[0], 0) < (1 << 30) && dim(&a[0], 1) < (1 << 30),
+                 "encode_lossless_plane: plane empty or too large")
+        || check(levels >= 0 && levels <= HLC_MAX_LEVELS, "encode_lossless_plane: levels out of range")
+        || check(PyTuple_GET_SIZE(ofresh) == 4, "encode_lossless_plane: 4 model arrays"))
+        goto done;
+    static const char *mnames[4] = {"freq", "tot", "sfreq", "stot"};
+    static const int mdims[4] = {2, 1, 2, 1};
+    static const Py_ssize_t mshape[4][2] = {{NCTX, HLC_NSYM}, {NCTX, 0}, {NSIGN_CTX, 2}, {NSIGN_CTX, 0}};
+    const int32_t *fm[4];
+    for (int i = 0; i < 4; i++) {
+        if (get(PyTuple_GET_ITEM(ofresh, i), &a[1 + i], mnames[i], 'i', mdims[i], 0)
+            || check(dim(&a[1 + i], 0) == mshape[i][0] && (mdims[i] == 1 || dim(&a[1 + i], 1) == mshape[i][1]),
+                     "encode_lossless_plane: model arrays of the wrong size"))
+            goto done;
+        fm[i] = a[1 + i].view.buf;
+    }
+    {
+        HlcFreshModels fresh = {fm[0], fm[1], fm[2], fm[3], NULL, NULL, NULL};
+        uint8_t *segs[HLC_MAX_LEVELS + 1];
+        size_t lens[HLC_MAX_LEVELS + 1];
+        int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1), rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = hlc_encode_lossless_plane(a[0].view.buf, H, W, levels, &fresh, max_coef, segs, lens);
+        Py_END_ALLOW_THREADS
+        if (rc == HLC_PLANE_COEFFICIENT) {
+            result = Py_NewRef(Py_None);
+        } else if (rc) {
+            PyErr_NoMemory();
+        } else {
+            result = PyList_New(levels + 1);
+            for (int r = 0; r <= levels && result; r++) {
+                PyObject *b = PyBytes_FromStringAndSize((const char *)segs[r], (Py_ssize_t)lens[r]);
+                if (!b) Py_CLEAR(result);
+                else PyList_SET_ITEM(result, r, b);
+            }
+            for (int r = 0; r <= levels; r++) hlc_raw_free(segs[r]);
+        }
+    }
+done:
+    release(a, 5);
+    return result;
+}
+
 /* sample_block(nbytes): a writable buffer of nbytes for a decoded image (numpy.frombuffer
    makes the array), taken from the decoder's block cache (planedecode.c) and given back
    to it when the last array over it is gone: the next image of the same size finds its
@@ -1356,6 +1406,8 @@ static PyMethodDef methods[] = {
     {"sample_block", py_sample_block, METH_VARARGS, "A decoded image's memory (planedecode.c's block cache)."},
     {"cached_bytes", py_cached_bytes, METH_NOARGS, "The bytes the decoder's block cache holds, and its limit."},
     {"release_cache", py_release_cache, METH_NOARGS, "Free every block the decoder's cache keeps."},
+    {"encode_lossless_plane", py_encode_lossless_plane, METH_VARARGS,
+     "Encode one lossless plane as its 5/3 wavelet's level segments (planeencode.c)."},
     {"decode_lossless_plane", py_decode_lossless_plane, METH_VARARGS,
      "Decode one lossless wavelet plane from its segments into its samples (planedecode.c)."},
     {"finish_encoder", py_finish_encoder, METH_VARARGS, "Flush the range coder and the raw bits."},

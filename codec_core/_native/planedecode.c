@@ -199,15 +199,6 @@ static int start_segment(const uint8_t *s, size_t n, Decoder *d) {
     return 0;
 }
 
-/* The band coder's starting models (one group), copied for a segment. */
-static void fresh_band_models(const HlcFreshModels *fresh, int32_t *freq, int32_t *tot, int32_t *sfreq,
-                              int32_t *stot) {
-    memcpy(freq, fresh->freq, sizeof(int32_t) * NCTX * HLC_NSYM);
-    memcpy(tot, fresh->tot, sizeof(int32_t) * NCTX);
-    memcpy(sfreq, fresh->sfreq, sizeof(int32_t) * NSIGN_CTX * 2);
-    memcpy(stot, fresh->stot, sizeof(int32_t) * NSIGN_CTX);
-}
-
 /* The LL band (h x w) of segment seg into ll: its MED residual (into residual) by the band
    coder with fresh models of one group (into m), then the MED reconstruction. Returns
    0, a segment error or HLC_PLANE_NO_MEMORY. */
@@ -217,31 +208,11 @@ static int decode_ll(const uint8_t *seg, size_t len, int h, int w, const HlcFres
     int rc = start_segment(seg, len, &d);
     if (rc) return rc;
     int32_t *freq = m, *tot = freq + NCTX * HLC_NSYM, *sfreq = tot + NCTX, *stot = sfreq + NSIGN_CTX * 2;
-    fresh_band_models(fresh, freq, tot, sfreq, stot);
+    hlc_fresh_band_models(fresh, freq, tot, sfreq, stot);
     if (hlc_code_band(1, residual, h, w, none, 0, 0, none, 0, 0, none, 0, 0, NULL, &d, freq, tot, 0, sfreq, stot))
         return HLC_PLANE_NO_MEMORY;
     hlc_med_reconstruct(residual, ll, h, w);
     return 0;
-}
-
-/* The plane's dimensions after k levels, k = 0 .. levels (halves rounded up). */
-static void level_dims(int H, int W, int levels, int *hs, int *ws) {
-    hs[0] = H;
-    ws[0] = W;
-    for (int k = 1; k <= levels; k++) {
-        hs[k] = (hs[k - 1] + 1) / 2;
-        ws[k] = (ws[k - 1] + 1) / 2;
-    }
-}
-
-/* The shapes of the HL, LH and HH bands of a ph x pw plane (transform.band_shapes), and
-   their samples. */
-static size_t band_dims(int ph, int pw, int *bh, int *bw) {
-    int sv = (ph + 1) / 2, dv = ph / 2, sh = (pw + 1) / 2, dh = pw / 2;
-    bh[0] = sv, bw[0] = dh;
-    bh[1] = dv, bw[1] = sh;
-    bh[2] = dv, bw[2] = dh;
-    return (size_t)sv * dh + (size_t)dv * sh + (size_t)dv * dh;
 }
 
 /* Every detail level's bands, coarsest level first (r = 1 .. levels), each level's three
@@ -260,7 +231,7 @@ static int decode_levels(const uint8_t *const *segs, const size_t *lens, int lev
                          int32_t *(*bands)[3], int (*bh)[3], int (*bw)[3], int16_t **fine16) {
     Decoder d;
     for (int r = 1; r <= levels; r++) {
-        size_t n = band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);  /* (the plane the level makes) */
+        size_t n = hlc_band_dims(hs[levels - r], ws[levels - r], bh[r], bw[r]);  /* (the plane the level makes) */
         int narrow = fine16 && r == levels;
     again:
         if (narrow) {
@@ -289,7 +260,7 @@ static int decode_levels(const uint8_t *const *segs, const size_t *lens, int lev
             memcpy(bits, fresh->lbits, sizeof(int32_t) * LB_NBITS);
         } else {
             tot = freq + NCTX * HLC_NSYM, sfreq = tot + NCTX, stot = sfreq + NSIGN_CTX * 2;
-            fresh_band_models(fresh, freq, tot, sfreq, stot);
+            hlc_fresh_band_models(fresh, freq, tot, sfreq, stot);
         }
         for (int o = 0; o < 3; o++) {
             int ph = r > 1 ? bh[r - 1][o] : 0, pw = r > 1 ? bw[r - 1][o] : 0;
@@ -323,7 +294,7 @@ int hlc_decode_lossy_plane(const uint8_t *const *segs, const size_t *lens, int l
                            int otype, double lo, double hi, int keep) {
     void (*done_with)(void *) = keep ? hlc_give : drop;  /* the last level's scratch: kept, or freed */
     int hs[HLC_MAX_LEVELS + 1], ws[HLC_MAX_LEVELS + 1];
-    level_dims(H, W, levels, hs, ws);
+    hlc_level_dims(H, W, levels, hs, ws);
     /* blocks: [0] the LL band and its residual, [r] level r's three bands; one segment's
        models; the synthesis's work row */
     int32_t *block[HLC_MAX_LEVELS + 1] = {NULL};
@@ -400,7 +371,7 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
                               int32_t hi, int keep) {
     void (*done_with)(void *) = keep ? hlc_give : drop;  /* (as in the lossy decoder) */
     int hs[HLC_MAX_LEVELS + 1], ws[HLC_MAX_LEVELS + 1];
-    level_dims(H, W, levels, hs, ws);
+    hlc_level_dims(H, W, levels, hs, ws);
     int32_t *block[HLC_MAX_LEVELS + 1] = {NULL}, *bands[HLC_MAX_LEVELS + 1][3], *plane = NULL;
     int bh[HLC_MAX_LEVELS + 1][3], bw[HLC_MAX_LEVELS + 1][3];
     size_t n_ll = (size_t)hs[levels] * ws[levels];

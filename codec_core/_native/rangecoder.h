@@ -189,6 +189,24 @@ static inline void enc_uint(Encoder *e, Model m, uint64_t v) {
     enc_raw_bits(e, v & ((1ull << nraw) - 1), nraw);
 }
 
+/* A fresh encoder writing into out and raw (a new_encoder() state in Python). */
+static inline Encoder enc_begin(uint8_t *out, size_t out_cap, uint8_t *raw, size_t raw_cap) {
+    Encoder e = {0, 1, 0, 0, 0, 0xFFFFFFFFu, 0, 0, out, out_cap, raw, raw_cap};
+    return e;
+}
+
+/* The range coder's last bytes and the raw bits' last partial byte: pos and rawpos are
+   then the segment's two lengths (past the caps if the buffers were too small). */
+static inline void enc_finish(Encoder *e) {
+    for (int k = 0; k < 5; k++) enc_shift_low(e);
+    if (e->nbits > 0) {
+        if (e->rawpos < e->raw_cap) e->raw[e->rawpos] = (uint8_t)e->acc;
+        e->rawpos++;
+    }
+    e->acc = 0;
+    e->nbits = 0;
+}
+
 /* ------------------------------------------------------------------ decoder */
 
 /* A decoder at the start of its input (`in`, n bytes) and raw bits: its code the first

@@ -22,6 +22,7 @@ from .format import (
     FLAG_LOSSY_RUNS,
     RANGE_HEAD,
     ROI_CLASS,
+    ColourTransform,
     Mode,
     PlaneCoder,
     Version,
@@ -393,8 +394,12 @@ def _decode_predictive_plane(seg: bytes, th: int, tw: int, h: ct.Header, out: np
     _, lo, hi = RANGE_HEAD.unpack_from(seg)
     if lo > hi or hi - lo > 1 << 24:
         raise CorruptStreamError("predictive plane range is invalid")
-    x = predictive.decode_plane(memoryview(seg)[RANGE_HEAD.size:], th, tw,  # (the segment's bytes, no copy)
-                                h.max_error if h.mode == Mode.NEAR_LOSSLESS else 0, lo, hi)
+    data = memoryview(seg)[RANGE_HEAD.size:]  # (the segment's bytes, no copy)
+    k = h.max_error if h.mode == Mode.NEAR_LOSSLESS else 0
+    if out is not None and not level and out.shape == (th, tw) and h.colour != ColourTransform.RCT:
+        # each row finished into out as the decoder leaves it: no int32 plane of the tile
+        return predictive.decode_plane_into(data, k, lo, hi, out, table, h.vmin, h.vmax)
+    x = predictive.decode_plane(data, th, tw, k, lo, hi)
     if level:
         x, table = _thumbnail(x, level, table), None
     if out is not None:  # (clipped straight into out: no int32 pass before the cast)

@@ -452,3 +452,92 @@ def test_a_segment_is_read_in_place_from_any_byte_buffer():
     del failed
     with pytest.raises(CorruptStreamError):
         decode_plane(12345, *a.shape, 0, vmin, vmax)
+
+
+# ------------------------------------------------------- decoding into a ring of rows
+_OUT_TYPES = (np.uint8, np.int8, np.uint16, np.int16, np.int32)
+
+
+def _into_by_plane(seg, shape, k, lo, hi, table, vmin, vmax, dtype):
+    """The reference: the whole padded plane decoded, then finished (pipeline.finish_tile's
+    steps in numpy: ranks to values, clip, cast)."""
+    x = decode_plane(seg, *shape, k, lo, hi).astype(np.int64)
+    if table is not None:
+        x = table[np.clip(x, 0, len(table) - 1)].astype(np.int64)
+    return np.clip(x, vmin, vmax).astype(dtype)
+
+
+def test_decoding_into_out_from_a_ring_gives_the_plane_decoders_samples():
+    """decode_plane_into (the decoder's path for a one-channel tile: three int32 rows
+    instead of a padded plane) against the whole plane finished afterwards: random
+    planes of 1-70 samples a side, lossless and near-lossless, with and without a
+    value table, into every output type and into a tile's place in a larger image."""
+    from codec_core.predictive import decode_plane_into
+
+    rng = np.random.default_rng(35)
+    for it in range(300):
+        shape = (int(rng.integers(1, 71)), int(rng.integers(1, 71)))
+        dtype = _OUT_TYPES[it % len(_OUT_TYPES)]
+        info = np.iinfo(dtype)
+        k = int(rng.choice([0, 0, 1, 2, 5]))
+        table = None
+        if it % 3 == 0:  # ranks of a value table
+            table = np.unique(rng.integers(info.min, info.max, int(rng.integers(1, 60)), endpoint=True)).astype(np.int32)
+            a = rng.integers(0, len(table), shape)
+            lo, hi = 0, len(table) - 1
+        else:
+            span = int(rng.choice([1, 15, 255, min(int(info.max) - int(info.min), 1 << 24)]))
+            base = int(rng.integers(info.min, int(info.max) - span, endpoint=True))
+            a = base + np.cumsum(rng.integers(-3, 4, shape), axis=1) % (span + 1)
+            lo, hi = int(a.min()), int(a.max())
+        seg = encode_plane(a, k, lo, hi)
+        vmin, vmax = (int(table.min()), int(table.max())) if table is not None else (lo, hi)
+        want = _into_by_plane(seg, shape, k, lo, hi, table, vmin, vmax, dtype)
+        image = np.full((shape[0] + 5, shape[1] + 7), 7, dtype)  # the tile's place: strided rows
+        got = decode_plane_into(seg, k, lo, hi, image[2:2 + shape[0], 3:3 + shape[1]], table, vmin, vmax)
+        assert got.base is image or got.base is image.base or np.shares_memory(got, image)
+        assert np.array_equal(image[2:2 + shape[0], 3:3 + shape[1]], want), (it, shape, dtype, k)
+        outside = np.ones(image.shape, bool)
+        outside[2:2 + shape[0], 3:3 + shape[1]] = False
+        assert (image[outside] == 7).all(), it  # nothing written outside the tile
+
+
+def test_decoding_into_out_raises_as_the_plane_decoder_on_damaged_segments():
+    from codec_core.predictive import decode_plane_into
+
+    a = REAL["CT_small"]
+    rng = np.random.default_rng(8)
+    for k in (0, 2):
+        seg = encode_plane(a, k, -32768, 32767)
+        for n in sorted(set([0, 1, 3, len(seg) - 1] + list(rng.integers(0, len(seg), 10)))):
+            with pytest.raises(CorruptStreamError):
+                decode_plane_into(seg[:n], k, -32768, 32767, np.zeros(a.shape, np.int16), None, -32768, 32767)
+        for _ in range(30):  # flipped bytes: the same samples as the plane decoder, or the same error
+            b = bytearray(seg)
+            for p in rng.integers(0, len(b), 3):
+                b[p] ^= int(rng.integers(1, 256))
+            try:
+                want = _into_by_plane(bytes(b), a.shape, k, -32768, 32767, None, -32768, 32767, np.int16)
+            except CorruptStreamError:
+                with pytest.raises(CorruptStreamError):
+                    decode_plane_into(bytes(b), k, -32768, 32767, np.zeros(a.shape, np.int16), None, -32768, 32767)
+                continue
+            got = decode_plane_into(bytes(b), k, -32768, 32767, np.zeros(a.shape, np.int16), None, -32768, 32767)
+            assert np.array_equal(got, want)
+
+
+def test_decoding_into_out_refuses_bad_outputs():
+    from codec_core.predictive import decode_plane_into
+
+    seg = encode_plane(np.arange(64).reshape(8, 8), 0, 0, 63)
+    for out, lo, hi in ((np.zeros((8, 8), np.uint8), 0, 300),      # the type does not hold [lo, hi]
+                        (np.zeros((8, 8), np.float32), 0, 63),     # not an integer type
+                        (np.zeros((8, 16), np.uint8)[:, ::2], 0, 63),  # samples not contiguous in a row
+                        (np.zeros((8, 8), np.uint8)[::-1], 0, 63),     # rows in reverse
+                        (np.zeros(64, np.uint8), 0, 63)):          # not 2-D
+        with pytest.raises((ValueError, CorruptStreamError)):
+            decode_plane_into(seg, 0, 0, 63, out, None, lo, hi)
+    ro = np.zeros((8, 8), np.uint8)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError):
+        decode_plane_into(seg, 0, 0, 63, ro, None, 0, 63)

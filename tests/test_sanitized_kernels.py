@@ -60,3 +60,25 @@ def test_the_lossy_plane_decoder_stays_in_its_buffers(kernels):
     proc = subprocess.run([sys.executable, "-c", script], env=sanitized.environment(kernels), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0 and "ok 400" in proc.stdout, proc.stderr[-3000:]
+
+
+RING_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path[:0] = [{fuzz!r}, {tests!r}]
+    import sanitized
+    assert sanitized.install(), "the sanitized kernels did not load"
+    import test_predictive as t
+    t.test_decoding_into_out_from_a_ring_gives_the_plane_decoders_samples()
+    t.test_decoding_into_out_raises_as_the_plane_decoder_on_damaged_segments()
+    print("ok ring")
+""")
+
+
+def test_the_predictive_ring_decoder_stays_in_its_buffers(kernels):
+    """The predictive decoder writing each finished row from a ring of three into a
+    tile's place (predictive.decode_plane_into): 300 random planes into every output
+    type and damaged segments, the plane decoder's samples, with no sanitizer report."""
+    script = RING_SCRIPT.format(fuzz=str(ROOT / "fuzz"), tests=str(ROOT / "tests"))
+    proc = subprocess.run([sys.executable, "-c", script], env=sanitized.environment(kernels), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and "ok ring" in proc.stdout, proc.stderr[-3000:]

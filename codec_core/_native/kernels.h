@@ -64,9 +64,20 @@ void hlc_med_reconstruct(const int32_t *e, int32_t *x, int H, int W);
 int hlc_encode_plane(const int32_t *x, int H, int W, int32_t *P, int ring, int64_t k, int64_t vmin, int64_t vmax,
                      Encoder *e, int32_t *freq, int32_t *tot, const int64_t *recip,
                      const uint8_t *mask, const int32_t *base);
+/* Where a decoded plane's rows go as they are finished, when the decoder keeps only a ring
+   of three (sink non-NULL; P then 3 x (W + 4)): each row through colour.c's finish of one
+   channel (value table or none, clipped to [lo, hi], cast) into row i of out (ostride
+   samples apart, HLC_OUT_* type otype). Without it P holds the whole padded plane. */
+typedef struct {
+    void *out;
+    size_t ostride;
+    int otype;
+    const int32_t *table;
+    int32_t ntable, lo, hi;
+} HlcRowSink;
 int hlc_decode_plane(int H, int W, int32_t *P, int64_t k, int64_t vmin, int64_t vmax,
                      Decoder *d, int32_t *freq, int32_t *tot, const int64_t *recip,
-                     const uint8_t *mask, const int32_t *base);
+                     const uint8_t *mask, const int32_t *base, const HlcRowSink *sink);
 
 /* lossy reconstruction (wavelet97.c): output sample types */
 #define HLC_OUT_I32 0

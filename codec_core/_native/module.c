@@ -48,6 +48,8 @@ static int get(PyObject *obj, Arr *a, const char *name, char type, int ndim, int
 static Py_ssize_t dim(Arr *a, int k) { return a->view.shape[k]; }
 static char fmt(const Py_buffer *v);
 static int overlap(const Py_buffer *a, const Py_buffer *b);
+static int get_out_plane(PyObject *oout, Arr *out, double lo, double hi, int *otype, int *ph, int *pw,
+                         size_t *ostride, Py_buffer *span);
 
 static int check(int ok, const char *message) {
     if (!ok) PyErr_SetString(PyExc_ValueError, message);
@@ -278,15 +280,32 @@ static PyObject *py_inv53(PyObject *self, PyObject *args) { return py_wavelet53(
 /* code_plane(decoding, x, P, k, vmin, vmax, enc_state, out, raw_out, dec_state, in, raw_in,
               freq, tot, recip, mask, base): the unused half (encoder or decoder) gets empty arrays. */
 static PyObject *py_code_plane(PyObject *self, PyObject *args) {
-    PyObject *o[17];
-    int decoding;
+    PyObject *o[17], *osink = NULL, *otable = NULL;
+    int decoding, flo = 0, fhi = 0;
     long long k, vmin, vmax;
-    if (!PyArg_ParseTuple(args, "pOOLLLOOOOOOOOOOO", &decoding, &o[1], &o[2], &k, &vmin, &vmax, &o[6], &o[7],
-                          &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &o[14], &o[15], &o[16]))
+    if (!PyArg_ParseTuple(args, "pOOLLLOOOOOOOOOOO|OOii", &decoding, &o[1], &o[2], &k, &vmin, &vmax, &o[6], &o[7],
+                          &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &o[14], &o[15], &o[16], &osink, &otable,
+                          &flo, &fhi))
         return NULL;
     Arr a[11]; memset(a, 0, sizeof a);  /* x, P, enc state, out, raw out, dec state, in, raw in, freq, tot, recip */
     Arr m[2]; memset(m, 0, sizeof m);   /* mask, base */
+    Arr s[2]; memset(s, 0, sizeof s);   /* the sink's out and value table */
+    HlcRowSink sink = {0};
+    int sh = 0, sw = 0;
     PyObject *result = NULL;
+    if (osink && osink != Py_None) {  /* decoding into a ring of P's rows, each finished into out */
+        Py_buffer span;
+        if (check(decoding, "code_plane: out is for decoding")
+            || get_out_plane(osink, &s[0], flo, fhi, &sink.otype, &sh, &sw, &sink.ostride, &span)
+            || get(otable, &s[1], "table", 'i', 1, 0) || check(dim(&s[1], 0) < INT32_MAX, "table too long")
+            || check(flo <= fhi, "code_plane: lo > hi") || check(!overlap(&s[1].view, &span), "out overlaps the table"))
+            goto done;
+        sink.out = s[0].view.buf;
+        sink.ntable = (int32_t)dim(&s[1], 0);
+        sink.table = sink.ntable ? s[1].view.buf : NULL;
+        sink.lo = flo;
+        sink.hi = fhi;
+    }
     if (get(o[1], &a[0], "x", 'i', 2, 0) || get(o[2], &a[1], "P", 'i', 2, 1)
         || get(o[6], &a[2], "encoder state", 'q', 1, 1) || check_state(&a[2], 8)
         || get(o[7], &a[3], "output", 'B', 1, !decoding) || get(o[8], &a[4], "raw output", 'B', 1, !decoding)
@@ -297,10 +316,14 @@ static PyObject *py_code_plane(PyObject *self, PyObject *args) {
         || get(o[15], &m[0], "mask", 'B', 2, 0) || get(o[16], &m[1], "base", 'i', 2, 0))
         goto done;
     int W = (int)dim(&a[1], 1) - 4;
-    int H = decoding ? (int)dim(&a[1], 0) - 2 : (int)dim(&a[0], 0);
-    int ring = !decoding && dim(&a[1], 0) < H + 2;
+    int H = sink.out ? sh : decoding ? (int)dim(&a[1], 0) - 2 : (int)dim(&a[0], 0);
+    int ring = sink.out || (!decoding && dim(&a[1], 0) < H + 2);
     int masked = dim(&m[0], 0) > 0;
     if (check(W >= 0 && H >= 0 && W < (1 << 30) && H < (1 << 30), "P must be (rows + 2, cols + 4)")
+        || check(!sink.out || (dim(&a[1], 0) == 3 && sw == W && !masked),
+                 "code_plane: with out, P must be 3 rows of out's width + 4, and no mask")
+        || check(!sink.out || (!overlap(&s[0].view, &a[1].view) && !overlap(&s[0].view, &a[6].view)
+                                && !overlap(&s[0].view, &a[7].view)), "code_plane: out overlaps an input")
         || check(decoding || (dim(&a[0], 1) == W && (ring ? dim(&a[1], 0) == 3 : dim(&a[1], 0) == H + 2)),
                  "x and P shapes do not match")
         || check(!masked || (dim(&m[0], 0) == H && dim(&m[0], 1) == W && dim(&m[1], 0) == H && dim(&m[1], 1) == W),
@@ -316,7 +339,7 @@ static PyObject *py_code_plane(PyObject *self, PyObject *args) {
         Decoder d = load_decoder(a[5].view.buf, &a[6], &a[7]);
         Py_BEGIN_ALLOW_THREADS
         rc = hlc_decode_plane(H, W, a[1].view.buf, k, vmin, vmax, &d, a[8].view.buf, a[9].view.buf,
-                              a[10].view.buf, mask, base);
+                              a[10].view.buf, mask, base, sink.out ? &sink : NULL);
         Py_END_ALLOW_THREADS
         store_decoder(a[5].view.buf, &d);
     } else {
@@ -332,6 +355,7 @@ static PyObject *py_code_plane(PyObject *self, PyObject *args) {
 done:
     release(a, 11);
     release(m, 2);
+    release(s, 2);
     return result;
 }
 
@@ -759,6 +783,35 @@ typedef struct {
     HlcFreshModels fresh;
 } PlaneArgs;
 
+/* A plane decoder's out (held in out): a writable 2-D integer array whose type holds [lo,
+   hi], rows in order and apart, samples contiguous in a row; its type (HLC_OUT_*), shape,
+   row stride in samples and the bytes it spans (for the overlap checks). */
+static int get_out_plane(PyObject *oout, Arr *out, double lo, double hi, int *otype, int *ph, int *pw,
+                         size_t *ostride, Py_buffer *span) {
+    if (PyObject_GetBuffer(oout, &out->view, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyErr_SetString(PyExc_ValueError, "plane decoder: out must be a writable strided array");
+        return -1;
+    }
+    out->held = 1;
+    *otype = out_type(&out->view);
+    if (check(out->view.ndim == 2 && *otype >= 0 && type_holds(*otype, lo, hi),
+              "plane decoder: out must be a 2-D integer array whose type holds [lo, hi]")
+        || check(dim(out, 0) >= 1 && dim(out, 1) >= 1 && dim(out, 0) < (1 << 30) && dim(out, 1) < (1 << 30),
+                 "plane decoder: plane empty or too large"))
+        return -1;
+    Py_ssize_t h = dim(out, 0), w = dim(out, 1), isz = out->view.itemsize, rs = out->view.strides[0];
+    if (check(h < 2 || (rs > 0 && rs % isz == 0 && rs >= w * isz),
+              "plane decoder: out's rows must come in order, apart, without overlapping")
+        || check(w < 2 || out->view.strides[1] == isz, "plane decoder: out's samples must be contiguous in a row"))
+        return -1;
+    *ph = (int)h;
+    *pw = (int)w;
+    *ostride = h < 2 ? (size_t)w : (size_t)(rs / isz);
+    *span = out->view;
+    span->len = (h - 1) * (Py_ssize_t)*ostride * isz + w * isz;
+    return 0;
+}
+
 static int plane_args(PyObject *list, PyObject *ofresh, int nmodels, PyObject *oout, double lo, double hi, Arr *a,
                       PlaneArgs *p) {
     Py_ssize_t ns = PyList_GET_SIZE(list);
@@ -793,27 +846,8 @@ static int plane_args(PyObject *list, PyObject *ofresh, int nmodels, PyObject *o
     HlcFreshModels fresh = {m[0], m[1], m[2], m[3], m[4], m[5], m[6]};
     p->fresh = fresh;
     Arr *out = &a[ns + nmodels + 1];
-    if (PyObject_GetBuffer(oout, &out->view, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
-        PyErr_SetString(PyExc_ValueError, "plane decoder: out must be a writable strided array");
-        return -1;
-    }
-    out->held = 1;
-    p->otype = out_type(&out->view);
-    if (check(out->view.ndim == 2 && p->otype >= 0 && type_holds(p->otype, lo, hi),
-              "plane decoder: out must be a 2-D integer array whose type holds [lo, hi]")
-        || check(dim(out, 0) >= 1 && dim(out, 1) >= 1 && dim(out, 0) < (1 << 30) && dim(out, 1) < (1 << 30),
-                 "plane decoder: plane empty or too large"))
-        return -1;
-    Py_ssize_t h = dim(out, 0), w = dim(out, 1), isz = out->view.itemsize, rs = out->view.strides[0];
-    if (check(h < 2 || (rs > 0 && rs % isz == 0 && rs >= w * isz),
-              "plane decoder: out's rows must come in order, apart, without overlapping")
-        || check(w < 2 || out->view.strides[1] == isz, "plane decoder: out's samples must be contiguous in a row"))
-        return -1;
-    p->h = (int)h;
-    p->w = (int)w;
-    p->ostride = h < 2 ? (size_t)w : (size_t)(rs / isz);
-    Py_buffer span = out->view;
-    span.len = (h - 1) * (Py_ssize_t)p->ostride * isz + w * isz;
+    Py_buffer span;
+    if (get_out_plane(oout, out, lo, hi, &p->otype, &p->h, &p->w, &p->ostride, &span)) return -1;
     for (Py_ssize_t i = 0; i < ns + nmodels + 1; i++)
         if (a[i].held && check(!overlap(&a[i].view, &span), "plane decoder: out overlaps an input")) return -1;
     return 0;

@@ -70,14 +70,18 @@ RING_SCRIPT = textwrap.dedent("""
     import test_predictive as t
     t.test_decoding_into_out_from_a_ring_gives_the_plane_decoders_samples()
     t.test_decoding_into_out_raises_as_the_plane_decoder_on_damaged_segments()
+    import test_plane_decode as p
+    p.test_one_call_lossless_gives_the_samples_of_the_step_by_step_path()  # (hypothesis: 120 planes)
     print("ok ring")
 """)
 
 
-def test_the_predictive_ring_decoder_stays_in_its_buffers(kernels):
-    """The predictive decoder writing each finished row from a ring of three into a
-    tile's place (predictive.decode_plane_into): 300 random planes into every output
-    type and damaged segments, the plane decoder's samples, with no sanitizer report."""
+def test_the_row_at_a_time_decoders_stay_in_their_buffers(kernels):
+    """The decoders that write each finished row into a tile's place: the predictive
+    decoder from a ring of three (predictive.decode_plane_into; 300 random planes into
+    every output type, damaged segments) and the lossless wavelet plane's last 5/3
+    level (transform53.c's hlc_inv53_rows; 120 random planes of 1-70 samples a side):
+    the samples of the other paths, with no sanitizer report."""
     script = RING_SCRIPT.format(fuzz=str(ROOT / "fuzz"), tests=str(ROOT / "tests"))
     proc = subprocess.run([sys.executable, "-c", script], env=sanitized.environment(kernels), capture_output=True,
                           text=True, timeout=600)

@@ -144,3 +144,12 @@ void hlc_to_ranks(const void *src, int stype, ptrdiff_t s0, ptrdiff_t s1, int32_
     HLC_BY_TYPE(stype, HLC_TO_RANKS);
 #undef HLC_TO_RANKS
 }
+
+/* Row i (W int32 samples) of a plane finished into a sink's output (kernels.h's HlcRowSink):
+   the finish above for one row of one channel. */
+void hlc_sink_row(const HlcRowSink *k, int i, const int32_t *row, int W) {
+    static const size_t item[5] = {4, 2, 2, 1, 1};  /* bytes of an HLC_OUT_* sample */
+    const ptrdiff_t sstr[3] = {W, 1, 1}, ostr[3] = {(ptrdiff_t)k->ostride, 1, 1};
+    char *o = (char *)k->out + (size_t)i * k->ostride * item[k->otype];
+    hlc_colour_finish(row, 1, sstr, o, k->otype, ostr, 1, W, 1, 0, 0, k->table, k->ntable, k->lo, k->hi);
+}

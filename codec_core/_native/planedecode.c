@@ -384,28 +384,30 @@ int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, in
     /* the detail bands, coarsest level first: HL, LH beside HL, HH beside both */
     if ((rc = decode_levels(segs, lens, levels, hs, ws, fresh, m, 0, 0, block, bands, bh, bw, NULL))) goto done;
 
-    /* the 5/3 synthesis a level at a time, each level's bands freed once read */
+    /* the 5/3 synthesis a level at a time, each level's bands freed once read; the last
+       level straight into out, a row at a time (hlc_inv53_rows: no plane of the tile),
+       each row clipped there (colour.c's finish of one channel, no colour transform) */
     int32_t *cur = block[0];
-    for (int k = 0; k < levels; k++) {
+    for (int k = 0; k < levels - 1; k++) {
         int j = levels - 1 - k;
         int32_t *x = hlc_take(sizeof(int32_t) * ((size_t)hs[j] * ws[j] + 1));
         if (!x) goto no_memory;
         interleave(x, hs[j], ws[j], cur, bands[k + 1][0], bands[k + 1][1], bands[k + 1][2]);
-        void (*freed)(void *) = k == levels - 1 ? done_with : drop;
-        freed(block[k + 1]);
+        drop(block[k + 1]);
         block[k + 1] = NULL;
-        if (k) freed(cur);
+        if (k) drop(cur);
         else {
-            freed(block[0]);
+            drop(block[0]);
             block[0] = NULL;
         }
         hlc_inv53(x, hs[j], ws[j]);
         cur = plane = x;
     }
-    {  /* clipped into out (colour.c's finish of one channel, no colour transform) */
-        const ptrdiff_t sstr[3] = {W, 1, 1}, ostr[3] = {(ptrdiff_t)ostride, 1, 1};
-        hlc_colour_finish(plane, 1, sstr, out, otype, ostr, H, W, 1, 0, 0, NULL, 0, lo, hi);
-    }
+    int32_t *work = hlc_take(sizeof(int32_t) * (4 * (size_t)W + 1));
+    if (!work) goto no_memory;
+    HlcRowSink sink = {out, ostride, otype, NULL, 0, lo, hi};
+    hlc_inv53_rows(cur, bands[levels][0], bands[levels][1], bands[levels][2], H, W, work, &sink);
+    drop(work);
     goto done;
 no_memory:
     rc = HLC_PLANE_NO_MEMORY;

@@ -367,14 +367,6 @@ static inline __attribute__((always_inline)) int64_t code_regular(int decoding, 
     return rec;
 }
 
-/* Row i of a plane decoded into a ring, finished into the sink's output (HlcRowSink). */
-static void emit_row(const HlcRowSink *k, int i, const int32_t *row, int W) {
-    static const size_t item[5] = {4, 2, 2, 1, 1};  /* bytes of an HLC_OUT_* sample */
-    const ptrdiff_t sstr[3] = {W, 1, 1}, ostr[3] = {(ptrdiff_t)k->ostride, 1, 1};
-    char *o = (char *)k->out + (size_t)i * k->ostride * item[k->otype];
-    hlc_colour_finish(row, 1, sstr, o, k->otype, ostr, 1, W, 1, 0, 0, k->table, k->ntable, k->lo, k->hi);
-}
-
 static inline __attribute__((always_inline)) int code_plane(int decoding, int masked, int exact, Plane *s,
                                                             const int32_t *x) {
     int H = s->H, W = s->W;
@@ -423,7 +415,7 @@ static inline __attribute__((always_inline)) int code_plane(int decoding, int ma
                 j++;
             }
         }
-        if (decoding && s->sink) emit_row(s->sink, i, cur + 2, W);  /* (the next rows only read its samples) */
+        if (decoding && s->sink) hlc_sink_row(s->sink, i, cur + 2, W);  /* (the next rows only read its samples) */
     }
     free(next_skip);
     return 0;

@@ -68,3 +68,60 @@ void hlc_inv53(int32_t *x, int H, int W) {
         for (int i = 1; i < H; i += 2) lift_rows(x + i * s, x + (i - 1) * s, x + (i + 1 < H ? i + 1 : i - 1) * s, W, 0, 1);
     }
 }
+
+/* Row r of the plane the four bands of a level interleave into (planedecode.c's
+   interleave: even rows LL at even columns, HL at odd ones; odd rows LH, HH), lifted
+   along the row. */
+static void band_row(int32_t *row, int r, int W, const int32_t *ll, const int32_t *hl, const int32_t *lh,
+                     const int32_t *hh) {
+    int sh = (W + 1) / 2, dh = W / 2;
+    const int32_t *a = r % 2 ? lh + (size_t)(r / 2) * sh : ll + (size_t)(r / 2) * sh;
+    const int32_t *b = r % 2 ? hh + (size_t)(r / 2) * dh : hl + (size_t)(r / 2) * dh;
+    for (int j = 0; j < dh; j++) {
+        row[2 * j] = a[j];
+        row[2 * j + 1] = b[j];
+    }
+    if (sh > dh) row[W - 1] = a[sh - 1];
+    inv_row(row, W);
+}
+
+/* hlc_inv53 of that plane without the plane: every row lifted along the row when its
+   turn comes, then the rows-axis steps of hlc_inv53 on the same rows in the same order
+   of dependence (an even row takes its odd neighbours before their update; an odd row
+   its updated even neighbours, the same symmetric extension at both ends), in a ring of
+   two even and two odd rows; each finished row goes to the sink, in order. The same
+   operations on the same values, so the same samples; the lossless one-call decoder's
+   last level held the whole int32 plane beside its bands and the output (5.6x the raw
+   size of a 16-bit single-tile plane at its peak). */
+void hlc_inv53_rows(const int32_t *ll, const int32_t *hl, const int32_t *lh, const int32_t *hh, int H, int W,
+                    int32_t *work, const HlcRowSink *sink) {
+    int32_t *even[2] = {work, work + W}, *odd[2] = {work + 2 * (size_t)W, work + 3 * (size_t)W};
+    if (H < 2) {  /* one row: no rows-axis step */
+        band_row(even[0], 0, W, ll, hl, lh, hh);
+        hlc_sink_row(sink, 0, even[0], W);
+        return;
+    }
+    int32_t *olo = NULL, *eprev = NULL;  /* odd row i - 1 (lifted along the row only), even row i - 2 (final) */
+    for (int i = 0; i < H; i += 2) {
+        int32_t *ohi = NULL;  /* odd row i + 1 */
+        if (i + 1 < H) {
+            ohi = odd[(i / 2) % 2];
+            band_row(ohi, i + 1, W, ll, hl, lh, hh);
+        }
+        int32_t *e = even[(i / 2) % 2];
+        band_row(e, i, W, ll, hl, lh, hh);
+        /* hlc_inv53: a = row i - 1 (row 1 for i = 0), b = row i + 1 (row i - 1 past the end) */
+        lift_rows(e, i > 0 ? olo : ohi, ohi ? ohi : olo, W, 1, -1);
+        if (i > 0) {  /* odd row i - 1 between its even neighbours, now final */
+            lift_rows(olo, eprev, e, W, 0, 1);
+            hlc_sink_row(sink, i - 1, olo, W);
+        }
+        hlc_sink_row(sink, i, e, W);
+        eprev = e;
+        olo = ohi;
+    }
+    if (olo) {  /* H even: the last odd row, its even neighbour below mirrored (row H - 2) */
+        lift_rows(olo, eprev, eprev, W, 0, 1);
+        hlc_sink_row(sink, H - 1, olo, W);
+    }
+}

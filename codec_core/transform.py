@@ -211,7 +211,12 @@ def _c97_forward(x: np.ndarray, levels: int) -> Bands:
     if x.ndim != 2 or x.size == 0:  # (nothing to transform: the numpy path's answer)
         return split_forward([x[0::2].astype(np.float32), x[1::2].astype(np.float32)], levels, "9/7")
     fwd97(x, levels)  # (an int32 plane is made float32 in place first: no second plane)
-    x = x.view(np.float32)
+    return _packed_bands(x.view(np.float32), levels)
+
+
+def _packed_bands(x: np.ndarray, levels: int) -> Bands:
+    """The bands of a plane the compiled analyses left packed (LL, then HL, LH, HH of
+    each level, coarsest first, contiguous), as views of it."""
     shapes = band_shapes(x.shape[0], x.shape[1], levels)
     flat, at, out = x.reshape(-1), 0, []
     for shape in [shapes[0]] + [s for lvl in shapes[1:] for s in lvl]:
@@ -229,15 +234,18 @@ C53_MAX = 1 << 22
 
 
 def _c53_forward(x: np.ndarray, levels: int) -> Bands:
-    """5/3 analysis in the compiled kernel, consuming the int32 plane ``x``."""
-    from ._hlc import fwd53
+    """5/3 analysis in the compiled kernel, consuming the int32 plane ``x``: the kernel
+    leaves its buffer holding every band, packed as :func:`_c97_forward`'s, and the
+    bands are views of it (each level's bands copied out of the plane held 1.75 planes
+    beside it: the lossless encode of a 16-bit single-tile plane reached 5x its raw size)."""
+    from ._hlc import fwd53_packed
 
-    out: list = []
-    for _ in range(levels):
-        fwd53(x)
-        out.append(tuple(np.ascontiguousarray(x[r::2, c::2]) for r, c in ((0, 1), (1, 0), (1, 1))))
-        x = np.ascontiguousarray(x[0::2, 0::2])
-    return [x] + out[::-1]
+    if not (x.dtype == np.int32 and x.flags.c_contiguous and x.flags.writeable):
+        x = np.ascontiguousarray(x, np.int32)
+    if x.ndim != 2 or x.size == 0:  # (nothing to transform: the numpy path's answer)
+        return split_forward([x[0::2], x[1::2]], levels, "5/3")
+    fwd53_packed(x, levels)
+    return _packed_bands(x, levels)
 
 
 def _c53_level(ll: np.ndarray, hl: np.ndarray, lh: np.ndarray, hh: np.ndarray) -> np.ndarray:

@@ -214,6 +214,15 @@ static inline int hlc_isa(void) { return hlc_isa_in_use >= 0 ? hlc_isa_in_use : 
 #endif
 void hlc_fwd97(float *x, int H, int W, int levels, int from_int, float *scratch, unsigned char *seen);
 int hlc_fwd97_chunk(int H);
+/* The analyses' band layout (wavelet97.c): an h x w region's rows even ones first, then
+   odd ones (a row of scratch, a flag a row); n rows of [a (na) | b (nb)] made [a rows | b
+   rows], m rows at a time (scratch: m (na + nb)). Bits moved, any 4-byte samples. */
+void hlc_unshuffle_rows(uint32_t *x, int h, int w, uint32_t *row, unsigned char *seen);
+void hlc_pack_half(uint32_t *x, int n, int na, int nb, uint32_t *scratch, int m);
+/* levels of 5/3 analysis of the H x W plane x in place, each level's region left packed as
+   [LL | HL | LH | HH] as hlc_fwd97 leaves it: every band contiguous in decomposition order
+   (transform53.c; scratch (hlc_fwd97_chunk(H) + 1) W int32, seen H bytes). */
+void hlc_fwd53_packed(int32_t *x, int H, int W, int levels, int32_t *scratch, unsigned char *seen);
 
 /* the region map's row runs (regionmap.c) */
 #define HLC_MAP_CUT 1

@@ -455,23 +455,27 @@ done:
    float32 first, in the same bytes) 2-D plane, in place: x's buffer becomes the float32 bands, contiguous, in decomposition order (LL, then HL,
    LH, HH per level, coarsest first; shapes transform.band_shapes). Its working memory
    (an eighth of a half of the plane's rows, and a row) comes from the Python allocator, where tracemalloc sees it. */
-static PyObject *py_fwd97(PyObject *self, PyObject *args) {
+/* fwd97(x, levels) / fwd53_packed(x, levels): the analysis in place, bands packed
+   (wavelet97.c, transform53.c); the 9/7 takes float32 or int32 (made float32 in place),
+   the 5/3 int32. */
+static PyObject *py_fwd_packed(PyObject *args, int is53) {
     PyObject *o;
     int levels;
+    const char *name = is53 ? "fwd53_packed" : "fwd97";
     if (!PyArg_ParseTuple(args, "Oi", &o, &levels)) return NULL;
     Arr a; memset(&a, 0, sizeof a);
     PyObject *result = NULL;
     if (PyObject_GetBuffer(o, &a.view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
-        PyErr_SetString(PyExc_ValueError, "fwd97: plane must be a writable C-contiguous array");
+        PyErr_Format(PyExc_ValueError, "%s: plane must be a writable C-contiguous array", name);
         return NULL;
     }
     a.held = 1;
     char f = fmt(&a.view);
-    if (check((f == 'f' || f == 'i') && a.view.itemsize == 4 && a.view.ndim == 2,
-              "fwd97: plane must be a 2-D float32 or int32 array")
+    if (check((f == 'i' || (f == 'f' && !is53)) && a.view.itemsize == 4 && a.view.ndim == 2,
+              is53 ? "fwd53_packed: plane must be a 2-D int32 array" : "fwd97: plane must be a 2-D float32 or int32 array")
         || check(dim(&a, 0) >= 1 && dim(&a, 1) >= 1 && dim(&a, 0) < (1 << 30) && dim(&a, 1) < (1 << 30),
-                 "fwd97: plane empty or too large")
-        || check(levels >= 0 && levels <= MAX_SYNTH_LEVELS, "fwd97: levels out of range"))
+                 "plane empty or too large")
+        || check(levels >= 0 && levels <= MAX_SYNTH_LEVELS, "levels out of range"))
         goto done;
     {
         int H = (int)dim(&a, 0), W = (int)dim(&a, 1);
@@ -485,7 +489,8 @@ static PyObject *py_fwd97(PyObject *self, PyObject *args) {
             goto done;
         }
         Py_BEGIN_ALLOW_THREADS
-        hlc_fwd97(a.view.buf, H, W, levels, f == 'i', scratch, seen);
+        if (is53) hlc_fwd53_packed(a.view.buf, H, W, levels, (int32_t *)(void *)scratch, seen);
+        else hlc_fwd97(a.view.buf, H, W, levels, f == 'i', scratch, seen);
         Py_END_ALLOW_THREADS
         PyMem_RawFree(scratch);
         PyMem_RawFree(seen);
@@ -495,6 +500,9 @@ done:
     release(&a, 1);
     return result;
 }
+
+static PyObject *py_fwd97(PyObject *self, PyObject *args) { return py_fwd_packed(args, 0); }
+static PyObject *py_fwd53_packed(PyObject *self, PyObject *args) { return py_fwd_packed(args, 1); }
 
 /* stats97(band, is_ll, keys, counts, xper, mper, octaves) -> n: the joint histogram of
    the float32 band (codec_core/ratecontrol.py BandStats) as its n nonzero cells: keys
@@ -1471,6 +1479,7 @@ static PyMethodDef methods[] = {
     {"rdo_count", py_rdo_count, METH_VARARGS, "RDO quantiser's token histogram of one 9/7 detail band."},
     {"quant_band", py_quant_band, METH_VARARGS, "Quantised levels of one 9/7 detail band (dead zone or RDO)."},
     {"fwd97", py_fwd97, METH_VARARGS, "The 9/7 analysis of a float32 plane, in place, bands packed."},
+    {"fwd53_packed", py_fwd53_packed, METH_VARARGS, "The 5/3 analysis of an int32 plane, in place, bands packed."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hlc", "HLC's compiled kernels.", -1, methods};

@@ -6,8 +6,8 @@
  * between the kernels) and the small planes coded both ways (encoder._both_ways). Large
  * planes keep the strip-wise path (transform.forward): no int32 copy of a whole tile.
  *
- * The steps and their order are those of transform.dwt53_forward (5/3 levels in place,
- * transform53.c, each level's bands taken out of the interleaved plane) and of
+ * The steps and their order are those of transform.dwt53_forward (the 5/3 levels in place,
+ * the bands left packed in the plane: transform53.c's hlc_fwd53_packed) and of
  * entropy.encode_decomposition: the LL band's MED residual by the band coder, then each
  * level, coarsest first, HL, LH beside HL and HH beside both, each with its parent one
  * level up; fresh models and a fresh coder a segment; a level of zeros an empty segment
@@ -33,29 +33,6 @@ static int64_t max_abs(const int32_t *x, size_t n) {
 static int raw_bits_for(int64_t v) {
     int n = bit_length((uint64_t)v) - 2;
     return n > 0 ? n : 0;
-}
-
-/* One level of the 5/3 analysis of the h x w plane x in place, its HL, LH and HH bands
-   copied out into hl, lh, hh (transform._c53_forward's slices) and its LL band packed at
-   the start of x: LL(i, j) = x(2i, 2j) moves to an index no larger, after every sample
-   read before it, so the packing needs no second buffer. */
-static void analyse_level(int32_t *x, int h, int w, int32_t *hl, int32_t *lh, int32_t *hh) {
-    hlc_fwd53(x, h, w);
-    int sh = (w + 1) / 2, dh = w / 2;
-    for (int i = 0; i < h; i++) {
-        const int32_t *row = x + (size_t)i * w;
-        int32_t *d = i % 2 ? hh + (size_t)(i / 2) * dh : hl + (size_t)(i / 2) * dh;
-        for (int j = 0; j < dh; j++) d[j] = row[2 * j + 1];
-        if (i % 2) {
-            int32_t *s = lh + (size_t)(i / 2) * sh;
-            for (int j = 0; j < sh; j++) s[j] = row[2 * j];
-        }
-    }
-    for (int i = 0; i < h; i += 2) {
-        const int32_t *row = x + (size_t)i * w;
-        int32_t *s = x + (size_t)(i / 2) * sh;
-        for (int j = 0; j < sh; j++) s[j] = row[2 * j];
-    }
 }
 
 /* A segment's coder: the range coder's and the raw bits' buffers, sized for real data
@@ -134,48 +111,46 @@ int hlc_encode_lossless_plane(const int32_t *src, int H, int W, int levels, cons
     int hs[HLC_MAX_LEVELS + 1], ws[HLC_MAX_LEVELS + 1];
     hlc_level_dims(H, W, levels, hs, ws);
     Level lv[HLC_MAX_LEVELS + 1];  /* [r]: level r's bands, r = 1 the coarsest (the segments' order) */
-    int32_t *block[HLC_MAX_LEVELS + 1] = {NULL};
     SegCoder c = {NULL, NULL, 0, 0, NULL};
     for (int r = 0; r <= levels; r++) segs[r] = NULL, lens[r] = 0;
-    size_t n = (size_t)H * W;
+    size_t n = (size_t)H * W, n_ll = (size_t)hs[levels] * ws[levels];
     int rc = 0;
-    int32_t *x = hlc_raw_alloc(sizeof(int32_t) * (n ? n : 1));
+    int32_t *x = hlc_raw_alloc(sizeof(int32_t) * (n ? n : 1)), *res = NULL;
+    int32_t *scratch = hlc_raw_alloc(sizeof(int32_t) * ((size_t)(hlc_fwd97_chunk(H) + 1) * W + 1));
+    unsigned char *seen = hlc_raw_alloc((size_t)H + 1);
     c.m = hlc_raw_alloc(sizeof(int32_t) * (NCTX * HLC_NSYM + NCTX + NSIGN_CTX * 3));
-    if (!x || !c.m) goto no_memory;
+    if (!x || !scratch || !seen || !c.m) goto no_memory;
     memcpy(x, src, sizeof(int32_t) * n);
-    for (int k = 0; k < levels; k++) {
-        int r = levels - k;
-        size_t nb = hlc_band_dims(hs[k], ws[k], lv[r].h, lv[r].w);
-        if (!(block[r] = hlc_raw_alloc(sizeof(int32_t) * (nb ? nb : 1)))) goto no_memory;
-        lv[r].p[0] = block[r];
-        lv[r].p[1] = lv[r].p[0] + (size_t)lv[r].h[0] * lv[r].w[0];
-        lv[r].p[2] = lv[r].p[1] + (size_t)lv[r].h[1] * lv[r].w[1];
-        analyse_level(x, hs[k], ws[k], lv[r].p[0], lv[r].p[1], lv[r].p[2]);
+    /* the analysis leaves the bands packed in x: LL, then HL, LH, HH coarsest first */
+    hlc_fwd53_packed(x, H, W, levels, scratch, seen);
+    int32_t *at = x + n_ll;
+    for (int r = 1; r <= levels; r++) {
+        hlc_band_dims(hs[levels - r], ws[levels - r], lv[r].h, lv[r].w);
+        for (int o = 0; o < 3; o++) {
+            lv[r].p[o] = at;
+            at += (size_t)lv[r].h[o] * lv[r].w[o];
+        }
     }
 
     /* the coefficients' limit first (entropy._check_coefficients): nothing coded past it */
-    size_t n_ll = (size_t)hs[levels] * ws[levels];
     int64_t mag[HLC_MAX_LEVELS + 1];
     mag[0] = max_abs(x, n_ll);
-    for (int r = 1; r <= levels; r++) {
-        size_t nb = (size_t)lv[r].h[0] * lv[r].w[0] + (size_t)lv[r].h[1] * lv[r].w[1] + (size_t)lv[r].h[2] * lv[r].w[2];
-        mag[r] = max_abs(block[r], nb);
-    }
+    for (int r = 1; r <= levels; r++)
+        mag[r] = max_abs(lv[r].p[0], (size_t)(lv[r].p[2] - lv[r].p[0]) + (size_t)lv[r].h[2] * lv[r].w[2]);
     for (int r = 0; r <= levels; r++)
         if (mag[r] >= max_coef) {
             rc = HLC_PLANE_COEFFICIENT;
             goto done;
         }
 
-    {  /* segment 0: the LL band's MED residual (into the level-0 block's place) */
-        int32_t *res = hlc_raw_alloc(sizeof(int32_t) * (n_ll ? n_ll : 1));
-        if (!res) goto no_memory;
+    {  /* segment 0: the LL band's MED residual */
+        if (!(res = hlc_raw_alloc(sizeof(int32_t) * (n_ll ? n_ll : 1)))) goto no_memory;
         hlc_med_residual(x, res, hs[levels], ws[levels]);
         Level ll = {{res, NULL, NULL}, {hs[levels], 0, 0}, {ws[levels], 0, 0}};
         int64_t top = max_abs(res, n_ll), wide = (int64_t)ws[levels] + 1;
-        rc = code_segment(&c, &ll, NULL, 1, n_ll, raw_bits_for(top > wide ? top : wide), fresh, &segs[0], &lens[0]);
-        hlc_raw_free(res);
-        if (rc) goto done;
+        if ((rc = code_segment(&c, &ll, NULL, 1, n_ll, raw_bits_for(top > wide ? top : wide), fresh, &segs[0],
+                               &lens[0])))
+            goto done;
     }
     for (int r = 1; r <= levels; r++) {
         if (mag[r] == 0) continue;  /* a level of zeros: an empty segment */
@@ -194,8 +169,10 @@ done:
             hlc_raw_free(segs[r]);
             segs[r] = NULL;
         }
-    for (int r = 0; r <= levels; r++) hlc_raw_free(block[r]);
     hlc_raw_free(x);
+    hlc_raw_free(res);
+    hlc_raw_free(scratch);
+    hlc_raw_free(seen);
     hlc_raw_free(c.m);
     hlc_raw_free(c.out);
     hlc_raw_free(c.raw);

@@ -12,6 +12,7 @@
  * two passes over the plane, and a band never makes an extra round trip.
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -123,5 +124,30 @@ void hlc_inv53_rows(const int32_t *ll, const int32_t *hl, const int32_t *lh, con
     if (olo) {  /* H even: the last odd row, its even neighbour below mirrored (row H - 2) */
         lift_rows(olo, eprev, eprev, W, 0, 1);
         hlc_sink_row(sink, H - 1, olo, W);
+    }
+}
+
+/* levels of the analysis, the bands packed (kernels.h): hlc_fwd53 leaves a level's bands
+   interleaved; each row is split into its even and odd samples, then the rows and halves
+   moved as hlc_fwd97 moves them. No band is copied out of the plane: the lossless encoder
+   held the plane and every band beside it (5x the raw size of a 16-bit tile). */
+void hlc_fwd53_packed(int32_t *x, int H, int W, int levels, int32_t *scratch, unsigned char *seen) {
+    int h = H, w = W;
+    int32_t *tmp = scratch + (size_t)hlc_fwd97_chunk(H) * W;
+    for (int lev = 0; lev < levels; lev++) {
+        hlc_fwd53(x, h, w);
+        int ns_v = (h + 1) / 2, nd_v = h / 2, ns_h = (w + 1) / 2, nd_h = w / 2, m = hlc_fwd97_chunk(h);
+        for (int i = 0; i < h; i++) {  /* [even samples | odd samples] */
+            int32_t *row = x + (size_t)i * w;
+            for (int j = 0; j < ns_h; j++) tmp[j] = row[2 * j];
+            for (int j = 0; j < nd_h; j++) tmp[ns_h + j] = row[2 * j + 1];
+            memcpy(row, tmp, sizeof(int32_t) * (size_t)w);
+        }
+        uint32_t *u = (uint32_t *)(void *)x, *us = (uint32_t *)(void *)scratch;
+        hlc_unshuffle_rows(u, h, w, (uint32_t *)(void *)tmp, seen);
+        hlc_pack_half(u, ns_v, ns_h, nd_h, us, m);                    /* LL | HL */
+        hlc_pack_half(u + (size_t)ns_v * w, nd_v, ns_h, nd_h, us, m); /* LH | HH */
+        h = ns_v;
+        w = ns_h;
     }
 }

@@ -431,10 +431,10 @@ static void analyse_level(float *x, int h, int w, float *tmp) {
 
 /* Rows of an h x w region reordered even rows first, then odd ones, in place: the
    permutation's cycles followed with one row of temporary (row) and a flag per row. */
-static void unshuffle_rows(float *x, int h, int w, float *row, unsigned char *seen) {
+void hlc_unshuffle_rows(uint32_t *x, int h, int w, uint32_t *row, unsigned char *seen) {
     if (h < 2 || w < 1) return;  /* (one row: nothing to reorder) */
     int ns = (h + 1) / 2;
-    size_t bytes = sizeof(float) * (size_t)w;
+    size_t bytes = sizeof(uint32_t) * (size_t)w;
     memset(seen, 0, (unsigned)h);
     for (int start = 0; start < h; start++) {
         if (seen[start]) continue;
@@ -446,8 +446,8 @@ static void unshuffle_rows(float *x, int h, int w, float *row, unsigned char *se
             seen[r] = 1;
             if (dst == start) { memcpy(x + (size_t)dst * w, row, bytes); break; }
             /* swap the carried row with the one at dst */
-            float *p = x + (size_t)dst * w;
-            for (int j = 0; j < w; j++) { float t = p[j]; p[j] = row[j]; row[j] = t; }
+            uint32_t *p = x + (size_t)dst * w;
+            for (int j = 0; j < w; j++) { uint32_t t = p[j]; p[j] = row[j]; row[j] = t; }
             r = dst;
         }
     }
@@ -459,19 +459,19 @@ static void unshuffle_rows(float *x, int h, int w, float *row, unsigned char *se
    the region holds [a_0 .. a_k-1 | b_0 .. b_k-1 | rows k ..]; the next rows go to scratch,
    the b parts so far move right past the chunk's a parts (within the rows done and the
    chunk's, which scratch holds), and the chunk's a and b parts go to their places. */
-static void pack_half(float *x, int n, int na, int nb, float *scratch, int m) {
-    size_t w = (size_t)na + nb;
+void hlc_pack_half(uint32_t *x, int n, int na, int nb, uint32_t *scratch, int m) {
+    size_t w = (size_t)na + nb, e = sizeof(uint32_t);
     for (int k = 0; k < n; k += m) {
         int c = n - k < m ? n - k : m;
-        float *sa = scratch, *sb = scratch + (size_t)c * na;
+        uint32_t *sa = scratch, *sb = scratch + (size_t)c * na;
         for (int i = 0; i < c; i++) {
-            const float *row = x + (size_t)(k + i) * w;
-            memcpy(sa + (size_t)i * na, row, sizeof(float) * na);
-            memcpy(sb + (size_t)i * nb, row + na, sizeof(float) * nb);
+            const uint32_t *row = x + (size_t)(k + i) * w;
+            memcpy(sa + (size_t)i * na, row, e * na);
+            memcpy(sb + (size_t)i * nb, row + na, e * nb);
         }
-        memmove(x + (size_t)(k + c) * na, x + (size_t)k * na, sizeof(float) * (size_t)k * nb);
-        memcpy(x + (size_t)k * na, sa, sizeof(float) * (size_t)c * na);
-        memcpy(x + (size_t)(k + c) * na + (size_t)k * nb, sb, sizeof(float) * (size_t)c * nb);
+        memmove(x + (size_t)(k + c) * na, x + (size_t)k * na, e * (size_t)k * nb);
+        memcpy(x + (size_t)k * na, sa, e * (size_t)c * na);
+        memcpy(x + (size_t)(k + c) * na + (size_t)k * nb, sb, e * (size_t)c * nb);
     }
 }
 
@@ -497,10 +497,12 @@ static inline __attribute__((always_inline)) int fwd97_body(float *x, int H, int
     float *tmp = scratch + (size_t)hlc_fwd97_chunk(H) * W;
     for (int lev = 0; lev < levels; lev++) {
         analyse_level(x, h, w, tmp);
-        unshuffle_rows(x, h, w, tmp, seen);
+        /* (the layout's moves take the samples' bits as uint32: wavelet97.c and transform53.c share them) */
+        uint32_t *u = (uint32_t *)(void *)x, *us = (uint32_t *)(void *)scratch;
+        hlc_unshuffle_rows(u, h, w, (uint32_t *)(void *)tmp, seen);
         int ns_v = (h + 1) / 2, nd_v = h / 2, ns_h = (w + 1) / 2, nd_h = w / 2, m = hlc_fwd97_chunk(h);
-        pack_half(x, ns_v, ns_h, nd_h, scratch, m);                    /* LL | HL */
-        pack_half(x + (size_t)ns_v * w, nd_v, ns_h, nd_h, scratch, m); /* LH | HH */
+        hlc_pack_half(u, ns_v, ns_h, nd_h, us, m);                    /* LL | HL */
+        hlc_pack_half(u + (size_t)ns_v * w, nd_v, ns_h, nd_h, us, m); /* LH | HH */
         h = ns_v;
         w = ns_h;
     }

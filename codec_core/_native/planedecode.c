@@ -349,21 +349,10 @@ done:
     return rc;
 }
 
-/* Level j's plane (h x w) from its LL and detail bands, interleaved as the 5/3 lays them
-   (even rows: LL at even columns, HL at odd ones; odd rows: LH, HH). */
+/* Level j's plane (h x w) from its LL and detail bands (transform53.c's rows). */
 static void interleave(int32_t *x, int h, int w, const int32_t *ll, const int32_t *hl, const int32_t *lh,
                        const int32_t *hh) {
-    int sh = (w + 1) / 2, dh = w / 2;
-    for (int i = 0; i < h; i++) {
-        int32_t *row = x + (size_t)i * w;
-        const int32_t *a = i % 2 ? lh + (size_t)(i / 2) * sh : ll + (size_t)(i / 2) * sh;
-        const int32_t *b = i % 2 ? hh + (size_t)(i / 2) * dh : hl + (size_t)(i / 2) * dh;
-        for (int j = 0; j < dh; j++) {
-            row[2 * j] = a[j];
-            row[2 * j + 1] = b[j];
-        }
-        if (sh > dh) row[w - 1] = a[sh - 1];
-    }
+    for (int i = 0; i < h; i++) hlc_interleave_row(x + (size_t)i * w, i, w, ll, hl, lh, hh);
 }
 
 int hlc_decode_lossless_plane(const uint8_t *const *segs, const size_t *lens, int levels, int H, int W,

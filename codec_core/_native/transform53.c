@@ -70,11 +70,10 @@ void hlc_inv53(int32_t *x, int H, int W) {
     }
 }
 
-/* Row r of the plane the four bands of a level interleave into (planedecode.c's
-   interleave: even rows LL at even columns, HL at odd ones; odd rows LH, HH), lifted
-   along the row. */
-static void band_row(int32_t *row, int r, int W, const int32_t *ll, const int32_t *hl, const int32_t *lh,
-                     const int32_t *hh) {
+/* Row r of the plane the four bands of a level interleave into, as the 5/3 lays them
+   (even rows: LL at even columns, HL at odd ones; odd rows: LH, HH). */
+void hlc_interleave_row(int32_t *row, int r, int W, const int32_t *ll, const int32_t *hl, const int32_t *lh,
+                        const int32_t *hh) {
     int sh = (W + 1) / 2, dh = W / 2;
     const int32_t *a = r % 2 ? lh + (size_t)(r / 2) * sh : ll + (size_t)(r / 2) * sh;
     const int32_t *b = r % 2 ? hh + (size_t)(r / 2) * dh : hl + (size_t)(r / 2) * dh;
@@ -83,6 +82,12 @@ static void band_row(int32_t *row, int r, int W, const int32_t *ll, const int32_
         row[2 * j + 1] = b[j];
     }
     if (sh > dh) row[W - 1] = a[sh - 1];
+}
+
+/* That row lifted along the row. */
+static void band_row(int32_t *row, int r, int W, const int32_t *ll, const int32_t *hl, const int32_t *lh,
+                     const int32_t *hh) {
+    hlc_interleave_row(row, r, W, ll, hl, lh, hh);
     inv_row(row, W);
 }
 

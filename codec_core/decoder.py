@@ -398,7 +398,7 @@ def _decode_predictive_plane(seg: bytes, th: int, tw: int, h: ct.Header, out: np
     k = h.max_error if h.mode == Mode.NEAR_LOSSLESS else 0
     if out is not None and not level and out.shape == (th, tw) and h.colour != ColourTransform.RCT:
         # each row finished into out as the decoder leaves it: no int32 plane of the tile
-        return predictive.decode_plane_into(data, k, lo, hi, out, table, h.vmin, h.vmax)
+        return predictive.decode_plane_into(data, k, lo, hi, out, table, clip=(h.vmin, h.vmax))
     x = predictive.decode_plane(data, th, tw, k, lo, hi)
     if level:
         x, table = _thumbnail(x, level, table), None

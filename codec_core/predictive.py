@@ -122,20 +122,21 @@ def decode_plane(seg: bytes | memoryview, rows: int, cols: int, k: int, vmin: in
 
 
 def decode_plane_into(seg: bytes | memoryview, k: int, vmin: int, vmax: int, out: np.ndarray,
-                      table: np.ndarray | None, lo: int, hi: int) -> np.ndarray:
-    """Decode one segment straight into ``out`` (2-D, any integer type that holds
-    [lo, hi], rows in order): each row, once the decoder is done with it, through the
-    finish of one channel (ranks to the values of ``table``, int32, if given; clipped to
-    [lo, hi]; cast). The decoder keeps a ring of three int32 rows instead of a padded plane of
-    the whole tile, which was 4 bytes a sample beside the output (5.3x the raw size of
-    an 8-bit plane). Raises as :func:`decode_plane`."""
+                      table: np.ndarray | None, clip: tuple[int, int]) -> np.ndarray:
+    """Decode one segment (coded with max error ``k`` over [vmin, vmax]) straight into
+    ``out`` (2-D, any integer type that holds ``clip``, rows in order): each row, once
+    the decoder is done with it, through the finish of one channel (ranks to the values
+    of ``table``, int32, if given; clipped to ``clip``; cast). The decoder keeps a ring
+    of three int32 rows instead of a padded plane of the whole tile, which was 4 bytes a
+    sample beside the output (5.3x the raw size of an 8-bit plane). Raises as
+    :func:`decode_plane`."""
     try:
         k, vmin, vmax = _check_params(k, vmin, vmax)
     except (ValueError, TypeError) as exc:
         raise CorruptStreamError(f"bad predictive plane parameters: {exc}") from None
     rows, cols = out.shape
     return _decode(seg, rows, cols, k, vmin, vmax, _NO_MASK, _NO_BASE,
-                   sink=(out, _NO_TABLE if table is None else table, int(lo), int(hi)))
+                   sink=(out, _NO_TABLE if table is None else table, int(clip[0]), int(clip[1])))
 
 
 def _new_recon(rows: int, cols: int) -> np.ndarray:
@@ -174,7 +175,7 @@ def _decode(seg, rows: int, cols: int, k: int, vmin: int, vmax: int, mask: np.nd
     if rows and cols:
         freq, tot = pk.new_plane_models()
         pk.code_plane(True, _EMPTY_X, P, k, vmin, vmax, _DUMMY_STATE.copy(), _EMPTY_OUT, _EMPTY_OUT,
-                      dec.dt, dec.inp, dec.raw, freq, tot, pk.RECIP, mask, base, *(sink or ()))
+                      dec.dt, dec.inp, dec.raw, freq, tot, pk.RECIP, mask, base, *((sink,) if sink else ()))
     if int(dec.dt[kk.D_OVER]) > 0 or int(dec.dt[kk.D_RAWPOS]) != dec.raw.shape[0]:
         raise CorruptStreamError("coded plane segment is truncated or has trailing bytes")
     return sink[0] if sink is not None else P[2:, 2:cols + 2]

@@ -227,9 +227,10 @@ def _packed_bands(x: np.ndarray, levels: int) -> Bands:
 
 
 #: Planes up to this many samples take the compiled 5/3 (codec_core/_native/
-#: transform53.c), which works on a whole int32 plane plus its bands; larger ones
-#: (a tile size the caller raised) the numpy lifting of :func:`split_forward`, which
-#: holds 1.5 planes at its peak.
+#: transform53.c), which works on a whole int32 plane, its bands left packed in it
+#: (scratch: about a sixteenth of it); larger ones (a tile size the caller raised) the
+#: numpy lifting of :func:`split_forward`, made from the stored rows as it asks for
+#: them, which holds 1.5 planes at its peak.
 C53_MAX = 1 << 22
 
 

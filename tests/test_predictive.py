@@ -494,7 +494,7 @@ def test_decoding_into_out_from_a_ring_gives_the_plane_decoders_samples():
         vmin, vmax = (int(table.min()), int(table.max())) if table is not None else (lo, hi)
         want = _into_by_plane(seg, shape, k, lo, hi, table, vmin, vmax, dtype)
         image = np.full((shape[0] + 5, shape[1] + 7), 7, dtype)  # the tile's place: strided rows
-        got = decode_plane_into(seg, k, lo, hi, image[2:2 + shape[0], 3:3 + shape[1]], table, vmin, vmax)
+        got = decode_plane_into(seg, k, lo, hi, image[2:2 + shape[0], 3:3 + shape[1]], table, (vmin, vmax))
         assert got.base is image or got.base is image.base or np.shares_memory(got, image)
         assert np.array_equal(image[2:2 + shape[0], 3:3 + shape[1]], want), (it, shape, dtype, k)
         outside = np.ones(image.shape, bool)
@@ -511,7 +511,7 @@ def test_decoding_into_out_raises_as_the_plane_decoder_on_damaged_segments():
         seg = encode_plane(a, k, -32768, 32767)
         for n in sorted(set([0, 1, 3, len(seg) - 1] + list(rng.integers(0, len(seg), 10)))):
             with pytest.raises(CorruptStreamError):
-                decode_plane_into(seg[:n], k, -32768, 32767, np.zeros(a.shape, np.int16), None, -32768, 32767)
+                decode_plane_into(seg[:n], k, -32768, 32767, np.zeros(a.shape, np.int16), None, (-32768, 32767))
         for _ in range(30):  # flipped bytes: the same samples as the plane decoder, or the same error
             b = bytearray(seg)
             for p in rng.integers(0, len(b), 3):
@@ -520,9 +520,9 @@ def test_decoding_into_out_raises_as_the_plane_decoder_on_damaged_segments():
                 want = _into_by_plane(bytes(b), a.shape, k, -32768, 32767, None, -32768, 32767, np.int16)
             except CorruptStreamError:
                 with pytest.raises(CorruptStreamError):
-                    decode_plane_into(bytes(b), k, -32768, 32767, np.zeros(a.shape, np.int16), None, -32768, 32767)
+                    decode_plane_into(bytes(b), k, -32768, 32767, np.zeros(a.shape, np.int16), None, (-32768, 32767))
                 continue
-            got = decode_plane_into(bytes(b), k, -32768, 32767, np.zeros(a.shape, np.int16), None, -32768, 32767)
+            got = decode_plane_into(bytes(b), k, -32768, 32767, np.zeros(a.shape, np.int16), None, (-32768, 32767))
             assert np.array_equal(got, want)
 
 
@@ -536,8 +536,42 @@ def test_decoding_into_out_refuses_bad_outputs():
                         (np.zeros((8, 8), np.uint8)[::-1], 0, 63),     # rows in reverse
                         (np.zeros(64, np.uint8), 0, 63)):          # not 2-D
         with pytest.raises((ValueError, CorruptStreamError)):
-            decode_plane_into(seg, 0, 0, 63, out, None, lo, hi)
+            decode_plane_into(seg, 0, 0, 63, out, None, (lo, hi))
     ro = np.zeros((8, 8), np.uint8)
     ro.flags.writeable = False
     with pytest.raises(ValueError):
-        decode_plane_into(seg, 0, 0, 63, ro, None, 0, 63)
+        decode_plane_into(seg, 0, 0, 63, ro, None, (0, 63))
+
+
+def test_the_kernels_sink_argument_is_checked():
+    """_predictive_kernels.code_plane's sink (rows, table, lo, hi) comes whole or not at all,
+    only to a decoder of an unmasked plane into a ring, and never over an input, however
+    its rows are strided (bad calls raise; none crashes or writes where it should not)."""
+    from codec_core import entropy
+    from codec_core import predictive as pr
+
+    pk = pr._pk()
+    seg = encode_plane(np.arange(64).reshape(8, 8), 0, 0, 63)
+    freq, tot = pk.new_plane_models()
+
+    def call(P, *sink, decoding=True, mask=pr._NO_MASK, base=pr._NO_BASE):
+        dec = entropy._Decoder(seg)
+        return pk.code_plane(decoding, pr._EMPTY_X, P, 0, 0, 63, pr._DUMMY_STATE.copy(), pr._EMPTY_OUT,
+                             pr._EMPTY_OUT, dec.dt, dec.inp, dec.raw, freq.copy(), tot.copy(), pk.RECIP, mask,
+                             base, *sink)
+
+    ring, out = np.empty((3, 12), np.int32), np.zeros((8, 8), np.uint8)
+    call(ring, (out, pr._NO_TABLE, 0, 63))
+    assert np.array_equal(out, np.arange(64).reshape(8, 8))
+    for bad in (out, (out,), (out, pr._NO_TABLE), (out, None, 0, 63)):  # not the whole tuple
+        with pytest.raises((TypeError, ValueError)):
+            call(ring, bad)
+    with pytest.raises(ValueError):  # a whole padded plane, not a ring
+        call(np.empty((10, 12), np.int32), (out, pr._NO_TABLE, 0, 63))
+    with pytest.raises(ValueError):  # with a mask
+        call(ring, (out, pr._NO_TABLE, 0, 63), mask=np.ones((8, 8), np.uint8), base=np.zeros((8, 8), np.int32))
+    with pytest.raises(ValueError):  # to the encoder
+        call(ring, (out, pr._NO_TABLE, 0, 63), decoding=False)
+    buf = np.zeros((8, 64), np.int32)  # the ring inside the span of strided rows, beside the samples
+    with pytest.raises(ValueError, match="overlap"):
+        call(buf[2, 20:56].reshape(3, 12), (buf[:, :8], pr._NO_TABLE, 0, 63))

@@ -72,6 +72,9 @@ RING_SCRIPT = textwrap.dedent("""
     t.test_decoding_into_out_raises_as_the_plane_decoder_on_damaged_segments()
     import test_plane_decode as p
     p.test_one_call_lossless_gives_the_samples_of_the_step_by_step_path()  # (hypothesis: 120 planes)
+    import test_plane_encode as e  # the one-call encoder and the packed 5/3 analysis
+    e.test_random_planes_code_as_the_step_by_step_path()
+    e.test_a_coefficient_past_the_limit_raises_the_coders_error()
     print("ok ring")
 """)
 
@@ -80,8 +83,9 @@ def test_the_row_at_a_time_decoders_stay_in_their_buffers(kernels):
     """The decoders that write each finished row into a tile's place: the predictive
     decoder from a ring of three (predictive.decode_plane_into; 300 random planes into
     every output type, damaged segments) and the lossless wavelet plane's last 5/3
-    level (transform53.c's hlc_inv53_rows; 120 random planes of 1-70 samples a side):
-    the samples of the other paths, with no sanitizer report."""
+    level (transform53.c's hlc_inv53_rows; 120 random planes of 1-70 samples a side); and
+    the one-call lossless encoder with the packed 5/3 analysis (planeencode.c; 1,200
+    random planes): the samples and bytes of the other paths, with no sanitizer report."""
     script = RING_SCRIPT.format(fuzz=str(ROOT / "fuzz"), tests=str(ROOT / "tests"))
     proc = subprocess.run([sys.executable, "-c", script], env=sanitized.environment(kernels), capture_output=True,
                           text=True, timeout=600)

@@ -253,8 +253,8 @@ static PyObject *py_med(PyObject *args, int reconstruct) {
 static PyObject *py_med_residual(PyObject *self, PyObject *args) { return py_med(args, 0); }
 static PyObject *py_med_reconstruct(PyObject *self, PyObject *args) { return py_med(args, 1); }
 
-/* fwd53(x) / inv53(x): one 5/3 level in place on a writable 2-D int32 plane. */
-static PyObject *py_wavelet53(PyObject *args, int inverse) {
+/* inv53(x): one 5/3 synthesis level in place on a writable 2-D int32 plane (interleaved bands). */
+static PyObject *py_inv53(PyObject *self, PyObject *args) {
     PyObject *o;
     if (!PyArg_ParseTuple(args, "O", &o)) return NULL;
     Arr a; memset(&a, 0, sizeof a);
@@ -263,8 +263,7 @@ static PyObject *py_wavelet53(PyObject *args, int inverse) {
         && !check(dim(&a, 0) < (1 << 30) && dim(&a, 1) < (1 << 30), "plane too large")) {
         int H = (int)dim(&a, 0), W = (int)dim(&a, 1);
         Py_BEGIN_ALLOW_THREADS
-        if (inverse) hlc_inv53(a.view.buf, H, W);
-        else hlc_fwd53(a.view.buf, H, W);
+        hlc_inv53(a.view.buf, H, W);
         Py_END_ALLOW_THREADS
         result = Py_NewRef(Py_None);
     }
@@ -272,30 +271,38 @@ static PyObject *py_wavelet53(PyObject *args, int inverse) {
     return result;
 }
 
-static PyObject *py_fwd53(PyObject *self, PyObject *args) { return py_wavelet53(args, 0); }
-static PyObject *py_inv53(PyObject *self, PyObject *args) { return py_wavelet53(args, 1); }
-
 /* ------------------------------------------------------------ predictive coder */
 
+/* Whether the sink's rows (the bytes span covers) overlap any of n arrays (raises). */
+static int sink_overlaps(const Py_buffer *span, Arr *a, int n) {
+    for (int i = 0; i < n; i++)
+        if (a[i].held && check(!overlap(&a[i].view, span), "code_plane: the sink's rows overlap an input")) return 1;
+    return 0;
+}
+
 /* code_plane(decoding, x, P, k, vmin, vmax, enc_state, out, raw_out, dec_state, in, raw_in,
-              freq, tot, recip, mask, base): the unused half (encoder or decoder) gets empty arrays. */
+              freq, tot, recip, mask, base[, sink]): the unused half (encoder or decoder) gets empty
+   arrays. sink (decoding, no mask): a tuple (rows, table, lo, hi): P is then a ring of 3 rows
+   and each decoded row goes through the finish of one channel (ranks to table's values
+   unless it is empty, clipped to [lo, hi], cast) into the 2-D integer array rows. */
 static PyObject *py_code_plane(PyObject *self, PyObject *args) {
-    PyObject *o[17], *osink = NULL, *otable = NULL;
+    PyObject *o[17], *otuple = NULL, *osink = NULL, *otable = NULL;
     int decoding, flo = 0, fhi = 0;
     long long k, vmin, vmax;
-    if (!PyArg_ParseTuple(args, "pOOLLLOOOOOOOOOOO|OOii", &decoding, &o[1], &o[2], &k, &vmin, &vmax, &o[6], &o[7],
-                          &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &o[14], &o[15], &o[16], &osink, &otable,
-                          &flo, &fhi))
+    if (!PyArg_ParseTuple(args, "pOOLLLOOOOOOOOOOO|O!", &decoding, &o[1], &o[2], &k, &vmin, &vmax, &o[6], &o[7],
+                          &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &o[14], &o[15], &o[16], &PyTuple_Type,
+                          &otuple))
         return NULL;
+    if (otuple && !PyArg_ParseTuple(otuple, "OOii", &osink, &otable, &flo, &fhi)) return NULL;
     Arr a[11]; memset(a, 0, sizeof a);  /* x, P, enc state, out, raw out, dec state, in, raw in, freq, tot, recip */
     Arr m[2]; memset(m, 0, sizeof m);   /* mask, base */
     Arr s[2]; memset(s, 0, sizeof s);   /* the sink's out and value table */
     HlcRowSink sink = {0};
     int sh = 0, sw = 0;
     PyObject *result = NULL;
-    if (osink && osink != Py_None) {  /* decoding into a ring of P's rows, each finished into out */
-        Py_buffer span;
-        if (check(decoding, "code_plane: out is for decoding")
+    Py_buffer span = {0};
+    if (osink) {  /* decoding into a ring of P's rows, each finished into the sink's rows */
+        if (check(decoding, "code_plane: a sink is for decoding")
             || get_out_plane(osink, &s[0], flo, fhi, &sink.otype, &sh, &sw, &sink.ostride, &span)
             || get(otable, &s[1], "table", 'i', 1, 0) || check(dim(&s[1], 0) < INT32_MAX, "table too long")
             || check(flo <= fhi, "code_plane: lo > hi") || check(!overlap(&s[1].view, &span), "out overlaps the table"))
@@ -321,9 +328,8 @@ static PyObject *py_code_plane(PyObject *self, PyObject *args) {
     int masked = dim(&m[0], 0) > 0;
     if (check(W >= 0 && H >= 0 && W < (1 << 30) && H < (1 << 30), "P must be (rows + 2, cols + 4)")
         || check(!sink.out || (dim(&a[1], 0) == 3 && sw == W && !masked),
-                 "code_plane: with out, P must be 3 rows of out's width + 4, and no mask")
-        || check(!sink.out || (!overlap(&s[0].view, &a[1].view) && !overlap(&s[0].view, &a[6].view)
-                                && !overlap(&s[0].view, &a[7].view)), "code_plane: out overlaps an input")
+                 "code_plane: with a sink, P must be 3 rows of its width + 4, and no mask")
+        || (sink.out && sink_overlaps(&span, a, 11))
         || check(decoding || (dim(&a[0], 1) == W && (ring ? dim(&a[1], 0) == 3 : dim(&a[1], 0) == H + 2)),
                  "x and P shapes do not match")
         || check(!masked || (dim(&m[0], 0) == H && dim(&m[0], 1) == W && dim(&m[1], 0) == H && dim(&m[1], 1) == W),
@@ -451,13 +457,12 @@ done:
     return result;
 }
 
-/* fwd97(x, levels): the 9/7 analysis of a writable C-contiguous float32 (or int32: made
-   float32 first, in the same bytes) 2-D plane, in place: x's buffer becomes the float32 bands, contiguous, in decomposition order (LL, then HL,
-   LH, HH per level, coarsest first; shapes transform.band_shapes). Its working memory
-   (an eighth of a half of the plane's rows, and a row) comes from the Python allocator, where tracemalloc sees it. */
-/* fwd97(x, levels) / fwd53_packed(x, levels): the analysis in place, bands packed
-   (wavelet97.c, transform53.c); the 9/7 takes float32 or int32 (made float32 in place),
-   the 5/3 int32. */
+/* fwd97(x, levels) / fwd53_packed(x, levels): the 9/7 (wavelet97.c) or 5/3 (transform53.c)
+   analysis of a writable C-contiguous 2-D plane in place: x's buffer becomes the bands,
+   contiguous, in decomposition order (LL, then HL, LH, HH per level, coarsest first;
+   shapes transform.band_shapes). The 9/7 takes float32 or int32 (made float32 first, in
+   the same bytes), the 5/3 int32. Their working memory (an eighth of a half of the plane's
+   rows, and a row) comes from the Python allocator, where tracemalloc sees it. */
 static PyObject *py_fwd_packed(PyObject *args, int is53) {
     PyObject *o;
     int levels;
@@ -1454,7 +1459,6 @@ static PyMethodDef methods[] = {
      "Decode one lossless wavelet plane from its segments into its samples (planedecode.c)."},
     {"finish_encoder", py_finish_encoder, METH_VARARGS, "Flush the range coder and the raw bits."},
     {"start_decoder", py_start_decoder, METH_VARARGS, "Initialise a decoder state over its input."},
-    {"fwd53", py_fwd53, METH_VARARGS, "One 5/3 analysis level in place (interleaved bands)."},
     {"inv53", py_inv53, METH_VARARGS, "One 5/3 synthesis level in place (interleaved bands)."},
     {"med_residual", py_med_residual, METH_VARARGS, "LOCO-I median edge detector residual."},
     {"med_reconstruct", py_med_reconstruct, METH_VARARGS, "Inverse of med_residual."},

@@ -189,7 +189,6 @@ def encode_decomposition(bands: list, levels: int, lossy: bool = False, runs: bo
     return segs
 
 
-
 def encode_lossless_plane(plane: np.ndarray, levels: int) -> list[bytes]:
     """A lossless plane held whole, as its 5/3 decomposition's ``levels + 1`` segments:
     ``encode_decomposition(dwt53_forward(plane, levels), levels)`` in one compiled call
@@ -200,6 +199,7 @@ def encode_lossless_plane(plane: np.ndarray, levels: int) -> list[bytes]:
     if segs is None:  # a coefficient past the coder's limit: the step-by-step coder raises its error
         return encode_decomposition(dwt53_forward(plane, levels), levels)
     return segs
+
 
 def decode_decomposition(segs: list[bytes], rows: int, cols: int, levels: int,
                          upto: int | None = None, lossy: bool = False, runs: bool = False) -> list:

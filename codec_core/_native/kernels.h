@@ -79,10 +79,10 @@ int hlc_decode_plane(int H, int W, int32_t *P, int64_t k, int64_t vmin, int64_t 
                      Decoder *d, int32_t *freq, int32_t *tot, const int64_t *recip,
                      const uint8_t *mask, const int32_t *base, const HlcRowSink *sink);
 void hlc_sink_row(const HlcRowSink *sink, int i, const int32_t *row, int W);  /* (colour.c) */
+void hlc_interleave_row(int32_t *row, int r, int W, const int32_t *ll, const int32_t *hl, const int32_t *lh,
+                        const int32_t *hh);  /* row r of a level's plane from its four bands (transform53.c) */
 /* The last 5/3 synthesis level (transform53.c) from its four bands straight into a sink:
    hlc_inv53 of the plane the bands interleave into, without that plane (work: 4 W int32). */
-void hlc_interleave_row(int32_t *row, int r, int W, const int32_t *ll, const int32_t *hl, const int32_t *lh,
-                        const int32_t *hh);  /* row r of a level's plane from its four bands */
 void hlc_inv53_rows(const int32_t *ll, const int32_t *hl, const int32_t *lh, const int32_t *hh, int H, int W,
                     int32_t *work, const HlcRowSink *sink);
 

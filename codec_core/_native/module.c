@@ -825,6 +825,32 @@ static int get_out_plane(PyObject *oout, Arr *out, double lo, double hi, int *ot
     return 0;
 }
 
+/* The plane coders' starting models: the first nmodels of the band coder's freq, tot,
+   sfreq, stot (one group) and the lossy band coder's freq, tot, bits, as a tuple of read-only
+   int32 arrays of their shapes (held in fm[0 .. nmodels - 1]); the others NULL. */
+static int get_fresh_models(PyObject *ofresh, int nmodels, Arr *fm, HlcFreshModels *fresh, const char *who) {
+    static const char *mnames[7] = {"freq", "tot", "sfreq", "stot", "lfreq", "ltot", "lbits"};
+    static const int mdims[7] = {2, 1, 2, 1, 2, 1, 1};
+    static const Py_ssize_t mshape[7][2] = {{NCTX, HLC_NSYM}, {NCTX, 0}, {NSIGN_CTX, 2}, {NSIGN_CTX, 0},
+                                            {LB_NREM, HLC_NSYM}, {LB_NREM, 0}, {LB_NBITS, 0}};
+    if (PyTuple_GET_SIZE(ofresh) != nmodels) {
+        PyErr_Format(PyExc_ValueError, "%s: %d model arrays", who, nmodels);
+        return -1;
+    }
+    const int32_t *m[7] = {NULL};
+    for (int i = 0; i < nmodels; i++) {
+        if (get(PyTuple_GET_ITEM(ofresh, i), &fm[i], mnames[i], 'i', mdims[i], 0)) return -1;
+        if (!(dim(&fm[i], 0) == mshape[i][0] && (mdims[i] == 1 || dim(&fm[i], 1) == mshape[i][1]))) {
+            PyErr_Format(PyExc_ValueError, "%s: model arrays of the wrong size", who);
+            return -1;
+        }
+        m[i] = fm[i].view.buf;
+    }
+    HlcFreshModels f = {m[0], m[1], m[2], m[3], m[4], m[5], m[6]};
+    *fresh = f;
+    return 0;
+}
+
 static int plane_args(PyObject *list, PyObject *ofresh, int nmodels, PyObject *oout, double lo, double hi, Arr *a,
                       PlaneArgs *p) {
     Py_ssize_t ns = PyList_GET_SIZE(list);
@@ -843,21 +869,7 @@ static int plane_args(PyObject *list, PyObject *ofresh, int nmodels, PyObject *o
         p->segs[i] = a[i].view.buf;
         p->lens[i] = (size_t)a[i].view.len;
     }
-    static const char *mnames[7] = {"freq", "tot", "sfreq", "stot", "lfreq", "ltot", "lbits"};
-    static const int mdims[7] = {2, 1, 2, 1, 2, 1, 1};
-    static const Py_ssize_t mshape[7][2] = {{NCTX, HLC_NSYM}, {NCTX, 0}, {NSIGN_CTX, 2}, {NSIGN_CTX, 0},
-                                            {LB_NREM, HLC_NSYM}, {LB_NREM, 0}, {LB_NBITS, 0}};
-    Arr *fm = &a[ns];
-    const int32_t *m[7] = {NULL};
-    for (int i = 0; i < nmodels; i++) {
-        if (get(PyTuple_GET_ITEM(ofresh, i), &fm[i], mnames[i], 'i', mdims[i], 0)) return -1;
-        if (check(dim(&fm[i], 0) == mshape[i][0] && (mdims[i] == 1 || dim(&fm[i], 1) == mshape[i][1]),
-                  "plane decoder: model arrays of the wrong size"))
-            return -1;
-        m[i] = fm[i].view.buf;
-    }
-    HlcFreshModels fresh = {m[0], m[1], m[2], m[3], m[4], m[5], m[6]};
-    p->fresh = fresh;
+    if (get_fresh_models(ofresh, nmodels, &a[ns], &p->fresh, "plane decoder")) return -1;
     Arr *out = &a[ns + nmodels + 1];
     Py_buffer span;
     if (get_out_plane(oout, out, lo, hi, &p->otype, &p->h, &p->w, &p->ostride, &span)) return -1;
@@ -950,22 +962,11 @@ static PyObject *py_encode_lossless_plane(PyObject *self, PyObject *args) {
     if (get(ox, &a[0], "plane", 'i', 2, 0)
         || check(dim(&a[0], 0) >= 1 && dim(&a[0], 1) >= 1 && dim(&a[0], 0) < (1 << 30) && dim(&a[0], 1) < (1 << 30),
                  "encode_lossless_plane: plane empty or too large")
-        || check(levels >= 0 && levels <= HLC_MAX_LEVELS, "encode_lossless_plane: levels out of range")
-        || check(PyTuple_GET_SIZE(ofresh) == 4, "encode_lossless_plane: 4 model arrays"))
+        || check(levels >= 0 && levels <= HLC_MAX_LEVELS, "encode_lossless_plane: levels out of range"))
         goto done;
-    static const char *mnames[4] = {"freq", "tot", "sfreq", "stot"};
-    static const int mdims[4] = {2, 1, 2, 1};
-    static const Py_ssize_t mshape[4][2] = {{NCTX, HLC_NSYM}, {NCTX, 0}, {NSIGN_CTX, 2}, {NSIGN_CTX, 0}};
-    const int32_t *fm[4];
-    for (int i = 0; i < 4; i++) {
-        if (get(PyTuple_GET_ITEM(ofresh, i), &a[1 + i], mnames[i], 'i', mdims[i], 0)
-            || check(dim(&a[1 + i], 0) == mshape[i][0] && (mdims[i] == 1 || dim(&a[1 + i], 1) == mshape[i][1]),
-                     "encode_lossless_plane: model arrays of the wrong size"))
-            goto done;
-        fm[i] = a[1 + i].view.buf;
-    }
+    HlcFreshModels fresh;
+    if (get_fresh_models(ofresh, 4, &a[1], &fresh, "encode_lossless_plane")) goto done;
     {
-        HlcFreshModels fresh = {fm[0], fm[1], fm[2], fm[3], NULL, NULL, NULL};
         uint8_t *segs[HLC_MAX_LEVELS + 1];
         size_t lens[HLC_MAX_LEVELS + 1];
         int H = (int)dim(&a[0], 0), W = (int)dim(&a[0], 1), rc;

@@ -3,8 +3,9 @@
  * The encoder's mirror of planedecode.c's hlc_decode_lossless_plane, for the planes the
  * encoder holds whole and small: the coder choice's sample blocks (encoder.choose_coders,
  * 19-24% of a predictive-coded image's lossless encode, about 60% of it the Python
- * between the kernels) and the small planes coded both ways (encoder._both_ways). Large
- * planes keep the strip-wise path (transform.forward): no int32 copy of a whole tile.
+ * between the kernels) and the small planes coded both ways (encoder._both_ways). The
+ * planes the choice gives the wavelet are coded band by band by encode_decomposition from
+ * transform.forward's bands (whose rows come from the stored samples as it asks).
  *
  * The steps and their order are those of transform.dwt53_forward (the 5/3 levels in place,
  * the bands left packed in the plane: transform53.c's hlc_fwd53_packed) and of
@@ -53,14 +54,15 @@ static int grow(uint8_t **buf, size_t *cap, size_t need) {
     return *buf ? 0 : -1;
 }
 
-/* Band o of a level beside its level's earlier bands (LH beside HL, HH beside both) and
-   its parent one level up (none on the coarsest level); a reference with no sample is
-   none (module.c's ref_dims). */
+/* A level's three bands (HL, LH, HH, or the LL residual alone) and their shapes. */
 typedef struct {
     int32_t *p[3];
     int h[3], w[3];
 } Level;
 
+/* Band o of a level beside its level's earlier bands (LH beside HL, HH beside both) and
+   its parent one level up (none on the coarsest level); a reference with no sample is
+   none (module.c's ref_dims). */
 static int code_band_of(const Level *lv, const Level *up, int o, Encoder *e, int32_t *freq, int32_t *tot,
                         int32_t *sfreq, int32_t *stot) {
     static const int32_t none[1] = {0};

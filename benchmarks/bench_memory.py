@@ -13,6 +13,11 @@ the anonymous (data) part of it (RSS less the file pages first touched by the
 operation), those file pages, and tracemalloc. ``--json`` keeps the child's figures as
 bench_codecs.py's JSON does (its "memory" part). Modes: lossless, lossy (at each
 ``--bpp``), hybrid (lossy with roi="auto", default background target).
+
+``--mosaic K`` measures each image also as a K x K mosaic of itself (``np.tile``: the
+same content at K^2 times the size, several tiles of the codec's 512^2): the fixed
+costs of a coding, which dominate an image of one tile, against the costs that grow
+with the image.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 
 import numpy as np
 
@@ -45,6 +51,18 @@ def measure(npy: str, im, mode: str, op: str, bpp: float = 0.5) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def _sizes(im, k: int) -> list:
+    """(name, image) of ``im`` and, for k > 1, of its k x k mosaic (frames and samples
+    as they are: the rows and columns repeated)."""
+    if k <= 1:
+        return [(im.name, im)]
+    rows_axis = im.axes.index("Y")
+    reps = [1] * im.array.ndim
+    reps[rows_axis] = reps[rows_axis + 1] = k
+    big = np.tile(im.array, reps)
+    return [(im.name, im), (f"{im.name} {k}x{k}", replace(im, array=big))]
+
+
 def main(argv: list[str] | None = None) -> int:
     from codec_core.cli.corpus import BENCH_CORPUS, load_corpus
 
@@ -54,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated 'mode operation' pairs (modes: lossless, lossy, hybrid)")
     ap.add_argument("--bpp", default="0.5", help="comma-separated rates of the lossy jobs")
     ap.add_argument("--json", help="write the figures here (image -> job -> the child's figures, and raw)")
+    ap.add_argument("--mosaic", type=int, default=1,
+                    help="also measure each image as a K x K mosaic of itself (named 'NAME KxK')")
     args = ap.parse_args(argv)
     rates = [float(r) for r in args.bpp.split(",") if r.strip()]
     jobs = []
@@ -64,18 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="hlc_mem_") as tmp:
         for im in load_corpus([n.strip() for n in args.images.split(",") if n.strip()]):
-            npy = os.path.join(tmp, "img.npy")
-            np.save(npy, im.array)
-            res: dict = {"raw": im.raw_bytes}
-            for mode, op, bpp in jobs:
-                key = f"{mode}@{bpp:g} {op}" if mode == "lossy" and len(rates) > 1 else f"{mode} {op}"
-                r = res[key] = measure(npy, im, mode, op, bpp)
-                x = {k: v / im.raw_bytes for k, v in r.items() if isinstance(v, (int, float))}
-                figures = r.get("error") or (
-                    f"RSS {x['rss_extra']:5.2f}x  anon {x['anon_extra']:5.2f}x  "
-                    f"file {x['file_growth']:5.2f}x  tracemalloc {x['tracemalloc_peak']:5.2f}x")
-                print(f"{im.name:34s} {key:18s} {figures}  (raw {im.raw_bytes / 1e6:.2f} MB)", flush=True)
-            out[im.name] = res
+            for name, image in _sizes(im, args.mosaic):
+                npy = os.path.join(tmp, "img.npy")
+                np.save(npy, image.array)
+                res: dict = {"raw": image.raw_bytes}
+                for mode, op, bpp in jobs:
+                    key = f"{mode}@{bpp:g} {op}" if mode == "lossy" and len(rates) > 1 else f"{mode} {op}"
+                    r = res[key] = measure(npy, image, mode, op, bpp)
+                    x = {k: v / image.raw_bytes for k, v in r.items() if isinstance(v, (int, float))}
+                    figures = r.get("error") or (
+                        f"RSS {x['rss_extra']:5.2f}x  anon {x['anon_extra']:5.2f}x  "
+                        f"file {x['file_growth']:5.2f}x  tracemalloc {x['tracemalloc_peak']:5.2f}x")
+                    print(f"{name:34s} {key:18s} {figures}  (raw {image.raw_bytes / 1e6:.2f} MB)", flush=True)
+                out[name] = res
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1)

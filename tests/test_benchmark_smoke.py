@@ -50,24 +50,29 @@ def test_bench_codecs_quick_writes_report(tmp_path):
 
 
 def test_bench_memory_measures_each_job(tmp_path):
-    """benchmarks/bench_memory.py runs bench_codecs.py's memory child for each job asked
-    and keeps its figures (not a memory test: only that the figures are there)."""
+    """benchmarks/bench_memory.py runs bench_codecs.py's memory child for each job asked,
+    on the image and (--mosaic 2) on its 2 x 2 mosaic (a stack's rows and columns
+    repeated, not its frames), and keeps its figures (not a memory test: only that the
+    figures are there)."""
     import json
 
     out = tmp_path / "memory.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_memory.py"), "--images", "emri_small.dcm",
-         "--jobs", "lossless encode,lossy decode", "--json", str(out)],
+         "--jobs", "lossless encode,lossy decode", "--mosaic", "2", "--json", str(out)],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    res = json.loads(out.read_text())["emri_small.dcm"]
-    assert res["raw"] > 0 and set(res) == {"raw", "lossless encode", "lossy decode"}
-    for job in ("lossless encode", "lossy decode"):
-        r = res[job]
-        assert "error" not in r and r["tracemalloc_peak"] > 0, r
-        # the data part: the RSS peak less the file pages the operation faulted in
-        assert r["file_growth"] >= 0 and r["anon_extra"] == max(0, r["rss_extra"] - r["file_growth"]), r
+    got = json.loads(out.read_text())
+    assert set(got) == {"emri_small.dcm", "emri_small.dcm 2x2"}
+    assert got["emri_small.dcm 2x2"]["raw"] == 4 * got["emri_small.dcm"]["raw"] > 0
+    for res in got.values():
+        assert set(res) == {"raw", "lossless encode", "lossy decode"}
+        for job in ("lossless encode", "lossy decode"):
+            r = res[job]
+            assert "error" not in r and r["tracemalloc_peak"] > 0, r
+            # the data part: the RSS peak less the file pages the operation faulted in
+            assert r["file_growth"] >= 0 and r["anon_extra"] == max(0, r["rss_extra"] - r["file_growth"]), r
 
 
 @pytest.mark.parametrize("dtype, lo, hi", [("int16", -1024, 3071), ("uint16", 0, 4095), ("uint8", 0, 255),

@@ -82,7 +82,9 @@ def _checked_image(arr: np.ndarray, opts: EncodeOptions) -> CheckedImage:
     nbits = 8 * dtype.itemsize
     bits = nbits if opts.bits_stored is None else _check_int("bits_stored", opts.bits_stored, 1, nbits)
     lo_lim, hi_lim = value_limits(bits, dtype.kind == "i")
-    img = to_fyxc(arr, axes)
+    # in the machine's byte order (a copy only of a big-endian array: the kernels and
+    # the 9/7's trials read native samples)
+    img = to_fyxc(arr.astype(dtype, copy=False), axes)
     vmin, vmax = int(img.min()), int(img.max())
     if vmin < lo_lim or vmax > hi_lim:
         raise ValueError(f"values {vmin}..{vmax} do not fit bits_stored={bits} for {dtype} "

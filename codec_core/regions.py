@@ -731,34 +731,46 @@ def _runs_bound(cmap: np.ndarray) -> int:
     return len(flat) * 3 + 2 * runs
 
 
-def _read_varints(raw: bytes) -> np.ndarray:
-    """Every varint of ``raw`` (int64; CorruptStreamError for a cut or oversized one)."""
-    b = np.frombuffer(raw, np.uint8).astype(np.int64)
-    ends = np.flatnonzero(b < 0x80)
-    if len(b) and (not len(ends) or ends[-1] != len(b) - 1):
-        raise CorruptStreamError("importance map: a value is cut off", "importance map")
-    starts = np.concatenate([[0], ends[:-1] + 1]) if len(ends) else ends
-    if len(ends) and (ends - starts).max() > 4:
-        raise CorruptStreamError("importance map: a value is too large", "importance map")
-    pos = np.arange(len(b)) - np.repeat(starts, ends - starts + 1)
-    vals = np.zeros(len(ends), np.int64)
-    np.add.at(vals, np.repeat(np.arange(len(ends)), ends - starts + 1), (b & 0x7F) << (7 * pos))
-    return vals
+def _map_bytes_bound(shape: tuple[int, int, int]) -> int:
+    """The most bytes :func:`pack_map` gives a map of ``shape`` before zlib: a row of n
+    runs is 1 + n + n values (its head, classes of one byte, lengths up to cols) or
+    1 + n (0 and its start shifts, zig-zagged below 2 cols), each value a varint of the
+    fewest bytes. A map is inflated to this much at most (a zlib bomb of a 43 kB stream
+    inflated to 10 bytes a pixel before, and its values to int64 several times over:
+    2.4 GB)."""
+    frames, rows, cols = shape
+    size = max(1, -(-(2 * cols + 1).bit_length() // 7))  # (bytes of a varint up to 2 cols)
+    return frames * rows * (size + cols * (1 + size))
+
+
+def _inflate(data: bytes, limit: int) -> np.ndarray:
+    """zlib ``data`` inflated to at most ``limit`` bytes, a megabyte at a time into one
+    buffer (inflated whole, the bytes and their copy into a buffer were twice the map;
+    np.empty maps only the pages written)."""
+    d, out, n, tail = zlib.decompressobj(), np.empty(limit, np.uint8), 0, data
+    try:
+        while n < limit:
+            chunk = d.decompress(tail, min(1 << 20, limit - n))
+            if not chunk:
+                break
+            out[n:n + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            n, tail = n + len(chunk), d.unconsumed_tail
+    except zlib.error:
+        raise CorruptStreamError("importance map damaged (zlib)", "importance map") from None
+    return out[:n]
 
 
 def unpack_map(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
-    """Inverse of :func:`pack_map`, every claim checked (CorruptStreamError)."""
+    """Inverse of :func:`pack_map`, every claim checked (CorruptStreamError); the values
+    read from the inflated bytes by the compiled loop (codec_core/_native/regionmap.c)."""
     frames, rows, cols = shape
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(data, frames * rows * (2 * cols + 1) * 5 + 16)
-    except zlib.error:
-        raise CorruptStreamError("importance map damaged (zlib)", "importance map") from None
+    raw = _inflate(data, _map_bytes_bound(shape))
     from . import _hlc
     out = np.empty(shape, np.uint8)
-    rc = _hlc.unpack_map(_read_varints(raw), out, MAP_CLASSES, np.empty(2 * cols, np.int64))
+    rc = _hlc.unpack_map(raw, out, MAP_CLASSES, np.empty(2 * cols, np.int64))
     if rc:
-        why = {_hlc.MAP_CUT: "is cut short", _hlc.MAP_FILL: "has runs that do not fill a row"}
+        why = {_hlc.MAP_CUT: "is cut short", _hlc.MAP_FILL: "has runs that do not fill a row",
+               _hlc.MAP_VALUE_CUT: "ends inside a value", _hlc.MAP_VALUE_LARGE: "has a value that is too large"}
         raise CorruptStreamError(f"importance map {why.get(rc, 'has invalid runs')}", "importance map")
     return out
 

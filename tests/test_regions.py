@@ -365,6 +365,94 @@ def test_damage_inside_the_map_runs_raises_a_stream_error(seed):
     assert out.shape == m.shape and out.max() < regions.MAP_CLASSES
 
 
+@pytest.mark.parametrize("cols", [1, 2, 63, 64, 65, 300, 8191, 8192])
+def test_the_worst_maps_fit_the_inflate_bound(cols):
+    """A map is inflated to at most _map_bytes_bound bytes: the runs of the worst maps
+    (every sample a run, every row new; and every row the shifts of the row above) fit
+    it exactly or below, and round-trip (the bound's varint size changes at 64 and 8192
+    columns)."""
+    every = (np.indices((1, 3, cols)).sum(axis=0) % 2).astype(np.uint8)  # rows alternate: new
+    shifted = np.zeros((1, 3, cols), np.uint8)
+    shifted[0, 0, ::2] = 1
+    shifted[0, 1, 1::2] = 1  # the same number of runs and classes? not always: as it comes
+    for m in (every, shifted, (every * 3).astype(np.uint8)):
+        packed = regions.pack_map(m)
+        assert len(zlib.decompress(packed)) <= regions._map_bytes_bound(m.shape)
+        assert np.array_equal(regions.unpack_map(packed, m.shape), m)
+
+
+@pytest.mark.parametrize("raw, why", [
+    (bytes([0xFF, 0xFF, 0xFF, 0xFF, 0x0F]), "too large"),  # 5 bytes: 2^35 - 1 (raised numpy's ValueError)
+    (bytes([0x80, 0x80, 0x80, 0x80, 0x00]), "too large"),  # 0, but longer than any value of the map
+    (bytes([0x02, 0x00, 0x84]), "ends inside a value"),
+    (bytes([0x02, 0x00, 0x04, 0x00, 0x85]), "ends inside a value"),  # a complete map, then a cut value
+    (bytes([0x02, 0x00]), "cut short"),
+])
+def test_bad_varints_in_the_map_raise_a_stream_error(raw, why):
+    with pytest.raises(hlc.CorruptStreamError, match=why):
+        regions.unpack_map(zlib.compress(raw), (1, 1, 4))
+
+
+def test_a_zlib_bomb_in_the_map_is_inflated_only_as_far_as_a_map_can_reach():
+    """A map of zeros compresses ~1000:1: a stream of a few kB could make the decoder
+    inflate 10 bytes a pixel and read them into int64 arrays several times over (2.4 GB
+    for 2048 x 2048 from a 43 kB stream). Now the map is inflated to its size bound and
+    its values read from the bytes: the traced peak stays near that bound plus the map."""
+    import tracemalloc
+
+    shape = (1, 1024, 1024)
+    bomb = zlib.compress(bytes(shape[1] * (2 * shape[2] + 1) * 5 + 16), 9)
+    assert len(bomb) < 20_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(hlc.CorruptStreamError, match="invalid runs"):
+            regions.unpack_map(bomb, shape)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    bound = regions._map_bytes_bound(shape)
+    assert bound < 3.1 * shape[1] * shape[2]
+    # the inflated bytes, the map, a megabyte's chunk and its copy (was ~500 MB)
+    assert peak < bound + shape[1] * shape[2] + (3 << 20), peak
+
+
+def test_a_zlib_bomb_in_a_region_stream_stops_decode_with_little_memory():
+    """The same bomb in a whole region stream (a hybrid stream's map segment rewritten,
+    CRCs valid): decode and info raise CorruptStreamError within a few times the image."""
+    import copy
+    import tracemalloc
+
+    from codec_core import container as ct
+
+    img = np.random.default_rng(0).integers(0, 4096, (64, 64)).astype(np.uint16)
+    mask = np.zeros(img.shape, bool)
+    mask[20:40, 20:40] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = hlc.encode(img, mode="lossy", roi=mask)
+    h, start = ct.parse_header(data)
+    offs = ct.segment_offsets(h, start)
+    segs = [data[offs[i]:offs[i + 1]] for i in range(len(h.segments))]
+    n = 1024
+    rb = regions.unpack_block(segs[0])
+    rb.block = 1
+    rb.map_stream = zlib.compress(bytes(n * (2 * n + 1) * 5 + 16), 9)
+    segs[0], segs[1] = rb.pack(), hlc.encode(np.zeros((n, n), np.uint16))
+    h2 = copy.copy(h)
+    h2.rows = h2.cols = h2.tile_rows = h2.tile_cols = n
+    bomb = ct.pack(h2, segs)
+    assert len(bomb) < 40_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(hlc.CorruptStreamError, match="importance map"):
+            hlc.decode(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the map's bound and the map (4.1 MB), the stream and its parse (was ~600 MB)
+    assert peak < regions._map_bytes_bound((1, n, n)) + n * n + (6 << 20), peak
+
+
 def test_a_damaged_layer_is_concealed_when_not_strict():
     img = dicom("CT_small.dcm")
     mask = np.zeros(img.shape, bool)

@@ -90,3 +90,35 @@ def test_the_row_at_a_time_decoders_stay_in_their_buffers(kernels):
     proc = subprocess.run([sys.executable, "-c", script], env=sanitized.environment(kernels), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0 and "ok ring" in proc.stdout, proc.stderr[-3000:]
+
+
+MAP_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path[:0] = [{fuzz!r}, {tests!r}]
+    import sanitized
+    assert sanitized.install(), "the sanitized kernels did not load"
+    import zlib
+    import test_regions as t
+    t.test_the_map_round_trips_as_row_runs()  # (hypothesis: 80 maps)
+    for seed in range(40):
+        t.test_a_damaged_map_raises_a_stream_error(seed)
+    for seed in range(60):
+        t.test_damage_inside_the_map_runs_raises_a_stream_error(seed)
+    for cols in (1, 63, 64, 300, 8192):
+        t.test_the_worst_maps_fit_the_inflate_bound(cols)
+    for raw, why in ((bytes([0xFF] * 4 + [0x0F]), "too large"), (bytes([0x02, 0x00, 0x84]), "ends inside"),
+                     (bytes([0x02, 0x00]), "cut short")):
+        t.test_bad_varints_in_the_map_raise_a_stream_error(raw, why)
+    t.test_a_zlib_bomb_in_the_map_is_inflated_only_as_far_as_a_map_can_reach()
+    print("ok map")
+""")
+
+
+def test_the_region_map_reader_stays_in_its_bytes(kernels):
+    """The region map's runs read straight from the inflated varints (regionmap.c's
+    hlc_unpack_map): round trips, damaged maps and varints, the worst maps and a zlib
+    bomb, with no sanitizer report."""
+    script = MAP_SCRIPT.format(fuzz=str(ROOT / "fuzz"), tests=str(ROOT / "tests"))
+    proc = subprocess.run([sys.executable, "-c", script], env=sanitized.environment(kernels), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and "ok map" in proc.stdout, proc.stderr[-3000:]

@@ -1114,8 +1114,8 @@ static PyObject *py_pack_map(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* unpack_map(vals int64 (each in [0, 2^28)), cmap (frames, rows, cols) uint8, classes,
-   scratch (2 * cols) int64) -> 0 or an HLC_MAP_* code */
+/* unpack_map(raw uint8 (pack_map's values as varints), cmap (frames, rows, cols) uint8,
+   classes, scratch (2 * cols) int64) -> 0 or an HLC_MAP_* code */
 static PyObject *py_unpack_map(PyObject *self, PyObject *args) {
     PyObject *o[3];
     int classes;
@@ -1123,28 +1123,21 @@ static PyObject *py_unpack_map(PyObject *self, PyObject *args) {
     Arr a[3];
     memset(a, 0, sizeof a);
     PyObject *result = NULL;
-    if (!get(o[0], &a[0], "vals", 'q', 1, 0) && !get(o[1], &a[1], "cmap", 'B', 3, 1)
+    if (!get(o[0], &a[0], "raw", 'B', 1, 0) && !get(o[1], &a[1], "cmap", 'B', 3, 1)
         && !get(o[2], &a[2], "scratch", 'q', 1, 1)
         && !check(dim(&a[1], 0) < INT32_MAX && dim(&a[1], 1) < INT32_MAX && dim(&a[1], 2) < INT32_MAX / 4
                   && dim(&a[2], 0) >= 2 * dim(&a[1], 2), "unpack_map arrays do not match")) {
-        const int64_t *v = a[0].view.buf;
-        int64_t nv = (int64_t)dim(&a[0], 0), bad = 0;
-        for (int64_t i = 0; i < nv; i++) bad |= v[i] < 0 || v[i] >= (1 << 28);
-        if (check(!bad, "unpack_map: values must lie in [0, 2^28)") == 0) {
-            int rc;
-            Py_BEGIN_ALLOW_THREADS
-            rc = hlc_unpack_map(v, nv, a[1].view.buf, (int)dim(&a[1], 0), (int)dim(&a[1], 1), (int)dim(&a[1], 2),
-                                classes, a[2].view.buf);
-            Py_END_ALLOW_THREADS
-            result = PyLong_FromLong(rc);
-        }
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = hlc_unpack_map(a[0].view.buf, (size_t)dim(&a[0], 0), a[1].view.buf, (int)dim(&a[1], 0),
+                            (int)dim(&a[1], 1), (int)dim(&a[1], 2), classes, a[2].view.buf);
+        Py_END_ALLOW_THREADS
+        result = PyLong_FromLong(rc);
     }
     release(a, 3);
     return result;
 }
 
-/* set_flat(out (frames, rows, cols, channels) int32/int16/uint16/int8/uint8, classes (frames, rows,
-   cols) uint8, value, flat, claimed (256,) uint8) -> whether every pixel's class is claimed */
 static PyObject *py_set_flat(PyObject *self, PyObject *args) {
     PyObject *o[3];
     long long value;
@@ -1508,6 +1501,8 @@ PyMODINIT_FUNC PyInit__hlc(void) {
         || PyModule_AddIntConstant(m, "NACT", HLC_NACT) || PyModule_AddIntConstant(m, "MAP_CUT", HLC_MAP_CUT)
         || PyModule_AddIntConstant(m, "LB_NBITS", LB_NBITS) || PyModule_AddIntConstant(m, "LB_NREM", LB_NREM)
         || PyModule_AddIntConstant(m, "MAP_FILL", HLC_MAP_FILL) || PyModule_AddIntConstant(m, "MAP_RUNS", HLC_MAP_RUNS)
+        || PyModule_AddIntConstant(m, "MAP_VALUE_CUT", HLC_MAP_VALUE_CUT)
+        || PyModule_AddIntConstant(m, "MAP_VALUE_LARGE", HLC_MAP_VALUE_LARGE)
         || PyModule_AddIntConstant(m, "PLANE_BAD_LENGTH", HLC_PLANE_BAD_LENGTH)
         || PyModule_AddIntConstant(m, "PLANE_SHORT", HLC_PLANE_SHORT)) {
         Py_DECREF(m);

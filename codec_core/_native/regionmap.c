@@ -46,37 +46,84 @@ int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_
     return at;
 }
 
-/* vals (nvals, each < 2^28) -> cmap (frames, rows, cols); scratch holds 2 * cols int64.
-   Returns 0, or HLC_MAP_CUT (the values end early), HLC_MAP_FILL (run lengths do not
-   fill a row), HLC_MAP_RUNS (runs out of order or out of the row, or a class >= classes). */
-int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames, int rows, int cols,
+/* The varint at raw[*at] (7 bits a byte, low first; at most 4 bytes: below 2^28), *at
+   moved past it; -HLC_MAP_VALUE_CUT if raw ends inside it, -HLC_MAP_VALUE_LARGE if it
+   runs past 4 bytes. */
+static inline int64_t next_varint(const uint8_t *raw, size_t len, size_t *at) {
+    int64_t v = 0;
+    for (int k = 0; k < 4; k++) {
+        if (*at >= len) return -HLC_MAP_VALUE_CUT;
+        uint8_t b = raw[(*at)++];
+        v |= (int64_t)(b & 0x7F) << (7 * k);
+        if (!(b & 0x80)) return v;
+    }
+    return -HLC_MAP_VALUE_LARGE;
+}
+
+/* Every varint of raw from *at on, checked (the values past a complete map are read as
+   any other: a damaged one is reported, not passed over). */
+static int check_varints(const uint8_t *raw, size_t len, size_t at) {
+    while (at < len) {
+        int64_t v = next_varint(raw, len, &at);
+        if (v < 0) return (int)-v;
+    }
+    return 0;
+}
+
+/* code, unless a varint of raw from at on is damaged: that is reported first, as if
+   every varint were read before the runs */
+static int map_error(const uint8_t *raw, size_t len, size_t at, int code) {
+    int c = check_varints(raw, len, at);
+    return c ? c : code;
+}
+
+/* raw (len bytes: pack_map's values as varints) -> cmap (frames, rows, cols); scratch
+   holds 2 * cols int64. The values are read from the bytes as they are needed (a map's
+   varints unpacked first into int64 arrays were 8 bytes a byte, several times over:
+   a zlib bomb of 43 kB took 2.4 GB). Returns 0, or HLC_MAP_CUT (the values end early),
+   HLC_MAP_FILL (run lengths do not fill a row), HLC_MAP_RUNS (runs out of order or out
+   of the row, or a class >= classes), HLC_MAP_VALUE_CUT / HLC_MAP_VALUE_LARGE (a varint
+   cut off at the end of raw, or longer than 4 bytes: anywhere in raw). */
+int hlc_unpack_map(const uint8_t *raw, size_t len, uint8_t *cmap, int frames, int rows, int cols,
                    int classes, int64_t *scratch) {
-    int64_t *starts = scratch, *labels = scratch + cols, at = 0;
+    int64_t *starts = scratch, *labels = scratch + cols;
+    size_t at = 0;
+    int64_t v;
+#define NEXT(dst)                                                         \
+    do {                                                                  \
+        if (at >= len) return HLC_MAP_CUT;                                \
+        if ((v = next_varint(raw, len, &at)) < 0) return (int)-v;         \
+        (dst) = v;                                                        \
+    } while (0)
     for (int f = 0; f < frames; f++) {
         int64_t n = 0;
         for (int r = 0; r < rows; r++) {
-            if (at >= nvals) return HLC_MAP_CUT;
-            int64_t head = vals[at++];
+            int64_t head;
+            NEXT(head);
             if (head == 0) {
-                if (nvals - at < n) return HLC_MAP_CUT;
-                for (int64_t k = 0; k < n; k++) starts[k] += unzigzag(vals[at++]);
+                for (int64_t k = 0; k < n; k++) {
+                    int64_t z;
+                    NEXT(z);
+                    starts[k] += unzigzag(z);
+                }
             } else {
                 n = head - 1;
-                if (n > cols) return HLC_MAP_RUNS;
-                if (nvals - at < 2 * n) return HLC_MAP_CUT;
+                if (n > cols) return map_error(raw, len, at, HLC_MAP_RUNS);
+                for (int64_t k = 0; k < n; k++) NEXT(labels[k]);
                 int64_t sum = 0;
                 for (int64_t k = 0; k < n; k++) {
-                    labels[k] = vals[at + k];
+                    int64_t length;
+                    NEXT(length);
                     starts[k] = sum;
-                    sum += vals[at + n + k];
+                    sum += length;
                 }
-                at += 2 * n;
-                if (sum != cols) return HLC_MAP_FILL;
+                if (sum != cols) return map_error(raw, len, at, HLC_MAP_FILL);
             }
-            if (n == 0 || starts[0] != 0) return HLC_MAP_RUNS;
+            if (n == 0 || starts[0] != 0) return map_error(raw, len, at, HLC_MAP_RUNS);
             for (int64_t k = 0; k < n; k++) {
                 int64_t end = k + 1 < n ? starts[k + 1] : cols;
-                if (end <= starts[k] || end > cols || labels[k] >= classes) return HLC_MAP_RUNS;
+                if (end <= starts[k] || end > cols || labels[k] >= classes)
+                    return map_error(raw, len, at, HLC_MAP_RUNS);
             }
             uint8_t *row = cmap + ((size_t)f * rows + r) * cols;
             for (int64_t k = 0; k < n; k++) {
@@ -85,7 +132,8 @@ int hlc_unpack_map(const int64_t *vals, int64_t nvals, uint8_t *cmap, int frames
             }
         }
     }
-    return 0;
+#undef NEXT
+    return check_varints(raw, len, at);
 }
 
 /* The FLAT pixels of a decoded region stream (regions.py _set_flat): every sample of a

@@ -212,8 +212,9 @@ def _decode(data: Any, level: Any, frame: Any, strict: bool, limit: int | None, 
     levels = _regions().MAX_LEVEL if regions else h.levels
     if _check_int("level", level, 0, 64) > levels:
         raise ValueError(f"level={level} is beyond the {levels} wavelet levels in this stream")
-    frames = list(range(h.frames)) if frame is None else [_check_int("frame", frame, 0, h.frames - 1)]
-    _check_claims(h, len(frames), len(stream), limit)
+    one = None if frame is None else _check_int("frame", frame, 0, h.frames - 1)
+    _check_claims(h, h.frames if one is None else 1, len(stream), limit)  # (before a list of the frames)
+    frames = list(range(h.frames)) if one is None else [one]
     nthreads = pl.auto_threads(h, len(frames)) if threads is None else _check_int("threads", threads, 1, 256)
     try:
         if regions:

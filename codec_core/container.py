@@ -150,6 +150,22 @@ class Layout:
 REGION_SEGMENTS = 4
 
 
+#: Where every layer of a region stream is empty (every pixel flat padding), its frames
+#: are bounded by the map: a frame's first row is 3 bytes or more of runs, and zlib does
+#: not shrink data past 1032:1.
+FRAMES_PER_MAP_BYTE = 344
+
+
+def _check_region_frames(h: Header) -> None:
+    """A region stream's index has 4 entries whatever its frames, so its frames are held
+    to its bytes: a layer is a stream whose index has an entry, a byte at least, for each
+    frame; without layers the map bounds them (FRAMES_PER_MAP_BYTE). A 3 kB stream once
+    claimed 2^24 frames, and info() and decode() spent seconds and gigabytes on them."""
+    block, layers = h.segments[0][0], sum(n for n, _ in h.segments[1:])
+    if h.frames > (layers if layers else FRAMES_PER_MAP_BYTE * block):
+        _bad(f"{h.frames} frames in a region stream of {block + layers} bytes")
+
+
 def segment_layout(h: Header) -> Layout:
     if h.flags & FLAG_REGIONS:
         return Layout(REGION_SEGMENTS, REGION_SEGMENTS)
@@ -248,6 +264,8 @@ def parse_header(data: bytes, max_pixels: int | None = None, *,
     if len(h.segments) != layout.count:
         raise CorruptStreamError(f"segment index has {len(h.segments)} entries, header implies {layout.count}",
                                  "header")
+    if h.flags & FLAG_REGIONS:
+        _check_region_frames(h)
     need = start + sum(n for n, _ in h.segments)
     if need > len(mv) and not allow_truncated:
         raise TruncatedStreamError(f"stream is {len(mv)} bytes, segments need {need}", "segments")

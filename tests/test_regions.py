@@ -453,6 +453,73 @@ def test_a_zlib_bomb_in_a_region_stream_stops_decode_with_little_memory():
     assert peak < regions._map_bytes_bound((1, n, n)) + n * n + (6 << 20), peak
 
 
+def _region_stream_parts() -> tuple:
+    """A real region stream's header and segments (a hybrid of 64 x 64 noise)."""
+    from codec_core import container as ct
+
+    img = np.random.default_rng(0).integers(0, 4096, (64, 64)).astype(np.uint16)
+    mask = np.zeros(img.shape, bool)
+    mask[20:40, 20:40] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = hlc.encode(img, mode="lossy", roi=mask)
+    h, start = ct.parse_header(data)
+    assert h.flags & ct.FLAG_REGIONS
+    offs = ct.segment_offsets(h, start)
+    return h, [data[offs[i]:offs[i + 1]] for i in range(len(h.segments))]
+
+
+def test_a_region_stream_cannot_claim_more_frames_than_its_bytes_hold():
+    """A region stream's index has 4 entries whatever its frames: a 3 kB stream claiming
+    2^24 frames of 1 x 1 made info() take 4 s and 165 MB (the CLI's info --json 1.6 GB)
+    and decode() 670 MB before any check. Its frames are held to its layers' bytes (a
+    layer's index has a byte a frame), or with no layer to 344 a byte of its map."""
+    import copy
+    import time
+
+    from codec_core import container as ct
+
+    h, segs = _region_stream_parts()
+    layers = sum(len(s) for s in segs[1:])
+    crafted = copy.copy(h)
+    crafted.frames, crafted.axes = 1 << 24, ct.AXES.index("ZYX")
+    crafted.rows = crafted.cols = crafted.tile_rows = crafted.tile_cols = 1
+    bomb = ct.pack(crafted, segs)
+    t = time.perf_counter()
+    for call in (hlc.info, hlc.decode, lambda s: hlc.decode(s, strict=False)):
+        with pytest.raises(hlc.CorruptStreamError, match="frames in a region stream"):
+            call(bomb)
+    assert time.perf_counter() - t < 2
+    crafted.frames = layers  # as many as the layers could hold: the header is accepted
+    assert ct.parse_header(ct.pack(crafted, segs))[0].frames == layers
+    # no layer (every pixel flat): 344 frames a byte of the region block, and no more
+    flat = [segs[0], b"", b"", b""]
+    crafted.frames = ct.FRAMES_PER_MAP_BYTE * len(segs[0])
+    assert ct.parse_header(ct.pack(crafted, flat))[0].frames == crafted.frames
+    crafted.frames += 1
+    with pytest.raises(hlc.CorruptStreamError, match="frames in a region stream"):
+        ct.parse_header(ct.pack(crafted, flat))
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_region_streams_the_encoder_writes_keep_within_the_frames_bound(frames):
+    """Every region stream of a padded CT stack (lossy, hybrid): frames well within
+    what the layers' bytes allow."""
+    from codec_core import container as ct
+
+    img = np.stack([dicom("CT_small.dcm")] * frames) if frames > 1 else dicom("CT_small.dcm")
+    axes = "ZYX" if frames > 1 else "YX"
+    mask = np.zeros(img.shape, bool)
+    mask[..., 30:90, 30:90] = True
+    for kw in ({"bpp": 1.0}, {"roi": mask}):
+        data = hlc.encode(img, mode="lossy", axes=axes, whole_image_if_smaller=False, **kw)
+        h, _ = ct.parse_header(data)
+        assert h.flags & ct.FLAG_REGIONS or "roi" not in kw  # (a hybrid is always one)
+        if h.flags & ct.FLAG_REGIONS:
+            assert h.frames <= sum(n for n, _ in h.segments[1:])
+        assert hlc.decode(data).shape == img.shape
+
+
 def test_a_damaged_layer_is_concealed_when_not_strict():
     img = dicom("CT_small.dcm")
     mask = np.zeros(img.shape, bool)

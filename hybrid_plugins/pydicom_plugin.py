@@ -153,6 +153,18 @@ def _frame_roi(runner: Any, index: int) -> Any:
     return mask[index] if mask.ndim == 3 else mask
 
 
+def palette_refusal(photometric: Any, mode: Any, what: str, lossless: str) -> str | None:
+    """Why a PALETTE COLOR image may be coded losslessly only (``what``: the image, for
+    the message; ``lossless``: how the caller's user asks for lossless), or None: its
+    pixels are indices into a colour table, so an error of 1 is another colour, not a
+    nearby shade (OBXXXX1A at max_error 2: 8.7% of its pixels off by over a tenth of
+    full scale). The command line and the pydicom plugin both refuse with this."""
+    if mode == "lossless" or photometric != "PALETTE COLOR":
+        return None
+    return (f"{what} is PALETTE COLOR: its pixels are indices into a colour table, so any error changes "
+            f"colours arbitrarily; use {lossless}")
+
+
 def _encode_frame(src: bytes, runner: Any) -> bytes:
     """pydicom encoding plugin: one frame of raw pixels -> one HLC stream."""
     index = runner.get_option(_FRAME_COUNTER, 0)  # pydicom encodes frames in order
@@ -338,8 +350,9 @@ def _describe_stored(ds: Any, was_422: bool) -> None:
         ds.PlanarConfiguration = 1  # (what the US image IODs require with YBR_FULL)
 
 
-def _check_options(kwargs: dict[str, Any]) -> None:
-    """Refuse an option that is neither HLC's nor pydicom's (a misspelt ``max_eror=2``
+def _check_options(src: Any, kwargs: dict[str, Any]) -> None:
+    """Refuse a PALETTE COLOR image in any mode but lossless (:func:`palette_refusal`), and
+    an option that is neither HLC's nor pydicom's (a misspelt ``max_eror=2``
     would give another image than the one asked for, with no word). pydicom's names are
     those of its encoders' options (``EncodeOptions``: the pixel description that
     ``compress(uid, arr)`` passes, ``byteorder``...) and of ``iter_encode``'s arguments."""
@@ -348,6 +361,10 @@ def _check_options(kwargs: dict[str, Any]) -> None:
                               [opt.name for opt in options_for(PYDICOM)])
     if message:
         raise ValueError(message)
+    photometric = kwargs.get("photometric_interpretation", getattr(src, "PhotometricInterpretation", None))
+    refusal = palette_refusal(photometric, kwargs.get("mode", "lossless"), "the image", "mode='lossless'")
+    if refusal:  # (before pydicom's runner, which would give it as a RuntimeError of all its plugins)
+        raise ValueError(refusal)
 
 
 class HlcEncoder(_encoders.Encoder):
@@ -362,14 +379,14 @@ class HlcEncoder(_encoders.Encoder):
     """
 
     def encode(self, src: Any, index: int | None = None, **kwargs: Any) -> bytes:
-        _check_options(kwargs)
+        _check_options(src, kwargs)
         src, kwargs = _runner_source(src, kwargs)
         return super().encode(src, index=index, **kwargs)
 
     def iter_encode(self, src: Any, **kwargs: Any) -> Iterator[bytes]:
         from pydicom.dataset import Dataset
 
-        _check_options(kwargs)
+        _check_options(src, kwargs)
         ds = src if isinstance(src, Dataset) else None
         was_422 = ds is not None and ds.get("PhotometricInterpretation") == "YBR_FULL_422"
         source, options = _runner_source(src, kwargs)

@@ -218,6 +218,32 @@ except ValueError as e:
 """)
 
 
+def test_a_palette_colour_image_is_coded_losslessly_or_refused(wheel_run):
+    """PALETTE COLOR pixels are indices into a colour table: near-lossless, lossy or
+    hybrid coding would change colours arbitrarily (OBXXXX1A at max_error 2: 8.7% of
+    its pixels off by over a tenth of full scale, with no word). compress() refuses
+    them as the command line does, leaving the dataset as it was; lossless works."""
+    wheel_run(PRELUDE + """
+for kw in ({"mode": "near-lossless", "max_error": 2}, {"mode": "lossy", "bpp": 1.0},
+           {"mode": "lossy", "roi": "auto"}):
+    ds = original("OBXXXX1A.dcm")
+    assert ds.PhotometricInterpretation == "PALETTE COLOR"
+    before = ds.file_meta.TransferSyntaxUID
+    try:
+        ds.compress(UID, **kw)
+    except ValueError as e:
+        assert "PALETTE COLOR" in str(e) and "mode='lossless'" in str(e), e
+    else:
+        raise AssertionError(f"{kw} was accepted")
+    assert ds.file_meta.TransferSyntaxUID == before and ds.PixelData == original("OBXXXX1A.dcm").PixelData
+ds = original("OBXXXX1A.dcm")
+ref = ds.pixel_array.copy()
+ds.compress(UID, mode="lossless")
+ds.save_as("palette.dcm")
+assert (pixel_array("palette.dcm") == ref).all()
+""")
+
+
 def test_roi_mask_and_dicom_seg_keep_the_region_exact(wheel_run):
     wheel_run(PRELUDE + """
 from codec_core.roi import mask_from_seg

@@ -470,10 +470,13 @@ def dicom_bytes(ds: Any, source: str = "") -> bytes:
 
 def encode_bytes(image: Image, out_path: str, options: dict[str, Any]) -> bytes:
     """The bytes of ``out_path``: an HLC stream, or a DICOM file in the HLC transfer syntax."""
-    if options.get("mode", "lossless") != "lossless" and image.dataset is not None \
-            and image.dataset.get("PhotometricInterpretation") == "PALETTE COLOR":
-        raise CliError(f"{image.path} is PALETTE COLOR: its pixels are indices into a colour table, "
-                       "so any error changes colours arbitrarily; use --mode lossless")
+    if image.dataset is not None:
+        from hybrid_plugins.pydicom_plugin import palette_refusal
+
+        refusal = palette_refusal(image.dataset.get("PhotometricInterpretation"), options.get("mode", "lossless"),
+                                  image.path, "--mode lossless")
+        if refusal:
+            raise CliError(refusal)
     if out_path.lower().endswith((".dcm", ".dicom")):
         from hybrid_plugins import HLC_TRANSFER_SYNTAX_UID
 

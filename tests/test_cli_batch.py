@@ -310,6 +310,38 @@ def test_batch_on_a_dask_local_cluster(tmp_path, archive, monkeypatch):
         assert np.array_equal(dicom_pixels(tmp_path / "out" / rel), dicom_pixels(archive / rel)), rel
 
 
+def test_batch_names_a_service_that_is_not_a_dask_scheduler(tmp_path, archive):
+    """Something that answers at the address in another protocol (an HTTP server): the
+    handshake read its reply as a dask message and numpy was asked for 3 EiB, which was
+    reported as "out of memory". Now: what the address is not, and nothing written."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def answer():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        proc = hlc("batch", archive, "out", "--scheduler", f"tcp://127.0.0.1:{server.getsockname()[1]}",
+                   "--no-progress", cwd=tmp_path, timeout=120)
+    finally:
+        server.close()
+    assert proc.returncode == 1
+    assert "did not answer as a dask scheduler" in proc.stderr and "out of memory" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.dcm"))
+
+
 # ------------------------------------------------------------------ every example shown to users
 
 def batch_examples() -> list[str]:

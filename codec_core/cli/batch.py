@@ -451,6 +451,11 @@ def _dask_results(tasks: list[Task], options: dict, verify: bool, overwrite: boo
     except (OSError, TimeoutError) as e:
         raise CliError(f"cannot reach the dask scheduler at {address} ({e}); check the address "
                        "and that 'dask scheduler' is running") from None
+    except Exception as e:  # noqa: BLE001 - something answered, in another protocol
+        # (an HTTP server's reply read as a dask message asked numpy for 3 EiB: the
+        # MemoryError was reported as "out of memory")
+        raise CliError(f"the service at {address} did not answer as a dask scheduler (its reply read "
+                       f"as a dask message gave {type(e).__name__}); check the address and port") from None
     try:
         window = 4 * max(1, len(client.scheduler_info().get("workers", {})))
         todo = iter(tasks)

@@ -66,8 +66,11 @@ class HlcImageFile(ImageFile.ImageFile):
         meta = self._read_header()
         modes = _READ_MODES.get((meta["dtype"], meta["channels"]))
         if modes is None:
-            raise SyntaxError(f"Pillow has no mode for {meta['channels']}-channel {meta['dtype']} images; "
-                              "read this file with codec_core.decode")
+            # an HLC file no other plugin reads: its reason, not Pillow's "cannot identify
+            # image file" (which is what a SyntaxError here becomes)
+            raise Image.UnidentifiedImageError(
+                f"Pillow has no mode for {meta['channels']}-channel {meta['dtype']} images; "
+                "read this file with codec_core.decode")
         self._mode, self._rawmode = modes
         self._stream_mode = self._mode
         self._value_range = tuple(meta["value_range"])

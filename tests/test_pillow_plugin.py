@@ -188,6 +188,20 @@ for bad in (hlc.MAGIC + b"garbage", hlc.MAGIC):
 """)
 
 
+def test_an_image_pillow_has_no_mode_for_says_so(wheel_run):
+    """A 16-bit RGB HLC file is valid but Pillow has no mode for it: Image.open raises
+    UnidentifiedImageError with that reason (it was Pillow's bare "cannot identify image
+    file", the plugin's SyntaxError swallowed)."""
+    wheel_run(IMAGES + """
+rgb16 = np.random.default_rng(0).integers(0, 4096, (16, 16, 3)).astype(np.uint16)
+try:
+    Image.open(io.BytesIO(hlc.encode(rgb16)))
+    raise AssertionError("opened 16-bit RGB")
+except UnidentifiedImageError as e:
+    assert "Pillow has no mode for 3-channel uint16 images" in str(e) and "codec_core.decode" in str(e), e
+""")
+
+
 def test_one_damaged_header_byte_is_repaired_from_the_copy_at_the_end(wheel_run):
     wheel_run(IMAGES + """
 data = bytearray(hlc.encode(mr)); data[12] ^= 0xFF

@@ -273,3 +273,25 @@ def test_decode_display_writes_what_a_viewer_shows_and_raw_stays_raw(tmp_path):
     assert np.array_equal(tifffile.imread(tmp_path / "bare.tif"), viewer(raw)(raw))  # no dataset: robust
     proc = hlc("decode", "mr.hlc", "view.dcm", "--display", cwd=tmp_path)
     assert proc.returncode == 2 and "--display writes a picture" in proc.stderr
+
+
+def test_a_segmented_16_bit_palette_shows_in_colour_from_hlc_dicom(tmp_path):
+    """gdcm-US-ALOKA-16: a 16-bit segmented palette. pydicom takes its byte order from the
+    transfer syntax and knows none for HLC's (private): stored as HLC DICOM it was shown
+    as grey indices with a note. The decoded view is the source's, in colour."""
+    import imagecodecs
+
+    src = data_file("gdcm-US-ALOKA-16.dcm")
+    ok(hlc("encode", src, "us_hlc.dcm", cwd=tmp_path))
+    ok(hlc("decode", "us_hlc.dcm", "view.png", "--display", cwd=tmp_path))
+    ok(hlc("decode", src, "source.png", "--display", cwd=tmp_path))
+    shown = imagecodecs.png_decode((tmp_path / "view.png").read_bytes())
+    assert shown.ndim == 3 and shown.shape[-1] == 3
+    assert np.array_equal(shown, imagecodecs.png_decode((tmp_path / "source.png").read_bytes()))
+    import hybrid_plugins
+
+    hybrid_plugins.register()  # (an editable install has no start-up hook)
+    ds = pydicom.dcmread(tmp_path / "us_hlc.dcm")
+    index = load_dicom_array(ds)
+    view = viewer(index, ds)
+    assert not any("without a usable colour table" in n for n in view.notes), view.notes

@@ -296,10 +296,31 @@ def _robust_window(values: np.ndarray, notes: list[str]) -> tuple[Callable, str]
 
 # ------------------------------------------------------------------ colour
 
+def _lut_dataset(ds: Any) -> Any:
+    """``ds`` as pydicom's palette functions can read it: they take a segmented palette's
+    byte order from the transfer syntax and know none for a private one, HLC's (a 16-bit
+    segmented palette then raised "Unable to determine the endianness"). An HLC DICOM
+    file is explicit VR little endian: a shallow copy that says so."""
+    import copy
+
+    from hybrid_plugins import HLC_UID_STRING
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or str(meta.get("TransferSyntaxUID", "")) != HLC_UID_STRING:
+        return ds
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    view = copy.copy(ds)
+    view.file_meta = copy.copy(meta)
+    view.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return view
+
+
 def _palette_view(ds: Any, notes: list[str]) -> View | None:
     """Indices through the palette (None, noted, when the file has no usable palette)."""
     from pydicom.pixels import apply_color_lut
 
+    ds = _lut_dataset(ds)
     try:
         desc = ds.RedPaletteColorLookupTableDescriptor
         entries, first = int(desc[0]) or 65536, int(desc[1])

@@ -82,6 +82,34 @@ def test_batch_refuses_a_destination_inside_the_source(tmp_path, archive):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_batch_knows_the_source_under_another_path(tmp_path, archive, monkeypatch):
+    """DST that is SRC under another path (a bind mount), or a folder below it: the
+    originals were counted as outputs "already done". The folders are compared by
+    identity, not only by path: here a bind mount where the test may make one (root in
+    CI), and in any case the identity check itself (os.path.samefile saying so)."""
+    import shutil
+
+    from codec_core.cli import batch
+
+    other = tmp_path / "mounted"
+    other.mkdir()
+    if shutil.which("mount") and os.geteuid() == 0 and subprocess.run(
+            ["mount", "--bind", str(archive), str(other)], capture_output=True).returncode == 0:
+        try:
+            for dst in (other, other / "sub"):
+                proc = hlc("batch", archive, dst, "--no-progress", cwd=tmp_path)
+                assert proc.returncode == 2 and "inside SRC" in proc.stderr, proc.stdout + proc.stderr
+        finally:
+            subprocess.run(["umount", str(other)], check=True)
+    real = os.path.samefile
+    monkeypatch.setattr(os.path, "samefile", lambda a, b: (os.path.realpath(a), os.path.realpath(b)) == (
+        str(other.resolve()), str(archive.resolve())) or real(a, b))
+    assert batch._inside(str(other), str(archive)) and batch._inside(str(other / "a" / "b"), str(archive))
+    assert not batch._inside(str(tmp_path / "elsewhere"), str(archive))
+    with pytest.raises(batch.UsageError, match="inside SRC"):
+        batch.plan(str(archive), str(other / "sub"), "dicom")
+
+
 def _terminal_signals() -> None:
     """In the child before exec: SIGINT, SIGTERM and SIGHUP as a terminal session has
     them. A test runner started in the background (``&`` ignores SIGINT) or under

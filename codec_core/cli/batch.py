@@ -76,8 +76,20 @@ class Result:
 # ------------------------------------------------------------------ planning
 
 def _inside(child: str, parent: str) -> bool:
+    """Whether ``child`` is ``parent`` or below it: by path, and by the identity of the
+    folders it exists in (a bind mount of SRC as DST has another path; its originals were
+    then counted as outputs already done)."""
     child, parent = os.path.realpath(child), os.path.realpath(parent)
-    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
+    if child == parent or child.startswith(parent.rstrip(os.sep) + os.sep):
+        return True
+    at = child
+    while True:
+        if os.path.exists(at) and os.path.exists(parent) and os.path.samefile(at, parent):
+            return True
+        up = os.path.dirname(at)
+        if up == at:
+            return False
+        at = up
 
 
 def output_name(rel: str, to: str) -> str:

@@ -110,6 +110,19 @@ def test_batch_knows_the_source_under_another_path(tmp_path, archive, monkeypatc
         batch.plan(str(archive), str(other / "sub"), "dicom")
 
 
+def test_batch_reports_a_broken_link_and_passes_over_a_fifo(tmp_path, archive):
+    """A symbolic link whose target is gone is listed as skipped, with its reason (it was
+    passed over without a word); a FIFO is not a file to read and is left alone (opening
+    it would wait for a writer)."""
+    (archive / "gone.dcm").symlink_to(tmp_path / "nowhere.dcm")
+    os.mkfifo(archive / "pipe.dcm")
+    (archive / "broken.dcm").unlink()
+    proc = hlc("batch", archive, "out", "--no-progress", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 converted" in proc.stdout and "gone.dcm" in proc.stdout and "a broken symbolic link" in proc.stdout
+    assert "pipe.dcm" not in proc.stdout
+
+
 def _terminal_signals() -> None:
     """In the child before exec: SIGINT, SIGTERM and SIGHUP as a terminal session has
     them. A test runner started in the background (``&`` ignores SIGINT) or under

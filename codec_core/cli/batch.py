@@ -115,7 +115,8 @@ def plan(src_dir: str, dst_dir: str, to: str) -> list[Task]:
             if name.startswith("."):
                 continue
             src = os.path.join(root, name)
-            if not os.path.isfile(src):
+            broken_link = os.path.islink(src) and not os.path.exists(src)  # (reported by _convert)
+            if not os.path.isfile(src) and not broken_link:  # a FIFO, a device: not a file to read
                 continue
             rel = os.path.relpath(src, src_dir)
             tasks.append(Task(src, os.path.join(dst_dir, output_name(rel, to)), rel))
@@ -280,6 +281,9 @@ def _convert(res: Result, options: dict[str, Any], verify: bool, overwrite: bool
     from . import io
 
     src, dst = res.src, res.dst
+    if not os.path.exists(src):  # (plan() keeps links whose target is gone, to say so)
+        res.status, res.reason = SKIPPED, "a broken symbolic link"
+        return
     kind = io.sniff(src)
     if kind != "dicom":
         res.status, res.reason = SKIPPED, "not a DICOM file"

@@ -162,7 +162,7 @@ def check_pixel_source(ds: Any, path: str) -> None:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise CliError(f"{path} holds floating point pixel data: HLC stores integer samples")
         raise CliError(f"{path} is a DICOM file without pixel data "
-                       f"({ds.get('Modality', 'no modality')}): nothing to compress")
+                       f"({ds.get('Modality', 'no modality')}): no image in it")
     tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
     if not tsyntax:
         raise CliError(f"{path} has no File Meta Information Transfer Syntax UID (0002,0010): "

@@ -65,8 +65,8 @@ from codec_core.options import PYDICOM, EncodeOptions, options_for, unknown_opti
 from ._common import core, describe_error
 from ._constants import HLC_UID_STRING
 
-__all__ = ["HLC_TRANSFER_SYNTAX_UID", "LOSSY_METHOD", "HYBRID_METHOD", "LossyNotRecordedWarning", "mark_lossy",
-           "register", "is_available"]
+__all__ = ["HLC_TRANSFER_SYNTAX_UID", "LOSSY_METHOD", "NEAR_LOSSLESS_METHOD", "HYBRID_METHOD",
+           "LossyNotRecordedWarning", "mark_lossy", "register", "is_available"]
 
 #: The HLC transfer syntax as a pydicom UID that carries its encoding (explicit VR,
 #: little endian). ``UID(HLC_TRANSFER_SYNTAX_UID)`` copies the encoding, so it
@@ -77,6 +77,10 @@ HLC_TRANSFER_SYNTAX_UID.set_private_encoding(False, True)
 PLUGIN_LABEL = "hlc"
 #: Value written to Lossy Image Compression Method (0028,2114) (CS, at most 16 chars).
 LOSSY_METHOD = "HLC_DWT"
+#: The method of a near-lossless result (the predictive coder, every sample within a
+#: stated error, which Derivation Description (0008,2111) records); also a lossy request
+#: the near-lossless coder served.
+NEAR_LOSSLESS_METHOD = "HLC_NEARLOSSLESS"
 #: The method of a hybrid (region layers): each region's coder and what it got are
 #: written to Derivation Description (0008,2111).
 HYBRID_METHOD = "HLC_HYBRID"
@@ -215,9 +219,11 @@ def as_explicit_little_endian(ds: Any) -> None:
         ds.set_original_encoding(False, True)
 
 
-def _mark_lossy(ds: Any, ratio: float, regions: str = "") -> None:
+def _mark_lossy(ds: Any, ratio: float, regions: str = "", near_lossless: int | None = None) -> None:
     """Lossy Image Compression attributes, appended as PS3.3 C.7.6.1.1.5 asks; for a
-    hybrid, the method HLC_HYBRID and what each region got in Derivation Description."""
+    hybrid, the method HLC_HYBRID and what each region got in Derivation Description; for
+    a near-lossless result (every frame; ``near_lossless`` its max error), the method
+    HLC_NEARLOSSLESS and that bound there."""
     from pydicom.uid import generate_uid
 
     def values(keyword: str) -> list[str]:
@@ -231,7 +237,12 @@ def _mark_lossy(ds: Any, ratio: float, regions: str = "") -> None:
     methods = values("LossyImageCompressionMethod") if earlier else []
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionRatio = [*ratios, f"{ratio:.6g}"[:16]]
-    ds.LossyImageCompressionMethod = [*methods, HYBRID_METHOD if regions else LOSSY_METHOD]
+    if near_lossless is not None and not regions:
+        regions = f"HLC near-lossless: every sample within {near_lossless} of the original"
+        method = NEAR_LOSSLESS_METHOD
+    else:
+        method = HYBRID_METHOD if regions else LOSSY_METHOD
+    ds.LossyImageCompressionMethod = [*methods, method]
     if regions:
         earlier_text = str(ds.get("DerivationDescription", "") or "")
         ds.DerivationDescription = ((earlier_text + "; ") if earlier_text else "")[:1024 - len(regions)] + regions
@@ -258,9 +269,18 @@ class _Tally:
     def __init__(self) -> None:
         self.lossy, self.samples, self.encoded = False, 0, 0
         self.regions = ""
+        self.all_near_lossless, self.max_error = True, 0  # (of the lossy frames)
+
+    @property
+    def near_lossless(self) -> int | None:
+        """The max error when every lossy frame is near-lossless, else None."""
+        return self.max_error if self.lossy and self.all_near_lossless else None
 
     def add(self, stream: bytes) -> bytes:
         meta = core().info(stream)
+        if meta["lossy"]:
+            self.all_near_lossless = self.all_near_lossless and meta["mode"] == "near-lossless"
+            self.max_error = max(self.max_error, int(meta["max_error"] or 0))
         self.lossy = self.lossy or bool(meta["lossy"])
         if meta.get("regions") and meta["roi"] and not self.regions:  # (the first hybrid frame speaks for the rest)
             self.regions = region_summary(meta)
@@ -295,7 +315,7 @@ def mark_lossy(ds: Any) -> bool:
                                   extended_offsets=offsets):
         tally.add(stream)
     if tally.lossy:
-        _mark_lossy(ds, tally.ratio(ds), tally.regions)
+        _mark_lossy(ds, tally.ratio(ds), tally.regions, tally.near_lossless)
     return tally.lossy
 
 
@@ -396,7 +416,7 @@ class HlcEncoder(_encoders.Encoder):
         if ds is not None:
             _describe_stored(ds, was_422)
             if tally.lossy:
-                _mark_lossy(ds, tally.ratio(ds), tally.regions)
+                _mark_lossy(ds, tally.ratio(ds), tally.regions, tally.near_lossless)
         elif tally.lossy:
             warnings.warn(
                 "HLC compressed the array lossily, and pydicom gives the encoder no dataset "

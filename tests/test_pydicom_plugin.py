@@ -125,7 +125,9 @@ ref = ds.pixel_array.copy()
 old_uid = ds.SOPInstanceUID
 ds.compress(UID, mode="near-lossless", max_error=2, generate_instance_uid=False)
 assert ds.LossyImageCompression == "01"
-assert ds.LossyImageCompressionMethod == "HLC_DWT"
+# the predictive coder, and the bound it kept, recorded (it was HLC_DWT, and no bound)
+assert ds.LossyImageCompressionMethod == "HLC_NEARLOSSLESS"
+assert ds.DerivationDescription == "HLC near-lossless: every sample within 2 of the original"
 size = sum(len(f) for f in generate_frames(ds.PixelData, number_of_frames=1))
 assert abs(float(ds.LossyImageCompressionRatio) - ref.size * 2 / size) < 0.01 * ref.size * 2 / size
 assert ds.SOPInstanceUID != old_uid and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
@@ -198,7 +200,8 @@ with warnings.catch_warnings(record=True) as seen:
 assert "mark_lossy(ds)" in str(w.message), str(w.message)
 assert "LossyImageCompression" not in ds and ds.SOPInstanceUID == old_uid
 assert mark_lossy(ds) is True
-assert ds.LossyImageCompression == "01" and ds.LossyImageCompressionMethod == "HLC_DWT"
+assert ds.LossyImageCompression == "01" and ds.LossyImageCompressionMethod == "HLC_NEARLOSSLESS"
+assert "within 1 of the original" in ds.DerivationDescription
 size = sum(len(f) for f in generate_frames(ds.PixelData, number_of_frames=1))
 assert abs(float(ds.LossyImageCompressionRatio) - arr.size * 2 / size) < 0.01 * arr.size * 2 / size
 assert ds.SOPInstanceUID != old_uid and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID

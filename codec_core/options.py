@@ -328,6 +328,8 @@ def _check_roi(o: EncodeOptions) -> None:
         for name in ("background_psnr", "background_max_error", "body_max_error"):
             if getattr(o, name) is not None:
                 _fail(f"{{{name}}} is for a hybrid: it needs {{roi=}} (and {{mode=lossy}})", o)
+        if o.roi_max_error not in (None, 0):  # (it was coded without a word as if not given)
+            _fail("{roi_max_error} is for a hybrid: it needs {roi=} (and {mode=lossy})", o)
         return
     _integer(o, "roi_max_error", 0, 65535)
     _check_region_targets(o)

@@ -260,6 +260,9 @@ def test_all_roi_and_all_background_masks():
     (dict(mode="lossy", roi="auto", background_psnr=0.5), "background_psnr=0.5"),
     (dict(mode="lossy", roi="auto", bpp=1.0, psnr=40.0), "not both"),
     (dict(mode="lossless", background_max_error=2), "background_max_error"),
+    # (a bound without an ROI was coded without a word, as if not given)
+    (dict(mode="lossless", roi_max_error=5), "roi_max_error is for a hybrid"),
+    (dict(mode="lossy", bpp=1.0, roi_max_error=3), "roi_max_error is for a hybrid"),
 ])
 def test_bad_region_options_name_the_parameter(options, match):
     img = np.zeros((16, 16), np.uint8)

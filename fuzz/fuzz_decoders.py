@@ -18,7 +18,9 @@ small tiles), mutated by:
 * step / class multiplier mutations (0, negative, NaN, inf, huge, tiny, wrong count);
 * segment mutations with segment CRCs recomputed: byte flips, truncation,
   extension, replacement by random bytes or by segments of other seeds, swaps,
-  varint length field damage, fabricated value tables and importance maps;
+  varint length field damage, fabricated value tables and importance maps, and in a
+  region stream a forged region map (zlib of zeros up to 10 bytes a pixel, of a valid
+  row repeated, or of random bytes: the structure-aware bomb a tester found);
 * index mutations (lengths, count) and raw byte mutations without CRC repair
   (flips, inserts, deletes, truncation, splicing of two seeds);
 * ECC streams: damage of the wrapper, and mutated payloads re-protected so the
@@ -71,7 +73,8 @@ sanitized.install()  # the sanitized kernels when HLC_SANITIZED_KERNELS names th
 import codec_core as hlc  # noqa: E402
 from codec_core import api as _api  # noqa: E402
 from codec_core import container as ct  # noqa: E402
-from codec_core.format import ECC_MAGIC, HEADER_FIELDS, HEADER_FIELDS_V3, OPTIONAL_FIELDS, step_code  # noqa: E402
+from codec_core.format import (  # noqa: E402
+    ECC_MAGIC, FLAG_REGIONS, HEADER_FIELDS, HEADER_FIELDS_V3, OPTIONAL_FIELDS, step_code)
 
 CORPUS = ROOT / "tests" / "corpus"
 RESULTS = ROOT / "benchmarks" / "results" / "fuzz.md"
@@ -500,9 +503,12 @@ class Mutator:
             self._special_segment(p)
 
     def _special_segment(self, p: Parsed):
-        """Fabricated value table / importance map (header side data)."""
+        """Fabricated value table / importance map (header side data); in a region
+        stream, a forged region map (its zlib bombs took gigabytes before stop 36)."""
         r, f = self.rng, p.fields
-        if f["flags"] & 2 and r.random() < 0.5:
+        if f["flags"] & FLAG_REGIONS and p.segments and r.random() < 0.7:
+            self._forged_region_map(p)
+        elif f["flags"] & 2 and r.random() < 0.5:
             n = r.choice([1, 2, 5, 255, 65536, 2**32 - 1, r.getrandbits(16)])
             first = r.choice([f["vmin"], f["vmin"] - 1, f["vmax"], 0, -2**31])
             gaps = np.frombuffer(r.randbytes(4 * min(n, 4096)), "<u4") % r.choice([1, 2, 100, 2**32 - 1])
@@ -511,6 +517,32 @@ class Mutator:
             size = r.choice([0, 1, 10, 64, 1000, 100000])
             vals = bytes(r.choice([0, 1, 2, 2, 3, 255]) for _ in range(min(size, 2000))) * (1 + size // 2000)
             p.side[1] = zlib.compress(vals[:size])
+
+    def _forged_region_map(self, p: Parsed):
+        """The region block's map replaced: zlib of zeros up to the most a map could
+        claim (10 bytes a pixel), of one valid row repeated (a map that inflates far and
+        parses), or of random bytes; the block size sometimes 1 (a map of every pixel)."""
+        from codec_core import regions
+
+        r, f = self.rng, p.fields
+        try:
+            rb = regions.unpack_block(p.segments[0])
+        except Exception:  # noqa: BLE001 - a block damaged by an earlier mutation
+            return
+        rb.block = r.choice([1, 1, 2, rb.block])
+        cols = -(-int(f["cols"]) // rb.block)
+        pixels = int(f["frames"]) * -(-int(f["rows"]) // rb.block) * cols
+        n = min(pixels * (2 * cols + 1) * 5 + 16, 1 << 24)
+        c = r.random()
+        if c < 0.4:
+            raw = bytes(n)
+        elif c < 0.8:
+            row = b"\x02" + bytes([r.choice([0, 1, 2, 3])]) + ct.varint(cols)
+            raw = (row * (n // len(row) + 1))[:n]
+        else:
+            raw = r.randbytes(min(n, 4096))
+        rb.map_stream = zlib.compress(raw, 9)
+        p.segments[0] = rb.pack()
 
     def m_index(self, p: Parsed):
         r = self.rng

@@ -93,7 +93,7 @@ def decode_stream(data: bytes, h: ct.Header, start: int, *, level: int, frames: 
     stream, nothing after it in the call: kept under later work it would raise the peak)."""
     scale = 1 << level
     out = new_output((len(frames), -(-h.rows // scale), -(-h.cols // scale), h.channels), h.np_dtype)
-    tiles = _TileDecoder(_Reader(data, h, start, strict, report), out, level, keep_scratch)
+    tiles = _TileDecoder(_Reader(data, h, start, strict, report), out, level, keep_scratch, frames)
     items = [(k, f, t) for k, f in enumerate(frames) for t in range(h.n_tiles)]
     if threads > 1:  # the largest tiles first: a large one taken last leaves one thread working alone
         items.sort(key=tiles.coded_bytes, reverse=True)
@@ -149,12 +149,17 @@ class _Tile:
 class _TileDecoder:
     """Decodes tiles of one stream into ``out`` (one call per tile, from any thread)."""
 
-    def __init__(self, rd: _Reader, out: np.ndarray, level: int, keep_scratch: bool = False) -> None:
+    def __init__(self, rd: _Reader, out: np.ndarray, level: int, keep_scratch: bool = False,
+                 frames: list[int] | None = None) -> None:
         h = rd.h
         self.rd, self.h, self.out, self.level, self.keep = rd, h, out, level, keep_scratch
         self.layout = ct.segment_layout(h)
         self.table = unpack_value_table(h.value_table, h.vmin, h.vmax) if h.value_table else None
-        self.cmap = unpack_class_map(h.class_map, class_map_shape(h)) if h.class_map else None
+        # the importance map of the frames decoded (from the first of them to the last) only
+        self.first = min(frames) if frames else 0
+        last = max(frames) if frames else h.frames - 1
+        self.cmap = unpack_class_map(h.class_map, class_map_shape(h), self.first, last - self.first + 1) \
+            if h.class_map else None
 
     def coded_bytes(self, item: tuple[int, int, int]) -> int:
         """The coded size of a tile's planes: near enough to its decode time to order by."""
@@ -166,7 +171,7 @@ class _TileDecoder:
         k, f, t = item
         h, scale = self.h, 1 << self.level
         y0, y1, x0, x1 = box = h.tile_box(t)
-        classes = pixel_classes(self.cmap[f], h.roi_block, box) if self.cmap is not None else None
+        classes = pixel_classes(self.cmap[f - self.first], h.roi_block, box) if self.cmap is not None else None
         mult = band_multipliers(classes, h.levels, h.class_mult) if classes is not None else None
         return _Tile(k, f, t, box, f"frame {f} tile {t}", classes, mult, y0 // scale, x0 // scale,
                      -(-(y1 - y0) // scale), -(-(x1 - x0) // scale))

@@ -369,16 +369,46 @@ def pack_class_map(cmap: np.ndarray) -> bytes:
     return zlib.compress(np.ascontiguousarray(cmap, np.uint8).tobytes(), 9)
 
 
-def unpack_class_map(seg: bytes, shape: tuple) -> np.ndarray:
-    n = int(np.prod(shape))
-    d = zlib.decompressobj()
+#: deflate does not shrink data past 1032:1 (a 258-byte match in as few as 2 bits):
+#: zlib data inflates to at most this many times its size (and a little more)
+DEFLATE_MAX_RATIO = 1032
+
+
+def inflate(data: bytes, limit: int, what: str, skip: int = 0) -> np.ndarray:
+    """zlib ``data`` inflated to at most ``limit`` bytes after its first ``skip`` bytes
+    (read, not kept), and never past what ``data`` can hold (DEFLATE_MAX_RATIO); a
+    megabyte at a time into one buffer (inflated whole, the bytes and their copy were
+    twice the map). CorruptStreamError naming ``what`` if zlib fails."""
+    limit = max(0, min(limit, DEFLATE_MAX_RATIO * len(data) + 1024 - skip))
+    d, out, n, tail = zlib.decompressobj(), np.empty(limit, np.uint8), 0, data
     try:
-        raw = d.decompress(seg, n)
+        while skip:
+            chunk = d.decompress(tail, min(1 << 20, skip))
+            if not chunk:
+                return out[:0]
+            skip, tail = skip - len(chunk), d.unconsumed_tail
+        while n < limit:
+            chunk = d.decompress(tail, min(1 << 20, limit - n))
+            if not chunk:
+                break
+            out[n:n + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            n, tail = n + len(chunk), d.unconsumed_tail
     except zlib.error:
-        raise CorruptStreamError("importance map damaged (zlib)", "importance map") from None
-    if len(raw) != n or max(raw, default=0) > max(Importance):
+        raise CorruptStreamError(f"{what} damaged (zlib)", what) from None
+    return out[:n]
+
+
+def unpack_class_map(seg: bytes, shape: tuple, first: int = 0, count: int | None = None) -> np.ndarray:
+    """Frames ``first`` .. ``first + count - 1`` (default: all) of an importance map of
+    ``shape`` (frames, block rows, block cols; a byte a block): only those are kept (one
+    frame asked of a stack claiming thousands inflated them all, 2 GB and 14 s from 2 MB)."""
+    frames, rows, cols = shape
+    count = frames - first if count is None else count
+    size = rows * cols
+    raw = inflate(seg, count * size, "importance map", skip=first * size)
+    if len(raw) != count * size or int(raw.max(initial=0)) > max(Importance):
         raise CorruptStreamError("importance map damaged", "importance map")
-    return np.frombuffer(raw, np.uint8).reshape(shape)
+    return raw.reshape(count, rows, cols)
 
 
 def class_map_shape(h: ct.Header) -> tuple[int, int, int]:

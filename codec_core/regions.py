@@ -47,7 +47,7 @@ from .decoder import DecodeReport, decode_stream
 from .errors import CorruptStreamError, HlcError, UnsupportedStreamError
 from .format import FLAG_DENOISED, FLAG_REGIONS, IMPORTANCE_CLASSES, Importance, Mode, Transform
 from .options import PSNR_TOLERANCE, EncodeOptions
-from .pipeline import area_reduce, release_free_memory
+from .pipeline import area_reduce, inflate, release_free_memory
 
 if TYPE_CHECKING:
     from .strategy import CheckedImage
@@ -743,34 +743,23 @@ def _map_bytes_bound(shape: tuple[int, int, int]) -> int:
     return frames * rows * (size + cols * (1 + size))
 
 
-def _inflate(data: bytes, limit: int) -> np.ndarray:
-    """zlib ``data`` inflated to at most ``limit`` bytes, a megabyte at a time into one
-    buffer (inflated whole, the bytes and their copy into a buffer were twice the map;
-    np.empty maps only the pages written)."""
-    d, out, n, tail = zlib.decompressobj(), np.empty(limit, np.uint8), 0, data
-    try:
-        while n < limit:
-            chunk = d.decompress(tail, min(1 << 20, limit - n))
-            if not chunk:
-                break
-            out[n:n + len(chunk)] = np.frombuffer(chunk, np.uint8)
-            n, tail = n + len(chunk), d.unconsumed_tail
-    except zlib.error:
-        raise CorruptStreamError("importance map damaged (zlib)", "importance map") from None
-    return out[:n]
-
-
-def unpack_map(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
-    """Inverse of :func:`pack_map`, every claim checked (CorruptStreamError); the values
-    read from the inflated bytes by the compiled loop (codec_core/_native/regionmap.c)."""
+def unpack_map(data: bytes, shape: tuple[int, int, int], first: int = 0, count: int | None = None) -> np.ndarray:
+    """Inverse of :func:`pack_map`, every claim checked (CorruptStreamError): frames
+    ``first`` .. ``first + count - 1`` of a map of ``shape`` (default: all), read by the
+    compiled loop (codec_core/_native/regionmap.c) from the bytes inflated so far (one
+    frame asked of a stack claiming thousands kept every frame: a gigabyte from 28 kB)."""
     frames, rows, cols = shape
-    raw = _inflate(data, _map_bytes_bound(shape))
+    count = frames - first if count is None else count
+    if not 0 <= first < first + count <= frames:
+        raise ValueError(f"frames {first}..{first + count - 1} of a map of {frames}")
+    raw = inflate(data, _map_bytes_bound((first + count, rows, cols)), "importance map")
     from . import _hlc
-    out = np.empty(shape, np.uint8)
-    rc = _hlc.unpack_map(raw, out, MAP_CLASSES, np.empty(2 * cols, np.int64))
+    out = np.empty((count, rows, cols), np.uint8)
+    rc = _hlc.unpack_map(raw, out, first, MAP_CLASSES, np.empty(2 * cols, np.int64), first + count == frames)
     if rc:
         why = {_hlc.MAP_CUT: "is cut short", _hlc.MAP_FILL: "has runs that do not fill a row",
-               _hlc.MAP_VALUE_CUT: "ends inside a value", _hlc.MAP_VALUE_LARGE: "has a value that is too large"}
+               _hlc.MAP_VALUE_CUT: "ends inside a value",
+               _hlc.MAP_VALUE_LARGE: "has a value that is too large or longer than it needs"}
         raise CorruptStreamError(f"importance map {why.get(rc, 'has invalid runs')}", "importance map")
     return out
 
@@ -1028,9 +1017,16 @@ def decode_layer(stream: bytes, shape: tuple[int, ...], frames: list[int], stric
     return decode_stream(stream, h, start, level=0, frames=frames, strict=strict, threads=threads, report=report)
 
 
-def class_map(rb: RegionBlock, h: ct.Header) -> np.ndarray:
-    """The block map (frames, block rows, block cols) of a region block."""
-    return unpack_map(rb.map_stream, (h.frames, -(-h.rows // rb.block), -(-h.cols // rb.block)))
+def class_map(rb: RegionBlock, h: ct.Header, frames: list[int] | None = None) -> np.ndarray:
+    """The block map (frames, block rows, block cols) of a region block: every frame, or
+    those of ``frames`` (only the map up to the last of them is read, and only from the
+    first of them kept)."""
+    shape = (h.frames, -(-h.rows // rb.block), -(-h.cols // rb.block))
+    if not frames:
+        return unpack_map(rb.map_stream, shape)
+    lo, hi = min(frames), max(frames)
+    cmap = unpack_map(rb.map_stream, shape, lo, hi - lo + 1)
+    return cmap if frames == list(range(lo, hi + 1)) else cmap[[f - lo for f in frames]]
 
 
 def region_block(stream: bytes, h: ct.Header, start: int) -> RegionBlock:
@@ -1074,9 +1070,7 @@ def decode_regions(stream: bytes, h: ct.Header, start: int, *, level: int, frame
             continue
         if rb is not None and classes is None:
             try:
-                cmap = class_map(rb, h)
-                classes = pixel_classes(cmap if frames == list(range(h.frames)) else cmap[frames], rb.block,
-                                        h.rows, h.cols)  # (no copy of the map for every frame)
+                classes = pixel_classes(class_map(rb, h, frames), rb.block, h.rows, h.cols)
             except (CorruptStreamError, ValueError) as err:
                 _block_lost(err, strict, report)
                 rb = None

@@ -387,6 +387,8 @@ def test_the_worst_maps_fit_the_inflate_bound(cols):
 @pytest.mark.parametrize("raw, why", [
     (bytes([0xFF, 0xFF, 0xFF, 0xFF, 0x0F]), "too large"),  # 5 bytes: 2^35 - 1 (raised numpy's ValueError)
     (bytes([0x80, 0x80, 0x80, 0x80, 0x00]), "too large"),  # 0, but longer than any value of the map
+    (bytes([0x02, 0x80, 0x00, 0x04]), "longer than it needs"),  # a class 0 in two bytes (the bound
+    (bytes([0x82, 0x00, 0x00, 0x04]), "longer than it needs"),  # counts the fewest), a head 2 in two
     (bytes([0x02, 0x00, 0x84]), "ends inside a value"),
     (bytes([0x02, 0x00, 0x04, 0x00, 0x85]), "ends inside a value"),  # a complete map, then a cut value
     (bytes([0x02, 0x00]), "cut short"),
@@ -521,6 +523,80 @@ def test_region_streams_the_encoder_writes_keep_within_the_frames_bound(frames):
         if h.flags & ct.FLAG_REGIONS:
             assert h.frames <= sum(n for n, _ in h.segments[1:])
         assert hlc.decode(data).shape == img.shape
+
+
+def _traced_peak(fn) -> tuple[object, int]:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        return fn(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_one_frame_of_a_forged_region_stack_reads_only_its_map():
+    """A region stream claiming 200 frames of 512 x 512 in ~20 kB (the layer's later
+    frames empty segments, the map one run a row): decode(frame=0) is checked for one
+    frame's samples, but the map of every frame was built (50 MB here; 4 GB from 28 kB
+    for 1000 frames of 1024^2). Now only the frames asked for are kept."""
+    from codec_core import container as ct
+
+    frames, n = 200, 512
+    layer = hlc.encode(np.full((n, n), 100, np.uint16), threads=1)
+    lh, lstart = ct.parse_header(layer)
+    offs = ct.segment_offsets(lh, lstart)
+    lsegs = [layer[offs[i]:offs[i + 1]] for i in range(len(lh.segments))]
+    lh.axes, lh.frames, lh.backup = ct.AXES.index("ZYX"), frames, False
+    layer = ct.pack(lh, lsegs + [b""] * (len(lsegs) * (frames - 1)))
+    v = ct.varint
+    rows = v(2) + v(0) + v(n) + (v(0) + v(0)) * (n - 1)  # one run, then "the same" rows
+    rb = regions.RegionBlock(regions.Target.DEFAULT, 40.0, 1, zlib.compress(rows * frames, 9),
+                             [regions.Slot((0,), 0, 0)], [(1.0, float("inf"), 0)] * 3, 0)
+    h = ct.Header(mode=2, dtype=2, bits_stored=16, axes=ct.AXES.index("ZYX"), frames=frames, rows=n, cols=n,
+                  channels=1, tile_rows=n, tile_cols=n, levels=0, transform=0, colour=0, max_error=0, vmin=0,
+                  vmax=4095, flags=int(ct.FLAG_REGIONS), steps=[1.0])
+    stream = ct.pack(h, [rb.pack(), layer, b"", b""])
+    assert len(stream) < 40_000
+    got, peak = _traced_peak(lambda: hlc.decode(stream, frame=0))
+    assert got.shape == (n, n) and (got == 100).all()
+    assert peak < 12 * n * n, peak  # one frame's image, map and layer (the stack's map: 200 n^2)
+    got, peak = _traced_peak(lambda: hlc.decode(stream, frame=frames - 1, strict=False)[0])
+    assert got.shape == (n, n) and peak < 12 * n * n, peak
+
+
+def test_one_frame_of_a_forged_roi_stack_reads_only_its_importance_map():
+    """The same through a v1/v2 importance map (flag ROI, a byte a pixel here): a lossy
+    stream relabelled as 60 frames, the later ones empty segments, the map zlib of
+    zeros. decode(frame=0) inflated every frame's map (2 GB and 14 s for 1000 frames of
+    1024^2 from 2 MB). Now only frame 0's."""
+    import copy
+
+    from codec_core import container as ct
+
+    frames, n = 60, 512
+    yy, xx = np.mgrid[:n, :n]
+    img = (2000 + 1000 * np.sin(yy / 37.0) * np.cos(xx / 53.0)).astype(np.uint16)
+    data = hlc.encode(img, mode="lossy", bpp=0.02, threads=1)
+    h, start = ct.parse_header(data)
+    offs = ct.segment_offsets(h, start)
+    segs = [data[offs[i]:offs[i + 1]] for i in range(len(h.segments))]
+    assert h.mode == 2 and not h.flags & ct.FLAG_REGIONS
+    forged = copy.copy(h)
+    forged.axes, forged.frames = ct.AXES.index("ZYX"), frames
+    forged.flags |= ct.FLAG_ROI
+    forged.roi_block, forged.class_mult = 1, [1.0, 1.0, 1.0]
+    forged.class_map = zlib.compress(bytes(frames * n * n), 9)
+    per_plane = h.levels + 1
+    planes = len(segs) // per_plane
+    new = []
+    for f in range(frames):
+        for p in range(planes):
+            new += (segs[p * per_plane:(p + 1) * per_plane] if f == 0 else [b""] * per_plane) + [b""]
+    stream = ct.pack(forged, new)
+    got, peak = _traced_peak(lambda: hlc.decode(stream, frame=0, strict=False)[0])
+    assert got.shape == (n, n)
+    assert peak < 30 * n * n, peak  # one frame: 20 n^2 (every frame's map was 60 n^2 more)
 
 
 def test_a_damaged_layer_is_concealed_when_not_strict():

@@ -234,8 +234,8 @@ void hlc_fwd53_packed(int32_t *x, int H, int W, int levels, int32_t *scratch, un
 #define HLC_MAP_VALUE_LARGE 5
 int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_t *vals, int64_t cap,
                      int64_t *scratch);
-int hlc_unpack_map(const uint8_t *raw, size_t len, uint8_t *cmap, int frames, int rows, int cols,
-                   int classes, int64_t *scratch);
+int hlc_unpack_map(const uint8_t *raw, size_t len, uint8_t *cmap, int first, int frames, int rows, int cols,
+                   int classes, int64_t *scratch, int last);
 /* a decoded tile's inverse RCT or value table, clips and cast in one pass (colour.c) */
 void hlc_colour_finish(const void *src, int src_i32, const ptrdiff_t *sstr, void *out, int otype,
                        const ptrdiff_t *ostr, int rows, int cols, int ch, int rct, int32_t lim,

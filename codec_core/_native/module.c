@@ -1114,23 +1114,25 @@ static PyObject *py_pack_map(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* unpack_map(raw uint8 (pack_map's values as varints), cmap (frames, rows, cols) uint8,
-   classes, scratch (2 * cols) int64) -> 0 or an HLC_MAP_* code */
+/* unpack_map(raw uint8 (pack_map's values as varints), cmap (frames, rows, cols) uint8:
+   the map's frames first .. first + frames - 1, first, classes, scratch (2 * cols) int64,
+   last: whether those are the map's last frames) -> 0 or an HLC_MAP_* code */
 static PyObject *py_unpack_map(PyObject *self, PyObject *args) {
     PyObject *o[3];
-    int classes;
-    if (!PyArg_ParseTuple(args, "OOiO", &o[0], &o[1], &classes, &o[2])) return NULL;
+    int first, classes, last;
+    if (!PyArg_ParseTuple(args, "OOiiOp", &o[0], &o[1], &first, &classes, &o[2], &last)) return NULL;
     Arr a[3];
     memset(a, 0, sizeof a);
     PyObject *result = NULL;
     if (!get(o[0], &a[0], "raw", 'B', 1, 0) && !get(o[1], &a[1], "cmap", 'B', 3, 1)
         && !get(o[2], &a[2], "scratch", 'q', 1, 1)
         && !check(dim(&a[1], 0) < INT32_MAX && dim(&a[1], 1) < INT32_MAX && dim(&a[1], 2) < INT32_MAX / 4
-                  && dim(&a[2], 0) >= 2 * dim(&a[1], 2), "unpack_map arrays do not match")) {
+                  && dim(&a[2], 0) >= 2 * dim(&a[1], 2) && first >= 0 && first <= INT32_MAX - dim(&a[1], 0),
+                  "unpack_map arrays do not match")) {
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = hlc_unpack_map(a[0].view.buf, (size_t)dim(&a[0], 0), a[1].view.buf, (int)dim(&a[1], 0),
-                            (int)dim(&a[1], 1), (int)dim(&a[1], 2), classes, a[2].view.buf);
+        rc = hlc_unpack_map(a[0].view.buf, (size_t)dim(&a[0], 0), a[1].view.buf, first, (int)dim(&a[1], 0),
+                            (int)dim(&a[1], 1), (int)dim(&a[1], 2), classes, a[2].view.buf, last);
         Py_END_ALLOW_THREADS
         result = PyLong_FromLong(rc);
     }
@@ -1138,6 +1140,8 @@ static PyObject *py_unpack_map(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* set_flat(out (frames, rows, cols, channels) int32/int16/uint16/int8/uint8, classes (frames, rows,
+   cols) uint8, value, flat, claimed (256,) uint8) -> whether every pixel's class is claimed */
 static PyObject *py_set_flat(PyObject *self, PyObject *args) {
     PyObject *o[3];
     long long value;

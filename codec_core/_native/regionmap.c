@@ -46,16 +46,17 @@ int64_t hlc_pack_map(const uint8_t *cmap, int frames, int rows, int cols, int64_
     return at;
 }
 
-/* The varint at raw[*at] (7 bits a byte, low first; at most 4 bytes: below 2^28), *at
-   moved past it; -HLC_MAP_VALUE_CUT if raw ends inside it, -HLC_MAP_VALUE_LARGE if it
-   runs past 4 bytes. */
+/* The varint at raw[*at] (7 bits a byte, low first, in its fewest bytes: a last byte
+   of 0 only alone; at most 4 bytes: below 2^28), *at moved past it; -HLC_MAP_VALUE_CUT
+   if raw ends inside it, -HLC_MAP_VALUE_LARGE if it runs past 4 bytes or is longer than
+   its value needs (the inflate bound counts the fewest bytes). */
 static inline int64_t next_varint(const uint8_t *raw, size_t len, size_t *at) {
     int64_t v = 0;
     for (int k = 0; k < 4; k++) {
         if (*at >= len) return -HLC_MAP_VALUE_CUT;
         uint8_t b = raw[(*at)++];
         v |= (int64_t)(b & 0x7F) << (7 * k);
-        if (!(b & 0x80)) return v;
+        if (!(b & 0x80)) return k > 0 && b == 0 ? -HLC_MAP_VALUE_LARGE : v;
     }
     return -HLC_MAP_VALUE_LARGE;
 }
@@ -77,15 +78,19 @@ static int map_error(const uint8_t *raw, size_t len, size_t at, int code) {
     return c ? c : code;
 }
 
-/* raw (len bytes: pack_map's values as varints) -> cmap (frames, rows, cols); scratch
-   holds 2 * cols int64. The values are read from the bytes as they are needed (a map's
-   varints unpacked first into int64 arrays were 8 bytes a byte, several times over:
-   a zlib bomb of 43 kB took 2.4 GB). Returns 0, or HLC_MAP_CUT (the values end early),
-   HLC_MAP_FILL (run lengths do not fill a row), HLC_MAP_RUNS (runs out of order or out
-   of the row, or a class >= classes), HLC_MAP_VALUE_CUT / HLC_MAP_VALUE_LARGE (a varint
-   cut off at the end of raw, or longer than 4 bytes: anywhere in raw). */
-int hlc_unpack_map(const uint8_t *raw, size_t len, uint8_t *cmap, int frames, int rows, int cols,
-                   int classes, int64_t *scratch) {
+/* raw (len bytes: pack_map's values as varints) -> cmap (frames, rows, cols): frames
+   first .. first + frames - 1 of the map (the frames before are read, not kept; the
+   ones after are not read: one frame asked of a stack claiming thousands kept them all,
+   a gigabyte from 28 kB); scratch holds 2 * cols int64. The values are read from the
+   bytes as they are needed (a map's varints unpacked first into int64 arrays were 8
+   bytes a byte, several times over: a zlib bomb of 43 kB took 2.4 GB). Returns 0, or
+   HLC_MAP_CUT (the values end early), HLC_MAP_FILL (run lengths do not fill a row),
+   HLC_MAP_RUNS (runs out of order or out of the row, or a class >= classes),
+   HLC_MAP_VALUE_CUT / HLC_MAP_VALUE_LARGE (a varint cut off at the end of raw, or longer
+   than 4 bytes: anywhere in raw, when these are the map's last frames (`last`); else raw
+   may end inside the frames after them, inflated only so far). */
+int hlc_unpack_map(const uint8_t *raw, size_t len, uint8_t *cmap, int first, int frames, int rows, int cols,
+                   int classes, int64_t *scratch, int last) {
     int64_t *starts = scratch, *labels = scratch + cols;
     size_t at = 0;
     int64_t v;
@@ -95,7 +100,7 @@ int hlc_unpack_map(const uint8_t *raw, size_t len, uint8_t *cmap, int frames, in
         if ((v = next_varint(raw, len, &at)) < 0) return (int)-v;         \
         (dst) = v;                                                        \
     } while (0)
-    for (int f = 0; f < frames; f++) {
+    for (int f = 0; f < first + frames; f++) {
         int64_t n = 0;
         for (int r = 0; r < rows; r++) {
             int64_t head;
@@ -125,7 +130,8 @@ int hlc_unpack_map(const uint8_t *raw, size_t len, uint8_t *cmap, int frames, in
                 if (end <= starts[k] || end > cols || labels[k] >= classes)
                     return map_error(raw, len, at, HLC_MAP_RUNS);
             }
-            uint8_t *row = cmap + ((size_t)f * rows + r) * cols;
+            if (f < first) continue;  /* (read, not kept) */
+            uint8_t *row = cmap + ((size_t)(f - first) * rows + r) * cols;
             for (int64_t k = 0; k < n; k++) {
                 int64_t end = k + 1 < n ? starts[k + 1] : cols;
                 for (int64_t j = starts[k]; j < end; j++) row[j] = (uint8_t)labels[k];
@@ -133,7 +139,7 @@ int hlc_unpack_map(const uint8_t *raw, size_t len, uint8_t *cmap, int frames, in
         }
     }
 #undef NEXT
-    return check_varints(raw, len, at);
+    return last ? check_varints(raw, len, at) : 0;
 }
 
 /* The FLAT pixels of a decoded region stream (regions.py _set_flat): every sample of a

@@ -238,10 +238,12 @@ def _mark_lossy(ds: Any, ratio: float, regions: str = "", near_lossless: int | N
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionRatio = [*ratios, f"{ratio:.6g}"[:16]]
     if near_lossless is not None and not regions:
-        regions = f"HLC near-lossless: every sample within {near_lossless} of the original"
+        regions = f"HLC near-lossless: every sample within {near_lossless} of the image coded"
         method = NEAR_LOSSLESS_METHOD
     else:
         method = HYBRID_METHOD if regions else LOSSY_METHOD
+        if not regions and ds.get("DerivationDescription"):  # (an earlier step's bound no longer holds)
+            regions = "HLC lossy (9/7 wavelet)"
     ds.LossyImageCompressionMethod = [*methods, method]
     if regions:
         earlier_text = str(ds.get("DerivationDescription", "") or "")

@@ -374,3 +374,23 @@ def test_installed_console_script_runs(wheel_python, tmp_path):
     script = Path(wheel_python).with_name("hlc")
     proc = subprocess.run([str(script), "info", "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0 and "examples:" in proc.stdout
+
+
+def test_a_palette_tiff_is_coded_losslessly_or_refused(tmp_path):
+    """A palette TIFF is read as its colour indices: near-lossless or lossy coding would
+    change its colours arbitrarily, as for a DICOM PALETTE COLOR image (it was coded
+    within the error asked, without a word)."""
+    import tifffile
+
+    idx = (np.arange(64 * 64).reshape(64, 64) // 17 % 256).astype(np.uint8)
+    cmap = np.random.default_rng(0).integers(0, 65535, (3, 256)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "pal.tif", idx, photometric="palette", colormap=cmap)
+    for args in (["--mode", "near-lossless", "--max-error", "2"], ["--mode", "lossy", "--bpp", "1"]):
+        proc = hlc("encode", "pal.tif", "o.hlc", *args, cwd=tmp_path)
+        assert proc.returncode == 1 and "PALETTE COLOR" in proc.stderr and "--mode lossless" in proc.stderr, \
+            proc.stderr
+        assert not (tmp_path / "o.hlc").exists()
+    ok(hlc("encode", "pal.tif", "o.hlc", cwd=tmp_path))
+    import codec_core
+
+    assert np.array_equal(codec_core.decode((tmp_path / "o.hlc").read_bytes()), idx)

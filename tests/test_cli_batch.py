@@ -381,6 +381,11 @@ def test_batch_names_a_service_that_is_not_a_dask_scheduler(tmp_path, archive):
     assert proc.returncode == 1
     assert "did not answer as a dask scheduler" in proc.stderr and "out of memory" not in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.dcm"))
+    # an address dask cannot parse is named as such (no service was asked)
+    for bad, why in (("foo://127.0.0.1:8786", "unknown address scheme"), ("notaurl:abc", "invalid literal")):
+        proc = hlc("batch", archive, "out", "--scheduler", bad, "--no-progress", cwd=tmp_path, timeout=120)
+        assert proc.returncode == 1 and "is not a dask scheduler address" in proc.stderr and why in proc.stderr, \
+            proc.stderr
 
 
 # ------------------------------------------------------------------ every example shown to users

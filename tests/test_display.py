@@ -293,5 +293,8 @@ def test_a_segmented_16_bit_palette_shows_in_colour_from_hlc_dicom(tmp_path):
     hybrid_plugins.register()  # (an editable install has no start-up hook)
     ds = pydicom.dcmread(tmp_path / "us_hlc.dcm")
     index = load_dicom_array(ds)
+    uid = ds.file_meta.TransferSyntaxUID
     view = viewer(index, ds)
     assert not any("without a usable colour table" in n for n in view.notes), view.notes
+    # the caller's dataset is left as it was (its file meta once took the view's syntax)
+    assert ds.file_meta.TransferSyntaxUID == uid == hybrid_plugins.HLC_UID_STRING

@@ -127,7 +127,7 @@ ds.compress(UID, mode="near-lossless", max_error=2, generate_instance_uid=False)
 assert ds.LossyImageCompression == "01"
 # the predictive coder, and the bound it kept, recorded (it was HLC_DWT, and no bound)
 assert ds.LossyImageCompressionMethod == "HLC_NEARLOSSLESS"
-assert ds.DerivationDescription == "HLC near-lossless: every sample within 2 of the original"
+assert ds.DerivationDescription == "HLC near-lossless: every sample within 2 of the image coded"
 size = sum(len(f) for f in generate_frames(ds.PixelData, number_of_frames=1))
 assert abs(float(ds.LossyImageCompressionRatio) - ref.size * 2 / size) < 0.01 * ref.size * 2 / size
 assert ds.SOPInstanceUID != old_uid and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
@@ -151,6 +151,14 @@ ds.compress(UID, mode="lossy", bpp=1.0)
 assert ds.LossyImageCompression == "01"
 assert [str(r) for r in ds.LossyImageCompressionRatio][0] == "10" and len(ds.LossyImageCompressionRatio) == 2
 assert list(ds.LossyImageCompressionMethod) == ["ISO_10918_1", "HLC_DWT"]
+# a near-lossless step, then a 9/7 one: the description says both (the bound held only for the first)
+ds = original("MR_small.dcm")
+ds.compress(UID, mode="near-lossless", max_error=2)
+ds.decompress()
+ds.compress(UID, mode="lossy", bpp=0.5)
+assert list(ds.LossyImageCompressionMethod) == ["HLC_NEARLOSSLESS", "HLC_DWT"], ds.LossyImageCompressionMethod
+assert ds.DerivationDescription == ("HLC near-lossless: every sample within 2 of the image coded; "
+                                    "HLC lossy (9/7 wavelet)"), ds.DerivationDescription
 """)
 
 
@@ -201,7 +209,7 @@ assert "mark_lossy(ds)" in str(w.message), str(w.message)
 assert "LossyImageCompression" not in ds and ds.SOPInstanceUID == old_uid
 assert mark_lossy(ds) is True
 assert ds.LossyImageCompression == "01" and ds.LossyImageCompressionMethod == "HLC_NEARLOSSLESS"
-assert "within 1 of the original" in ds.DerivationDescription
+assert "within 1 of the image coded" in ds.DerivationDescription
 size = sum(len(f) for f in generate_frames(ds.PixelData, number_of_frames=1))
 assert abs(float(ds.LossyImageCompressionRatio) - arr.size * 2 / size) < 0.01 * arr.size * 2 / size
 assert ds.SOPInstanceUID != old_uid and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID

@@ -281,7 +281,7 @@ def _convert(res: Result, options: dict[str, Any], verify: bool, overwrite: bool
     from . import io
 
     src, dst = res.src, res.dst
-    if not os.path.exists(src):  # (plan() keeps links whose target is gone, to say so)
+    if os.path.islink(src) and not os.path.exists(src):  # (plan() keeps links whose target is gone, to say so)
         res.status, res.reason = SKIPPED, "a broken symbolic link"
         return
     kind = io.sniff(src)
@@ -464,6 +464,9 @@ def _dask_results(tasks: list[Task], options: dict, verify: bool, overwrite: boo
         raise CliError("--scheduler needs dask.distributed: pip install 'hlc-codec[cluster]'") from None
     try:
         client = Client(address, timeout="15s")
+    except ValueError as e:  # (raised parsing the address, before any connection)
+        raise CliError(f"--scheduler {address} is not a dask scheduler address ({e}); "
+                       "give it as tcp://HOST:PORT") from None
     except (OSError, TimeoutError) as e:
         raise CliError(f"cannot reach the dask scheduler at {address} ({e}); check the address "
                        "and that 'dask scheduler' is running") from None
@@ -471,7 +474,8 @@ def _dask_results(tasks: list[Task], options: dict, verify: bool, overwrite: boo
         # (an HTTP server's reply read as a dask message asked numpy for 3 EiB: the
         # MemoryError was reported as "out of memory")
         raise CliError(f"the service at {address} did not answer as a dask scheduler (its reply read "
-                       f"as a dask message gave {type(e).__name__}); check the address and port") from None
+                       f"as a dask message gave {type(e).__name__}: {' '.join(str(e).split())[:120]}); "
+                       "check the address and port") from None
     try:
         window = 4 * max(1, len(client.scheduler_info().get("workers", {})))
         todo = iter(tasks)

@@ -311,7 +311,7 @@ def _lut_dataset(ds: Any) -> Any:
     from pydicom.uid import ExplicitVRLittleEndian
 
     view = copy.copy(ds)
-    view.file_meta = copy.copy(meta)
+    view.file_meta = copy.deepcopy(meta)  # (a shallow copy shares its elements: the caller's would change)
     view.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return view
 

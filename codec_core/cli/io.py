@@ -64,6 +64,14 @@ class Image:
     path: str = ""
     dataset: Any = field(default=None, repr=False)   # pydicom Dataset for DICOM input
     stream: bytes | None = field(default=None, repr=False)  # the HLC bytes for .hlc input
+    palette: bool = False          # TIFF input whose samples are indices into a colour map
+
+    @property
+    def photometric(self) -> Any:
+        """The photometric interpretation, as DICOM names it, where the input says it."""
+        if self.dataset is not None:
+            return self.dataset.get("PhotometricInterpretation")
+        return "PALETTE COLOR" if self.palette else None
 
     @property
     def axes(self) -> str:
@@ -275,8 +283,10 @@ def read_image(path: str, *, bits_stored: int | None = None) -> Image:
     elif kind == "tiff":
         import tifffile
 
-        arr = tifffile.imread(path)
-        img = Image(_checked(arr, path), arr.dtype.itemsize * 8, "tiff", path)
+        with tifffile.TiffFile(path) as tif:
+            arr = tif.asarray()
+            palette = tif.pages[0].photometric == tifffile.PHOTOMETRIC.PALETTE  # (read as its indices)
+        img = Image(_checked(arr, path), arr.dtype.itemsize * 8, "tiff", path, palette=palette)
     elif kind == "npy":
         try:
             arr = np.load(path, allow_pickle=False)
@@ -470,13 +480,11 @@ def dicom_bytes(ds: Any, source: str = "") -> bytes:
 
 def encode_bytes(image: Image, out_path: str, options: dict[str, Any]) -> bytes:
     """The bytes of ``out_path``: an HLC stream, or a DICOM file in the HLC transfer syntax."""
-    if image.dataset is not None:
-        from hybrid_plugins.pydicom_plugin import palette_refusal
+    from hybrid_plugins.pydicom_plugin import palette_refusal
 
-        refusal = palette_refusal(image.dataset.get("PhotometricInterpretation"), options.get("mode", "lossless"),
-                                  image.path, "--mode lossless")
-        if refusal:
-            raise CliError(refusal)
+    refusal = palette_refusal(image.photometric, options.get("mode", "lossless"), image.path, "--mode lossless")
+    if refusal:
+        raise CliError(refusal)
     if out_path.lower().endswith((".dcm", ".dicom")):
         from hybrid_plugins import HLC_TRANSFER_SYNTAX_UID
 

@@ -528,6 +528,8 @@ def _check_lossy(h: Header) -> None:
     if lossy and not all(0 < s < 1e30 for s in h.steps + h.class_mult + h.channel_mult) \
             or not 0 <= h.recon_offset < 1:
         _bad("lossy steps, multipliers or reconstruction offset not finite and positive")
+    if lossy and max(h.steps, default=1) * max(h.class_mult, default=1) * max(h.channel_mult, default=1) >= 1e30:
+        _bad("lossy step times its multipliers not finite")  # (each below 1e30, their product overflowed float32)
     if h.channel_mult and (not lossy or len(h.channel_mult) != h.channels):
         _bad("channel step multipliers without a lossy layer and one multiplier per channel")
     if bool(h.flags & FLAG_VALUE_TABLE) != bool(h.value_table) or bool(h.flags & FLAG_ROI) != bool(h.class_map):

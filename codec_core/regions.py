@@ -1089,6 +1089,9 @@ def decode_regions(stream: bytes, h: ct.Header, start: int, *, level: int, frame
         claimed[FLAT] = True
         if not _set_flat(out, classes, int(np.clip(rb.flat, h.vmin, h.vmax)), claimed):
             report.concealed.append("region layer lost: its pixels shown from another layer")
+    # within the header's value range, as every decoded sample is (a layer's own range
+    # is its stream's: one that claims more was shown as it came)
+    np.clip(out, h.vmin, h.vmax, out=out)
     if level:
         out = _reduced(out, level, h)
     return out

@@ -105,3 +105,33 @@ def test_steps_are_stored_exactly_on_their_grid_and_never_finer():
         assert unpack_steps(pack_steps(steps)) == steps and len(pack_steps(steps)) == 12
     with pytest.raises(ValueError):
         pack_steps([1.0, 0.3])                                        # 0.3: not on 1.0's grid
+
+
+def test_steps_whose_product_with_the_multipliers_overflows_are_refused():
+    """Each step and multiplier below 1e30 was accepted, and 1e29 x 9e29 overflowed
+    float32 in the dequantisation: numpy's RuntimeWarnings leaked from decode (an error
+    under -W error). The header check now bounds the product too."""
+    import copy
+    import warnings
+    import zlib
+
+    yy, xx = np.mgrid[:64, :64]
+    img = (2000 + 1000 * np.sin(yy / 7.0) * np.cos(xx / 5.0)).astype(np.uint16)
+    data = hlc.encode(img, mode="lossy", bpp=2, threads=1)
+    h, start = ct.parse_header(data)
+    offs = ct.segment_offsets(h, start)
+    segs = [data[offs[i]:offs[i + 1]] for i in range(len(h.segments))]
+    forged = copy.copy(h)
+    forged.flags |= ct.FLAG_ROI
+    forged.roi_block, forged.class_mult, forged.channel_mult = 1, [1e29] * 3, [9e29]
+    forged.class_map = zlib.compress(bytes([2]) * 64 * 64)
+    stream = ct.pack(forged, segs[:h.levels + 1] + [b""])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for call in (hlc.info, hlc.decode, lambda s: hlc.decode(s, strict=False)):
+            with pytest.raises(hlc.CorruptStreamError, match="multipliers not finite"):
+                call(stream)
+    forged.channel_mult = [1.0]  # each factor as large, their product within float32: decodes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert hlc.decode(ct.pack(forged, segs[:h.levels + 1] + [b""]), strict=False)[0].shape == (64, 64)

@@ -599,6 +599,20 @@ def test_one_frame_of_a_forged_roi_stack_reads_only_its_importance_map():
     assert peak < 30 * n * n, peak  # one frame: 20 n^2 (every frame's map was 60 n^2 more)
 
 
+def test_a_region_stream_decodes_within_its_header_range():
+    """Every decoded sample lies in the header's vmin..vmax (FORMAT.md §1): a region
+    stream whose header says 7..7 over layers of 0..4095 gave the layers' values."""
+    import copy
+
+    from codec_core import container as ct
+
+    h, segs = _region_stream_parts()
+    forged = copy.copy(h)
+    forged.vmin = forged.vmax = 7
+    out = hlc.decode(ct.pack(forged, segs))
+    assert out.min() == out.max() == 7
+
+
 def test_a_damaged_layer_is_concealed_when_not_strict():
     img = dicom("CT_small.dcm")
     mask = np.zeros(img.shape, bool)

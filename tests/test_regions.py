@@ -398,6 +398,32 @@ def test_bad_varints_in_the_map_raise_a_stream_error(raw, why):
         regions.unpack_map(zlib.compress(raw), (1, 1, 4))
 
 
+def _region_stream_parts() -> tuple:
+    """A real region stream's header and segments (a hybrid of 64 x 64 noise)."""
+    from codec_core import container as ct
+
+    img = np.random.default_rng(0).integers(0, 4096, (64, 64)).astype(np.uint16)
+    mask = np.zeros(img.shape, bool)
+    mask[20:40, 20:40] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = hlc.encode(img, mode="lossy", roi=mask)
+    h, start = ct.parse_header(data)
+    assert h.flags & ct.FLAG_REGIONS
+    offs = ct.segment_offsets(h, start)
+    return h, [data[offs[i]:offs[i + 1]] for i in range(len(h.segments))]
+
+
+def _traced_peak(fn) -> tuple[object, int]:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        return fn(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_a_zlib_bomb_in_the_map_is_inflated_only_as_far_as_a_map_can_reach():
     """A map of zeros compresses ~1000:1: a stream of a few kB could make the decoder
     inflate 10 bytes a pixel and read them into int64 arrays several times over (2.4 GB
@@ -425,19 +451,10 @@ def test_a_zlib_bomb_in_a_region_stream_stops_decode_with_little_memory():
     """The same bomb in a whole region stream (a hybrid stream's map segment rewritten,
     CRCs valid): decode and info raise CorruptStreamError within a few times the image."""
     import copy
-    import tracemalloc
 
     from codec_core import container as ct
 
-    img = np.random.default_rng(0).integers(0, 4096, (64, 64)).astype(np.uint16)
-    mask = np.zeros(img.shape, bool)
-    mask[20:40, 20:40] = True
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        data = hlc.encode(img, mode="lossy", roi=mask)
-    h, start = ct.parse_header(data)
-    offs = ct.segment_offsets(h, start)
-    segs = [data[offs[i]:offs[i + 1]] for i in range(len(h.segments))]
+    h, segs = _region_stream_parts()
     n = 1024
     rb = regions.unpack_block(segs[0])
     rb.block = 1
@@ -447,31 +464,14 @@ def test_a_zlib_bomb_in_a_region_stream_stops_decode_with_little_memory():
     h2.rows = h2.cols = h2.tile_rows = h2.tile_cols = n
     bomb = ct.pack(h2, segs)
     assert len(bomb) < 40_000
-    tracemalloc.start()
-    try:
+
+    def decode() -> None:
         with pytest.raises(hlc.CorruptStreamError, match="importance map"):
             hlc.decode(bomb)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+
+    _, peak = _traced_peak(decode)
     # the map's bound and the map (4.1 MB), the stream and its parse (was ~600 MB)
     assert peak < regions._map_bytes_bound((1, n, n)) + n * n + (6 << 20), peak
-
-
-def _region_stream_parts() -> tuple:
-    """A real region stream's header and segments (a hybrid of 64 x 64 noise)."""
-    from codec_core import container as ct
-
-    img = np.random.default_rng(0).integers(0, 4096, (64, 64)).astype(np.uint16)
-    mask = np.zeros(img.shape, bool)
-    mask[20:40, 20:40] = True
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        data = hlc.encode(img, mode="lossy", roi=mask)
-    h, start = ct.parse_header(data)
-    assert h.flags & ct.FLAG_REGIONS
-    offs = ct.segment_offsets(h, start)
-    return h, [data[offs[i]:offs[i + 1]] for i in range(len(h.segments))]
 
 
 def test_a_region_stream_cannot_claim_more_frames_than_its_bytes_hold():
@@ -523,16 +523,6 @@ def test_region_streams_the_encoder_writes_keep_within_the_frames_bound(frames):
         if h.flags & ct.FLAG_REGIONS:
             assert h.frames <= sum(n for n, _ in h.segments[1:])
         assert hlc.decode(data).shape == img.shape
-
-
-def _traced_peak(fn) -> tuple[object, int]:
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        return fn(), tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def test_one_frame_of_a_forged_region_stack_reads_only_its_map():

@@ -20,7 +20,9 @@ small tiles), mutated by:
   extension, replacement by random bytes or by segments of other seeds, swaps,
   varint length field damage, fabricated value tables and importance maps, and in a
   region stream a forged region map (zlib of zeros up to 10 bytes a pixel, of a valid
-  row repeated, or of random bytes: the structure-aware bomb a tester found);
+  row repeated, or of random bytes: the structure-aware bomb a tester found), and an
+  importance map of every frame the header claims (with frames added by the geometry
+  mutations and decode(frame=i): the other bomb of stop 36);
 * index mutations (lengths, count) and raw byte mutations without CRC repair
   (flips, inserts, deletes, truncation, splicing of two seeds);
 * ECC streams: damage of the wrapper, and mutated payloads re-protected so the
@@ -513,6 +515,12 @@ class Mutator:
             first = r.choice([f["vmin"], f["vmin"] - 1, f["vmax"], 0, -2**31])
             gaps = np.frombuffer(r.randbytes(4 * min(n, 4096)), "<u4") % r.choice([1, 2, 100, 2**32 - 1])
             p.side[0] = struct.pack("<iI", first, n) + zlib.compress(gaps.astype("<u4").tobytes())
+        elif f["flags"] & 4 and r.random() < 0.3:
+            # a whole map of background for every frame the header claims (up to 16 MB before
+            # zlib): one frame decoded once inflated them all (stop 36)
+            b = max(1, int(f["roi_block"]))
+            size = min(int(f["frames"]) * -(-int(f["rows"]) // b) * -(-int(f["cols"]) // b), 1 << 24)
+            p.side[1] = zlib.compress(bytes(size), 9)
         elif f["flags"] & 4:
             size = r.choice([0, 1, 10, 64, 1000, 100000])
             vals = bytes(r.choice([0, 1, 2, 2, 3, 255]) for _ in range(min(size, 2000))) * (1 + size // 2000)

@@ -149,16 +149,14 @@ class _Tile:
 class _TileDecoder:
     """Decodes tiles of one stream into ``out`` (one call per tile, from any thread)."""
 
-    def __init__(self, rd: _Reader, out: np.ndarray, level: int, keep_scratch: bool = False,
-                 frames: list[int] | None = None) -> None:
+    def __init__(self, rd: _Reader, out: np.ndarray, level: int, keep_scratch: bool, frames: list[int]) -> None:
         h = rd.h
         self.rd, self.h, self.out, self.level, self.keep = rd, h, out, level, keep_scratch
         self.layout = ct.segment_layout(h)
         self.table = unpack_value_table(h.value_table, h.vmin, h.vmax) if h.value_table else None
         # the importance map of the frames decoded (from the first of them to the last) only
-        self.first = min(frames) if frames else 0
-        last = max(frames) if frames else h.frames - 1
-        self.cmap = unpack_class_map(h.class_map, class_map_shape(h), self.first, last - self.first + 1) \
+        self.first = min(frames)
+        self.cmap = unpack_class_map(h.class_map, class_map_shape(h), self.first, max(frames) - self.first + 1) \
             if h.class_map else None
 
     def coded_bytes(self, item: tuple[int, int, int]) -> int:

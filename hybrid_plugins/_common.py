@@ -85,3 +85,15 @@ def describe_error(exc: BaseException) -> str:
     where = getattr(exc, "where", None)
     detail = f"{exc}" + (f" (at {where})" if where and str(where) not in str(exc) else "")
     return f"{detail}: {advice}" if advice else detail
+
+
+def palette_refusal(photometric: Any, mode: Any, what: str, lossless: str) -> str | None:
+    """Why a PALETTE COLOR image may be coded losslessly only (``what``: the image, for
+    the message; ``lossless``: how the caller's user asks for lossless), or None: its
+    pixels are indices into a colour table, so an error of 1 is another colour, not a
+    nearby shade (OBXXXX1A at max_error 2: 8.7% of its pixels off by over a tenth of
+    full scale). The command line and the pydicom plugin both refuse with this."""
+    if mode == "lossless" or photometric != "PALETTE COLOR":
+        return None
+    return (f"{what} is PALETTE COLOR: its pixels are indices into a colour table, so any error changes "
+            f"colours arbitrarily; use {lossless}")

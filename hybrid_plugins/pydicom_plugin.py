@@ -62,7 +62,7 @@ from pydicom.uid import UID
 
 from codec_core.options import PYDICOM, EncodeOptions, options_for, unknown_options
 
-from ._common import core, describe_error
+from ._common import core, describe_error, palette_refusal
 from ._constants import HLC_UID_STRING
 
 __all__ = ["HLC_TRANSFER_SYNTAX_UID", "LOSSY_METHOD", "NEAR_LOSSLESS_METHOD", "HYBRID_METHOD",
@@ -157,18 +157,6 @@ def _frame_roi(runner: Any, index: int) -> Any:
     return mask[index] if mask.ndim == 3 else mask
 
 
-def palette_refusal(photometric: Any, mode: Any, what: str, lossless: str) -> str | None:
-    """Why a PALETTE COLOR image may be coded losslessly only (``what``: the image, for
-    the message; ``lossless``: how the caller's user asks for lossless), or None: its
-    pixels are indices into a colour table, so an error of 1 is another colour, not a
-    nearby shade (OBXXXX1A at max_error 2: 8.7% of its pixels off by over a tenth of
-    full scale). The command line and the pydicom plugin both refuse with this."""
-    if mode == "lossless" or photometric != "PALETTE COLOR":
-        return None
-    return (f"{what} is PALETTE COLOR: its pixels are indices into a colour table, so any error changes "
-            f"colours arbitrarily; use {lossless}")
-
-
 def _encode_frame(src: bytes, runner: Any) -> bytes:
     """pydicom encoding plugin: one frame of raw pixels -> one HLC stream."""
     index = runner.get_option(_FRAME_COUNTER, 0)  # pydicom encodes frames in order
@@ -237,17 +225,17 @@ def _mark_lossy(ds: Any, ratio: float, regions: str = "", near_lossless: int | N
     methods = values("LossyImageCompressionMethod") if earlier else []
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionRatio = [*ratios, f"{ratio:.6g}"[:16]]
-    if near_lossless is not None and not regions:
-        regions = f"HLC near-lossless: every sample within {near_lossless} of the image coded"
-        method = NEAR_LOSSLESS_METHOD
-    else:
-        method = HYBRID_METHOD if regions else LOSSY_METHOD
-        if not regions and ds.get("DerivationDescription"):  # (an earlier step's bound no longer holds)
-            regions = "HLC lossy (9/7 wavelet)"
-    ds.LossyImageCompressionMethod = [*methods, method]
+    earlier_text = str(ds.get("DerivationDescription", "") or "")
     if regions:
-        earlier_text = str(ds.get("DerivationDescription", "") or "")
-        ds.DerivationDescription = ((earlier_text + "; ") if earlier_text else "")[:1024 - len(regions)] + regions
+        method, text = HYBRID_METHOD, regions
+    elif near_lossless is not None:
+        text = f"HLC near-lossless: every sample within {near_lossless} of the image coded"
+        method = NEAR_LOSSLESS_METHOD
+    else:  # (after an earlier step's text, whose bound no longer holds, say what this one did)
+        method, text = LOSSY_METHOD, "HLC lossy (9/7 wavelet)" if earlier_text else ""
+    ds.LossyImageCompressionMethod = [*methods, method]
+    if text:
+        ds.DerivationDescription = ((earlier_text + "; ") if earlier_text else "")[:1024 - len(text)] + text
     # A lossy image is a new image: it needs a new SOP Instance UID even when the
     # caller asked pydicom to keep the old one (generate_instance_uid=False).
     if "SOPInstanceUID" in ds:

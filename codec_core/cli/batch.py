@@ -82,9 +82,11 @@ def _inside(child: str, parent: str) -> bool:
     child, parent = os.path.realpath(child), os.path.realpath(parent)
     if child == parent or child.startswith(parent.rstrip(os.sep) + os.sep):
         return True
+    if not os.path.exists(parent):
+        return False
     at = child
-    while True:
-        if os.path.exists(at) and os.path.exists(parent) and os.path.samefile(at, parent):
+    while True:  # (child and each folder above it that exists)
+        if os.path.exists(at) and os.path.samefile(at, parent):
             return True
         up = os.path.dirname(at)
         if up == at:

@@ -300,7 +300,8 @@ def _lut_dataset(ds: Any) -> Any:
     """``ds`` as pydicom's palette functions can read it: they take a segmented palette's
     byte order from the transfer syntax and know none for a private one, HLC's (a 16-bit
     segmented palette then raised "Unable to determine the endianness"). An HLC DICOM
-    file is explicit VR little endian: a shallow copy that says so."""
+    file is explicit VR little endian: a copy that says so (its file meta copied whole:
+    the caller's dataset is left as it is)."""
     import copy
 
     from hybrid_plugins import HLC_UID_STRING
@@ -311,7 +312,7 @@ def _lut_dataset(ds: Any) -> Any:
     from pydicom.uid import ExplicitVRLittleEndian
 
     view = copy.copy(ds)
-    view.file_meta = copy.deepcopy(meta)  # (a shallow copy shares its elements: the caller's would change)
+    view.file_meta = copy.deepcopy(meta)  # (a shallow copy of it shares its elements)
     view.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return view
 

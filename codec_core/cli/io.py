@@ -480,7 +480,7 @@ def dicom_bytes(ds: Any, source: str = "") -> bytes:
 
 def encode_bytes(image: Image, out_path: str, options: dict[str, Any]) -> bytes:
     """The bytes of ``out_path``: an HLC stream, or a DICOM file in the HLC transfer syntax."""
-    from hybrid_plugins.pydicom_plugin import palette_refusal
+    from hybrid_plugins._common import palette_refusal  # (light: no pydicom for other inputs)
 
     refusal = palette_refusal(image.photometric, options.get("mode", "lossless"), image.path, "--mode lossless")
     if refusal:

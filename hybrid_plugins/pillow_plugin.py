@@ -243,23 +243,30 @@ def _grey8(arr: Any, value_range: tuple[int, int]) -> Any:
 
 # ------------------------------------------------------------------------ save
 
-def _frame_array(frame: Image.Image) -> Any:
-    """Pixels of one Pillow frame as the integer array HLC stores."""
+def _frame_arrays(frames: list[Image.Image]) -> list[Any]:
+    """Pixels of Pillow frames as the integer arrays HLC stores. Mode I frames (int32)
+    take the narrowest type that holds the values of all of them: a stack is one type."""
     import numpy as np
 
-    if frame.mode in ("L", "RGB", "I;16"):
-        return np.asarray(frame)
-    if frame.mode == "I":
-        arr = np.asarray(frame)
-        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
-        if frame.info.get("hlc_dtype") == "int8" and lo >= -128 and hi <= 127:
-            return arr.astype(np.int8)
-        if lo >= -32768 and hi <= 32767:
-            return arr.astype(np.int16)
-        if lo >= 0 and hi <= 65535:
-            return arr.astype(np.uint16)
+    arrays = []
+    for frame in frames:
+        if frame.mode not in ("L", "RGB", "I;16", "I"):
+            raise OSError(f"cannot write mode {frame.mode} as HLC (convert to L, I;16, I or RGB)")
+        arrays.append(np.asarray(frame))
+    wide = [a for f, a in zip(frames, arrays, strict=True) if f.mode == "I"]
+    if not wide:
+        return arrays
+    sized = [a for a in wide if a.size]
+    lo, hi = min((int(a.min()) for a in sized), default=0), max((int(a.max()) for a in sized), default=0)
+    if all(f.info.get("hlc_dtype") == "int8" for f in frames) and lo >= -128 and hi <= 127:
+        dtype = np.int8
+    elif lo >= -32768 and hi <= 32767:
+        dtype = np.int16
+    elif lo >= 0 and hi <= 65535:
+        dtype = np.uint16
+    else:
         raise ValueError(f"mode I values {lo}..{hi} do not fit 16 bits; HLC stores int16 or uint16")
-    raise OSError(f"cannot write mode {frame.mode} as HLC (convert to L, I;16, I or RGB)")
+    return [a.astype(dtype) if f.mode == "I" else a for f, a in zip(frames, arrays, strict=True)]
 
 
 def _roi_array(roi: Any) -> Any:
@@ -281,7 +288,7 @@ PILLOW_OWN_KEYS = frozenset({"save_all", "append_images"})
 def _write(frames: list[Image.Image], fp: IO[bytes], options: dict[str, Any]) -> None:
     import numpy as np
 
-    arrays = [_frame_array(f) for f in frames]
+    arrays = _frame_arrays(frames)
     colour = frames[0].mode == "RGB"
     if len(arrays) == 1:
         arr, axes = arrays[0], "YXC" if colour else "YX"

@@ -104,13 +104,20 @@ def is_available(uid: str) -> bool:
 
 # ---------------------------------------------------------------------- encode
 
+def _bits_refusal(bits: Any) -> str | None:
+    """Why samples of ``bits`` bits cannot be HLC, or None."""
+    if bits is not None and not 1 <= int(bits) <= 16:
+        return f"HLC stores 1 to 16 bits per sample, this image has Bits Stored {bits}"
+    return None
+
+
 def _frame_array(src: bytes, runner: Any) -> tuple[Any, str]:
     """One frame of raw DICOM pixel bytes as an array HLC stores, and its axes."""
     import numpy as np
 
     bits = runner.bits_stored
-    if not 1 <= bits <= 16:
-        raise ValueError(f"HLC stores 1 to 16 bits per sample, this image has Bits Stored {bits}")
+    if _bits_refusal(bits):
+        raise ValueError(_bits_refusal(bits))
     dtype = np.dtype(f"{'<i' if runner.pixel_representation else '<u'}{1 if bits <= 8 else 2}")
     rows, cols, samples = runner.rows, runner.columns, runner.samples_per_pixel
     arr = np.frombuffer(src, dtype=dtype)
@@ -159,7 +166,9 @@ def _frame_roi(runner: Any, index: int) -> Any:
 
 def _encode_frame(src: bytes, runner: Any) -> bytes:
     """pydicom encoding plugin: one frame of raw pixels -> one HLC stream."""
-    index = runner.get_option(_FRAME_COUNTER, 0)  # pydicom encodes frames in order
+    # pydicom encodes frames in order from 0 (iter_encode), or the one frame given
+    # (HlcEncoder.encode sets the counter to its index)
+    index = runner.get_option(_FRAME_COUNTER, 0)
     runner.set_option(_FRAME_COUNTER, index + 1)
     arr, axes = _frame_array(src, runner)
     values = {opt.name: runner.get_option(opt.name, opt.default) for opt in options_for(PYDICOM)}
@@ -361,9 +370,10 @@ def _describe_stored(ds: Any, was_422: bool) -> None:
 
 
 def _check_options(src: Any, kwargs: dict[str, Any]) -> None:
-    """Refuse a PALETTE COLOR image in any mode but lossless (:func:`palette_refusal`), and
-    an option that is neither HLC's nor pydicom's (a misspelt ``max_eror=2``
-    would give another image than the one asked for, with no word). pydicom's names are
+    """Refuse, as ValueError: an option that is neither HLC's nor pydicom's (a misspelt
+    ``max_eror=2`` would give another image than the one asked for, with no word), an
+    HLC option's bad value, a PALETTE COLOR image in any mode but lossless
+    (:func:`palette_refusal`) and samples of more than 16 bits. pydicom's names are
     those of its encoders' options (``EncodeOptions``: the pixel description that
     ``compress(uid, arr)`` passes, ``byteorder``...) and of ``iter_encode``'s arguments."""
     own = set(getattr(_encoders.EncodeOptions, "__annotations__", {})) | {"encoding_plugin", "validate", "index"}
@@ -371,9 +381,14 @@ def _check_options(src: Any, kwargs: dict[str, Any]) -> None:
                               [opt.name for opt in options_for(PYDICOM)])
     if message:
         raise ValueError(message)
+    # Everything refused here is refused before pydicom's runner, which would give it as a
+    # RuntimeError of all its plugins: the options' values (every check that needs no
+    # image: OptionError is a ValueError), then what the image is.
+    EncodeOptions(**{opt.name: kwargs[opt.name] for opt in options_for(PYDICOM) if opt.name in kwargs})
     photometric = kwargs.get("photometric_interpretation", getattr(src, "PhotometricInterpretation", None))
-    refusal = palette_refusal(photometric, kwargs.get("mode", "lossless"), "the image", "mode='lossless'")
-    if refusal:  # (before pydicom's runner, which would give it as a RuntimeError of all its plugins)
+    refusal = palette_refusal(photometric, kwargs.get("mode", "lossless"), "the image", "mode='lossless'") \
+        or _bits_refusal(kwargs.get("bits_stored", getattr(src, "BitsStored", None)))
+    if refusal:
         raise ValueError(refusal)
 
 
@@ -391,7 +406,8 @@ class HlcEncoder(_encoders.Encoder):
     def encode(self, src: Any, index: int | None = None, **kwargs: Any) -> bytes:
         _check_options(src, kwargs)
         src, kwargs = _runner_source(src, kwargs)
-        return super().encode(src, index=index, **kwargs)
+        options: dict[str, Any] = {**kwargs, _FRAME_COUNTER: index or 0}  # (frame `index`'s ROI)
+        return super().encode(src, index=index, **options)
 
     def iter_encode(self, src: Any, **kwargs: Any) -> Iterator[bytes]:
         from pydicom.dataset import Dataset
@@ -510,6 +526,49 @@ def _resolve_transfer_syntax_on_read() -> None:
     hooks.register_callback("raw_element_value", raw_element_value)
 
 
+def _pack_bits_on_decompress() -> None:
+    """Make pydicom's ``decompress()`` of a 1-bit HLC dataset write its bits packed.
+
+    pydicom 3.0's ``decompress()`` writes each decoded frame's bytes as they come (one
+    byte a pixel) and keeps Bits Allocated 1: the file it makes is invalid, its Pixel
+    Data 8 times the length Bits Allocated says (no standard compressed transfer syntax
+    carries 1-bit pixels, so pydicom meets this only here). ``pydicom.pixels.decompress``
+    is wrapped (as named in :mod:`pydicom.pixels`, in its ``utils`` module and in
+    :mod:`pydicom.dataset`, whose ``Dataset.decompress`` calls it): after it, the
+    Pixel Data of a dataset that was 1-bit HLC is packed as PS3.5 8.1.1 has it,
+    frames concatenated first, as ``hlc decode`` writes it. Any other dataset, and a
+    Pixel Data already packed, are left as pydicom made them.
+    """
+    import pydicom.dataset
+    import pydicom.pixels
+    from pydicom.pixels import utils
+
+    previous = utils.decompress
+    if getattr(previous, "hlc_wraps", None) is not None:
+        return
+
+    @functools.wraps(previous)
+    def decompress(ds: Any, *args: Any, **kwargs: Any) -> Any:
+        one_bit = ds.get("BitsAllocated") == 1 and \
+            ds.get("file_meta", {}).get("TransferSyntaxUID") == HLC_TRANSFER_SYNTAX_UID
+        result = previous(ds, *args, **kwargs)
+        if one_bit:
+            import numpy as np
+            from pydicom.pixels import pack_bits
+
+            count = int(ds.get("NumberOfFrames", 1) or 1) * ds.Rows * ds.Columns * ds.SamplesPerPixel
+            data = ds.PixelData
+            if len(data) >= count:  # (one byte a pixel: not packed yet)
+                ds.PixelData = pack_bits(np.frombuffer(data, np.uint8, count))
+                ds["PixelData"].VR = "OB"
+        return result
+
+    decompress.hlc_wraps = previous  # type: ignore[attr-defined]
+    for module in (utils, pydicom.pixels, pydicom.dataset):
+        if getattr(module, "decompress", None) is previous:
+            module.decompress = decompress  # type: ignore[attr-defined]
+
+
 #: pydicom's private codec tables, (module, name): pydicom 3.0 has no public registry.
 PRIVATE_TABLES = ((_decoders, "_PIXEL_DATA_DECODERS"), (_encoders, "_PIXEL_DATA_ENCODERS"))
 
@@ -542,4 +601,5 @@ def register() -> None:
 
     register_transfer_syntax(HLC_TRANSFER_SYNTAX_UID, implicit_vr=False, little_endian=True)
     _resolve_transfer_syntax_on_read()
+    _pack_bits_on_decompress()
     _install_codecs()

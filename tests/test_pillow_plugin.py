@@ -482,3 +482,20 @@ def test_a_lost_tile_is_filled_with_the_mean_of_its_frame_as_reported():
     rest = CT16.copy().astype(np.float64)
     rest[:256, :256] = np.nan
     assert (out[:256, :256] == np.rint(np.nanmean(rest))).all()
+
+
+def test_save_all_of_mode_i_frames_takes_one_type_for_all(wheel_run):
+    # Mode I (int32) frames are stored in the narrowest 16-bit type that holds every
+    # frame's values: one frame within int16 and one past it make a uint16 stack.
+    wheel_run(IMAGES + """
+low = Image.fromarray(np.full((8, 8), 1000, np.int32))
+high = Image.fromarray(np.arange(64, dtype=np.int32).reshape(8, 8) * 700 + 5000)
+low.save("i.hlc", save_all=True, append_images=[high])
+got = hlc.decode(open("i.hlc", "rb").read())
+assert got.dtype == np.uint16 and (got[0] == 1000).all() and (got[1] == np.asarray(high)).all()
+try:
+    Image.fromarray(np.full((8, 8), -5, np.int32)).save("j.hlc", save_all=True, append_images=[high])
+    raise AssertionError("saved values of no one 16-bit type")
+except ValueError as e:
+    assert "-5..49100" in str(e), e
+""")

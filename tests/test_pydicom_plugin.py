@@ -328,3 +328,79 @@ for t in threads: t.start()
 for t in threads: t.join()
 assert not errors, errors
 """)
+
+
+def test_one_bit_image_decompressed_by_pydicom_has_its_bits_packed(wheel_run):
+    # pydicom 3.0's decompress() writes one byte a pixel and keeps Bits Allocated 1 (an
+    # invalid file: Pixel Data 8 times too long); the plugin packs the bits afterwards,
+    # frames concatenated first, also where a frame is not a whole number of bytes.
+    wheel_run(PRELUDE + """
+from pydicom.pixels import pack_bits
+seg = original("liver.dcm")                         # a binary SEG: 3 frames of 512 x 512, 1-bit
+odd = original("liver.dcm")
+odd.Rows, odd.Columns = 13, 7                       # 3 x 91 bits: frames share bytes
+odd.PixelData = pack_bits(seg.pixel_array[:, :13, :7])
+for name, ds in (("seg", seg), ("odd", odd)):
+    ds.compress(UID)
+    ds.save_as(name + "_hlc.dcm")
+""")
+    wheel_run(PRELUDE + """
+from pydicom.pixels import decompress
+seg = original("liver.dcm").pixel_array
+for name, ref in (("seg", seg), ("odd", seg[:, :13, :7])):
+    for how in ("method", "function"):
+        ds = pydicom.dcmread(name + "_hlc.dcm")
+        assert (ds.pixel_array == ref).all()
+        ds.decompress() if how == "method" else decompress(ds)
+        ds.save_as(f"{name}_{how}.dcm")
+""")
+    wheel_run(PRELUDE + """
+seg = original("liver.dcm").pixel_array
+for name, ref in (("seg", seg), ("odd", seg[:, :13, :7])):
+    for how in ("method", "function"):
+        ds = pydicom.dcmread(f"{name}_{how}.dcm")
+        bits = ref.size
+        assert ds.BitsAllocated == 1 and ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+        assert len(ds.PixelData) == (bits + 7) // 8 + ((bits + 7) // 8) % 2, (name, len(ds.PixelData))
+        assert ds.pixel_array.shape == ref.shape and (ds.pixel_array == ref).all()
+""")
+
+
+def test_encoding_one_frame_takes_that_frames_roi(wheel_run):
+    # pydicom's Encoder.encode(ds, index=i) encodes frame i alone: the ROI it keeps exact
+    # is frame i's, not frame 0's.
+    wheel_run(PRELUDE + """
+import codec_core
+encoder = pydicom.pixels.get_encoder(UID)
+ds = original("emri_small.dcm")
+ref = ds.pixel_array
+mask = np.zeros(ref.shape, bool)
+for i in range(10):
+    mask[i, 4 * i:4 * i + 16, 10:40] = True
+for i in (0, 5, 9):
+    got = codec_core.decode(encoder.encode(ds, index=i, mode="lossy", psnr=30, roi=mask, roi_max_error=0))
+    assert (got[mask[i]] == ref[i][mask[i]]).all(), i
+""")
+
+
+def test_bad_option_values_and_wide_samples_are_value_errors_before_pydicom(wheel_run):
+    # pydicom's runner turns an encoder's exception into a RuntimeError of all its
+    # plugins; what needs no pixels is refused before it, as ValueError naming the cause,
+    # and the dataset is left as it was.
+    wheel_run(PRELUDE + """
+cases = [("CT_small.dcm", {"mode": "lossy"}, "needs exactly one target"),
+         ("CT_small.dcm", {"mode": "near-lossless", "max_error": -1}, "max_error=-1"),
+         ("CT_small.dcm", {"ecc": "x"}, "ecc='x'"),
+         ("CT_small.dcm", {"threads": 0}, "threads=0"),
+         ("CT_small.dcm", {"roi_max_error": 2}, "needs roi="),
+         ("rtdose.dcm", {}, "Bits Stored 32")]
+for name, options, words in cases:
+    ds = original(name)
+    before = ds.PixelData
+    try:
+        ds.compress(UID, **options)
+        raise AssertionError(f"{name} {options} was compressed")
+    except ValueError as e:
+        assert words in str(e), (options, str(e))
+    assert ds.PixelData == before and ds.file_meta.TransferSyntaxUID != UID
+""")

@@ -258,6 +258,7 @@ def _frame_arrays(frames: list[Image.Image]) -> list[Any]:
         return arrays
     sized = [a for a in wide if a.size]
     lo, hi = min((int(a.min()) for a in sized), default=0), max((int(a.max()) for a in sized), default=0)
+    dtype: Any
     if all(f.info.get("hlc_dtype") == "int8" for f in frames) and lo >= -128 and hi <= 127:
         dtype = np.int8
     elif lo >= -32768 and hi <= 32767:

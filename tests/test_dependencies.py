@@ -105,3 +105,30 @@ def test_optional_imports_say_which_extra_to_install():
         text = (REPO / path).read_text()
         assert f"hlc-codec[{extra}]" in text, f"{path}: the error for a missing {dist} should name " \
                                               f"pip install 'hlc-codec[{extra}]'"
+
+
+def test_the_installed_wheel_holds_the_kernels_the_licence_and_one_start_up_hook(wheel_run):
+    # The C sources are built into codec_core._hlc, not installed beside it; the start-up
+    # hook sits at the top of site-packages only; the licence the metadata names ships.
+    out = wheel_run("""
+import importlib.metadata as md
+dist = md.distribution("hlc-codec")
+names = sorted(str(f) for f in dist.files)
+print("\\n".join(names))
+print("REQUIRES-PYTHON", dist.metadata["Requires-Python"])
+""").stdout.splitlines()
+    files = [n for n in out if not n.startswith("REQUIRES-PYTHON")]
+    assert not [n for n in files if "/_native/" in n], files
+    assert [n for n in files if n.endswith(".pth")] == ["hlc_autoregister.pth"]
+    assert any(n.startswith("codec_core/_hlc.") and n.endswith((".so", ".pyd")) for n in files)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in files)
+    assert "REQUIRES-PYTHON >=3.11" in out
+
+
+def test_the_declared_python_and_numpy_floors_are_those_of_the_dependencies():
+    # zarr 3 needs Python 3.11; numpy before 1.26.1 cannot unpickle the ROI classifier
+    # (saved under numpy 2: numpy._core); the README says the same Python.
+    project = PYPROJECT["project"]
+    assert project["requires-python"] == ">=3.11"
+    assert "numpy>=1.26.1" in project["dependencies"]
+    assert "Python 3.11+" in (REPO / "README.md").read_text()

@@ -147,6 +147,42 @@ def test_demo_with_an_unknown_image_does_not_say_to_install_what_is_installed(tm
     assert "pydicom-data" in proc.stderr  # where a name is looked up
 
 
+def test_demo_fails_when_hlc_fails_instead_of_calling_it_a_refused_input(tmp_path):
+    # The demo is the README's first command: HLC failing in it (here: no models to make
+    # the automatic ROI) is a failed demo, not a row saying "refused int16 input".
+    env = {**hlc_env(), "HLC_MODEL_DIR": str(tmp_path / "no-models")}
+    proc = subprocess.run([sys.executable, "-m", "codec_core.cli.main", "demo", "--image", "CT_small.dcm",
+                           "-o", "r.html"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "refused int16" not in proc.stdout and "automatic ROI unavailable: ModelIntegrityError" in proc.stdout
+    assert "HLC failed on this install" in proc.stderr and "automatic ROI: ModelIntegrityError" in proc.stderr
+    assert (tmp_path / "r.html").exists()  # (the report is still written, to look at)
+
+
+def test_demo_names_an_output_it_cannot_write_before_it_computes(tmp_path):
+    proc = hlc("demo", "--image", "CT_small.dcm", "-o", tmp_path / "no" / "such" / "r.html", cwd=tmp_path)
+    assert proc.returncode == 1 and "does not exist" in proc.stderr, proc.stderr
+    assert "HLC demo on" not in proc.stdout  # (nothing computed first)
+
+
+def test_the_source_tree_without_its_kernels_says_so(tmp_path):
+    # Python started inside a checkout imports it before the installed package; where
+    # the kernels were not built in place that was a bare "No module named codec_core._hlc".
+    import shutil
+
+    import codec_core
+    import hybrid_plugins
+
+    for package in (codec_core, hybrid_plugins):
+        source = Path(package.__file__).parent
+        shutil.copytree(source, tmp_path / source.name, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    proc = subprocess.run([sys.executable, "-c", "import numpy, codec_core; codec_core.encode(numpy.zeros((8, 8), 'u1'))"],
+                          cwd=tmp_path, env=hlc_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: codec_core's compiled kernels") and "source checkout" in last, last
+
+
 # ------------------------------------------------------ a batch killed with SIGKILL
 
 def test_workers_end_when_the_batch_is_killed_with_sigkill(tmp_path):

@@ -50,6 +50,43 @@ def test_altered_model_byte_raises_integrity_error_naming_the_file(model_copy: P
         call(np.zeros((32, 32), np.uint8) + np.arange(32, dtype=np.uint8))
 
 
+def test_classifier_saved_by_another_scikit_learn_loads_without_a_warning():
+    # scikit-learn warns (InconsistentVersionWarning) on every estimator unpickled under
+    # another version than the one that saved it: the shipped pickle, relabelled as saved
+    # by another version, loads with no warning at all and classifies as before.
+    import pickle
+    import warnings
+
+    import sklearn
+
+    path, data = model_files.verified_bytes(model_files.SVM_FILE)
+    version = sklearn.__version__.encode()
+    other = b"0." + b"9" * (len(version) - 2)
+    assert data.count(version) == 1 and len(other) == len(version)
+    relabelled = data.replace(version, other)
+    with warnings.catch_warnings(record=True) as raw:
+        warnings.simplefilter("always")
+        pickle.loads(relabelled)
+    assert any(type(w.message).__name__ == "InconsistentVersionWarning" for w in raw)  # (what users saw)
+    probe = np.random.default_rng(1).normal(size=(200, 32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = model_files.load_svm(path, relabelled)
+    assert np.array_equal(model.predict(probe), model_files.load_svm(path, data).predict(probe))
+
+
+def test_classifier_that_does_not_classify_as_its_arrays_say_is_refused():
+    # What a scikit-learn that reads the saved state otherwise would give: a scaler that
+    # keeps its mean but no longer subtracts it.
+    import pickle
+
+    path, data = model_files.verified_bytes(model_files.SVM_FILE)
+    model = pickle.loads(data)
+    model.steps[0][1].with_mean = False
+    with pytest.raises(RuntimeError, match="does not load as the classifier it stores"):
+        model_files.load_svm(path, pickle.dumps(model))
+
+
 @pytest.mark.parametrize("name", [*roi.MODEL_FILES, roi.SUMS_FILE])
 def test_missing_model_file_raises_integrity_error_naming_the_file(model_copy: Path, name: str):
     (model_copy / name).unlink()

@@ -74,8 +74,9 @@ class Measure:
         except Exception as e:  # a codec that refuses the input is a result, not a crash
             # The reference codecs that cannot store signed samples say so only vaguely
             # (a point noted "offset to unsigned" was given unsigned samples: not that).
-            point.note = (f"refused {im.array.dtype} input" if im.array.dtype.kind == "i" and not point.note
-                          else "error: " + refs.short_error(e))
+            # HLC's own failures are errors whatever the input.
+            refused = im.array.dtype.kind == "i" and not point.note and point.codec != "HLC"
+            point.note = f"refused {im.array.dtype} input" if refused else "error: " + refs.short_error(e)
             return point, None
         out = np.asarray(out)
         if out.shape != im.array.shape:
@@ -223,7 +224,8 @@ def run_image(image: Image, name: str, *, runs: int, quick: bool, references: bo
         mask = render.auto_mask(im)
         res.roi_fraction = float(np.mean(mask))
     except Exception as e:
-        log(f"  automatic ROI unavailable on {name}: {refs.short_error(e)}")
+        res.roi_error = refs.short_error(e)
+        log(f"  automatic ROI unavailable on {name}: {res.roi_error}")
     measure = Measure(im, mask)
     points, hybrid = hlc_points(im, measure, runs, quick)
     res.points += points
@@ -370,10 +372,11 @@ def _warm_up(array: np.ndarray) -> float:
 
 def run_demo(args) -> int:
     from . import report
-    from .io import UsageError, atomic_write
+    from .io import UsageError, atomic_write, check_can_write
 
     if not args.output.lower().endswith((".html", ".htm")):
         raise UsageError(f"-o {args.output}: the report is HTML; use a .html name")
+    check_can_write(args.output)
     name = args.image or DEMO_IMAGE
     t0 = time.perf_counter()
     image = load_named(name)
@@ -391,4 +394,12 @@ def run_demo(args) -> int:
     atomic_write(args.output, html.encode("utf-8"))
     print(f"\nwrote {os.path.abspath(args.output)} (open it in a browser; it needs no network) "
           f"in {time.perf_counter() - t0:.1f} s")
+    # The demo is the first thing a new install runs (README): HLC failing in it is a
+    # failed demo, not a row of the table.
+    failed = [f"{p.setting}: {p.note}" for p in res.points if p.codec == "HLC" and p.note.startswith("error")]
+    if res.roi_error:
+        failed.append(f"automatic ROI: {res.roi_error}")
+    if failed:
+        print("hlc demo: HLC failed on this install:\n  " + "\n  ".join(failed), file=sys.stderr)
+        return 1
     return 0

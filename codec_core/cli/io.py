@@ -285,7 +285,8 @@ def read_image(path: str, *, bits_stored: int | None = None) -> Image:
 
         with tifffile.TiffFile(path) as tif:
             arr = tif.asarray()
-            palette = tif.pages[0].photometric == tifffile.PHOTOMETRIC.PALETTE  # (read as its indices)
+            # (read as its indices; the first page is a TiffPage, whose type the stubs widen)
+            palette = getattr(tif.pages[0], "photometric", None) == tifffile.PHOTOMETRIC.PALETTE
         img = Image(_checked(arr, path), arr.dtype.itemsize * 8, "tiff", path, palette=palette)
     elif kind == "npy":
         try:
@@ -348,6 +349,25 @@ def check_not_input(out: str, *inputs: str) -> None:
                              "original; choose another output name")
 
 
+def _temporary_beside(path: str) -> tuple[int, str]:
+    """A new temporary file in ``path``'s folder (descriptor, name); a folder that cannot
+    take it is a CliError named by ``path``, not by the temporary name."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        return tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMP_SUFFIX, dir=directory)
+    except OSError as e:
+        why = "does not exist" if not os.path.isdir(directory) else (e.strerror or str(e)).lower()
+        raise CliError(f"cannot write {path}: the folder {directory} {why}") from e
+
+
+def check_can_write(path: str) -> None:
+    """Raise the CliError :func:`atomic_write` would, before work whose result goes to
+    ``path`` (the demo computes for seconds before it writes its report)."""
+    fd, tmp = _temporary_beside(path)
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def atomic_write(path: str, produce: bytes | Callable[[Any], None],
                  check: Callable[[str], None] | None = None) -> int:
     """Write ``produce`` (bytes, or a function writing to a binary file) to ``path`` atomically.
@@ -357,13 +377,7 @@ def atomic_write(path: str, produce: bytes | Callable[[Any], None],
     number of bytes written. On any error (``check``'s included) the temporary file
     is removed and the final name is untouched.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=TEMP_SUFFIX, dir=directory)
-    except OSError as e:  # (named by the output asked for, not the temporary name)
-        why = "does not exist" if not os.path.isdir(directory) else (e.strerror or str(e)).lower()
-        raise CliError(f"cannot write {path}: the folder {directory} {why}") from e
+    fd, tmp = _temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             if isinstance(produce, (bytes, bytearray, memoryview)):

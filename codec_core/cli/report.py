@@ -82,6 +82,8 @@ def _point_row(p) -> list[str]:
 def image_heading(r) -> str:
     shape = "x".join(map(str, r.shape))
     roi = f", automatic ROI {100 * r.roi_fraction:.0f} % of pixels" if r.roi_fraction is not None else ""
+    if r.roi_error:
+        roi = f", automatic ROI unavailable: {r.roi_error}"
     return f"{r.name}: {r.modality + ' ' if r.modality else ''}{shape} {r.dtype}, {r.bits_stored} bits stored{roi}"
 
 

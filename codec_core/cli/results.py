@@ -48,6 +48,7 @@ class ImageResult:
     rd_png: bytes | None = None
     rd_caption: str = ""
     roi_fraction: float | None = None
+    roi_error: str = ""           # why the automatic ROI could not be made ("": it was)
 
 
 def rd_curves(points: list[Point]) -> dict[str, list[tuple[float, float]]]:

@@ -153,9 +153,51 @@ def onnx_session(path: Path, data: bytes) -> Any:
 
 
 def load_svm(path: Path, data: bytes) -> Any:
-    """The pickled scikit-learn classifier."""
-    import pickle
+    """The pickled scikit-learn classifier, checked to classify as its arrays say.
 
-    # The bytes were checked against SHA256SUMS just above: this is the only pickle
-    # HLC ever loads, and only after its hash matched.
-    return pickle.loads(data)  # noqa: S301
+    scikit-learn warns (``InconsistentVersionWarning``) whenever an estimator is
+    unpickled under another version than the one that saved it: every user but those
+    on the training's version would see three such warnings on the first ``roi="auto"``.
+    They are caught here, and instead the loaded pipeline is held to what it stores
+    (the scaler's mean and scale, the linear SVM's weights, intercepts and classes) on
+    probe inputs: a scikit-learn that unpickles it into something that classifies
+    otherwise is an error naming both versions, not a warning to read past.
+    """
+    import pickle
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # The bytes were checked against SHA256SUMS just above: this is the only pickle
+        # HLC ever loads, and only after its hash matched.
+        model = pickle.loads(data)  # noqa: S301
+    saved = None
+    for w in caught:  # (any other warning goes on as it came)
+        if type(w.message).__name__ == "InconsistentVersionWarning":
+            saved = getattr(w.message, "original_sklearn_version", saved)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    _check_linear_pipeline(model, path, saved)
+    return model
+
+
+def _check_linear_pipeline(model: Any, path: Path, saved: str | None) -> None:
+    """Raise unless ``model`` (a Pipeline of StandardScaler and LinearSVC) gives, on probe
+    inputs, the decision values and classes its stored arrays give."""
+    import numpy as np
+    import sklearn
+
+    try:
+        scaler, svm = model.steps[0][1], model.steps[-1][1]
+        mean, scale = np.asarray(scaler.mean_, float), np.asarray(scaler.scale_, float)
+        weights, bias, classes = np.asarray(svm.coef_, float), np.asarray(svm.intercept_, float), svm.classes_
+        probe = mean + scale * np.random.default_rng(0).normal(size=(64, mean.size)) * 3
+        expected = ((probe - mean) / scale) @ weights.T + bias
+        consistent = np.allclose(model.decision_function(probe), expected, rtol=1e-9, atol=1e-9) \
+            and np.array_equal(model.predict(probe), classes[expected.argmax(1)])
+    except (AttributeError, IndexError, TypeError, ValueError):  # (not the pipeline it was saved as)
+        consistent = False
+    if not consistent:
+        raise RuntimeError(f"{path.name} (saved by scikit-learn {saved or 'this version'}) does not load as the "
+                           f"classifier it stores under scikit-learn {sklearn.__version__}: install the version "
+                           "that saved it")

@@ -532,41 +532,56 @@ def _pack_bits_on_decompress() -> None:
     pydicom 3.0's ``decompress()`` writes each decoded frame's bytes as they come (one
     byte a pixel) and keeps Bits Allocated 1: the file it makes is invalid, its Pixel
     Data 8 times the length Bits Allocated says (no standard compressed transfer syntax
-    carries 1-bit pixels, so pydicom meets this only here). ``pydicom.pixels.decompress``
-    is wrapped (as named in :mod:`pydicom.pixels`, in its ``utils`` module and in
-    :mod:`pydicom.dataset`, whose ``Dataset.decompress`` calls it): after it, the
-    Pixel Data of a dataset that was 1-bit HLC is packed as PS3.5 8.1.1 has it,
-    frames concatenated first, as ``hlc decode`` writes it. Any other dataset, and a
-    Pixel Data already packed, are left as pydicom made them.
+    carries 1-bit pixels, so pydicom meets this only here). ``decompress`` is wrapped
+    where pydicom names it (:mod:`pydicom.pixels`, its ``utils`` module, and
+    :mod:`pydicom.dataset`, whose ``Dataset.decompress`` calls it), each name's current
+    function on its own, so one another library replaced is wrapped too: after it, the
+    Pixel Data of a dataset that was 1-bit HLC is packed as PS3.5 8.1.1 has it, frames
+    concatenated first, as ``hlc decode`` writes it. Any other dataset, and Pixel Data
+    already packed (by a wrapper met twice, or a pydicom that packs), are left alone.
     """
     import pydicom.dataset
     import pydicom.pixels
     from pydicom.pixels import utils
 
-    previous = utils.decompress
-    if getattr(previous, "hlc_wraps", None) is not None:
-        return
+    for module in (utils, pydicom.pixels, pydicom.dataset):
+        previous = getattr(module, "decompress", None)
+        if previous is None or getattr(previous, "hlc_wraps", None) is not None:
+            continue
+        module.decompress = _packing(previous)  # type: ignore[attr-defined]
 
+
+def _packing(previous: Callable[..., Any]) -> Callable[..., Any]:
+    """``previous`` (a pydicom ``decompress``) followed by packing a 1-bit HLC dataset's bits."""
     @functools.wraps(previous)
     def decompress(ds: Any, *args: Any, **kwargs: Any) -> Any:
         one_bit = ds.get("BitsAllocated") == 1 and \
             ds.get("file_meta", {}).get("TransferSyntaxUID") == HLC_TRANSFER_SYNTAX_UID
         result = previous(ds, *args, **kwargs)
         if one_bit:
-            import numpy as np
-            from pydicom.pixels import pack_bits
-
-            count = int(ds.get("NumberOfFrames", 1) or 1) * ds.Rows * ds.Columns * ds.SamplesPerPixel
-            data = ds.PixelData
-            if len(data) >= count:  # (one byte a pixel: not packed yet)
-                ds.PixelData = pack_bits(np.frombuffer(data, np.uint8, count))
-                ds["PixelData"].VR = "OB"
+            _pack_unpacked_bits(ds)
         return result
 
     decompress.hlc_wraps = previous  # type: ignore[attr-defined]
-    for module in (utils, pydicom.pixels, pydicom.dataset):
-        if getattr(module, "decompress", None) is previous:
-            module.decompress = decompress  # type: ignore[attr-defined]
+    return decompress
+
+
+def _pack_unpacked_bits(ds: Any) -> None:
+    """Pack a native 1-bit dataset's Pixel Data if it holds one byte a pixel (0 or 1,
+    an even-length pad at most). Where packed data could be read as that (2 pixels or
+    fewer), packing it gives the same bytes."""
+    import numpy as np
+    from pydicom.pixels import pack_bits
+
+    count = int(ds.get("NumberOfFrames", 1) or 1) * ds.Rows * ds.Columns * ds.SamplesPerPixel
+    data = ds.PixelData
+    if len(data) not in (count, count + 1):
+        return
+    pixels = np.frombuffer(data, np.uint8, count)
+    if pixels.size and pixels.max() > 1:
+        return
+    ds.PixelData = pack_bits(pixels)
+    ds["PixelData"].VR = "OB"
 
 
 #: pydicom's private codec tables, (module, name): pydicom 3.0 has no public registry.

@@ -404,3 +404,31 @@ for name, options, words in cases:
         assert words in str(e), (options, str(e))
     assert ds.PixelData == before and ds.file_meta.TransferSyntaxUID != UID
 """)
+
+
+def test_one_bit_packing_survives_another_wrapper_and_a_second_register(wheel_run):
+    # Another library's plain wrapper around pydicom's decompress, then register() again
+    # (as the module's docstring advises after another hook): the bits are packed once.
+    # Two pixels packed (one byte and its pad) are as long as two unpacked: the packing
+    # tells them apart by their values.
+    wheel_run(PRELUDE + """
+import pydicom.dataset, pydicom.pixels
+from pydicom.pixels import pack_bits, utils
+import hybrid_plugins
+ds = original("liver.dcm")
+ds.NumberOfFrames, ds.Rows, ds.Columns = 1, 1, 2
+ds.PixelData = pack_bits(np.array([1, 1], np.uint8))
+ds.compress(UID)
+ds.save_as("two.dcm")
+previous = utils.decompress
+def other(ds, *args, **kwargs):                 # no functools.wraps: no marker copied
+    return previous(ds, *args, **kwargs)
+for module in (utils, pydicom.pixels, pydicom.dataset):
+    module.decompress = other
+hybrid_plugins.register()
+for how in ("method", "function"):
+    d = pydicom.dcmread("two.dcm")
+    d.decompress() if how == "method" else pydicom.pixels.decompress(d)
+    assert d.PixelData == b"\\x03\\x00", (how, d.PixelData)
+    assert (d.pixel_array == 1).all() and d.pixel_array.shape == (1, 2)
+""")

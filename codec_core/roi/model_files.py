@@ -158,30 +158,26 @@ def load_svm(path: Path, data: bytes) -> Any:
     scikit-learn warns (``InconsistentVersionWarning``) whenever an estimator is
     unpickled under another version than the one that saved it: every user but those
     on the training's version would see three such warnings on the first ``roi="auto"``.
-    They are caught here, and instead the loaded pipeline is held to what it stores
-    (the scaler's mean and scale, the linear SVM's weights, intercepts and classes) on
-    probe inputs: a scikit-learn that unpickles it into something that classifies
-    otherwise is an error naming both versions, not a warning to read past.
+    That warning is ignored here, and instead the loaded pipeline is held to what it
+    stores (the scaler's mean and scale, the linear SVM's weights, intercepts and
+    classes) on probe inputs: a scikit-learn that unpickles it into something that
+    classifies otherwise is an error, not a warning to read past.
     """
     import pickle
     import warnings
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    with warnings.catch_warnings():  # (only that warning: any other goes on as it came)
+        warnings.filterwarnings("ignore", category=InconsistentVersionWarning)
         # The bytes were checked against SHA256SUMS just above: this is the only pickle
         # HLC ever loads, and only after its hash matched.
         model = pickle.loads(data)  # noqa: S301
-    saved = None
-    for w in caught:  # (any other warning goes on as it came)
-        if type(w.message).__name__ == "InconsistentVersionWarning":
-            saved = getattr(w.message, "original_sklearn_version", saved)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    _check_linear_pipeline(model, path, saved)
+    _check_linear_pipeline(model, path, data)
     return model
 
 
-def _check_linear_pipeline(model: Any, path: Path, saved: str | None) -> None:
+def _check_linear_pipeline(model: Any, path: Path, data: bytes) -> None:
     """Raise unless ``model`` (a Pipeline of StandardScaler and LinearSVC) gives, on probe
     inputs, the decision values and classes its stored arrays give."""
     import numpy as np
@@ -198,6 +194,18 @@ def _check_linear_pipeline(model: Any, path: Path, saved: str | None) -> None:
     except (AttributeError, IndexError, TypeError, ValueError):  # (not the pipeline it was saved as)
         consistent = False
     if not consistent:
-        raise RuntimeError(f"{path.name} (saved by scikit-learn {saved or 'this version'}) does not load as the "
+        raise RuntimeError(f"{path.name} (saved by scikit-learn {_saved_version(data)}) does not load as the "
                            f"classifier it stores under scikit-learn {sklearn.__version__}: install the version "
                            "that saved it")
+
+
+def _saved_version(data: bytes) -> str:
+    """The scikit-learn version a pickle was saved by (the string after its estimators'
+    ``_sklearn_version`` key), read without loading it."""
+    import pickletools
+
+    strings = [arg for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)]
+    try:
+        return strings[strings.index("_sklearn_version") + 1]
+    except (ValueError, IndexError):
+        return "an unknown version"

@@ -432,3 +432,27 @@ for how in ("method", "function"):
     assert d.PixelData == b"\\x03\\x00", (how, d.PixelData)
     assert (d.pixel_array == 1).all() and d.pixel_array.shape == (1, 2)
 """)
+
+
+def test_one_bit_packing_also_wraps_a_name_another_library_replaced_first(wheel_run):
+    # Registered by hand after another library replaced the decompress that
+    # Dataset.decompress calls (pydicom.dataset's name) and no other: that one is wrapped too.
+    wheel_run(PRELUDE + """
+ds = original("liver.dcm")
+ref = ds.pixel_array.copy()
+ds.compress(UID)
+ds.save_as("seg.dcm")
+""")
+    wheel_run("""
+import pydicom, pydicom.dataset
+from pydicom.pixels import utils
+previous = utils.decompress
+def other(ds, *args, **kwargs):
+    return previous(ds, *args, **kwargs)
+pydicom.dataset.decompress = other
+import hybrid_plugins
+hybrid_plugins.register()
+ds = pydicom.dcmread("seg.dcm")
+ds.decompress()
+assert len(ds.PixelData) == 3 * 512 * 512 // 8, len(ds.PixelData)
+""", env={"HLC_NO_AUTOREGISTER": "1"})

@@ -6,7 +6,7 @@ comparisons around it.
 
     nice -n 10 python benchmarks/bench_memory.py --images 693_UNCR.dcm,US1_UNCR.dcm \\
         --jobs "lossy encode,lossy decode,hybrid encode" --bpp 0.25,0.5,1 \\
-        --json /work/scratch/NAME/memory.json
+        --json /tmp/NAME/memory.json
 
 Prints one line per image and job (multiples of the raw image size): peak extra RSS,
 the anonymous (data) part of it (RSS less the file pages first touched by the

@@ -243,7 +243,8 @@ def report(images: list[Image], cs: list[Codec], times: dict, firsts: dict, prof
     lines = ["# Speed: HLC against OpenJPEG, OpenJPH, CharLS and libjxl (single thread)", "",
              f"Made by `{' '.join(['python', 'benchmarks/bench_speed.py'] + [shlex.quote(a) for a in sys.argv[1:]])}`"
              f" on {_dt.date.today().isoformat()}, {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} cores shared with other jobs; {args.rounds} rounds, interleaved, medians. "
+             f"{os.cpu_count()} cores, load average before / after {args.load[0]:.2f} / {args.load[1]:.2f} "
+             f"(other jobs'); {args.rounds} rounds, interleaved, medians. "
              "MB/s of raw stored bytes; ratios are HLC / other (above 1: HLC faster).", ""]
     for kind, base, title in (("lossless", "hlc", "Lossless"), ("near", "hlc_near", f"Near-lossless k={NEAR_K}")):
         group = [c for c in cs if c.kind == kind]
@@ -311,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="693_UNCR.dcm,RG1_UNCR.dcm,JPEG2000_UNC.dcm")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "speed.md"))
     args = ap.parse_args(argv)
+    load_before = os.getloadavg()[0]  # (other jobs' load: reported beside the figures)
     images = [Image(im) for im in load_corpus(args.images.split(","))]
     cs = codecs()
     times = run_rounds(images, cs, args.rounds)
@@ -326,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         if im is not None:
             for kind in ("lossless", "near"):
                 profiles[(name, kind)] = profile_stages(im, kind)
+    args.load = (load_before, os.getloadavg()[0])
     text = report(images, cs, times, firsts, profiles, args)
     with open(args.out, "w") as f:
         f.write(text)

@@ -243,8 +243,8 @@ def report(images: list[Image], cs: list[Codec], times: dict, firsts: dict, prof
     lines = ["# Speed: HLC against OpenJPEG, OpenJPH, CharLS and libjxl (single thread)", "",
              f"Made by `{' '.join(['python', 'benchmarks/bench_speed.py'] + [shlex.quote(a) for a in sys.argv[1:]])}`"
              f" on {_dt.date.today().isoformat()}, {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} cores, load average before / after {args.load[0]:.2f} / {args.load[1]:.2f} "
-             f"(other jobs'); {args.rounds} rounds, interleaved, medians. "
+             f"{os.cpu_count()} cores, load average before / after {args.load[0]:.2f} / {args.load[1]:.2f}; "
+             f"{args.rounds} rounds, interleaved, medians. "
              "MB/s of raw stored bytes; ratios are HLC / other (above 1: HLC faster).", ""]
     for kind, base, title in (("lossless", "hlc", "Lossless"), ("near", "hlc_near", f"Near-lossless k={NEAR_K}")):
         group = [c for c in cs if c.kind == kind]

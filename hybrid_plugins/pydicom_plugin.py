@@ -47,7 +47,9 @@ hook; the plugin wraps the callback in place when it registers, and a callback
 registered later replaces it (call :func:`register` again afterwards). pydicom 3.0
 has no public registry of pixel data codecs: :func:`_install_codecs` is the one place
 that writes pydicom's private tables, and it fails with an error naming the table if
-pydicom changes them.
+pydicom changes them. pydicom 3.0's ``decompress()`` writes 1-bit pixels one byte each
+under Bits Allocated 1 (an invalid file): :func:`register` also wraps it, so that the
+bits of a 1-bit HLC dataset are packed afterwards (:func:`_pack_bits_on_decompress`).
 """
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ def test_round_trip_as_unprivileged_user_against_a_read_only_install():
         subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
         python = venv / "bin" / "python"
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run(pip + [f"numpy=={np.__version__}", "setuptools>=68", "wheel"], check=True)
+        subprocess.run(pip + [f"numpy=={np.__version__}", "setuptools>=77", "wheel"], check=True)
         wheel = _build_wheel(base / "dist", base, python=str(python))
         subprocess.run(pip + ["--no-deps", "--no-index", str(wheel)], check=True)
         shutil.rmtree(base / "src", ignore_errors=True)

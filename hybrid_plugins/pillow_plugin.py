@@ -256,8 +256,8 @@ def _frame_arrays(frames: list[Image.Image]) -> list[Any]:
     wide = [a for f, a in zip(frames, arrays, strict=True) if f.mode == "I"]
     if not wide:
         return arrays
-    sized = [a for a in wide if a.size]
-    lo, hi = min((int(a.min()) for a in sized), default=0), max((int(a.max()) for a in sized), default=0)
+    lo = min((int(a.min()) for a in wide if a.size), default=0)
+    hi = max((int(a.max()) for a in wide if a.size), default=0)
     dtype: Any
     if all(f.info.get("hlc_dtype") == "int8" for f in frames) and lo >= -128 and hi <= 127:
         dtype = np.int8

@@ -118,8 +118,9 @@ def _frame_array(src: bytes, runner: Any) -> tuple[Any, str]:
     import numpy as np
 
     bits = runner.bits_stored
-    if _bits_refusal(bits):
-        raise ValueError(_bits_refusal(bits))
+    refusal = _bits_refusal(bits)
+    if refusal:
+        raise ValueError(refusal)
     dtype = np.dtype(f"{'<i' if runner.pixel_representation else '<u'}{1 if bits <= 8 else 2}")
     rows, cols, samples = runner.rows, runner.columns, runner.samples_per_pixel
     arr = np.frombuffer(src, dtype=dtype)

@@ -34,7 +34,6 @@ import copy
 import math
 import struct
 import warnings
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -47,7 +46,7 @@ from .decoder import DecodeReport, decode_stream
 from .errors import CorruptStreamError, HlcError, UnsupportedStreamError
 from .format import FLAG_DENOISED, FLAG_REGIONS, IMPORTANCE_CLASSES, Importance, Mode, Transform
 from .options import PSNR_TOLERANCE, EncodeOptions
-from .pipeline import area_reduce, inflate, release_free_memory
+from .pipeline import area_reduce, deflate, inflate, release_free_memory
 
 if TYPE_CHECKING:
     from .strategy import CheckedImage
@@ -718,7 +717,7 @@ def pack_map(cmap: np.ndarray) -> bytes:
     frames, rows, cols = cmap.shape
     vals = np.empty(_runs_bound(cmap), np.int64)
     count = pack_runs(cmap, vals, np.empty(4 * cols, np.int64))
-    return zlib.compress(_varints(vals[:count]), 9)
+    return deflate(_varints(vals[:count]))
 
 
 def _runs_bound(cmap: np.ndarray) -> int:

@@ -1,7 +1,8 @@
 """The memory-saving paths give exactly what the plain ones give.
 
 Peak memory itself is measured in benchmarks/ (RESULTS.md), never by a test;
-these tests pin down that each saving changes no byte and no decoded sample.
+these tests pin down that each saving changes no byte and no decoded sample (and,
+for zlib's state, the fixed sizes it asks for).
 """
 import numpy as np
 import pytest
@@ -148,3 +149,61 @@ def test_lossy_psnr_mode_and_hybrid_still_meet_their_bounds(name):
         mask[100:300, 150:400] = True
         h = hlc.decode(hlc.encode(a, mode="lossy", bpp=0.5, roi=mask, roi_max_error=1))
         assert np.abs(h[mask].astype(np.int64) - a[mask]).max() <= 1
+
+
+def _deflate_inputs() -> list[bytes]:
+    """Random and structured inputs of 0 to 70 kB: bytes of few values, small integers
+    as uint32 (a value table's deltas), long runs (a map's varints), noise."""
+    rng = np.random.default_rng(16)
+    out = []
+    for i in range(160):
+        n = int(rng.integers(0, 70_000)) if i % 4 == 0 else int(rng.integers(0, 5_000))
+        kind = i % 4
+        if kind == 0:
+            d = rng.integers(0, 4, n).astype(np.uint8).tobytes()
+        elif kind == 1:
+            d = (rng.geometric(0.3, n // 4 + 1) - 1).astype("<u4").tobytes()[:n]
+        elif kind == 2:
+            d = np.repeat(rng.integers(0, 255, n // 50 + 1), 50).astype(np.uint8).tobytes()[:n]
+        else:
+            d = rng.integers(0, 256, n).astype(np.uint8).tobytes()
+        out.append(d)
+    return out
+
+
+def test_sized_deflate_gives_zlib_level_9s_data():
+    """pipeline.deflate sizes zlib's window and hash table to its input: the deflate
+    data (after the 2-byte header) is the defaults' to the byte, and inflates back."""
+    import zlib
+
+    from codec_core.pipeline import deflate
+
+    for data in _deflate_inputs():
+        got = deflate(data)
+        assert zlib.decompress(got) == data
+        assert got[2:] == zlib.compress(data, 9)[2:], len(data)
+
+
+def test_sized_deflate_of_a_small_input_holds_a_fraction_of_zlibs_default_state():
+    """A 128 x 128 image's value table (a few kB) deflated with zlib's defaults held
+    256 kB of state, 8x the image; sized, 64 kB for 4 kB (zlib allocates through
+    Python's raw allocator, which tracemalloc traces; the allocations are fixed by the
+    sizes asked, so this is not a timing-like measure)."""
+    import tracemalloc
+    import zlib
+
+    from codec_core.pipeline import deflate
+
+    data = (np.random.default_rng(0).geometric(0.3, 1000) - 1).astype("<u4").tobytes()
+
+    def peak(f) -> int:
+        tracemalloc.start()
+        try:
+            f(data)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    default, sized = peak(lambda d: zlib.compress(d, 9)), peak(deflate)
+    assert default > 200_000, default  # (the premise: zlib's defaults are traced)
+    assert sized < 0.4 * default, (sized, default)

@@ -35,6 +35,7 @@ finish on their own (their outputs are whole, as always).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -45,7 +46,7 @@ from typing import Any
 
 from .io import TEMP_SUFFIX, CliError, UsageError
 
-__all__ = ["Task", "Result", "plan", "convert_one", "verify_output", "check_written", "run_batch",
+__all__ = ["Task", "Result", "plan", "same_outputs", "convert_one", "verify_output", "check_written", "run_batch",
            "remove_partials", "init_worker", "end_with_parent"]
 
 # A result's status: what happened to one input file.
@@ -101,17 +102,36 @@ def output_name(rel: str, to: str) -> str:
     return rel if ext.lower() in (".dcm", ".dicom") else rel + ".dcm"
 
 
-def plan(src_dir: str, dst_dir: str, to: str) -> list[Task]:
-    """Every regular file under ``src_dir`` (hidden files and folders left out), sorted."""
+def plan(src_dir: str, dst_dir: str, to: str, left_out: list[Result] | None = None) -> list[Task]:
+    """Every regular file under ``src_dir``, sorted; links to folders are followed (each
+    folder once, DST never). What is not a task goes to ``left_out`` as a result, so that
+    the summary accounts for every name under SRC: hidden names (starting with '.')
+    skipped, folders that cannot be listed failed (their files were never seen)."""
     if not os.path.isdir(src_dir):
         raise UsageError(f"SRC {src_dir} is not a directory: give the folder to convert")
     if _inside(dst_dir, src_dir):
         raise UsageError(f"DST {dst_dir} is inside SRC {src_dir}: outputs would mix with the originals; "
                          "choose a destination outside SRC")
+    left_out = [] if left_out is None else left_out
     tasks: list[Task] = []
     # Absolute paths: dask workers do not share our working directory.
     src_dir, dst_dir = os.path.abspath(src_dir), os.path.abspath(dst_dir)
-    for root, dirs, files in os.walk(src_dir):
+
+    def unlisted(e: OSError) -> None:
+        left_out.append(Result(str(e.filename), "", FAILED, f"a folder that cannot be listed "
+                                                           f"({e.strerror or e}): none of its files converted"))
+
+    seen: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(src_dir, onerror=unlisted, followlinks=True):
+        st = os.stat(root)
+        if (st.st_dev, st.st_ino) in seen or (root != src_dir and _inside(root, dst_dir)):
+            why = "the destination" if _inside(root, dst_dir) else "a folder met already (a link)"
+            left_out.append(Result(root, "", SKIPPED, f"a link to {why}: not converted again"))
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        left_out += [Result(os.path.join(root, n), "", SKIPPED, "hidden (its name starts with '.'): left out")
+                     for n in sorted(dirs + files) if n.startswith(".")]
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if name.startswith("."):
@@ -123,6 +143,41 @@ def plan(src_dir: str, dst_dir: str, to: str) -> list[Task]:
             rel = os.path.relpath(src, src_dir)
             tasks.append(Task(src, os.path.join(dst_dir, output_name(rel, to)), rel))
     return tasks
+
+
+def same_outputs(tasks: list[Task]) -> tuple[list[Task], list[Result]]:
+    """``tasks`` less those whose output name another DICOM input's output takes too
+    (``x.dcm`` and ``x``; with ``--to hlc`` also ``x.dcm`` and ``x.dicom``), and their
+    results: each such DICOM input failed, naming the others (a shared name would leave
+    one converted image in place of several, the others "already done"), and a non-DICOM
+    input beside them skipped at once (the others' output is not its own)."""
+    from . import io
+
+    by_name: dict[str, list[Task]] = {}
+    for t in tasks:
+        by_name.setdefault(os.path.normcase(t.dst), []).append(t)
+    kept, results = [], []
+    for same in by_name.values():
+        if len(same) == 1:
+            kept += same
+            continue
+
+        def is_dicom(t: Task) -> bool:
+            try:
+                return io.sniff(t.src) == "dicom"
+            except CliError:
+                return True  # (unreadable: it fails on its own; never let it pass as the only one)
+
+        dicom = [t for t in same if is_dicom(t)]
+        results += [Result(t.src, t.dst, SKIPPED, "not a DICOM file") for t in same if t not in dicom]
+        if len(dicom) == 1:
+            kept += dicom
+            continue
+        for t in dicom:
+            others = ", ".join(_shown(o.src) for o in dicom if o is not t)
+            results.append(Result(t.src, t.dst, FAILED, f"its output {_shown(t.dst)} would also be that of "
+                                                        f"{others}: rename one of them"))
+    return sorted(kept, key=lambda t: t.rel), results
 
 
 def remove_partials(dst_dir: str) -> int:
@@ -275,8 +330,17 @@ def convert_one(src: str, dst: str, options: dict[str, Any], verify: bool = Fals
     if res.reason.startswith(src):  # the summary names the file already
         res.reason = res.reason[len(src):].lstrip(":").strip().removeprefix("is ")
     res.seconds = time.perf_counter() - t0
-    res.warnings, _WARNED[:] = list(dict.fromkeys(_WARNED)), []
+    res.warnings, _WARNED[:] = _collapsed(_WARNED), []
     return res
+
+
+def _collapsed(warned: list[str]) -> list[str]:
+    """Warnings that differ in their figures only (the same warning for each frame: 26
+    lines for one 30-frame file) as the first and a count."""
+    alike: dict[str, list[str]] = {}
+    for w in warned:
+        alike.setdefault(re.sub(r"\d+(\.\d+)?", "#", w), []).append(w)
+    return [same[0] + (f" (and {len(same) - 1} more like it)" if len(same) > 1 else "") for same in alike.values()]
 
 
 def _convert(res: Result, options: dict[str, Any], verify: bool, overwrite: bool) -> None:
@@ -291,13 +355,17 @@ def _convert(res: Result, options: dict[str, Any], verify: bool, overwrite: bool
         res.status, res.reason = SKIPPED, "not a DICOM file"
         return
     exists = os.path.exists(dst)
-    if exists and not overwrite and not verify:
+    if exists and not overwrite and not verify and os.path.getsize(dst):  # (an empty file is not one we wrote)
         res.status = DONE
         res.bytes_out = os.path.getsize(dst)
         return
     if exists and io.same_file(dst, src):
         raise CliError("the output would overwrite this input: refused")
-    image = io.read_dicom(src)
+    try:
+        image = io.read_dicom(src)
+    except io.NoImage as e:  # an SR, a plan, a DICOMDIR: nothing to compress
+        res.status, res.reason = SKIPPED, str(e)
+        return
     res.bytes_in = os.path.getsize(src)
     found_damage = ""
     colour = image.axes.endswith("C")
@@ -307,6 +375,8 @@ def _convert(res: Result, options: dict[str, Any], verify: bool, overwrite: bool
             res.status, res.bytes_out, res.max_abs_error = VERIFIED, os.path.getsize(dst), err
             return
         found_damage = problem
+    # (the source's transfer syntax and lossy mark, before encoding rewrites the dataset)
+    source = image.dataset.file_meta.TransferSyntaxUID, image.dataset.get("LossyImageCompression") == "01"
     data = io.encode_bytes(image, dst, dict(options, threads=1))
     os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
     # Every new output is read back before it takes its name; one that fails is
@@ -314,16 +384,32 @@ def _convert(res: Result, options: dict[str, Any], verify: bool, overwrite: bool
     # would take it for a finished one).
     checked: dict[str, Any] = {}
     try:
-        res.bytes_out = io.atomic_write(dst, data, check_written(image.array, options, colour, checked))
+        res.bytes_out = io.atomic_write(dst, data, check_written(image.array, options, colour, checked), like=src)
     except CliError:
         if found_damage:
             os.unlink(dst)
         raise
     res.max_abs_error = checked.get("max_abs_error")
+    _warn_if_grown(*source, res.bytes_in, res.bytes_out)
     if found_damage:
         res.status, res.reason = REPAIRED, f"existing output failed verification ({found_damage}); converted again"
     else:
         res.status = CONVERTED
+
+
+def _warn_if_grown(ts: Any, lossy: bool, bytes_in: int, bytes_out: int) -> None:
+    """A warning (the summary's, per file) when an output is larger than its source: a
+    source compressed already, lossily above all, is better left as it is (its
+    decoded pixels, what HLC keeps, also differ a little between JPEG decoders)."""
+    import warnings
+
+    if bytes_out <= bytes_in:
+        return
+    why = ""
+    if ts.is_compressed:
+        why = f": the source is {'lossy ' if lossy else ''}compressed already ({ts.name}); consider keeping it as it is"
+    warnings.warn(f"the output is larger than the source ({_fmt_bytes(bytes_in)} -> {_fmt_bytes(bytes_out)}){why}",
+                  stacklevel=2)
 
 
 # ------------------------------------------------------------------ running
@@ -500,7 +586,7 @@ def _quick_done(tasks: list[Task], verify: bool, overwrite: bool) -> tuple[list[
         return tasks, []
     todo, done = [], []
     for t in tasks:
-        if os.path.exists(t.dst):
+        if os.path.exists(t.dst) and os.path.getsize(t.dst):
             done.append(Result(t.src, t.dst, DONE, bytes_out=os.path.getsize(t.dst)))
         else:
             todo.append(t)
@@ -561,35 +647,50 @@ def run_batch(args) -> int:
 
 
 def _run_batch(args, check_stopped: Callable[[], None]) -> int:
+    from .io import check_can_write
+
     options = _batch_options(args)
     src, dst = args.source, args.destination
-    tasks = plan(src, dst, args.to)
+    if args.json:  # (found after hours of work, a bad path lost the record of them)
+        check_can_write(args.json)
+    left_out: list[Result] = []
+    tasks = plan(src, dst, args.to, left_out)
     os.makedirs(dst, exist_ok=True)
     removed = remove_partials(dst)
-    if not tasks:
+    if not tasks and not left_out:
         print(f"hlc batch: no files under {src}")
         return 0
+    total = len(tasks) + len(left_out)
+    tasks, results = same_outputs(tasks)
+    results += left_out
     inputs = {os.path.realpath(t.src) for t in tasks}
     clash = [t for t in tasks if os.path.realpath(t.dst) in inputs]
-    todo, results = _quick_done([t for t in tasks if t not in clash], args.verify, args.overwrite)
+    todo, done = _quick_done([t for t in tasks if t not in clash], args.verify, args.overwrite)
+    results += done
     results += [Result(t.src, t.dst, FAILED, "the output would overwrite an input file: refused") for t in clash]
     workers = args.workers or max(1, os.cpu_count() or 1)
     where = f"dask scheduler {args.scheduler}" if args.scheduler else f"{workers} worker process(es)"
     t0 = time.perf_counter()
-    stopped_by = _convert_all(todo, results, len(tasks), options, args, workers, check_stopped)
+    stopped_by = _convert_all(todo, results, total, options, args, workers, check_stopped)
     seconds = time.perf_counter() - t0
     # The report first: after a hang-up the terminal may take no summary.
+    report_error = None
     if args.json:
         from .io import atomic_write, json_text
 
         payload = {"seconds": seconds, "where": where, "options": dict(options),
                    "interrupted": stopped_by is not None, "signal": stopped_by.name if stopped_by else None,
                    "results": [asdict(r) for r in results]}
-        atomic_write(args.json, json_text(payload, indent=1).encode())
-    print(summary_text(results, len(tasks), seconds, where, stopped_by, removed), flush=True)
+        try:
+            atomic_write(args.json, json_text(payload, indent=1).encode())
+        except (CliError, OSError) as e:  # (a full disk: the summary below is then the only record)
+            report_error = f"hlc batch: error: the report {args.json} was not written ({e})"
+    print(summary_text(results, total, seconds, where, stopped_by, removed), flush=True)
+    if report_error:
+        print(report_error, file=sys.stderr)
     if stopped_by:
         return 128 + stopped_by
-    return 1 if any(r.status in (FAILED, REPAIRED) for r in results) else 0
+    return 1 if report_error or any(r.status in (FAILED, REPAIRED) for r in results) else 0
 
 
 def _batch_options(args) -> dict[str, Any]:

@@ -332,6 +332,8 @@ def run_bench(args) -> int:
 
     if args.runs < 1:
         raise UsageError("--runs must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
     if not args.output.lower().endswith((".html", ".htm")):
         raise UsageError(f"-o {args.output}: the report is HTML; use a .html name")
     sources = _find_dicom(args.directory, args.limit) if args.directory else _corpus_names(args)

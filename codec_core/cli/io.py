@@ -28,7 +28,7 @@ import numpy as np
 from codec_core.format import DTYPES, SIGNATURES, guess_axes
 
 __all__ = [
-    "CliError", "UsageError", "Image", "TEMP_SUFFIX", "json_text", "sniff", "read_image", "read_roi",
+    "CliError", "UsageError", "NoImage", "Image", "TEMP_SUFFIX", "json_text", "sniff", "read_image", "read_roi",
     "read_dataset", "check_pixel_source", "read_dicom", "read_back_dicom",
     "atomic_write", "same_file", "check_not_input", "image_bytes", "new_dataset",
     "encode_bytes", "decode_bytes", "is_hlc_dicom",
@@ -52,6 +52,11 @@ class UsageError(CliError):
     """A bad command line; exit status 2."""
 
     exit_code = 2
+
+
+class NoImage(CliError):
+    """A DICOM object that holds no image (a structured report, a plan, a DICOMDIR):
+    ``hlc batch`` skips it, the commands that were given it refuse it."""
 
 
 @dataclass
@@ -103,6 +108,8 @@ def sniff(path: str) -> str:
         raise CliError(f"{path} does not exist: check the path") from None
     except OSError as e:
         raise CliError(f"cannot read {path}: {e.strerror or e}") from None
+    if not head:
+        raise CliError(f"{path} is empty (0 bytes)")
     if head[:8] in SIGNATURES:
         return "hlc"
     if head[128:132] == b"DICM":
@@ -115,6 +122,8 @@ def sniff(path: str) -> str:
         return "npy"
     if path.lower().endswith((".dcm", ".dicom")) or _looks_like_raw_dicom(head):
         return "dicom"
+    if path.lower().endswith(".hlc"):
+        return "hlc"  # (its signature damaged: the codec's error correction and header copy may mend it)
     return ""
 
 
@@ -169,8 +178,12 @@ def check_pixel_source(ds: Any, path: str) -> None:
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise CliError(f"{path} holds floating point pixel data: HLC stores integer samples")
-        raise CliError(f"{path} is a DICOM file without pixel data "
-                       f"({ds.get('Modality', 'no modality')}): no image in it")
+        sop_class = str(getattr(ds.get("SOPClassUID"), "name", "") or "")
+        if "Rows" in ds or "Image" in sop_class:  # (pydicom reads a file cut short up to its cut)
+            raise CliError(f"{path} is {sop_class or 'an image'} without pixel data: the file is cut short "
+                           "or damaged")
+        what = ", ".join(str(v) for v in (ds.get("Modality"), sop_class) if v) or "no SOP class"
+        raise NoImage(f"{path} is a DICOM object without an image ({what}): nothing to compress")
     tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
     if not tsyntax:
         raise CliError(f"{path} has no File Meta Information Transfer Syntax UID (0002,0010): "
@@ -194,10 +207,11 @@ def check_pixel_source(ds: Any, path: str) -> None:
     actual = len(ds.PixelData)
     if actual != expected and not (expected % 2 and actual == expected + 1):  # one pad byte
         frames = ds.get("NumberOfFrames", 1)
-        raise CliError(f"{path}: Pixel Data holds {actual} bytes, but {ds.Rows} rows x {ds.Columns} "
-                       f"columns x {ds.SamplesPerPixel} samples x {frames} frame(s) at Bits Allocated "
-                       f"{ds.BitsAllocated} need {expected}: the file is truncated or its image "
-                       "attributes are wrong")
+        how, why = (("more than", "its image attributes may be wrong") if actual > expected
+                    else ("fewer than", "the file is truncated or its image attributes are wrong"))
+        raise CliError(f"{path}: Pixel Data holds {actual} bytes, {how} the {expected} that {ds.Rows} rows x "
+                       f"{ds.Columns} columns x {ds.SamplesPerPixel} samples x {frames} frame(s) at Bits "
+                       f"Allocated {ds.BitsAllocated} need: {why}")
 
 
 def read_dicom(path: str) -> Image:
@@ -293,6 +307,9 @@ def read_image(path: str, *, bits_stored: int | None = None) -> Image:
             arr = np.load(path, allow_pickle=False)
         except ValueError as e:
             raise CliError(f"{path} is not a plain .npy array ({e})") from None
+        if arr.ndim == 3 and arr.shape[-1] in (2, 4) and arr.shape[0] > 4:  # (read as frames of 2 or 4 columns)
+            raise CliError(f"{path}: shape {arr.shape} looks like an image with alpha (grey + alpha or RGBA); "
+                           "HLC stores grey or RGB: drop the alpha channel first")
         img = Image(_checked(arr, path), np.asarray(arr).dtype.itemsize * 8, "npy", path)
     else:
         raise CliError(f"{path} is not a DICOM, PNG, TIFF, .npy or .hlc file: "
@@ -353,11 +370,14 @@ def _temporary_beside(path: str) -> tuple[int, str]:
     """A new temporary file in ``path``'s folder (descriptor, name); a folder that cannot
     take it is a CliError named by ``path``, not by the temporary name."""
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CliError(f"cannot write {path}: it is a folder")
     try:
         return tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMP_SUFFIX, dir=directory)
     except OSError as e:
-        why = "does not exist" if not os.path.isdir(directory) else (e.strerror or str(e)).lower()
-        raise CliError(f"cannot write {path}: the folder {directory} {why}") from e
+        if not os.path.isdir(directory):
+            raise CliError(f"cannot write {path}: the folder {directory} does not exist") from e
+        raise CliError(f"cannot write {path} in the folder {directory}: {(e.strerror or str(e)).lower()}") from e
 
 
 def check_can_write(path: str) -> None:
@@ -369,13 +389,15 @@ def check_can_write(path: str) -> None:
 
 
 def atomic_write(path: str, produce: bytes | Callable[[Any], None],
-                 check: Callable[[str], None] | None = None) -> int:
+                 check: Callable[[str], None] | None = None, like: str = "") -> int:
     """Write ``produce`` (bytes, or a function writing to a binary file) to ``path`` atomically.
 
     ``check``, if given, is called with the name of the complete temporary file before
     it is renamed: it reads the file back and raises if it is not right. Returns the
     number of bytes written. On any error (``check``'s included) the temporary file
-    is removed and the final name is untouched.
+    is removed and the final name is untouched. ``like``: a file (the original) whose
+    read and write permissions the output takes, within the umask (a patient's file
+    readable by its owner only gave an output every user could read).
     """
     fd, tmp = _temporary_beside(path)
     try:
@@ -389,7 +411,7 @@ def atomic_write(path: str, produce: bytes | Callable[[Any], None],
             size = fh.tell()
         if check is not None:
             check(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_umask() & (os.stat(like).st_mode if like else 0o666))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -514,7 +536,10 @@ def encode_bytes(image: Image, out_path: str, options: dict[str, Any]) -> bytes:
         # "threads" is forwarded too: the pydicom plugin passes runner options to the codec.
         opts = {k: v for k, v in options.items() if v is not None}
         try:
-            ds.compress(HLC_TRANSFER_SYNTAX_UID, **opts)
+            # The same image in another transfer syntax keeps its SOP Instance UID (a new
+            # one broke every reference to it: reports, presentation states, segmentations);
+            # a lossy result gets a new one from the plugin, as PS3.3 C.7.6.1.1.5 asks.
+            ds.compress(HLC_TRANSFER_SYNTAX_UID, generate_instance_uid=False, **opts)
         except RuntimeError as e:  # pydicom's wrapping of the plugin's error
             raise CliError(f"{image.path}: HLC could not encode it ({' '.join(str(e).split())})") from None
         return dicom_bytes(ds, image.path)

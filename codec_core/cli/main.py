@@ -51,7 +51,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     # image within the bound asked is never written.
     from .batch import check_written
 
-    io.atomic_write(args.output, data, check_written(image.array, opts, image.axes.endswith("C")))
+    io.atomic_write(args.output, data, check_written(image.array, opts, image.axes.endswith("C")), like=args.input)
     if not args.quiet:
         d = file_info(args.output)  # the figures of the HLC data, as 'hlc info' gives them
         what = _written_text(d, opts, args.roi)
@@ -122,13 +122,14 @@ def cmd_decode(args: argparse.Namespace) -> int:
         image = display_output(image, args.frame or 0,
                                note=lambda m: print(f"hlc decode: note: {m}", file=sys.stderr))
     data_out = io.decode_bytes(image, args.output)
-    io.atomic_write(args.output, data_out)
+    io.atomic_write(args.output, data_out, like=args.input)
     if not args.quiet:
         print(f"{args.input} -> {args.output}: {_shape_text(image.array)}, {seconds:.2f} s")
         if report is not None:
             lost = {k: v for k, v in report.items() if v not in (None, [], 0, {}, True)}
             print("damage report: " + (io.json_text(lost) if lost else "no damage found"))
-    return 0
+    # (written, but not the image encoded: a script must tell that from a clean decode)
+    return EXIT_INCOMPLETE if report is not None and not report.get("exact", True) else 0
 
 
 def _add_completeness(d: dict[str, Any], infos: list[dict[str, Any]]) -> None:

@@ -68,7 +68,8 @@ _HELP: dict[str, tuple[str, str]] = {
   hlc encode xray.png xray.hlc --roi mask.png --bpp 1 --roi-max-error 1
 
 IN: DICOM (any transfer syntax pydicom decodes), PNG/TIFF (8/16-bit), .npy.
-OUT: .hlc, or .dcm for DICOM with all the input's attributes kept."""),
+OUT: .hlc (the pixels only: no patient, study or rescale attributes), or .dcm for
+DICOM with all the input's attributes kept (and its SOP Instance UID, unless lossy)."""),
     "decode": (
         "Decompress .hlc or HLC DICOM to DICOM (explicit VR little endian), PNG, TIFF or .npy.",
         """\
@@ -76,7 +77,7 @@ OUT: .hlc, or .dcm for DICOM with all the input's attributes kept."""),
   hlc decode ct_hlc.dcm ct.tif                # 16-bit TIFF (PNG: unsigned data only)
   hlc decode ct_hlc.dcm ct_view.png --display # 8-bit, as a viewer shows it
   hlc decode mr.hlc mr_thumb.tif --level 2    # quarter size, coarse bands only
-  hlc decode damaged.hlc best.npy --lenient   # conceal damage, report it"""),
+  hlc decode damaged.hlc best.npy --lenient   # conceal damage, report it (exit 3)"""),
     "info": (
         "Show a compressed file's header: shape, mode, max error, ROI, ECC, frame sizes.",
         f"""\
@@ -127,8 +128,12 @@ with rate-distortion plots and original / decoded / difference / ROI images.""")
 
 Each output is written to a hidden temporary name and renamed when complete,
 so a killed run leaves no half-written file; run the same command again to
-resume (finished files are skipped). Originals are only read. Files that are
-not DICOM are reported and skipped.
+resume (finished files are skipped). Originals are only read; outputs take
+their permissions, and a lossless output keeps the SOP Instance UID. Every name
+under IN is in the summary: files that are not DICOM, DICOM objects without an
+image (reports, plans, DICOMDIR) and hidden names are skipped; folders that
+cannot be read fail, and so do inputs whose outputs would share a name (x and
+x.dcm). Links to folders are followed, each folder once.
 
 An output is checked for the guarantee asked, not for the coder kept: it must
 decode to the original's shape and type, exact for lossless, within K for
@@ -211,7 +216,8 @@ def _decode_command(sub: Any) -> None:
                    help=".hlc input: decode at 1/2^K resolution")
     p.add_argument("--frame", type=int, metavar="I", help="decode frame I only (0-based)")
     _switch(p, "--lenient",
-            help="conceal damage that cannot be repaired instead of failing, and report it")
+            help="conceal damage that cannot be repaired instead of failing, and report it (the "
+                 "output is written; exit status 3 when damage was concealed)")
     _switch(p, "--display",
             help="write the 8-bit picture a viewer shows (PNG or TIFF) instead of the stored values: "
                  "the DICOM window or VOI LUT (else a percentile window), MONOCHROME1 inverted, "
@@ -252,7 +258,7 @@ def _bench_command(sub: Any) -> None:
     p.add_argument("--runs", type=int, default=3, metavar="N",
                    help="timing runs per lossless/near-lossless point (median; default 3)")
     _switch(p, "--no-references", help="HLC only (no imagecodecs codecs)")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N images from DIR")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N images from DIR (N >= 1)")
 
 
 def _demo_command(sub: Any) -> None:
@@ -268,7 +274,9 @@ def _batch_command(sub: Any) -> None:
     p.add_argument("destination", metavar="DST")
     add_codec_options(p)
     p.add_argument("--to", choices=("dcm", "hlc"), default="dcm",
-                   help="dcm: DICOM in the HLC transfer syntax, same names (default); hlc: .hlc streams")
+                   help="dcm: DICOM in the HLC transfer syntax, every attribute kept, the same names (with "
+                        ".dcm added to a name without it; default); hlc: .hlc streams, the pixels only (no "
+                        "patient, study or rescale attributes)")
     p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: CPU count)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a dask.distributed scheduler (e.g. tcp://host:8786) instead")

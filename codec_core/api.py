@@ -17,7 +17,7 @@ import numpy as np
 from . import container as ct
 from . import pipeline as pl
 from .decoder import DecodeReport, decode_stream
-from .errors import CorruptStreamError, DecompressionBombError, HlcError
+from .errors import CorruptStreamError, DecompressionBombError, HlcError, NotHlcError
 from .format import (
     AXES,
     ECC_MAGIC,
@@ -205,7 +205,14 @@ def _decode(data: Any, level: Any, frame: Any, strict: bool, limit: int | None, 
     report.ecc = ecc_report
     if ecc_report is not None and ecc_report.codewords_failed:
         report.exact = False
-    h, start = ct.parse_header(stream, None, allow_truncated=not strict)
+    try:
+        h, start = ct.parse_header(stream, None, allow_truncated=not strict)
+    except NotHlcError:
+        if ecc_report is None:
+            raise
+        # (inside a wrapper read as HLC's: its start is damage the parity could not mend)
+        raise CorruptStreamError("the stream inside the ECC wrapper is damaged beyond repair at its start",
+                                 "header") from None
     if h.from_backup:
         report.repaired.append("header damaged: read from its copy at the end of the stream")
     regions = bool(h.flags & ct.FLAG_REGIONS)

@@ -57,6 +57,7 @@ from .format import (  # noqa: F401 (re-exported)
     ColourTransform,
     Mode,
     Version,
+    damaged_signature,
     optional_field_is_critical,
     pack_steps,
     unpack_steps,
@@ -272,25 +273,48 @@ def parse_header(data: bytes, max_pixels: int | None = None, *,
     return h, start
 
 
-def _parse_block(mv: memoryview, at: int, signature_ok: bool) -> tuple[Header, int]:
-    """The header block (version .. crc) starting at ``at``; returns it and its end."""
-    if not signature_ok:
-        if len(mv) >= 4 and bytes(mv[1:4]) == b"HLC":
-            raise CorruptStreamError("the HLC signature is damaged (text-mode transfer?)", "signature")
-        raise NotHlcError("not an HLC stream: the first 8 bytes are not the HLC signature")
-    if len(mv) < at + 5:
-        raise TruncatedStreamError("stream ends inside the header", "header")
-    version = mv[at]
-    if version not in SUPPORTED_VERSIONS:
-        raise UnsupportedStreamError(f"HLC format version {version} is not supported "
-                                     f"(this decoder reads {SUPPORTED_VERSIONS})")
+def _header_extent(mv: memoryview, at: int, version: int) -> tuple[int, int]:
+    """(end, first) of the header body starting at ``at`` as ``version`` lays it out:
+    its CRC follows at ``end``; (-1, the length claimed) when the stream cannot hold it."""
     if version >= Version.V3:
         hlen, first = read_varint(mv[:at + 5], at + 1, "header length")
     else:
         (hlen,), first = struct.unpack_from("<I", mv, at + 1), at + 5
     end = first + hlen
-    if hlen > _MAX_HEADER or end + 4 > len(mv):
-        raise TruncatedStreamError(f"header claims {hlen} bytes but the stream has {len(mv)}", "header")
+    return (end, first) if hlen <= _MAX_HEADER and end + 4 <= len(mv) else (-1, hlen)
+
+
+def _version_byte_damaged(mv: memoryview, at: int) -> bool:
+    """An unknown version byte in whose place a version this decoder reads makes the
+    header's CRC hold: one damaged byte (it was reported as UnsupportedStreamError, which
+    a transfer would not retry), not a newer format (whose CRC holds over its own byte)."""
+    for version in SUPPORTED_VERSIONS:
+        try:
+            end, _ = _header_extent(mv, at, version)
+        except CorruptStreamError:
+            continue
+        if end >= 0 and zlib.crc32(bytes([version]) + bytes(mv[at + 1:end])) == struct.unpack_from("<I", mv, end)[0]:
+            return True
+    return False
+
+
+def _parse_block(mv: memoryview, at: int, signature_ok: bool) -> tuple[Header, int]:
+    """The header block (version .. crc) starting at ``at``; returns it and its end."""
+    if not signature_ok:
+        if (len(mv) >= 4 and bytes(mv[1:4]) == b"HLC") or damaged_signature(bytes(mv[:8])):
+            raise CorruptStreamError("the HLC signature is damaged", "signature")
+        raise NotHlcError("not an HLC stream: the first 8 bytes are not the HLC signature")
+    if len(mv) < at + 5:
+        raise TruncatedStreamError("stream ends inside the header", "header")
+    version = mv[at]
+    if version not in SUPPORTED_VERSIONS:
+        if _version_byte_damaged(mv, at):
+            raise CorruptStreamError(f"the header is damaged (its format version byte reads {version})", "header")
+        raise UnsupportedStreamError(f"HLC format version {version} is not supported "
+                                     f"(this decoder reads {SUPPORTED_VERSIONS})")
+    end, first = _header_extent(mv, at, version)
+    if end < 0:
+        raise TruncatedStreamError(f"header claims {first} bytes but the stream has {len(mv)}", "header")
     (crc,) = struct.unpack_from("<I", mv, end)
     if zlib.crc32(bytes(mv[at:end])) != crc:
         raise CorruptStreamError("header CRC mismatch: the header is damaged", "header")

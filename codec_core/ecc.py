@@ -406,22 +406,40 @@ def _parse_header(raw: bytes) -> _Header | None:
     return _Header(nsym, chunk_log2, plen, pcrc)
 
 
+#: Bytes after a protected stream past which its header copies C and B, found by the
+#: total length when copy A is lost, are still looked for: DICOM pads an odd fragment
+#: with one, and a transport may pad to its block (copy A then lost cost the image).
+_MAX_TRAILING = 16
+
+
+def _copies(data: bytes, offs: list[int], allow_rs: bool) -> list[tuple[_Header, int]]:
+    """The valid header copies at ``offs`` (RS-corrected if none is valid as read), with
+    where each was read."""
+    raws = [data[o:o + _HDR_SIZE] for o in offs]
+    found = [(h, o) for h, o in zip(map(_parse_header, raws), offs, strict=True) if h is not None]
+    full = [(r, o) for r, o in zip(raws, offs, strict=True) if len(r) == _HDR_SIZE]
+    if not found and allow_rs and full:
+        rx = np.frombuffer(b"".join(r for r, _ in full), np.uint8).reshape(len(full), _HDR_SIZE)
+        fixed, ok, _ = _correct(rx, _HDR_NSYM)
+        found = [(h, full[i][1]) for i in np.nonzero(ok)[0]
+                 if (h := _parse_header(fixed[i].tobytes())) is not None]
+    return found
+
+
 def _find_header(data: bytes, *, allow_rs: bool = True) -> tuple[_Header, _Geometry, int]:
     """Header by majority of the valid copies; returns (header, geometry, copies damaged)."""
     size = len(data)
-    offs = [len(MAGIC)]
-    framed_guess = size - _OVERHEAD_FIXED
-    if framed_guess >= 0:              # positions of copies C and B if the length is right
-        offs += [_PREFIX + framed_guess // 2, size - _HDR_SIZE]
-    raws = [data[o:o + _HDR_SIZE] for o in offs]
-    found = [h for h in map(_parse_header, raws) if h is not None]
-    if not found and allow_rs:
-        full = [r for r in raws if len(r) == _HDR_SIZE]
-        if full:
-            rx = np.frombuffer(b"".join(full), np.uint8).reshape(len(full), _HDR_SIZE)
-            fixed, ok, _ = _correct(rx, _HDR_NSYM)
-            found = [h for h in (_parse_header(fixed[i].tobytes()) for i in np.nonzero(ok)[0])
-                     if h is not None]
+
+    def by_length(extra: int) -> list[int]:  # copies C and B if the stream is size - extra bytes
+        framed = size - extra - _OVERHEAD_FIXED
+        return [_PREFIX + framed // 2, size - extra - _HDR_SIZE] if framed >= 0 else []
+
+    found = [h for h, _ in _copies(data, [len(MAGIC), *by_length(0)], allow_rs)]
+    if not found:  # copy A lost: C and B where they sit if bytes follow the stream
+        offs = [o for extra in range(1, min(_MAX_TRAILING, size) + 1) for o in by_length(extra)]
+        # (a copy counts where its own geometry puts it: never a chance match at a wrong length)
+        found = [h for h, at in _copies(data, offs, allow_rs)
+                 if at in _geometry(h.nsym, h.chunk_log2, h.payload_len).copy_offsets()]
     if not found:
         raise CorruptStreamError("ECC wrapper header unreadable: all three copies damaged",
                                  where="ecc header")

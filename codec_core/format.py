@@ -35,6 +35,17 @@ ENVELOPE_MAGIC = b"\x89HLM\r\n\x1a\n"
 BACKUP_MARK = b"HLCb"
 
 
+def damaged_signature(head: bytes) -> bool:
+    """Whether ``head`` starts with an HLC signature one byte of which is damaged: no
+    signature but one byte away from one (the header's copies and the ECC parity can
+    then still read the stream). No other format's is that close (PNG's differs from
+    MAGIC in 3 bytes); the chunk envelope's own signature is not damage."""
+    first = bytes(head[:8])
+    if len(first) < 8 or first in SIGNATURES or first == ENVELOPE_MAGIC:
+        return False
+    return any(sum(a != b for a, b in zip(first, sig, strict=True)) == 1 for sig in SIGNATURES)
+
+
 class Version(IntEnum):
     """Format versions. V2: per-channel step multipliers, a varint segment index,
     empty detail segments, the lossy LL band in float32. V3: the lean header (varint

@@ -87,7 +87,8 @@ class EncodeOptions:
                  "target; with --roi, the hybrid). Default: lossy if --bpp/--psnr/--roi is given, near-lossless if "
                  "--max-error is, else lossless")
     max_error: int | None = _option(
-        None, "near-lossless bound on every sample", parse=int, metavar="K", frontends=EVERY)
+        None, "near-lossless bound on every sample as stored (YCbCr data stays YCbCr: its RGB may differ more)",
+        parse=int, metavar="K", frontends=EVERY)
     bpp: float | None = _option(
         None, "lossy: target bits per pixel (whole image)", parse=float, metavar="R", frontends=EVERY)
     psnr: float | None = _option(

@@ -29,7 +29,7 @@ from typing import IO, Any
 from PIL import Image, ImageFile, ImageSequence
 from PIL._util import DeferredError
 
-from codec_core.format import PREFIX, header_end
+from codec_core.format import PREFIX, damaged_signature, header_end
 from codec_core.options import PILLOW, EncodeOptions, options_for, unknown_options
 
 from ._common import MAGICS, core, describe_error
@@ -50,7 +50,8 @@ _READ_MODES = {
 
 
 def _accept(prefix: bytes) -> bool:
-    return prefix[:8] in MAGICS
+    # (a signature with one damaged byte too: the stream's header copies or parity may mend it)
+    return prefix[:8] in MAGICS or damaged_signature(prefix)
 
 
 def _reduced(length: int, level: int) -> int:

@@ -233,3 +233,25 @@ def test_an_rgba_npy_is_refused_not_read_as_frames(tmp_path):
     np.save(tmp_path / "rgba.npy", np.zeros((16, 16, 4), np.uint8))
     proc = hlc("encode", "rgba.npy", "x.hlc", cwd=tmp_path)
     assert proc.returncode == 1 and "looks like an image with alpha" in proc.stderr, proc.stderr
+
+
+def test_a_wrapper_past_repair_gives_the_paritys_verdict_and_hints_only_where_they_help(tmp_path):
+    """A damaged ECC file's error was the header CRC of the stream inside (info() read it
+    first, leniently), and every HLC error pointed to --lenient: also when it was given,
+    and for DICOM input, which --lenient refuses."""
+    ok(hlc("encode", data_file(CT), "ct.hlc", "--ecc", "medium", cwd=tmp_path))
+    ok(hlc("encode", data_file(CT), "ct.dcm", "--ecc", "medium", cwd=tmp_path))
+    rng = np.random.default_rng(11)
+    for name in ("ct.hlc", "ct.dcm"):
+        data = np.frombuffer((tmp_path / name).read_bytes(), np.uint8).copy()
+        start = 0 if name.endswith(".hlc") else len(data) - len((tmp_path / "ct.hlc").read_bytes())
+        hit = start + 200 + np.nonzero(rng.random(len(data) - start - 400) < 0.2)[0]
+        data[hit] ^= 0x5A
+        (tmp_path / f"bad_{name}").write_bytes(data.tobytes())
+    proc = hlc("decode", "bad_ct.hlc", "x.npy", cwd=tmp_path)
+    assert proc.returncode == 1 and "codewords failed" in proc.stderr and "--lenient" in proc.stderr, proc.stderr
+    proc = hlc("decode", "bad_ct.hlc", "x.npy", "--lenient", cwd=tmp_path)
+    assert "--lenient' recovers" not in proc.stderr, proc.stderr
+    proc = hlc("decode", "bad_ct.dcm", "x.npy", cwd=tmp_path)
+    assert proc.returncode == 1 and "codewords failed" in proc.stderr, proc.stderr
+    assert "--lenient" not in proc.stderr and "pylibjpeg" not in proc.stderr, proc.stderr

@@ -135,3 +135,31 @@ def test_steps_whose_product_with_the_multipliers_overflows_are_refused():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert hlc.decode(ct.pack(forged, segs[:h.levels + 1] + [b""]), strict=False)[0].shape == (64, 64)
+
+
+def test_one_damaged_byte_in_the_signature_or_version_is_damage_not_another_format():
+    """A small one-tile stream has no header copy: one flipped byte in its signature or
+    version byte answered NotHlcError or UnsupportedStreamError (a transfer sorting
+    "damaged, retry" from "other format" would not retry); a newer version with its own
+    valid CRC is still unsupported, and another format's signature still not HLC."""
+    import struct
+    import zlib
+
+    from codec_core.errors import CorruptStreamError, NotHlcError, UnsupportedStreamError
+
+    data = hlc.encode(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 1000, mode="lossy", bpp=1)
+    for at in range(9):
+        for flip in (0x01, 0x10, 0xFF):
+            bad = bytearray(data)
+            bad[at] ^= flip
+            with pytest.raises(CorruptStreamError):
+                hlc.decode(bytes(bad))
+    newer = bytearray(data)
+    newer[8] = 9
+    end = header_end(bytes(newer)) - 4
+    newer[end:end + 4] = struct.pack("<I", zlib.crc32(bytes(newer[8:end])))
+    with pytest.raises(UnsupportedStreamError):
+        hlc.decode(bytes(newer))
+    for other in (b"\x89PNG\r\n\x1a\n", b"\x89HLM\r\n\x1a\n", b"\x00" * 8):
+        with pytest.raises(NotHlcError):
+            hlc.decode(other + data[8:])

@@ -399,3 +399,34 @@ def test_api_unrepairable_is_an_hlc_error(ct_image):
     a[20_000:40_000] ^= 0x77
     with pytest.raises(HlcError):
         hlc.decode(a.tobytes())
+
+
+@pytest.mark.parametrize("trailing", [1, 3, 16])
+def test_copies_c_and_b_are_found_past_trailing_bytes(trailing):
+    """DICOM pads an odd fragment with one byte (a transport may pad more): copy A lost
+    then cost the whole stream, though C and B were whole ("all three copies damaged")."""
+    data = _payload(30_001, 15)
+    prot = ecc.protect(data, "medium")
+    a = np.frombuffer(prot + bytes(trailing), np.uint8).copy()
+    a[:40] = 0                                  # the magic and copy A
+    out, rep = ecc.unprotect(a.tobytes())
+    assert out == data and rep.header_copies_damaged == 1
+    a[len(prot) - ecc._HDR_SIZE:len(prot)] = 0  # and copy B: C alone, past the padding
+    assert ecc.unprotect(a.tobytes())[0] == data
+    too_far = np.concatenate([a[:len(prot)], np.zeros(17, np.uint8)])
+    with pytest.raises(CorruptStreamError):
+        ecc.unprotect(too_far.tobytes())
+
+
+def test_api_damage_at_the_start_of_a_wrapped_stream_is_damage_not_another_format(ct_image):
+    """Lenient, a wrapper whose inner stream's start the parity could not mend answered
+    NotHlcError ("not an HLC stream"): a transfer would not retry it."""
+    import codec_core as hlc
+    from codec_core.errors import NotHlcError
+
+    data = np.frombuffer(hlc.encode(ct_image, mode="lossy", bpp=1, ecc="low"), np.uint8).copy()
+    data[:32_768] = 0
+    for strict in (True, False):
+        with pytest.raises(HlcError) as got:
+            hlc.decode(data.tobytes(), strict=strict)
+        assert not isinstance(got.value, NotHlcError), got.value

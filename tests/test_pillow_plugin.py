@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pydicom
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, UnidentifiedImageError
 from pydicom.data import get_testdata_file
 
 import codec_core as hlc
@@ -331,6 +331,19 @@ def test_open_with_a_damaged_header_reads_the_copy_at_the_end():
     f = CountingFile(bytes(data))
     im = Image.open(f)
     assert f.bytes_read > len(data) and np.array_equal(np.asarray(im), MR)
+
+
+@pytest.mark.parametrize("ecc", [None, "medium"])
+def test_open_with_a_damaged_signature_leaves_the_repair_to_the_codec(ecc):
+    """One damaged byte of the 8-byte signature: the plugin's accept() asked for the exact
+    signature, so Pillow could not identify a file the codec reads exactly (from the
+    header's copy at the end, or the parity)."""
+    data = bytearray(hlc.encode(np.tile(CT16, (2, 2)), ecc=ecc))
+    data[1] ^= 0xEE
+    with Image.open(io.BytesIO(bytes(data))) as im:
+        assert im.format == "HLC" and np.array_equal(np.asarray(im), np.tile(CT16, (2, 2)))
+    with pytest.raises(UnidentifiedImageError):  # (another format's signature is not one of ours)
+        Image.open(io.BytesIO(b"\x89HLM\r\n\x1a\n" + bytes(data[8:])))
 
 
 def _damage(data: bytes, at: int) -> bytes:

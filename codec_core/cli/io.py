@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from codec_core.format import DTYPES, SIGNATURES, guess_axes
+from codec_core.format import DTYPES, SIGNATURES, damaged_signature, guess_axes
 
 __all__ = [
     "CliError", "UsageError", "NoImage", "Image", "TEMP_SUFFIX", "json_text", "sniff", "read_image", "read_roi",
@@ -110,7 +110,7 @@ def sniff(path: str) -> str:
         raise CliError(f"cannot read {path}: {e.strerror or e}") from None
     if not head:
         raise CliError(f"{path} is empty (0 bytes)")
-    if head[:8] in SIGNATURES:
+    if head[:8] in SIGNATURES or damaged_signature(head):  # (the codec may mend a damaged one)
         return "hlc"
     if head[128:132] == b"DICM":
         return "dicom"
@@ -224,7 +224,7 @@ def read_dicom(path: str) -> Image:
         arr = load_dicom_array(ds)
     except (ValueError, NotImplementedError, RuntimeError, AttributeError, KeyError) as e:
         hint = ""
-        if ds.file_meta.TransferSyntaxUID.is_compressed:
+        if ds.file_meta.TransferSyntaxUID.is_compressed and not is_hlc_dicom(ds):
             hint = "; for JPEG syntaxes install pylibjpeg with its plugins"
         raise CliError(f"{path}: pixel data could not be decoded ({' '.join(str(e).split())})"
                        f"{hint}") from None

@@ -92,12 +92,14 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
         with open(args.input, "rb") as fh:
             data = fh.read()
-        meta = hlc.info(data)
         kw = dict(level=args.level, frame=args.frame)
+        # (decoded before info(), whose reading of a wrapper past repair is lenient: the
+        # parity's verdict, not the damaged header inside it, is the error to show)
         if args.lenient:
             arr, report = hlc.decode(data, strict=False, **kw)
         else:
             arr = hlc.decode(data, **kw)
+        meta = hlc.info(data)
         image = io.Image(arr, int(meta["bits_stored"]), "hlc", args.input)
     elif kind == "dicom":
         if args.level or args.lenient:
@@ -346,7 +348,7 @@ COMMANDS = {
 
 # ------------------------------------------------------------------ errors
 
-def _one_line(e: BaseException) -> tuple[str, int]:
+def _one_line(e: BaseException, args: argparse.Namespace | None = None) -> tuple[str, int]:
     """The message and exit status for an exception that reached the top."""
     from .io import CliError
 
@@ -355,8 +357,7 @@ def _one_line(e: BaseException) -> tuple[str, int]:
     from codec_core.errors import HlcError
 
     if isinstance(e, HlcError):
-        return (f"{e} (the file is damaged or not HLC; 'hlc decode --lenient' recovers what "
-                "can be recovered)"), 1
+        return f"{e} (the file is damaged or not HLC{_lenient_hint(args)})", 1
     if isinstance(e, MemoryError):
         return "out of memory: decode one frame at a time (--frame) or use a machine with more memory", 1
     if isinstance(e, OSError):
@@ -368,6 +369,22 @@ def _one_line(e: BaseException) -> tuple[str, int]:
     if isinstance(e, ValueError):
         return f"{e}", 2
     return f"unexpected {type(e).__name__}: {e} (run again with --debug for the traceback, and report it)", 1
+
+
+def _lenient_hint(args: argparse.Namespace | None) -> str:
+    """The pointer to ``hlc decode --lenient`` where it helps: an .hlc stream (DICOM input
+    takes no --lenient), and not already asked for."""
+    from . import io
+
+    path = getattr(args, "input", None) or getattr(args, "file", None)
+    if not path or getattr(args, "lenient", False):
+        return ""
+    try:
+        if io.sniff(path) != "hlc":
+            return ""
+    except io.CliError:
+        return ""
+    return "; 'hlc decode --lenient' recovers what can be recovered"
 
 
 def _warnings_as_one_line(name: str) -> None:
@@ -417,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as e:  # noqa: BLE001 - every error becomes one line
         if debug:
             raise
-        message, status = _one_line(e)
+        message, status = _one_line(e, args)
         print(f"{name}: error: {message}", file=sys.stderr)
         return status
 

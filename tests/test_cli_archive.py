@@ -255,3 +255,11 @@ def test_a_wrapper_past_repair_gives_the_paritys_verdict_and_hints_only_where_th
     proc = hlc("decode", "bad_ct.dcm", "x.npy", cwd=tmp_path)
     assert proc.returncode == 1 and "codewords failed" in proc.stderr, proc.stderr
     assert "--lenient" not in proc.stderr and "pylibjpeg" not in proc.stderr, proc.stderr
+
+
+def test_far_more_workers_than_cores_is_a_warning(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(data_file(CT), src / "ct.dcm")
+    proc = ok(hlc("batch", src, "out", "--workers", str(8 * (os.cpu_count() or 1)), "--no-progress", cwd=tmp_path))
+    assert "warning: --workers" in proc.stderr and "cores" in proc.stderr, proc.stderr

@@ -706,6 +706,12 @@ def _batch_options(args) -> dict[str, Any]:
         raise UsageError("--workers must be at least 1")
     if args.workers is not None and args.scheduler:
         raise UsageError("--workers is for local processes; with --scheduler the cluster decides")
+    cores = os.cpu_count() or 1
+    if args.workers is not None and args.workers > 4 * cores:
+        import warnings
+
+        warnings.warn(f"--workers {args.workers} on {cores} cores: each worker process holds the codec and "
+                      "an image in memory, and they share the cores (the default is one a core)", stacklevel=2)
     return options
 
 

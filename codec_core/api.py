@@ -205,14 +205,7 @@ def _decode(data: Any, level: Any, frame: Any, strict: bool, limit: int | None, 
     report.ecc = ecc_report
     if ecc_report is not None and ecc_report.codewords_failed:
         report.exact = False
-    try:
-        h, start = ct.parse_header(stream, None, allow_truncated=not strict)
-    except NotHlcError:
-        if ecc_report is None:
-            raise
-        # (inside a wrapper read as HLC's: its start is damage the parity could not mend)
-        raise CorruptStreamError("the stream inside the ECC wrapper is damaged beyond repair at its start",
-                                 "header") from None
+    h, start = _parse_inner(stream, ecc_report is not None, allow_truncated=not strict)
     if h.from_backup:
         report.repaired.append("header damaged: read from its copy at the end of the stream")
     regions = bool(h.flags & ct.FLAG_REGIONS)
@@ -233,6 +226,18 @@ def _decode(data: Any, level: Any, frame: Any, strict: bool, limit: int | None, 
     except (ValueError, TypeError) as e:  # raised by the stream's content, not by an argument
         raise CorruptStreamError(f"stream could not be decoded: {type(e).__name__}: {e}") from e
     return out, h
+
+
+def _parse_inner(stream: bytes, wrapped: bool, allow_truncated: bool) -> tuple[ct.Header, int]:
+    """``ct.parse_header``; inside an ECC wrapper (``wrapped``) a stream that does not start
+    as HLC is damage the parity could not mend, not another format."""
+    try:
+        return ct.parse_header(stream, None, allow_truncated=allow_truncated)
+    except NotHlcError:
+        if not wrapped:
+            raise
+        raise CorruptStreamError("the stream inside the ECC wrapper is damaged beyond repair at its start",
+                                 "header") from None
 
 
 def _check_claims(h: ct.Header, frames: int, size: int, limit: int | None) -> None:
@@ -344,7 +349,7 @@ def info(data: bytes) -> dict:
     """Header facts, cheap: no pixel is decoded."""
     try:
         stream, ecc_facts = _header_bytes(data)
-        h, start = ct.parse_header(stream, None, allow_truncated=True)
+        h, start = _parse_inner(stream, ecc_facts is not None, allow_truncated=True)
     except (HlcError, TypeError):
         raise
     except Exception as e:

@@ -438,7 +438,7 @@ def _find_header(data: bytes, *, allow_rs: bool = True) -> tuple[_Header, _Geome
     if not found:  # copy A lost: C and B where they sit if bytes follow the stream
         offs = [o for extra in range(1, min(_MAX_TRAILING, size) + 1) for o in by_length(extra)]
         # (a copy counts where its own geometry puts it: never a chance match at a wrong length)
-        found = [h for h, at in _copies(data, offs, allow_rs)
+        found = [h for h, at in _copies(data, offs, allow_rs=False)
                  if at in _geometry(h.nsym, h.chunk_log2, h.payload_len).copy_offsets()]
     if not found:
         raise CorruptStreamError("ECC wrapper header unreadable: all three copies damaged",

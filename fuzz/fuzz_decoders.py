@@ -540,7 +540,7 @@ class Mutator:
         rb.block = r.choice([1, 1, 2, rb.block])
         cols = -(-int(f["cols"]) // rb.block)
         pixels = int(f["frames"]) * -(-int(f["rows"]) // rb.block) * cols
-        n = min(pixels * (2 * cols + 1) * 5 + 16, 1 << 24)
+        n = max(0, min(pixels * (2 * cols + 1) * 5 + 16, 1 << 24))  # (fields an earlier mutation made negative)
         c = r.random()
         if c < 0.4:
             raw = bytes(n)

@@ -71,23 +71,23 @@ def test_lossless_conversion_keeps_the_sop_instance_uid_and_lossy_gets_a_new_one
 
 
 def test_every_name_under_src_is_accounted_for(tmp_path, monkeypatch):
-    """Folders that cannot be listed failed, hidden names skipped with their reason, a
-    linked study folder converted (once, however many links reach it), a link into DST
-    not walked: before, all of these vanished and the summary said everything was done."""
+    """Folders that cannot be listed failed; hidden names, empty files and links to
+    folders skipped with their reason (a link is not followed: ``up -> ..`` converted a
+    neighbour's files, and a link sorting before its target took its outputs' names).
+    Before, all of these vanished and the summary said everything was done."""
     from codec_core.cli import batch
 
     src, elsewhere = tmp_path / "src", tmp_path / "elsewhere"
-    for d in (src / "real", src / "locked", src / ".hidden_study", elsewhere):
+    for d in (src / "real", src / "locked", src / ".hidden_study", elsewhere / "neighbour"):
         d.mkdir(parents=True)
     shutil.copy(data_file(CT), src / "real" / "ct.dcm")
     shutil.copy(data_file(MR), src / "locked" / "mr.dcm")
     shutil.copy(data_file(MR), src / ".dotfile.dcm")
-    shutil.copy(data_file(MR), elsewhere / "linked.dcm")
+    shutil.copy(data_file(MR), elsewhere / "neighbour" / "secret.dcm")
     (src / "linked_study").symlink_to(elsewhere)
-    (src / "real" / "loop").symlink_to(src / "real")
+    (src / "a_link").symlink_to(src / "real")
+    (src / "up").symlink_to("..")
     dst = tmp_path / "dst"
-    dst.mkdir()
-    (src / "into_dst").symlink_to(dst)
     scandir = os.scandir
 
     def refuse(path="."):  # (CI runs as root, whom no folder's permissions stop)
@@ -98,13 +98,40 @@ def test_every_name_under_src_is_accounted_for(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "scandir", refuse)
     left_out: list = []
     tasks = batch.plan(str(src), str(dst), "dcm", left_out)
-    assert [t.rel for t in tasks] == ["linked_study/linked.dcm", "real/ct.dcm"]
+    assert [(t.rel, os.path.relpath(t.dst, dst)) for t in tasks] == [("real/ct.dcm", "real/ct.dcm")]
     why = {os.path.relpath(r.src, src): (r.status, r.reason) for r in left_out}
     assert why["locked"][0] == batch.FAILED and "cannot be listed (Permission denied)" in why["locked"][1]
     assert why[".hidden_study"] == why[".dotfile.dcm"] == (batch.SKIPPED, "hidden (its name starts with '.'): left out")
-    assert why["real/loop"][0] == why["into_dst"][0] == batch.SKIPPED, why
-    assert "the destination" in why["into_dst"][1] and "met already" in why["real/loop"][1]
-    assert len(why) == 5, why
+    for link in ("linked_study", "a_link", "up"):
+        assert why[link][0] == batch.SKIPPED and "a link to a folder: not followed" in why[link][1], why
+    assert len(why) == 6, why
+
+
+def test_a_destination_holding_the_source_converts_every_folder(tmp_path):
+    """``hlc batch archive/incoming archive``: every sub-folder of SRC was taken for a
+    link into DST and skipped, exit 0 (this stop's first form of the link check)."""
+    archive = tmp_path / "archive"
+    (archive / "incoming" / "series").mkdir(parents=True)
+    shutil.copy(data_file(CT), archive / "incoming" / "ct.dcm")
+    shutil.copy(data_file(MR), archive / "incoming" / "series" / "mr.dcm")
+    (archive / "incoming" / "empty.dcm").write_bytes(b"")
+    proc = ok(hlc("batch", archive / "incoming", archive, "--no-progress", cwd=tmp_path))
+    assert "3 files: 2 converted, 1 skipped, 0 failed" in proc.stdout, proc.stdout
+    assert "empty.dcm: empty (0 bytes)" in proc.stdout
+    assert np.array_equal(dicom_pixels(archive / "series" / "mr.dcm"), dicom_pixels(data_file(MR)))
+
+
+def test_outputs_differing_in_case_only_are_one_name_where_the_destination_folds_case(tmp_path):
+    from codec_core.cli.batch import Task, same_outputs
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("x.dcm", "X.DCM"):
+        shutil.copy(data_file(CT), src / name)
+    tasks = [Task(str(src / n), str(tmp_path / "out" / n), n) for n in ("X.DCM", "x.dcm")]
+    assert same_outputs(tasks)[1] == []  # a case-sensitive destination holds both
+    kept, failed = same_outputs(tasks, fold_case=True)
+    assert kept == [] and [r.status for r in failed] == ["failed", "failed"]
 
 
 def test_objects_without_an_image_are_skipped_and_a_cut_image_fails(tmp_path):
@@ -130,7 +157,25 @@ def test_an_unwritable_report_is_refused_before_any_work(tmp_path):
     shutil.copy(data_file(CT), src / "ct.dcm")
     proc = hlc("batch", src, "out", "--json", tmp_path / "nowhere" / "r.json", cwd=tmp_path)
     assert proc.returncode == 1 and "the folder" in proc.stderr and "does not exist" in proc.stderr
-    assert not (tmp_path / "out").exists(), "converted before refusing the report's path"
+    assert not (tmp_path / "out" / "ct.dcm").exists(), "converted before refusing the report's path"
+    ok(hlc("batch", src, "out2", "--json", "out2/report.json", "--no-progress", cwd=tmp_path))  # (inside DST)
+    assert (tmp_path / "out2" / "report.json").exists()
+
+
+def test_every_file_gets_its_warnings_in_every_worker(tmp_path):
+    """Python shows a warning once a process by default: with three alike files in one
+    worker, only the first got the "larger than its source" warning."""
+    src = tmp_path / "src"
+    src.mkdir()
+    noise = np.random.default_rng(0).integers(0, 65535, (64, 64)).astype(np.uint16)
+    for i in range(3):
+        ds = pydicom.dcmread(data_file(MR))
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit, ds.PixelRepresentation = 15, 0
+        ds.PixelData = noise.tobytes()
+        ds.save_as(src / f"noise{i}.dcm")
+    proc = ok(hlc("batch", src, "out", "--workers", "1", "--no-progress", cwd=tmp_path))
+    assert proc.stdout.count("the output is larger than the source") == 3, proc.stdout
 
 
 def test_outputs_take_the_originals_permissions(tmp_path):
@@ -147,8 +192,13 @@ def test_outputs_take_the_originals_permissions(tmp_path):
         assert (tmp_path / out).stat().st_mode & 0o777 == 0o600, out
     (src / "public.dcm").write_bytes(private.read_bytes())
     (src / "public.dcm").chmod(0o644)
+    (src / "group.dcm").write_bytes(private.read_bytes())
+    os.chown(src / "group.dcm", -1, 65534)  # (a group's file: CI runs as root, who may give it any group)
+    (src / "group.dcm").chmod(0o440)        # (read-only: its output stays writable by its owner)
     ok(hlc("batch", src, "out", "--no-progress", cwd=tmp_path))
     assert (tmp_path / "out" / "public.dcm").stat().st_mode & 0o777 == 0o644 & ~_umask()
+    st = (tmp_path / "out" / "group.dcm").stat()
+    assert st.st_mode & 0o777 == 0o640 & ~_umask() and (os.geteuid() != 0 or st.st_gid == 65534)
 
 
 def _umask() -> int:
@@ -252,6 +302,9 @@ def test_a_wrapper_past_repair_gives_the_paritys_verdict_and_hints_only_where_th
     assert proc.returncode == 1 and "codewords failed" in proc.stderr and "--lenient" in proc.stderr, proc.stderr
     proc = hlc("decode", "bad_ct.hlc", "x.npy", "--lenient", cwd=tmp_path)
     assert "--lenient' recovers" not in proc.stderr, proc.stderr
+    (tmp_path / "text.hlc").write_text("not a stream at all\n")
+    proc = hlc("decode", "text.hlc", "x.npy", cwd=tmp_path)  # (--lenient cannot read it either)
+    assert proc.returncode == 1 and "not an HLC stream" in proc.stderr and "--lenient" not in proc.stderr
     proc = hlc("decode", "bad_ct.dcm", "x.npy", cwd=tmp_path)
     assert proc.returncode == 1 and "codewords failed" in proc.stderr, proc.stderr
     assert "--lenient" not in proc.stderr and "pylibjpeg" not in proc.stderr, proc.stderr

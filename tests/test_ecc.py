@@ -430,3 +430,6 @@ def test_api_damage_at_the_start_of_a_wrapped_stream_is_damage_not_another_forma
         with pytest.raises(HlcError) as got:
             hlc.decode(data.tobytes(), strict=strict)
         assert not isinstance(got.value, NotHlcError), got.value
+    with pytest.raises(HlcError) as got:
+        hlc.info(data.tobytes())
+    assert not isinstance(got.value, NotHlcError), got.value

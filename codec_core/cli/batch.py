@@ -103,10 +103,12 @@ def output_name(rel: str, to: str) -> str:
 
 
 def plan(src_dir: str, dst_dir: str, to: str, left_out: list[Result] | None = None) -> list[Task]:
-    """Every regular file under ``src_dir``, sorted; links to folders are followed (each
-    folder once, DST never). What is not a task goes to ``left_out`` as a result, so that
-    the summary accounts for every name under SRC: hidden names (starting with '.')
-    skipped, folders that cannot be listed failed (their files were never seen)."""
+    """Every regular file under ``src_dir``, sorted. What is not a task goes to
+    ``left_out`` as a result, so that the summary accounts for every name under SRC:
+    hidden names (starting with '.') and links to folders skipped, folders that cannot
+    be listed failed (their files were never seen). Links to folders are not followed:
+    one may lead out of SRC (``up -> ..``: a neighbour's files), or to a folder converted
+    under its own name already."""
     if not os.path.isdir(src_dir):
         raise UsageError(f"SRC {src_dir} is not a directory: give the folder to convert")
     if _inside(dst_dir, src_dir):
@@ -121,18 +123,15 @@ def plan(src_dir: str, dst_dir: str, to: str, left_out: list[Result] | None = No
         left_out.append(Result(str(e.filename), "", FAILED, f"a folder that cannot be listed "
                                                            f"({e.strerror or e}): none of its files converted"))
 
-    seen: set[tuple[int, int]] = set()
-    for root, dirs, files in os.walk(src_dir, onerror=unlisted, followlinks=True):
-        st = os.stat(root)
-        if (st.st_dev, st.st_ino) in seen or (root != src_dir and _inside(root, dst_dir)):
-            why = "the destination" if _inside(root, dst_dir) else "a folder met already (a link)"
-            left_out.append(Result(root, "", SKIPPED, f"a link to {why}: not converted again"))
-            dirs[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        left_out += [Result(os.path.join(root, n), "", SKIPPED, "hidden (its name starts with '.'): left out")
-                     for n in sorted(dirs + files) if n.startswith(".")]
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for root, dirs, files in os.walk(src_dir, onerror=unlisted):
+        for name in sorted(dirs + files):
+            path = os.path.join(root, name)
+            if name.startswith("."):
+                left_out.append(Result(path, "", SKIPPED, "hidden (its name starts with '.'): left out"))
+            elif name in dirs and os.path.islink(path):
+                left_out.append(Result(path, "", SKIPPED, "a link to a folder: not followed (give the folder "
+                                                          "itself as SRC to convert it)"))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(root, d)))
         for name in sorted(files):
             if name.startswith("."):
                 continue
@@ -145,17 +144,35 @@ def plan(src_dir: str, dst_dir: str, to: str, left_out: list[Result] | None = No
     return tasks
 
 
-def same_outputs(tasks: list[Task]) -> tuple[list[Task], list[Result]]:
+def _folds_case(folder: str) -> bool:
+    """Whether ``folder``'s file system takes names that differ in case for one (macOS,
+    exFAT, SMB shares): then x.dcm and X.DCM are one output there."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".hlc-case-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    try:
+        other = os.path.join(folder, os.path.basename(probe).upper())
+        return os.path.exists(other)
+    finally:
+        os.unlink(probe)
+
+
+def same_outputs(tasks: list[Task], fold_case: bool = False) -> tuple[list[Task], list[Result]]:
     """``tasks`` less those whose output name another DICOM input's output takes too
     (``x.dcm`` and ``x``; with ``--to hlc`` also ``x.dcm`` and ``x.dicom``), and their
     results: each such DICOM input failed, naming the others (a shared name would leave
     one converted image in place of several, the others "already done"), and a non-DICOM
-    input beside them skipped at once (the others' output is not its own)."""
+    input beside them skipped at once (the others' output is not its own). ``fold_case``:
+    names that differ in case only are one (:func:`_folds_case`)."""
     from . import io
 
     by_name: dict[str, list[Task]] = {}
     for t in tasks:
-        by_name.setdefault(os.path.normcase(t.dst), []).append(t)
+        by_name.setdefault(t.dst.casefold() if fold_case else t.dst, []).append(t)
     kept, results = [], []
     for same in by_name.values():
         if len(same) == 1:
@@ -350,6 +367,9 @@ def _convert(res: Result, options: dict[str, Any], verify: bool, overwrite: bool
     if os.path.islink(src) and not os.path.exists(src):  # (plan() keeps links whose target is gone, to say so)
         res.status, res.reason = SKIPPED, "a broken symbolic link"
         return
+    if os.path.getsize(src) == 0:  # (an empty placeholder, Thumbs.db: as a text file would be)
+        res.status, res.reason = SKIPPED, "empty (0 bytes)"
+        return
     kind = io.sniff(src)
     if kind != "dicom":
         res.status, res.reason = SKIPPED, "not a DICOM file"
@@ -475,6 +495,7 @@ def init_worker(parent: int) -> None:
         _WARNED.append(" ".join(str(message).split()))
 
     warnings.showwarning = keep
+    warnings.simplefilter("always")  # (Python's default shows a warning once a process: once a worker here)
     end_with_parent(parent)
 
 
@@ -651,17 +672,17 @@ def _run_batch(args, check_stopped: Callable[[], None]) -> int:
 
     options = _batch_options(args)
     src, dst = args.source, args.destination
-    if args.json:  # (found after hours of work, a bad path lost the record of them)
-        check_can_write(args.json)
     left_out: list[Result] = []
     tasks = plan(src, dst, args.to, left_out)
     os.makedirs(dst, exist_ok=True)
+    if args.json:  # (found after hours of work, a bad path lost the record of them)
+        check_can_write(args.json)
     removed = remove_partials(dst)
     if not tasks and not left_out:
         print(f"hlc batch: no files under {src}")
         return 0
     total = len(tasks) + len(left_out)
-    tasks, results = same_outputs(tasks)
+    tasks, results = same_outputs(tasks, _folds_case(dst))
     results += left_out
     inputs = {os.path.realpath(t.src) for t in tasks}
     clash = [t for t in tasks if os.path.realpath(t.dst) in inputs]

@@ -395,9 +395,8 @@ def atomic_write(path: str, produce: bytes | Callable[[Any], None],
     ``check``, if given, is called with the name of the complete temporary file before
     it is renamed: it reads the file back and raises if it is not right. Returns the
     number of bytes written. On any error (``check``'s included) the temporary file
-    is removed and the final name is untouched. ``like``: a file (the original) whose
-    read and write permissions the output takes, within the umask (a patient's file
-    readable by its owner only gave an output every user could read).
+    is removed and the final name is untouched. ``like``: the original, whose access
+    the output takes (:func:`_permissions`).
     """
     fd, tmp = _temporary_beside(path)
     try:
@@ -411,13 +410,27 @@ def atomic_write(path: str, produce: bytes | Callable[[Any], None],
             size = fh.tell()
         if check is not None:
             check(tmp)
-        os.chmod(tmp, 0o666 & ~_umask() & (os.stat(like).st_mode if like else 0o666))
+        _permissions(tmp, like)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     return size
+
+
+def _permissions(path: str, like: str = "") -> None:
+    """A new file's permission bits: the umask's, and with ``like`` (its original) no
+    wider than the original's and in its group where we may (a patient's file readable by
+    its owner only gave an output every user could read; a group's file, one its group
+    could not). The owner keeps write access to what it wrote."""
+    mode = 0o666 & ~_umask()
+    if like:
+        st = os.stat(like)
+        mode &= st.st_mode | 0o200
+        with contextlib.suppress(OSError):  # (not a member of that group: ours stays)
+            os.chown(path, -1, st.st_gid)
+    os.chmod(path, mode)
 
 
 def _umask() -> int:

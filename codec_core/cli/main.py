@@ -357,7 +357,7 @@ def _one_line(e: BaseException, args: argparse.Namespace | None = None) -> tuple
     from codec_core.errors import HlcError
 
     if isinstance(e, HlcError):
-        return f"{e} (the file is damaged or not HLC{_lenient_hint(args)})", 1
+        return f"{e} (the file is damaged or not HLC{_lenient_hint(e, args)})", 1
     if isinstance(e, MemoryError):
         return "out of memory: decode one frame at a time (--frame) or use a machine with more memory", 1
     if isinstance(e, OSError):
@@ -371,13 +371,18 @@ def _one_line(e: BaseException, args: argparse.Namespace | None = None) -> tuple
     return f"unexpected {type(e).__name__}: {e} (run again with --debug for the traceback, and report it)", 1
 
 
-def _lenient_hint(args: argparse.Namespace | None) -> str:
-    """The pointer to ``hlc decode --lenient`` where it helps: an .hlc stream (DICOM input
-    takes no --lenient), and not already asked for."""
+def _lenient_hint(e: BaseException, args: argparse.Namespace | None) -> str:
+    """The pointer to ``hlc decode --lenient`` where it helps: damage it conceals (not a
+    header, a signature or another format: those it cannot read either), in an .hlc
+    stream (DICOM input takes no --lenient), not already asked for."""
+    from codec_core.errors import CorruptStreamError
+
     from . import io
 
     path = getattr(args, "input", None) or getattr(args, "file", None)
     if not path or getattr(args, "lenient", False):
+        return ""
+    if not isinstance(e, CorruptStreamError) or e.where in ("signature", "header", "ecc header"):
         return ""
     try:
         if io.sniff(path) != "hlc":

@@ -130,10 +130,10 @@ Each output is written to a hidden temporary name and renamed when complete,
 so a killed run leaves no half-written file; run the same command again to
 resume (finished files are skipped). Originals are only read; outputs take
 their permissions, and a lossless output keeps the SOP Instance UID. Every name
-under IN is in the summary: files that are not DICOM, DICOM objects without an
-image (reports, plans, DICOMDIR) and hidden names are skipped; folders that
-cannot be read fail, and so do inputs whose outputs would share a name (x and
-x.dcm). Links to folders are followed, each folder once.
+under IN is in the summary: files that are not DICOM or are empty, DICOM
+objects without an image (reports, plans, DICOMDIR), hidden names and links to
+folders (not followed) are skipped; folders that cannot be read fail, and so do
+inputs whose outputs would share a name (x and x.dcm).
 
 An output is checked for the guarantee asked, not for the coder kept: it must
 decode to the original's shape and type, exact for lossless, within K for

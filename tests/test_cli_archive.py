@@ -145,10 +145,15 @@ def test_objects_without_an_image_are_skipped_and_a_cut_image_fails(tmp_path):
     assert "src/rtplan.dcm: a DICOM object without an image (RTPLAN, RT Plan Storage): nothing to compress" \
         in _names(proc.stdout, "skipped")
     (src / "cut.dcm").write_bytes(Path(data_file(MR)).read_bytes()[:700])  # (no Rows read yet)
+    # an HLC DICOM file cut inside its encapsulated pixel data: pydicom reads no element at all
+    ok(hlc("encode", data_file(CT), "hlc.dcm", cwd=tmp_path))
+    whole = (tmp_path / "hlc.dcm").read_bytes()
+    (src / "cut_hlc.dcm").write_bytes(whole[:len(whole) * 6 // 10])
     proc = hlc("batch", src, "out", "--no-progress", cwd=tmp_path)
     assert proc.returncode == 1
     assert _names(proc.stdout, "failed") == [
-        "src/cut.dcm: MR Image Storage without pixel data: the file is cut short or damaged"]
+        "src/cut.dcm: MR Image Storage without pixel data: the file is cut short or damaged",
+        "src/cut_hlc.dcm: CT Image Storage without pixel data: the file is cut short or damaged"], proc.stdout
 
 
 def test_an_unwritable_report_is_refused_before_any_work(tmp_path):

@@ -178,11 +178,14 @@ def check_pixel_source(ds: Any, path: str) -> None:
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise CliError(f"{path} holds floating point pixel data: HLC stores integer samples")
-        sop_class = str(getattr(ds.get("SOPClassUID"), "name", "") or "")
-        if "Rows" in ds or "Image" in sop_class:  # (pydicom reads a file cut short up to its cut)
-            raise CliError(f"{path} is {sop_class or 'an image'} without pixel data: the file is cut short "
+        meta = getattr(ds, "file_meta", {})
+        sop = ds.get("SOPClassUID") or meta.get("MediaStorageSOPClassUID")  # (a DICOMDIR names it in its meta)
+        sop_class = str(getattr(sop, "name", "") or sop or "")
+        # (pydicom reads a file cut short up to its cut, or, cut inside a sequence, as no element at all)
+        if "Rows" in ds or "Image" in sop_class or not sop_class or not len(ds):
+            raise CliError(f"{path} is {sop_class or 'a DICOM file'} without pixel data: the file is cut short "
                            "or damaged")
-        what = ", ".join(str(v) for v in (ds.get("Modality"), sop_class) if v) or "no SOP class"
+        what = ", ".join(str(v) for v in (ds.get("Modality"), sop_class) if v)
         raise NoImage(f"{path} is a DICOM object without an image ({what}): nothing to compress")
     tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
     if not tsyntax:

@@ -321,3 +321,28 @@ def test_far_more_workers_than_cores_is_a_warning(tmp_path):
     shutil.copy(data_file(CT), src / "ct.dcm")
     proc = ok(hlc("batch", src, "out", "--workers", str(8 * (os.cpu_count() or 1)), "--no-progress", cwd=tmp_path))
     assert "warning: --workers" in proc.stderr and "cores" in proc.stderr, proc.stderr
+
+
+def test_the_command_lines_alike_warnings_are_shown_once_and_counted(capsys):
+    """One warning for each frame (26 lines for a 30-frame file): the first of a shape
+    is shown at once, the others counted at the end of the command."""
+    import warnings
+
+    from codec_core.cli.main import _warnings_as_one_line
+
+    saved = warnings.showwarning
+    try:
+        counts = _warnings_as_one_line("hlc encode")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = warnings.showwarning  # (catch_warnings restores it after)
+            for bpp in ("1.359", "1.402", "1.377"):
+                warnings.warn(f"frame target missed: {bpp} bpp", stacklevel=1)
+            warnings.warn("another warning", stacklevel=1)
+        counts()
+    finally:
+        warnings.showwarning = saved
+    assert capsys.readouterr().err.splitlines() == [
+        "hlc encode: warning: frame target missed: 1.359 bpp",
+        "hlc encode: warning: another warning",
+        'hlc encode: warning: 2 more like "frame target missed: 1.359 bpp"']

@@ -35,7 +35,6 @@ finish on their own (their outputs are whole, as always).
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 import time
@@ -354,9 +353,11 @@ def convert_one(src: str, dst: str, options: dict[str, Any], verify: bool = Fals
 def _collapsed(warned: list[str]) -> list[str]:
     """Warnings that differ in their figures only (the same warning for each frame: 26
     lines for one 30-frame file) as the first and a count."""
+    from .io import warning_shape
+
     alike: dict[str, list[str]] = {}
     for w in warned:
-        alike.setdefault(re.sub(r"\d+(\.\d+)?", "#", w), []).append(w)
+        alike.setdefault(warning_shape(w), []).append(w)
     return [same[0] + (f" (and {len(same) - 1} more like it)" if len(same) > 1 else "") for same in alike.values()]
 
 

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ import numpy as np
 from codec_core.format import DTYPES, SIGNATURES, damaged_signature, guess_axes
 
 __all__ = [
-    "CliError", "UsageError", "NoImage", "Image", "TEMP_SUFFIX", "json_text", "sniff", "read_image", "read_roi",
+    "CliError", "UsageError", "NoImage", "Image", "TEMP_SUFFIX", "json_text", "warning_shape", "sniff",
+    "read_image", "read_roi",
     "read_dataset", "check_pixel_source", "read_dicom", "read_back_dicom",
     "atomic_write", "same_file", "check_not_input", "image_bytes", "new_dataset",
     "encode_bytes", "decode_bytes", "is_hlc_dicom",
@@ -615,6 +617,12 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def warning_shape(text: str) -> str:
+    """A warning with its figures taken out: the same warning for each frame of a file
+    (its bpp, its frame number) is one shape, shown once with a count."""
+    return re.sub(r"\d+(\.\d+)?", "#", text)
 
 
 def json_text(value: Any, **kwargs: Any) -> str:

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .parser import EXIT_INCOMPLETE, PROG, build_parser, codec_options
@@ -392,16 +392,31 @@ def _lenient_hint(e: BaseException, args: argparse.Namespace | None) -> str:
     return "; 'hlc decode --lenient' recovers what can be recovered"
 
 
-def _warnings_as_one_line(name: str) -> None:
+def _warnings_as_one_line(name: str) -> Callable[[], None]:
     """Show each warning as ``hlc COMMAND: warning: MESSAGE``, as errors are shown, not
-    as Python's file, line number and source line of the library that warned."""
+    as Python's file, line number and source line of the library that warned; one that
+    differs from an earlier one in its figures only (the same warning for each frame) is
+    counted, not shown. Returns what prints the counts, at the end of the command."""
     import warnings
+
+    from .io import warning_shape
+
+    alike: dict[str, list] = {}  # shape -> [first message, times]
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: Any = None, line: str | None = None) -> None:
-        print(f"{name}: warning: {message}", file=sys.stderr if file is None else file)
+        seen = alike.setdefault(warning_shape(str(message)), [str(message), 0])
+        seen[1] += 1
+        if seen[1] == 1:
+            print(f"{name}: warning: {message}", file=sys.stderr if file is None else file)
+
+    def counts() -> None:
+        for first, times in alike.values():
+            if times > 1:
+                print(f"{name}: warning: {times - 1} more like \"{first}\"", file=sys.stderr)
 
     warnings.showwarning = show
+    return counts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -422,8 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     name = f"{PROG} {args.command}"
-    if not debug:
-        _warnings_as_one_line(name)
+    counts = (lambda: None) if debug else _warnings_as_one_line(name)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as e:
@@ -442,6 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message, status = _one_line(e, args)
         print(f"{name}: error: {message}", file=sys.stderr)
         return status
+    finally:
+        counts()
 
 
 if __name__ == "__main__":

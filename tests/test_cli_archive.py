@@ -15,6 +15,8 @@ import pytest
 
 from test_cli import CT, MR, data_file, dicom_pixels, hlc, ok
 
+from codec_core.cli.io import _umask
+
 
 def _names(out: str, title: str) -> list[str]:
     """The lines of the summary's ``title:`` list."""
@@ -204,12 +206,6 @@ def test_outputs_take_the_originals_permissions(tmp_path):
     assert (tmp_path / "out" / "public.dcm").stat().st_mode & 0o777 == 0o644 & ~_umask()
     st = (tmp_path / "out" / "group.dcm").stat()
     assert st.st_mode & 0o777 == 0o640 & ~_umask() and (os.geteuid() != 0 or st.st_gid == 65534)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def test_an_empty_file_at_an_outputs_name_is_not_a_finished_output(tmp_path):

@@ -123,14 +123,15 @@ def plan(src_dir: str, dst_dir: str, to: str, left_out: list[Result] | None = No
                                                            f"({e.strerror or e}): none of its files converted"))
 
     for root, dirs, files in os.walk(src_dir, onerror=unlisted):
+        links = {d for d in dirs if os.path.islink(os.path.join(root, d))}
         for name in sorted(dirs + files):
             path = os.path.join(root, name)
             if name.startswith("."):
                 left_out.append(Result(path, "", SKIPPED, "hidden (its name starts with '.'): left out"))
-            elif name in dirs and os.path.islink(path):
+            elif name in links:
                 left_out.append(Result(path, "", SKIPPED, "a link to a folder: not followed (give the folder "
                                                           "itself as SRC to convert it)"))
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(root, d)))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
         for name in sorted(files):
             if name.startswith("."):
                 continue
@@ -169,6 +170,12 @@ def same_outputs(tasks: list[Task], fold_case: bool = False) -> tuple[list[Task]
     names that differ in case only are one (:func:`_folds_case`)."""
     from . import io
 
+    def is_dicom(t: Task) -> bool:
+        try:
+            return io.sniff(t.src) == "dicom"
+        except CliError:
+            return True  # (unreadable: it fails on its own; never let it pass as the only one)
+
     by_name: dict[str, list[Task]] = {}
     for t in tasks:
         by_name.setdefault(t.dst.casefold() if fold_case else t.dst, []).append(t)
@@ -177,13 +184,6 @@ def same_outputs(tasks: list[Task], fold_case: bool = False) -> tuple[list[Task]
         if len(same) == 1:
             kept += same
             continue
-
-        def is_dicom(t: Task) -> bool:
-            try:
-                return io.sniff(t.src) == "dicom"
-            except CliError:
-                return True  # (unreadable: it fails on its own; never let it pass as the only one)
-
         dicom = [t for t in same if is_dicom(t)]
         results += [Result(t.src, t.dst, SKIPPED, "not a DICOM file") for t in same if t not in dicom]
         if len(dicom) == 1:
@@ -376,7 +376,7 @@ def _convert(res: Result, options: dict[str, Any], verify: bool, overwrite: bool
         res.status, res.reason = SKIPPED, "not a DICOM file"
         return
     exists = os.path.exists(dst)
-    if exists and not overwrite and not verify and os.path.getsize(dst):  # (an empty file is not one we wrote)
+    if not overwrite and not verify and _finished(dst):
         res.status = DONE
         res.bytes_out = os.path.getsize(dst)
         return
@@ -602,13 +602,19 @@ def _dask_results(tasks: list[Task], options: dict, verify: bool, overwrite: boo
         client.close()
 
 
+def _finished(dst: str) -> bool:
+    """Whether ``dst`` holds an output an earlier run finished: it exists and is not
+    empty (outputs take their name whole, so an empty file there is not one of ours)."""
+    return os.path.exists(dst) and os.path.getsize(dst) > 0
+
+
 def _quick_done(tasks: list[Task], verify: bool, overwrite: bool) -> tuple[list[Task], list[Result]]:
     """Outputs that exist are done without asking a worker (unless they are to be checked)."""
     if verify or overwrite:
         return tasks, []
     todo, done = [], []
     for t in tasks:
-        if os.path.exists(t.dst) and os.path.getsize(t.dst):
+        if _finished(t.dst):
             done.append(Result(t.src, t.dst, DONE, bytes_out=os.path.getsize(t.dst)))
         else:
             todo.append(t)
